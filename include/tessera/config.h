@@ -1,0 +1,53 @@
+#pragma once
+// Server configuration: embedded defaults, overridden by a JSON config file,
+// overridden by command-line flags. Every key is documented in docs/config.md.
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tessera/protocol.h"
+
+namespace tessera {
+
+struct VideoConfig {
+    unsigned width = 1280;        // composite canvas, pixels
+    unsigned height = 720;
+    unsigned framerate = 30;      // frames/s
+    unsigned bitrate = 1'500'000; // bits/s of the encoded composite
+    std::string codec = "vp8";    // "vp8", "h264" or "vp9": selects pipelines/encode-<codec>.pipeline
+    unsigned tileWidth = 640;     // every input is normalised to this size before the compositor
+    unsigned tileHeight = 360;
+};
+
+struct AudioConfig {
+    unsigned bitrate = 64'000; // bits/s per Opus encode
+};
+
+struct Config {
+    std::string host = "127.0.0.1"; // listen address
+    std::uint16_t port = 8080;      // listen port; 0 picks a free one (printed at start)
+    std::string wwwDir;             // web client; empty: <source>/data/www
+    std::string layoutsDir;         // layout specs; empty: <source>/data/layouts
+    std::string pipelinesDir;       // gst-launch fragments; empty: <source>/pipelines
+    std::string defaultLayout = "grid";
+    unsigned maxParticipants = 25; // per room; the next join gets "room-full"
+    std::string joinToken;        // non-empty: join needs this token
+    std::string adminToken;       // non-empty: /api/* needs "Authorization: Bearer <token>"
+    std::vector<protocol::IceServer> iceServers; // sent in "joined"; the server uses the first stun:/turn: ones too
+    std::vector<std::string> iceAddresses;       // local IPs ICE may use; empty: all
+    unsigned minRtpPort = 0;                      // 0: any
+    unsigned maxRtpPort = 0;
+    unsigned jitterLatencyMs = 200; // webrtcbin jitter buffer, ms
+    VideoConfig video;
+    AudioConfig audio;
+};
+
+// Applies the JSON object in `text` on top of `config`. Unknown keys and
+// wrong types throw Error(BadRequest) naming the key path (e.g. "video.width").
+void applyConfigJson(Config& config, std::string_view text);
+
+// Fills empty directory keys with the defaults under the source tree.
+void resolveDefaultDirs(Config& config);
+
+} // namespace tessera

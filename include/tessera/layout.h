@@ -1,0 +1,40 @@
+#pragma once
+// Layout geometry: pure, no GStreamer. (sources, speaker, spec, canvas) -> tiles.
+#include <string>
+#include <vector>
+
+#include "tessera/layout_spec.h"
+
+namespace tessera::layout {
+
+struct Source {
+    std::string id;        // unique per video source (a camera or a screen share)
+    std::string participantId;
+    std::string name;      // the participant's display name
+    bool screenShare = false;
+    unsigned aspectW = 16; // the source's aspect ratio (inputs are normalised, so usually 16:9)
+    unsigned aspectH = 9;
+};
+
+struct Tile {
+    std::string sourceId;
+    int x = 0, y = 0, width = 0, height = 0; // pixels on the canvas
+    int z = 0;
+};
+
+// Sources are in join order. `speakerId` is a participant id (may be empty).
+// Returns one tile per visible source; sources that fit nowhere are omitted.
+std::vector<Tile> computeTiles(const std::vector<Source>& sources, const std::string& speakerId,
+                               const protocol::LayoutSpec& spec, unsigned canvasWidth,
+                               unsigned canvasHeight);
+
+// The automatic grid: columns x rows for n tiles in a cell of the given aspect.
+struct GridShape {
+    unsigned columns = 1, rows = 1;
+};
+GridShape gridShape(unsigned n, double cellAspect, double sourceAspect);
+
+// The built-in grid spec (used when no file defines "grid").
+protocol::LayoutSpec defaultGridSpec();
+
+} // namespace tessera::layout

@@ -1,0 +1,46 @@
+#pragma once
+// Layout specs: the data in data/layouts/*.json and in PUT /api/rooms/{room}/layout.
+// Parsed by the protocol module (it owns JSON); used by the pure layout module.
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tessera::protocol {
+
+// A rectangle in fractions of the canvas: 0 <= x, y; x + w <= 1; y + h <= 1; w, h > 0.
+struct FracRect {
+    double x = 0, y = 0, w = 1, h = 1;
+};
+
+struct Slot {
+    enum class Source {
+        Next,        // the next participant camera in join order not placed yet
+        Speaker,     // the active speaker (falls back to Next)
+        ScreenShare, // the first live screen share (empty when there is none)
+        Participant, // the participant whose name is `participant`
+    };
+    FracRect rect;
+    int z = 0;
+    Source source = Source::Next;
+    std::string participant; // for Source::Participant
+};
+
+struct LayoutSpec {
+    std::string name;
+    unsigned canvasWidth = 0;  // 0: the configured composite size
+    unsigned canvasHeight = 0;
+    std::string background = "#000000"; // "#rrggbb"
+    std::vector<Slot> slots;            // placed first, in order
+    std::optional<FracRect> rest;       // everyone not in a slot, as an automatic grid inside it
+    int restZ = 0;
+    bool keepAspect = true;  // fit each source's aspect inside its cell, centred
+    double padding = 0;      // gap around each tile, pixels
+    bool labels = false;     // draw each participant's name on its tile
+};
+
+// Parses a spec. Throws Error(BadRequest) whose message names the field and
+// why (e.g. "slots[1].rect.w: must be > 0", "unknown key 'colour'").
+LayoutSpec parseLayoutSpec(std::string_view json);
+
+} // namespace tessera::protocol

@@ -1,0 +1,86 @@
+#pragma once
+// The room <-> media boundary. The room module talks to media only through
+// these interfaces (unit tests use a fake); the GStreamer implementation is
+// created by createGstEngine(). Every listener call arrives on the main
+// context: media marshals streaming-thread signals before calling up.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "tessera/config.h"
+#include "tessera/layout_spec.h"
+#include "tessera/protocol.h"
+
+namespace tessera::media {
+
+class PeerListener {
+public:
+    virtual ~PeerListener() = default;
+    // Thread: main.
+    virtual void onAnswer(const std::string& sdp) = 0;
+    virtual void onLocalCandidate(const protocol::IceCandidate& candidate) = 0;
+    // The peer's media failed (bad offer, ICE/DTLS failure, pipeline error);
+    // the room should remove it. The room and other peers go on.
+    virtual void onPeerFailed(const std::string& reason) = 0;
+};
+
+struct PeerOptions {
+    std::string name;
+    bool receiveOnly = false;
+    std::optional<std::int64_t> maxBitrate;
+};
+
+struct PeerStats {
+    std::uint64_t bitrateIn = 0;  // bits/s, RTP received from the client
+    std::uint64_t bitrateOut = 0; // bits/s, RTP sent to the client
+    std::uint64_t packetsLost = 0;
+    std::string tier = "high";
+};
+
+class Peer {
+public:
+    // Tears the peer down: its elements reach NULL, mixer pads are released.
+    virtual ~Peer() = default;
+    // Thread: main. Answers through PeerListener::onAnswer, or onPeerFailed.
+    virtual void handleOffer(const std::string& sdp) = 0;
+    // nullopt: end of candidates.
+    virtual void addRemoteCandidate(const std::optional<protocol::IceCandidate>& candidate) = 0;
+    virtual PeerStats stats() const = 0;
+};
+
+struct RoomStats {
+    double outputFps = 0;            // composite frames/s over the last few seconds
+    std::uint64_t framesOut = 0;     // composite frames produced
+    std::uint64_t framesDropped = 0; // composite frames dropped before the encoder
+    unsigned elements = 0;           // elements in the room pipeline (leak check)
+};
+
+class RoomListener {
+public:
+    virtual ~RoomListener() = default;
+    // Thread: main. participantId empty: nobody speaks.
+    virtual void onSpeakerChanged(const std::string& participantId) = 0;
+};
+
+class RoomMedia {
+public:
+    virtual ~RoomMedia() = default;
+    virtual std::unique_ptr<Peer> addPeer(const std::string& participantId, const PeerOptions& options,
+                                          PeerListener& listener) = 0;
+    // Applies within a frame period; no renegotiation.
+    virtual void setLayout(const protocol::LayoutSpec& spec) = 0;
+    virtual RoomStats stats() const = 0;
+};
+
+class Engine {
+public:
+    virtual ~Engine() = default;
+    virtual std::unique_ptr<RoomMedia> createRoom(const std::string& room, RoomListener& listener) = 0;
+};
+
+// Loads and checks the pipeline fragments; throws Error(Internal) naming the
+// file and GStreamer's message when one does not parse.
+std::unique_ptr<Engine> createGstEngine(const Config& config);
+
+} // namespace tessera::media

@@ -1,0 +1,97 @@
+#pragma once
+// Typed messages of the signaling WebSocket (shared/PROTOCOL.md). Only the
+// protocol module sees JSON; everything else uses these structs.
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "tessera/error.h"
+
+namespace tessera::protocol {
+
+inline constexpr std::size_t kMaxFrameBytes = 64 * 1024;
+
+struct IceCandidate {
+    std::string candidate;
+    std::optional<std::string> sdpMid;
+    std::optional<unsigned> sdpMLineIndex;
+};
+
+struct IceServer {
+    std::vector<std::string> urls;
+    std::string username;   // empty: omitted on the wire
+    std::string credential; // empty: omitted on the wire
+};
+
+struct ParticipantInfo {
+    std::string id;
+    std::string name;
+};
+
+// Client to server.
+struct Join {
+    std::string room;                   // 1-64 of [A-Za-z0-9_-]
+    std::string name;                   // 1-64 characters (UTF-8 code points)
+    std::optional<std::string> token;
+    std::optional<std::int64_t> maxBitrate; // bits/s, > 0
+    bool receiveOnly = false;
+};
+struct Offer {
+    std::string sdp; // non-empty
+};
+struct Candidate {
+    std::optional<IceCandidate> candidate; // nullopt: end of candidates (JSON null)
+};
+struct Leave {};
+using ClientMessage = std::variant<Join, Offer, Candidate, Leave>;
+
+// Parses one text frame. Throws Error(BadRequest) with a message naming the
+// problem: oversize frame, not JSON, not an object, missing/unknown type,
+// missing or mistyped field, bad room name, bad name length.
+ClientMessage parseClientMessage(std::string_view frame);
+
+bool isValidRoomName(std::string_view room) noexcept;
+
+// Server to client.
+struct Joined {
+    std::string id;
+    std::string room;
+    std::vector<ParticipantInfo> participants; // the others
+    std::vector<IceServer> iceServers;
+};
+struct Answer {
+    std::string sdp;
+};
+struct ParticipantJoined {
+    std::string id;
+    std::string name;
+};
+struct ParticipantLeft {
+    std::string id;
+};
+struct LayoutChanged {
+    std::string layout;
+};
+struct Speaker {
+    std::string id;
+};
+struct ErrorMessage {
+    ErrorCode code;
+    std::string message;
+};
+using ServerMessage = std::variant<Joined, Answer, Candidate, ParticipantJoined, ParticipantLeft,
+                                   LayoutChanged, Speaker, ErrorMessage>;
+
+// One JSON object per message, "type" first.
+std::string serialize(const ServerMessage& message);
+
+// Parses a server message (used by tessera-client and tests). Throws Error.
+ServerMessage parseServerMessage(std::string_view frame);
+// Serialises a client message (used by tessera-client and tests).
+std::string serialize(const ClientMessage& message);
+
+} // namespace tessera::protocol
