@@ -40,7 +40,7 @@ struct LayoutSpec {
 };
 
 // Parses a spec. Throws Error(BadRequest) whose message names the field and
-// why (e.g. "slots[1].rect.w: must be > 0", "unknown key 'colour'").
+// why (e.g. "slots[1].w: must be > 0 and <= 1", "unknown key 'colour'").
 LayoutSpec parseLayoutSpec(std::string_view json);
 
 } // namespace tessera::protocol
