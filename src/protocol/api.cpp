@@ -1,0 +1,107 @@
+// Bodies of the HTTP API (PROTOCOL.md "HTTP").
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "tessera/api.h"
+#include "tessera/protocol.h"
+
+namespace tessera::api {
+namespace {
+
+// Output keeps insertion order: the fields read in the order PROTOCOL.md lists them.
+using OutJson = nlohmann::ordered_json;
+using Json = nlohmann::json;
+
+// A layout spec is a few levels deep. The spec object is re-serialised before
+// it is parsed, and dump() recurses once per level: a bound keeps a hostile
+// body of nested brackets from exhausting the stack.
+constexpr int kMaxDepth = 32;
+
+// Names reach us from clients and rooms as bytes; a bad byte must not turn a
+// status reply into an exception.
+std::string dump(const OutJson& json) {
+    return json.dump(-1, ' ', false, OutJson::error_handler_t::replace);
+}
+
+[[noreturn]] void fail(std::string_view why) {
+    throw Error(ErrorCode::BadRequest, "layout: " + std::string(why));
+}
+
+} // namespace
+
+std::string serialize(const std::vector<RoomSummary>& rooms) {
+    OutJson json = OutJson::array();
+    for (const RoomSummary& room : rooms) {
+        OutJson item = OutJson::object();
+        item["room"] = room.room;
+        item["participants"] = room.participants;
+        item["layout"] = room.layout;
+        item["recording"] = room.recording;
+        json.push_back(std::move(item));
+    }
+    return dump(json);
+}
+
+std::string serialize(const RoomDetail& room) {
+    OutJson json = OutJson::object();
+    json["room"] = room.room;
+    json["layout"] = room.layout;
+    json["recording"] = room.recording;
+    json["participants"] = OutJson::array();
+    for (const ParticipantSummary& p : room.participants) {
+        OutJson item = OutJson::object();
+        item["id"] = p.id;
+        item["name"] = p.name;
+        item["tier"] = p.tier;
+        item["receiveOnly"] = p.receiveOnly;
+        item["bitrateIn"] = p.bitrateIn;
+        item["bitrateOut"] = p.bitrateOut;
+        item["packetsLost"] = p.packetsLost;
+        json["participants"].push_back(std::move(item));
+    }
+    return dump(json);
+}
+
+std::string serializeError(ErrorCode code, std::string_view message) {
+    OutJson json = OutJson::object();
+    json["error"] = toString(code);
+    json["message"] = message;
+    return dump(json);
+}
+
+LayoutRequest parseLayoutRequest(std::string_view body) {
+    Json json;
+    try {
+        json = Json::parse(body, [](int depth, Json::parse_event_t, Json&) {
+            if (depth > kMaxDepth) throw Error(ErrorCode::BadRequest, "body: nested deeper than 32 levels");
+            return true;
+        });
+    } catch (const Json::parse_error& e) {
+        throw Error(ErrorCode::BadRequest, "body: not valid JSON (byte " + std::to_string(e.byte) + ")");
+    }
+    if (!json.is_object()) throw Error(ErrorCode::BadRequest, "body: must be a JSON object");
+    const auto it = json.find("layout");
+    if (it == json.end()) fail("missing");
+
+    LayoutRequest request;
+    if (it->is_string()) {
+        // A layout name is a file stem in the layouts directory: the room-name
+        // rule keeps it from being a path.
+        if (!protocol::isValidRoomName(it->get_ref<const std::string&>())) {
+            fail("must be 1-64 characters of [A-Za-z0-9_-]");
+        }
+        request.name = it->get<std::string>();
+    } else if (it->is_object()) {
+        try {
+            request.spec = protocol::parseLayoutSpec(it->dump());
+        } catch (const Error& e) {
+            throw Error(e.code(), "layout: " + std::string(e.what()));
+        }
+    } else {
+        fail("must be a layout name or a layout spec object");
+    }
+    return request;
+}
+
+} // namespace tessera::api

@@ -1,0 +1,231 @@
+// The JSON config file (docs/config.md) on top of the embedded defaults.
+// Strict, unlike the wire protocol: a misspelt key in a file an operator
+// edits is a mistake to report, not an extension to ignore.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <array>
+#include <initializer_list>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "tessera/config.h"
+
+namespace tessera {
+namespace {
+
+using Json = nlohmann::json;
+
+[[noreturn]] void fail(const std::string& path, std::string_view why) {
+    throw Error(ErrorCode::BadRequest, path + ": " + std::string(why));
+}
+
+void requireObject(const Json& value, const std::string& path) {
+    if (!value.is_object()) fail(path, "must be an object");
+}
+
+std::string stringValue(const Json& value, const std::string& path) {
+    if (!value.is_string()) fail(path, "must be a string");
+    return value.get<std::string>();
+}
+
+std::string nonEmptyString(const Json& value, const std::string& path) {
+    if (!value.is_string() || value.get_ref<const std::string&>().empty()) fail(path, "must be a non-empty string");
+    return value.get<std::string>();
+}
+
+// Non-negative integer literals are the only ones nlohmann stores unsigned,
+// so floats (30.5, 1e3) and negatives fail the type test.
+unsigned integerIn(const Json& value, const std::string& path, unsigned min, unsigned max) {
+    if (!value.is_number_unsigned() || value.get<std::uint64_t>() < min || value.get<std::uint64_t>() > max) {
+        fail(path, "must be an integer from " + std::to_string(min) + " to " + std::to_string(max));
+    }
+    return value.get<unsigned>();
+}
+
+// Video sizes must be even: the encoders take 4:2:0 frames.
+unsigned evenSize(const Json& value, const std::string& path) {
+    constexpr std::uint64_t kMin = 16, kMax = 7680;
+    if (!value.is_number_unsigned() || value.get<std::uint64_t>() < kMin || value.get<std::uint64_t>() > kMax ||
+        value.get<std::uint64_t>() % 2 != 0) {
+        fail(path, "must be an even integer from 16 to 7680");
+    }
+    return value.get<unsigned>();
+}
+
+bool hasScheme(const std::string& url, std::initializer_list<std::string_view> schemes) {
+    return std::any_of(schemes.begin(), schemes.end(), [&](std::string_view s) { return url.starts_with(s); });
+}
+
+// An RTCIceServer, checked as a browser would check it: known schemes, and
+// TURN needs credentials (RTCPeerConnection throws without them).
+protocol::IceServer parseIceServer(const Json& value, const std::string& path) {
+    requireObject(value, path);
+    protocol::IceServer server;
+    bool sawUrls = false;
+    for (const auto& [key, item] : value.items()) {
+        const std::string itemPath = path + "." + key;
+        if (key == "urls") {
+            sawUrls = true;
+            if (item.is_string()) {
+                server.urls.push_back(item.get<std::string>());
+            } else if (item.is_array() && !item.empty() &&
+                       std::all_of(item.begin(), item.end(), [](const Json& u) { return u.is_string(); })) {
+                server.urls = item.get<std::vector<std::string>>();
+            } else {
+                fail(itemPath, "must be a URL or a non-empty array of URLs");
+            }
+            for (const std::string& url : server.urls) {
+                if (!hasScheme(url, {"stun:", "stuns:", "turn:", "turns:"})) {
+                    fail(itemPath, "each URL must start with stun:, stuns:, turn: or turns:");
+                }
+            }
+        } else if (key == "username") {
+            server.username = stringValue(item, itemPath);
+        } else if (key == "credential") {
+            server.credential = stringValue(item, itemPath);
+        } else {
+            fail(itemPath, "unknown key");
+        }
+    }
+    if (!sawUrls) fail(path + ".urls", "missing");
+    const bool turn = std::any_of(server.urls.begin(), server.urls.end(),
+                                  [](const std::string& url) { return hasScheme(url, {"turn:", "turns:"}); });
+    if (turn && (server.username.empty() || server.credential.empty())) {
+        fail(path, "turn: and turns: URLs need a username and a credential");
+    }
+    return server;
+}
+
+std::string ipAddress(const Json& value, const std::string& path) {
+    if (value.is_string()) {
+        const std::string text = value.get<std::string>();
+        std::array<unsigned char, sizeof(in6_addr)> buffer{};
+        if (inet_pton(AF_INET, text.c_str(), buffer.data()) == 1 || inet_pton(AF_INET6, text.c_str(), buffer.data()) == 1) {
+            return text;
+        }
+    }
+    fail(path, "must be an IPv4 or IPv6 address");
+}
+
+void applyVideo(VideoConfig& video, const Json& object) {
+    requireObject(object, "video");
+    for (const auto& [key, value] : object.items()) {
+        const std::string path = "video." + key;
+        if (key == "width") {
+            video.width = evenSize(value, path);
+        } else if (key == "height") {
+            video.height = evenSize(value, path);
+        } else if (key == "framerate") {
+            video.framerate = integerIn(value, path, 1, 120);
+        } else if (key == "bitrate") {
+            video.bitrate = integerIn(value, path, 10'000, 100'000'000);
+        } else if (key == "codec") {
+            video.codec = stringValue(value, path);
+            if (video.codec != "vp8" && video.codec != "h264" && video.codec != "vp9") {
+                fail(path, "must be \"vp8\", \"h264\" or \"vp9\"");
+            }
+        } else if (key == "tileWidth") {
+            video.tileWidth = evenSize(value, path);
+        } else if (key == "tileHeight") {
+            video.tileHeight = evenSize(value, path);
+        } else {
+            fail(path, "unknown key");
+        }
+    }
+}
+
+void applyAudio(AudioConfig& audio, const Json& object) {
+    requireObject(object, "audio");
+    for (const auto& [key, value] : object.items()) {
+        const std::string path = "audio." + key;
+        if (key == "bitrate") {
+            // Opus's own limits.
+            audio.bitrate = integerIn(value, path, 6'000, 510'000);
+        } else {
+            fail(path, "unknown key");
+        }
+    }
+}
+
+void applyRoot(Config& config, const Json& root) {
+    requireObject(root, "config");
+    for (const auto& [key, value] : root.items()) {
+        if (key == "host") {
+            config.host = nonEmptyString(value, key);
+        } else if (key == "port") {
+            config.port = static_cast<std::uint16_t>(integerIn(value, key, 0, 65535));
+        } else if (key == "wwwDir") {
+            config.wwwDir = stringValue(value, key);
+        } else if (key == "layoutsDir") {
+            config.layoutsDir = stringValue(value, key);
+        } else if (key == "pipelinesDir") {
+            config.pipelinesDir = stringValue(value, key);
+        } else if (key == "defaultLayout") {
+            // A layout name is a file stem in layoutsDir: the room-name rule keeps it a plain name.
+            if (!value.is_string() || !protocol::isValidRoomName(value.get_ref<const std::string&>())) {
+                fail(key, "must be 1-64 characters of [A-Za-z0-9_-]");
+            }
+            config.defaultLayout = value.get<std::string>();
+        } else if (key == "maxParticipants") {
+            config.maxParticipants = integerIn(value, key, 1, 1000);
+        } else if (key == "joinToken") {
+            config.joinToken = stringValue(value, key);
+        } else if (key == "adminToken") {
+            config.adminToken = stringValue(value, key);
+        } else if (key == "iceServers") {
+            if (!value.is_array()) fail(key, "must be an array");
+            config.iceServers.clear();
+            for (std::size_t i = 0; i < value.size(); ++i) {
+                config.iceServers.push_back(parseIceServer(value[i], key + "[" + std::to_string(i) + "]"));
+            }
+        } else if (key == "iceAddresses") {
+            if (!value.is_array()) fail(key, "must be an array");
+            config.iceAddresses.clear();
+            for (std::size_t i = 0; i < value.size(); ++i) {
+                config.iceAddresses.push_back(ipAddress(value[i], key + "[" + std::to_string(i) + "]"));
+            }
+        } else if (key == "minRtpPort") {
+            config.minRtpPort = integerIn(value, key, 0, 65535);
+        } else if (key == "maxRtpPort") {
+            config.maxRtpPort = integerIn(value, key, 0, 65535);
+        } else if (key == "jitterLatencyMs") {
+            config.jitterLatencyMs = integerIn(value, key, 0, 10'000);
+        } else if (key == "video") {
+            applyVideo(config.video, value);
+        } else if (key == "audio") {
+            applyAudio(config.audio, value);
+        } else {
+            fail(key, "unknown key");
+        }
+    }
+    // Checked on the merged result: the file may set one bound and keep the other.
+    if (config.maxRtpPort != 0 && config.minRtpPort > config.maxRtpPort) {
+        fail("maxRtpPort", "must be 0 (no upper bound) or >= minRtpPort");
+    }
+}
+
+} // namespace
+
+void applyConfigJson(Config& config, std::string_view text) {
+    Json root;
+    try {
+        root = Json::parse(text);
+    } catch (const Json::parse_error& e) {
+        throw Error(ErrorCode::BadRequest, "config: not valid JSON (byte " + std::to_string(e.byte) + ")");
+    }
+    // Applied to a copy so that a bad file leaves `config` as it was.
+    Config updated = config;
+    applyRoot(updated, root);
+    config = std::move(updated);
+}
+
+void resolveDefaultDirs(Config& config) {
+    if (config.wwwDir.empty()) config.wwwDir = TESSERA_SOURCE_DIR "/data/www";
+    if (config.layoutsDir.empty()) config.layoutsDir = TESSERA_SOURCE_DIR "/data/layouts";
+    if (config.pipelinesDir.empty()) config.pipelinesDir = TESSERA_SOURCE_DIR "/pipelines";
+}
+
+} // namespace tessera

@@ -1,0 +1,240 @@
+// The JSON config file (docs/config.md).
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tessera/config.h"
+
+using namespace tessera;
+using Catch::Matchers::StartsWith;
+
+namespace {
+
+std::string configError(Config& config, const std::string& text) {
+    INFO("config: " << text);
+    try {
+        applyConfigJson(config, text);
+    } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::BadRequest);
+        return e.what();
+    }
+    FAIL_CHECK("no tessera::Error thrown");
+    return {};
+}
+
+std::string configError(const std::string& text) {
+    Config config;
+    return configError(config, text);
+}
+
+} // namespace
+
+TEST_CASE("config defaults", "[config]") {
+    Config config;
+    applyConfigJson(config, "{}");
+    CHECK(config.host == "127.0.0.1");
+    CHECK(config.port == 8080);
+    CHECK(config.wwwDir.empty());
+    CHECK(config.layoutsDir.empty());
+    CHECK(config.pipelinesDir.empty());
+    CHECK(config.defaultLayout == "grid");
+    CHECK(config.maxParticipants == 25);
+    CHECK(config.joinToken.empty());
+    CHECK(config.adminToken.empty());
+    CHECK(config.iceServers.empty());
+    CHECK(config.iceAddresses.empty());
+    CHECK(config.minRtpPort == 0);
+    CHECK(config.maxRtpPort == 0);
+    CHECK(config.jitterLatencyMs == 200);
+    CHECK(config.video.width == 1280);
+    CHECK(config.video.height == 720);
+    CHECK(config.video.framerate == 30);
+    CHECK(config.video.bitrate == 1'500'000);
+    CHECK(config.video.codec == "vp8");
+    CHECK(config.video.tileWidth == 640);
+    CHECK(config.video.tileHeight == 360);
+    CHECK(config.audio.bitrate == 64'000);
+}
+
+TEST_CASE("config overrides every key", "[config]") {
+    Config config;
+    applyConfigJson(config, R"({
+        "host": "0.0.0.0", "port": 9000,
+        "wwwDir": "/srv/www", "layoutsDir": "/srv/layouts", "pipelinesDir": "/srv/pipelines",
+        "defaultLayout": "speaker", "maxParticipants": 12,
+        "joinToken": "j", "adminToken": "a",
+        "iceServers": [
+            {"urls": "stun:stun.example.org:3478"},
+            {"urls": ["turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:5349"],
+             "username": "u", "credential": "c"}
+        ],
+        "iceAddresses": ["127.0.0.1", "::1"],
+        "minRtpPort": 40000, "maxRtpPort": 40999, "jitterLatencyMs": 120,
+        "video": {"width": 1920, "height": 1080, "framerate": 25, "bitrate": 3000000, "codec": "h264",
+                  "tileWidth": 480, "tileHeight": 270},
+        "audio": {"bitrate": 32000}
+    })");
+    CHECK(config.host == "0.0.0.0");
+    CHECK(config.port == 9000);
+    CHECK(config.wwwDir == "/srv/www");
+    CHECK(config.layoutsDir == "/srv/layouts");
+    CHECK(config.pipelinesDir == "/srv/pipelines");
+    CHECK(config.defaultLayout == "speaker");
+    CHECK(config.maxParticipants == 12);
+    CHECK(config.joinToken == "j");
+    CHECK(config.adminToken == "a");
+    REQUIRE(config.iceServers.size() == 2);
+    CHECK(config.iceServers[0].urls == std::vector<std::string>{"stun:stun.example.org:3478"});
+    CHECK(config.iceServers[0].username.empty());
+    CHECK(config.iceServers[1].urls.size() == 2);
+    CHECK(config.iceServers[1].username == "u");
+    CHECK(config.iceServers[1].credential == "c");
+    CHECK(config.iceAddresses == std::vector<std::string>{"127.0.0.1", "::1"});
+    CHECK(config.minRtpPort == 40000);
+    CHECK(config.maxRtpPort == 40999);
+    CHECK(config.jitterLatencyMs == 120);
+    CHECK(config.video.width == 1920);
+    CHECK(config.video.height == 1080);
+    CHECK(config.video.framerate == 25);
+    CHECK(config.video.bitrate == 3'000'000);
+    CHECK(config.video.codec == "h264");
+    CHECK(config.video.tileWidth == 480);
+    CHECK(config.video.tileHeight == 270);
+    CHECK(config.audio.bitrate == 32'000);
+}
+
+TEST_CASE("config layers: a later file overrides only what it names", "[config]") {
+    Config config;
+    applyConfigJson(config, R"({"port": 9000, "video": {"width": 640, "height": 360}, "iceAddresses": ["10.0.0.1"]})");
+    applyConfigJson(config, R"({"video": {"codec": "vp9"}, "iceAddresses": []})");
+    CHECK(config.port == 9000);
+    CHECK(config.video.width == 640);
+    CHECK(config.video.height == 360);
+    CHECK(config.video.framerate == 30);
+    CHECK(config.video.codec == "vp9");
+    // An array replaces the previous one as a whole.
+    CHECK(config.iceAddresses.empty());
+}
+
+TEST_CASE("config edge values", "[config]") {
+    Config config;
+    applyConfigJson(config, R"({"port": 0, "video": {"width": 16, "height": 7680, "framerate": 120}})");
+    CHECK(config.port == 0);
+    CHECK(config.video.width == 16);
+    CHECK(config.video.height == 7680);
+    applyConfigJson(config, R"({"port": 65535, "minRtpPort": 50000})");
+    CHECK(config.port == 65535);
+    CHECK(config.minRtpPort == 50000); // maxRtpPort 0: no upper bound
+    applyConfigJson(config, R"({"minRtpPort": 0, "maxRtpPort": 50000})");
+    CHECK(config.maxRtpPort == 50000);
+}
+
+TEST_CASE("config errors name the key path", "[config]") {
+    struct Case {
+        const char* text;
+        const char* expected;
+    };
+    const std::vector<Case> cases = {
+        {R"({"prot": 80})", "prot: unknown key"},
+        {R"({"video": {"colour": "red"}})", "video.colour: unknown key"},
+        {R"({"audio": {"channels": 2}})", "audio.channels: unknown key"},
+        {R"({"host": 1})", "host: must be a non-empty string"},
+        {R"({"host": ""})", "host: must be a non-empty string"},
+        {R"({"port": 65536})", "port: must be an integer from 0 to 65535"},
+        {R"({"port": -1})", "port: must be an integer from 0 to 65535"},
+        {R"({"port": "8080"})", "port: must be an integer from 0 to 65535"},
+        {R"({"port": 80.5})", "port: must be an integer from 0 to 65535"},
+        {R"({"wwwDir": null})", "wwwDir: must be a string"},
+        {R"({"layoutsDir": 3})", "layoutsDir: must be a string"},
+        {R"({"pipelinesDir": []})", "pipelinesDir: must be a string"},
+        {R"({"defaultLayout": "../grid"})", "defaultLayout: must be 1-64 characters of [A-Za-z0-9_-]"},
+        {R"({"defaultLayout": ""})", "defaultLayout: must be 1-64 characters of [A-Za-z0-9_-]"},
+        {R"({"maxParticipants": 0})", "maxParticipants: must be an integer from 1 to 1000"},
+        {R"({"joinToken": true})", "joinToken: must be a string"},
+        {R"({"adminToken": 1})", "adminToken: must be a string"},
+        {R"({"iceServers": {}})", "iceServers: must be an array"},
+        {R"({"iceServers": ["stun:s"]})", "iceServers[0]: must be an object"},
+        {R"({"iceServers": [{"username": "u"}]})", "iceServers[0].urls: missing"},
+        {R"({"iceServers": [{"urls": []}]})", "iceServers[0].urls: must be a URL or a non-empty array of URLs"},
+        {R"({"iceServers": [{"urls": [1]}]})", "iceServers[0].urls: must be a URL or a non-empty array of URLs"},
+        {R"({"iceServers": [{"urls": "stun:a"}, {"urls": "http://b"}]})",
+         "iceServers[1].urls: each URL must start with stun:, stuns:, turn: or turns:"},
+        {R"({"iceServers": [{"urls": "turn:t", "username": "u"}]})",
+         "iceServers[0]: turn: and turns: URLs need a username and a credential"},
+        {R"({"iceServers": [{"urls": "stun:s", "credentialType": "password"}]})",
+         "iceServers[0].credentialType: unknown key"},
+        {R"({"iceServers": [{"urls": "stun:s", "username": 1}]})", "iceServers[0].username: must be a string"},
+        {R"({"iceAddresses": "127.0.0.1"})", "iceAddresses: must be an array"},
+        {R"({"iceAddresses": ["127.0.0.1", "localhost"]})", "iceAddresses[1]: must be an IPv4 or IPv6 address"},
+        {R"({"iceAddresses": [7]})", "iceAddresses[0]: must be an IPv4 or IPv6 address"},
+        {R"({"minRtpPort": 70000})", "minRtpPort: must be an integer from 0 to 65535"},
+        {R"({"maxRtpPort": -2})", "maxRtpPort: must be an integer from 0 to 65535"},
+        {R"({"minRtpPort": 41000, "maxRtpPort": 40000})", "maxRtpPort: must be 0 (no upper bound) or >= minRtpPort"},
+        {R"({"jitterLatencyMs": 10001})", "jitterLatencyMs: must be an integer from 0 to 10000"},
+        {R"({"video": 1})", "video: must be an object"},
+        {R"({"video": {"width": 1279}})", "video.width: must be an even integer from 16 to 7680"},
+        {R"({"video": {"width": 8}})", "video.width: must be an even integer from 16 to 7680"},
+        {R"({"video": {"height": 7682}})", "video.height: must be an even integer from 16 to 7680"},
+        {R"({"video": {"height": "720"}})", "video.height: must be an even integer from 16 to 7680"},
+        {R"({"video": {"framerate": 0}})", "video.framerate: must be an integer from 1 to 120"},
+        {R"({"video": {"framerate": 121}})", "video.framerate: must be an integer from 1 to 120"},
+        {R"({"video": {"bitrate": 1000}})", "video.bitrate: must be an integer from 10000 to 100000000"},
+        {R"({"video": {"codec": "av1"}})", "video.codec: must be \"vp8\", \"h264\" or \"vp9\""},
+        {R"({"video": {"codec": 8}})", "video.codec: must be a string"},
+        {R"({"video": {"tileWidth": 641}})", "video.tileWidth: must be an even integer from 16 to 7680"},
+        {R"({"video": {"tileHeight": 0}})", "video.tileHeight: must be an even integer from 16 to 7680"},
+        {R"({"audio": []})", "audio: must be an object"},
+        {R"({"audio": {"bitrate": 600000}})", "audio.bitrate: must be an integer from 6000 to 510000"},
+    };
+    for (const Case& c : cases) {
+        CHECK(configError(c.text) == c.expected);
+    }
+}
+
+TEST_CASE("config text that is not a JSON object", "[config]") {
+    CHECK_THAT(configError(""), StartsWith("config: not valid JSON"));
+    CHECK_THAT(configError(R"({"port": 80,})"), StartsWith("config: not valid JSON"));
+    CHECK(configError("[]") == "config: must be an object");
+    CHECK(configError("null") == "config: must be an object");
+}
+
+TEST_CASE("a bad config file leaves the config as it was", "[config]") {
+    Config config;
+    configError(config, R"({"port": 1, "host": "::", "video": {"width": 3}})");
+    CHECK(config.port == 8080);
+    CHECK(config.host == "127.0.0.1");
+    CHECK(config.video.width == 1280);
+
+    // The RTP port pair is checked against what earlier layers set.
+    applyConfigJson(config, R"({"minRtpPort": 40000, "maxRtpPort": 40100})");
+    CHECK(configError(config, R"({"maxRtpPort": 30000})") == "maxRtpPort: must be 0 (no upper bound) or >= minRtpPort");
+    CHECK(config.maxRtpPort == 40100);
+}
+
+TEST_CASE("resolveDefaultDirs fills only empty directories", "[config]") {
+    Config config;
+    resolveDefaultDirs(config);
+    CHECK(config.wwwDir == TESSERA_SOURCE_DIR "/data/www");
+    CHECK(config.layoutsDir == TESSERA_SOURCE_DIR "/data/layouts");
+    CHECK(config.pipelinesDir == TESSERA_SOURCE_DIR "/pipelines");
+
+    Config custom;
+    custom.wwwDir = "/srv/www";
+    resolveDefaultDirs(custom);
+    CHECK(custom.wwwDir == "/srv/www");
+    CHECK(custom.layoutsDir == TESSERA_SOURCE_DIR "/data/layouts");
+}
+
+TEST_CASE("data/config.example.json parses", "[config]") {
+    // The unit tests run from the source root.
+    std::ifstream file("data/config.example.json");
+    REQUIRE(file);
+    std::stringstream text;
+    text << file.rdbuf();
+    Config config;
+    REQUIRE_NOTHROW(applyConfigJson(config, text.str()));
+    CHECK_FALSE(config.iceServers.empty());
+}
