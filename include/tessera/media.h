@@ -61,6 +61,12 @@ public:
     virtual ~RoomListener() = default;
     // Thread: main. participantId empty: nobody speaks.
     virtual void onSpeakerChanged(const std::string& participantId) = 0;
+    // Thread: main. A participant started or stopped a screen share (its
+    // offer added a second video m-line, or made it inactive).
+    virtual void onScreenShareChanged(const std::string& participantId, bool active) {
+        (void)participantId;
+        (void)active;
+    }
 };
 
 class RoomMedia {
@@ -83,4 +89,11 @@ public:
 // file and GStreamer's message when one does not parse.
 std::unique_ptr<Engine> createGstEngine(const Config& config);
 
+} // namespace tessera::media
+
+namespace tessera::media {
+// Checks one pipeline fragment file (tessera validate): throws Error(Internal)
+// with "file:line: reason" when it does not parse, uses an unknown
+// ${placeholder} or lacks an element the server looks up by name.
+void validateFragmentFile(const std::string& path);
 } // namespace tessera::media

@@ -1,0 +1,62 @@
+#include <memory>
+
+#include "fragments.h"
+#include "gst_util.h"
+#include "room_pipeline.h"
+#include "tessera/error.h"
+#include "tessera/media.h"
+
+namespace tessera::media {
+namespace {
+
+// Elements the core pipeline needs beyond the fragments; checked up front so
+// a missing plugin package is named at start-up, not at the first join.
+constexpr const char* kRequiredElements[] = {"webrtcbin", "compositor", "audiomixer", "videotestsrc",
+                                             "audiotestsrc", "audioamplify", "tee", "queue", "nicesrc",
+                                             "dtlssrtpenc", "capsfilter"};
+
+FragmentVars varsFor(const Config& config) {
+    const auto& v = config.video;
+    return {{"bitrate", std::to_string(v.bitrate / 1000)},
+            {"bitrate_bps", std::to_string(v.bitrate)},
+            {"keyframe_interval", std::to_string(v.framerate * 2)},
+            {"framerate", std::to_string(v.framerate)},
+            {"width", std::to_string(v.width)},
+            {"height", std::to_string(v.height)},
+            {"tile_width", std::to_string(v.tileWidth)},
+            {"tile_height", std::to_string(v.tileHeight)},
+            {"audio_bitrate", std::to_string(config.audio.bitrate)}};
+}
+
+class GstEngine final : public Engine {
+public:
+    explicit GstEngine(const Config& config)
+        : m_config(config),
+          m_fragments(config.pipelinesDir, varsFor(config),
+                      {"encode-" + config.video.codec, "pay-" + config.video.codec,
+                       "decode-" + config.video.codec, "decode-opus", "audio-send"}) {}
+
+    std::unique_ptr<RoomMedia> createRoom(const std::string& room, RoomListener& listener) override {
+        return std::make_unique<RoomPipeline>(room, m_config, m_fragments, listener);
+    }
+
+private:
+    const Config m_config;
+    const Fragments m_fragments;
+};
+
+} // namespace
+
+std::unique_ptr<Engine> createGstEngine(const Config& config) {
+    GST_DEBUG_CATEGORY_INIT(tessera_media_debug, "tessera-media", 0, "Tessera media");
+    for (const char* name : kRequiredElements) {
+        GstElementFactory* f = gst_element_factory_find(name);
+        if (!f)
+            throw Error(ErrorCode::Internal, std::string("GStreamer element '") + name +
+                                                 "' is missing: install the GStreamer plugin packages (scripts/deps)");
+        gst_object_unref(f);
+    }
+    return std::make_unique<GstEngine>(config);
+}
+
+} // namespace tessera::media

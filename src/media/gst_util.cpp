@@ -1,0 +1,85 @@
+#include "gst_util.h"
+
+#include <stdexcept>
+
+#include "tessera/error.h"
+
+GST_DEBUG_CATEGORY(tessera_media_debug);
+
+namespace tessera::media {
+
+SignalConnection::SignalConnection(gpointer instance, gulong id)
+    : m_instance(Ref<GObject>::borrow(G_OBJECT(instance))), m_id(id) {}
+
+SignalConnection::SignalConnection(SignalConnection&& other) noexcept
+    : m_instance(std::move(other.m_instance)), m_id(std::exchange(other.m_id, 0)) {}
+
+SignalConnection& SignalConnection::operator=(SignalConnection&& other) noexcept {
+    if (this != &other) {
+        disconnect();
+        m_instance = std::move(other.m_instance);
+        m_id = std::exchange(other.m_id, 0);
+    }
+    return *this;
+}
+
+void SignalConnection::disconnect() {
+    if (m_id && m_instance)
+        g_signal_handler_disconnect(m_instance.get(), m_id);
+    m_id = 0;
+    m_instance.reset();
+}
+
+void post(std::function<void()> fn) {
+    auto* task = new std::function<void()>(std::move(fn));
+    g_idle_add_full(
+        G_PRIORITY_DEFAULT,
+        [](gpointer data) noexcept -> gboolean {
+            try {
+                (*static_cast<std::function<void()>*>(data))();
+            } catch (const std::exception& e) {
+                GST_CAT_ERROR(tessera_media_debug, "posted task threw: %s", e.what());
+            } catch (...) {
+                GST_CAT_ERROR(tessera_media_debug, "posted task threw");
+            }
+            return G_SOURCE_REMOVE;
+        },
+        task, [](gpointer data) noexcept { delete static_cast<std::function<void()>*>(data); });
+}
+
+ElementRef requireByName(GstBin* bin, const char* name) {
+    GstElement* e = gst_bin_get_by_name(bin, name);
+    if (!e)
+        throw Error(ErrorCode::Internal, std::string("pipeline has no element named '") + name + "'");
+    return ElementRef::adopt(e);
+}
+
+unsigned countElements(GstBin* bin) {
+    unsigned n = 0;
+    GstIterator* it = gst_bin_iterate_recurse(bin);
+    GValue item = G_VALUE_INIT;
+    bool done = false;
+    while (!done) {
+        switch (gst_iterator_next(it, &item)) {
+        case GST_ITERATOR_OK:
+            ++n;
+            g_value_reset(&item);
+            break;
+        case GST_ITERATOR_RESYNC:
+            n = 0;
+            gst_iterator_resync(it);
+            break;
+        default:
+            done = true;
+        }
+    }
+    g_value_unset(&item);
+    gst_iterator_free(it);
+    return n;
+}
+
+void dumpDot(GstBin* bin, const std::string& name) {
+    GST_DEBUG_BIN_TO_DOT_FILE_WITH_TS(bin, GST_DEBUG_GRAPH_SHOW_ALL, name.c_str());
+}
+
+} // namespace tessera::media

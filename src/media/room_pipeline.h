@@ -1,0 +1,130 @@
+#pragma once
+// One GstPipeline per room: the compositor and the full audio mix, the shared
+// video encoder, and a bin per participant (see peer.h).
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "fragments.h"
+#include "gst_util.h"
+#include "tessera/layout.h"
+#include "tessera/media.h"
+
+namespace tessera::media {
+
+class PeerCore;
+
+// Work to unhook a leaving peer from elements that stay. Tee pads are
+// detached when idle (a tee stops its whole stream if one branch is
+// flushing); mixer pads are released once the peer's bin is NULL.
+struct PadDetach {
+    ElementRef element; // the tee or mixer that owns `pad`
+    PadRef pad;
+    ElementRef ghostOwner; // a bin that stays and carries a ghost pad for the link (may be empty)
+    PadRef ghost;
+};
+struct DetachPlan {
+    std::vector<PadDetach> tees;    // detach when idle, before the bin goes NULL
+    std::vector<PadDetach> mixers;  // release after the bin is NULL
+};
+
+// A video input of the compositor: a participant's camera or screen share.
+struct VideoSource {
+    std::string id;
+    std::string participantId;
+    std::string name;
+    bool screenShare = false;
+    unsigned order = 0; // the participant's join order
+    PadRef mixerPad;    // the compositor sink pad it feeds
+};
+
+class RoomPipeline : public RoomMedia {
+public:
+    RoomPipeline(std::string room, const Config& config, const Fragments& fragments, RoomListener& listener);
+    ~RoomPipeline() override;
+
+    std::unique_ptr<Peer> addPeer(const std::string& participantId, const PeerOptions& options,
+                                  PeerListener& listener) override;
+    void setLayout(const protocol::LayoutSpec& spec) override;
+    RoomStats stats() const override;
+
+    // Immutable after construction: any thread.
+    GstBin* pipeline() const { return GST_BIN(m_pipeline.get()); }
+    GstElement* videoTee() const { return m_videoTee.get(); }
+    GstElement* audioTee() const { return m_audioTee.get(); }
+    GstElement* videoMixer() const { return m_videoMixer.get(); }
+    GstElement* audioMixer() const { return m_audioMixer.get(); }
+    const Fragments& fragments() const { return m_fragments; }
+    const Config& config() const { return m_config; }
+    const std::string& name() const { return m_room; }
+
+    // Thread: any. Rate-limited per encoder (shared by every receiver).
+    void requestKeyFrame();
+
+    // Thread: main.
+    void addSource(VideoSource source);
+    void removeSources(const std::string& participantId);
+    // A participant's screen share went live or stopped (from its offers);
+    // tells the room, and shows or hides the share's tile.
+    void setScreenShareActive(const std::string& participantId, bool active);
+    void registerPeer(GstElement* bin, std::weak_ptr<PeerCore> peer);
+    void unregisterPeer(GstElement* bin);
+
+    // Mix-minus: each receiver's mixer sums every other participant's decoded
+    // audio directly, so its own voice is never in it (no cancellation to
+    // keep sample-exact). Thread: any.
+    void addAudioInput(const std::string& participantId, GstElement* tee);
+    void addAudioOutput(const std::string& participantId, GstElement* mixer);
+    // Forgets the participant's audio links; returns what to unhook.
+    DetachPlan removeAudio(const std::string& participantId);
+
+private:
+    void relayout();
+    // Thread: any, with m_audioMutex held.
+    void linkAudio(const std::string& from, GstElement* tee, const std::string& to, GstElement* mixer);
+    void onBusMessage(GstMessage* message);
+    void onTick();
+
+    std::string m_room;
+    const Config& m_config;       // Borrowed; outlives this.
+    const Fragments& m_fragments; // Borrowed; outlives this.
+    RoomListener& m_listener;     // Borrowed; outlives this.
+    ElementRef m_pipeline;        // Owned.
+    ElementRef m_videoMixer, m_audioMixer, m_videoTee, m_audioTee, m_encoder, m_background;
+    protocol::LayoutSpec m_layout;
+    std::vector<VideoSource> m_sources;
+    std::set<std::string> m_sharing; // participants whose screen share is live
+    std::map<GstElement*, std::weak_ptr<PeerCore>> m_peers; // peer bin -> peer
+
+    struct AudioLink {
+        std::string from, to;
+        PadDetach teeSide;   // in `from`'s bin
+        PadDetach mixerSide; // in `to`'s bin
+    };
+    std::mutex m_audioMutex;
+    std::map<std::string, ElementRef> m_audioInputs;  // participant -> its decoded-audio tee
+    std::map<std::string, ElementRef> m_audioOutputs; // participant -> its mix-minus mixer
+    std::vector<AudioLink> m_audioLinks;
+    unsigned m_joinCounter = 0;
+
+    // Counted on streaming threads.
+    std::atomic<std::uint64_t> m_framesOut{0};
+    std::atomic<std::uint64_t> m_framesDropped{0};
+    std::atomic<std::int64_t> m_lastKeyFrameRequest{0};
+    std::atomic<bool> m_keyFramePending{false};
+    // Frame rate over the last tick.
+    std::uint64_t m_lastFrames = 0;
+    std::int64_t m_lastTickTime = 0;
+    double m_fps = 0;
+    unsigned m_ticks = 0;
+    std::string m_speaker; // participant id of the active speaker
+
+    guint m_busWatch = 0;
+    guint m_tickSource = 0;
+};
+
+} // namespace tessera::media
