@@ -47,6 +47,25 @@ void post(std::function<void()> fn) {
         task, [](gpointer data) noexcept { delete static_cast<std::function<void()>*>(data); });
 }
 
+GstPad* ghostPad(GstElement* bin, GstPad* target, bool isolate) {
+    GstPad* pad = gst_ghost_pad_new(nullptr, target);
+    if (isolate) {
+        gst_pad_set_chain_function(pad, [](GstPad* p, GstObject* parent, GstBuffer* buffer) noexcept {
+            GstFlowReturn r = gst_proxy_pad_chain_default(p, parent, buffer);
+            if (r != GST_FLOW_OK)
+                GST_CAT_LOG_OBJECT(tessera_media_debug, p, "isolated flow %s", gst_flow_get_name(r));
+            return GST_FLOW_OK;
+        });
+        gst_pad_set_chain_list_function(pad, [](GstPad* p, GstObject* parent, GstBufferList* list) noexcept {
+            gst_proxy_pad_chain_list_default(p, parent, list);
+            return GST_FLOW_OK;
+        });
+    }
+    gst_pad_set_active(pad, TRUE);
+    gst_element_add_pad(bin, pad);
+    return pad;
+}
+
 ElementRef requireByName(GstBin* bin, const char* name) {
     GstElement* e = gst_bin_get_by_name(bin, name);
     if (!e)

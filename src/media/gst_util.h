@@ -87,6 +87,13 @@ using GErrorPtr = std::unique_ptr<GError, GErrorDeleter>;
 // source), so nothing re-enters. Callable from any thread.
 void post(std::function<void()> fn);
 
+// Ghosts `target` on `bin` (activated, added) and returns the ghost pad
+// (owned by the bin). With `isolate`, a sink ghost pad reports GST_FLOW_OK
+// upstream whatever happens inside the bin: a receiver whose transport closed
+// or failed must never stop a shared tee, which would stop every sender
+// behind it (a tee returns the first fatal flow of any branch).
+GstPad* ghostPad(GstElement* bin, GstPad* target, bool isolate = false);
+
 // The element must be inside `bin`; returns it with a new reference or throws.
 ElementRef requireByName(GstBin* bin, const char* name);
 

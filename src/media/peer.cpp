@@ -120,14 +120,6 @@ std::uint64_t statsInt(const GstStructure* s, const char* field) {
     return result;
 }
 
-// Ghosts `target` on `bin` so elements outside the bin can link to it.
-GstPad* ghost(GstElement* bin, GstPad* target) {
-    GstPad* pad = gst_ghost_pad_new(nullptr, target);
-    gst_pad_set_active(pad, TRUE);
-    gst_element_add_pad(bin, pad);
-    return pad;
-}
-
 GstElement* make(const char* factory) {
     GstElement* e = gst_element_factory_make(factory, nullptr);
     if (!e)
@@ -515,7 +507,7 @@ void PeerCore::buildSendBranches() {
         linkToWebrtc(pay, m_videoSink.get());
         added.insert(added.end(), {pay, queue});
         GstPad* qsink = gst_element_get_static_pad(queue, "sink");
-        PadRef entry = PadRef::sink(ghost(m_bin.get(), qsink));
+        PadRef entry = PadRef::borrow(ghostPad(m_bin.get(), qsink, true));
         gst_object_unref(qsink);
         m_videoTeePad = PadRef::adopt(gst_element_request_pad_simple(m_room.videoTee(), "src_%u"));
         for (GstElement* e : added)
@@ -539,7 +531,7 @@ void PeerCore::buildSendBranches() {
         linkToWebrtc(send, m_audioSink.get());
         added.insert(added.end(), {send, caps, minus, queue});
         GstPad* qsink = gst_element_get_static_pad(queue, "sink");
-        PadRef entry = PadRef::sink(ghost(m_bin.get(), qsink));
+        PadRef entry = PadRef::borrow(ghostPad(m_bin.get(), qsink, true));
         gst_object_unref(qsink);
         // The room's live silence keeps this mixer ticking while nobody else speaks.
         m_audioTeePad = PadRef::adopt(gst_element_request_pad_simple(m_room.audioTee(), "src_%u"));
@@ -623,7 +615,7 @@ void PeerCore::linkAudioInput(GstPad* pad) {
     gst_element_link_many(decode.get(), tee, toMix, nullptr);
     GstPad* mixerPad = gst_element_request_pad_simple(m_room.audioMixer(), "sink_%u");
     GstPad* out = gst_element_get_static_pad(toMix, "src");
-    GstPad* exit = ghost(m_bin.get(), out);
+    GstPad* exit = ghostPad(m_bin.get(), out);
     gst_object_unref(out);
     gst_pad_link(exit, mixerPad);
     m_mixerPads.push_back(PadRef::adopt(mixerPad));
@@ -645,7 +637,7 @@ void PeerCore::linkVideoInput(GstPad* pad, bool screenShare) {
     // Hidden until the main thread places it in the layout.
     g_object_set(mixerPad, "alpha", 0.0, nullptr);
     GstPad* out = gst_element_get_static_pad(queue, "src");
-    GstPad* exit = ghost(m_bin.get(), out);
+    GstPad* exit = ghostPad(m_bin.get(), out);
     gst_object_unref(out);
     gst_pad_link(exit, mixerPad);
     m_mixerPads.push_back(PadRef::borrow(mixerPad));

@@ -227,12 +227,8 @@ void RoomPipeline::linkAudio(const std::string& from, GstElement* tee, const std
     auto toBin = ElementRef::adopt(GST_ELEMENT(gst_element_get_parent(mixer)));
     auto teePad = PadRef::adopt(gst_element_request_pad_simple(tee, "src_%u"));
     auto mixerPad = PadRef::adopt(gst_element_request_pad_simple(mixer, "sink_%u"));
-    auto out = PadRef::borrow(gst_ghost_pad_new(nullptr, teePad.get()));
-    auto in = PadRef::borrow(gst_ghost_pad_new(nullptr, mixerPad.get()));
-    gst_pad_set_active(out.get(), TRUE);
-    gst_pad_set_active(in.get(), TRUE);
-    gst_element_add_pad(fromBin.get(), out.get());
-    gst_element_add_pad(toBin.get(), in.get());
+    auto out = PadRef::borrow(ghostPad(fromBin.get(), teePad.get()));
+    auto in = PadRef::borrow(ghostPad(toBin.get(), mixerPad.get(), true));
     if (gst_pad_link(out.get(), in.get()) != GST_PAD_LINK_OK)
         GST_CAT_ERROR(tessera_media_debug, "room %s: cannot link audio %s -> %s", m_room.c_str(), from.c_str(),
                       to.c_str());

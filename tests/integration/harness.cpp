@@ -1,0 +1,421 @@
+#include "harness.h"
+
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <fcntl.h>
+#include <poll.h>
+#include <sstream>
+#include <stdexcept>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <libsoup/soup.h>
+
+namespace tessera::testing {
+namespace {
+
+std::string envOr(const char* name, const char* fallback) {
+    const char* v = std::getenv(name);
+    return v && *v ? v : fallback;
+}
+
+int remainingMs(Clock::time_point deadline) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    return left < 0 ? 0 : static_cast<int>(left);
+}
+
+std::string artifactDir() {
+    std::string dir = envOr("TESSERA_ARTIFACTS", "/tmp/tessera-test-logs");
+    g_mkdir_with_parents(dir.c_str(), 0755);
+    return dir;
+}
+
+std::string logFor(const std::string& what) {
+    static int counter = 0;
+    return artifactDir() + "/" + std::to_string(getpid()) + "-" + std::to_string(++counter) + "-" + what + ".log";
+}
+
+} // namespace
+
+std::string tesseraBinary() { return envOr("TESSERA_BIN", "build/src/app/tessera"); }
+std::string clientBinary() { return envOr("TESSERA_CLIENT_BIN", "build/tools/client/tessera-client"); }
+
+Process::Process(const std::vector<std::string>& argv, const std::string& logPath) : m_log(logPath) {
+    int in[2], out[2];
+    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0)
+        throw std::runtime_error("pipe failed");
+    m_pid = fork();
+    if (m_pid < 0)
+        throw std::runtime_error("fork failed");
+    if (m_pid == 0) {
+        dup2(in[0], STDIN_FILENO);
+        dup2(out[1], STDOUT_FILENO);
+        int log = open(logPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (log >= 0)
+            dup2(log, STDERR_FILENO);
+        std::vector<char*> args;
+        for (const auto& a : argv)
+            args.push_back(const_cast<char*>(a.c_str()));
+        args.push_back(nullptr);
+        execv(args[0], args.data());
+        std::fprintf(stderr, "exec %s failed: %s\n", args[0], std::strerror(errno));
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    m_in = in[1];
+    m_out = out[0];
+    signal(SIGPIPE, SIG_IGN);
+}
+
+Process::~Process() {
+    if (running()) {
+        kill(SIGTERM);
+        if (!wait(Clock::now() + 10s)) {
+            kill(SIGKILL);
+            wait(Clock::now() + 10s);
+        }
+    }
+    close(m_in);
+    close(m_out);
+}
+
+void Process::writeLine(const std::string& line) {
+    std::string data = line + "\n";
+    if (::write(m_in, data.data(), data.size()) < 0)
+        WARN("write to child failed: " << std::strerror(errno));
+}
+
+std::optional<std::string> Process::readLine(Clock::time_point deadline) {
+    for (;;) {
+        auto nl = m_buffer.find('\n');
+        if (nl != std::string::npos) {
+            std::string line = m_buffer.substr(0, nl);
+            m_buffer.erase(0, nl + 1);
+            return line;
+        }
+        pollfd p{m_out, POLLIN, 0};
+        int r = poll(&p, 1, remainingMs(deadline));
+        if (r <= 0)
+            return std::nullopt;
+        char chunk[65536];
+        ssize_t n = ::read(m_out, chunk, sizeof chunk);
+        if (n <= 0)
+            return std::nullopt;
+        m_buffer.append(chunk, static_cast<size_t>(n));
+    }
+}
+
+std::optional<int> Process::wait(Clock::time_point deadline) {
+    while (!m_status) {
+        int status = 0;
+        pid_t r = waitpid(m_pid, &status, WNOHANG);
+        if (r == m_pid) {
+            m_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            break;
+        }
+        if (Clock::now() >= deadline)
+            return std::nullopt;
+        // Child exit has no fd to poll here; a short poll on stdout (which
+        // closes at exit) wakes us as soon as that happens.
+        pollfd p{m_out, POLLIN, 0};
+        if (poll(&p, 1, std::min(remainingMs(deadline), 50)) > 0) {
+            char chunk[4096];
+            ssize_t n = ::read(m_out, chunk, sizeof chunk);
+            if (n > 0)
+                m_buffer.append(chunk, static_cast<size_t>(n));
+        }
+    }
+    return m_status;
+}
+
+void Process::kill(int sig) {
+    if (!m_status)
+        ::kill(m_pid, sig);
+}
+
+bool Process::running() { return !wait(Clock::now()).has_value(); }
+
+Server::Server(std::vector<std::string> extraArgs)
+    : m_process(
+          [&] {
+              std::vector<std::string> argv = {tesseraBinary(), "--port", "0", "--ice-address", "127.0.0.1"};
+              argv.insert(argv.end(), extraArgs.begin(), extraArgs.end());
+              return argv;
+          }(),
+          logFor("server")) {
+    auto deadline = Clock::now() + kDeadline;
+    while (auto line = m_process.readLine(deadline)) {
+        const std::string marker = "tessera listening on http://";
+        auto at = line->find(marker);
+        if (at != std::string::npos) {
+            auto colon = line->rfind(':');
+            m_port = std::atoi(line->c_str() + colon + 1);
+            break;
+        }
+    }
+    if (m_port == 0)
+        FAIL("server did not start; log: " << m_process.logPath());
+}
+
+double Server::metric(const std::string& sample) {
+    auto r = httpRequest("GET", http() + "/metrics");
+    std::istringstream in(r.body);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind(sample + " ", 0) == 0)
+            return std::atof(line.c_str() + sample.size() + 1);
+    }
+    return -1;
+}
+
+Client::Client(Server& server, const ClientOptions& options)
+    : m_options(options),
+      m_process(
+          [&] {
+              std::vector<std::string> argv = {clientBinary(), "--server", server.ws(), "--room", options.room,
+                                               "--name", options.name, "--color", options.color, "--tone",
+                                               std::to_string(options.tone), "--ice-address", "127.0.0.1"};
+              if (!options.detect.empty()) {
+                  std::string list;
+                  for (int f : options.detect)
+                      list += (list.empty() ? "" : ",") + std::to_string(f);
+                  argv.insert(argv.end(), {"--detect", list});
+              }
+              if (options.receiveOnly)
+                  argv.push_back("--receive-only");
+              argv.insert(argv.end(), options.extra.begin(), options.extra.end());
+              return argv;
+          }(),
+          logFor("client-" + options.name)) {}
+
+std::optional<Json> Client::nextJson(Clock::time_point deadline) {
+    while (auto line = m_process.readLine(deadline)) {
+        try {
+            return Json::parse(*line);
+        } catch (const Json::exception&) {
+            WARN("client " << m_options.name << " printed non-JSON: " << *line);
+        }
+    }
+    return std::nullopt;
+}
+
+Json Client::waitEvent(const std::string& name, Clock::duration timeout) {
+    for (auto it = m_pending.begin(); it != m_pending.end(); ++it) {
+        if (it->value("event", "") == name) {
+            Json e = *it;
+            m_pending.erase(it);
+            return e;
+        }
+    }
+    auto deadline = Clock::now() + timeout;
+    while (auto j = nextJson(deadline)) {
+        if (j->value("event", "") == name)
+            return *j;
+        if (j->contains("event"))
+            m_pending.push_back(*j);
+    }
+    FAIL("client " << m_options.name << " never reported event '" << name << "'; log: " << m_process.logPath());
+    return {};
+}
+
+Json Client::report() {
+    m_process.writeLine("report");
+    auto deadline = Clock::now() + 20s;
+    while (auto j = nextJson(deadline)) {
+        if (!j->contains("event"))
+            return *j;
+        m_pending.push_back(*j);
+    }
+    FAIL("client " << m_options.name << " did not answer 'report'; log: " << m_process.logPath());
+    return {};
+}
+
+Json Client::waitReport(const std::function<bool(const Json&)>& done, Clock::duration timeout) {
+    auto deadline = Clock::now() + timeout;
+    Json last;
+    do {
+        last = report();
+        if (done(last))
+            return last;
+        // Reports are cheap; between polls wait for any new output (an event)
+        // for up to 200 ms rather than spinning.
+        if (auto j = nextJson(Clock::now() + 200ms); j && j->contains("event"))
+            m_pending.push_back(*j);
+    } while (Clock::now() < deadline);
+    return last;
+}
+
+void Client::leave() {
+    m_process.writeLine("leave");
+    auto status = m_process.wait(Clock::now() + 20s);
+    REQUIRE(status.has_value());
+}
+
+HttpResponse httpRequest(const std::string& method, const std::string& url, const std::string& body,
+                         const std::string& bearer) {
+    SoupSession* session = soup_session_new();
+    SoupMessage* msg = soup_message_new(method.c_str(), url.c_str());
+    if (!body.empty()) {
+        GBytes* bytes = g_bytes_new(body.data(), body.size());
+        soup_message_set_request_body_from_bytes(msg, "application/json", bytes);
+        g_bytes_unref(bytes);
+    }
+    if (!bearer.empty())
+        soup_message_headers_replace(soup_message_get_request_headers(msg), "Authorization",
+                                     ("Bearer " + bearer).c_str());
+    GError* error = nullptr;
+    GBytes* reply = soup_session_send_and_read(session, msg, nullptr, &error);
+    HttpResponse r;
+    if (reply) {
+        gsize size = 0;
+        const char* data = static_cast<const char*>(g_bytes_get_data(reply, &size));
+        r.body.assign(data ? data : "", size);
+        r.status = static_cast<int>(soup_message_get_status(msg));
+        g_bytes_unref(reply);
+    } else {
+        WARN("HTTP " << method << " " << url << " failed: " << (error ? error->message : "?"));
+        g_clear_error(&error);
+    }
+    g_object_unref(msg);
+    g_object_unref(session);
+    return r;
+}
+
+// libsoup attaches its sources to the thread-default context of the call:
+// every operation runs with this socket's own context pushed.
+struct ContextScope {
+    explicit ContextScope(GMainContext* c) : context(c) { g_main_context_push_thread_default(context); }
+    ~ContextScope() { g_main_context_pop_thread_default(context); }
+    GMainContext* context;
+};
+
+struct RawSocket::Impl {
+    GMainContext* context = g_main_context_new();
+    SoupSession* session = nullptr;
+    SoupWebsocketConnection* ws = nullptr;
+    std::deque<std::string> inbox;
+    bool closed = false;
+    bool connectDone = false;
+};
+
+RawSocket::RawSocket(const std::string& url) : m_impl(new Impl) {
+    g_main_context_push_thread_default(m_impl->context);
+    m_impl->session = soup_session_new();
+    SoupMessage* msg = soup_message_new("GET", url.c_str());
+    soup_session_websocket_connect_async(
+        m_impl->session, msg, nullptr, nullptr, G_PRIORITY_DEFAULT, nullptr,
+        [](GObject* source, GAsyncResult* result, gpointer data) {
+            auto* impl = static_cast<Impl*>(data);
+            impl->ws = soup_session_websocket_connect_finish(SOUP_SESSION(source), result, nullptr);
+            impl->connectDone = true;
+        },
+        m_impl);
+    auto deadline = Clock::now() + 20s;
+    while (!m_impl->connectDone && Clock::now() < deadline)
+        g_main_context_iteration(m_impl->context, TRUE);
+    g_object_unref(msg);
+    g_main_context_pop_thread_default(m_impl->context);
+    REQUIRE(m_impl->ws != nullptr);
+    soup_websocket_connection_set_max_incoming_payload_size(m_impl->ws, 0);
+    g_signal_connect(m_impl->ws, "message", G_CALLBACK(+[](SoupWebsocketConnection*, gint type, GBytes* bytes,
+                                                           gpointer data) {
+                         if (type != SOUP_WEBSOCKET_DATA_TEXT)
+                             return;
+                         gsize size = 0;
+                         const char* p = static_cast<const char*>(g_bytes_get_data(bytes, &size));
+                         static_cast<Impl*>(data)->inbox.emplace_back(p, size);
+                     }),
+                     m_impl);
+    g_signal_connect(m_impl->ws, "closed",
+                     G_CALLBACK(+[](SoupWebsocketConnection*, gpointer data) { static_cast<Impl*>(data)->closed = true; }),
+                     m_impl);
+}
+
+RawSocket::~RawSocket() {
+    close();
+    {
+        ContextScope scope(m_impl->context);
+        if (m_impl->ws)
+            g_object_unref(m_impl->ws);
+        g_object_unref(m_impl->session);
+        while (g_main_context_iteration(m_impl->context, FALSE)) {
+        }
+    }
+    g_main_context_unref(m_impl->context);
+    delete m_impl;
+}
+
+void RawSocket::send(const std::string& text) {
+    ContextScope scope(m_impl->context);
+    if (!m_impl->closed)
+        soup_websocket_connection_send_text(m_impl->ws, text.c_str());
+    while (g_main_context_iteration(m_impl->context, FALSE)) {
+    }
+}
+
+std::optional<Json> RawSocket::receive(Clock::duration timeout) {
+    ContextScope scope(m_impl->context);
+    auto deadline = Clock::now() + timeout;
+    while (m_impl->inbox.empty() && !m_impl->closed && Clock::now() < deadline) {
+        // Wake at least every 50 ms to check the deadline.
+        GSource* tick = g_timeout_source_new(50);
+        g_source_set_callback(tick, [](gpointer) -> gboolean { return G_SOURCE_REMOVE; }, nullptr, nullptr);
+        g_source_attach(tick, m_impl->context);
+        g_main_context_iteration(m_impl->context, TRUE);
+        g_source_destroy(tick);
+        g_source_unref(tick);
+    }
+    if (m_impl->inbox.empty())
+        return std::nullopt;
+    std::string text = std::move(m_impl->inbox.front());
+    m_impl->inbox.pop_front();
+    return Json::parse(text);
+}
+
+std::optional<Json> RawSocket::receiveType(const std::string& type, Clock::duration timeout) {
+    auto deadline = Clock::now() + timeout;
+    while (Clock::now() < deadline) {
+        auto j = receive(deadline - Clock::now());
+        if (!j)
+            return std::nullopt;
+        if (j->value("type", "") == type)
+            return j;
+    }
+    return std::nullopt;
+}
+
+bool RawSocket::closed() const { return m_impl->closed; }
+
+void RawSocket::close() {
+    ContextScope scope(m_impl->context);
+    if (m_impl->ws && !m_impl->closed &&
+        soup_websocket_connection_get_state(m_impl->ws) == SOUP_WEBSOCKET_STATE_OPEN) {
+        soup_websocket_connection_close(m_impl->ws, SOUP_WEBSOCKET_CLOSE_NORMAL, nullptr);
+        auto deadline = Clock::now() + 5s;
+        while (!m_impl->closed && Clock::now() < deadline)
+            g_main_context_iteration(m_impl->context, FALSE);
+    }
+}
+
+Rgb thumbColor(const Json& report, double fx, double fy) {
+    const auto& t = report.at("thumb");
+    const int w = t.at("w"), h = t.at("h");
+    const std::string hex = t.at("rgb");
+    int x = std::min(w - 1, static_cast<int>(fx * w));
+    int y = std::min(h - 1, static_cast<int>(fy * h));
+    size_t at = static_cast<size_t>((y * w + x) * 3 * 2);
+    if (hex.size() < at + 6)
+        return {};
+    auto byte = [&](size_t i) { return std::stoi(hex.substr(at + i * 2, 2), nullptr, 16); };
+    return {byte(0), byte(1), byte(2)};
+}
+
+bool near(Rgb a, Rgb b, int tolerance) {
+    return std::abs(a.r - b.r) <= tolerance && std::abs(a.g - b.g) <= tolerance && std::abs(a.b - b.b) <= tolerance;
+}
+
+} // namespace tessera::testing

@@ -1,0 +1,255 @@
+// The core mixed call (issue 2): real server, real webrtcbin clients.
+#include <fstream>
+#include <sstream>
+
+#include <catch2/catch.hpp>
+
+#include "harness.h"
+#include "tessera/layout.h"
+
+using namespace tessera::testing;
+
+namespace {
+
+struct Participant {
+    std::string name;
+    std::string color;
+    Rgb rgb;
+    int tone;
+};
+
+const std::vector<Participant> kTrio = {
+    {"red", "0xff0000", {255, 0, 0}, 440},
+    {"green", "0x00ff00", {0, 255, 0}, 660},
+    {"blue", "0x0000ff", {0, 0, 255}, 880},
+};
+
+// Starts clients one after the other (so join order, hence tile order, is
+// fixed) and waits until each has joined.
+std::vector<std::unique_ptr<Client>> joinAll(Server& server, const std::string& room,
+                                             const std::vector<Participant>& who) {
+    std::vector<int> tones;
+    for (const auto& p : who)
+        tones.push_back(p.tone);
+    std::vector<std::unique_ptr<Client>> clients;
+    for (const auto& p : who) {
+        clients.push_back(std::make_unique<Client>(
+            server, ClientOptions{room, p.name, p.color, p.tone, tones, false, {}}));
+        clients.back()->waitEvent("joined");
+    }
+    return clients;
+}
+
+// Tile centres, as fractions of the canvas, in join order.
+std::vector<std::pair<double, double>> gridCentres(size_t n) {
+    std::vector<tessera::layout::Source> sources;
+    for (size_t i = 0; i < n; ++i)
+        sources.push_back({"s" + std::to_string(i), "p" + std::to_string(i), "n", false, 16, 9});
+    auto tiles = tessera::layout::computeTiles(sources, "", tessera::layout::defaultGridSpec(), 1280, 720);
+    std::vector<std::pair<double, double>> centres(n);
+    for (const auto& t : tiles) {
+        size_t i = std::stoul(t.sourceId.substr(1));
+        centres[i] = {(t.x + t.width / 2.0) / 1280.0, (t.y + t.height / 2.0) / 720.0};
+    }
+    return centres;
+}
+
+double tone(const Json& report, int hz) { return report.at("tones").value(std::to_string(hz), -200.0); }
+
+std::string readFile(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+} // namespace
+
+TEST_CASE("three participants each see the grid and hear the others but not themselves", "[call]") {
+    Server server;
+    auto clients = joinAll(server, "trio", kTrio);
+    const auto centres = gridCentres(kTrio.size());
+
+    for (size_t i = 0; i < clients.size(); ++i) {
+        auto& client = *clients[i];
+        INFO("receiver " << kTrio[i].name << ", log " << client.process().logPath());
+        auto report = client.waitReport([&](const Json& r) {
+            if (r.value("frames", 0) < 10 || r.value("width", 0) != 1280)
+                return false;
+            for (size_t k = 0; k < kTrio.size(); ++k)
+                if (!near(thumbColor(r, centres[k].first, centres[k].second), kTrio[k].rgb))
+                    return false;
+            for (size_t k = 0; k < kTrio.size(); ++k)
+                if (k != i && tone(r, kTrio[k].tone) < -30)
+                    return false;
+            return tone(r, kTrio[i].tone) < -45;
+        });
+        INFO("report: " << report.dump().substr(0, 600));
+        CHECK(report.value("width", 0) == 1280);
+        CHECK(report.value("height", 0) == 720);
+        for (size_t k = 0; k < kTrio.size(); ++k) {
+            auto c = thumbColor(report, centres[k].first, centres[k].second);
+            INFO("tile " << k << " colour " << c.r << "," << c.g << "," << c.b);
+            CHECK(near(c, kTrio[k].rgb));
+        }
+        // Outside the tiles the canvas is black.
+        CHECK(near(thumbColor(report, 0.02, 0.98), {0, 0, 0}));
+        for (size_t k = 0; k < kTrio.size(); ++k) {
+            INFO("tone " << kTrio[k].tone << " Hz at " << tone(report, kTrio[k].tone) << " dBFS");
+            if (k == i)
+                CHECK(tone(report, kTrio[k].tone) < -45); // mix-minus: not its own voice
+            else
+                CHECK(tone(report, kTrio[k].tone) > -30);
+        }
+    }
+    for (auto& c : clients)
+        c->leave();
+}
+
+TEST_CASE("participants join and leave 50 times while two stay; nothing leaks", "[call][churn]") {
+    Server server;
+    auto stayers = joinAll(server, "churn", {kTrio[0], kTrio[1]});
+    for (auto& s : stayers)
+        s->waitEvent("first-frame");
+    const std::string elements = "tessera_room_pipeline_elements{room=\"churn\"}";
+    // The baseline: both stayers fully linked (audio and video flowing).
+    for (auto& s : stayers)
+        s->waitReport([](const Json& r) { return r.value("frames", 0) > 5; });
+    const double baseline = server.metric(elements);
+    REQUIRE(baseline > 0);
+
+    std::int64_t lastFrames = stayers[0]->report().value("frames", 0);
+    for (int cycle = 1; cycle <= 50; ++cycle) {
+        INFO("cycle " << cycle);
+        Client joiner(server, ClientOptions{"churn", "joiner" + std::to_string(cycle), "0x0000ff", 880, {}, false, {}});
+        joiner.waitEvent("first-frame");
+        joiner.leave();
+        if (cycle % 10 == 0) {
+            for (auto& s : stayers) {
+                auto r = s->waitReport([&](const Json& j) { return j.value("frames", 0) > lastFrames; });
+                CHECK(r.value("frames", 0) > lastFrames);
+                CHECK(r.value("state", "") == "connected");
+            }
+            lastFrames = stayers[0]->report().value("frames", 0);
+        }
+    }
+    // Teardown is asynchronous (tees detach when idle): poll for the baseline.
+    auto deadline = Clock::now() + kDeadline;
+    while (Clock::now() < deadline &&
+           (server.metric("tessera_participants") != 2 || server.metric(elements) != baseline)) {
+        stayers[0]->report();
+    }
+    CHECK(server.metric("tessera_participants") == 2);
+    CHECK(server.metric(elements) == baseline);
+    for (auto& s : stayers)
+        s->leave();
+}
+
+TEST_CASE("bad input gets an error and the room goes on", "[call][bad-input]") {
+    Server server({"--max-participants", "3"});
+    Client anchor(server, ClientOptions{"live", "anchor", "0xff0000", 440, {}, false, {}});
+    anchor.waitEvent("first-frame");
+
+    auto expectError = [](RawSocket& ws, const std::string& code) {
+        auto reply = ws.receiveType("error");
+        REQUIRE(reply.has_value());
+        CHECK(reply->value("code", "") == code);
+        CHECK(!reply->value("message", "").empty());
+        CHECK_FALSE(ws.closed());
+    };
+
+    RawSocket ws(server.ws());
+    SECTION("garbage, unknown types, missing fields, oversize frames, then a good join") {
+        ws.send("this is not json");
+        expectError(ws, "bad-request");
+        ws.send(R"({"type":"dance"})");
+        expectError(ws, "bad-request");
+        ws.send(R"({"type":"join","room":"live"})");
+        expectError(ws, "bad-request");
+        ws.send(R"({"type":"join","room":"bad room!","name":"x"})");
+        expectError(ws, "bad-request");
+        ws.send(R"({"type":"join","room":"live","name":42})");
+        expectError(ws, "bad-request");
+        ws.send(R"({"type":"join","room":"live","name":")" + std::string(70 * 1024, 'a') + "\"}");
+        expectError(ws, "bad-request");
+        ws.send(R"({"type":"join","room":"live","name":"late"})");
+        auto joined = ws.receiveType("joined");
+        REQUIRE(joined.has_value());
+        CHECK(joined->at("participants").size() == 1);
+        ws.send(R"({"type":"join","room":"live","name":"twice"})");
+        expectError(ws, "bad-request");
+    }
+    SECTION("offer, candidate and leave before join are refused") {
+        ws.send(R"({"type":"offer","sdp":"v=0"})");
+        expectError(ws, "not-joined");
+        ws.send(R"({"type":"candidate","candidate":null})");
+        expectError(ws, "not-joined");
+        ws.send(R"({"type":"leave"})");
+        expectError(ws, "not-joined");
+    }
+    SECTION("an offer that is not SDP is refused and the participant stays") {
+        ws.send(R"({"type":"join","room":"live","name":"confused"})");
+        REQUIRE(ws.receiveType("joined"));
+        ws.send(R"({"type":"offer","sdp":"hello"})");
+        expectError(ws, "bad-request");
+        auto room = httpRequest("GET", server.http() + "/api/rooms/live");
+        CHECK(room.status == 200);
+        CHECK(Json::parse(room.body).at("participants").size() == 2);
+    }
+    SECTION("a socket closed mid-negotiation leaves no trace") {
+        ws.send(R"({"type":"join","room":"live","name":"vanisher"})");
+        REQUIRE(ws.receiveType("joined"));
+        Json offer = {{"type", "offer"}, {"sdp", readFile("tests/data/offer-chromium.sdp")}};
+        ws.send(offer.dump());
+        ws.close();
+        auto deadline = Clock::now() + kDeadline;
+        while (Clock::now() < deadline && server.metric("tessera_participants") != 1)
+            anchor.report();
+        CHECK(server.metric("tessera_participants") == 1);
+    }
+    SECTION("a full room answers room-full") {
+        RawSocket second(server.ws()), third(server.ws());
+        second.send(R"({"type":"join","room":"live","name":"two"})");
+        REQUIRE(second.receiveType("joined"));
+        third.send(R"({"type":"join","room":"live","name":"three"})");
+        REQUIRE(third.receiveType("joined"));
+        ws.send(R"({"type":"join","room":"live","name":"four"})");
+        expectError(ws, "room-full");
+    }
+    // Whatever happened, the anchor's call went on.
+    auto before = anchor.report().value("frames", 0);
+    auto after = anchor.waitReport([&](const Json& r) { return r.value("frames", 0) > before; });
+    CHECK(after.value("frames", 0) > before);
+    CHECK(after.value("state", "") == "connected");
+}
+
+TEST_CASE("the HTTP API lists rooms, details and kicks participants", "[call][api]") {
+    Server server;
+    auto clients = joinAll(server, "api", {kTrio[0], kTrio[1]});
+    CHECK(httpRequest("GET", server.http() + "/healthz").status == 200);
+
+    auto rooms = httpRequest("GET", server.http() + "/api/rooms");
+    REQUIRE(rooms.status == 200);
+    auto list = Json::parse(rooms.body);
+    REQUIRE(list.size() == 1);
+    CHECK(list[0].value("room", "") == "api");
+    CHECK(list[0].value("participants", 0) == 2);
+
+    auto detail = httpRequest("GET", server.http() + "/api/rooms/api");
+    REQUIRE(detail.status == 200);
+    auto room = Json::parse(detail.body);
+    REQUIRE(room.at("participants").size() == 2);
+    const std::string greenId = room["participants"][1].value("id", "");
+    CHECK(room["participants"][1].value("name", "") == "green");
+
+    CHECK(httpRequest("GET", server.http() + "/api/rooms/nope").status == 404);
+    CHECK(httpRequest("DELETE", server.http() + "/api/rooms/api/participants/nobody").status == 404);
+    CHECK(httpRequest("DELETE", server.http() + "/api/rooms/api/participants/" + greenId).status == 204);
+    clients[0]->waitEvent("participant-left");
+    auto status = clients[1]->process().wait(Clock::now() + 20s);
+    CHECK(status.has_value()); // the kicked client's socket was closed
+    auto metrics = httpRequest("GET", server.http() + "/metrics");
+    CHECK(metrics.status == 200);
+    CHECK(metrics.body.find("tessera_participants 1") != std::string::npos);
+    clients[0]->leave();
+}
