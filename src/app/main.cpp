@@ -1,0 +1,167 @@
+// tessera: wires config, media, rooms and the HTTP server, then runs the
+// GLib main loop until SIGINT or SIGTERM. `tessera validate FILE...` checks
+// layout specs and pipeline fragments without serving.
+#include <glib-unix.h>
+#include <gst/gst.h>
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "options.h"
+#include "tessera/error.h"
+#include "tessera/layout_library.h"
+#include "tessera/media.h"
+#include "tessera/room.h"
+#include "tessera/server.h"
+
+GST_DEBUG_CATEGORY_STATIC(tessera_app_debug);
+#define GST_CAT_DEFAULT tessera_app_debug
+GST_DEBUG_CATEGORY_STATIC(tessera_room_debug);
+GST_DEBUG_CATEGORY_STATIC(tessera_server_debug);
+
+namespace tessera::app {
+namespace {
+
+constexpr int kExitInvalid = 1; // validate found a bad file
+constexpr int kExitFailure = 2; // bad usage or configuration, or startup failed
+
+// room and server log through GLib (they link no GStreamer); a category per
+// domain carries their messages into GST_DEBUG like every other module's, so
+// GST_DEBUG=tessera-*:5 shows them all.
+void forwardGLog(const gchar* domain, GLogLevelFlags level, const gchar* message, gpointer data) {
+    auto* category = static_cast<GstDebugCategory*>(data);
+    GstDebugLevel gstLevel = GST_LEVEL_DEBUG;
+    if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL)) {
+        gstLevel = GST_LEVEL_ERROR;
+    } else if (level & G_LOG_LEVEL_WARNING) {
+        gstLevel = GST_LEVEL_WARNING;
+    } else if (level & (G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO)) {
+        gstLevel = GST_LEVEL_INFO;
+    }
+    gst_debug_log(category, gstLevel, domain, "", 0, nullptr, "%s", message);
+    // Warnings reach the operator even when GST_DEBUG is not set (and only once when it is).
+    if (gstLevel <= GST_LEVEL_WARNING && gst_debug_category_get_threshold(category) < gstLevel) {
+        g_log_default_handler(domain, level, message, nullptr);
+    }
+}
+
+void forwardDomain(const char* domain, GstDebugCategory* category) {
+    g_log_set_handler(domain, static_cast<GLogLevelFlags>(G_LOG_LEVEL_MASK | G_LOG_FLAG_FATAL | G_LOG_FLAG_RECURSION),
+                      forwardGLog, category);
+}
+
+void initLogging() {
+    GST_DEBUG_CATEGORY_INIT(tessera_app_debug, "tessera-app", 0, "Tessera wiring and main loop");
+    GST_DEBUG_CATEGORY_INIT(tessera_room_debug, "tessera-room", 0, "Tessera rooms (GLib log domain tessera-room)");
+    GST_DEBUG_CATEGORY_INIT(tessera_server_debug, "tessera-server", 0,
+                            "Tessera HTTP and WebSocket (GLib log domain tessera-server)");
+    forwardDomain("tessera-room", tessera_room_debug);
+    forwardDomain("tessera-server", tessera_server_debug);
+}
+
+// Prints "FILE: ok" or "FILE: error: ..." per file; 1 if any is bad.
+int validate(const std::vector<std::string>& files) {
+    if (files.empty()) {
+        std::fprintf(stderr, "tessera validate: no files given (layout specs *.json, pipeline fragments *.pipeline)\n");
+        return kExitFailure;
+    }
+    int status = 0;
+    for (const std::string& file : files) {
+        const std::string extension = std::filesystem::path(file).extension().string();
+        try {
+            if (extension == ".json") {
+                room::loadLayoutFile(file);
+            } else if (extension == ".pipeline") {
+                media::validateFragmentFile(file);
+            } else {
+                throw Error(ErrorCode::BadRequest, "unknown kind of file (expected *.json or *.pipeline)");
+            }
+            std::printf("%s: ok\n", file.c_str());
+        } catch (const std::exception& e) {
+            std::printf("%s: error: %s\n", file.c_str(), e.what());
+            status = kExitInvalid;
+        }
+    }
+    return status;
+}
+
+gboolean onQuit(gpointer loop) {
+    GST_INFO("signal received, shutting down");
+    g_main_loop_quit(static_cast<GMainLoop*>(loop));
+    return G_SOURCE_CONTINUE;
+}
+
+gboolean onReload(gpointer data) {
+    auto* layouts = static_cast<room::LayoutLibrary*>(data);
+    try {
+        layouts->reload();
+        std::string names;
+        for (const std::string& name : layouts->names()) names += (names.empty() ? "" : ", ") + name;
+        GST_INFO("layouts reloaded: %s", names.c_str());
+        std::fprintf(stderr, "tessera: layouts reloaded from %s: %s\n", layouts->directory().c_str(), names.c_str());
+    } catch (const std::exception& e) {
+        GST_WARNING("layout reload failed, keeping the old set: %s", e.what());
+        std::fprintf(stderr, "tessera: layout reload failed, keeping the old set: %s\n", e.what());
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+int serve(const Config& config) {
+    // Declared in dependency order, so they are destroyed in reverse: the
+    // server (its sessions leave their rooms) before the rooms (their peers
+    // and pipelines) before the engine.
+    std::unique_ptr<room::LayoutLibrary> layouts;
+    std::unique_ptr<media::Engine> engine;
+    std::unique_ptr<room::Rooms> rooms;
+    std::unique_ptr<server::Server> server;
+    try {
+        layouts = std::make_unique<room::LayoutLibrary>(config.layoutsDir);
+        engine = media::createGstEngine(config);
+        rooms = std::make_unique<room::Rooms>(config, *engine, *layouts);
+        server = std::make_unique<server::Server>(config, *rooms);
+        server->start();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "tessera: %s\n", e.what());
+        return kExitFailure;
+    }
+    // Tests and scripts read the port from this line (config port 0).
+    std::printf("tessera listening on %s\n", server->url().c_str());
+    std::fflush(stdout);
+    GST_INFO("listening on %s", server->url().c_str());
+
+    std::unique_ptr<GMainLoop, decltype(&g_main_loop_unref)> loop(g_main_loop_new(nullptr, FALSE), &g_main_loop_unref);
+    const guint sources[] = {
+        g_unix_signal_add(SIGINT, onQuit, loop.get()),
+        g_unix_signal_add(SIGTERM, onQuit, loop.get()),
+        g_unix_signal_add(SIGHUP, onReload, layouts.get()),
+    };
+    g_main_loop_run(loop.get());
+    for (const guint source : sources) g_source_remove(source);
+    return 0;
+}
+
+} // namespace
+} // namespace tessera::app
+
+int main(int argc, char** argv) {
+    using namespace tessera::app;
+    g_set_prgname("tessera");
+    Options options;
+    try {
+        options = parseOptions(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "tessera: %s\n", e.what());
+        return kExitFailure;
+    }
+    initLogging();
+    if (options.command.empty()) return serve(options.config);
+    if (options.command.front() == "validate") {
+        return validate(std::vector<std::string>(options.command.begin() + 1, options.command.end()));
+    }
+    std::fprintf(stderr, "tessera: unknown command '%s' (try --help)\n", options.command.front().c_str());
+    return kExitFailure;
+}

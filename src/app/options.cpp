@@ -1,0 +1,269 @@
+#include "options.h"
+
+#include <gst/gst.h>
+
+#include <algorithm>
+#include <array>
+#include <map>
+#include <memory>
+#include <string_view>
+#include <utility>
+
+#include "tessera/error.h"
+
+namespace tessera::app {
+namespace {
+
+// Every config key has a flag. Flags are applied through applyConfigJson,
+// the same validation as the config file, so that a value means the same and
+// is refused for the same reason wherever it is written. That takes a small
+// JSON document built here (strings escaped, numbers passed through).
+enum class Kind { String, Number, List };
+
+struct Flag {
+    const char* name;     // without "--"
+    const char* key;      // config key path; one level of nesting ("video.width")
+    Kind kind;
+    const char* argument; // for --help
+    const char* help;
+};
+
+constexpr std::array kFlags = {
+    Flag{"host", "host", Kind::String, "ADDRESS", "Listen address (default 127.0.0.1)"},
+    Flag{"port", "port", Kind::Number, "PORT", "Listen port; 0 picks a free one (default 8080)"},
+    Flag{"www-dir", "wwwDir", Kind::String, "DIR", "Web client directory (default <source>/data/www)"},
+    Flag{"layouts-dir", "layoutsDir", Kind::String, "DIR", "Layout specs directory (default <source>/data/layouts)"},
+    Flag{"pipelines-dir", "pipelinesDir", Kind::String, "DIR",
+         "Pipeline fragments directory (default <source>/pipelines)"},
+    Flag{"default-layout", "defaultLayout", Kind::String, "NAME", "Layout of a new room (default grid)"},
+    Flag{"max-participants", "maxParticipants", Kind::Number, "N", "Participants per room (default 25)"},
+    Flag{"join-token", "joinToken", Kind::String, "TOKEN",
+         "Token a join must carry (default none; a config file keeps it out of ps)"},
+    Flag{"admin-token", "adminToken", Kind::String, "TOKEN",
+         "Bearer token /api/* needs (default none; a config file keeps it out of ps)"},
+    Flag{"ice-address", "iceAddresses", Kind::List, "IP", "Local address ICE may use (repeatable; default all)"},
+    Flag{"min-rtp-port", "minRtpPort", Kind::Number, "PORT", "Lowest UDP port for media (default any)"},
+    Flag{"max-rtp-port", "maxRtpPort", Kind::Number, "PORT", "Highest UDP port for media (default any)"},
+    Flag{"jitter-latency", "jitterLatencyMs", Kind::Number, "MS", "Jitter buffer per incoming stream (default 200)"},
+    Flag{"video-width", "video.width", Kind::Number, "PIXELS", "Composite width (default 1280)"},
+    Flag{"video-height", "video.height", Kind::Number, "PIXELS", "Composite height (default 720)"},
+    Flag{"video-framerate", "video.framerate", Kind::Number, "FPS", "Composite frame rate (default 30)"},
+    Flag{"video-bitrate", "video.bitrate", Kind::Number, "BITS", "Composite bit rate, bits/s (default 1500000)"},
+    Flag{"video-codec", "video.codec", Kind::String, "CODEC", "vp8, h264 or vp9 (default vp8)"},
+    Flag{"video-tile-width", "video.tileWidth", Kind::Number, "PIXELS", "Width each input is scaled to (default 640)"},
+    Flag{"video-tile-height", "video.tileHeight", Kind::Number, "PIXELS",
+         "Height each input is scaled to (default 360)"},
+    Flag{"audio-bitrate", "audio.bitrate", Kind::Number, "BITS", "Opus bit rate, bits/s (default 64000)"},
+    // iceServers: written as URLs, turned into RTCIceServer objects below.
+    Flag{"stun", "iceServers", Kind::List, "URL", "STUN server, stun:HOST:PORT (repeatable; replaces the config's)"},
+    Flag{"turn", "iceServers", Kind::List, "URL",
+         "TURN server, turn:USER:PASS@HOST:PORT[?transport=tcp] (repeatable; replaces the config's)"},
+};
+
+std::string jsonString(std::string_view text) {
+    std::string out = "\"";
+    for (const char c : text) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (static_cast<unsigned char>(c) < 0x20) {
+            char escaped[8];
+            g_snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(c));
+            out += escaped;
+        } else {
+            out += c;
+        }
+    }
+    return out + '"';
+}
+
+// A non-numeric value goes in as a string, so that the config validator
+// answers "must be an integer ..." like it does for the file.
+std::string jsonNumber(std::string_view text) {
+    const bool digits = !text.empty() && text.size() <= 15 &&
+                        std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+    return digits ? std::string(text) : jsonString(text);
+}
+
+// "turn:USER:PASS@HOST:PORT?query" (also "turn://...", "turns:...") as an
+// RTCIceServer; "stun:HOST:PORT" as one with just the URL. Credentials may be
+// percent-encoded.
+std::string iceServerJson(std::string_view url) {
+    const std::size_t colon = url.find(':');
+    const std::size_t at = url.rfind('@');
+    if (colon == std::string_view::npos || at == std::string_view::npos || at < colon) {
+        return "{\"urls\":" + jsonString(url) + "}";
+    }
+    std::string_view scheme = url.substr(0, colon + 1);
+    std::string_view userinfo = url.substr(colon + 1, at - colon - 1);
+    if (userinfo.starts_with("//")) userinfo.remove_prefix(2);
+    const std::size_t split = userinfo.find(':');
+    const auto unescape = [](std::string_view part) {
+        std::unique_ptr<gchar, decltype(&g_free)> text(g_uri_unescape_string(std::string(part).c_str(), nullptr),
+                                                       &g_free);
+        return text ? std::string(text.get()) : std::string(part);
+    };
+    std::string json = "{\"urls\":" + jsonString(std::string(scheme) + std::string(url.substr(at + 1)));
+    json += ",\"username\":" + jsonString(unescape(userinfo.substr(0, split)));
+    if (split != std::string_view::npos) json += ",\"credential\":" + jsonString(unescape(userinfo.substr(split + 1)));
+    return json + "}";
+}
+
+const Flag* flagByName(std::string_view name) {
+    const auto found = std::find_if(kFlags.begin(), kFlags.end(), [&](const Flag& f) { return name == f.name; });
+    return found != kFlags.end() ? &*found : nullptr;
+}
+
+// The flag values, in command-line order, collected by the GOption callback
+// and applied after the config file.
+struct Collected {
+    std::vector<std::pair<const Flag*, std::string>> values;
+};
+
+gboolean collect(const gchar* optionName, const gchar* value, gpointer data, GError** error) noexcept {
+    std::string_view name = optionName;
+    while (name.starts_with('-')) name.remove_prefix(1);
+    const Flag* flag = flagByName(name);
+    if (flag == nullptr) {
+        g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED, "unknown option %s", optionName);
+        return FALSE;
+    }
+    try {
+        static_cast<Collected*>(data)->values.emplace_back(flag, value != nullptr ? value : "");
+    } catch (const std::exception& e) {
+        g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED, "%s", e.what());
+        return FALSE;
+    }
+    return TRUE;
+}
+
+// The flags as one JSON object for applyConfigJson: {"port":0,"video":{"width":640}}.
+std::string flagsJson(const Collected& collected) {
+    // Key path -> JSON value texts. A list flag keeps every occurrence (two
+    // flags, --stun and --turn, fill the same list); otherwise the last wins.
+    std::map<std::string, std::vector<std::string>> values;
+    for (const auto& [flag, value] : collected.values) {
+        std::vector<std::string>& slot = values[flag->key];
+        if (flag->kind != Kind::List) slot.clear();
+        switch (flag->kind) {
+        case Kind::String: slot.push_back(jsonString(value)); break;
+        case Kind::Number: slot.push_back(jsonNumber(value)); break;
+        case Kind::List:
+            slot.push_back(std::string_view(flag->key) == "iceServers" ? iceServerJson(value) : jsonString(value));
+            break;
+        }
+    }
+    const auto append = [](std::string& members, const std::string& member) {
+        if (!members.empty()) members += ',';
+        members += member;
+    };
+    std::string top;
+    std::map<std::string, std::string> groups; // "video" -> its members
+    for (const auto& entry : values) {
+        const std::string& key = entry.first;
+        const std::vector<std::string>& texts = entry.second;
+        const bool list = std::any_of(kFlags.begin(), kFlags.end(),
+                                      [&](const Flag& f) { return key == f.key && f.kind == Kind::List; });
+        std::string value;
+        for (const std::string& text : texts) append(value, text);
+        if (list) value = "[" + value + "]";
+        const std::size_t dot = key.find('.');
+        if (dot == std::string::npos) {
+            append(top, jsonString(key) + ":" + value);
+        } else {
+            append(groups[key.substr(0, dot)], jsonString(key.substr(dot + 1)) + ":" + value);
+        }
+    }
+    for (const auto& [group, members] : groups) append(top, jsonString(group) + ":{" + members + "}");
+    return "{" + top + "}";
+}
+
+// The validator names config keys ("video.width: must be ..."); the user typed flags.
+[[noreturn]] void rethrowForFlags(const Error& error) {
+    const std::string_view message = error.what();
+    const std::string_view key = message.substr(0, message.find_first_of(":["));
+    const std::size_t colon = message.find(": ");
+    const std::string_view reason = colon == std::string_view::npos ? message : message.substr(colon + 2);
+    std::string names;
+    for (const Flag& flag : kFlags) {
+        if (key == flag.key) names += (names.empty() ? "--" : " or --") + std::string(flag.name);
+    }
+    throw Error(error.code(), (names.empty() ? std::string("command line") : names) + ": " + std::string(reason));
+}
+
+std::string readFile(const std::string& path) {
+    gchar* contents = nullptr;
+    gsize length = 0;
+    GError* error = nullptr;
+    if (!g_file_get_contents(path.c_str(), &contents, &length, &error)) {
+        std::string message = error->message;
+        g_error_free(error);
+        throw Error(ErrorCode::BadRequest, message);
+    }
+    std::string text(contents, length);
+    g_free(contents);
+    return text;
+}
+
+} // namespace
+
+Options parseOptions(int argc, char** argv) {
+    Collected collected;
+    gchar* configFile = nullptr;
+    gchar** rest = nullptr;
+
+    std::vector<GOptionEntry> entries;
+    entries.push_back({"config", 'c', 0, G_OPTION_ARG_FILENAME, &configFile,
+                       "JSON config file (docs/config.md); flags override it", "FILE"});
+    for (const Flag& flag : kFlags) {
+        entries.push_back({flag.name, 0, 0, G_OPTION_ARG_CALLBACK, reinterpret_cast<gpointer>(&collect), flag.help,
+                           flag.argument});
+    }
+    entries.push_back({G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_STRING_ARRAY, &rest, nullptr, nullptr});
+    entries.push_back({});
+
+    std::unique_ptr<GOptionContext, decltype(&g_option_context_free)> context(
+        g_option_context_new("[validate FILE...] - WebRTC video conference server (MCU)"), &g_option_context_free);
+    g_option_context_set_summary(context.get(),
+                                 "Without a command, serves rooms until SIGINT or SIGTERM; SIGHUP reloads layouts.\n"
+                                 "validate FILE...: checks layout specs (*.json) and pipeline fragments (*.pipeline).");
+    GOptionGroup* group = g_option_group_new("tessera", "Tessera options", "Show Tessera options", &collected, nullptr);
+    g_option_group_add_entries(group, entries.data());
+    g_option_context_set_main_group(context.get(), group);
+    g_option_context_add_group(context.get(), gst_init_get_option_group());
+
+    GError* error = nullptr;
+    // GOption wants to edit argc/argv; parse a copy so the caller's stay intact.
+    std::vector<char*> args(argv, argv + argc);
+    int count = argc;
+    char** vector = args.data();
+    const gboolean parsed = g_option_context_parse(context.get(), &count, &vector, &error);
+    const std::unique_ptr<gchar, decltype(&g_free)> configPath(configFile, &g_free);
+    const std::unique_ptr<gchar*, decltype(&g_strfreev)> remaining(rest, &g_strfreev);
+    if (!parsed) {
+        std::string message = error->message;
+        g_error_free(error);
+        throw Error(ErrorCode::BadRequest, message);
+    }
+
+    Options options;
+    if (configPath) {
+        try {
+            applyConfigJson(options.config, readFile(configPath.get()));
+        } catch (const Error& e) {
+            throw Error(e.code(), std::string(configPath.get()) + ": " + e.what());
+        }
+    }
+    if (!collected.values.empty()) {
+        try {
+            applyConfigJson(options.config, flagsJson(collected));
+        } catch (const Error& e) {
+            rethrowForFlags(e);
+        }
+    }
+    resolveDefaultDirs(options.config);
+    for (gchar** word = rest; word != nullptr && *word != nullptr; ++word) options.command.emplace_back(*word);
+    return options;
+}
+
+} // namespace tessera::app

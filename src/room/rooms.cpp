@@ -1,0 +1,486 @@
+#define G_LOG_DOMAIN "tessera-room"
+#include "tessera/room.h"
+
+#include <glib.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+#include <optional>
+#include <set>
+#include <utility>
+
+#include "tessera/datachannel.h"
+#include "tessera/token.h"
+
+namespace tessera::room {
+
+// One room: its media (the mixing pipeline) and its participants in join order.
+class Rooms::Room final : public media::RoomListener {
+public:
+    Room(Rooms& rooms, std::string name) : m_rooms(rooms), name(std::move(name)) {}
+
+    // Thread: main.
+    void onSpeakerChanged(const std::string& participantId) override { m_rooms.onSpeakerChanged(*this, participantId); }
+    void onScreenShareChanged(const std::string& participantId, bool active) override {
+        m_rooms.onScreenShareChanged(*this, participantId, active);
+    }
+
+private:
+    Rooms& m_rooms; // Borrowed; owns this.
+
+public:
+    const std::string name;
+    std::string layout;  // the name sent in `layout` messages and the API
+    std::string speaker; // participant id, empty: nobody
+    std::set<std::string> sharing;      // participants whose screen share is live
+    std::optional<std::string> beforeShare; // the layout to restore when the last share ends
+    // Owned. Declared before the participants so that their peers, which live
+    // in this media's pipeline, are destroyed first.
+    std::unique_ptr<media::RoomMedia> media;
+    std::vector<std::unique_ptr<Participant>> participants; // Owned; join order.
+};
+
+class Rooms::Participant final : public media::PeerListener {
+public:
+    Participant(Rooms& rooms, std::string id, const protocol::Join& join, ClientSink& sink)
+        : m_rooms(rooms), id(std::move(id)), name(join.name), room(join.room), receiveOnly(join.receiveOnly),
+          sink(sink) {}
+
+    // Thread: main.
+    void onAnswer(const std::string& sdp) override { m_rooms.onAnswer(*this, sdp); }
+    void onLocalCandidate(const protocol::IceCandidate& candidate) override {
+        m_rooms.onLocalCandidate(*this, candidate);
+    }
+    void onPeerFailed(const std::string& reason) override { m_rooms.onPeerFailed(*this, reason); }
+    void onDataMessage(const media::DataMessage& message) override { m_rooms.onDataMessage(*this, message); }
+
+private:
+    Rooms& m_rooms; // Borrowed; owns this.
+
+public:
+    const std::string id;
+    const std::string name;
+    const std::string room;
+    const bool receiveOnly;
+    ClientSink& sink;                 // Borrowed; outlives this participant (see ClientSink).
+    bool announced = false;           // the others were sent participant-joined
+    std::unique_ptr<media::Peer> peer; // Owned.
+};
+
+// Marks a call into Rooms. When the outermost one returns, removed peers and
+// rooms are destroyed: right away for calls from the server, from an idle
+// source for media callbacks (the calling peer's code is still on the stack).
+class Rooms::Entry {
+public:
+    enum class From { Client, Media };
+
+    Entry(Rooms& rooms, From from) : m_rooms(rooms), m_from(from) {
+        // Garbage left by a media callback goes before anything new is
+        // created: a room re-created under the same name must not meet its
+        // old pipeline.
+        if (m_rooms.m_depth == 0 && m_from == From::Client) m_rooms.collectGarbage();
+        ++m_rooms.m_depth;
+    }
+    ~Entry() {
+        if (--m_rooms.m_depth != 0) return;
+        if (m_from == From::Client) {
+            m_rooms.collectGarbage();
+        } else {
+            m_rooms.scheduleGarbageCollection();
+        }
+    }
+    Entry(const Entry&) = delete;
+    Entry& operator=(const Entry&) = delete;
+
+private:
+    Rooms& m_rooms;
+    From m_from;
+};
+
+Rooms::Rooms(const Config& config, media::Engine& engine, LayoutLibrary& layouts)
+    : m_config(config), m_engine(engine), m_layouts(layouts) {
+    if (!m_layouts.find(m_config.defaultLayout)) {
+        throw Error(ErrorCode::BadRequest, "default layout '" + m_config.defaultLayout + "' is not in " +
+                                               m_layouts.directory().string());
+    }
+}
+
+Rooms::~Rooms() {
+    if (m_collectSource != 0) g_source_remove(m_collectSource);
+    // Nobody is told anything: the server is shutting down and sinks may be
+    // gone. Unindex first so that a late listener call finds nothing live,
+    // and move the rooms out so that no lookup walks a map being destroyed.
+    m_participants.clear();
+    auto rooms = std::move(m_rooms);
+    m_rooms.clear();
+    m_deadParticipants.clear();
+    m_deadRooms.clear();
+    rooms.clear();
+}
+
+std::string Rooms::join(const protocol::Join& join, ClientSink& sink) {
+    Entry entry(*this, Entry::From::Client);
+    if (!m_config.joinToken.empty() && !tokensEqual(join.token.value_or(""), m_config.joinToken)) {
+        throw Error(ErrorCode::Unauthorized, join.token ? "invalid token" : "this server needs a token to join");
+    }
+    // The parser checked this already; the room name also names pipelines and
+    // metrics labels, so it is checked again at the owner.
+    if (!protocol::isValidRoomName(join.room)) throw Error(ErrorCode::BadRequest, "room: must be 1-64 of [A-Za-z0-9_-]");
+
+    auto found = m_rooms.find(join.room);
+    if (found != m_rooms.end() && found->second->participants.size() >= m_config.maxParticipants) {
+        throw Error(ErrorCode::RoomFull, "room '" + join.room + "' is full (" +
+                                             std::to_string(m_config.maxParticipants) + " participants)");
+    }
+    if (found == m_rooms.end()) {
+        // A reload may have dropped the default layout since startup; the
+        // built-in grid is always there.
+        std::optional<protocol::LayoutSpec> spec = m_layouts.find(m_config.defaultLayout);
+        if (!spec) {
+            g_warning("default layout '%s' is gone; room '%s' starts with 'grid'", m_config.defaultLayout.c_str(),
+                      join.room.c_str());
+            spec = m_layouts.find("grid");
+        }
+        auto room = std::make_unique<Room>(*this, join.room);
+        room->media = m_engine.createRoom(join.room, *room);
+        room->media->setLayout(*spec);
+        room->layout = spec->name;
+        found = m_rooms.emplace(join.room, std::move(room)).first;
+        g_info("room '%s' created", join.room.c_str());
+    }
+    Room& room = *found->second;
+
+    auto participant = std::make_unique<Participant>(*this, newParticipantId(), join, sink);
+    std::string id = participant->id;
+    try {
+        participant->peer =
+            room.media->addPeer(id, media::PeerOptions{join.name, join.receiveOnly, join.maxBitrate}, *participant);
+    } catch (...) {
+        // Rooms exist while someone is in them: undo a room made for this join.
+        if (room.participants.empty()) {
+            m_deadRooms.push_back(std::move(found->second));
+            m_rooms.erase(found);
+        }
+        throw;
+    }
+
+    protocol::Joined joined{id, join.room, {}, m_config.iceServers};
+    for (const auto& other : room.participants) joined.participants.push_back({other->id, other->name});
+    m_participants.emplace(id, participant.get());
+    room.participants.push_back(std::move(participant));
+    g_info("'%s' joined room '%s' as %s (%zu in the room)", join.name.c_str(), join.room.c_str(), id.c_str(),
+           room.participants.size());
+
+    // Every send may make the joiner leave (and close the room): copy what is
+    // needed first; sendTo skips a participant that is gone.
+    const std::string layout = room.layout, speaker = room.speaker;
+    sendTo(id, joined);
+    // The joiner learns the room's current state too.
+    sendTo(id, protocol::LayoutChanged{layout});
+    if (!speaker.empty()) sendTo(id, protocol::Speaker{speaker});
+    // Gone already (its sink failed): the others heard nothing, and remove()
+    // told them nothing either.
+    if (const auto joiner = m_participants.find(id); joiner != m_participants.end()) {
+        joiner->second->announced = true;
+        broadcast(join.room, protocol::ParticipantJoined{id, join.name}, id);
+    }
+    return id;
+}
+
+void Rooms::offer(const std::string& participantId, const std::string& sdp) {
+    Entry entry(*this, Entry::From::Client);
+    participantOrThrow(participantId).peer->handleOffer(sdp);
+}
+
+void Rooms::candidate(const std::string& participantId, const std::optional<protocol::IceCandidate>& candidate) {
+    Entry entry(*this, Entry::From::Client);
+    participantOrThrow(participantId).peer->addRemoteCandidate(candidate);
+}
+
+void Rooms::leave(const std::string& participantId) {
+    Entry entry(*this, Entry::From::Client);
+    remove(participantId, Removal::Left, "left");
+}
+
+std::vector<api::RoomSummary> Rooms::list() const {
+    std::vector<api::RoomSummary> out;
+    out.reserve(m_rooms.size());
+    for (const auto& [name, room] : m_rooms) {
+        out.push_back({name, static_cast<unsigned>(room->participants.size()), room->layout, false});
+    }
+    return out;
+}
+
+api::RoomDetail Rooms::detail(const std::string& name) const {
+    const Room& room = roomOrThrow(name);
+    api::RoomDetail out{room.name, room.layout, false, {}};
+    for (const auto& participant : room.participants) {
+        const media::PeerStats stats = participant->peer->stats();
+        out.participants.push_back({participant->id, participant->name, stats.tier, participant->receiveOnly,
+                                    stats.bitrateIn, stats.bitrateOut, stats.packetsLost});
+    }
+    return out;
+}
+
+void Rooms::kick(const std::string& room, const std::string& participantId) {
+    Entry entry(*this, Entry::From::Client);
+    roomOrThrow(room);
+    const auto found = m_participants.find(participantId);
+    if (found == m_participants.end() || found->second->room != room) {
+        throw Error(ErrorCode::NotFound, "no participant '" + participantId + "' in room '" + room + "'");
+    }
+    remove(participantId, Removal::Kicked, "removed by an administrator");
+}
+
+void Rooms::setLayout(const std::string& name, const api::LayoutRequest& request) {
+    Entry entry(*this, Entry::From::Client);
+    Room& room = roomOrThrow(name);
+    protocol::LayoutSpec spec;
+    if (request.spec) {
+        spec = *request.spec;
+    } else if (request.name) {
+        std::optional<protocol::LayoutSpec> found = m_layouts.find(*request.name);
+        if (!found) throw Error(ErrorCode::BadRequest, "unknown layout '" + *request.name + "'");
+        spec = std::move(*found);
+    } else {
+        throw Error(ErrorCode::BadRequest, "layout: missing");
+    }
+    // An explicit choice wins over the automatic presentation layout.
+    room.beforeShare.reset();
+    applyLayout(room, spec);
+}
+
+void Rooms::applyLayout(Room& room, const protocol::LayoutSpec& spec) {
+    // Media first: if it rejects the spec, the room keeps its layout and nobody is told.
+    room.media->setLayout(spec);
+    room.layout = spec.name;
+    g_info("room '%s' layout is now '%s'", room.name.c_str(), spec.name.c_str());
+    broadcast(room.name, protocol::LayoutChanged{spec.name});
+}
+
+void Rooms::onScreenShareChanged(Room& room, const std::string& participantId, bool active) {
+    Entry entry(*this, Entry::From::Media);
+    if (!isLive(room))
+        return;
+    const bool wasSharing = !room.sharing.empty();
+    if (active)
+        room.sharing.insert(participantId);
+    else
+        room.sharing.erase(participantId);
+    const bool sharing = !room.sharing.empty();
+    if (sharing == wasSharing)
+        return;
+    // While a share is live the room shows it large (PROTOCOL.md, Media);
+    // when the last one ends the previous layout comes back.
+    if (sharing) {
+        auto presentation = m_layouts.find("presentation");
+        if (!presentation || room.layout == "presentation")
+            return;
+        room.beforeShare = room.layout;
+        applyLayout(room, *presentation);
+    } else if (room.beforeShare) {
+        auto previous = m_layouts.find(*room.beforeShare);
+        room.beforeShare.reset();
+        if (previous)
+            applyLayout(room, *previous);
+    }
+}
+
+MetricsSnapshot Rooms::metrics() const {
+    MetricsSnapshot out;
+    out.rooms.reserve(m_rooms.size());
+    for (const auto& [name, room] : m_rooms) {
+        MetricsSnapshot::Room& entry = out.rooms.emplace_back(MetricsSnapshot::Room{name, room->media->stats(), {}});
+        for (const auto& participant : room->participants) {
+            entry.participants.push_back({participant->id, participant->peer->stats()});
+        }
+    }
+    return out;
+}
+
+void Rooms::onAnswer(Participant& participant, const std::string& sdp) {
+    Entry entry(*this, Entry::From::Media);
+    // A removed peer may still deliver what it had queued: drop it.
+    if (isLive(participant)) sendTo(participant.id, protocol::Answer{sdp});
+}
+
+void Rooms::onLocalCandidate(Participant& participant, const protocol::IceCandidate& candidate) {
+    Entry entry(*this, Entry::From::Media);
+    if (isLive(participant)) sendTo(participant.id, protocol::Candidate{candidate});
+}
+
+void Rooms::onPeerFailed(Participant& participant, const std::string& reason) {
+    Entry entry(*this, Entry::From::Media);
+    if (!isLive(participant)) return;
+    g_warning("participant %s in room '%s': media failed: %s", participant.id.c_str(), participant.room.c_str(),
+              reason.c_str());
+    remove(participant.id, Removal::Failed, reason);
+}
+
+namespace {
+
+// What the others get for a message on a participant's data channel
+// (PROTOCOL.md "Data channels"; the file framing is docs/datachannels.md):
+// chat is re-issued with the sender and a timestamp; file chunks (binary)
+// pass byte for byte; file control messages gain the sender. Throws
+// Error(BadRequest) for a malformed message; nullopt: nothing to relay.
+std::optional<media::DataMessage> relayed(const media::DataMessage& message, const std::string& fromId,
+                                          const std::string& fromName) {
+    if (message.label == "chat" && !message.binary) {
+        const std::string text = protocol::parseChat(message.data);
+        return media::DataMessage{"chat", false,
+                                  protocol::serializeChat(fromId, fromName, text, g_get_real_time() / 1000)};
+    }
+    if (message.label == "file") {
+        if (message.binary) return message;
+        return media::DataMessage{"file", false, protocol::annotateFileControl(message.data, fromId, fromName)};
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
+void Rooms::onDataMessage(Participant& participant, const media::DataMessage& message) {
+    Entry entry(*this, Entry::From::Media);
+    if (!isLive(participant)) return;
+    std::optional<media::DataMessage> relay;
+    try {
+        relay = relayed(message, participant.id, participant.name);
+    } catch (const Error& e) {
+        // A data channel has no error reply: drop it, as the web client drops what it cannot read.
+        g_debug("%s: dropped a message on '%s': %s", participant.id.c_str(), message.label.c_str(), e.what());
+        return;
+    }
+    if (!relay) {
+        g_debug("%s: ignored a message on unknown channel '%s'", participant.id.c_str(), message.label.c_str());
+        return;
+    }
+    forEachOther(participant.room, participant.id, [&](Participant& other) { other.peer->sendData(*relay); });
+}
+
+void Rooms::onSpeakerChanged(Room& room, const std::string& participantId) {
+    Entry entry(*this, Entry::From::Media);
+    if (!isLive(room) || room.speaker == participantId) return;
+    room.speaker = participantId;
+    broadcast(room.name, protocol::Speaker{participantId});
+}
+
+Rooms::Room& Rooms::roomOrThrow(const std::string& name) const {
+    const auto found = m_rooms.find(name);
+    if (found == m_rooms.end()) throw Error(ErrorCode::NotFound, "no room '" + name + "'");
+    return *found->second;
+}
+
+Rooms::Participant& Rooms::participantOrThrow(const std::string& id) const {
+    const auto found = m_participants.find(id);
+    if (found == m_participants.end()) throw Error(ErrorCode::NotJoined, "not in a room");
+    return *found->second;
+}
+
+bool Rooms::isLive(const Participant& participant) const {
+    const auto found = m_participants.find(participant.id);
+    return found != m_participants.end() && found->second == &participant;
+}
+
+bool Rooms::isLive(const Room& room) const {
+    const auto found = m_rooms.find(room.name);
+    return found != m_rooms.end() && found->second.get() == &room;
+}
+
+std::string Rooms::newParticipantId() {
+    // Random rather than a counter: ids are seen by every participant and
+    // should say nothing about how many people used the server.
+    for (;;) {
+        char id[16];
+        std::snprintf(id, sizeof id, "p%08x", g_random_int());
+        if (!m_participants.contains(id)) return id;
+    }
+}
+
+void Rooms::remove(const std::string& participantId, Removal how, const std::string& reason) {
+    const auto found = m_participants.find(participantId);
+    if (found == m_participants.end()) return;
+    Participant& participant = *found->second;
+    ClientSink& sink = participant.sink;
+    const std::string roomName = participant.room;
+    const bool announced = participant.announced;
+    const auto roomEntry = m_rooms.find(roomName);
+    Room& room = *roomEntry->second;
+
+    // Unindex everything before telling anyone, so that whatever a send
+    // triggers sees the participant gone.
+    m_participants.erase(found);
+    const auto slot = std::find_if(room.participants.begin(), room.participants.end(),
+                                   [&](const auto& p) { return p.get() == &participant; });
+    m_deadParticipants.push_back(std::move(*slot));
+    room.participants.erase(slot);
+    g_info("%s left room '%s' (%s; %zu left)", participantId.c_str(), roomName.c_str(), reason.c_str(),
+           room.participants.size());
+    if (room.participants.empty()) {
+        m_deadRooms.push_back(std::move(roomEntry->second));
+        m_rooms.erase(roomEntry);
+        g_info("room '%s' closed", roomName.c_str());
+    }
+
+    switch (how) {
+    case Removal::Left: break;
+    case Removal::Kicked: sink.disconnect(reason); break;
+    case Removal::Failed:
+        sink.send(protocol::ErrorMessage{ErrorCode::Internal, "media failed: " + reason});
+        sink.disconnect("media failed");
+        break;
+    }
+    if (announced) broadcast(roomName, protocol::ParticipantLeft{participantId});
+}
+
+void Rooms::sendTo(const std::string& participantId, const protocol::ServerMessage& message) {
+    const auto found = m_participants.find(participantId);
+    if (found != m_participants.end()) found->second->sink.send(message);
+}
+
+void Rooms::broadcast(const std::string& room, const protocol::ServerMessage& message, const std::string& except) {
+    forEachOther(room, except, [&](Participant& participant) { participant.sink.send(message); });
+}
+
+void Rooms::forEachOther(const std::string& room, const std::string& except,
+                         const std::function<void(Participant&)>& action) {
+    const auto found = m_rooms.find(room);
+    if (found == m_rooms.end()) return;
+    // Ids, not pointers: the action may remove anyone, the room included.
+    std::vector<std::string> ids;
+    ids.reserve(found->second->participants.size());
+    for (const auto& participant : found->second->participants) {
+        if (participant->id != except) ids.push_back(participant->id);
+    }
+    for (const std::string& id : ids) {
+        const auto live = m_participants.find(id);
+        if (live != m_participants.end()) action(*live->second);
+    }
+}
+
+void Rooms::collectGarbage() {
+    if (m_depth != 0) return;
+    // Peers first: they live in their room's pipeline. Moved out so that a
+    // destructor that calls back finds consistent (empty) lists.
+    auto participants = std::move(m_deadParticipants);
+    auto rooms = std::move(m_deadRooms);
+    m_deadParticipants.clear();
+    m_deadRooms.clear();
+    participants.clear();
+    rooms.clear();
+}
+
+void Rooms::scheduleGarbageCollection() {
+    if (m_collectSource != 0 || (m_deadParticipants.empty() && m_deadRooms.empty())) return;
+    m_collectSource = g_idle_add(
+        [](gpointer data) -> gboolean {
+            auto* self = static_cast<Rooms*>(data);
+            self->m_collectSource = 0;
+            self->collectGarbage();
+            return G_SOURCE_REMOVE;
+        },
+        this);
+}
+
+} // namespace tessera::room

@@ -1,0 +1,139 @@
+#include "tessera/metrics.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace tessera::server {
+namespace {
+
+using Snapshot = room::MetricsSnapshot;
+
+// Label values may hold anything a room name or id allows today, and
+// whatever tomorrow's ids allow: escape as the format demands.
+void appendLabelValue(std::string& out, std::string_view value) {
+    for (char c : value) {
+        switch (c) {
+        case '\\': out += "\\\\"; break;
+        case '"': out += "\\\""; break;
+        case '\n': out += "\\n"; break;
+        default: out += c;
+        }
+    }
+}
+
+void appendValue(std::string& out, double value) {
+    if (std::isnan(value)) {
+        out += "NaN";
+    } else if (std::isinf(value)) {
+        out += value > 0 ? "+Inf" : "-Inf";
+    } else {
+        char buffer[32];
+        const auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
+        out.append(buffer, result.ptr);
+    }
+}
+
+void appendValue(std::string& out, std::uint64_t value) { out += std::to_string(value); }
+
+struct Label {
+    std::string_view name;
+    std::string_view value;
+};
+
+template <typename Value>
+void appendSample(std::string& out, std::string_view metric, std::initializer_list<Label> labels, Value value) {
+    out += metric;
+    if (labels.size() > 0) {
+        out += '{';
+        bool first = true;
+        for (const Label& label : labels) {
+            if (!first) out += ',';
+            first = false;
+            out += label.name;
+            out += "=\"";
+            appendLabelValue(out, label.value);
+            out += '"';
+        }
+        out += '}';
+    }
+    out += ' ';
+    appendValue(out, value);
+    out += '\n';
+}
+
+void appendHeader(std::string& out, std::string_view metric, std::string_view type, std::string_view help) {
+    out += "# HELP ";
+    out += metric;
+    out += ' ';
+    out += help;
+    out += "\n# TYPE ";
+    out += metric;
+    out += ' ';
+    out += type;
+    out += '\n';
+}
+
+// The format wants every sample of a family together, under one header: one
+// pass over the snapshot per family.
+template <typename Value>
+void appendRoomFamily(std::string& out, const Snapshot& snapshot, std::string_view metric, std::string_view type,
+                      std::string_view help, const std::function<Value(const Snapshot::Room&)>& value) {
+    appendHeader(out, metric, type, help);
+    for (const Snapshot::Room& room : snapshot.rooms) appendSample(out, metric, {{"room", room.room}}, value(room));
+}
+
+void appendParticipantFamily(std::string& out, const Snapshot& snapshot, std::string_view metric,
+                             std::string_view type, std::string_view help,
+                             const std::function<std::uint64_t(const media::PeerStats&)>& value) {
+    appendHeader(out, metric, type, help);
+    for (const Snapshot::Room& room : snapshot.rooms) {
+        for (const Snapshot::Participant& participant : room.participants) {
+            appendSample(out, metric, {{"room", room.room}, {"participant", participant.id}}, value(participant.stats));
+        }
+    }
+}
+
+} // namespace
+
+std::string formatPrometheus(const Snapshot& snapshot) {
+    std::uint64_t participants = 0;
+    for (const Snapshot::Room& room : snapshot.rooms) participants += room.participants.size();
+
+    std::string out;
+    appendHeader(out, "tessera_rooms", "gauge", "Rooms with at least one participant.");
+    appendSample(out, "tessera_rooms", {}, std::uint64_t{snapshot.rooms.size()});
+    appendHeader(out, "tessera_participants", "gauge", "Participants in all rooms.");
+    appendSample(out, "tessera_participants", {}, participants);
+
+    appendRoomFamily<std::uint64_t>(out, snapshot, "tessera_room_participants", "gauge", "Participants in the room.",
+                                    [](const Snapshot::Room& r) { return std::uint64_t{r.participants.size()}; });
+    appendRoomFamily<double>(out, snapshot, "tessera_room_output_fps", "gauge",
+                             "Composite frames per second over the last few seconds.",
+                             [](const Snapshot::Room& r) { return r.stats.outputFps; });
+    appendRoomFamily<std::uint64_t>(out, snapshot, "tessera_room_frames_total", "counter",
+                                    "Composite frames produced.",
+                                    [](const Snapshot::Room& r) { return r.stats.framesOut; });
+    appendRoomFamily<std::uint64_t>(out, snapshot, "tessera_room_frames_dropped_total", "counter",
+                                    "Composite frames dropped before the encoder.",
+                                    [](const Snapshot::Room& r) { return r.stats.framesDropped; });
+    appendRoomFamily<std::uint64_t>(out, snapshot, "tessera_room_pipeline_elements", "gauge",
+                                    "Elements in the room's pipeline.",
+                                    [](const Snapshot::Room& r) { return std::uint64_t{r.stats.elements}; });
+
+    appendParticipantFamily(out, snapshot, "tessera_participant_bitrate_in_bps", "gauge",
+                            "RTP bits per second received from the participant.",
+                            [](const media::PeerStats& s) { return s.bitrateIn; });
+    appendParticipantFamily(out, snapshot, "tessera_participant_bitrate_out_bps", "gauge",
+                            "RTP bits per second sent to the participant.",
+                            [](const media::PeerStats& s) { return s.bitrateOut; });
+    appendParticipantFamily(out, snapshot, "tessera_participant_packets_lost_total", "counter",
+                            "RTP packets from the participant that were lost.",
+                            [](const media::PeerStats& s) { return s.packetsLost; });
+    return out;
+}
+
+} // namespace tessera::server

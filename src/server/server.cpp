@@ -1,0 +1,603 @@
+#define G_LOG_DOMAIN "tessera-server"
+#include "tessera/server.h"
+
+#include <gio/gio.h>
+#include <libsoup/soup.h>
+
+#include <algorithm>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "tessera/api.h"
+#include "tessera/error.h"
+#include "tessera/metrics.h"
+#include "tessera/protocol.h"
+#include "tessera/token.h"
+
+namespace tessera::server {
+namespace {
+namespace fs = std::filesystem;
+
+// Sessions may be sent frames larger than the protocol allows, up to this
+// size, so that an oversize message gets an `error` reply (PROTOCOL.md) and
+// the connection lives on; beyond it libsoup closes the connection (1009).
+constexpr guint64 kMaxIncomingPayload = guint64{1024} * 1024;
+// Keeps idle connections open through NATs and proxies.
+constexpr guint kKeepaliveSeconds = 30;
+// More error replies than this on one socket within the window closes it
+// ("a flood may close it"): a misbehaving client must not keep us busy.
+constexpr std::size_t kMaxErrorsPerWindow = 50;
+constexpr gint64 kErrorWindowUs = gint64{10} * G_USEC_PER_SEC;
+// No request we serve has a body anywhere near this; SoupServer would buffer
+// whatever it is sent.
+constexpr goffset kMaxRequestBody = goffset{1024} * 1024;
+// RFC 6455: a close frame's reason fits in 123 bytes.
+constexpr std::size_t kMaxCloseReason = 123;
+
+template <typename T>
+struct GObjectUnref {
+    void operator()(T* object) const noexcept { g_object_unref(object); }
+};
+template <typename T>
+using GObjectPtr = std::unique_ptr<T, GObjectUnref<T>>;
+
+struct GFree {
+    void operator()(gpointer p) const noexcept { g_free(p); }
+};
+using GCharPtr = std::unique_ptr<gchar, GFree>;
+
+// A signal handler that disconnects in its destructor; declared last in a
+// class so that no callback reaches a half-destroyed object.
+class SignalConnection {
+public:
+    SignalConnection(gpointer instance, gulong id) : m_instance(instance), m_id(id) {}
+    SignalConnection(const SignalConnection&) = delete;
+    SignalConnection& operator=(const SignalConnection&) = delete;
+    ~SignalConnection() {
+        if (m_id != 0) g_signal_handler_disconnect(m_instance, m_id);
+    }
+
+private:
+    gpointer m_instance; // Borrowed; the owner keeps a reference for our lifetime.
+    gulong m_id;
+};
+
+template <typename... F>
+struct Overloaded : F... {
+    using F::operator()...;
+};
+template <typename... F>
+Overloaded(F...) -> Overloaded<F...>;
+
+// Truncates on a UTF-8 character boundary.
+std::string closeReason(std::string_view reason) {
+    if (reason.size() <= kMaxCloseReason) return std::string(reason);
+    std::size_t end = kMaxCloseReason;
+    while (end > 0 && (static_cast<unsigned char>(reason[end]) & 0xC0) == 0x80) --end;
+    return std::string(reason.substr(0, end));
+}
+
+std::string_view method(SoupServerMessage* msg) { return soup_server_message_get_method(msg); }
+
+void respond(SoupServerMessage* msg, guint status, const char* contentType, std::string_view body) {
+    soup_server_message_set_status(msg, status, nullptr);
+    SoupMessageHeaders* headers = soup_server_message_get_response_headers(msg);
+    soup_message_headers_replace(headers, "X-Content-Type-Options", "nosniff");
+    if (contentType != nullptr) {
+        soup_server_message_set_response(msg, contentType, SOUP_MEMORY_COPY, body.data(), body.size());
+    }
+}
+
+void respondJson(SoupServerMessage* msg, guint status, std::string_view body) {
+    respond(msg, status, "application/json", body);
+}
+
+void respondError(SoupServerMessage* msg, guint status, ErrorCode code, std::string_view message) {
+    respondJson(msg, status, api::serializeError(code, message));
+}
+
+void respondError(SoupServerMessage* msg, const Error& error) {
+    respondError(msg, static_cast<guint>(httpStatus(error.code())), error.code(), error.what());
+}
+
+// Answers 405 unless the request's method is one of `allowed` (a
+// comma-separated list, as the Allow header wants it). GET allows HEAD.
+bool allowMethods(SoupServerMessage* msg, std::string_view allowed) {
+    const std::string_view m = method(msg);
+    const std::string_view asked = m == "HEAD" ? "GET" : m;
+    std::string_view rest = allowed;
+    while (!rest.empty()) {
+        const std::size_t comma = rest.find(',');
+        std::string_view item = rest.substr(0, comma);
+        while (item.starts_with(' ')) item.remove_prefix(1);
+        if (item == asked) return true;
+        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    }
+    soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Allow", std::string(allowed).c_str());
+    respondError(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, ErrorCode::BadRequest,
+                 std::string(m) + " is not allowed here (allowed: " + std::string(allowed) + ")");
+    return false;
+}
+
+std::string requestBody(SoupServerMessage* msg) {
+    SoupMessageBody* body = soup_server_message_get_request_body(msg);
+    GBytes* bytes = soup_message_body_flatten(body);
+    gsize size = 0;
+    const auto* data = static_cast<const char*>(g_bytes_get_data(bytes, &size));
+    std::string out(data != nullptr ? data : "", size);
+    g_bytes_unref(bytes);
+    return out;
+}
+
+// Splits "/a/b%20c" into {"a", "b c"} ("" into {}); nullopt for a bad
+// escape, an escaped '/' or an escaped NUL.
+std::optional<std::vector<std::string>> pathSegments(std::string_view path) {
+    std::vector<std::string> out;
+    if (path.empty()) return out;
+    if (!path.starts_with('/')) return std::nullopt;
+    path.remove_prefix(1);
+    for (;;) {
+        const std::size_t slash = path.find('/');
+        const std::string raw(path.substr(0, slash));
+        GCharPtr decoded(g_uri_unescape_string(raw.c_str(), "/"));
+        if (!decoded) return std::nullopt;
+        out.emplace_back(decoded.get());
+        if (slash == std::string_view::npos) return out;
+        path.remove_prefix(slash + 1);
+    }
+}
+
+const char* contentType(const fs::path& file) {
+    static const std::map<std::string, const char*, std::less<>> types = {
+        {".html", "text/html; charset=utf-8"},   {".htm", "text/html; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"}, {".mjs", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},     {".json", "application/json"},
+        {".map", "application/json"},            {".txt", "text/plain; charset=utf-8"},
+        {".svg", "image/svg+xml"},               {".png", "image/png"},
+        {".jpg", "image/jpeg"},                  {".jpeg", "image/jpeg"},
+        {".gif", "image/gif"},                   {".webp", "image/webp"},
+        {".ico", "image/x-icon"},                {".wasm", "application/wasm"},
+        {".woff2", "font/woff2"},                {".webm", "video/webm"},
+        {".mp4", "video/mp4"},                   {".wav", "audio/wav"},
+    };
+    std::string extension = file.extension().string();
+    std::transform(extension.begin(), extension.end(), extension.begin(),
+                   [](unsigned char c) { return static_cast<char>(g_ascii_tolower(static_cast<gchar>(c))); });
+    const auto found = types.find(extension);
+    return found != types.end() ? found->second : "application/octet-stream";
+}
+
+bool isUnder(const fs::path& file, const fs::path& root) {
+    const auto [rootEnd, fileAt] = std::mismatch(root.begin(), root.end(), file.begin(), file.end());
+    return rootEnd == root.end();
+}
+
+class Session;
+
+// What a session needs from the server that owns it.
+class SessionHost {
+public:
+    virtual room::Rooms& rooms() noexcept = 0;
+    // The session's socket closed: destroy it soon, but not now (it is on the stack).
+    virtual void sessionClosed(Session& session) = 0;
+
+protected:
+    ~SessionHost() = default;
+};
+
+// One WebSocket connection: signaling for at most one participant at a time.
+class Session final : public room::ClientSink {
+public:
+    Session(SessionHost& server, SoupWebsocketConnection* connection)
+        : m_server(server), m_connection(GObjectPtr<SoupWebsocketConnection>(
+                                static_cast<SoupWebsocketConnection*>(g_object_ref(connection)))),
+          m_onMessage(connection, g_signal_connect(connection, "message", G_CALLBACK(&Session::messageThunk), this)),
+          m_onClosed(connection, g_signal_connect(connection, "closed", G_CALLBACK(&Session::closedThunk), this)) {
+        soup_websocket_connection_set_max_incoming_payload_size(connection, kMaxIncomingPayload);
+        soup_websocket_connection_set_keepalive_interval(connection, kKeepaliveSeconds);
+    }
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+
+    // Server shutdown: leave the room and say goodbye.
+    void shutdown() {
+        leaveRoom();
+        close(SOUP_WEBSOCKET_CLOSE_GOING_AWAY, "server shutting down");
+    }
+
+    // Thread: main.
+    void send(const protocol::ServerMessage& message) override {
+        if (soup_websocket_connection_get_state(m_connection.get()) != SOUP_WEBSOCKET_STATE_OPEN) return;
+        try {
+            soup_websocket_connection_send_text(m_connection.get(), protocol::serialize(message).c_str());
+        } catch (const std::exception& e) {
+            // One client's unsendable message must not fail the room operation for everyone else.
+            g_warning("cannot send to %s: %s", participant().c_str(), e.what());
+        }
+    }
+
+    void disconnect(const std::string& reason) override {
+        // Rooms removed the participant already.
+        m_participantId.reset();
+        close(SOUP_WEBSOCKET_CLOSE_NORMAL, reason);
+    }
+
+private:
+    static void messageThunk(SoupWebsocketConnection*, gint type, GBytes* bytes, gpointer self) noexcept {
+        static_cast<Session*>(self)->onMessage(type, bytes);
+    }
+    static void closedThunk(SoupWebsocketConnection*, gpointer self) noexcept { static_cast<Session*>(self)->onClosed(); }
+
+    // Thread: main.
+    void onMessage(gint type, GBytes* bytes) noexcept {
+        // Closing (kicked, flooding): whatever still arrives is not acted on.
+        if (!m_open) return;
+        try {
+            if (type != SOUP_WEBSOCKET_DATA_TEXT) {
+                throw Error(ErrorCode::BadRequest, "binary frames are not part of the protocol: send JSON text");
+            }
+            gsize size = 0;
+            const auto* data = static_cast<const char*>(g_bytes_get_data(bytes, &size));
+            handle(protocol::parseClientMessage(std::string_view(data != nullptr ? data : "", size)));
+        } catch (const Error& e) {
+            replyError(e.code(), e.what());
+        } catch (const std::exception& e) {
+            g_warning("%s: unexpected failure: %s", participant().c_str(), e.what());
+            replyError(ErrorCode::Internal, "internal error");
+        } catch (...) {
+            replyError(ErrorCode::Internal, "internal error");
+        }
+    }
+
+    // Thread: main.
+    void onClosed() noexcept {
+        m_open = false;
+        try {
+            leaveRoom();
+        } catch (const std::exception& e) {
+            g_warning("%s: leaving on close failed: %s", participant().c_str(), e.what());
+        }
+        m_server.sessionClosed(*this);
+    }
+
+    void handle(const protocol::ClientMessage& message) {
+        room::Rooms& rooms = m_server.rooms();
+        std::visit(Overloaded{
+                       [&](const protocol::Join& join) {
+                           if (m_participantId) throw Error(ErrorCode::BadRequest, "already joined");
+                           std::string id = rooms.join(join, *this);
+                           // The socket may have closed while joining (a failed send):
+                           // nobody will leave for this participant later, so leave now.
+                           if (m_open) {
+                               m_participantId = std::move(id);
+                           } else {
+                               rooms.leave(id);
+                           }
+                       },
+                       [&](const protocol::Offer& offer) { rooms.offer(joinedId(), offer.sdp); },
+                       [&](const protocol::Candidate& candidate) { rooms.candidate(joinedId(), candidate.candidate); },
+                       [&](const protocol::Leave&) { leaveRoom(joinedId()); },
+                   },
+                   message);
+    }
+
+    const std::string& joinedId() const {
+        if (!m_participantId) throw Error(ErrorCode::NotJoined, "join a room first");
+        return *m_participantId;
+    }
+
+    void leaveRoom() {
+        if (m_participantId) leaveRoom(*m_participantId);
+    }
+    // By value: the id must survive forgetting it.
+    void leaveRoom(std::string id) {
+        // Forget first: leaving sends messages, which may re-enter this session.
+        m_participantId.reset();
+        m_server.rooms().leave(id);
+    }
+
+    void replyError(ErrorCode code, std::string_view message) {
+        const gint64 now = g_get_monotonic_time();
+        while (!m_recentErrors.empty() && now - m_recentErrors.front() > kErrorWindowUs) m_recentErrors.pop_front();
+        m_recentErrors.push_back(now);
+        if (m_recentErrors.size() > kMaxErrorsPerWindow) {
+            g_info("%s: closing the connection after too many bad requests", participant().c_str());
+            close(SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION, "too many bad requests");
+            return;
+        }
+        send(protocol::ErrorMessage{code, std::string(message)});
+    }
+
+    void close(gushort code, std::string_view reason) {
+        m_open = false;
+        if (soup_websocket_connection_get_state(m_connection.get()) == SOUP_WEBSOCKET_STATE_OPEN) {
+            soup_websocket_connection_close(m_connection.get(), code, closeReason(reason).c_str());
+        }
+    }
+
+    std::string participant() const { return m_participantId ? "participant " + *m_participantId : "a session"; }
+
+    SessionHost& m_server; // Borrowed; owns this.
+    GObjectPtr<SoupWebsocketConnection> m_connection; // Owned.
+    std::optional<std::string> m_participantId;       // set while joined
+    bool m_open = true;
+    std::deque<gint64> m_recentErrors; // monotonic µs of recent error replies
+    SignalConnection m_onMessage;
+    SignalConnection m_onClosed;
+};
+
+} // namespace
+
+class Server::Impl final : public SessionHost {
+public:
+    Impl(const Config& config, room::Rooms& rooms) : m_config(config), m_rooms(rooms) {}
+    ~Impl();
+
+    void start();
+    std::uint16_t port() const noexcept { return m_port; }
+    const std::string& host() const noexcept { return m_config.host; }
+    room::Rooms& rooms() noexcept override { return m_rooms; }
+    void sessionClosed(Session& session) override;
+
+private:
+    // Thread: main (libsoup callbacks).
+    void onWebSocket(SoupWebsocketConnection* connection) noexcept;
+    void onRequest(SoupServerMessage* msg, const char* path) noexcept;
+
+    void route(SoupServerMessage* msg, std::string_view path);
+    bool authorized(SoupServerMessage* msg);
+    void routeApi(SoupServerMessage* msg, const std::vector<std::string>& segments);
+    void serveStatic(SoupServerMessage* msg, std::string_view path);
+    std::optional<fs::path> staticFile(std::string_view path) const;
+    void reapSessions();
+
+    Config m_config;
+    room::Rooms& m_rooms; // Borrowed; outlives this.
+    fs::path m_wwwRoot;   // canonical; empty: no web client to serve
+    std::uint16_t m_port = 0;
+    std::map<Session*, std::unique_ptr<Session>> m_sessions; // Owned.
+    // Closed sessions die from an idle source, never inside their own "closed" emission.
+    std::vector<std::unique_ptr<Session>> m_closedSessions;
+    guint m_reapSource = 0;
+    GObjectPtr<SoupServer> m_server; // Owned; last, so that it goes first.
+};
+
+Server::Impl::~Impl() {
+    if (m_reapSource != 0) g_source_remove(m_reapSource);
+    // Moved out first: closing may emit "closed" at once, and sessionClosed()
+    // must not edit the map being walked.
+    auto sessions = std::move(m_sessions);
+    m_sessions.clear();
+    for (auto& [key, session] : sessions) session->shutdown();
+    sessions.clear();
+    m_closedSessions.clear();
+    if (m_server) soup_server_disconnect(m_server.get());
+}
+
+void Server::Impl::start() {
+    m_server.reset(soup_server_new("server-header", "tessera", nullptr));
+    soup_server_add_websocket_handler(
+        m_server.get(), "/ws", nullptr, nullptr,
+        [](SoupServer*, SoupServerMessage*, const char*, SoupWebsocketConnection* connection, gpointer self) {
+            static_cast<Impl*>(self)->onWebSocket(connection);
+        },
+        this, nullptr);
+    // Runs once the headers are in, before the body is read.
+    soup_server_add_early_handler(
+        m_server.get(), nullptr,
+        [](SoupServer*, SoupServerMessage* msg, const char*, GHashTable*, gpointer) {
+            SoupMessageHeaders* headers = soup_server_message_get_request_headers(msg);
+            if (soup_message_headers_get_content_length(headers) > kMaxRequestBody) {
+                respondError(msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, ErrorCode::BadRequest,
+                             "request body larger than 1 MiB");
+            }
+        },
+        nullptr, nullptr);
+    soup_server_add_handler(
+        m_server.get(), nullptr,
+        [](SoupServer*, SoupServerMessage* msg, const char* path, GHashTable*, gpointer self) {
+            static_cast<Impl*>(self)->onRequest(msg, path);
+        },
+        this, nullptr);
+
+    std::error_code ec;
+    m_wwwRoot = fs::canonical(m_config.wwwDir, ec);
+    if (ec) {
+        g_warning("web client directory %s: %s; only the API is served", m_config.wwwDir.c_str(), ec.message().c_str());
+        m_wwwRoot.clear();
+    }
+
+    // "localhost" is what people type; SoupServer wants an address.
+    const std::string host = m_config.host == "localhost" ? "127.0.0.1" : m_config.host;
+    GObjectPtr<GInetAddress> address(g_inet_address_new_from_string(host.c_str()));
+    if (!address) throw Error(ErrorCode::Internal, "host '" + m_config.host + "' is not an IP address");
+    GObjectPtr<GSocketAddress> socketAddress(g_inet_socket_address_new(address.get(), m_config.port));
+    GError* error = nullptr;
+    if (!soup_server_listen(m_server.get(), socketAddress.get(), static_cast<SoupServerListenOptions>(0), &error)) {
+        std::string message = "cannot listen on " + m_config.host + ":" + std::to_string(m_config.port) + ": " +
+                              error->message;
+        g_error_free(error);
+        throw Error(ErrorCode::Internal, message);
+    }
+
+    // With port 0 the system chose: read it back from the listening socket.
+    GSList* listeners = soup_server_get_listeners(m_server.get());
+    if (listeners != nullptr) {
+        GObjectPtr<GSocketAddress> local(g_socket_get_local_address(G_SOCKET(listeners->data), nullptr));
+        if (local && G_IS_INET_SOCKET_ADDRESS(local.get())) {
+            m_port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(local.get()));
+        }
+    }
+    g_slist_free(listeners);
+}
+
+void Server::Impl::sessionClosed(Session& session) {
+    const auto found = m_sessions.find(&session);
+    if (found == m_sessions.end()) return;
+    m_closedSessions.push_back(std::move(found->second));
+    m_sessions.erase(found);
+    if (m_reapSource == 0) {
+        m_reapSource = g_idle_add(
+            [](gpointer self) -> gboolean {
+                static_cast<Impl*>(self)->reapSessions();
+                return G_SOURCE_REMOVE;
+            },
+            this);
+    }
+}
+
+void Server::Impl::reapSessions() {
+    m_reapSource = 0;
+    m_closedSessions.clear();
+}
+
+void Server::Impl::onWebSocket(SoupWebsocketConnection* connection) noexcept {
+    try {
+        auto session = std::make_unique<Session>(*this, connection);
+        Session* key = session.get();
+        m_sessions.emplace(key, std::move(session));
+        g_debug("WebSocket session opened (%zu open)", m_sessions.size());
+    } catch (const std::exception& e) {
+        g_warning("cannot start a WebSocket session: %s", e.what());
+        soup_websocket_connection_close(connection, SOUP_WEBSOCKET_CLOSE_SERVER_ERROR, "internal error");
+    }
+}
+
+void Server::Impl::onRequest(SoupServerMessage* msg, const char* path) noexcept {
+    try {
+        route(msg, path != nullptr ? path : "/");
+    } catch (const Error& e) {
+        respondError(msg, e);
+    } catch (const std::exception& e) {
+        g_warning("%s %s: unexpected failure: %s", soup_server_message_get_method(msg), path, e.what());
+        respondError(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, ErrorCode::Internal, "internal error");
+    } catch (...) {
+        respondError(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, ErrorCode::Internal, "internal error");
+    }
+}
+
+void Server::Impl::route(SoupServerMessage* msg, std::string_view path) {
+    if (path == "/healthz") {
+        if (allowMethods(msg, "GET")) respond(msg, SOUP_STATUS_OK, "text/plain; charset=utf-8", "ok");
+        return;
+    }
+    if (path == "/metrics") {
+        if (allowMethods(msg, "GET")) {
+            respond(msg, SOUP_STATUS_OK, std::string(kPrometheusContentType).c_str(),
+                    formatPrometheus(m_rooms.metrics()));
+        }
+        return;
+    }
+    if (path == "/api" || path.starts_with("/api/")) {
+        if (!authorized(msg)) return;
+        const auto segments = pathSegments(path.substr(4));
+        if (!segments) throw Error(ErrorCode::BadRequest, "bad escape in the path");
+        routeApi(msg, *segments);
+        return;
+    }
+    serveStatic(msg, path);
+}
+
+bool Server::Impl::authorized(SoupServerMessage* msg) {
+    if (m_config.adminToken.empty()) return true;
+    const char* header =
+        soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Authorization");
+    constexpr std::string_view kScheme = "Bearer ";
+    const std::string_view value = header != nullptr ? header : "";
+    // The scheme name is case-insensitive (RFC 9110 11.1).
+    if (value.size() > kScheme.size() &&
+        g_ascii_strncasecmp(value.data(), kScheme.data(), kScheme.size()) == 0 &&
+        tokensEqual(value.substr(kScheme.size()), m_config.adminToken)) {
+        return true;
+    }
+    soup_message_headers_replace(soup_server_message_get_response_headers(msg), "WWW-Authenticate",
+                                 "Bearer realm=\"tessera\"");
+    respondError(msg, SOUP_STATUS_UNAUTHORIZED, ErrorCode::Unauthorized,
+                 header != nullptr ? "invalid admin token" : "this API needs \"Authorization: Bearer <token>\"");
+    return false;
+}
+
+void Server::Impl::routeApi(SoupServerMessage* msg, const std::vector<std::string>& segments) {
+    const std::size_t n = segments.size();
+    if (n == 0 || segments[0] != "rooms") throw Error(ErrorCode::NotFound, "no such endpoint");
+    if (n == 1) {
+        if (allowMethods(msg, "GET")) respondJson(msg, SOUP_STATUS_OK, api::serialize(m_rooms.list()));
+        return;
+    }
+    const std::string& room = segments[1];
+    if (n == 2) {
+        if (allowMethods(msg, "GET")) respondJson(msg, SOUP_STATUS_OK, api::serialize(m_rooms.detail(room)));
+    } else if (n == 3 && segments[2] == "layout") {
+        if (!allowMethods(msg, "PUT")) return;
+        m_rooms.setLayout(room, api::parseLayoutRequest(requestBody(msg)));
+        // The room as it is now, so the caller sees the layout it set.
+        respondJson(msg, SOUP_STATUS_OK, api::serialize(m_rooms.detail(room)));
+    } else if (n == 3 && segments[2] == "recording") {
+        if (!allowMethods(msg, "POST, DELETE")) return;
+        respondError(msg, SOUP_STATUS_NOT_IMPLEMENTED, ErrorCode::Internal, "recording not available yet");
+    } else if (n == 4 && segments[2] == "participants") {
+        if (!allowMethods(msg, "DELETE")) return;
+        m_rooms.kick(room, segments[3]);
+        respond(msg, SOUP_STATUS_NO_CONTENT, nullptr, {});
+    } else {
+        throw Error(ErrorCode::NotFound, "no such endpoint");
+    }
+}
+
+void Server::Impl::serveStatic(SoupServerMessage* msg, std::string_view path) {
+    if (!allowMethods(msg, "GET")) return;
+    const std::optional<fs::path> file = staticFile(path);
+    if (!file) throw Error(ErrorCode::NotFound, "not found");
+    gchar* contents = nullptr;
+    gsize length = 0;
+    if (!g_file_get_contents(file->c_str(), &contents, &length, nullptr)) throw Error(ErrorCode::NotFound, "not found");
+    soup_server_message_set_status(msg, SOUP_STATUS_OK, nullptr);
+    SoupMessageHeaders* headers = soup_server_message_get_response_headers(msg);
+    soup_message_headers_replace(headers, "X-Content-Type-Options", "nosniff");
+    // The web client changes with the server: always revalidate.
+    soup_message_headers_replace(headers, "Cache-Control", "no-cache");
+    soup_server_message_set_response(msg, contentType(*file), SOUP_MEMORY_TAKE, contents, length);
+}
+
+// The file under the web root that `path` names, or nullopt. Only regular
+// files whose real path (symlinks resolved) is inside the root qualify; "..",
+// "." and hidden segments are refused outright.
+std::optional<fs::path> Server::Impl::staticFile(std::string_view path) const {
+    if (m_wwwRoot.empty()) return std::nullopt;
+    const auto segments = pathSegments(path);
+    if (!segments) return std::nullopt;
+    fs::path file = m_wwwRoot;
+    for (const std::string& segment : *segments) {
+        if (segment.empty()) continue; // "//" and a trailing "/"
+        if (segment.starts_with('.') || segment.find('\\') != std::string::npos) return std::nullopt;
+        file /= segment;
+    }
+    std::error_code ec;
+    if (fs::is_directory(file, ec)) file /= "index.html";
+    const fs::path real = fs::canonical(file, ec);
+    if (ec || !isUnder(real, m_wwwRoot) || !fs::is_regular_file(real, ec)) return std::nullopt;
+    return real;
+}
+
+Server::Server(const Config& config, room::Rooms& rooms) : m_impl(std::make_unique<Impl>(config, rooms)) {}
+
+Server::~Server() = default;
+
+void Server::start() { m_impl->start(); }
+
+std::uint16_t Server::port() const noexcept { return m_impl->port(); }
+
+std::string Server::url() const {
+    const std::string& host = m_impl->host();
+    return "http://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+           std::to_string(port());
+}
+
+} // namespace tessera::server

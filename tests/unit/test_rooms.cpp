@@ -1,0 +1,965 @@
+// Rooms with fake media and fake clients: the signaling flow, membership,
+// layouts and the lifetime of peers, without GStreamer.
+#include <catch2/catch.hpp>
+
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "tessera/layout_library.h"
+#include "tessera/room.h"
+
+namespace {
+
+using namespace tessera;
+namespace fs = std::filesystem;
+
+// ---- Fake media ------------------------------------------------------------
+
+class FakeRoomMedia;
+
+class FakePeer final : public media::Peer {
+public:
+    FakePeer(FakeRoomMedia& room, std::string id, media::PeerOptions options, media::PeerListener& listener);
+    ~FakePeer() override;
+
+    void handleOffer(const std::string& sdp) override {
+        const bool outer = !inCall;
+        inCall = true;
+        offers.push_back(sdp);
+        if (onOffer) onOffer(sdp);
+        if (outer) inCall = false;
+    }
+    void addRemoteCandidate(const std::optional<protocol::IceCandidate>& candidate) override {
+        candidates.push_back(candidate);
+    }
+    void sendData(const media::DataMessage& message) override { dataSent.push_back(message); }
+    media::PeerStats stats() const override { return peerStats; }
+
+    static inline int alive = 0;
+    // Set when a peer is destroyed from inside one of its own calls.
+    static inline bool destroyedDuringCall = false;
+
+    FakeRoomMedia& room;
+    const std::string id;
+    const media::PeerOptions options;
+    media::PeerListener& listener;
+    std::vector<std::string> offers;
+    std::vector<std::optional<protocol::IceCandidate>> candidates;
+    std::function<void(const std::string&)> onOffer;
+    std::vector<media::DataMessage> dataSent;
+    media::PeerStats peerStats;
+    bool inCall = false;
+};
+
+class FakeRoomMedia final : public media::RoomMedia {
+public:
+    FakeRoomMedia(std::string name, media::RoomListener& listener) : name(std::move(name)), listener(listener) {
+        ++alive;
+    }
+    ~FakeRoomMedia() override {
+        --alive;
+        // The room must destroy its peers first: they live in its pipeline.
+        CHECK(peers.empty());
+    }
+
+    std::unique_ptr<media::Peer> addPeer(const std::string& participantId, const media::PeerOptions& options,
+                                         media::PeerListener& peerListener) override {
+        if (failAddPeer) throw Error(ErrorCode::Internal, "no more pads");
+        return std::make_unique<FakePeer>(*this, participantId, options, peerListener);
+    }
+    void setLayout(const protocol::LayoutSpec& spec) override {
+        if (failSetLayout) throw Error(ErrorCode::BadRequest, "canvas too large");
+        layouts.push_back(spec);
+    }
+    media::RoomStats stats() const override { return roomStats; }
+
+    static inline int alive = 0;
+    static inline bool failAddPeer = false;
+    bool failSetLayout = false;
+    const std::string name;
+    media::RoomListener& listener;
+    std::map<std::string, FakePeer*> peers;
+    std::vector<protocol::LayoutSpec> layouts;
+    media::RoomStats roomStats;
+};
+
+FakePeer::FakePeer(FakeRoomMedia& room, std::string id, media::PeerOptions options, media::PeerListener& listener)
+    : room(room), id(std::move(id)), options(std::move(options)), listener(listener) {
+    ++alive;
+    room.peers[this->id] = this;
+}
+
+FakePeer::~FakePeer() {
+    --alive;
+    if (inCall) destroyedDuringCall = true;
+    room.peers.erase(id);
+}
+
+class FakeEngine final : public media::Engine {
+public:
+    std::unique_ptr<media::RoomMedia> createRoom(const std::string& room, media::RoomListener& listener) override {
+        if (failCreateRoom) throw Error(ErrorCode::Internal, "no encoder");
+        ++roomsCreated;
+        auto media = std::make_unique<FakeRoomMedia>(room, listener);
+        last = media.get();
+        rooms[room] = media.get();
+        return media;
+    }
+    // The live media of a room (the last one created under that name).
+    FakeRoomMedia& room(const std::string& name) {
+        REQUIRE(rooms.count(name) == 1);
+        return *rooms[name];
+    }
+    FakePeer& peer(const std::string& roomName, const std::string& id) {
+        FakeRoomMedia& media = room(roomName);
+        REQUIRE(media.peers.count(id) == 1);
+        return *media.peers[id];
+    }
+
+    bool failCreateRoom = false;
+    int roomsCreated = 0;
+    FakeRoomMedia* last = nullptr;
+    std::map<std::string, FakeRoomMedia*> rooms; // not owned; may dangle after a room closes
+};
+
+// ---- Fake client -----------------------------------------------------------
+
+class FakeSink final : public room::ClientSink {
+public:
+    void send(const protocol::ServerMessage& message) override {
+        messages.push_back(message);
+        // A copy: the handler may replace itself.
+        if (auto handler = onSend) handler(message);
+    }
+    void disconnect(const std::string& reason) override {
+        disconnected = true;
+        disconnectReason = reason;
+    }
+
+    template <typename T>
+    std::vector<T> all() const {
+        std::vector<T> out;
+        for (const auto& message : messages) {
+            if (const T* typed = std::get_if<T>(&message)) out.push_back(*typed);
+        }
+        return out;
+    }
+    template <typename T>
+    T last() const {
+        const auto found = all<T>();
+        REQUIRE_FALSE(found.empty());
+        return found.back();
+    }
+    template <typename T>
+    std::size_t count() const {
+        return all<T>().size();
+    }
+
+    std::vector<protocol::ServerMessage> messages;
+    std::function<void(const protocol::ServerMessage&)> onSend;
+    bool disconnected = false;
+    std::string disconnectReason;
+};
+
+// ---- Fixture ---------------------------------------------------------------
+
+// Rooms logs failures (as it should); the tests cause them on purpose.
+[[maybe_unused]] const bool quietRoomLogs = [] {
+    g_log_set_handler("tessera-room", static_cast<GLogLevelFlags>(G_LOG_LEVEL_MASK & ~G_LOG_LEVEL_ERROR & ~G_LOG_LEVEL_CRITICAL),
+                      [](const gchar*, GLogLevelFlags, const gchar*, gpointer) {}, nullptr);
+    return true;
+}();
+
+// Runs pending idle sources: Rooms destroys peers removed by a media callback from one.
+void drainMainContext() {
+    while (g_main_context_iteration(nullptr, FALSE)) {
+    }
+}
+
+protocol::Join joinMessage(const std::string& room, const std::string& name) {
+    protocol::Join join;
+    join.room = room;
+    join.name = name;
+    return join;
+}
+
+struct Fixture {
+    Fixture() : Fixture(defaultConfig()) {}
+    explicit Fixture(Config c)
+        : config(std::move(c)), layouts(TESSERA_SOURCE_DIR "/data/layouts"),
+          rooms(std::make_unique<room::Rooms>(config, engine, layouts)) {
+        FakePeer::alive = 0;
+        FakePeer::destroyedDuringCall = false;
+        FakeRoomMedia::alive = 0;
+        FakeRoomMedia::failAddPeer = false;
+    }
+    ~Fixture() {
+        rooms.reset();
+        CHECK(FakePeer::alive == 0);
+        CHECK(FakeRoomMedia::alive == 0);
+    }
+
+    static Config defaultConfig() {
+        Config c;
+        c.maxParticipants = 3;
+        protocol::IceServer stun;
+        stun.urls = {"stun:stun.example.org:3478"};
+        c.iceServers = {stun};
+        return c;
+    }
+
+    std::string join(const std::string& room, const std::string& name, FakeSink& sink) {
+        return rooms->join(joinMessage(room, name), sink);
+    }
+
+    Config config;
+    FakeEngine engine;
+    room::LayoutLibrary layouts;
+    std::unique_ptr<room::Rooms> rooms;
+};
+
+// A scratch directory, removed with its files.
+struct TempDir {
+    TempDir() {
+        gchar* made = g_dir_make_tmp("tessera-layouts-XXXXXX", nullptr);
+        REQUIRE(made != nullptr);
+        path = made;
+        g_free(made);
+    }
+    ~TempDir() { fs::remove_all(path); }
+    void write(const std::string& name, const std::string& text) const { std::ofstream(path / name) << text; }
+    fs::path path;
+};
+
+std::string layoutJson(const std::string& name) {
+    return R"({"name": ")" + name + R"(", "rest": {"x": 0, "y": 0, "w": 1, "h": 1}})";
+}
+
+} // namespace
+
+// ---- Join ------------------------------------------------------------------
+
+TEST_CASE("join: the joiner gets joined with the others and the ICE servers", "[rooms]") {
+    Fixture f;
+    FakeSink alice, bob;
+    const std::string a = f.join("r1", "Alice", alice);
+    CHECK(!a.empty());
+
+    const auto joined = alice.last<protocol::Joined>();
+    CHECK(joined.id == a);
+    CHECK(joined.room == "r1");
+    CHECK(joined.participants.empty());
+    REQUIRE(joined.iceServers.size() == 1);
+    CHECK(joined.iceServers[0].urls == std::vector<std::string>{"stun:stun.example.org:3478"});
+    // `joined` comes first, then the room's current layout.
+    REQUIRE(std::holds_alternative<protocol::Joined>(alice.messages.front()));
+    CHECK(alice.last<protocol::LayoutChanged>().layout == "grid");
+
+    const std::string b = f.join("r1", "Bob", bob);
+    CHECK(b != a);
+    const auto bobJoined = bob.last<protocol::Joined>();
+    REQUIRE(bobJoined.participants.size() == 1);
+    CHECK(bobJoined.participants[0].id == a);
+    CHECK(bobJoined.participants[0].name == "Alice");
+
+    // Others hear of the joiner; the joiner does not hear of itself.
+    const auto heard = alice.last<protocol::ParticipantJoined>();
+    CHECK(heard.id == b);
+    CHECK(heard.name == "Bob");
+    CHECK(bob.count<protocol::ParticipantJoined>() == 0);
+
+    // One room, one media, the default layout applied once at creation.
+    CHECK(f.engine.roomsCreated == 1);
+    REQUIRE(f.engine.room("r1").layouts.size() == 1);
+    CHECK(f.engine.room("r1").layouts[0].name == "grid");
+    CHECK(f.rooms->roomCount() == 1);
+    CHECK(f.rooms->participantCount() == 2);
+}
+
+TEST_CASE("join: peer options come from the join message", "[rooms]") {
+    Fixture f;
+    FakeSink sink;
+    protocol::Join join = joinMessage("r1", "Viewer");
+    join.receiveOnly = true;
+    join.maxBitrate = 300'000;
+    const std::string id = f.rooms->join(join, sink);
+    const FakePeer& peer = f.engine.peer("r1", id);
+    CHECK(peer.options.name == "Viewer");
+    CHECK(peer.options.receiveOnly);
+    CHECK(peer.options.maxBitrate == 300'000);
+    CHECK(f.rooms->detail("r1").participants.at(0).receiveOnly);
+}
+
+TEST_CASE("join: rooms are independent", "[rooms]") {
+    Fixture f;
+    FakeSink a, b;
+    f.join("r1", "A", a);
+    f.join("r2", "B", b);
+    CHECK(f.engine.roomsCreated == 2);
+    CHECK(b.last<protocol::Joined>().participants.empty());
+    CHECK(a.count<protocol::ParticipantJoined>() == 0);
+}
+
+TEST_CASE("join: a full room refuses with room-full and changes nothing", "[rooms]") {
+    Fixture f; // maxParticipants = 3
+    FakeSink s1, s2, s3, s4;
+    f.join("r1", "1", s1);
+    f.join("r1", "2", s2);
+    f.join("r1", "3", s3);
+    const std::size_t before = s1.messages.size();
+    try {
+        f.join("r1", "4", s4);
+        FAIL("join succeeded");
+    } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::RoomFull);
+    }
+    CHECK(s4.messages.empty());
+    CHECK(s1.messages.size() == before);
+    CHECK(FakePeer::alive == 3);
+    // Another room is not affected.
+    CHECK_NOTHROW(f.join("r2", "4", s4));
+}
+
+TEST_CASE("join: a configured token is required", "[rooms]") {
+    Config config = Fixture::defaultConfig();
+    config.joinToken = "s3cret";
+    Fixture f(config);
+    FakeSink sink;
+    protocol::Join join = joinMessage("r1", "A");
+    const auto refused = [&] {
+        try {
+            f.rooms->join(join, sink);
+        } catch (const Error& e) {
+            return e.code() == ErrorCode::Unauthorized;
+        }
+        return false;
+    };
+    CHECK(refused());
+    join.token = "wrong";
+    CHECK(refused());
+    join.token = "s3cre";
+    CHECK(refused());
+    CHECK(f.rooms->roomCount() == 0);
+    CHECK(f.engine.roomsCreated == 0);
+    CHECK(sink.messages.empty());
+    join.token = "s3cret";
+    CHECK_NOTHROW(f.rooms->join(join, sink));
+}
+
+TEST_CASE("join: media failures leave no room behind", "[rooms]") {
+    Fixture f;
+    FakeSink sink;
+    SECTION("createRoom throws") {
+        f.engine.failCreateRoom = true;
+        CHECK_THROWS_AS(f.join("r1", "A", sink), Error);
+    }
+    SECTION("addPeer throws for the first participant") {
+        FakeRoomMedia::failAddPeer = true;
+        CHECK_THROWS_AS(f.join("r1", "A", sink), Error);
+        FakeRoomMedia::failAddPeer = false;
+    }
+    CHECK(f.rooms->roomCount() == 0);
+    CHECK(FakeRoomMedia::alive == 0);
+    CHECK(sink.messages.empty());
+}
+
+TEST_CASE("Rooms refuses a default layout the library does not have", "[rooms]") {
+    Config config;
+    config.defaultLayout = "nope";
+    FakeEngine engine;
+    room::LayoutLibrary layouts(TESSERA_SOURCE_DIR "/data/layouts");
+    CHECK_THROWS_AS(room::Rooms(config, engine, layouts), Error);
+}
+
+// ---- Offer, answer, candidates ---------------------------------------------
+
+TEST_CASE("offer goes to the peer; its answer goes back to the client", "[rooms]") {
+    Fixture f;
+    FakeSink alice, bob;
+    const std::string a = f.join("r1", "Alice", alice);
+    f.join("r1", "Bob", bob);
+
+    f.rooms->offer(a, "v=0 offer");
+    FakePeer& peer = f.engine.peer("r1", a);
+    CHECK(peer.offers == std::vector<std::string>{"v=0 offer"});
+
+    peer.listener.onAnswer("v=0 answer");
+    CHECK(alice.last<protocol::Answer>().sdp == "v=0 answer");
+    CHECK(bob.count<protocol::Answer>() == 0);
+
+    // A renegotiation is just another offer.
+    f.rooms->offer(a, "v=0 offer 2");
+    CHECK(peer.offers.size() == 2);
+
+    try {
+        f.rooms->offer("nobody", "v=0");
+        FAIL("offer for an unknown participant succeeded");
+    } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::NotJoined);
+    }
+}
+
+TEST_CASE("candidates are relayed both ways, end of candidates included", "[rooms]") {
+    Fixture f;
+    FakeSink alice;
+    const std::string a = f.join("r1", "Alice", alice);
+    FakePeer& peer = f.engine.peer("r1", a);
+
+    protocol::IceCandidate remote{"candidate:1 1 udp 2122260223 192.0.2.1 50000 typ host", "0", 0u};
+    f.rooms->candidate(a, remote);
+    f.rooms->candidate(a, std::nullopt);
+    REQUIRE(peer.candidates.size() == 2);
+    REQUIRE(peer.candidates[0].has_value());
+    CHECK(peer.candidates[0]->candidate == remote.candidate);
+    CHECK(peer.candidates[0]->sdpMid == "0");
+    CHECK_FALSE(peer.candidates[1].has_value());
+
+    protocol::IceCandidate local{"candidate:2 1 udp 2122260223 192.0.2.2 40000 typ host", "1", 1u};
+    peer.listener.onLocalCandidate(local);
+    const auto sent = alice.last<protocol::Candidate>();
+    REQUIRE(sent.candidate.has_value());
+    CHECK(sent.candidate->candidate == local.candidate);
+    CHECK(sent.candidate->sdpMLineIndex == 1u);
+
+    CHECK_THROWS_AS(f.rooms->candidate("nobody", std::nullopt), Error);
+}
+
+// ---- Leave, kick, failure ----------------------------------------------------
+
+TEST_CASE("leave: the others hear of it; the last one closes the room", "[rooms]") {
+    Fixture f;
+    FakeSink alice, bob;
+    const std::string a = f.join("r1", "Alice", alice);
+    const std::string b = f.join("r1", "Bob", bob);
+
+    f.rooms->leave(a);
+    CHECK(bob.last<protocol::ParticipantLeft>().id == a);
+    CHECK(alice.count<protocol::ParticipantLeft>() == 0);
+    CHECK(FakePeer::alive == 1);
+    CHECK(f.rooms->roomCount() == 1);
+    CHECK(f.rooms->detail("r1").participants.size() == 1);
+
+    // Leaving twice (socket closed after a leave message) is harmless.
+    CHECK_NOTHROW(f.rooms->leave(a));
+
+    f.rooms->leave(b);
+    CHECK(FakePeer::alive == 0);
+    CHECK(FakeRoomMedia::alive == 0);
+    CHECK(f.rooms->roomCount() == 0);
+    CHECK(f.rooms->list().empty());
+    CHECK_THROWS_AS(f.rooms->detail("r1"), Error);
+
+    // The name can be used again: a fresh room.
+    FakeSink carol;
+    f.join("r1", "Carol", carol);
+    CHECK(f.engine.roomsCreated == 2);
+    CHECK(carol.last<protocol::Joined>().participants.empty());
+}
+
+TEST_CASE("no peer or room media outlives its participants", "[rooms]") {
+    Fixture f;
+    std::vector<std::unique_ptr<FakeSink>> sinks;
+    std::vector<std::string> ids;
+    for (int i = 0; i < 6; ++i) {
+        sinks.push_back(std::make_unique<FakeSink>());
+        ids.push_back(f.join(i % 2 ? "odd" : "even", "P" + std::to_string(i), *sinks.back()));
+    }
+    CHECK(FakePeer::alive == 6);
+    CHECK(FakeRoomMedia::alive == 2);
+    for (const std::string& id : ids) f.rooms->leave(id);
+    CHECK(FakePeer::alive == 0);
+    CHECK(FakeRoomMedia::alive == 0);
+    CHECK(f.rooms->participantCount() == 0);
+}
+
+TEST_CASE("kick: the others hear of it and the client is disconnected", "[rooms]") {
+    Fixture f;
+    FakeSink alice, bob, carol;
+    const std::string a = f.join("r1", "Alice", alice);
+    const std::string b = f.join("r1", "Bob", bob);
+    f.join("r2", "Carol", carol);
+
+    f.rooms->kick("r1", b);
+    CHECK(bob.disconnected);
+    CHECK(!bob.disconnectReason.empty());
+    CHECK(alice.last<protocol::ParticipantLeft>().id == b);
+    CHECK_FALSE(alice.disconnected);
+    CHECK(carol.count<protocol::ParticipantLeft>() == 0);
+    CHECK(FakePeer::alive == 2);
+    // The session's close arrives afterwards and leaves again: harmless.
+    CHECK_NOTHROW(f.rooms->leave(b));
+
+    const auto notFound = [&](const std::string& room, const std::string& id) {
+        try {
+            f.rooms->kick(room, id);
+        } catch (const Error& e) {
+            return e.code() == ErrorCode::NotFound;
+        }
+        return false;
+    };
+    CHECK(notFound("nope", a));
+    CHECK(notFound("r1", "nobody"));
+    CHECK(notFound("r2", a)); // in another room
+    CHECK(FakePeer::alive == 2);
+}
+
+TEST_CASE("a failed peer removes only its participant", "[rooms]") {
+    Fixture f;
+    FakeSink s1, s2, s3;
+    const std::string p1 = f.join("r1", "1", s1);
+    const std::string p2 = f.join("r1", "2", s2);
+    const std::string p3 = f.join("r1", "3", s3);
+
+    f.engine.peer("r1", p2).listener.onPeerFailed("DTLS handshake failed");
+    const auto error = s2.last<protocol::ErrorMessage>();
+    CHECK(error.code == ErrorCode::Internal);
+    CHECK(error.message.find("DTLS handshake failed") != std::string::npos);
+    CHECK(s2.disconnected);
+    CHECK(s1.last<protocol::ParticipantLeft>().id == p2);
+    CHECK(s3.last<protocol::ParticipantLeft>().id == p2);
+    CHECK_FALSE(s1.disconnected);
+    CHECK(f.rooms->participantCount() == 2);
+
+    // The failed peer is destroyed after its callback returned, not inside it.
+    drainMainContext();
+    CHECK(FakePeer::alive == 2);
+    CHECK_THROWS_AS(f.rooms->offer(p2, "v=0"), Error);
+    CHECK_NOTHROW(f.rooms->offer(p1, "v=0"));
+    CHECK_NOTHROW(f.rooms->offer(p3, "v=0"));
+}
+
+TEST_CASE("a peer failing inside handleOffer is not destroyed under its own feet", "[rooms]") {
+    Fixture f;
+    FakeSink alice, bob;
+    const std::string a = f.join("r1", "Alice", alice);
+    f.join("r1", "Bob", bob);
+    FakePeer& peer = f.engine.peer("r1", a);
+    peer.onOffer = [&peer](const std::string&) { peer.listener.onPeerFailed("bad SDP"); };
+
+    f.rooms->offer(a, "garbage");
+    CHECK_FALSE(FakePeer::destroyedDuringCall);
+    CHECK(FakePeer::alive == 1); // destroyed once offer() returned
+    CHECK(alice.disconnected);
+    CHECK(bob.last<protocol::ParticipantLeft>().id == a);
+}
+
+TEST_CASE("listener calls from a removed peer are ignored", "[rooms]") {
+    Fixture f;
+    FakeSink alice, bob;
+    const std::string a = f.join("r1", "Alice", alice);
+    f.join("r1", "Bob", bob);
+    FakePeer& peer = f.engine.peer("r1", a);
+    peer.listener.onPeerFailed("ICE failed");
+    // Still alive until the idle source runs: whatever it had queued is dropped.
+    const std::size_t before = alice.messages.size();
+    peer.listener.onAnswer("late answer");
+    peer.listener.onLocalCandidate({"candidate:late", "0", 0u});
+    peer.listener.onPeerFailed("again");
+    CHECK(alice.messages.size() == before);
+    CHECK(bob.count<protocol::ParticipantLeft>() == 1);
+    drainMainContext();
+}
+
+// ---- Data channels ---------------------------------------------------------
+
+namespace {
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+} // namespace
+
+TEST_CASE("data: chat reaches every other participant with sender and time", "[rooms]") {
+    Fixture f;
+    FakeSink s1, s2, s3, other;
+    const std::string a = f.join("r1", "Alice", s1);
+    const std::string b = f.join("r1", "Bob", s2);
+    const std::string c = f.join("r1", "Carol", s3);
+    const std::string x = f.join("r2", "Xavier", other);
+
+    const gint64 before = g_get_real_time() / 1000;
+    f.engine.peer("r1", a).listener.onDataMessage({"chat", false, R"({"text": "hello \"all\""})"});
+    const gint64 after = g_get_real_time() / 1000;
+
+    CHECK(f.engine.peer("r1", a).dataSent.empty()); // not echoed to the sender
+    CHECK(f.engine.peer("r2", x).dataSent.empty()); // nor to another room
+    for (const std::string& id : {b, c}) {
+        const auto& sent = f.engine.peer("r1", id).dataSent;
+        REQUIRE(sent.size() == 1);
+        CHECK(sent[0].label == "chat");
+        CHECK_FALSE(sent[0].binary);
+        CHECK(contains(sent[0].data, R"("from":")" + a + '"'));
+        CHECK(contains(sent[0].data, R"("name":"Alice")"));
+        CHECK(contains(sent[0].data, R"("text":"hello \"all\"")"));
+        const std::size_t ts = sent[0].data.find(R"("ts":)");
+        REQUIRE(ts != std::string::npos);
+        const long long stamp = std::stoll(sent[0].data.substr(ts + 5));
+        CHECK(stamp >= before);
+        CHECK(stamp <= after);
+    }
+}
+
+TEST_CASE("data: malformed chat and unknown channels are dropped", "[rooms]") {
+    Fixture f;
+    FakeSink s1, s2;
+    const std::string a = f.join("r1", "Alice", s1);
+    const std::string b = f.join("r1", "Bob", s2);
+    media::PeerListener& listener = f.engine.peer("r1", a).listener;
+    const std::size_t messages = s1.messages.size();
+    listener.onDataMessage({"chat", false, "not json"});
+    listener.onDataMessage({"chat", false, R"({"message": "no text"})"});
+    listener.onDataMessage({"chat", true, R"({"text": "binary chat"})"});
+    listener.onDataMessage({"other", false, R"({"text": "hi"})"});
+    CHECK(f.engine.peer("r1", b).dataSent.empty());
+    CHECK(s1.messages.size() == messages); // no error reply (a data channel has none), no disconnect
+    CHECK_FALSE(s1.disconnected);
+}
+
+TEST_CASE("data: file chunks pass byte for byte, control messages gain the sender", "[rooms]") {
+    Fixture f;
+    FakeSink s1, s2;
+    const std::string a = f.join("r1", "Alice", s1);
+    const std::string b = f.join("r1", "Bob", s2);
+    media::PeerListener& listener = f.engine.peer("r1", a).listener;
+
+    listener.onDataMessage({"file", false, R"({"type": "start", "id": "abc123", "name": "x.bin", "size": 3})"});
+    // [id length][id][payload], the payload with a NUL and high bytes.
+    const std::string chunk("\x06" "abc123" "\x00\xff\x80", 10);
+    listener.onDataMessage({"file", true, chunk});
+    listener.onDataMessage({"file", false, R"({"type": "end", "id": "abc123"})"});
+    listener.onDataMessage({"file", false, R"({"type": "start", "id": "bad id!"})"}); // dropped
+
+    const auto& sent = f.engine.peer("r1", b).dataSent;
+    REQUIRE(sent.size() == 3);
+    CHECK(sent[0].label == "file");
+    CHECK_FALSE(sent[0].binary);
+    CHECK(contains(sent[0].data, R"("type":"start")"));
+    CHECK(contains(sent[0].data, R"("from":")" + a + '"'));
+    CHECK(contains(sent[0].data, R"("fromName":"Alice")"));
+    CHECK(sent[1].binary);
+    CHECK(sent[1].label == "file");
+    CHECK(sent[1].data == chunk);
+    CHECK(contains(sent[2].data, R"("type":"end")"));
+}
+
+TEST_CASE("data: a participant removed mid-relay is skipped", "[rooms]") {
+    Fixture f;
+    FakeSink s1, s2, s3;
+    const std::string a = f.join("r1", "A", s1);
+    const std::string b = f.join("r1", "B", s2);
+    const std::string c = f.join("r1", "C", s3);
+    // B's peer fails as it is handed the message; C must still get it.
+    FakePeer& peerB = f.engine.peer("r1", b);
+    FakePeer& peerC = f.engine.peer("r1", c);
+    peerB.listener.onPeerFailed("gone");
+    f.engine.peer("r1", a).listener.onDataMessage({"file", true, std::string("\x01z", 2)});
+    CHECK(peerB.dataSent.empty());
+    CHECK(peerC.dataSent.size() == 1);
+    drainMainContext();
+}
+
+// ---- Re-entrancy -----------------------------------------------------------
+
+TEST_CASE("a client leaving from inside a send does not break a broadcast", "[rooms]") {
+    Fixture f;
+    FakeSink s1, s2, s3;
+    const std::string p1 = f.join("r1", "1", s1);
+    const std::string p2 = f.join("r1", "2", s2);
+    // s2's socket is dead: its next send makes its session leave, mid-broadcast.
+    s2.onSend = [&](const protocol::ServerMessage&) {
+        s2.onSend = nullptr;
+        f.rooms->leave(p2);
+    };
+    const std::string p3 = f.join("r1", "3", s3);
+    CHECK(s1.last<protocol::ParticipantJoined>().id == p3);
+    CHECK(s1.last<protocol::ParticipantLeft>().id == p2);
+    CHECK(s3.last<protocol::ParticipantLeft>().id == p2);
+    CHECK(f.rooms->participantCount() == 2);
+    CHECK(FakePeer::alive == 2);
+}
+
+TEST_CASE("a joiner whose first send fails is gone, and nobody hears of it", "[rooms]") {
+    Fixture f;
+    FakeSink s1, s2;
+    f.join("r1", "1", s1);
+    std::string p2;
+    s2.onSend = [&](const protocol::ServerMessage& message) {
+        if (const auto* joined = std::get_if<protocol::Joined>(&message)) {
+            s2.onSend = nullptr;
+            f.rooms->leave(joined->id);
+        }
+    };
+    p2 = f.join("r1", "2", s2);
+    CHECK(s1.count<protocol::ParticipantJoined>() == 0);
+    CHECK(s1.count<protocol::ParticipantLeft>() == 0);
+    CHECK(f.rooms->participantCount() == 1);
+    CHECK(FakePeer::alive == 1);
+    CHECK_NOTHROW(f.rooms->leave(p2));
+}
+
+TEST_CASE("the whole room leaving during a broadcast", "[rooms]") {
+    Fixture f;
+    FakeSink s1, s2;
+    const std::string p1 = f.join("r1", "1", s1);
+    const std::string p2 = f.join("r1", "2", s2);
+    s1.onSend = [&](const protocol::ServerMessage& message) {
+        if (std::holds_alternative<protocol::LayoutChanged>(message)) {
+            s1.onSend = nullptr;
+            f.rooms->leave(p1);
+            f.rooms->leave(p2);
+        }
+    };
+    f.rooms->setLayout("r1", api::LayoutRequest{std::string("speaker"), std::nullopt});
+    CHECK(f.rooms->roomCount() == 0);
+    CHECK(FakePeer::alive == 0);
+    CHECK(FakeRoomMedia::alive == 0);
+}
+
+// ---- Layout and speaker ----------------------------------------------------
+
+TEST_CASE("layout by name: applied to media, announced to everyone", "[rooms]") {
+    Fixture f;
+    FakeSink alice, bob;
+    f.join("r1", "Alice", alice);
+    f.join("r1", "Bob", bob);
+
+    f.rooms->setLayout("r1", api::LayoutRequest{std::string("speaker"), std::nullopt});
+    FakeRoomMedia& media = f.engine.room("r1");
+    REQUIRE(media.layouts.size() == 2);
+    CHECK(media.layouts.back().name == "speaker");
+    CHECK(alice.last<protocol::LayoutChanged>().layout == "speaker");
+    CHECK(bob.last<protocol::LayoutChanged>().layout == "speaker");
+    CHECK(f.rooms->detail("r1").layout == "speaker");
+    CHECK(f.rooms->list().at(0).layout == "speaker");
+
+    // A late joiner learns the current layout.
+    FakeSink carol;
+    f.join("r1", "Carol", carol);
+    CHECK(carol.last<protocol::LayoutChanged>().layout == "speaker");
+}
+
+TEST_CASE("layout inline: the spec itself is applied", "[rooms]") {
+    Fixture f;
+    FakeSink alice;
+    f.join("r1", "Alice", alice);
+    protocol::LayoutSpec spec;
+    spec.name = "custom-1";
+    spec.padding = 8;
+    spec.rest = protocol::FracRect{0, 0, 1, 1};
+    f.rooms->setLayout("r1", api::LayoutRequest{std::nullopt, spec});
+    FakeRoomMedia& media = f.engine.room("r1");
+    CHECK(media.layouts.back().name == "custom-1");
+    CHECK(media.layouts.back().padding == 8);
+    CHECK(alice.last<protocol::LayoutChanged>().layout == "custom-1");
+    CHECK(f.rooms->detail("r1").layout == "custom-1");
+}
+
+TEST_CASE("layout: unknown name, unknown room, media refusal change nothing", "[rooms]") {
+    Fixture f;
+    FakeSink alice;
+    f.join("r1", "Alice", alice);
+    const std::size_t messages = alice.messages.size();
+    FakeRoomMedia& media = f.engine.room("r1");
+
+    try {
+        f.rooms->setLayout("r1", api::LayoutRequest{std::string("nope"), std::nullopt});
+        FAIL("unknown layout accepted");
+    } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::BadRequest);
+        CHECK(std::string(e.what()) == "unknown layout 'nope'");
+    }
+    try {
+        f.rooms->setLayout("nowhere", api::LayoutRequest{std::string("grid"), std::nullopt});
+        FAIL("unknown room accepted");
+    } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::NotFound);
+    }
+    CHECK_THROWS_AS(f.rooms->setLayout("r1", api::LayoutRequest{}), Error);
+    media.failSetLayout = true;
+    CHECK_THROWS_AS(f.rooms->setLayout("r1", api::LayoutRequest{std::string("pip"), std::nullopt}), Error);
+
+    CHECK(media.layouts.size() == 1);
+    CHECK(alice.messages.size() == messages);
+    CHECK(f.rooms->detail("r1").layout == "grid");
+}
+
+TEST_CASE("speaker changes are relayed to everyone, once", "[rooms]") {
+    Fixture f;
+    FakeSink alice, bob;
+    const std::string a = f.join("r1", "Alice", alice);
+    f.join("r1", "Bob", bob);
+    media::RoomListener& listener = f.engine.room("r1").listener;
+
+    listener.onSpeakerChanged(a);
+    CHECK(alice.last<protocol::Speaker>().id == a);
+    CHECK(bob.last<protocol::Speaker>().id == a);
+    listener.onSpeakerChanged(a);
+    CHECK(bob.count<protocol::Speaker>() == 1);
+
+    // A late joiner learns who speaks.
+    FakeSink carol;
+    f.join("r1", "Carol", carol);
+    CHECK(carol.last<protocol::Speaker>().id == a);
+
+    listener.onSpeakerChanged("");
+    CHECK(bob.last<protocol::Speaker>().id.empty());
+    CHECK(bob.count<protocol::Speaker>() == 2);
+}
+
+TEST_CASE("a live screen share switches to presentation and back", "[rooms]") {
+    Fixture f;
+    FakeSink alice, bob;
+    const std::string a = f.join("r1", "Alice", alice);
+    const std::string b = f.join("r1", "Bob", bob);
+    f.rooms->setLayout("r1", api::LayoutRequest{std::string("speaker"), std::nullopt});
+    media::RoomListener& listener = f.engine.room("r1").listener;
+
+    listener.onScreenShareChanged(a, true);
+    CHECK(bob.last<protocol::LayoutChanged>().layout == "presentation");
+    CHECK(f.engine.room("r1").layouts.back().name == "presentation");
+    // A second share keeps the presentation; the layout returns only when
+    // the last one ends, to what the room had before.
+    listener.onScreenShareChanged(b, true);
+    listener.onScreenShareChanged(a, false);
+    CHECK(bob.last<protocol::LayoutChanged>().layout == "presentation");
+    listener.onScreenShareChanged(b, false);
+    CHECK(alice.last<protocol::LayoutChanged>().layout == "speaker");
+    CHECK(f.engine.room("r1").layouts.back().name == "speaker");
+
+    // An operator's choice during a share is kept when the share ends.
+    listener.onScreenShareChanged(a, true);
+    f.rooms->setLayout("r1", api::LayoutRequest{std::string("grid"), std::nullopt});
+    listener.onScreenShareChanged(a, false);
+    CHECK(alice.last<protocol::LayoutChanged>().layout == "grid");
+}
+
+// ---- API and metrics data --------------------------------------------------
+
+TEST_CASE("list, detail and metrics report rooms, participants and media stats", "[rooms]") {
+    Fixture f;
+    FakeSink s1, s2, s3;
+    const std::string a = f.join("beta", "Alice", s1);
+    const std::string b = f.join("beta", "Bob", s2);
+    f.join("alpha", "Carol", s3);
+
+    FakePeer& peer = f.engine.peer("beta", a);
+    peer.peerStats.bitrateIn = 500'000;
+    peer.peerStats.bitrateOut = 900'000;
+    peer.peerStats.packetsLost = 4;
+    peer.peerStats.tier = "low";
+    f.engine.room("beta").roomStats.framesOut = 77;
+
+    const auto list = f.rooms->list();
+    REQUIRE(list.size() == 2);
+    CHECK(list[0].room == "alpha"); // sorted
+    CHECK(list[0].participants == 1);
+    CHECK(list[1].room == "beta");
+    CHECK(list[1].participants == 2);
+    CHECK(list[1].layout == "grid");
+    CHECK_FALSE(list[1].recording);
+
+    const auto detail = f.rooms->detail("beta");
+    CHECK(detail.room == "beta");
+    REQUIRE(detail.participants.size() == 2);
+    CHECK(detail.participants[0].id == a); // join order
+    CHECK(detail.participants[0].name == "Alice");
+    CHECK(detail.participants[0].tier == "low");
+    CHECK(detail.participants[0].bitrateIn == 500'000);
+    CHECK(detail.participants[0].bitrateOut == 900'000);
+    CHECK(detail.participants[0].packetsLost == 4);
+    CHECK(detail.participants[1].id == b);
+
+    const auto metrics = f.rooms->metrics();
+    REQUIRE(metrics.rooms.size() == 2);
+    CHECK(metrics.rooms[1].room == "beta");
+    CHECK(metrics.rooms[1].stats.framesOut == 77);
+    REQUIRE(metrics.rooms[1].participants.size() == 2);
+    CHECK(metrics.rooms[1].participants[0].id == a);
+    CHECK(metrics.rooms[1].participants[0].stats.packetsLost == 4);
+
+    try {
+        f.rooms->detail("gamma");
+        FAIL("unknown room found");
+    } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::NotFound);
+    }
+}
+
+// ---- Layout library ----------------------------------------------------------
+
+TEST_CASE("layout library: loads the shipped layouts", "[rooms]") {
+    room::LayoutLibrary layouts(TESSERA_SOURCE_DIR "/data/layouts");
+    const auto names = layouts.names();
+    for (const char* name : {"grid", "speaker", "presentation", "pip"}) {
+        CHECK(std::find(names.begin(), names.end(), name) != names.end());
+    }
+    REQUIRE(layouts.find("speaker"));
+    CHECK(layouts.find("speaker")->name == "speaker");
+    CHECK_FALSE(layouts.find("nope"));
+}
+
+TEST_CASE("layout library: the built-in grid when no file defines it", "[rooms]") {
+    TempDir dir;
+    dir.write("wide.json", layoutJson("wide"));
+    dir.write("README.md", "not a layout");
+    room::LayoutLibrary layouts(dir.path);
+    CHECK(layouts.names() == std::vector<std::string>{"grid", "wide"});
+    REQUIRE(layouts.find("grid"));
+    CHECK(layouts.find("grid")->rest.has_value());
+}
+
+TEST_CASE("layout library: a bad file is named, with the parser's reason", "[rooms]") {
+    TempDir dir;
+    dir.write("good.json", layoutJson("good"));
+    SECTION("not a spec") {
+        dir.write("broken.json", R"({"name": "broken", "colour": "red"})");
+        try {
+            room::LayoutLibrary layouts(dir.path);
+            FAIL("bad file accepted");
+        } catch (const Error& e) {
+            const std::string message = e.what();
+            CHECK(message.find("broken.json") != std::string::npos);
+            CHECK(message.find("colour") != std::string::npos);
+        }
+    }
+    SECTION("name differs from the file name") {
+        dir.write("other.json", layoutJson("mismatch"));
+        try {
+            room::LayoutLibrary layouts(dir.path);
+            FAIL("mismatched name accepted");
+        } catch (const Error& e) {
+            const std::string message = e.what();
+            CHECK(message.find("other.json") != std::string::npos);
+            CHECK(message.find("mismatch") != std::string::npos);
+        }
+    }
+    SECTION("missing directory") {
+        CHECK_THROWS_AS(room::LayoutLibrary(dir.path / "absent"), Error);
+    }
+}
+
+TEST_CASE("layout library: reload swaps only when every file parses", "[rooms]") {
+    TempDir dir;
+    dir.write("one.json", layoutJson("one"));
+    room::LayoutLibrary layouts(dir.path);
+    CHECK(layouts.names() == std::vector<std::string>{"grid", "one"});
+
+    dir.write("two.json", layoutJson("two"));
+    dir.write("bad.json", "{");
+    CHECK_THROWS_AS(layouts.reload(), Error);
+    CHECK(layouts.names() == std::vector<std::string>{"grid", "one"});
+
+    fs::remove(dir.path / "bad.json");
+    layouts.reload();
+    CHECK(layouts.names() == std::vector<std::string>{"grid", "one", "two"});
+
+    fs::remove(dir.path / "one.json");
+    layouts.reload();
+    CHECK(layouts.names() == std::vector<std::string>{"grid", "two"});
+}

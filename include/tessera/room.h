@@ -1,0 +1,125 @@
+#pragma once
+// Rooms and participants: join, leave, offer/answer relay, data-channel
+// relay, kick, layout changes. Owns the state; talks to media through media::Engine and to
+// clients through ClientSink. Main thread only. Links neither GStreamer nor
+// libsoup: unit tests drive it with fakes.
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tessera/api.h"
+#include "tessera/config.h"
+#include "tessera/layout_library.h"
+#include "tessera/media.h"
+#include "tessera/protocol.h"
+
+namespace tessera::room {
+
+// One client connection as Rooms sees it (the server's WebSocket session).
+// A sink may re-enter Rooms from send() or disconnect() (a failed send may
+// make the session leave), but must not destroy itself synchronously; it
+// must outlive its participant (the server calls Rooms::leave first).
+class ClientSink {
+public:
+    virtual ~ClientSink() = default;
+    // Thread: main.
+    virtual void send(const protocol::ServerMessage& message) = 0;
+    // Closes the connection; Rooms has already removed the participant.
+    virtual void disconnect(const std::string& reason) = 0;
+};
+
+// Everything GET /metrics reports, gathered in one pass.
+struct MetricsSnapshot {
+    struct Participant {
+        std::string id;
+        media::PeerStats stats;
+    };
+    struct Room {
+        std::string room;
+        media::RoomStats stats;
+        std::vector<Participant> participants; // join order
+    };
+    std::vector<Room> rooms; // sorted by name
+};
+
+class Rooms {
+public:
+    // Throws Error(BadRequest) when config.defaultLayout is not in `layouts`.
+    Rooms(const Config& config, media::Engine& engine, LayoutLibrary& layouts);
+    ~Rooms();
+    Rooms(const Rooms&) = delete;
+    Rooms& operator=(const Rooms&) = delete;
+
+    // Returns the new participant's id. Throws Error(Unauthorized) for a bad
+    // token, Error(RoomFull), or Error(Internal) when media fails.
+    std::string join(const protocol::Join& join, ClientSink& sink);
+    // Throw Error(NotJoined) for an unknown participant.
+    void offer(const std::string& participantId, const std::string& sdp);
+    void candidate(const std::string& participantId, const std::optional<protocol::IceCandidate>& candidate);
+    // Idempotent: an unknown id (already kicked or failed) is ignored.
+    void leave(const std::string& participantId);
+
+    // HTTP API. Unknown room or participant: Error(NotFound).
+    std::vector<api::RoomSummary> list() const;
+    api::RoomDetail detail(const std::string& room) const;
+    void kick(const std::string& room, const std::string& participantId);
+    // Unknown layout name or a request with neither name nor spec: Error(BadRequest).
+    void setLayout(const std::string& room, const api::LayoutRequest& request);
+
+    MetricsSnapshot metrics() const;
+    std::size_t roomCount() const noexcept { return m_rooms.size(); }
+    std::size_t participantCount() const noexcept { return m_participants.size(); }
+
+private:
+    class Room;
+    class Participant;
+    class Entry;
+    enum class Removal { Left, Kicked, Failed };
+
+    // Listener calls, routed here by Participant and Room.
+    void onAnswer(Participant& participant, const std::string& sdp);
+    void onLocalCandidate(Participant& participant, const protocol::IceCandidate& candidate);
+    void onPeerFailed(Participant& participant, const std::string& reason);
+    // Relays chat and file messages to the others in the room (PROTOCOL.md "Data channels").
+    void onDataMessage(Participant& participant, const media::DataMessage& message);
+    void onSpeakerChanged(Room& room, const std::string& participantId);
+    void onScreenShareChanged(Room& room, const std::string& participantId, bool active);
+    void applyLayout(Room& room, const protocol::LayoutSpec& spec);
+
+    Room& roomOrThrow(const std::string& name) const;
+    Participant& participantOrThrow(const std::string& id) const;
+    bool isLive(const Participant& participant) const;
+    bool isLive(const Room& room) const;
+    std::string newParticipantId();
+    void remove(const std::string& participantId, Removal how, const std::string& reason);
+    void sendTo(const std::string& participantId, const protocol::ServerMessage& message);
+    // Sends to every participant of the room but `except`, re-checking each
+    // one first: a send may make anyone (even the whole room) leave.
+    void broadcast(const std::string& room, const protocol::ServerMessage& message, const std::string& except = {});
+    // Calls `action` for each participant of the room but `except` that is
+    // still there when its turn comes.
+    void forEachOther(const std::string& room, const std::string& except,
+                      const std::function<void(Participant&)>& action);
+    void collectGarbage();
+    void scheduleGarbageCollection();
+
+    Config m_config;
+    media::Engine& m_engine;    // Borrowed; outlives this.
+    LayoutLibrary& m_layouts;   // Borrowed; outlives this.
+    std::map<std::string, std::unique_ptr<Room>, std::less<>> m_rooms;
+    std::map<std::string, Participant*, std::less<>> m_participants; // Borrowed from their Room.
+    // Removed participants and rooms wait here until no Rooms call or media
+    // callback is on the stack: a peer is never destroyed from inside its
+    // own handleOffer() or listener call. Peers die before their RoomMedia.
+    std::vector<std::unique_ptr<Participant>> m_deadParticipants;
+    std::vector<std::unique_ptr<Room>> m_deadRooms;
+    unsigned m_depth = 0;          // nesting of public calls and listener callbacks
+    unsigned m_collectSource = 0;  // pending idle collection (GLib source id), 0: none
+};
+
+} // namespace tessera::room

@@ -1,0 +1,35 @@
+#pragma once
+// The HTTP front door (libsoup 3 on the GLib main context): the signaling
+// WebSocket at /ws, the REST API, /healthz, /metrics and the static web
+// client. Main thread only.
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "tessera/config.h"
+#include "tessera/room.h"
+
+namespace tessera::server {
+
+class Server {
+public:
+    // Borrows `rooms`, which must outlive the server.
+    Server(const Config& config, room::Rooms& rooms);
+    // Closes every WebSocket session (each leaves its room) and stops listening.
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    // Listens on config host:port. Throws Error(Internal) when it cannot.
+    void start();
+    // The port actually listened on (config port 0 picks a free one); 0 before start().
+    std::uint16_t port() const noexcept;
+    // "http://HOST:PORT", IPv6 hosts in brackets.
+    std::string url() const;
+
+private:
+    class Impl;
+    std::unique_ptr<Impl> m_impl;
+};
+
+} // namespace tessera::server

@@ -1,0 +1,91 @@
+// GET /metrics formatting: the Prometheus text exposition format.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "tessera/metrics.h"
+
+using tessera::room::MetricsSnapshot;
+using tessera::server::formatPrometheus;
+
+namespace {
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+MetricsSnapshot twoRooms() {
+    MetricsSnapshot snapshot;
+    MetricsSnapshot::Room a{"alpha", {}, {}};
+    a.stats.outputFps = 29.5;
+    a.stats.framesOut = 1200;
+    a.stats.framesDropped = 3;
+    a.stats.elements = 42;
+    MetricsSnapshot::Participant p1{"p1", {}};
+    p1.stats.bitrateIn = 800'000;
+    p1.stats.bitrateOut = 1'200'000;
+    p1.stats.packetsLost = 7;
+    a.participants = {p1, MetricsSnapshot::Participant{"p2", {}}};
+    snapshot.rooms = {a, MetricsSnapshot::Room{"beta", {}, {MetricsSnapshot::Participant{"p3", {}}}}};
+    return snapshot;
+}
+
+} // namespace
+
+TEST_CASE("metrics: totals, per room and per participant samples", "[metrics]") {
+    const std::string text = formatPrometheus(twoRooms());
+    CHECK(contains(text, "# TYPE tessera_rooms gauge\ntessera_rooms 2\n"));
+    CHECK(contains(text, "# TYPE tessera_participants gauge\ntessera_participants 3\n"));
+    CHECK(contains(text, "tessera_room_output_fps{room=\"alpha\"} 29.5\n"));
+    CHECK(contains(text, "tessera_room_output_fps{room=\"beta\"} 0\n"));
+    CHECK(contains(text, "tessera_room_frames_total{room=\"alpha\"} 1200\n"));
+    CHECK(contains(text, "tessera_room_frames_dropped_total{room=\"alpha\"} 3\n"));
+    CHECK(contains(text, "tessera_room_pipeline_elements{room=\"alpha\"} 42\n"));
+    CHECK(contains(text, "tessera_room_participants{room=\"alpha\"} 2\n"));
+    CHECK(contains(text, "tessera_participant_bitrate_in_bps{room=\"alpha\",participant=\"p1\"} 800000\n"));
+    CHECK(contains(text, "tessera_participant_bitrate_out_bps{room=\"alpha\",participant=\"p1\"} 1200000\n"));
+    CHECK(contains(text, "tessera_participant_packets_lost_total{room=\"alpha\",participant=\"p1\"} 7\n"));
+    CHECK(contains(text, "tessera_participant_packets_lost_total{room=\"beta\",participant=\"p3\"} 0\n"));
+    CHECK(contains(text, "# TYPE tessera_room_frames_total counter\n"));
+    CHECK(contains(text, "# TYPE tessera_participant_packets_lost_total counter\n"));
+}
+
+TEST_CASE("metrics: every family has one HELP and TYPE, its samples together", "[metrics]") {
+    const std::string text = formatPrometheus(twoRooms());
+    std::string previousFamily;
+    std::vector<std::string> seen;
+    std::size_t start = 0;
+    while (start < text.size()) {
+        const std::size_t end = text.find('\n', start);
+        REQUIRE(end != std::string::npos); // every line ends in a newline
+        const std::string line = text.substr(start, end - start);
+        start = end + 1;
+        if (line.rfind("# HELP ", 0) == 0) continue;
+        if (line.rfind("# TYPE ", 0) == 0) {
+            const std::string family = line.substr(7, line.find(' ', 7) - 7);
+            CHECK(std::find(seen.begin(), seen.end(), family) == seen.end());
+            seen.push_back(family);
+            previousFamily = family;
+            continue;
+        }
+        // A sample belongs to the family declared last.
+        const std::string name = line.substr(0, line.find_first_of("{ "));
+        CHECK(name == previousFamily);
+    }
+    CHECK(seen.size() == 10);
+}
+
+TEST_CASE("metrics: label values are escaped", "[metrics]") {
+    MetricsSnapshot snapshot;
+    snapshot.rooms = {MetricsSnapshot::Room{"a\"b\\c\nd", {}, {MetricsSnapshot::Participant{"x\"y", {}}}}};
+    const std::string text = formatPrometheus(snapshot);
+    CHECK(contains(text, "tessera_room_frames_total{room=\"a\\\"b\\\\c\\nd\"} 0\n"));
+    CHECK(contains(text, "participant=\"x\\\"y\"}"));
+}
+
+TEST_CASE("metrics: no rooms", "[metrics]") {
+    const std::string text = formatPrometheus({});
+    CHECK(contains(text, "tessera_rooms 0\n"));
+    CHECK(contains(text, "tessera_participants 0\n"));
+    CHECK_FALSE(contains(text, "{room="));
+}
