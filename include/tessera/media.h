@@ -14,6 +14,13 @@
 
 namespace tessera::media {
 
+// One message on a data channel ("chat", "file"), text or binary.
+struct DataMessage {
+    std::string label;
+    bool binary = false;
+    std::string data;
+};
+
 class PeerListener {
 public:
     virtual ~PeerListener() = default;
@@ -23,6 +30,8 @@ public:
     // The peer's media failed (bad offer, ICE/DTLS failure, pipeline error);
     // the room should remove it. The room and other peers go on.
     virtual void onPeerFailed(const std::string& reason) = 0;
+    // A message arrived on one of the client's data channels.
+    virtual void onDataMessage(const DataMessage& message) = 0;
 };
 
 struct PeerOptions {
@@ -46,6 +55,9 @@ public:
     virtual void handleOffer(const std::string& sdp) = 0;
     // nullopt: end of candidates.
     virtual void addRemoteCandidate(const std::optional<protocol::IceCandidate>& candidate) = 0;
+    // Sends on the client's data channel with that label; dropped (and
+    // logged) when the client has no such open channel.
+    virtual void sendData(const DataMessage& message) = 0;
     virtual PeerStats stats() const = 0;
 };
 

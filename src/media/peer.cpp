@@ -221,6 +221,11 @@ void PeerCore::start() {
     connect("pad-added", G_CALLBACK(padAddedThunk));
     connect("on-ice-candidate", G_CALLBACK(iceCandidateThunk));
     connect("notify::connection-state", G_CALLBACK(connectionStateThunk));
+    // prepare-data-channel (1.22) comes before any message can arrive, but
+    // before the client's DCEP open names the channel; on-data-channel then
+    // tells its label.
+    connect("prepare-data-channel", G_CALLBACK(prepareChannelThunk));
+    connect("on-data-channel", G_CALLBACK(dataChannelThunk));
 
     gst_bin_add(m_room.pipeline(), m_bin.get());
     m_room.registerPeer(m_bin.get(), self);
@@ -239,6 +244,14 @@ void PeerCore::stop() {
         m_mixerPads.clear();
     }
     m_signals.clear();
+    {
+        std::lock_guard lock(m_mutex);
+        for (auto& [label, channel] : m_channels) {
+            for (auto thunk : {reinterpret_cast<gpointer>(messageStringThunk), reinterpret_cast<gpointer>(messageDataThunk)})
+                g_signal_handlers_disconnect_matched(channel.get(), G_SIGNAL_MATCH_FUNC, 0, 0, nullptr, thunk, nullptr);
+        }
+        m_channels.clear();
+    }
     m_room.removeSources(m_id);
     m_room.unregisterPeer(m_bin.get());
     if (m_videoTeePad)
@@ -703,6 +716,34 @@ void PeerCore::onStats(const GstStructure* reply) {
     m_lastStatsTime = now;
 }
 
+void PeerCore::sendData(const DataMessage& message) {
+    Ref<GstWebRTCDataChannel> channel;
+    {
+        std::lock_guard lock(m_mutex);
+        auto it = m_channels.find(message.label);
+        if (it != m_channels.end())
+            channel = it->second;
+    }
+    if (!channel) {
+        GST_CAT_INFO(tessera_media_debug, "peer %s has no '%s' channel; message dropped", m_id.c_str(),
+                     message.label.c_str());
+        return;
+    }
+    GError* raw = nullptr;
+    gboolean ok;
+    if (message.binary) {
+        GBytes* bytes = g_bytes_new(message.data.data(), message.data.size());
+        ok = gst_webrtc_data_channel_send_data_full(channel.get(), bytes, &raw);
+        g_bytes_unref(bytes);
+    } else {
+        ok = gst_webrtc_data_channel_send_string_full(channel.get(), message.data.c_str(), &raw);
+    }
+    GErrorPtr err(raw);
+    if (!ok)
+        GST_CAT_INFO(tessera_media_debug, "peer %s: send on '%s' failed: %s", m_id.c_str(), message.label.c_str(),
+                     err ? err->message : "?");
+}
+
 PeerStats PeerCore::stats() const {
     std::lock_guard lock(m_mutex);
     return m_stats;
@@ -742,6 +783,56 @@ void PeerCore::connectionStateThunk(GObject*, GParamSpec*, gpointer data) noexce
         g_object_get(core->m_webrtc.get(), "connection-state", &state, nullptr);
         core->onConnectionState(state);
     });
+}
+
+// Thread: streaming.
+void PeerCore::prepareChannelThunk(GstElement*, GstWebRTCDataChannel* channel, gboolean local, gpointer data) noexcept {
+    auto core = lockWeak(data);
+    if (!core || local)
+        return;
+    g_signal_connect_data(channel, "on-message-string", G_CALLBACK(messageStringThunk), newWeak(core), freeWeak,
+                          GConnectFlags(0));
+    g_signal_connect_data(channel, "on-message-data", G_CALLBACK(messageDataThunk), newWeak(core), freeWeak,
+                          GConnectFlags(0));
+}
+
+// Thread: streaming.
+void PeerCore::dataChannelThunk(GstElement*, GstWebRTCDataChannel* channel, gpointer data) noexcept {
+    auto core = lockWeak(data);
+    if (!core)
+        return;
+    gchar* label = nullptr;
+    g_object_get(channel, "label", &label, nullptr);
+    GCharPtr owned(label);
+    std::lock_guard lock(core->m_mutex);
+    if (!core->m_stopped)
+        core->m_channels[label ? label : ""] = Ref<GstWebRTCDataChannel>::borrow(channel);
+}
+
+namespace {
+void deliver(gpointer data, GstWebRTCDataChannel* channel, bool binary, std::string payload) {
+    gchar* label = nullptr;
+    g_object_get(channel, "label", &label, nullptr);
+    DataMessage message{label ? label : "", binary, std::move(payload)};
+    g_free(label);
+    post([w = *static_cast<WeakCore*>(data), message = std::move(message)] {
+        auto core = w.lock();
+        if (core && core->bin())
+            core->listener().onDataMessage(message);
+    });
+}
+} // namespace
+
+// Thread: streaming (SCTP).
+void PeerCore::messageStringThunk(GstWebRTCDataChannel* channel, gchar* text, gpointer data) noexcept {
+    deliver(data, channel, false, text ? text : "");
+}
+
+// Thread: streaming (SCTP).
+void PeerCore::messageDataThunk(GstWebRTCDataChannel* channel, GBytes* bytes, gpointer data) noexcept {
+    gsize size = 0;
+    const char* p = bytes ? static_cast<const char*>(g_bytes_get_data(bytes, &size)) : nullptr;
+    deliver(data, channel, true, std::string(p ? p : "", size));
 }
 
 } // namespace tessera::media

@@ -11,6 +11,7 @@
 //   webrtcbin.src (video) ─► decode ! queue ─► room compositor
 #include <memory>
 #include <mutex>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -39,7 +40,9 @@ public:
     void fail(const std::string& reason);
     void requestStats();
     PeerStats stats() const;
+    void sendData(const DataMessage& message);
     GstElement* bin() const { return m_bin.get(); }
+    PeerListener& listener() const { return m_listener; }
 
 private:
     struct Offer {
@@ -62,6 +65,10 @@ private:
     static void padAddedThunk(GstElement*, GstPad* pad, gpointer data) noexcept;
     static void iceCandidateThunk(GstElement*, guint mline, gchar* candidate, gpointer data) noexcept;
     static void connectionStateThunk(GObject* webrtc, GParamSpec*, gpointer data) noexcept;
+    static void prepareChannelThunk(GstElement*, GstWebRTCDataChannel* channel, gboolean local, gpointer data) noexcept;
+    static void dataChannelThunk(GstElement*, GstWebRTCDataChannel* channel, gpointer data) noexcept;
+    static void messageStringThunk(GstWebRTCDataChannel* channel, gchar* text, gpointer data) noexcept;
+    static void messageDataThunk(GstWebRTCDataChannel* channel, GBytes* bytes, gpointer data) noexcept;
 
     RoomPipeline& m_room;        // Borrowed; outlives every use (guarded by m_stopped).
     const std::string m_id;
@@ -92,6 +99,7 @@ private:
     std::set<int> m_shareMlines;    // m-lines that carry a screen share
     std::vector<PadRef> m_mixerPads; // room mixer sink pads this peer feeds
     PeerStats m_stats;
+    std::map<std::string, Ref<GstWebRTCDataChannel>> m_channels; // by label
     std::uint64_t m_lastBytesIn = 0, m_lastBytesOut = 0;
     std::int64_t m_lastStatsTime = 0;
 
@@ -105,6 +113,7 @@ public:
     ~GstPeer() override { m_core->stop(); }
     void handleOffer(const std::string& sdp) override { m_core->handleOffer(sdp); }
     void addRemoteCandidate(const std::optional<protocol::IceCandidate>& c) override { m_core->addRemoteCandidate(c); }
+    void sendData(const DataMessage& message) override { m_core->sendData(message); }
     PeerStats stats() const override { return m_core->stats(); }
 
 private:

@@ -1,0 +1,42 @@
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "tessera/datachannel.h"
+#include "tessera/error.h"
+
+using namespace tessera;
+
+namespace {
+std::string errorOf(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::BadRequest);
+        return e.what();
+    }
+    return "no error";
+}
+} // namespace
+
+TEST_CASE("chat messages are parsed and relayed with sender and time", "[datachannel]") {
+    CHECK(protocol::parseChat(R"({"text":"hello"})") == "hello");
+    auto out = nlohmann::json::parse(protocol::serializeChat("p1", "Ann", "hello", 1700000000123));
+    CHECK(out == nlohmann::json{{"from", "p1"}, {"name", "Ann"}, {"text", "hello"}, {"ts", 1700000000123}});
+    CHECK_THAT(errorOf([] { protocol::parseChat("hello"); }), Catch::Contains("chat"));
+    CHECK_THAT(errorOf([] { protocol::parseChat(R"({"text":5})"); }), Catch::Contains("chat.text"));
+    CHECK_THAT(errorOf([] { protocol::parseChat(R"({"text":""})"); }), Catch::Contains("chat.text"));
+    CHECK_THAT(errorOf([] { protocol::parseChat(std::string(20000, 'x')); }), Catch::Contains("16 KiB"));
+}
+
+TEST_CASE("file control messages get the sender added", "[datachannel]") {
+    auto out = nlohmann::json::parse(protocol::annotateFileControl(
+        R"({"type":"start","id":"abc1","name":"a.bin","size":5,"mime":"x/y"})", "p2", "Bo"));
+    CHECK(out["from"] == "p2");
+    CHECK(out["fromName"] == "Bo");
+    CHECK(out["size"] == 5);
+    CHECK_THAT(errorOf([] { protocol::annotateFileControl(R"({"id":"a"})", "p", "n"); }),
+               Catch::Contains("file.type"));
+    CHECK_THAT(errorOf([] { protocol::annotateFileControl(R"({"type":"start","id":"../x"})", "p", "n"); }),
+               Catch::Contains("file.id"));
+    CHECK_THAT(errorOf([] { protocol::annotateFileControl("[1]", "p", "n"); }), Catch::Contains("JSON object"));
+}
