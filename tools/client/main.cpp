@@ -1,0 +1,172 @@
+// tessera-client command line: options (GOptionContext), stdout/stderr set-up.
+// See docs/client.md.
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include <unistd.h>
+
+#include <glib.h>
+#include <gst/gst.h>
+
+#include "client.h"
+#include "tessera/analysis.h"
+#include "tessera/protocol.h"
+
+namespace {
+
+// stdout carries JSON lines only: every GLib log line goes to stderr (the
+// default writer sends debug and info to stdout).
+GLogWriterOutput writeLogToStderr(GLogLevelFlags level, const GLogField* fields, gsize count, gpointer) {
+    const char* domain = nullptr;
+    for (gsize i = 0; i < count; ++i)
+        if (std::strcmp(fields[i].key, "GLIB_DOMAIN") == 0) domain = static_cast<const char*>(fields[i].value);
+    if (g_log_writer_default_would_drop(level, domain)) return G_LOG_WRITER_HANDLED;
+    gchar* line = g_log_writer_format_fields(level, fields, count, FALSE);
+    std::fprintf(stderr, "%s\n", line);
+    g_free(line);
+    return G_LOG_WRITER_HANDLED;
+}
+
+int fail(const std::string& message) {
+    std::fprintf(stderr, "tessera-client: %s\n", message.c_str());
+    return 2;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);
+    std::signal(SIGPIPE, SIG_IGN);
+    g_log_set_writer_func(writeLogToStderr, nullptr, nullptr);
+
+    gchar* server = nullptr;
+    gchar* room = nullptr;
+    gchar* name = nullptr;
+    gchar* token = nullptr;
+    gint64 maxBitrate = 0;
+    gchar* color = nullptr;
+    gdouble tone = 440;
+    gchar* detect = nullptr;
+    gchar* record = nullptr;
+    gchar* fileOut = nullptr;
+    gdouble duration = 0;
+    gdouble connectTimeout = 30;
+    gboolean receiveOnly = FALSE;
+    gchar** iceAddresses = nullptr;
+    gchar* videoCodec = nullptr;
+    gint width = 640;
+    gint height = 360;
+    gint fps = 30;
+
+    const GOptionEntry entries[] = {
+        {"server", 's', 0, G_OPTION_ARG_STRING, &server, "Signaling WebSocket URL (default ws://127.0.0.1:8080/ws)",
+         "URL"},
+        {"room", 'r', 0, G_OPTION_ARG_STRING, &room, "Room to join (required)", "ROOM"},
+        {"name", 'n', 0, G_OPTION_ARG_STRING, &name, "Display name (required)", "NAME"},
+        {"token", 0, 0, G_OPTION_ARG_STRING, &token, "Join token", "TOKEN"},
+        {"max-bitrate", 0, 0, G_OPTION_ARG_INT64, &maxBitrate, "Bits/s this client can receive (join maxBitrate)",
+         "BPS"},
+        {"color", 'c', 0, G_OPTION_ARG_STRING, &color, "Colour of the video sent (default 0x20A040)", "0xRRGGBB"},
+        {"tone", 't', 0, G_OPTION_ARG_DOUBLE, &tone, "Frequency of the sine sent; 0 sends silence (default 440)",
+         "HZ"},
+        {"detect", 'd', 0, G_OPTION_ARG_STRING, &detect, "Tones to measure in the received audio", "HZ,HZ,..."},
+        {"record", 0, 0, G_OPTION_ARG_FILENAME, &record, "Also write the received media to this Matroska file",
+         "FILE.mkv"},
+        {"file-out", 0, 0, G_OPTION_ARG_FILENAME, &fileOut,
+         "Append binary messages received on the \"file\" channel to FILE", "FILE"},
+        {"duration", 0, 0, G_OPTION_ARG_DOUBLE, &duration,
+         "Print a final report and leave after this many seconds (default: run until leave/quit)", "SECONDS"},
+        {"connect-timeout", 0, 0, G_OPTION_ARG_DOUBLE, &connectTimeout,
+         "Give up (exit 1) if not connected after this many seconds; 0 waits forever (default 30)", "SECONDS"},
+        {"receive-only", 0, 0, G_OPTION_ARG_NONE, &receiveOnly, "Send nothing; recvonly transceivers", nullptr},
+        {"ice-address", 0, 0, G_OPTION_ARG_STRING_ARRAY, &iceAddresses,
+         "Local address ICE may use (repeatable or comma-separated), e.g. 127.0.0.1", "ADDRESS"},
+        {"video-codec", 0, 0, G_OPTION_ARG_STRING, &videoCodec, "vp8 (default), h264 or vp9", "CODEC"},
+        {"width", 0, 0, G_OPTION_ARG_INT, &width, "Width of the video sent (default 640)", "PIXELS"},
+        {"height", 0, 0, G_OPTION_ARG_INT, &height, "Height of the video sent (default 360)", "PIXELS"},
+        {"fps", 0, 0, G_OPTION_ARG_INT, &fps, "Frame rate of the video sent (default 30)", "FPS"},
+        {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr},
+    };
+
+    GOptionContext* context = g_option_context_new("- join a Tessera room and report what arrives");
+    g_option_context_set_summary(context,
+                                 "Commands on stdin, one per line: report | send RAW_JSON | chat TEXT | leave | quit.\n"
+                                 "Answers and events are JSON lines on stdout; logs go to stderr. See docs/client.md.");
+    g_option_context_add_main_entries(context, entries, nullptr);
+    g_option_context_add_group(context, gst_init_get_option_group());
+    GError* error = nullptr;
+    const bool parsed = g_option_context_parse(context, &argc, &argv, &error);
+    g_option_context_free(context);
+    if (!parsed) {
+        const std::string message = error ? error->message : "bad options";
+        if (error) g_error_free(error);
+        return fail(message);
+    }
+    gst_init(&argc, &argv);
+
+    tessera::client::Options options;
+    if (server) options.server = server;
+    if (!room || !tessera::protocol::isValidRoomName(room)) return fail("--room is required: 1-64 of [A-Za-z0-9_-]");
+    options.room = room;
+    if (!name || !*name || g_utf8_strlen(name, -1) > 64 || !g_utf8_validate(name, -1, nullptr))
+        return fail("--name is required: 1-64 characters");
+    options.name = name;
+    if (token) options.token = std::string(token);
+    if (maxBitrate < 0) return fail("--max-bitrate must be positive");
+    if (maxBitrate > 0) options.maxBitrate = maxBitrate;
+    if (color) {
+        const auto rgb = tessera::analysis::parseColor(color);
+        if (!rgb) return fail("--color must be 0xRRGGBB");
+        options.color = *rgb;
+    }
+    if (!(tone >= 0 && tone < 24000)) return fail("--tone must be in [0, 24000) Hz");
+    options.toneHz = tone;
+    if (detect) {
+        const auto list = tessera::analysis::parseFrequencyList(detect);
+        if (!list) return fail("--detect must be a comma-separated list of frequencies in Hz");
+        options.detect = *list;
+    }
+    if (record) options.recordPath = record;
+    if (fileOut) options.fileOutPath = fileOut;
+    if (!(duration >= 0)) return fail("--duration must not be negative");
+    options.duration = duration;
+    if (!(connectTimeout >= 0)) return fail("--connect-timeout must not be negative");
+    options.connectTimeout = connectTimeout;
+    options.receiveOnly = receiveOnly;
+    for (gchar** a = iceAddresses; a && *a; ++a) {
+        gchar** parts = g_strsplit(*a, ",", -1);
+        for (gchar** p = parts; *p; ++p)
+            if (**p) options.iceAddresses.emplace_back(g_strstrip(*p));
+        g_strfreev(parts);
+    }
+    const std::string codec = videoCodec ? videoCodec : "vp8";
+    if (codec == "vp8")
+        options.videoCodec = tessera::client::VideoCodec::Vp8;
+    else if (codec == "h264")
+        options.videoCodec = tessera::client::VideoCodec::H264;
+    else if (codec == "vp9")
+        options.videoCodec = tessera::client::VideoCodec::Vp9;
+    else
+        return fail("--video-codec must be vp8, h264 or vp9");
+    if (width < 16 || width > 4096 || height < 16 || height > 4096 || width % 2 || height % 2)
+        return fail("--width and --height must be even, 16..4096");
+    if (fps < 1 || fps > 120) return fail("--fps must be 1..120");
+    options.width = width;
+    options.height = height;
+    options.fps = fps;
+
+    for (gchar* s : {server, room, name, token, color, detect, record, fileOut, videoCodec}) g_free(s);
+    g_strfreev(iceAddresses);
+
+    const int code = tessera::client::run(options);
+    // The client is torn down by now (pipeline NULL, recording finalised,
+    // files closed). usrsctp and libnice keep threads of their own past the
+    // pipeline's NULL state; gst_deinit() or static destructors running under
+    // them crashed at exit now and then ("double free" from glibc), so skip
+    // process teardown.
+    std::fflush(stdout);
+    std::fflush(stderr);
+    _exit(code);
+}

@@ -1,0 +1,45 @@
+#pragma once
+// tessera-client: joins a Tessera room over the signaling WebSocket
+// (shared/PROTOCOL.md) with a webrtcbin peer, sends test media, measures
+// what it receives and answers commands on stdin with JSON lines on stdout.
+// See docs/client.md.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tessera/analysis.h"
+
+namespace tessera::client {
+
+enum class VideoCodec { Vp8, Vp9, H264 };
+
+struct Options {
+    std::string server = "ws://127.0.0.1:8080/ws";
+    std::string room;
+    std::string name;
+    std::optional<std::string> token;
+    std::optional<std::int64_t> maxBitrate; // bits/s, > 0
+    analysis::Rgb color{0x20, 0xA0, 0x40};  // the solid colour sent
+    double toneHz = 440;                    // the sine sent; 0: silence
+    std::vector<double> detect;             // tones measured in the received audio
+    std::string recordPath;                 // empty: no recording
+    std::string fileOutPath;                // empty: "file" channel data is only counted
+    double duration = 0;                    // seconds; 0: until leave/quit/EOF on stdin
+    double connectTimeout = 30;             // seconds; 0: wait forever
+    bool receiveOnly = false;
+    std::vector<std::string> iceAddresses; // empty: libnice picks the host's addresses
+    VideoCodec videoCodec = VideoCodec::Vp8;
+    int width = 640;
+    int height = 360;
+    int fps = 30;
+};
+
+// Runs the client on the thread-default main context until it leaves, quits
+// or its duration ends. Returns the process exit status: 0 if the peer
+// connection ever reached "connected", 1 if it never did, 2 on a setup
+// failure (bad URL, missing GStreamer element).
+// Thread: main.
+int run(const Options& options);
+
+} // namespace tessera::client
