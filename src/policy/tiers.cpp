@@ -1,0 +1,82 @@
+// Quality-tier choice per receiver: the bandwidth limit picks the tier, loss
+// pushes it down, and a hold time keeps it from bouncing back up.
+//
+// Asymmetric on purpose: sending too much costs the receiver freezes at once,
+// sending too little only costs some sharpness, and every switch costs a key
+// frame on the shared tier encoder.
+#include <algorithm>
+#include <stdexcept>
+#include <utility>
+
+#include "tessera/policy.h"
+
+namespace tessera::policy {
+
+std::vector<Tier> defaultTiers() {
+    return {
+        {"high", 1'500'000, 1280, 720},
+        {"medium", 600'000, 640, 360},
+        {"low", 200'000, 320, 180},
+    };
+}
+
+std::size_t fittingTier(const std::vector<Tier>& ladder, std::optional<std::int64_t> declaredBps,
+                        std::optional<std::int64_t> estimatedBps, const TierParams& params) {
+    if (ladder.empty()) return 0;
+    std::optional<std::int64_t> limit = declaredBps;
+    if (estimatedBps) limit = limit ? std::min(*limit, *estimatedBps) : *estimatedBps;
+    if (!limit) return 0;
+    // Integer percent: a limit exactly at the boundary fits, with no rounding doubt.
+    for (std::size_t i = 0; i < ladder.size(); ++i)
+        if (ladder[i].bitrate * (100 + params.headroomPercent) <= *limit * 100) return i;
+    return ladder.size() - 1;
+}
+
+TierSelector::TierSelector(std::vector<Tier> ladder, TierParams params)
+    : m_ladder(std::move(ladder)), m_params(params), m_allowedSince(m_ladder.size()) {
+    if (m_ladder.empty()) throw std::invalid_argument("policy: empty tier ladder");
+    std::stable_sort(m_ladder.begin(), m_ladder.end(),
+                     [](const Tier& a, const Tier& b) { return a.bitrate > b.bitrate; });
+}
+
+bool TierSelector::update(const TierInput& input, std::int64_t nowMs) {
+    // Indices: 0 is the highest tier, so "down" is a larger index.
+    const std::size_t lowest = m_ladder.size() - 1;
+    const std::size_t fit = fittingTier(m_ladder, input.declaredBps, input.estimatedBps, m_params);
+    // (A NaN loss compares false: a garbled report does not step down.)
+    const bool lossy = input.lossFraction && *input.lossFraction > m_params.lossStepDown;
+
+    // Runs of "the limit allows tier i"; a lossy report restarts them all, so
+    // after a loss step-down the way back up takes a full clean upHoldMs.
+    for (std::size_t i = 0; i < m_ladder.size(); ++i) {
+        if (i < fit || lossy)
+            m_allowedSince[i].reset();
+        else if (!m_allowedSince[i])
+            m_allowedSince[i] = nowMs;
+    }
+
+    // Before the first update there is no history to hold against: start at the fit.
+    const std::size_t base = m_started ? m_current : fit;
+    std::size_t next = base;
+    if (fit >= base) {
+        next = fit; // the limit dropped (or stayed): down at once
+    } else {
+        // Up to the highest tier allowed for the whole hold time, if any.
+        for (std::size_t i = 0; i < base; ++i) {
+            if (m_allowedSince[i] && nowMs - *m_allowedSince[i] >= m_params.upHoldMs) {
+                next = i;
+                break;
+            }
+        }
+    }
+    // Loss is a signal of its own, on top of the limit: one below what the
+    // limit (and the hold) chose, even when that already is a step down.
+    if (lossy) next = std::min(next + 1, lowest);
+
+    m_started = true;
+    const bool changed = next != m_current;
+    m_current = next;
+    return changed;
+}
+
+} // namespace tessera::policy

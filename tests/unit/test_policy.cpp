@@ -1,0 +1,386 @@
+// policy: active-speaker hysteresis and tier choice, on explicit timestamps.
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "tessera/policy.h"
+
+using namespace tessera::policy;
+
+namespace {
+
+constexpr std::int64_t kStep = 50; // ms between level reports, like `level interval=50000000`
+
+// Raw levels, so the tests can pin takeover times to the millisecond.
+SpeakerParams unsmoothed() {
+    SpeakerParams p;
+    p.smoothingMs = 0;
+    return p;
+}
+
+// Feeds every participant its level each kStep in [from, to); returns the
+// number of speaker changes. `onStep` runs after each time step.
+template <typename Levels, typename OnStep>
+int feed(SpeakerDetector& d, std::int64_t from, std::int64_t to, Levels levels, OnStep onStep) {
+    int changes = 0;
+    for (std::int64_t t = from; t < to; t += kStep) {
+        for (const auto& [id, level] : levels(t)) changes += d.update(id, level, t) ? 1 : 0;
+        onStep(t);
+    }
+    return changes;
+}
+template <typename Levels>
+int feed(SpeakerDetector& d, std::int64_t from, std::int64_t to, Levels levels) {
+    return feed(d, from, to, levels, [](std::int64_t) {});
+}
+
+using Levels = std::map<std::string, double>;
+auto constant(Levels levels) {
+    return [levels](std::int64_t) { return levels; };
+}
+
+// The first time step at which the speaker is `id`, or -1.
+template <typename Levels>
+std::int64_t firstTimeSpeaker(SpeakerDetector& d, std::int64_t from, std::int64_t to, Levels levels,
+                              const std::string& id) {
+    std::int64_t when = -1;
+    feed(d, from, to, levels, [&](std::int64_t t) {
+        if (when < 0 && d.speaker() == id) when = t;
+    });
+    return when;
+}
+
+} // namespace
+
+TEST_CASE("nobody speaks below the threshold", "[policy]") {
+    SpeakerDetector d;
+    CHECK(feed(d, 0, 10'000, constant({{"a", -50}, {"b", -60}})) == 0);
+    CHECK_FALSE(d.speaker());
+}
+
+TEST_CASE("the first speaker takes the floor after the hold time, not before", "[policy]") {
+    SpeakerDetector d(unsmoothed());
+    // Speaking from t=0: the run reaches 500 ms at t=500.
+    CHECK(firstTimeSpeaker(d, 0, 2000, constant({{"a", -20}, {"b", -70}}), "a") == 500);
+}
+
+TEST_CASE("a louder challenger takes over after the hold time, not before", "[policy]") {
+    SpeakerDetector d(unsmoothed());
+    feed(d, 0, 1000, constant({{"a", -30}, {"b", -70}}));
+    REQUIRE(d.speaker() == "a");
+
+    // From t=1000 b is 10 dB louder than a, which keeps talking: still a at
+    // t=1450, b at t=1500.
+    std::int64_t when = -1;
+    feed(d, 1000, 3000, constant({{"a", -30}, {"b", -20}}), [&](std::int64_t t) {
+        if (t == 1450) CHECK(d.speaker() == "a");
+        if (when < 0 && d.speaker() == "b") when = t;
+    });
+    CHECK(when == 1500);
+}
+
+TEST_CASE("a challenger within the margin never takes over", "[policy]") {
+    SpeakerDetector d(unsmoothed());
+    feed(d, 0, 1000, constant({{"a", -30}, {"b", -70}}));
+    REQUIRE(d.speaker() == "a");
+    CHECK(feed(d, 1000, 30'000, constant({{"a", -30}, {"b", -24.5}})) == 0); // 5.5 dB louder
+    CHECK(d.speaker() == "a");
+    // Exactly the margin is enough.
+    CHECK(firstTimeSpeaker(d, 30'000, 32'000, constant({{"a", -30}, {"b", -24}}), "b") == 30'500);
+}
+
+TEST_CASE("a broken lead restarts the hold", "[policy]") {
+    SpeakerDetector d(unsmoothed());
+    feed(d, 0, 1000, constant({{"a", -30}, {"b", -70}}));
+    REQUIRE(d.speaker() == "a");
+    // b leads for 400 ms, drops back for one report, leads again: never 500 in a row.
+    const auto levels = [](std::int64_t t) {
+        const bool lead = t < 1400 || t >= 1450;
+        return Levels{{"a", -30}, {"b", lead ? -20.0 : -30.0}};
+    };
+    CHECK(feed(d, 1000, 1900, levels) == 0);
+    CHECK(d.speaker() == "a");
+    // ...and then takes over 500 ms after the lead resumed.
+    CHECK(firstTimeSpeaker(d, 1900, 3000, levels, "b") == 1950);
+}
+
+TEST_CASE("a new speaker must be beaten for a whole hold from when it took the floor", "[policy]") {
+    SpeakerDetector d(unsmoothed());
+    feed(d, 0, 1000, constant({{"a", -40}}));
+    REQUIRE(d.speaker() == "a");
+    // b leads a from t=1000 and takes over at 1500; c, louder still, led a
+    // from 1300 but must beat b afresh: 1500 + 500.
+    const auto levels = [](std::int64_t t) {
+        Levels l{{"a", -40}, {"b", -30}};
+        if (t >= 1300) l["c"] = -20;
+        return l;
+    };
+    CHECK(firstTimeSpeaker(d, 1000, 3000, levels, "b") == 1500);
+    SpeakerDetector again(unsmoothed());
+    feed(again, 0, 1000, constant({{"a", -40}}));
+    CHECK(firstTimeSpeaker(again, 1000, 3000, levels, "c") == 2000);
+}
+
+TEST_CASE("two similar voices talking over each other do not flap", "[policy]") {
+    SpeakerDetector d; // default smoothing, as in production
+    std::mt19937 rng(42);
+    std::uniform_real_distribution<double> jitter(-5.0, 5.0);
+    // Both around -30 dBFS, each report off by up to 5 dB: who is louder
+    // changes many times a second.
+    const auto levels = [&](std::int64_t) { return Levels{{"a", -30 + jitter(rng)}, {"b", -30 + jitter(rng)}}; };
+    const int changes = feed(d, 0, 60'000, levels);
+    CHECK(changes == 1); // someone took the floor, and kept it
+    CHECK(d.speaker());
+}
+
+TEST_CASE("taking turns moves the floor once per turn", "[policy]") {
+    SpeakerDetector d; // default smoothing
+    // a talks for 4 s, then b for 4 s, then a again; the other is near silence.
+    const auto levels = [](std::int64_t t) {
+        const bool aTalks = (t / 4000) % 2 == 0;
+        return Levels{{"a", aTalks ? -25.0 : -65.0}, {"b", aTalks ? -65.0 : -25.0}};
+    };
+    std::vector<std::pair<std::int64_t, std::string>> history{{-1, ""}}; // (time, speaker); "" nobody
+    feed(d, 0, 12'000, levels, [&](std::int64_t t) {
+        const std::string now = d.speaker().value_or("");
+        if (history.back().second != now) history.emplace_back(t, now);
+    });
+    INFO("b took over at " << history[2].first << ", a at " << history[3].first);
+    REQUIRE(history.size() == 4);
+    CHECK(history[1].second == "a");
+    CHECK(history[2].second == "b");
+    CHECK(history[3].second == "a");
+    // Within a second of the turn: hold time plus the smoothing's rise.
+    CHECK(history[1].first == 500); // the first level sets the average: no rise
+    CHECK(history[2].first > 4500);
+    CHECK(history[2].first < 5000);
+    CHECK(history[3].first > 8500);
+    CHECK(history[3].first < 9000);
+}
+
+TEST_CASE("a single loud report does not make a speaker", "[policy]") {
+    SpeakerDetector d; // default smoothing bridges a click
+    const auto levels = [](std::int64_t t) { return Levels{{"a", t == 1000 ? -5.0 : -70.0}}; };
+    CHECK(feed(d, 0, 5000, levels) == 0);
+    CHECK_FALSE(d.speaker());
+    REQUIRE(d.smoothedLevel("a"));
+    CHECK(*d.smoothedLevel("a") == Approx(-70).margin(0.01));
+    CHECK_FALSE(d.smoothedLevel("nobody"));
+}
+
+TEST_CASE("the speaker is released after the release time of silence", "[policy]") {
+    SpeakerDetector d(unsmoothed());
+    feed(d, 0, 1000, constant({{"a", -30}}));
+    REQUIRE(d.speaker() == "a");
+
+    SECTION("a pause shorter than the release time keeps the floor") {
+        CHECK(feed(d, 1000, 2450, constant({{"a", -70}})) == 0); // silent 1000..2400
+        CHECK(feed(d, 2450, 5000, constant({{"a", -30}})) == 0);
+        CHECK(d.speaker() == "a");
+    }
+    SECTION("silence from t=1000 releases at t=2500, not before") {
+        CHECK(feed(d, 1000, 2500, constant({{"a", -70}})) == 0);
+        CHECK(d.speaker() == "a");
+        CHECK(d.update("a", -70, 2500));
+        CHECK_FALSE(d.speaker());
+    }
+    SECTION("someone already speaking (within the margin) takes over at the release") {
+        // b speaks at -44, only 4 dB above a's -48: no takeover while a holds the floor.
+        CHECK(feed(d, 1000, 2500, constant({{"a", -48}, {"b", -44}})) == 0);
+        CHECK(d.speaker() == "a");
+        CHECK(d.update("a", -48, 2500));
+        CHECK(d.speaker() == "b");
+    }
+}
+
+TEST_CASE("removing participants", "[policy]") {
+    SpeakerDetector d(unsmoothed());
+    SECTION("removing the speaker with nobody else speaking leaves no speaker") {
+        feed(d, 0, 1000, constant({{"a", -30}, {"b", -70}}));
+        REQUIRE(d.speaker() == "a");
+        CHECK(d.remove("a"));
+        CHECK_FALSE(d.speaker());
+        CHECK_FALSE(d.smoothedLevel("a"));
+    }
+    SECTION("someone who has spoken for the hold time takes over at once") {
+        feed(d, 0, 1000, constant({{"a", -25}, {"b", -35}, {"c", -40}}));
+        REQUIRE(d.speaker() == "a");
+        CHECK(d.remove("a"));
+        CHECK(d.speaker() == "b"); // the loudest of those qualified
+    }
+    SECTION("removing someone else or an unknown id changes nothing") {
+        feed(d, 0, 1000, constant({{"a", -30}, {"b", -70}}));
+        CHECK_FALSE(d.remove("b"));
+        CHECK_FALSE(d.remove("nobody"));
+        CHECK(d.speaker() == "a");
+    }
+    SECTION("a removed participant can come back as a new one") {
+        feed(d, 0, 1000, constant({{"a", -30}}));
+        d.remove("a");
+        CHECK(firstTimeSpeaker(d, 1000, 3000, constant({{"a", -30}}), "a") == 1500);
+    }
+}
+
+TEST_CASE("stale participants count as silent", "[policy]") {
+    SpeakerDetector d(unsmoothed());
+    feed(d, 0, 1000, constant({{"a", -10}, {"b", -70}}));
+    REQUIRE(d.speaker() == "a");
+    // a's last report was at t=950, loud; then its stream stops.
+    SECTION("a stopped speaker is released release time after going stale") {
+        CHECK_FALSE(d.tick(2950)); // not stale yet
+        CHECK_FALSE(d.tick(4449)); // stale since 2950, silent 1499 ms
+        CHECK(d.tick(4450));
+        CHECK_FALSE(d.speaker());
+    }
+    SECTION("its last loud level no longer holds off a quieter challenger") {
+        // b at -40 is far below a's last -10, but beats a stale a after 500 ms.
+        CHECK(firstTimeSpeaker(d, 1000, 6000, constant({{"b", -40}}), "b") == 2950 + kStep + 500);
+    }
+    SECTION("a challenger whose stream stopped is not picked when the speaker leaves") {
+        feed(d, 1000, 2000, constant({{"a", -10}, {"b", -30}})); // b's last report: t=1950
+        feed(d, 2000, 4000, constant({{"a", -10}}));
+        SpeakerDetector fresh = d; // at t=3950 b is 2000 ms old: not yet stale
+        CHECK(fresh.remove("a"));
+        CHECK(fresh.speaker() == "b");
+        d.tick(3951); // now it is
+        CHECK(d.remove("a"));
+        CHECK_FALSE(d.speaker());
+    }
+}
+
+TEST_CASE("levels are clamped and NaN is silence", "[policy]") {
+    SpeakerDetector d(unsmoothed());
+    d.update("a", -1e300, 0);
+    CHECK(*d.smoothedLevel("a") == -127.0);
+    d.update("a", 12.0, 50);
+    CHECK(*d.smoothedLevel("a") == 0.0);
+    d.update("a", std::numeric_limits<double>::quiet_NaN(), 100);
+    CHECK(*d.smoothedLevel("a") == -127.0);
+}
+
+// ---------------------------------------------------------------------------
+
+TEST_CASE("fittingTier: declared and estimated limits with 15% headroom", "[policy]") {
+    const auto ladder = defaultTiers();
+    CHECK(fittingTier(ladder, std::nullopt, std::nullopt) == 0);
+    // high needs 1.5M * 1.15 = 1.725M, medium 690k, low 230k.
+    CHECK(fittingTier(ladder, 1'725'000, std::nullopt) == 0);
+    CHECK(fittingTier(ladder, 1'724'999, std::nullopt) == 1);
+    CHECK(fittingTier(ladder, std::nullopt, 690'000) == 1);
+    CHECK(fittingTier(ladder, std::nullopt, 689'999) == 2);
+    // The smaller of the two limits wins, whichever it is.
+    CHECK(fittingTier(ladder, 2'000'000, 700'000) == 1);
+    CHECK(fittingTier(ladder, 700'000, 5'000'000) == 1);
+    CHECK(fittingTier(ladder, 250'000, 5'000'000) == 2);
+    // Nothing fits: the lowest tier is the least we can send.
+    CHECK(fittingTier(ladder, std::nullopt, 50'000) == 2);
+    CHECK(fittingTier(ladder, std::nullopt, 0) == 2);
+}
+
+TEST_CASE("TierSelector: the first update takes the fit directly", "[policy]") {
+    TierSelector s;
+    CHECK(s.current().name == "high");
+    CHECK(s.update({std::nullopt, 700'000, std::nullopt}, 0));
+    CHECK(s.current().name == "medium");
+    CHECK(s.current().width == 640);
+    CHECK(s.current().height == 360);
+}
+
+TEST_CASE("TierSelector: down at once, up only after 5 s of room", "[policy]") {
+    TierSelector s;
+    s.update({std::nullopt, 2'000'000, std::nullopt}, 0);
+    REQUIRE(s.current().name == "high");
+
+    // The estimate collapses: down without delay, straight to the fit.
+    CHECK(s.update({std::nullopt, 300'000, std::nullopt}, 1000));
+    CHECK(s.current().name == "low");
+
+    SECTION("back up after the estimate allowed it for 5 s, not before") {
+        for (std::int64_t t = 2000; t < 7000; t += 500) {
+            CHECK_FALSE(s.update({std::nullopt, 2'000'000, std::nullopt}, t));
+            CHECK(s.current().name == "low");
+        }
+        CHECK(s.update({std::nullopt, 2'000'000, std::nullopt}, 7000));
+        CHECK(s.current().name == "high");
+    }
+    SECTION("one report without room restarts the hold") {
+        s.update({std::nullopt, 2'000'000, std::nullopt}, 2000);
+        s.update({std::nullopt, 2'000'000, std::nullopt}, 6000);
+        s.update({std::nullopt, 650'000, std::nullopt}, 6500); // medium no longer fits
+        s.update({std::nullopt, 2'000'000, std::nullopt}, 7000);
+        CHECK_FALSE(s.update({std::nullopt, 2'000'000, std::nullopt}, 11'500));
+        CHECK(s.current().name == "low");
+        CHECK(s.update({std::nullopt, 2'000'000, std::nullopt}, 12'000));
+        CHECK(s.current().name == "high");
+    }
+    SECTION("up to the highest tier allowed for the whole hold") {
+        s.update({std::nullopt, 700'000, std::nullopt}, 2000); // medium fits from 2000
+        s.update({std::nullopt, 2'000'000, std::nullopt}, 4000); // high fits from 4000
+        CHECK(s.update({std::nullopt, 2'000'000, std::nullopt}, 7000));
+        CHECK(s.current().name == "medium");
+        CHECK_FALSE(s.update({std::nullopt, 2'000'000, std::nullopt}, 8500));
+        CHECK(s.update({std::nullopt, 2'000'000, std::nullopt}, 9000));
+        CHECK(s.current().name == "high");
+    }
+}
+
+TEST_CASE("TierSelector: the declared limit caps the tier however good the estimate", "[policy]") {
+    TierSelector s;
+    s.update({700'000, std::nullopt, std::nullopt}, 0);
+    CHECK(s.current().name == "medium");
+    for (std::int64_t t = 1000; t <= 60'000; t += 1000) CHECK_FALSE(s.update({700'000, 10'000'000, 0.0}, t));
+    CHECK(s.current().name == "medium");
+}
+
+TEST_CASE("TierSelector: loss steps down one tier per lossy report", "[policy]") {
+    TierSelector s;
+    const std::optional<std::int64_t> plenty = 5'000'000;
+    s.update({std::nullopt, plenty, 0.0}, 0);
+    REQUIRE(s.current().name == "high");
+
+    CHECK_FALSE(s.update({std::nullopt, plenty, 0.10}, 1000)); // 10% is not above 10%
+    CHECK(s.update({std::nullopt, plenty, 0.12}, 2000));
+    CHECK(s.current().name == "medium");
+    // A report with no loss figure (REMB only) neither steps down nor counts as lossy.
+    CHECK_FALSE(s.update({std::nullopt, plenty, std::nullopt}, 2500));
+    CHECK(s.update({std::nullopt, plenty, 0.30}, 3000));
+    CHECK(s.current().name == "low");
+    CHECK_FALSE(s.update({std::nullopt, plenty, 0.30}, 4000)); // nothing below low
+    CHECK(s.current().name == "low");
+
+    // The way back up needs 5 s counted from the first clean report.
+    for (std::int64_t t = 5000; t < 10'000; t += 1000) CHECK_FALSE(s.update({std::nullopt, plenty, 0.01}, t));
+    CHECK(s.update({std::nullopt, plenty, 0.01}, 10'000));
+    CHECK(s.current().name == "high");
+}
+
+TEST_CASE("TierSelector: loss on the first report and with a falling estimate", "[policy]") {
+    SECTION("first report") {
+        TierSelector s;
+        CHECK(s.update({std::nullopt, 5'000'000, 0.2}, 0));
+        CHECK(s.current().name == "medium");
+    }
+    SECTION("the estimate already fell to medium: loss takes one more step") {
+        TierSelector s;
+        s.update({std::nullopt, 5'000'000, 0.0}, 0);
+        CHECK(s.update({std::nullopt, 700'000, 0.2}, 1000));
+        CHECK(s.current().name == "low");
+    }
+}
+
+TEST_CASE("TierSelector: ladders are sorted; an empty one is refused", "[policy]") {
+    TierSelector s({{"low", 200'000, 320, 180}, {"high", 1'500'000, 1280, 720}});
+    REQUIRE(s.ladder().size() == 2);
+    CHECK(s.ladder()[0].name == "high");
+    s.update({std::nullopt, 1'000'000, std::nullopt}, 0);
+    CHECK(s.current().name == "low");
+    CHECK(s.currentIndex() == 1);
+    CHECK_THROWS_AS(TierSelector(std::vector<Tier>{}), std::invalid_argument);
+}
