@@ -16,6 +16,7 @@ const std::vector<std::pair<std::string, std::vector<std::string>>> kRequiredNam
     {"encode-", {"encoder"}},
     {"pay-", {"pay"}},
     {"audio-send", {"encoder", "pay"}},
+    {"decode-opus", {"level"}},
 };
 
 std::string baseName(const std::string& path) {

@@ -142,6 +142,11 @@ RoomPipeline::~RoomPipeline() {
         g_source_remove(m_tickSource);
     if (m_busWatch)
         g_source_remove(m_busWatch);
+    // Flush first: a live aggregator whose output already stopped (a peer's
+    // webrtcbin going NULL) would otherwise keep an upstream queue blocked in
+    // its chain function, and the NULL transition waits for that queue's
+    // stream lock forever (seen at shutdown with peers still in the room).
+    gst_element_send_event(m_pipeline.get(), gst_event_new_flush_start());
     gst_element_set_state(m_pipeline.get(), GST_STATE_NULL);
     GST_CAT_INFO(tessera_media_debug, "room %s: pipeline stopped", m_room.c_str());
 }
@@ -192,6 +197,7 @@ void RoomPipeline::addSource(VideoSource source) {
 
 void RoomPipeline::removeSources(const std::string& participantId) {
     std::erase_if(m_sources, [&](const VideoSource& s) { return s.participantId == participantId; });
+    speakerMaybeChanged(m_speakers.remove(participantId));
     if (m_sharing.erase(participantId))
         m_listener.onScreenShareChanged(participantId, false);
     relayout();
@@ -316,6 +322,26 @@ void RoomPipeline::onBusMessage(GstMessage* message) {
                         GST_OBJECT_NAME(GST_MESSAGE_SRC(message)), err->message);
         break;
     }
+    case GST_MESSAGE_ELEMENT: {
+        // A participant's level element (decode-opus.pipeline), inside its bin "peer-<id>".
+        const GstStructure* s = gst_message_get_structure(message);
+        if (!gst_structure_has_name(s, "level"))
+            break;
+        GstObject* bin = GST_OBJECT_PARENT(GST_OBJECT_PARENT(GST_MESSAGE_SRC(message)));
+        if (!bin || !g_str_has_prefix(GST_OBJECT_NAME(bin), "peer-"))
+            break;
+        const GValue* rms = gst_structure_get_value(s, "rms");
+        double loudest = -127;
+        if (rms && G_VALUE_HOLDS(rms, G_TYPE_VALUE_ARRAY)) {
+            auto* channels = static_cast<GValueArray*>(g_value_get_boxed(rms));
+            G_GNUC_BEGIN_IGNORE_DEPRECATIONS
+            for (guint i = 0; i < channels->n_values; ++i)
+                loudest = std::max(loudest, g_value_get_double(g_value_array_get_nth(channels, i)));
+            G_GNUC_END_IGNORE_DEPRECATIONS
+        }
+        speakerMaybeChanged(m_speakers.update(GST_OBJECT_NAME(bin) + 5, loudest, g_get_monotonic_time() / 1000));
+        break;
+    }
     case GST_MESSAGE_LATENCY:
         gst_bin_recalculate_latency(pipeline());
         break;
@@ -324,8 +350,17 @@ void RoomPipeline::onBusMessage(GstMessage* message) {
     }
 }
 
+void RoomPipeline::speakerMaybeChanged(bool changed) {
+    if (!changed)
+        return;
+    m_speaker = m_speakers.speaker().value_or("");
+    relayout();
+    m_listener.onSpeakerChanged(m_speaker);
+}
+
 void RoomPipeline::onTick() {
     const std::int64_t now = g_get_monotonic_time();
+    speakerMaybeChanged(m_speakers.tick(now / 1000));
     const std::uint64_t frames = m_framesOut.load();
     if (now > m_lastTickTime)
         m_fps = static_cast<double>(frames - m_lastFrames) * G_USEC_PER_SEC / static_cast<double>(now - m_lastTickTime);

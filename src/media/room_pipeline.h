@@ -13,6 +13,7 @@
 #include "gst_util.h"
 #include "tessera/layout.h"
 #include "tessera/media.h"
+#include "tessera/policy.h"
 
 namespace tessera::media {
 
@@ -88,6 +89,8 @@ private:
     void linkAudio(const std::string& from, GstElement* tee, const std::string& to, GstElement* mixer);
     void onBusMessage(GstMessage* message);
     void onTick();
+    // Thread: main. Applies a new speaker decision, if any.
+    void speakerMaybeChanged(bool changed);
 
     std::string m_room;
     const Config& m_config;       // Borrowed; outlives this.
@@ -122,6 +125,7 @@ private:
     double m_fps = 0;
     unsigned m_ticks = 0;
     std::string m_speaker; // participant id of the active speaker
+    policy::SpeakerDetector m_speakers;
 
     guint m_busWatch = 0;
     guint m_tickSource = 0;

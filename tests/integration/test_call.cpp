@@ -253,3 +253,15 @@ TEST_CASE("the HTTP API lists rooms, details and kicks participants", "[call][ap
     CHECK(metrics.body.find("tessera_participants 1") != std::string::npos);
     clients[0]->leave();
 }
+
+TEST_CASE("the participant who talks becomes the active speaker", "[call][speaker]") {
+    Server server;
+    Client talker(server, ClientOptions{"talk", "talker", "0xff0000", 440, {}, false, {}});
+    const std::string talkerId = talker.waitEvent("joined").value("id", "");
+    Client quiet(server, ClientOptions{"talk", "quiet", "0x00ff00", 0, {}, false, {}});
+    quiet.waitEvent("joined");
+    auto report = quiet.waitReport([&](const Json& r) { return r.value("speaker", "") == talkerId; });
+    CHECK(report.value("speaker", "") == talkerId);
+    talker.leave();
+    quiet.leave();
+}
