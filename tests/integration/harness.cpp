@@ -402,6 +402,8 @@ void RawSocket::close() {
 }
 
 Rgb thumbColor(const Json& report, double fx, double fy) {
+    if (!report.contains("thumb") || !report["thumb"].is_object())
+        return {-255, -255, -255}; // no frame yet: near() nothing
     const auto& t = report.at("thumb");
     const int w = t.at("w"), h = t.at("h");
     const std::string hex = t.at("rgb");

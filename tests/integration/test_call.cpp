@@ -265,3 +265,45 @@ TEST_CASE("the participant who talks becomes the active speaker", "[call][speake
     talker.leave();
     quiet.leave();
 }
+
+TEST_CASE("layouts change live through the API, and a bad spec is refused", "[call][layout]") {
+    Server server;
+    std::vector<Participant> four = kTrio;
+    four.push_back({"yellow", "0xffff00", {255, 255, 0}, 990});
+    auto clients = joinAll(server, "live", four);
+    auto& viewer = *clients[0];
+    const std::string url = server.http() + "/api/rooms/live/layout";
+
+    // A custom inline spec: blue on the left half, red on the right half.
+    const std::string custom = R"({"layout": {"name": "duo", "slots": [
+        {"x": 0, "y": 0, "w": 0.5, "h": 1, "source": "participant", "participant": "blue"},
+        {"x": 0.5, "y": 0, "w": 0.5, "h": 1, "source": "participant", "participant": "red"}]}})";
+    auto put = httpRequest("PUT", url, custom);
+    REQUIRE(put.status == 200);
+    viewer.waitEvent("layout");
+    auto report = viewer.waitReport([](const Json& r) {
+        return near(thumbColor(r, 0.25, 0.5), {0, 0, 255}) && near(thumbColor(r, 0.75, 0.5), {255, 0, 0});
+    });
+    CHECK(near(thumbColor(report, 0.25, 0.5), {0, 0, 255}));
+    CHECK(near(thumbColor(report, 0.75, 0.5), {255, 0, 0}));
+
+    // A bad spec names the field and changes nothing.
+    auto bad = httpRequest("PUT", url, R"({"layout": {"name": "bad", "slots": [{"x": 0, "y": 0, "w": -1, "h": 1}]}})");
+    CHECK(bad.status == 400);
+    CHECK(bad.body.find("slots[0].w") != std::string::npos);
+    CHECK(Json::parse(httpRequest("GET", server.http() + "/api/rooms/live").body).value("layout", "") == "duo");
+
+    // Back to the grid by name: four tiles in join order.
+    REQUIRE(httpRequest("PUT", url, R"({"layout": "grid"})").status == 200);
+    const auto centres = gridCentres(four.size());
+    report = viewer.waitReport([&](const Json& r) {
+        for (size_t k = 0; k < four.size(); ++k)
+            if (!near(thumbColor(r, centres[k].first, centres[k].second), four[k].rgb))
+                return false;
+        return true;
+    });
+    for (size_t k = 0; k < four.size(); ++k)
+        CHECK(near(thumbColor(report, centres[k].first, centres[k].second), four[k].rgb));
+    for (auto& c : clients)
+        c->leave();
+}
