@@ -474,6 +474,16 @@ void PeerCore::onAnswerCreated(GstWebRTCSessionDescription* answer) {
             new WeakCore(shared_from_this()), [](gpointer d) noexcept { delete static_cast<WeakCore*>(d); });
     }
     m_negotiating = false;
+    // Browsers demultiplex a bundle by the SSRCs the answer announces, so
+    // the payloaders must send with exactly those.
+    auto announcedSsrc = [&](int mline) -> guint {
+        if (mline < 0 || static_cast<guint>(mline) >= gst_sdp_message_medias_len(answer->sdp))
+            return 0;
+        const char* ssrc = gst_sdp_media_get_attribute_val(gst_sdp_message_get_media(answer->sdp, mline), "ssrc");
+        return ssrc ? static_cast<guint>(g_ascii_strtoull(ssrc, nullptr, 10)) : 0;
+    };
+    m_audioSsrc = announcedSsrc(m_audioMline);
+    m_videoSsrc = announcedSsrc(m_videoMline);
     // Linked only now: webrtcbin 1.22 matches a transceiver against the caps
     // a linked pad already carries (e.g. sprop-stereo), which can differ from
     // the offer even where the codec is the same.
@@ -505,9 +515,11 @@ void PeerCore::buildSendBranches() {
                           GST_PAD_NAME(sink), gst_pad_link_get_name(r));
         gst_object_unref(src);
     };
-    auto setPayload = [](GstElement* fragment, int pt) {
+    auto setPayload = [](GstElement* fragment, int pt, guint ssrc) {
         auto pay = requireByName(GST_BIN(fragment), "pay");
         g_object_set(pay.get(), "pt", static_cast<guint>(pt), nullptr);
+        if (ssrc)
+            g_object_set(pay.get(), "ssrc", ssrc, nullptr);
     };
 
     if (m_videoSink) {
@@ -516,7 +528,7 @@ void PeerCore::buildSendBranches() {
         GstElement* pay = payBin.get();
         gst_bin_add_many(bin, queue, pay, nullptr);
         gst_element_link(queue, pay);
-        setPayload(pay, m_videoPt);
+        setPayload(pay, m_videoPt, m_videoSsrc);
         linkToWebrtc(pay, m_videoSink.get());
         added.insert(added.end(), {pay, queue});
         GstPad* qsink = gst_element_get_static_pad(queue, "sink");
@@ -540,7 +552,7 @@ void PeerCore::buildSendBranches() {
         GstElement* send = sendBin.get();
         gst_bin_add_many(bin, queue, minus, caps, send, nullptr);
         gst_element_link_many(queue, minus, caps, send, nullptr);
-        setPayload(send, m_audioPt);
+        setPayload(send, m_audioPt, m_audioSsrc);
         linkToWebrtc(send, m_audioSink.get());
         added.insert(added.end(), {send, caps, minus, queue});
         GstPad* qsink = gst_element_get_static_pad(queue, "sink");

@@ -84,6 +84,7 @@ private:
     int m_videoMline = -1;  // where we send the composite
     PadRef m_audioSink, m_videoSink; // webrtcbin sink pads of those m-lines
     int m_audioPt = -1;
+    guint m_audioSsrc = 0, m_videoSsrc = 0; // as announced in our answer
     int m_videoPt = -1;
     bool m_sending = false;     // send branches built
     bool m_negotiating = false; // an offer is being answered
