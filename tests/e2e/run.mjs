@@ -1,0 +1,634 @@
+#!/usr/bin/env node
+// End-to-end tests of the Tessera web client in real browsers.
+// Usage: see README.md, or `node run.mjs --help`.
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync, existsSync, accessSync, constants, readdirSync, rmSync } from 'node:fs';
+import { randomBytes, createHash } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { startServer } from './lib/server.mjs';
+import { makeMediaFiles, PARTICIPANT_MEDIA } from './lib/media.mjs';
+import { ChromiumParticipant, startFirefox, startReportServer, waitForReport } from './lib/browsers.mjs';
+import { timing, seconds, waitFor, slug, short } from './lib/util.mjs';
+
+const USAGE = `usage: node run.mjs [TESSERA_BINARY] [options]
+
+  TESSERA_BINARY, --tessera PATH   start this server (<build>/src/app/tessera) with
+                                   --port 0 --ice-address 127.0.0.1
+  --url URL                        use a running server instead
+  --server-arg ARG                 extra argument for the server (repeatable)
+  --artifacts DIR                  screenshots and logs (default <build>/e2e-artifacts,
+                                   or ./e2e-artifacts with --url)
+  --only REGEX                     run only the tests whose name matches
+  --chromium PATH                  default /usr/bin/chromium
+  --firefox PATH                   default firefox-esr from PATH
+  --composite-width N              width of the mixed video (default 1280)
+  --timeout-scale X                multiply every deadline (default 1)
+  --isolate                        re-run inside a new network namespace with only
+                                   loopback (needs root): unshare --net
+`;
+
+const { values: opts, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    tessera: { type: 'string' },
+    url: { type: 'string' },
+    'server-arg': { type: 'string', multiple: true, default: [] },
+    artifacts: { type: 'string' },
+    only: { type: 'string' },
+    chromium: { type: 'string', default: '/usr/bin/chromium' },
+    firefox: { type: 'string' },
+    'composite-width': { type: 'string', default: '1280' },
+    'timeout-scale': { type: 'string' },
+    isolate: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+});
+
+if (opts.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+const tesseraBinary = opts.tessera ?? positionals[0];
+if (!tesseraBinary && !opts.url) {
+  process.stderr.write(`give the tessera binary or --url\n\n${USAGE}`);
+  process.exit(2);
+}
+if (opts['timeout-scale']) timing.scale = Number(opts['timeout-scale']) || 1;
+const compositeWidth = Number(opts['composite-width']) || 1280;
+
+// ---- Network rule: media must stay on loopback --------------------------------
+
+function nonLoopbackInterfaces() {
+  return Object.entries(os.networkInterfaces())
+    .filter(([, addrs]) => addrs.some((a) => !a.internal))
+    .map(([name]) => name);
+}
+
+// ---- The tests -------------------------------------------------------------------
+
+const tests = [];
+function test(name, fn, { needsLiveServer = true } = {}) {
+  tests.push({ name, fn, needsLiveServer });
+}
+
+function roomName(prefix) {
+  return `${prefix}-${randomBytes(3).toString('hex')}`;
+}
+
+function pageUrl(ctx, room, name, extra = {}) {
+  const u = new URL('/', ctx.url);
+  u.searchParams.set('room', room);
+  u.searchParams.set('name', name);
+  u.searchParams.set('audioProcessing', '0'); // keep the test tones as they are
+  for (const [k, v] of Object.entries(extra)) u.searchParams.set(k, v);
+  return u.toString();
+}
+
+async function launchParticipant(ctx, name, media) {
+  const files = await makeMediaFiles(ctx.mediaDir, media);
+  const p = new ChromiumParticipant(name, { ...media, ...files }, { executablePath: ctx.chromium, artifacts: ctx.artifacts });
+  ctx.participants.push(p);
+  return p.launch();
+}
+
+async function screenshots(ctx, pages, testName) {
+  await Promise.all(pages.map((p) => p.screenshot(`${ctx.testIndex}-${slug(testName)}-${slug(p.name)}.png`)));
+}
+
+function framesDecoded(p) {
+  return p.eval(() => window.tessera.stats?.inbound?.video?.framesDecoded ?? 0);
+}
+
+async function waitConnected(p, timeout = seconds(90)) {
+  await waitFor(`${p.name} to connect`, () => p.eval(() => window.tessera.state === 'connected'), {
+    timeout, describe: () => p.describe(),
+  });
+}
+
+async function waitFramesRising(p, by = 15, timeout = seconds(60)) {
+  const start = await framesDecoded(p);
+  await waitFor(`${p.name}'s framesDecoded to rise by ${by} from ${start}`, async () => (await framesDecoded(p)) >= start + by, {
+    timeout, describe: () => p.describe(),
+  });
+}
+
+/** Shares (%) of red, green and blue pixels in the page's mixed frame; null without video. */
+function colourShares(p) {
+  return p.eval(() => {
+    const v = document.getElementById('remote-video');
+    if (!v.videoWidth) return null;
+    const c = document.createElement('canvas');
+    c.width = 128; c.height = 72;
+    const g = c.getContext('2d', { willReadFrequently: true });
+    g.drawImage(v, 0, 0, c.width, c.height);
+    const d = g.getImageData(0, 0, c.width, c.height).data;
+    const n = { red: 0, green: 0, blue: 0 };
+    for (let i = 0; i < d.length; i += 4) {
+      const [r, gg, b] = [d[i], d[i + 1], d[i + 2]];
+      if (r > 150 && gg < 90 && b < 90) n.red++;
+      else if (gg > 150 && r < 90 && b < 90) n.green++;
+      else if (b > 150 && r < 90 && gg < 90) n.blue++;
+    }
+    const total = c.width * c.height;
+    return Object.fromEntries(Object.entries(n).map(([k, x]) => [k, Math.round((1000 * x) / total) / 10]));
+  });
+}
+
+/** dB above the noise floor of each of `freqs` in the page's received audio (WebAudio); null without audio. */
+function hearTones(p, freqs) {
+  return p.eval(async (fs) => {
+    const v = document.getElementById('remote-video');
+    const track = v.srcObject?.getAudioTracks()[0];
+    if (!track) return null;
+    window.__e2eAudio ??= new AudioContext();
+    const ac = window.__e2eAudio;
+    await ac.resume();
+    const src = ac.createMediaStreamSource(new MediaStream([track]));
+    const an = ac.createAnalyser();
+    an.fftSize = 16384;
+    an.smoothingTimeConstant = 0;
+    src.connect(an);
+    const bins = new Float32Array(an.frequencyBinCount);
+    const sum = new Float32Array(an.frequencyBinCount);
+    // A measurement window: 12 spectra 150 ms apart, averaged.
+    for (let i = 0; i < 12; i++) {
+      await new Promise((r) => setTimeout(r, 150));
+      an.getFloatFrequencyData(bins);
+      for (let k = 0; k < bins.length; k++) sum[k] += Math.max(bins[k], an.minDecibels) / 12;
+    }
+    src.disconnect();
+    const hz = ac.sampleRate / an.fftSize;
+    const sorted = Array.from(sum).filter(Number.isFinite).sort((a, b) => a - b);
+    const floor = sorted[Math.floor(sorted.length / 2)] ?? -200;
+    const peak = (f) => {
+      const k = Math.round(f / hz);
+      let m = -Infinity;
+      for (let j = k - 4; j <= k + 4; j++) m = Math.max(m, sum[j]);
+      return Math.round(m - floor);
+    };
+    return Object.fromEntries(fs.map((f) => [f, peak(f)]));
+  }, freqs);
+}
+
+/** The shared room of tests 1-5: three Chromium participants. */
+async function threeInARoom(ctx) {
+  if (ctx.three) return ctx.three;
+  if (ctx.threeError) throw ctx.threeError;
+  try {
+    const room = roomName('e2e');
+    const names = ['Alice', 'Bob', 'Carol'];
+    const pages = await Promise.all(names.map((n, i) => launchParticipant(ctx, n, PARTICIPANT_MEDIA[i])));
+    // Joined one after the other, as people do; no waiting between them.
+    for (const p of pages) await p.open(pageUrl(ctx, room, p.name));
+    ctx.three = { room, pages };
+    return ctx.three;
+  } catch (err) {
+    ctx.threeError = err;
+    throw err;
+  }
+}
+
+test('three Chromium pages join one room and each receives the mix', async (ctx) => {
+  const { pages } = await threeInARoom(ctx);
+  try {
+    await Promise.all(pages.map((p) => waitConnected(p)));
+    await Promise.all(pages.map((p) => waitFor(`${p.name} to list the other two`, async () => {
+      const names = await p.eval(() => window.tessera.participants.map((x) => x.name));
+      return pages.filter((o) => o !== p).every((o) => names.includes(o.name));
+    }, { describe: () => p.describe() })));
+    await Promise.all(pages.map((p) => waitFramesRising(p)));
+    await Promise.all(pages.map((p) => waitFor(`${p.name}'s <video> to be ${compositeWidth} wide`,
+      () => p.eval((w) => window.tessera.video.width === w, compositeWidth), { describe: () => p.describe() })));
+    await Promise.all(pages.map(async (p) => {
+      const e0 = await p.eval(() => window.tessera.stats?.inbound?.audio?.totalAudioEnergy ?? 0);
+      await waitFor(`${p.name}'s inbound totalAudioEnergy to rise from ${e0}`,
+        () => p.eval((e) => (window.tessera.stats?.inbound?.audio?.totalAudioEnergy ?? 0) > e + 1e-4, e0),
+        { describe: () => p.describe() });
+    }));
+  } finally {
+    await screenshots(ctx, pages, 'join');
+  }
+});
+
+test('the mix shows every participant\'s camera', async (ctx) => {
+  const { pages } = await threeInARoom(ctx);
+  try {
+    await Promise.all(pages.map((p) => {
+      let last = null;
+      return waitFor(`${p.name}'s mix to show red, green and blue tiles (>= 2 % each)`, async () => {
+        last = await colourShares(p);
+        return last && pages.every((o) => last[o.media.label] >= 2);
+      }, { timeout: seconds(45), describe: () => `colour shares in % ${JSON.stringify(last)}` });
+    }));
+  } finally {
+    await screenshots(ctx, pages, 'colours');
+  }
+});
+
+test('each participant hears the others and not itself (mix-minus)', async (ctx) => {
+  const { pages } = await threeInARoom(ctx);
+  const freqs = pages.map((p) => p.media.freq);
+  const results = {};
+  try {
+    await Promise.all(pages.map((p) => {
+      const others = pages.filter((o) => o !== p).map((o) => o.media.freq);
+      const who = pages.filter((o) => o !== p).map((o) => `${o.name} (${o.media.freq} Hz)`).join(' and ');
+      return waitFor(`${p.name} to hear ${who} and not itself (${p.media.freq} Hz)`, async () => {
+        const r = await hearTones(p, freqs);
+        results[p.name] = r;
+        // Heard: 25 dB above the noise floor. Own voice: 30 dB below the
+        // weaker of the others (without mix-minus it would be as loud).
+        return r && others.every((f) => r[f] >= 25) && r[p.media.freq] <= Math.min(...others.map((f) => r[f])) - 30;
+      }, { timeout: seconds(45), interval: 500, describe: () => `dB above the noise floor: ${JSON.stringify(results[p.name])}` });
+    }));
+  } finally {
+    console.log(`# tones heard (dB above floor): ${JSON.stringify(results)}`);
+  }
+});
+
+test('chat from one participant reaches the other two', async (ctx) => {
+  const { pages } = await threeInARoom(ctx);
+  const [a, ...rest] = pages;
+  await waitFor(`${a.name}'s chat to be ready`, () => a.eval(() => !document.getElementById('chat-send').disabled), {
+    describe: () => a.describe(),
+  });
+  const text = `hello from ${a.name} ${randomBytes(4).toString('hex')} ✓`;
+  await a.page.fill('#chat-input', text);
+  await a.page.press('#chat-input', 'Enter');
+  const aId = await a.eval(() => window.tessera.self?.id);
+  try {
+    await Promise.all(rest.map((p) => waitFor(`${p.name} to receive the chat message`, () => p.eval(({ text, from, name }) =>
+      window.tessera.chatLog.some((m) => m.text === text && m.name === name && m.from === from && Number.isFinite(m.ts)),
+    { text, from: aId, name: a.name }), {
+      timeout: seconds(30),
+      describe: async () => `chatLog: ${short(await p.eval(() => window.tessera.chatLog))}`,
+    })));
+    const own = await a.eval((t) => window.tessera.chatLog.some((m) => m.self && m.text === t), text);
+    if (!own) throw new Error(`${a.name}'s own message is missing from its log`);
+  } finally {
+    await screenshots(ctx, pages, 'chat');
+  }
+});
+
+test('a 5 MB random file arrives intact at the other two', async (ctx) => {
+  const { pages } = await threeInARoom(ctx);
+  const [a, ...rest] = pages;
+  const data = randomBytes(5 * 1024 * 1024);
+  const sha256 = createHash('sha256').update(data).digest('hex');
+  const name = `random-${randomBytes(3).toString('hex')}.bin`;
+  await waitFor(`${a.name}'s file channel to be open`,
+    () => a.eval(() => window.tessera.session?.files.channel?.readyState === 'open'),
+    { describe: () => a.describe() });
+  const aId = await a.eval(() => window.tessera.self?.id);
+  await a.page.setInputFiles('#file-input', { name, mimeType: 'application/octet-stream', buffer: data });
+  const progress = async (p) => short(await p.eval(() => window.tessera.transfers.map((t) => `${t.direction} ${t.name} ${t.done}/${t.size} ${t.state}${t.error ? ` (${t.error})` : ''}`)));
+  try {
+    await Promise.all(rest.map((p) => waitFor(`${p.name} to receive ${name}`, async () => {
+      const got = await p.eval((n) => window.tessera.filesReceived.find((f) => f.name === n), name);
+      if (!got) return false;
+      if (got.size !== data.length || got.sha256 !== sha256) {
+        throw new Error(`${p.name} got ${got.size} bytes with SHA-256 ${got.sha256}, expected ${data.length} bytes ${sha256}`);
+      }
+      if (got.from !== aId || got.fromName !== a.name) {
+        throw new Error(`${p.name} sees the file from ${got.from}/${got.fromName}, expected ${aId}/${a.name}`);
+      }
+      return true;
+    }, { timeout: seconds(180), interval: 500, describe: async () => `${p.name}: ${await progress(p)}; sender: ${await progress(a)}` })));
+    const sent = await a.eval((n) => window.tessera.transfers.find((t) => t.name === n)?.state, name);
+    if (sent !== 'sent') throw new Error(`the sender's transfer is "${sent}", not "sent"`);
+    const links = await Promise.all(rest.map((p) => p.eval((n) => [...document.querySelectorAll('#transfers a[download]')].some((l) => l.download === n), name)));
+    if (!links.every(Boolean)) throw new Error('a receiver shows no download link');
+  } catch (err) {
+    // A wrong hash is final: stop waiting and report it.
+    throw err;
+  } finally {
+    await screenshots(ctx, pages, 'file');
+  }
+});
+
+test('mute, camera off and device switching work without renegotiating', async (ctx) => {
+  const { pages } = await threeInARoom(ctx);
+  const [a, b, c] = pages;
+  const freqs = pages.map((p) => p.media.freq);
+  const aTone = a.media.freq;
+  const cTone = c.media.freq;
+  await waitConnected(a);
+  const offersBefore = await a.eval(() => window.tessera.offersSent);
+  let heard = null;
+  const bobHears = (what, check) => waitFor(what, async () => {
+    heard = await hearTones(b, freqs);
+    return heard && check(heard);
+  }, { timeout: seconds(45), interval: 500, describe: () => `${b.name} hears (dB above floor) ${JSON.stringify(heard)}` });
+  let shares = null;
+  const bobSees = (what, check) => waitFor(what, async () => {
+    shares = await colourShares(b);
+    return shares && check(shares);
+  }, { timeout: seconds(45), describe: () => `colour shares in ${b.name}'s mix, % ${JSON.stringify(shares)}` });
+  try {
+    // Microphone: track.enabled = false sends silence.
+    await a.page.click('#mic-button');
+    await bobHears(`${b.name} to stop hearing ${a.name}'s ${aTone} Hz after "Mute mic"`,
+      (r) => r[cTone] >= 25 && r[aTone] <= r[cTone] - 30);
+    await a.page.click('#mic-button');
+    await bobHears(`${b.name} to hear ${a.name}'s ${aTone} Hz again after "Unmute mic"`, (r) => r[aTone] >= 25);
+    // Camera: track.enabled = false sends black frames.
+    await a.page.click('#cam-button');
+    await bobSees(`${a.name}'s red tile to go dark in ${b.name}'s mix after "Stop camera"`, (x) => x.red < 0.5);
+    await a.page.click('#cam-button');
+    await bobSees(`${a.name}'s red tile to come back after "Start camera"`, (x) => x.red >= 2);
+    // Another microphone: replaceTrack on the same sender.
+    await a.page.click('#devices-button');
+    const mics = await a.eval(() => [...document.querySelectorAll('#mic-select option')]
+      .map((o) => ({ value: o.value, selected: o.selected, label: o.textContent })));
+    const current = mics.find((o) => o.selected);
+    const next = mics.find((o) => !o.selected && o.value !== 'default');
+    if (!next) throw new Error(`only one microphone to choose from: ${short(mics)}`);
+    const trackBefore = await a.eval(() => window.tessera.session.audioTransceiver.sender.track?.id);
+    await a.page.selectOption('#mic-select', next.value);
+    await waitFor(`${a.name}'s audio sender to carry "${next.label}"`, () => a.eval((before) => {
+      const t = window.tessera.session.audioTransceiver.sender.track;
+      return Boolean(t && t.id !== before && t.readyState === 'live');
+    }, trackBefore), { timeout: seconds(20), describe: () => a.describe() });
+    await waitFor(`${a.name} to keep sending audio`, () => a.eval(() => (window.tessera.stats?.outbound?.audioBitrate ?? 0) > 1000),
+      { timeout: seconds(20), describe: () => a.describe() });
+    // The active microphone is unplugged: the page's device list loses it and
+    // 'devicechange' fires (simulated: fake devices cannot be unplugged).
+    const unplugged = await a.eval(() => window.tessera.session.audioTrack.getSettings().deviceId);
+    const trackBeforeUnplug = await a.eval(() => window.tessera.session.audioTransceiver.sender.track?.id);
+    await a.eval((gone) => {
+      const md = navigator.mediaDevices;
+      window.__e2eEnumerate = md.enumerateDevices;
+      md.enumerateDevices = async () => (await window.__e2eEnumerate.call(md)).filter((d) => !(d.kind === 'audioinput' && d.deviceId === gone));
+      md.dispatchEvent(new Event('devicechange'));
+    }, unplugged);
+    await waitFor(`${a.name} to move to another microphone when its own vanished`, () => a.eval(({ gone, before }) => {
+      const t = window.tessera.session.audioTransceiver.sender.track;
+      return Boolean(t && t.id !== before && t.readyState === 'live' && t.getSettings().deviceId !== gone &&
+        ![...document.querySelectorAll('#mic-select option')].some((o) => o.value === gone));
+    }, { gone: unplugged, before: trackBeforeUnplug }), { timeout: seconds(20), describe: () => a.describe() });
+    await a.eval(() => {
+      navigator.mediaDevices.enumerateDevices = window.__e2eEnumerate;
+      navigator.mediaDevices.dispatchEvent(new Event('devicechange'));
+    });
+    if (current) await a.page.selectOption('#mic-select', current.value);
+    // Another speaker: setSinkId on the mixed <video>.
+    const speakers = await a.eval(() => [...document.querySelectorAll('#speaker-select option')].map((o) => o.value));
+    if (speakers.length > 1) {
+      await a.page.selectOption('#speaker-select', speakers[1]);
+      await waitFor(`${a.name}'s <video> to play on the chosen speaker`,
+        () => a.eval((id) => document.getElementById('remote-video').sinkId === id, speakers[1]), { timeout: seconds(20) });
+    }
+    const offers = (await a.eval(() => window.tessera.offersSent)) - offersBefore;
+    if (offers) throw new Error(`${a.name} sent ${offers} offer(s): muting and device switching must not renegotiate`);
+  } finally {
+    await screenshots(ctx, pages, 'devices');
+  }
+});
+
+test('screen share switches the layout to presentation and back', async (ctx) => {
+  const { pages } = await threeInARoom(ctx);
+  const [a] = pages;
+  const layouts = () => Promise.all(pages.map((p) => p.eval(() => window.tessera.layout)));
+  const before = await a.eval(() => window.tessera.layout);
+  const allLayout = (what, check) => waitFor(what, async () => (await layouts()).every(check), {
+    timeout: seconds(60), describe: async () => `layouts: ${JSON.stringify(await layouts())}; ${await a.describe()}`,
+  });
+  const sendonly = (dir) => waitFor(`${a.name}'s screen transceiver to be negotiated ${dir}`, () => a.eval((d) => {
+    const t = window.tessera.session?.screenTransceiver;
+    return Boolean(t && t.currentDirection === d && window.tessera.pc.signalingState === 'stable');
+  }, dir), { timeout: seconds(60), describe: () => a.describe() });
+  try {
+    // 1: the share button, then the stop button.
+    await a.page.click('#share-button');
+    await waitFor(`${a.name} to be sharing`, () => a.eval(() => window.tessera.screenSharing), {
+      timeout: seconds(30),
+      describe: async () => `errors: ${short(await a.eval(() => [...document.querySelectorAll('.notice')].map((n) => n.textContent)))}`,
+    });
+    await sendonly('sendonly');
+    await allLayout('every page to get layout "presentation"', (l) => l === 'presentation');
+    await waitFramesRising(pages[1]);
+    await screenshots(ctx, pages, 'presentation');
+    await a.page.click('#share-button');
+    await sendonly('inactive');
+    await allLayout(`every page to get layout back to "${before}"`, (l) => (before && before !== 'presentation' ? l === before : l !== 'presentation'));
+    // 2: the browser's own "Stop sharing" ends the track: 'ended' must stop the share too.
+    await a.page.click('#share-button');
+    await sendonly('sendonly');
+    await allLayout('every page to get layout "presentation" again', (l) => l === 'presentation');
+    await a.eval(() => window.tessera.session.screen.track.dispatchEvent(new Event('ended')));
+    await sendonly('inactive');
+    await allLayout('the layout to go back after the track ended', (l) => l !== 'presentation');
+    await waitFramesRising(pages[1]);
+  } finally {
+    await screenshots(ctx, pages, 'after-share');
+  }
+});
+
+test('an ICE restart keeps the call going', async (ctx) => {
+  const { pages } = await threeInARoom(ctx);
+  const [a] = pages;
+  const ufrag = () => a.eval(() => /a=ice-ufrag:(\S+)/.exec(window.tessera.pc?.localDescription?.sdp ?? '')?.[1] ?? null);
+  const before = await ufrag();
+  await waitConnected(a);
+  const errorsBefore = await a.eval(() => window.tessera.errors.length);
+  await a.eval(() => window.tessera.session.iceRestart());
+  await waitFor(`${a.name}'s restart offer to be answered`, async () => {
+    const now = await ufrag();
+    return now && now !== before && (await a.eval(() => window.tessera.pc.signalingState === 'stable'));
+  }, { timeout: seconds(30), describe: () => a.describe() });
+  await waitConnected(a, seconds(45));
+  await waitFramesRising(a);
+  const errors = await a.eval((n) => window.tessera.errors.slice(n), errorsBefore);
+  if (errors.length) throw new Error(`the page reported ${short(errors)}`);
+});
+
+test('Firefox ESR and Chromium in one room both receive the mix', async (ctx) => {
+  const firefox = ctx.firefox;
+  if (!firefox) throw new Error('firefox-esr not found (run tests/e2e/install.sh)');
+  // Free the CPU the three-page room used.
+  if (ctx.three) {
+    for (const p of ctx.three.pages.slice(1)) await p.close();
+  }
+  const room = roomName('e2e-ff');
+  const chrome = ctx.three?.pages[0] ?? await launchParticipant(ctx, 'Chromium', PARTICIPANT_MEDIA[3]);
+  chrome.name = 'Chromium';
+  ctx.reports ??= await startReportServer();
+  await chrome.open(pageUrl(ctx, room, 'Chromium'));
+  const label = `firefox-${room}`;
+  const ff = await startFirefox(firefox, pageUrl(ctx, room, 'Firefox', { report: ctx.reports.urlFor(label) }),
+    path.join(ctx.artifacts, `${ctx.testIndex}-firefox.log`));
+  ctx.cleanups.push(() => ff.stop());
+  try {
+    await Promise.race([
+      (async () => {
+        await waitConnected(chrome);
+        await waitForReport(ctx.reports, label, 'Firefox to connect and list Chromium', (r) =>
+          r.state === 'connected' && r.participants?.some((p) => p.name === 'Chromium'));
+        const first = await waitForReport(ctx.reports, label, 'Firefox to decode the mix',
+          (r) => (r.stats?.inbound?.video?.framesDecoded ?? 0) > 0 && r.video?.width > 0);
+        const f0 = first.stats.inbound.video.framesDecoded;
+        await waitForReport(ctx.reports, label, `Firefox's framesDecoded to rise from ${f0}`,
+          (r) => r.stats.inbound.video.framesDecoded >= f0 + 15);
+        await waitFor('Chromium to list Firefox', () => chrome.eval(() => window.tessera.participants.some((p) => p.name === 'Firefox')), {
+          describe: () => chrome.describe(),
+        });
+        await waitFramesRising(chrome);
+      })(),
+      ff.failed.then(() => {}, (err) => { throw new Error(`firefox-esr did not start: ${err.message}`); }),
+    ]);
+    try {
+      const res = await fetch(new URL(`/api/rooms/${room}`, ctx.url));
+      const body = await res.text();
+      console.log(`# GET /api/rooms/${room}: ${res.status} ${short(body, 300)}`);
+    } catch (err) {
+      console.log(`# GET /api/rooms/${room} failed: ${err.message}`);
+    }
+  } finally {
+    await screenshots(ctx, [chrome], 'firefox');
+    const sdp = ctx.reports.latest(label)?.remoteSdp;
+    if (sdp) writeFileSync(path.join(ctx.artifacts, `${ctx.testIndex}-firefox-answer.sdp`), sdp);
+    const frame = ctx.reports.latest(label)?.frame;
+    if (frame?.startsWith('data:image/png;base64,')) {
+      writeFileSync(path.join(ctx.artifacts, `${ctx.testIndex}-firefox-mix.png`), Buffer.from(frame.split(',')[1], 'base64'));
+    }
+  }
+});
+
+test('pages rejoin by themselves after the server restarts', async (ctx) => {
+  if (!ctx.server) throw new Error('needs a server the runner started (not --url)');
+  let pages = ctx.participants.filter((p) => p.page && !p.page.isClosed() && p.browser.isConnected());
+  if (!ctx.server.alive) {
+    // An earlier test crashed it: start it again, the pages will come back.
+    ctx.server = await startServer(ctx.binary, ctx.serverArgs, path.join(ctx.artifacts, 'server.log'),
+      { port: new URL(ctx.url).port, append: true });
+  }
+  if (!pages.length) {
+    const p = await launchParticipant(ctx, 'Dana', PARTICIPANT_MEDIA[3]);
+    await p.open(pageUrl(ctx, roomName('e2e-restart'), p.name));
+    pages = [p];
+  }
+  await Promise.all(pages.map((p) => waitConnected(p)));
+  const ids = await Promise.all(pages.map((p) => p.eval(() => window.tessera.self?.id)));
+  const port = new URL(ctx.url).port;
+  await ctx.server.stop();
+  await Promise.all(pages.map((p) => waitFor(`${p.name} to notice the server is gone`,
+    () => p.eval(() => window.tessera.state === 'reconnecting'), { timeout: seconds(30), describe: () => p.describe() })));
+  ctx.server = await startServer(ctx.binary, ctx.serverArgs, path.join(ctx.artifacts, 'server.log'), { port, append: true });
+  try {
+    await Promise.all(pages.map(async (p, i) => {
+      await waitFor(`${p.name} to rejoin with a new id`, () => p.eval((old) => {
+        const t = window.tessera;
+        return t.state === 'connected' && t.self && t.self.id !== old;
+      }, ids[i]), { timeout: seconds(90), describe: () => p.describe() });
+      await waitFramesRising(p);
+      const reloaded = await p.eval(() => performance.getEntriesByType('navigation')[0]?.type === 'reload');
+      if (reloaded) throw new Error(`${p.name} reloaded the page`);
+    }));
+  } finally {
+    await screenshots(ctx, pages, 'rejoined');
+  }
+}, { needsLiveServer: false });
+
+// ---- Runner ----------------------------------------------------------------------
+
+function which(cmd) {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    const f = path.join(dir, cmd);
+    try {
+      accessSync(f, constants.X_OK);
+      return f;
+    } catch { /* next */ }
+  }
+  return null;
+}
+
+async function main() {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const build = tesseraBinary ? path.resolve(path.dirname(path.resolve(tesseraBinary)), '..', '..') : process.cwd();
+  const artifacts = path.resolve(opts.artifacts ?? path.join(build, 'e2e-artifacts'));
+  mkdirSync(artifacts, { recursive: true });
+  // What an earlier run left would pass for this run's: clear it (the media files stay).
+  for (const f of readdirSync(artifacts)) {
+    if (/\.(png|jpg|log|sdp)$/.test(f)) rmSync(path.join(artifacts, f), { force: true });
+  }
+  const mediaDir = path.join(artifacts, 'media');
+  mkdirSync(mediaDir, { recursive: true });
+
+  const leaks = nonLoopbackInterfaces();
+  if (leaks.length) {
+    console.log(`# warning: non-loopback interfaces (${leaks.join(', ')}) are present; run inside a loopback-only ` +
+      'network namespace (see README.md, or pass --isolate as root)');
+  }
+  if (!existsSync(opts.chromium)) throw new Error(`${opts.chromium} not found (run tests/e2e/install.sh)`);
+
+  const ctx = {
+    url: opts.url, artifacts, mediaDir, chromium: opts.chromium,
+    firefox: opts.firefox ?? which('firefox-esr'), participants: [], cleanups: [], testIndex: 0, here,
+  };
+  if (!opts.url) {
+    ctx.binary = path.resolve(tesseraBinary);
+    ctx.serverArgs = opts['server-arg'];
+    ctx.server = await startServer(ctx.binary, ctx.serverArgs, path.join(artifacts, 'server.log'));
+    ctx.url = ctx.server.url;
+  }
+  console.log(`# server ${ctx.url}; artifacts in ${artifacts}`);
+
+  let passed = 0;
+  let failed = 0;
+  const only = opts.only ? new RegExp(opts.only, 'i') : null;
+  try {
+    for (const t of tests) {
+      ctx.testIndex++;
+      if (only && !only.test(t.name)) continue;
+      const started = Date.now();
+      const server = ctx.server;
+      try {
+        if (t.needsLiveServer && server && !server.alive) throw new Error(`the server is not running; log tail: ${server.logTail().slice(-800)}`);
+        await t.fn(ctx);
+        passed++;
+        console.log(`ok - ${t.name} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+      } catch (err) {
+        failed++;
+        let reason = String(err?.message ?? err).replace(/\s*\n\s*/g, ' | ');
+        if (ctx.server && !ctx.server.alive) reason += ` [the server died: ${ctx.server.logTail().slice(-400).replace(/\s*\n\s*/g, ' | ')}]`;
+        console.log(`not ok - ${t.name}: ${reason}`);
+      }
+    }
+  } finally {
+    for (const p of ctx.participants) {
+      writeFileSync(path.join(artifacts, `console-${slug(p.label)}.log`), p.console.join('\n'));
+      await p.close();
+    }
+    for (const c of ctx.cleanups) await c().catch(() => {});
+    await ctx.reports?.close();
+    await ctx.server?.stop();
+  }
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exitCode = failed ? 1 : 0;
+}
+
+// ---- Start (after every test is defined) ------------------------------------------
+
+if (opts.isolate && !process.env.TESSERA_E2E_ISOLATED && nonLoopbackInterfaces().length) {
+  const args = process.argv.slice(1).filter((a) => a !== '--isolate');
+  const child = spawn('unshare', ['--net', 'sh', '-c', 'ip link set lo up && exec "$0" "$@"', process.execPath, ...args], {
+    stdio: 'inherit', env: { ...process.env, TESSERA_E2E_ISOLATED: '1' },
+  });
+  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+  child.on('error', (err) => {
+    console.error(`cannot isolate the network (unshare --net needs root): ${err.message}`);
+    process.exit(2);
+  });
+} else {
+  main().then(() => {
+    // Nothing may keep the runner alive once the results are out.
+    process.exit(process.exitCode ?? 0);
+  }, (err) => {
+    console.error(`fatal: ${err.stack || err}`);
+    console.log('0 passed, 1 failed');
+    process.exit(1);
+  });
+}
