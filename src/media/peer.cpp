@@ -242,16 +242,13 @@ void PeerCore::stop() {
         for (auto& pad : m_mixerPads)
             plan.mixers.push_back({ElementRef::adopt(gst_pad_get_parent_element(pad.get())), pad, {}, {}});
         m_mixerPads.clear();
-    }
-    m_signals.clear();
-    {
-        std::lock_guard lock(m_mutex);
         for (auto& [label, channel] : m_channels) {
             for (auto thunk : {reinterpret_cast<gpointer>(messageStringThunk), reinterpret_cast<gpointer>(messageDataThunk)})
                 g_signal_handlers_disconnect_matched(channel.get(), G_SIGNAL_MATCH_FUNC, 0, 0, nullptr, thunk, nullptr);
         }
         m_channels.clear();
     }
+    m_signals.clear();
     m_room.removeSources(m_id);
     m_room.unregisterPeer(m_bin.get());
     if (m_videoTeePad)
