@@ -332,13 +332,14 @@ void RoomPipeline::onBusMessage(GstMessage* message) {
             break;
         const GValue* rms = gst_structure_get_value(s, "rms");
         double loudest = -127;
-        if (rms && G_VALUE_HOLDS(rms, G_TYPE_VALUE_ARRAY)) {
+        // level's "rms" is a GValueArray (deprecated in GLib, still what 1.22 posts).
+        G_GNUC_BEGIN_IGNORE_DEPRECATIONS
+        if (rms && G_VALUE_HOLDS_BOXED(rms)) {
             auto* channels = static_cast<GValueArray*>(g_value_get_boxed(rms));
-            G_GNUC_BEGIN_IGNORE_DEPRECATIONS
             for (guint i = 0; i < channels->n_values; ++i)
                 loudest = std::max(loudest, g_value_get_double(g_value_array_get_nth(channels, i)));
-            G_GNUC_END_IGNORE_DEPRECATIONS
         }
+        G_GNUC_END_IGNORE_DEPRECATIONS
         speakerMaybeChanged(m_speakers.update(GST_OBJECT_NAME(bin) + 5, loudest, g_get_monotonic_time() / 1000));
         break;
     }
