@@ -196,7 +196,12 @@ void RoomPipeline::addSource(VideoSource source) {
 }
 
 void RoomPipeline::removeSources(const std::string& participantId) {
-    std::erase_if(m_sources, [&](const VideoSource& s) { return s.participantId == participantId; });
+    std::erase_if(m_sources, [&](const VideoSource& s) {
+        if (s.participantId != participantId)
+            return false;
+        g_object_set(s.mixerPad.get(), "alpha", 0.0, nullptr); // its last frame must not linger
+        return true;
+    });
     speakerMaybeChanged(m_speakers.remove(participantId));
     if (m_sharing.erase(participantId))
         m_listener.onScreenShareChanged(participantId, false);

@@ -589,13 +589,14 @@ async function main() {
         if (t.needsLiveServer && server && !server.alive) throw new Error(`the server is not running; log tail: ${server.logTail().slice(-800)}`);
         await t.fn(ctx);
         passed++;
-        console.log(`ok - ${t.name} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+        console.log(`ok - ${t.name}`);
       } catch (err) {
         failed++;
         let reason = String(err?.message ?? err).replace(/\s*\n\s*/g, ' | ');
         if (ctx.server && !ctx.server.alive) reason += ` [the server died: ${ctx.server.logTail().slice(-400).replace(/\s*\n\s*/g, ' | ')}]`;
         console.log(`not ok - ${t.name}: ${reason}`);
       }
+      console.log(`# ${((Date.now() - started) / 1000).toFixed(1)} s`);
     }
   } finally {
     for (const p of ctx.participants) {
