@@ -159,8 +159,13 @@ std::unique_ptr<Peer> RoomPipeline::addPeer(const std::string& participantId, co
 }
 
 void RoomPipeline::setLayout(const protocol::LayoutSpec& spec) {
+    // videotestsrc 1.22 copies a cached frame on its streaming thread, and
+    // setting foreground-color swaps that cache under it: a SIGSEGV in
+    // gst_video_frame_copy (seen when a share ended as browsers left).
+    // Touch it only when the colour really changes.
+    if (spec.background != m_layout.background)
+        g_object_set(m_background.get(), "foreground-color", argb(spec.background), nullptr);
     m_layout = spec;
-    g_object_set(m_background.get(), "foreground-color", argb(spec.background), nullptr);
     relayout();
 }
 
