@@ -59,7 +59,7 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     m_audioMixer = requireByName(pipe, "amix");
     m_videoTee = requireByName(pipe, "vtee");
     m_audioTee = requireByName(pipe, "atee");
-    m_background = requireByName(pipe, "background");
+    ElementRef background = requireByName(pipe, "background");
     for (GstElement* mixer : {m_videoMixer.get(), m_audioMixer.get()})
         g_object_set(mixer, "min-upstream-latency", static_cast<guint64>(config.jitterLatencyMs + 100) * GST_MSECOND,
                      "ignore-inactive-pads", TRUE, "start-time-selection", 1 /* first */, nullptr);
@@ -71,6 +71,22 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
         throw Error(ErrorCode::Internal, "pipelines/encode-" + v.codec + ".pipeline: cannot link raw video in and "
                                          "encoded video out (does it take video/x-raw and produce one stream?)");
     m_encoder = encoderBin;
+
+    // videotestsrc 1.22 fills frames from a cached one on its streaming
+    // thread, and setting foreground-color swaps that cache: from any other
+    // thread that raced into a SIGSEGV in gst_video_frame_copy. A new colour
+    // is therefore applied on the source's own thread, between two frames.
+    GstPad* backgroundOut = gst_element_get_static_pad(background.get(), "src");
+    gst_pad_add_probe(
+        backgroundOut, GST_PAD_PROBE_TYPE_BUFFER,
+        [](GstPad* pad, GstPadProbeInfo*, gpointer self) noexcept {
+            const std::int64_t colour = static_cast<RoomPipeline*>(self)->m_pendingBackground.exchange(-1);
+            if (colour >= 0)
+                g_object_set(GST_PAD_PARENT(pad), "foreground-color", static_cast<guint>(colour), nullptr);
+            return GST_PAD_PROBE_OK;
+        },
+        this, nullptr);
+    gst_object_unref(backgroundOut);
 
     // Frames out of the compositor, and the ones the encoder could not keep up with.
     GstPad* mixOut = gst_element_get_static_pad(m_videoMixer.get(), "src");
@@ -159,12 +175,8 @@ std::unique_ptr<Peer> RoomPipeline::addPeer(const std::string& participantId, co
 }
 
 void RoomPipeline::setLayout(const protocol::LayoutSpec& spec) {
-    // videotestsrc 1.22 copies a cached frame on its streaming thread, and
-    // setting foreground-color swaps that cache under it: a SIGSEGV in
-    // gst_video_frame_copy (seen when a share ended as browsers left).
-    // Touch it only when the colour really changes.
     if (spec.background != m_layout.background)
-        g_object_set(m_background.get(), "foreground-color", argb(spec.background), nullptr);
+        m_pendingBackground = argb(spec.background); // applied by the background's probe
     m_layout = spec;
     relayout();
 }

@@ -97,7 +97,7 @@ private:
     const Fragments& m_fragments; // Borrowed; outlives this.
     RoomListener& m_listener;     // Borrowed; outlives this.
     ElementRef m_pipeline;        // Owned.
-    ElementRef m_videoMixer, m_audioMixer, m_videoTee, m_audioTee, m_encoder, m_background;
+    ElementRef m_videoMixer, m_audioMixer, m_videoTee, m_audioTee, m_encoder;
     protocol::LayoutSpec m_layout;
     std::vector<VideoSource> m_sources;
     std::set<std::string> m_sharing; // participants whose screen share is live
@@ -119,6 +119,7 @@ private:
     std::atomic<std::uint64_t> m_framesDropped{0};
     std::atomic<std::int64_t> m_lastKeyFrameRequest{0};
     std::atomic<bool> m_keyFramePending{false};
+    std::atomic<std::int64_t> m_pendingBackground{-1}; // ARGB to apply, or -1
     // Frame rate over the last tick.
     std::uint64_t m_lastFrames = 0;
     std::int64_t m_lastTickTime = 0;

@@ -277,18 +277,23 @@ TEST_CASE("layouts change live through the API, and a bad spec is refused", "[ca
     auto& viewer = *clients[0];
     const std::string url = server.http() + "/api/rooms/live/layout";
 
-    // A custom inline spec: blue on the left half, red on the right half.
-    const std::string custom = R"({"layout": {"name": "duo", "slots": [
-        {"x": 0, "y": 0, "w": 0.5, "h": 1, "source": "participant", "participant": "blue"},
-        {"x": 0.5, "y": 0, "w": 0.5, "h": 1, "source": "participant", "participant": "red"}]}})";
+    // A custom inline spec: blue on the top left, red on the top right, and
+    // a green background (changed live) below them.
+    const std::string custom = R"({"layout": {"name": "duo", "background": "#00ff00", "slots": [
+        {"x": 0, "y": 0, "w": 0.5, "h": 0.5, "source": "participant", "participant": "blue"},
+        {"x": 0.5, "y": 0, "w": 0.5, "h": 0.5, "source": "participant", "participant": "red"}],
+        "keepAspect": false}})";
     auto put = httpRequest("PUT", url, custom);
     REQUIRE(put.status == 200);
     viewer.waitEvent("layout");
-    auto report = viewer.waitReport([](const Json& r) {
-        return near(thumbColor(r, 0.25, 0.5), {0, 0, 255}) && near(thumbColor(r, 0.75, 0.5), {255, 0, 0});
-    });
-    CHECK(near(thumbColor(report, 0.25, 0.5), {0, 0, 255}));
-    CHECK(near(thumbColor(report, 0.75, 0.5), {255, 0, 0}));
+    const auto duoShown = [](const Json& r) {
+        return near(thumbColor(r, 0.25, 0.25), {0, 0, 255}) && near(thumbColor(r, 0.75, 0.25), {255, 0, 0}) &&
+               near(thumbColor(r, 0.5, 0.8), {0, 255, 0});
+    };
+    auto report = viewer.waitReport(duoShown);
+    CHECK(near(thumbColor(report, 0.25, 0.25), {0, 0, 255}));
+    CHECK(near(thumbColor(report, 0.75, 0.25), {255, 0, 0}));
+    CHECK(near(thumbColor(report, 0.5, 0.8), {0, 255, 0}));
 
     // A bad spec names the field and changes nothing.
     auto bad = httpRequest("PUT", url, R"({"layout": {"name": "bad", "slots": [{"x": 0, "y": 0, "w": -1, "h": 1}]}})");
