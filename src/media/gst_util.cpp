@@ -72,6 +72,20 @@ GstPad* ghostPad(GstElement* bin, GstPad* target, bool isolate) {
     return pad;
 }
 
+GstElement* make(const char* factory) {
+    GstElement* e = gst_element_factory_make(factory, nullptr);
+    if (!e)
+        throw Error(ErrorCode::Internal, std::string("missing GStreamer element ") + factory);
+    return e;
+}
+
+GstElement* leakyQueue(guint buffers) {
+    GstElement* q = make("queue");
+    g_object_set(q, "leaky", 2 /* downstream */, "max-size-buffers", buffers, "max-size-bytes", 0,
+                 "max-size-time", G_GUINT64_CONSTANT(0), nullptr);
+    return q;
+}
+
 ElementRef requireByName(GstBin* bin, const char* name) {
     GstElement* e = gst_bin_get_by_name(bin, name);
     if (!e)

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -18,6 +19,14 @@
 namespace tessera::media {
 
 class PeerCore;
+
+// The fragment key of a tier's encoder (pipelines/encode-<codec>.pipeline
+// loaded with the tier's size and bit rate).
+inline std::string tierEncoder(const Config& config, const VideoTier& tier) {
+    return "encode-" + config.video.codec + ":" + tier.name;
+}
+// The configured tiers, highest bit rate first.
+std::vector<VideoTier> sortedTiers(const VideoConfig& video);
 
 // Work to unhook a leaving peer from elements that stay. Tee pads are
 // detached when idle (a tee stops its whole stream if one branch is
@@ -55,7 +64,6 @@ public:
 
     // Immutable after construction: any thread.
     GstBin* pipeline() const { return GST_BIN(m_pipeline.get()); }
-    GstElement* videoTee() const { return m_videoTee.get(); }
     GstElement* audioTee() const { return m_audioTee.get(); }
     GstElement* videoMixer() const { return m_videoMixer.get(); }
     GstElement* audioMixer() const { return m_audioMixer.get(); }
@@ -63,8 +71,17 @@ public:
     const Config& config() const { return m_config; }
     const std::string& name() const { return m_room; }
 
-    // Thread: any. Rate-limited per encoder (shared by every receiver).
-    void requestKeyFrame();
+    // Quality tiers, highest bit rate first: tier i's encoded video comes out
+    // of tierTee(i). A tier encodes only while it has receivers. Thread: any.
+    std::size_t tierCount() const { return m_tiers.size(); }
+    const VideoTier& tier(std::size_t i) const { return m_tiers.at(i)->spec; }
+    GstElement* tierTee(std::size_t i) const { return m_tiers.at(i)->tee.get(); }
+    // The highest tier whose bit rate fits a receiver's declared limit.
+    std::size_t tierFor(std::optional<std::int64_t> maxBitrate) const;
+    void addReceiver(std::size_t tier);
+    void removeReceiver(std::size_t tier);
+    // Rate-limited per tier encoder (shared by its receivers).
+    void requestKeyFrame(std::size_t tier);
 
     // Thread: main.
     void addSource(VideoSource source);
@@ -84,6 +101,14 @@ public:
     DetachPlan removeAudio(const std::string& participantId);
 
 private:
+    struct EncoderTier {
+        VideoTier spec;
+        ElementRef valve, encoder, tee;
+        std::atomic<int> receivers{0};
+        std::atomic<std::int64_t> lastKeyFrameRequest{0};
+        std::atomic<bool> keyFramePending{false};
+    };
+    std::unique_ptr<EncoderTier> buildTier(const VideoTier& spec, GstElement* rawTee);
     void relayout();
     // Thread: any, with m_audioMutex held.
     void linkAudio(const std::string& from, GstElement* tee, const std::string& to, GstElement* mixer);
@@ -97,7 +122,8 @@ private:
     const Fragments& m_fragments; // Borrowed; outlives this.
     RoomListener& m_listener;     // Borrowed; outlives this.
     ElementRef m_pipeline;        // Owned.
-    ElementRef m_videoMixer, m_audioMixer, m_videoTee, m_audioTee, m_encoder;
+    ElementRef m_videoMixer, m_audioMixer, m_audioTee;
+    std::vector<std::unique_ptr<EncoderTier>> m_tiers; // highest bit rate first; fixed after construction
     protocol::LayoutSpec m_layout;
     std::vector<VideoSource> m_sources;
     std::set<std::string> m_sharing; // participants whose screen share is live
@@ -117,8 +143,6 @@ private:
     // Counted on streaming threads.
     std::atomic<std::uint64_t> m_framesOut{0};
     std::atomic<std::uint64_t> m_framesDropped{0};
-    std::atomic<std::int64_t> m_lastKeyFrameRequest{0};
-    std::atomic<bool> m_keyFramePending{false};
     std::atomic<std::int64_t> m_pendingBackground{-1}; // ARGB to apply, or -1
     // Frame rate over the last tick.
     std::uint64_t m_lastFrames = 0;

@@ -315,3 +315,56 @@ TEST_CASE("layouts change live through the API, and a bad spec is refused", "[ca
     for (auto& c : clients)
         c->leave();
 }
+
+TEST_CASE("each receiver gets the quality tier its declared bandwidth fits", "[call][tiers]") {
+    Server server;
+    struct Receiver {
+        Participant who;
+        std::string maxBitrate; // empty: no limit
+        std::string tier;
+        int width, height;
+    };
+    // Default ladder: high 1280x720 1.5 Mbit/s, medium 640x360 600 kbit/s,
+    // low 320x180 200 kbit/s; a tier fits with 15 % headroom.
+    const std::vector<Receiver> receivers = {{kTrio[0], "", "high", 1280, 720},
+                                             {kTrio[1], "800000", "medium", 640, 360},
+                                             {kTrio[2], "250000", "low", 320, 180}};
+    std::vector<int> tones;
+    for (const auto& r : receivers)
+        tones.push_back(r.who.tone);
+    std::vector<std::unique_ptr<Client>> clients;
+    for (const auto& r : receivers) {
+        std::vector<std::string> extra;
+        if (!r.maxBitrate.empty())
+            extra = {"--max-bitrate", r.maxBitrate};
+        clients.push_back(std::make_unique<Client>(
+            server, ClientOptions{"tiers", r.who.name, r.who.color, r.who.tone, tones, false, extra}));
+        clients.back()->waitEvent("joined");
+    }
+    const auto centres = gridCentres(receivers.size());
+    for (size_t i = 0; i < receivers.size(); ++i) {
+        INFO(receivers[i].who.name);
+        auto first = clients[i]->waitEvent("first-frame");
+        CHECK(first.value("width", 0) == receivers[i].width);
+        CHECK(first.value("height", 0) == receivers[i].height);
+        // Every tier carries the same picture: the whole grid.
+        auto report = clients[i]->waitReport([&](const Json& r) {
+            for (size_t k = 0; k < receivers.size(); ++k)
+                if (!near(thumbColor(r, centres[k].first, centres[k].second), receivers[k].who.rgb))
+                    return false;
+            return true;
+        });
+        for (size_t k = 0; k < receivers.size(); ++k)
+            CHECK(near(thumbColor(report, centres[k].first, centres[k].second), receivers[k].who.rgb));
+    }
+    const Json room = Json::parse(httpRequest("GET", server.http() + "/api/rooms/tiers").body);
+    for (const auto& r : receivers) {
+        INFO(r.who.name);
+        auto p = std::find_if(room.at("participants").begin(), room.at("participants").end(),
+                              [&](const Json& j) { return j.value("name", "") == r.who.name; });
+        REQUIRE(p != room.at("participants").end());
+        CHECK(p->value("tier", "") == r.tier);
+    }
+    for (auto& c : clients)
+        c->leave();
+}
