@@ -368,3 +368,39 @@ TEST_CASE("each receiver gets the quality tier its declared bandwidth fits", "[c
     for (auto& c : clients)
         c->leave();
 }
+
+TEST_CASE("a receiver that reports loss steps down a tier, and back up when it stops", "[call][tiers][adapt]") {
+    Server server;
+    auto clients = joinAll(server, "adapt", {kTrio[0], kTrio[1]});
+    auto& lossy = *clients[1];
+    auto first = lossy.waitEvent("first-frame");
+    REQUIRE(first.value("width", 0) == 1280);
+    const auto tierOf = [&](const std::string& name) {
+        const Json room = Json::parse(httpRequest("GET", server.http() + "/api/rooms/adapt").body);
+        for (const auto& p : room.at("participants"))
+            if (p.value("name", "") == name)
+                return p.value("tier", "");
+        return std::string();
+    };
+
+    // 30 % loss on the receive path: one step down per lossy report, to the
+    // 640x360 tier at least; the picture keeps coming, now smaller.
+    lossy.command("loss 30");
+    auto smaller = lossy.waitEvent("resolution");
+    CHECK(smaller.value("width", 0) < 1280);
+    CHECK(tierOf("green") != "high");
+    std::int64_t frames = lossy.report().value("frames", 0);
+    auto r = lossy.waitReport([&](const Json& j) { return j.value("frames", 0) > frames + 30; });
+    CHECK(r.value("frames", 0) > frames + 30);
+
+    // No more loss: after the hold time it climbs back to the full tier.
+    lossy.command("loss 0");
+    r = lossy.waitReport([](const Json& j) { return j.value("width", 0) == 1280; });
+    CHECK(r.value("width", 0) == 1280);
+    CHECK(tierOf("green") == "high");
+    // The other receiver never left the top tier.
+    CHECK(tierOf("red") == "high");
+    CHECK(clients[0]->report().value("width", 0) == 1280);
+    for (auto& c : clients)
+        c->leave();
+}

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -368,6 +369,11 @@ private:
     VideoMeasure m_video;
     AudioMeasure m_audio;
     std::atomic<bool> m_firstAudio{false};
+    // "loss N": N % of the packets arriving from the network are dropped
+    // before webrtcbin sees them, so its receiver reports tell the server.
+    std::atomic<unsigned> m_lossPercent{0};
+    std::atomic<unsigned> m_lossCounter{0};
+    bool m_lossProbes = false;
     std::atomic<bool> m_stopping{false};
     guint m_busWatch = 0;
 
@@ -1581,6 +1587,41 @@ void Client::command(std::string_view line) {
         }
         GErrorPtr owned(error);
         reply(ok, ok ? std::string() : std::string(error ? error->message : "send failed"));
+    } else if (verb == "loss") {
+        const std::string text(rest);
+        char* end = nullptr;
+        const unsigned long percent = std::strtoul(text.c_str(), &end, 10);
+        if (text.empty() || *end != '\0' || percent > 100) {
+            reply(false, "loss takes a percentage, 0 to 100");
+            return;
+        }
+        m_lossPercent = static_cast<unsigned>(percent);
+        if (!m_lossProbes && m_webrtc) {
+            m_lossProbes = true;
+            GstIterator* it = gst_bin_iterate_recurse(GST_BIN(m_webrtc));
+            GValue item = G_VALUE_INIT;
+            while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+                auto* element = GST_ELEMENT(g_value_get_object(&item));
+                GstElementFactory* factory = gst_element_get_factory(element);
+                if (factory && g_str_equal(GST_OBJECT_NAME(factory), "nicesrc")) {
+                    GstPad* src = gst_element_get_static_pad(element, "src");
+                    gst_pad_add_probe(
+                        src, GST_PAD_PROBE_TYPE_BUFFER,
+                        [](GstPad*, GstPadProbeInfo*, gpointer user) noexcept {
+                            auto* self = static_cast<Client*>(user);
+                            // Spread evenly: the first N of every 100 packets.
+                            return self->m_lossCounter++ % 100 < self->m_lossPercent.load() ? GST_PAD_PROBE_DROP
+                                                                                             : GST_PAD_PROBE_OK;
+                        },
+                        this, nullptr);
+                    gst_object_unref(src);
+                }
+                g_value_reset(&item);
+            }
+            g_value_unset(&item);
+            gst_iterator_free(it);
+        }
+        reply(true);
     } else if (verb == "leave") {
         reply(true);
         leave();
@@ -1588,7 +1629,7 @@ void Client::command(std::string_view line) {
         reply(true);
         quit();
     } else {
-        reply(false, "unknown command; use report, send RAW, chat TEXT, file-text TEXT, file-data HEX, leave or quit");
+        reply(false, "unknown command; use report, send RAW, chat TEXT, file-text TEXT, file-data HEX, loss PERCENT, leave or quit");
     }
 }
 
