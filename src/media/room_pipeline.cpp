@@ -207,10 +207,15 @@ void RoomPipeline::removeSources(const std::string& participantId) {
         g_object_set(s.mixerPad.get(), "alpha", 0.0, nullptr); // its last frame must not linger
         return true;
     });
-    speakerMaybeChanged(m_speakers.remove(participantId));
-    if (m_sharing.erase(participantId))
-        m_listener.onScreenShareChanged(participantId, false);
+    // One relayout for everything the leaver changes (its tiles, the speaker,
+    // its share); the room hears of the changes afterwards.
+    const bool speakerChanged = adoptSpeaker(m_speakers.remove(participantId));
+    const bool wasSharing = m_sharing.erase(participantId) > 0;
     relayout();
+    if (speakerChanged)
+        m_listener.onSpeakerChanged(m_speaker);
+    if (wasSharing)
+        m_listener.onScreenShareChanged(participantId, false);
 }
 
 void RoomPipeline::setScreenShareActive(const std::string& participantId, bool active) {
@@ -361,10 +366,19 @@ void RoomPipeline::onBusMessage(GstMessage* message) {
     }
 }
 
-void RoomPipeline::speakerMaybeChanged(bool changed) {
+bool RoomPipeline::adoptSpeaker(bool changed) {
     if (!changed)
+        return false;
+    const std::string speaker = m_speakers.speaker().value_or("");
+    if (speaker == m_speaker)
+        return false;
+    m_speaker = speaker;
+    return true;
+}
+
+void RoomPipeline::speakerMaybeChanged(bool changed) {
+    if (!adoptSpeaker(changed))
         return;
-    m_speaker = m_speakers.speaker().value_or("");
     relayout();
     m_listener.onSpeakerChanged(m_speaker);
 }

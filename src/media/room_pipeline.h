@@ -89,6 +89,9 @@ private:
     void linkAudio(const std::string& from, GstElement* tee, const std::string& to, GstElement* mixer);
     void onBusMessage(GstMessage* message);
     void onTick();
+    // Thread: main. Takes a new speaker decision, if any, into m_speaker;
+    // true when the speaker changed (the caller relayouts and tells the room).
+    bool adoptSpeaker(bool changed);
     // Thread: main. Applies a new speaker decision, if any.
     void speakerMaybeChanged(bool changed);
 
