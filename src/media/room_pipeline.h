@@ -1,13 +1,17 @@
 #pragma once
 // One GstPipeline per room: the compositor and the full audio mix, the shared
 // video encoder, and a bin per participant (see peer.h).
+#include <array>
 #include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
+
+#include <gst/video/video.h>
 
 #include "fragments.h"
 #include "gst_util.h"
@@ -41,6 +45,20 @@ struct VideoSource {
     bool screenShare = false;
     unsigned order = 0; // the participant's join order
     PadRef mixerPad;    // the compositor sink pad it feeds
+    ElementRef label;   // the textoverlay drawing its name (silent unless the layout has labels)
+};
+
+// One composite frame's geometry: applied on the compositor's thread just
+// before it draws a frame (its samples-selected signal), so every frame's
+// pictures and the borders painted on it always belong to the same layout.
+struct CompositePlan {
+    struct Placement {
+        PadRef pad;
+        std::optional<layout::Tile> tile; // nullopt: hidden
+    };
+    std::vector<Placement> pads;
+    std::vector<layout::Rect> borders; // painted over the composite
+    std::array<guint8, 3> borderYuv{};
 };
 
 class RoomPipeline : public RoomMedia {
@@ -87,6 +105,10 @@ private:
     void relayout();
     // Thread: any, with m_audioMutex held.
     void linkAudio(const std::string& from, GstElement* tee, const std::string& to, GstElement* mixer);
+    // Thread: the compositor's. Applies a pending plan to the pads.
+    void onSamplesSelected();
+    // Thread: the compositor's. Paints the current plan's borders on a frame.
+    void paintBorders(GstPadProbeInfo* info);
     void onBusMessage(GstMessage* message);
     void onTick();
     // Thread: main. Takes a new speaker decision, if any, into m_speaker;
@@ -102,6 +124,12 @@ private:
     ElementRef m_pipeline;        // Owned.
     ElementRef m_videoMixer, m_audioMixer, m_videoTee, m_audioTee, m_encoder, m_background;
     protocol::LayoutSpec m_layout;
+    GstVideoInfo m_canvasInfo; // the composite's format; immutable after construction
+    std::mutex m_planMutex;
+    std::optional<CompositePlan> m_pendingPlan; // guarded by m_planMutex
+    // Thread: the compositor's only (its samples-selected signal and src pad probe).
+    std::vector<layout::Rect> m_borders;
+    std::array<guint8, 3> m_borderYuv{};
     std::vector<VideoSource> m_sources;
     std::set<std::string> m_sharing; // participants whose screen share is live
     std::map<GstElement*, std::weak_ptr<PeerCore>> m_peers; // peer bin -> peer
@@ -120,6 +148,7 @@ private:
     // Counted on streaming threads.
     std::atomic<std::uint64_t> m_framesOut{0};
     std::atomic<std::uint64_t> m_framesDropped{0};
+    std::atomic<std::uint64_t> m_keyFramesForced{0};
     std::atomic<std::int64_t> m_lastKeyFrameRequest{0};
     std::atomic<bool> m_keyFramePending{false};
     // Frame rate over the last tick.
