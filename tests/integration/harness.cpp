@@ -222,15 +222,20 @@ Json Client::waitEvent(const std::string& name, Clock::duration timeout) {
     return {};
 }
 
-Json Client::report() {
-    m_process.writeLine("report");
+Json Client::report() { return call("report"); }
+
+Json Client::call(const std::string& line) {
+    const std::string verb = line.substr(0, line.find(' '));
+    m_process.writeLine(line);
     auto deadline = Clock::now() + 20s;
     while (auto j = nextJson(deadline)) {
-        if (!j->contains("event"))
+        if (j->contains("event"))
+            m_pending.push_back(*j);
+        else if (j->value("reply", "") == verb)
             return *j;
-        m_pending.push_back(*j);
+        // else: the reply to an earlier command() nobody waited for.
     }
-    FAIL("client " << m_options.name << " did not answer 'report'; log: " << m_process.logPath());
+    FAIL("client " << m_options.name << " did not answer '" << verb << "'; log: " << m_process.logPath());
     return {};
 }
 
