@@ -4,6 +4,9 @@
 // geometry puts it; the louder client is the speaker and takes the large
 // tile; receivers never freeze across a switch and no switch costs a key
 // frame or a renegotiation.
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -191,4 +194,68 @@ TEST_CASE("four clients see grid, speaker, pip and a custom layout where the spe
     CHECK(keyFramesForced < static_cast<double>(phases.size()));
     for (auto& c : clients)
         c->leave();
+}
+
+TEST_CASE("reloading layouts re-applies a changed layout to a running room; a bad file changes nothing",
+          "[call][layout][reload]") {
+    // A private copy of the layouts, edited while the server runs.
+    char pattern[] = "/tmp/tessera-layouts-XXXXXX";
+    REQUIRE(mkdtemp(pattern) != nullptr);
+    const std::string dir = pattern;
+    auto write = [&](const std::string& file, const std::string& text) { std::ofstream(dir + "/" + file) << text; };
+    write("grid.json", readFile("data/layouts/grid.json"));
+    write("stage.json", R"({"name": "stage", "slots": [{"x": 0, "y": 0, "w": 0.5, "h": 1}]})");
+
+    Server server({"--layouts-dir", dir, "--admin-token", "secret"});
+    Client red(server, ClientOptions{"reload", "red", "0xff0000", 440, {}, false, {}});
+    red.waitEvent("joined");
+    const std::string api = server.http() + "/api";
+    REQUIRE(httpRequest("PUT", api + "/rooms/reload/layout", R"({"layout": "stage"})", "secret").status == 200);
+    auto report = red.waitReport([](const Json& r) {
+        return r.value("layout", "") == "stage" && near(thumbColor(r, 0.25, 0.5), {255, 0, 0}) &&
+               near(thumbColor(r, 0.75, 0.5), {0, 0, 0});
+    });
+    REQUIRE(near(thumbColor(report, 0.25, 0.5), {255, 0, 0}));
+    REQUIRE(near(thumbColor(report, 0.75, 0.5), {0, 0, 0}));
+
+    // Like every /api call, reload needs the admin token.
+    CHECK(httpRequest("POST", api + "/layouts/reload").status == 401);
+    CHECK(httpRequest("GET", api + "/layouts/reload", {}, "secret").status == 405);
+
+    // The stage moves to the right half: the room shows it without being asked.
+    write("stage.json", R"({"name": "stage", "slots": [{"x": 0.5, "y": 0, "w": 0.5, "h": 1}]})");
+    auto reload = httpRequest("POST", api + "/layouts/reload", {}, "secret");
+    REQUIRE(reload.status == 200);
+    CHECK(Json::parse(reload.body).at("layouts") == Json::array({"grid", "stage"}));
+    report = red.waitReport([](const Json& r) {
+        return near(thumbColor(r, 0.75, 0.5), {255, 0, 0}) && near(thumbColor(r, 0.25, 0.5), {0, 0, 0});
+    });
+    CHECK(near(thumbColor(report, 0.75, 0.5), {255, 0, 0}));
+    CHECK(near(thumbColor(report, 0.25, 0.5), {0, 0, 0}));
+
+    // A bad file: 400 naming the file and the field; the old set stays, the room too.
+    write("broken.json", R"({"name": "broken", "rest": {}, "border": -1})");
+    reload = httpRequest("POST", api + "/layouts/reload", {}, "secret");
+    CHECK(reload.status == 400);
+    CHECK(reload.body.find("broken.json") != std::string::npos);
+    CHECK(reload.body.find("border") != std::string::npos);
+    CHECK(httpRequest("PUT", api + "/rooms/reload/layout", R"({"layout": "broken"})", "secret").status == 400);
+
+    // SIGHUP does the same once the file is fixed.
+    write("broken.json", R"({"name": "broken", "slots": [{"x": 0, "y": 0, "w": 0.5, "h": 1}]})");
+    server.process().kill(SIGHUP);
+    auto deadline = Clock::now() + kDeadline;
+    int status = 0;
+    while (Clock::now() < deadline &&
+           (status = httpRequest("PUT", api + "/rooms/reload/layout", R"({"layout": "broken"})", "secret").status) !=
+               200)
+        red.report(); // paces the polling
+    CHECK(status == 200);
+    report = red.waitReport([](const Json& r) {
+        return r.value("layout", "") == "broken" && near(thumbColor(r, 0.25, 0.5), {255, 0, 0});
+    });
+    CHECK(near(thumbColor(report, 0.25, 0.5), {255, 0, 0}));
+
+    red.leave();
+    std::filesystem::remove_all(dir);
 }
