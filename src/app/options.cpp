@@ -53,6 +53,8 @@ constexpr std::array kFlags = {
     Flag{"video-tile-width", "video.tileWidth", Kind::Number, "PIXELS", "Width each input is scaled to (default 640)"},
     Flag{"video-tile-height", "video.tileHeight", Kind::Number, "PIXELS",
          "Height each input is scaled to (default 360)"},
+    Flag{"video-tiers", "video.tiers", Kind::String, "TIERS",
+         "Quality tiers, highest first: NAME:WxH:BITS,... (default high, medium, low from the composite)"},
     Flag{"audio-bitrate", "audio.bitrate", Kind::Number, "BITS", "Opus bit rate, bits/s (default 64000)"},
     // iceServers: written as URLs, turned into RTCIceServer objects below.
     Flag{"stun", "iceServers", Kind::List, "URL", "STUN server, stun:HOST:PORT (repeatable; replaces the config's)"},

@@ -20,6 +20,10 @@ public:
     // so the server never starts half-configured.
     Fragments(const std::string& dir, const FragmentVars& vars, const std::vector<std::string>& names);
 
+    // Loads one more fragment under `key` (the same file may be loaded under
+    // several keys with different values, e.g. one encoder per tier).
+    void load(const std::string& key, const std::string& path, const FragmentVars& vars);
+
     // A new bin from a loaded fragment, its unlinked pads ghosted. Read-only,
     // so callable from streaming threads.
     ElementRef makeBin(const std::string& name) const;

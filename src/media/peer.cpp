@@ -125,20 +125,6 @@ std::uint64_t statsInt(const GstStructure* s, const char* field) {
 // still legible in a 5x5 one.
 constexpr const char* kLabelFont = "Sans Bold 18";
 
-GstElement* make(const char* factory) {
-    GstElement* e = gst_element_factory_make(factory, nullptr);
-    if (!e)
-        throw Error(ErrorCode::Internal, std::string("missing GStreamer element ") + factory);
-    return e;
-}
-
-GstElement* leakyQueue(guint buffers) {
-    GstElement* q = make("queue");
-    g_object_set(q, "leaky", 2 /* downstream */, "max-size-buffers", buffers, "max-size-bytes", 0,
-                 "max-size-time", G_GUINT64_CONSTANT(0), nullptr);
-    return q;
-}
-
 // Sets the latency properties every mixer shares: late joiners carry a
 // jitter buffer the mixer must wait for (DESIGN.md, "facts that bite").
 void configureMixer(GstElement* mixer, const Config& config) {
@@ -256,8 +242,10 @@ void PeerCore::stop() {
     m_signals.clear();
     m_room.removeSources(m_id);
     m_room.unregisterPeer(m_bin.get());
-    if (m_videoTeePad)
-        plan.tees.push_back({ElementRef::borrow(m_room.videoTee()), std::move(m_videoTeePad), {}, {}});
+    if (m_videoTeePad) {
+        plan.tees.push_back({ElementRef::borrow(m_room.tierTee(m_tier)), std::move(m_videoTeePad), {}, {}});
+        m_room.removeReceiver(m_tier);
+    }
     if (m_audioTeePad)
         plan.tees.push_back({ElementRef::borrow(m_room.audioTee()), std::move(m_audioTeePad), {}, {}});
 
@@ -536,7 +524,14 @@ void PeerCore::buildSendBranches() {
         GstPad* qsink = gst_element_get_static_pad(queue, "sink");
         PadRef entry = PadRef::borrow(ghostPad(m_bin.get(), qsink, true));
         gst_object_unref(qsink);
-        m_videoTeePad = PadRef::adopt(gst_element_request_pad_simple(m_room.videoTee(), "src_%u"));
+        // The tier is chosen once, from the bandwidth the client declared.
+        m_tier = m_room.tierFor(m_options.maxBitrate);
+        {
+            std::lock_guard lock(m_mutex);
+            m_stats.tier = m_room.tier(m_tier).name;
+        }
+        m_room.addReceiver(m_tier);
+        m_videoTeePad = PadRef::adopt(gst_element_request_pad_simple(m_room.tierTee(m_tier), "src_%u"));
         for (GstElement* e : added)
             gst_element_sync_state_with_parent(e);
         gst_pad_link(m_videoTeePad.get(), entry.get());
@@ -594,7 +589,7 @@ void PeerCore::onConnectionState(GstWebRTCPeerConnectionState state) {
         m_connected = true;
         GST_CAT_INFO(tessera_media_debug, "peer %s connected", m_id.c_str());
         // A joiner needs a key frame to start decoding the shared stream.
-        m_room.requestKeyFrame();
+        m_room.requestKeyFrame(m_tier);
     } else if (state == GST_WEBRTC_PEER_CONNECTION_STATE_FAILED) {
         fail("ICE/DTLS connection failed");
     }

@@ -92,6 +92,7 @@ private:
     std::vector<std::string> m_mids; // per m-line
     unsigned m_mlines = 0;           // m-lines known to webrtcbin
     PadRef m_videoTeePad, m_audioTeePad;
+    std::size_t m_tier = 0; // the quality tier it receives (RoomPipeline::tierTee)
     bool m_connected = false;
 
     // Shared with streaming threads.

@@ -56,11 +56,10 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     const std::string description =
         "videotestsrc name=background is-live=true pattern=solid-color foreground-color=0xff000000 ! " +
         rawVideo + " ! compositor name=vmix background=black ! " + rawVideo +
-        " ! queue name=encqueue leaky=downstream max-size-buffers=2 max-size-bytes=0 max-size-time=0 "
+        " ! tee name=rawtee allow-not-linked=true "
         "audiotestsrc name=silence is-live=true wave=silence samplesperbuffer=960 ! " + rawAudio +
         " ! tee name=atee allow-not-linked=true ! queue ! audiomixer name=amix ! " + rawAudio +
-        " ! tee name=fullmix allow-not-linked=true "
-        "tee name=vtee allow-not-linked=true";
+        " ! tee name=fullmix allow-not-linked=true";
     GError* raw = nullptr;
     GstElement* bin = gst_parse_launch_full(description.c_str(), nullptr, GST_PARSE_FLAG_FATAL_ERRORS, &raw);
     GErrorPtr err(raw);
@@ -74,9 +73,8 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     GstBin* pipe = pipeline();
     m_videoMixer = requireByName(pipe, "vmix");
     m_audioMixer = requireByName(pipe, "amix");
-    m_videoTee = requireByName(pipe, "vtee");
     m_audioTee = requireByName(pipe, "atee");
-    m_background = requireByName(pipe, "background");
+    ElementRef background = requireByName(pipe, "background");
     {
         GstCaps* caps = gst_caps_from_string(rawVideo.c_str());
         const bool ok = caps && gst_video_info_from_caps(&m_canvasInfo, caps);
@@ -89,13 +87,25 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
         g_object_set(mixer, "min-upstream-latency", static_cast<guint64>(config.jitterLatencyMs + 100) * GST_MSECOND,
                      "ignore-inactive-pads", TRUE, "start-time-selection", 1 /* first */, nullptr);
 
-    ElementRef encoderBin = fragments.makeBin("encode-" + v.codec);
-    gst_bin_add(pipe, encoderBin.get());
-    ElementRef queue = requireByName(pipe, "encqueue");
-    if (!gst_element_link_many(queue.get(), encoderBin.get(), m_videoTee.get(), nullptr))
-        throw Error(ErrorCode::Internal, "pipelines/encode-" + v.codec + ".pipeline: cannot link raw video in and "
-                                         "encoded video out (does it take video/x-raw and produce one stream?)");
-    m_encoder = encoderBin;
+    ElementRef rawTee = requireByName(pipe, "rawtee");
+    for (const VideoTier& spec : sortedTiers(config.video))
+        m_tiers.push_back(buildTier(spec, rawTee.get()));
+
+    // videotestsrc 1.22 fills frames from a cached one on its streaming
+    // thread, and setting foreground-color swaps that cache: from any other
+    // thread that raced into a SIGSEGV in gst_video_frame_copy. A new colour
+    // is therefore applied on the source's own thread, between two frames.
+    GstPad* backgroundOut = gst_element_get_static_pad(background.get(), "src");
+    gst_pad_add_probe(
+        backgroundOut, GST_PAD_PROBE_TYPE_BUFFER,
+        [](GstPad* pad, GstPadProbeInfo*, gpointer self) noexcept {
+            const std::int64_t colour = static_cast<RoomPipeline*>(self)->m_pendingBackground.exchange(-1);
+            if (colour >= 0)
+                g_object_set(GST_PAD_PARENT(pad), "foreground-color", static_cast<guint>(colour), nullptr);
+            return GST_PAD_PROBE_OK;
+        },
+        this, nullptr);
+    gst_object_unref(backgroundOut);
 
     // Layout changes reach the compositor on its own thread, right before it
     // draws a frame, together with the borders painted on that frame.
@@ -123,34 +133,6 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
         },
         this, nullptr);
     gst_object_unref(mixOut);
-    g_signal_connect(queue.get(), "overrun", G_CALLBACK(+[](GstElement*, gpointer self) noexcept {
-                         ++static_cast<RoomPipeline*>(self)->m_framesDropped;
-                     }),
-                     this);
-
-    // Receivers' key-frame requests (PLI/FIR arrive as upstream force-key-unit
-    // events through the tee) are coalesced: the encoder is shared.
-    GstPad* teeIn = gst_element_get_static_pad(m_videoTee.get(), "sink");
-    gst_pad_add_probe(
-        teeIn, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM,
-        [](GstPad*, GstPadProbeInfo* info, gpointer self) noexcept {
-            if (!gst_video_event_is_force_key_unit(GST_PAD_PROBE_INFO_EVENT(info)))
-                return GST_PAD_PROBE_OK;
-            static_cast<RoomPipeline*>(self)->requestKeyFrame();
-            return GST_PAD_PROBE_DROP;
-        },
-        this, nullptr);
-    gst_pad_add_probe(
-        teeIn, GST_PAD_PROBE_TYPE_BUFFER,
-        [](GstPad*, GstPadProbeInfo*, gpointer self) noexcept {
-            auto* room = static_cast<RoomPipeline*>(self);
-            if (room->m_keyFramePending.load())
-                room->requestKeyFrame();
-            return GST_PAD_PROBE_OK;
-        },
-        this, nullptr);
-    gst_object_unref(teeIn);
-
     GstBus* bus = gst_element_get_bus(m_pipeline.get());
     m_busWatch = gst_bus_add_watch(
         bus,
@@ -200,12 +182,8 @@ std::unique_ptr<Peer> RoomPipeline::addPeer(const std::string& participantId, co
 }
 
 void RoomPipeline::setLayout(const protocol::LayoutSpec& spec) {
-    // videotestsrc 1.22 copies a cached frame on its streaming thread, and
-    // setting foreground-color swaps that cache under it: a SIGSEGV in
-    // gst_video_frame_copy (seen when a share ended as browsers left).
-    // Touch it only when the colour really changes.
     if (spec.background != m_layout.background)
-        g_object_set(m_background.get(), "foreground-color", argb(spec.background), nullptr);
+        m_pendingBackground = argb(spec.background); // applied by the background's probe
     m_layout = spec;
     relayout();
 }
@@ -220,22 +198,111 @@ RoomStats RoomPipeline::stats() const {
     return s;
 }
 
-void RoomPipeline::requestKeyFrame() {
+std::vector<VideoTier> sortedTiers(const VideoConfig& video) {
+    std::vector<VideoTier> tiers = effectiveTiers(video);
+    std::stable_sort(tiers.begin(), tiers.end(),
+                     [](const VideoTier& a, const VideoTier& b) { return a.bitrate > b.bitrate; });
+    return tiers;
+}
+
+void RoomPipeline::requestKeyFrame(std::size_t tier) {
+    EncoderTier& t = *m_tiers.at(tier);
     const std::int64_t now = g_get_monotonic_time();
-    std::int64_t last = m_lastKeyFrameRequest.load();
+    std::int64_t last = t.lastKeyFrameRequest.load();
     if (now - last < kKeyFrameIntervalUs) {
-        m_keyFramePending = true; // sent by the next frame after the interval
+        t.keyFramePending = true; // sent by the next frame after the interval
         return;
     }
-    if (!m_lastKeyFrameRequest.compare_exchange_strong(last, now))
+    if (!t.lastKeyFrameRequest.compare_exchange_strong(last, now))
         return; // another thread sent it just now
-    m_keyFramePending = false;
+    t.keyFramePending = false;
     ++m_keyFramesForced;
-    GstPad* out = gst_element_get_static_pad(m_encoder.get(), "src");
+    GstPad* out = gst_element_get_static_pad(t.encoder.get(), "src");
     if (out) {
         gst_pad_send_event(out, gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
         gst_object_unref(out);
     }
+}
+
+std::unique_ptr<RoomPipeline::EncoderTier> RoomPipeline::buildTier(const VideoTier& spec, GstElement* rawTee) {
+    auto tier = std::make_unique<EncoderTier>();
+    tier->spec = spec;
+    const auto index = m_tiers.size();
+    GstBin* pipe = pipeline();
+    // The valve keeps a tier nobody receives from costing an encode.
+    tier->valve = ElementRef::borrow(make("valve"));
+    g_object_set(tier->valve.get(), "drop", TRUE, nullptr);
+    GstElement* queue = leakyQueue(2);
+    GstElement* scale = make("videoscale");
+    GstElement* caps = make("capsfilter");
+    GstCaps* size = gst_caps_new_simple("video/x-raw", "format", G_TYPE_STRING, "I420", "width", G_TYPE_INT,
+                                        static_cast<int>(spec.width), "height", G_TYPE_INT,
+                                        static_cast<int>(spec.height), "pixel-aspect-ratio", GST_TYPE_FRACTION, 1, 1,
+                                        nullptr);
+    g_object_set(caps, "caps", size, nullptr);
+    gst_caps_unref(size);
+    tier->encoder = m_fragments.makeBin(tierEncoder(m_config, spec));
+    tier->tee = ElementRef::borrow(make("tee"));
+    g_object_set(tier->tee.get(), "allow-not-linked", TRUE, nullptr);
+    gst_bin_add_many(pipe, tier->valve.get(), queue, scale, caps, tier->encoder.get(), tier->tee.get(), nullptr);
+    if (!gst_element_link_many(rawTee, tier->valve.get(), queue, scale, caps, tier->encoder.get(), tier->tee.get(),
+                               nullptr))
+        throw Error(ErrorCode::Internal, "pipelines/encode-" + m_config.video.codec +
+                                             ".pipeline: cannot link raw video in and encoded video out (does it take "
+                                             "video/x-raw and produce one stream?)");
+    // Frames the encoder could not keep up with.
+    g_signal_connect(queue, "overrun", G_CALLBACK(+[](GstElement*, gpointer self) noexcept {
+                         ++static_cast<RoomPipeline*>(self)->m_framesDropped;
+                     }),
+                     this);
+
+    // Receivers' key-frame requests (PLI/FIR arrive as upstream force-key-unit
+    // events through the tee) are coalesced: the encoder is shared.
+    struct ProbeData {
+        RoomPipeline* room;
+        std::size_t tier;
+    };
+    GstPad* teeIn = gst_element_get_static_pad(tier->tee.get(), "sink");
+    gst_pad_add_probe(
+        teeIn, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM,
+        [](GstPad*, GstPadProbeInfo* info, gpointer data) noexcept {
+            if (!gst_video_event_is_force_key_unit(GST_PAD_PROBE_INFO_EVENT(info)))
+                return GST_PAD_PROBE_OK;
+            auto* d = static_cast<ProbeData*>(data);
+            d->room->requestKeyFrame(d->tier);
+            return GST_PAD_PROBE_DROP;
+        },
+        new ProbeData{this, index}, [](gpointer d) noexcept { delete static_cast<ProbeData*>(d); });
+    gst_pad_add_probe(
+        teeIn, GST_PAD_PROBE_TYPE_BUFFER,
+        [](GstPad*, GstPadProbeInfo*, gpointer data) noexcept {
+            auto* d = static_cast<ProbeData*>(data);
+            if (d->room->m_tiers[d->tier]->keyFramePending.load())
+                d->room->requestKeyFrame(d->tier);
+            return GST_PAD_PROBE_OK;
+        },
+        new ProbeData{this, index}, [](gpointer d) noexcept { delete static_cast<ProbeData*>(d); });
+    gst_object_unref(teeIn);
+    return tier;
+}
+
+void RoomPipeline::addReceiver(std::size_t tier) {
+    EncoderTier& t = *m_tiers.at(tier);
+    if (t.receivers++ == 0)
+        g_object_set(t.valve.get(), "drop", FALSE, nullptr);
+}
+
+void RoomPipeline::removeReceiver(std::size_t tier) {
+    EncoderTier& t = *m_tiers.at(tier);
+    if (--t.receivers == 0)
+        g_object_set(t.valve.get(), "drop", TRUE, nullptr);
+}
+
+std::size_t RoomPipeline::tierFor(std::optional<std::int64_t> maxBitrate) const {
+    std::vector<policy::Tier> ladder;
+    for (const auto& t : m_tiers)
+        ladder.push_back({t->spec.name, t->spec.bitrate, t->spec.width, t->spec.height});
+    return policy::fittingTier(ladder, maxBitrate, std::nullopt);
 }
 
 void RoomPipeline::addSource(VideoSource source) {

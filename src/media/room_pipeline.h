@@ -23,6 +23,14 @@ namespace tessera::media {
 
 class PeerCore;
 
+// The fragment key of a tier's encoder (pipelines/encode-<codec>.pipeline
+// loaded with the tier's size and bit rate).
+inline std::string tierEncoder(const Config& config, const VideoTier& tier) {
+    return "encode-" + config.video.codec + ":" + tier.name;
+}
+// The configured tiers, highest bit rate first.
+std::vector<VideoTier> sortedTiers(const VideoConfig& video);
+
 // Work to unhook a leaving peer from elements that stay. Tee pads are
 // detached when idle (a tee stops its whole stream if one branch is
 // flushing); mixer pads are released once the peer's bin is NULL.
@@ -73,7 +81,6 @@ public:
 
     // Immutable after construction: any thread.
     GstBin* pipeline() const { return GST_BIN(m_pipeline.get()); }
-    GstElement* videoTee() const { return m_videoTee.get(); }
     GstElement* audioTee() const { return m_audioTee.get(); }
     GstElement* videoMixer() const { return m_videoMixer.get(); }
     GstElement* audioMixer() const { return m_audioMixer.get(); }
@@ -81,8 +88,17 @@ public:
     const Config& config() const { return m_config; }
     const std::string& name() const { return m_room; }
 
-    // Thread: any. Rate-limited per encoder (shared by every receiver).
-    void requestKeyFrame();
+    // Quality tiers, highest bit rate first: tier i's encoded video comes out
+    // of tierTee(i). A tier encodes only while it has receivers. Thread: any.
+    std::size_t tierCount() const { return m_tiers.size(); }
+    const VideoTier& tier(std::size_t i) const { return m_tiers.at(i)->spec; }
+    GstElement* tierTee(std::size_t i) const { return m_tiers.at(i)->tee.get(); }
+    // The highest tier whose bit rate fits a receiver's declared limit.
+    std::size_t tierFor(std::optional<std::int64_t> maxBitrate) const;
+    void addReceiver(std::size_t tier);
+    void removeReceiver(std::size_t tier);
+    // Rate-limited per tier encoder (shared by its receivers).
+    void requestKeyFrame(std::size_t tier);
 
     // Thread: main.
     void addSource(VideoSource source);
@@ -102,6 +118,14 @@ public:
     DetachPlan removeAudio(const std::string& participantId);
 
 private:
+    struct EncoderTier {
+        VideoTier spec;
+        ElementRef valve, encoder, tee;
+        std::atomic<int> receivers{0};
+        std::atomic<std::int64_t> lastKeyFrameRequest{0};
+        std::atomic<bool> keyFramePending{false};
+    };
+    std::unique_ptr<EncoderTier> buildTier(const VideoTier& spec, GstElement* rawTee);
     void relayout();
     // Thread: any, with m_audioMutex held.
     void linkAudio(const std::string& from, GstElement* tee, const std::string& to, GstElement* mixer);
@@ -122,7 +146,8 @@ private:
     const Fragments& m_fragments; // Borrowed; outlives this.
     RoomListener& m_listener;     // Borrowed; outlives this.
     ElementRef m_pipeline;        // Owned.
-    ElementRef m_videoMixer, m_audioMixer, m_videoTee, m_audioTee, m_encoder, m_background;
+    ElementRef m_videoMixer, m_audioMixer, m_audioTee;
+    std::vector<std::unique_ptr<EncoderTier>> m_tiers; // highest bit rate first; fixed after construction
     protocol::LayoutSpec m_layout;
     GstVideoInfo m_canvasInfo; // the composite's format; immutable after construction
     std::mutex m_planMutex;
@@ -148,9 +173,8 @@ private:
     // Counted on streaming threads.
     std::atomic<std::uint64_t> m_framesOut{0};
     std::atomic<std::uint64_t> m_framesDropped{0};
-    std::atomic<std::uint64_t> m_keyFramesForced{0};
-    std::atomic<std::int64_t> m_lastKeyFrameRequest{0};
-    std::atomic<bool> m_keyFramePending{false};
+    std::atomic<std::uint64_t> m_keyFramesForced{0}; // over every tier's encoder
+    std::atomic<std::int64_t> m_pendingBackground{-1}; // ARGB to apply, or -1
     // Frame rate over the last tick.
     std::uint64_t m_lastFrames = 0;
     std::int64_t m_lastTickTime = 0;
