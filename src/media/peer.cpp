@@ -120,10 +120,17 @@ std::uint64_t statsInt(const GstStructure* s, const char* field) {
     return result;
 }
 
-// The name label on a tile (textoverlay, Pango syntax). Sized for the
-// normalised tile (360 pixels high by default): readable in a 2x2 grid,
-// still legible in a 5x5 one.
-constexpr const char* kLabelFont = "Sans Bold 18";
+// The name label on a tile (textoverlay): sized to the normalised tile, so a
+// label looks the same whatever video.tileHeight is. At the default 360
+// pixels: Sans Bold 18, readable in a 2x2 grid and still legible in a 5x5 one.
+void styleLabel(GstElement* label, unsigned tileHeight) {
+    const std::string font = "Sans Bold " + std::to_string(std::max(4u, tileHeight / 20));
+    g_object_set(label, "font-desc", font.c_str(), "shaded-background", TRUE, "xpad",
+                 static_cast<gint>(tileHeight / 30), "ypad", static_cast<gint>(tileHeight / 36), "wait-text", FALSE,
+                 nullptr);
+    gst_util_set_object_arg(G_OBJECT(label), "valignment", "bottom");
+    gst_util_set_object_arg(G_OBJECT(label), "halignment", "left");
+}
 
 // Sets the latency properties every mixer shares: late joiners carry a
 // jitter buffer the mixer must wait for (DESIGN.md, "facts that bite").
@@ -657,10 +664,8 @@ void PeerCore::linkVideoInput(GstPad* pad, bool screenShare) {
     // turns it on and off (`silent`) with the layout's `labels`.
     GstElement* label = make("textoverlay");
     const std::string text = m_options.name + (screenShare ? " (screen)" : "");
-    g_object_set(label, "text", text.c_str(), "silent", TRUE, "font-desc", kLabelFont, "shaded-background", TRUE,
-                 "xpad", 12, "ypad", 10, "wait-text", FALSE, nullptr);
-    gst_util_set_object_arg(G_OBJECT(label), "valignment", "bottom");
-    gst_util_set_object_arg(G_OBJECT(label), "halignment", "left");
+    g_object_set(label, "text", text.c_str(), "silent", TRUE, nullptr);
+    styleLabel(label, m_room.config().video.tileHeight);
     GstElement* queue = leakyQueue(3);
     gst_bin_add_many(bin, decode.get(), label, queue, nullptr);
     gst_element_link_many(decode.get(), label, queue, nullptr);

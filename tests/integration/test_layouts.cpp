@@ -4,6 +4,7 @@
 // geometry puts it; the louder client is the speaker and takes the large
 // tile; receivers never freeze across a switch and no switch costs a key
 // frame or a renegotiation.
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -20,10 +21,15 @@ using namespace tessera::testing;
 
 namespace {
 
-constexpr int kCanvasW = 1280, kCanvasH = 720;
-// A receiver decoding 720p on a loaded 2-core machine may hiccup; a freeze
-// (the composite stopping, a decoder waiting for a key frame) lasts seconds.
-constexpr int kMaxFrameGapMs = 1000;
+// A small composite and small senders: four clients that encode and decode
+// are the costliest thing in the suite, and the machine is shared.
+constexpr int kCanvasW = 640, kCanvasH = 360;
+const std::vector<std::string> kServerArgs = {"--video-width", "640", "--video-height", "360",
+                                              "--video-tile-width", "320", "--video-tile-height", "180"};
+// Receivers at 30 fps see a frame every ~33 ms; a starved client on a loaded
+// machine may stutter for a few hundred. A freeze (the composite stopping, a
+// decoder waiting for the next key frame, 2 s apart) lasts longer than this.
+constexpr int kMaxFrameGapMs = 1500;
 
 struct Who {
     std::string name, color;
@@ -77,7 +83,7 @@ Rgb at(const Json& report, int x, int y) {
 
 TEST_CASE("four clients see grid, speaker, pip and a custom layout where the specs say, without a freeze",
           "[call][layout][switch]") {
-    Server server;
+    Server server(kServerArgs);
     std::vector<int> tones;
     for (const auto& w : kFour)
         tones.push_back(w.tone);
@@ -86,7 +92,7 @@ TEST_CASE("four clients see grid, speaker, pip and a custom layout where the spe
     for (const auto& w : kFour) {
         clients.push_back(std::make_unique<Client>(
             server, ClientOptions{"switch", w.name, w.color, w.tone, tones, false,
-                                  {"--volume", std::to_string(w.volume)}}));
+                                  {"--volume", std::to_string(w.volume), "--width", "320", "--height", "180"}}));
         ids.push_back(clients.back()->waitEvent("joined").value("id", ""));
     }
     auto& viewer = *clients[0];
@@ -97,7 +103,7 @@ TEST_CASE("four clients see grid, speaker, pip and a custom layout where the spe
         std::string body;                   // the PUT body
         tessera::protocol::LayoutSpec spec; // for the expected geometry
     };
-    const std::string custom = R"({"name": "custom", "padding": 0, "border": 40, "borderColor": "#ffffff",
+    const std::string custom = R"({"name": "custom", "padding": 0, "border": 20, "borderColor": "#ffffff",
         "labels": true, "keepAspect": false,
         "slots": [{"x": 0, "y": 0, "w": 0.5, "h": 1, "source": "participant", "participant": "green"},
                   {"x": 0.5, "y": 0, "w": 0.5, "h": 0.5, "source": "speaker"}],
@@ -121,10 +127,25 @@ TEST_CASE("four clients see grid, speaker, pip and a custom layout where the spe
     // Labels are off in the grid: a tile's bottom left corner is its flat colour.
     for (const auto& t : expectedTiles(phases[0].spec, kLoud))
         CHECK(near(at(report, t.x + t.width / 10, t.y + t.height * 9 / 10), kFour[indexOf(t)].rgb));
+    // Control: how much the receivers stutter with no switch at all (about 3 s
+    // of frames). On an idle machine that is ~50 ms; with the machine's other
+    // suites running, load averages of 30-70 on 2 cores were seen here and
+    // starved clients stuttered for seconds. The bound for the switches is
+    // kMaxFrameGapMs or twice the control, whichever is larger: a stall caused
+    // by a switch still stands out, load alone does not fail the test.
+    std::vector<std::int64_t> settled;
     for (auto& c : clients) {
         c->waitReport([](const Json& r) { return r.value("frames", 0) > 10; });
         CHECK(c->call("reset-gap").value("ok", false));
+        settled.push_back(c->report().value("frames", 0));
     }
+    std::int64_t controlGapMs = 0;
+    for (std::size_t i = 0; i < clients.size(); ++i) {
+        const auto r = clients[i]->waitReport([&](const Json& j) { return j.value("frames", 0) > settled[i] + 90; });
+        controlGapMs = std::max<std::int64_t>(controlGapMs, r.value("maxFrameGapMs", 0));
+        CHECK(clients[i]->call("reset-gap").value("ok", false));
+    }
+    const std::int64_t gapBoundMs = std::max<std::int64_t>(kMaxFrameGapMs, 2 * controlGapMs);
     const std::string keyFrames = "tessera_room_keyframes_forced_total{room=\"switch\"}";
     const double keyFramesBefore = server.metric(keyFrames);
     REQUIRE(keyFramesBefore >= 0);
@@ -155,25 +176,35 @@ TEST_CASE("four clients see grid, speaker, pip and a custom layout where the spe
             CHECK(near(at(report, kCanvasW / 2, kCanvasH * 2 / 5), kFour[kLoud].rgb));
         }
         if (phase.name == "custom") {
-            // The 40-pixel white border around green's picture (x 40..600, y 40..680).
-            CHECK(near(at(report, 10, 360), {255, 255, 255}));
-            CHECK(near(at(report, 300, 10), {255, 255, 255}));
-            CHECK(near(at(report, 630, 360), {255, 255, 255}));
-            CHECK(near(at(report, 300, 360), kFour[1].rgb));
-            // Green's name label, bottom left of its picture: some of it is not green;
-            // the top left of the picture is untouched.
-            CHECK(near(at(report, 70, 80), kFour[1].rgb));
-            bool label = false;
-            for (int y = 610; y <= 670; y += 20)
-                for (int x = 50; x <= 130; x += 20)
-                    label = label || !near(at(report, x, y), kFour[1].rgb);
-            CHECK(label);
+            // The 20-pixel white border around green's picture (x 20..300, y 20..340).
+            CHECK(near(at(report, 5, 180), {255, 255, 255}));
+            CHECK(near(at(report, 150, 5), {255, 255, 255}));
+            CHECK(near(at(report, 315, 180), {255, 255, 255}));
+            CHECK(near(at(report, 150, 180), kFour[1].rgb));
+            CHECK(near(at(report, 35, 40), kFour[1].rgb)); // the picture's top left: no label there
+            // Green's name label at the bottom left of its picture: some of it is
+            // not green. The label is drawn before the tile's queue and the
+            // compositor's latency, so it may show a few frames after the tiles
+            // moved: poll for it.
+            auto labelShown = [&](const Json& r) {
+                for (int y = 285; y <= 335; y += 10)
+                    for (int x = 25; x <= 85; x += 10)
+                        if (!near(at(r, x, y), kFour[1].rgb))
+                            return true;
+                return false;
+            };
+            report = viewer.waitReport(labelShown);
+            CHECK(labelShown(report));
         }
-        // Every receiver's video keeps flowing through the switch.
+        // Every receiver's video keeps flowing through the switch, without a freeze.
         for (std::size_t i = 0; i < clients.size(); ++i) {
             auto r = clients[i]->waitReport([&](const Json& j) { return j.value("frames", 0) > before[i] + 10; });
-            INFO("receiver " << kFour[i].name);
+            INFO("receiver " << kFour[i].name << ", log " << clients[i]->process().logPath());
             CHECK(r.value("frames", 0) > before[i] + 10);
+            INFO("largest gap without switching " << controlGapMs << " ms; bound " << gapBoundMs << " ms");
+            CHECK(r.value("maxFrameGapMs", -1) >= 0);
+            CHECK(r.value("maxFrameGapMs", gapBoundMs) < gapBoundMs);
+            CHECK(clients[i]->call("reset-gap").value("ok", false)); // the next switch's own count
         }
     }
 
@@ -181,8 +212,6 @@ TEST_CASE("four clients see grid, speaker, pip and a custom layout where the spe
         const auto r = clients[i]->report();
         INFO("receiver " << kFour[i].name << ", log " << clients[i]->process().logPath());
         CHECK(r.value("state", "") == "connected");
-        CHECK(r.value("maxFrameGapMs", -1) >= 0);
-        CHECK(r.value("maxFrameGapMs", kMaxFrameGapMs) < kMaxFrameGapMs);
         // No renegotiation: the composite's size never changed.
         CHECK(r.value("width", 0) == kCanvasW);
         CHECK(r.value("height", 0) == kCanvasH);
