@@ -70,6 +70,12 @@ public:
     void kick(const std::string& room, const std::string& participantId);
     // Unknown layout name or a request with neither name nor spec: Error(BadRequest).
     void setLayout(const std::string& room, const api::LayoutRequest& request);
+    // Re-reads the layouts directory (SIGHUP, POST /api/layouts/reload).
+    // Every room showing a named layout whose spec changed gets the new spec
+    // (and its participants a `layout` message); inline specs and layouts
+    // whose file went away stay as they are. Returns the loaded names. A bad
+    // file throws (Error naming the file) and changes nothing.
+    std::vector<std::string> reloadLayouts();
 
     MetricsSnapshot metrics() const;
     std::size_t roomCount() const noexcept { return m_rooms.size(); }
@@ -89,7 +95,8 @@ private:
     void onDataMessage(Participant& participant, const media::DataMessage& message);
     void onSpeakerChanged(Room& room, const std::string& participantId);
     void onScreenShareChanged(Room& room, const std::string& participantId, bool active);
-    void applyLayout(Room& room, const protocol::LayoutSpec& spec);
+    // `named`: the spec came from the layout library (a reload may update it).
+    void applyLayout(Room& room, const protocol::LayoutSpec& spec, bool named);
 
     Room& roomOrThrow(const std::string& name) const;
     Participant& participantOrThrow(const std::string& id) const;

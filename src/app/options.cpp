@@ -227,7 +227,8 @@ Options parseOptions(int argc, char** argv) {
     std::unique_ptr<GOptionContext, decltype(&g_option_context_free)> context(
         g_option_context_new("[validate FILE...] - WebRTC video conference server (MCU)"), &g_option_context_free);
     g_option_context_set_summary(context.get(),
-                                 "Without a command, serves rooms until SIGINT or SIGTERM; SIGHUP reloads layouts.\n"
+                                 "Without a command, serves rooms until SIGINT or SIGTERM; SIGHUP reloads layouts\n"
+                                 "(as POST /api/layouts/reload does) into running rooms.\n"
                                  "validate FILE...: checks layout specs (*.json) and pipeline fragments (*.pipeline).");
     GOptionGroup* group = g_option_group_new("tessera", "Tessera options", "Show Tessera options", &collected, nullptr);
     g_option_group_add_entries(group, entries.data());

@@ -13,7 +13,9 @@ namespace {
 // a missing plugin package is named at start-up, not at the first join.
 constexpr const char* kRequiredElements[] = {"webrtcbin", "compositor", "audiomixer", "videotestsrc",
                                              "audiotestsrc", "audioamplify", "tee", "queue", "nicesrc",
-                                             "dtlssrtpenc", "capsfilter"};
+                                             "dtlssrtpenc", "capsfilter",
+                                             // name labels on tiles (Debian: gstreamer1.0-x)
+                                             "textoverlay"};
 
 FragmentVars varsFor(const Config& config) {
     const auto& v = config.video;

@@ -120,6 +120,18 @@ std::uint64_t statsInt(const GstStructure* s, const char* field) {
     return result;
 }
 
+// The name label on a tile (textoverlay): sized to the normalised tile, so a
+// label looks the same whatever video.tileHeight is. At the default 360
+// pixels: Sans Bold 18, readable in a 2x2 grid and still legible in a 5x5 one.
+void styleLabel(GstElement* label, unsigned tileHeight) {
+    const std::string font = "Sans Bold " + std::to_string(std::max(4u, tileHeight / 20));
+    g_object_set(label, "font-desc", font.c_str(), "shaded-background", TRUE, "xpad",
+                 static_cast<gint>(tileHeight / 30), "ypad", static_cast<gint>(tileHeight / 36), "wait-text", FALSE,
+                 nullptr);
+    gst_util_set_object_arg(G_OBJECT(label), "valignment", "bottom");
+    gst_util_set_object_arg(G_OBJECT(label), "halignment", "left");
+}
+
 // Sets the latency properties every mixer shares: late joiners carry a
 // jitter buffer the mixer must wait for (DESIGN.md, "facts that bite").
 void configureMixer(GstElement* mixer, const Config& config) {
@@ -649,9 +661,16 @@ void PeerCore::linkAudioInput(GstPad* pad) {
 void PeerCore::linkVideoInput(GstPad* pad, bool screenShare) {
     GstBin* bin = GST_BIN(m_bin.get());
     ElementRef decode = m_room.fragments().makeBin("decode-" + m_room.config().video.codec);
+    // The name label is drawn here, on the normalised tile, so it moves and
+    // scales with the tile on every layout change at no extra cost; the room
+    // turns it on and off (`silent`) with the layout's `labels`.
+    GstElement* label = make("textoverlay");
+    const std::string text = m_options.name + (screenShare ? " (screen)" : "");
+    g_object_set(label, "text", text.c_str(), "silent", TRUE, nullptr);
+    styleLabel(label, m_room.config().video.tileHeight);
     GstElement* queue = leakyQueue(3);
-    gst_bin_add_many(bin, decode.get(), queue, nullptr);
-    gst_element_link(decode.get(), queue);
+    gst_bin_add_many(bin, decode.get(), label, queue, nullptr);
+    gst_element_link_many(decode.get(), label, queue, nullptr);
     GstPad* mixerPad = gst_element_request_pad_simple(m_room.videoMixer(), "sink_%u");
     // Hidden until the main thread places it in the layout.
     g_object_set(mixerPad, "alpha", 0.0, nullptr);
@@ -661,13 +680,14 @@ void PeerCore::linkVideoInput(GstPad* pad, bool screenShare) {
     gst_pad_link(exit, mixerPad);
     m_mixerPads.push_back(PadRef::borrow(mixerPad));
     gst_element_sync_state_with_parent(queue);
+    gst_element_sync_state_with_parent(label);
     gst_element_sync_state_with_parent(decode.get());
     GstPad* sink = gst_element_get_static_pad(decode.get(), "sink");
     gst_pad_link(pad, sink);
     gst_object_unref(sink);
 
     VideoSource source{m_id + (screenShare ? ":screen" : ":camera"), m_id, m_options.name, screenShare, m_order,
-                       PadRef::adopt(mixerPad)};
+                       PadRef::adopt(mixerPad), ElementRef::borrow(label)};
     post([w = WeakCore(weak_from_this()), source = std::move(source)]() mutable {
         auto core = w.lock();
         if (core && core->m_bin)

@@ -1,7 +1,9 @@
 #include "room_pipeline.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 
 #include <gst/video/video.h>
 
@@ -21,6 +23,21 @@ guint32 argb(const std::string& hex) {
     if (hex.size() == 7 && hex[0] == '#')
         std::sscanf(hex.c_str() + 1, "%6x", &rgb);
     return 0xff000000u | rgb;
+}
+
+// "#rrggbb" as the composite's Y, U, V (its matrix and range, so a border
+// colour reads back as the colour given).
+std::array<guint8, 3> yuvOf(const std::string& hex, const GstVideoInfo& info) {
+    const guint32 rgb = argb(hex);
+    const double r = ((rgb >> 16) & 0xff) / 255.0, g = ((rgb >> 8) & 0xff) / 255.0, b = (rgb & 0xff) / 255.0;
+    gdouble kr = 0.2126, kb = 0.0722; // BT.709 unless the caps say otherwise
+    gst_video_color_matrix_get_Kr_Kb(GST_VIDEO_INFO_COLORIMETRY(&info).matrix, &kr, &kb);
+    const double y = kr * r + (1 - kr - kb) * g + kb * b;
+    const double cb = (b - y) / (2 * (1 - kb)), cr = (r - y) / (2 * (1 - kr));
+    const bool full = GST_VIDEO_INFO_COLORIMETRY(&info).range == GST_VIDEO_COLOR_RANGE_0_255;
+    auto clamp8 = [](double v) { return static_cast<guint8>(std::clamp(std::lround(v), 0L, 255L)); };
+    return {clamp8(full ? 255 * y : 16 + 219 * y), clamp8(128 + (full ? 255 : 224) * cb),
+            clamp8(128 + (full ? 255 : 224) * cr)};
 }
 
 } // namespace
@@ -58,6 +75,14 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     m_audioMixer = requireByName(pipe, "amix");
     m_audioTee = requireByName(pipe, "atee");
     ElementRef background = requireByName(pipe, "background");
+    {
+        GstCaps* caps = gst_caps_from_string(rawVideo.c_str());
+        const bool ok = caps && gst_video_info_from_caps(&m_canvasInfo, caps);
+        if (caps)
+            gst_caps_unref(caps);
+        if (!ok)
+            throw Error(ErrorCode::Internal, "room pipeline: bad composite caps " + rawVideo);
+    }
     for (GstElement* mixer : {m_videoMixer.get(), m_audioMixer.get()})
         g_object_set(mixer, "min-upstream-latency", static_cast<guint64>(config.jitterLatencyMs + 100) * GST_MSECOND,
                      "ignore-inactive-pads", TRUE, "start-time-selection", 1 /* first */, nullptr);
@@ -82,12 +107,28 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
         this, nullptr);
     gst_object_unref(backgroundOut);
 
-    // Frames out of the compositor, and the ones the encoder could not keep up with.
+    // Layout changes reach the compositor on its own thread, right before it
+    // draws a frame, together with the borders painted on that frame.
+    g_object_set(m_videoMixer.get(), "emit-signals", TRUE, nullptr);
+    g_signal_connect(m_videoMixer.get(), "samples-selected",
+                     G_CALLBACK(+[](GstElement*, GstSegment*, guint64, guint64, guint64, GstStructure*,
+                                    gpointer self) noexcept {
+                         try {
+                             static_cast<RoomPipeline*>(self)->onSamplesSelected();
+                         } catch (const std::exception& e) {
+                             GST_CAT_ERROR(tessera_media_debug, "samples-selected: %s", e.what());
+                         }
+                     }),
+                     this);
+    // Frames out of the compositor (borders painted on them), and the ones
+    // the encoder could not keep up with.
     GstPad* mixOut = gst_element_get_static_pad(m_videoMixer.get(), "src");
     gst_pad_add_probe(
         mixOut, GST_PAD_PROBE_TYPE_BUFFER,
-        [](GstPad*, GstPadProbeInfo*, gpointer self) noexcept {
-            ++static_cast<RoomPipeline*>(self)->m_framesOut;
+        [](GstPad*, GstPadProbeInfo* info, gpointer self) noexcept {
+            auto* room = static_cast<RoomPipeline*>(self);
+            ++room->m_framesOut;
+            room->paintBorders(info);
             return GST_PAD_PROBE_OK;
         },
         this, nullptr);
@@ -152,6 +193,7 @@ RoomStats RoomPipeline::stats() const {
     s.outputFps = m_fps;
     s.framesOut = m_framesOut.load();
     s.framesDropped = m_framesDropped.load();
+    s.keyFramesForced = m_keyFramesForced.load();
     s.elements = countElements(pipeline());
     return s;
 }
@@ -174,6 +216,7 @@ void RoomPipeline::requestKeyFrame(std::size_t tier) {
     if (!t.lastKeyFrameRequest.compare_exchange_strong(last, now))
         return; // another thread sent it just now
     t.keyFramePending = false;
+    ++m_keyFramesForced;
     GstPad* out = gst_element_get_static_pad(t.encoder.get(), "src");
     if (out) {
         gst_pad_send_event(out, gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
@@ -274,10 +317,15 @@ void RoomPipeline::removeSources(const std::string& participantId) {
         g_object_set(s.mixerPad.get(), "alpha", 0.0, nullptr); // its last frame must not linger
         return true;
     });
-    speakerMaybeChanged(m_speakers.remove(participantId));
-    if (m_sharing.erase(participantId))
-        m_listener.onScreenShareChanged(participantId, false);
+    // One relayout for everything the leaver changes (its tiles, the speaker,
+    // its share); the room hears of the changes afterwards.
+    const bool speakerChanged = adoptSpeaker(m_speakers.remove(participantId));
+    const bool wasSharing = m_sharing.erase(participantId) > 0;
     relayout();
+    if (speakerChanged)
+        m_listener.onSpeakerChanged(m_speaker);
+    if (wasSharing)
+        m_listener.onScreenShareChanged(participantId, false);
 }
 
 void RoomPipeline::setScreenShareActive(const std::string& participantId, bool active) {
@@ -357,16 +405,65 @@ void RoomPipeline::relayout() {
         inputs.push_back({s->id, s->participantId, s->name, s->screenShare, m_config.video.tileWidth,
                           m_config.video.tileHeight});
     const auto tiles = layout::computeTiles(inputs, m_speaker, m_layout, m_config.video.width, m_config.video.height);
+    CompositePlan plan;
     for (const auto& s : m_sources) {
         auto tile = std::find_if(tiles.begin(), tiles.end(), [&](const layout::Tile& t) { return t.sourceId == s.id; });
-        if (tile == tiles.end()) {
-            g_object_set(s.mixerPad.get(), "alpha", 0.0, nullptr);
+        const bool shown = tile != tiles.end();
+        plan.pads.push_back({s.mixerPad, shown ? std::optional<layout::Tile>(*tile) : std::nullopt});
+        // The label is drawn upstream, on the tile's own frames: it needs no sync.
+        if (s.label)
+            g_object_set(s.label.get(), "silent", !(shown && m_layout.labels), nullptr);
+    }
+    plan.borders = layout::visibleBorders(tiles);
+    plan.borderYuv = yuvOf(m_layout.borderColor, m_canvasInfo);
+    std::lock_guard lock(m_planMutex);
+    m_pendingPlan = std::move(plan); // a newer plan replaces one not applied yet
+}
+
+void RoomPipeline::onSamplesSelected() {
+    std::optional<CompositePlan> plan;
+    {
+        std::lock_guard lock(m_planMutex);
+        plan.swap(m_pendingPlan);
+    }
+    if (!plan)
+        return;
+    for (const auto& [pad, tile] : plan->pads) {
+        if (!tile) {
+            g_object_set(pad.get(), "alpha", 0.0, nullptr);
             continue;
         }
         // z + 1: the background source stays at the bottom.
-        g_object_set(s.mixerPad.get(), "xpos", tile->x, "ypos", tile->y, "width", tile->width, "height",
-                     tile->height, "zorder", static_cast<guint>(tile->z + 1), "alpha", 1.0, nullptr);
+        g_object_set(pad.get(), "xpos", tile->x, "ypos", tile->y, "width", tile->width, "height", tile->height,
+                     "zorder", static_cast<guint>(tile->z + 1), "alpha", 1.0, nullptr);
     }
+    m_borders = std::move(plan->borders);
+    m_borderYuv = plan->borderYuv;
+}
+
+void RoomPipeline::paintBorders(GstPadProbeInfo* info) {
+    if (m_borders.empty())
+        return;
+    GstBuffer* buffer = gst_buffer_make_writable(GST_PAD_PROBE_INFO_BUFFER(info));
+    GST_PAD_PROBE_INFO_DATA(info) = buffer;
+    GstVideoFrame frame;
+    if (!gst_video_frame_map(&frame, &m_canvasInfo, buffer, GST_MAP_WRITE))
+        return;
+    const int width = GST_VIDEO_FRAME_WIDTH(&frame), height = GST_VIDEO_FRAME_HEIGHT(&frame);
+    for (const layout::Rect& r : m_borders) {
+        const int x0 = std::clamp(r.x, 0, width), x1 = std::clamp(r.x + r.width, 0, width);
+        const int y0 = std::clamp(r.y, 0, height), y1 = std::clamp(r.y + r.height, 0, height);
+        // I420: full-size Y, then U and V at half size each way; rects are on even pixels.
+        for (guint plane = 0; plane < 3; ++plane) {
+            const int shift = plane == 0 ? 0 : 1;
+            auto* data = static_cast<guint8*>(GST_VIDEO_FRAME_PLANE_DATA(&frame, plane));
+            const int stride = GST_VIDEO_FRAME_PLANE_STRIDE(&frame, plane);
+            for (int y = y0 >> shift; y < y1 >> shift; ++y)
+                std::memset(data + static_cast<std::ptrdiff_t>(y) * stride + (x0 >> shift), m_borderYuv[plane],
+                            static_cast<std::size_t>((x1 >> shift) - (x0 >> shift)));
+        }
+    }
+    gst_video_frame_unmap(&frame);
 }
 
 void RoomPipeline::onBusMessage(GstMessage* message) {
@@ -428,10 +525,19 @@ void RoomPipeline::onBusMessage(GstMessage* message) {
     }
 }
 
-void RoomPipeline::speakerMaybeChanged(bool changed) {
+bool RoomPipeline::adoptSpeaker(bool changed) {
     if (!changed)
+        return false;
+    const std::string speaker = m_speakers.speaker().value_or("");
+    if (speaker == m_speaker)
+        return false;
+    m_speaker = speaker;
+    return true;
+}
+
+void RoomPipeline::speakerMaybeChanged(bool changed) {
+    if (!adoptSpeaker(changed))
         return;
-    m_speaker = m_speakers.speaker().value_or("");
     relayout();
     m_listener.onSpeakerChanged(m_speaker);
 }

@@ -1,6 +1,7 @@
 #pragma once
 // One GstPipeline per room: the compositor and the full audio mix, the shared
 // video encoder, and a bin per participant (see peer.h).
+#include <array>
 #include <atomic>
 #include <map>
 #include <memory>
@@ -9,6 +10,8 @@
 #include <set>
 #include <string>
 #include <vector>
+
+#include <gst/video/video.h>
 
 #include "fragments.h"
 #include "gst_util.h"
@@ -50,6 +53,20 @@ struct VideoSource {
     bool screenShare = false;
     unsigned order = 0; // the participant's join order
     PadRef mixerPad;    // the compositor sink pad it feeds
+    ElementRef label;   // the textoverlay drawing its name (silent unless the layout has labels)
+};
+
+// One composite frame's geometry: applied on the compositor's thread just
+// before it draws a frame (its samples-selected signal), so every frame's
+// pictures and the borders painted on it always belong to the same layout.
+struct CompositePlan {
+    struct Placement {
+        PadRef pad;
+        std::optional<layout::Tile> tile; // nullopt: hidden
+    };
+    std::vector<Placement> pads;
+    std::vector<layout::Rect> borders; // painted over the composite
+    std::array<guint8, 3> borderYuv{};
 };
 
 class RoomPipeline : public RoomMedia {
@@ -112,8 +129,15 @@ private:
     void relayout();
     // Thread: any, with m_audioMutex held.
     void linkAudio(const std::string& from, GstElement* tee, const std::string& to, GstElement* mixer);
+    // Thread: the compositor's. Applies a pending plan to the pads.
+    void onSamplesSelected();
+    // Thread: the compositor's. Paints the current plan's borders on a frame.
+    void paintBorders(GstPadProbeInfo* info);
     void onBusMessage(GstMessage* message);
     void onTick();
+    // Thread: main. Takes a new speaker decision, if any, into m_speaker;
+    // true when the speaker changed (the caller relayouts and tells the room).
+    bool adoptSpeaker(bool changed);
     // Thread: main. Applies a new speaker decision, if any.
     void speakerMaybeChanged(bool changed);
 
@@ -125,6 +149,12 @@ private:
     ElementRef m_videoMixer, m_audioMixer, m_audioTee;
     std::vector<std::unique_ptr<EncoderTier>> m_tiers; // highest bit rate first; fixed after construction
     protocol::LayoutSpec m_layout;
+    GstVideoInfo m_canvasInfo; // the composite's format; immutable after construction
+    std::mutex m_planMutex;
+    std::optional<CompositePlan> m_pendingPlan; // guarded by m_planMutex
+    // Thread: the compositor's only (its samples-selected signal and src pad probe).
+    std::vector<layout::Rect> m_borders;
+    std::array<guint8, 3> m_borderYuv{};
     std::vector<VideoSource> m_sources;
     std::set<std::string> m_sharing; // participants whose screen share is live
     std::map<GstElement*, std::weak_ptr<PeerCore>> m_peers; // peer bin -> peer
@@ -143,6 +173,7 @@ private:
     // Counted on streaming threads.
     std::atomic<std::uint64_t> m_framesOut{0};
     std::atomic<std::uint64_t> m_framesDropped{0};
+    std::atomic<std::uint64_t> m_keyFramesForced{0}; // over every tier's encoder
     std::atomic<std::int64_t> m_pendingBackground{-1}; // ARGB to apply, or -1
     // Frame rate over the last tick.
     std::uint64_t m_lastFrames = 0;

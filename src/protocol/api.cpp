@@ -63,6 +63,12 @@ std::string serialize(const RoomDetail& room) {
     return dump(json);
 }
 
+std::string serializeLayoutNames(const std::vector<std::string>& names) {
+    OutJson json = OutJson::object();
+    json["layouts"] = names;
+    return dump(json);
+}
+
 std::string serializeError(ErrorCode code, std::string_view message) {
     OutJson json = OutJson::object();
     json["error"] = toString(code);

@@ -195,6 +195,11 @@ struct VideoMeasure {
     std::uint64_t frames = 0;
     int width = 0;
     int height = 0;
+    // Freeze detection: monotonic time of the last frame (µs, 0: none yet) and
+    // the longest time between two consecutive frames since the first frame
+    // or the last `reset-gap`.
+    std::int64_t lastFrameUs = 0;
+    std::int64_t maxGapUs = 0;
     ~VideoMeasure() {
         if (last) gst_sample_unref(last);
     }
@@ -890,7 +895,8 @@ bool Client::buildPipeline() {
         const std::string audio =
             "audiotestsrc is-live=true " +
             (m_options.toneHz > 0 ? "wave=sine freq=" + formatDouble(m_options.toneHz) : std::string("wave=silence")) +
-            " volume=0.3 ! audio/x-raw,rate=48000,channels=1 ! audioconvert ! audioresample ! "
+            " volume=" + formatDouble(m_options.toneVolume) +
+            " ! audio/x-raw,rate=48000,channels=1 ! audioconvert ! audioresample ! "
             "queue max-size-time=200000000 leaky=downstream ! opusenc ! rtpopuspay pt=" +
             std::to_string(kAudioPayload) +
             " ! capsfilter caps=\"application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=" +
@@ -1447,6 +1453,9 @@ void Client::onVideoSample(GstSample* sample) {
         m_video.last = sample;
         first = m_video.frames == 0;
         resized = !first && (width != m_video.width || height != m_video.height);
+        const std::int64_t now = g_get_monotonic_time();
+        if (m_video.lastFrameUs != 0) m_video.maxGapUs = std::max(m_video.maxGapUs, now - m_video.lastFrameUs);
+        m_video.lastFrameUs = now;
         ++m_video.frames;
         m_video.width = width;
         m_video.height = height;
@@ -1540,6 +1549,10 @@ void Client::command(std::string_view line) {
 
     if (verb == "report") {
         emit(report());
+    } else if (verb == "reset-gap") {
+        std::lock_guard lock(m_video.mutex);
+        m_video.maxGapUs = 0;
+        reply(true);
     } else if (verb == "send") {
         if (!m_ws || soup_websocket_connection_get_state(m_ws.get()) != SOUP_WEBSOCKET_STATE_OPEN) {
             reply(false, "the WebSocket is not open");
@@ -1629,7 +1642,8 @@ void Client::command(std::string_view line) {
         reply(true);
         quit();
     } else {
-        reply(false, "unknown command; use report, send RAW, chat TEXT, file-text TEXT, file-data HEX, loss PERCENT, leave or quit");
+        reply(false, "unknown command; use report, reset-gap, send RAW, chat TEXT, file-text TEXT, file-data HEX, "
+                     "loss PERCENT, leave or quit");
     }
 }
 
@@ -1647,6 +1661,10 @@ Json Client::report() {
         j["frames"] = m_video.frames;
         j["width"] = m_video.width;
         j["height"] = m_video.height;
+        // A gap still open counts too: a frozen stream must show while frozen.
+        std::int64_t gap = m_video.maxGapUs;
+        if (m_video.lastFrameUs != 0) gap = std::max(gap, g_get_monotonic_time() - m_video.lastFrameUs);
+        j["maxFrameGapMs"] = gap / 1000;
         if (m_video.last) last = gst_sample_ref(m_video.last);
     }
     std::vector<float> window;
