@@ -13,10 +13,11 @@ namespace {
 // a missing plugin package is named at start-up, not at the first join.
 constexpr const char* kRequiredElements[] = {"webrtcbin", "compositor", "audiomixer", "videotestsrc",
                                              "audiotestsrc", "audioamplify", "tee", "queue", "nicesrc",
-                                             "dtlssrtpenc", "capsfilter"};
+                                             "dtlssrtpenc", "capsfilter", "splitmuxsink"};
 
 FragmentVars varsFor(const Config& config) {
     const auto& v = config.video;
+    const auto& r = config.recording;
     return {{"bitrate", std::to_string(v.bitrate / 1000)},
             {"bitrate_bps", std::to_string(v.bitrate)},
             {"keyframe_interval", std::to_string(v.framerate * 2)},
@@ -25,7 +26,16 @@ FragmentVars varsFor(const Config& config) {
             {"height", std::to_string(v.height)},
             {"tile_width", std::to_string(v.tileWidth)},
             {"tile_height", std::to_string(v.tileHeight)},
-            {"audio_bitrate", std::to_string(config.audio.bitrate)}};
+            {"audio_bitrate", std::to_string(config.audio.bitrate)},
+            {"record_width", std::to_string(r.width)},
+            {"record_height", std::to_string(r.height)},
+            {"record_bitrate", std::to_string(r.bitrate / 1000)},
+            {"record_bitrate_bps", std::to_string(r.bitrate)},
+            {"record_audio_bitrate", std::to_string(r.audioBitrate)},
+            {"record_keyframe_interval", std::to_string(v.framerate * 2)},
+            // mp4's index space: a segment's worth (and a minute to spare), else an hour.
+            {"record_reserved_duration",
+             std::to_string((r.segmentSeconds ? r.segmentSeconds + 60ULL : 3600ULL) * GST_SECOND)}};
 }
 
 class GstEngine final : public Engine {
@@ -34,7 +44,8 @@ public:
         : m_config(config),
           m_fragments(config.pipelinesDir, varsFor(config),
                       {"encode-" + config.video.codec, "pay-" + config.video.codec,
-                       "decode-" + config.video.codec, "decode-opus", "audio-send"}) {}
+                       "decode-" + config.video.codec, "decode-opus", "audio-send", "record-mkv", "record-webm",
+                       "record-mp4"}) {}
 
     std::unique_ptr<RoomMedia> createRoom(const std::string& room, RoomListener& listener) override {
         return std::make_unique<RoomPipeline>(room, m_config, m_fragments, listener);

@@ -6,6 +6,7 @@
 #include <gst/video/video.h>
 
 #include "peer.h"
+#include "recorder.h"
 #include "tessera/error.h"
 
 #define GST_CAT_DEFAULT tessera_media_debug
@@ -15,6 +16,7 @@ namespace {
 
 constexpr std::int64_t kKeyFrameIntervalUs = 500 * 1000; // at most 2 forced key frames/s per encoder
 constexpr guint kStatsEveryTicks = 2;
+constexpr guint kRecorderDrainSeconds = 15;
 
 guint32 argb(const std::string& hex) {
     unsigned rgb = 0;
@@ -39,6 +41,7 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     const std::string description =
         "videotestsrc name=background is-live=true pattern=solid-color foreground-color=0xff000000 ! " +
         rawVideo + " ! compositor name=vmix background=black ! " + rawVideo +
+        " ! tee name=rawtee allow-not-linked=true"
         " ! queue name=encqueue leaky=downstream max-size-buffers=2 max-size-bytes=0 max-size-time=0 "
         "audiotestsrc name=silence is-live=true wave=silence samplesperbuffer=960 ! " + rawAudio +
         " ! tee name=atee allow-not-linked=true ! queue ! audiomixer name=amix ! " + rawAudio +
@@ -60,6 +63,8 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     m_videoTee = requireByName(pipe, "vtee");
     m_audioTee = requireByName(pipe, "atee");
     m_background = requireByName(pipe, "background");
+    m_rawTee = requireByName(pipe, "rawtee");
+    m_fullMix = requireByName(pipe, "fullmix");
     for (GstElement* mixer : {m_videoMixer.get(), m_audioMixer.get()})
         g_object_set(mixer, "min-upstream-latency", static_cast<guint64>(config.jitterLatencyMs + 100) * GST_MSECOND,
                      "ignore-inactive-pads", TRUE, "start-time-selection", 1 /* first */, nullptr);
@@ -138,6 +143,9 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
 }
 
 RoomPipeline::~RoomPipeline() {
+    *m_alive = false;
+    if (m_stopTimeout)
+        g_source_remove(m_stopTimeout);
     if (m_tickSource)
         g_source_remove(m_tickSource);
     if (m_busWatch)
@@ -148,7 +156,97 @@ RoomPipeline::~RoomPipeline() {
     // stream lock forever (seen at shutdown with peers still in the room).
     gst_element_send_event(m_pipeline.get(), gst_event_new_flush_start());
     gst_element_set_state(m_pipeline.get(), GST_STATE_NULL);
+    m_recorder.reset(); // not finalised: the room stopped without stopRecording()
     GST_CAT_INFO(tessera_media_debug, "room %s: pipeline stopped", m_room.c_str());
+}
+
+std::string RoomPipeline::startRecording(const RecordingRequest& request) {
+    if (m_recorder)
+        throw Error(ErrorCode::Conflict, "room '" + m_room + "' is already recording");
+    m_recorder = std::make_unique<Recorder>(*this, request);
+    return m_recorder->file();
+}
+
+void RoomPipeline::stopRecording(std::function<void(const RecordingResult&)> done) {
+    if (!m_recorder || m_recorder->stopping() || m_removingRecorder)
+        throw Error(ErrorCode::Conflict, "room '" + m_room + "' is not recording");
+    m_stopDone = std::move(done);
+    m_recorder->stop();
+    // The EOS drains through the recorder's encoders and muxer; should it
+    // never come out, the file is closed as it is (still playable).
+    m_stopTimeout = g_timeout_add_seconds(
+        kRecorderDrainSeconds,
+        [](gpointer self) noexcept -> gboolean {
+            auto* room = static_cast<RoomPipeline*>(self);
+            room->m_stopTimeout = 0;
+            room->removeRecorder("the recording did not finish within " + std::to_string(kRecorderDrainSeconds) +
+                                 " s; the file was closed unfinalised");
+            return G_SOURCE_REMOVE;
+        },
+        this);
+}
+
+void RoomPipeline::removeRecorder(const std::string& error) {
+    if (!m_recorder || m_removingRecorder)
+        return;
+    m_removingRecorder = true;
+    if (m_stopTimeout) {
+        g_source_remove(m_stopTimeout);
+        m_stopTimeout = 0;
+    }
+    RecordingResult result{m_recorder->file(), m_recorder->duration(), error};
+    m_recorder->remove([this, alive = std::weak_ptr<bool>(m_alive), result] {
+        if (!alive.lock())
+            return;
+        m_recorder.reset();
+        m_removingRecorder = false;
+        if (auto done = std::move(m_stopDone)) {
+            m_stopDone = nullptr;
+            done(result);
+        } else {
+            m_listener.onRecordingFailed(result.error);
+        }
+    });
+}
+
+void RoomPipeline::onRecorderMessage(GstMessage* message) {
+    switch (GST_MESSAGE_TYPE(message)) {
+    case GST_MESSAGE_ERROR: {
+        GError* raw = nullptr;
+        gchar* debug = nullptr;
+        gst_message_parse_error(message, &raw, &debug);
+        GErrorPtr err(raw);
+        GCharPtr dbg(debug);
+        const std::string what = std::string(GST_OBJECT_NAME(GST_MESSAGE_SRC(message))) + ": " + err->message;
+        GST_CAT_ERROR(tessera_media_debug, "room %s: recorder failed: %s (%s)", m_room.c_str(), what.c_str(),
+                      dbg ? dbg.get() : "");
+        dumpDot(pipeline(), "tessera-recorder-error-" + m_room);
+        removeRecorder("recording failed: " + what); // only the recorder, never the room
+        break;
+    }
+    case GST_MESSAGE_ELEMENT: {
+        if (m_recorder->stopping() && m_recorder->eosReached(message)) {
+            GST_CAT_INFO(tessera_media_debug, "room %s: recording finalised (%s)", m_room.c_str(),
+                         m_recorder->file().c_str());
+            removeRecorder("");
+            break;
+        }
+        const GstStructure* s = gst_message_get_structure(message);
+        if (!gst_structure_has_name(s, "splitmuxsink-fragment-opened"))
+            break;
+        const char* location = gst_structure_get_string(s, "location");
+        GstClockTime at = 0;
+        gst_structure_get_uint64(s, "running-time", &at);
+        const GstClockTime start = m_recorder->startTime();
+        const double offset =
+            GST_CLOCK_TIME_IS_VALID(start) && at > start ? static_cast<double>(at - start) / GST_SECOND : 0.0;
+        if (location)
+            m_listener.onRecordingSegment(location, offset);
+        break;
+    }
+    default:
+        break;
+    }
 }
 
 std::unique_ptr<Peer> RoomPipeline::addPeer(const std::string& participantId, const PeerOptions& options,
@@ -303,6 +401,10 @@ void RoomPipeline::relayout() {
 }
 
 void RoomPipeline::onBusMessage(GstMessage* message) {
+    if (m_recorder && m_recorder->owns(message)) {
+        onRecorderMessage(message);
+        return;
+    }
     switch (GST_MESSAGE_TYPE(message)) {
     case GST_MESSAGE_ERROR: {
         GError* raw = nullptr;

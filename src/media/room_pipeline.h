@@ -2,6 +2,7 @@
 // One GstPipeline per room: the compositor and the full audio mix, the shared
 // video encoder, and a bin per participant (see peer.h).
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -18,6 +19,7 @@
 namespace tessera::media {
 
 class PeerCore;
+class Recorder;
 
 // Work to unhook a leaving peer from elements that stay. Tee pads are
 // detached when idle (a tee stops its whole stream if one branch is
@@ -52,6 +54,8 @@ public:
                                   PeerListener& listener) override;
     void setLayout(const protocol::LayoutSpec& spec) override;
     RoomStats stats() const override;
+    std::string startRecording(const RecordingRequest& request) override;
+    void stopRecording(std::function<void(const RecordingResult&)> done) override;
 
     // Immutable after construction: any thread.
     GstBin* pipeline() const { return GST_BIN(m_pipeline.get()); }
@@ -59,6 +63,8 @@ public:
     GstElement* audioTee() const { return m_audioTee.get(); }
     GstElement* videoMixer() const { return m_videoMixer.get(); }
     GstElement* audioMixer() const { return m_audioMixer.get(); }
+    GstElement* rawVideoTee() const { return m_rawTee.get(); } // the composite before the encoder
+    GstElement* fullMixTee() const { return m_fullMix.get(); } // everyone's audio
     const Fragments& fragments() const { return m_fragments; }
     const Config& config() const { return m_config; }
     const std::string& name() const { return m_room; }
@@ -88,6 +94,12 @@ private:
     // Thread: any, with m_audioMutex held.
     void linkAudio(const std::string& from, GstElement* tee, const std::string& to, GstElement* mixer);
     void onBusMessage(GstMessage* message);
+    // Thread: main. A bus message from inside the recorder's bin: its errors
+    // stop only the recorder.
+    void onRecorderMessage(GstMessage* message);
+    // Thread: main. Detaches and removes the recorder, then answers a pending
+    // stop or, without one, reports `error` as a failure.
+    void removeRecorder(const std::string& error);
     void onTick();
     // Thread: main. Applies a new speaker decision, if any.
     void speakerMaybeChanged(bool changed);
@@ -97,7 +109,7 @@ private:
     const Fragments& m_fragments; // Borrowed; outlives this.
     RoomListener& m_listener;     // Borrowed; outlives this.
     ElementRef m_pipeline;        // Owned.
-    ElementRef m_videoMixer, m_audioMixer, m_videoTee, m_audioTee, m_encoder, m_background;
+    ElementRef m_videoMixer, m_audioMixer, m_videoTee, m_audioTee, m_encoder, m_background, m_rawTee, m_fullMix;
     protocol::LayoutSpec m_layout;
     std::vector<VideoSource> m_sources;
     std::set<std::string> m_sharing; // participants whose screen share is live
@@ -129,6 +141,13 @@ private:
 
     guint m_busWatch = 0;
     guint m_tickSource = 0;
+
+    // Recording. Thread: main.
+    std::unique_ptr<Recorder> m_recorder; // Owned; in m_pipeline while attached.
+    std::function<void(const RecordingResult&)> m_stopDone; // a pending stopRecording()
+    bool m_removingRecorder = false;
+    guint m_stopTimeout = 0;
+    std::shared_ptr<bool> m_alive = std::make_shared<bool>(true); // for posted work
 };
 
 } // namespace tessera::media
