@@ -32,7 +32,7 @@ FragmentVars varsFor(const Config& config) {
             {"record_bitrate", std::to_string(r.bitrate / 1000)},
             {"record_bitrate_bps", std::to_string(r.bitrate)},
             {"record_audio_bitrate", std::to_string(r.audioBitrate)},
-            {"record_keyframe_interval", std::to_string(v.framerate * 2)},
+            {"record_keyframe_interval", std::to_string(v.framerate)}, // 1 s: splitmuxsink holds a GOP in memory
             // mp4's index space: a segment's worth (and a minute to spare), else an hour.
             {"record_reserved_duration",
              std::to_string((r.segmentSeconds ? r.segmentSeconds + 60ULL : 3600ULL) * GST_SECOND)}};

@@ -95,12 +95,7 @@ Recorder::Recorder(RoomPipeline& room, const RecordingRequest& request)
         gst_object_unref(target);
     }
 
-    GstElement* pipeline = GST_ELEMENT(room.pipeline());
     gst_bin_add(room.pipeline(), m_bin.get());
-    if (GstClock* clock = gst_element_get_clock(pipeline)) {
-        m_startTime = gst_clock_get_time(clock) - gst_element_get_base_time(pipeline);
-        gst_object_unref(clock);
-    }
     if (gst_element_sync_state_with_parent(m_bin.get()) == GST_STATE_CHANGE_FAILURE) {
         gst_element_set_state(m_bin.get(), GST_STATE_NULL);
         gst_bin_remove(room.pipeline(), m_bin.get());
@@ -172,7 +167,7 @@ void Recorder::stop() {
         // ends so far. The one behind (the compositor lags under load) is
         // detached once it gets there.
         std::lock_guard lock(m_cut.mutex);
-        if (GST_CLOCK_TIME_IS_VALID(m_cut.start))
+        if (GST_CLOCK_TIME_IS_VALID(m_cut.last[kVideo]) && GST_CLOCK_TIME_IS_VALID(m_cut.last[kAudio]))
             m_cut.end = std::max(m_cut.last[kVideo], m_cut.last[kAudio]);
     }
     if (!GST_CLOCK_TIME_IS_VALID(m_cut.end)) {
@@ -193,18 +188,29 @@ void Recorder::stop() {
 }
 
 // Thread: the tee's streaming thread (one per stream).
-GstPadProbeReturn Recorder::gateThunk(GstPad*, GstPadProbeInfo* info, gpointer data) noexcept {
+GstPadProbeReturn Recorder::gateThunk(GstPad* pad, GstPadProbeInfo* info, gpointer data) noexcept {
     auto* gate = static_cast<Gate*>(data);
-    return gate->recorder->onGate(gate->stream, GST_PAD_PROBE_INFO_BUFFER(info));
+    return gate->recorder->onGate(gate->stream, pad, GST_PAD_PROBE_INFO_BUFFER(info));
 }
 
-GstPadProbeReturn Recorder::onGate(std::size_t stream, GstBuffer* buffer) {
-    const GstClockTime pts = GST_BUFFER_PTS(buffer);
+GstPadProbeReturn Recorder::onGate(std::size_t stream, GstPad* pad, GstBuffer* buffer) {
+    // Running time, not timestamps: the compositor and the audio mixer have
+    // segments of their own (start-time-selection=first).
+    GstClockTime pts = GST_CLOCK_TIME_NONE;
+    if (GstEvent* event = gst_pad_get_sticky_event(pad, GST_EVENT_SEGMENT, 0)) {
+        const GstSegment* segment = nullptr;
+        gst_event_parse_segment(event, &segment);
+        pts = gst_segment_to_running_time(segment, GST_FORMAT_TIME, GST_BUFFER_PTS(buffer));
+        gst_event_unref(event);
+    }
     if (!GST_CLOCK_TIME_IS_VALID(pts))
         return GST_PAD_PROBE_OK;
     std::lock_guard lock(m_cut.mutex);
-    if (!GST_CLOCK_TIME_IS_VALID(m_cut.first[stream]))
+    if (!GST_CLOCK_TIME_IS_VALID(m_cut.first[stream])) {
         m_cut.first[stream] = pts;
+        GST_CAT_DEBUG(tessera_media_debug, "room %s: recorder's first %s at %.3f s", m_room.name().c_str(),
+                      stream == kVideo ? "video" : "audio", static_cast<double>(pts) / GST_SECOND);
+    }
     // Both streams start at the same running time: the later first buffer.
     if (!GST_CLOCK_TIME_IS_VALID(m_cut.start)) {
         if (!GST_CLOCK_TIME_IS_VALID(m_cut.first[kVideo]) || !GST_CLOCK_TIME_IS_VALID(m_cut.first[kAudio]))
@@ -265,6 +271,18 @@ double Recorder::duration() const {
     if (!GST_CLOCK_TIME_IS_VALID(m_written.first) || !GST_CLOCK_TIME_IS_VALID(m_written.end))
         return 0;
     return static_cast<double>(m_written.end - m_written.first) / GST_SECOND;
+}
+
+double Recorder::offsetOf(GstClockTime runningTime) const {
+    std::lock_guard lock(m_cut.mutex);
+    if (!GST_CLOCK_TIME_IS_VALID(runningTime) || !GST_CLOCK_TIME_IS_VALID(m_cut.start) || runningTime < m_cut.start)
+        return 0;
+    return static_cast<double>(runningTime - m_cut.start) / GST_SECOND;
+}
+
+bool Recorder::wroteVideo() const {
+    std::lock_guard lock(m_written.mutex);
+    return GST_CLOCK_TIME_IS_VALID(m_written.first);
 }
 
 // Thread: a recorder streaming thread.

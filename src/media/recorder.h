@@ -49,8 +49,10 @@ public:
     void remove(std::function<void()> then);
     // Seconds of video written so far.
     double duration() const;
-    // Running time (ns) at which the recording started.
-    GstClockTime startTime() const { return m_startTime; }
+    // Whether any video reached the muxer (a stop before that has nothing to finalise).
+    bool wroteVideo() const;
+    // Seconds from the start of the recording to a running time (0 if unknown).
+    double offsetOf(GstClockTime runningTime) const;
 
 private:
     // Thread: main. Releases the tee pads when idle (then, with `eos`, sends
@@ -67,7 +69,6 @@ private:
     ElementRef m_sink;                   // Owned by m_bin.
     PadRef m_videoTeePad, m_audioTeePad; // request pads of the room's tees
     PadRef m_videoEntry, m_audioEntry;   // the bin's ghost sink pads
-    GstClockTime m_startTime = GST_CLOCK_TIME_NONE;
     bool m_stopping = false;
     bool m_detaching = false;
     bool m_detached = false;
@@ -101,7 +102,7 @@ private:
     std::array<Gate, 2> m_gates; // probe data of the entry pads
     static GstPadProbeReturn gateThunk(GstPad* pad, GstPadProbeInfo* info, gpointer gate) noexcept;
     // Thread: streaming.
-    GstPadProbeReturn onGate(std::size_t stream, GstBuffer* buffer);
+    GstPadProbeReturn onGate(std::size_t stream, GstPad* pad, GstBuffer* buffer);
 
     std::vector<SignalConnection> m_signals; // Last: disconnected first.
 };

@@ -171,6 +171,15 @@ void RoomPipeline::stopRecording(std::function<void(const RecordingResult&)> don
     if (!m_recorder || m_recorder->stopping() || m_removingRecorder)
         throw Error(ErrorCode::Conflict, "room '" + m_room + "' is not recording");
     m_stopDone = std::move(done);
+    if (!m_recorder->wroteVideo()) {
+        // Stopped before the first key frame reached the muxer: there is
+        // nothing to finalise (splitmuxsink would wait for video forever).
+        post([this, alive = std::weak_ptr<bool>(m_alive)] {
+            if (alive.lock())
+                removeRecorder("");
+        });
+        return;
+    }
     m_recorder->stop();
     // The EOS drains through the recorder's encoders and muxer; should it
     // never come out, the file is closed as it is (still playable).
@@ -235,11 +244,9 @@ void RoomPipeline::onRecorderMessage(GstMessage* message) {
         if (!gst_structure_has_name(s, "splitmuxsink-fragment-opened"))
             break;
         const char* location = gst_structure_get_string(s, "location");
-        GstClockTime at = 0;
+        GstClockTime at = GST_CLOCK_TIME_NONE;
         gst_structure_get_uint64(s, "running-time", &at);
-        const GstClockTime start = m_recorder->startTime();
-        const double offset =
-            GST_CLOCK_TIME_IS_VALID(start) && at > start ? static_cast<double>(at - start) / GST_SECOND : 0.0;
+        const double offset = m_recorder->offsetOf(at);
         if (location)
             m_listener.onRecordingSegment(location, offset);
         break;
