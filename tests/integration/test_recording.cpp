@@ -218,7 +218,15 @@ std::string readText(const std::string& path) {
     return s.str();
 }
 
-std::string metadataFor(const std::string& file) { return fs::path(file).replace_extension(".json").string(); }
+// The metadata beside a recording: <stem>.json, for a segment "<stem>-NNNNN.ext" too.
+std::string metadataFor(const std::string& file) {
+    std::string stem = fs::path(file).stem().string();
+    const auto dash = stem.rfind('-');
+    if (dash != std::string::npos && stem.size() - dash == 6 &&
+        stem.find_first_not_of("0123456789", dash + 1) == std::string::npos)
+        stem.resize(dash);
+    return (fs::path(file).parent_path() / (stem + ".json")).string();
+}
 
 // Waits until every client decodes frames (the room is fully running).
 void waitFlowing(std::vector<std::unique_ptr<Client>>& clients) {
@@ -493,4 +501,46 @@ TEST_CASE("an unwritable recording target fails cleanly and the call goes on", "
         // And a recording to a good place works afterwards in the same room.
         clients[0]->leave();
     }
+}
+
+TEST_CASE("segmented recordings: a new file every N seconds, all in the manifest", "[recording][segments]") {
+    const std::string dir = recordingDir();
+    auto args = recorderArgs(dir);
+    args.insert(args.end(), {"--record-segment-seconds", "2"});
+    Server server(args);
+    auto clients = joinAll(server, "seg", {kTrio[0]});
+    waitFlowing(clients);
+    const std::string url = server.http() + "/api/rooms/seg/recording";
+    auto start = httpRequest("POST", url);
+    REQUIRE(start.status == 201);
+    const std::string first = jsonOf(start).value("file", "");
+    CHECK(first.ends_with("-00000.mkv"));
+    const std::string metadata = metadataFor(first);
+    // Wait (on the manifest) until a third file has been opened.
+    auto segments = [&] {
+        const std::string text = readText(metadata);
+        return text.empty() ? Json::array() : Json::parse(text).at("segments");
+    };
+    const auto deadline = Clock::now() + kDeadline;
+    while (Clock::now() < deadline && segments().size() < 3)
+        std::this_thread::sleep_for(100ms);
+    REQUIRE(segments().size() >= 3);
+    auto stop = httpRequest("DELETE", url);
+    REQUIRE(stop.status == 200);
+    const double total = jsonOf(stop).value("duration", 0.0);
+
+    double sum = 0;
+    double previousOffset = -1;
+    for (const auto& segment : segments()) {
+        const std::string file = segment.value("file", "");
+        INFO("segment " << file << " at " << segment.value("offset", -1.0) << " s");
+        CHECK(segment.value("offset", -1.0) > previousOffset);
+        previousOffset = segment.value("offset", -1.0);
+        const double duration = discoveredDuration(file);
+        CHECK(duration > 0);
+        sum += duration;
+    }
+    INFO("segments sum to " << sum << " s, the recording is " << total << " s");
+    CHECK(std::abs(sum - total) < 0.5);
+    clients[0]->leave();
 }
