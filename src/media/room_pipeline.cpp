@@ -18,6 +18,17 @@ constexpr std::int64_t kKeyFrameIntervalUs = 500 * 1000; // at most 2 forced key
 constexpr guint kStatsEveryTicks = 2;
 constexpr guint kRecorderDrainSeconds = 15;
 
+// An error message as "element: message", and its debug text.
+std::pair<std::string, std::string> describeError(GstMessage* message) {
+    GError* raw = nullptr;
+    gchar* debug = nullptr;
+    gst_message_parse_error(message, &raw, &debug);
+    GErrorPtr err(raw);
+    GCharPtr dbg(debug);
+    return {std::string(GST_OBJECT_NAME(GST_MESSAGE_SRC(message))) + ": " + (err ? err->message : "error"),
+            dbg ? dbg.get() : ""};
+}
+
 guint32 argb(const std::string& hex) {
     unsigned rgb = 0;
     if (hex.size() == 7 && hex[0] == '#')
@@ -221,14 +232,9 @@ void RoomPipeline::removeRecorder(const std::string& error) {
 void RoomPipeline::onRecorderMessage(GstMessage* message) {
     switch (GST_MESSAGE_TYPE(message)) {
     case GST_MESSAGE_ERROR: {
-        GError* raw = nullptr;
-        gchar* debug = nullptr;
-        gst_message_parse_error(message, &raw, &debug);
-        GErrorPtr err(raw);
-        GCharPtr dbg(debug);
-        const std::string what = std::string(GST_OBJECT_NAME(GST_MESSAGE_SRC(message))) + ": " + err->message;
+        const auto [what, debug] = describeError(message);
         GST_CAT_ERROR(tessera_media_debug, "room %s: recorder failed: %s (%s)", m_room.c_str(), what.c_str(),
-                      dbg ? dbg.get() : "");
+                      debug.c_str());
         dumpDot(pipeline(), "tessera-recorder-error-" + m_room);
         removeRecorder("recording failed: " + what); // only the recorder, never the room
         break;
@@ -414,12 +420,7 @@ void RoomPipeline::onBusMessage(GstMessage* message) {
     }
     switch (GST_MESSAGE_TYPE(message)) {
     case GST_MESSAGE_ERROR: {
-        GError* raw = nullptr;
-        gchar* debug = nullptr;
-        gst_message_parse_error(message, &raw, &debug);
-        GErrorPtr err(raw);
-        GCharPtr dbg(debug);
-        const std::string what = std::string(GST_OBJECT_NAME(GST_MESSAGE_SRC(message))) + ": " + err->message;
+        const auto [what, debug] = describeError(message);
         std::shared_ptr<PeerCore> culprit;
         for (const auto& [bin, weak] : m_peers)
             if (gst_object_has_as_ancestor(GST_MESSAGE_SRC(message), GST_OBJECT(bin)))
@@ -428,8 +429,7 @@ void RoomPipeline::onBusMessage(GstMessage* message) {
         if (culprit) {
             culprit->fail("media error: " + what); // only that peer, never the room
         } else {
-            GST_CAT_ERROR(tessera_media_debug, "room %s: %s (%s)", m_room.c_str(), what.c_str(),
-                          dbg ? dbg.get() : "");
+            GST_CAT_ERROR(tessera_media_debug, "room %s: %s (%s)", m_room.c_str(), what.c_str(), debug.c_str());
         }
         break;
     }
