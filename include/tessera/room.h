@@ -89,6 +89,10 @@ public:
     // unknown room, Error(Conflict) when it is not recording.
     void stopRecording(const std::string& room, std::function<void(const media::RecordingResult&)> done);
 
+    // Finalises every running recording (server shutdown); `done` runs on the
+    // main context once all are complete, at once when there are none.
+    void stopAllRecordings(std::function<void()> done);
+
     MetricsSnapshot metrics() const;
     std::size_t roomCount() const noexcept { return m_rooms.size(); }
     std::size_t participantCount() const noexcept { return m_participants.size(); }

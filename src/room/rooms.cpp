@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <set>
 #include <utility>
@@ -419,6 +420,29 @@ void Rooms::stopRecording(const std::string& name, std::function<void(const medi
     if (!room.recording) throw Error(ErrorCode::Conflict, "room '" + name + "' is not recording");
     room.recording->waiters.push_back(std::move(done));
     beginStopRecording(room);
+}
+
+void Rooms::stopAllRecordings(std::function<void()> done) {
+    Entry entry(*this, Entry::From::Client);
+    std::vector<Room*> recording;
+    for (const auto& [name, room] : m_rooms) {
+        if (room->recording) recording.push_back(room.get());
+    }
+    for (const auto& room : m_closingRooms) {
+        if (room->recording) recording.push_back(room.get());
+    }
+    if (recording.empty()) {
+        done();
+        return;
+    }
+    auto remaining = std::make_shared<std::size_t>(recording.size());
+    auto finished = std::make_shared<std::function<void()>>(std::move(done));
+    for (Room* room : recording) {
+        room->recording->waiters.push_back([remaining, finished](const media::RecordingResult&) {
+            if (--*remaining == 0) (*finished)();
+        });
+        beginStopRecording(*room);
+    }
 }
 
 void Rooms::beginStopRecording(Room& room) {

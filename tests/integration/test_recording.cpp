@@ -544,3 +544,25 @@ TEST_CASE("segmented recordings: a new file every N seconds, all in the manifest
     CHECK(std::abs(sum - total) < 0.5);
     clients[0]->leave();
 }
+
+TEST_CASE("SIGTERM finalises running recordings before the server exits", "[recording][shutdown]") {
+    const std::string dir = recordingDir();
+    std::string file;
+    {
+        Server server(recorderArgs(dir));
+        auto clients = joinAll(server, "bye", {kTrio[0]});
+        waitFlowing(clients);
+        auto start = httpRequest("POST", server.http() + "/api/rooms/bye/recording");
+        REQUIRE(start.status == 201);
+        file = jsonOf(start).value("file", "");
+        // Until some media is in the file.
+        const auto deadline = Clock::now() + kDeadline;
+        while (Clock::now() < deadline && (!fs::exists(file) || fs::file_size(file) < 50'000))
+            std::this_thread::sleep_for(100ms);
+        server.process().kill(SIGTERM);
+        REQUIRE(server.process().wait(Clock::now() + kDeadline));
+    }
+    const auto meta = Json::parse(readText(metadataFor(file)));
+    CHECK(meta.value("state", "") == "finished");
+    CHECK(discoveredDuration(file) > 0.5); // the header has its duration: finalised
+}

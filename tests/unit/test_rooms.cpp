@@ -1112,3 +1112,26 @@ TEST_CASE("recording: the last one leaving finalises the file before the room go
     drainMainContext();
     CHECK(FakeRoomMedia::alive == 0);
 }
+
+TEST_CASE("recording: shutdown finalises every running recording, then says so", "[rooms][recording]") {
+    TempDir dir;
+    Config config = Fixture::defaultConfig();
+    config.recording.dir = dir.path.string();
+    Fixture f(config);
+    FakeSink alice, bob, carol;
+    f.join("r1", "Alice", alice);
+    f.join("r2", "Bob", bob);
+    f.join("r3", "Carol", carol);
+    f.rooms->startRecording("r1", std::nullopt);
+    f.rooms->startRecording("r2", std::nullopt);
+    bool done = false;
+    f.rooms->stopAllRecordings([&] { done = true; });
+    CHECK_FALSE(done);
+    f.engine.room("r1").finishRecording(1.0);
+    CHECK_FALSE(done);
+    f.engine.room("r2").finishRecording(2.0);
+    CHECK(done);
+    bool none = false;
+    f.rooms->stopAllRecordings([&] { none = true; });
+    CHECK(none);
+}
