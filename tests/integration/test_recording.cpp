@@ -443,11 +443,15 @@ TEST_CASE("recording API: statuses for double start, stop when idle, unknown roo
     CHECK(discoveredDuration(file) > 0);
     expect(httpRequest("DELETE", url), 409, "conflict");
 
-    // A new recording after a stop gets a new file.
+    // A new recording after a stop gets a new file, and leaves no element behind.
+    const std::string elements = "tessera_room_pipeline_elements{room=\"api\"}";
+    const double baseline = server.metric(elements);
     auto again = httpRequest("POST", url);
     expect(again, 201, "");
     CHECK(Json::parse(again.body).value("file", "") != file);
+    CHECK(server.metric(elements) > baseline);
     expect(httpRequest("DELETE", url), 200, "");
+    CHECK(server.metric(elements) == baseline);
     late.leave();
     clients[0]->leave();
 }
