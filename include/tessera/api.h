@@ -77,6 +77,8 @@ struct LayoutRequest {
 
 std::string serialize(const std::vector<RoomSummary>& rooms);
 std::string serialize(const RoomDetail& room);
+// POST /api/layouts/reload: {"layouts": [names]}
+std::string serializeLayoutNames(const std::vector<std::string>& names);
 // {"error": code, "message": text}
 std::string serializeError(ErrorCode code, std::string_view message);
 // Throws Error(BadRequest) naming the problem (for a spec: the field).

@@ -10,6 +10,14 @@
 
 namespace tessera {
 
+// One quality tier: the composite scaled to width x height and encoded at
+// bitrate, shared by every receiver whose bandwidth it fits.
+struct VideoTier {
+    std::string name;
+    unsigned width = 0, height = 0; // pixels
+    unsigned bitrate = 0;           // bits/s
+};
+
 struct VideoConfig {
     unsigned width = 1280;        // composite canvas, pixels
     unsigned height = 720;
@@ -18,7 +26,13 @@ struct VideoConfig {
     std::string codec = "vp8";    // "vp8", "h264" or "vp9": selects pipelines/encode-<codec>.pipeline
     unsigned tileWidth = 640;     // every input is normalised to this size before the compositor
     unsigned tileHeight = 360;
+    // Quality tiers, highest first; empty: defaultTiers() of this config.
+    std::vector<VideoTier> tiers;
 };
+
+// The tiers a room encodes: `video.tiers`, or by default "high" (the canvas
+// at video.bitrate), "medium" (half size, 40 %) and "low" (quarter size, 13 %).
+std::vector<VideoTier> effectiveTiers(const VideoConfig& video);
 
 struct AudioConfig {
     unsigned bitrate = 64'000; // bits/s per Opus encode

@@ -18,8 +18,15 @@ struct Source {
 
 struct Tile {
     std::string sourceId;
-    int x = 0, y = 0, width = 0, height = 0; // pixels on the canvas
+    int x = 0, y = 0, width = 0, height = 0; // the picture, pixels on the canvas
     int z = 0;
+    int border = 0; // a frame this many pixels wide drawn around (outside) the picture
+};
+
+// A rectangle in canvas pixels.
+struct Rect {
+    int x = 0, y = 0, width = 0, height = 0;
+    bool operator==(const Rect&) const = default;
 };
 
 // Sources are in join order. `speakerId` is a participant id (may be empty).
@@ -27,6 +34,12 @@ struct Tile {
 std::vector<Tile> computeTiles(const std::vector<Source>& sources, const std::string& speakerId,
                                const protocol::LayoutSpec& spec, unsigned canvasWidth,
                                unsigned canvasHeight);
+
+// The parts of the tiles' borders that are not hidden by a tile drawn above
+// them, as disjoint rectangles on even pixels. `tiles` is in drawing order
+// (computeTiles' order: by z, later on top). The media module paints these
+// onto each composite frame, after the compositor has drawn the pictures.
+std::vector<Rect> visibleBorders(const std::vector<Tile>& tiles);
 
 // The automatic grid: columns x rows for n tiles in a cell of the given aspect.
 struct GridShape {

@@ -11,6 +11,7 @@ namespace tessera::protocol {
 // A rectangle in fractions of the canvas: 0 <= x, y; x + w <= 1; y + h <= 1; w, h > 0.
 struct FracRect {
     double x = 0, y = 0, w = 1, h = 1;
+    bool operator==(const FracRect&) const = default;
 };
 
 struct Slot {
@@ -24,6 +25,7 @@ struct Slot {
     int z = 0;
     Source source = Source::Next;
     std::string participant; // for Source::Participant
+    bool operator==(const Slot&) const = default;
 };
 
 struct LayoutSpec {
@@ -36,7 +38,11 @@ struct LayoutSpec {
     int restZ = 0;
     bool keepAspect = true;  // fit each source's aspect inside its cell, centred
     double padding = 0;      // gap around each tile, pixels
+    double border = 0;       // a frame of this many pixels around each picture, inside the padding
+    std::string borderColor = "#ffffff"; // "#rrggbb"
     bool labels = false;     // draw each participant's name on its tile
+    // Equal specs draw the same composite (a reload re-applies only changed layouts).
+    bool operator==(const LayoutSpec&) const = default;
 };
 
 // Parses a spec. Throws Error(BadRequest) whose message names the field and

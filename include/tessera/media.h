@@ -67,6 +67,7 @@ struct RoomStats {
     double outputFps = 0;            // composite frames/s over the last few seconds
     std::uint64_t framesOut = 0;     // composite frames produced
     std::uint64_t framesDropped = 0; // composite frames dropped before the encoder
+    std::uint64_t keyFramesForced = 0; // key frames requested from the encoder (receivers' PLI/FIR, joins)
     unsigned elements = 0;           // elements in the room pipeline (leak check)
 };
 

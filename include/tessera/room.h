@@ -78,6 +78,12 @@ public:
     void kick(const std::string& room, const std::string& participantId);
     // Unknown layout name or a request with neither name nor spec: Error(BadRequest).
     void setLayout(const std::string& room, const api::LayoutRequest& request);
+    // Re-reads the layouts directory (SIGHUP, POST /api/layouts/reload).
+    // Every room showing a named layout whose spec changed gets the new spec
+    // (and its participants a `layout` message); inline specs and layouts
+    // whose file went away stay as they are. Returns the loaded names. A bad
+    // file throws (Error naming the file) and changes nothing.
+    std::vector<std::string> reloadLayouts();
 
     // Starts recording the room's mix (format: nullopt for the configured
     // default); returns the media file's path. Error(NotFound) for an unknown
@@ -111,7 +117,8 @@ private:
     void onDataMessage(Participant& participant, const media::DataMessage& message);
     void onSpeakerChanged(Room& room, const std::string& participantId);
     void onScreenShareChanged(Room& room, const std::string& participantId, bool active);
-    void applyLayout(Room& room, const protocol::LayoutSpec& spec);
+    // `named`: the spec came from the layout library (a reload may update it).
+    void applyLayout(Room& room, const protocol::LayoutSpec& spec, bool named);
     void onRecordingSegment(Room& room, const std::string& path, double offset);
     void onRecordingFailed(Room& room, const std::string& reason);
     void onRecordingStopped(Room& room, const media::RecordingResult& result);

@@ -122,12 +122,18 @@ gboolean onQuit(gpointer data) {
     return G_SOURCE_CONTINUE;
 }
 
+// What SIGHUP reloads: the layouts, re-applied to rooms whose layout changed.
+struct ReloadTarget {
+    room::Rooms& rooms;
+    const room::LayoutLibrary& layouts;
+};
+
 gboolean onReload(gpointer data) {
-    auto* layouts = static_cast<room::LayoutLibrary*>(data);
+    auto* target = static_cast<ReloadTarget*>(data);
+    const room::LayoutLibrary* layouts = &target->layouts;
     try {
-        layouts->reload();
         std::string names;
-        for (const std::string& name : layouts->names()) names += (names.empty() ? "" : ", ") + name;
+        for (const std::string& name : target->rooms.reloadLayouts()) names += (names.empty() ? "" : ", ") + name;
         GST_INFO("layouts reloaded: %s", names.c_str());
         std::fprintf(stderr, "tessera: layouts reloaded from %s: %s\n", layouts->directory().c_str(), names.c_str());
     } catch (const std::exception& e) {
@@ -162,10 +168,11 @@ int serve(const Config& config) {
 
     std::unique_ptr<GMainLoop, decltype(&g_main_loop_unref)> loop(g_main_loop_new(nullptr, FALSE), &g_main_loop_unref);
     Shutdown shutdown{loop.get(), rooms.get()};
+    ReloadTarget reload{*rooms, *layouts};
     const guint sources[] = {
         g_unix_signal_add(SIGINT, onQuit, &shutdown),
         g_unix_signal_add(SIGTERM, onQuit, &shutdown),
-        g_unix_signal_add(SIGHUP, onReload, layouts.get()),
+        g_unix_signal_add(SIGHUP, onReload, &reload),
     };
     g_main_loop_run(loop.get());
     for (const guint source : sources) g_source_remove(source);

@@ -53,6 +53,8 @@ constexpr std::array kFlags = {
     Flag{"video-tile-width", "video.tileWidth", Kind::Number, "PIXELS", "Width each input is scaled to (default 640)"},
     Flag{"video-tile-height", "video.tileHeight", Kind::Number, "PIXELS",
          "Height each input is scaled to (default 360)"},
+    Flag{"video-tiers", "video.tiers", Kind::String, "TIERS",
+         "Quality tiers, highest first: NAME:WxH:BITS,... (default high, medium, low from the composite)"},
     Flag{"audio-bitrate", "audio.bitrate", Kind::Number, "BITS", "Opus bit rate, bits/s (default 64000)"},
     Flag{"record-dir", "recording.dir", Kind::String, "DIR", "Where recordings are written (default recordings)"},
     Flag{"record-format", "recording.format", Kind::String, "FORMAT", "mkv, webm or mp4 (default mkv)"},
@@ -239,7 +241,8 @@ Options parseOptions(int argc, char** argv) {
     std::unique_ptr<GOptionContext, decltype(&g_option_context_free)> context(
         g_option_context_new("[validate FILE...] - WebRTC video conference server (MCU)"), &g_option_context_free);
     g_option_context_set_summary(context.get(),
-                                 "Without a command, serves rooms until SIGINT or SIGTERM; SIGHUP reloads layouts.\n"
+                                 "Without a command, serves rooms until SIGINT or SIGTERM; SIGHUP reloads layouts\n"
+                                 "(as POST /api/layouts/reload does) into running rooms.\n"
                                  "validate FILE...: checks layout specs (*.json) and pipeline fragments (*.pipeline).");
     GOptionGroup* group = g_option_group_new("tessera", "Tessera options", "Show Tessera options", &collected, nullptr);
     g_option_group_add_entries(group, entries.data());

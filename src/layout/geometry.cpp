@@ -55,18 +55,22 @@ std::optional<double> aspectOf(const Source& source) {
     return static_cast<double>(source.aspectW) / source.aspectH;
 }
 
-// The tile for `source` inside `cell`: `padding` pixels off each side, then (with
-// keepAspect) the largest rectangle of the source's aspect, centred. Nothing when
+// The tile for `source` inside `cell`: `padding` pixels off each side, then
+// `border` pixels for the frame, then (with keepAspect) the largest rectangle
+// of the source's aspect, centred; the frame hugs that picture. Nothing when
 // the cell is too small to hold any picture.
-std::optional<PixelRect> fitTile(const PixelRect& cell, const Source& source,
-                                 const LayoutSpec& spec) {
+std::optional<Tile> fitTile(const PixelRect& cell, const Source& source, const LayoutSpec& spec,
+                            int z) {
     if (cell.width < 2 || cell.height < 2)
         return std::nullopt;
-    // Padding never eats the whole cell: a tiny picture beats a missing one.
+    // Padding and border never eat the whole cell: a tiny picture beats a missing one.
     const int maxPad = floorEven((std::min(cell.width, cell.height) - 2) / 2);
     const int pad = std::clamp(roundEven(spec.padding), 0, maxPad);
-    const int innerW = cell.width - 2 * pad;
-    const int innerH = cell.height - 2 * pad;
+    const int maxBorder = floorEven((std::min(cell.width, cell.height) - 2 * pad - 2) / 2);
+    const int border = std::clamp(roundEven(spec.border), 0, maxBorder);
+    const int inset = pad + border;
+    const int innerW = cell.width - 2 * inset;
+    const int innerH = cell.height - 2 * inset;
 
     int width = innerW, height = innerH;
     if (const auto aspect = aspectOf(source); spec.keepAspect && aspect) {
@@ -75,8 +79,37 @@ std::optional<PixelRect> fitTile(const PixelRect& cell, const Source& source,
         else
             width = std::clamp(roundEven(innerH * *aspect), 2, innerW); // height-limited
     }
-    return PixelRect{cell.x + pad + floorEven((innerW - width) / 2),
-                     cell.y + pad + floorEven((innerH - height) / 2), width, height};
+    return Tile{source.id,
+                cell.x + inset + floorEven((innerW - width) / 2),
+                cell.y + inset + floorEven((innerH - height) / 2),
+                width,
+                height,
+                z,
+                border};
+}
+
+// a minus b: up to four disjoint rectangles (the bands above and below b, then
+// the parts left and right of it).
+void subtract(const Rect& a, const Rect& b, std::vector<Rect>& out) {
+    const int ax1 = a.x + a.width, ay1 = a.y + a.height;
+    const int bx1 = b.x + b.width, by1 = b.y + b.height;
+    if (b.x >= ax1 || bx1 <= a.x || b.y >= ay1 || by1 <= a.y) {
+        out.push_back(a); // no overlap
+        return;
+    }
+    const int top = std::max(a.y, b.y), bottom = std::min(ay1, by1);
+    if (a.y < top)
+        out.push_back({a.x, a.y, a.width, top - a.y});
+    if (bottom < ay1)
+        out.push_back({a.x, bottom, a.width, ay1 - bottom});
+    if (a.x < b.x)
+        out.push_back({a.x, top, b.x - a.x, bottom - top});
+    if (bx1 < ax1)
+        out.push_back({bx1, top, ax1 - bx1, bottom - top});
+}
+
+Rect outerRect(const Tile& t) {
+    return {t.x - t.border, t.y - t.border, t.width + 2 * t.border, t.height + 2 * t.border};
 }
 
 // Index of the first unplaced source matching `pred`, in join order.
@@ -152,9 +185,8 @@ void placeGrid(const std::vector<std::size_t>& indices, const std::vector<Source
         const int rowShift = floorEven((columns - inRow) * cellW / 2);
         const PixelRect cell{blockX + rowShift + column * cellW, blockY + row * cellH, cellW,
                              cellH};
-        const Source& source = sources[indices[k]];
-        if (const auto tile = fitTile(cell, source, spec))
-            tiles.push_back({source.id, tile->x, tile->y, tile->width, tile->height, spec.restZ});
+        if (auto tile = fitTile(cell, sources[indices[k]], spec, spec.restZ))
+            tiles.push_back(std::move(*tile));
     }
 }
 
@@ -220,9 +252,8 @@ std::vector<Tile> computeTiles(const std::vector<Source>& sources, const std::st
         if (!index)
             continue; // an empty slot: the background shows through
         placed[*index] = true;
-        const Source& source = sources[*index];
-        if (const auto tile = fitTile(canvas.toPixels(slot.rect), source, spec))
-            tiles.push_back({source.id, tile->x, tile->y, tile->width, tile->height, slot.z});
+        if (auto tile = fitTile(canvas.toPixels(slot.rect), sources[*index], spec, slot.z))
+            tiles.push_back(std::move(*tile));
     }
 
     if (spec.rest) {
@@ -238,6 +269,32 @@ std::vector<Tile> computeTiles(const std::vector<Source>& sources, const std::st
     std::stable_sort(tiles.begin(), tiles.end(),
                      [](const Tile& a, const Tile& b) { return a.z < b.z; });
     return tiles;
+}
+
+std::vector<Rect> visibleBorders(const std::vector<Tile>& tiles) {
+    std::vector<Rect> out;
+    for (std::size_t i = 0; i < tiles.size(); ++i) {
+        const Tile& t = tiles[i];
+        const int b = t.border;
+        if (b <= 0)
+            continue;
+        std::vector<Rect> parts = {
+            {t.x - b, t.y - b, t.width + 2 * b, b}, // top, corners included
+            {t.x - b, t.y + t.height, t.width + 2 * b, b}, // bottom
+            {t.x - b, t.y, b, t.height},                   // left
+            {t.x + t.width, t.y, b, t.height},             // right
+        };
+        // Whatever is drawn later (a picture or its frame) covers this frame.
+        for (std::size_t j = i + 1; j < tiles.size() && !parts.empty(); ++j) {
+            const Rect above = outerRect(tiles[j]);
+            std::vector<Rect> left;
+            for (const Rect& part : parts)
+                subtract(part, above, left);
+            parts = std::move(left);
+        }
+        out.insert(out.end(), parts.begin(), parts.end());
+    }
+    return out;
 }
 
 protocol::LayoutSpec defaultGridSpec() {

@@ -13,7 +13,9 @@ namespace {
 // a missing plugin package is named at start-up, not at the first join.
 constexpr const char* kRequiredElements[] = {"webrtcbin", "compositor", "audiomixer", "videotestsrc",
                                              "audiotestsrc", "audioamplify", "tee", "queue", "nicesrc",
-                                             "dtlssrtpenc", "capsfilter", "splitmuxsink"};
+                                             "dtlssrtpenc", "capsfilter", "splitmuxsink",
+                                             // name labels on tiles (Debian: gstreamer1.0-x)
+                                             "textoverlay"};
 
 FragmentVars varsFor(const Config& config) {
     const auto& v = config.video;
@@ -43,9 +45,20 @@ public:
     explicit GstEngine(const Config& config)
         : m_config(config),
           m_fragments(config.pipelinesDir, varsFor(config),
-                      {"encode-" + config.video.codec, "pay-" + config.video.codec,
+                      {"pay-" + config.video.codec,
                        "decode-" + config.video.codec, "decode-opus", "audio-send", "record-mkv", "record-webm",
-                       "record-mp4"}) {}
+                       "record-mp4"}) {
+        // One encoder per quality tier: the same file, the tier's size and bit rate.
+        for (const VideoTier& tier : effectiveTiers(config.video)) {
+            FragmentVars vars = varsFor(config);
+            vars["bitrate"] = std::to_string(tier.bitrate / 1000);
+            vars["bitrate_bps"] = std::to_string(tier.bitrate);
+            vars["width"] = std::to_string(tier.width);
+            vars["height"] = std::to_string(tier.height);
+            m_fragments.load(tierEncoder(config, tier), config.pipelinesDir + "/encode-" + config.video.codec + ".pipeline",
+                             vars);
+        }
+    }
 
     std::unique_ptr<RoomMedia> createRoom(const std::string& room, RoomListener& listener) override {
         return std::make_unique<RoomPipeline>(room, m_config, m_fragments, listener);
@@ -53,7 +66,7 @@ public:
 
 private:
     const Config m_config;
-    const Fragments m_fragments;
+    Fragments m_fragments; // Filled in the constructor, read-only after.
 };
 
 } // namespace

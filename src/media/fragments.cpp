@@ -115,7 +115,11 @@ void validateFragmentFile(const std::string& path) {
 
 Fragments::Fragments(const std::string& dir, const FragmentVars& vars, const std::vector<std::string>& names) {
     for (const auto& name : names)
-        m_texts.emplace(name, loadFragment(dir + "/" + name + ".pipeline", vars));
+        load(name, dir + "/" + name + ".pipeline", vars);
+}
+
+void Fragments::load(const std::string& key, const std::string& path, const FragmentVars& vars) {
+    m_texts.insert_or_assign(key, loadFragment(path, vars));
 }
 
 ElementRef Fragments::makeBin(const std::string& name, bool ghostUnlinked) const {

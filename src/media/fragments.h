@@ -20,6 +20,10 @@ public:
     // so the server never starts half-configured.
     Fragments(const std::string& dir, const FragmentVars& vars, const std::vector<std::string>& names);
 
+    // Loads one more fragment under `key` (the same file may be loaded under
+    // several keys with different values, e.g. one encoder per tier).
+    void load(const std::string& key, const std::string& path, const FragmentVars& vars);
+
     // A new bin from a loaded fragment, its unlinked pads ghosted (only one
     // sink and one source pad can be: a fragment with more inputs is made
     // with ghostUnlinked false and its inputs found by name). Read-only, so

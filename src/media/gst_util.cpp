@@ -48,7 +48,12 @@ void post(std::function<void()> fn) {
 }
 
 GstPad* ghostPad(GstElement* bin, GstPad* target, bool isolate) {
-    GstPad* pad = gst_ghost_pad_new(nullptr, target);
+    // The target is set last: gst_ghost_pad_new(target) links a live source
+    // to a ghost that is still inactive, and a buffer pushed in that window
+    // fails its sticky events with FLOW_ERROR, which stops the source's
+    // whole stream (a stayer's tee when a joiner was linked to it). Active
+    // and in its bin, an unlinked ghost only answers NOT_LINKED.
+    GstPad* pad = gst_ghost_pad_new_no_target(nullptr, gst_pad_get_direction(target));
     if (isolate) {
         gst_pad_set_chain_function(pad, [](GstPad* p, GstObject* parent, GstBuffer* buffer) noexcept {
             GstFlowReturn r = gst_proxy_pad_chain_default(p, parent, buffer);
@@ -63,7 +68,22 @@ GstPad* ghostPad(GstElement* bin, GstPad* target, bool isolate) {
     }
     gst_pad_set_active(pad, TRUE);
     gst_element_add_pad(bin, pad);
+    gst_ghost_pad_set_target(GST_GHOST_PAD(pad), target);
     return pad;
+}
+
+GstElement* make(const char* factory) {
+    GstElement* e = gst_element_factory_make(factory, nullptr);
+    if (!e)
+        throw Error(ErrorCode::Internal, std::string("missing GStreamer element ") + factory);
+    return e;
+}
+
+GstElement* leakyQueue(guint buffers) {
+    GstElement* q = make("queue");
+    g_object_set(q, "leaky", 2 /* downstream */, "max-size-buffers", buffers, "max-size-bytes", 0,
+                 "max-size-time", G_GUINT64_CONSTANT(0), nullptr);
+    return q;
 }
 
 ElementRef requireByName(GstBin* bin, const char* name) {

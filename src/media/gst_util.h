@@ -94,6 +94,11 @@ void post(std::function<void()> fn);
 // behind it (a tee returns the first fatal flow of any branch).
 GstPad* ghostPad(GstElement* bin, GstPad* target, bool isolate = false);
 
+// A new floating element; throws Error(Internal) naming a missing plugin.
+GstElement* make(const char* factory);
+// A queue that drops its oldest buffers beyond `buffers` (never blocks upstream).
+GstElement* leakyQueue(guint buffers);
+
 // The element must be inside `bin`; returns it with a new reference or throws.
 ElementRef requireByName(GstBin* bin, const char* name);
 

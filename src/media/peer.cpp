@@ -120,18 +120,16 @@ std::uint64_t statsInt(const GstStructure* s, const char* field) {
     return result;
 }
 
-GstElement* make(const char* factory) {
-    GstElement* e = gst_element_factory_make(factory, nullptr);
-    if (!e)
-        throw Error(ErrorCode::Internal, std::string("missing GStreamer element ") + factory);
-    return e;
-}
-
-GstElement* leakyQueue(guint buffers) {
-    GstElement* q = make("queue");
-    g_object_set(q, "leaky", 2 /* downstream */, "max-size-buffers", buffers, "max-size-bytes", 0,
-                 "max-size-time", G_GUINT64_CONSTANT(0), nullptr);
-    return q;
+// The name label on a tile (textoverlay): sized to the normalised tile, so a
+// label looks the same whatever video.tileHeight is. At the default 360
+// pixels: Sans Bold 18, readable in a 2x2 grid and still legible in a 5x5 one.
+void styleLabel(GstElement* label, unsigned tileHeight) {
+    const std::string font = "Sans Bold " + std::to_string(std::max(4u, tileHeight / 20));
+    g_object_set(label, "font-desc", font.c_str(), "shaded-background", TRUE, "xpad",
+                 static_cast<gint>(tileHeight / 30), "ypad", static_cast<gint>(tileHeight / 36), "wait-text", FALSE,
+                 nullptr);
+    gst_util_set_object_arg(G_OBJECT(label), "valignment", "bottom");
+    gst_util_set_object_arg(G_OBJECT(label), "halignment", "left");
 }
 
 // Sets the latency properties every mixer shares: late joiners carry a
@@ -251,8 +249,10 @@ void PeerCore::stop() {
     m_signals.clear();
     m_room.removeSources(m_id);
     m_room.unregisterPeer(m_bin.get());
-    if (m_videoTeePad)
-        plan.tees.push_back({ElementRef::borrow(m_room.videoTee()), std::move(m_videoTeePad), {}, {}});
+    if (m_videoTeePad) {
+        plan.tees.push_back({ElementRef::borrow(m_room.tierTee(m_tier)), std::move(m_videoTeePad), {}, {}});
+        m_room.removeReceiver(m_tier);
+    }
     if (m_audioTeePad)
         plan.tees.push_back({ElementRef::borrow(m_room.audioTee()), std::move(m_audioTeePad), {}, {}});
 
@@ -531,10 +531,19 @@ void PeerCore::buildSendBranches() {
         GstPad* qsink = gst_element_get_static_pad(queue, "sink");
         PadRef entry = PadRef::borrow(ghostPad(m_bin.get(), qsink, true));
         gst_object_unref(qsink);
-        m_videoTeePad = PadRef::adopt(gst_element_request_pad_simple(m_room.videoTee(), "src_%u"));
+        // The first tier fits the bandwidth the client declared; its loss
+        // reports move it later (updateTier).
+        m_tier = m_room.tierFor(m_options.maxBitrate);
+        {
+            std::lock_guard lock(m_mutex);
+            m_stats.tier = m_room.tier(m_tier).name;
+        }
+        m_room.addReceiver(m_tier);
+        m_videoTeePad = PadRef::adopt(gst_element_request_pad_simple(m_room.tierTee(m_tier), "src_%u"));
         for (GstElement* e : added)
             gst_element_sync_state_with_parent(e);
         gst_pad_link(m_videoTeePad.get(), entry.get());
+        m_videoEntry = entry;
         added.clear();
     }
     if (m_audioSink) {
@@ -589,7 +598,7 @@ void PeerCore::onConnectionState(GstWebRTCPeerConnectionState state) {
         m_connected = true;
         GST_CAT_INFO(tessera_media_debug, "peer %s connected", m_id.c_str());
         // A joiner needs a key frame to start decoding the shared stream.
-        m_room.requestKeyFrame();
+        m_room.requestKeyFrame(m_tier);
     } else if (state == GST_WEBRTC_PEER_CONNECTION_STATE_FAILED) {
         fail("ICE/DTLS connection failed");
     }
@@ -652,9 +661,16 @@ void PeerCore::linkAudioInput(GstPad* pad) {
 void PeerCore::linkVideoInput(GstPad* pad, bool screenShare) {
     GstBin* bin = GST_BIN(m_bin.get());
     ElementRef decode = m_room.fragments().makeBin("decode-" + m_room.config().video.codec);
+    // The name label is drawn here, on the normalised tile, so it moves and
+    // scales with the tile on every layout change at no extra cost; the room
+    // turns it on and off (`silent`) with the layout's `labels`.
+    GstElement* label = make("textoverlay");
+    const std::string text = m_options.name + (screenShare ? " (screen)" : "");
+    g_object_set(label, "text", text.c_str(), "silent", TRUE, nullptr);
+    styleLabel(label, m_room.config().video.tileHeight);
     GstElement* queue = leakyQueue(3);
-    gst_bin_add_many(bin, decode.get(), queue, nullptr);
-    gst_element_link(decode.get(), queue);
+    gst_bin_add_many(bin, decode.get(), label, queue, nullptr);
+    gst_element_link_many(decode.get(), label, queue, nullptr);
     GstPad* mixerPad = gst_element_request_pad_simple(m_room.videoMixer(), "sink_%u");
     // Hidden until the main thread places it in the layout.
     g_object_set(mixerPad, "alpha", 0.0, nullptr);
@@ -664,13 +680,14 @@ void PeerCore::linkVideoInput(GstPad* pad, bool screenShare) {
     gst_pad_link(exit, mixerPad);
     m_mixerPads.push_back(PadRef::borrow(mixerPad));
     gst_element_sync_state_with_parent(queue);
+    gst_element_sync_state_with_parent(label);
     gst_element_sync_state_with_parent(decode.get());
     GstPad* sink = gst_element_get_static_pad(decode.get(), "sink");
     gst_pad_link(pad, sink);
     gst_object_unref(sink);
 
     VideoSource source{m_id + (screenShare ? ":screen" : ":camera"), m_id, m_options.name, screenShare, m_order,
-                       PadRef::adopt(mixerPad)};
+                       PadRef::adopt(mixerPad), ElementRef::borrow(label)};
     post([w = WeakCore(weak_from_this()), source = std::move(source)]() mutable {
         auto core = w.lock();
         if (core && core->m_bin)
@@ -693,6 +710,8 @@ void PeerCore::requestStats() {
 
 void PeerCore::onStats(const GstStructure* reply) {
     std::uint64_t bytesIn = 0, bytesOut = 0, lost = 0;
+    std::map<std::string, std::uint64_t> sentById;             // outbound-rtp id -> packets sent
+    std::vector<std::pair<std::string, std::int64_t>> remote; // (its outbound id, packets the client lost)
     const int fields = gst_structure_n_fields(reply);
     for (int i = 0; i < fields; ++i) {
         const GValue* v = gst_structure_get_value(reply, gst_structure_nth_field_name(reply, i));
@@ -707,6 +726,16 @@ void PeerCore::onStats(const GstStructure* reply) {
             lost += statsInt(s, "packets-lost");
         } else if (type == GST_WEBRTC_STATS_OUTBOUND_RTP) {
             bytesOut += statsInt(s, "bytes-sent");
+            if (const char* id = gst_structure_get_string(s, "id"))
+                sentById[id] = statsInt(s, "packets-sent");
+        } else if (type == GST_WEBRTC_STATS_REMOTE_INBOUND_RTP) {
+            // The client's receiver reports on what we send it. webrtcbin
+            // 1.22 leaves fraction-lost at 0 and packets-lost at -1 until a
+            // report arrives, so the fraction is worked out from the counts.
+            gint64 remoteLost = -1;
+            const char* local = gst_structure_get_string(s, "local-id");
+            if (local && gst_structure_get_int64(s, "packets-lost", &remoteLost) && remoteLost >= 0)
+                remote.emplace_back(local, remoteLost);
         }
     }
     const std::int64_t now = g_get_monotonic_time();
@@ -723,6 +752,96 @@ void PeerCore::onStats(const GstStructure* reply) {
     m_lastBytesIn = bytesIn;
     m_lastBytesOut = bytesOut;
     m_lastStatsTime = now;
+    // A report's loss counts once: only when the client's lost count grew
+    // (stats repeat the latest receiver report until the next one), as lost
+    // over sent since the previous such report.
+    policy::TierInput input{m_options.maxBitrate, std::nullopt, std::nullopt};
+    for (const auto& [id, remoteLost] : remote) {
+        const std::uint64_t sent = sentById[id];
+        LossCount& last = m_remoteLoss[id];
+        const auto clientLost = static_cast<std::uint64_t>(remoteLost);
+        if (clientLost > last.lost && sent > last.sent) {
+            const double fraction = static_cast<double>(clientLost - last.lost) / static_cast<double>(sent - last.sent);
+            input.lossFraction = std::max(input.lossFraction.value_or(0.0), std::min(1.0, fraction));
+        }
+        if (clientLost != last.lost || last.sent == 0)
+            last = {clientLost, sent};
+    }
+    post([w = WeakCore(weak_from_this()), input] {
+        if (auto core = w.lock())
+            core->updateTier(input);
+    });
+}
+
+void PeerCore::updateTier(const policy::TierInput& input) {
+    if (!m_videoTeePad || !m_videoEntry || m_switching)
+        return;
+    if (!m_tiers) {
+        std::vector<policy::Tier> ladder;
+        for (std::size_t i = 0; i < m_room.tierCount(); ++i) {
+            const VideoTier& t = m_room.tier(i);
+            ladder.push_back({t.name, t.bitrate, t.width, t.height});
+        }
+        m_tiers.emplace(std::move(ladder));
+    }
+    if (m_tiers->update(input, g_get_monotonic_time() / 1000) && m_tiers->currentIndex() != m_tier)
+        switchTier(m_tiers->currentIndex());
+}
+
+namespace {
+
+// Moves a receiver's entry pad from one tier tee to another once the old
+// tee pad is idle; the receiver then skips frames until the new tier's key
+// frame, so its decoder never sees a delta frame of a stream it has not begun.
+struct TierSwitch {
+    RoomPipeline* room; // alive while its streaming threads run this probe
+    std::size_t next;
+    ElementRef oldTee;
+    PadRef entry, newPad;
+    std::function<void()> done;
+};
+
+GstPadProbeReturn switchIdle(GstPad* oldPad, GstPadProbeInfo*, gpointer data) noexcept {
+    auto* sw = static_cast<TierSwitch*>(data);
+    gst_pad_unlink(oldPad, sw->entry.get());
+    gst_element_release_request_pad(sw->oldTee.get(), oldPad);
+    gst_pad_add_probe(
+        sw->entry.get(), GST_PAD_PROBE_TYPE_BUFFER,
+        [](GstPad*, GstPadProbeInfo* info, gpointer) noexcept {
+            if (GST_BUFFER_FLAG_IS_SET(GST_PAD_PROBE_INFO_BUFFER(info), GST_BUFFER_FLAG_DELTA_UNIT))
+                return GST_PAD_PROBE_DROP;
+            return GST_PAD_PROBE_REMOVE;
+        },
+        nullptr, nullptr);
+    gst_pad_link(sw->newPad.get(), sw->entry.get());
+    sw->room->requestKeyFrame(sw->next);
+    post(std::move(sw->done));
+    return GST_PAD_PROBE_REMOVE;
+}
+
+} // namespace
+
+void PeerCore::switchTier(std::size_t next) {
+    GST_CAT_INFO(tessera_media_debug, "peer %s: tier %s -> %s", m_id.c_str(), m_room.tier(m_tier).name.c_str(),
+                 m_room.tier(next).name.c_str());
+    PadRef oldPad = std::move(m_videoTeePad);
+    const std::size_t old = m_tier;
+    m_room.addReceiver(next);
+    m_videoTeePad = PadRef::adopt(gst_element_request_pad_simple(m_room.tierTee(next), "src_%u"));
+    m_tier = next;
+    {
+        std::lock_guard lock(m_mutex);
+        m_stats.tier = m_room.tier(next).name;
+    }
+    m_room.removeReceiver(old);
+    m_switching = true;
+    auto* sw = new TierSwitch{&m_room, next, ElementRef::borrow(m_room.tierTee(old)), m_videoEntry, m_videoTeePad,
+                              [w = WeakCore(weak_from_this())] {
+                                  if (auto core = w.lock())
+                                      core->m_switching = false;
+                              }};
+    gst_pad_add_probe(oldPad.get(), GST_PAD_PROBE_TYPE_IDLE, switchIdle, sw,
+                      [](gpointer d) noexcept { delete static_cast<TierSwitch*>(d); });
 }
 
 void PeerCore::sendData(const DataMessage& message) {

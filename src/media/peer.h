@@ -22,6 +22,7 @@
 
 #include "gst_util.h"
 #include "tessera/media.h"
+#include "tessera/policy.h"
 
 namespace tessera::media {
 
@@ -61,6 +62,10 @@ private:
     void linkAudioInput(GstPad* pad);
     void linkVideoInput(GstPad* pad, bool screenShare);
     void onStats(const GstStructure* reply);
+    // Thread: main. Feeds the receiver's loss to its tier selector and moves
+    // it to another tier when that says so.
+    void updateTier(const policy::TierInput& input);
+    void switchTier(std::size_t next);
 
     static void padAddedThunk(GstElement*, GstPad* pad, gpointer data) noexcept;
     static void iceCandidateThunk(GstElement*, guint mline, gchar* candidate, gpointer data) noexcept;
@@ -92,6 +97,10 @@ private:
     std::vector<std::string> m_mids; // per m-line
     unsigned m_mlines = 0;           // m-lines known to webrtcbin
     PadRef m_videoTeePad, m_audioTeePad;
+    PadRef m_videoEntry;    // where its tier's encoded video enters the bin
+    std::size_t m_tier = 0; // the quality tier it receives (RoomPipeline::tierTee)
+    std::optional<policy::TierSelector> m_tiers;
+    bool m_switching = false; // a tier switch waits for the old tee pad to be idle
     bool m_connected = false;
 
     // Shared with streaming threads.
@@ -102,6 +111,10 @@ private:
     PeerStats m_stats;
     std::map<std::string, Ref<GstWebRTCDataChannel>> m_channels; // by label
     std::uint64_t m_lastBytesIn = 0, m_lastBytesOut = 0;
+    struct LossCount {
+        std::uint64_t lost = 0, sent = 0; // at the client's latest report that changed `lost`
+    };
+    std::map<std::string, LossCount> m_remoteLoss; // per outbound stream id
     std::int64_t m_lastStatsTime = 0;
 
     std::vector<SignalConnection> m_signals; // Last: disconnected first.

@@ -1,7 +1,9 @@
 #include "room_pipeline.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 
 #include <gst/video/video.h>
 
@@ -36,6 +38,21 @@ guint32 argb(const std::string& hex) {
     return 0xff000000u | rgb;
 }
 
+// "#rrggbb" as the composite's Y, U, V (its matrix and range, so a border
+// colour reads back as the colour given).
+std::array<guint8, 3> yuvOf(const std::string& hex, const GstVideoInfo& info) {
+    const guint32 rgb = argb(hex);
+    const double r = ((rgb >> 16) & 0xff) / 255.0, g = ((rgb >> 8) & 0xff) / 255.0, b = (rgb & 0xff) / 255.0;
+    gdouble kr = 0.2126, kb = 0.0722; // BT.709 unless the caps say otherwise
+    gst_video_color_matrix_get_Kr_Kb(GST_VIDEO_INFO_COLORIMETRY(&info).matrix, &kr, &kb);
+    const double y = kr * r + (1 - kr - kb) * g + kb * b;
+    const double cb = (b - y) / (2 * (1 - kb)), cr = (r - y) / (2 * (1 - kr));
+    const bool full = GST_VIDEO_INFO_COLORIMETRY(&info).range == GST_VIDEO_COLOR_RANGE_0_255;
+    auto clamp8 = [](double v) { return static_cast<guint8>(std::clamp(std::lround(v), 0L, 255L)); };
+    return {clamp8(full ? 255 * y : 16 + 219 * y), clamp8(128 + (full ? 255 : 224) * cb),
+            clamp8(128 + (full ? 255 : 224) * cr)};
+}
+
 } // namespace
 
 RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragments& fragments,
@@ -52,12 +69,10 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     const std::string description =
         "videotestsrc name=background is-live=true pattern=solid-color foreground-color=0xff000000 ! " +
         rawVideo + " ! compositor name=vmix background=black ! " + rawVideo +
-        " ! tee name=rawtee allow-not-linked=true"
-        " ! queue name=encqueue leaky=downstream max-size-buffers=2 max-size-bytes=0 max-size-time=0 "
+        " ! tee name=rawtee allow-not-linked=true "
         "audiotestsrc name=silence is-live=true wave=silence samplesperbuffer=960 ! " + rawAudio +
         " ! tee name=atee allow-not-linked=true ! queue ! audiomixer name=amix ! " + rawAudio +
-        " ! tee name=fullmix allow-not-linked=true "
-        "tee name=vtee allow-not-linked=true";
+        " ! tee name=fullmix allow-not-linked=true";
     GError* raw = nullptr;
     GstElement* bin = gst_parse_launch_full(description.c_str(), nullptr, GST_PARSE_FLAG_FATAL_ERRORS, &raw);
     GErrorPtr err(raw);
@@ -71,61 +86,68 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     GstBin* pipe = pipeline();
     m_videoMixer = requireByName(pipe, "vmix");
     m_audioMixer = requireByName(pipe, "amix");
-    m_videoTee = requireByName(pipe, "vtee");
     m_audioTee = requireByName(pipe, "atee");
-    m_background = requireByName(pipe, "background");
+    ElementRef background = requireByName(pipe, "background");
+    {
+        GstCaps* caps = gst_caps_from_string(rawVideo.c_str());
+        const bool ok = caps && gst_video_info_from_caps(&m_canvasInfo, caps);
+        if (caps)
+            gst_caps_unref(caps);
+        if (!ok)
+            throw Error(ErrorCode::Internal, "room pipeline: bad composite caps " + rawVideo);
+    }
     m_rawTee = requireByName(pipe, "rawtee");
     m_fullMix = requireByName(pipe, "fullmix");
     for (GstElement* mixer : {m_videoMixer.get(), m_audioMixer.get()})
         g_object_set(mixer, "min-upstream-latency", static_cast<guint64>(config.jitterLatencyMs + 100) * GST_MSECOND,
                      "ignore-inactive-pads", TRUE, "start-time-selection", 1 /* first */, nullptr);
 
-    ElementRef encoderBin = fragments.makeBin("encode-" + v.codec);
-    gst_bin_add(pipe, encoderBin.get());
-    ElementRef queue = requireByName(pipe, "encqueue");
-    if (!gst_element_link_many(queue.get(), encoderBin.get(), m_videoTee.get(), nullptr))
-        throw Error(ErrorCode::Internal, "pipelines/encode-" + v.codec + ".pipeline: cannot link raw video in and "
-                                         "encoded video out (does it take video/x-raw and produce one stream?)");
-    m_encoder = encoderBin;
+    ElementRef rawTee = requireByName(pipe, "rawtee");
+    for (const VideoTier& spec : sortedTiers(config.video))
+        m_tiers.push_back(buildTier(spec, rawTee.get()));
 
-    // Frames out of the compositor, and the ones the encoder could not keep up with.
+    // videotestsrc 1.22 fills frames from a cached one on its streaming
+    // thread, and setting foreground-color swaps that cache: from any other
+    // thread that raced into a SIGSEGV in gst_video_frame_copy. A new colour
+    // is therefore applied on the source's own thread, between two frames.
+    GstPad* backgroundOut = gst_element_get_static_pad(background.get(), "src");
+    gst_pad_add_probe(
+        backgroundOut, GST_PAD_PROBE_TYPE_BUFFER,
+        [](GstPad* pad, GstPadProbeInfo*, gpointer self) noexcept {
+            const std::int64_t colour = static_cast<RoomPipeline*>(self)->m_pendingBackground.exchange(-1);
+            if (colour >= 0)
+                g_object_set(GST_PAD_PARENT(pad), "foreground-color", static_cast<guint>(colour), nullptr);
+            return GST_PAD_PROBE_OK;
+        },
+        this, nullptr);
+    gst_object_unref(backgroundOut);
+
+    // Layout changes reach the compositor on its own thread, right before it
+    // draws a frame, together with the borders painted on that frame.
+    g_object_set(m_videoMixer.get(), "emit-signals", TRUE, nullptr);
+    g_signal_connect(m_videoMixer.get(), "samples-selected",
+                     G_CALLBACK(+[](GstElement*, GstSegment*, guint64, guint64, guint64, GstStructure*,
+                                    gpointer self) noexcept {
+                         try {
+                             static_cast<RoomPipeline*>(self)->onSamplesSelected();
+                         } catch (const std::exception& e) {
+                             GST_CAT_ERROR(tessera_media_debug, "samples-selected: %s", e.what());
+                         }
+                     }),
+                     this);
+    // Frames out of the compositor (borders painted on them), and the ones
+    // the encoder could not keep up with.
     GstPad* mixOut = gst_element_get_static_pad(m_videoMixer.get(), "src");
     gst_pad_add_probe(
         mixOut, GST_PAD_PROBE_TYPE_BUFFER,
-        [](GstPad*, GstPadProbeInfo*, gpointer self) noexcept {
-            ++static_cast<RoomPipeline*>(self)->m_framesOut;
+        [](GstPad*, GstPadProbeInfo* info, gpointer self) noexcept {
+            auto* room = static_cast<RoomPipeline*>(self);
+            ++room->m_framesOut;
+            room->paintBorders(info);
             return GST_PAD_PROBE_OK;
         },
         this, nullptr);
     gst_object_unref(mixOut);
-    g_signal_connect(queue.get(), "overrun", G_CALLBACK(+[](GstElement*, gpointer self) noexcept {
-                         ++static_cast<RoomPipeline*>(self)->m_framesDropped;
-                     }),
-                     this);
-
-    // Receivers' key-frame requests (PLI/FIR arrive as upstream force-key-unit
-    // events through the tee) are coalesced: the encoder is shared.
-    GstPad* teeIn = gst_element_get_static_pad(m_videoTee.get(), "sink");
-    gst_pad_add_probe(
-        teeIn, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM,
-        [](GstPad*, GstPadProbeInfo* info, gpointer self) noexcept {
-            if (!gst_video_event_is_force_key_unit(GST_PAD_PROBE_INFO_EVENT(info)))
-                return GST_PAD_PROBE_OK;
-            static_cast<RoomPipeline*>(self)->requestKeyFrame();
-            return GST_PAD_PROBE_DROP;
-        },
-        this, nullptr);
-    gst_pad_add_probe(
-        teeIn, GST_PAD_PROBE_TYPE_BUFFER,
-        [](GstPad*, GstPadProbeInfo*, gpointer self) noexcept {
-            auto* room = static_cast<RoomPipeline*>(self);
-            if (room->m_keyFramePending.load())
-                room->requestKeyFrame();
-            return GST_PAD_PROBE_OK;
-        },
-        this, nullptr);
-    gst_object_unref(teeIn);
-
     GstBus* bus = gst_element_get_bus(m_pipeline.get());
     m_busWatch = gst_bus_add_watch(
         bus,
@@ -270,12 +292,8 @@ std::unique_ptr<Peer> RoomPipeline::addPeer(const std::string& participantId, co
 }
 
 void RoomPipeline::setLayout(const protocol::LayoutSpec& spec) {
-    // videotestsrc 1.22 copies a cached frame on its streaming thread, and
-    // setting foreground-color swaps that cache under it: a SIGSEGV in
-    // gst_video_frame_copy (seen when a share ended as browsers left).
-    // Touch it only when the colour really changes.
     if (spec.background != m_layout.background)
-        g_object_set(m_background.get(), "foreground-color", argb(spec.background), nullptr);
+        m_pendingBackground = argb(spec.background); // applied by the background's probe
     m_layout = spec;
     relayout();
 }
@@ -285,25 +303,116 @@ RoomStats RoomPipeline::stats() const {
     s.outputFps = m_fps;
     s.framesOut = m_framesOut.load();
     s.framesDropped = m_framesDropped.load();
+    s.keyFramesForced = m_keyFramesForced.load();
     s.elements = countElements(pipeline());
     return s;
 }
 
-void RoomPipeline::requestKeyFrame() {
+std::vector<VideoTier> sortedTiers(const VideoConfig& video) {
+    std::vector<VideoTier> tiers = effectiveTiers(video);
+    std::stable_sort(tiers.begin(), tiers.end(),
+                     [](const VideoTier& a, const VideoTier& b) { return a.bitrate > b.bitrate; });
+    return tiers;
+}
+
+void RoomPipeline::requestKeyFrame(std::size_t tier) {
+    EncoderTier& t = *m_tiers.at(tier);
     const std::int64_t now = g_get_monotonic_time();
-    std::int64_t last = m_lastKeyFrameRequest.load();
+    std::int64_t last = t.lastKeyFrameRequest.load();
     if (now - last < kKeyFrameIntervalUs) {
-        m_keyFramePending = true; // sent by the next frame after the interval
+        t.keyFramePending = true; // sent by the next frame after the interval
         return;
     }
-    if (!m_lastKeyFrameRequest.compare_exchange_strong(last, now))
+    if (!t.lastKeyFrameRequest.compare_exchange_strong(last, now))
         return; // another thread sent it just now
-    m_keyFramePending = false;
-    GstPad* out = gst_element_get_static_pad(m_encoder.get(), "src");
+    t.keyFramePending = false;
+    ++m_keyFramesForced;
+    GstPad* out = gst_element_get_static_pad(t.encoder.get(), "src");
     if (out) {
         gst_pad_send_event(out, gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
         gst_object_unref(out);
     }
+}
+
+std::unique_ptr<RoomPipeline::EncoderTier> RoomPipeline::buildTier(const VideoTier& spec, GstElement* rawTee) {
+    auto tier = std::make_unique<EncoderTier>();
+    tier->spec = spec;
+    const auto index = m_tiers.size();
+    GstBin* pipe = pipeline();
+    // The valve keeps a tier nobody receives from costing an encode.
+    tier->valve = ElementRef::borrow(make("valve"));
+    g_object_set(tier->valve.get(), "drop", TRUE, nullptr);
+    GstElement* queue = leakyQueue(2);
+    GstElement* scale = make("videoscale");
+    GstElement* caps = make("capsfilter");
+    GstCaps* size = gst_caps_new_simple("video/x-raw", "format", G_TYPE_STRING, "I420", "width", G_TYPE_INT,
+                                        static_cast<int>(spec.width), "height", G_TYPE_INT,
+                                        static_cast<int>(spec.height), "pixel-aspect-ratio", GST_TYPE_FRACTION, 1, 1,
+                                        nullptr);
+    g_object_set(caps, "caps", size, nullptr);
+    gst_caps_unref(size);
+    tier->encoder = m_fragments.makeBin(tierEncoder(m_config, spec));
+    tier->tee = ElementRef::borrow(make("tee"));
+    g_object_set(tier->tee.get(), "allow-not-linked", TRUE, nullptr);
+    gst_bin_add_many(pipe, tier->valve.get(), queue, scale, caps, tier->encoder.get(), tier->tee.get(), nullptr);
+    if (!gst_element_link_many(rawTee, tier->valve.get(), queue, scale, caps, tier->encoder.get(), tier->tee.get(),
+                               nullptr))
+        throw Error(ErrorCode::Internal, "pipelines/encode-" + m_config.video.codec +
+                                             ".pipeline: cannot link raw video in and encoded video out (does it take "
+                                             "video/x-raw and produce one stream?)");
+    // Frames the encoder could not keep up with.
+    g_signal_connect(queue, "overrun", G_CALLBACK(+[](GstElement*, gpointer self) noexcept {
+                         ++static_cast<RoomPipeline*>(self)->m_framesDropped;
+                     }),
+                     this);
+
+    // Receivers' key-frame requests (PLI/FIR arrive as upstream force-key-unit
+    // events through the tee) are coalesced: the encoder is shared.
+    struct ProbeData {
+        RoomPipeline* room;
+        std::size_t tier;
+    };
+    GstPad* teeIn = gst_element_get_static_pad(tier->tee.get(), "sink");
+    gst_pad_add_probe(
+        teeIn, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM,
+        [](GstPad*, GstPadProbeInfo* info, gpointer data) noexcept {
+            if (!gst_video_event_is_force_key_unit(GST_PAD_PROBE_INFO_EVENT(info)))
+                return GST_PAD_PROBE_OK;
+            auto* d = static_cast<ProbeData*>(data);
+            d->room->requestKeyFrame(d->tier);
+            return GST_PAD_PROBE_DROP;
+        },
+        new ProbeData{this, index}, [](gpointer d) noexcept { delete static_cast<ProbeData*>(d); });
+    gst_pad_add_probe(
+        teeIn, GST_PAD_PROBE_TYPE_BUFFER,
+        [](GstPad*, GstPadProbeInfo*, gpointer data) noexcept {
+            auto* d = static_cast<ProbeData*>(data);
+            if (d->room->m_tiers[d->tier]->keyFramePending.load())
+                d->room->requestKeyFrame(d->tier);
+            return GST_PAD_PROBE_OK;
+        },
+        new ProbeData{this, index}, [](gpointer d) noexcept { delete static_cast<ProbeData*>(d); });
+    gst_object_unref(teeIn);
+    return tier;
+}
+
+void RoomPipeline::addReceiver(std::size_t tier) {
+    EncoderTier& t = *m_tiers.at(tier);
+    if (t.receivers++ == 0)
+        g_object_set(t.valve.get(), "drop", FALSE, nullptr);
+}
+
+void RoomPipeline::removeReceiver(std::size_t tier) {
+    EncoderTier& t = *m_tiers.at(tier);
+    if (--t.receivers == 0)
+        g_object_set(t.valve.get(), "drop", TRUE, nullptr);
+}
+
+std::size_t RoomPipeline::tierFor(std::optional<std::int64_t> maxBitrate) const {
+    std::vector<policy::Tier> ladder;
+    for (const auto& t : m_tiers)
+        ladder.push_back({t->spec.name, t->spec.bitrate, t->spec.width, t->spec.height});
+    return policy::fittingTier(ladder, maxBitrate, std::nullopt);
 }
 
 void RoomPipeline::addSource(VideoSource source) {
@@ -318,10 +427,15 @@ void RoomPipeline::removeSources(const std::string& participantId) {
         g_object_set(s.mixerPad.get(), "alpha", 0.0, nullptr); // its last frame must not linger
         return true;
     });
-    speakerMaybeChanged(m_speakers.remove(participantId));
-    if (m_sharing.erase(participantId))
-        m_listener.onScreenShareChanged(participantId, false);
+    // One relayout for everything the leaver changes (its tiles, the speaker,
+    // its share); the room hears of the changes afterwards.
+    const bool speakerChanged = adoptSpeaker(m_speakers.remove(participantId));
+    const bool wasSharing = m_sharing.erase(participantId) > 0;
     relayout();
+    if (speakerChanged)
+        m_listener.onSpeakerChanged(m_speaker);
+    if (wasSharing)
+        m_listener.onScreenShareChanged(participantId, false);
 }
 
 void RoomPipeline::setScreenShareActive(const std::string& participantId, bool active) {
@@ -401,16 +515,65 @@ void RoomPipeline::relayout() {
         inputs.push_back({s->id, s->participantId, s->name, s->screenShare, m_config.video.tileWidth,
                           m_config.video.tileHeight});
     const auto tiles = layout::computeTiles(inputs, m_speaker, m_layout, m_config.video.width, m_config.video.height);
+    CompositePlan plan;
     for (const auto& s : m_sources) {
         auto tile = std::find_if(tiles.begin(), tiles.end(), [&](const layout::Tile& t) { return t.sourceId == s.id; });
-        if (tile == tiles.end()) {
-            g_object_set(s.mixerPad.get(), "alpha", 0.0, nullptr);
+        const bool shown = tile != tiles.end();
+        plan.pads.push_back({s.mixerPad, shown ? std::optional<layout::Tile>(*tile) : std::nullopt});
+        // The label is drawn upstream, on the tile's own frames: it needs no sync.
+        if (s.label)
+            g_object_set(s.label.get(), "silent", !(shown && m_layout.labels), nullptr);
+    }
+    plan.borders = layout::visibleBorders(tiles);
+    plan.borderYuv = yuvOf(m_layout.borderColor, m_canvasInfo);
+    std::lock_guard lock(m_planMutex);
+    m_pendingPlan = std::move(plan); // a newer plan replaces one not applied yet
+}
+
+void RoomPipeline::onSamplesSelected() {
+    std::optional<CompositePlan> plan;
+    {
+        std::lock_guard lock(m_planMutex);
+        plan.swap(m_pendingPlan);
+    }
+    if (!plan)
+        return;
+    for (const auto& [pad, tile] : plan->pads) {
+        if (!tile) {
+            g_object_set(pad.get(), "alpha", 0.0, nullptr);
             continue;
         }
         // z + 1: the background source stays at the bottom.
-        g_object_set(s.mixerPad.get(), "xpos", tile->x, "ypos", tile->y, "width", tile->width, "height",
-                     tile->height, "zorder", static_cast<guint>(tile->z + 1), "alpha", 1.0, nullptr);
+        g_object_set(pad.get(), "xpos", tile->x, "ypos", tile->y, "width", tile->width, "height", tile->height,
+                     "zorder", static_cast<guint>(tile->z + 1), "alpha", 1.0, nullptr);
     }
+    m_borders = std::move(plan->borders);
+    m_borderYuv = plan->borderYuv;
+}
+
+void RoomPipeline::paintBorders(GstPadProbeInfo* info) {
+    if (m_borders.empty())
+        return;
+    GstBuffer* buffer = gst_buffer_make_writable(GST_PAD_PROBE_INFO_BUFFER(info));
+    GST_PAD_PROBE_INFO_DATA(info) = buffer;
+    GstVideoFrame frame;
+    if (!gst_video_frame_map(&frame, &m_canvasInfo, buffer, GST_MAP_WRITE))
+        return;
+    const int width = GST_VIDEO_FRAME_WIDTH(&frame), height = GST_VIDEO_FRAME_HEIGHT(&frame);
+    for (const layout::Rect& r : m_borders) {
+        const int x0 = std::clamp(r.x, 0, width), x1 = std::clamp(r.x + r.width, 0, width);
+        const int y0 = std::clamp(r.y, 0, height), y1 = std::clamp(r.y + r.height, 0, height);
+        // I420: full-size Y, then U and V at half size each way; rects are on even pixels.
+        for (guint plane = 0; plane < 3; ++plane) {
+            const int shift = plane == 0 ? 0 : 1;
+            auto* data = static_cast<guint8*>(GST_VIDEO_FRAME_PLANE_DATA(&frame, plane));
+            const int stride = GST_VIDEO_FRAME_PLANE_STRIDE(&frame, plane);
+            for (int y = y0 >> shift; y < y1 >> shift; ++y)
+                std::memset(data + static_cast<std::ptrdiff_t>(y) * stride + (x0 >> shift), m_borderYuv[plane],
+                            static_cast<std::size_t>((x1 >> shift) - (x0 >> shift)));
+        }
+    }
+    gst_video_frame_unmap(&frame);
 }
 
 void RoomPipeline::onBusMessage(GstMessage* message) {
@@ -470,10 +633,19 @@ void RoomPipeline::onBusMessage(GstMessage* message) {
     }
 }
 
-void RoomPipeline::speakerMaybeChanged(bool changed) {
+bool RoomPipeline::adoptSpeaker(bool changed) {
     if (!changed)
+        return false;
+    const std::string speaker = m_speakers.speaker().value_or("");
+    if (speaker == m_speaker)
+        return false;
+    m_speaker = speaker;
+    return true;
+}
+
+void RoomPipeline::speakerMaybeChanged(bool changed) {
+    if (!adoptSpeaker(changed))
         return;
-    m_speaker = m_speakers.speaker().value_or("");
     relayout();
     m_listener.onSpeakerChanged(m_speaker);
 }

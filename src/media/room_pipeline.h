@@ -1,14 +1,18 @@
 #pragma once
 // One GstPipeline per room: the compositor and the full audio mix, the shared
 // video encoder, and a bin per participant (see peer.h).
+#include <array>
 #include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
+
+#include <gst/video/video.h>
 
 #include "fragments.h"
 #include "gst_util.h"
@@ -20,6 +24,14 @@ namespace tessera::media {
 
 class PeerCore;
 class Recorder;
+
+// The fragment key of a tier's encoder (pipelines/encode-<codec>.pipeline
+// loaded with the tier's size and bit rate).
+inline std::string tierEncoder(const Config& config, const VideoTier& tier) {
+    return "encode-" + config.video.codec + ":" + tier.name;
+}
+// The configured tiers, highest bit rate first.
+std::vector<VideoTier> sortedTiers(const VideoConfig& video);
 
 // Work to unhook a leaving peer from elements that stay. Tee pads are
 // detached when idle (a tee stops its whole stream if one branch is
@@ -43,6 +55,20 @@ struct VideoSource {
     bool screenShare = false;
     unsigned order = 0; // the participant's join order
     PadRef mixerPad;    // the compositor sink pad it feeds
+    ElementRef label;   // the textoverlay drawing its name (silent unless the layout has labels)
+};
+
+// One composite frame's geometry: applied on the compositor's thread just
+// before it draws a frame (its samples-selected signal), so every frame's
+// pictures and the borders painted on it always belong to the same layout.
+struct CompositePlan {
+    struct Placement {
+        PadRef pad;
+        std::optional<layout::Tile> tile; // nullopt: hidden
+    };
+    std::vector<Placement> pads;
+    std::vector<layout::Rect> borders; // painted over the composite
+    std::array<guint8, 3> borderYuv{};
 };
 
 class RoomPipeline : public RoomMedia {
@@ -59,7 +85,6 @@ public:
 
     // Immutable after construction: any thread.
     GstBin* pipeline() const { return GST_BIN(m_pipeline.get()); }
-    GstElement* videoTee() const { return m_videoTee.get(); }
     GstElement* audioTee() const { return m_audioTee.get(); }
     GstElement* videoMixer() const { return m_videoMixer.get(); }
     GstElement* audioMixer() const { return m_audioMixer.get(); }
@@ -69,8 +94,17 @@ public:
     const Config& config() const { return m_config; }
     const std::string& name() const { return m_room; }
 
-    // Thread: any. Rate-limited per encoder (shared by every receiver).
-    void requestKeyFrame();
+    // Quality tiers, highest bit rate first: tier i's encoded video comes out
+    // of tierTee(i). A tier encodes only while it has receivers. Thread: any.
+    std::size_t tierCount() const { return m_tiers.size(); }
+    const VideoTier& tier(std::size_t i) const { return m_tiers.at(i)->spec; }
+    GstElement* tierTee(std::size_t i) const { return m_tiers.at(i)->tee.get(); }
+    // The highest tier whose bit rate fits a receiver's declared limit.
+    std::size_t tierFor(std::optional<std::int64_t> maxBitrate) const;
+    void addReceiver(std::size_t tier);
+    void removeReceiver(std::size_t tier);
+    // Rate-limited per tier encoder (shared by its receivers).
+    void requestKeyFrame(std::size_t tier);
 
     // Thread: main.
     void addSource(VideoSource source);
@@ -90,9 +124,21 @@ public:
     DetachPlan removeAudio(const std::string& participantId);
 
 private:
+    struct EncoderTier {
+        VideoTier spec;
+        ElementRef valve, encoder, tee;
+        std::atomic<int> receivers{0};
+        std::atomic<std::int64_t> lastKeyFrameRequest{0};
+        std::atomic<bool> keyFramePending{false};
+    };
+    std::unique_ptr<EncoderTier> buildTier(const VideoTier& spec, GstElement* rawTee);
     void relayout();
     // Thread: any, with m_audioMutex held.
     void linkAudio(const std::string& from, GstElement* tee, const std::string& to, GstElement* mixer);
+    // Thread: the compositor's. Applies a pending plan to the pads.
+    void onSamplesSelected();
+    // Thread: the compositor's. Paints the current plan's borders on a frame.
+    void paintBorders(GstPadProbeInfo* info);
     void onBusMessage(GstMessage* message);
     // Thread: main. A bus message from inside the recorder's bin: its errors
     // stop only the recorder.
@@ -101,6 +147,9 @@ private:
     // stop or, without one, reports `error` as a failure.
     void removeRecorder(const std::string& error);
     void onTick();
+    // Thread: main. Takes a new speaker decision, if any, into m_speaker;
+    // true when the speaker changed (the caller relayouts and tells the room).
+    bool adoptSpeaker(bool changed);
     // Thread: main. Applies a new speaker decision, if any.
     void speakerMaybeChanged(bool changed);
 
@@ -109,8 +158,16 @@ private:
     const Fragments& m_fragments; // Borrowed; outlives this.
     RoomListener& m_listener;     // Borrowed; outlives this.
     ElementRef m_pipeline;        // Owned.
-    ElementRef m_videoMixer, m_audioMixer, m_videoTee, m_audioTee, m_encoder, m_background, m_rawTee, m_fullMix;
+    ElementRef m_videoMixer, m_audioMixer, m_audioTee;
+    std::vector<std::unique_ptr<EncoderTier>> m_tiers; // highest bit rate first; fixed after construction
+    ElementRef m_rawTee, m_fullMix; // the recorder's sources
     protocol::LayoutSpec m_layout;
+    GstVideoInfo m_canvasInfo; // the composite's format; immutable after construction
+    std::mutex m_planMutex;
+    std::optional<CompositePlan> m_pendingPlan; // guarded by m_planMutex
+    // Thread: the compositor's only (its samples-selected signal and src pad probe).
+    std::vector<layout::Rect> m_borders;
+    std::array<guint8, 3> m_borderYuv{};
     std::vector<VideoSource> m_sources;
     std::set<std::string> m_sharing; // participants whose screen share is live
     std::map<GstElement*, std::weak_ptr<PeerCore>> m_peers; // peer bin -> peer
@@ -129,8 +186,8 @@ private:
     // Counted on streaming threads.
     std::atomic<std::uint64_t> m_framesOut{0};
     std::atomic<std::uint64_t> m_framesDropped{0};
-    std::atomic<std::int64_t> m_lastKeyFrameRequest{0};
-    std::atomic<bool> m_keyFramePending{false};
+    std::atomic<std::uint64_t> m_keyFramesForced{0}; // over every tier's encoder
+    std::atomic<std::int64_t> m_pendingBackground{-1}; // ARGB to apply, or -1
     // Frame rate over the last tick.
     std::uint64_t m_lastFrames = 0;
     std::int64_t m_lastTickTime = 0;

@@ -119,6 +119,12 @@ std::string serialize(const RecordingMetadata& m) {
     return json.dump(2, ' ', false, OutJson::error_handler_t::replace) + "\n";
 }
 
+std::string serializeLayoutNames(const std::vector<std::string>& names) {
+    OutJson json = OutJson::object();
+    json["layouts"] = names;
+    return dump(json);
+}
+
 std::string serializeError(ErrorCode code, std::string_view message) {
     OutJson json = OutJson::object();
     json["error"] = toString(code);

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <initializer_list>
 #include <string>
 
@@ -110,6 +111,71 @@ std::string ipAddress(const Json& value, const std::string& path) {
     fail(path, "must be an IPv4 or IPv6 address");
 }
 
+VideoTier parseTier(const Json& value, const std::string& path) {
+    requireObject(value, path);
+    VideoTier tier;
+    for (const auto& [key, item] : value.items()) {
+        const std::string itemPath = path + "." + key;
+        if (key == "name") {
+            tier.name = stringValue(item, itemPath);
+            if (tier.name.empty() || tier.name.size() > 32 ||
+                !std::all_of(tier.name.begin(), tier.name.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_'; }))
+                fail(itemPath, "must be 1-32 of [A-Za-z0-9_-]");
+        } else if (key == "width") {
+            tier.width = evenSize(item, itemPath);
+        } else if (key == "height") {
+            tier.height = evenSize(item, itemPath);
+        } else if (key == "bitrate") {
+            tier.bitrate = integerIn(item, itemPath, 10'000, 100'000'000);
+        } else {
+            fail(itemPath, "unknown key");
+        }
+    }
+    for (const char* key : {"name", "width", "height", "bitrate"})
+        if (!value.contains(key)) fail(path + "." + key, "missing");
+    return tier;
+}
+
+// "high:1280x720:1500000,low:320x180:200000" (the --video-tiers flag) as the
+// equivalent array of objects.
+Json compactTiers(const std::string& text, const std::string& path) {
+    Json tiers = Json::array();
+    std::size_t start = 0;
+    while (start <= text.size()) {
+        const std::size_t end = std::min(text.find(',', start), text.size());
+        const std::string item = text.substr(start, end - start);
+        const std::size_t c1 = item.find(':'), x = item.find('x', c1 + 1), c2 = item.find(':', c1 + 1);
+        const auto number = [&](std::size_t from, std::size_t to) -> Json {
+            const std::string digits = item.substr(from, to - from);
+            if (digits.empty() || digits.size() > 9 || !std::all_of(digits.begin(), digits.end(), ::isdigit))
+                fail(path, "each tier must be NAME:WIDTHxHEIGHT:BITRATE, e.g. low:320x180:200000");
+            return std::stoul(digits);
+        };
+        if (c1 == std::string::npos || x == std::string::npos || c2 == std::string::npos || x > c2)
+            fail(path, "each tier must be NAME:WIDTHxHEIGHT:BITRATE, e.g. low:320x180:200000");
+        tiers.push_back({{"name", item.substr(0, c1)},
+                         {"width", number(c1 + 1, x)},
+                         {"height", number(x + 1, c2)},
+                         {"bitrate", number(c2 + 1, item.size())}});
+        start = end + 1;
+    }
+    return tiers;
+}
+
+std::vector<VideoTier> parseTiers(const Json& value, const std::string& path) {
+    const Json list = value.is_string() ? compactTiers(value.get<std::string>(), path) : value;
+    if (!list.is_array() || list.empty() || list.size() > 8)
+        fail(path, "must be an array of 1 to 8 tiers, or \"NAME:WxH:BITRATE,...\"");
+    std::vector<VideoTier> tiers;
+    for (std::size_t i = 0; i < list.size(); ++i) {
+        VideoTier tier = parseTier(list[i], path + "[" + std::to_string(i) + "]");
+        for (const VideoTier& other : tiers)
+            if (other.name == tier.name) fail(path + "[" + std::to_string(i) + "].name", "duplicate tier name");
+        tiers.push_back(std::move(tier));
+    }
+    return tiers;
+}
+
 void applyVideo(VideoConfig& video, const Json& object) {
     requireObject(object, "video");
     for (const auto& [key, value] : object.items()) {
@@ -131,6 +197,8 @@ void applyVideo(VideoConfig& video, const Json& object) {
             video.tileWidth = evenSize(value, path);
         } else if (key == "tileHeight") {
             video.tileHeight = evenSize(value, path);
+        } else if (key == "tiers") {
+            video.tiers = parseTiers(value, path);
         } else {
             fail(path, "unknown key");
         }
@@ -241,6 +309,12 @@ void applyRoot(Config& config, const Json& root) {
     if (config.maxRtpPort != 0 && config.minRtpPort > config.maxRtpPort) {
         fail("maxRtpPort", "must be 0 (no upper bound) or >= minRtpPort");
     }
+    for (std::size_t i = 0; i < config.video.tiers.size(); ++i) {
+        const VideoTier& tier = config.video.tiers[i];
+        if (tier.width > config.video.width || tier.height > config.video.height) {
+            fail("video.tiers[" + std::to_string(i) + "]", "must not be larger than the composite (video.width x video.height)");
+        }
+    }
 }
 
 } // namespace
@@ -256,6 +330,15 @@ void applyConfigJson(Config& config, std::string_view text) {
     Config updated = config;
     applyRoot(updated, root);
     config = std::move(updated);
+}
+
+std::vector<VideoTier> effectiveTiers(const VideoConfig& video) {
+    if (!video.tiers.empty()) return video.tiers;
+    // Sizes stay even (4:2:0) when the canvas is halved.
+    const auto even = [](unsigned size, unsigned divisor) { return std::max(16u, size / divisor / 2 * 2); };
+    return {{"high", video.width, video.height, video.bitrate},
+            {"medium", even(video.width, 2), even(video.height, 2), std::max(10'000u, video.bitrate * 2 / 5)},
+            {"low", even(video.width, 4), even(video.height, 4), std::max(10'000u, video.bitrate * 2 / 15)}};
 }
 
 void resolveDefaultDirs(Config& config) {

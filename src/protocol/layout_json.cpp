@@ -18,6 +18,8 @@
 //                                               optional; everyone not in a slot, as a grid
 //     "keepAspect": true,                       optional (default true)
 //     "padding": 4,                             optional; pixels, 0..256 (default 0)
+//     "border": 2,                              optional; pixels, 0..64 (default 0)
+//     "borderColor": "#ffffff",                 optional; "#rrggbb" (default white)
 //     "labels": false                           optional (default false)
 //   }
 //
@@ -46,6 +48,7 @@ using nlohmann::json;
 constexpr std::size_t kMaxSlots = 64;
 constexpr std::int64_t kMaxZ = 1000;
 constexpr double kMaxPadding = 256;
+constexpr double kMaxBorder = 64;
 constexpr std::int64_t kMinCanvas = 16;
 constexpr std::int64_t kMaxCanvas = 7680;
 // Fractions come from decimal text: 0.7 + 0.3 is not exactly 1 in binary, and a
@@ -279,19 +282,20 @@ void parseCanvas(const json& spec, LayoutSpec& out) {
     out.canvasHeight = dimension("height");
 }
 
-void parseBackground(const json& spec, LayoutSpec& out) {
-    const json* value = member(spec, "background");
+// A "#rrggbb" colour at the top level (`key`), or `fallback` when absent.
+std::string colour(const json& spec, const char* key, const std::string& fallback) {
+    const json* value = member(spec, key);
     if (!value)
-        return;
-    const std::string& text = stringValue(*value, "background");
+        return fallback;
+    const std::string& text = stringValue(*value, key);
     const bool valid = text.size() == 7 && text[0] == '#' &&
                        std::all_of(text.begin() + 1, text.end(), [](char c) {
                            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
                                   (c >= 'A' && c <= 'F');
                        });
     if (!valid)
-        fail("background", "must be #rrggbb");
-    out.background = text;
+        fail(key, "must be #rrggbb");
+    return text;
 }
 
 void parseSlots(const json& spec, LayoutSpec& out) {
@@ -334,20 +338,24 @@ LayoutSpec parseLayoutSpec(std::string_view text) {
         fail("", "a layout spec must be a JSON object");
     checkKeys(spec, "",
               {"name", "description", "canvas", "background", "slots", "rest", "keepAspect",
-               "padding", "labels"});
+               "padding", "border", "borderColor", "labels"});
 
     LayoutSpec out;
     parseName(spec, out);
     if (const json* description = member(spec, "description"))
         stringValue(*description, "description");
     parseCanvas(spec, out);
-    parseBackground(spec, out);
+    out.background = colour(spec, "background", out.background);
     parseSlots(spec, out);
     parseRest(spec, out);
     out.keepAspect = boolean(spec, "", "keepAspect", true);
     out.padding = number(spec, "", "padding", 0);
     if (out.padding < 0 || out.padding > kMaxPadding)
         fail("padding", "must be between 0 and 256 (pixels)");
+    out.border = number(spec, "", "border", 0);
+    if (out.border < 0 || out.border > kMaxBorder)
+        fail("border", "must be between 0 and 64 (pixels)");
+    out.borderColor = colour(spec, "borderColor", out.borderColor);
     out.labels = boolean(spec, "", "labels", false);
 
     if (out.slots.empty() && !out.rest)

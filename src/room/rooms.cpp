@@ -38,6 +38,8 @@ private:
 public:
     const std::string name;
     std::string layout;  // the name sent in `layout` messages and the API
+    protocol::LayoutSpec spec; // the spec applied to media
+    bool namedLayout = false;  // the spec is the library's `layout` (false: an inline spec)
     std::string speaker; // participant id, empty: nobody
     std::set<std::string> sharing;      // participants whose screen share is live
     std::optional<std::string> beforeShare; // the layout to restore when the last share ends
@@ -163,6 +165,8 @@ std::string Rooms::join(const protocol::Join& join, ClientSink& sink) {
         room->media = m_engine.createRoom(join.room, *room);
         room->media->setLayout(*spec);
         room->layout = spec->name;
+        room->spec = *spec;
+        room->namedLayout = true;
         found = m_rooms.emplace(join.room, std::move(room)).first;
         g_info("room '%s' created", join.room.c_str());
         if (m_config.recording.autoRecord) {
@@ -265,6 +269,7 @@ void Rooms::setLayout(const std::string& name, const api::LayoutRequest& request
     Entry entry(*this, Entry::From::Client);
     Room& room = roomOrThrow(name);
     protocol::LayoutSpec spec;
+    const bool named = !request.spec;
     if (request.spec) {
         spec = *request.spec;
     } else if (request.name) {
@@ -276,13 +281,41 @@ void Rooms::setLayout(const std::string& name, const api::LayoutRequest& request
     }
     // An explicit choice wins over the automatic presentation layout.
     room.beforeShare.reset();
-    applyLayout(room, spec);
+    applyLayout(room, spec, named);
 }
 
-void Rooms::applyLayout(Room& room, const protocol::LayoutSpec& spec) {
+std::vector<std::string> Rooms::reloadLayouts() {
+    Entry entry(*this, Entry::From::Client);
+    m_layouts.reload(); // throws, naming the bad file, before anything changes
+    // Names first: applying a layout broadcasts, and a send may make anyone
+    // (even a whole room) leave.
+    std::vector<std::string> names;
+    for (const auto& [name, room] : m_rooms) names.push_back(name);
+    for (const std::string& name : names) {
+        const auto found = m_rooms.find(name);
+        if (found == m_rooms.end()) continue;
+        Room& room = *found->second;
+        if (!room.namedLayout) continue;
+        const std::optional<protocol::LayoutSpec> spec = m_layouts.find(room.layout);
+        if (!spec || *spec == room.spec) continue;
+        g_info("room '%s': layout '%s' changed on reload", name.c_str(), room.layout.c_str());
+        try {
+            applyLayout(room, *spec, true);
+        } catch (const Error& e) {
+            // One room's media refusing must not stop the others getting theirs.
+            g_warning("room '%s': cannot apply the reloaded layout '%s': %s", name.c_str(), spec->name.c_str(),
+                      e.what());
+        }
+    }
+    return m_layouts.names();
+}
+
+void Rooms::applyLayout(Room& room, const protocol::LayoutSpec& spec, bool named) {
     // Media first: if it rejects the spec, the room keeps its layout and nobody is told.
     room.media->setLayout(spec);
     room.layout = spec.name;
+    room.spec = spec;
+    room.namedLayout = named;
     g_info("room '%s' layout is now '%s'", room.name.c_str(), spec.name.c_str());
     broadcast(room.name, protocol::LayoutChanged{spec.name});
 }
@@ -306,12 +339,12 @@ void Rooms::onScreenShareChanged(Room& room, const std::string& participantId, b
         if (!presentation || room.layout == "presentation")
             return;
         room.beforeShare = room.layout;
-        applyLayout(room, *presentation);
+        applyLayout(room, *presentation, true);
     } else if (room.beforeShare) {
         auto previous = m_layouts.find(*room.beforeShare);
         room.beforeShare.reset();
         if (previous)
-            applyLayout(room, *previous);
+            applyLayout(room, *previous, true);
     }
 }
 

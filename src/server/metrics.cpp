@@ -120,6 +120,9 @@ std::string formatPrometheus(const Snapshot& snapshot) {
     appendRoomFamily<std::uint64_t>(out, snapshot, "tessera_room_frames_dropped_total", "counter",
                                     "Composite frames dropped before the encoder.",
                                     [](const Snapshot::Room& r) { return r.stats.framesDropped; });
+    appendRoomFamily<std::uint64_t>(out, snapshot, "tessera_room_keyframes_forced_total", "counter",
+                                    "Key frames requested from the composite's encoder.",
+                                    [](const Snapshot::Room& r) { return r.stats.keyFramesForced; });
     appendRoomFamily<std::uint64_t>(out, snapshot, "tessera_room_pipeline_elements", "gauge",
                                     "Elements in the room's pipeline.",
                                     [](const Snapshot::Room& r) { return std::uint64_t{r.stats.elements}; });

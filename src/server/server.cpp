@@ -529,6 +529,11 @@ bool Server::Impl::authorized(SoupServerMessage* msg) {
 
 void Server::Impl::routeApi(SoupServerMessage* msg, const std::vector<std::string>& segments) {
     const std::size_t n = segments.size();
+    if (n == 2 && segments[0] == "layouts" && segments[1] == "reload") {
+        // An extension of PROTOCOL.md: what SIGHUP does, with the outcome in the reply.
+        if (allowMethods(msg, "POST")) respondJson(msg, SOUP_STATUS_OK, api::serializeLayoutNames(m_rooms.reloadLayouts()));
+        return;
+    }
     if (n == 0 || segments[0] != "rooms") throw Error(ErrorCode::NotFound, "no such endpoint");
     if (n == 1) {
         if (allowMethods(msg, "GET")) respondJson(msg, SOUP_STATUS_OK, api::serialize(m_rooms.list()));

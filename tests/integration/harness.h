@@ -84,6 +84,8 @@ public:
     Json waitEvent(const std::string& name, Clock::duration timeout = kDeadline);
     // Sends "report" and returns the answer.
     Json report();
+    // Sends a command line and returns its reply (the one whose "reply" is the verb).
+    Json call(const std::string& line);
     // Polls reports until `done` holds; returns the last one. At the deadline
     // returns the last report anyway (the caller's REQUIRE shows it).
     Json waitReport(const std::function<bool(const Json&)>& done, Clock::duration timeout = kDeadline);

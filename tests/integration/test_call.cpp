@@ -60,11 +60,10 @@ TEST_CASE("three participants each see the grid and hear the others but not them
         c->leave();
 }
 
-// [!mayfail]: known bug, still run and reported on every run. In about half
-// the runs a stayer's webrtcbin receive path returns GST_FLOW_ERROR (no error
-// message from any element) at some cycle, and that participant is dropped.
-// Not the tee-propagation bug fixed by isolated entry pads; root cause open.
-TEST_CASE("participants join and leave 50 times while two stay; nothing leaks", "[call][churn][!mayfail]") {
+// Found two races so far: a leaver's flow error travelling up a shared tee
+// (fixed by isolated entry pads) and a stayer's tee pushing into a ghost pad
+// not yet active while a joiner was linked to it (fixed in ghostPad).
+TEST_CASE("participants join and leave 50 times while two stay; nothing leaks", "[call][churn]") {
     Server server;
     auto stayers = joinAll(server, "churn", {kTrio[0], kTrio[1]});
     for (auto& s : stayers)
@@ -232,18 +231,23 @@ TEST_CASE("layouts change live through the API, and a bad spec is refused", "[ca
     auto& viewer = *clients[0];
     const std::string url = server.http() + "/api/rooms/live/layout";
 
-    // A custom inline spec: blue on the left half, red on the right half.
-    const std::string custom = R"({"layout": {"name": "duo", "slots": [
-        {"x": 0, "y": 0, "w": 0.5, "h": 1, "source": "participant", "participant": "blue"},
-        {"x": 0.5, "y": 0, "w": 0.5, "h": 1, "source": "participant", "participant": "red"}]}})";
+    // A custom inline spec: blue on the top left, red on the top right, and
+    // a green background (changed live) below them.
+    const std::string custom = R"({"layout": {"name": "duo", "background": "#00ff00", "slots": [
+        {"x": 0, "y": 0, "w": 0.5, "h": 0.5, "source": "participant", "participant": "blue"},
+        {"x": 0.5, "y": 0, "w": 0.5, "h": 0.5, "source": "participant", "participant": "red"}],
+        "keepAspect": false}})";
     auto put = httpRequest("PUT", url, custom);
     REQUIRE(put.status == 200);
     viewer.waitEvent("layout");
-    auto report = viewer.waitReport([](const Json& r) {
-        return near(thumbColor(r, 0.25, 0.5), {0, 0, 255}) && near(thumbColor(r, 0.75, 0.5), {255, 0, 0});
-    });
-    CHECK(near(thumbColor(report, 0.25, 0.5), {0, 0, 255}));
-    CHECK(near(thumbColor(report, 0.75, 0.5), {255, 0, 0}));
+    const auto duoShown = [](const Json& r) {
+        return near(thumbColor(r, 0.25, 0.25), {0, 0, 255}) && near(thumbColor(r, 0.75, 0.25), {255, 0, 0}) &&
+               near(thumbColor(r, 0.5, 0.8), {0, 255, 0});
+    };
+    auto report = viewer.waitReport(duoShown);
+    CHECK(near(thumbColor(report, 0.25, 0.25), {0, 0, 255}));
+    CHECK(near(thumbColor(report, 0.75, 0.25), {255, 0, 0}));
+    CHECK(near(thumbColor(report, 0.5, 0.8), {0, 255, 0}));
 
     // A bad spec names the field and changes nothing.
     auto bad = httpRequest("PUT", url, R"({"layout": {"name": "bad", "slots": [{"x": 0, "y": 0, "w": -1, "h": 1}]}})");
@@ -262,6 +266,95 @@ TEST_CASE("layouts change live through the API, and a bad spec is refused", "[ca
     });
     for (size_t k = 0; k < four.size(); ++k)
         CHECK(near(thumbColor(report, centres[k].first, centres[k].second), four[k].rgb));
+    for (auto& c : clients)
+        c->leave();
+}
+
+TEST_CASE("each receiver gets the quality tier its declared bandwidth fits", "[call][tiers]") {
+    Server server;
+    struct Receiver {
+        Participant who;
+        std::string maxBitrate; // empty: no limit
+        std::string tier;
+        int width, height;
+    };
+    // Default ladder: high 1280x720 1.5 Mbit/s, medium 640x360 600 kbit/s,
+    // low 320x180 200 kbit/s; a tier fits with 15 % headroom.
+    const std::vector<Receiver> receivers = {{kTrio[0], "", "high", 1280, 720},
+                                             {kTrio[1], "800000", "medium", 640, 360},
+                                             {kTrio[2], "250000", "low", 320, 180}};
+    std::vector<int> tones;
+    for (const auto& r : receivers)
+        tones.push_back(r.who.tone);
+    std::vector<std::unique_ptr<Client>> clients;
+    for (const auto& r : receivers) {
+        std::vector<std::string> extra;
+        if (!r.maxBitrate.empty())
+            extra = {"--max-bitrate", r.maxBitrate};
+        clients.push_back(std::make_unique<Client>(
+            server, ClientOptions{"tiers", r.who.name, r.who.color, r.who.tone, tones, false, extra}));
+        clients.back()->waitEvent("joined");
+    }
+    const auto centres = gridCentres(receivers.size());
+    for (size_t i = 0; i < receivers.size(); ++i) {
+        INFO(receivers[i].who.name);
+        auto first = clients[i]->waitEvent("first-frame");
+        CHECK(first.value("width", 0) == receivers[i].width);
+        CHECK(first.value("height", 0) == receivers[i].height);
+        // Every tier carries the same picture: the whole grid.
+        auto report = clients[i]->waitReport([&](const Json& r) {
+            for (size_t k = 0; k < receivers.size(); ++k)
+                if (!near(thumbColor(r, centres[k].first, centres[k].second), receivers[k].who.rgb))
+                    return false;
+            return true;
+        });
+        for (size_t k = 0; k < receivers.size(); ++k)
+            CHECK(near(thumbColor(report, centres[k].first, centres[k].second), receivers[k].who.rgb));
+    }
+    const Json room = Json::parse(httpRequest("GET", server.http() + "/api/rooms/tiers").body);
+    for (const auto& r : receivers) {
+        INFO(r.who.name);
+        auto p = std::find_if(room.at("participants").begin(), room.at("participants").end(),
+                              [&](const Json& j) { return j.value("name", "") == r.who.name; });
+        REQUIRE(p != room.at("participants").end());
+        CHECK(p->value("tier", "") == r.tier);
+    }
+    for (auto& c : clients)
+        c->leave();
+}
+
+TEST_CASE("a receiver that reports loss steps down a tier, and back up when it stops", "[call][tiers][adapt]") {
+    Server server;
+    auto clients = joinAll(server, "adapt", {kTrio[0], kTrio[1]});
+    auto& lossy = *clients[1];
+    auto first = lossy.waitEvent("first-frame");
+    REQUIRE(first.value("width", 0) == 1280);
+    const auto tierOf = [&](const std::string& name) {
+        const Json room = Json::parse(httpRequest("GET", server.http() + "/api/rooms/adapt").body);
+        for (const auto& p : room.at("participants"))
+            if (p.value("name", "") == name)
+                return p.value("tier", "");
+        return std::string();
+    };
+
+    // 30 % loss on the receive path: one step down per lossy report, to the
+    // 640x360 tier at least; the picture keeps coming, now smaller.
+    lossy.command("loss 30");
+    auto smaller = lossy.waitEvent("resolution");
+    CHECK(smaller.value("width", 0) < 1280);
+    CHECK(tierOf("green") != "high");
+    std::int64_t frames = lossy.report().value("frames", 0);
+    auto r = lossy.waitReport([&](const Json& j) { return j.value("frames", 0) > frames + 30; });
+    CHECK(r.value("frames", 0) > frames + 30);
+
+    // No more loss: after the hold time it climbs back to the full tier.
+    lossy.command("loss 0");
+    r = lossy.waitReport([](const Json& j) { return j.value("width", 0) == 1280; });
+    CHECK(r.value("width", 0) == 1280);
+    CHECK(tierOf("green") == "high");
+    // The other receiver never left the top tier.
+    CHECK(tierOf("red") == "high");
+    CHECK(clients[0]->report().value("width", 0) == 1280);
     for (auto& c : clients)
         c->leave();
 }

@@ -161,6 +161,17 @@ TEST_CASE("config errors name the key path", "[config]") {
         {R"({"maxParticipants": 0})", "maxParticipants: must be an integer from 1 to 1000"},
         {R"({"joinToken": true})", "joinToken: must be a string"},
         {R"({"adminToken": 1})", "adminToken: must be a string"},
+        {R"({"video": {"tiers": []}})", R"(video.tiers: must be an array of 1 to 8 tiers, or "NAME:WxH:BITRATE,...")"},
+        {R"({"video": {"tiers": [{"name": "a", "width": 320, "height": 180}]}})", "video.tiers[0].bitrate: missing"},
+        {R"({"video": {"tiers": [{"name": "a b", "width": 320, "height": 180, "bitrate": 200000}]}})",
+         "video.tiers[0].name: must be 1-32 of [A-Za-z0-9_-]"},
+        {R"({"video": {"tiers": [{"name": "a", "width": 321, "height": 180, "bitrate": 200000}]}})",
+         "video.tiers[0].width: must be an even integer from 16 to 7680"},
+        {R"({"video": {"tiers": [{"name": "a", "width": 320, "height": 180, "bitrate": 200000, "fps": 5}]}})",
+         "video.tiers[0].fps: unknown key"},
+        {R"({"video": {"tiers": "a:320x180:200000,a:160x90:100000"}})", "video.tiers[1].name: duplicate tier name"},
+        {R"({"video": {"tiers": "a:320x180"}})", "video.tiers: each tier must be NAME:WIDTHxHEIGHT:BITRATE, e.g. low:320x180:200000"},
+        {R"({"video": {"tiers": "a:2560x1440:200000"}})", "video.tiers[0]: must not be larger than the composite (video.width x video.height)"},
         {R"({"iceServers": {}})", "iceServers: must be an array"},
         {R"({"iceServers": ["stun:s"]})", "iceServers[0]: must be an object"},
         {R"({"iceServers": [{"username": "u"}]})", "iceServers[0].urls: missing"},
@@ -262,4 +273,28 @@ TEST_CASE("config recording keys", "[config][recording]") {
     CHECK(config.recording.audioBitrate == 96000);
     CHECK(config.recording.segmentSeconds == 600);
     CHECK(config.recording.segmentBytes == 2000000000ULL);
+}
+
+TEST_CASE("video tiers: defaults follow the composite; both spellings parse", "[config][tiers]") {
+    Config config;
+    auto tiers = effectiveTiers(config.video);
+    REQUIRE(tiers.size() == 3);
+    CHECK(tiers[0].name == "high");
+    CHECK((tiers[0].width == 1280 && tiers[0].height == 720 && tiers[0].bitrate == 1'500'000));
+    CHECK((tiers[1].name == "medium" && tiers[1].width == 640 && tiers[1].height == 360 && tiers[1].bitrate == 600'000));
+    CHECK((tiers[2].name == "low" && tiers[2].width == 320 && tiers[2].height == 180 && tiers[2].bitrate == 200'000));
+
+    applyConfigJson(config, R"({"video": {"width": 640, "height": 480}})");
+    tiers = effectiveTiers(config.video);
+    CHECK((tiers[1].width == 320 && tiers[1].height == 240 && tiers[2].width == 160 && tiers[2].height == 120));
+
+    applyConfigJson(config, R"({"video": {"tiers": "hd:640x480:900000,tiny:160x120:80000"}})");
+    tiers = effectiveTiers(config.video);
+    REQUIRE(tiers.size() == 2);
+    CHECK((tiers[0].name == "hd" && tiers[0].width == 640 && tiers[0].height == 480 && tiers[0].bitrate == 900'000));
+    CHECK((tiers[1].name == "tiny" && tiers[1].bitrate == 80'000));
+
+    applyConfigJson(config, R"({"video": {"tiers": [{"name": "only", "width": 320, "height": 240, "bitrate": 300000}]}})");
+    REQUIRE(effectiveTiers(config.video).size() == 1);
+    CHECK(effectiveTiers(config.video)[0].name == "only");
 }

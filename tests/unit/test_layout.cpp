@@ -20,7 +20,9 @@ using tessera::layout::computeTiles;
 using tessera::layout::defaultGridSpec;
 using tessera::layout::gridShape;
 using tessera::layout::Source;
+using tessera::layout::Rect;
 using tessera::layout::Tile;
+using tessera::layout::visibleBorders;
 using tessera::protocol::FracRect;
 using tessera::protocol::LayoutSpec;
 using tessera::protocol::parseLayoutSpec;
@@ -553,4 +555,94 @@ TEST_CASE("the built-in grid spec is a full-canvas grid", "[layout]") {
     CHECK(spec.rest->w == 1);
     CHECK(spec.rest->h == 1);
     CHECK(spec.keepAspect);
+}
+
+// ---- Borders -----------------------------------------------------------------
+
+namespace {
+
+long long area(const std::vector<Rect>& rects) {
+    long long sum = 0;
+    for (const Rect& r : rects)
+        sum += static_cast<long long>(r.width) * r.height;
+    return sum;
+}
+
+bool inside(int x, int y, const Tile& t) {
+    return x >= t.x && x < t.x + t.width && y >= t.y && y < t.y + t.height;
+}
+
+} // namespace
+
+TEST_CASE("a border sits inside the padding and hugs the picture", "[layout]") {
+    const auto spec = parseLayoutSpec(
+        R"({"name": "b", "padding": 4, "border": 6, "keepAspect": false, "slots": [{"w": 0.5}]})");
+    const auto tiles = computeTiles(people(1), "", spec, 1280, 720);
+    REQUIRE(tiles.size() == 1);
+    const Tile& t = tiles[0];
+    CHECK(t.border == 6);
+    // Cell 640x720; 4 px padding, then 6 px border, then the picture.
+    CHECK(t.x == 10);
+    CHECK(t.y == 10);
+    CHECK(t.width == 620);
+    CHECK(t.height == 700);
+
+    const auto borders = visibleBorders(tiles);
+    CHECK(area(borders) == 632LL * 712 - 620LL * 700); // the whole frame, nothing else
+    for (const Rect& r : borders) {
+        CAPTURE(r.x, r.y, r.width, r.height);
+        CHECK(r.x % 2 == 0);
+        CHECK(r.y % 2 == 0);
+        CHECK(r.width % 2 == 0);
+        CHECK(r.height % 2 == 0);
+        CHECK(r.x >= 4);
+        CHECK(r.y >= 4);
+        CHECK(r.x + r.width <= 636);
+        CHECK(r.y + r.height <= 716);
+    }
+}
+
+TEST_CASE("with keepAspect the border frames the letterboxed picture", "[layout]") {
+    const auto spec = parseLayoutSpec(R"({"name": "b", "border": 4, "slots": [{}]})");
+    const auto tiles = computeTiles({camera(1, 4, 3)}, "", spec, 1280, 720);
+    REQUIRE(tiles.size() == 1);
+    const Tile& t = tiles[0];
+    CHECK(t.height == 712);
+    CHECK(t.width == 950); // 712 * 4 / 3, even
+    CHECK(t.x == 164);     // 4 + (1272 - 950) / 2, on an even pixel
+    CHECK(t.y == 4);
+    const auto borders = visibleBorders(tiles);
+    CHECK(area(borders) == (950LL + 8) * (712 + 8) - 950LL * 712);
+}
+
+TEST_CASE("a border never covers a tile drawn above it", "[layout]") {
+    // pip: the inset (z 1) lies over the speaker's frame.
+    const auto spec = parseLayoutSpec(R"({"name": "pip", "border": 8, "keepAspect": false, "slots": [
+        {"source": "speaker"},
+        {"x": 0.7, "y": 0.7, "w": 0.3, "h": 0.3, "z": 1, "source": "next"}]})");
+    const auto tiles = computeTiles(people(2), "p1", spec, 1280, 720);
+    REQUIRE(tiles.size() == 2);
+    const auto borders = visibleBorders(tiles);
+    const Tile& inset = tiles[1];
+    const Rect insetOuter{inset.x - 8, inset.y - 8, inset.width + 16, inset.height + 16};
+    for (const Rect& r : borders) {
+        // No border rectangle reaches into the inset's picture...
+        for (int y = r.y; y < r.y + r.height; y += 2)
+            for (int x = r.x; x < r.x + r.width; x += 2)
+                REQUIRE_FALSE(inside(x, y, inset));
+    }
+    // ...the inset's own frame is whole, and the speaker's frame lost exactly
+    // the part under the inset's frame: x 1272..1280 for y 504..712, and
+    // y 712..720 for x 896..1280.
+    CHECK(insetOuter.x == 896);
+    CHECK(insetOuter.y == 504);
+    const long long speakerFrame = 1280LL * 720 - 1264LL * 704;
+    const long long insetFrame = static_cast<long long>(insetOuter.width) * insetOuter.height -
+                                 static_cast<long long>(inset.width) * inset.height;
+    CHECK(area(borders) == speakerFrame + insetFrame - (8LL * 208 + 384LL * 8));
+}
+
+TEST_CASE("no border, no border rectangles", "[layout]") {
+    const auto tiles = computeTiles(people(4), "", defaultGridSpec(), 1280, 720);
+    CHECK(visibleBorders(tiles).empty());
 }

@@ -10,6 +10,7 @@
 
 #include "tessera/error.h"
 #include "tessera/layout.h"
+#include "tessera/layout_library.h"
 #include "tessera/layout_spec.h"
 
 using tessera::Error;
@@ -64,13 +65,15 @@ bool sameRect(const FracRect& a, const FracRect& b) {
 
 } // namespace
 
-TEST_CASE("every shipped layout file parses and is named after its file", "[layout]") {
+TEST_CASE("every shipped layout file loads through the server's loader", "[layout]") {
+    // Globbed, so a file added later is covered without touching this test.
     const auto files = layoutFiles();
     REQUIRE(files.size() >= 4);
     for (const auto& file : files) {
         CAPTURE(file.string());
         LayoutSpec spec;
-        REQUIRE_NOTHROW(spec = parseLayoutSpec(readFile(file)));
+        REQUIRE_NOTHROW(spec = tessera::room::loadLayoutFile(file));
+        CHECK(spec == parseLayoutSpec(readFile(file)));
         CHECK(spec.name == file.stem().string());
         CHECK((!spec.slots.empty() || spec.rest.has_value()));
     }
@@ -171,7 +174,19 @@ TEST_CASE("a minimal spec gets the documented defaults", "[layout]") {
     CHECK(spec.restZ == 0);
     CHECK(spec.keepAspect);
     CHECK(spec.padding == 0);
+    CHECK(spec.border == 0);
+    CHECK(spec.borderColor == "#ffffff");
     CHECK_FALSE(spec.labels);
+}
+
+TEST_CASE("border, border colour and labels parse", "[layout]") {
+    const auto spec =
+        parseLayoutSpec(R"({"name": "b", "rest": {}, "border": 6, "borderColor": "#FF8000", "labels": true})");
+    CHECK(spec.border == 6);
+    CHECK(spec.borderColor == "#FF8000");
+    CHECK(spec.labels);
+    CHECK_NOTHROW(parseLayoutSpec(R"({"name": "b", "rest": {}, "border": 0})"));
+    CHECK_NOTHROW(parseLayoutSpec(R"({"name": "b", "rest": {}, "border": 64})"));
 }
 
 TEST_CASE("fractions that add up to 1 in decimal are accepted", "[layout]") {
@@ -192,6 +207,15 @@ TEST_CASE("bad specs are rejected naming the field and the reason", "[layout]") 
         {"{\"name\": \"a\",", "invalid JSON"},
         {"[]", "must be a JSON object"},
         {"\"grid\"", "must be a JSON object"},
+        // Borders and labels.
+        {R"({"name": "a", "rest": {}, "border": -2})", "border: must be between 0 and 64 (pixels)"},
+        {R"({"name": "a", "rest": {}, "border": 65})", "border: must be between 0 and 64 (pixels)"},
+        {R"({"name": "a", "rest": {}, "border": "4px"})", "border: must be a number"},
+        {R"({"name": "a", "rest": {}, "borderColor": "white"})", "borderColor: must be #rrggbb"},
+        {R"({"name": "a", "rest": {}, "borderColor": "#12345"})", "borderColor: must be #rrggbb"},
+        {R"({"name": "a", "rest": {}, "borderColor": 16777215})", "borderColor: must be a string"},
+        {R"({"name": "a", "rest": {}, "labels": "yes"})", "labels: must be true or false"},
+        {R"({"name": "a", "rest": {}, "cornerRadius": 8})", "unknown key 'cornerRadius'"},
         // Unknown keys, at every level.
         {R"({"name": "a", "rest": {}, "colour": "#000000"})", "unknown key 'colour'"},
         {R"({"name": "a", "slots": [{"width": 1}]})", "slots[0]: unknown key 'width'"},

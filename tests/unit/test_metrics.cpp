@@ -20,6 +20,7 @@ MetricsSnapshot twoRooms() {
     a.stats.outputFps = 29.5;
     a.stats.framesOut = 1200;
     a.stats.framesDropped = 3;
+    a.stats.keyFramesForced = 5;
     a.stats.elements = 42;
     MetricsSnapshot::Participant p1{"p1", {}};
     p1.stats.bitrateIn = 800'000;
@@ -42,6 +43,7 @@ TEST_CASE("metrics: totals, per room and per participant samples", "[metrics]") 
     CHECK(contains(text, "tessera_room_output_fps{room=\"beta\"} 0\n"));
     CHECK(contains(text, "tessera_room_frames_total{room=\"alpha\"} 1200\n"));
     CHECK(contains(text, "tessera_room_frames_dropped_total{room=\"alpha\"} 3\n"));
+    CHECK(contains(text, "tessera_room_keyframes_forced_total{room=\"alpha\"} 5\n"));
     CHECK(contains(text, "tessera_room_pipeline_elements{room=\"alpha\"} 42\n"));
     CHECK(contains(text, "tessera_room_participants{room=\"alpha\"} 2\n"));
     CHECK(contains(text, "tessera_participant_bitrate_in_bps{room=\"alpha\",participant=\"p1\"} 800000\n"));
@@ -77,7 +79,7 @@ TEST_CASE("metrics: every family has one HELP and TYPE, its samples together", "
         const std::string name = line.substr(0, line.find_first_of("{ "));
         CHECK(name == previousFamily);
     }
-    CHECK(seen.size() == 12);
+    CHECK(seen.size() == 13);
 }
 
 TEST_CASE("metrics: label values are escaped", "[metrics]") {

@@ -1135,3 +1135,65 @@ TEST_CASE("recording: shutdown finalises every running recording, then says so",
     f.rooms->stopAllRecordings([&] { none = true; });
     CHECK(none);
 }
+
+TEST_CASE("reload: rooms showing a changed named layout get it, the others keep theirs", "[rooms]") {
+    TempDir dir;
+    dir.write("grid.json", layoutJson("grid"));
+    dir.write("wide.json", layoutJson("wide"));
+    Config config = Fixture::defaultConfig();
+    FakeEngine engine;
+    room::LayoutLibrary layouts(dir.path);
+    room::Rooms rooms(config, engine, layouts);
+    FakeSink alice, bob, carol;
+    rooms.join(joinMessage("by-name", "Alice"), alice);
+    rooms.join(joinMessage("unchanged", "Bob"), bob);
+    rooms.join(joinMessage("inline", "Carol"), carol);
+    rooms.setLayout("by-name", api::LayoutRequest{std::string("wide"), std::nullopt});
+    protocol::LayoutSpec inlineSpec;
+    inlineSpec.name = "wide"; // an inline spec that happens to share a file's name
+    inlineSpec.rest = protocol::FracRect{0, 0, 1, 1};
+    rooms.setLayout("inline", api::LayoutRequest{std::nullopt, inlineSpec});
+    const std::size_t byNameSent = alice.messages.size(), unchangedSent = bob.messages.size(), inlineSent = carol.messages.size();
+    const std::size_t unchangedApplied = engine.room("unchanged").layouts.size();
+
+    // wide.json changes; grid.json does not.
+    dir.write("wide.json", R"({"name": "wide", "rest": {"x": 0, "y": 0, "w": 1, "h": 1}, "padding": 12, "labels": true})");
+    const auto names = rooms.reloadLayouts();
+    CHECK(names == std::vector<std::string>{"grid", "wide"});
+
+    const auto& applied = engine.room("by-name").layouts;
+    CHECK(applied.back().name == "wide");
+    CHECK(applied.back().padding == 12);
+    CHECK(applied.back().labels);
+    REQUIRE(alice.messages.size() == byNameSent + 1);
+    CHECK(alice.last<protocol::LayoutChanged>().layout == "wide");
+    // Nothing changed for the grid room, and an inline spec is not the file's.
+    CHECK(engine.room("unchanged").layouts.size() == unchangedApplied);
+    CHECK(bob.messages.size() == unchangedSent);
+    CHECK(engine.room("inline").layouts.back().padding == 0);
+    CHECK(carol.messages.size() == inlineSent);
+
+    // Reloading again with nothing changed applies nothing.
+    rooms.reloadLayouts();
+    CHECK(alice.messages.size() == byNameSent + 1);
+
+    // A bad file: an error naming it, and neither the set nor any room changes.
+    dir.write("wide.json", R"({"name": "wide", "rest": {}, "padding": 12, "border": 99})");
+    try {
+        rooms.reloadLayouts();
+        FAIL("bad file accepted");
+    } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::BadRequest);
+        const std::string message = e.what();
+        CHECK(message.find("wide.json") != std::string::npos);
+        CHECK(message.find("border") != std::string::npos);
+    }
+    CHECK(layouts.find("wide")->padding == 12);
+    CHECK(alice.messages.size() == byNameSent + 1);
+
+    // A layout whose file went away stays on the rooms showing it.
+    fs::remove(dir.path / "wide.json");
+    CHECK(rooms.reloadLayouts() == std::vector<std::string>{"grid"});
+    CHECK(rooms.detail("by-name").layout == "wide");
+    CHECK(alice.messages.size() == byNameSent + 1);
+}

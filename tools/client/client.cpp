@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -194,6 +195,11 @@ struct VideoMeasure {
     std::uint64_t frames = 0;
     int width = 0;
     int height = 0;
+    // Freeze detection: monotonic time of the last frame (µs, 0: none yet) and
+    // the longest time between two consecutive frames since the first frame
+    // or the last `reset-gap`.
+    std::int64_t lastFrameUs = 0;
+    std::int64_t maxGapUs = 0;
     ~VideoMeasure() {
         if (last) gst_sample_unref(last);
     }
@@ -368,6 +374,11 @@ private:
     VideoMeasure m_video;
     AudioMeasure m_audio;
     std::atomic<bool> m_firstAudio{false};
+    // "loss N": N % of the packets arriving from the network are dropped
+    // before webrtcbin sees them, so its receiver reports tell the server.
+    std::atomic<unsigned> m_lossPercent{0};
+    std::atomic<unsigned> m_lossCounter{0};
+    bool m_lossProbes = false;
     std::atomic<bool> m_stopping{false};
     guint m_busWatch = 0;
 
@@ -884,7 +895,8 @@ bool Client::buildPipeline() {
         const std::string audio =
             "audiotestsrc is-live=true " +
             (m_options.toneHz > 0 ? "wave=sine freq=" + formatDouble(m_options.toneHz) : std::string("wave=silence")) +
-            " volume=0.3 ! audio/x-raw,rate=48000,channels=1 ! audioconvert ! audioresample ! "
+            " volume=" + formatDouble(m_options.toneVolume) +
+            " ! audio/x-raw,rate=48000,channels=1 ! audioconvert ! audioresample ! "
             "queue max-size-time=200000000 leaky=downstream ! opusenc ! rtpopuspay pt=" +
             std::to_string(kAudioPayload) +
             " ! capsfilter caps=\"application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=" +
@@ -1441,6 +1453,9 @@ void Client::onVideoSample(GstSample* sample) {
         m_video.last = sample;
         first = m_video.frames == 0;
         resized = !first && (width != m_video.width || height != m_video.height);
+        const std::int64_t now = g_get_monotonic_time();
+        if (m_video.lastFrameUs != 0) m_video.maxGapUs = std::max(m_video.maxGapUs, now - m_video.lastFrameUs);
+        m_video.lastFrameUs = now;
         ++m_video.frames;
         m_video.width = width;
         m_video.height = height;
@@ -1534,6 +1549,10 @@ void Client::command(std::string_view line) {
 
     if (verb == "report") {
         emit(report());
+    } else if (verb == "reset-gap") {
+        std::lock_guard lock(m_video.mutex);
+        m_video.maxGapUs = 0;
+        reply(true);
     } else if (verb == "send") {
         if (!m_ws || soup_websocket_connection_get_state(m_ws.get()) != SOUP_WEBSOCKET_STATE_OPEN) {
             reply(false, "the WebSocket is not open");
@@ -1581,6 +1600,41 @@ void Client::command(std::string_view line) {
         }
         GErrorPtr owned(error);
         reply(ok, ok ? std::string() : std::string(error ? error->message : "send failed"));
+    } else if (verb == "loss") {
+        const std::string text(rest);
+        char* end = nullptr;
+        const unsigned long percent = std::strtoul(text.c_str(), &end, 10);
+        if (text.empty() || *end != '\0' || percent > 100) {
+            reply(false, "loss takes a percentage, 0 to 100");
+            return;
+        }
+        m_lossPercent = static_cast<unsigned>(percent);
+        if (!m_lossProbes && m_webrtc) {
+            m_lossProbes = true;
+            GstIterator* it = gst_bin_iterate_recurse(GST_BIN(m_webrtc));
+            GValue item = G_VALUE_INIT;
+            while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+                auto* element = GST_ELEMENT(g_value_get_object(&item));
+                GstElementFactory* factory = gst_element_get_factory(element);
+                if (factory && g_str_equal(GST_OBJECT_NAME(factory), "nicesrc")) {
+                    GstPad* src = gst_element_get_static_pad(element, "src");
+                    gst_pad_add_probe(
+                        src, GST_PAD_PROBE_TYPE_BUFFER,
+                        [](GstPad*, GstPadProbeInfo*, gpointer user) noexcept {
+                            auto* self = static_cast<Client*>(user);
+                            // Spread evenly: the first N of every 100 packets.
+                            return self->m_lossCounter++ % 100 < self->m_lossPercent.load() ? GST_PAD_PROBE_DROP
+                                                                                             : GST_PAD_PROBE_OK;
+                        },
+                        this, nullptr);
+                    gst_object_unref(src);
+                }
+                g_value_reset(&item);
+            }
+            g_value_unset(&item);
+            gst_iterator_free(it);
+        }
+        reply(true);
     } else if (verb == "leave") {
         reply(true);
         leave();
@@ -1588,7 +1642,8 @@ void Client::command(std::string_view line) {
         reply(true);
         quit();
     } else {
-        reply(false, "unknown command; use report, send RAW, chat TEXT, file-text TEXT, file-data HEX, leave or quit");
+        reply(false, "unknown command; use report, reset-gap, send RAW, chat TEXT, file-text TEXT, file-data HEX, "
+                     "loss PERCENT, leave or quit");
     }
 }
 
@@ -1606,6 +1661,10 @@ Json Client::report() {
         j["frames"] = m_video.frames;
         j["width"] = m_video.width;
         j["height"] = m_video.height;
+        // A gap still open counts too: a frozen stream must show while frozen.
+        std::int64_t gap = m_video.maxGapUs;
+        if (m_video.lastFrameUs != 0) gap = std::max(gap, g_get_monotonic_time() - m_video.lastFrameUs);
+        j["maxFrameGapMs"] = gap / 1000;
         if (m_video.last) last = gst_sample_ref(m_video.last);
     }
     std::vector<float> window;

@@ -22,6 +22,7 @@ struct Options {
     std::optional<std::int64_t> maxBitrate; // bits/s, > 0
     analysis::Rgb color{0x20, 0xA0, 0x40};  // the solid colour sent
     double toneHz = 440;                    // the sine sent; 0: silence
+    double toneVolume = 0.3;                // its amplitude, 0-1
     std::vector<double> detect;             // tones measured in the received audio
     std::string recordPath;                 // empty: no recording
     std::string fileOutPath;                // empty: "file" channel data is only counted

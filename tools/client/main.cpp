@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
     gint64 maxBitrate = 0;
     gchar* color = nullptr;
     gdouble tone = 440;
+    gdouble volume = 0.3;
     gchar* detect = nullptr;
     gchar* record = nullptr;
     gchar* fileOut = nullptr;
@@ -71,6 +72,7 @@ int main(int argc, char** argv) {
         {"color", 'c', 0, G_OPTION_ARG_STRING, &color, "Colour of the video sent (default 0x20A040)", "0xRRGGBB"},
         {"tone", 't', 0, G_OPTION_ARG_DOUBLE, &tone, "Frequency of the sine sent; 0 sends silence (default 440)",
          "HZ"},
+        {"volume", 0, 0, G_OPTION_ARG_DOUBLE, &volume, "Amplitude of the sine sent, 0-1 (default 0.3)", "V"},
         {"detect", 'd', 0, G_OPTION_ARG_STRING, &detect, "Tones to measure in the received audio", "HZ,HZ,..."},
         {"record", 0, 0, G_OPTION_ARG_FILENAME, &record, "Also write the received media to this Matroska file",
          "FILE.mkv"},
@@ -123,6 +125,8 @@ int main(int argc, char** argv) {
     }
     if (!(tone >= 0 && tone < 24000)) return fail("--tone must be in [0, 24000) Hz");
     options.toneHz = tone;
+    if (!(volume >= 0 && volume <= 1)) return fail("--volume must be in [0, 1]");
+    options.toneVolume = volume;
     if (detect) {
         const auto list = tessera::analysis::parseFrequencyList(detect);
         if (!list) return fail("--detect must be a comma-separated list of frequencies in Hz");
