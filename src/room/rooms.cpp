@@ -362,6 +362,23 @@ MetricsSnapshot Rooms::metrics() const {
     return out;
 }
 
+namespace {
+
+// A UTC time (milliseconds since the epoch) in a g_date_time_format() format.
+std::string formatUtc(std::int64_t unixMs, const char* format) {
+    GDateTime* time = g_date_time_new_from_unix_utc(unixMs / 1000);
+    if (time == nullptr) return {};
+    gchar* text = g_date_time_format(time, format);
+    std::string out = text != nullptr ? text : "";
+    g_free(text);
+    g_date_time_unref(time);
+    return out;
+}
+
+std::string isoUtc(std::int64_t unixMs) { return formatUtc(unixMs, "%Y-%m-%dT%H:%M:%SZ"); }
+
+} // namespace
+
 std::string recordingStem(std::string_view room, std::int64_t unixMs) {
     constexpr std::size_t kMaxRoomChars = 64;
     std::string stem;
@@ -369,29 +386,8 @@ std::string recordingStem(std::string_view room, std::int64_t unixMs) {
         stem += g_ascii_isalnum(c) || c == '-' || c == '_' ? c : '_';
     }
     if (stem.empty()) stem = "room";
-    GDateTime* time = g_date_time_new_from_unix_utc(unixMs / 1000);
-    if (time != nullptr) {
-        gchar* text = g_date_time_format(time, "-%Y%m%dT%H%M%SZ");
-        stem += text;
-        g_free(text);
-        g_date_time_unref(time);
-    }
-    return stem;
+    return stem + formatUtc(unixMs, "-%Y%m%dT%H%M%SZ");
 }
-
-namespace {
-
-std::string isoUtc(std::int64_t unixMs) {
-    GDateTime* time = g_date_time_new_from_unix_utc(unixMs / 1000);
-    if (time == nullptr) return {};
-    gchar* text = g_date_time_format(time, "%Y-%m-%dT%H:%M:%SZ");
-    std::string out = text != nullptr ? text : "";
-    g_free(text);
-    g_date_time_unref(time);
-    return out;
-}
-
-} // namespace
 
 std::string Rooms::startRecording(const std::string& name, const std::optional<std::string>& format) {
     Entry entry(*this, Entry::From::Client);
