@@ -188,13 +188,15 @@ bool looksLike(analysis::Rgb a, Rgb b) {
     return near({a.r, a.g, a.b}, b);
 }
 
-// A fresh directory for one test's recordings (kept for inspection).
+// A fresh directory for one test's recordings, kept beside the logs for
+// inspection (TESSERA_ARTIFACTS, else the system's temporary directory).
 std::string recordingDir() {
-    gchar* made = g_dir_make_tmp("tessera-recordings-XXXXXX", nullptr);
-    REQUIRE(made);
-    std::string dir = made;
-    g_free(made);
-    return dir;
+    const char* artifacts = std::getenv("TESSERA_ARTIFACTS");
+    const std::string base = artifacts && *artifacts ? artifacts : g_get_tmp_dir();
+    g_mkdir_with_parents(base.c_str(), 0755);
+    std::string pattern = base + "/recordings-XXXXXX";
+    REQUIRE(g_mkdtemp(pattern.data()) != nullptr);
+    return pattern;
 }
 
 std::vector<std::string> recorderArgs(const std::string& dir) {
@@ -485,6 +487,11 @@ TEST_CASE("an unwritable recording target fails cleanly and the call goes on", "
             WARN("chattr +i is not supported here; skipped");
             return;
         }
+        // Mutable again however the test ends, or nobody could delete it.
+        struct Mutable {
+            std::string dir;
+            ~Mutable() { (void)std::system(("chattr -i " + dir).c_str()); }
+        } restore{dir};
         Server server(recorderArgs(dir));
         auto clients = joinAll(server, "fault", {kTrio[0]});
         waitFlowing(clients);
@@ -495,7 +502,6 @@ TEST_CASE("an unwritable recording target fails cleanly and the call goes on", "
         auto room = waitRoom(server, "fault", [](const Json& r) {
             return !r.value("recording", true) && !r.value("recordingError", "").empty();
         });
-        std::system(("chattr -i " + dir).c_str());
         INFO("room " << room.dump());
         CHECK_FALSE(room.value("recording", true));
         CHECK(!room.value("recordingError", "").empty());
