@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tessera/config.h"
 #include "tessera/error.h"
 #include "tessera/layout_spec.h"
 
@@ -33,6 +34,39 @@ struct RoomDetail {
     std::string layout;
     bool recording = false;
     std::vector<ParticipantSummary> participants;
+    std::string recordingFile;  // while recording: the (first) file; serialised when non-empty
+    std::string recordingError; // the last recording failure in this room; serialised when non-empty
+};
+
+// POST /api/rooms/{room}/recording: an empty body or {"format": "mkv"|"webm"|"mp4"}.
+struct RecordingStart {
+    std::optional<std::string> format; // nullopt: the configured default
+};
+
+// The JSON file beside a recording (docs/recording.md): rewritten on every
+// change, so it is current after a crash too.
+struct RecordingMetadata {
+    struct Segment {
+        std::string file;
+        double offset = 0; // seconds into the recording where the file starts
+    };
+    struct Event {
+        double offset = 0;  // seconds since the recording started
+        std::string event;  // "present" (there at the start), "join", "leave"
+        std::string id;
+        std::string name;
+    };
+    std::string room;
+    std::string format;
+    std::string file;               // the first (or only) media file
+    std::string state = "recording"; // "recording", "finished", "failed"
+    std::string started;            // ISO 8601 UTC
+    std::int64_t startedUnixMs = 0;
+    std::string stopped;            // ISO 8601 UTC; empty while recording
+    std::optional<double> duration; // seconds of media, once stopped
+    std::string error;              // why it failed; empty otherwise
+    std::vector<Segment> segments;
+    std::vector<Event> timeline;
 };
 
 // PUT /api/rooms/{room}/layout: {"layout": "name"} or {"layout": {spec}}.
@@ -49,5 +83,13 @@ std::string serializeLayoutNames(const std::vector<std::string>& names);
 std::string serializeError(ErrorCode code, std::string_view message);
 // Throws Error(BadRequest) naming the problem (for a spec: the field).
 LayoutRequest parseLayoutRequest(std::string_view body);
+// Throws Error(BadRequest) for a body that is not empty or a JSON object, or
+// an unknown format.
+RecordingStart parseRecordingStart(std::string_view body);
+// {"file": path}
+std::string serializeRecordingStarted(const std::string& file);
+// {"file": path, "duration": seconds}
+std::string serializeRecordingStopped(const std::string& file, double duration);
+std::string serialize(const RecordingMetadata& metadata);
 
 } // namespace tessera::api

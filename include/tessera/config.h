@@ -38,6 +38,24 @@ struct AudioConfig {
     unsigned bitrate = 64'000; // bits/s per Opus encode
 };
 
+// Recording a room's mix to a file (docs/recording.md).
+struct RecordingConfig {
+    std::string dir = "recordings"; // where files go; relative to the working directory
+    std::string format = "mkv";     // "mkv", "webm" or "mp4": selects pipelines/record-<format>.pipeline
+    bool autoRecord = false;        // config key "auto": record every room from its creation
+    unsigned width = 1280;          // the recording's own canvas, pixels (scaled from the composite)
+    unsigned height = 720;
+    unsigned bitrate = 2'000'000;   // bits/s of the recording's video
+    unsigned audioBitrate = 128'000; // bits/s of the recording's Opus
+    unsigned segmentSeconds = 0;    // > 0: a new file every so many seconds (at a key frame)
+    std::uint64_t segmentBytes = 0; // > 0: a new file when one reaches this size
+};
+
+// The recording formats, each a pipelines/record-<format>.pipeline.
+inline bool isRecordingFormat(std::string_view format) {
+    return format == "mkv" || format == "webm" || format == "mp4";
+}
+
 struct Config {
     std::string host = "127.0.0.1"; // listen address
     std::uint16_t port = 8080;      // listen port; 0 picks a free one (printed at start)
@@ -55,6 +73,7 @@ struct Config {
     unsigned jitterLatencyMs = 200; // webrtcbin jitter buffer, ms
     VideoConfig video;
     AudioConfig audio;
+    RecordingConfig recording;
 };
 
 // Applies the JSON object in `text` on top of `config`. Unknown keys and

@@ -4,11 +4,13 @@
 // created by createGstEngine(). Every listener call arrives on the main
 // context: media marshals streaming-thread signals before calling up.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "tessera/config.h"
+#include "tessera/error.h"
 #include "tessera/layout_spec.h"
 #include "tessera/protocol.h"
 
@@ -80,6 +82,28 @@ public:
         (void)participantId;
         (void)active;
     }
+    // Thread: main. The recorder opened a new file (the first one too);
+    // `offsetSeconds`: where it starts in the recording.
+    virtual void onRecordingSegment(const std::string& path, double offsetSeconds) {
+        (void)path;
+        (void)offsetSeconds;
+    }
+    // Thread: main. The recorder failed (unwritable target, disk full, an
+    // element error) and was removed; the room goes on. No stop follows.
+    virtual void onRecordingFailed(const std::string& reason) { (void)reason; }
+};
+
+// What to record: the room's composite and its full audio mix.
+struct RecordingRequest {
+    std::string directory; // exists and is writable (checked by the caller)
+    std::string stem;      // file name without extension, safe (see recordingStem in room.h)
+    std::string format;    // "mkv", "webm" or "mp4"
+};
+
+struct RecordingResult {
+    std::string file;     // the first (or only) file
+    double duration = 0;  // seconds of media in the file(s)
+    std::string error;    // non-empty: the recording did not finish cleanly
 };
 
 class RoomMedia {
@@ -90,6 +114,22 @@ public:
     // Applies within a frame period; no renegotiation.
     virtual void setLayout(const protocol::LayoutSpec& spec) = 0;
     virtual RoomStats stats() const = 0;
+
+    // Attaches a recorder to the running room; returns the path of the first
+    // file. Throws Error(Conflict) if one is attached, Error(BadRequest) for
+    // an unknown format, Error(Internal) when it cannot start.
+    virtual std::string startRecording(const RecordingRequest& request) {
+        (void)request;
+        throw Error(ErrorCode::Internal, "this media engine cannot record");
+    }
+    // Drains the recorder (the file is finalised: index and duration
+    // written), removes it, then calls `done` on the main context. Never
+    // calls `done` from inside this call, nor after this object is destroyed.
+    // Throws Error(Conflict) when not recording.
+    virtual void stopRecording(std::function<void(const RecordingResult&)> done) {
+        (void)done;
+        throw Error(ErrorCode::Conflict, "not recording");
+    }
 };
 
 class Engine {

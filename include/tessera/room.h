@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tessera/api.h"
@@ -43,9 +44,16 @@ struct MetricsSnapshot {
         std::string room;
         media::RoomStats stats;
         std::vector<Participant> participants; // join order
+        bool recording = false;
     };
     std::vector<Room> rooms; // sorted by name
+    std::uint64_t recordingErrors = 0; // recordings that failed to start or failed while running
 };
+
+// A recording's file name without extension: the room name with anything
+// but [A-Za-z0-9_-] replaced by '_' (at most 64 characters, never empty), a
+// '-' and the UTC time as YYYYMMDDTHHMMSSZ. Never a path: no '/', no "..".
+std::string recordingStem(std::string_view room, std::int64_t unixMs);
 
 class Rooms {
 public:
@@ -77,6 +85,20 @@ public:
     // file throws (Error naming the file) and changes nothing.
     std::vector<std::string> reloadLayouts();
 
+    // Starts recording the room's mix (format: nullopt for the configured
+    // default); returns the media file's path. Error(NotFound) for an unknown
+    // room, Error(Conflict) when it records already (or is finalising),
+    // Error(Internal) when the target cannot be written.
+    std::string startRecording(const std::string& room, const std::optional<std::string>& format);
+    // Finalises the recording; `done` runs on the main context once the file
+    // is complete, never from inside this call. Error(NotFound) for an
+    // unknown room, Error(Conflict) when it is not recording.
+    void stopRecording(const std::string& room, std::function<void(const media::RecordingResult&)> done);
+
+    // Finalises every running recording (server shutdown); `done` runs on the
+    // main context once all are complete, at once when there are none.
+    void stopAllRecordings(std::function<void()> done);
+
     MetricsSnapshot metrics() const;
     std::size_t roomCount() const noexcept { return m_rooms.size(); }
     std::size_t participantCount() const noexcept { return m_participants.size(); }
@@ -97,6 +119,13 @@ private:
     void onScreenShareChanged(Room& room, const std::string& participantId, bool active);
     // `named`: the spec came from the layout library (a reload may update it).
     void applyLayout(Room& room, const protocol::LayoutSpec& spec, bool named);
+    void onRecordingSegment(Room& room, const std::string& path, double offset);
+    void onRecordingFailed(Room& room, const std::string& reason);
+    void onRecordingStopped(Room& room, const media::RecordingResult& result);
+    void beginStopRecording(Room& room);
+    // Adds a timeline event to the room's recording, if any, and saves its metadata.
+    void recordEvent(Room& room, const std::string& event, const std::string& id, const std::string& name);
+    void saveRecordingMetadata(const Room& room);
 
     Room& roomOrThrow(const std::string& name) const;
     Participant& participantOrThrow(const std::string& id) const;
@@ -125,6 +154,10 @@ private:
     // own handleOffer() or listener call. Peers die before their RoomMedia.
     std::vector<std::unique_ptr<Participant>> m_deadParticipants;
     std::vector<std::unique_ptr<Room>> m_deadRooms;
+    // Rooms nobody is in any more whose recording is being finalised: their
+    // media lives on until the recorder has drained.
+    std::vector<std::unique_ptr<Room>> m_closingRooms;
+    std::uint64_t m_recordingErrors = 0;
     unsigned m_depth = 0;          // nesting of public calls and listener callbacks
     unsigned m_collectSource = 0;  // pending idle collection (GLib source id), 0: none
 };

@@ -89,9 +89,36 @@ int validate(const std::vector<std::string>& files) {
     return status;
 }
 
-gboolean onQuit(gpointer loop) {
-    GST_INFO("signal received, shutting down");
-    g_main_loop_quit(static_cast<GMainLoop*>(loop));
+constexpr guint kShutdownGraceSeconds = 20;
+
+struct Shutdown {
+    GMainLoop* loop;    // Borrowed.
+    room::Rooms* rooms; // Borrowed; outlives the loop.
+    bool requested = false;
+};
+
+// The first SIGINT/SIGTERM finalises running recordings (their files get
+// their index) and then quits; a second one, or the grace period, quits at once.
+gboolean onQuit(gpointer data) {
+    auto* shutdown = static_cast<Shutdown*>(data);
+    if (shutdown->requested) {
+        GST_INFO("second signal, quitting now");
+        g_main_loop_quit(shutdown->loop);
+        return G_SOURCE_CONTINUE;
+    }
+    shutdown->requested = true;
+    GST_INFO("signal received, finishing recordings and shutting down");
+    g_timeout_add_seconds(kShutdownGraceSeconds, [](gpointer loop) -> gboolean {
+        GST_WARNING("recordings did not finish within %u s; quitting anyway", kShutdownGraceSeconds);
+        g_main_loop_quit(static_cast<GMainLoop*>(loop));
+        return G_SOURCE_REMOVE;
+    }, shutdown->loop);
+    try {
+        shutdown->rooms->stopAllRecordings([loop = shutdown->loop] { g_main_loop_quit(loop); });
+    } catch (const std::exception& e) {
+        GST_WARNING("finishing recordings failed: %s", e.what());
+        g_main_loop_quit(shutdown->loop);
+    }
     return G_SOURCE_CONTINUE;
 }
 
@@ -140,10 +167,11 @@ int serve(const Config& config) {
     GST_INFO("listening on %s", server->url().c_str());
 
     std::unique_ptr<GMainLoop, decltype(&g_main_loop_unref)> loop(g_main_loop_new(nullptr, FALSE), &g_main_loop_unref);
+    Shutdown shutdown{loop.get(), rooms.get()};
     ReloadTarget reload{*rooms, *layouts};
     const guint sources[] = {
-        g_unix_signal_add(SIGINT, onQuit, loop.get()),
-        g_unix_signal_add(SIGTERM, onQuit, loop.get()),
+        g_unix_signal_add(SIGINT, onQuit, &shutdown),
+        g_unix_signal_add(SIGTERM, onQuit, &shutdown),
         g_unix_signal_add(SIGHUP, onReload, &reload),
     };
     g_main_loop_run(loop.get());

@@ -18,7 +18,7 @@ namespace {
 // the same validation as the config file, so that a value means the same and
 // is refused for the same reason wherever it is written. That takes a small
 // JSON document built here (strings escaped, numbers passed through).
-enum class Kind { String, Number, List };
+enum class Kind { String, Number, List, Bool }; // Bool: a flag without a value, meaning true
 
 struct Flag {
     const char* name;     // without "--"
@@ -56,6 +56,19 @@ constexpr std::array kFlags = {
     Flag{"video-tiers", "video.tiers", Kind::String, "TIERS",
          "Quality tiers, highest first: NAME:WxH:BITS,... (default high, medium, low from the composite)"},
     Flag{"audio-bitrate", "audio.bitrate", Kind::Number, "BITS", "Opus bit rate, bits/s (default 64000)"},
+    Flag{"record-dir", "recording.dir", Kind::String, "DIR", "Where recordings are written (default recordings)"},
+    Flag{"record-format", "recording.format", Kind::String, "FORMAT", "mkv, webm or mp4 (default mkv)"},
+    Flag{"record-all", "recording.auto", Kind::Bool, nullptr, "Record every room from its creation"},
+    Flag{"record-width", "recording.width", Kind::Number, "PIXELS", "Recording width (default 1280)"},
+    Flag{"record-height", "recording.height", Kind::Number, "PIXELS", "Recording height (default 720)"},
+    Flag{"record-bitrate", "recording.bitrate", Kind::Number, "BITS",
+         "Recording video bit rate, bits/s (default 2000000)"},
+    Flag{"record-audio-bitrate", "recording.audioBitrate", Kind::Number, "BITS",
+         "Recording Opus bit rate, bits/s (default 128000)"},
+    Flag{"record-segment-seconds", "recording.segmentSeconds", Kind::Number, "SECONDS",
+         "Start a new recording file every so many seconds (default 0: one file)"},
+    Flag{"record-segment-bytes", "recording.segmentBytes", Kind::Number, "BYTES",
+         "Start a new recording file at this size (default 0: one file)"},
     // iceServers: written as URLs, turned into RTCIceServer objects below.
     Flag{"stun", "iceServers", Kind::List, "URL", "STUN server, stun:HOST:PORT (repeatable; replaces the config's)"},
     Flag{"turn", "iceServers", Kind::List, "URL",
@@ -150,6 +163,7 @@ std::string flagsJson(const Collected& collected) {
         switch (flag->kind) {
         case Kind::String: slot.push_back(jsonString(value)); break;
         case Kind::Number: slot.push_back(jsonNumber(value)); break;
+        case Kind::Bool: slot.push_back("true"); break;
         case Kind::List:
             slot.push_back(std::string_view(flag->key) == "iceServers" ? iceServerJson(value) : jsonString(value));
             break;
@@ -218,8 +232,8 @@ Options parseOptions(int argc, char** argv) {
     entries.push_back({"config", 'c', 0, G_OPTION_ARG_FILENAME, &configFile,
                        "JSON config file (docs/config.md); flags override it", "FILE"});
     for (const Flag& flag : kFlags) {
-        entries.push_back({flag.name, 0, 0, G_OPTION_ARG_CALLBACK, reinterpret_cast<gpointer>(&collect), flag.help,
-                           flag.argument});
+        entries.push_back({flag.name, 0, flag.kind == Kind::Bool ? gint{G_OPTION_FLAG_NO_ARG} : 0, G_OPTION_ARG_CALLBACK,
+                           reinterpret_cast<gpointer>(&collect), flag.help, flag.argument});
     }
     entries.push_back({G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_STRING_ARRAY, &rest, nullptr, nullptr});
     entries.push_back({});

@@ -13,12 +13,13 @@ namespace {
 // a missing plugin package is named at start-up, not at the first join.
 constexpr const char* kRequiredElements[] = {"webrtcbin", "compositor", "audiomixer", "videotestsrc",
                                              "audiotestsrc", "audioamplify", "tee", "queue", "nicesrc",
-                                             "dtlssrtpenc", "capsfilter",
+                                             "dtlssrtpenc", "capsfilter", "splitmuxsink",
                                              // name labels on tiles (Debian: gstreamer1.0-x)
                                              "textoverlay"};
 
 FragmentVars varsFor(const Config& config) {
     const auto& v = config.video;
+    const auto& r = config.recording;
     return {{"bitrate", std::to_string(v.bitrate / 1000)},
             {"bitrate_bps", std::to_string(v.bitrate)},
             {"keyframe_interval", std::to_string(v.framerate * 2)},
@@ -27,7 +28,16 @@ FragmentVars varsFor(const Config& config) {
             {"height", std::to_string(v.height)},
             {"tile_width", std::to_string(v.tileWidth)},
             {"tile_height", std::to_string(v.tileHeight)},
-            {"audio_bitrate", std::to_string(config.audio.bitrate)}};
+            {"audio_bitrate", std::to_string(config.audio.bitrate)},
+            {"record_width", std::to_string(r.width)},
+            {"record_height", std::to_string(r.height)},
+            {"record_bitrate", std::to_string(r.bitrate / 1000)},
+            {"record_bitrate_bps", std::to_string(r.bitrate)},
+            {"record_audio_bitrate", std::to_string(r.audioBitrate)},
+            {"record_keyframe_interval", std::to_string(v.framerate)}, // 1 s: splitmuxsink holds a GOP in memory
+            // mp4's index space: a segment's worth (and a minute to spare), else an hour.
+            {"record_reserved_duration",
+             std::to_string((r.segmentSeconds ? r.segmentSeconds + 60ULL : 3600ULL) * GST_SECOND)}};
 }
 
 class GstEngine final : public Engine {
@@ -36,7 +46,8 @@ public:
         : m_config(config),
           m_fragments(config.pipelinesDir, varsFor(config),
                       {"pay-" + config.video.codec,
-                       "decode-" + config.video.codec, "decode-opus", "audio-send"}) {
+                       "decode-" + config.video.codec, "decode-opus", "audio-send", "record-mkv", "record-webm",
+                       "record-mp4"}) {
         // One encoder per quality tier: the same file, the tier's size and bit rate.
         for (const VideoTier& tier : effectiveTiers(config.video)) {
             FragmentVars vars = varsFor(config);

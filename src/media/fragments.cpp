@@ -17,6 +17,7 @@ const std::vector<std::pair<std::string, std::vector<std::string>>> kRequiredNam
     {"pay-", {"pay"}},
     {"audio-send", {"encoder", "pay"}},
     {"decode-opus", {"level"}},
+    {"record-", {"video", "audio", "sink"}},
 };
 
 std::string baseName(const std::string& path) {
@@ -102,7 +103,10 @@ std::string loadFragment(const std::string& path, const FragmentVars& vars) {
 FragmentVars sampleFragmentVars() {
     return {{"bitrate", "1500"},      {"bitrate_bps", "1500000"}, {"keyframe_interval", "60"},
             {"framerate", "30"},      {"width", "1280"},          {"height", "720"},
-            {"tile_width", "640"},    {"tile_height", "360"},     {"audio_bitrate", "64000"}};
+            {"tile_width", "640"},    {"tile_height", "360"},     {"audio_bitrate", "64000"},
+            {"record_width", "1280"}, {"record_height", "720"},   {"record_bitrate", "2000"},
+            {"record_bitrate_bps", "2000000"}, {"record_audio_bitrate", "128000"},
+            {"record_keyframe_interval", "60"}, {"record_reserved_duration", "3600000000000"}};
 }
 
 void validateFragmentFile(const std::string& path) {
@@ -118,12 +122,12 @@ void Fragments::load(const std::string& key, const std::string& path, const Frag
     m_texts.insert_or_assign(key, loadFragment(path, vars));
 }
 
-ElementRef Fragments::makeBin(const std::string& name) const {
+ElementRef Fragments::makeBin(const std::string& name, bool ghostUnlinked) const {
     auto it = m_texts.find(name);
     if (it == m_texts.end())
         throw Error(ErrorCode::Internal, "pipeline fragment '" + name + "' was not loaded");
     GError* raw = nullptr;
-    GstElement* bin = gst_parse_bin_from_description(it->second.c_str(), TRUE, &raw);
+    GstElement* bin = gst_parse_bin_from_description(it->second.c_str(), ghostUnlinked, &raw);
     GErrorPtr err(raw);
     if (!bin)
         throw Error(ErrorCode::Internal, name + ": " + (err ? err->message : "parse failed"));

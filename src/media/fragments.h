@@ -24,9 +24,11 @@ public:
     // several keys with different values, e.g. one encoder per tier).
     void load(const std::string& key, const std::string& path, const FragmentVars& vars);
 
-    // A new bin from a loaded fragment, its unlinked pads ghosted. Read-only,
-    // so callable from streaming threads.
-    ElementRef makeBin(const std::string& name) const;
+    // A new bin from a loaded fragment, its unlinked pads ghosted (only one
+    // sink and one source pad can be: a fragment with more inputs is made
+    // with ghostUnlinked false and its inputs found by name). Read-only, so
+    // callable from streaming threads.
+    ElementRef makeBin(const std::string& name, bool ghostUnlinked = true) const;
 
 private:
     std::map<std::string, std::string> m_texts; // name -> description with placeholders filled

@@ -8,6 +8,7 @@
 #include <gst/video/video.h>
 
 #include "peer.h"
+#include "recorder.h"
 #include "tessera/error.h"
 
 #define GST_CAT_DEFAULT tessera_media_debug
@@ -17,6 +18,18 @@ namespace {
 
 constexpr std::int64_t kKeyFrameIntervalUs = 500 * 1000; // at most 2 forced key frames/s per encoder
 constexpr guint kStatsEveryTicks = 2;
+constexpr guint kRecorderDrainSeconds = 15;
+
+// An error message as "element: message", and its debug text.
+std::pair<std::string, std::string> describeError(GstMessage* message) {
+    GError* raw = nullptr;
+    gchar* debug = nullptr;
+    gst_message_parse_error(message, &raw, &debug);
+    GErrorPtr err(raw);
+    GCharPtr dbg(debug);
+    return {std::string(GST_OBJECT_NAME(GST_MESSAGE_SRC(message))) + ": " + (err ? err->message : "error"),
+            dbg ? dbg.get() : ""};
+}
 
 guint32 argb(const std::string& hex) {
     unsigned rgb = 0;
@@ -83,6 +96,8 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
         if (!ok)
             throw Error(ErrorCode::Internal, "room pipeline: bad composite caps " + rawVideo);
     }
+    m_rawTee = requireByName(pipe, "rawtee");
+    m_fullMix = requireByName(pipe, "fullmix");
     for (GstElement* mixer : {m_videoMixer.get(), m_audioMixer.get()})
         g_object_set(mixer, "min-upstream-latency", static_cast<guint64>(config.jitterLatencyMs + 100) * GST_MSECOND,
                      "ignore-inactive-pads", TRUE, "start-time-selection", 1 /* first */, nullptr);
@@ -161,6 +176,9 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
 }
 
 RoomPipeline::~RoomPipeline() {
+    *m_alive = false;
+    if (m_stopTimeout)
+        g_source_remove(m_stopTimeout);
     if (m_tickSource)
         g_source_remove(m_tickSource);
     if (m_busWatch)
@@ -171,7 +189,99 @@ RoomPipeline::~RoomPipeline() {
     // stream lock forever (seen at shutdown with peers still in the room).
     gst_element_send_event(m_pipeline.get(), gst_event_new_flush_start());
     gst_element_set_state(m_pipeline.get(), GST_STATE_NULL);
+    m_recorder.reset(); // not finalised: the room stopped without stopRecording()
     GST_CAT_INFO(tessera_media_debug, "room %s: pipeline stopped", m_room.c_str());
+}
+
+std::string RoomPipeline::startRecording(const RecordingRequest& request) {
+    if (m_recorder)
+        throw Error(ErrorCode::Conflict, "room '" + m_room + "' is already recording");
+    m_recorder = std::make_unique<Recorder>(*this, request);
+    return m_recorder->file();
+}
+
+void RoomPipeline::stopRecording(std::function<void(const RecordingResult&)> done) {
+    if (!m_recorder || m_recorder->stopping() || m_removingRecorder)
+        throw Error(ErrorCode::Conflict, "room '" + m_room + "' is not recording");
+    m_stopDone = std::move(done);
+    if (!m_recorder->wroteVideo()) {
+        // Stopped before the first key frame reached the muxer: there is
+        // nothing to finalise (splitmuxsink would wait for video forever).
+        post([this, alive = std::weak_ptr<bool>(m_alive)] {
+            if (alive.lock())
+                removeRecorder("");
+        });
+        return;
+    }
+    m_recorder->stop();
+    // The EOS drains through the recorder's encoders and muxer; should it
+    // never come out, the file is closed as it is (still playable).
+    m_stopTimeout = g_timeout_add_seconds(
+        kRecorderDrainSeconds,
+        [](gpointer self) noexcept -> gboolean {
+            auto* room = static_cast<RoomPipeline*>(self);
+            room->m_stopTimeout = 0;
+            room->removeRecorder("the recording did not finish within " + std::to_string(kRecorderDrainSeconds) +
+                                 " s; the file was closed unfinalised");
+            return G_SOURCE_REMOVE;
+        },
+        this);
+}
+
+void RoomPipeline::removeRecorder(const std::string& error) {
+    if (!m_recorder || m_removingRecorder)
+        return;
+    m_removingRecorder = true;
+    if (m_stopTimeout) {
+        g_source_remove(m_stopTimeout);
+        m_stopTimeout = 0;
+    }
+    RecordingResult result{m_recorder->file(), m_recorder->duration(), error};
+    m_recorder->remove([this, alive = std::weak_ptr<bool>(m_alive), result] {
+        if (!alive.lock())
+            return;
+        m_recorder.reset();
+        m_removingRecorder = false;
+        if (auto done = std::move(m_stopDone)) {
+            m_stopDone = nullptr;
+            done(result);
+        } else {
+            m_listener.onRecordingFailed(result.error);
+        }
+    });
+}
+
+void RoomPipeline::onRecorderMessage(GstMessage* message) {
+    switch (GST_MESSAGE_TYPE(message)) {
+    case GST_MESSAGE_ERROR: {
+        const auto [what, debug] = describeError(message);
+        GST_CAT_ERROR(tessera_media_debug, "room %s: recorder failed: %s (%s)", m_room.c_str(), what.c_str(),
+                      debug.c_str());
+        dumpDot(pipeline(), "tessera-recorder-error-" + m_room);
+        removeRecorder("recording failed: " + what); // only the recorder, never the room
+        break;
+    }
+    case GST_MESSAGE_ELEMENT: {
+        if (m_recorder->stopping() && m_recorder->eosReached(message)) {
+            GST_CAT_INFO(tessera_media_debug, "room %s: recording finalised (%s)", m_room.c_str(),
+                         m_recorder->file().c_str());
+            removeRecorder("");
+            break;
+        }
+        const GstStructure* s = gst_message_get_structure(message);
+        if (!gst_structure_has_name(s, "splitmuxsink-fragment-opened"))
+            break;
+        const char* location = gst_structure_get_string(s, "location");
+        GstClockTime at = GST_CLOCK_TIME_NONE;
+        gst_structure_get_uint64(s, "running-time", &at);
+        const double offset = m_recorder->offsetOf(at);
+        if (location)
+            m_listener.onRecordingSegment(location, offset);
+        break;
+    }
+    default:
+        break;
+    }
 }
 
 std::unique_ptr<Peer> RoomPipeline::addPeer(const std::string& participantId, const PeerOptions& options,
@@ -467,14 +577,13 @@ void RoomPipeline::paintBorders(GstPadProbeInfo* info) {
 }
 
 void RoomPipeline::onBusMessage(GstMessage* message) {
+    if (m_recorder && m_recorder->owns(message)) {
+        onRecorderMessage(message);
+        return;
+    }
     switch (GST_MESSAGE_TYPE(message)) {
     case GST_MESSAGE_ERROR: {
-        GError* raw = nullptr;
-        gchar* debug = nullptr;
-        gst_message_parse_error(message, &raw, &debug);
-        GErrorPtr err(raw);
-        GCharPtr dbg(debug);
-        const std::string what = std::string(GST_OBJECT_NAME(GST_MESSAGE_SRC(message))) + ": " + err->message;
+        const auto [what, debug] = describeError(message);
         std::shared_ptr<PeerCore> culprit;
         for (const auto& [bin, weak] : m_peers)
             if (gst_object_has_as_ancestor(GST_MESSAGE_SRC(message), GST_OBJECT(bin)))
@@ -483,8 +592,7 @@ void RoomPipeline::onBusMessage(GstMessage* message) {
         if (culprit) {
             culprit->fail("media error: " + what); // only that peer, never the room
         } else {
-            GST_CAT_ERROR(tessera_media_debug, "room %s: %s (%s)", m_room.c_str(), what.c_str(),
-                          dbg ? dbg.get() : "");
+            GST_CAT_ERROR(tessera_media_debug, "room %s: %s (%s)", m_room.c_str(), what.c_str(), debug.c_str());
         }
         break;
     }

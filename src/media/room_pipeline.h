@@ -3,6 +3,7 @@
 // video encoder, and a bin per participant (see peer.h).
 #include <array>
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -22,6 +23,7 @@
 namespace tessera::media {
 
 class PeerCore;
+class Recorder;
 
 // The fragment key of a tier's encoder (pipelines/encode-<codec>.pipeline
 // loaded with the tier's size and bit rate).
@@ -78,12 +80,16 @@ public:
                                   PeerListener& listener) override;
     void setLayout(const protocol::LayoutSpec& spec) override;
     RoomStats stats() const override;
+    std::string startRecording(const RecordingRequest& request) override;
+    void stopRecording(std::function<void(const RecordingResult&)> done) override;
 
     // Immutable after construction: any thread.
     GstBin* pipeline() const { return GST_BIN(m_pipeline.get()); }
     GstElement* audioTee() const { return m_audioTee.get(); }
     GstElement* videoMixer() const { return m_videoMixer.get(); }
     GstElement* audioMixer() const { return m_audioMixer.get(); }
+    GstElement* rawVideoTee() const { return m_rawTee.get(); } // the composite before the encoder
+    GstElement* fullMixTee() const { return m_fullMix.get(); } // everyone's audio
     const Fragments& fragments() const { return m_fragments; }
     const Config& config() const { return m_config; }
     const std::string& name() const { return m_room; }
@@ -134,6 +140,12 @@ private:
     // Thread: the compositor's. Paints the current plan's borders on a frame.
     void paintBorders(GstPadProbeInfo* info);
     void onBusMessage(GstMessage* message);
+    // Thread: main. A bus message from inside the recorder's bin: its errors
+    // stop only the recorder.
+    void onRecorderMessage(GstMessage* message);
+    // Thread: main. Detaches and removes the recorder, then answers a pending
+    // stop or, without one, reports `error` as a failure.
+    void removeRecorder(const std::string& error);
     void onTick();
     // Thread: main. Takes a new speaker decision, if any, into m_speaker;
     // true when the speaker changed (the caller relayouts and tells the room).
@@ -148,6 +160,7 @@ private:
     ElementRef m_pipeline;        // Owned.
     ElementRef m_videoMixer, m_audioMixer, m_audioTee;
     std::vector<std::unique_ptr<EncoderTier>> m_tiers; // highest bit rate first; fixed after construction
+    ElementRef m_rawTee, m_fullMix; // the recorder's sources
     protocol::LayoutSpec m_layout;
     GstVideoInfo m_canvasInfo; // the composite's format; immutable after construction
     std::mutex m_planMutex;
@@ -185,6 +198,13 @@ private:
 
     guint m_busWatch = 0;
     guint m_tickSource = 0;
+
+    // Recording. Thread: main.
+    std::unique_ptr<Recorder> m_recorder; // Owned; in m_pipeline while attached.
+    std::function<void(const RecordingResult&)> m_stopDone; // a pending stopRecording()
+    bool m_removingRecorder = false;
+    guint m_stopTimeout = 0;
+    std::shared_ptr<bool> m_alive = std::make_shared<bool>(true); // for posted work
 };
 
 } // namespace tessera::media

@@ -60,7 +60,63 @@ std::string serialize(const RoomDetail& room) {
         item["packetsLost"] = p.packetsLost;
         json["participants"].push_back(std::move(item));
     }
+    if (!room.recordingFile.empty()) json["recordingFile"] = room.recordingFile;
+    if (!room.recordingError.empty()) json["recordingError"] = room.recordingError;
     return dump(json);
+}
+
+RecordingStart parseRecordingStart(std::string_view body) {
+    RecordingStart request;
+    if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return request;
+    Json json;
+    try {
+        json = Json::parse(body);
+    } catch (const Json::parse_error& e) {
+        throw Error(ErrorCode::BadRequest, "body: not valid JSON (byte " + std::to_string(e.byte) + ")");
+    }
+    if (!json.is_object()) throw Error(ErrorCode::BadRequest, "body: must be a JSON object");
+    if (const auto it = json.find("format"); it != json.end()) {
+        if (!it->is_string() || !isRecordingFormat(it->get_ref<const std::string&>())) {
+            throw Error(ErrorCode::BadRequest, "format: must be \"mkv\", \"webm\" or \"mp4\"");
+        }
+        request.format = it->get<std::string>();
+    }
+    return request;
+}
+
+std::string serializeRecordingStarted(const std::string& file) {
+    OutJson json = OutJson::object();
+    json["file"] = file;
+    return dump(json);
+}
+
+std::string serializeRecordingStopped(const std::string& file, double duration) {
+    OutJson json = OutJson::object();
+    json["file"] = file;
+    json["duration"] = duration;
+    return dump(json);
+}
+
+std::string serialize(const RecordingMetadata& m) {
+    OutJson json = OutJson::object();
+    json["room"] = m.room;
+    json["format"] = m.format;
+    json["file"] = m.file;
+    json["state"] = m.state;
+    json["started"] = m.started;
+    json["startedUnixMs"] = m.startedUnixMs;
+    if (!m.stopped.empty()) json["stopped"] = m.stopped;
+    if (m.duration) json["duration"] = *m.duration;
+    if (!m.error.empty()) json["error"] = m.error;
+    json["segments"] = OutJson::array();
+    for (const auto& segment : m.segments) {
+        json["segments"].push_back(OutJson{{"file", segment.file}, {"offset", segment.offset}});
+    }
+    json["timeline"] = OutJson::array();
+    for (const auto& e : m.timeline) {
+        json["timeline"].push_back(OutJson{{"offset", e.offset}, {"event", e.event}, {"id", e.id}, {"name", e.name}});
+    }
+    return json.dump(2, ' ', false, OutJson::error_handler_t::replace) + "\n";
 }
 
 std::string serializeLayoutNames(const std::vector<std::string>& names) {

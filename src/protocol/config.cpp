@@ -218,6 +218,40 @@ void applyAudio(AudioConfig& audio, const Json& object) {
     }
 }
 
+void applyRecording(RecordingConfig& recording, const Json& object) {
+    requireObject(object, "recording");
+    for (const auto& [key, value] : object.items()) {
+        const std::string path = "recording." + key;
+        if (key == "dir") {
+            recording.dir = nonEmptyString(value, path);
+        } else if (key == "format") {
+            recording.format = stringValue(value, path);
+            if (!isRecordingFormat(recording.format)) fail(path, "must be \"mkv\", \"webm\" or \"mp4\"");
+        } else if (key == "auto") {
+            if (!value.is_boolean()) fail(path, "must be true or false");
+            recording.autoRecord = value.get<bool>();
+        } else if (key == "width") {
+            recording.width = evenSize(value, path);
+        } else if (key == "height") {
+            recording.height = evenSize(value, path);
+        } else if (key == "bitrate") {
+            recording.bitrate = integerIn(value, path, 10'000, 100'000'000);
+        } else if (key == "audioBitrate") {
+            recording.audioBitrate = integerIn(value, path, 6'000, 510'000);
+        } else if (key == "segmentSeconds") {
+            recording.segmentSeconds = integerIn(value, path, 0, 86'400);
+        } else if (key == "segmentBytes") {
+            if (!value.is_number_unsigned() ||
+                (value.get<std::uint64_t>() != 0 && value.get<std::uint64_t>() < 1'000'000)) {
+                fail(path, "must be 0 or an integer of at least 1000000");
+            }
+            recording.segmentBytes = value.get<std::uint64_t>();
+        } else {
+            fail(path, "unknown key");
+        }
+    }
+}
+
 void applyRoot(Config& config, const Json& root) {
     requireObject(root, "config");
     for (const auto& [key, value] : root.items()) {
@@ -265,6 +299,8 @@ void applyRoot(Config& config, const Json& root) {
             applyVideo(config.video, value);
         } else if (key == "audio") {
             applyAudio(config.audio, value);
+        } else if (key == "recording") {
+            applyRecording(config.recording, value);
         } else {
             fail(key, "unknown key");
         }

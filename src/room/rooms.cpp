@@ -4,8 +4,10 @@
 #include <glib.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <set>
 #include <utility>
@@ -25,6 +27,10 @@ public:
     void onScreenShareChanged(const std::string& participantId, bool active) override {
         m_rooms.onScreenShareChanged(*this, participantId, active);
     }
+    void onRecordingSegment(const std::string& path, double offset) override {
+        m_rooms.onRecordingSegment(*this, path, offset);
+    }
+    void onRecordingFailed(const std::string& reason) override { m_rooms.onRecordingFailed(*this, reason); }
 
 private:
     Rooms& m_rooms; // Borrowed; owns this.
@@ -37,6 +43,15 @@ public:
     std::string speaker; // participant id, empty: nobody
     std::set<std::string> sharing;      // participants whose screen share is live
     std::optional<std::string> beforeShare; // the layout to restore when the last share ends
+    struct Recording {
+        std::string metadataPath;
+        api::RecordingMetadata metadata;
+        std::int64_t startMonotonicUs = 0;
+        bool stopping = false;
+        std::vector<std::function<void(const media::RecordingResult&)>> waiters; // pending stops
+    };
+    std::optional<Recording> recording;
+    std::string recordingError; // the last failure, shown in the API
     // Owned. Declared before the participants so that their peers, which live
     // in this media's pipeline, are destroyed first.
     std::unique_ptr<media::RoomMedia> media;
@@ -110,6 +125,8 @@ Rooms::Rooms(const Config& config, media::Engine& engine, LayoutLibrary& layouts
 
 Rooms::~Rooms() {
     if (m_collectSource != 0) g_source_remove(m_collectSource);
+    // Recordings still being finalised are cut short (their files play, unfinalised).
+    m_closingRooms.clear();
     // Nobody is told anything: the server is shutting down and sinks may be
     // gone. Unindex first so that a late listener call finds nothing live,
     // and move the rooms out so that no lookup walks a map being destroyed.
@@ -152,6 +169,14 @@ std::string Rooms::join(const protocol::Join& join, ClientSink& sink) {
         room->namedLayout = true;
         found = m_rooms.emplace(join.room, std::move(room)).first;
         g_info("room '%s' created", join.room.c_str());
+        if (m_config.recording.autoRecord) {
+            try {
+                startRecording(join.room, std::nullopt);
+            } catch (const Error& e) {
+                // Counted and shown in the room's details; the join goes on.
+                g_warning("room '%s': automatic recording did not start: %s", join.room.c_str(), e.what());
+            }
+        }
     }
     Room& room = *found->second;
 
@@ -173,6 +198,7 @@ std::string Rooms::join(const protocol::Join& join, ClientSink& sink) {
     for (const auto& other : room.participants) joined.participants.push_back({other->id, other->name});
     m_participants.emplace(id, participant.get());
     room.participants.push_back(std::move(participant));
+    recordEvent(room, "join", id, join.name);
     g_info("'%s' joined room '%s' as %s (%zu in the room)", join.name.c_str(), join.room.c_str(), id.c_str(),
            room.participants.size());
 
@@ -211,14 +237,16 @@ std::vector<api::RoomSummary> Rooms::list() const {
     std::vector<api::RoomSummary> out;
     out.reserve(m_rooms.size());
     for (const auto& [name, room] : m_rooms) {
-        out.push_back({name, static_cast<unsigned>(room->participants.size()), room->layout, false});
+        out.push_back({name, static_cast<unsigned>(room->participants.size()), room->layout,
+                       room->recording.has_value()});
     }
     return out;
 }
 
 api::RoomDetail Rooms::detail(const std::string& name) const {
     const Room& room = roomOrThrow(name);
-    api::RoomDetail out{room.name, room.layout, false, {}};
+    api::RoomDetail out{room.name, room.layout, room.recording.has_value(), {}, {}, room.recordingError};
+    if (room.recording) out.recordingFile = room.recording->metadata.file;
     for (const auto& participant : room.participants) {
         const media::PeerStats stats = participant->peer->stats();
         out.participants.push_back({participant->id, participant->name, stats.tier, participant->receiveOnly,
@@ -324,12 +352,192 @@ MetricsSnapshot Rooms::metrics() const {
     MetricsSnapshot out;
     out.rooms.reserve(m_rooms.size());
     for (const auto& [name, room] : m_rooms) {
-        MetricsSnapshot::Room& entry = out.rooms.emplace_back(MetricsSnapshot::Room{name, room->media->stats(), {}});
+        MetricsSnapshot::Room& entry =
+            out.rooms.emplace_back(MetricsSnapshot::Room{name, room->media->stats(), {}, room->recording.has_value()});
         for (const auto& participant : room->participants) {
             entry.participants.push_back({participant->id, participant->peer->stats()});
         }
     }
+    out.recordingErrors = m_recordingErrors;
     return out;
+}
+
+namespace {
+
+// A UTC time (milliseconds since the epoch) in a g_date_time_format() format.
+std::string formatUtc(std::int64_t unixMs, const char* format) {
+    GDateTime* time = g_date_time_new_from_unix_utc(unixMs / 1000);
+    if (time == nullptr) return {};
+    gchar* text = g_date_time_format(time, format);
+    std::string out = text != nullptr ? text : "";
+    g_free(text);
+    g_date_time_unref(time);
+    return out;
+}
+
+std::string isoUtc(std::int64_t unixMs) { return formatUtc(unixMs, "%Y-%m-%dT%H:%M:%SZ"); }
+
+} // namespace
+
+std::string recordingStem(std::string_view room, std::int64_t unixMs) {
+    constexpr std::size_t kMaxRoomChars = 64;
+    std::string stem;
+    for (const char c : room.substr(0, kMaxRoomChars)) {
+        stem += g_ascii_isalnum(c) || c == '-' || c == '_' ? c : '_';
+    }
+    if (stem.empty()) stem = "room";
+    return stem + formatUtc(unixMs, "-%Y%m%dT%H%M%SZ");
+}
+
+std::string Rooms::startRecording(const std::string& name, const std::optional<std::string>& format) {
+    Entry entry(*this, Entry::From::Client);
+    Room& room = roomOrThrow(name);
+    if (room.recording) {
+        throw Error(ErrorCode::Conflict, room.recording->stopping ? "room '" + name + "' is finalising a recording"
+                                                                   : "room '" + name + "' is already recording");
+    }
+    const std::string chosen = format.value_or(m_config.recording.format);
+    if (!isRecordingFormat(chosen)) throw Error(ErrorCode::BadRequest, "format: must be \"mkv\", \"webm\" or \"mp4\"");
+    auto failStart = [&](const std::string& why) {
+        ++m_recordingErrors;
+        room.recordingError = why;
+        g_warning("room '%s': recording did not start: %s", name.c_str(), why.c_str());
+        return Error(ErrorCode::Internal, why);
+    };
+    // Absolute, so that the API and the metadata name the file unambiguously.
+    gchar* dir = g_canonicalize_filename(m_config.recording.dir.c_str(), nullptr);
+    const std::string directory = dir;
+    g_free(dir);
+    if (g_mkdir_with_parents(directory.c_str(), 0755) != 0) {
+        throw failStart("recording directory " + directory + ": " + g_strerror(errno));
+    }
+    const std::int64_t nowMs = g_get_real_time() / 1000;
+    // The server makes the name (never the client): room name + UTC time, and
+    // a counter if that second already has a recording.
+    std::string stem = recordingStem(name, nowMs);
+    for (int n = 2; g_file_test((directory + "/" + stem + ".json").c_str(), G_FILE_TEST_EXISTS); ++n) {
+        stem = recordingStem(name, nowMs) + "-" + std::to_string(n);
+    }
+    std::string file;
+    try {
+        file = room.media->startRecording({directory, stem, chosen});
+    } catch (const Error& e) {
+        if (e.code() != ErrorCode::Internal) throw;
+        throw failStart(e.what());
+    }
+    Room::Recording recording;
+    recording.metadataPath = directory + "/" + stem + ".json";
+    recording.startMonotonicUs = g_get_monotonic_time();
+    recording.metadata.room = name;
+    recording.metadata.format = chosen;
+    recording.metadata.file = file;
+    recording.metadata.started = isoUtc(nowMs);
+    recording.metadata.startedUnixMs = nowMs;
+    for (const auto& participant : room.participants) {
+        recording.metadata.timeline.push_back({0.0, "present", participant->id, participant->name});
+    }
+    room.recording = std::move(recording);
+    room.recordingError.clear();
+    saveRecordingMetadata(room);
+    g_info("room '%s': recording to %s", name.c_str(), file.c_str());
+    return file;
+}
+
+void Rooms::stopRecording(const std::string& name, std::function<void(const media::RecordingResult&)> done) {
+    Entry entry(*this, Entry::From::Client);
+    Room& room = roomOrThrow(name);
+    if (!room.recording) throw Error(ErrorCode::Conflict, "room '" + name + "' is not recording");
+    room.recording->waiters.push_back(std::move(done));
+    beginStopRecording(room);
+}
+
+void Rooms::stopAllRecordings(std::function<void()> done) {
+    Entry entry(*this, Entry::From::Client);
+    std::vector<Room*> recording;
+    for (const auto& [name, room] : m_rooms) {
+        if (room->recording) recording.push_back(room.get());
+    }
+    for (const auto& room : m_closingRooms) {
+        if (room->recording) recording.push_back(room.get());
+    }
+    if (recording.empty()) {
+        done();
+        return;
+    }
+    auto remaining = std::make_shared<std::size_t>(recording.size());
+    auto finished = std::make_shared<std::function<void()>>(std::move(done));
+    for (Room* room : recording) {
+        room->recording->waiters.push_back([remaining, finished](const media::RecordingResult&) {
+            if (--*remaining == 0) (*finished)();
+        });
+        beginStopRecording(*room);
+    }
+}
+
+void Rooms::beginStopRecording(Room& room) {
+    if (room.recording->stopping) return;
+    room.recording->stopping = true;
+    // The media answers later, on the main context, and never after it is
+    // destroyed: the room outlives its media, so the reference stays valid.
+    room.media->stopRecording([this, &room](const media::RecordingResult& result) { onRecordingStopped(room, result); });
+}
+
+void Rooms::onRecordingStopped(Room& room, const media::RecordingResult& result) {
+    Entry entry(*this, Entry::From::Media);
+    if (!room.recording) return;
+    room.recording->metadata.state = result.error.empty() ? "finished" : "failed";
+    room.recording->metadata.error = result.error;
+    room.recording->metadata.duration = result.duration;
+    room.recording->metadata.stopped = isoUtc(g_get_real_time() / 1000);
+    saveRecordingMetadata(room);
+    const auto waiters = std::move(room.recording->waiters);
+    room.recording.reset();
+    if (!result.error.empty()) {
+        ++m_recordingErrors;
+        room.recordingError = result.error;
+        g_warning("room '%s': %s", room.name.c_str(), result.error.c_str());
+    } else {
+        g_info("room '%s': recording %s finished (%.1f s)", room.name.c_str(), result.file.c_str(), result.duration);
+    }
+    for (const auto& waiter : waiters) waiter(result);
+    // A room nobody is in any more goes now that its file is complete.
+    const auto closing = std::find_if(m_closingRooms.begin(), m_closingRooms.end(),
+                                      [&](const auto& r) { return r.get() == &room; });
+    if (closing != m_closingRooms.end()) {
+        m_deadRooms.push_back(std::move(*closing));
+        m_closingRooms.erase(closing);
+    }
+}
+
+void Rooms::onRecordingSegment(Room& room, const std::string& path, double offset) {
+    if (!room.recording) return;
+    room.recording->metadata.segments.push_back({path, offset});
+    saveRecordingMetadata(room);
+}
+
+void Rooms::onRecordingFailed(Room& room, const std::string& reason) {
+    // The media removed its recorder; there is nothing to stop.
+    onRecordingStopped(room, media::RecordingResult{room.recording ? room.recording->metadata.file : "", 0, reason});
+}
+
+void Rooms::recordEvent(Room& room, const std::string& event, const std::string& id, const std::string& name) {
+    if (!room.recording || room.recording->stopping) return;
+    const double offset = static_cast<double>(g_get_monotonic_time() - room.recording->startMonotonicUs) / G_USEC_PER_SEC;
+    room.recording->metadata.timeline.push_back({offset, event, id, name});
+    saveRecordingMetadata(room);
+}
+
+void Rooms::saveRecordingMetadata(const Room& room) {
+    // Written whole and renamed into place: after a crash the file is the
+    // last complete version, never half of one.
+    const std::string text = api::serialize(room.recording->metadata);
+    GError* error = nullptr;
+    if (!g_file_set_contents(room.recording->metadataPath.c_str(), text.c_str(), static_cast<gssize>(text.size()),
+                             &error)) {
+        g_warning("room '%s': cannot write %s: %s", room.name.c_str(), room.recording->metadataPath.c_str(),
+                  error->message);
+        g_error_free(error);
+    }
 }
 
 void Rooms::onAnswer(Participant& participant, const std::string& sdp) {
@@ -450,8 +658,15 @@ void Rooms::remove(const std::string& participantId, Removal how, const std::str
     room.participants.erase(slot);
     g_info("%s left room '%s' (%s; %zu left)", participantId.c_str(), roomName.c_str(), reason.c_str(),
            room.participants.size());
+    recordEvent(room, "leave", participantId, participant.name);
     if (room.participants.empty()) {
-        m_deadRooms.push_back(std::move(roomEntry->second));
+        if (room.recording) {
+            // The recording is finalised first; the room's media lives until then.
+            beginStopRecording(room);
+            m_closingRooms.push_back(std::move(roomEntry->second));
+        } else {
+            m_deadRooms.push_back(std::move(roomEntry->second));
+        }
         m_rooms.erase(roomEntry);
         g_info("room '%s' closed", roomName.c_str());
     }

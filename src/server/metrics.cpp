@@ -127,6 +127,13 @@ std::string formatPrometheus(const Snapshot& snapshot) {
                                     "Elements in the room's pipeline.",
                                     [](const Snapshot::Room& r) { return std::uint64_t{r.stats.elements}; });
 
+    appendRoomFamily<std::uint64_t>(out, snapshot, "tessera_recording", "gauge",
+                                    "1 while the room is being recorded, else 0.",
+                                    [](const Snapshot::Room& r) { return std::uint64_t{r.recording ? 1U : 0U}; });
+    appendHeader(out, "tessera_recording_errors_total", "counter",
+                 "Recordings that could not start or failed while running (all rooms).");
+    appendSample(out, "tessera_recording_errors_total", {}, snapshot.recordingErrors);
+
     appendParticipantFamily(out, snapshot, "tessera_participant_bitrate_in_bps", "gauge",
                             "RTP bits per second received from the participant.",
                             [](const media::PeerStats& s) { return s.bitrateIn; });

@@ -8,6 +8,7 @@
 #include <deque>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string_view>
 #include <system_error>
@@ -366,6 +367,8 @@ private:
     // Closed sessions die from an idle source, never inside their own "closed" emission.
     std::vector<std::unique_ptr<Session>> m_closedSessions;
     guint m_reapSource = 0;
+    // Checked by answers that wait for a recording to finish.
+    std::shared_ptr<bool> m_alive = std::make_shared<bool>(true);
     GObjectPtr<SoupServer> m_server; // Owned; last, so that it goes first.
 };
 
@@ -546,7 +549,25 @@ void Server::Impl::routeApi(SoupServerMessage* msg, const std::vector<std::strin
         respondJson(msg, SOUP_STATUS_OK, api::serialize(m_rooms.detail(room)));
     } else if (n == 3 && segments[2] == "recording") {
         if (!allowMethods(msg, "POST, DELETE")) return;
-        respondError(msg, SOUP_STATUS_NOT_IMPLEMENTED, ErrorCode::Internal, "recording not available yet");
+        if (method(msg) == "POST") {
+            const std::string file = m_rooms.startRecording(room, api::parseRecordingStart(requestBody(msg)).format);
+            respondJson(msg, SOUP_STATUS_CREATED, api::serializeRecordingStarted(file));
+            return;
+        }
+        // The answer waits until the file is finalised; the main loop does not.
+        std::shared_ptr<SoupServerMessage> held(static_cast<SoupServerMessage*>(g_object_ref(msg)),
+                                                [](SoupServerMessage* m) { g_object_unref(m); });
+        m_rooms.stopRecording(room, [alive = std::weak_ptr<bool>(m_alive), held](const media::RecordingResult& result) {
+            if (!alive.lock()) return; // the server is gone: nobody to answer
+            if (result.error.empty()) {
+                respondJson(held.get(), SOUP_STATUS_OK, api::serializeRecordingStopped(result.file, result.duration));
+            } else {
+                respondError(held.get(), SOUP_STATUS_INTERNAL_SERVER_ERROR, ErrorCode::Internal, result.error);
+            }
+            soup_server_message_unpause(held.get());
+        });
+        // stopRecording never answers from inside the call, so this comes first.
+        soup_server_message_pause(msg);
     } else if (n == 4 && segments[2] == "participants") {
         if (!allowMethods(msg, "DELETE")) return;
         m_rooms.kick(room, segments[3]);

@@ -14,6 +14,8 @@
 #include <catch2/catch.hpp>
 #include <libsoup/soup.h>
 
+#include "tessera/layout.h"
+
 namespace tessera::testing {
 namespace {
 
@@ -426,5 +428,40 @@ Rgb thumbColor(const Json& report, double fx, double fy) {
 bool near(Rgb a, Rgb b, int tolerance) {
     return std::abs(a.r - b.r) <= tolerance && std::abs(a.g - b.g) <= tolerance && std::abs(a.b - b.b) <= tolerance;
 }
+
+const std::vector<Participant> kTrio = {
+    {"red", "0xff0000", {255, 0, 0}, 440},
+    {"green", "0x00ff00", {0, 255, 0}, 660},
+    {"blue", "0x0000ff", {0, 0, 255}, 880},
+};
+
+std::vector<std::unique_ptr<Client>> joinAll(Server& server, const std::string& room,
+                                             const std::vector<Participant>& who) {
+    std::vector<int> tones;
+    for (const auto& p : who)
+        tones.push_back(p.tone);
+    std::vector<std::unique_ptr<Client>> clients;
+    for (const auto& p : who) {
+        clients.push_back(std::make_unique<Client>(
+            server, ClientOptions{room, p.name, p.color, p.tone, tones, false, {}}));
+        clients.back()->waitEvent("joined");
+    }
+    return clients;
+}
+
+std::vector<std::pair<double, double>> gridCentres(size_t n) {
+    std::vector<tessera::layout::Source> sources;
+    for (size_t i = 0; i < n; ++i)
+        sources.push_back({"s" + std::to_string(i), "p" + std::to_string(i), "n", false, 16, 9});
+    auto tiles = tessera::layout::computeTiles(sources, "", tessera::layout::defaultGridSpec(), 1280, 720);
+    std::vector<std::pair<double, double>> centres(n);
+    for (const auto& t : tiles) {
+        size_t i = std::stoul(t.sourceId.substr(1));
+        centres[i] = {(t.x + t.width / 2.0) / 1280.0, (t.y + t.height / 2.0) / 720.0};
+    }
+    return centres;
+}
+
+double tone(const Json& report, int hz) { return report.at("tones").value(std::to_string(hz), -200.0); }
 
 } // namespace tessera::testing

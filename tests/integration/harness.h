@@ -5,6 +5,7 @@
 // is on an event or a polled condition with a deadline, never a fixed sleep.
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -135,5 +136,24 @@ struct Rgb {
 };
 Rgb thumbColor(const Json& report, double fx, double fy);
 bool near(Rgb a, Rgb b, int tolerance = 60);
+
+// A participant the tests can tell apart: its colour in the grid and its tone.
+struct Participant {
+    std::string name;
+    std::string color;
+    Rgb rgb;
+    int tone;
+};
+// Red 440 Hz, green 660 Hz, blue 880 Hz.
+extern const std::vector<Participant> kTrio;
+
+// Starts clients one after the other (so join order, hence tile order, is
+// fixed) and waits until each has joined.
+std::vector<std::unique_ptr<Client>> joinAll(Server& server, const std::string& room,
+                                             const std::vector<Participant>& who);
+// Tile centres of the default grid, as fractions of the canvas, in join order.
+std::vector<std::pair<double, double>> gridCentres(size_t n);
+// A report's level of a detected tone, dBFS (-200 when not measured).
+double tone(const Json& report, int hz);
 
 } // namespace tessera::testing

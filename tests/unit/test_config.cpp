@@ -141,6 +141,12 @@ TEST_CASE("config errors name the key path", "[config]") {
         {R"({"prot": 80})", "prot: unknown key"},
         {R"({"video": {"colour": "red"}})", "video.colour: unknown key"},
         {R"({"audio": {"channels": 2}})", "audio.channels: unknown key"},
+        {R"({"recording": {"path": "x"}})", "recording.path: unknown key"},
+        {R"({"recording": {"format": "avi"}})", "recording.format: must be \"mkv\", \"webm\" or \"mp4\""},
+        {R"({"recording": {"dir": ""}})", "recording.dir: must be a non-empty string"},
+        {R"({"recording": {"auto": 1}})", "recording.auto: must be true or false"},
+        {R"({"recording": {"width": 641}})", "recording.width: must be an even integer from 16 to 7680"},
+        {R"({"recording": {"segmentBytes": 5}})", "recording.segmentBytes: must be 0 or an integer of at least 1000000"},
         {R"({"host": 1})", "host: must be a non-empty string"},
         {R"({"host": ""})", "host: must be a non-empty string"},
         {R"({"port": 65536})", "port: must be an integer from 0 to 65535"},
@@ -248,6 +254,25 @@ TEST_CASE("data/config.example.json parses", "[config]") {
     Config config;
     REQUIRE_NOTHROW(applyConfigJson(config, text.str()));
     CHECK_FALSE(config.iceServers.empty());
+}
+
+TEST_CASE("config recording keys", "[config][recording]") {
+    Config config;
+    CHECK(config.recording.dir == "recordings");
+    CHECK(config.recording.format == "mkv");
+    CHECK_FALSE(config.recording.autoRecord);
+    CHECK(config.recording.segmentSeconds == 0);
+    applyConfigJson(config, R"({"recording": {"dir": "/srv/rec", "format": "mp4", "auto": true, "width": 640,
+        "height": 360, "bitrate": 800000, "audioBitrate": 96000, "segmentSeconds": 600, "segmentBytes": 2000000000}})");
+    CHECK(config.recording.dir == "/srv/rec");
+    CHECK(config.recording.format == "mp4");
+    CHECK(config.recording.autoRecord);
+    CHECK(config.recording.width == 640);
+    CHECK(config.recording.height == 360);
+    CHECK(config.recording.bitrate == 800000);
+    CHECK(config.recording.audioBitrate == 96000);
+    CHECK(config.recording.segmentSeconds == 600);
+    CHECK(config.recording.segmentBytes == 2000000000ULL);
 }
 
 TEST_CASE("video tiers: defaults follow the composite; both spellings parse", "[config][tiers]") {

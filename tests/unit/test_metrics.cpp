@@ -27,7 +27,9 @@ MetricsSnapshot twoRooms() {
     p1.stats.bitrateOut = 1'200'000;
     p1.stats.packetsLost = 7;
     a.participants = {p1, MetricsSnapshot::Participant{"p2", {}}};
-    snapshot.rooms = {a, MetricsSnapshot::Room{"beta", {}, {MetricsSnapshot::Participant{"p3", {}}}}};
+    a.recording = true;
+    snapshot.rooms = {a, MetricsSnapshot::Room{"beta", {}, {MetricsSnapshot::Participant{"p3", {}}}, false}};
+    snapshot.recordingErrors = 2;
     return snapshot;
 }
 
@@ -48,6 +50,9 @@ TEST_CASE("metrics: totals, per room and per participant samples", "[metrics]") 
     CHECK(contains(text, "tessera_participant_bitrate_out_bps{room=\"alpha\",participant=\"p1\"} 1200000\n"));
     CHECK(contains(text, "tessera_participant_packets_lost_total{room=\"alpha\",participant=\"p1\"} 7\n"));
     CHECK(contains(text, "tessera_participant_packets_lost_total{room=\"beta\",participant=\"p3\"} 0\n"));
+    CHECK(contains(text, "tessera_recording{room=\"alpha\"} 1\n"));
+    CHECK(contains(text, "tessera_recording{room=\"beta\"} 0\n"));
+    CHECK(contains(text, "# TYPE tessera_recording_errors_total counter\ntessera_recording_errors_total 2\n"));
     CHECK(contains(text, "# TYPE tessera_room_frames_total counter\n"));
     CHECK(contains(text, "# TYPE tessera_participant_packets_lost_total counter\n"));
 }
@@ -74,12 +79,12 @@ TEST_CASE("metrics: every family has one HELP and TYPE, its samples together", "
         const std::string name = line.substr(0, line.find_first_of("{ "));
         CHECK(name == previousFamily);
     }
-    CHECK(seen.size() == 11);
+    CHECK(seen.size() == 13);
 }
 
 TEST_CASE("metrics: label values are escaped", "[metrics]") {
     MetricsSnapshot snapshot;
-    snapshot.rooms = {MetricsSnapshot::Room{"a\"b\\c\nd", {}, {MetricsSnapshot::Participant{"x\"y", {}}}}};
+    snapshot.rooms = {MetricsSnapshot::Room{"a\"b\\c\nd", {}, {MetricsSnapshot::Participant{"x\"y", {}}}, false}};
     const std::string text = formatPrometheus(snapshot);
     CHECK(contains(text, "tessera_room_frames_total{room=\"a\\\"b\\\\c\\nd\"} 0\n"));
     CHECK(contains(text, "participant=\"x\\\"y\"}"));

@@ -1,6 +1,8 @@
 // The signaling messages and HTTP bodies of PROTOCOL.md.
 #include <catch2/catch.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <string>
 #include <vector>
 
@@ -370,11 +372,15 @@ TEST_CASE("api: room list, room detail and error bodies", "[protocol]") {
           R"([{"room":"a","participants":2,"layout":"grid","recording":false},)"
           R"({"room":"b","participants":1,"layout":"speaker","recording":true}])");
 
-    api::RoomDetail detail{"a", "grid", true, {}};
+    api::RoomDetail detail{"a", "grid", true, {}, {}, {}};
     detail.participants.push_back({"p1", "Alice", "low", true, 1000, 2000, 3});
     CHECK(api::serialize(detail) ==
           R"({"room":"a","layout":"grid","recording":true,"participants":[)"
           R"({"id":"p1","name":"Alice","tier":"low","receiveOnly":true,"bitrateIn":1000,"bitrateOut":2000,"packetsLost":3}]})");
+
+    detail.recordingFile = "/rec/a.mkv";
+    detail.recordingError = "disk full";
+    CHECK(api::serialize(detail).ends_with(R"(,"recordingFile":"/rec/a.mkv","recordingError":"disk full"})"));
 
     CHECK(api::serializeError(ErrorCode::NotFound, "no room \"x\"") ==
           R"({"error":"not-found","message":"no room \"x\""})");
@@ -403,4 +409,35 @@ TEST_CASE("api: layout requests", "[protocol]") {
     CHECK_THAT(requestError(R"({"layout":{"name":"x","slots":"all"}})"), StartsWith("layout: ") && Contains("slots"));
     CHECK(requestError(R"({"layout":)" + std::string(100, '[') + std::string(100, ']') + "}") ==
           "body: nested deeper than 32 levels");
+}
+
+TEST_CASE("api: recording start body, answers and metadata", "[protocol][recording]") {
+    CHECK_FALSE(api::parseRecordingStart("").format);
+    CHECK_FALSE(api::parseRecordingStart("  \n").format);
+    CHECK_FALSE(api::parseRecordingStart("{}").format);
+    CHECK(api::parseRecordingStart(R"({"format":"webm"})").format == std::optional<std::string>("webm"));
+    CHECK(api::parseRecordingStart(R"({"format":"mp4"})").format == std::optional<std::string>("mp4"));
+    for (const char* bad : {R"({"format":"avi"})", R"({"format":"../x"})", R"({"format":3})", "[]", "nope"}) {
+        INFO(bad);
+        CHECK_THROWS_AS(api::parseRecordingStart(bad), Error);
+    }
+    CHECK(api::serializeRecordingStarted("/r/a.mkv") == R"({"file":"/r/a.mkv"})");
+    CHECK(api::serializeRecordingStopped("/r/a.mkv", 10.5) == R"({"file":"/r/a.mkv","duration":10.5})");
+
+    api::RecordingMetadata m;
+    m.room = "a";
+    m.format = "mkv";
+    m.file = "/r/a.mkv";
+    m.started = "2026-01-02T03:04:05Z";
+    m.segments.push_back({"/r/a.mkv", 0});
+    m.timeline.push_back({1.5, "join", "p1", "Alice"});
+    const auto json = nlohmann::json::parse(api::serialize(m));
+    CHECK(json.at("state") == "recording");
+    CHECK_FALSE(json.contains("duration"));
+    CHECK(json.at("segments").at(0).at("file") == "/r/a.mkv");
+    CHECK(json.at("timeline").at(0).at("event") == "join");
+    CHECK(json.at("timeline").at(0).at("offset") == 1.5);
+    m.state = "finished";
+    m.duration = 12.25;
+    CHECK(nlohmann::json::parse(api::serialize(m)).at("duration") == 12.25);
 }

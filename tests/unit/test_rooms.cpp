@@ -81,6 +81,24 @@ public:
         layouts.push_back(spec);
     }
     media::RoomStats stats() const override { return roomStats; }
+    std::string startRecording(const media::RecordingRequest& request) override {
+        if (recording) throw Error(ErrorCode::Conflict, "already");
+        recording = request;
+        return request.directory + "/" + request.stem + "." + request.format;
+    }
+    void stopRecording(std::function<void(const media::RecordingResult&)> done) override {
+        if (!recording || stopDone) throw Error(ErrorCode::Conflict, "not recording");
+        stopDone = std::move(done);
+    }
+    // Completes a pending stop, as the recorder's drained EOS would.
+    void finishRecording(double duration, const std::string& error = {}) {
+        REQUIRE(stopDone);
+        auto done = std::move(stopDone);
+        stopDone = nullptr;
+        const std::string file = recording->directory + "/" + recording->stem + "." + recording->format;
+        recording.reset();
+        done({file, duration, error});
+    }
 
     static inline int alive = 0;
     static inline bool failAddPeer = false;
@@ -90,6 +108,8 @@ public:
     std::map<std::string, FakePeer*> peers;
     std::vector<protocol::LayoutSpec> layouts;
     media::RoomStats roomStats;
+    std::optional<media::RecordingRequest> recording;
+    std::function<void(const media::RecordingResult&)> stopDone;
 };
 
 FakePeer::FakePeer(FakeRoomMedia& room, std::string id, media::PeerOptions options, media::PeerListener& listener)
@@ -962,6 +982,158 @@ TEST_CASE("layout library: reload swaps only when every file parses", "[rooms]")
     fs::remove(dir.path / "one.json");
     layouts.reload();
     CHECK(layouts.names() == std::vector<std::string>{"grid", "two"});
+}
+
+// ---- Recording -------------------------------------------------------------
+
+namespace {
+
+std::string readText(const fs::path& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+} // namespace
+
+TEST_CASE("recording file names: sanitised room name and UTC time, never a path", "[rooms][recording]") {
+    constexpr std::int64_t kTime = 1'767'323'045'000; // 2026-01-02T03:04:05Z
+    CHECK(room::recordingStem("demo_room-1", kTime) == "demo_room-1-20260102T030405Z");
+    CHECK(room::recordingStem("../../etc/passwd", kTime) == "______etc_passwd-20260102T030405Z");
+    CHECK(room::recordingStem("a/b\\c d\n%s", kTime) == "a_b_c_d__s-20260102T030405Z");
+    CHECK(room::recordingStem("", kTime) == "room-20260102T030405Z");
+    CHECK(room::recordingStem("caf\xc3\xa9", kTime) == "caf__-20260102T030405Z");
+    CHECK(room::recordingStem(std::string(200, 'x'), kTime) == std::string(64, 'x') + "-20260102T030405Z");
+    for (const std::string hostile : {"..", "/", "a\0b", "\x01\x7f"}) {
+        const std::string stem = room::recordingStem(hostile, kTime);
+        INFO(stem);
+        CHECK(stem.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") ==
+              std::string::npos);
+    }
+}
+
+TEST_CASE("recording: start, conflicts, timeline and stop", "[rooms][recording]") {
+    TempDir dir;
+    Config config = Fixture::defaultConfig();
+    config.recording.dir = (dir.path / "rec").string();
+    Fixture f(config);
+    FakeSink alice, bob;
+    const std::string a = f.join("r1", "Alice", alice);
+
+    CHECK_THROWS_MATCHES(f.rooms->startRecording("nope", std::nullopt), Error,
+                         Catch::Predicate<Error>([](const Error& e) { return e.code() == ErrorCode::NotFound; }));
+    CHECK_THROWS_MATCHES(f.rooms->stopRecording("r1", [](const media::RecordingResult&) {}), Error,
+                         Catch::Predicate<Error>([](const Error& e) { return e.code() == ErrorCode::Conflict; }));
+    CHECK_THROWS_MATCHES(f.rooms->startRecording("r1", std::string("avi")), Error,
+                         Catch::Predicate<Error>([](const Error& e) { return e.code() == ErrorCode::BadRequest; }));
+
+    const std::string file = f.rooms->startRecording("r1", std::string("webm"));
+    CHECK(file.starts_with((dir.path / "rec").string() + "/r1-"));
+    CHECK(file.ends_with(".webm"));
+    CHECK(f.rooms->list().at(0).recording);
+    CHECK(f.rooms->detail("r1").recordingFile == file);
+    CHECK(f.rooms->metrics().rooms.at(0).recording);
+    CHECK_THROWS_MATCHES(f.rooms->startRecording("r1", std::nullopt), Error,
+                         Catch::Predicate<Error>([](const Error& e) { return e.code() == ErrorCode::Conflict; }));
+
+    const std::string b = f.join("r1", "Bob", bob);
+    f.rooms->leave(b);
+    const fs::path metadata = fs::path(file).replace_extension(".json");
+    const std::string during = readText(metadata);
+    CHECK(during.find("\"state\": \"recording\"") != std::string::npos);
+    CHECK(during.find("\"event\": \"present\"") != std::string::npos);
+    CHECK(during.find("\"event\": \"join\"") != std::string::npos);
+    CHECK(during.find("\"event\": \"leave\"") != std::string::npos);
+    CHECK(during.find("\"Bob\"") != std::string::npos);
+
+    std::optional<media::RecordingResult> stopped;
+    f.rooms->stopRecording("r1", [&](const media::RecordingResult& r) { stopped = r; });
+    CHECK_FALSE(stopped); // never answered from inside the call
+    CHECK(f.rooms->detail("r1").recording); // until the file is finalised
+    CHECK_THROWS_MATCHES(f.rooms->startRecording("r1", std::nullopt), Error,
+                         Catch::Predicate<Error>([](const Error& e) { return e.code() == ErrorCode::Conflict; }));
+    f.engine.room("r1").finishRecording(3.5);
+    REQUIRE(stopped);
+    CHECK(stopped->file == file);
+    CHECK(stopped->duration == 3.5);
+    CHECK_FALSE(f.rooms->detail("r1").recording);
+    CHECK(readText(metadata).find("\"state\": \"finished\"") != std::string::npos);
+    f.rooms->leave(a);
+}
+
+TEST_CASE("recording: failures are shown and counted; the room goes on", "[rooms][recording]") {
+    TempDir dir;
+    dir.write("file", "not a directory");
+    Config config = Fixture::defaultConfig();
+    config.recording.dir = (dir.path / "file" / "rec").string();
+    Fixture f(config);
+    FakeSink alice;
+    const std::string a = f.join("r1", "Alice", alice);
+    CHECK_THROWS_MATCHES(f.rooms->startRecording("r1", std::nullopt), Error,
+                         Catch::Predicate<Error>([](const Error& e) { return e.code() == ErrorCode::Internal; }));
+    CHECK(f.rooms->detail("r1").recordingError.find("Not a directory") != std::string::npos);
+    CHECK(f.rooms->metrics().recordingErrors == 1);
+    CHECK_FALSE(f.rooms->detail("r1").recording);
+
+    f.rooms->leave(a);
+}
+
+TEST_CASE("recording: a failure while running stops only the recording", "[rooms][recording]") {
+    TempDir dir;
+    Config config = Fixture::defaultConfig();
+    config.recording.dir = dir.path.string();
+    Fixture f(config);
+    FakeSink bob;
+    const std::string b = f.join("r2", "Bob", bob);
+    f.rooms->startRecording("r2", std::nullopt);
+    // The media removed its recorder itself, then reports.
+    f.engine.room("r2").recording.reset();
+    f.engine.room("r2").listener.onRecordingFailed("filesink: No space left on device");
+    CHECK_FALSE(f.rooms->detail("r2").recording);
+    CHECK(f.rooms->detail("r2").recordingError == "filesink: No space left on device");
+    CHECK(f.rooms->metrics().recordingErrors == 1);
+    CHECK(f.rooms->participantCount() == 1);
+    f.rooms->leave(b);
+}
+
+TEST_CASE("recording: the last one leaving finalises the file before the room goes", "[rooms][recording]") {
+    TempDir dir;
+    Config config = Fixture::defaultConfig();
+    config.recording.dir = dir.path.string();
+    config.recording.autoRecord = true;
+    Fixture f(config);
+    FakeSink alice;
+    const std::string a = f.join("r1", "Alice", alice);
+    CHECK(f.rooms->detail("r1").recording); // recording.auto
+    FakeRoomMedia& media = f.engine.room("r1");
+    f.rooms->leave(a);
+    CHECK(f.rooms->roomCount() == 0);
+    CHECK(FakeRoomMedia::alive == 1); // still draining
+    media.finishRecording(1.0);
+    drainMainContext();
+    CHECK(FakeRoomMedia::alive == 0);
+}
+
+TEST_CASE("recording: shutdown finalises every running recording, then says so", "[rooms][recording]") {
+    TempDir dir;
+    Config config = Fixture::defaultConfig();
+    config.recording.dir = dir.path.string();
+    Fixture f(config);
+    FakeSink alice, bob, carol;
+    f.join("r1", "Alice", alice);
+    f.join("r2", "Bob", bob);
+    f.join("r3", "Carol", carol);
+    f.rooms->startRecording("r1", std::nullopt);
+    f.rooms->startRecording("r2", std::nullopt);
+    bool done = false;
+    f.rooms->stopAllRecordings([&] { done = true; });
+    CHECK_FALSE(done);
+    f.engine.room("r1").finishRecording(1.0);
+    CHECK_FALSE(done);
+    f.engine.room("r2").finishRecording(2.0);
+    CHECK(done);
+    bool none = false;
+    f.rooms->stopAllRecordings([&] { none = true; });
+    CHECK(none);
 }
 
 TEST_CASE("reload: rooms showing a changed named layout get it, the others keep theirs", "[rooms]") {

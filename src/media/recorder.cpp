@@ -1,0 +1,321 @@
+#include "recorder.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "room_pipeline.h"
+#include "tessera/error.h"
+
+#define GST_CAT_DEFAULT tessera_media_debug
+
+namespace tessera::media {
+namespace {
+
+// Raw frames waiting for the recorder's encoder before the oldest is
+// dropped: a slow recorder loses frames, it never stalls the room's tees.
+constexpr guint64 kVideoQueueNs = 500 * GST_MSECOND;
+constexpr guint64 kAudioQueueNs = 2 * GST_SECOND;
+// How long a stop waits for the stream that lags to reach the cut.
+constexpr guint kCutWaitMs = 3000;
+
+// One tee pad to release when idle, then (optionally) EOS into the entry it fed.
+struct IdleRelease {
+    ElementRef tee;
+    PadRef entry;
+    bool eos = false;
+    std::function<void()> done; // posted to the main context
+};
+
+// Thread: the tee's streaming thread, or the caller's when already idle.
+GstPadProbeReturn releaseIdle(GstPad* pad, GstPadProbeInfo*, gpointer data) noexcept {
+    auto* r = static_cast<IdleRelease*>(data);
+    if (!r->done)
+        return GST_PAD_PROBE_REMOVE; // ran already (an IDLE probe may fire twice while being removed)
+    if (GstPad* peer = gst_pad_get_peer(pad)) {
+        gst_pad_unlink(pad, peer);
+        gst_object_unref(peer);
+    }
+    gst_element_release_request_pad(r->tee.get(), pad);
+    // Only into the recorder's bin: the room's streams never see this EOS.
+    if (r->eos)
+        gst_pad_send_event(r->entry.get(), gst_event_new_eos());
+    post(std::move(r->done));
+    r->done = nullptr;
+    return GST_PAD_PROBE_REMOVE;
+}
+
+} // namespace
+
+Recorder::Recorder(RoomPipeline& room, const RecordingRequest& request)
+    : m_room(room), m_directory(request.directory), m_stem(request.stem), m_extension(request.format),
+      m_segmented(room.config().recording.segmentSeconds > 0 || room.config().recording.segmentBytes > 0) {
+    if (!isRecordingFormat(request.format))
+        throw Error(ErrorCode::BadRequest, "format: must be \"mkv\", \"webm\" or \"mp4\"");
+    m_firstFile = segmentPath(0);
+    m_bin = room.fragments().makeBin("record-" + request.format, false);
+    gst_element_set_name(m_bin.get(), "recorder");
+    // The sink's EOS reaches the bus only as a forwarded message: the room's
+    // pipeline keeps its own EOS until every sink has one.
+    g_object_set(m_bin.get(), "message-forward", TRUE, nullptr);
+    GstBin* bin = GST_BIN(m_bin.get());
+    m_sink = requireByName(bin, "sink");
+    const auto& config = room.config().recording;
+    g_object_set(m_sink.get(), "max-size-time", static_cast<guint64>(config.segmentSeconds) * GST_SECOND,
+                 "max-size-bytes", static_cast<guint64>(config.segmentBytes), nullptr);
+    m_signals.emplace_back(m_sink.get(),
+                           g_signal_connect(m_sink.get(), "format-location", G_CALLBACK(formatLocation), this));
+
+    auto entry = [&](const char* name, guint64 maxTime) {
+        GstElement* queue = gst_element_factory_make("queue", nullptr);
+        g_object_set(queue, "leaky", 2 /* downstream */, "max-size-buffers", 0, "max-size-bytes", 0,
+                     "max-size-time", maxTime, nullptr);
+        gst_bin_add(bin, queue);
+        ElementRef first = requireByName(bin, name);
+        if (!gst_element_link(queue, first.get()))
+            throw Error(ErrorCode::Internal, "record-" + m_extension + ".pipeline: name=" + name +
+                                                 " does not take raw " + name);
+        GstPad* sink = gst_element_get_static_pad(queue, "sink");
+        PadRef ghost = PadRef::borrow(ghostPad(m_bin.get(), sink, true));
+        gst_object_unref(sink);
+        return ghost;
+    };
+    m_videoEntry = entry("video", kVideoQueueNs);
+    m_audioEntry = entry("audio", kAudioQueueNs);
+
+    // The spans of what enters, for the reported duration and the log.
+    GstPad* muxVideo = gst_element_get_static_pad(m_sink.get(), "video");
+    if (!muxVideo)
+        throw Error(ErrorCode::Internal, "record-" + m_extension + ".pipeline: name=sink has no video pad linked");
+    gst_pad_add_probe(muxVideo, GST_PAD_PROBE_TYPE_BUFFER, trackSpan, &m_written, nullptr);
+    gst_object_unref(muxVideo);
+    for (std::size_t i = 0; i < m_gates.size(); ++i) {
+        m_gates[i] = {this, i};
+        GstPad* target = gst_ghost_pad_get_target(GST_GHOST_PAD((i == kVideo ? m_videoEntry : m_audioEntry).get()));
+        gst_pad_add_probe(target, GST_PAD_PROBE_TYPE_BUFFER, gateThunk, &m_gates[i], nullptr);
+        gst_object_unref(target);
+    }
+
+    gst_bin_add(room.pipeline(), m_bin.get());
+    if (gst_element_sync_state_with_parent(m_bin.get()) == GST_STATE_CHANGE_FAILURE) {
+        gst_element_set_state(m_bin.get(), GST_STATE_NULL);
+        gst_bin_remove(room.pipeline(), m_bin.get());
+        m_bin.reset();
+        throw Error(ErrorCode::Internal, "the recorder could not start (see the log)");
+    }
+    m_videoTeePad = PadRef::adopt(gst_element_request_pad_simple(room.rawVideoTee(), "src_%u"));
+    m_audioTeePad = PadRef::adopt(gst_element_request_pad_simple(room.fullMixTee(), "src_%u"));
+    if (gst_pad_link(m_videoTeePad.get(), m_videoEntry.get()) != GST_PAD_LINK_OK ||
+        gst_pad_link(m_audioTeePad.get(), m_audioEntry.get()) != GST_PAD_LINK_OK) {
+        GST_CAT_ERROR(tessera_media_debug, "room %s: cannot link the recorder", room.name().c_str());
+    }
+    GST_CAT_INFO(tessera_media_debug, "room %s: recording to %s", room.name().c_str(), m_firstFile.c_str());
+}
+
+Recorder::~Recorder() {
+    *m_alive = false;
+    if (!m_bin)
+        return;
+    // The room's pipeline is stopping, or a removal never completed: tear down at once.
+    gst_element_set_locked_state(m_bin.get(), TRUE);
+    gst_element_set_state(m_bin.get(), GST_STATE_NULL);
+    m_signals.clear();
+    if (!m_detached) {
+        for (auto [tee, pad] : {std::pair{m_room.rawVideoTee(), m_videoTeePad}, {m_room.fullMixTee(), m_audioTeePad}}) {
+            if (!pad)
+                continue;
+            if (GstPad* peer = gst_pad_get_peer(pad.get())) {
+                gst_pad_unlink(pad.get(), peer);
+                gst_object_unref(peer);
+            }
+            gst_element_release_request_pad(tee, pad.get());
+        }
+    }
+    gst_bin_remove(m_room.pipeline(), m_bin.get());
+}
+
+bool Recorder::owns(GstMessage* message) const {
+    return m_bin && (GST_MESSAGE_SRC(message) == GST_OBJECT(m_bin.get()) ||
+                     gst_object_has_as_ancestor(GST_MESSAGE_SRC(message), GST_OBJECT(m_bin.get())));
+}
+
+void Recorder::detach(bool eos, std::function<void()> then) {
+    if (m_detached || m_detaching) {
+        post(std::move(then));
+        return;
+    }
+    m_detaching = true;
+    // `then` runs once, after the second pad is released.
+    auto remaining = std::make_shared<int>(2);
+    auto done = [alive = std::weak_ptr<bool>(m_alive), this, remaining, then = std::move(then)] {
+        if (!alive.lock() || --*remaining > 0)
+            return;
+        m_detached = true;
+        then();
+    };
+    for (auto [tee, pad, entry] : {std::tuple{m_room.rawVideoTee(), m_videoTeePad, m_videoEntry},
+                                   {m_room.fullMixTee(), m_audioTeePad, m_audioEntry}}) {
+        auto* release = new IdleRelease{ElementRef::borrow(tee), entry, eos, done};
+        gst_pad_add_probe(pad.get(), GST_PAD_PROBE_TYPE_IDLE, releaseIdle, release,
+                          [](gpointer data) noexcept { delete static_cast<IdleRelease*>(data); });
+    }
+}
+
+void Recorder::stop() {
+    m_stopping = true;
+    {
+        // Both streams end at the same running time: the later of the two
+        // ends so far. The one behind (the compositor lags under load) is
+        // detached once it gets there.
+        std::lock_guard lock(m_cut.mutex);
+        if (GST_CLOCK_TIME_IS_VALID(m_cut.last[kVideo]) && GST_CLOCK_TIME_IS_VALID(m_cut.last[kAudio]))
+            m_cut.end = std::max(m_cut.last[kVideo], m_cut.last[kAudio]);
+    }
+    if (!GST_CLOCK_TIME_IS_VALID(m_cut.end)) {
+        detach(true, [] {});
+        return;
+    }
+    g_timeout_add_full(
+        G_PRIORITY_DEFAULT, kCutWaitMs,
+        [](gpointer data) noexcept -> gboolean {
+            (*static_cast<std::function<void()>*>(data))();
+            return G_SOURCE_REMOVE;
+        },
+        new std::function<void()>([alive = std::weak_ptr<bool>(m_alive), this] {
+            if (alive.lock())
+                detach(true, [] {}); // a stream never got there: end as it is
+        }),
+        [](gpointer data) noexcept { delete static_cast<std::function<void()>*>(data); });
+}
+
+// Thread: the tee's streaming thread (one per stream).
+GstPadProbeReturn Recorder::gateThunk(GstPad* pad, GstPadProbeInfo* info, gpointer data) noexcept {
+    auto* gate = static_cast<Gate*>(data);
+    return gate->recorder->onGate(gate->stream, pad, GST_PAD_PROBE_INFO_BUFFER(info));
+}
+
+GstPadProbeReturn Recorder::onGate(std::size_t stream, GstPad* pad, GstBuffer* buffer) {
+    // Running time, not timestamps: the compositor and the audio mixer have
+    // segments of their own (start-time-selection=first).
+    GstClockTime pts = GST_CLOCK_TIME_NONE;
+    if (GstEvent* event = gst_pad_get_sticky_event(pad, GST_EVENT_SEGMENT, 0)) {
+        const GstSegment* segment = nullptr;
+        gst_event_parse_segment(event, &segment);
+        pts = gst_segment_to_running_time(segment, GST_FORMAT_TIME, GST_BUFFER_PTS(buffer));
+        gst_event_unref(event);
+    }
+    if (!GST_CLOCK_TIME_IS_VALID(pts))
+        return GST_PAD_PROBE_OK;
+    std::lock_guard lock(m_cut.mutex);
+    if (!GST_CLOCK_TIME_IS_VALID(m_cut.first[stream])) {
+        m_cut.first[stream] = pts;
+        GST_CAT_DEBUG(tessera_media_debug, "room %s: recorder's first %s at %.3f s", m_room.name().c_str(),
+                      stream == kVideo ? "video" : "audio", static_cast<double>(pts) / GST_SECOND);
+    }
+    // Both streams start at the same running time: the later first buffer.
+    if (!GST_CLOCK_TIME_IS_VALID(m_cut.start)) {
+        if (!GST_CLOCK_TIME_IS_VALID(m_cut.first[kVideo]) || !GST_CLOCK_TIME_IS_VALID(m_cut.first[kAudio]))
+            return GST_PAD_PROBE_DROP;
+        m_cut.start = std::max(m_cut.first[kVideo], m_cut.first[kAudio]);
+    }
+    if (pts < m_cut.start)
+        return GST_PAD_PROBE_DROP;
+    if (GST_CLOCK_TIME_IS_VALID(m_cut.end) && pts >= m_cut.end) {
+        if (!m_cut.reached[stream]) {
+            m_cut.reached[stream] = true;
+            if (m_cut.reached[kVideo] && m_cut.reached[kAudio]) {
+                post([alive = std::weak_ptr<bool>(m_alive), this] {
+                    if (alive.lock())
+                        detach(true, [] {});
+                });
+            }
+        }
+        return GST_PAD_PROBE_DROP;
+    }
+    const GstClockTime end = pts + (GST_BUFFER_DURATION_IS_VALID(buffer) ? GST_BUFFER_DURATION(buffer) : 0);
+    m_cut.last[stream] = std::max(GST_CLOCK_TIME_IS_VALID(m_cut.last[stream]) ? m_cut.last[stream] : 0, end);
+    return GST_PAD_PROBE_OK;
+}
+
+bool Recorder::eosReached(GstMessage* message) const {
+    if (GST_MESSAGE_TYPE(message) != GST_MESSAGE_ELEMENT || !gst_message_has_name(message, "GstBinForwarded"))
+        return false;
+    GstMessage* inner = nullptr;
+    gst_structure_get(gst_message_get_structure(message), "message", GST_TYPE_MESSAGE, &inner, nullptr);
+    if (!inner)
+        return false;
+    const bool eos = GST_MESSAGE_TYPE(inner) == GST_MESSAGE_EOS && GST_MESSAGE_SRC(inner) == GST_OBJECT(m_sink.get());
+    gst_message_unref(inner);
+    return eos;
+}
+
+void Recorder::remove(std::function<void()> then) {
+    detach(false, [this, then = std::move(then)] {
+        gst_element_set_locked_state(m_bin.get(), TRUE);
+        gst_element_set_state(m_bin.get(), GST_STATE_NULL);
+        m_signals.clear();
+        gst_bin_remove(m_room.pipeline(), m_bin.get());
+        m_bin.reset();
+        then();
+    });
+}
+
+double Recorder::duration() const {
+    auto seconds = [](GstClockTime t) { return GST_CLOCK_TIME_IS_VALID(t) ? static_cast<double>(t) / GST_SECOND : -1.0; };
+    {
+        std::lock_guard lock(m_cut.mutex);
+        GST_CAT_INFO(tessera_media_debug, "room %s: recorded %.3f-%.3f s (running time); video ends at %.3f, audio at %.3f",
+                     m_room.name().c_str(), seconds(m_cut.start), seconds(m_cut.end), seconds(m_cut.last[kVideo]),
+                     seconds(m_cut.last[kAudio]));
+    }
+    std::lock_guard lock(m_written.mutex);
+    if (!GST_CLOCK_TIME_IS_VALID(m_written.first) || !GST_CLOCK_TIME_IS_VALID(m_written.end))
+        return 0;
+    return static_cast<double>(m_written.end - m_written.first) / GST_SECOND;
+}
+
+double Recorder::offsetOf(GstClockTime runningTime) const {
+    std::lock_guard lock(m_cut.mutex);
+    if (!GST_CLOCK_TIME_IS_VALID(runningTime) || !GST_CLOCK_TIME_IS_VALID(m_cut.start) || runningTime < m_cut.start)
+        return 0;
+    return static_cast<double>(runningTime - m_cut.start) / GST_SECOND;
+}
+
+bool Recorder::wroteVideo() const {
+    std::lock_guard lock(m_written.mutex);
+    return GST_CLOCK_TIME_IS_VALID(m_written.first);
+}
+
+// Thread: a recorder streaming thread.
+GstPadProbeReturn Recorder::trackSpan(GstPad*, GstPadProbeInfo* info, gpointer data) noexcept {
+    auto* span = static_cast<Span*>(data);
+    GstBuffer* buffer = GST_PAD_PROBE_INFO_BUFFER(info);
+    const GstClockTime pts = GST_BUFFER_PTS(buffer);
+    if (!GST_CLOCK_TIME_IS_VALID(pts))
+        return GST_PAD_PROBE_OK;
+    const GstClockTime end = pts + (GST_BUFFER_DURATION_IS_VALID(buffer) ? GST_BUFFER_DURATION(buffer) : 0);
+    std::lock_guard lock(span->mutex);
+    if (!GST_CLOCK_TIME_IS_VALID(span->first) || pts < span->first)
+        span->first = pts;
+    if (!GST_CLOCK_TIME_IS_VALID(span->end) || end > span->end)
+        span->end = end;
+    return GST_PAD_PROBE_OK;
+}
+
+std::string Recorder::segmentPath(guint fragment) const {
+    if (!m_segmented)
+        return m_directory + "/" + m_stem + "." + m_extension;
+    char index[16];
+    std::snprintf(index, sizeof index, "-%05u.", fragment);
+    return m_directory + "/" + m_stem + index + m_extension;
+}
+
+// Thread: the recorder's streaming thread. Immutable members only.
+gchar* Recorder::formatLocation(GstElement*, guint fragment, gpointer self) noexcept {
+    try {
+        return g_strdup(static_cast<Recorder*>(self)->segmentPath(fragment).c_str());
+    } catch (...) {
+        return nullptr;
+    }
+}
+
+} // namespace tessera::media
