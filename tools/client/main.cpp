@@ -59,6 +59,11 @@ int main(int argc, char** argv) {
     gint width = 640;
     gint height = 360;
     gint fps = 30;
+    gchar* sendFile = nullptr;
+    gboolean noDecode = FALSE;
+    gboolean timestamps = FALSE;
+    gboolean stamp = FALSE;
+    gboolean readStamp = FALSE;
 
     const GOptionEntry entries[] = {
         {"server", 's', 0, G_OPTION_ARG_STRING, &server, "Signaling WebSocket URL (default ws://127.0.0.1:8080/ws)",
@@ -87,6 +92,15 @@ int main(int argc, char** argv) {
         {"width", 0, 0, G_OPTION_ARG_INT, &width, "Width of the video sent (default 640)", "PIXELS"},
         {"height", 0, 0, G_OPTION_ARG_INT, &height, "Height of the video sent (default 360)", "PIXELS"},
         {"fps", 0, 0, G_OPTION_ARG_INT, &fps, "Frame rate of the video sent (default 30)", "FPS"},
+        {"send-file", 0, 0, G_OPTION_ARG_FILENAME, &sendFile,
+         "Send this pre-encoded VP8 + Opus Matroska file, looped, instead of encoding (load clients)", "FILE.mkv"},
+        {"no-decode", 0, 0, G_OPTION_ARG_NONE, &noDecode,
+         "Count received RTP packets instead of decoding them (load clients)", nullptr},
+        {"timestamps", 0, 0, G_OPTION_ARG_NONE, &timestamps, "Add \"ts\" (wall-clock ms) to every event", nullptr},
+        {"stamp", 0, 0, G_OPTION_ARG_NONE, &stamp,
+         "Send a magenta picture carrying a wall-clock stamp and a click every second (latency sender)", nullptr},
+        {"read-stamp", 0, 0, G_OPTION_ARG_NONE, &readStamp,
+         "Read those stamps from the received mix and report glass-to-glass latency", nullptr},
         {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr},
     };
 
@@ -156,8 +170,17 @@ int main(int argc, char** argv) {
     options.width = width;
     options.height = height;
     options.fps = fps;
+    if (sendFile) options.sendFile = sendFile;
+    if (sendFile && (stamp || receiveOnly)) return fail("--send-file excludes --stamp and --receive-only");
+    if (stamp && receiveOnly) return fail("--stamp excludes --receive-only");
+    if (stamp && options.videoCodec != tessera::client::VideoCodec::Vp8) return fail("--stamp sends VP8 only");
+    if (noDecode && readStamp) return fail("--read-stamp needs decoding: drop --no-decode");
+    options.noDecode = noDecode;
+    options.timestamps = timestamps;
+    options.stamp = stamp;
+    options.readStamp = readStamp;
 
-    for (gchar* s : {server, room, name, token, color, detect, record, fileOut, videoCodec}) g_free(s);
+    for (gchar* s : {server, room, name, token, color, detect, record, fileOut, videoCodec, sendFile}) g_free(s);
     g_strfreev(iceAddresses);
 
     const int code = tessera::client::run(options);
