@@ -371,6 +371,15 @@ private:
     bool restrictIce();
     void connectSignaling();
 
+    // --janus: the Janus AudioBridge JSON API over HTTP instead of Tessera's
+    // WebSocket (the benchmark's audio-MCU peer). Thread: main.
+    using JanusReply = std::function<void(Client&, const Json&)>;
+    void janusStart();
+    void janusPost(const std::string& path, Json body, JanusReply then);
+    void janusPoll();
+    void onJanusEvent(const Json& event);
+    static void onJanusReplyCb(GObject* source, GAsyncResult* result, gpointer user) noexcept;
+
     // Signaling. Thread: main.
     void send(const proto::ClientMessage& message);
     void onWsMessage(std::string_view text);
@@ -499,6 +508,9 @@ private:
     bool m_remoteSet = false;
     std::vector<proto::IceCandidate> m_pendingCandidates;
     bool m_endOfCandidatesSent = false;
+    std::string m_janusPath;  // "/janus/<session>/<handle>" once attached
+    std::string m_janusSessionPath;
+    std::uint64_t m_janusTransaction = 0;
 
     // State and counters.
     State m_state = State::Connecting;
@@ -1056,7 +1068,7 @@ bool Client::buildPipeline() {
     const std::string videoCaps = videoCodecCaps(m_options.videoCodec);
     const std::string audioCaps = audioCodecCaps();
     if (m_options.receiveOnly) {
-        if (!addReceiver(audioCaps) || !addReceiver(videoCaps)) return false;
+        if (!addReceiver(audioCaps) || (!m_options.audioOnly && !addReceiver(videoCaps))) return false;
     } else if (!m_options.sendFile.empty()) {
         if (!loadFile() || !addFileSenders()) return false;
     } else {
@@ -1107,7 +1119,7 @@ bool Client::buildPipeline() {
             " pt=" + std::to_string(kVideoPayload) +
             " ! capsfilter caps=\"application/x-rtp,media=video,encoding-name=" + encoding +
             ",clock-rate=90000,payload=" + std::to_string(kVideoPayload) + "\"";
-        if (!addSender(audio, audioCaps) || !addSender(video, videoCaps)) return false;
+        if (!addSender(audio, audioCaps) || (!m_options.audioOnly && !addSender(video, videoCaps))) return false;
         if (stamped) {
             for (auto [name, cb] : {std::pair{"stamp-audio", &Client::onStampAudioCb},
                                     std::pair{"stamp-video", &Client::onStampVideoCb}}) {
@@ -1126,7 +1138,7 @@ bool Client::buildPipeline() {
         g_printerr("tessera-client: the pipeline does not start (run with GST_DEBUG=3 for details)\n");
         return false;
     }
-    if (m_fileVideoSrc) startPump();
+    if (m_fileAudioSrc) startPump();
     return true;
 }
 
@@ -1158,6 +1170,7 @@ bool Client::loadFile() {
             if (!track->duration && GST_BUFFER_DURATION_IS_VALID(buffer)) track->duration = GST_BUFFER_DURATION(buffer);
             gst_sample_unref(sample);
         }
+        if (track == &m_fileVideo && m_options.audioOnly) continue;
         if (track->buffers.empty() || !track->key.front()) {
             g_printerr("tessera-client: %s has no %s track starting with a key frame (VP8 + Opus Matroska)\n",
                        m_options.sendFile.c_str(), name);
@@ -1166,7 +1179,7 @@ bool Client::loadFile() {
     }
     gst_element_set_state(reader.get(), GST_STATE_NULL);
     if (!ok) return false;
-    if (!m_fileVideo.duration) {
+    if (!m_fileVideo.duration && m_fileVideo.caps) {
         const GstStructure* s = gst_caps_get_structure(m_fileVideo.caps.get(), 0);
         gint num = 0, den = 1;
         m_fileVideo.duration = gst_structure_get_fraction(s, "framerate", &num, &den) && num > 0
@@ -1187,14 +1200,17 @@ bool Client::addFileSenders() {
                               "rtpopuspay pt=" + std::to_string(kAudioPayload) +
                               " ! capsfilter caps=\"application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,"
                               "payload=" + std::to_string(kAudioPayload) + "\"";
-    if (!addSender(audio, audioCodecCaps()) || !addSender(video, videoCodecCaps(VideoCodec::Vp8))) return false;
-    GstPtr<GstElement> v(gst_bin_get_by_name(GST_BIN(m_pipeline.get()), "file-video"));
+    if (!addSender(audio, audioCodecCaps())) return false;
     GstPtr<GstElement> a(gst_bin_get_by_name(GST_BIN(m_pipeline.get()), "file-audio"));
-    if (!v || !a) return false;
-    m_fileVideoSrc = v.get();
+    if (!a) return false;
     m_fileAudioSrc = a.get();
-    g_object_set(m_fileVideoSrc, "caps", m_fileVideo.caps.get(), nullptr);
     g_object_set(m_fileAudioSrc, "caps", m_fileAudio.caps.get(), nullptr);
+    if (m_options.audioOnly) return true;
+    if (!addSender(video, videoCodecCaps(VideoCodec::Vp8))) return false;
+    GstPtr<GstElement> v(gst_bin_get_by_name(GST_BIN(m_pipeline.get()), "file-video"));
+    if (!v) return false;
+    m_fileVideoSrc = v.get();
+    g_object_set(m_fileVideoSrc, "caps", m_fileVideo.caps.get(), nullptr);
     GstPtr<GstPad> pad(gst_element_get_static_pad(m_fileVideoSrc, "src"));
     gst_pad_add_probe(pad.get(), GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, onKeyUnitRequestCb, this, nullptr);
     return true;
@@ -1232,11 +1248,11 @@ void Client::pumpFile() {
             start = gst_clock_get_time(clock.get()) - gst_element_get_base_time(m_pipeline.get());
             origin = steady_clock::now();
         }
-        const auto vDue = at(vn, m_fileVideo.duration);
+        const auto vDue = m_fileVideoSrc ? at(vn, m_fileVideo.duration) : steady_clock::time_point::max();
         const auto aDue = at(an, m_fileAudio.duration);
         if (m_pumpWake.wait_until(lock, std::min(vDue, aDue), [this] { return m_pumpStop; })) break;
         const auto now = steady_clock::now();
-        if (vDue <= now) {
+        if (m_fileVideoSrc && vDue <= now) {
             if (m_wantKeyFrame.exchange(false)) {
                 std::size_t k = vi;
                 while (!m_fileVideo.key[k]) k = (k + 1) % m_fileVideo.buffers.size();
@@ -1337,6 +1353,10 @@ bool Client::restrictIce() {
 void Client::connectSignaling() {
     m_session.reset(soup_session_new());
     m_cancellable.reset(g_cancellable_new());
+    if (!m_options.janus.empty()) {
+        janusStart();
+        return;
+    }
     GError* error = nullptr;
     GUri* uri = g_uri_parse(m_options.server.c_str(), static_cast<GUriFlags>(SOUP_HTTP_URI_FLAGS), &error);
     GErrorPtr owned(error);
@@ -1351,6 +1371,118 @@ void Client::connectSignaling() {
     soup_session_websocket_connect_async(m_session.get(), message, nullptr, nullptr, G_PRIORITY_DEFAULT,
                                          m_cancellable.get(), onWsConnectedCb, new WeakClient(weak_from_this()));
     g_object_unref(message);
+}
+
+// ---------------------------------------------------------------------------
+// Janus AudioBridge signaling (--janus). Thread: main.
+
+namespace {
+struct JanusCall {
+    std::weak_ptr<Client> client;
+    std::function<void(Client&, const Json&)> then;
+};
+} // namespace
+
+// session -> attach the AudioBridge plugin -> create the room (an "already
+// exists" error is fine: another client made it) -> "joined" -> offer.
+void Client::janusStart() {
+    janusPost("", {{"janus", "create"}}, [](Client& c, const Json& r) {
+        c.m_janusSessionPath = "/" + std::to_string(r.at("data").at("id").get<std::uint64_t>());
+        c.janusPost(c.m_janusSessionPath, {{"janus", "attach"}, {"plugin", "janus.plugin.audiobridge"}},
+                    [](Client& c, const Json& r) {
+                        const auto handle = r.at("data").at("id").get<std::uint64_t>();
+                        c.m_janusPath = c.m_janusSessionPath + "/" + std::to_string(handle);
+                        c.janusPoll();
+                        emitEvent("open");
+                        Json create = {{"janus", "message"},
+                                       {"body", {{"request", "create"}, {"room", c.m_options.janusRoom},
+                                                 {"sampling_rate", 48000}, {"permanent", false}}}};
+                        c.janusPost(c.m_janusPath, std::move(create), [handle](Client& c, const Json&) {
+                            c.m_id = std::to_string(handle);
+                            emitEvent("joined", {{"id", c.m_id}, {"room", std::to_string(c.m_options.janusRoom)},
+                                                 {"participants", Json::array()}});
+                            c.createOffer();
+                        });
+                    });
+    });
+}
+
+void Client::janusPost(const std::string& path, Json body, JanusReply then) {
+    body["transaction"] = "t" + std::to_string(++m_janusTransaction);
+    const std::string text = body.dump();
+    GST_DEBUG("janus -> %s %s", path.c_str(), text.c_str());
+    SoupMessage* message = soup_message_new("POST", (m_options.janus + path).c_str());
+    if (!message) {
+        localError("bad --janus URL " + m_options.janus);
+        return;
+    }
+    GBytes* bytes = g_bytes_new(text.data(), text.size());
+    soup_message_set_request_body_from_bytes(message, "application/json", bytes);
+    g_bytes_unref(bytes);
+    soup_session_send_and_read_async(m_session.get(), message, G_PRIORITY_DEFAULT, m_cancellable.get(),
+                                     onJanusReplyCb, new JanusCall{weak_from_this(), std::move(then)});
+    g_object_unref(message);
+}
+
+// Long poll for the plugin's events (the join's answer); it also keeps the
+// Janus session alive.
+void Client::janusPoll() {
+    if (m_finishing || m_janusSessionPath.empty()) return;
+    SoupMessage* message = soup_message_new("GET", (m_options.janus + m_janusSessionPath + "?maxev=10").c_str());
+    if (!message) return;
+    soup_session_send_and_read_async(m_session.get(), message, G_PRIORITY_DEFAULT, m_cancellable.get(),
+                                     onJanusReplyCb, new JanusCall{weak_from_this(), [](Client& c, const Json& r) {
+                                         if (r.is_array())
+                                             for (const auto& e : r) c.onJanusEvent(e);
+                                         else
+                                             c.onJanusEvent(r);
+                                         c.janusPoll();
+                                     }});
+    g_object_unref(message);
+}
+
+void Client::onJanusEvent(const Json& event) {
+    GST_DEBUG("janus <- %s", event.dump().c_str());
+    const std::string kind = event.value("janus", "");
+    if (event.contains("jsep") && event["jsep"].value("type", "") == "answer") {
+        handle(proto::Answer{event["jsep"].value("sdp", "")});
+    } else if (kind == "hangup" || kind == "detached") {
+        localError("janus: " + kind);
+    } else if (event.contains("plugindata")) {
+        const Json& data = event["plugindata"].value("data", Json::object());
+        if (data.contains("error")) m_errors.push_back(data.value("error", ""));
+    }
+}
+
+// Thread: main (libsoup).
+void Client::onJanusReplyCb(GObject* source, GAsyncResult* result, gpointer user) noexcept {
+    std::unique_ptr<JanusCall> call(static_cast<JanusCall*>(user));
+    try {
+        GError* error = nullptr;
+        GBytes* bytes = soup_session_send_and_read_finish(SOUP_SESSION(source), result, &error);
+        GErrorPtr owned(error);
+        auto self = call->client.lock();
+        if (!self || self->m_finishing) {
+            if (bytes) g_bytes_unref(bytes);
+            return;
+        }
+        if (!bytes) {
+            self->localError(std::string("janus: ") + (error ? error->message : "request failed"));
+            return;
+        }
+        gsize size = 0;
+        const auto* data = static_cast<const char*>(g_bytes_get_data(bytes, &size));
+        const Json reply = Json::parse(std::string_view(data ? data : "", size), nullptr, false);
+        g_bytes_unref(bytes);
+        if (reply.is_object() && reply.value("janus", "") == "error") {
+            self->localError("janus: " + reply.dump());
+            return;
+        }
+        call->then(*self, reply);
+    } catch (const std::exception& e) {
+        GST_ERROR("janus reply: %s", e.what());
+    } catch (...) {
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1501,7 +1633,7 @@ void Client::createOffer() {
     // Channels before the offer, so that it has an m=application section.
     // Ordered and reliable are the defaults.
     for (auto [label, slot] : {std::pair{"chat", &m_chat}, std::pair{"file", &m_file}}) {
-        if (*slot) continue;
+        if (*slot || !m_options.janus.empty()) continue; // AudioBridge has no data channels
         GstWebRTCDataChannel* channel = nullptr;
         g_signal_emit_by_name(m_webrtc, "create-data-channel", label, nullptr, &channel);
         if (!channel) {
@@ -1531,7 +1663,14 @@ void Client::onOfferCreated(const std::shared_ptr<GstWebRTCSessionDescription>& 
         gst_promise_new_with_change_func(onLocalDescriptionCb, new WeakClient(weak_from_this()), deleteWeak);
     g_signal_emit_by_name(m_webrtc, "set-local-description", offer.get(), promise);
     GCharPtr text(gst_sdp_message_as_text(offer->sdp));
-    send(proto::Offer{text.get()});
+    if (!m_options.janus.empty()) {
+        Json join = {{"janus", "message"},
+                     {"body", {{"request", "join"}, {"room", m_options.janusRoom}, {"display", m_options.name}}},
+                     {"jsep", {{"type", "offer"}, {"sdp", text.get()}}}};
+        janusPost(m_janusPath, std::move(join), [](Client&, const Json&) {}); // the answer comes as an event
+    } else {
+        send(proto::Offer{text.get()});
+    }
     m_offerSent = true;
     emitEvent("offer", {{"sdp", text.get()}});
 }
@@ -1562,7 +1701,11 @@ void Client::onLocalCandidate(unsigned mline, const std::string& candidate) {
     c.candidate = candidate;
     if (mline < m_mids.size() && !m_mids[mline].empty()) c.sdpMid = m_mids[mline];
     c.sdpMLineIndex = mline;
-    send(proto::Candidate{c});
+    if (!m_options.janus.empty())
+        janusPost(m_janusPath, {{"janus", "trickle"}, {"candidate", {{"candidate", candidate}, {"sdpMLineIndex", mline}}}},
+                  [](Client&, const Json&) {});
+    else
+        send(proto::Candidate{c});
 }
 
 void Client::onPeerStateNotify() {
@@ -1593,7 +1736,11 @@ void Client::onPeerStateNotify() {
 
     if (gathering == GST_WEBRTC_ICE_GATHERING_STATE_COMPLETE && m_offerSent && !m_endOfCandidatesSent) {
         m_endOfCandidatesSent = true;
-        send(proto::Candidate{std::nullopt});
+        if (!m_options.janus.empty())
+            janusPost(m_janusPath, {{"janus", "trickle"}, {"candidate", {{"completed", true}}}},
+                      [](Client&, const Json&) {});
+        else
+            send(proto::Candidate{std::nullopt});
     }
 }
 

@@ -64,6 +64,9 @@ int main(int argc, char** argv) {
     gboolean timestamps = FALSE;
     gboolean stamp = FALSE;
     gboolean readStamp = FALSE;
+    gboolean audioOnly = FALSE;
+    gchar* janus = nullptr;
+    gint64 janusRoom = 1234;
 
     const GOptionEntry entries[] = {
         {"server", 's', 0, G_OPTION_ARG_STRING, &server, "Signaling WebSocket URL (default ws://127.0.0.1:8080/ws)",
@@ -101,6 +104,10 @@ int main(int argc, char** argv) {
          "Send a magenta picture carrying a wall-clock stamp and a click every second (latency sender)", nullptr},
         {"read-stamp", 0, 0, G_OPTION_ARG_NONE, &readStamp,
          "Read those stamps from the received mix and report glass-to-glass latency", nullptr},
+        {"audio-only", 0, 0, G_OPTION_ARG_NONE, &audioOnly, "Offer and send audio only", nullptr},
+        {"janus", 0, 0, G_OPTION_ARG_STRING, &janus,
+         "Join a Janus AudioBridge room through this HTTP API URL instead (implies --audio-only)", "URL"},
+        {"janus-room", 0, 0, G_OPTION_ARG_INT64, &janusRoom, "AudioBridge room id (default 1234)", "ID"},
         {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr},
     };
 
@@ -179,8 +186,12 @@ int main(int argc, char** argv) {
     options.timestamps = timestamps;
     options.stamp = stamp;
     options.readStamp = readStamp;
+    if (janus) options.janus = janus;
+    options.janusRoom = janusRoom;
+    options.audioOnly = audioOnly || janus;
+    if (options.audioOnly && stamp) return fail("--stamp sends video: not with --audio-only or --janus");
 
-    for (gchar* s : {server, room, name, token, color, detect, record, fileOut, videoCodec, sendFile}) g_free(s);
+    for (gchar* s : {server, room, name, token, color, detect, record, fileOut, videoCodec, sendFile, janus}) g_free(s);
     g_strfreev(iceAddresses);
 
     const int code = tessera::client::run(options);
