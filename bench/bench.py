@@ -166,17 +166,67 @@ class Server:
             self.proc.wait()
 
 
+JANUS_HOST = "10.99.0.1"  # bench/run's veth test host: Janus does not use loopback for media
+JANUS_PLUGIN_DIR = Path("/usr/lib/x86_64-linux-gnu/janus")
+
+
+class Janus:
+    """Debian's janus with only the AudioBridge plugin and the HTTP transport."""
+
+    def __init__(self, logdir):
+        home = logdir / "janus"
+        for sub in ("plugins", "transports", "configs", "events", "loggers"):
+            (home / sub).mkdir(parents=True, exist_ok=True)
+        (home / "plugins/libjanus_audiobridge.so").symlink_to(JANUS_PLUGIN_DIR / "plugins/libjanus_audiobridge.so")
+        (home / "transports/libjanus_http.so").symlink_to(JANUS_PLUGIN_DIR / "transports/libjanus_http.so")
+        (home / "configs/janus.jcfg").write_text(
+            f'general: {{ plugins_folder = "{home}/plugins" transports_folder = "{home}/transports" '
+            f'events_folder = "{home}/events" loggers_folder = "{home}/loggers" debug_level = 3 }}\n'
+            'nat: { ice_enforce_list = "vb0" ignore_mdns = true }\n'
+            'media: { rtp_port_range = "20000-40000" }\n')
+        (home / "configs/janus.transport.http.jcfg").write_text(
+            'general: { json = "compact" base_path = "/janus" http = true port = 8088 https = false }\n'
+            'admin: { admin_http = false }\n')
+        (home / "configs/janus.plugin.audiobridge.jcfg").write_text("general: { }\n")
+        self.log = open(logdir / "janus.log", "w")
+        self.proc = subprocess.Popen(["janus", "-F", str(home / "configs"), "-o"], stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        self.url = f"http://{JANUS_HOST}:8088/janus"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(self.url + "/info", timeout=2).read()
+                return
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError("janus did not start; see " + str(logdir / "janus.log"))
+
+    def cpu(self):
+        return cpu_seconds(self.proc.pid)
+
+    def rss(self):
+        return rss_bytes(self.proc.pid)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 class Client:
     """One tessera-client process; stdout JSON lines read by a thread."""
 
-    def __init__(self, server, room, name, logdir, args):
+    def __init__(self, server, room, name, logdir, args, ice="127.0.0.1"):
         self.name = name
         self.events = []
         self.cond = threading.Condition()
         self.replies = queue.Queue()
         self.log = open(logdir / f"client-{room}-{name}.log", "w")
         cmd = [str(CLIENT_BIN), "--server", server.ws, "--room", room, "--name", name,
-               "--ice-address", "127.0.0.1", "--timestamps", "--connect-timeout", "60", *args]
+               "--ice-address", ice, "--timestamps", "--connect-timeout", "60", *args]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.log, text=True, bufsize=1)
         self.thread = threading.Thread(target=self._read, daemon=True)
@@ -428,8 +478,18 @@ class Bench:
         self.load_start = os.getloadavg()
         self.files = []
         self.server = None
+        self.t0 = time.monotonic()
+        self.budget = 110 if self.quick else 570  # seconds: the issue's 2 and 10 minutes, less the bare runs
         self.window = 5 if self.quick else 10
         self.settle = 2 if self.quick else 4
+
+    def over_budget(self, fraction):
+        """True once `fraction` of the time budget is spent: later phases then
+        measure less rather than overrun (said in the log and the report)."""
+        if time.monotonic() - self.t0 > fraction * self.budget:
+            self.log(f"time budget: {fraction:.0%} of {self.budget} s spent, measuring less")
+            return True
+        return False
 
     def log(self, *a):
         print(*a, file=sys.stderr, flush=True)
@@ -558,6 +618,8 @@ class Bench:
         clients, stamp = [self.probe], None
         loads = 0
         for n in ns:
+            if len(results) >= 2 and self.over_budget(0.45):
+                break
             # n = probe + stamp sender + loads
             want = n - 2
             self.files = make_media(n)  # cached in build/bench-media after the first run
@@ -603,6 +665,8 @@ class Bench:
         groups = []
         limit = 2 if self.quick else 8
         for r in range(1, limit + 1):
+            if r > 1 and self.over_budget(0.6):
+                break
             room = f"four{r}"
             specs = [self.load_spec((4 * r + i) % len(self.files)) for i in range(4)]
             specs = [(f"{room}-{name}", a) for name, a in specs]
@@ -642,6 +706,74 @@ class Bench:
             c.wait()
         return out
 
+    def audio_only(self):
+        """N audio-only participants (pre-encoded Opus, no decoding) in one
+        Tessera room and in one Janus AudioBridge room: CPU per participant."""
+        ns = [10] if self.quick else [10, 25, 40]
+        if self.args.max_audio_n:
+            ns = [n for n in ns if n <= self.args.max_audio_n] or [self.args.max_audio_n]
+        self.files = make_media(max(len(self.files), 2))
+        out = {"tessera": [], "janus": []}
+        janus = None
+        try:
+            if shutil.which("janus"):
+                janus = Janus(self.logdir)
+            else:
+                self.log("audio: janus is not installed; Tessera only")
+            for target in ("tessera", "janus"):
+                if target == "janus" and not janus:
+                    continue
+                server = self.server if target == "tessera" else janus
+                clients = []
+                for n in ns:
+                    specs = []
+                    for i in range(len(clients), n):
+                        args = ["--send-file", str(self.files[i % len(self.files)]), "--no-decode", "--audio-only"]
+                        if target == "janus":
+                            args += ["--janus", janus.url, "--janus-room", "1234"]
+                        specs.append((f"{target}-audio{i}", args))
+                    if self.over_budget(0.85):
+                        break
+                    for k in range(0, len(specs), 8):
+                        group = [Client(self.server, "audio", name, self.logdir, a,
+                                        ice="127.0.0.1" if target == "tessera" else JANUS_HOST)
+                                 for name, a in specs[k:k + 8]]
+                        clients += [c for c in group if c.wait_event("connected", 60)]
+                    time.sleep(self.settle)
+                    r0 = reports(clients)
+                    s0, t0 = server.cpu(), time.monotonic()
+                    c0 = {c: c.cpu() for c in clients}
+                    time.sleep(self.window)
+                    s1, t1 = server.cpu(), time.monotonic()
+                    c1 = {c: c.cpu() for c in clients}
+                    r1 = reports(clients)
+                    dt = t1 - t0
+                    rates, stalls = [], 0
+                    for c in clients:
+                        a, b = r0.get(c), r1.get(c)
+                        if a and b:
+                            rates.append((b["rtp"]["audio"]["packets"] - a["rtp"]["audio"]["packets"]) / dt)
+                            stalls += b["rtp"]["audio"]["stalls"] - a["rtp"]["audio"]["stalls"]
+                        else:
+                            stalls += 1
+                    res = {"n": n, "connected": len(clients), "serverCores": (s1 - s0) / dt,
+                           "serverRssMB": server.rss() / 2**20,
+                           "clientCores": sum((c1[c] or 0) - (c0[c] or 0) for c in clients) / dt,
+                           "minPacketsPerS": min(rates) if rates else 0, "stalls": stalls}
+                    res["realtime"] = res["connected"] == n and res["minPacketsPerS"] >= 45 and stalls == 0
+                    out[target].append(res)
+                    self.log(f"audio: {target} N={n}: {res['serverCores']:.3f} cores, "
+                             f"{res['serverCores'] / n * 1000:.1f} mcores each, min {res['minPacketsPerS']:.0f} "
+                             f"packets/s, stalls {stalls}")
+                for c in clients:
+                    c.leave()
+                for c in clients:
+                    c.wait()
+        finally:
+            if janus:
+                janus.stop()
+        return out
+
     def run(self):
         self.log(f"bench: {'quick' if self.quick else 'full'} run; logs in {self.logdir}")
         rss0 = None
@@ -651,6 +783,7 @@ class Bench:
             rss0 = self.server.rss() / 2**20
             capacity, join = self.capacity()
             rooms = [] if self.args.skip_rooms else self.rooms()
+            audio = {} if self.args.skip_audio else self.audio_only()
         finally:
             self.server.stop()
         bare, variants = {}, {}
@@ -664,8 +797,8 @@ class Bench:
                 self.log(f"bare: variant {v}, N={n}")
                 variants[v] = bare[n] if v == "server" else run_bare(self.files[:n], self.logdir, v)
             variants = {"n": n, "results": variants}
-        return {"capacity": capacity, "join": join, "rooms": rooms, "bare": bare, "variants": variants,
-                "idleRssMB": rss0}
+        return {"capacity": capacity, "join": join, "rooms": rooms, "audio": audio, "bare": bare,
+                "variants": variants, "idleRssMB": rss0}
 
 
 # ---------------------------------------------------------------------------
@@ -706,8 +839,8 @@ def markdown(bench, res, mach):
         "What ran: one room, composite 1280x720@30 VP8, **1 tier** (one encode for everyone), "
         "audio mix-minus with **N audio encodes** (one per receiver). Participants send 640x360@30 VP8 "
         "(~600 kbit/s) + Opus: N-2 load clients send pre-encoded files and do not decode, one probe "
-        "decodes the mix and reads the stamps, one stamp sender live-encodes a clock. All on loopback, "
-        "in a network namespace with only `lo`. CPU is utime+stime from `/proc/<pid>/stat` over a "
+        "decodes the mix and reads the stamps, one stamp sender live-encodes a clock. All on loopback "
+        "(Janus on a private veth pair), in a fresh network namespace. CPU is utime+stime from `/proc/<pid>/stat` over a "
         f"{bench.window} s window, in cores; real time = every receiver gets >= {REALTIME_FPS:.0f} fps of "
         "the mix and no receiver has a gap over 1 s. \"Waited for CPU\" is the time the server's threads were "
         "runnable but not running (`/proc/<pid>/task/*/schedstat`): CPU it wanted and did not get, which "
@@ -772,8 +905,21 @@ def markdown(bench, res, mach):
             lines.append(f"| {r['rooms']} | {'yes' if r['realtime'] else '**no**'} | {fmt(r['serverCores'])} | "
                          f"{fmt(r['serverCores'] / r['rooms'])} | {fmt(r['serverRssMB'], 0)} | {fmt(r['minOutFps'], 1)} | "
                          f"{fmt(r['minRecvFps'], 1)} | {r['stalls']} |")
-    lines += ["", "Not measured by this run: the Janus AudioBridge comparison and the audio-only sweep "
-              "(see bench/README.md).", ""]
+    audio = res.get("audio") or {}
+    if audio.get("tessera") or audio.get("janus"):
+        lines += ["", "## Audio only: Tessera vs Janus AudioBridge", "",
+                  "N participants sending pre-encoded Opus (no video), not decoding; both servers do one mix-minus "
+                  "and one Opus encode per participant. Janus runs on a veth test host in the same namespace "
+                  f"({JANUS_HOST}; it does not use loopback for media).", "",
+                  "| N | server | real time | server cores | per participant (mcores) | server RSS MB | min packets/s at a receiver | stalls |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for target in ("tessera", "janus"):
+            for r in audio.get(target, []):
+                lines.append(f"| {r['n']} | {'Tessera' if target == 'tessera' else 'Janus AudioBridge'} | "
+                             f"{'yes' if r['realtime'] else '**no**'} ({r['connected']} connected) | {fmt(r['serverCores'])} | "
+                             f"{fmt(r['serverCores'] / r['n'] * 1000, 1)} | {fmt(r['serverRssMB'], 0)} | "
+                             f"{fmt(r['minPacketsPerS'], 0)} | {r['stalls']} |")
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -821,13 +967,16 @@ def main():
     p.add_argument("--max-n", type=int, help="stop the capacity sweep at this N")
     p.add_argument("--joins", type=int, default=None, help="joins to time (default 4 quick, 8 full)")
     p.add_argument("--skip-rooms", action="store_true", help="skip the rooms-of-4 phase")
+    p.add_argument("--skip-audio", action="store_true", help="skip the audio-only Tessera vs Janus phase")
+    p.add_argument("--max-audio-n", type=int, help="largest audio-only room (default 10 quick, 50 full)")
     p.add_argument("--server-arg", action="append", help="extra tessera flag (repeatable), e.g. --server-arg=--jitter-latency=50")
     p.add_argument("--out", help="results file stem (default bench/results/<UTC time>)")
     args = p.parse_args()
     if args.joins is None:
         args.joins = 3 if args.quick else 8
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
-    if [line.split(":")[1].strip() for line in links.splitlines()] != ["lo"]:
+    names = sorted(line.split(":")[1].strip().split("@")[0] for line in links.splitlines())
+    if names != ["lo", "vb0", "vb1"]:
         sys.exit("bench.py: run it through bench/run (a network namespace with only lo)")
     t0 = time.monotonic()
     bench = Bench(args)
