@@ -307,6 +307,38 @@ def reports(clients, timeout=20):
     return out
 
 
+def measure(server, clients, window, kind="video", count="frames"):
+    """One measurement window. Server and client CPU (cores), and per
+    receiver the rate of its received `kind` RTP `count` ("frames" or
+    "packets") and its new stalls; a client that does not report counts as
+    a stall. Also the reports and /metrics at both ends, for more."""
+    def snapshot():
+        return {"t": time.monotonic(), "server": server.cpu(), "clients": {c: c.cpu() for c in clients},
+                "metrics": server.metrics() if isinstance(server, Server) else {},
+                "run": run_delay(server.proc.pid), "switches": threads_and_switches(server.proc.pid)}
+    r0 = reports(clients)
+    a = snapshot()
+    time.sleep(window)
+    b = snapshot()
+    r1 = reports(clients)
+    dt = b["t"] - a["t"]
+    rates, stalls, missing = [], 0, 0
+    for c in clients:
+        x, y = r0.get(c), r1.get(c)
+        if not x or not y:
+            missing += 1
+            continue
+        rates.append((y["rtp"][kind][count] - x["rtp"][kind][count]) / dt)
+        stalls += y["rtp"][kind]["stalls"] - x["rtp"][kind]["stalls"]
+        stalls += y["frameStalls"]["stalls"] - x["frameStalls"]["stalls"]
+    return {"dt": dt, "serverCores": (b["server"] - a["server"]) / dt,
+            "clientCores": {c: ((b["clients"][c] or 0) - (a["clients"][c] or 0)) / dt for c in clients},
+            "serverRssMB": server.rss() / 2**20, "minRate": min(rates) if rates else 0.0,
+            "stalls": stalls + missing, "missing": missing, "reports": (r0, r1),
+            "metrics": (a["metrics"], b["metrics"]), "serverWaitCores": (b["run"] - a["run"]) / dt,
+            "serverThreads": b["switches"][0], "switchesPerS": (b["switches"][1] - a["switches"][1]) / dt}
+
+
 # ---------------------------------------------------------------------------
 # Media: one pre-encoded file per load participant, each its own colour
 # and tone, made once and cached in build/bench-media.
@@ -517,48 +549,25 @@ class Bench:
     def window_measure(self, room, clients, probe):
         """CPU, memory, receive rates and stalls over one window."""
         procs = clients
-        r0 = reports(procs)
-        c0 = {c: c.cpu() for c in procs}
-        s0 = self.server.cpu()
-        _, x0 = threads_and_switches(self.server.proc.pid)
-        w0 = run_delay(self.server.proc.pid)
-        m0 = self.server.metrics().get(room, {})
-        t0 = time.monotonic()
-        time.sleep(self.window)
-        s1 = self.server.cpu()
-        t1 = time.monotonic()
-        threads, x1 = threads_and_switches(self.server.proc.pid)
-        w1 = run_delay(self.server.proc.pid)
-        c1 = {c: c.cpu() for c in procs}
-        m1 = self.server.metrics().get(room, {})
-        r1 = reports(procs)
-        dt = t1 - t0
-        rates, stalls, missing = [], 0, 0
-        for c in procs:
-            a, b = r0.get(c), r1.get(c)
-            if not a or not b:
-                missing += 1
-                continue
-            rates.append((b["rtp"]["video"]["frames"] - a["rtp"]["video"]["frames"]) / dt)
-            stalls += b["rtp"]["video"]["stalls"] - a["rtp"]["video"]["stalls"]
-            stalls += b["frameStalls"]["stalls"] - a["frameStalls"]["stalls"]
-        client_cpu = sum((c1[c] or 0) - (c0[c] or 0) for c in procs) / dt
+        w = measure(self.server, procs, self.window)
+        dt, (r0, r1) = w["dt"], w["reports"]
+        m0, m1 = (m.get(room, {}) for m in w["metrics"])
         out = {
-            "serverCores": (s1 - s0) / dt,
-            "clientCores": client_cpu,
-            "serverRssMB": self.server.rss() / 2**20,
-            "serverThreads": threads,
-            "serverWaitCores": (w1 - w0) / dt,
-            "switchesPerS": (x1 - x0) / dt,
+            "serverCores": w["serverCores"],
+            "clientCores": sum(w["clientCores"].values()),
+            "serverRssMB": w["serverRssMB"],
+            "serverThreads": w["serverThreads"],
+            "serverWaitCores": w["serverWaitCores"],
+            "switchesPerS": w["switchesPerS"],
             "outFps": (m1.get("frames", 0) - m0.get("frames", 0)) / dt,
             "droppedFps": (m1.get("dropped", 0) - m0.get("dropped", 0)) / dt,
-            "minRecvFps": min(rates) if rates else 0.0,
-            "stalls": stalls,
-            "missingReports": missing,
+            "minRecvFps": w["minRate"],
+            "stalls": w["stalls"],
+            "missingReports": w["missing"],
         }
         loads = [c for c in procs if c.name.startswith("load")]
         if loads:
-            out["loadClientCores"] = sum((c1[c] or 0) - (c0[c] or 0) for c in loads) / dt / len(loads)
+            out["loadClientCores"] = sum(w["clientCores"][c] for c in loads) / len(loads)
         if probe and r0.get(probe) and r1.get(probe):
             a, b = r0[probe], r1[probe]
             out["probeFps"] = (b["frames"] - a["frames"]) / dt
@@ -571,7 +580,7 @@ class Bench:
                 ms = [d for d in ms if d <= MAX_DELAY_MS]
                 out[kind + "P50"], out[kind + "P95"] = pct(ms, 50), pct(ms, 95)
                 out[kind + "Samples"] = len(ms)
-        out["realtime"] = (out["minRecvFps"] >= REALTIME_FPS and out["stalls"] == 0 and missing == 0
+        out["realtime"] = (out["minRecvFps"] >= REALTIME_FPS and out["stalls"] == 0
                            and out.get("probeFps", 30) >= REALTIME_FPS)
         return out
 
@@ -674,25 +683,13 @@ class Bench:
             groups.append(started)
             everyone = [c for g in groups for c in g]
             time.sleep(self.settle)
-            r0 = reports(everyone)
-            s0, t0 = self.server.cpu(), time.monotonic()
-            m0 = self.server.metrics()
-            time.sleep(self.window)
-            s1, t1 = self.server.cpu(), time.monotonic()
-            m1 = self.server.metrics()
-            r1 = reports(everyone)
-            dt = t1 - t0
-            rates, stalls = [], 0
-            for c in everyone:
-                a, b = r0.get(c), r1.get(c)
-                if a and b:
-                    rates.append((b["rtp"]["video"]["frames"] - a["rtp"]["video"]["frames"]) / dt)
-                    stalls += b["rtp"]["video"]["stalls"] - a["rtp"]["video"]["stalls"]
-                else:
-                    stalls += 1
-            outs = [(m1.get(k, {}).get("frames", 0) - m0.get(k, {}).get("frames", 0)) / dt for k in m1 if k.startswith("four")]
-            res = {"rooms": r, "serverCores": (s1 - s0) / dt, "serverRssMB": self.server.rss() / 2**20,
-                   "minRecvFps": min(rates) if rates else 0, "minOutFps": min(outs) if outs else 0,
+            w = measure(self.server, everyone, self.window)
+            m0, m1 = w["metrics"]
+            stalls = w["stalls"]
+            outs = [(m1.get(k, {}).get("frames", 0) - m0.get(k, {}).get("frames", 0)) / w["dt"]
+                    for k in m1 if k.startswith("four")]
+            res = {"rooms": r, "serverCores": w["serverCores"], "serverRssMB": w["serverRssMB"],
+                   "minRecvFps": w["minRate"], "minOutFps": min(outs) if outs else 0,
                    "stalls": stalls, "failedJoins": len(failed)}
             res["realtime"] = res["minRecvFps"] >= REALTIME_FPS and stalls == 0 and not failed
             out.append(res)
@@ -740,26 +737,11 @@ class Bench:
                                  for name, a in specs[k:k + 8]]
                         clients += [c for c in group if c.wait_event("connected", 60)]
                     time.sleep(self.settle)
-                    r0 = reports(clients)
-                    s0, t0 = server.cpu(), time.monotonic()
-                    c0 = {c: c.cpu() for c in clients}
-                    time.sleep(self.window)
-                    s1, t1 = server.cpu(), time.monotonic()
-                    c1 = {c: c.cpu() for c in clients}
-                    r1 = reports(clients)
-                    dt = t1 - t0
-                    rates, stalls = [], 0
-                    for c in clients:
-                        a, b = r0.get(c), r1.get(c)
-                        if a and b:
-                            rates.append((b["rtp"]["audio"]["packets"] - a["rtp"]["audio"]["packets"]) / dt)
-                            stalls += b["rtp"]["audio"]["stalls"] - a["rtp"]["audio"]["stalls"]
-                        else:
-                            stalls += 1
-                    res = {"n": n, "connected": len(clients), "serverCores": (s1 - s0) / dt,
-                           "serverRssMB": server.rss() / 2**20,
-                           "clientCores": sum((c1[c] or 0) - (c0[c] or 0) for c in clients) / dt,
-                           "minPacketsPerS": min(rates) if rates else 0, "stalls": stalls}
+                    w = measure(server, clients, self.window, "audio", "packets")
+                    stalls = w["stalls"]
+                    res = {"n": n, "connected": len(clients), "serverCores": w["serverCores"],
+                           "serverRssMB": w["serverRssMB"], "clientCores": sum(w["clientCores"].values()),
+                           "minPacketsPerS": w["minRate"], "stalls": stalls}
                     res["realtime"] = res["connected"] == n and res["minPacketsPerS"] >= 45 and stalls == 0
                     out[target].append(res)
                     self.log(f"audio: {target} N={n}: {res['serverCores']:.3f} cores, "
@@ -842,13 +824,13 @@ def markdown(bench, res, mach):
         "decodes the mix and reads the stamps, one stamp sender live-encodes a clock. All on loopback "
         "(Janus on a private veth pair), in a fresh network namespace. CPU is utime+stime from `/proc/<pid>/stat` over a "
         f"{bench.window} s window, in cores; real time = every receiver gets >= {REALTIME_FPS:.0f} fps of "
-        "the mix and no receiver has a gap over 1 s. \"Waited for CPU\" is the time the server's threads were "
-        "runnable but not running (`/proc/<pid>/task/*/schedstat`): CPU it wanted and did not get, which "
-        "is what other processes on a shared machine take.",
+        "the mix and no receiver has a gap over 1 s. \"Run-queue wait\" is the time the server's threads "
+        "spent runnable but not running (`/proc/<pid>/task/*/schedstat`), summed over threads, per second: "
+        "near 0 on an idle machine; high when other processes (or the server's own threads) take the CPUs.",
         "",
         "## Capacity and cost: one room of N",
         "",
-        "| N | real time | server cores | per participant | server waited for CPU (cores) | server RSS MB | server threads, context switches/s | output fps (dropped) | min recv fps | stalls > 1 s | client cores (all) | video g2g p50/p95 ms | audio g2g p50/p95 ms |",
+        "| N | real time | server cores | per participant | server run-queue wait (thread-s/s) | server RSS MB | server threads, context switches/s | output fps (dropped) | min recv fps | stalls > 1 s | client cores (all) | video g2g p50/p95 ms | audio g2g p50/p95 ms |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in cap:
@@ -935,7 +917,7 @@ def plot(res, path):
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
     a.plot(ns, [m["serverCores"] for m in cap], "o-", label="Tessera server")
     a.plot(ns, [m["clientCores"] for m in cap], "s--", label="all clients")
-    a.plot(ns, [m.get("serverWaitCores", 0) for m in cap], "x:", color="grey", label="server waited for CPU")
+    a.plot(ns, [m.get("serverWaitCores", 0) for m in cap], "x:", color="grey", label="server run-queue wait (thread-s/s)")
     bare = sorted((n, v["cores"]) for n, v in res["bare"].items() if v)
     if bare:
         a.plot([n for n, _ in bare], [c for _, c in bare], "^:", label="bare gst-launch (limit)")
