@@ -627,7 +627,7 @@ class Bench:
         clients, stamp = [self.probe], None
         loads = 0
         for n in ns:
-            if len(results) >= 2 and self.over_budget(0.45):
+            if len(results) >= 2 and self.over_budget(0.4):
                 break
             # n = probe + stamp sender + loads
             want = n - 2
@@ -674,7 +674,7 @@ class Bench:
         groups = []
         limit = 2 if self.quick else 8
         for r in range(1, limit + 1):
-            if r > 1 and self.over_budget(0.6):
+            if r > 1 and self.over_budget(0.55):
                 break
             room = f"four{r}"
             specs = [self.load_spec((4 * r + i) % len(self.files)) for i in range(4)]
@@ -729,7 +729,7 @@ class Bench:
                         if target == "janus":
                             args += ["--janus", janus.url, "--janus-room", "1234"]
                         specs.append((f"{target}-audio{i}", args))
-                    if self.over_budget(0.85):
+                    if self.over_budget(0.75):
                         break
                     for k in range(0, len(specs), 8):
                         group = [Client(self.server, "audio", name, self.logdir, a,
@@ -917,7 +917,6 @@ def plot(res, path):
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
     a.plot(ns, [m["serverCores"] for m in cap], "o-", label="Tessera server")
     a.plot(ns, [m["clientCores"] for m in cap], "s--", label="all clients")
-    a.plot(ns, [m.get("serverWaitCores", 0) for m in cap], "x:", color="grey", label="server run-queue wait (thread-s/s)")
     bare = sorted((n, v["cores"]) for n, v in res["bare"].items() if v)
     if bare:
         a.plot([n for n, _ in bare], [c for _, c in bare], "^:", label="bare gst-launch (limit)")
