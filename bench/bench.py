@@ -44,6 +44,12 @@ MEDIA_SECONDS = 10          # length of each pre-encoded loop
 LOAD_BITRATE = 600000       # what a live tessera-client sends (bits/s)
 REALTIME_FPS = 29.0
 MAX_DELAY_MS = 5000         # a longer glass-to-glass delay is a misread stamp
+# Load clients declare these maxBitrate values in turn (None: no limit), so
+# that a server with a tier ladder encodes every tier; one without ignores them.
+LOAD_MAX_BITRATES = [None, 800000, 250000]
+# The tier ladder's default sizes and bit rates relative to the canvas and
+# video.bitrate (what the server documents for video.tiers), for the bare pipeline.
+TIER_SCALE = {"high": (1, 1.0), "medium": (2, 0.4), "low": (4, 0.13)}
 
 
 # ---------------------------------------------------------------------------
@@ -145,6 +151,15 @@ class Server:
 
     def rss(self):
         return rss_bytes(self.proc.pid)
+
+    def tiers(self, room):
+        """The distinct video tiers the room's participants are on (API)."""
+        try:
+            info = json.loads(urllib.request.urlopen(f"{self.url}/api/rooms/{room}", timeout=10).read())
+        except (OSError, ValueError):
+            return []
+        return sorted({p.get("tier") for p in info.get("participants", []) if p.get("tier")},
+                      key=lambda t: list(TIER_SCALE).index(t) if t in TIER_SCALE else 9)
 
     def metrics(self):
         """{room: {"frames": n, "dropped": n}} from /metrics."""
@@ -439,14 +454,14 @@ def grid_tiles(n, width=1280, height=720, padding=4):
 # of it, to find where the cost goes (bench/README.md, findings).
 BARE_VARIANTS = {
     "server": "as the server does it: video + audio mix-minus with one Opus encode per receiver",
-    "video": "video only: N decodes, composite, one VP8 encode, N payloaders",
+    "video": "video only: N decodes, composite, one VP8 encode per tier in use, N payloaders",
     "video-scale-once": "video only, each input scaled once, straight to its tile (no 640x360 step)",
     "audio": "audio only, as now: N decodes, N mixers of N-1 inputs, N Opus encodes",
     "audio-k+1": "audio only, K+1 with K=2 speakers: N decodes, 3 mixers, 3 Opus encodes",
 }
 
 
-def bare_pipeline(files, variant="server"):
+def bare_pipeline(files, variant="server", tiers=("high",)):
     n = len(files)
     video = variant in ("server", "video", "video-scale-once")
     audio = variant in ("server", "audio", "audio-k+1")
@@ -457,14 +472,21 @@ def bare_pipeline(files, variant="server"):
         pads = " ".join(f"sink_{i}::xpos={x} sink_{i}::ypos={y}" + ("" if once else f" sink_{i}::width={w} sink_{i}::height={h}")
                         for i, (x, y, w, h) in enumerate(tiles))
         parts.append(f"compositor name=comp background=black {pads} "
-                     f"! video/x-raw,format=I420,width=1280,height=720,framerate=30/1 ! queue "
-                     f"! {fragment('encode-vp8', 'enc')} ! tee name=vtee")
+                     f"! video/x-raw,format=I420,width=1280,height=720,framerate=30/1 ! tee name=ctee")
+        # One encode per tier in use, from the same fragment at the tier's size and bit rate.
+        for t in tiers:
+            div, share = TIER_SCALE.get(t, (1, 1.0))
+            w, h, rate = 1280 // div, 720 // div, int(1500000 * share)
+            parts.append(f"ctee. ! queue ! videoscale ! video/x-raw,width={w},height={h} ! "
+                         f"{fragment('encode-vp8', 'enc_' + t, width=w, height=h, bitrate=rate // 1000, bitrate_bps=rate)}"
+                         f" ! tee name=vtee_{t}")
     for i, f in enumerate(files):
         parts.append(f"filesrc location={f} ! matroskademux name=d{i}")
         if video:
             x, y, w, h = tiles[i]
             size = {"tile_width": w, "tile_height": h} if variant == "video-scale-once" else {}
-            parts.append(f"vtee. ! queue ! {fragment('pay-vp8', f'p{i}')} ! fakesink sync=false async=false")
+            parts.append(f"vtee_{tiers[i % len(tiers)]}. ! queue ! {fragment('pay-vp8', f'p{i}')} "
+                         f"! fakesink sync=false async=false")
             parts.append(f"d{i}.video_0 ! queue ! {fragment('decode-vp8', f'v{i}', True, **size)} ! comp.sink_{i}")
         if audio:
             parts.append(f"d{i}.audio_0 ! queue ! {fragment('decode-opus', f'a{i}', drop_first=True)} ! tee name=at{i}")
@@ -479,9 +501,9 @@ def bare_pipeline(files, variant="server"):
     return " ".join(parts)
 
 
-def run_bare(files, logdir, variant="server"):
+def run_bare(files, logdir, variant="server", tiers=("high",)):
     """CPU-seconds per media-second of the bare pipeline, and its peak RSS."""
-    text = bare_pipeline(files, variant)
+    text = bare_pipeline(files, variant, tiers)
     stem = logdir / f"bare-{len(files)}-{variant}"
     stem.with_suffix(".txt").write_text(text)
     start = time.monotonic()
@@ -544,6 +566,9 @@ class Bench:
         args = ["--send-file", str(self.files[i])]
         if not decode:
             args.append("--no-decode")
+        limit = LOAD_MAX_BITRATES[i % len(LOAD_MAX_BITRATES)]
+        if limit:
+            args += ["--max-bitrate", str(limit)]
         return (f"load{i}", args)
 
     def window_measure(self, room, clients, probe):
@@ -564,6 +589,7 @@ class Bench:
             "minRecvFps": w["minRate"],
             "stalls": w["stalls"],
             "missingReports": w["missing"],
+            "tiers": self.server.tiers(room),
         }
         loads = [c for c in procs if c.name.startswith("load")]
         if loads:
@@ -770,14 +796,15 @@ class Bench:
             self.server.stop()
         bare, variants = {}, {}
         passing = [m["n"] for m in capacity if m["realtime"]] or [capacity[0]["n"]]
+        tiers_at = {m["n"]: tuple(m.get("tiers") or ["high"]) for m in capacity}
         for n in sorted({passing[-1]} if self.quick else {passing[-1], capacity[-1]["n"]}):
-            self.log(f"bare: the same work for N={n} as one gst-launch-1.0 pipeline")
-            bare[n] = run_bare(self.files[:n], self.logdir)
+            self.log(f"bare: the same work for N={n} ({len(tiers_at[n])} tiers) as one gst-launch-1.0 pipeline")
+            bare[n] = run_bare(self.files[:n], self.logdir, "server", tiers_at[n])
         if not self.quick:
             n = capacity[-1]["n"]
             for v in BARE_VARIANTS:
                 self.log(f"bare: variant {v}, N={n}")
-                variants[v] = bare[n] if v == "server" else run_bare(self.files[:n], self.logdir, v)
+                variants[v] = bare[n] if v == "server" else run_bare(self.files[:n], self.logdir, v, tiers_at[n])
             variants = {"n": n, "results": variants}
         return {"capacity": capacity, "join": join, "rooms": rooms, "audio": audio, "bare": bare,
                 "variants": variants, "idleRssMB": rss0}
@@ -811,6 +838,10 @@ def fmt(v, digits=2):
 def markdown(bench, res, mach):
     cap, join, rooms, bare = res["capacity"], res["join"], res["rooms"], res["bare"]
     la = bench.load_start
+    most = max((m.get("tiers") or [] for m in cap), key=len, default=[])
+    tier_text = (f"{len(most)} video tiers in use ({', '.join(most)}: one encode each)" if len(most) > 1 else
+                 "1 video tier (one encode for everyone)")
+    tier_text += "; load clients declare maxBitrate none / 800k / 250k in turn"
     lines = [
         f"# Tessera benchmark, {bench.stamp}",
         "",
@@ -818,7 +849,7 @@ def markdown(bench, res, mach):
         f"{'--quick' if bench.quick else 'full'} run. Load average at start: {la[0]:.2f} "
         f"(1 min), {la[1]:.2f} (5 min){' — the machine was shared, numbers are noisy' if la[0] > 0.5 * mach['cpus'] else ''}.",
         "",
-        "What ran: one room, composite 1280x720@30 VP8, **1 tier** (one encode for everyone), "
+        f"What ran: one room, composite 1280x720@30 VP8, **{tier_text}**, "
         "audio mix-minus with **N audio encodes** (one per receiver). Participants send 640x360@30 VP8 "
         "(~600 kbit/s) + Opus: N-2 load clients send pre-encoded files and do not decode, one probe "
         "decodes the mix and reads the stamps, one stamp sender live-encodes a clock. All on loopback "
@@ -830,12 +861,12 @@ def markdown(bench, res, mach):
         "",
         "## Capacity and cost: one room of N",
         "",
-        "| N | real time | server cores | per participant | server run-queue wait (thread-s/s) | server RSS MB | server threads, context switches/s | output fps (dropped) | min recv fps | stalls > 1 s | client cores (all) | video g2g p50/p95 ms | audio g2g p50/p95 ms |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| N | tiers | real time | server cores | per participant | server run-queue wait (thread-s/s) | server RSS MB | server threads, context switches/s | output fps (dropped) | min recv fps | stalls > 1 s | client cores (all) | video g2g p50/p95 ms | audio g2g p50/p95 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in cap:
         lines.append(
-            f"| {m['n']} | {'yes' if m['realtime'] else '**no**'} | {fmt(m['serverCores'])} | "
+            f"| {m['n']} | {len(m.get('tiers') or []) or '?'} | {'yes' if m['realtime'] else '**no**'} | {fmt(m['serverCores'])} | "
             f"{fmt(m['serverCores'] / m['n'], 3)} | {fmt(m['serverWaitCores'])} | {fmt(m['serverRssMB'], 0)} | "
             f"{m['serverThreads']}, {fmt(m['switchesPerS'], 0)} | {fmt(m['outFps'], 1)} "
             f"({fmt(m['droppedFps'], 1)}) | {fmt(m['minRecvFps'], 1)} | {m['stalls']} | {fmt(m['clientCores'])} | "
