@@ -141,6 +141,7 @@ class Server:
             raise RuntimeError("tessera did not start; see " + str(logdir / "tessera.log"))
         threading.Thread(target=self._drain, daemon=True).start()
         self.ws = self.url.replace("http://", "ws://") + "/ws"
+        self.unanswered = []  # HTTP requests the server did not answer
 
     def _drain(self):
         for line in self.proc.stdout:
@@ -162,8 +163,13 @@ class Server:
                       key=lambda t: list(TIER_SCALE).index(t) if t in TIER_SCALE else 9)
 
     def metrics(self):
-        """{room: {"frames": n, "dropped": n}} from /metrics."""
-        text = urllib.request.urlopen(self.url + "/metrics", timeout=10).read().decode()
+        """{room: {"frames": n, "dropped": n}} from /metrics; {} (and a count
+        in self.unanswered) if the server does not answer in 10 s."""
+        try:
+            text = urllib.request.urlopen(self.url + "/metrics", timeout=10).read().decode()
+        except OSError as e:
+            self.unanswered.append(f"/metrics at {time.strftime('%H:%M:%S')}: {e}")
+            return {}
         rooms = {}
         for line in text.splitlines():
             m = re.match(r'tessera_room_(frames_total|frames_dropped_total)\{room="([^"]+)"\} (\S+)', line)
@@ -533,9 +539,25 @@ class Bench:
         self.files = []
         self.server = None
         self.t0 = time.monotonic()
+        self.errors = []
+        self.live = []  # every client started, so that a failed phase can stop its own
         self.budget = 110 if self.quick else 570  # seconds: the issue's 2 and 10 minutes, less the bare runs
         self.window = 5 if self.quick else 10
         self.settle = 2 if self.quick else 4
+
+    def phase(self, name, fn, empty):
+        """Runs a later phase; if it fails, the report says so and keeps the rest."""
+        try:
+            return fn()
+        except Exception as e:  # a report with a hole beats no report
+            self.log(f"{name}: failed: {e!r}")
+            self.errors.append(f"{name} phase failed: {e!r}")
+            running = [c for c in self.live if c.proc.poll() is None]
+            for c in running:
+                c.leave()
+            for c in running:
+                c.wait()
+            return empty
 
     def over_budget(self, fraction):
         """True once `fraction` of the time budget is spent: later phases then
@@ -555,6 +577,7 @@ class Bench:
         batch = 3
         for k in range(0, len(specs), batch):
             group = [Client(self.server, room, name, self.logdir, args) for name, args in specs[k:k + batch]]
+            self.live += group
             for c in group:
                 if c.wait_event("connected", 60):
                     started.append(c)
@@ -761,6 +784,7 @@ class Bench:
                         group = [Client(self.server, "audio", name, self.logdir, a,
                                         ice="127.0.0.1" if target == "tessera" else JANUS_HOST)
                                  for name, a in specs[k:k + 8]]
+                        self.live += group
                         clients += [c for c in group if c.wait_event("connected", 60)]
                     time.sleep(self.settle)
                     w = measure(server, clients, self.window, "audio", "packets")
@@ -790,10 +814,11 @@ class Bench:
             time.sleep(1)
             rss0 = self.server.rss() / 2**20
             capacity, join = self.capacity()
-            rooms = [] if self.args.skip_rooms else self.rooms()
-            audio = {} if self.args.skip_audio else self.audio_only()
+            rooms = [] if self.args.skip_rooms else self.phase("rooms", self.rooms, [])
+            audio = {} if self.args.skip_audio else self.phase("audio", self.audio_only, {})
         finally:
             self.server.stop()
+            self.errors += self.server.unanswered
         bare, variants = {}, {}
         passing = [m["n"] for m in capacity if m["realtime"]] or [capacity[0]["n"]]
         tiers_at = {m["n"]: tuple(m.get("tiers") or ["high"]) for m in capacity}
@@ -807,7 +832,7 @@ class Bench:
                 variants[v] = bare[n] if v == "server" else run_bare(self.files[:n], self.logdir, v, tiers_at[n])
             variants = {"n": n, "results": variants}
         return {"capacity": capacity, "join": join, "rooms": rooms, "audio": audio, "bare": bare,
-                "variants": variants, "idleRssMB": rss0}
+                "variants": variants, "idleRssMB": rss0, "errors": self.errors}
 
 
 # ---------------------------------------------------------------------------
@@ -932,6 +957,8 @@ def markdown(bench, res, mach):
                              f"{'yes' if r['realtime'] else '**no**'} ({r['connected']} connected) | {fmt(r['serverCores'])} | "
                              f"{fmt(r['serverCores'] / r['n'] * 1000, 1)} | {fmt(r['serverRssMB'], 0)} | "
                              f"{fmt(r['minPacketsPerS'], 0)} | {r['stalls']} |")
+    if res.get("errors"):
+        lines += ["", "## Problems during the run", ""] + [f"- {e}" for e in res["errors"]]
     lines.append("")
     return "\n".join(lines)
 
