@@ -14,7 +14,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -22,6 +24,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -29,6 +32,7 @@
 #include <gio/gio.h>
 #include <glib-unix.h>
 #include <gst/app/gstappsink.h>
+#include <gst/app/gstappsrc.h>
 #include <gst/gst.h>
 #include <gst/sdp/sdp.h>
 #include <gst/video/video.h>
@@ -40,6 +44,7 @@
 #include <nice/agent.h>
 #include <nlohmann/json.hpp>
 
+#include "stamp.h"
 #include "tessera/error.h"
 #include "tessera/protocol.h"
 
@@ -105,11 +110,25 @@ void emit(const Json& j) {
     std::fflush(stdout);
 }
 
+bool g_eventTimestamps = false; // --timestamps; set once before the loop runs
+
+double wallMs() { return static_cast<double>(g_get_real_time()) / 1000.0; }
+
 void emitEvent(std::string_view name, Json fields = Json::object()) {
     Json j = Json::object();
     j["event"] = name;
     for (auto& [k, v] : fields.items()) j[k] = v;
+    if (g_eventTimestamps && !j.contains("ts")) j["ts"] = std::round(wallMs() * 10.0) / 10.0;
+    if (!g_eventTimestamps) j.erase("ts");
     emit(j);
+}
+
+// The p-th percentile (0..100) of `v`, nearest rank; 0 for none.
+double percentile(std::vector<double> v, double p) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    const auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size())));
+    return v[std::clamp<std::size_t>(rank, 1, v.size()) - 1];
 }
 
 double round2(double v) { return std::round(v * 100.0) / 100.0; }
@@ -229,6 +248,76 @@ struct AudioMeasure {
     }
 };
 
+// Arrival gaps of a stream (packets or decoded frames). A gap over 1 s is a
+// stall: what a person in the call would notice as a frozen picture.
+struct GapMeasure {
+    static constexpr gint64 kStallUs = 1000000;
+    gint64 lastUs = 0; // monotonic; 0 before the first arrival
+    gint64 maxGapUs = 0;
+    std::uint64_t stalls = 0;
+
+    void arrive(gint64 nowUs) {
+        if (lastUs) {
+            const gint64 gap = nowUs - lastUs;
+            maxGapUs = std::max(maxGapUs, gap);
+            if (gap > kStallUs) ++stalls;
+        }
+        lastUs = nowUs;
+    }
+    // The gap still open at `nowUs` counts too: a stream that stopped.
+    Json toJson(gint64 nowUs) const {
+        const gint64 open = lastUs ? nowUs - lastUs : 0;
+        return {{"stalls", stalls + (open > kStallUs ? 1 : 0)},
+                {"maxGapMs", std::round(static_cast<double>(std::max(maxGapUs, open)) / 100.0) / 10.0}};
+    }
+};
+
+// Received RTP of one kind, counted on webrtcbin's source pad (after its
+// jitter buffer), decoded or not.
+struct RtpMeasure {
+    std::mutex mutex;
+    std::uint64_t packets = 0;
+    std::uint64_t bytes = 0;
+    std::uint64_t markers = 0; // video: frames (the marker bit ends a frame)
+    GapMeasure gaps;
+};
+
+// Glass-to-glass delays read from stamps (--read-stamp), in ms.
+struct LatencyMeasure {
+    static constexpr std::size_t kMaxSamples = 20000; // 11 minutes of video frames
+    std::mutex mutex;
+    std::vector<double> video;
+    std::vector<double> audio;
+    int lastStamp = -1;       // the last stamp read: a repeated frame is not a new sample
+    bool visible = false;     // the stamp sender's tile is in the picture
+    int missedFrames = 0;     // consecutive frames without it
+    stamp::ClickDetector clicks;
+
+    static Json summary(const std::vector<double>& v) {
+        Json all = Json::array(); // every sample, so that a caller can pick a time window
+        for (double d : v) all.push_back(std::round(d * 10.0) / 10.0);
+        return {{"samples", v.size()},
+                {"ms", all},
+                {"p50", round2(percentile(v, 50))},
+                {"p95", round2(percentile(v, 95))},
+                {"max", round2(v.empty() ? 0.0 : *std::max_element(v.begin(), v.end()))}};
+    }
+};
+
+// A pre-encoded track (--send-file), held in memory and sent in a loop.
+struct EncodedTrack {
+    CapsPtr caps;
+    std::vector<GstBuffer*> buffers; // Owned.
+    std::vector<bool> key;
+    GstClockTime duration = 0; // per buffer
+    EncodedTrack() = default;
+    EncodedTrack(const EncodedTrack&) = delete;
+    EncodedTrack& operator=(const EncodedTrack&) = delete;
+    ~EncodedTrack() {
+        for (GstBuffer* b : buffers) gst_buffer_unref(b);
+    }
+};
+
 enum class State { Connecting, Connected, Failed, Closed };
 
 std::string_view stateName(State s) {
@@ -281,8 +370,21 @@ private:
     bool buildPipeline();
     bool addSender(const std::string& description, const std::string& codecCaps);
     bool addReceiver(const std::string& codecCaps);
+    bool addFileSenders();
+    bool loadFile(); // --send-file into m_fileVideo / m_fileAudio
+    void startPump();
+    void pumpFile(); // Thread: its own (m_pump).
     bool restrictIce();
     void connectSignaling();
+
+    // --janus: the Janus AudioBridge JSON API over HTTP instead of Tessera's
+    // WebSocket (the benchmark's audio-MCU peer). Thread: main.
+    using JanusReply = std::function<void(Client&, const Json&)>;
+    void janusStart();
+    void janusPost(const std::string& path, Json body, JanusReply then);
+    void janusPoll();
+    void onJanusEvent(const Json& event);
+    static void onJanusReplyCb(GObject* source, GAsyncResult* result, gpointer user) noexcept;
 
     // Signaling. Thread: main.
     void send(const proto::ClientMessage& message);
@@ -316,6 +418,7 @@ private:
     void linkIncoming(GstPad* pad);
     void onVideoSample(GstSample* sample); // Takes the sample.
     void onAudioSample(GstSample* sample); // Takes the sample.
+    void readStamp(GstSample* sample, double arrivedMs); // Borrows the sample.
 
     // Commands on stdin. Thread: main.
     void onStdinReadable(bool eof);
@@ -347,6 +450,11 @@ private:
     static GstFlowReturn onAudioSampleCb(GstAppSink* sink, gpointer user) noexcept;
     static GstPadProbeReturn onRecordBufferCb(GstPad*, GstPadProbeInfo* info, gpointer user) noexcept;
     static GstPadProbeReturn onRecordEosCb(GstPad*, GstPadProbeInfo* info, gpointer user) noexcept;
+    static GstPadProbeReturn onRtpCb(GstPad*, GstPadProbeInfo* info, gpointer user) noexcept;
+    static GstPadProbeReturn onKeyUnitRequestCb(GstPad*, GstPadProbeInfo* info, gpointer user) noexcept;
+    static GstPadProbeReturn onStampVideoCb(GstPad* pad, GstPadProbeInfo* info, gpointer user) noexcept;
+    static GstPadProbeReturn onStampAudioCb(GstPad* pad, GstPadProbeInfo* info, gpointer user) noexcept;
+    double bufferWallMs(GstClockTime pts); // wall-clock time at which a buffer's PTS plays. Thread: any.
     static gboolean onBusCb(GstBus*, GstMessage* message, gpointer user) noexcept;
     static void onWsConnectedCb(GObject* source, GAsyncResult* result, gpointer user) noexcept;
     static void onWsMessageCb(SoupWebsocketConnection*, gint type, GBytes* message, gpointer user) noexcept;
@@ -380,6 +488,21 @@ private:
     std::atomic<unsigned> m_lossCounter{0};
     bool m_lossProbes = false;
     std::atomic<bool> m_stopping{false};
+    GapMeasure m_frameGaps; // decoded frames; guarded by m_video.mutex
+    RtpMeasure m_rtpVideo;
+    RtpMeasure m_rtpAudio;
+    LatencyMeasure m_latency;
+
+    // --send-file: the tracks and the thread that sends them in real time.
+    EncodedTrack m_fileVideo;
+    EncodedTrack m_fileAudio;
+    GstElement* m_fileVideoSrc = nullptr; // Borrowed from m_pipeline.
+    GstElement* m_fileAudioSrc = nullptr; // Borrowed from m_pipeline.
+    std::atomic<bool> m_wantKeyFrame{false};
+    std::mutex m_pumpMutex;
+    std::condition_variable m_pumpWake;
+    bool m_pumpStop = false; // guarded by m_pumpMutex
+    std::thread m_pump;
     guint m_busWatch = 0;
 
     // Signaling.
@@ -396,6 +519,9 @@ private:
     bool m_remoteSet = false;
     std::vector<proto::IceCandidate> m_pendingCandidates;
     bool m_endOfCandidatesSent = false;
+    std::string m_janusPath;  // "/janus/<session>/<handle>" once attached
+    std::string m_janusSessionPath;
+    std::uint64_t m_janusTransaction = 0;
 
     // State and counters.
     State m_state = State::Connecting;
@@ -623,6 +749,93 @@ GstPadProbeReturn Client::onRecordEosCb(GstPad*, GstPadProbeInfo* info, gpointer
                 emitEvent("recording-finished", {{"file", c.m_options.recordPath}});
                 if (c.m_finishing) c.stopLoop();
             });
+    } catch (...) {
+    }
+    return GST_PAD_PROBE_OK;
+}
+
+// Thread: streaming (webrtcbin's source pad). Counts RTP; user is an RtpMeasure.
+GstPadProbeReturn Client::onRtpCb(GstPad*, GstPadProbeInfo* info, gpointer user) noexcept {
+    auto* m = static_cast<RtpMeasure*>(user);
+    const gint64 now = g_get_monotonic_time();
+    const auto count = [&](GstBuffer* buffer) {
+        GstMapInfo map;
+        bool marker = false;
+        if (gst_buffer_map(buffer, &map, GST_MAP_READ)) {
+            marker = map.size >= 12 && (map.data[1] & 0x80);
+            gst_buffer_unmap(buffer, &map);
+        }
+        ++m->packets;
+        m->bytes += gst_buffer_get_size(buffer);
+        if (marker) ++m->markers;
+        m->gaps.arrive(now);
+    };
+    std::lock_guard lock(m->mutex);
+    if (info->type & GST_PAD_PROBE_TYPE_BUFFER) {
+        count(GST_PAD_PROBE_INFO_BUFFER(info));
+    } else if (info->type & GST_PAD_PROBE_TYPE_BUFFER_LIST) {
+        GstBufferList* list = GST_PAD_PROBE_INFO_BUFFER_LIST(info);
+        for (guint i = 0; i < gst_buffer_list_length(list); ++i) count(gst_buffer_list_get(list, i));
+    }
+    return GST_PAD_PROBE_OK;
+}
+
+// Thread: streaming. A key-frame request (PLI/FIR from the server) reached
+// the pre-encoded video: the sender jumps to the file's next key frame.
+GstPadProbeReturn Client::onKeyUnitRequestCb(GstPad*, GstPadProbeInfo* info, gpointer user) noexcept {
+    GstEvent* event = GST_PAD_PROBE_INFO_EVENT(info);
+    if (event && gst_video_event_is_force_key_unit(event)) static_cast<Client*>(user)->m_wantKeyFrame = true;
+    return GST_PAD_PROBE_OK;
+}
+
+double Client::bufferWallMs(GstClockTime pts) {
+    GstPtr<GstClock> clock(gst_element_get_clock(m_pipeline.get()));
+    if (!clock || !GST_CLOCK_TIME_IS_VALID(pts)) return wallMs();
+    const GstClockTime at = gst_element_get_base_time(m_pipeline.get()) + pts;
+    const auto ahead = static_cast<double>(GST_CLOCK_DIFF(gst_clock_get_time(clock.get()), at));
+    return wallMs() + ahead / 1e6;
+}
+
+// Thread: streaming. Paints the wall-clock stamp into the raw I420 frame.
+GstPadProbeReturn Client::onStampVideoCb(GstPad* pad, GstPadProbeInfo* info, gpointer user) noexcept {
+    try {
+        auto* self = static_cast<Client*>(user);
+        GstBuffer* buffer = gst_buffer_make_writable(GST_PAD_PROBE_INFO_BUFFER(info));
+        GST_PAD_PROBE_INFO_DATA(info) = buffer;
+        CapsPtr caps(gst_pad_get_current_caps(pad));
+        GstVideoInfo vinfo;
+        GstVideoFrame frame;
+        if (!caps || !gst_video_info_from_caps(&vinfo, caps.get()) ||
+            GST_VIDEO_INFO_FORMAT(&vinfo) != GST_VIDEO_FORMAT_I420 ||
+            !gst_video_frame_map(&frame, &vinfo, buffer, GST_MAP_WRITE))
+            return GST_PAD_PROBE_OK;
+        const auto ms = static_cast<std::uint64_t>(self->bufferWallMs(GST_BUFFER_PTS(buffer)));
+        stamp::paintI420({static_cast<std::uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(&frame, 0)),
+                          GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 0),
+                          static_cast<std::uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(&frame, 1)),
+                          GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 1),
+                          static_cast<std::uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(&frame, 2)),
+                          GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 2), GST_VIDEO_FRAME_WIDTH(&frame),
+                          GST_VIDEO_FRAME_HEIGHT(&frame)},
+                         static_cast<std::uint16_t>(ms & 0xFFFF));
+        gst_video_frame_unmap(&frame);
+    } catch (...) {
+    }
+    return GST_PAD_PROBE_OK;
+}
+
+// Thread: streaming. Writes a click at every whole second into raw mono S16.
+GstPadProbeReturn Client::onStampAudioCb(GstPad*, GstPadProbeInfo* info, gpointer user) noexcept {
+    try {
+        auto* self = static_cast<Client*>(user);
+        GstBuffer* buffer = gst_buffer_make_writable(GST_PAD_PROBE_INFO_BUFFER(info));
+        GST_PAD_PROBE_INFO_DATA(info) = buffer;
+        GstMapInfo map;
+        if (gst_buffer_map(buffer, &map, GST_MAP_WRITE)) {
+            stamp::paintClicks(reinterpret_cast<std::int16_t*>(map.data), map.size / sizeof(std::int16_t),
+                               self->bufferWallMs(GST_BUFFER_PTS(buffer)), static_cast<int>(kAudioRate));
+            gst_buffer_unmap(buffer, &map);
+        }
     } catch (...) {
     }
     return GST_PAD_PROBE_OK;
@@ -866,7 +1079,9 @@ bool Client::buildPipeline() {
     const std::string videoCaps = videoCodecCaps(m_options.videoCodec);
     const std::string audioCaps = audioCodecCaps();
     if (m_options.receiveOnly) {
-        if (!addReceiver(audioCaps) || !addReceiver(videoCaps)) return false;
+        if (!addReceiver(audioCaps) || (!m_options.audioOnly && !addReceiver(videoCaps))) return false;
+    } else if (!m_options.sendFile.empty()) {
+        if (!loadFile() || !addFileSenders()) return false;
     } else {
         // Numbers only, from validated options: this text is parsed as a pipeline.
         const auto& c = m_options.color;
@@ -892,24 +1107,39 @@ bool Client::buildPipeline() {
             encoding = "H264";
             break;
         }
+        // --stamp: silence and a magenta picture, with stamps painted by pad
+        // probes on the identities (onStampAudioCb, onStampVideoCb).
+        const bool stamped = m_options.stamp;
         const std::string audio =
             "audiotestsrc is-live=true " +
-            (m_options.toneHz > 0 ? "wave=sine freq=" + formatDouble(m_options.toneHz) : std::string("wave=silence")) +
-            " volume=" + formatDouble(m_options.toneVolume) +
-            " ! audio/x-raw,rate=48000,channels=1 ! audioconvert ! audioresample ! "
+            (m_options.toneHz > 0 && !stamped ? "wave=sine freq=" + formatDouble(m_options.toneHz)
+                                              : std::string("wave=silence")) +
+            (stamped ? " samplesperbuffer=480 ! audio/x-raw,format=S16LE,rate=48000,channels=1 ! "
+                       "identity name=stamp-audio"
+                     : " volume=" + formatDouble(m_options.toneVolume) + " ! audio/x-raw,rate=48000,channels=1") +
+            " ! audioconvert ! audioresample ! "
             "queue max-size-time=200000000 leaky=downstream ! opusenc ! rtpopuspay pt=" +
             std::to_string(kAudioPayload) +
             " ! capsfilter caps=\"application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=" +
             std::to_string(kAudioPayload) + "\"";
         const std::string video =
             "videotestsrc is-live=true pattern=solid-color foreground-color=" + std::string(color.get()) +
-            " ! video/x-raw,width=" + std::to_string(m_options.width) + ",height=" +
-            std::to_string(m_options.height) + ",framerate=" + std::to_string(m_options.fps) +
-            "/1 ! videoconvert ! queue max-size-buffers=3 leaky=downstream ! " + encoder + " ! " + payloader +
+            " ! video/x-raw," + (stamped ? "format=I420," : "") + "width=" + std::to_string(m_options.width) +
+            ",height=" + std::to_string(m_options.height) + ",framerate=" + std::to_string(m_options.fps) +
+            "/1 ! " + (stamped ? "identity name=stamp-video ! " : "") + "videoconvert ! queue max-size-buffers=3 leaky=downstream ! " + encoder + " ! " + payloader +
             " pt=" + std::to_string(kVideoPayload) +
             " ! capsfilter caps=\"application/x-rtp,media=video,encoding-name=" + encoding +
             ",clock-rate=90000,payload=" + std::to_string(kVideoPayload) + "\"";
-        if (!addSender(audio, audioCaps) || !addSender(video, videoCaps)) return false;
+        if (!addSender(audio, audioCaps) || (!m_options.audioOnly && !addSender(video, videoCaps))) return false;
+        if (stamped) {
+            for (auto [name, cb] : {std::pair{"stamp-audio", &Client::onStampAudioCb},
+                                    std::pair{"stamp-video", &Client::onStampVideoCb}}) {
+                GstPtr<GstElement> identity(gst_bin_get_by_name(GST_BIN(m_pipeline.get()), name));
+                GstPtr<GstPad> src(identity ? gst_element_get_static_pad(identity.get(), "src") : nullptr);
+                if (!src) return false;
+                gst_pad_add_probe(src.get(), GST_PAD_PROBE_TYPE_BUFFER, cb, this, nullptr);
+            }
+        }
     }
 
     GstPtr<GstBus> bus(gst_pipeline_get_bus(GST_PIPELINE(m_pipeline.get())));
@@ -919,7 +1149,143 @@ bool Client::buildPipeline() {
         g_printerr("tessera-client: the pipeline does not start (run with GST_DEBUG=3 for details)\n");
         return false;
     }
+    if (m_fileAudioSrc) startPump();
     return true;
+}
+
+// Reads the whole --send-file into memory: demuxed, still encoded. The
+// queues are unbounded: one sink is drained to its end before the other.
+bool Client::loadFile() {
+    GError* error = nullptr;
+    GstPtr<GstElement> reader(GST_ELEMENT(gst_object_ref_sink(gst_parse_launch(
+        "filesrc name=src ! matroskademux name=demux "
+        "demux.video_0 ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=0 ! appsink name=video sync=false "
+        "demux.audio_0 ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=0 ! appsink name=audio sync=false",
+        &error))));
+    GErrorPtr owned(error);
+    if (!reader || error) {
+        g_printerr("tessera-client: cannot build the file reader: %s\n", error ? error->message : "?");
+        return false;
+    }
+    GstPtr<GstElement> src(gst_bin_get_by_name(GST_BIN(reader.get()), "src"));
+    g_object_set(src.get(), "location", m_options.sendFile.c_str(), nullptr); // a property, not parsed text
+    gst_element_set_state(reader.get(), GST_STATE_PLAYING);
+    bool ok = true;
+    for (auto [name, track] : {std::pair{"video", &m_fileVideo}, std::pair{"audio", &m_fileAudio}}) {
+        GstPtr<GstElement> sink(gst_bin_get_by_name(GST_BIN(reader.get()), name));
+        while (GstSample* sample = gst_app_sink_try_pull_sample(GST_APP_SINK(sink.get()), 10 * GST_SECOND)) {
+            if (!track->caps) track->caps.reset(gst_caps_copy(gst_sample_get_caps(sample)));
+            GstBuffer* buffer = gst_sample_get_buffer(sample);
+            track->buffers.push_back(gst_buffer_ref(buffer));
+            track->key.push_back(!GST_BUFFER_FLAG_IS_SET(buffer, GST_BUFFER_FLAG_DELTA_UNIT));
+            if (!track->duration && GST_BUFFER_DURATION_IS_VALID(buffer)) track->duration = GST_BUFFER_DURATION(buffer);
+            gst_sample_unref(sample);
+        }
+        if (track == &m_fileVideo && m_options.audioOnly) continue;
+        if (track->buffers.empty() || !track->key.front()) {
+            g_printerr("tessera-client: %s has no %s track starting with a key frame (VP8 + Opus Matroska)\n",
+                       m_options.sendFile.c_str(), name);
+            ok = false;
+        }
+    }
+    gst_element_set_state(reader.get(), GST_STATE_NULL);
+    if (!ok) return false;
+    if (!m_fileVideo.duration && m_fileVideo.caps) {
+        const GstStructure* s = gst_caps_get_structure(m_fileVideo.caps.get(), 0);
+        gint num = 0, den = 1;
+        m_fileVideo.duration = gst_structure_get_fraction(s, "framerate", &num, &den) && num > 0
+                                   ? gst_util_uint64_scale(GST_SECOND, static_cast<guint64>(den), static_cast<guint64>(num))
+                                   : GST_SECOND / 30;
+    }
+    if (!m_fileAudio.duration) m_fileAudio.duration = 20 * GST_MSECOND;
+    return true;
+}
+
+// appsrc ! payloader for each track; pumpFile() feeds them in real time.
+bool Client::addFileSenders() {
+    const std::string video = "appsrc name=file-video is-live=true format=time do-timestamp=false ! "
+                              "rtpvp8pay picture-id-mode=15-bit pt=" + std::to_string(kVideoPayload) +
+                              " ! capsfilter caps=\"application/x-rtp,media=video,encoding-name=VP8,clock-rate=90000,"
+                              "payload=" + std::to_string(kVideoPayload) + "\"";
+    const std::string audio = "appsrc name=file-audio is-live=true format=time do-timestamp=false ! "
+                              "rtpopuspay pt=" + std::to_string(kAudioPayload) +
+                              " ! capsfilter caps=\"application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,"
+                              "payload=" + std::to_string(kAudioPayload) + "\"";
+    if (!addSender(audio, audioCodecCaps())) return false;
+    GstPtr<GstElement> a(gst_bin_get_by_name(GST_BIN(m_pipeline.get()), "file-audio"));
+    if (!a) return false;
+    m_fileAudioSrc = a.get();
+    g_object_set(m_fileAudioSrc, "caps", m_fileAudio.caps.get(), nullptr);
+    if (m_options.audioOnly) return true;
+    if (!addSender(video, videoCodecCaps(VideoCodec::Vp8))) return false;
+    GstPtr<GstElement> v(gst_bin_get_by_name(GST_BIN(m_pipeline.get()), "file-video"));
+    if (!v) return false;
+    m_fileVideoSrc = v.get();
+    g_object_set(m_fileVideoSrc, "caps", m_fileVideo.caps.get(), nullptr);
+    GstPtr<GstPad> pad(gst_element_get_static_pad(m_fileVideoSrc, "src"));
+    gst_pad_add_probe(pad.get(), GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, onKeyUnitRequestCb, this, nullptr);
+    return true;
+}
+
+void Client::startPump() {
+    m_pump = std::thread([this] {
+        try {
+            pumpFile();
+        } catch (...) {
+        }
+    });
+}
+
+// Pushes the tracks' buffers at their real-time pace, looped, timestamped on
+// an ideal schedule from the running time of the first push: the payloaders
+// then write steady RTP timestamps whatever this thread's wake-up jitter.
+void Client::pumpFile() {
+    using namespace std::chrono;
+    std::size_t vi = 0, ai = 0;
+    std::uint64_t vn = 0, an = 0; // buffers pushed
+    GstClockTime start = GST_CLOCK_TIME_NONE;
+    steady_clock::time_point origin;
+    const auto at = [&](std::uint64_t n, GstClockTime d) {
+        return origin + nanoseconds(static_cast<std::int64_t>(n * d));
+    };
+    std::unique_lock lock(m_pumpMutex);
+    while (!m_pumpStop) {
+        if (!GST_CLOCK_TIME_IS_VALID(start)) {
+            GstPtr<GstClock> clock(gst_element_get_clock(m_pipeline.get()));
+            if (!clock) {
+                m_pumpWake.wait_for(lock, milliseconds(10));
+                continue;
+            }
+            start = gst_clock_get_time(clock.get()) - gst_element_get_base_time(m_pipeline.get());
+            origin = steady_clock::now();
+        }
+        const auto vDue = m_fileVideoSrc ? at(vn, m_fileVideo.duration) : steady_clock::time_point::max();
+        const auto aDue = at(an, m_fileAudio.duration);
+        if (m_pumpWake.wait_until(lock, std::min(vDue, aDue), [this] { return m_pumpStop; })) break;
+        const auto now = steady_clock::now();
+        if (m_fileVideoSrc && vDue <= now) {
+            if (m_wantKeyFrame.exchange(false)) {
+                std::size_t k = vi;
+                while (!m_fileVideo.key[k]) k = (k + 1) % m_fileVideo.buffers.size();
+                vi = k;
+            }
+            GstBuffer* b = gst_buffer_copy(m_fileVideo.buffers[vi]);
+            GST_BUFFER_PTS(b) = GST_BUFFER_DTS(b) = start + vn * m_fileVideo.duration;
+            GST_BUFFER_DURATION(b) = m_fileVideo.duration;
+            gst_app_src_push_buffer(GST_APP_SRC(m_fileVideoSrc), b);
+            vi = (vi + 1) % m_fileVideo.buffers.size();
+            ++vn;
+        }
+        if (aDue <= now) {
+            GstBuffer* b = gst_buffer_copy(m_fileAudio.buffers[ai]);
+            GST_BUFFER_PTS(b) = GST_BUFFER_DTS(b) = start + an * m_fileAudio.duration;
+            GST_BUFFER_DURATION(b) = m_fileAudio.duration;
+            GST_BUFFER_FLAG_UNSET(b, GST_BUFFER_FLAG_DISCONT);
+            gst_app_src_push_buffer(GST_APP_SRC(m_fileAudioSrc), b);
+            ai = (ai + 1) % m_fileAudio.buffers.size();
+            ++an;
+        }
+    }
 }
 
 // A live source bin, payloaded, linked to a new sendrecv transceiver.
@@ -998,6 +1364,10 @@ bool Client::restrictIce() {
 void Client::connectSignaling() {
     m_session.reset(soup_session_new());
     m_cancellable.reset(g_cancellable_new());
+    if (!m_options.janus.empty()) {
+        janusStart();
+        return;
+    }
     GError* error = nullptr;
     GUri* uri = g_uri_parse(m_options.server.c_str(), static_cast<GUriFlags>(SOUP_HTTP_URI_FLAGS), &error);
     GErrorPtr owned(error);
@@ -1012,6 +1382,118 @@ void Client::connectSignaling() {
     soup_session_websocket_connect_async(m_session.get(), message, nullptr, nullptr, G_PRIORITY_DEFAULT,
                                          m_cancellable.get(), onWsConnectedCb, new WeakClient(weak_from_this()));
     g_object_unref(message);
+}
+
+// ---------------------------------------------------------------------------
+// Janus AudioBridge signaling (--janus). Thread: main.
+
+namespace {
+struct JanusCall {
+    std::weak_ptr<Client> client;
+    std::function<void(Client&, const Json&)> then;
+};
+} // namespace
+
+// session -> attach the AudioBridge plugin -> create the room (an "already
+// exists" error is fine: another client made it) -> "joined" -> offer.
+void Client::janusStart() {
+    janusPost("", {{"janus", "create"}}, [](Client& c, const Json& r) {
+        c.m_janusSessionPath = "/" + std::to_string(r.at("data").at("id").get<std::uint64_t>());
+        c.janusPost(c.m_janusSessionPath, {{"janus", "attach"}, {"plugin", "janus.plugin.audiobridge"}},
+                    [](Client& c, const Json& r) {
+                        const auto handle = r.at("data").at("id").get<std::uint64_t>();
+                        c.m_janusPath = c.m_janusSessionPath + "/" + std::to_string(handle);
+                        c.janusPoll();
+                        emitEvent("open");
+                        Json create = {{"janus", "message"},
+                                       {"body", {{"request", "create"}, {"room", c.m_options.janusRoom},
+                                                 {"sampling_rate", 48000}, {"permanent", false}}}};
+                        c.janusPost(c.m_janusPath, std::move(create), [handle](Client& c, const Json&) {
+                            c.m_id = std::to_string(handle);
+                            emitEvent("joined", {{"id", c.m_id}, {"room", std::to_string(c.m_options.janusRoom)},
+                                                 {"participants", Json::array()}});
+                            c.createOffer();
+                        });
+                    });
+    });
+}
+
+void Client::janusPost(const std::string& path, Json body, JanusReply then) {
+    body["transaction"] = "t" + std::to_string(++m_janusTransaction);
+    const std::string text = body.dump();
+    GST_DEBUG("janus -> %s %s", path.c_str(), text.c_str());
+    SoupMessage* message = soup_message_new("POST", (m_options.janus + path).c_str());
+    if (!message) {
+        localError("bad --janus URL " + m_options.janus);
+        return;
+    }
+    GBytes* bytes = g_bytes_new(text.data(), text.size());
+    soup_message_set_request_body_from_bytes(message, "application/json", bytes);
+    g_bytes_unref(bytes);
+    soup_session_send_and_read_async(m_session.get(), message, G_PRIORITY_DEFAULT, m_cancellable.get(),
+                                     onJanusReplyCb, new JanusCall{weak_from_this(), std::move(then)});
+    g_object_unref(message);
+}
+
+// Long poll for the plugin's events (the join's answer); it also keeps the
+// Janus session alive.
+void Client::janusPoll() {
+    if (m_finishing || m_janusSessionPath.empty()) return;
+    SoupMessage* message = soup_message_new("GET", (m_options.janus + m_janusSessionPath + "?maxev=10").c_str());
+    if (!message) return;
+    soup_session_send_and_read_async(m_session.get(), message, G_PRIORITY_DEFAULT, m_cancellable.get(),
+                                     onJanusReplyCb, new JanusCall{weak_from_this(), [](Client& c, const Json& r) {
+                                         if (r.is_array())
+                                             for (const auto& e : r) c.onJanusEvent(e);
+                                         else
+                                             c.onJanusEvent(r);
+                                         c.janusPoll();
+                                     }});
+    g_object_unref(message);
+}
+
+void Client::onJanusEvent(const Json& event) {
+    GST_DEBUG("janus <- %s", event.dump().c_str());
+    const std::string kind = event.value("janus", "");
+    if (event.contains("jsep") && event["jsep"].value("type", "") == "answer") {
+        handle(proto::Answer{event["jsep"].value("sdp", "")});
+    } else if (kind == "hangup" || kind == "detached") {
+        localError("janus: " + kind);
+    } else if (event.contains("plugindata")) {
+        const Json& data = event["plugindata"].value("data", Json::object());
+        if (data.contains("error")) m_errors.push_back(data.value("error", ""));
+    }
+}
+
+// Thread: main (libsoup).
+void Client::onJanusReplyCb(GObject* source, GAsyncResult* result, gpointer user) noexcept {
+    std::unique_ptr<JanusCall> call(static_cast<JanusCall*>(user));
+    try {
+        GError* error = nullptr;
+        GBytes* bytes = soup_session_send_and_read_finish(SOUP_SESSION(source), result, &error);
+        GErrorPtr owned(error);
+        auto self = call->client.lock();
+        if (!self || self->m_finishing) {
+            if (bytes) g_bytes_unref(bytes);
+            return;
+        }
+        if (!bytes) {
+            self->localError(std::string("janus: ") + (error ? error->message : "request failed"));
+            return;
+        }
+        gsize size = 0;
+        const auto* data = static_cast<const char*>(g_bytes_get_data(bytes, &size));
+        const Json reply = Json::parse(std::string_view(data ? data : "", size), nullptr, false);
+        g_bytes_unref(bytes);
+        if (reply.is_object() && reply.value("janus", "") == "error") {
+            self->localError("janus: " + reply.dump());
+            return;
+        }
+        call->then(*self, reply);
+    } catch (const std::exception& e) {
+        GST_ERROR("janus reply: %s", e.what());
+    } catch (...) {
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1162,7 +1644,7 @@ void Client::createOffer() {
     // Channels before the offer, so that it has an m=application section.
     // Ordered and reliable are the defaults.
     for (auto [label, slot] : {std::pair{"chat", &m_chat}, std::pair{"file", &m_file}}) {
-        if (*slot) continue;
+        if (*slot || !m_options.janus.empty()) continue; // AudioBridge has no data channels
         GstWebRTCDataChannel* channel = nullptr;
         g_signal_emit_by_name(m_webrtc, "create-data-channel", label, nullptr, &channel);
         if (!channel) {
@@ -1192,7 +1674,14 @@ void Client::onOfferCreated(const std::shared_ptr<GstWebRTCSessionDescription>& 
         gst_promise_new_with_change_func(onLocalDescriptionCb, new WeakClient(weak_from_this()), deleteWeak);
     g_signal_emit_by_name(m_webrtc, "set-local-description", offer.get(), promise);
     GCharPtr text(gst_sdp_message_as_text(offer->sdp));
-    send(proto::Offer{text.get()});
+    if (!m_options.janus.empty()) {
+        Json join = {{"janus", "message"},
+                     {"body", {{"request", "join"}, {"room", m_options.janusRoom}, {"display", m_options.name}}},
+                     {"jsep", {{"type", "offer"}, {"sdp", text.get()}}}};
+        janusPost(m_janusPath, std::move(join), [](Client&, const Json&) {}); // the answer comes as an event
+    } else {
+        send(proto::Offer{text.get()});
+    }
     m_offerSent = true;
     emitEvent("offer", {{"sdp", text.get()}});
 }
@@ -1223,7 +1712,11 @@ void Client::onLocalCandidate(unsigned mline, const std::string& candidate) {
     c.candidate = candidate;
     if (mline < m_mids.size() && !m_mids[mline].empty()) c.sdpMid = m_mids[mline];
     c.sdpMLineIndex = mline;
-    send(proto::Candidate{c});
+    if (!m_options.janus.empty())
+        janusPost(m_janusPath, {{"janus", "trickle"}, {"candidate", {{"candidate", candidate}, {"sdpMLineIndex", mline}}}},
+                  [](Client&, const Json&) {});
+    else
+        send(proto::Candidate{c});
 }
 
 void Client::onPeerStateNotify() {
@@ -1254,7 +1747,11 @@ void Client::onPeerStateNotify() {
 
     if (gathering == GST_WEBRTC_ICE_GATHERING_STATE_COMPLETE && m_offerSent && !m_endOfCandidatesSent) {
         m_endOfCandidatesSent = true;
-        send(proto::Candidate{std::nullopt});
+        if (!m_options.janus.empty())
+            janusPost(m_janusPath, {{"janus", "trickle"}, {"candidate", {{"completed", true}}}},
+                      [](Client&, const Json&) {});
+        else
+            send(proto::Candidate{std::nullopt});
     }
 }
 
@@ -1384,6 +1881,13 @@ void Client::linkIncoming(GstPad* pad) {
     } else {
         description = "fakesink sync=false async=false";
     }
+    // Every RTP packet is counted, decoded or not (--no-decode skips decoding
+    // unless the stream is recorded).
+    if (video || audio)
+        gst_pad_add_probe(pad, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
+                          onRtpCb, video ? &m_rtpVideo : &m_rtpAudio, nullptr);
+    if (m_options.noDecode && m_options.recordPath.empty() && (video || audio))
+        description = "fakesink sync=false async=false";
 
     GstPad* muxPad = nullptr; // Borrowed from m_muxVideoPad / m_muxAudioPad.
     if (m_mux && (video || audio)) {
@@ -1445,10 +1949,13 @@ void Client::onVideoSample(GstSample* sample) {
     }
     const int width = GST_VIDEO_INFO_WIDTH(&info);
     const int height = GST_VIDEO_INFO_HEIGHT(&info);
+    const double arrivedMs = wallMs();
+    if (m_options.readStamp) readStamp(sample, arrivedMs);
     bool first = false;
     bool resized = false;
     {
         std::lock_guard lock(m_video.mutex);
+        m_frameGaps.arrive(g_get_monotonic_time());
         if (m_video.last) gst_sample_unref(m_video.last);
         m_video.last = sample;
         first = m_video.frames == 0;
@@ -1462,8 +1969,8 @@ void Client::onVideoSample(GstSample* sample) {
     }
     if (first || resized) {
         const char* name = first ? "first-frame" : "resolution";
-        postTo(weak_from_this(), [name, width, height](Client& c) {
-            Json fields = {{"width", width}, {"height", height}};
+        postTo(weak_from_this(), [name, width, height, arrivedMs](Client& c) {
+            Json fields = {{"width", width}, {"height", height}, {"ts", std::round(arrivedMs * 10.0) / 10.0}};
             if (std::string_view(name) == "first-frame") {
                 // The colour of the first frame: handy to check a tile at once.
                 std::lock_guard lock(c.m_video.mutex);
@@ -1476,12 +1983,48 @@ void Client::onVideoSample(GstSample* sample) {
     }
 }
 
+// Thread: streaming. Reads the stamp sender's tile, if any: one latency
+// sample per new stamp, and events when the tile appears or goes.
+void Client::readStamp(GstSample* sample, double arrivedMs) {
+    std::optional<std::uint16_t> value;
+    withFrame(sample, [&](const analysis::FrameView& view) { value = stamp::readRgb(view); });
+    std::lock_guard lock(m_latency.mutex);
+    if (value) {
+        m_latency.missedFrames = 0;
+        if (*value != m_latency.lastStamp && m_latency.video.size() < LatencyMeasure::kMaxSamples)
+            m_latency.video.push_back(stamp::elapsedMs(*value, arrivedMs));
+        m_latency.lastStamp = *value;
+    } else {
+        ++m_latency.missedFrames;
+    }
+    // Gone after 15 frames (~0.5 s) without it: a decode hiccup is not a leave.
+    const bool visible = value ? true : (m_latency.visible && m_latency.missedFrames < 15);
+    if (visible != m_latency.visible) {
+        m_latency.visible = visible;
+        postTo(weak_from_this(), [visible, ts = std::round(arrivedMs * 10.0) / 10.0](Client&) {
+            emitEvent(visible ? "stamp-visible" : "stamp-hidden", {{"ts", ts}});
+        });
+    }
+}
+
 void Client::onAudioSample(GstSample* sample) {
     GstBuffer* buffer = gst_sample_get_buffer(sample);
     GstMapInfo map;
     if (buffer && gst_buffer_map(buffer, &map, GST_MAP_READ)) {
+        const auto* samples = reinterpret_cast<const float*>(map.data);
+        const std::size_t count = map.size / sizeof(float);
+        if (m_options.readStamp) {
+            // The buffer's last sample arrived now.
+            const double nowMs = wallMs();
+            std::lock_guard lock(m_latency.mutex);
+            for (std::size_t onset : m_latency.clicks.feed(samples, count)) {
+                const double onsetMs = nowMs - 1000.0 * static_cast<double>(count - onset) / kAudioRate;
+                if (m_latency.audio.size() < LatencyMeasure::kMaxSamples)
+                    m_latency.audio.push_back(stamp::clickLatencyMs(onsetMs));
+            }
+        }
         std::lock_guard lock(m_audio.mutex);
-        m_audio.append(reinterpret_cast<const float*>(map.data), map.size / sizeof(float));
+        m_audio.append(samples, count);
         gst_buffer_unmap(buffer, &map);
     }
     gst_sample_unref(sample);
@@ -1707,6 +2250,27 @@ Json Client::report() {
     j["chatReceived"] = m_chatReceived;
     j["fileMessages"] = m_fileMessages;
     j["fileBytes"] = m_fileBytes;
+
+    // Benchmark measurements (bench/README.md).
+    const gint64 now = g_get_monotonic_time();
+    Json rtp = Json::object();
+    for (auto [kind, m] : {std::pair{"video", &m_rtpVideo}, std::pair{"audio", &m_rtpAudio}}) {
+        std::lock_guard lock(m->mutex);
+        Json r = {{"packets", m->packets}, {"bytes", m->bytes}};
+        if (m == &m_rtpVideo) r["frames"] = m->markers;
+        r.update(m->gaps.toJson(now));
+        rtp[kind] = r;
+    }
+    j["rtp"] = rtp;
+    {
+        std::lock_guard lock(m_video.mutex);
+        j["frameStalls"] = m_frameGaps.toJson(now); // decoded frames; zeros with --no-decode
+    }
+    if (m_options.readStamp) {
+        std::lock_guard lock(m_latency.mutex);
+        j["latency"] = {{"video", LatencyMeasure::summary(m_latency.video)},
+                        {"audio", LatencyMeasure::summary(m_latency.audio)}};
+    }
     return j;
 }
 
@@ -1808,6 +2372,14 @@ void Client::stopLoop() { g_main_loop_quit(m_loop); }
 
 Client::~Client() {
     m_stopping = true;
+    if (m_pump.joinable()) {
+        {
+            std::lock_guard lock(m_pumpMutex);
+            m_pumpStop = true;
+        }
+        m_pumpWake.notify_all();
+        m_pump.join();
+    }
     for (guint* source : {&m_durationTimer, &m_connectTimer, &m_closeTimer, &m_recordTimer, &m_stdinWatch,
                           &m_sigint, &m_sigterm, &m_busWatch}) {
         if (*source) g_source_remove(*source);
@@ -1846,6 +2418,7 @@ Client::~Client() {
 
 int run(const Options& options) {
     GST_DEBUG_CATEGORY_INIT(tessera_client_debug, "tessera-client", 0, "tessera-client");
+    g_eventTimestamps = options.timestamps;
     GMainLoop* loop = g_main_loop_new(nullptr, FALSE);
     int code = 2;
     {

@@ -60,6 +60,14 @@ int main(int argc, char** argv) {
     gint width = 640;
     gint height = 360;
     gint fps = 30;
+    gchar* sendFile = nullptr;
+    gboolean noDecode = FALSE;
+    gboolean timestamps = FALSE;
+    gboolean stamp = FALSE;
+    gboolean readStamp = FALSE;
+    gboolean audioOnly = FALSE;
+    gchar* janus = nullptr;
+    gint64 janusRoom = 1234;
 
     const GOptionEntry entries[] = {
         {"server", 's', 0, G_OPTION_ARG_STRING, &server, "Signaling WebSocket URL (default ws://127.0.0.1:8080/ws)",
@@ -89,6 +97,19 @@ int main(int argc, char** argv) {
         {"width", 0, 0, G_OPTION_ARG_INT, &width, "Width of the video sent (default 640)", "PIXELS"},
         {"height", 0, 0, G_OPTION_ARG_INT, &height, "Height of the video sent (default 360)", "PIXELS"},
         {"fps", 0, 0, G_OPTION_ARG_INT, &fps, "Frame rate of the video sent (default 30)", "FPS"},
+        {"send-file", 0, 0, G_OPTION_ARG_FILENAME, &sendFile,
+         "Send this pre-encoded VP8 + Opus Matroska file, looped, instead of encoding (load clients)", "FILE.mkv"},
+        {"no-decode", 0, 0, G_OPTION_ARG_NONE, &noDecode,
+         "Count received RTP packets instead of decoding them (load clients)", nullptr},
+        {"timestamps", 0, 0, G_OPTION_ARG_NONE, &timestamps, "Add \"ts\" (wall-clock ms) to every event", nullptr},
+        {"stamp", 0, 0, G_OPTION_ARG_NONE, &stamp,
+         "Send a magenta picture carrying a wall-clock stamp and a click every second (latency sender)", nullptr},
+        {"read-stamp", 0, 0, G_OPTION_ARG_NONE, &readStamp,
+         "Read those stamps from the received mix and report glass-to-glass latency", nullptr},
+        {"audio-only", 0, 0, G_OPTION_ARG_NONE, &audioOnly, "Offer and send audio only", nullptr},
+        {"janus", 0, 0, G_OPTION_ARG_STRING, &janus,
+         "Join a Janus AudioBridge room through this HTTP API URL instead (implies --audio-only)", "URL"},
+        {"janus-room", 0, 0, G_OPTION_ARG_INT64, &janusRoom, "AudioBridge room id (default 1234)", "ID"},
         {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr},
     };
 
@@ -160,8 +181,21 @@ int main(int argc, char** argv) {
     options.width = width;
     options.height = height;
     options.fps = fps;
+    if (sendFile) options.sendFile = sendFile;
+    if (sendFile && (stamp || receiveOnly)) return fail("--send-file excludes --stamp and --receive-only");
+    if (stamp && receiveOnly) return fail("--stamp excludes --receive-only");
+    if (stamp && options.videoCodec != tessera::client::VideoCodec::Vp8) return fail("--stamp sends VP8 only");
+    if (noDecode && readStamp) return fail("--read-stamp needs decoding: drop --no-decode");
+    options.noDecode = noDecode;
+    options.timestamps = timestamps;
+    options.stamp = stamp;
+    options.readStamp = readStamp;
+    if (janus) options.janus = janus;
+    options.janusRoom = janusRoom;
+    options.audioOnly = audioOnly || janus;
+    if (options.audioOnly && stamp) return fail("--stamp sends video: not with --audio-only or --janus");
 
-    for (gchar* s : {server, room, name, token, color, detect, record, fileOut, videoCodec}) g_free(s);
+    for (gchar* s : {server, room, name, token, color, detect, record, fileOut, videoCodec, sendFile, janus}) g_free(s);
     g_strfreev(iceAddresses);
 
     const int code = tessera::client::run(options);

@@ -1,0 +1,1050 @@
+#!/usr/bin/python3
+"""Tessera benchmark driver. Run it through bench/run (see bench/README.md):
+that script installs what is needed, builds, and starts this inside a
+network namespace that has only loopback.
+
+Phases, all against one tessera server on 127.0.0.1:
+  capacity  one room, N = 2, 4, 9, 16, 25, ... participants until it is no
+            longer real time; per N: server and client CPU (from /proc),
+            server memory, receive frame rates, stalls, glass-to-glass latency
+  join      joins into a room of `join_n`: WebSocket open -> first decoded
+            mixed frame at the joiner, and -> the others see its tile
+  rooms     rooms of 4 participants, 1, 2, 3, ... at once until one fails
+  bare      the same decode + composite + encode (+ audio) work as a plain
+            gst-launch-1.0 pipeline from files: the physical limit
+Participants: one "stamp" sender (live encode of a machine-readable clock,
+see tools/client/stamp.h), one decoding probe that reads it, and load
+clients that send pre-encoded files and count packets without decoding.
+"""
+import argparse
+import datetime
+import json
+import math
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "build"
+SERVER_BIN = BUILD / "src/app/tessera"
+CLIENT_BIN = BUILD / "tools/client/tessera-client"
+MEDIA = BUILD / "bench-media"
+RESULTS = ROOT / "bench/results"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+MEDIA_SECONDS = 10          # length of each pre-encoded loop
+LOAD_BITRATE = 600000       # what a live tessera-client sends (bits/s)
+REALTIME_FPS = 29.0
+MAX_DELAY_MS = 5000         # a longer glass-to-glass delay is a misread stamp
+# Load clients declare these maxBitrate values in turn (None: no limit), so
+# that a server with a tier ladder encodes every tier; one without ignores them.
+LOAD_MAX_BITRATES = [None, 800000, 250000]
+# The tier ladder's default sizes and bit rates relative to the canvas and
+# video.bitrate (what the server documents for video.tiers), for the bare pipeline.
+TIER_SCALE = {"high": (1, 1.0), "medium": (2, 0.4), "low": (4, 0.13)}
+
+
+# ---------------------------------------------------------------------------
+# /proc
+
+def cpu_seconds(pid):
+    """utime + stime of a process, seconds; None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def rss_bytes(pid):
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * PAGE
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def run_delay(pid):
+    """Seconds the process's threads spent runnable but waiting for a CPU
+    (/proc/<pid>/task/*/schedstat): on a shared machine, the CPU it wanted
+    and did not get."""
+    total = 0
+    try:
+        names = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0
+    for tid in names:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[1])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total / 1e9
+
+
+def threads_and_switches(pid):
+    """(threads, context switches summed over them) of a process."""
+    total, tasks = 0, 0
+    try:
+        names = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0, 0
+    for tid in names:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if "ctxt_switches" in line:  # voluntary and nonvoluntary
+                        total += int(line.split()[1])
+            tasks += 1
+        except (OSError, ValueError, IndexError):
+            pass
+    return tasks, total
+
+
+def pct(values, p):
+    if not values:
+        return None
+    v = sorted(values)
+    return v[min(len(v), max(1, math.ceil(p / 100 * len(v)))) - 1]
+
+
+# ---------------------------------------------------------------------------
+# Processes
+
+class Server:
+    def __init__(self, logdir, extra=()):
+        self.log = open(logdir / "tessera.log", "w")
+        self.proc = subprocess.Popen(
+            [str(SERVER_BIN), "--host", "127.0.0.1", "--port", "0", "--ice-address", "127.0.0.1",
+             "--max-participants", "500", *extra],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        deadline = time.monotonic() + 30
+        self.url = None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            m = re.search(r"listening on (http://\S+)", line)
+            if m:
+                self.url = m.group(1).rstrip("/")
+                break
+        if not self.url:
+            raise RuntimeError("tessera did not start; see " + str(logdir / "tessera.log"))
+        threading.Thread(target=self._drain, daemon=True).start()
+        self.ws = self.url.replace("http://", "ws://") + "/ws"
+        self.unanswered = []  # HTTP requests the server did not answer
+
+    def _drain(self):
+        for line in self.proc.stdout:
+            self.log.write(line)
+
+    def cpu(self):
+        return cpu_seconds(self.proc.pid)
+
+    def rss(self):
+        return rss_bytes(self.proc.pid)
+
+    def room_count(self):
+        """Rooms the server has (GET /api/rooms): leftovers of earlier phases cost CPU too."""
+        try:
+            return len(json.loads(urllib.request.urlopen(f"{self.url}/api/rooms", timeout=10).read()))
+        except (OSError, ValueError):
+            return None
+
+    def tiers(self, room):
+        """The distinct video tiers the room's participants are on (API)."""
+        try:
+            info = json.loads(urllib.request.urlopen(f"{self.url}/api/rooms/{room}", timeout=10).read())
+        except (OSError, ValueError):
+            return []
+        return sorted({p.get("tier") for p in info.get("participants", []) if p.get("tier")},
+                      key=lambda t: list(TIER_SCALE).index(t) if t in TIER_SCALE else 9)
+
+    def metrics(self):
+        """{room: {"frames": n, "dropped": n}} from /metrics; {} (and a count
+        in self.unanswered) if the server does not answer in 10 s."""
+        try:
+            text = urllib.request.urlopen(self.url + "/metrics", timeout=10).read().decode()
+        except OSError as e:
+            self.unanswered.append(f"/metrics at {time.strftime('%H:%M:%S')}: {e}")
+            return {}
+        rooms = {}
+        for line in text.splitlines():
+            m = re.match(r'tessera_room_(frames_total|frames_dropped_total)\{room="([^"]+)"\} (\S+)', line)
+            if m:
+                key = "frames" if m.group(1) == "frames_total" else "dropped"
+                rooms.setdefault(m.group(2), {})[key] = float(m.group(3))
+        return rooms
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+JANUS_HOST = "10.99.0.1"  # bench/run's veth test host: Janus does not use loopback for media
+JANUS_PLUGIN_DIR = Path("/usr/lib/x86_64-linux-gnu/janus")
+
+
+class Janus:
+    """Debian's janus with only the AudioBridge plugin and the HTTP transport."""
+
+    def __init__(self, logdir):
+        home = logdir / "janus"
+        for sub in ("plugins", "transports", "configs", "events", "loggers"):
+            (home / sub).mkdir(parents=True, exist_ok=True)
+        (home / "plugins/libjanus_audiobridge.so").symlink_to(JANUS_PLUGIN_DIR / "plugins/libjanus_audiobridge.so")
+        (home / "transports/libjanus_http.so").symlink_to(JANUS_PLUGIN_DIR / "transports/libjanus_http.so")
+        (home / "configs/janus.jcfg").write_text(
+            f'general: {{ plugins_folder = "{home}/plugins" transports_folder = "{home}/transports" '
+            f'events_folder = "{home}/events" loggers_folder = "{home}/loggers" debug_level = 3 }}\n'
+            'nat: { ice_enforce_list = "vb0" ignore_mdns = true }\n'
+            'media: { rtp_port_range = "20000-40000" }\n')
+        (home / "configs/janus.transport.http.jcfg").write_text(
+            'general: { json = "compact" base_path = "/janus" http = true port = 8088 https = false }\n'
+            'admin: { admin_http = false }\n')
+        (home / "configs/janus.plugin.audiobridge.jcfg").write_text("general: { }\n")
+        self.log = open(logdir / "janus.log", "w")
+        self.proc = subprocess.Popen(["janus", "-F", str(home / "configs"), "-o"], stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        self.url = f"http://{JANUS_HOST}:8088/janus"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(self.url + "/info", timeout=2).read()
+                return
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError("janus did not start; see " + str(logdir / "janus.log"))
+
+    def cpu(self):
+        return cpu_seconds(self.proc.pid)
+
+    def rss(self):
+        return rss_bytes(self.proc.pid)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Client:
+    """One tessera-client process; stdout JSON lines read by a thread."""
+
+    def __init__(self, server, room, name, logdir, args, ice="127.0.0.1"):
+        self.name = name
+        self.events = []
+        self.cond = threading.Condition()
+        self.replies = queue.Queue()
+        self.log = open(logdir / f"client-{room}-{name}.log", "w")
+        cmd = [str(CLIENT_BIN), "--server", server.ws, "--room", room, "--name", name,
+               "--ice-address", ice, "--timestamps", "--connect-timeout", "60", *args]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.log, text=True, bufsize=1)
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                j = json.loads(line)
+            except ValueError:
+                continue
+            if "reply" in j:
+                self.replies.put(j)
+            if "event" in j:
+                with self.cond:
+                    self.events.append(j)
+                    self.cond.notify_all()
+        with self.cond:
+            self.events.append({"event": "exit"})
+            self.cond.notify_all()
+
+    def wait_event(self, name, timeout, after=0):
+        """The first event `name` at index >= after, or None on timeout/exit."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for e in self.events[after:]:
+                    if e["event"] == name:
+                        return e
+                    if e["event"] == "exit":
+                        return None
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self.cond.wait(left)
+
+    def event_count(self):
+        with self.cond:
+            return len(self.events)
+
+    def send(self, line):
+        try:
+            self.proc.stdin.write(line + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            pass
+
+    def cpu(self):
+        return cpu_seconds(self.proc.pid)
+
+    def leave(self):
+        try:
+            self.proc.stdin.close()  # end of stdin: the client leaves
+        except (BrokenPipeError, OSError):
+            pass
+
+    def wait(self, timeout=10):
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def reports(clients, timeout=20):
+    """Asks every client for a report at once; {client: report or None}."""
+    for c in clients:
+        while not c.replies.empty():
+            c.replies.get_nowait()
+        c.send("report")
+    out = {}
+    deadline = time.monotonic() + timeout
+    for c in clients:
+        try:
+            out[c] = c.replies.get(timeout=max(0.1, deadline - time.monotonic()))
+        except queue.Empty:
+            out[c] = None
+    return out
+
+
+def measure(server, clients, window, kind="video", count="frames"):
+    """One measurement window. Server and client CPU (cores), and per
+    receiver the rate of its received `kind` RTP `count` ("frames" or
+    "packets") and its new stalls; a client that does not report counts as
+    a stall. Also the reports and /metrics at both ends, for more."""
+    def snapshot():
+        return {"t": time.monotonic(), "server": server.cpu(), "clients": {c: c.cpu() for c in clients},
+                "metrics": server.metrics() if isinstance(server, Server) else {},
+                "run": run_delay(server.proc.pid), "switches": threads_and_switches(server.proc.pid)}
+    r0 = reports(clients)
+    a = snapshot()
+    time.sleep(window)
+    b = snapshot()
+    r1 = reports(clients)
+    dt = b["t"] - a["t"]
+    rates, stalls, missing = [], 0, 0
+    for c in clients:
+        x, y = r0.get(c), r1.get(c)
+        if not x or not y:
+            missing += 1
+            continue
+        rates.append((y["rtp"][kind][count] - x["rtp"][kind][count]) / dt)
+        stalls += y["rtp"][kind]["stalls"] - x["rtp"][kind]["stalls"]
+        stalls += y["frameStalls"]["stalls"] - x["frameStalls"]["stalls"]
+    return {"dt": dt, "serverCores": (b["server"] - a["server"]) / dt,
+            "clientCores": {c: ((b["clients"][c] or 0) - (a["clients"][c] or 0)) / dt for c in clients},
+            "serverRssMB": server.rss() / 2**20, "minRate": min(rates) if rates else 0.0,
+            "stalls": stalls + missing, "missing": missing, "reports": (r0, r1),
+            "metrics": (a["metrics"], b["metrics"]), "serverWaitCores": (b["run"] - a["run"]) / dt,
+            "serverThreads": b["switches"][0], "switchesPerS": (b["switches"][1] - a["switches"][1]) / dt}
+
+
+# ---------------------------------------------------------------------------
+# Media: one pre-encoded file per load participant, each its own colour
+# and tone, made once and cached in build/bench-media.
+
+def colour(i):
+    """Distinct saturated colours, never near magenta (the stamp's colour)."""
+    hues = [h for h in range(0, 360, 7) if not 250 <= h <= 340]
+    h = hues[(i * 11) % len(hues)] / 60.0
+    v, s = 0.85, 0.8 if i % 2 else 0.6
+    c = v * s
+    x = c * (1 - abs(h % 2 - 1))
+    r, g, b = [(c, x, 0), (x, c, 0), (0, c, x), (0, x, c), (x, 0, c), (c, 0, x)][int(h) % 6]
+    m = v - c
+    return "0xFF%02X%02X%02X" % tuple(int((u + m) * 255) for u in (r, g, b))
+
+
+def media_file(i):
+    """VP8 640x360@30 (a ball on a colour, 15 % camera-like noise so that the
+    encoder reaches its bitrate as a camera would) + Opus tone, MEDIA_SECONDS."""
+    path = MEDIA / f"load-v1-{i}.mkv"
+    if path.exists():
+        return path, None
+    MEDIA.mkdir(parents=True, exist_ok=True)
+    frames = MEDIA_SECONDS * 30
+    tmp = path.with_suffix(".tmp")
+    pipeline = (
+        f"compositor name=c background=black sink_1::alpha=0.15 "
+        f"! video/x-raw,format=I420,width=640,height=360,framerate=30/1 "
+        f"! vp8enc deadline=1 cpu-used=8 threads=1 end-usage=cbr target-bitrate={LOAD_BITRATE} "
+        f"keyframe-max-dist=30 lag-in-frames=0 error-resilient=default ! queue ! mux. "
+        f"videotestsrc num-buffers={frames} pattern=ball background-color={colour(i)} "
+        f"! video/x-raw,width=640,height=360,framerate=30/1 ! c.sink_0 "
+        f"videotestsrc num-buffers={frames} pattern=snow ! video/x-raw,width=640,height=360,framerate=30/1 ! c.sink_1 "
+        f"audiotestsrc num-buffers={MEDIA_SECONDS * 50} samplesperbuffer=960 wave=sine freq={200 + 17 * i} volume=0.03 "
+        f"! audio/x-raw,rate=48000,channels=1 ! opusenc frame-size=20 ! queue ! mux. "
+        f"matroskamux name=mux ! filesink location={tmp}")
+    proc = subprocess.Popen(["gst-launch-1.0", "-q", *pipeline.split()], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    return path, (proc, tmp)
+
+
+def make_media(count):
+    paths, pending = [], []
+    for i in range(count):
+        path, job = media_file(i)
+        paths.append(path)
+        if job:
+            pending.append((path, job))
+    running = []
+    while pending or running:
+        while pending and len(running) < (os.cpu_count() or 2):
+            running.append(pending.pop(0))
+        path, (proc, tmp) = running.pop(0)
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"cannot make {path}: {err.decode()[-500:]}")
+        tmp.rename(path)
+    return paths
+
+
+# ---------------------------------------------------------------------------
+# The bare pipeline: the server's per-room media work from files, built from
+# the same pipelines/*.pipeline fragments (same encoder/decoder settings).
+
+def fragment(name, suffix, drop_first=False, **overrides):
+    text = (ROOT / "pipelines" / f"{name}.pipeline").read_text()
+    text = " ".join(line.split("#", 1)[0] for line in text.splitlines()).strip()
+    values = {"bitrate": "1500", "bitrate_bps": "1500000", "keyframe_interval": "60", "framerate": "30",
+              "width": "1280", "height": "720", "tile_width": "640", "tile_height": "360",
+              "audio_bitrate": "64000"}
+    values.update({k: str(v) for k, v in overrides.items()})
+    text = re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], text)
+    text = re.sub(r"\bname=(\w+)", lambda m: f"name={m.group(1)}_{suffix}", text)
+    if drop_first:  # the depayloader: files are not RTP
+        text = text.split("!", 1)[1]
+    return text
+
+
+def grid_tiles(n, width=1280, height=720, padding=4):
+    """Roughly data/layouts/grid.json: equal cells, 16:9 tiles fitted inside."""
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    cw, ch = width // cols, height // rows
+    tiles = []
+    for i in range(n):
+        w, h = cw - 2 * padding, ch - 2 * padding
+        if w * 9 > h * 16:
+            w = h * 16 // 9
+        else:
+            h = w * 9 // 16
+        x = (i % cols) * cw + (cw - w) // 2
+        y = (i // cols) * ch + (ch - h) // 2
+        tiles.append((x, y, w & ~1, h & ~1))
+    return tiles
+
+
+# Variants of the bare pipeline: what the server does today, and the parts
+# of it, to find where the cost goes (bench/README.md, findings).
+BARE_VARIANTS = {
+    "server": "as the server does it: video + audio mix-minus with one Opus encode per receiver",
+    "video": "video only: N decodes, composite, one VP8 encode per tier in use, N payloaders",
+    "video-scale-once": "video only, each input scaled once, straight to its tile (no 640x360 step)",
+    "audio": "audio only, as now: N decodes, N mixers of N-1 inputs, N Opus encodes",
+    "audio-k+1": "audio only, K+1 with K=2 speakers: N decodes, 3 mixers, 3 Opus encodes",
+}
+
+
+def bare_pipeline(files, variant="server", tiers=("high",)):
+    n = len(files)
+    video = variant in ("server", "video", "video-scale-once")
+    audio = variant in ("server", "audio", "audio-k+1")
+    tiles = grid_tiles(n)
+    parts = []
+    if video:
+        once = variant == "video-scale-once"
+        pads = " ".join(f"sink_{i}::xpos={x} sink_{i}::ypos={y}" + ("" if once else f" sink_{i}::width={w} sink_{i}::height={h}")
+                        for i, (x, y, w, h) in enumerate(tiles))
+        parts.append(f"compositor name=comp background=black {pads} "
+                     f"! video/x-raw,format=I420,width=1280,height=720,framerate=30/1 ! tee name=ctee")
+        # One encode per tier in use, from the same fragment at the tier's size and bit rate.
+        for t in tiers:
+            div, share = TIER_SCALE.get(t, (1, 1.0))
+            w, h, rate = 1280 // div, 720 // div, int(1500000 * share)
+            parts.append(f"ctee. ! queue ! videoscale ! video/x-raw,width={w},height={h} ! "
+                         f"{fragment('encode-vp8', 'enc_' + t, width=w, height=h, bitrate=rate // 1000, bitrate_bps=rate)}"
+                         f" ! tee name=vtee_{t}")
+    for i, f in enumerate(files):
+        parts.append(f"filesrc location={f} ! matroskademux name=d{i}")
+        if video:
+            x, y, w, h = tiles[i]
+            size = {"tile_width": w, "tile_height": h} if variant == "video-scale-once" else {}
+            parts.append(f"vtee_{tiers[i % len(tiers)]}. ! queue ! {fragment('pay-vp8', f'p{i}')} "
+                         f"! fakesink sync=false async=false")
+            parts.append(f"d{i}.video_0 ! queue ! {fragment('decode-vp8', f'v{i}', True, **size)} ! comp.sink_{i}")
+        if audio:
+            parts.append(f"d{i}.audio_0 ! queue ! {fragment('decode-opus', f'a{i}', drop_first=True)} ! tee name=at{i}")
+    if audio:
+        # Receivers: today one mix-minus (and one encode) each; with K+1, one
+        # full mix for everyone who is not speaking + one per speaker.
+        mixes = ([(j, [i for i in range(n) if i != j]) for j in range(n)] if variant != "audio-k+1" else
+                 [(0, list(range(n)))] + [(j, [i for i in range(n) if i != j]) for j in (1, 2) if j < n])
+        for j, inputs in mixes:
+            parts.append(f"audiomixer name=am{j} ! {fragment('audio-send', f's{j}')} ! fakesink sync=false async=false")
+            parts += [f"at{i}. ! queue ! am{j}." for i in inputs]
+    return " ".join(parts)
+
+
+def run_bare(files, logdir, variant="server", tiers=("high",)):
+    """CPU-seconds per media-second of the bare pipeline, and its peak RSS."""
+    text = bare_pipeline(files, variant, tiers)
+    stem = logdir / f"bare-{len(files)}-{variant}"
+    stem.with_suffix(".txt").write_text(text)
+    start = time.monotonic()
+    proc = subprocess.Popen(["gst-launch-1.0", "-q", *text.split()], stdout=subprocess.DEVNULL,
+                            stderr=open(stem.with_suffix(".log"), "w"))
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = status
+    wall = time.monotonic() - start
+    if status != 0:
+        return None
+    return {"cores": (usage.ru_utime + usage.ru_stime) / MEDIA_SECONDS, "wall": wall,
+            "rssMB": usage.ru_maxrss / 1024}
+
+
+# ---------------------------------------------------------------------------
+# The call
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.quick = args.quick
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
+        self.stamp = stamp
+        self.logdir = BUILD / "bench-logs" / stamp
+        self.logdir.mkdir(parents=True, exist_ok=True)
+        self.load_start = os.getloadavg()
+        self.files = []
+        self.server = None
+        self.t0 = time.monotonic()
+        self.errors = []
+        self.live = []  # every client started, so that a failed phase can stop its own
+        self.budget = 110 if self.quick else 570  # seconds: the issue's 2 and 10 minutes, less the bare runs
+        self.window = 5 if self.quick else 10
+        self.settle = 2 if self.quick else 4
+
+    def phase(self, name, fn, empty):
+        """Runs a later phase; if it fails, the report says so and keeps the rest."""
+        try:
+            return fn()
+        except Exception as e:  # a report with a hole beats no report
+            self.log(f"{name}: failed: {e!r}")
+            self.errors.append(f"{name} phase failed: {e!r}")
+            running = [c for c in self.live if c.proc.poll() is None]
+            for c in running:
+                c.leave()
+            for c in running:
+                c.wait()
+            return empty
+
+    def over_budget(self, fraction):
+        """True once `fraction` of the time budget is spent: later phases then
+        measure less rather than overrun (said in the log and the report)."""
+        if time.monotonic() - self.t0 > fraction * self.budget:
+            self.log(f"time budget: {fraction:.0%} of {self.budget} s spent, measuring less")
+            return True
+        return False
+
+    def log(self, *a):
+        print(*a, file=sys.stderr, flush=True)
+
+    def start_clients(self, room, specs):
+        """specs: [(name, args)]; started in small batches, each waited for
+        until connected. Returns (clients, failures)."""
+        started, failed = [], []
+        batch = 3
+        for k in range(0, len(specs), batch):
+            group = [Client(self.server, room, name, self.logdir, args) for name, args in specs[k:k + batch]]
+            self.live += group
+            for c in group:
+                if c.wait_event("connected", 60):
+                    started.append(c)
+                else:
+                    failed.append(c)
+        return started, failed
+
+    def load_spec(self, i, decode=False):
+        args = ["--send-file", str(self.files[i])]
+        if not decode:
+            args.append("--no-decode")
+        limit = LOAD_MAX_BITRATES[i % len(LOAD_MAX_BITRATES)]
+        if limit:
+            args += ["--max-bitrate", str(limit)]
+        return (f"load{i}", args)
+
+    def window_measure(self, room, clients, probe):
+        """CPU, memory, receive rates and stalls over one window."""
+        procs = clients
+        w = measure(self.server, procs, self.window)
+        dt, (r0, r1) = w["dt"], w["reports"]
+        m0, m1 = (m.get(room, {}) for m in w["metrics"])
+        out = {
+            "serverCores": w["serverCores"],
+            "clientCores": sum(w["clientCores"].values()),
+            "serverRssMB": w["serverRssMB"],
+            "serverThreads": w["serverThreads"],
+            "serverWaitCores": w["serverWaitCores"],
+            "switchesPerS": w["switchesPerS"],
+            "outFps": (m1.get("frames", 0) - m0.get("frames", 0)) / dt,
+            "droppedFps": (m1.get("dropped", 0) - m0.get("dropped", 0)) / dt,
+            "minRecvFps": w["minRate"],
+            "stalls": w["stalls"],
+            "missingReports": w["missing"],
+            "tiers": self.server.tiers(room),
+        }
+        loads = [c for c in procs if c.name.startswith("load")]
+        if loads:
+            out["loadClientCores"] = sum(w["clientCores"][c] for c in loads) / len(loads)
+        if probe and r0.get(probe) and r1.get(probe):
+            a, b = r0[probe], r1[probe]
+            out["probeFps"] = (b["frames"] - a["frames"]) / dt
+            for kind in ("video", "audio"):
+                # The samples that arrived in this window only; a delay over
+                # MAX_DELAY_MS is a misread stamp (or a frozen call), counted apart.
+                before = a.get("latency", {}).get(kind, {}).get("samples", 0)
+                ms = b.get("latency", {}).get(kind, {}).get("ms", [])[before:]
+                out[kind + "Rejected"] = sum(1 for d in ms if d > MAX_DELAY_MS)
+                ms = [d for d in ms if d <= MAX_DELAY_MS]
+                out[kind + "P50"], out[kind + "P95"] = pct(ms, 50), pct(ms, 95)
+                out[kind + "Samples"] = len(ms)
+        out["realtime"] = (out["minRecvFps"] >= REALTIME_FPS and out["stalls"] == 0
+                           and out.get("probeFps", 30) >= REALTIME_FPS)
+        return out
+
+    def join_times(self, room, count):
+        """Joins of a stamp sender that decodes: open -> its first mixed frame,
+        and open -> the probe sees its tile. The last joiner stays."""
+        own, seen, connected, offered, joiner = [], [], [], [], None
+        for k in range(count):
+            mark = self.probe.event_count()
+            joiner = Client(self.server, room, f"joiner{k}", self.logdir, ["--stamp"])
+            opened = joiner.wait_event("open", 30)
+            offer = joiner.wait_event("offer", 30)
+            conn = joiner.wait_event("connected", 30)
+            if opened and offer:
+                offered.append(offer["ts"] - opened["ts"])
+            first = joiner.wait_event("first-frame", 30)
+            if opened and conn:
+                connected.append(conn["ts"] - opened["ts"])
+            visible = self.probe.wait_event("stamp-visible", 30, after=mark)
+            if opened and first:
+                own.append(first["ts"] - opened["ts"])
+            if opened and visible:
+                seen.append(visible["ts"] - opened["ts"])
+            if k + 1 < count:
+                mark = self.probe.event_count()
+                joiner.leave()
+                joiner.wait()
+                self.probe.wait_event("stamp-hidden", 5, after=mark)
+                time.sleep(0.5)
+        return {"joins": count, "offer": offered, "connected": connected, "firstFrame": own, "seenByOthers": seen}, joiner
+
+    def capacity(self):
+        ns = [2, 4, 9] if self.quick else [2, 4, 9, 16, 25, 36, 49, 64]
+        if self.args.max_n:
+            ns = [n for n in ns if n <= self.args.max_n]
+        join_n = 4 if self.quick else 9
+        room = "capacity"
+        self.files = make_media(ns[0])
+        results, join = [], None
+        # The probe decodes and reads stamps; it sends a looped file like the loads.
+        self.probe = Client(self.server, room, "probe", self.logdir, ["--send-file", str(self.files[0]), "--read-stamp"])
+        if not self.probe.wait_event("connected", 60):
+            raise RuntimeError("the probe did not connect")
+        clients, stamp = [self.probe], None
+        loads = 0
+        for n in ns:
+            if len(results) >= 2 and self.over_budget(0.4):
+                break
+            # n = probe + stamp sender + loads
+            want = n - 2
+            self.files = make_media(n)  # cached in build/bench-media after the first run
+            specs = [self.load_spec(1 + i) for i in range(loads, want)]
+            self.log(f"capacity: N={n}: starting {len(specs)} load clients")
+            started, failed = self.start_clients(room, specs)
+            clients += started
+            loads = want
+            if stamp is None:
+                stamp = Client(self.server, room, "stamp", self.logdir, ["--stamp", "--no-decode"])
+                if stamp.wait_event("connected", 60):
+                    clients.append(stamp)
+            if n == join_n and join is None:
+                # Replace the stamp sender by joiners; the last one stays.
+                self.log(f"join: {self.args.joins} joins into a room of {n}")
+                clients.remove(stamp)
+                stamp.leave()
+                stamp.wait()
+                join, stamp = self.join_times(room, self.args.joins)
+                clients.append(stamp)
+            time.sleep(self.settle)
+            m = self.window_measure(room, clients, self.probe)
+            m["n"] = n
+            m["failedJoins"] = len(failed)
+            if failed:
+                m["realtime"] = False
+            results.append(m)
+            self.log(f"capacity: N={n}: server {m['serverCores']:.2f} cores, clients {m['clientCores']:.2f}, "
+                     f"min recv {m['minRecvFps']:.1f} fps, stalls {m['stalls']}, realtime {m['realtime']}")
+            # Two failures in a row end the sweep: on a shared machine one
+            # failure may be someone else's build.
+            if len(results) >= 2 and not results[-1]["realtime"] and not results[-2]["realtime"]:
+                break
+        for c in clients:
+            c.leave()
+        for c in clients:
+            c.wait()
+        return results, join
+
+    def rooms(self):
+        """Rooms of 4 load participants; add rooms until two steps in a row are not real time."""
+        out = []
+        groups = []
+        limit = 2 if self.quick else 8
+        for r in range(1, limit + 1):
+            if r > 1 and self.over_budget(0.55):
+                break
+            room = f"four{r}"
+            specs = [self.load_spec((4 * r + i) % len(self.files)) for i in range(4)]
+            specs = [(f"{room}-{name}", a) for name, a in specs]
+            started, failed = self.start_clients(room, specs)
+            groups.append(started)
+            everyone = [c for g in groups for c in g]
+            time.sleep(self.settle)
+            w = measure(self.server, everyone, self.window)
+            m0, m1 = w["metrics"]
+            stalls = w["stalls"]
+            outs = [(m1.get(k, {}).get("frames", 0) - m0.get(k, {}).get("frames", 0)) / w["dt"]
+                    for k in m1 if k.startswith("four")]
+            res = {"rooms": r, "serverCores": w["serverCores"], "serverRssMB": w["serverRssMB"],
+                   "minRecvFps": w["minRate"], "minOutFps": min(outs) if outs else 0,
+                   "stalls": stalls, "failedJoins": len(failed)}
+            res["realtime"] = res["minRecvFps"] >= REALTIME_FPS and stalls == 0 and not failed
+            out.append(res)
+            self.log(f"rooms: {r} rooms of 4: server {res['serverCores']:.2f} cores, min recv "
+                     f"{res['minRecvFps']:.1f} fps, stalls {stalls}, realtime {res['realtime']}")
+            if len(out) >= 2 and not out[-1]["realtime"] and not out[-2]["realtime"]:
+                break
+        for c in [c for g in groups for c in g]:
+            c.leave()
+        for c in [c for g in groups for c in g]:
+            c.wait()
+        return out
+
+    def audio_only(self):
+        """N audio-only participants (pre-encoded Opus, no decoding) in one
+        Tessera room and in one Janus AudioBridge room: CPU per participant."""
+        ns = [10] if self.quick else [10, 25, 40]
+        if self.args.max_audio_n:
+            ns = [n for n in ns if n <= self.args.max_audio_n] or [self.args.max_audio_n]
+        self.files = make_media(max(len(self.files), 2))
+        out = {"tessera": [], "janus": []}
+        janus = None
+        try:
+            if shutil.which("janus"):
+                janus = Janus(self.logdir)
+            else:
+                self.log("audio: janus is not installed; Tessera only")
+            for target in ("tessera", "janus"):
+                if target == "janus" and not janus:
+                    continue
+                server = self.server if target == "tessera" else janus
+                clients = []
+                for n in ns:
+                    specs = []
+                    for i in range(len(clients), n):
+                        args = ["--send-file", str(self.files[i % len(self.files)]), "--no-decode", "--audio-only"]
+                        if target == "janus":
+                            args += ["--janus", janus.url, "--janus-room", "1234"]
+                        specs.append((f"{target}-audio{i}", args))
+                    # Each server gets its first N whatever the time: the
+                    # comparison is the point; larger N only within budget.
+                    if n != ns[0] and self.over_budget(0.6 if target == "tessera" else 0.8):
+                        break
+                    for k in range(0, len(specs), 8):
+                        group = [Client(self.server, "audio", name, self.logdir, a,
+                                        ice="127.0.0.1" if target == "tessera" else JANUS_HOST)
+                                 for name, a in specs[k:k + 8]]
+                        self.live += group
+                        clients += [c for c in group if c.wait_event("connected", 60)]
+                    time.sleep(self.settle)
+                    w = measure(server, clients, self.window, "audio", "packets")
+                    stalls = w["stalls"]
+                    res = {"n": n, "connected": len(clients), "serverCores": w["serverCores"],
+                           "roomsAlive": self.server.room_count() if target == "tessera" else 1,
+                           "serverRssMB": w["serverRssMB"], "clientCores": sum(w["clientCores"].values()),
+                           "minPacketsPerS": w["minRate"], "stalls": stalls}
+                    res["realtime"] = res["connected"] == n and res["minPacketsPerS"] >= 45 and stalls == 0
+                    out[target].append(res)
+                    self.log(f"audio: {target} N={n}: {res['serverCores']:.3f} cores, "
+                             f"{res['serverCores'] / n * 1000:.1f} mcores each, min {res['minPacketsPerS']:.0f} "
+                             f"packets/s, stalls {stalls}")
+                for c in clients:
+                    c.leave()
+                for c in clients:
+                    c.wait()
+        finally:
+            if janus:
+                janus.stop()
+        return out
+
+    def run(self):
+        self.log(f"bench: {'quick' if self.quick else 'full'} run; logs in {self.logdir}")
+        rss0 = None
+        self.server = Server(self.logdir, self.args.server_arg or ())
+        try:
+            time.sleep(1)
+            rss0 = self.server.rss() / 2**20
+            capacity, join = self.capacity()
+            rooms = [] if self.args.skip_rooms else self.phase("rooms", self.rooms, [])
+            audio = {} if self.args.skip_audio else self.phase("audio", self.audio_only, {})
+        finally:
+            self.server.stop()
+            self.errors += self.server.unanswered
+        bare, variants = {}, {}
+        passing = [m["n"] for m in capacity if m["realtime"]] or [capacity[0]["n"]]
+        tiers_at = {m["n"]: tuple(m.get("tiers") or ["high"]) for m in capacity}
+        for n in sorted({passing[-1]} if self.quick else {passing[-1], capacity[-1]["n"]}):
+            self.log(f"bare: the same work for N={n} ({len(tiers_at[n])} tiers) as one gst-launch-1.0 pipeline")
+            bare[n] = run_bare(self.files[:n], self.logdir, "server", tiers_at[n])
+        if not self.quick:
+            n = capacity[-1]["n"]
+            for v in BARE_VARIANTS:
+                self.log(f"bare: variant {v}, N={n}")
+                variants[v] = bare[n] if v == "server" else run_bare(self.files[:n], self.logdir, v, tiers_at[n])
+            variants = {"n": n, "results": variants}
+        return {"capacity": capacity, "join": join, "rooms": rooms, "audio": audio, "bare": bare,
+                "variants": variants, "idleRssMB": rss0, "errors": self.errors}
+
+
+# ---------------------------------------------------------------------------
+# Output
+
+def machine():
+    model = "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    return {"cpus": os.cpu_count(), "model": model, "commit": commit}
+
+
+def fmt(v, digits=2):
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def markdown(bench, res, mach):
+    cap, join, rooms, bare = res["capacity"], res["join"], res["rooms"], res["bare"]
+    la = bench.load_start
+    most = max((m.get("tiers") or [] for m in cap), key=len, default=[])
+    tier_text = (f"{len(most)} video tiers in use ({', '.join(most)}: one encode each)" if len(most) > 1 else
+                 "1 video tier (one encode for everyone)")
+    tier_text += "; load clients declare maxBitrate none / 800k / 250k in turn"
+    lines = [
+        f"# Tessera benchmark, {bench.stamp}",
+        "",
+        f"Machine: {mach['cpus']} CPUs, {mach['model']}; commit {mach['commit']}; "
+        f"{'--quick' if bench.quick else 'full'} run. Load average at start: {la[0]:.2f} "
+        f"(1 min), {la[1]:.2f} (5 min){' — the machine was shared, numbers are noisy' if la[0] > 0.5 * mach['cpus'] else ''}.",
+        "",
+        f"What ran: one room, composite 1280x720@30 VP8, **{tier_text}**, "
+        "audio mix-minus with **N audio encodes** (one per receiver). Participants send 640x360@30 VP8 "
+        "(~600 kbit/s) + Opus: N-2 load clients send pre-encoded files and do not decode, one probe "
+        "decodes the mix and reads the stamps, one stamp sender live-encodes a clock. All on loopback "
+        "(Janus on a private veth pair), in a fresh network namespace. CPU is utime+stime from `/proc/<pid>/stat` over a "
+        f"{bench.window} s window, in cores; real time = every receiver gets >= {REALTIME_FPS:.0f} fps of "
+        "the mix and no receiver has a gap over 1 s. \"Run-queue wait\" is the time the server's threads "
+        "spent runnable but not running (`/proc/<pid>/task/*/schedstat`), summed over threads, per second: "
+        "near 0 on an idle machine; high when other processes (or the server's own threads) take the CPUs.",
+        "",
+        "## Capacity and cost: one room of N",
+        "",
+        "| N | tiers | real time | server cores | per participant | server run-queue wait (thread-s/s) | server RSS MB | server threads, context switches/s | output fps (dropped) | min recv fps | stalls > 1 s | client cores (all) | video g2g p50/p95 ms | audio g2g p50/p95 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m in cap:
+        lines.append(
+            f"| {m['n']} | {len(m.get('tiers') or []) or '?'} | {'yes' if m['realtime'] else '**no**'} | {fmt(m['serverCores'])} | "
+            f"{fmt(m['serverCores'] / m['n'], 3)} | {fmt(m['serverWaitCores'])} | {fmt(m['serverRssMB'], 0)} | "
+            f"{m['serverThreads']}, {fmt(m['switchesPerS'], 0)} | {fmt(m['outFps'], 1)} "
+            f"({fmt(m['droppedFps'], 1)}) | {fmt(m['minRecvFps'], 1)} | {m['stalls']} | {fmt(m['clientCores'])} | "
+            f"{fmt(m.get('videoP50'), 0)} / {fmt(m.get('videoP95'), 0)} | {fmt(m.get('audioP50'), 0)} / {fmt(m.get('audioP95'), 0)} |")
+    passing = [m for m in cap if m["realtime"]]
+    per_load = [m["loadClientCores"] for m in cap if m.get("loadClientCores")]
+    lines += ["", f"Largest real-time room: **N = {passing[-1]['n'] if passing else 'none'}** "
+              f"(of {', '.join(str(m['n']) for m in cap)} tried; the sweep stops after two failures in a row). "
+              f"Server memory: {fmt(res['idleRssMB'], 0)} MB idle."
+              + (f" One load client (pre-encoded send, no decode) costs {fmt(sum(per_load) / len(per_load), 3)} cores."
+                 if per_load else "")]
+    if len(cap) >= 2:
+        a, b = cap[0], cap[-1]
+        if b["n"] > a["n"]:
+            lines.append(f"Marginal memory: {fmt((b['serverRssMB'] - a['serverRssMB']) / (b['n'] - a['n']), 1)} MB "
+                         f"per participant (N={a['n']} to {b['n']}).")
+    lines += ["", "## The physical limit: the same work as a bare gst-launch-1.0 pipeline", "",
+              "The same `pipelines/*.pipeline` fragments (decoders, VP8 encoder, per-receiver Opus encoders, "
+              "payloaders), from files, no network, no webrtcbin, as fast as it runs: CPU-seconds per media-second.",
+              "", "| N | bare cores | Tessera server cores | ratio |", "|---|---|---|---|"]
+    for n, b in sorted(bare.items()):
+        t = next((m["serverCores"] for m in cap if m["n"] == n), None)
+        if b:
+            lines.append(f"| {n} | {fmt(b['cores'])} | {fmt(t)} | {fmt(t / b['cores'] if t and b['cores'] else None)}x |")
+        else:
+            lines.append(f"| {n} | failed | {fmt(t)} | – |")
+    if join:
+        lines += ["", f"## Join time ({join['joins']} joins into the capacity room)", "",
+                  "| measure | p50 ms | p95 ms | samples |", "|---|---|---|---|",
+                  f"| WebSocket open → the joiner's offer sent (client-side webrtcbin set-up) | {fmt(pct(join['offer'], 50), 0)} | "
+                  f"{fmt(pct(join['offer'], 95), 0)} | {len(join['offer'])} |",
+                  f"| WebSocket open → peer connection connected (ICE + DTLS) | {fmt(pct(join['connected'], 50), 0)} | "
+                  f"{fmt(pct(join['connected'], 95), 0)} | {len(join['connected'])} |",
+                  f"| WebSocket open → first decoded mixed frame at the joiner | {fmt(pct(join['firstFrame'], 50), 0)} | "
+                  f"{fmt(pct(join['firstFrame'], 95), 0)} | {len(join['firstFrame'])} |",
+                  f"| WebSocket open → another participant sees the joiner's tile | {fmt(pct(join['seenByOthers'], 50), 0)} | "
+                  f"{fmt(pct(join['seenByOthers'], 95), 0)} | {len(join['seenByOthers'])} |"]
+    var = res.get("variants") or {}
+    if var:
+        lines += ["", f"## Where the bare pipeline's time goes, N = {var['n']}", "",
+                  "| variant | cores |", "|---|---|"]
+        for v, r in var["results"].items():
+            lines.append(f"| {BARE_VARIANTS[v]} | {fmt(r['cores']) if r else 'failed'} |")
+    if rooms:
+        lines += ["", "## Rooms of 4 at once (load clients only)", "",
+                  "| rooms | real time | server cores | per room | server RSS MB | min output fps | min recv fps | stalls |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in rooms:
+            lines.append(f"| {r['rooms']} | {'yes' if r['realtime'] else '**no**'} | {fmt(r['serverCores'])} | "
+                         f"{fmt(r['serverCores'] / r['rooms'])} | {fmt(r['serverRssMB'], 0)} | {fmt(r['minOutFps'], 1)} | "
+                         f"{fmt(r['minRecvFps'], 1)} | {r['stalls']} |")
+    audio = res.get("audio") or {}
+    if audio.get("tessera") or audio.get("janus"):
+        lines += ["", "## Audio only: Tessera vs Janus AudioBridge", "",
+                  "N participants sending pre-encoded Opus (no video), not decoding; both servers do one mix-minus "
+                  "and one Opus encode per participant. Janus runs on a veth test host in the same namespace "
+                  f"({JANUS_HOST}; it does not use loopback for media).", "",
+                  "| N | server | real time | rooms on the server | server cores | per participant (mcores) | server RSS MB | min packets/s at a receiver | stalls |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for target in ("tessera", "janus"):
+            for r in audio.get(target, []):
+                lines.append(f"| {r['n']} | {'Tessera' if target == 'tessera' else 'Janus AudioBridge'} | "
+                             f"{'yes' if r['realtime'] else '**no**'} ({r['connected']} connected) | {fmt(r.get('roomsAlive'))} | "
+                             f"{fmt(r['serverCores'])} | "
+                             f"{fmt(r['serverCores'] / r['n'] * 1000, 1)} | {fmt(r['serverRssMB'], 0)} | "
+                             f"{fmt(r['minPacketsPerS'], 0)} | {r['stalls']} |")
+    if res.get("errors"):
+        lines += ["", "## Problems during the run", ""] + [f"- {e}" for e in res["errors"]]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def plot(res, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    cap = res["capacity"]
+    ns = [m["n"] for m in cap]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
+    a.plot(ns, [m["serverCores"] for m in cap], "o-", label="Tessera server")
+    a.plot(ns, [m["clientCores"] for m in cap], "s--", label="all clients")
+    bare = sorted((n, v["cores"]) for n, v in res["bare"].items() if v)
+    if bare:
+        a.plot([n for n, _ in bare], [c for _, c in bare], "^:", label="bare gst-launch (limit)")
+    a.axhline(os.cpu_count() or 2, color="grey", lw=0.8)
+    for m in cap:
+        if not m["realtime"]:
+            a.annotate("not real time", (m["n"], m["serverCores"]), fontsize=8)
+    a.set_xlabel("participants in the room")
+    a.set_ylabel("CPU cores")
+    a.set_title("CPU vs participants")
+    a.legend(fontsize=8)
+    for key, label, style in (("videoP50", "video p50", "o-"), ("videoP95", "video p95", "o--"),
+                              ("audioP50", "audio p50", "s-"), ("audioP95", "audio p95", "s--")):
+        pts = [(m["n"], m[key]) for m in cap if m.get(key)]
+        if pts:
+            b.plot([p[0] for p in pts], [p[1] for p in pts], style, label=label)
+    b.set_xlabel("participants in the room")
+    b.set_ylabel("glass-to-glass ms")
+    b.set_title("Added latency vs participants")
+    b.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return True
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="N up to 9, short windows: under 2 minutes")
+    p.add_argument("--max-n", type=int, help="stop the capacity sweep at this N")
+    p.add_argument("--joins", type=int, default=None, help="joins to time (default 4 quick, 8 full)")
+    p.add_argument("--skip-rooms", action="store_true", help="skip the rooms-of-4 phase")
+    p.add_argument("--skip-audio", action="store_true", help="skip the audio-only Tessera vs Janus phase")
+    p.add_argument("--max-audio-n", type=int, help="largest audio-only room (default 10 quick, 50 full)")
+    p.add_argument("--server-arg", action="append", help="extra tessera flag (repeatable), e.g. --server-arg=--jitter-latency=50")
+    p.add_argument("--out", help="results file stem (default bench/results/<UTC time>)")
+    args = p.parse_args()
+    if args.joins is None:
+        args.joins = 3 if args.quick else 8
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    names = sorted(line.split(":")[1].strip().split("@")[0] for line in links.splitlines())
+    if names != ["lo", "vb0", "vb1"]:
+        sys.exit("bench.py: run it through bench/run (a network namespace with only lo)")
+    t0 = time.monotonic()
+    bench = Bench(args)
+    res = bench.run()
+    mach = machine()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = Path(args.out) if args.out else RESULTS / bench.stamp
+    md = markdown(bench, res, mach)
+    res["machine"], res["loadStart"], res["quick"] = mach, bench.load_start, bench.quick
+    stem.with_suffix(".json").write_text(json.dumps(res, indent=1, default=str))
+    png = stem.with_suffix(".png")
+    if plot(res, png):
+        md += f"\n![CPU and latency vs participants]({png.name})\n"
+    stem.with_suffix(".md").write_text(md)
+    print(md)
+    print(f"\nwritten: {stem}.md, {stem}.json{', ' + str(png) if png.exists() else ''} "
+          f"({time.monotonic() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
