@@ -30,6 +30,20 @@ void SignalConnection::disconnect() {
     m_instance.reset();
 }
 
+void runAsync(GstElement* element, std::function<void()> fn) {
+    gst_element_call_async(
+        element,
+        [](GstElement*, gpointer data) noexcept {
+            try {
+                (*static_cast<std::function<void()>*>(data))();
+            } catch (const std::exception& e) {
+                GST_CAT_ERROR(tessera_media_debug, "async task threw: %s", e.what());
+            }
+        },
+        new std::function<void()>(std::move(fn)),
+        [](gpointer data) noexcept { delete static_cast<std::function<void()>*>(data); });
+}
+
 void post(std::function<void()> fn) {
     auto* task = new std::function<void()>(std::move(fn));
     g_idle_add_full(

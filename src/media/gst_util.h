@@ -87,6 +87,11 @@ using GErrorPtr = std::unique_ptr<GError, GErrorDeleter>;
 // source), so nothing re-enters. Callable from any thread.
 void post(std::function<void()> fn);
 
+// Runs `fn` on GStreamer's thread pool (gst_element_call_async): for work
+// that may block, such as state changes to NULL, which must not stall the
+// main loop. `fn` must hold references to whatever it touches.
+void runAsync(GstElement* element, std::function<void()> fn);
+
 // Ghosts `target` on `bin` (activated, added) and returns the ghost pad
 // (owned by the bin). With `isolate`, a sink ghost pad reports GST_FLOW_OK
 // upstream whatever happens inside the bin: a receiver whose transport closed

@@ -256,24 +256,27 @@ void PeerCore::stop() {
     if (m_audioTeePad)
         plan.tees.push_back({ElementRef::borrow(m_room.audioTee()), std::move(m_audioTeePad), {}, {}});
 
-    // The bin may go NULL only once no tee that stays pushes into it. The
-    // closure holds its own references, so it completes even if the room
-    // pipeline is destroyed first.
+    // The bin may go NULL only once no tee that stays pushes into it. That
+    // runs on GStreamer's thread pool: webrtcbin takes a while to reach NULL,
+    // and fifteen peers leaving at once held the main loop (every room's
+    // signaling and the API) for seconds. The closure holds its own
+    // references, so it completes even if the room pipeline is destroyed first.
+    auto teardown = [pipeline = ElementRef::borrow(GST_ELEMENT(m_room.pipeline())), bin = m_bin,
+                     mixers = std::move(plan.mixers)] {
+        gst_element_set_locked_state(bin.get(), TRUE);
+        gst_element_set_state(bin.get(), GST_STATE_NULL);
+        for (const auto& m : mixers) {
+            if (m.element)
+                gst_element_release_request_pad(m.element.get(), m.pad.get());
+            removeGhost(m);
+        }
+        gst_bin_remove(GST_BIN(pipeline.get()), bin.get());
+        GST_CAT_DEBUG(tessera_media_debug, "peer bin %s removed", GST_OBJECT_NAME(bin.get()));
+    };
     auto finish = std::make_shared<std::function<void()>>(
-        [pipeline = ElementRef::borrow(GST_ELEMENT(m_room.pipeline())), bin = m_bin,
-         mixers = std::move(plan.mixers)] {
-            gst_element_set_locked_state(bin.get(), TRUE);
-            gst_element_set_state(bin.get(), GST_STATE_NULL);
-            for (const auto& m : mixers) {
-                if (m.element)
-                    gst_element_release_request_pad(m.element.get(), m.pad.get());
-                removeGhost(m);
-            }
-            gst_bin_remove(GST_BIN(pipeline.get()), bin.get());
-            GST_CAT_DEBUG(tessera_media_debug, "peer bin %s removed", GST_OBJECT_NAME(bin.get()));
-        });
+        [bin = m_bin, teardown = std::move(teardown)] { runAsync(bin.get(), teardown); });
     if (plan.tees.empty()) {
-        post([finish] { (*finish)(); });
+        (*finish)();
     } else {
         auto remaining = std::make_shared<std::atomic<int>>(static_cast<int>(plan.tees.size()));
         for (auto& tee : plan.tees) {
