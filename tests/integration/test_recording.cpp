@@ -579,3 +579,45 @@ TEST_CASE("SIGTERM finalises running recordings before the server exits", "[reco
     CHECK(meta.value("state", "") == "finished");
     CHECK(discoveredDuration(file) > 0.5); // the header has its duration: finalised
 }
+
+TEST_CASE("two rooms record at once, each its own picture, in webm and mkv", "[recording][rooms]") {
+    const std::string dir = recordingDir();
+    Server server(recorderArgs(dir));
+    auto east = joinAll(server, "east", {kTrio[0]}); // red
+    auto west = joinAll(server, "west", {kTrio[2]}); // blue
+    waitFlowing(east);
+    waitFlowing(west);
+    const std::string eastUrl = server.http() + "/api/rooms/east/recording";
+    const std::string westUrl = server.http() + "/api/rooms/west/recording";
+    auto startEast = httpRequest("POST", eastUrl, R"({"format": "webm"})");
+    auto startWest = httpRequest("POST", westUrl);
+    const auto started = Clock::now();
+    REQUIRE(startEast.status == 201);
+    REQUIRE(startWest.status == 201);
+    CHECK(server.metric("tessera_recording{room=\"east\"}") == 1);
+    CHECK(server.metric("tessera_recording{room=\"west\"}") == 1);
+
+    std::this_thread::sleep_until(started + 4s);
+    auto stopEast = httpRequest("DELETE", eastUrl);
+    auto stopWest = httpRequest("DELETE", westUrl);
+    REQUIRE(stopEast.status == 200);
+    REQUIRE(stopWest.status == 200);
+    const std::string eastFile = jsonOf(stopEast).value("file", "");
+    const std::string westFile = jsonOf(stopWest).value("file", "");
+    CHECK(eastFile != westFile);
+    CHECK(fs::path(eastFile).extension() == ".webm");
+    CHECK(fs::path(westFile).extension() == ".mkv");
+    // Each file holds its own room: one full tile of that room's colour.
+    for (const auto& [file, who] : {std::pair{eastFile, kTrio[0]}, std::pair{westFile, kTrio[2]}}) {
+        INFO(file);
+        CHECK(discoveredDuration(file) > 3.0);
+        const Decoded d = decodeFile(file);
+        REQUIRE(d.error.empty());
+        REQUIRE(d.frames.size() > 30);
+        const auto c = colourAt(d.frames[d.frames.size() * 3 / 4], 0.5, 0.5);
+        INFO(int(c.r) << "," << int(c.g) << "," << int(c.b));
+        CHECK(looksLike(c, who.rgb));
+    }
+    east[0]->leave();
+    west[0]->leave();
+}
