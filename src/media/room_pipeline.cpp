@@ -66,10 +66,12 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     const std::string rawAudio = "audio/x-raw,format=F32LE,rate=48000,channels=2,layout=interleaved";
     // Built from validated configuration only; live background sources keep
     // both mixers ticking with no participant or a stalled one.
+    // The two canvas capsfilters are resized when a layout names its own
+    // canvas; every consumer of the composite scales to its own fixed size.
     const std::string description =
-        "videotestsrc name=background is-live=true pattern=solid-color foreground-color=0xff000000 ! " +
-        rawVideo + " ! compositor name=vmix background=black ! " + rawVideo +
-        " ! tee name=rawtee allow-not-linked=true "
+        "videotestsrc name=background is-live=true pattern=solid-color foreground-color=0xff000000 ! "
+        "capsfilter name=bgcaps caps=\"" + rawVideo + "\" ! compositor name=vmix background=black ! "
+        "capsfilter name=canvascaps caps=\"" + rawVideo + "\" ! tee name=rawtee allow-not-linked=true "
         "audiotestsrc name=silence is-live=true wave=silence samplesperbuffer=960 ! " + rawAudio +
         " ! tee name=atee allow-not-linked=true ! queue ! audiomixer name=amix ! " + rawAudio +
         " ! tee name=fullmix allow-not-linked=true";
@@ -96,6 +98,11 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
         if (!ok)
             throw Error(ErrorCode::Internal, "room pipeline: bad composite caps " + rawVideo);
     }
+    m_canvasCaps = requireByName(pipe, "canvascaps");
+    m_backgroundCaps = requireByName(pipe, "bgcaps");
+    m_canvasWidth = v.width;
+    m_canvasHeight = v.height;
+    m_frameInfo = m_canvasInfo;
     m_rawTee = requireByName(pipe, "rawtee");
     m_fullMix = requireByName(pipe, "fullmix");
     for (GstElement* mixer : {m_videoMixer.get(), m_audioMixer.get()})
@@ -144,6 +151,21 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
             auto* room = static_cast<RoomPipeline*>(self);
             ++room->m_framesOut;
             room->paintBorders(info);
+            return GST_PAD_PROBE_OK;
+        },
+        this, nullptr);
+    // The frame size borders are painted at follows the canvas (same thread).
+    gst_pad_add_probe(
+        mixOut, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM,
+        [](GstPad*, GstPadProbeInfo* info, gpointer self) noexcept {
+            GstEvent* event = GST_PAD_PROBE_INFO_EVENT(info);
+            if (GST_EVENT_TYPE(event) == GST_EVENT_CAPS) {
+                GstCaps* caps = nullptr;
+                gst_event_parse_caps(event, &caps);
+                GstVideoInfo info2;
+                if (caps && gst_video_info_from_caps(&info2, caps))
+                    static_cast<RoomPipeline*>(self)->m_frameInfo = info2;
+            }
             return GST_PAD_PROBE_OK;
         },
         this, nullptr);
@@ -514,7 +536,26 @@ void RoomPipeline::relayout() {
     for (const auto* s : visible)
         inputs.push_back({s->id, s->participantId, s->name, s->screenShare, m_config.video.tileWidth,
                           m_config.video.tileHeight});
-    const auto tiles = layout::computeTiles(inputs, m_speaker, m_layout, m_config.video.width, m_config.video.height);
+    // A layout's own canvas resizes the composite; the tiers, the recorder
+    // and so every receiver keep their sizes (scaled, letterboxed if the
+    // aspect differs), so nobody renegotiates.
+    const unsigned width = m_layout.canvasWidth ? m_layout.canvasWidth : m_config.video.width;
+    const unsigned height = m_layout.canvasHeight ? m_layout.canvasHeight : m_config.video.height;
+    if (width != m_canvasWidth || height != m_canvasHeight) {
+        m_canvasWidth = width;
+        m_canvasHeight = height;
+        for (GstElement* filter : {m_canvasCaps.get(), m_backgroundCaps.get()}) {
+            GstCaps* caps = nullptr;
+            g_object_get(filter, "caps", &caps, nullptr);
+            GstCaps* resized = gst_caps_copy(caps);
+            gst_caps_set_simple(resized, "width", G_TYPE_INT, static_cast<int>(width), "height", G_TYPE_INT,
+                                static_cast<int>(height), nullptr);
+            g_object_set(filter, "caps", resized, nullptr);
+            gst_caps_unref(resized);
+            gst_caps_unref(caps);
+        }
+    }
+    const auto tiles = layout::computeTiles(inputs, m_speaker, m_layout, width, height);
     CompositePlan plan;
     for (const auto& s : m_sources) {
         auto tile = std::find_if(tiles.begin(), tiles.end(), [&](const layout::Tile& t) { return t.sourceId == s.id; });
@@ -557,7 +598,7 @@ void RoomPipeline::paintBorders(GstPadProbeInfo* info) {
     GstBuffer* buffer = gst_buffer_make_writable(GST_PAD_PROBE_INFO_BUFFER(info));
     GST_PAD_PROBE_INFO_DATA(info) = buffer;
     GstVideoFrame frame;
-    if (!gst_video_frame_map(&frame, &m_canvasInfo, buffer, GST_MAP_WRITE))
+    if (!gst_video_frame_map(&frame, &m_frameInfo, buffer, GST_MAP_WRITE))
         return;
     const int width = GST_VIDEO_FRAME_WIDTH(&frame), height = GST_VIDEO_FRAME_HEIGHT(&frame);
     for (const layout::Rect& r : m_borders) {

@@ -162,7 +162,10 @@ private:
     std::vector<std::unique_ptr<EncoderTier>> m_tiers; // highest bit rate first; fixed after construction
     ElementRef m_rawTee, m_fullMix; // the recorder's sources
     protocol::LayoutSpec m_layout;
-    GstVideoInfo m_canvasInfo; // the composite's format; immutable after construction
+    GstVideoInfo m_canvasInfo; // the composite's format as configured; immutable after construction
+    ElementRef m_canvasCaps, m_backgroundCaps; // the composite's size, and its background's
+    unsigned m_canvasWidth = 0, m_canvasHeight = 0; // current composite size. Thread: main.
+    GstVideoInfo m_frameInfo;  // the composite's current format. Thread: the compositor's.
     std::mutex m_planMutex;
     std::optional<CompositePlan> m_pendingPlan; // guarded by m_planMutex
     // Thread: the compositor's only (its samples-selected signal and src pad probe).

@@ -358,3 +358,37 @@ TEST_CASE("a receiver that reports loss steps down a tier, and back up when it s
     for (auto& c : clients)
         c->leave();
 }
+
+TEST_CASE("a layout's own canvas resizes the composite; receivers keep their size", "[call][layout][canvas]") {
+    Server server;
+    auto clients = joinAll(server, "canvas", {kTrio[0], kTrio[2]});
+    auto& viewer = *clients[1];
+    viewer.waitEvent("first-frame");
+    // A square canvas: red on its left half, the green background on its
+    // right half. The 16:9 tier shows it pillarboxed, at the same size.
+    const std::string square = R"({"layout": {"name": "square", "canvas": {"width": 720, "height": 720},
+        "background": "#00ff00", "keepAspect": false,
+        "slots": [{"x": 0, "y": 0, "w": 0.5, "h": 1, "source": "participant", "participant": "red"}]}})";
+    REQUIRE(httpRequest("PUT", server.http() + "/api/rooms/canvas/layout", square).status == 200);
+    const auto squareShown = [](const Json& r) {
+        return near(thumbColor(r, 0.08, 0.5), {0, 0, 0}) && near(thumbColor(r, 0.35, 0.5), {255, 0, 0}) &&
+               near(thumbColor(r, 0.65, 0.5), {0, 255, 0}) && near(thumbColor(r, 0.92, 0.5), {0, 0, 0});
+    };
+    auto report = viewer.waitReport(squareShown);
+    CHECK(squareShown(report));
+    CHECK(report.value("width", 0) == 1280);
+    CHECK(report.value("height", 0) == 720);
+
+    // Back to the grid on the configured canvas: red and blue side by side.
+    REQUIRE(httpRequest("PUT", server.http() + "/api/rooms/canvas/layout", R"({"layout": "grid"})").status == 200);
+    const auto centres = gridCentres(2);
+    report = viewer.waitReport([&](const Json& r) {
+        return near(thumbColor(r, centres[0].first, centres[0].second), {255, 0, 0}) &&
+               near(thumbColor(r, centres[1].first, centres[1].second), {0, 0, 255});
+    });
+    CHECK(near(thumbColor(report, centres[0].first, centres[0].second), {255, 0, 0}));
+    CHECK(near(thumbColor(report, centres[1].first, centres[1].second), {0, 0, 255}));
+    CHECK(report.value("width", 0) == 1280);
+    for (auto& c : clients)
+        c->leave();
+}
