@@ -17,6 +17,15 @@ std::string readFile(const std::string& path) {
     return s.str();
 }
 
+// The quality tier GET /api/rooms/{room} reports for a participant by name.
+std::string tierOf(Server& server, const std::string& room, const std::string& name) {
+    const Json details = Json::parse(httpRequest("GET", server.http() + "/api/rooms/" + room).body);
+    for (const auto& p : details.at("participants"))
+        if (p.value("name", "") == name)
+            return p.value("tier", "");
+    return {};
+}
+
 } // namespace
 
 TEST_CASE("three participants each see the grid and hear the others but not themselves", "[call]") {
@@ -311,13 +320,9 @@ TEST_CASE("each receiver gets the quality tier its declared bandwidth fits", "[c
         for (size_t k = 0; k < receivers.size(); ++k)
             CHECK(near(thumbColor(report, centres[k].first, centres[k].second), receivers[k].who.rgb));
     }
-    const Json room = Json::parse(httpRequest("GET", server.http() + "/api/rooms/tiers").body);
     for (const auto& r : receivers) {
         INFO(r.who.name);
-        auto p = std::find_if(room.at("participants").begin(), room.at("participants").end(),
-                              [&](const Json& j) { return j.value("name", "") == r.who.name; });
-        REQUIRE(p != room.at("participants").end());
-        CHECK(p->value("tier", "") == r.tier);
+        CHECK(tierOf(server, "tiers", r.who.name) == r.tier);
     }
     for (auto& c : clients)
         c->leave();
@@ -329,20 +334,13 @@ TEST_CASE("a receiver that reports loss steps down a tier, and back up when it s
     auto& lossy = *clients[1];
     auto first = lossy.waitEvent("first-frame");
     REQUIRE(first.value("width", 0) == 1280);
-    const auto tierOf = [&](const std::string& name) {
-        const Json room = Json::parse(httpRequest("GET", server.http() + "/api/rooms/adapt").body);
-        for (const auto& p : room.at("participants"))
-            if (p.value("name", "") == name)
-                return p.value("tier", "");
-        return std::string();
-    };
 
     // 30 % loss on the receive path: one step down per lossy report, to the
     // 640x360 tier at least; the picture keeps coming, now smaller.
     lossy.command("loss 30");
     auto smaller = lossy.waitEvent("resolution");
     CHECK(smaller.value("width", 0) < 1280);
-    CHECK(tierOf("green") != "high");
+    CHECK(tierOf(server, "adapt", "green") != "high");
     std::int64_t frames = lossy.report().value("frames", 0);
     auto r = lossy.waitReport([&](const Json& j) { return j.value("frames", 0) > frames + 30; });
     CHECK(r.value("frames", 0) > frames + 30);
@@ -351,9 +349,9 @@ TEST_CASE("a receiver that reports loss steps down a tier, and back up when it s
     lossy.command("loss 0");
     r = lossy.waitReport([](const Json& j) { return j.value("width", 0) == 1280; });
     CHECK(r.value("width", 0) == 1280);
-    CHECK(tierOf("green") == "high");
+    CHECK(tierOf(server, "adapt", "green") == "high");
     // The other receiver never left the top tier.
-    CHECK(tierOf("red") == "high");
+    CHECK(tierOf(server, "adapt", "red") == "high");
     CHECK(clients[0]->report().value("width", 0) == 1280);
     for (auto& c : clients)
         c->leave();
