@@ -110,6 +110,16 @@ def threads_and_switches(pid):
     return tasks, total
 
 
+def stop_process(proc):
+    """SIGTERM, then SIGKILL if it has not exited within 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def pct(values, p):
     if not values:
         return None
@@ -186,12 +196,7 @@ class Server:
         return rooms
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 JANUS_HOST = "10.99.0.1"  # bench/run's veth test host: Janus does not use loopback for media
@@ -236,12 +241,7 @@ class Janus:
         return rss_bytes(self.proc.pid)
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 class Client:
