@@ -139,6 +139,7 @@ VideoTier parseTier(const Json& value, const std::string& path) {
 // "high:1280x720:1500000,low:320x180:200000" (the --video-tiers flag) as the
 // equivalent array of objects.
 Json compactTiers(const std::string& text, const std::string& path) {
+    constexpr const char* kForm = "each tier must be NAME:WIDTHxHEIGHT:BITRATE, e.g. low:320x180:200000";
     Json tiers = Json::array();
     std::size_t start = 0;
     while (start <= text.size()) {
@@ -148,11 +149,11 @@ Json compactTiers(const std::string& text, const std::string& path) {
         const auto number = [&](std::size_t from, std::size_t to) -> Json {
             const std::string digits = item.substr(from, to - from);
             if (digits.empty() || digits.size() > 9 || !std::all_of(digits.begin(), digits.end(), ::isdigit))
-                fail(path, "each tier must be NAME:WIDTHxHEIGHT:BITRATE, e.g. low:320x180:200000");
+                fail(path, kForm);
             return std::stoul(digits);
         };
         if (c1 == std::string::npos || x == std::string::npos || c2 == std::string::npos || x > c2)
-            fail(path, "each tier must be NAME:WIDTHxHEIGHT:BITRATE, e.g. low:320x180:200000");
+            fail(path, kForm);
         tiers.push_back({{"name", item.substr(0, c1)},
                          {"width", number(c1 + 1, x)},
                          {"height", number(x + 1, c2)},
