@@ -534,15 +534,11 @@ void PeerCore::buildSendBranches() {
         GstPad* qsink = gst_element_get_static_pad(queue, "sink");
         PadRef entry = PadRef::borrow(ghostPad(m_bin.get(), qsink, true));
         gst_object_unref(qsink);
-        // The first tier fits the bandwidth the client declared; its loss
-        // reports move it later (updateTier).
-        m_tier = m_room.tierFor(m_options.maxBitrate);
-        {
-            std::lock_guard lock(m_mutex);
-            m_stats.tier = m_room.tier(m_tier).name;
-        }
-        m_room.addReceiver(m_tier);
-        m_videoTeePad = PadRef::adopt(gst_element_request_pad_simple(m_room.tierTee(m_tier), "src_%u"));
+        // The first tier fits the bandwidth the client declared (the
+        // selector's first update); its loss reports move it later (updateTier).
+        m_tiers.emplace(m_room.ladder());
+        m_tiers->update({m_options.maxBitrate, std::nullopt, std::nullopt}, g_get_monotonic_time() / 1000);
+        m_videoTeePad = takeTier(m_tiers->currentIndex());
         for (GstElement* e : added)
             gst_element_sync_state_with_parent(e);
         gst_pad_link(m_videoTeePad.get(), entry.get());
@@ -777,18 +773,20 @@ void PeerCore::onStats(const GstStructure* reply) {
 }
 
 void PeerCore::updateTier(const policy::TierInput& input) {
-    if (!m_videoTeePad || !m_videoEntry || m_switching)
+    if (!m_tiers || !m_videoTeePad || m_switching)
         return;
-    if (!m_tiers) {
-        std::vector<policy::Tier> ladder;
-        for (std::size_t i = 0; i < m_room.tierCount(); ++i) {
-            const VideoTier& t = m_room.tier(i);
-            ladder.push_back({t.name, t.bitrate, t.width, t.height});
-        }
-        m_tiers.emplace(std::move(ladder));
-    }
     if (m_tiers->update(input, g_get_monotonic_time() / 1000) && m_tiers->currentIndex() != m_tier)
         switchTier(m_tiers->currentIndex());
+}
+
+PadRef PeerCore::takeTier(std::size_t tier) {
+    m_room.addReceiver(tier);
+    m_tier = tier;
+    {
+        std::lock_guard lock(m_mutex);
+        m_stats.tier = m_room.tier(tier).name;
+    }
+    return PadRef::adopt(gst_element_request_pad_simple(m_room.tierTee(tier), "src_%u"));
 }
 
 namespace {
@@ -829,13 +827,7 @@ void PeerCore::switchTier(std::size_t next) {
                  m_room.tier(next).name.c_str());
     PadRef oldPad = std::move(m_videoTeePad);
     const std::size_t old = m_tier;
-    m_room.addReceiver(next);
-    m_videoTeePad = PadRef::adopt(gst_element_request_pad_simple(m_room.tierTee(next), "src_%u"));
-    m_tier = next;
-    {
-        std::lock_guard lock(m_mutex);
-        m_stats.tier = m_room.tier(next).name;
-    }
+    m_videoTeePad = takeTier(next);
     m_room.removeReceiver(old);
     m_switching = true;
     auto* sw = new TierSwitch{&m_room, next, ElementRef::borrow(m_room.tierTee(old)), m_videoEntry, m_videoTeePad,

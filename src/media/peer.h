@@ -66,6 +66,9 @@ private:
     // it to another tier when that says so.
     void updateTier(const policy::TierInput& input);
     void switchTier(std::size_t next);
+    // Counts the receiver on `tier`, records it, and returns a new pad on
+    // that tier's tee (not linked yet).
+    PadRef takeTier(std::size_t tier);
 
     static void padAddedThunk(GstElement*, GstPad* pad, gpointer data) noexcept;
     static void iceCandidateThunk(GstElement*, guint mline, gchar* candidate, gpointer data) noexcept;
@@ -99,7 +102,7 @@ private:
     PadRef m_videoTeePad, m_audioTeePad;
     PadRef m_videoEntry;    // where its tier's encoded video enters the bin
     std::size_t m_tier = 0; // the quality tier it receives (RoomPipeline::tierTee)
-    std::optional<policy::TierSelector> m_tiers;
+    std::optional<policy::TierSelector> m_tiers; // set once video is sent; indices as RoomPipeline::ladder()
     bool m_switching = false; // a tier switch waits for the old tee pad to be idle
     bool m_connected = false;
 

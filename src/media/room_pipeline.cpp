@@ -110,8 +110,10 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
                      "ignore-inactive-pads", TRUE, "start-time-selection", 1 /* first */, nullptr);
 
     ElementRef rawTee = requireByName(pipe, "rawtee");
-    for (const VideoTier& spec : sortedTiers(config.video))
+    for (const VideoTier& spec : sortedTiers(config.video)) {
         m_tiers.push_back(buildTier(spec, rawTee.get()));
+        m_ladder.push_back({spec.name, spec.bitrate, spec.width, spec.height});
+    }
 
     // videotestsrc 1.22 fills frames from a cached one on its streaming
     // thread, and setting foreground-color swaps that cache: from any other
@@ -428,13 +430,6 @@ void RoomPipeline::removeReceiver(std::size_t tier) {
     EncoderTier& t = *m_tiers.at(tier);
     if (--t.receivers == 0)
         g_object_set(t.valve.get(), "drop", TRUE, nullptr);
-}
-
-std::size_t RoomPipeline::tierFor(std::optional<std::int64_t> maxBitrate) const {
-    std::vector<policy::Tier> ladder;
-    for (const auto& t : m_tiers)
-        ladder.push_back({t->spec.name, t->spec.bitrate, t->spec.width, t->spec.height});
-    return policy::fittingTier(ladder, maxBitrate, std::nullopt);
 }
 
 void RoomPipeline::addSource(VideoSource source) {

@@ -96,11 +96,10 @@ public:
 
     // Quality tiers, highest bit rate first: tier i's encoded video comes out
     // of tierTee(i). A tier encodes only while it has receivers. Thread: any.
-    std::size_t tierCount() const { return m_tiers.size(); }
     const VideoTier& tier(std::size_t i) const { return m_tiers.at(i)->spec; }
+    // The tiers as the policy sees them, in the same order.
+    const std::vector<policy::Tier>& ladder() const { return m_ladder; }
     GstElement* tierTee(std::size_t i) const { return m_tiers.at(i)->tee.get(); }
-    // The highest tier whose bit rate fits a receiver's declared limit.
-    std::size_t tierFor(std::optional<std::int64_t> maxBitrate) const;
     void addReceiver(std::size_t tier);
     void removeReceiver(std::size_t tier);
     // Rate-limited per tier encoder (shared by its receivers).
@@ -160,6 +159,7 @@ private:
     ElementRef m_pipeline;        // Owned.
     ElementRef m_videoMixer, m_audioMixer, m_audioTee;
     std::vector<std::unique_ptr<EncoderTier>> m_tiers; // highest bit rate first; fixed after construction
+    std::vector<policy::Tier> m_ladder;                // m_tiers' specs, for the tier policy
     ElementRef m_rawTee, m_fullMix; // the recorder's sources
     protocol::LayoutSpec m_layout;
     GstVideoInfo m_canvasInfo; // the composite's format as configured; immutable after construction
