@@ -6,7 +6,8 @@
 #include <cstdint>
 #include <limits>
 
-#include "tessera/analysis.h"
+#include "tessera/analysis/frames.h"
+#include "tessera/analysis/tones.h"
 
 namespace tessera::analysis {
 namespace {

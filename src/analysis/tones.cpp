@@ -5,7 +5,8 @@
 #include <numbers>
 #include <string>
 
-#include "tessera/analysis.h"
+#include "tessera/analysis/frames.h"
+#include "tessera/analysis/tones.h"
 
 namespace tessera::analysis {
 namespace {

@@ -12,11 +12,11 @@
 #include <vector>
 
 #include "options.h"
-#include "tessera/error.h"
-#include "tessera/layout_library.h"
-#include "tessera/media.h"
-#include "tessera/room.h"
-#include "tessera/server.h"
+#include "tessera/protocol/error.h"
+#include "tessera/room/layout_library.h"
+#include "tessera/media/engine.h"
+#include "tessera/room/rooms.h"
+#include "tessera/server/server.h"
 
 GST_DEBUG_CATEGORY_STATIC(tessera_app_debug);
 #define GST_CAT_DEFAULT tessera_app_debug

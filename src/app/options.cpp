@@ -9,7 +9,7 @@
 #include <string_view>
 #include <utility>
 
-#include "tessera/error.h"
+#include "tessera/protocol/error.h"
 
 namespace tessera::app {
 namespace {

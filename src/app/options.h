@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "tessera/config.h"
+#include "tessera/protocol/config.h"
 
 namespace tessera::app {
 

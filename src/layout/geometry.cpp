@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <optional>
 
-#include "tessera/layout.h"
+#include "tessera/layout/geometry.h"
 
 namespace tessera::layout {
 namespace {

@@ -3,8 +3,8 @@
 #include "fragments.h"
 #include "gst_util.h"
 #include "room_pipeline.h"
-#include "tessera/error.h"
-#include "tessera/media.h"
+#include "tessera/protocol/error.h"
+#include "tessera/media/engine.h"
 
 namespace tessera::media {
 namespace {

@@ -5,8 +5,8 @@
 #include <sstream>
 #include <vector>
 
-#include "tessera/error.h"
-#include "tessera/media.h"
+#include "tessera/protocol/error.h"
+#include "tessera/media/engine.h"
 
 namespace tessera::media {
 namespace {

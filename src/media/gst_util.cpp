@@ -2,7 +2,7 @@
 
 #include <stdexcept>
 
-#include "tessera/error.h"
+#include "tessera/protocol/error.h"
 
 GST_DEBUG_CATEGORY(tessera_media_debug);
 

@@ -8,7 +8,7 @@
 #include <gst/video/video.h>
 
 #include "room_pipeline.h"
-#include "tessera/error.h"
+#include "tessera/protocol/error.h"
 
 #define GST_CAT_DEFAULT tessera_media_debug
 

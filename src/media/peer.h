@@ -21,8 +21,9 @@
 #include <gst/webrtc/webrtc.h>
 
 #include "gst_util.h"
-#include "tessera/media.h"
-#include "tessera/policy.h"
+#include "tessera/media/engine.h"
+#include "tessera/policy/speaker.h"
+#include "tessera/policy/tiers.h"
 
 namespace tessera::media {
 

@@ -4,7 +4,7 @@
 #include <cstdio>
 
 #include "room_pipeline.h"
-#include "tessera/error.h"
+#include "tessera/protocol/error.h"
 
 #define GST_CAT_DEFAULT tessera_media_debug
 

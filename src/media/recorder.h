@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "gst_util.h"
-#include "tessera/media.h"
+#include "tessera/media/engine.h"
 
 namespace tessera::media {
 

@@ -9,7 +9,7 @@
 
 #include "peer.h"
 #include "recorder.h"
-#include "tessera/error.h"
+#include "tessera/protocol/error.h"
 
 #define GST_CAT_DEFAULT tessera_media_debug
 

@@ -16,9 +16,10 @@
 
 #include "fragments.h"
 #include "gst_util.h"
-#include "tessera/layout.h"
-#include "tessera/media.h"
-#include "tessera/policy.h"
+#include "tessera/layout/geometry.h"
+#include "tessera/media/engine.h"
+#include "tessera/policy/speaker.h"
+#include "tessera/policy/tiers.h"
 
 namespace tessera::media {
 

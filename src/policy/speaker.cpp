@@ -6,7 +6,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "tessera/policy.h"
+#include "tessera/policy/speaker.h"
+#include "tessera/policy/tiers.h"
 
 namespace tessera::policy {
 namespace {

@@ -8,7 +8,8 @@
 #include <stdexcept>
 #include <utility>
 
-#include "tessera/policy.h"
+#include "tessera/policy/speaker.h"
+#include "tessera/policy/tiers.h"
 
 namespace tessera::policy {
 

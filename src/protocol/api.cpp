@@ -3,8 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tessera/api.h"
-#include "tessera/protocol.h"
+#include "tessera/protocol/api.h"
+#include "tessera/protocol/messages.h"
 
 namespace tessera::api {
 namespace {

@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tessera/config.h"
+#include "tessera/protocol/config.h"
 
 namespace tessera {
 namespace {

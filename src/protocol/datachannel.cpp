@@ -1,8 +1,8 @@
-#include "tessera/datachannel.h"
+#include "tessera/protocol/datachannel.h"
 
 #include <nlohmann/json.hpp>
 
-#include "tessera/error.h"
+#include "tessera/protocol/error.h"
 
 namespace tessera::protocol {
 namespace {

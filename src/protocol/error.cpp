@@ -1,4 +1,4 @@
-#include "tessera/error.h"
+#include "tessera/protocol/error.h"
 
 namespace tessera {
 

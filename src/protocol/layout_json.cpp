@@ -37,8 +37,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tessera/error.h"
-#include "tessera/layout_spec.h"
+#include "tessera/protocol/error.h"
+#include "tessera/protocol/layout_spec.h"
 
 namespace tessera::protocol {
 namespace {

@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tessera/protocol.h"
+#include "tessera/protocol/messages.h"
 
 namespace tessera::protocol {
 namespace {

@@ -1,12 +1,12 @@
-#include "tessera/layout_library.h"
+#include "tessera/room/layout_library.h"
 
 #include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <system_error>
 
-#include "tessera/error.h"
-#include "tessera/layout.h"
+#include "tessera/protocol/error.h"
+#include "tessera/layout/geometry.h"
 
 namespace tessera::room {
 namespace fs = std::filesystem;

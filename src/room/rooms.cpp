@@ -1,5 +1,5 @@
 #define G_LOG_DOMAIN "tessera-room"
-#include "tessera/room.h"
+#include "tessera/room/rooms.h"
 
 #include <glib.h>
 
@@ -12,8 +12,8 @@
 #include <set>
 #include <utility>
 
-#include "tessera/datachannel.h"
-#include "tessera/token.h"
+#include "tessera/protocol/datachannel.h"
+#include "tessera/protocol/token.h"
 
 namespace tessera::room {
 

@@ -1,4 +1,4 @@
-#include "tessera/metrics.h"
+#include "tessera/server/metrics.h"
 
 #include <charconv>
 #include <cmath>

@@ -1,5 +1,5 @@
 #define G_LOG_DOMAIN "tessera-server"
-#include "tessera/server.h"
+#include "tessera/server/server.h"
 
 #include <gio/gio.h>
 #include <libsoup/soup.h>
@@ -16,11 +16,11 @@
 #include <variant>
 #include <vector>
 
-#include "tessera/api.h"
-#include "tessera/error.h"
-#include "tessera/metrics.h"
-#include "tessera/protocol.h"
-#include "tessera/token.h"
+#include "tessera/protocol/api.h"
+#include "tessera/protocol/error.h"
+#include "tessera/server/metrics.h"
+#include "tessera/protocol/messages.h"
+#include "tessera/protocol/token.h"
 
 namespace tessera::server {
 namespace {

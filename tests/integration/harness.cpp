@@ -14,7 +14,7 @@
 #include <catch2/catch.hpp>
 #include <libsoup/soup.h>
 
-#include "tessera/layout.h"
+#include "tessera/layout/geometry.h"
 
 namespace tessera::testing {
 namespace {

@@ -14,8 +14,8 @@
 #include <catch2/catch.hpp>
 
 #include "harness.h"
-#include "tessera/layout.h"
-#include "tessera/layout_spec.h"
+#include "tessera/layout/geometry.h"
+#include "tessera/protocol/layout_spec.h"
 
 using namespace tessera::testing;
 

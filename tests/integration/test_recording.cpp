@@ -13,7 +13,8 @@
 #include <gst/pbutils/pbutils.h>
 
 #include "harness.h"
-#include "tessera/analysis.h"
+#include "tessera/analysis/frames.h"
+#include "tessera/analysis/tones.h"
 
 using namespace tessera::testing;
 namespace fs = std::filesystem;

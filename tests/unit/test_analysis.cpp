@@ -7,7 +7,8 @@
 #include <random>
 #include <vector>
 
-#include "tessera/analysis.h"
+#include "tessera/analysis/frames.h"
+#include "tessera/analysis/tones.h"
 
 using namespace tessera::analysis;
 

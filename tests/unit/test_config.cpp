@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "tessera/config.h"
+#include "tessera/protocol/config.h"
 
 using namespace tessera;
 using Catch::Matchers::StartsWith;

@@ -1,8 +1,8 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "tessera/datachannel.h"
-#include "tessera/error.h"
+#include "tessera/protocol/datachannel.h"
+#include "tessera/protocol/error.h"
 
 using namespace tessera;
 

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "tessera/layout.h"
-#include "tessera/layout_spec.h"
+#include "tessera/layout/geometry.h"
+#include "tessera/protocol/layout_spec.h"
 
 using tessera::layout::computeTiles;
 using tessera::layout::defaultGridSpec;

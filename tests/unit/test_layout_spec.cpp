@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "tessera/error.h"
-#include "tessera/layout.h"
-#include "tessera/layout_library.h"
-#include "tessera/layout_spec.h"
+#include "tessera/protocol/error.h"
+#include "tessera/layout/geometry.h"
+#include "tessera/room/layout_library.h"
+#include "tessera/protocol/layout_spec.h"
 
 using tessera::Error;
 using tessera::ErrorCode;

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "tessera/metrics.h"
+#include "tessera/server/metrics.h"
 
 using tessera::room::MetricsSnapshot;
 using tessera::server::formatPrometheus;

@@ -10,7 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "tessera/policy.h"
+#include "tessera/policy/speaker.h"
+#include "tessera/policy/tiers.h"
 
 using namespace tessera::policy;
 

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "tessera/api.h"
-#include "tessera/protocol.h"
+#include "tessera/protocol/api.h"
+#include "tessera/protocol/messages.h"
 
 using namespace tessera;
 using namespace tessera::protocol;

@@ -14,8 +14,8 @@
 #include <variant>
 #include <vector>
 
-#include "tessera/layout_library.h"
-#include "tessera/room.h"
+#include "tessera/room/layout_library.h"
+#include "tessera/room/rooms.h"
 
 namespace {
 

@@ -6,9 +6,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "../../tools/client/stamp.h"
+#include "tessera/analysis/stamp.h"
 
-using namespace tessera::client;
+using namespace tessera::analysis;
 
 namespace {
 

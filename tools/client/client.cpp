@@ -44,9 +44,9 @@
 #include <nice/agent.h>
 #include <nlohmann/json.hpp>
 
-#include "stamp.h"
-#include "tessera/error.h"
-#include "tessera/protocol.h"
+#include "tessera/analysis/stamp.h"
+#include "tessera/protocol/error.h"
+#include "tessera/protocol/messages.h"
 
 GST_DEBUG_CATEGORY_STATIC(tessera_client_debug);
 #define GST_CAT_DEFAULT tessera_client_debug
@@ -291,7 +291,7 @@ struct LatencyMeasure {
     int lastStamp = -1;       // the last stamp read: a repeated frame is not a new sample
     bool visible = false;     // the stamp sender's tile is in the picture
     int missedFrames = 0;     // consecutive frames without it
-    stamp::ClickDetector clicks;
+    analysis::stamp::ClickDetector clicks;
 
     static Json summary(const std::vector<double>& v) {
         Json all = Json::array(); // every sample, so that a caller can pick a time window
@@ -810,7 +810,7 @@ GstPadProbeReturn Client::onStampVideoCb(GstPad* pad, GstPadProbeInfo* info, gpo
             !gst_video_frame_map(&frame, &vinfo, buffer, GST_MAP_WRITE))
             return GST_PAD_PROBE_OK;
         const auto ms = static_cast<std::uint64_t>(self->bufferWallMs(GST_BUFFER_PTS(buffer)));
-        stamp::paintI420({static_cast<std::uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(&frame, 0)),
+        analysis::stamp::paintI420({static_cast<std::uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(&frame, 0)),
                           GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 0),
                           static_cast<std::uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(&frame, 1)),
                           GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 1),
@@ -832,7 +832,7 @@ GstPadProbeReturn Client::onStampAudioCb(GstPad*, GstPadProbeInfo* info, gpointe
         GST_PAD_PROBE_INFO_DATA(info) = buffer;
         GstMapInfo map;
         if (gst_buffer_map(buffer, &map, GST_MAP_WRITE)) {
-            stamp::paintClicks(reinterpret_cast<std::int16_t*>(map.data), map.size / sizeof(std::int16_t),
+            analysis::stamp::paintClicks(reinterpret_cast<std::int16_t*>(map.data), map.size / sizeof(std::int16_t),
                                self->bufferWallMs(GST_BUFFER_PTS(buffer)), static_cast<int>(kAudioRate));
             gst_buffer_unmap(buffer, &map);
         }
@@ -1987,12 +1987,12 @@ void Client::onVideoSample(GstSample* sample) {
 // sample per new stamp, and events when the tile appears or goes.
 void Client::readStamp(GstSample* sample, double arrivedMs) {
     std::optional<std::uint16_t> value;
-    withFrame(sample, [&](const analysis::FrameView& view) { value = stamp::readRgb(view); });
+    withFrame(sample, [&](const analysis::FrameView& view) { value = analysis::stamp::readRgb(view); });
     std::lock_guard lock(m_latency.mutex);
     if (value) {
         m_latency.missedFrames = 0;
         if (*value != m_latency.lastStamp && m_latency.video.size() < LatencyMeasure::kMaxSamples)
-            m_latency.video.push_back(stamp::elapsedMs(*value, arrivedMs));
+            m_latency.video.push_back(analysis::stamp::elapsedMs(*value, arrivedMs));
         m_latency.lastStamp = *value;
     } else {
         ++m_latency.missedFrames;
@@ -2020,7 +2020,7 @@ void Client::onAudioSample(GstSample* sample) {
             for (std::size_t onset : m_latency.clicks.feed(samples, count)) {
                 const double onsetMs = nowMs - 1000.0 * static_cast<double>(count - onset) / kAudioRate;
                 if (m_latency.audio.size() < LatencyMeasure::kMaxSamples)
-                    m_latency.audio.push_back(stamp::clickLatencyMs(onsetMs));
+                    m_latency.audio.push_back(analysis::stamp::clickLatencyMs(onsetMs));
             }
         }
         std::lock_guard lock(m_audio.mutex);

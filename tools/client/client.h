@@ -8,7 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "tessera/analysis.h"
+#include "tessera/analysis/frames.h"
+#include "tessera/analysis/tones.h"
 
 namespace tessera::client {
 

@@ -11,8 +11,9 @@
 #include <gst/gst.h>
 
 #include "client.h"
-#include "tessera/analysis.h"
-#include "tessera/protocol.h"
+#include "tessera/analysis/frames.h"
+#include "tessera/analysis/tones.h"
+#include "tessera/protocol/messages.h"
 
 namespace {
 

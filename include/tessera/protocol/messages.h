@@ -9,7 +9,7 @@
 #include <variant>
 #include <vector>
 
-#include "tessera/error.h"
+#include "tessera/protocol/error.h"
 
 namespace tessera::protocol {
 

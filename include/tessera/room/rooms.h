@@ -13,11 +13,11 @@
 #include <string_view>
 #include <vector>
 
-#include "tessera/api.h"
-#include "tessera/config.h"
-#include "tessera/layout_library.h"
-#include "tessera/media.h"
-#include "tessera/protocol.h"
+#include "tessera/protocol/api.h"
+#include "tessera/protocol/config.h"
+#include "tessera/room/layout_library.h"
+#include "tessera/media/engine.h"
+#include "tessera/protocol/messages.h"
 
 namespace tessera::room {
 

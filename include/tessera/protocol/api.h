@@ -6,9 +6,9 @@
 #include <string_view>
 #include <vector>
 
-#include "tessera/config.h"
-#include "tessera/error.h"
-#include "tessera/layout_spec.h"
+#include "tessera/protocol/config.h"
+#include "tessera/protocol/error.h"
+#include "tessera/protocol/layout_spec.h"
 
 namespace tessera::api {
 

@@ -9,10 +9,10 @@
 #include <optional>
 #include <string>
 
-#include "tessera/config.h"
-#include "tessera/error.h"
-#include "tessera/layout_spec.h"
-#include "tessera/protocol.h"
+#include "tessera/protocol/config.h"
+#include "tessera/protocol/error.h"
+#include "tessera/protocol/layout_spec.h"
+#include "tessera/protocol/messages.h"
 
 namespace tessera::media {
 

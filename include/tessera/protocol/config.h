@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-#include "tessera/protocol.h"
+#include "tessera/protocol/messages.h"
 
 namespace tessera {
 

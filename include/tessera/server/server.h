@@ -6,8 +6,8 @@
 #include <memory>
 #include <string>
 
-#include "tessera/config.h"
-#include "tessera/room.h"
+#include "tessera/protocol/config.h"
+#include "tessera/room/rooms.h"
 
 namespace tessera::server {
 

@@ -1,10 +1,10 @@
-#include "stamp.h"
+#include "tessera/analysis/stamp.h"
 
 #include <algorithm>
 #include <cmath>
 #include <numbers>
 
-namespace tessera::client::stamp {
+namespace tessera::analysis::stamp {
 namespace {
 
 // Where the blocks sit, as fractions of the sender's frame.
@@ -130,4 +130,4 @@ std::vector<std::size_t> ClickDetector::feed(const float* samples, std::size_t c
 
 double clickLatencyMs(double onsetMs) { return std::fmod(onsetMs, 1000.0); }
 
-} // namespace tessera::client::stamp
+} // namespace tessera::analysis::stamp

@@ -12,9 +12,10 @@
 #include <optional>
 #include <vector>
 
-#include "tessera/analysis.h"
+#include "tessera/analysis/frames.h"
+#include "tessera/analysis/tones.h"
 
-namespace tessera::client::stamp {
+namespace tessera::analysis::stamp {
 
 constexpr int kBits = 16; // the stamp is wall-clock milliseconds modulo 2^16
 
@@ -58,4 +59,4 @@ private:
 // whole second (clicks are sent once a second, so delays must be < 1 s).
 double clickLatencyMs(double onsetMs);
 
-} // namespace tessera::client::stamp
+} // namespace tessera::analysis::stamp

@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "tessera/layout_spec.h"
+#include "tessera/protocol/layout_spec.h"
 
 namespace tessera::layout {
 

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "tessera/layout_spec.h"
+#include "tessera/protocol/layout_spec.h"
 
 namespace tessera::room {
 

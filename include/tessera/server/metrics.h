@@ -4,7 +4,7 @@
 #include <string>
 #include <string_view>
 
-#include "tessera/room.h"
+#include "tessera/room/rooms.h"
 
 namespace tessera::server {
 

@@ -1,0 +1,73 @@
+#pragma once
+// TierSelector: declared limit + RTCP/REMB estimate + loss -> quality tier.
+// Pure policy: no GStreamer, no JSON, no GLib. Every input carries its own
+// time (a monotonic clock in ms), so the behaviour is deterministic and
+// unit-tested with explicit timestamps.
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tessera::policy {
+
+struct Tier {
+    std::string name;
+    std::int64_t bitrate = 0; // bits/s of the tier's encoder
+    unsigned width = 0, height = 0;
+};
+
+// high 1.5 Mbit/s 1280x720, medium 600 kbit/s 640x360, low 200 kbit/s 320x180.
+std::vector<Tier> defaultTiers();
+
+struct TierParams {
+    // A tier fits a limit when bitrate * (100 + headroomPercent) / 100 <= limit:
+    // the estimate is noisy and RTP/RTCP/FEC overhead rides on top.
+    std::int64_t headroomPercent = 15;
+    // Loss fraction (0..1) in one report above which the tier steps down one.
+    double lossStepDown = 0.10;
+    // A higher tier is taken only after the limit has allowed it continuously
+    // this long (also counted afresh after every lossy report).
+    std::int64_t upHoldMs = 5000;
+};
+
+// Index into `ladder` (sorted by bitrate, highest first) of the highest tier that
+// fits min(declared, estimated) with headroom; no limit: 0; nothing fits: the
+// lowest tier (there is nothing below it to send).
+std::size_t fittingTier(const std::vector<Tier>& ladder, std::optional<std::int64_t> declaredBps,
+                        std::optional<std::int64_t> estimatedBps, const TierParams& params = {});
+
+struct TierInput {
+    std::optional<std::int64_t> declaredBps;  // the participant's maxBitrate
+    std::optional<std::int64_t> estimatedBps; // REMB / transport-cc estimate
+    // Fraction lost (0..1) over the window since the previous receiver report;
+    // set only when a new report arrived, so each window counts once.
+    std::optional<double> lossFraction;
+};
+
+// One receiver's tier over time. Down at once when the limit drops (or one step
+// on loss), up only after the upHoldMs hysteresis. Not thread-safe.
+class TierSelector {
+public:
+    // Throws std::invalid_argument for an empty ladder. Sorts it, highest first.
+    explicit TierSelector(std::vector<Tier> ladder = defaultTiers(), TierParams params = {});
+
+    // Timestamps must not go back. The first update takes the fitting tier
+    // directly (no history to hold against). Returns true when the tier changed.
+    bool update(const TierInput& input, std::int64_t nowMs);
+
+    // Before the first update: the highest tier.
+    const Tier& current() const { return m_ladder[m_current]; }
+    std::size_t currentIndex() const { return m_current; }
+    const std::vector<Tier>& ladder() const { return m_ladder; }
+
+private:
+    std::vector<Tier> m_ladder;
+    TierParams m_params;
+    std::size_t m_current = 0;
+    bool m_started = false;
+    // Per tier: since when the limit has allowed it without a break (or a lossy report).
+    std::vector<std::optional<std::int64_t>> m_allowedSince;
+};
+
+} // namespace tessera::policy
