@@ -21,7 +21,7 @@ constexpr std::uint8_t kBlackY = 16, kWhiteY = 235, kGrey = 128;
 constexpr int kClickHz = 4000;
 constexpr double kClickMs = 10;
 constexpr double kClickAmplitude = 0.8;
-constexpr float kOnsetStep = 0.2f;  // sample-to-sample change that marks a click
+constexpr float kOnsetStep = 0.2f;    // sample-to-sample change that marks a click
 constexpr double kQuietSeconds = 0.5; // a new click needs this much quiet first
 
 void fill(std::uint8_t* plane, int stride, int x0, int y0, int x1, int y1, std::uint8_t value) {

@@ -104,9 +104,7 @@ double toneLevelDbfs(std::span<const std::int16_t> interleaved, unsigned channel
     try {
         const double f[] = {frequency};
         return levels(interleaved, channels, sampleRate, f, kS16FullScale).front();
-    } catch (...) {
-        return kSilenceDbfs;
-    }
+    } catch (...) { return kSilenceDbfs; }
 }
 
 std::vector<double> toneLevelsDbfs(std::span<const float> interleaved, unsigned channels, double sampleRate,
@@ -114,8 +112,8 @@ std::vector<double> toneLevelsDbfs(std::span<const float> interleaved, unsigned 
     return levels(interleaved, channels, sampleRate, frequencies, 1.0);
 }
 
-std::vector<double> toneLevelsDbfs(std::span<const std::int16_t> interleaved, unsigned channels,
-                                   double sampleRate, std::span<const double> frequencies) {
+std::vector<double> toneLevelsDbfs(std::span<const std::int16_t> interleaved, unsigned channels, double sampleRate,
+                                   std::span<const double> frequencies) {
     return levels(interleaved, channels, sampleRate, frequencies, kS16FullScale);
 }
 
@@ -132,8 +130,7 @@ std::optional<std::vector<double>> parseFrequencyList(std::string_view text) {
         while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
         double value = 0;
         const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), value);
-        if (item.empty() || ec != std::errc() || end != item.data() + item.size() || !(value > 0) ||
-            !(value < 100000))
+        if (item.empty() || ec != std::errc() || end != item.data() + item.size() || !(value > 0) || !(value < 100000))
             return std::nullopt;
         out.push_back(value);
         if (comma == std::string_view::npos) break;

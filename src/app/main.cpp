@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "options.h"
+#include "tessera/media/engine.h"
 #include "tessera/protocol/error.h"
 #include "tessera/room/layout_library.h"
-#include "tessera/media/engine.h"
 #include "tessera/room/rooms.h"
 #include "tessera/server/server.h"
 
@@ -108,11 +108,14 @@ gboolean onQuit(gpointer data) {
     }
     shutdown->requested = true;
     GST_INFO("signal received, finishing recordings and shutting down");
-    g_timeout_add_seconds(kShutdownGraceSeconds, [](gpointer loop) -> gboolean {
-        GST_WARNING("recordings did not finish within %u s; quitting anyway", kShutdownGraceSeconds);
-        g_main_loop_quit(static_cast<GMainLoop*>(loop));
-        return G_SOURCE_REMOVE;
-    }, shutdown->loop);
+    g_timeout_add_seconds(
+        kShutdownGraceSeconds,
+        [](gpointer loop) -> gboolean {
+            GST_WARNING("recordings did not finish within %u s; quitting anyway", kShutdownGraceSeconds);
+            g_main_loop_quit(static_cast<GMainLoop*>(loop));
+            return G_SOURCE_REMOVE;
+        },
+        shutdown->loop);
     try {
         shutdown->rooms->stopAllRecordings([loop = shutdown->loop] { g_main_loop_quit(loop); });
     } catch (const std::exception& e) {

@@ -21,8 +21,8 @@ namespace {
 enum class Kind { String, Number, List, Bool }; // Bool: a flag without a value, meaning true
 
 struct Flag {
-    const char* name;     // without "--"
-    const char* key;      // config key path; one level of nesting ("video.width")
+    const char* name; // without "--"
+    const char* key;  // config key path; one level of nesting ("video.width")
     Kind kind;
     const char* argument; // for --help
     const char* help;
@@ -232,8 +232,8 @@ Options parseOptions(int argc, char** argv) {
     entries.push_back({"config", 'c', 0, G_OPTION_ARG_FILENAME, &configFile,
                        "JSON config file (docs/config.md); flags override it", "FILE"});
     for (const Flag& flag : kFlags) {
-        entries.push_back({flag.name, 0, flag.kind == Kind::Bool ? gint{G_OPTION_FLAG_NO_ARG} : 0, G_OPTION_ARG_CALLBACK,
-                           reinterpret_cast<gpointer>(&collect), flag.help, flag.argument});
+        entries.push_back({flag.name, 0, flag.kind == Kind::Bool ? gint{G_OPTION_FLAG_NO_ARG} : 0,
+                           G_OPTION_ARG_CALLBACK, reinterpret_cast<gpointer>(&collect), flag.help, flag.argument});
     }
     entries.push_back({G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_STRING_ARRAY, &rest, nullptr, nullptr});
     entries.push_back({});
@@ -267,16 +267,12 @@ Options parseOptions(int argc, char** argv) {
     if (configPath) {
         try {
             applyConfigJson(options.config, readFile(configPath.get()));
-        } catch (const Error& e) {
-            throw Error(e.code(), std::string(configPath.get()) + ": " + e.what());
-        }
+        } catch (const Error& e) { throw Error(e.code(), std::string(configPath.get()) + ": " + e.what()); }
     }
     if (!collected.values.empty()) {
         try {
             applyConfigJson(options.config, flagsJson(collected));
-        } catch (const Error& e) {
-            rethrowForFlags(e);
-        }
+        } catch (const Error& e) { rethrowForFlags(e); }
     }
     resolveDefaultDirs(options.config);
     for (gchar** word = rest; word != nullptr && *word != nullptr; ++word) options.command.emplace_back(*word);

@@ -19,9 +19,7 @@ using protocol::Slot;
 
 // Positions and sizes are even everywhere: I420 has one chroma sample per 2x2
 // pixels, and an odd offset makes the compositor shift or smear colours.
-int roundEven(double value) {
-    return 2 * static_cast<int>(std::lround(value / 2));
-}
+int roundEven(double value) { return 2 * static_cast<int>(std::lround(value / 2)); }
 int floorEven(int value) { // value >= 0
     return value - value % 2;
 }
@@ -39,9 +37,7 @@ struct Canvas {
     // Snaps each edge (not x and width separately) to even pixels, so regions that
     // touch as fractions touch exactly as pixels: never a gap, never an overlap.
     PixelRect toPixels(const FracRect& r) const {
-        auto edge = [](double fraction, int size) {
-            return std::clamp(roundEven(fraction * size), 0, size);
-        };
+        auto edge = [](double fraction, int size) { return std::clamp(roundEven(fraction * size), 0, size); };
         const int x0 = edge(r.x, width), x1 = edge(r.x + r.w, width);
         const int y0 = edge(r.y, height), y1 = edge(r.y + r.h, height);
         return {x0, y0, std::max(0, x1 - x0), std::max(0, y1 - y0)};
@@ -50,8 +46,7 @@ struct Canvas {
 
 // A source's aspect, or nothing when it is not known (a zero in it).
 std::optional<double> aspectOf(const Source& source) {
-    if (source.aspectW == 0 || source.aspectH == 0)
-        return std::nullopt;
+    if (source.aspectW == 0 || source.aspectH == 0) return std::nullopt;
     return static_cast<double>(source.aspectW) / source.aspectH;
 }
 
@@ -59,10 +54,8 @@ std::optional<double> aspectOf(const Source& source) {
 // `border` pixels for the frame, then (with keepAspect) the largest rectangle
 // of the source's aspect, centred; the frame hugs that picture. Nothing when
 // the cell is too small to hold any picture.
-std::optional<Tile> fitTile(const PixelRect& cell, const Source& source, const LayoutSpec& spec,
-                            int z) {
-    if (cell.width < 2 || cell.height < 2)
-        return std::nullopt;
+std::optional<Tile> fitTile(const PixelRect& cell, const Source& source, const LayoutSpec& spec, int z) {
+    if (cell.width < 2 || cell.height < 2) return std::nullopt;
     // Padding and border never eat the whole cell: a tiny picture beats a missing one.
     const int maxPad = floorEven((std::min(cell.width, cell.height) - 2) / 2);
     const int pad = std::clamp(roundEven(spec.padding), 0, maxPad);
@@ -98,14 +91,10 @@ void subtract(const Rect& a, const Rect& b, std::vector<Rect>& out) {
         return;
     }
     const int top = std::max(a.y, b.y), bottom = std::min(ay1, by1);
-    if (a.y < top)
-        out.push_back({a.x, a.y, a.width, top - a.y});
-    if (bottom < ay1)
-        out.push_back({a.x, bottom, a.width, ay1 - bottom});
-    if (a.x < b.x)
-        out.push_back({a.x, top, b.x - a.x, bottom - top});
-    if (bx1 < ax1)
-        out.push_back({bx1, top, ax1 - bx1, bottom - top});
+    if (a.y < top) out.push_back({a.x, a.y, a.width, top - a.y});
+    if (bottom < ay1) out.push_back({a.x, bottom, a.width, ay1 - bottom});
+    if (a.x < b.x) out.push_back({a.x, top, b.x - a.x, bottom - top});
+    if (bx1 < ax1) out.push_back({bx1, top, ax1 - bx1, bottom - top});
 }
 
 Rect outerRect(const Tile& t) {
@@ -114,46 +103,39 @@ Rect outerRect(const Tile& t) {
 
 // Index of the first unplaced source matching `pred`, in join order.
 template <typename Pred>
-std::optional<std::size_t> firstUnplaced(const std::vector<Source>& sources,
-                                         const std::vector<bool>& placed, Pred pred) {
+std::optional<std::size_t> firstUnplaced(const std::vector<Source>& sources, const std::vector<bool>& placed,
+                                         Pred pred) {
     for (std::size_t i = 0; i < sources.size(); ++i)
-        if (!placed[i] && pred(sources[i]))
-            return i;
+        if (!placed[i] && pred(sources[i])) return i;
     return std::nullopt;
 }
 
 std::optional<std::size_t> pickForSlot(const Slot& slot, const std::vector<Source>& sources,
-                                       const std::vector<bool>& placed,
-                                       const std::string& speakerId) {
+                                       const std::vector<bool>& placed, const std::string& speakerId) {
     auto camera = [](const Source& s) { return !s.screenShare; };
     switch (slot.source) {
     case Slot::Source::Speaker:
         // No speaker yet, a speaker without a camera, or one already shown by an
         // earlier slot: the slot still shows someone rather than staying black.
         if (!speakerId.empty())
-            if (auto i = firstUnplaced(sources, placed, [&](const Source& s) {
-                    return camera(s) && s.participantId == speakerId;
-                }))
+            if (auto i = firstUnplaced(sources, placed,
+                                       [&](const Source& s) { return camera(s) && s.participantId == speakerId; }))
                 return i;
         return firstUnplaced(sources, placed, camera);
     case Slot::Source::ScreenShare:
         return firstUnplaced(sources, placed, [](const Source& s) { return s.screenShare; });
     case Slot::Source::Participant:
-        return firstUnplaced(sources, placed, [&](const Source& s) {
-            return camera(s) && s.name == slot.participant;
-        });
-    case Slot::Source::Next:
-        return firstUnplaced(sources, placed, camera);
+        return firstUnplaced(sources, placed, [&](const Source& s) { return camera(s) && s.name == slot.participant; });
+    case Slot::Source::Next: return firstUnplaced(sources, placed, camera);
     }
     return std::nullopt;
 }
 
 // The automatic grid: `indices` (join order) in rows of equal cells inside
 // `region`, the block centred in the region and the last row centred in the block.
-void placeGrid(const std::vector<std::size_t>& indices, const std::vector<Source>& sources,
-               const PixelRect& region, const LayoutSpec& spec, std::vector<Tile>& tiles) {
-    if (indices.empty() || region.width < 2 || region.height < 2)
-        return;
+void placeGrid(const std::vector<std::size_t>& indices, const std::vector<Source>& sources, const PixelRect& region,
+               const LayoutSpec& spec, std::vector<Tile>& tiles) {
+    if (indices.empty() || region.width < 2 || region.height < 2) return;
 
     // Inputs are normalised to one aspect in practice; the mean covers the odd one out.
     double aspectSum = 0;
@@ -166,15 +148,13 @@ void placeGrid(const std::vector<std::size_t>& indices, const std::vector<Source
     const double sourceAspect = aspectCount ? aspectSum / aspectCount : 16.0 / 9.0;
 
     const auto n = static_cast<unsigned>(indices.size());
-    const GridShape shape =
-        gridShape(n, static_cast<double>(region.width) / region.height, sourceAspect);
+    const GridShape shape = gridShape(n, static_cast<double>(region.width) / region.height, sourceAspect);
     const int columns = static_cast<int>(shape.columns);
     const int rows = static_cast<int>(shape.rows);
     // Equal cells (rather than edges snapped one by one) give equal tiles.
     const int cellW = floorEven(region.width / columns);
     const int cellH = floorEven(region.height / rows);
-    if (cellW < 2 || cellH < 2)
-        return; // more sources than the region has pixels for
+    if (cellW < 2 || cellH < 2) return; // more sources than the region has pixels for
     const int blockX = region.x + floorEven((region.width - columns * cellW) / 2);
     const int blockY = region.y + floorEven((region.height - rows * cellH) / 2);
 
@@ -183,22 +163,17 @@ void placeGrid(const std::vector<std::size_t>& indices, const std::vector<Source
         const int column = static_cast<int>(k % shape.columns);
         const int inRow = std::min(columns, static_cast<int>(n) - row * columns);
         const int rowShift = floorEven((columns - inRow) * cellW / 2);
-        const PixelRect cell{blockX + rowShift + column * cellW, blockY + row * cellH, cellW,
-                             cellH};
-        if (auto tile = fitTile(cell, sources[indices[k]], spec, spec.restZ))
-            tiles.push_back(std::move(*tile));
+        const PixelRect cell{blockX + rowShift + column * cellW, blockY + row * cellH, cellW, cellH};
+        if (auto tile = fitTile(cell, sources[indices[k]], spec, spec.restZ)) tiles.push_back(std::move(*tile));
     }
 }
 
 } // namespace
 
 GridShape gridShape(unsigned n, double cellAspect, double sourceAspect) {
-    if (n <= 1)
-        return {1, 1};
-    if (!std::isfinite(cellAspect) || cellAspect <= 0)
-        cellAspect = 1;
-    if (!std::isfinite(sourceAspect) || sourceAspect <= 0)
-        sourceAspect = 1;
+    if (n <= 1) return {1, 1};
+    if (!std::isfinite(cellAspect) || cellAspect <= 0) cellAspect = 1;
+    if (!std::isfinite(sourceAspect) || sourceAspect <= 0) sourceAspect = 1;
 
     // In units where the region is cellAspect wide and 1 high, a tile's width is
     // limited by its column's width or by its row's height at the source aspect.
@@ -235,22 +210,19 @@ GridShape gridShape(unsigned n, double cellAspect, double sourceAspect) {
     return best;
 }
 
-std::vector<Tile> computeTiles(const std::vector<Source>& sources, const std::string& speakerId,
-                               const LayoutSpec& spec, unsigned canvasWidth,
-                               unsigned canvasHeight) {
+std::vector<Tile> computeTiles(const std::vector<Source>& sources, const std::string& speakerId, const LayoutSpec& spec,
+                               unsigned canvasWidth, unsigned canvasHeight) {
     // An odd canvas dimension loses its last pixel column/row rather than
     // letting a tile end on an odd pixel.
     const Canvas canvas{floorEven(static_cast<int>(std::min(canvasWidth, kMaxCanvas))),
                         floorEven(static_cast<int>(std::min(canvasHeight, kMaxCanvas)))};
     std::vector<Tile> tiles;
-    if (canvas.width < 2 || canvas.height < 2)
-        return tiles;
+    if (canvas.width < 2 || canvas.height < 2) return tiles;
 
     std::vector<bool> placed(sources.size(), false);
     for (const Slot& slot : spec.slots) {
         const auto index = pickForSlot(slot, sources, placed, speakerId);
-        if (!index)
-            continue; // an empty slot: the background shows through
+        if (!index) continue; // an empty slot: the background shows through
         placed[*index] = true;
         if (auto tile = fitTile(canvas.toPixels(slot.rect), sources[*index], spec, slot.z))
             tiles.push_back(std::move(*tile));
@@ -259,15 +231,13 @@ std::vector<Tile> computeTiles(const std::vector<Source>& sources, const std::st
     if (spec.rest) {
         std::vector<std::size_t> rest;
         for (std::size_t i = 0; i < sources.size(); ++i)
-            if (!placed[i])
-                rest.push_back(i);
+            if (!placed[i]) rest.push_back(i);
         placeGrid(rest, sources, canvas.toPixels(*spec.rest), spec, tiles);
     }
 
     // The compositor draws higher z on top; within a z, placement order is the
     // natural reading order and keeps the output deterministic.
-    std::stable_sort(tiles.begin(), tiles.end(),
-                     [](const Tile& a, const Tile& b) { return a.z < b.z; });
+    std::stable_sort(tiles.begin(), tiles.end(), [](const Tile& a, const Tile& b) { return a.z < b.z; });
     return tiles;
 }
 
@@ -276,10 +246,9 @@ std::vector<Rect> visibleBorders(const std::vector<Tile>& tiles) {
     for (std::size_t i = 0; i < tiles.size(); ++i) {
         const Tile& t = tiles[i];
         const int b = t.border;
-        if (b <= 0)
-            continue;
+        if (b <= 0) continue;
         std::vector<Rect> parts = {
-            {t.x - b, t.y - b, t.width + 2 * b, b}, // top, corners included
+            {t.x - b, t.y - b, t.width + 2 * b, b},        // top, corners included
             {t.x - b, t.y + t.height, t.width + 2 * b, b}, // bottom
             {t.x - b, t.y, b, t.height},                   // left
             {t.x + t.width, t.y, b, t.height},             // right
@@ -288,8 +257,7 @@ std::vector<Rect> visibleBorders(const std::vector<Tile>& tiles) {
         for (std::size_t j = i + 1; j < tiles.size() && !parts.empty(); ++j) {
             const Rect above = outerRect(tiles[j]);
             std::vector<Rect> left;
-            for (const Rect& part : parts)
-                subtract(part, above, left);
+            for (const Rect& part : parts) subtract(part, above, left);
             parts = std::move(left);
         }
         out.insert(out.end(), parts.begin(), parts.end());

@@ -3,17 +3,17 @@
 #include "fragments.h"
 #include "gst_util.h"
 #include "room_pipeline.h"
-#include "tessera/protocol/error.h"
 #include "tessera/media/engine.h"
+#include "tessera/protocol/error.h"
 
 namespace tessera::media {
 namespace {
 
 // Elements the core pipeline needs beyond the fragments; checked up front so
 // a missing plugin package is named at start-up, not at the first join.
-constexpr const char* kRequiredElements[] = {"webrtcbin", "compositor", "audiomixer", "videotestsrc",
-                                             "audiotestsrc", "audioamplify", "tee", "queue", "nicesrc",
-                                             "dtlssrtpenc", "capsfilter", "splitmuxsink",
+constexpr const char* kRequiredElements[] = {"webrtcbin", "compositor", "audiomixer", "videotestsrc", "audiotestsrc",
+                                             "audioamplify", "tee", "queue", "nicesrc", "dtlssrtpenc", "capsfilter",
+                                             "splitmuxsink",
                                              // name labels on tiles (Debian: gstreamer1.0-x)
                                              "textoverlay"};
 
@@ -43,11 +43,9 @@ FragmentVars varsFor(const Config& config) {
 class GstEngine final : public Engine {
 public:
     explicit GstEngine(const Config& config)
-        : m_config(config),
-          m_fragments(config.pipelinesDir, varsFor(config),
-                      {"pay-" + config.video.codec,
-                       "decode-" + config.video.codec, "decode-opus", "audio-send", "record-mkv", "record-webm",
-                       "record-mp4"}) {
+        : m_config(config), m_fragments(config.pipelinesDir, varsFor(config),
+                                        {"pay-" + config.video.codec, "decode-" + config.video.codec, "decode-opus",
+                                         "audio-send", "record-mkv", "record-webm", "record-mp4"}) {
         // One encoder per quality tier: the same file, the tier's size and bit rate.
         for (const VideoTier& tier : effectiveTiers(config.video)) {
             FragmentVars vars = varsFor(config);
@@ -55,8 +53,8 @@ public:
             vars["bitrate_bps"] = std::to_string(tier.bitrate);
             vars["width"] = std::to_string(tier.width);
             vars["height"] = std::to_string(tier.height);
-            m_fragments.load(tierEncoder(config, tier), config.pipelinesDir + "/encode-" + config.video.codec + ".pipeline",
-                             vars);
+            m_fragments.load(tierEncoder(config, tier),
+                             config.pipelinesDir + "/encode-" + config.video.codec + ".pipeline", vars);
         }
     }
 

@@ -5,8 +5,8 @@
 #include <sstream>
 #include <vector>
 
-#include "tessera/protocol/error.h"
 #include "tessera/media/engine.h"
+#include "tessera/protocol/error.h"
 
 namespace tessera::media {
 namespace {
@@ -33,11 +33,9 @@ std::string baseName(const std::string& path) {
 
 // The first line of `lines` that mentions `token`, 1-based; 0 when none does.
 unsigned lineOf(const std::vector<std::string>& lines, const std::string& token) {
-    if (token.empty())
-        return 0;
+    if (token.empty()) return 0;
     for (size_t i = 0; i < lines.size(); ++i)
-        if (lines[i].find(token) != std::string::npos)
-            return static_cast<unsigned>(i + 1);
+        if (lines[i].find(token) != std::string::npos) return static_cast<unsigned>(i + 1);
     return 0;
 }
 
@@ -45,8 +43,7 @@ unsigned lineOf(const std::vector<std::string>& lines, const std::string& token)
 
 std::string loadFragment(const std::string& path, const FragmentVars& vars) {
     std::ifstream in(path);
-    if (!in)
-        fail(path, 0, "cannot read the file");
+    if (!in) fail(path, 0, "cannot read the file");
     std::vector<std::string> lines;
     std::string line, text;
     static const std::regex placeholder(R"(\$\{([A-Za-z0-9_]*)\})");
@@ -67,33 +64,28 @@ std::string loadFragment(const std::string& path, const FragmentVars& vars) {
         filled.append(last, code.cend());
         text += filled + "\n";
     }
-    if (text.find_first_not_of(" \t\r\n") == std::string::npos)
-        fail(path, 0, "the fragment is empty");
+    if (text.find_first_not_of(" \t\r\n") == std::string::npos) fail(path, 0, "the fragment is empty");
 
     GError* raw = nullptr;
-    GstElement* bin = gst_parse_bin_from_description_full(text.c_str(), TRUE, nullptr,
-                                                          GST_PARSE_FLAG_FATAL_ERRORS, &raw);
+    GstElement* bin =
+        gst_parse_bin_from_description_full(text.c_str(), TRUE, nullptr, GST_PARSE_FLAG_FATAL_ERRORS, &raw);
     GErrorPtr err(raw);
     if (!bin || err) {
-        if (bin)
-            gst_object_unref(gst_object_ref_sink(bin));
+        if (bin) gst_object_unref(gst_object_ref_sink(bin));
         std::string msg = err ? err->message : "could not be parsed";
         // GStreamer quotes the offending element or property: point at its line.
         std::smatch quoted;
         std::string token;
-        if (std::regex_search(msg, quoted, std::regex(R"re("([^"]+)")re")))
-            token = quoted[1].str();
+        if (std::regex_search(msg, quoted, std::regex(R"re("([^"]+)")re"))) token = quoted[1].str();
         fail(path, lineOf(lines, token), msg);
     }
     auto owned = ElementRef::sink(bin);
     const std::string name = baseName(path);
     for (const auto& [prefix, names] : kRequiredNames) {
-        if (name.rfind(prefix, 0) != 0)
-            continue;
+        if (name.rfind(prefix, 0) != 0) continue;
         for (const auto& required : names) {
             GstElement* e = gst_bin_get_by_name(GST_BIN(owned.get()), required.c_str());
-            if (!e)
-                fail(path, 0, "needs an element with name=" + required + " (the server looks it up)");
+            if (!e) fail(path, 0, "needs an element with name=" + required + " (the server looks it up)");
             gst_object_unref(e);
         }
     }
@@ -101,21 +93,28 @@ std::string loadFragment(const std::string& path, const FragmentVars& vars) {
 }
 
 FragmentVars sampleFragmentVars() {
-    return {{"bitrate", "1500"},      {"bitrate_bps", "1500000"}, {"keyframe_interval", "60"},
-            {"framerate", "30"},      {"width", "1280"},          {"height", "720"},
-            {"tile_width", "640"},    {"tile_height", "360"},     {"audio_bitrate", "64000"},
-            {"record_width", "1280"}, {"record_height", "720"},   {"record_bitrate", "2000"},
-            {"record_bitrate_bps", "2000000"}, {"record_audio_bitrate", "128000"},
-            {"record_keyframe_interval", "60"}, {"record_reserved_duration", "3600000000000"}};
+    return {{"bitrate", "1500"},
+            {"bitrate_bps", "1500000"},
+            {"keyframe_interval", "60"},
+            {"framerate", "30"},
+            {"width", "1280"},
+            {"height", "720"},
+            {"tile_width", "640"},
+            {"tile_height", "360"},
+            {"audio_bitrate", "64000"},
+            {"record_width", "1280"},
+            {"record_height", "720"},
+            {"record_bitrate", "2000"},
+            {"record_bitrate_bps", "2000000"},
+            {"record_audio_bitrate", "128000"},
+            {"record_keyframe_interval", "60"},
+            {"record_reserved_duration", "3600000000000"}};
 }
 
-void validateFragmentFile(const std::string& path) {
-    (void)loadFragment(path, sampleFragmentVars());
-}
+void validateFragmentFile(const std::string& path) { (void)loadFragment(path, sampleFragmentVars()); }
 
 Fragments::Fragments(const std::string& dir, const FragmentVars& vars, const std::vector<std::string>& names) {
-    for (const auto& name : names)
-        load(name, dir + "/" + name + ".pipeline", vars);
+    for (const auto& name : names) load(name, dir + "/" + name + ".pipeline", vars);
 }
 
 void Fragments::load(const std::string& key, const std::string& path, const FragmentVars& vars) {
@@ -124,13 +123,11 @@ void Fragments::load(const std::string& key, const std::string& path, const Frag
 
 ElementRef Fragments::makeBin(const std::string& name, bool ghostUnlinked) const {
     auto it = m_texts.find(name);
-    if (it == m_texts.end())
-        throw Error(ErrorCode::Internal, "pipeline fragment '" + name + "' was not loaded");
+    if (it == m_texts.end()) throw Error(ErrorCode::Internal, "pipeline fragment '" + name + "' was not loaded");
     GError* raw = nullptr;
     GstElement* bin = gst_parse_bin_from_description(it->second.c_str(), ghostUnlinked, &raw);
     GErrorPtr err(raw);
-    if (!bin)
-        throw Error(ErrorCode::Internal, name + ": " + (err ? err->message : "parse failed"));
+    if (!bin) throw Error(ErrorCode::Internal, name + ": " + (err ? err->message : "parse failed"));
     return ElementRef::sink(bin);
 }
 

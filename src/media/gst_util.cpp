@@ -24,8 +24,7 @@ SignalConnection& SignalConnection::operator=(SignalConnection&& other) noexcept
 }
 
 void SignalConnection::disconnect() {
-    if (m_id && m_instance)
-        g_signal_handler_disconnect(m_instance.get(), m_id);
+    if (m_id && m_instance) g_signal_handler_disconnect(m_instance.get(), m_id);
     m_id = 0;
     m_instance.reset();
 }
@@ -36,9 +35,7 @@ void runAsync(GstElement* element, std::function<void()> fn) {
         [](GstElement*, gpointer data) noexcept {
             try {
                 (*static_cast<std::function<void()>*>(data))();
-            } catch (const std::exception& e) {
-                GST_CAT_ERROR(tessera_media_debug, "async task threw: %s", e.what());
-            }
+            } catch (const std::exception& e) { GST_CAT_ERROR(tessera_media_debug, "async task threw: %s", e.what()); }
         },
         new std::function<void()>(std::move(fn)),
         [](gpointer data) noexcept { delete static_cast<std::function<void()>*>(data); });
@@ -53,9 +50,7 @@ void post(std::function<void()> fn) {
                 (*static_cast<std::function<void()>*>(data))();
             } catch (const std::exception& e) {
                 GST_CAT_ERROR(tessera_media_debug, "posted task threw: %s", e.what());
-            } catch (...) {
-                GST_CAT_ERROR(tessera_media_debug, "posted task threw");
-            }
+            } catch (...) { GST_CAT_ERROR(tessera_media_debug, "posted task threw"); }
             return G_SOURCE_REMOVE;
         },
         task, [](gpointer data) noexcept { delete static_cast<std::function<void()>*>(data); });
@@ -71,8 +66,7 @@ GstPad* ghostPad(GstElement* bin, GstPad* target, bool isolate) {
     if (isolate) {
         gst_pad_set_chain_function(pad, [](GstPad* p, GstObject* parent, GstBuffer* buffer) noexcept {
             GstFlowReturn r = gst_proxy_pad_chain_default(p, parent, buffer);
-            if (r != GST_FLOW_OK)
-                GST_CAT_LOG_OBJECT(tessera_media_debug, p, "isolated flow %s", gst_flow_get_name(r));
+            if (r != GST_FLOW_OK) GST_CAT_LOG_OBJECT(tessera_media_debug, p, "isolated flow %s", gst_flow_get_name(r));
             return GST_FLOW_OK;
         });
         gst_pad_set_chain_list_function(pad, [](GstPad* p, GstObject* parent, GstBufferList* list) noexcept {
@@ -88,22 +82,20 @@ GstPad* ghostPad(GstElement* bin, GstPad* target, bool isolate) {
 
 GstElement* make(const char* factory) {
     GstElement* e = gst_element_factory_make(factory, nullptr);
-    if (!e)
-        throw Error(ErrorCode::Internal, std::string("missing GStreamer element ") + factory);
+    if (!e) throw Error(ErrorCode::Internal, std::string("missing GStreamer element ") + factory);
     return e;
 }
 
 GstElement* leakyQueue(guint buffers) {
     GstElement* q = make("queue");
-    g_object_set(q, "leaky", 2 /* downstream */, "max-size-buffers", buffers, "max-size-bytes", 0,
-                 "max-size-time", G_GUINT64_CONSTANT(0), nullptr);
+    g_object_set(q, "leaky", 2 /* downstream */, "max-size-buffers", buffers, "max-size-bytes", 0, "max-size-time",
+                 G_GUINT64_CONSTANT(0), nullptr);
     return q;
 }
 
 ElementRef requireByName(GstBin* bin, const char* name) {
     GstElement* e = gst_bin_get_by_name(bin, name);
-    if (!e)
-        throw Error(ErrorCode::Internal, std::string("pipeline has no element named '") + name + "'");
+    if (!e) throw Error(ErrorCode::Internal, std::string("pipeline has no element named '") + name + "'");
     return ElementRef::adopt(e);
 }
 
@@ -122,8 +114,7 @@ unsigned countElements(GstBin* bin) {
             n = 0;
             gst_iterator_resync(it);
             break;
-        default:
-            done = true;
+        default: done = true;
         }
     }
     g_value_unset(&item);

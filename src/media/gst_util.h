@@ -17,10 +17,17 @@ template <typename T>
 class Ref {
 public:
     Ref() = default;
-    Ref(const Ref& other) : m_ptr(other.m_ptr) { if (m_ptr) g_object_ref(m_ptr); }
+    Ref(const Ref& other) : m_ptr(other.m_ptr) {
+        if (m_ptr) g_object_ref(m_ptr);
+    }
     Ref(Ref&& other) noexcept : m_ptr(std::exchange(other.m_ptr, nullptr)) {}
-    Ref& operator=(Ref other) noexcept { std::swap(m_ptr, other.m_ptr); return *this; }
-    ~Ref() { if (m_ptr) g_object_unref(m_ptr); }
+    Ref& operator=(Ref other) noexcept {
+        std::swap(m_ptr, other.m_ptr);
+        return *this;
+    }
+    ~Ref() {
+        if (m_ptr) g_object_unref(m_ptr);
+    }
 
     // Takes an owned, non-floating reference.
     static Ref adopt(T* ptr) {

@@ -25,14 +25,14 @@ gpointer newWeak(const std::shared_ptr<PeerCore>& core) { return new WeakCore(co
 void freeWeak(gpointer data, GClosure*) noexcept { delete static_cast<WeakCore*>(data); }
 std::shared_ptr<PeerCore> lockWeak(gpointer data) { return static_cast<WeakCore*>(data)->lock(); }
 
-GstPromise* newPromise(const std::shared_ptr<PeerCore>& core,
-                       void (*done)(GstPromise*, gpointer) noexcept) {
+GstPromise* newPromise(const std::shared_ptr<PeerCore>& core, void (*done)(GstPromise*, gpointer) noexcept) {
     return gst_promise_new_with_change_func(done, new WeakCore(core),
                                             [](gpointer d) noexcept { delete static_cast<WeakCore*>(d); });
 }
 
 std::string upper(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(g_ascii_toupper(c)); });
+    std::transform(s.begin(), s.end(), s.begin(),
+                   [](unsigned char c) { return static_cast<char>(g_ascii_toupper(c)); });
     return s;
 }
 
@@ -42,8 +42,7 @@ int findPayload(const GstSDPMedia* media, const std::string& encoding) {
     for (guint i = 0; i < gst_sdp_media_formats_len(media); ++i) {
         int pt = std::atoi(gst_sdp_media_get_format(media, i));
         GstCaps* caps = gst_sdp_media_get_caps_from_media(media, pt);
-        if (!caps)
-            continue;
+        if (!caps) continue;
         const GstStructure* s = gst_caps_get_structure(caps, 0);
         const char* name = gst_structure_get_string(s, "encoding-name");
         bool match = name && upper(name) == encoding;
@@ -54,8 +53,7 @@ int findPayload(const GstSDPMedia* media, const std::string& encoding) {
                     (g_str_has_prefix(profile, "42e0") || g_str_has_prefix(profile, "4200"));
         }
         gst_caps_unref(caps);
-        if (match)
-            return pt;
+        if (match) return pt;
     }
     return -1;
 }
@@ -66,12 +64,9 @@ Dir offerDirection(const GstSDPMedia* media) {
     // Port 0 rejects an m-line, except with bundle-only (max-bundle offerers
     // such as webrtcbin itself send that for every m-line but the first).
     const bool rejected = gst_sdp_media_get_port(media) == 0 && !gst_sdp_media_get_attribute_val(media, "bundle-only");
-    if (rejected || gst_sdp_media_get_attribute_val(media, "inactive"))
-        return Dir::Inactive;
-    if (gst_sdp_media_get_attribute_val(media, "sendonly"))
-        return Dir::SendOnly;
-    if (gst_sdp_media_get_attribute_val(media, "recvonly"))
-        return Dir::RecvOnly;
+    if (rejected || gst_sdp_media_get_attribute_val(media, "inactive")) return Dir::Inactive;
+    if (gst_sdp_media_get_attribute_val(media, "sendonly")) return Dir::SendOnly;
+    if (gst_sdp_media_get_attribute_val(media, "recvonly")) return Dir::RecvOnly;
     return Dir::SendRecv;
 }
 
@@ -82,40 +77,34 @@ bool clientReceives(Dir d) { return d == Dir::SendRecv || d == Dir::RecvOnly; }
 GstWebRTCRTPTransceiverDirection answerDirection(Dir d, bool weSend) {
     bool recv = clientSends(d);
     bool send = weSend && clientReceives(d);
-    if (send && recv)
-        return GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDRECV;
-    if (send)
-        return GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDONLY;
-    if (recv)
-        return GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_RECVONLY;
+    if (send && recv) return GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDRECV;
+    if (send) return GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDONLY;
+    if (recv) return GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_RECVONLY;
     return GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_INACTIVE;
 }
 
 GstCaps* codecCaps(const std::string& media, const std::string& encoding, int pt) {
     if (media == "audio")
-        return gst_caps_new_simple("application/x-rtp", "media", G_TYPE_STRING, "audio", "encoding-name",
-                                   G_TYPE_STRING, "OPUS", "clock-rate", G_TYPE_INT, 48000, "payload", G_TYPE_INT,
-                                   pt, nullptr);
-    GstCaps* caps = gst_caps_new_simple(
-        "application/x-rtp", "media", G_TYPE_STRING, "video", "encoding-name", G_TYPE_STRING, encoding.c_str(),
-        "clock-rate", G_TYPE_INT, 90000, "payload", G_TYPE_INT, pt, "rtcp-fb-nack-pli", G_TYPE_BOOLEAN, TRUE,
-        "rtcp-fb-ccm-fir", G_TYPE_BOOLEAN, TRUE, "rtcp-fb-nack", G_TYPE_BOOLEAN, TRUE, nullptr);
+        return gst_caps_new_simple("application/x-rtp", "media", G_TYPE_STRING, "audio", "encoding-name", G_TYPE_STRING,
+                                   "OPUS", "clock-rate", G_TYPE_INT, 48000, "payload", G_TYPE_INT, pt, nullptr);
+    GstCaps* caps = gst_caps_new_simple("application/x-rtp", "media", G_TYPE_STRING, "video", "encoding-name",
+                                        G_TYPE_STRING, encoding.c_str(), "clock-rate", G_TYPE_INT, 90000, "payload",
+                                        G_TYPE_INT, pt, "rtcp-fb-nack-pli", G_TYPE_BOOLEAN, TRUE, "rtcp-fb-ccm-fir",
+                                        G_TYPE_BOOLEAN, TRUE, "rtcp-fb-nack", G_TYPE_BOOLEAN, TRUE, nullptr);
     if (encoding == "H264")
-        gst_caps_set_simple(caps, "packetization-mode", G_TYPE_STRING, "1", "profile-level-id", G_TYPE_STRING,
-                            "42e01f", "level-asymmetry-allowed", G_TYPE_STRING, "1", nullptr);
+        gst_caps_set_simple(caps, "packetization-mode", G_TYPE_STRING, "1", "profile-level-id", G_TYPE_STRING, "42e01f",
+                            "level-asymmetry-allowed", G_TYPE_STRING, "1", nullptr);
     return caps;
 }
 
 // Reads an integer stats field whatever its GType.
 std::uint64_t statsInt(const GstStructure* s, const char* field) {
     const GValue* v = gst_structure_get_value(s, field);
-    if (!v)
-        return 0;
+    if (!v) return 0;
     GValue out = G_VALUE_INIT;
     g_value_init(&out, G_TYPE_INT64);
     std::uint64_t result = 0;
-    if (g_value_transform(v, &out))
-        result = static_cast<std::uint64_t>(std::max<gint64>(0, g_value_get_int64(&out)));
+    if (g_value_transform(v, &out)) result = static_cast<std::uint64_t>(std::max<gint64>(0, g_value_get_int64(&out)));
     g_value_unset(&out);
     return result;
 }
@@ -135,14 +124,12 @@ void styleLabel(GstElement* label, unsigned tileHeight) {
 // Sets the latency properties every mixer shares: late joiners carry a
 // jitter buffer the mixer must wait for (DESIGN.md, "facts that bite").
 void configureMixer(GstElement* mixer, const Config& config) {
-    g_object_set(mixer, "min-upstream-latency",
-                 static_cast<guint64>(config.jitterLatencyMs + 100) * GST_MSECOND, "ignore-inactive-pads", TRUE,
-                 "start-time-selection", 1 /* first */, nullptr);
+    g_object_set(mixer, "min-upstream-latency", static_cast<guint64>(config.jitterLatencyMs + 100) * GST_MSECOND,
+                 "ignore-inactive-pads", TRUE, "start-time-selection", 1 /* first */, nullptr);
 }
 
 void removeGhost(const PadDetach& d) {
-    if (d.ghostOwner && d.ghost)
-        gst_element_remove_pad(d.ghostOwner.get(), d.ghost.get());
+    if (d.ghostOwner && d.ghost) gst_element_remove_pad(d.ghostOwner.get(), d.ghost.get());
 }
 
 // Unlinks and releases a tee's request pad once it is idle, then calls `done`.
@@ -165,8 +152,7 @@ GstPadProbeReturn detachIdle(GstPad* pad, GstPadProbeInfo*, gpointer data) noexc
 
 } // namespace
 
-PeerCore::PeerCore(RoomPipeline& room, std::string id, PeerOptions options, PeerListener& listener,
-                   unsigned order)
+PeerCore::PeerCore(RoomPipeline& room, std::string id, PeerOptions options, PeerListener& listener, unsigned order)
     : m_room(room), m_id(std::move(id)), m_options(std::move(options)), m_listener(listener), m_order(order) {}
 
 PeerCore::~PeerCore() = default;
@@ -183,7 +169,8 @@ void PeerCore::start() {
             if (g_str_has_prefix(url.c_str(), "stun:")) {
                 g_object_set(m_webrtc.get(), "stun-server", ("stun://" + url.substr(5)).c_str(), nullptr);
             } else if (g_str_has_prefix(url.c_str(), "turn:") && !server.username.empty()) {
-                auto hostPort = url.substr(5, url.find('?') == std::string::npos ? std::string::npos : url.find('?') - 5);
+                auto hostPort =
+                    url.substr(5, url.find('?') == std::string::npos ? std::string::npos : url.find('?') - 5);
                 GCharPtr user(g_uri_escape_string(server.username.c_str(), nullptr, FALSE));
                 GCharPtr pass(g_uri_escape_string(server.credential.c_str(), nullptr, FALSE));
                 std::string uri = "turn://" + std::string(user.get()) + ":" + pass.get() + "@" + hostPort;
@@ -202,11 +189,9 @@ void PeerCore::start() {
         for (const auto& address : config.iceAddresses) {
             NiceAddress a;
             nice_address_init(&a);
-            if (agent && nice_address_set_from_string(&a, address.c_str()))
-                nice_agent_add_local_address(agent, &a);
+            if (agent && nice_address_set_from_string(&a, address.c_str())) nice_agent_add_local_address(agent, &a);
         }
-        if (agent)
-            g_object_unref(agent);
+        if (agent) g_object_unref(agent);
         gst_object_unref(ice);
     }
 
@@ -234,14 +219,14 @@ void PeerCore::stop() {
     DetachPlan plan = m_room.removeAudio(m_id);
     {
         std::lock_guard lock(m_mutex);
-        if (m_stopped)
-            return;
+        if (m_stopped) return;
         m_stopped = true;
         for (auto& pad : m_mixerPads)
             plan.mixers.push_back({ElementRef::adopt(gst_pad_get_parent_element(pad.get())), pad, {}, {}});
         m_mixerPads.clear();
         for (auto& [label, channel] : m_channels) {
-            for (auto thunk : {reinterpret_cast<gpointer>(messageStringThunk), reinterpret_cast<gpointer>(messageDataThunk)})
+            for (auto thunk :
+                 {reinterpret_cast<gpointer>(messageStringThunk), reinterpret_cast<gpointer>(messageDataThunk)})
                 g_signal_handlers_disconnect_matched(channel.get(), G_SIGNAL_MATCH_FUNC, 0, 0, nullptr, thunk, nullptr);
         }
         m_channels.clear();
@@ -253,8 +238,7 @@ void PeerCore::stop() {
         plan.tees.push_back({ElementRef::borrow(m_room.tierTee(m_tier)), std::move(m_videoTeePad), {}, {}});
         m_room.removeReceiver(m_tier);
     }
-    if (m_audioTeePad)
-        plan.tees.push_back({ElementRef::borrow(m_room.audioTee()), std::move(m_audioTeePad), {}, {}});
+    if (m_audioTeePad) plan.tees.push_back({ElementRef::borrow(m_room.audioTee()), std::move(m_audioTeePad), {}, {}});
 
     // The bin may go NULL only once no tee that stays pushes into it. That
     // runs on GStreamer's thread pool: webrtcbin takes a while to reach NULL,
@@ -266,8 +250,7 @@ void PeerCore::stop() {
         gst_element_set_locked_state(bin.get(), TRUE);
         gst_element_set_state(bin.get(), GST_STATE_NULL);
         for (const auto& m : mixers) {
-            if (m.element)
-                gst_element_release_request_pad(m.element.get(), m.pad.get());
+            if (m.element) gst_element_release_request_pad(m.element.get(), m.pad.get());
             removeGhost(m);
         }
         gst_bin_remove(GST_BIN(pipeline.get()), bin.get());
@@ -282,8 +265,7 @@ void PeerCore::stop() {
         for (auto& tee : plan.tees) {
             GstPad* pad = tee.pad.get();
             auto* detach = new IdleDetach{std::move(tee), [remaining, finish] {
-                                              if (--*remaining == 0)
-                                                  (*finish)();
+                                              if (--*remaining == 0) (*finish)();
                                           }};
             gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_IDLE, detachIdle, detach,
                               [](gpointer d) noexcept { delete static_cast<IdleDetach*>(d); });
@@ -296,8 +278,7 @@ void PeerCore::stop() {
 void PeerCore::fail(const std::string& reason) {
     {
         std::lock_guard lock(m_mutex);
-        if (m_stopped)
-            return;
+        if (m_stopped) return;
     }
     GST_CAT_WARNING(tessera_media_debug, "peer %s failed: %s", m_id.c_str(), reason.c_str());
     m_listener.onPeerFailed(reason);
@@ -318,10 +299,8 @@ void PeerCore::applyOffer(const std::string& sdp) {
     gst_sdp_message_new_from_text(sdp.c_str(), &raw);
     std::unique_ptr<GstSDPMessage, decltype(&gst_sdp_message_free)> msg(raw, gst_sdp_message_free);
     const guint count = msg ? gst_sdp_message_medias_len(msg.get()) : 0;
-    if (count == 0)
-        throw Error(ErrorCode::BadRequest, "offer.sdp: not an SDP offer with media sections");
-    if (count < m_mlines)
-        throw Error(ErrorCode::BadRequest, "offer.sdp: a renegotiation may not remove m-lines");
+    if (count == 0) throw Error(ErrorCode::BadRequest, "offer.sdp: not an SDP offer with media sections");
+    if (count < m_mlines) throw Error(ErrorCode::BadRequest, "offer.sdp: a renegotiation may not remove m-lines");
 
     const std::string videoCodec = upper(m_room.config().video.codec);
     struct NewLine {
@@ -345,17 +324,14 @@ void PeerCore::applyOffer(const std::string& sdp) {
         const bool isAudio = kind == "audio", isVideo = kind == "video";
         // The first video m-line is the camera; any other one the client
         // sends on is a screen share (PROTOCOL.md, Media).
-        if (isVideo && cameraMline < 0)
-            cameraMline = static_cast<int>(i);
-        if (isVideo && static_cast<int>(i) != cameraMline && clientSends(dir))
-            shares.insert(static_cast<int>(i));
-        if (i < m_mlines || (!isAudio && !isVideo))
-            continue;
+        if (isVideo && cameraMline < 0) cameraMline = static_cast<int>(i);
+        if (isVideo && static_cast<int>(i) != cameraMline && clientSends(dir)) shares.insert(static_cast<int>(i));
+        if (i < m_mlines || (!isAudio && !isVideo)) continue;
         const int pt = findPayload(media, isAudio ? "OPUS" : videoCodec);
         if (pt < 0 && dir != Dir::Inactive)
-            throw Error(ErrorCode::BadRequest, "offer.sdp: m-line " + std::to_string(i) + " (" + kind +
-                                                   ") offers no " + (isAudio ? "Opus" : videoCodec) +
-                                                   "; this server mixes " + (isAudio ? "Opus" : videoCodec));
+            throw Error(ErrorCode::BadRequest, "offer.sdp: m-line " + std::to_string(i) + " (" + kind + ") offers no " +
+                                                   (isAudio ? "Opus" : videoCodec) + "; this server mixes " +
+                                                   (isAudio ? "Opus" : videoCodec));
         const bool send = clientReceives(dir) && pt >= 0 &&
                           ((isAudio && audioMline < 0) || (isVideo && static_cast<int>(i) == cameraMline));
         if (send && isAudio) {
@@ -386,11 +362,9 @@ void PeerCore::applyOffer(const std::string& sdp) {
         } else {
             g_signal_emit_by_name(m_webrtc.get(), "add-transceiver", line.direction, caps, &trans);
         }
-        if (caps)
-            gst_caps_unref(caps);
+        if (caps) gst_caps_unref(caps);
         if (trans) {
-            if (line.media == "video")
-                g_object_set(trans, "do-nack", TRUE, nullptr);
+            if (line.media == "video") g_object_set(trans, "do-nack", TRUE, nullptr);
             gst_object_unref(trans);
         }
     }
@@ -407,8 +381,7 @@ void PeerCore::applyOffer(const std::string& sdp) {
         shareChanged = shares.empty() != m_shareMlines.empty();
         m_shareMlines = shares;
     }
-    if (shareChanged)
-        m_room.setScreenShareActive(m_id, !shares.empty());
+    if (shareChanged) m_room.setScreenShareActive(m_id, !shares.empty());
 
     GstWebRTCSessionDescription* offer = gst_webrtc_session_description_new(GST_WEBRTC_SDP_TYPE_OFFER, msg.release());
     m_negotiating = true;
@@ -420,13 +393,11 @@ void PeerCore::applyOffer(const std::string& sdp) {
             GError* e = nullptr;
             gst_structure_get(reply, "error", G_TYPE_ERROR, &e, nullptr);
             error = e ? e->message : "set-remote-description failed";
-            if (e)
-                g_error_free(e);
+            if (e) g_error_free(e);
         }
         post([w = *static_cast<WeakCore*>(data), error] {
             auto core = w.lock();
-            if (!core || !core->m_bin)
-                return;
+            if (!core || !core->m_bin) return;
             if (!error.empty())
                 core->fail("the offer was refused: " + error);
             else
@@ -450,8 +421,7 @@ void PeerCore::onRemoteDescriptionSet() {
                 core->onAnswerCreated(answer);
             else if (core && core->m_bin)
                 core->fail("webrtcbin could not create an answer");
-            if (answer)
-                gst_webrtc_session_description_free(answer);
+            if (answer) gst_webrtc_session_description_free(answer);
         });
     });
     g_signal_emit_by_name(m_webrtc.get(), "create-answer", nullptr, promise);
@@ -477,8 +447,7 @@ void PeerCore::onAnswerCreated(GstWebRTCSessionDescription* answer) {
     // Browsers demultiplex a bundle by the SSRCs the answer announces, so
     // the payloaders must send with exactly those.
     auto announcedSsrc = [&](int mline) -> guint {
-        if (mline < 0 || static_cast<guint>(mline) >= gst_sdp_message_medias_len(answer->sdp))
-            return 0;
+        if (mline < 0 || static_cast<guint>(mline) >= gst_sdp_message_medias_len(answer->sdp)) return 0;
         const char* ssrc = gst_sdp_media_get_attribute_val(gst_sdp_message_get_media(answer->sdp, mline), "ssrc");
         return ssrc ? static_cast<guint>(g_ascii_strtoull(ssrc, nullptr, 10)) : 0;
     };
@@ -487,17 +456,14 @@ void PeerCore::onAnswerCreated(GstWebRTCSessionDescription* answer) {
     // Linked only now: webrtcbin 1.22 matches a transceiver against the caps
     // a linked pad already carries (e.g. sprop-stereo), which can differ from
     // the offer even where the codec is the same.
-    if (!m_sending)
-        buildSendBranches();
+    if (!m_sending) buildSendBranches();
     m_listener.onAnswer(text.get());
     if (m_queuedOffer && m_bin) {
         std::string next = std::move(*m_queuedOffer);
         m_queuedOffer.reset();
         try {
             applyOffer(next);
-        } catch (const Error& e) {
-            fail(e.what());
-        }
+        } catch (const Error& e) { fail(e.what()); }
     }
 }
 
@@ -518,8 +484,7 @@ void PeerCore::buildSendBranches() {
     auto setPayload = [](GstElement* fragment, int pt, guint ssrc) {
         auto pay = requireByName(GST_BIN(fragment), "pay");
         g_object_set(pay.get(), "pt", static_cast<guint>(pt), nullptr);
-        if (ssrc)
-            g_object_set(pay.get(), "ssrc", ssrc, nullptr);
+        if (ssrc) g_object_set(pay.get(), "ssrc", ssrc, nullptr);
     };
 
     if (m_videoSink) {
@@ -539,8 +504,7 @@ void PeerCore::buildSendBranches() {
         m_tiers.emplace(m_room.ladder());
         m_tiers->update({m_options.maxBitrate, std::nullopt, std::nullopt}, g_get_monotonic_time() / 1000);
         m_videoTeePad = takeTier(m_tiers->currentIndex());
-        for (GstElement* e : added)
-            gst_element_sync_state_with_parent(e);
+        for (GstElement* e : added) gst_element_sync_state_with_parent(e);
         gst_pad_link(m_videoTeePad.get(), entry.get());
         m_videoEntry = entry;
         added.clear();
@@ -565,8 +529,7 @@ void PeerCore::buildSendBranches() {
         gst_object_unref(qsink);
         // The room's live silence keeps this mixer ticking while nobody else speaks.
         m_audioTeePad = PadRef::adopt(gst_element_request_pad_simple(m_room.audioTee(), "src_%u"));
-        for (GstElement* e : added)
-            gst_element_sync_state_with_parent(e);
+        for (GstElement* e : added) gst_element_sync_state_with_parent(e);
         gst_pad_link(m_audioTeePad.get(), entry.get());
         m_room.addAudioOutput(m_id, minus);
     }
@@ -576,8 +539,10 @@ void PeerCore::addRemoteCandidate(const std::optional<protocol::IceCandidate>& c
     if (!m_webrtc || !candidate || candidate->candidate.empty())
         return; // end of candidates: libnice needs no signal for it
     if (candidate->candidate.find(".local ") != std::string::npos) {
-        GST_CAT_INFO(tessera_media_debug, "peer %s: ignoring mDNS candidate (start Chromium with "
-                                          "WebRtcHideLocalIpsWithMdns disabled)", m_id.c_str());
+        GST_CAT_INFO(tessera_media_debug,
+                     "peer %s: ignoring mDNS candidate (start Chromium with "
+                     "WebRtcHideLocalIpsWithMdns disabled)",
+                     m_id.c_str());
         return;
     }
     guint mline = 0;
@@ -604,14 +569,11 @@ void PeerCore::onConnectionState(GstWebRTCPeerConnectionState state) {
 }
 
 void PeerCore::onPadAdded(GstPad* pad) {
-    if (GST_PAD_DIRECTION(pad) != GST_PAD_SRC)
-        return;
+    if (GST_PAD_DIRECTION(pad) != GST_PAD_SRC) return;
     std::lock_guard lock(m_mutex);
-    if (m_stopped)
-        return;
+    if (m_stopped) return;
     GstCaps* caps = gst_pad_get_current_caps(pad);
-    if (!caps)
-        caps = gst_pad_query_caps(pad, nullptr);
+    if (!caps) caps = gst_pad_query_caps(pad, nullptr);
     const GstStructure* s = gst_caps_get_structure(caps, 0);
     const std::string media = gst_structure_get_string(s, "media") ? gst_structure_get_string(s, "media") : "";
     gst_caps_unref(caps);
@@ -629,8 +591,7 @@ void PeerCore::onPadAdded(GstPad* pad) {
             linkVideoInput(pad, m_shareMlines.count(static_cast<int>(mline)) > 0);
     } catch (const std::exception& e) {
         post([w = WeakCore(weak_from_this()), why = std::string(e.what())] {
-            if (auto core = w.lock())
-                core->fail(why);
+            if (auto core = w.lock()) core->fail(why);
         });
     }
 }
@@ -649,8 +610,7 @@ void PeerCore::linkAudioInput(GstPad* pad) {
     gst_object_unref(out);
     gst_pad_link(exit, mixerPad);
     m_mixerPads.push_back(PadRef::adopt(mixerPad));
-    for (GstElement* e : {toMix, tee, decode.get()})
-        gst_element_sync_state_with_parent(e);
+    for (GstElement* e : {toMix, tee, decode.get()}) gst_element_sync_state_with_parent(e);
     m_room.addAudioInput(m_id, tee);
     GstPad* sink = gst_element_get_static_pad(decode.get(), "sink");
     gst_pad_link(pad, sink);
@@ -685,23 +645,25 @@ void PeerCore::linkVideoInput(GstPad* pad, bool screenShare) {
     gst_pad_link(pad, sink);
     gst_object_unref(sink);
 
-    VideoSource source{m_id + (screenShare ? ":screen" : ":camera"), m_id, m_options.name, screenShare, m_order,
-                       PadRef::adopt(mixerPad), ElementRef::borrow(label)};
+    VideoSource source{m_id + (screenShare ? ":screen" : ":camera"),
+                       m_id,
+                       m_options.name,
+                       screenShare,
+                       m_order,
+                       PadRef::adopt(mixerPad),
+                       ElementRef::borrow(label)};
     post([w = WeakCore(weak_from_this()), source = std::move(source)]() mutable {
         auto core = w.lock();
-        if (core && core->m_bin)
-            core->m_room.addSource(std::move(source));
+        if (core && core->m_bin) core->m_room.addSource(std::move(source));
     });
 }
 
 void PeerCore::requestStats() {
-    if (!m_webrtc)
-        return;
+    if (!m_webrtc) return;
     GstPromise* promise = newPromise(shared_from_this(), [](GstPromise* p, gpointer data) noexcept {
         // Thread: webrtcbin's. Only our own members, under the mutex.
         auto core = static_cast<WeakCore*>(data)->lock();
-        if (const GstStructure* reply = gst_promise_get_reply(p); core && reply)
-            core->onStats(reply);
+        if (const GstStructure* reply = gst_promise_get_reply(p); core && reply) core->onStats(reply);
     });
     g_signal_emit_by_name(m_webrtc.get(), "get-stats", nullptr, promise);
     gst_promise_unref(promise);
@@ -709,24 +671,21 @@ void PeerCore::requestStats() {
 
 void PeerCore::onStats(const GstStructure* reply) {
     std::uint64_t bytesIn = 0, bytesOut = 0, lost = 0;
-    std::map<std::string, std::uint64_t> sentById;             // outbound-rtp id -> packets sent
+    std::map<std::string, std::uint64_t> sentById;            // outbound-rtp id -> packets sent
     std::vector<std::pair<std::string, std::int64_t>> remote; // (its outbound id, packets the client lost)
     const int fields = gst_structure_n_fields(reply);
     for (int i = 0; i < fields; ++i) {
         const GValue* v = gst_structure_get_value(reply, gst_structure_nth_field_name(reply, i));
-        if (!GST_VALUE_HOLDS_STRUCTURE(v))
-            continue;
+        if (!GST_VALUE_HOLDS_STRUCTURE(v)) continue;
         const GstStructure* s = gst_value_get_structure(v);
         GstWebRTCStatsType type;
-        if (!gst_structure_get(s, "type", GST_TYPE_WEBRTC_STATS_TYPE, &type, nullptr))
-            continue;
+        if (!gst_structure_get(s, "type", GST_TYPE_WEBRTC_STATS_TYPE, &type, nullptr)) continue;
         if (type == GST_WEBRTC_STATS_INBOUND_RTP) {
             bytesIn += statsInt(s, "bytes-received");
             lost += statsInt(s, "packets-lost");
         } else if (type == GST_WEBRTC_STATS_OUTBOUND_RTP) {
             bytesOut += statsInt(s, "bytes-sent");
-            if (const char* id = gst_structure_get_string(s, "id"))
-                sentById[id] = statsInt(s, "packets-sent");
+            if (const char* id = gst_structure_get_string(s, "id")) sentById[id] = statsInt(s, "packets-sent");
         } else if (type == GST_WEBRTC_STATS_REMOTE_INBOUND_RTP) {
             // The client's receiver reports on what we send it. webrtcbin
             // 1.22 leaves fraction-lost at 0 and packets-lost at -1 until a
@@ -763,18 +722,15 @@ void PeerCore::onStats(const GstStructure* reply) {
             const double fraction = static_cast<double>(clientLost - last.lost) / static_cast<double>(sent - last.sent);
             input.lossFraction = std::max(input.lossFraction.value_or(0.0), std::min(1.0, fraction));
         }
-        if (clientLost != last.lost || last.sent == 0)
-            last = {clientLost, sent};
+        if (clientLost != last.lost || last.sent == 0) last = {clientLost, sent};
     }
     post([w = WeakCore(weak_from_this()), input] {
-        if (auto core = w.lock())
-            core->updateTier(input);
+        if (auto core = w.lock()) core->updateTier(input);
     });
 }
 
 void PeerCore::updateTier(const policy::TierInput& input) {
-    if (!m_tiers || !m_videoTeePad || m_switching)
-        return;
+    if (!m_tiers || !m_videoTeePad || m_switching) return;
     if (m_tiers->update(input, g_get_monotonic_time() / 1000) && m_tiers->currentIndex() != m_tier)
         switchTier(m_tiers->currentIndex());
 }
@@ -830,10 +786,13 @@ void PeerCore::switchTier(std::size_t next) {
     m_videoTeePad = takeTier(next);
     m_room.removeReceiver(old);
     m_switching = true;
-    auto* sw = new TierSwitch{&m_room, next, ElementRef::borrow(m_room.tierTee(old)), m_videoEntry, m_videoTeePad,
+    auto* sw = new TierSwitch{&m_room,
+                              next,
+                              ElementRef::borrow(m_room.tierTee(old)),
+                              m_videoEntry,
+                              m_videoTeePad,
                               [w = WeakCore(weak_from_this())] {
-                                  if (auto core = w.lock())
-                                      core->m_switching = false;
+                                  if (auto core = w.lock()) core->m_switching = false;
                               }};
     gst_pad_add_probe(oldPad.get(), GST_PAD_PROBE_TYPE_IDLE, switchIdle, sw,
                       [](gpointer d) noexcept { delete static_cast<TierSwitch*>(d); });
@@ -844,8 +803,7 @@ void PeerCore::sendData(const DataMessage& message) {
     {
         std::lock_guard lock(m_mutex);
         auto it = m_channels.find(message.label);
-        if (it != m_channels.end())
-            channel = it->second;
+        if (it != m_channels.end()) channel = it->second;
     }
     if (!channel) {
         GST_CAT_INFO(tessera_media_debug, "peer %s has no '%s' channel; message dropped", m_id.c_str(),
@@ -875,22 +833,17 @@ PeerStats PeerCore::stats() const {
 // Thread: streaming.
 void PeerCore::padAddedThunk(GstElement*, GstPad* pad, gpointer data) noexcept {
     try {
-        if (auto core = lockWeak(data))
-            core->onPadAdded(pad);
-    } catch (...) {
-        GST_CAT_ERROR(tessera_media_debug, "pad-added handler threw");
-    }
+        if (auto core = lockWeak(data)) core->onPadAdded(pad);
+    } catch (...) { GST_CAT_ERROR(tessera_media_debug, "pad-added handler threw"); }
 }
 
 // Thread: streaming.
 void PeerCore::iceCandidateThunk(GstElement*, guint mline, gchar* candidate, gpointer data) noexcept {
     post([w = *static_cast<WeakCore*>(data), mline, c = std::string(candidate)] {
         auto core = w.lock();
-        if (!core || !core->m_bin)
-            return;
+        if (!core || !core->m_bin) return;
         protocol::IceCandidate cand{c, std::nullopt, mline};
-        if (mline < core->m_mids.size() && !core->m_mids[mline].empty())
-            cand.sdpMid = core->m_mids[mline];
+        if (mline < core->m_mids.size() && !core->m_mids[mline].empty()) cand.sdpMid = core->m_mids[mline];
         core->m_listener.onLocalCandidate(cand);
     });
 }
@@ -900,8 +853,7 @@ void PeerCore::iceCandidateThunk(GstElement*, guint mline, gchar* candidate, gpo
 void PeerCore::connectionStateThunk(GObject*, GParamSpec*, gpointer data) noexcept {
     post([w = *static_cast<WeakCore*>(data)] {
         auto core = w.lock();
-        if (!core || !core->m_bin)
-            return;
+        if (!core || !core->m_bin) return;
         GstWebRTCPeerConnectionState state;
         g_object_get(core->m_webrtc.get(), "connection-state", &state, nullptr);
         core->onConnectionState(state);
@@ -911,8 +863,7 @@ void PeerCore::connectionStateThunk(GObject*, GParamSpec*, gpointer data) noexce
 // Thread: streaming.
 void PeerCore::prepareChannelThunk(GstElement*, GstWebRTCDataChannel* channel, gboolean local, gpointer data) noexcept {
     auto core = lockWeak(data);
-    if (!core || local)
-        return;
+    if (!core || local) return;
     g_signal_connect_data(channel, "on-message-string", G_CALLBACK(messageStringThunk), newWeak(core), freeWeak,
                           GConnectFlags(0));
     g_signal_connect_data(channel, "on-message-data", G_CALLBACK(messageDataThunk), newWeak(core), freeWeak,
@@ -922,14 +873,12 @@ void PeerCore::prepareChannelThunk(GstElement*, GstWebRTCDataChannel* channel, g
 // Thread: streaming.
 void PeerCore::dataChannelThunk(GstElement*, GstWebRTCDataChannel* channel, gpointer data) noexcept {
     auto core = lockWeak(data);
-    if (!core)
-        return;
+    if (!core) return;
     gchar* label = nullptr;
     g_object_get(channel, "label", &label, nullptr);
     GCharPtr owned(label);
     std::lock_guard lock(core->m_mutex);
-    if (!core->m_stopped)
-        core->m_channels[label ? label : ""] = Ref<GstWebRTCDataChannel>::borrow(channel);
+    if (!core->m_stopped) core->m_channels[label ? label : ""] = Ref<GstWebRTCDataChannel>::borrow(channel);
 }
 
 namespace {
@@ -940,8 +889,7 @@ void deliver(gpointer data, GstWebRTCDataChannel* channel, bool binary, std::str
     g_free(label);
     post([w = *static_cast<WeakCore*>(data), message = std::move(message)] {
         auto core = w.lock();
-        if (core && core->bin())
-            core->listener().onDataMessage(message);
+        if (core && core->bin()) core->listener().onDataMessage(message);
     });
 }
 } // namespace

@@ -9,9 +9,9 @@
 //   webrtcbin.src (audio) ─► decode ! tee ─► queue ─► room audiomixer (full mix)
 //                                         └─► every other participant's minusmix
 //   webrtcbin.src (video) ─► decode ! queue ─► room compositor
+#include <map>
 #include <memory>
 #include <mutex>
-#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -79,18 +79,18 @@ private:
     static void messageStringThunk(GstWebRTCDataChannel* channel, gchar* text, gpointer data) noexcept;
     static void messageDataThunk(GstWebRTCDataChannel* channel, GBytes* bytes, gpointer data) noexcept;
 
-    RoomPipeline& m_room;        // Borrowed; outlives every use (guarded by m_stopped).
+    RoomPipeline& m_room; // Borrowed; outlives every use (guarded by m_stopped).
     const std::string m_id;
     const PeerOptions m_options;
-    PeerListener& m_listener;    // Borrowed; the room removes the peer before the listener.
+    PeerListener& m_listener; // Borrowed; the room removes the peer before the listener.
     const unsigned m_order;
-    ElementRef m_bin;            // Owned.
-    ElementRef m_webrtc;         // Owned by m_bin.
+    ElementRef m_bin;    // Owned.
+    ElementRef m_webrtc; // Owned by m_bin.
 
     // Negotiation state. Thread: main.
-    int m_cameraMline = -1; // the first video m-line; later ones are screen shares
-    int m_audioMline = -1;  // where we send the mix-minus audio
-    int m_videoMline = -1;  // where we send the composite
+    int m_cameraMline = -1;          // the first video m-line; later ones are screen shares
+    int m_audioMline = -1;           // where we send the mix-minus audio
+    int m_videoMline = -1;           // where we send the composite
     PadRef m_audioSink, m_videoSink; // webrtcbin sink pads of those m-lines
     int m_audioPt = -1;
     guint m_audioSsrc = 0, m_videoSsrc = 0; // as announced in our answer
@@ -101,16 +101,16 @@ private:
     std::vector<std::string> m_mids; // per m-line
     unsigned m_mlines = 0;           // m-lines known to webrtcbin
     PadRef m_videoTeePad, m_audioTeePad;
-    PadRef m_videoEntry;    // where its tier's encoded video enters the bin
-    std::size_t m_tier = 0; // the quality tier it receives (RoomPipeline::tierTee)
+    PadRef m_videoEntry;                         // where its tier's encoded video enters the bin
+    std::size_t m_tier = 0;                      // the quality tier it receives (RoomPipeline::tierTee)
     std::optional<policy::TierSelector> m_tiers; // set once video is sent; indices as RoomPipeline::ladder()
-    bool m_switching = false; // a tier switch waits for the old tee pad to be idle
+    bool m_switching = false;                    // a tier switch waits for the old tee pad to be idle
     bool m_connected = false;
 
     // Shared with streaming threads.
     mutable std::mutex m_mutex;
     bool m_stopped = false;
-    std::set<int> m_shareMlines;    // m-lines that carry a screen share
+    std::set<int> m_shareMlines;     // m-lines that carry a screen share
     std::vector<PadRef> m_mixerPads; // room mixer sink pads this peer feeds
     PeerStats m_stats;
     std::map<std::string, Ref<GstWebRTCDataChannel>> m_channels; // by label

@@ -29,16 +29,14 @@ struct IdleRelease {
 // Thread: the tee's streaming thread, or the caller's when already idle.
 GstPadProbeReturn releaseIdle(GstPad* pad, GstPadProbeInfo*, gpointer data) noexcept {
     auto* r = static_cast<IdleRelease*>(data);
-    if (!r->done)
-        return GST_PAD_PROBE_REMOVE; // ran already (an IDLE probe may fire twice while being removed)
+    if (!r->done) return GST_PAD_PROBE_REMOVE; // ran already (an IDLE probe may fire twice while being removed)
     if (GstPad* peer = gst_pad_get_peer(pad)) {
         gst_pad_unlink(pad, peer);
         gst_object_unref(peer);
     }
     gst_element_release_request_pad(r->tee.get(), pad);
     // Only into the recorder's bin: the room's streams never see this EOS.
-    if (r->eos)
-        gst_pad_send_event(r->entry.get(), gst_event_new_eos());
+    if (r->eos) gst_pad_send_event(r->entry.get(), gst_event_new_eos());
     post(std::move(r->done));
     r->done = nullptr;
     return GST_PAD_PROBE_REMOVE;
@@ -67,13 +65,13 @@ Recorder::Recorder(RoomPipeline& room, const RecordingRequest& request)
 
     auto entry = [&](const char* name, guint64 maxTime) {
         GstElement* queue = gst_element_factory_make("queue", nullptr);
-        g_object_set(queue, "leaky", 2 /* downstream */, "max-size-buffers", 0, "max-size-bytes", 0,
-                     "max-size-time", maxTime, nullptr);
+        g_object_set(queue, "leaky", 2 /* downstream */, "max-size-buffers", 0, "max-size-bytes", 0, "max-size-time",
+                     maxTime, nullptr);
         gst_bin_add(bin, queue);
         ElementRef first = requireByName(bin, name);
         if (!gst_element_link(queue, first.get()))
-            throw Error(ErrorCode::Internal, "record-" + m_extension + ".pipeline: name=" + name +
-                                                 " does not take raw " + name);
+            throw Error(ErrorCode::Internal,
+                        "record-" + m_extension + ".pipeline: name=" + name + " does not take raw " + name);
         GstPad* sink = gst_element_get_static_pad(queue, "sink");
         PadRef ghost = PadRef::borrow(ghostPad(m_bin.get(), sink, true));
         gst_object_unref(sink);
@@ -113,16 +111,14 @@ Recorder::Recorder(RoomPipeline& room, const RecordingRequest& request)
 
 Recorder::~Recorder() {
     *m_alive = false;
-    if (!m_bin)
-        return;
+    if (!m_bin) return;
     // The room's pipeline is stopping, or a removal never completed: tear down at once.
     gst_element_set_locked_state(m_bin.get(), TRUE);
     gst_element_set_state(m_bin.get(), GST_STATE_NULL);
     m_signals.clear();
     if (!m_detached) {
         for (auto [tee, pad] : {std::pair{m_room.rawVideoTee(), m_videoTeePad}, {m_room.fullMixTee(), m_audioTeePad}}) {
-            if (!pad)
-                continue;
+            if (!pad) continue;
             if (GstPad* peer = gst_pad_get_peer(pad.get())) {
                 gst_pad_unlink(pad.get(), peer);
                 gst_object_unref(peer);
@@ -147,8 +143,7 @@ void Recorder::detach(bool eos, std::function<void()> then) {
     // `then` runs once, after the second pad is released.
     auto remaining = std::make_shared<int>(2);
     auto done = [alive = std::weak_ptr<bool>(m_alive), this, remaining, then = std::move(then)] {
-        if (!alive.lock() || --*remaining > 0)
-            return;
+        if (!alive.lock() || --*remaining > 0) return;
         m_detached = true;
         then();
     };
@@ -181,8 +176,7 @@ void Recorder::stop() {
             return G_SOURCE_REMOVE;
         },
         new std::function<void()>([alive = std::weak_ptr<bool>(m_alive), this] {
-            if (alive.lock())
-                detach(true, [] {}); // a stream never got there: end as it is
+            if (alive.lock()) detach(true, [] {}); // a stream never got there: end as it is
         }),
         [](gpointer data) noexcept { delete static_cast<std::function<void()>*>(data); });
 }
@@ -203,8 +197,7 @@ GstPadProbeReturn Recorder::onGate(std::size_t stream, GstPad* pad, GstBuffer* b
         pts = gst_segment_to_running_time(segment, GST_FORMAT_TIME, GST_BUFFER_PTS(buffer));
         gst_event_unref(event);
     }
-    if (!GST_CLOCK_TIME_IS_VALID(pts))
-        return GST_PAD_PROBE_OK;
+    if (!GST_CLOCK_TIME_IS_VALID(pts)) return GST_PAD_PROBE_OK;
     std::lock_guard lock(m_cut.mutex);
     if (!GST_CLOCK_TIME_IS_VALID(m_cut.first[stream])) {
         m_cut.first[stream] = pts;
@@ -217,15 +210,13 @@ GstPadProbeReturn Recorder::onGate(std::size_t stream, GstPad* pad, GstBuffer* b
             return GST_PAD_PROBE_DROP;
         m_cut.start = std::max(m_cut.first[kVideo], m_cut.first[kAudio]);
     }
-    if (pts < m_cut.start)
-        return GST_PAD_PROBE_DROP;
+    if (pts < m_cut.start) return GST_PAD_PROBE_DROP;
     if (GST_CLOCK_TIME_IS_VALID(m_cut.end) && pts >= m_cut.end) {
         if (!m_cut.reached[stream]) {
             m_cut.reached[stream] = true;
             if (m_cut.reached[kVideo] && m_cut.reached[kAudio]) {
                 post([alive = std::weak_ptr<bool>(m_alive), this] {
-                    if (alive.lock())
-                        detach(true, [] {});
+                    if (alive.lock()) detach(true, [] {});
                 });
             }
         }
@@ -241,8 +232,7 @@ bool Recorder::eosReached(GstMessage* message) const {
         return false;
     GstMessage* inner = nullptr;
     gst_structure_get(gst_message_get_structure(message), "message", GST_TYPE_MESSAGE, &inner, nullptr);
-    if (!inner)
-        return false;
+    if (!inner) return false;
     const bool eos = GST_MESSAGE_TYPE(inner) == GST_MESSAGE_EOS && GST_MESSAGE_SRC(inner) == GST_OBJECT(m_sink.get());
     gst_message_unref(inner);
     return eos;
@@ -260,16 +250,18 @@ void Recorder::remove(std::function<void()> then) {
 }
 
 double Recorder::duration() const {
-    auto seconds = [](GstClockTime t) { return GST_CLOCK_TIME_IS_VALID(t) ? static_cast<double>(t) / GST_SECOND : -1.0; };
+    auto seconds = [](GstClockTime t) {
+        return GST_CLOCK_TIME_IS_VALID(t) ? static_cast<double>(t) / GST_SECOND : -1.0;
+    };
     {
         std::lock_guard lock(m_cut.mutex);
-        GST_CAT_INFO(tessera_media_debug, "room %s: recorded %.3f-%.3f s (running time); video ends at %.3f, audio at %.3f",
+        GST_CAT_INFO(tessera_media_debug,
+                     "room %s: recorded %.3f-%.3f s (running time); video ends at %.3f, audio at %.3f",
                      m_room.name().c_str(), seconds(m_cut.start), seconds(m_cut.end), seconds(m_cut.last[kVideo]),
                      seconds(m_cut.last[kAudio]));
     }
     std::lock_guard lock(m_written.mutex);
-    if (!GST_CLOCK_TIME_IS_VALID(m_written.first) || !GST_CLOCK_TIME_IS_VALID(m_written.end))
-        return 0;
+    if (!GST_CLOCK_TIME_IS_VALID(m_written.first) || !GST_CLOCK_TIME_IS_VALID(m_written.end)) return 0;
     return static_cast<double>(m_written.end - m_written.first) / GST_SECOND;
 }
 
@@ -290,20 +282,16 @@ GstPadProbeReturn Recorder::trackSpan(GstPad*, GstPadProbeInfo* info, gpointer d
     auto* span = static_cast<Span*>(data);
     GstBuffer* buffer = GST_PAD_PROBE_INFO_BUFFER(info);
     const GstClockTime pts = GST_BUFFER_PTS(buffer);
-    if (!GST_CLOCK_TIME_IS_VALID(pts))
-        return GST_PAD_PROBE_OK;
+    if (!GST_CLOCK_TIME_IS_VALID(pts)) return GST_PAD_PROBE_OK;
     const GstClockTime end = pts + (GST_BUFFER_DURATION_IS_VALID(buffer) ? GST_BUFFER_DURATION(buffer) : 0);
     std::lock_guard lock(span->mutex);
-    if (!GST_CLOCK_TIME_IS_VALID(span->first) || pts < span->first)
-        span->first = pts;
-    if (!GST_CLOCK_TIME_IS_VALID(span->end) || end > span->end)
-        span->end = end;
+    if (!GST_CLOCK_TIME_IS_VALID(span->first) || pts < span->first) span->first = pts;
+    if (!GST_CLOCK_TIME_IS_VALID(span->end) || end > span->end) span->end = end;
     return GST_PAD_PROBE_OK;
 }
 
 std::string Recorder::segmentPath(guint fragment) const {
-    if (!m_segmented)
-        return m_directory + "/" + m_stem + "." + m_extension;
+    if (!m_segmented) return m_directory + "/" + m_stem + "." + m_extension;
     char index[16];
     std::snprintf(index, sizeof index, "-%05u.", fragment);
     return m_directory + "/" + m_stem + index + m_extension;
@@ -313,9 +301,7 @@ std::string Recorder::segmentPath(guint fragment) const {
 gchar* Recorder::formatLocation(GstElement*, guint fragment, gpointer self) noexcept {
     try {
         return g_strdup(static_cast<Recorder*>(self)->segmentPath(fragment).c_str());
-    } catch (...) {
-        return nullptr;
-    }
+    } catch (...) { return nullptr; }
 }
 
 } // namespace tessera::media

@@ -33,8 +33,7 @@ std::pair<std::string, std::string> describeError(GstMessage* message) {
 
 guint32 argb(const std::string& hex) {
     unsigned rgb = 0;
-    if (hex.size() == 7 && hex[0] == '#')
-        std::sscanf(hex.c_str() + 1, "%6x", &rgb);
+    if (hex.size() == 7 && hex[0] == '#') std::sscanf(hex.c_str() + 1, "%6x", &rgb);
     return 0xff000000u | rgb;
 }
 
@@ -55,14 +54,13 @@ std::array<guint8, 3> yuvOf(const std::string& hex, const GstVideoInfo& info) {
 
 } // namespace
 
-RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragments& fragments,
-                           RoomListener& listener)
+RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragments& fragments, RoomListener& listener)
     : m_room(std::move(room)), m_config(config), m_fragments(fragments), m_listener(listener),
       m_layout(layout::defaultGridSpec()) {
     const auto& v = config.video;
     const std::string rawVideo = "video/x-raw,format=I420,width=" + std::to_string(v.width) +
-                                 ",height=" + std::to_string(v.height) + ",framerate=" +
-                                 std::to_string(v.framerate) + "/1,pixel-aspect-ratio=1/1";
+                                 ",height=" + std::to_string(v.height) + ",framerate=" + std::to_string(v.framerate) +
+                                 "/1,pixel-aspect-ratio=1/1";
     const std::string rawAudio = "audio/x-raw,format=F32LE,rate=48000,channels=2,layout=interleaved";
     // Built from validated configuration only; live background sources keep
     // both mixers ticking with no participant or a stalled one.
@@ -70,17 +68,20 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     // canvas; every consumer of the composite scales to its own fixed size.
     const std::string description =
         "videotestsrc name=background is-live=true pattern=solid-color foreground-color=0xff000000 ! "
-        "capsfilter name=bgcaps caps=\"" + rawVideo + "\" ! compositor name=vmix background=black ! "
-        "capsfilter name=canvascaps caps=\"" + rawVideo + "\" ! tee name=rawtee allow-not-linked=true "
-        "audiotestsrc name=silence is-live=true wave=silence samplesperbuffer=960 ! " + rawAudio +
-        " ! tee name=atee allow-not-linked=true ! queue ! audiomixer name=amix ! " + rawAudio +
+        "capsfilter name=bgcaps caps=\"" +
+        rawVideo +
+        "\" ! compositor name=vmix background=black ! "
+        "capsfilter name=canvascaps caps=\"" +
+        rawVideo +
+        "\" ! tee name=rawtee allow-not-linked=true "
+        "audiotestsrc name=silence is-live=true wave=silence samplesperbuffer=960 ! " +
+        rawAudio + " ! tee name=atee allow-not-linked=true ! queue ! audiomixer name=amix ! " + rawAudio +
         " ! tee name=fullmix allow-not-linked=true";
     GError* raw = nullptr;
     GstElement* bin = gst_parse_launch_full(description.c_str(), nullptr, GST_PARSE_FLAG_FATAL_ERRORS, &raw);
     GErrorPtr err(raw);
     if (!bin || err) {
-        if (bin)
-            gst_object_unref(gst_object_ref_sink(bin));
+        if (bin) gst_object_unref(gst_object_ref_sink(bin));
         throw Error(ErrorCode::Internal, std::string("room pipeline: ") + (err ? err->message : "parse failed"));
     }
     m_pipeline = ElementRef::sink(bin);
@@ -93,10 +94,8 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     {
         GstCaps* caps = gst_caps_from_string(rawVideo.c_str());
         const bool ok = caps && gst_video_info_from_caps(&m_canvasInfo, caps);
-        if (caps)
-            gst_caps_unref(caps);
-        if (!ok)
-            throw Error(ErrorCode::Internal, "room pipeline: bad composite caps " + rawVideo);
+        if (caps) gst_caps_unref(caps);
+        if (!ok) throw Error(ErrorCode::Internal, "room pipeline: bad composite caps " + rawVideo);
     }
     m_canvasCaps = requireByName(pipe, "canvascaps");
     m_backgroundCaps = requireByName(pipe, "bgcaps");
@@ -124,8 +123,7 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
         backgroundOut, GST_PAD_PROBE_TYPE_BUFFER,
         [](GstPad* pad, GstPadProbeInfo*, gpointer self) noexcept {
             const std::int64_t colour = static_cast<RoomPipeline*>(self)->m_pendingBackground.exchange(-1);
-            if (colour >= 0)
-                g_object_set(GST_PAD_PARENT(pad), "foreground-color", static_cast<guint>(colour), nullptr);
+            if (colour >= 0) g_object_set(GST_PAD_PARENT(pad), "foreground-color", static_cast<guint>(colour), nullptr);
             return GST_PAD_PROBE_OK;
         },
         this, nullptr);
@@ -134,16 +132,14 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     // Layout changes reach the compositor on its own thread, right before it
     // draws a frame, together with the borders painted on that frame.
     g_object_set(m_videoMixer.get(), "emit-signals", TRUE, nullptr);
-    g_signal_connect(m_videoMixer.get(), "samples-selected",
-                     G_CALLBACK(+[](GstElement*, GstSegment*, guint64, guint64, guint64, GstStructure*,
-                                    gpointer self) noexcept {
-                         try {
-                             static_cast<RoomPipeline*>(self)->onSamplesSelected();
-                         } catch (const std::exception& e) {
-                             GST_CAT_ERROR(tessera_media_debug, "samples-selected: %s", e.what());
-                         }
-                     }),
-                     this);
+    g_signal_connect(
+        m_videoMixer.get(), "samples-selected",
+        G_CALLBACK(+[](GstElement*, GstSegment*, guint64, guint64, guint64, GstStructure*, gpointer self) noexcept {
+            try {
+                static_cast<RoomPipeline*>(self)->onSamplesSelected();
+            } catch (const std::exception& e) { GST_CAT_ERROR(tessera_media_debug, "samples-selected: %s", e.what()); }
+        }),
+        this);
     // Frames out of the compositor (borders painted on them), and the ones
     // the encoder could not keep up with.
     GstPad* mixOut = gst_element_get_static_pad(m_videoMixer.get(), "src");
@@ -178,9 +174,7 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
         [](GstBus*, GstMessage* message, gpointer self) noexcept -> gboolean {
             try {
                 static_cast<RoomPipeline*>(self)->onBusMessage(message);
-            } catch (const std::exception& e) {
-                GST_CAT_ERROR(tessera_media_debug, "bus handler: %s", e.what());
-            }
+            } catch (const std::exception& e) { GST_CAT_ERROR(tessera_media_debug, "bus handler: %s", e.what()); }
             return G_SOURCE_CONTINUE;
         },
         this);
@@ -201,12 +195,9 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
 
 RoomPipeline::~RoomPipeline() {
     *m_alive = false;
-    if (m_stopTimeout)
-        g_source_remove(m_stopTimeout);
-    if (m_tickSource)
-        g_source_remove(m_tickSource);
-    if (m_busWatch)
-        g_source_remove(m_busWatch);
+    if (m_stopTimeout) g_source_remove(m_stopTimeout);
+    if (m_tickSource) g_source_remove(m_tickSource);
+    if (m_busWatch) g_source_remove(m_busWatch);
     // Flush first: a live aggregator whose output already stopped (a peer's
     // webrtcbin going NULL) would otherwise keep an upstream queue blocked in
     // its chain function, and the NULL transition waits for that queue's
@@ -218,8 +209,7 @@ RoomPipeline::~RoomPipeline() {
 }
 
 std::string RoomPipeline::startRecording(const RecordingRequest& request) {
-    if (m_recorder)
-        throw Error(ErrorCode::Conflict, "room '" + m_room + "' is already recording");
+    if (m_recorder) throw Error(ErrorCode::Conflict, "room '" + m_room + "' is already recording");
     m_recorder = std::make_unique<Recorder>(*this, request);
     return m_recorder->file();
 }
@@ -232,8 +222,7 @@ void RoomPipeline::stopRecording(std::function<void(const RecordingResult&)> don
         // Stopped before the first key frame reached the muxer: there is
         // nothing to finalise (splitmuxsink would wait for video forever).
         post([this, alive = std::weak_ptr<bool>(m_alive)] {
-            if (alive.lock())
-                removeRecorder("");
+            if (alive.lock()) removeRecorder("");
         });
         return;
     }
@@ -253,8 +242,7 @@ void RoomPipeline::stopRecording(std::function<void(const RecordingResult&)> don
 }
 
 void RoomPipeline::removeRecorder(const std::string& error) {
-    if (!m_recorder || m_removingRecorder)
-        return;
+    if (!m_recorder || m_removingRecorder) return;
     m_removingRecorder = true;
     if (m_stopTimeout) {
         g_source_remove(m_stopTimeout);
@@ -262,8 +250,7 @@ void RoomPipeline::removeRecorder(const std::string& error) {
     }
     RecordingResult result{m_recorder->file(), m_recorder->duration(), error};
     m_recorder->remove([this, alive = std::weak_ptr<bool>(m_alive), result] {
-        if (!alive.lock())
-            return;
+        if (!alive.lock()) return;
         m_recorder.reset();
         m_removingRecorder = false;
         if (auto done = std::move(m_stopDone)) {
@@ -293,18 +280,15 @@ void RoomPipeline::onRecorderMessage(GstMessage* message) {
             break;
         }
         const GstStructure* s = gst_message_get_structure(message);
-        if (!gst_structure_has_name(s, "splitmuxsink-fragment-opened"))
-            break;
+        if (!gst_structure_has_name(s, "splitmuxsink-fragment-opened")) break;
         const char* location = gst_structure_get_string(s, "location");
         GstClockTime at = GST_CLOCK_TIME_NONE;
         gst_structure_get_uint64(s, "running-time", &at);
         const double offset = m_recorder->offsetOf(at);
-        if (location)
-            m_listener.onRecordingSegment(location, offset);
+        if (location) m_listener.onRecordingSegment(location, offset);
         break;
     }
-    default:
-        break;
+    default: break;
     }
 }
 
@@ -347,8 +331,7 @@ void RoomPipeline::requestKeyFrame(std::size_t tier) {
         t.keyFramePending = true; // sent by the next frame after the interval
         return;
     }
-    if (!t.lastKeyFrameRequest.compare_exchange_strong(last, now))
-        return; // another thread sent it just now
+    if (!t.lastKeyFrameRequest.compare_exchange_strong(last, now)) return; // another thread sent it just now
     t.keyFramePending = false;
     ++m_keyFramesForced;
     GstPad* out = gst_element_get_static_pad(t.encoder.get(), "src");
@@ -369,10 +352,9 @@ std::unique_ptr<RoomPipeline::EncoderTier> RoomPipeline::buildTier(const VideoTi
     GstElement* queue = leakyQueue(2);
     GstElement* scale = make("videoscale");
     GstElement* caps = make("capsfilter");
-    GstCaps* size = gst_caps_new_simple("video/x-raw", "format", G_TYPE_STRING, "I420", "width", G_TYPE_INT,
-                                        static_cast<int>(spec.width), "height", G_TYPE_INT,
-                                        static_cast<int>(spec.height), "pixel-aspect-ratio", GST_TYPE_FRACTION, 1, 1,
-                                        nullptr);
+    GstCaps* size = gst_caps_new_simple(
+        "video/x-raw", "format", G_TYPE_STRING, "I420", "width", G_TYPE_INT, static_cast<int>(spec.width), "height",
+        G_TYPE_INT, static_cast<int>(spec.height), "pixel-aspect-ratio", GST_TYPE_FRACTION, 1, 1, nullptr);
     g_object_set(caps, "caps", size, nullptr);
     gst_caps_unref(size);
     tier->encoder = m_fragments.makeBin(tierEncoder(m_config, spec));
@@ -400,8 +382,7 @@ std::unique_ptr<RoomPipeline::EncoderTier> RoomPipeline::buildTier(const VideoTi
     gst_pad_add_probe(
         teeIn, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM,
         [](GstPad*, GstPadProbeInfo* info, gpointer data) noexcept {
-            if (!gst_video_event_is_force_key_unit(GST_PAD_PROBE_INFO_EVENT(info)))
-                return GST_PAD_PROBE_OK;
+            if (!gst_video_event_is_force_key_unit(GST_PAD_PROBE_INFO_EVENT(info))) return GST_PAD_PROBE_OK;
             auto* d = static_cast<ProbeData*>(data);
             d->room->requestKeyFrame(d->tier);
             return GST_PAD_PROBE_DROP;
@@ -411,8 +392,7 @@ std::unique_ptr<RoomPipeline::EncoderTier> RoomPipeline::buildTier(const VideoTi
         teeIn, GST_PAD_PROBE_TYPE_BUFFER,
         [](GstPad*, GstPadProbeInfo*, gpointer data) noexcept {
             auto* d = static_cast<ProbeData*>(data);
-            if (d->room->m_tiers[d->tier]->keyFramePending.load())
-                d->room->requestKeyFrame(d->tier);
+            if (d->room->m_tiers[d->tier]->keyFramePending.load()) d->room->requestKeyFrame(d->tier);
             return GST_PAD_PROBE_OK;
         },
         new ProbeData{this, index}, [](gpointer d) noexcept { delete static_cast<ProbeData*>(d); });
@@ -422,14 +402,12 @@ std::unique_ptr<RoomPipeline::EncoderTier> RoomPipeline::buildTier(const VideoTi
 
 void RoomPipeline::addReceiver(std::size_t tier) {
     EncoderTier& t = *m_tiers.at(tier);
-    if (t.receivers++ == 0)
-        g_object_set(t.valve.get(), "drop", FALSE, nullptr);
+    if (t.receivers++ == 0) g_object_set(t.valve.get(), "drop", FALSE, nullptr);
 }
 
 void RoomPipeline::removeReceiver(std::size_t tier) {
     EncoderTier& t = *m_tiers.at(tier);
-    if (--t.receivers == 0)
-        g_object_set(t.valve.get(), "drop", TRUE, nullptr);
+    if (--t.receivers == 0) g_object_set(t.valve.get(), "drop", TRUE, nullptr);
 }
 
 void RoomPipeline::addSource(VideoSource source) {
@@ -439,8 +417,7 @@ void RoomPipeline::addSource(VideoSource source) {
 
 void RoomPipeline::removeSources(const std::string& participantId) {
     std::erase_if(m_sources, [&](const VideoSource& s) {
-        if (s.participantId != participantId)
-            return false;
+        if (s.participantId != participantId) return false;
         g_object_set(s.mixerPad.get(), "alpha", 0.0, nullptr); // its last frame must not linger
         return true;
     });
@@ -449,10 +426,8 @@ void RoomPipeline::removeSources(const std::string& participantId) {
     const bool speakerChanged = adoptSpeaker(m_speakers.remove(participantId));
     const bool wasSharing = m_sharing.erase(participantId) > 0;
     relayout();
-    if (speakerChanged)
-        m_listener.onSpeakerChanged(m_speaker);
-    if (wasSharing)
-        m_listener.onScreenShareChanged(participantId, false);
+    if (speakerChanged) m_listener.onSpeakerChanged(m_speaker);
+    if (wasSharing) m_listener.onScreenShareChanged(participantId, false);
 }
 
 void RoomPipeline::setScreenShareActive(const std::string& participantId, bool active) {
@@ -468,16 +443,14 @@ void RoomPipeline::addAudioInput(const std::string& participantId, GstElement* t
     std::lock_guard lock(m_audioMutex);
     m_audioInputs[participantId] = ElementRef::borrow(tee);
     for (const auto& [to, mixer] : m_audioOutputs)
-        if (to != participantId)
-            linkAudio(participantId, tee, to, mixer.get());
+        if (to != participantId) linkAudio(participantId, tee, to, mixer.get());
 }
 
 void RoomPipeline::addAudioOutput(const std::string& participantId, GstElement* mixer) {
     std::lock_guard lock(m_audioMutex);
     m_audioOutputs[participantId] = ElementRef::borrow(mixer);
     for (const auto& [from, tee] : m_audioInputs)
-        if (from != participantId)
-            linkAudio(from, tee.get(), participantId, mixer);
+        if (from != participantId) linkAudio(from, tee.get(), participantId, mixer);
 }
 
 void RoomPipeline::linkAudio(const std::string& from, GstElement* tee, const std::string& to, GstElement* mixer) {
@@ -490,8 +463,8 @@ void RoomPipeline::linkAudio(const std::string& from, GstElement* tee, const std
     if (gst_pad_link(out.get(), in.get()) != GST_PAD_LINK_OK)
         GST_CAT_ERROR(tessera_media_debug, "room %s: cannot link audio %s -> %s", m_room.c_str(), from.c_str(),
                       to.c_str());
-    m_audioLinks.push_back({from, to, {ElementRef::borrow(tee), teePad, fromBin, out},
-                            {ElementRef::borrow(mixer), mixerPad, toBin, in}});
+    m_audioLinks.push_back(
+        {from, to, {ElementRef::borrow(tee), teePad, fromBin, out}, {ElementRef::borrow(mixer), mixerPad, toBin, in}});
 }
 
 DetachPlan RoomPipeline::removeAudio(const std::string& participantId) {
@@ -522,15 +495,14 @@ void RoomPipeline::unregisterPeer(GstElement* bin) { m_peers.erase(bin); }
 void RoomPipeline::relayout() {
     std::vector<const VideoSource*> visible;
     for (const auto& s : m_sources)
-        if (!s.screenShare || m_sharing.count(s.participantId))
-            visible.push_back(&s);
+        if (!s.screenShare || m_sharing.count(s.participantId)) visible.push_back(&s);
     std::stable_sort(visible.begin(), visible.end(), [](const VideoSource* a, const VideoSource* b) {
         return a->order != b->order ? a->order < b->order : a->screenShare < b->screenShare;
     });
     std::vector<layout::Source> inputs;
     for (const auto* s : visible)
-        inputs.push_back({s->id, s->participantId, s->name, s->screenShare, m_config.video.tileWidth,
-                          m_config.video.tileHeight});
+        inputs.push_back(
+            {s->id, s->participantId, s->name, s->screenShare, m_config.video.tileWidth, m_config.video.tileHeight});
     // A layout's own canvas resizes the composite; the tiers, the recorder
     // and so every receiver keep their sizes (scaled, letterboxed if the
     // aspect differs), so nobody renegotiates.
@@ -557,8 +529,7 @@ void RoomPipeline::relayout() {
         const bool shown = tile != tiles.end();
         plan.pads.push_back({s.mixerPad, shown ? std::optional<layout::Tile>(*tile) : std::nullopt});
         // The label is drawn upstream, on the tile's own frames: it needs no sync.
-        if (s.label)
-            g_object_set(s.label.get(), "silent", !(shown && m_layout.labels), nullptr);
+        if (s.label) g_object_set(s.label.get(), "silent", !(shown && m_layout.labels), nullptr);
     }
     plan.borders = layout::visibleBorders(tiles);
     plan.borderYuv = yuvOf(m_layout.borderColor, m_canvasInfo);
@@ -572,8 +543,7 @@ void RoomPipeline::onSamplesSelected() {
         std::lock_guard lock(m_planMutex);
         plan.swap(m_pendingPlan);
     }
-    if (!plan)
-        return;
+    if (!plan) return;
     for (const auto& [pad, tile] : plan->pads) {
         if (!tile) {
             g_object_set(pad.get(), "alpha", 0.0, nullptr);
@@ -588,13 +558,11 @@ void RoomPipeline::onSamplesSelected() {
 }
 
 void RoomPipeline::paintBorders(GstPadProbeInfo* info) {
-    if (m_borders.empty())
-        return;
+    if (m_borders.empty()) return;
     GstBuffer* buffer = gst_buffer_make_writable(GST_PAD_PROBE_INFO_BUFFER(info));
     GST_PAD_PROBE_INFO_DATA(info) = buffer;
     GstVideoFrame frame;
-    if (!gst_video_frame_map(&frame, &m_frameInfo, buffer, GST_MAP_WRITE))
-        return;
+    if (!gst_video_frame_map(&frame, &m_frameInfo, buffer, GST_MAP_WRITE)) return;
     const int width = GST_VIDEO_FRAME_WIDTH(&frame), height = GST_VIDEO_FRAME_HEIGHT(&frame);
     for (const layout::Rect& r : m_borders) {
         const int x0 = std::clamp(r.x, 0, width), x1 = std::clamp(r.x + r.width, 0, width);
@@ -622,8 +590,7 @@ void RoomPipeline::onBusMessage(GstMessage* message) {
         const auto [what, debug] = describeError(message);
         std::shared_ptr<PeerCore> culprit;
         for (const auto& [bin, weak] : m_peers)
-            if (gst_object_has_as_ancestor(GST_MESSAGE_SRC(message), GST_OBJECT(bin)))
-                culprit = weak.lock();
+            if (gst_object_has_as_ancestor(GST_MESSAGE_SRC(message), GST_OBJECT(bin))) culprit = weak.lock();
         dumpDot(pipeline(), "tessera-error-" + m_room);
         if (culprit) {
             culprit->fail("media error: " + what); // only that peer, never the room
@@ -643,11 +610,9 @@ void RoomPipeline::onBusMessage(GstMessage* message) {
     case GST_MESSAGE_ELEMENT: {
         // A participant's level element (decode-opus.pipeline), inside its bin "peer-<id>".
         const GstStructure* s = gst_message_get_structure(message);
-        if (!gst_structure_has_name(s, "level"))
-            break;
+        if (!gst_structure_has_name(s, "level")) break;
         GstObject* bin = GST_OBJECT_PARENT(GST_OBJECT_PARENT(GST_MESSAGE_SRC(message)));
-        if (!bin || !g_str_has_prefix(GST_OBJECT_NAME(bin), "peer-"))
-            break;
+        if (!bin || !g_str_has_prefix(GST_OBJECT_NAME(bin), "peer-")) break;
         const GValue* rms = gst_structure_get_value(s, "rms");
         double loudest = -127;
         // level's "rms" is a GValueArray (deprecated in GLib, still what 1.22 posts).
@@ -661,27 +626,21 @@ void RoomPipeline::onBusMessage(GstMessage* message) {
         speakerMaybeChanged(m_speakers.update(GST_OBJECT_NAME(bin) + 5, loudest, g_get_monotonic_time() / 1000));
         break;
     }
-    case GST_MESSAGE_LATENCY:
-        gst_bin_recalculate_latency(pipeline());
-        break;
-    default:
-        break;
+    case GST_MESSAGE_LATENCY: gst_bin_recalculate_latency(pipeline()); break;
+    default: break;
     }
 }
 
 bool RoomPipeline::adoptSpeaker(bool changed) {
-    if (!changed)
-        return false;
+    if (!changed) return false;
     const std::string speaker = m_speakers.speaker().value_or("");
-    if (speaker == m_speaker)
-        return false;
+    if (speaker == m_speaker) return false;
     m_speaker = speaker;
     return true;
 }
 
 void RoomPipeline::speakerMaybeChanged(bool changed) {
-    if (!adoptSpeaker(changed))
-        return;
+    if (!adoptSpeaker(changed)) return;
     relayout();
     m_listener.onSpeakerChanged(m_speaker);
 }
@@ -696,8 +655,7 @@ void RoomPipeline::onTick() {
     m_lastTickTime = now;
     if (++m_ticks % kStatsEveryTicks == 0) {
         for (const auto& [bin, weak] : m_peers)
-            if (auto peer = weak.lock())
-                peer->requestStats();
+            if (auto peer = weak.lock()) peer->requestStats();
     }
 }
 

@@ -44,8 +44,8 @@ struct PadDetach {
     PadRef ghost;
 };
 struct DetachPlan {
-    std::vector<PadDetach> tees;    // detach when idle, before the bin goes NULL
-    std::vector<PadDetach> mixers;  // release after the bin is NULL
+    std::vector<PadDetach> tees;   // detach when idle, before the bin goes NULL
+    std::vector<PadDetach> mixers; // release after the bin is NULL
 };
 
 // A video input of the compositor: a participant's camera or screen share.
@@ -161,19 +161,19 @@ private:
     ElementRef m_videoMixer, m_audioMixer, m_audioTee;
     std::vector<std::unique_ptr<EncoderTier>> m_tiers; // highest bit rate first; fixed after construction
     std::vector<policy::Tier> m_ladder;                // m_tiers' specs, for the tier policy
-    ElementRef m_rawTee, m_fullMix; // the recorder's sources
+    ElementRef m_rawTee, m_fullMix;                    // the recorder's sources
     protocol::LayoutSpec m_layout;
-    GstVideoInfo m_canvasInfo; // the composite's format as configured; immutable after construction
+    GstVideoInfo m_canvasInfo;                 // the composite's format as configured; immutable after construction
     ElementRef m_canvasCaps, m_backgroundCaps; // the composite's size, and its background's
     unsigned m_canvasWidth = 0, m_canvasHeight = 0; // current composite size. Thread: main.
-    GstVideoInfo m_frameInfo;  // the composite's current format. Thread: the compositor's.
+    GstVideoInfo m_frameInfo;                       // the composite's current format. Thread: the compositor's.
     std::mutex m_planMutex;
     std::optional<CompositePlan> m_pendingPlan; // guarded by m_planMutex
     // Thread: the compositor's only (its samples-selected signal and src pad probe).
     std::vector<layout::Rect> m_borders;
     std::array<guint8, 3> m_borderYuv{};
     std::vector<VideoSource> m_sources;
-    std::set<std::string> m_sharing; // participants whose screen share is live
+    std::set<std::string> m_sharing;                        // participants whose screen share is live
     std::map<GstElement*, std::weak_ptr<PeerCore>> m_peers; // peer bin -> peer
 
     struct AudioLink {
@@ -190,7 +190,7 @@ private:
     // Counted on streaming threads.
     std::atomic<std::uint64_t> m_framesOut{0};
     std::atomic<std::uint64_t> m_framesDropped{0};
-    std::atomic<std::uint64_t> m_keyFramesForced{0}; // over every tier's encoder
+    std::atomic<std::uint64_t> m_keyFramesForced{0};   // over every tier's encoder
     std::atomic<std::int64_t> m_pendingBackground{-1}; // ARGB to apply, or -1
     // Frame rate over the last tick.
     std::uint64_t m_lastFrames = 0;
@@ -204,7 +204,7 @@ private:
     guint m_tickSource = 0;
 
     // Recording. Thread: main.
-    std::unique_ptr<Recorder> m_recorder; // Owned; in m_pipeline while attached.
+    std::unique_ptr<Recorder> m_recorder;                   // Owned; in m_pipeline while attached.
     std::function<void(const RecordingResult&)> m_stopDone; // a pending stopRecording()
     bool m_removingRecorder = false;
     guint m_stopTimeout = 0;

@@ -107,8 +107,8 @@ bool SpeakerDetector::evaluate(std::int64_t nowMs) {
         if (current == &s) continue;
         std::optional<std::int64_t> since = s.speakingSince;
         if (current) {
-            const bool ahead = speaking(s, nowMs) &&
-                               effectiveLevel(s, nowMs) >= effectiveLevel(*current, nowMs) + m_params.marginDb;
+            const bool ahead =
+                speaking(s, nowMs) && effectiveLevel(s, nowMs) >= effectiveLevel(*current, nowMs) + m_params.marginDb;
             if (!ahead)
                 s.aheadSince.reset();
             else if (!s.aheadSince)

@@ -20,13 +20,9 @@ constexpr int kMaxDepth = 32;
 
 // Names reach us from clients and rooms as bytes; a bad byte must not turn a
 // status reply into an exception.
-std::string dump(const OutJson& json) {
-    return json.dump(-1, ' ', false, OutJson::error_handler_t::replace);
-}
+std::string dump(const OutJson& json) { return json.dump(-1, ' ', false, OutJson::error_handler_t::replace); }
 
-[[noreturn]] void fail(std::string_view why) {
-    throw Error(ErrorCode::BadRequest, "layout: " + std::string(why));
-}
+[[noreturn]] void fail(std::string_view why) { throw Error(ErrorCode::BadRequest, "layout: " + std::string(why)); }
 
 } // namespace
 
@@ -157,9 +153,7 @@ LayoutRequest parseLayoutRequest(std::string_view body) {
     } else if (it->is_object()) {
         try {
             request.spec = protocol::parseLayoutSpec(it->dump());
-        } catch (const Error& e) {
-            throw Error(e.code(), "layout: " + std::string(e.what()));
-        }
+        } catch (const Error& e) { throw Error(e.code(), "layout: " + std::string(e.what())); }
     } else {
         fail("must be a layout name or a layout spec object");
     }

@@ -92,8 +92,9 @@ protocol::IceServer parseIceServer(const Json& value, const std::string& path) {
         }
     }
     if (!sawUrls) fail(path + ".urls", "missing");
-    const bool turn = std::any_of(server.urls.begin(), server.urls.end(),
-                                  [](const std::string& url) { return hasScheme(url, {"turn:", "turns:"}); });
+    const bool turn = std::any_of(server.urls.begin(), server.urls.end(), [](const std::string& url) {
+        return hasScheme(url, {"turn:", "turns:"});
+    });
     if (turn && (server.username.empty() || server.credential.empty())) {
         fail(path, "turn: and turns: URLs need a username and a credential");
     }
@@ -104,7 +105,8 @@ std::string ipAddress(const Json& value, const std::string& path) {
     if (value.is_string()) {
         const std::string text = value.get<std::string>();
         std::array<unsigned char, sizeof(in6_addr)> buffer{};
-        if (inet_pton(AF_INET, text.c_str(), buffer.data()) == 1 || inet_pton(AF_INET6, text.c_str(), buffer.data()) == 1) {
+        if (inet_pton(AF_INET, text.c_str(), buffer.data()) == 1 ||
+            inet_pton(AF_INET6, text.c_str(), buffer.data()) == 1) {
             return text;
         }
     }
@@ -119,7 +121,9 @@ VideoTier parseTier(const Json& value, const std::string& path) {
         if (key == "name") {
             tier.name = stringValue(item, itemPath);
             if (tier.name.empty() || tier.name.size() > 32 ||
-                !std::all_of(tier.name.begin(), tier.name.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_'; }))
+                !std::all_of(tier.name.begin(), tier.name.end(), [](char c) {
+                    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+                }))
                 fail(itemPath, "must be 1-32 of [A-Za-z0-9_-]");
         } else if (key == "width") {
             tier.width = evenSize(item, itemPath);
@@ -152,8 +156,7 @@ Json compactTiers(const std::string& text, const std::string& path) {
                 fail(path, kForm);
             return std::stoul(digits);
         };
-        if (c1 == std::string::npos || x == std::string::npos || c2 == std::string::npos || x > c2)
-            fail(path, kForm);
+        if (c1 == std::string::npos || x == std::string::npos || c2 == std::string::npos || x > c2) fail(path, kForm);
         tiers.push_back({{"name", item.substr(0, c1)},
                          {"width", number(c1 + 1, x)},
                          {"height", number(x + 1, c2)},
@@ -313,7 +316,8 @@ void applyRoot(Config& config, const Json& root) {
     for (std::size_t i = 0; i < config.video.tiers.size(); ++i) {
         const VideoTier& tier = config.video.tiers[i];
         if (tier.width > config.video.width || tier.height > config.video.height) {
-            fail("video.tiers[" + std::to_string(i) + "]", "must not be larger than the composite (video.width x video.height)");
+            fail("video.tiers[" + std::to_string(i) + "]",
+                 "must not be larger than the composite (video.width x video.height)");
         }
     }
 }

@@ -17,42 +17,35 @@ json parseObject(std::string_view message, const char* what) {
 }
 
 bool validTransferId(const std::string& id) {
-    if (id.empty() || id.size() > 32)
-        return false;
+    if (id.empty() || id.size() > 32) return false;
     for (char c : id)
-        if (!std::isalnum(static_cast<unsigned char>(c)))
-            return false;
+        if (!std::isalnum(static_cast<unsigned char>(c))) return false;
     return true;
 }
 
 } // namespace
 
 std::string parseChat(std::string_view message) {
-    if (message.size() > kMaxChatBytes)
-        throw Error(ErrorCode::BadRequest, "chat: message exceeds 16 KiB");
+    if (message.size() > kMaxChatBytes) throw Error(ErrorCode::BadRequest, "chat: message exceeds 16 KiB");
     json j = parseObject(message, "chat");
     auto text = j.find("text");
-    if (text == j.end() || !text->is_string())
-        throw Error(ErrorCode::BadRequest, "chat.text: must be a string");
+    if (text == j.end() || !text->is_string()) throw Error(ErrorCode::BadRequest, "chat.text: must be a string");
     std::string s = text->get<std::string>();
-    if (s.empty())
-        throw Error(ErrorCode::BadRequest, "chat.text: must not be empty");
+    if (s.empty()) throw Error(ErrorCode::BadRequest, "chat.text: must not be empty");
     return s;
 }
 
 std::string serializeChat(const std::string& fromId, const std::string& name, const std::string& text,
                           std::int64_t unixMs) {
-    return json{{"from", fromId}, {"name", name}, {"text", text}, {"ts", unixMs}}.dump(
-        -1, ' ', false, json::error_handler_t::replace);
+    return json{{"from", fromId}, {"name", name}, {"text", text}, {"ts", unixMs}}.dump(-1, ' ', false,
+                                                                                       json::error_handler_t::replace);
 }
 
 std::string annotateFileControl(std::string_view message, const std::string& fromId, const std::string& name) {
-    if (message.size() > kMaxChatBytes)
-        throw Error(ErrorCode::BadRequest, "file: control message exceeds 16 KiB");
+    if (message.size() > kMaxChatBytes) throw Error(ErrorCode::BadRequest, "file: control message exceeds 16 KiB");
     json j = parseObject(message, "file");
     auto type = j.find("type");
-    if (type == j.end() || !type->is_string())
-        throw Error(ErrorCode::BadRequest, "file.type: must be a string");
+    if (type == j.end() || !type->is_string()) throw Error(ErrorCode::BadRequest, "file.type: must be a string");
     auto id = j.find("id");
     if (id == j.end() || !id->is_string() || !validTransferId(id->get<std::string>()))
         throw Error(ErrorCode::BadRequest, "file.id: must be 1-32 characters of [A-Za-z0-9]");

@@ -66,8 +66,7 @@ constexpr double kFractionSlack = 1e-9;
 }
 
 std::string fieldName(std::string_view path, std::string_view key) {
-    if (path.empty())
-        return std::string(key);
+    if (path.empty()) return std::string(key);
     std::string field(path);
     field += '.';
     field += key;
@@ -78,11 +77,9 @@ std::string fieldName(std::string_view path, std::string_view key) {
 // sequence in half (the message is serialised to JSON, which rejects broken UTF-8).
 std::string excerpt(std::string_view text) {
     constexpr std::size_t kMax = 64;
-    if (text.size() <= kMax)
-        return std::string(text);
+    if (text.size() <= kMax) return std::string(text);
     std::size_t end = kMax;
-    while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80)
-        --end;
+    while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
     return std::string(text.substr(0, end)) + "...";
 }
 
@@ -90,28 +87,23 @@ std::string excerpt(std::string_view text) {
 std::string asciiOnly(std::string_view text) {
     std::string out;
     out.reserve(text.size());
-    for (char c : text)
-        out += (c >= 0x20 && c < 0x7F) ? c : '?';
+    for (char c : text) out += (c >= 0x20 && c < 0x7F) ? c : '?';
     return out;
 }
 
 std::size_t utf8Length(std::string_view text) {
-    return static_cast<std::size_t>(std::count_if(text.begin(), text.end(), [](char c) {
-        return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-    }));
+    return static_cast<std::size_t>(
+        std::count_if(text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
 }
 
 void requireObject(const json& value, std::string_view field) {
-    if (!value.is_object())
-        fail(field, "must be an object");
+    if (!value.is_object()) fail(field, "must be an object");
 }
 
-void checkKeys(const json& object, std::string_view path,
-               std::initializer_list<std::string_view> allowed) {
+void checkKeys(const json& object, std::string_view path, std::initializer_list<std::string_view> allowed) {
     for (const auto& item : object.items()) {
         const std::string& key = item.key();
-        if (std::find(allowed.begin(), allowed.end(), key) != allowed.end())
-            continue;
+        if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
         std::string reason = "unknown key '" + excerpt(key) + "' (allowed:";
         for (std::string_view name : allowed) {
             reason += ' ';
@@ -129,14 +121,11 @@ const json* member(const json& object, const char* key) {
 
 double number(const json& object, std::string_view path, const char* key, double fallback) {
     const json* value = member(object, key);
-    if (!value)
-        return fallback;
+    if (!value) return fallback;
     const std::string field = fieldName(path, key);
-    if (!value->is_number())
-        fail(field, "must be a number");
+    if (!value->is_number()) fail(field, "must be a number");
     const double result = value->get<double>();
-    if (!std::isfinite(result))
-        fail(field, "must be a finite number");
+    if (!std::isfinite(result)) fail(field, "must be a finite number");
     return result;
 }
 
@@ -147,40 +136,34 @@ std::int64_t integer(const json& value, std::string_view field, std::int64_t min
     std::int64_t result = 0;
     if (value.is_number_unsigned()) {
         const auto u = value.get<std::uint64_t>();
-        if (u > static_cast<std::uint64_t>(max))
-            fail(field, rangeReason);
+        if (u > static_cast<std::uint64_t>(max)) fail(field, rangeReason);
         result = static_cast<std::int64_t>(u);
     } else if (value.is_number_integer()) {
         result = value.get<std::int64_t>();
     } else {
         fail(field, "must be an integer");
     }
-    if (result < min || result > max)
-        fail(field, rangeReason);
+    if (result < min || result > max) fail(field, rangeReason);
     return result;
 }
 
 bool boolean(const json& object, std::string_view path, const char* key, bool fallback) {
     const json* value = member(object, key);
-    if (!value)
-        return fallback;
-    if (!value->is_boolean())
-        fail(fieldName(path, key), "must be true or false");
+    if (!value) return fallback;
+    if (!value->is_boolean()) fail(fieldName(path, key), "must be true or false");
     return value->get<bool>();
 }
 
 const std::string& stringValue(const json& value, std::string_view field) {
-    if (!value.is_string())
-        fail(field, "must be a string");
+    if (!value.is_string()) fail(field, "must be a string");
     return value.get_ref<const std::string&>();
 }
 
 int zOrder(const json& object, std::string_view path) {
     const json* value = member(object, "z");
-    if (!value)
-        return 0;
-    return static_cast<int>(integer(*value, fieldName(path, "z"), -kMaxZ, kMaxZ,
-                                    "must be an integer between -1000 and 1000"));
+    if (!value) return 0;
+    return static_cast<int>(
+        integer(*value, fieldName(path, "z"), -kMaxZ, kMaxZ, "must be an integer between -1000 and 1000"));
 }
 
 // x, y, w, h of a slot or of the rest region; `path` is "slots[2]" or "rest".
@@ -190,31 +173,21 @@ FracRect rect(const json& object, std::string_view path) {
     r.y = number(object, path, "y", 0);
     r.w = number(object, path, "w", 1);
     r.h = number(object, path, "h", 1);
-    if (r.x < 0 || r.x >= 1)
-        fail(fieldName(path, "x"), "must be >= 0 and < 1");
-    if (r.y < 0 || r.y >= 1)
-        fail(fieldName(path, "y"), "must be >= 0 and < 1");
-    if (r.w <= 0 || r.w > 1)
-        fail(fieldName(path, "w"), "must be > 0 and <= 1");
-    if (r.h <= 0 || r.h > 1)
-        fail(fieldName(path, "h"), "must be > 0 and <= 1");
-    if (r.x + r.w > 1 + kFractionSlack)
-        fail(path, "extends past the canvas (x + w > 1)");
-    if (r.y + r.h > 1 + kFractionSlack)
-        fail(path, "extends past the canvas (y + h > 1)");
+    if (r.x < 0 || r.x >= 1) fail(fieldName(path, "x"), "must be >= 0 and < 1");
+    if (r.y < 0 || r.y >= 1) fail(fieldName(path, "y"), "must be >= 0 and < 1");
+    if (r.w <= 0 || r.w > 1) fail(fieldName(path, "w"), "must be > 0 and <= 1");
+    if (r.h <= 0 || r.h > 1) fail(fieldName(path, "h"), "must be > 0 and <= 1");
+    if (r.x + r.w > 1 + kFractionSlack) fail(path, "extends past the canvas (x + w > 1)");
+    if (r.y + r.h > 1 + kFractionSlack) fail(path, "extends past the canvas (y + h > 1)");
     return r;
 }
 
 Slot::Source slotSource(const json& value, std::string_view field) {
     const std::string& text = stringValue(value, field);
-    if (text == "next")
-        return Slot::Source::Next;
-    if (text == "speaker")
-        return Slot::Source::Speaker;
-    if (text == "screenshare")
-        return Slot::Source::ScreenShare;
-    if (text == "participant")
-        return Slot::Source::Participant;
+    if (text == "next") return Slot::Source::Next;
+    if (text == "speaker") return Slot::Source::Speaker;
+    if (text == "screenshare") return Slot::Source::ScreenShare;
+    if (text == "participant") return Slot::Source::Participant;
     fail(field, "must be one of \"speaker\", \"next\", \"screenshare\", \"participant\"");
 }
 
@@ -224,19 +197,16 @@ Slot slot(const json& object, std::string_view path) {
     Slot result;
     result.rect = rect(object, path);
     result.z = zOrder(object, path);
-    if (const json* source = member(object, "source"))
-        result.source = slotSource(*source, fieldName(path, "source"));
+    if (const json* source = member(object, "source")) result.source = slotSource(*source, fieldName(path, "source"));
 
     const std::string participantField = fieldName(path, "participant");
     const json* participant = member(object, "participant");
     if (result.source == Slot::Source::Participant) {
-        if (!participant)
-            fail(participantField, "required when source is \"participant\"");
+        if (!participant) fail(participantField, "required when source is \"participant\"");
         result.participant = stringValue(*participant, participantField);
         // Display names are 1-64 characters (PROTOCOL.md "join").
         const std::size_t length = utf8Length(result.participant);
-        if (length < 1 || length > 64)
-            fail(participantField, "must be a display name of 1-64 characters");
+        if (length < 1 || length > 64) fail(participantField, "must be a display name of 1-64 characters");
     } else if (participant) {
         // Almost certainly a forgotten "source": "participant"; ignoring it would
         // show someone else in the slot.
@@ -247,35 +217,29 @@ Slot slot(const json& object, std::string_view path) {
 
 void parseName(const json& spec, LayoutSpec& out) {
     const json* value = member(spec, "name");
-    if (!value)
-        fail("name", "required");
+    if (!value) fail("name", "required");
     out.name = stringValue(*value, "name");
     // Same alphabet as room names: names appear in URLs, file names and logs.
-    const bool valid = !out.name.empty() && out.name.size() <= 64 &&
-                       std::all_of(out.name.begin(), out.name.end(), [](char c) {
-                           return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                                  (c >= '0' && c <= '9') || c == '_' || c == '-';
-                       });
-    if (!valid)
-        fail("name", "must be 1-64 of [A-Za-z0-9_-]");
+    const bool valid =
+        !out.name.empty() && out.name.size() <= 64 && std::all_of(out.name.begin(), out.name.end(), [](char c) {
+            return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+        });
+    if (!valid) fail("name", "must be 1-64 of [A-Za-z0-9_-]");
 }
 
 void parseCanvas(const json& spec, LayoutSpec& out) {
     const json* canvas = member(spec, "canvas");
-    if (!canvas)
-        return;
+    if (!canvas) return;
     requireObject(*canvas, "canvas");
     checkKeys(*canvas, "canvas", {"width", "height"});
     // Even sizes: I420 video has one chroma sample per 2x2 pixels.
     auto dimension = [&](const char* key) {
         const std::string field = fieldName("canvas", key);
         const json* value = member(*canvas, key);
-        if (!value)
-            fail(field, "required");
-        const auto pixels = integer(*value, field, kMinCanvas, kMaxCanvas,
-                                    "must be an even integer between 16 and 7680");
-        if (pixels % 2 != 0)
-            fail(field, "must be an even integer between 16 and 7680");
+        if (!value) fail(field, "required");
+        const auto pixels =
+            integer(*value, field, kMinCanvas, kMaxCanvas, "must be an even integer between 16 and 7680");
+        if (pixels % 2 != 0) fail(field, "must be an even integer between 16 and 7680");
         return static_cast<unsigned>(pixels);
     };
     out.canvasWidth = dimension("width");
@@ -285,27 +249,20 @@ void parseCanvas(const json& spec, LayoutSpec& out) {
 // A "#rrggbb" colour at the top level (`key`), or `fallback` when absent.
 std::string colour(const json& spec, const char* key, const std::string& fallback) {
     const json* value = member(spec, key);
-    if (!value)
-        return fallback;
+    if (!value) return fallback;
     const std::string& text = stringValue(*value, key);
-    const bool valid = text.size() == 7 && text[0] == '#' &&
-                       std::all_of(text.begin() + 1, text.end(), [](char c) {
-                           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-                                  (c >= 'A' && c <= 'F');
+    const bool valid = text.size() == 7 && text[0] == '#' && std::all_of(text.begin() + 1, text.end(), [](char c) {
+                           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
                        });
-    if (!valid)
-        fail(key, "must be #rrggbb");
+    if (!valid) fail(key, "must be #rrggbb");
     return text;
 }
 
 void parseSlots(const json& spec, LayoutSpec& out) {
     const json* slots = member(spec, "slots");
-    if (!slots)
-        return;
-    if (!slots->is_array())
-        fail("slots", "must be an array");
-    if (slots->size() > kMaxSlots)
-        fail("slots", "at most 64 slots");
+    if (!slots) return;
+    if (!slots->is_array()) fail("slots", "must be an array");
+    if (slots->size() > kMaxSlots) fail("slots", "at most 64 slots");
     out.slots.reserve(slots->size());
     for (std::size_t i = 0; i < slots->size(); ++i)
         out.slots.push_back(slot((*slots)[i], "slots[" + std::to_string(i) + "]"));
@@ -313,8 +270,7 @@ void parseSlots(const json& spec, LayoutSpec& out) {
 
 void parseRest(const json& spec, LayoutSpec& out) {
     const json* rest = member(spec, "rest");
-    if (!rest)
-        return;
+    if (!rest) return;
     requireObject(*rest, "rest");
     checkKeys(*rest, "rest", {"x", "y", "w", "h", "z"});
     out.rest = rect(*rest, "rest");
@@ -330,36 +286,30 @@ LayoutSpec parseLayoutSpec(std::string_view text) {
     } catch (const json::exception& e) {
         // Drop the library's "[json.exception.parse_error.101] " prefix; keep the position.
         std::string_view what = e.what();
-        if (const auto end = what.find("] "); end != std::string_view::npos)
-            what.remove_prefix(end + 2);
+        if (const auto end = what.find("] "); end != std::string_view::npos) what.remove_prefix(end + 2);
         fail("", "invalid JSON: " + asciiOnly(what));
     }
-    if (!spec.is_object())
-        fail("", "a layout spec must be a JSON object");
+    if (!spec.is_object()) fail("", "a layout spec must be a JSON object");
     checkKeys(spec, "",
-              {"name", "description", "canvas", "background", "slots", "rest", "keepAspect",
-               "padding", "border", "borderColor", "labels"});
+              {"name", "description", "canvas", "background", "slots", "rest", "keepAspect", "padding", "border",
+               "borderColor", "labels"});
 
     LayoutSpec out;
     parseName(spec, out);
-    if (const json* description = member(spec, "description"))
-        stringValue(*description, "description");
+    if (const json* description = member(spec, "description")) stringValue(*description, "description");
     parseCanvas(spec, out);
     out.background = colour(spec, "background", out.background);
     parseSlots(spec, out);
     parseRest(spec, out);
     out.keepAspect = boolean(spec, "", "keepAspect", true);
     out.padding = number(spec, "", "padding", 0);
-    if (out.padding < 0 || out.padding > kMaxPadding)
-        fail("padding", "must be between 0 and 256 (pixels)");
+    if (out.padding < 0 || out.padding > kMaxPadding) fail("padding", "must be between 0 and 256 (pixels)");
     out.border = number(spec, "", "border", 0);
-    if (out.border < 0 || out.border > kMaxBorder)
-        fail("border", "must be between 0 and 64 (pixels)");
+    if (out.border < 0 || out.border > kMaxBorder) fail("border", "must be between 0 and 64 (pixels)");
     out.borderColor = colour(spec, "borderColor", out.borderColor);
     out.labels = boolean(spec, "", "labels", false);
 
-    if (out.slots.empty() && !out.rest)
-        fail("slots", "required (at least one slot) when there is no rest region");
+    if (out.slots.empty() && !out.rest) fail("slots", "required (at least one slot) when there is no rest region");
     return out;
 }
 

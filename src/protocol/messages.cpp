@@ -82,9 +82,7 @@ std::optional<std::u32string> decodeUtf8(std::string_view text) {
 }
 
 // Unicode category Cc: C0 controls, DEL and C1 controls.
-bool isControl(char32_t point) {
-    return point < 0x20 || (point >= 0x7F && point <= 0x9F);
-}
+bool isControl(char32_t point) { return point < 0x20 || (point >= 0x7F && point <= 0x9F); }
 
 void checkName(const std::string& path, const std::string& name) {
     const auto points = decodeUtf8(name);
@@ -248,7 +246,8 @@ std::vector<IceServer> parseIceServers(const Fields& fields) {
         const Json& urls = item.required("urls");
         if (urls.is_string()) {
             server.urls.push_back(urls.get<std::string>());
-        } else if (urls.is_array() && std::all_of(urls.begin(), urls.end(), [](const Json& u) { return u.is_string(); })) {
+        } else if (urls.is_array() &&
+                   std::all_of(urls.begin(), urls.end(), [](const Json& u) { return u.is_string(); })) {
             server.urls = urls.get<std::vector<std::string>>();
         } else {
             fail(item.path("urls"), "must be a string or an array of strings");
@@ -277,9 +276,7 @@ OutJson candidateJson(const std::optional<IceCandidate>& candidate) {
 
 // Text that reached us as bytes (an SDP from GStreamer, a reason string) may
 // not be valid UTF-8; replacing bad bytes beats failing to send the message.
-std::string dump(const OutJson& json) {
-    return json.dump(-1, ' ', false, OutJson::error_handler_t::replace);
-}
+std::string dump(const OutJson& json) { return json.dump(-1, ' ', false, OutJson::error_handler_t::replace); }
 
 struct ServerToJson {
     OutJson operator()(const Joined& m) const {
@@ -287,9 +284,7 @@ struct ServerToJson {
         json["id"] = m.id;
         json["room"] = m.room;
         json["participants"] = OutJson::array();
-        for (const auto& p : m.participants) {
-            json["participants"].push_back({{"id", p.id}, {"name", p.name}});
-        }
+        for (const auto& p : m.participants) { json["participants"].push_back({{"id", p.id}, {"name", p.name}}); }
         json["iceServers"] = OutJson::array();
         for (const auto& s : m.iceServers) {
             OutJson server = OutJson::object();
@@ -386,9 +381,7 @@ ClientMessage parseClientMessage(std::string_view frame) {
     unknownType(type);
 }
 
-std::string serialize(const ServerMessage& message) {
-    return dump(std::visit(ServerToJson{}, message));
-}
+std::string serialize(const ServerMessage& message) { return dump(std::visit(ServerToJson{}, message)); }
 
 ServerMessage parseServerMessage(std::string_view frame) {
     const Json json = parseFrame(frame);
@@ -407,8 +400,6 @@ ServerMessage parseServerMessage(std::string_view frame) {
     unknownType(type);
 }
 
-std::string serialize(const ClientMessage& message) {
-    return dump(std::visit(ClientToJson{}, message));
-}
+std::string serialize(const ClientMessage& message) { return dump(std::visit(ClientToJson{}, message)); }
 
 } // namespace tessera::protocol

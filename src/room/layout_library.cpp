@@ -5,8 +5,8 @@
 #include <sstream>
 #include <system_error>
 
-#include "tessera/protocol/error.h"
 #include "tessera/layout/geometry.h"
+#include "tessera/protocol/error.h"
 
 namespace tessera::room {
 namespace fs = std::filesystem;
@@ -17,8 +17,8 @@ protocol::LayoutSpec loadLayoutFile(const fs::path& file) {
     if (!in || !(text << in.rdbuf())) throw Error(ErrorCode::BadRequest, "cannot read the file");
     protocol::LayoutSpec spec = protocol::parseLayoutSpec(text.str());
     if (spec.name != file.stem().string()) {
-        throw Error(ErrorCode::BadRequest, "name '" + spec.name + "' must equal the file name without .json ('" +
-                                               file.stem().string() + "')");
+        throw Error(ErrorCode::BadRequest,
+                    "name '" + spec.name + "' must equal the file name without .json ('" + file.stem().string() + "')");
     }
     return spec;
 }
@@ -47,7 +47,8 @@ std::vector<std::string> LayoutLibrary::names() const {
 LayoutLibrary::Specs LayoutLibrary::load(const fs::path& directory) {
     std::error_code ec;
     fs::directory_iterator it(directory, ec);
-    if (ec) throw Error(ErrorCode::Internal, directory.string() + ": cannot list the layouts directory: " + ec.message());
+    if (ec)
+        throw Error(ErrorCode::Internal, directory.string() + ": cannot list the layouts directory: " + ec.message());
 
     // Sorted, so that "the first bad file" is the same on every machine.
     std::vector<fs::path> files;
@@ -61,9 +62,7 @@ LayoutLibrary::Specs LayoutLibrary::load(const fs::path& directory) {
         try {
             protocol::LayoutSpec spec = loadLayoutFile(file);
             specs.emplace(spec.name, std::move(spec)); // names are unique: each equals its file name
-        } catch (const Error& e) {
-            throw Error(e.code(), file.string() + ": " + e.what());
-        }
+        } catch (const Error& e) { throw Error(e.code(), file.string() + ": " + e.what()); }
     }
     // Rooms start with "grid" by default: it must exist even in an empty directory.
     if (!specs.contains("grid")) specs.emplace("grid", layout::defaultGridSpec());

@@ -37,11 +37,11 @@ private:
 
 public:
     const std::string name;
-    std::string layout;  // the name sent in `layout` messages and the API
-    protocol::LayoutSpec spec; // the spec applied to media
-    bool namedLayout = false;  // the spec is the library's `layout` (false: an inline spec)
-    std::string speaker; // participant id, empty: nobody
-    std::set<std::string> sharing;      // participants whose screen share is live
+    std::string layout;                     // the name sent in `layout` messages and the API
+    protocol::LayoutSpec spec;              // the spec applied to media
+    bool namedLayout = false;               // the spec is the library's `layout` (false: an inline spec)
+    std::string speaker;                    // participant id, empty: nobody
+    std::set<std::string> sharing;          // participants whose screen share is live
     std::optional<std::string> beforeShare; // the layout to restore when the last share ends
     struct Recording {
         std::string metadataPath;
@@ -80,8 +80,8 @@ public:
     const std::string name;
     const std::string room;
     const bool receiveOnly;
-    ClientSink& sink;                 // Borrowed; outlives this participant (see ClientSink).
-    bool announced = false;           // the others were sent participant-joined
+    ClientSink& sink;                  // Borrowed; outlives this participant (see ClientSink).
+    bool announced = false;            // the others were sent participant-joined
     std::unique_ptr<media::Peer> peer; // Owned.
 };
 
@@ -118,8 +118,8 @@ private:
 Rooms::Rooms(const Config& config, media::Engine& engine, LayoutLibrary& layouts)
     : m_config(config), m_engine(engine), m_layouts(layouts) {
     if (!m_layouts.find(m_config.defaultLayout)) {
-        throw Error(ErrorCode::BadRequest, "default layout '" + m_config.defaultLayout + "' is not in " +
-                                               m_layouts.directory().string());
+        throw Error(ErrorCode::BadRequest,
+                    "default layout '" + m_config.defaultLayout + "' is not in " + m_layouts.directory().string());
     }
 }
 
@@ -145,12 +145,13 @@ std::string Rooms::join(const protocol::Join& join, ClientSink& sink) {
     }
     // The parser checked this already; the room name also names pipelines and
     // metrics labels, so it is checked again at the owner.
-    if (!protocol::isValidRoomName(join.room)) throw Error(ErrorCode::BadRequest, "room: must be 1-64 of [A-Za-z0-9_-]");
+    if (!protocol::isValidRoomName(join.room))
+        throw Error(ErrorCode::BadRequest, "room: must be 1-64 of [A-Za-z0-9_-]");
 
     auto found = m_rooms.find(join.room);
     if (found != m_rooms.end() && found->second->participants.size() >= m_config.maxParticipants) {
-        throw Error(ErrorCode::RoomFull, "room '" + join.room + "' is full (" +
-                                             std::to_string(m_config.maxParticipants) + " participants)");
+        throw Error(ErrorCode::RoomFull,
+                    "room '" + join.room + "' is full (" + std::to_string(m_config.maxParticipants) + " participants)");
     }
     if (found == m_rooms.end()) {
         // A reload may have dropped the default layout since startup; the
@@ -237,8 +238,8 @@ std::vector<api::RoomSummary> Rooms::list() const {
     std::vector<api::RoomSummary> out;
     out.reserve(m_rooms.size());
     for (const auto& [name, room] : m_rooms) {
-        out.push_back({name, static_cast<unsigned>(room->participants.size()), room->layout,
-                       room->recording.has_value()});
+        out.push_back(
+            {name, static_cast<unsigned>(room->participants.size()), room->layout, room->recording.has_value()});
     }
     return out;
 }
@@ -322,29 +323,25 @@ void Rooms::applyLayout(Room& room, const protocol::LayoutSpec& spec, bool named
 
 void Rooms::onScreenShareChanged(Room& room, const std::string& participantId, bool active) {
     Entry entry(*this, Entry::From::Media);
-    if (!isLive(room))
-        return;
+    if (!isLive(room)) return;
     const bool wasSharing = !room.sharing.empty();
     if (active)
         room.sharing.insert(participantId);
     else
         room.sharing.erase(participantId);
     const bool sharing = !room.sharing.empty();
-    if (sharing == wasSharing)
-        return;
+    if (sharing == wasSharing) return;
     // While a share is live the room shows it large (PROTOCOL.md, Media);
     // when the last one ends the previous layout comes back.
     if (sharing) {
         auto presentation = m_layouts.find("presentation");
-        if (!presentation || room.layout == "presentation")
-            return;
+        if (!presentation || room.layout == "presentation") return;
         room.beforeShare = room.layout;
         applyLayout(room, *presentation, true);
     } else if (room.beforeShare) {
         auto previous = m_layouts.find(*room.beforeShare);
         room.beforeShare.reset();
-        if (previous)
-            applyLayout(room, *previous, true);
+        if (previous) applyLayout(room, *previous, true);
     }
 }
 
@@ -382,9 +379,7 @@ std::string isoUtc(std::int64_t unixMs) { return formatUtc(unixMs, "%Y-%m-%dT%H:
 std::string recordingStem(std::string_view room, std::int64_t unixMs) {
     constexpr std::size_t kMaxRoomChars = 64;
     std::string stem;
-    for (const char c : room.substr(0, kMaxRoomChars)) {
-        stem += g_ascii_isalnum(c) || c == '-' || c == '_' ? c : '_';
-    }
+    for (const char c : room.substr(0, kMaxRoomChars)) { stem += g_ascii_isalnum(c) || c == '-' || c == '_' ? c : '_'; }
     if (stem.empty()) stem = "room";
     return stem + formatUtc(unixMs, "-%Y%m%dT%H%M%SZ");
 }
@@ -394,7 +389,7 @@ std::string Rooms::startRecording(const std::string& name, const std::optional<s
     Room& room = roomOrThrow(name);
     if (room.recording) {
         throw Error(ErrorCode::Conflict, room.recording->stopping ? "room '" + name + "' is finalising a recording"
-                                                                   : "room '" + name + "' is already recording");
+                                                                  : "room '" + name + "' is already recording");
     }
     const std::string chosen = format.value_or(m_config.recording.format);
     if (!isRecordingFormat(chosen)) throw Error(ErrorCode::BadRequest, "format: must be \"mkv\", \"webm\" or \"mp4\"");
@@ -479,7 +474,8 @@ void Rooms::beginStopRecording(Room& room) {
     room.recording->stopping = true;
     // The media answers later, on the main context, and never after it is
     // destroyed: the room outlives its media, so the reference stays valid.
-    room.media->stopRecording([this, &room](const media::RecordingResult& result) { onRecordingStopped(room, result); });
+    room.media->stopRecording(
+        [this, &room](const media::RecordingResult& result) { onRecordingStopped(room, result); });
 }
 
 void Rooms::onRecordingStopped(Room& room, const media::RecordingResult& result) {
@@ -501,8 +497,8 @@ void Rooms::onRecordingStopped(Room& room, const media::RecordingResult& result)
     }
     for (const auto& waiter : waiters) waiter(result);
     // A room nobody is in any more goes now that its file is complete.
-    const auto closing = std::find_if(m_closingRooms.begin(), m_closingRooms.end(),
-                                      [&](const auto& r) { return r.get() == &room; });
+    const auto closing =
+        std::find_if(m_closingRooms.begin(), m_closingRooms.end(), [&](const auto& r) { return r.get() == &room; });
     if (closing != m_closingRooms.end()) {
         m_deadRooms.push_back(std::move(*closing));
         m_closingRooms.erase(closing);
@@ -522,7 +518,8 @@ void Rooms::onRecordingFailed(Room& room, const std::string& reason) {
 
 void Rooms::recordEvent(Room& room, const std::string& event, const std::string& id, const std::string& name) {
     if (!room.recording || room.recording->stopping) return;
-    const double offset = static_cast<double>(g_get_monotonic_time() - room.recording->startMonotonicUs) / G_USEC_PER_SEC;
+    const double offset =
+        static_cast<double>(g_get_monotonic_time() - room.recording->startMonotonicUs) / G_USEC_PER_SEC;
     room.recording->metadata.timeline.push_back({offset, event, id, name});
     saveRecordingMetadata(room);
 }

@@ -86,8 +86,8 @@ void appendRoomFamily(std::string& out, const Snapshot& snapshot, std::string_vi
     for (const Snapshot::Room& room : snapshot.rooms) appendSample(out, metric, {{"room", room.room}}, value(room));
 }
 
-void appendParticipantFamily(std::string& out, const Snapshot& snapshot, std::string_view metric,
-                             std::string_view type, std::string_view help,
+void appendParticipantFamily(std::string& out, const Snapshot& snapshot, std::string_view metric, std::string_view type,
+                             std::string_view help,
                              const std::function<std::uint64_t(const media::PeerStats&)>& value) {
     appendHeader(out, metric, type, help);
     for (const Snapshot::Room& room : snapshot.rooms) {
@@ -114,8 +114,7 @@ std::string formatPrometheus(const Snapshot& snapshot) {
     appendRoomFamily<double>(out, snapshot, "tessera_room_output_fps", "gauge",
                              "Composite frames per second over the last few seconds.",
                              [](const Snapshot::Room& r) { return r.stats.outputFps; });
-    appendRoomFamily<std::uint64_t>(out, snapshot, "tessera_room_frames_total", "counter",
-                                    "Composite frames produced.",
+    appendRoomFamily<std::uint64_t>(out, snapshot, "tessera_room_frames_total", "counter", "Composite frames produced.",
                                     [](const Snapshot::Room& r) { return r.stats.framesOut; });
     appendRoomFamily<std::uint64_t>(out, snapshot, "tessera_room_frames_dropped_total", "counter",
                                     "Composite frames dropped before the encoder.",

@@ -18,9 +18,9 @@
 
 #include "tessera/protocol/api.h"
 #include "tessera/protocol/error.h"
-#include "tessera/server/metrics.h"
 #include "tessera/protocol/messages.h"
 #include "tessera/protocol/token.h"
+#include "tessera/server/metrics.h"
 
 namespace tessera::server {
 namespace {
@@ -157,16 +157,26 @@ std::optional<std::vector<std::string>> pathSegments(std::string_view path) {
 
 const char* contentType(const fs::path& file) {
     static const std::map<std::string, const char*, std::less<>> types = {
-        {".html", "text/html; charset=utf-8"},   {".htm", "text/html; charset=utf-8"},
-        {".js", "text/javascript; charset=utf-8"}, {".mjs", "text/javascript; charset=utf-8"},
-        {".css", "text/css; charset=utf-8"},     {".json", "application/json"},
-        {".map", "application/json"},            {".txt", "text/plain; charset=utf-8"},
-        {".svg", "image/svg+xml"},               {".png", "image/png"},
-        {".jpg", "image/jpeg"},                  {".jpeg", "image/jpeg"},
-        {".gif", "image/gif"},                   {".webp", "image/webp"},
-        {".ico", "image/x-icon"},                {".wasm", "application/wasm"},
-        {".woff2", "font/woff2"},                {".webm", "video/webm"},
-        {".mp4", "video/mp4"},                   {".wav", "audio/wav"},
+        {".html", "text/html; charset=utf-8"},
+        {".htm", "text/html; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".mjs", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".json", "application/json"},
+        {".map", "application/json"},
+        {".txt", "text/plain; charset=utf-8"},
+        {".svg", "image/svg+xml"},
+        {".png", "image/png"},
+        {".jpg", "image/jpeg"},
+        {".jpeg", "image/jpeg"},
+        {".gif", "image/gif"},
+        {".webp", "image/webp"},
+        {".ico", "image/x-icon"},
+        {".wasm", "application/wasm"},
+        {".woff2", "font/woff2"},
+        {".webm", "video/webm"},
+        {".mp4", "video/mp4"},
+        {".wav", "audio/wav"},
     };
     std::string extension = file.extension().string();
     std::transform(extension.begin(), extension.end(), extension.begin(),
@@ -234,7 +244,9 @@ private:
     static void messageThunk(SoupWebsocketConnection*, gint type, GBytes* bytes, gpointer self) noexcept {
         static_cast<Session*>(self)->onMessage(type, bytes);
     }
-    static void closedThunk(SoupWebsocketConnection*, gpointer self) noexcept { static_cast<Session*>(self)->onClosed(); }
+    static void closedThunk(SoupWebsocketConnection*, gpointer self) noexcept {
+        static_cast<Session*>(self)->onClosed();
+    }
 
     // Thread: main.
     void onMessage(gint type, GBytes* bytes) noexcept {
@@ -247,14 +259,10 @@ private:
             gsize size = 0;
             const auto* data = static_cast<const char*>(g_bytes_get_data(bytes, &size));
             handle(protocol::parseClientMessage(std::string_view(data != nullptr ? data : "", size)));
-        } catch (const Error& e) {
-            replyError(e.code(), e.what());
-        } catch (const std::exception& e) {
+        } catch (const Error& e) { replyError(e.code(), e.what()); } catch (const std::exception& e) {
             g_warning("%s: unexpected failure: %s", participant().c_str(), e.what());
             replyError(ErrorCode::Internal, "internal error");
-        } catch (...) {
-            replyError(ErrorCode::Internal, "internal error");
-        }
+        } catch (...) { replyError(ErrorCode::Internal, "internal error"); }
     }
 
     // Thread: main.
@@ -325,7 +333,7 @@ private:
 
     std::string participant() const { return m_participantId ? "participant " + *m_participantId : "a session"; }
 
-    SessionHost& m_server; // Borrowed; owns this.
+    SessionHost& m_server;                            // Borrowed; owns this.
     GObjectPtr<SoupWebsocketConnection> m_connection; // Owned.
     std::optional<std::string> m_participantId;       // set while joined
     bool m_open = true;
@@ -424,8 +432,8 @@ void Server::Impl::start() {
     GObjectPtr<GSocketAddress> socketAddress(g_inet_socket_address_new(address.get(), m_config.port));
     GError* error = nullptr;
     if (!soup_server_listen(m_server.get(), socketAddress.get(), static_cast<SoupServerListenOptions>(0), &error)) {
-        std::string message = "cannot listen on " + m_config.host + ":" + std::to_string(m_config.port) + ": " +
-                              error->message;
+        std::string message =
+            "cannot listen on " + m_config.host + ":" + std::to_string(m_config.port) + ": " + error->message;
         g_error_free(error);
         throw Error(ErrorCode::Internal, message);
     }
@@ -476,14 +484,10 @@ void Server::Impl::onWebSocket(SoupWebsocketConnection* connection) noexcept {
 void Server::Impl::onRequest(SoupServerMessage* msg, const char* path) noexcept {
     try {
         route(msg, path != nullptr ? path : "/");
-    } catch (const Error& e) {
-        respondError(msg, e);
-    } catch (const std::exception& e) {
+    } catch (const Error& e) { respondError(msg, e); } catch (const std::exception& e) {
         g_warning("%s %s: unexpected failure: %s", soup_server_message_get_method(msg), path, e.what());
         respondError(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, ErrorCode::Internal, "internal error");
-    } catch (...) {
-        respondError(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, ErrorCode::Internal, "internal error");
-    }
+    } catch (...) { respondError(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, ErrorCode::Internal, "internal error"); }
 }
 
 void Server::Impl::route(SoupServerMessage* msg, std::string_view path) {
@@ -510,13 +514,11 @@ void Server::Impl::route(SoupServerMessage* msg, std::string_view path) {
 
 bool Server::Impl::authorized(SoupServerMessage* msg) {
     if (m_config.adminToken.empty()) return true;
-    const char* header =
-        soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Authorization");
+    const char* header = soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Authorization");
     constexpr std::string_view kScheme = "Bearer ";
     const std::string_view value = header != nullptr ? header : "";
     // The scheme name is case-insensitive (RFC 9110 11.1).
-    if (value.size() > kScheme.size() &&
-        g_ascii_strncasecmp(value.data(), kScheme.data(), kScheme.size()) == 0 &&
+    if (value.size() > kScheme.size() && g_ascii_strncasecmp(value.data(), kScheme.data(), kScheme.size()) == 0 &&
         tokensEqual(value.substr(kScheme.size()), m_config.adminToken)) {
         return true;
     }
@@ -531,7 +533,8 @@ void Server::Impl::routeApi(SoupServerMessage* msg, const std::vector<std::strin
     const std::size_t n = segments.size();
     if (n == 2 && segments[0] == "layouts" && segments[1] == "reload") {
         // An extension of PROTOCOL.md: what SIGHUP does, with the outcome in the reply.
-        if (allowMethods(msg, "POST")) respondJson(msg, SOUP_STATUS_OK, api::serializeLayoutNames(m_rooms.reloadLayouts()));
+        if (allowMethods(msg, "POST"))
+            respondJson(msg, SOUP_STATUS_OK, api::serializeLayoutNames(m_rooms.reloadLayouts()));
         return;
     }
     if (n == 0 || segments[0] != "rooms") throw Error(ErrorCode::NotFound, "no such endpoint");
@@ -622,8 +625,7 @@ std::uint16_t Server::port() const noexcept { return m_impl->port(); }
 
 std::string Server::url() const {
     const std::string& host = m_impl->host();
-    return "http://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
-           std::to_string(port());
+    return "http://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port());
 }
 
 } // namespace tessera::server

@@ -47,20 +47,16 @@ std::string clientBinary() { return envOr("TESSERA_CLIENT_BIN", "build/tools/cli
 
 Process::Process(const std::vector<std::string>& argv, const std::string& logPath) : m_log(logPath) {
     int in[2], out[2];
-    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0)
-        throw std::runtime_error("pipe failed");
+    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
     m_pid = fork();
-    if (m_pid < 0)
-        throw std::runtime_error("fork failed");
+    if (m_pid < 0) throw std::runtime_error("fork failed");
     if (m_pid == 0) {
         dup2(in[0], STDIN_FILENO);
         dup2(out[1], STDOUT_FILENO);
         int log = open(logPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (log >= 0)
-            dup2(log, STDERR_FILENO);
+        if (log >= 0) dup2(log, STDERR_FILENO);
         std::vector<char*> args;
-        for (const auto& a : argv)
-            args.push_back(const_cast<char*>(a.c_str()));
+        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
         args.push_back(nullptr);
         execv(args[0], args.data());
         std::fprintf(stderr, "exec %s failed: %s\n", args[0], std::strerror(errno));
@@ -87,8 +83,7 @@ Process::~Process() {
 
 void Process::writeLine(const std::string& line) {
     std::string data = line + "\n";
-    if (::write(m_in, data.data(), data.size()) < 0)
-        WARN("write to child failed: " << std::strerror(errno));
+    if (::write(m_in, data.data(), data.size()) < 0) WARN("write to child failed: " << std::strerror(errno));
 }
 
 std::optional<std::string> Process::readLine(Clock::time_point deadline) {
@@ -101,12 +96,10 @@ std::optional<std::string> Process::readLine(Clock::time_point deadline) {
         }
         pollfd p{m_out, POLLIN, 0};
         int r = poll(&p, 1, remainingMs(deadline));
-        if (r <= 0)
-            return std::nullopt;
+        if (r <= 0) return std::nullopt;
         char chunk[65536];
         ssize_t n = ::read(m_out, chunk, sizeof chunk);
-        if (n <= 0)
-            return std::nullopt;
+        if (n <= 0) return std::nullopt;
         m_buffer.append(chunk, static_cast<size_t>(n));
     }
 }
@@ -119,24 +112,21 @@ std::optional<int> Process::wait(Clock::time_point deadline) {
             m_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
             break;
         }
-        if (Clock::now() >= deadline)
-            return std::nullopt;
+        if (Clock::now() >= deadline) return std::nullopt;
         // Child exit has no fd to poll here; a short poll on stdout (which
         // closes at exit) wakes us as soon as that happens.
         pollfd p{m_out, POLLIN, 0};
         if (poll(&p, 1, std::min(remainingMs(deadline), 50)) > 0) {
             char chunk[4096];
             ssize_t n = ::read(m_out, chunk, sizeof chunk);
-            if (n > 0)
-                m_buffer.append(chunk, static_cast<size_t>(n));
+            if (n > 0) m_buffer.append(chunk, static_cast<size_t>(n));
         }
     }
     return m_status;
 }
 
 void Process::kill(int sig) {
-    if (!m_status)
-        ::kill(m_pid, sig);
+    if (!m_status) ::kill(m_pid, sig);
 }
 
 bool Process::running() { return !wait(Clock::now()).has_value(); }
@@ -159,8 +149,7 @@ Server::Server(std::vector<std::string> extraArgs)
             break;
         }
     }
-    if (m_port == 0)
-        FAIL("server did not start; log: " << m_process.logPath());
+    if (m_port == 0) FAIL("server did not start; log: " << m_process.logPath());
 }
 
 double Server::metric(const std::string& sample) {
@@ -168,39 +157,44 @@ double Server::metric(const std::string& sample) {
     std::istringstream in(r.body);
     std::string line;
     while (std::getline(in, line)) {
-        if (line.rfind(sample + " ", 0) == 0)
-            return std::atof(line.c_str() + sample.size() + 1);
+        if (line.rfind(sample + " ", 0) == 0) return std::atof(line.c_str() + sample.size() + 1);
     }
     return -1;
 }
 
 Client::Client(Server& server, const ClientOptions& options)
-    : m_options(options),
-      m_process(
-          [&] {
-              std::vector<std::string> argv = {clientBinary(), "--server", server.ws(), "--room", options.room,
-                                               "--name", options.name, "--color", options.color, "--tone",
-                                               std::to_string(options.tone), "--ice-address", "127.0.0.1"};
-              if (!options.detect.empty()) {
-                  std::string list;
-                  for (int f : options.detect)
-                      list += (list.empty() ? "" : ",") + std::to_string(f);
-                  argv.insert(argv.end(), {"--detect", list});
-              }
-              if (options.receiveOnly)
-                  argv.push_back("--receive-only");
-              argv.insert(argv.end(), options.extra.begin(), options.extra.end());
-              return argv;
-          }(),
-          logFor("client-" + options.name)) {}
+    : m_options(options), m_process(
+                              [&] {
+                                  std::vector<std::string> argv = {clientBinary(),
+                                                                   "--server",
+                                                                   server.ws(),
+                                                                   "--room",
+                                                                   options.room,
+                                                                   "--name",
+                                                                   options.name,
+                                                                   "--color",
+                                                                   options.color,
+                                                                   "--tone",
+                                                                   std::to_string(options.tone),
+                                                                   "--ice-address",
+                                                                   "127.0.0.1"};
+                                  if (!options.detect.empty()) {
+                                      std::string list;
+                                      for (int f : options.detect)
+                                          list += (list.empty() ? "" : ",") + std::to_string(f);
+                                      argv.insert(argv.end(), {"--detect", list});
+                                  }
+                                  if (options.receiveOnly) argv.push_back("--receive-only");
+                                  argv.insert(argv.end(), options.extra.begin(), options.extra.end());
+                                  return argv;
+                              }(),
+                              logFor("client-" + options.name)) {}
 
 std::optional<Json> Client::nextJson(Clock::time_point deadline) {
     while (auto line = m_process.readLine(deadline)) {
         try {
             return Json::parse(*line);
-        } catch (const Json::exception&) {
-            WARN("client " << m_options.name << " printed non-JSON: " << *line);
-        }
+        } catch (const Json::exception&) { WARN("client " << m_options.name << " printed non-JSON: " << *line); }
     }
     return std::nullopt;
 }
@@ -215,10 +209,8 @@ Json Client::waitEvent(const std::string& name, Clock::duration timeout) {
     }
     auto deadline = Clock::now() + timeout;
     while (auto j = nextJson(deadline)) {
-        if (j->value("event", "") == name)
-            return *j;
-        if (j->contains("event"))
-            m_pending.push_back(*j);
+        if (j->value("event", "") == name) return *j;
+        if (j->contains("event")) m_pending.push_back(*j);
     }
     FAIL("client " << m_options.name << " never reported event '" << name << "'; log: " << m_process.logPath());
     return {};
@@ -248,12 +240,10 @@ Json Client::waitReport(const std::function<bool(const Json&)>& done, Clock::dur
     Json last;
     do {
         last = report();
-        if (done(last))
-            return last;
+        if (done(last)) return last;
         // Reports are cheap; between polls wait for any new output (an event)
         // for up to 200 ms rather than spinning.
-        if (auto j = nextJson(Clock::now() + 200ms); j && j->contains("event"))
-            m_pending.push_back(*j);
+        if (auto j = nextJson(Clock::now() + 200ms); j && j->contains("event")) m_pending.push_back(*j);
     } while (Clock::now() < deadline);
     return last;
 }
@@ -324,35 +314,31 @@ RawSocket::RawSocket(const std::string& url) : m_impl(new Impl) {
         },
         m_impl);
     auto deadline = Clock::now() + 20s;
-    while (!m_impl->connectDone && Clock::now() < deadline)
-        g_main_context_iteration(m_impl->context, TRUE);
+    while (!m_impl->connectDone && Clock::now() < deadline) g_main_context_iteration(m_impl->context, TRUE);
     g_object_unref(msg);
     g_main_context_pop_thread_default(m_impl->context);
     REQUIRE(m_impl->ws != nullptr);
     soup_websocket_connection_set_max_incoming_payload_size(m_impl->ws, 0);
-    g_signal_connect(m_impl->ws, "message", G_CALLBACK(+[](SoupWebsocketConnection*, gint type, GBytes* bytes,
-                                                           gpointer data) {
-                         if (type != SOUP_WEBSOCKET_DATA_TEXT)
-                             return;
+    g_signal_connect(m_impl->ws, "message",
+                     G_CALLBACK(+[](SoupWebsocketConnection*, gint type, GBytes* bytes, gpointer data) {
+                         if (type != SOUP_WEBSOCKET_DATA_TEXT) return;
                          gsize size = 0;
                          const char* p = static_cast<const char*>(g_bytes_get_data(bytes, &size));
                          static_cast<Impl*>(data)->inbox.emplace_back(p, size);
                      }),
                      m_impl);
-    g_signal_connect(m_impl->ws, "closed",
-                     G_CALLBACK(+[](SoupWebsocketConnection*, gpointer data) { static_cast<Impl*>(data)->closed = true; }),
-                     m_impl);
+    g_signal_connect(
+        m_impl->ws, "closed",
+        G_CALLBACK(+[](SoupWebsocketConnection*, gpointer data) { static_cast<Impl*>(data)->closed = true; }), m_impl);
 }
 
 RawSocket::~RawSocket() {
     close();
     {
         ContextScope scope(m_impl->context);
-        if (m_impl->ws)
-            g_object_unref(m_impl->ws);
+        if (m_impl->ws) g_object_unref(m_impl->ws);
         g_object_unref(m_impl->session);
-        while (g_main_context_iteration(m_impl->context, FALSE)) {
-        }
+        while (g_main_context_iteration(m_impl->context, FALSE)) {}
     }
     g_main_context_unref(m_impl->context);
     delete m_impl;
@@ -360,10 +346,8 @@ RawSocket::~RawSocket() {
 
 void RawSocket::send(const std::string& text) {
     ContextScope scope(m_impl->context);
-    if (!m_impl->closed)
-        soup_websocket_connection_send_text(m_impl->ws, text.c_str());
-    while (g_main_context_iteration(m_impl->context, FALSE)) {
-    }
+    if (!m_impl->closed) soup_websocket_connection_send_text(m_impl->ws, text.c_str());
+    while (g_main_context_iteration(m_impl->context, FALSE)) {}
 }
 
 std::optional<Json> RawSocket::receive(Clock::duration timeout) {
@@ -372,14 +356,14 @@ std::optional<Json> RawSocket::receive(Clock::duration timeout) {
     while (m_impl->inbox.empty() && !m_impl->closed && Clock::now() < deadline) {
         // Wake at least every 50 ms to check the deadline.
         GSource* tick = g_timeout_source_new(50);
-        g_source_set_callback(tick, [](gpointer) -> gboolean { return G_SOURCE_REMOVE; }, nullptr, nullptr);
+        g_source_set_callback(
+            tick, [](gpointer) -> gboolean { return G_SOURCE_REMOVE; }, nullptr, nullptr);
         g_source_attach(tick, m_impl->context);
         g_main_context_iteration(m_impl->context, TRUE);
         g_source_destroy(tick);
         g_source_unref(tick);
     }
-    if (m_impl->inbox.empty())
-        return std::nullopt;
+    if (m_impl->inbox.empty()) return std::nullopt;
     std::string text = std::move(m_impl->inbox.front());
     m_impl->inbox.pop_front();
     return Json::parse(text);
@@ -389,10 +373,8 @@ std::optional<Json> RawSocket::receiveType(const std::string& type, Clock::durat
     auto deadline = Clock::now() + timeout;
     while (Clock::now() < deadline) {
         auto j = receive(deadline - Clock::now());
-        if (!j)
-            return std::nullopt;
-        if (j->value("type", "") == type)
-            return j;
+        if (!j) return std::nullopt;
+        if (j->value("type", "") == type) return j;
     }
     return std::nullopt;
 }
@@ -401,12 +383,10 @@ bool RawSocket::closed() const { return m_impl->closed; }
 
 void RawSocket::close() {
     ContextScope scope(m_impl->context);
-    if (m_impl->ws && !m_impl->closed &&
-        soup_websocket_connection_get_state(m_impl->ws) == SOUP_WEBSOCKET_STATE_OPEN) {
+    if (m_impl->ws && !m_impl->closed && soup_websocket_connection_get_state(m_impl->ws) == SOUP_WEBSOCKET_STATE_OPEN) {
         soup_websocket_connection_close(m_impl->ws, SOUP_WEBSOCKET_CLOSE_NORMAL, nullptr);
         auto deadline = Clock::now() + 5s;
-        while (!m_impl->closed && Clock::now() < deadline)
-            g_main_context_iteration(m_impl->context, FALSE);
+        while (!m_impl->closed && Clock::now() < deadline) g_main_context_iteration(m_impl->context, FALSE);
     }
 }
 
@@ -419,8 +399,7 @@ Rgb thumbColor(const Json& report, double fx, double fy) {
     int x = std::min(w - 1, static_cast<int>(fx * w));
     int y = std::min(h - 1, static_cast<int>(fy * h));
     size_t at = static_cast<size_t>((y * w + x) * 3 * 2);
-    if (hex.size() < at + 6)
-        return {};
+    if (hex.size() < at + 6) return {};
     auto byte = [&](size_t i) { return std::stoi(hex.substr(at + i * 2, 2), nullptr, 16); };
     return {byte(0), byte(1), byte(2)};
 }
@@ -438,12 +417,11 @@ const std::vector<Participant> kTrio = {
 std::vector<std::unique_ptr<Client>> joinAll(Server& server, const std::string& room,
                                              const std::vector<Participant>& who) {
     std::vector<int> tones;
-    for (const auto& p : who)
-        tones.push_back(p.tone);
+    for (const auto& p : who) tones.push_back(p.tone);
     std::vector<std::unique_ptr<Client>> clients;
     for (const auto& p : who) {
-        clients.push_back(std::make_unique<Client>(
-            server, ClientOptions{room, p.name, p.color, p.tone, tones, false, {}}));
+        clients.push_back(
+            std::make_unique<Client>(server, ClientOptions{room, p.name, p.color, p.tone, tones, false, {}}));
         clients.back()->waitEvent("joined");
     }
     return clients;

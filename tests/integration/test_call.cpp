@@ -21,8 +21,7 @@ std::string readFile(const std::string& path) {
 std::string tierOf(Server& server, const std::string& room, const std::string& name) {
     const Json details = Json::parse(httpRequest("GET", server.http() + "/api/rooms/" + room).body);
     for (const auto& p : details.at("participants"))
-        if (p.value("name", "") == name)
-            return p.value("tier", "");
+        if (p.value("name", "") == name) return p.value("tier", "");
     return {};
 }
 
@@ -37,14 +36,11 @@ TEST_CASE("three participants each see the grid and hear the others but not them
         auto& client = *clients[i];
         INFO("receiver " << kTrio[i].name << ", log " << client.process().logPath());
         auto report = client.waitReport([&](const Json& r) {
-            if (r.value("frames", 0) < 10 || r.value("width", 0) != 1280)
-                return false;
+            if (r.value("frames", 0) < 10 || r.value("width", 0) != 1280) return false;
             for (size_t k = 0; k < kTrio.size(); ++k)
-                if (!near(thumbColor(r, centres[k].first, centres[k].second), kTrio[k].rgb))
-                    return false;
+                if (!near(thumbColor(r, centres[k].first, centres[k].second), kTrio[k].rgb)) return false;
             for (size_t k = 0; k < kTrio.size(); ++k)
-                if (k != i && tone(r, kTrio[k].tone) < -30)
-                    return false;
+                if (k != i && tone(r, kTrio[k].tone) < -30) return false;
             return tone(r, kTrio[i].tone) < -45;
         });
         INFO("report: " << report.dump().substr(0, 600));
@@ -65,8 +61,7 @@ TEST_CASE("three participants each see the grid and hear the others but not them
                 CHECK(tone(report, kTrio[k].tone) > -30);
         }
     }
-    for (auto& c : clients)
-        c->leave();
+    for (auto& c : clients) c->leave();
 }
 
 // Found two races so far: a leaver's flow error travelling up a shared tee
@@ -75,12 +70,10 @@ TEST_CASE("three participants each see the grid and hear the others but not them
 TEST_CASE("participants join and leave 50 times while two stay; nothing leaks", "[call][churn]") {
     Server server;
     auto stayers = joinAll(server, "churn", {kTrio[0], kTrio[1]});
-    for (auto& s : stayers)
-        s->waitEvent("first-frame");
+    for (auto& s : stayers) s->waitEvent("first-frame");
     const std::string elements = "tessera_room_pipeline_elements{room=\"churn\"}";
     // The baseline: both stayers fully linked (audio and video flowing).
-    for (auto& s : stayers)
-        s->waitReport([](const Json& r) { return r.value("frames", 0) > 5; });
+    for (auto& s : stayers) s->waitReport([](const Json& r) { return r.value("frames", 0) > 5; });
     const double baseline = server.metric(elements);
     REQUIRE(baseline > 0);
 
@@ -107,8 +100,7 @@ TEST_CASE("participants join and leave 50 times while two stay; nothing leaks", 
     }
     CHECK(server.metric("tessera_participants") == 2);
     CHECK(server.metric(elements) == baseline);
-    for (auto& s : stayers)
-        s->leave();
+    for (auto& s : stayers) s->leave();
 }
 
 TEST_CASE("bad input gets an error and the room goes on", "[call][bad-input]") {
@@ -169,8 +161,7 @@ TEST_CASE("bad input gets an error and the room goes on", "[call][bad-input]") {
         ws.send(offer.dump());
         ws.close();
         auto deadline = Clock::now() + kDeadline;
-        while (Clock::now() < deadline && server.metric("tessera_participants") != 1)
-            anchor.report();
+        while (Clock::now() < deadline && server.metric("tessera_participants") != 1) anchor.report();
         CHECK(server.metric("tessera_participants") == 1);
     }
     SECTION("a full room answers room-full") {
@@ -269,14 +260,12 @@ TEST_CASE("layouts change live through the API, and a bad spec is refused", "[ca
     const auto centres = gridCentres(four.size());
     report = viewer.waitReport([&](const Json& r) {
         for (size_t k = 0; k < four.size(); ++k)
-            if (!near(thumbColor(r, centres[k].first, centres[k].second), four[k].rgb))
-                return false;
+            if (!near(thumbColor(r, centres[k].first, centres[k].second), four[k].rgb)) return false;
         return true;
     });
     for (size_t k = 0; k < four.size(); ++k)
         CHECK(near(thumbColor(report, centres[k].first, centres[k].second), four[k].rgb));
-    for (auto& c : clients)
-        c->leave();
+    for (auto& c : clients) c->leave();
 }
 
 TEST_CASE("each receiver gets the quality tier its declared bandwidth fits", "[call][tiers]") {
@@ -293,13 +282,11 @@ TEST_CASE("each receiver gets the quality tier its declared bandwidth fits", "[c
                                              {kTrio[1], "800000", "medium", 640, 360},
                                              {kTrio[2], "250000", "low", 320, 180}};
     std::vector<int> tones;
-    for (const auto& r : receivers)
-        tones.push_back(r.who.tone);
+    for (const auto& r : receivers) tones.push_back(r.who.tone);
     std::vector<std::unique_ptr<Client>> clients;
     for (const auto& r : receivers) {
         std::vector<std::string> extra;
-        if (!r.maxBitrate.empty())
-            extra = {"--max-bitrate", r.maxBitrate};
+        if (!r.maxBitrate.empty()) extra = {"--max-bitrate", r.maxBitrate};
         clients.push_back(std::make_unique<Client>(
             server, ClientOptions{"tiers", r.who.name, r.who.color, r.who.tone, tones, false, extra}));
         clients.back()->waitEvent("joined");
@@ -313,8 +300,7 @@ TEST_CASE("each receiver gets the quality tier its declared bandwidth fits", "[c
         // Every tier carries the same picture: the whole grid.
         auto report = clients[i]->waitReport([&](const Json& r) {
             for (size_t k = 0; k < receivers.size(); ++k)
-                if (!near(thumbColor(r, centres[k].first, centres[k].second), receivers[k].who.rgb))
-                    return false;
+                if (!near(thumbColor(r, centres[k].first, centres[k].second), receivers[k].who.rgb)) return false;
             return true;
         });
         for (size_t k = 0; k < receivers.size(); ++k)
@@ -324,8 +310,7 @@ TEST_CASE("each receiver gets the quality tier its declared bandwidth fits", "[c
         INFO(r.who.name);
         CHECK(tierOf(server, "tiers", r.who.name) == r.tier);
     }
-    for (auto& c : clients)
-        c->leave();
+    for (auto& c : clients) c->leave();
 }
 
 TEST_CASE("a receiver that reports loss steps down a tier, and back up when it stops", "[call][tiers][adapt]") {
@@ -353,8 +338,7 @@ TEST_CASE("a receiver that reports loss steps down a tier, and back up when it s
     // The other receiver never left the top tier.
     CHECK(tierOf(server, "adapt", "red") == "high");
     CHECK(clients[0]->report().value("width", 0) == 1280);
-    for (auto& c : clients)
-        c->leave();
+    for (auto& c : clients) c->leave();
 }
 
 TEST_CASE("a layout's own canvas resizes the composite; receivers keep their size", "[call][layout][canvas]") {
@@ -387,6 +371,5 @@ TEST_CASE("a layout's own canvas resizes the composite; receivers keep their siz
     CHECK(near(thumbColor(report, centres[0].first, centres[0].second), {255, 0, 0}));
     CHECK(near(thumbColor(report, centres[1].first, centres[1].second), {0, 0, 255}));
     CHECK(report.value("width", 0) == 1280);
-    for (auto& c : clients)
-        c->leave();
+    for (auto& c : clients) c->leave();
 }

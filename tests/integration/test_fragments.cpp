@@ -18,15 +18,14 @@
 
 namespace fs = std::filesystem;
 using tessera::media::ElementRef;
-using tessera::media::FragmentVars;
 using tessera::media::Fragments;
+using tessera::media::FragmentVars;
 
 namespace {
 
 fs::path pipelinesDir() {
     fs::path dir = "pipelines";
-    if (!fs::is_directory(dir))
-        dir = fs::path(TESSERA_SOURCE_DIR) / "pipelines";
+    if (!fs::is_directory(dir)) dir = fs::path(TESSERA_SOURCE_DIR) / "pipelines";
     return dir;
 }
 
@@ -83,8 +82,7 @@ RunResult run(const Chain& chain) {
     GstElement* sink = gst_element_factory_make("fakesink", nullptr);
     g_object_set(sink, "sync", FALSE, nullptr);
     elements.push_back(sink);
-    for (GstElement* e : elements)
-        gst_bin_add(GST_BIN(pipeline.get()), e); // takes the (floating or extra) reference
+    for (GstElement* e : elements) gst_bin_add(GST_BIN(pipeline.get()), e); // takes the (floating or extra) reference
     for (std::size_t i = 1; i < elements.size(); ++i) {
         INFO("linking " << GST_OBJECT_NAME(elements[i - 1]) << " to " << GST_OBJECT_NAME(elements[i]) << " in "
                         << chain.label);
@@ -113,12 +111,9 @@ RunResult run(const Chain& chain) {
             break;
         }
         GstMessage* message = gst_bus_timed_pop(bus, left);
-        if (!message)
-            continue;
+        if (!message) continue;
         switch (GST_MESSAGE_TYPE(message)) {
-        case GST_MESSAGE_EOS:
-            result.eos = true;
-            break;
+        case GST_MESSAGE_EOS: result.eos = true; break;
         case GST_MESSAGE_ERROR: {
             GError* e = nullptr;
             gchar* debug = nullptr;
@@ -130,11 +125,9 @@ RunResult run(const Chain& chain) {
             break;
         }
         case GST_MESSAGE_ELEMENT:
-            if (gst_structure_has_name(gst_message_get_structure(message), "level"))
-                ++result.levelMessages;
+            if (gst_structure_has_name(gst_message_get_structure(message), "level")) ++result.levelMessages;
             break;
-        default:
-            break;
+        default: break;
         }
         gst_message_unref(message);
     }
@@ -158,8 +151,7 @@ std::vector<Chain> chainsFor(const std::vector<std::string>& names) {
     std::vector<Chain> chains;
     std::set<std::string> covered;
     for (const std::string& name : names) {
-        if (name.rfind("encode-", 0) != 0)
-            continue;
+        if (name.rfind("encode-", 0) != 0) continue;
         const std::string codec = name.substr(7);
         Chain chain{"video " + codec,
                     "videotestsrc num-buffers=30 pattern=smpte ! capsfilter "
@@ -183,15 +175,15 @@ std::vector<Chain> chainsFor(const std::vector<std::string>& names) {
                     false};
         CHECK(all.count("audio-send") == 1);
         CHECK(all.count("decode-opus") == 1);
-        if (all.count("audio-send") && all.count("decode-opus"))
-            chains.push_back(chain);
+        if (all.count("audio-send") && all.count("decode-opus")) chains.push_back(chain);
         covered.insert(chain.fragments.begin(), chain.fragments.end());
     }
     for (const std::string& name : names) {
         if (covered.count(name) || name.rfind("record-", 0) == 0) // recorders: their own test below
             continue;
-        FAIL_CHECK("pipelines/" << name << ".pipeline: unknown kind of fragment; teach "
-                                           "tests/integration/test_fragments.cpp how to run it");
+        FAIL_CHECK("pipelines/" << name
+                                << ".pipeline: unknown kind of fragment; teach "
+                                   "tests/integration/test_fragments.cpp how to run it");
     }
     return chains;
 }
@@ -206,8 +198,7 @@ TEST_CASE("every pipeline fragment loads and runs to EOS", "[fragments]") {
     REQUIRE_FALSE(chains.empty());
     for (const Chain& chain : chains) {
         std::string files;
-        for (const auto& f : chain.fragments)
-            files += " " + f + ".pipeline";
+        for (const auto& f : chain.fragments) files += " " + f + ".pipeline";
         INFO(chain.label << ":" << files);
         const RunResult result = run(chain);
         CHECK(result.error.empty());
@@ -230,8 +221,7 @@ TEST_CASE("every recorder fragment records test sources to a file", "[fragments]
     gst_init(nullptr, nullptr);
     std::vector<std::string> recorders;
     for (const auto& name : fragmentNames())
-        if (name.rfind("record-", 0) == 0)
-            recorders.push_back(name);
+        if (name.rfind("record-", 0) == 0) recorders.push_back(name);
     REQUIRE(recorders.size() >= 3);
     gchar* made = g_dir_make_tmp("tessera-fragments-XXXXXX", nullptr);
     REQUIRE(made);
@@ -248,9 +238,10 @@ TEST_CASE("every recorder fragment records test sources to a file", "[fragments]
         ElementRef recorder = fragments.makeBin(name, false);
         GstElement* video = gst_parse_bin_from_description(
             "videotestsrc num-buffers=60 ! video/x-raw,format=I420,width=320,height=180,framerate=30/1", TRUE, nullptr);
-        GstElement* audio = gst_parse_bin_from_description(
-            "audiotestsrc num-buffers=100 samplesperbuffer=960 ! "
-            "audio/x-raw,format=F32LE,rate=48000,channels=2,layout=interleaved", TRUE, nullptr);
+        GstElement* audio =
+            gst_parse_bin_from_description("audiotestsrc num-buffers=100 samplesperbuffer=960 ! "
+                                           "audio/x-raw,format=F32LE,rate=48000,channels=2,layout=interleaved",
+                                           TRUE, nullptr);
         REQUIRE(video);
         REQUIRE(audio);
         gst_bin_add_many(GST_BIN(pipeline.get()), GST_ELEMENT(gst_object_ref(recorder.get())), video, audio, nullptr);
@@ -273,8 +264,8 @@ TEST_CASE("every recorder fragment records test sources to a file", "[fragments]
         }
         REQUIRE(gst_element_set_state(pipeline.get(), GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
         GstBus* bus = gst_element_get_bus(pipeline.get());
-        GstMessage* message = gst_bus_timed_pop_filtered(bus, 60 * GST_SECOND,
-                                                         GstMessageType(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+        GstMessage* message =
+            gst_bus_timed_pop_filtered(bus, 60 * GST_SECOND, GstMessageType(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
         REQUIRE(message);
         std::string error;
         if (GST_MESSAGE_TYPE(message) == GST_MESSAGE_ERROR) {

@@ -24,7 +24,7 @@ namespace {
 // A small composite and small senders: four clients that encode and decode
 // are the costliest thing in the suite, and the machine is shared.
 constexpr int kCanvasW = 640, kCanvasH = 360;
-const std::vector<std::string> kServerArgs = {"--video-width", "640", "--video-height", "360",
+const std::vector<std::string> kServerArgs = {"--video-width",      "640", "--video-height",      "360",
                                               "--video-tile-width", "320", "--video-tile-height", "180"};
 // Receivers at 30 fps see a frame every ~33 ms; a starved client on a loaded
 // machine may stutter for a few hundred. A freeze (the composite stopping, a
@@ -69,8 +69,7 @@ std::size_t indexOf(const tessera::layout::Tile& tile) { return std::stoul(tile.
 bool tilesMatch(const Json& report, const std::vector<tessera::layout::Tile>& tiles) {
     for (const auto& t : tiles) {
         const double fx = (t.x + t.width / 2.0) / kCanvasW, fy = (t.y + t.height / 2.0) / kCanvasH;
-        if (!near(thumbColor(report, fx, fy), kFour[indexOf(t)].rgb))
-            return false;
+        if (!near(thumbColor(report, fx, fy), kFour[indexOf(t)].rgb)) return false;
     }
     return true;
 }
@@ -85,13 +84,17 @@ TEST_CASE("four clients see grid, speaker, pip and a custom layout where the spe
           "[call][layout][switch]") {
     Server server(kServerArgs);
     std::vector<int> tones;
-    for (const auto& w : kFour)
-        tones.push_back(w.tone);
+    for (const auto& w : kFour) tones.push_back(w.tone);
     std::vector<std::unique_ptr<Client>> clients;
     std::vector<std::string> ids;
     for (const auto& w : kFour) {
         clients.push_back(std::make_unique<Client>(
-            server, ClientOptions{"switch", w.name, w.color, w.tone, tones, false,
+            server, ClientOptions{"switch",
+                                  w.name,
+                                  w.color,
+                                  w.tone,
+                                  tones,
+                                  false,
                                   {"--volume", std::to_string(w.volume), "--width", "320", "--height", "180"}}));
         ids.push_back(clients.back()->waitEvent("joined").value("id", ""));
     }
@@ -153,8 +156,7 @@ TEST_CASE("four clients see grid, speaker, pip and a custom layout where the spe
     for (const Phase& phase : phases) {
         INFO("layout " << phase.name);
         std::vector<std::int64_t> before;
-        for (auto& c : clients)
-            before.push_back(c->report().value("frames", 0));
+        for (auto& c : clients) before.push_back(c->report().value("frames", 0));
         const auto put = httpRequest("PUT", url, phase.body);
         REQUIRE(put.status == 200);
         const auto tiles = expectedTiles(phase.spec, kLoud);
@@ -164,8 +166,8 @@ TEST_CASE("four clients see grid, speaker, pip and a custom layout where the spe
         for (const auto& t : tiles) {
             const double fx = (t.x + t.width / 2.0) / kCanvasW, fy = (t.y + t.height / 2.0) / kCanvasH;
             const Rgb c = thumbColor(report, fx, fy);
-            INFO("tile of " << kFour[indexOf(t)].name << " at " << fx << "," << fy << ": " << c.r << "," << c.g
-                            << "," << c.b);
+            INFO("tile of " << kFour[indexOf(t)].name << " at " << fx << "," << fy << ": " << c.r << "," << c.g << ","
+                            << c.b);
             CHECK(near(c, kFour[indexOf(t)].rgb));
         }
         if (phase.name == "speaker" || phase.name == "pip") {
@@ -189,8 +191,7 @@ TEST_CASE("four clients see grid, speaker, pip and a custom layout where the spe
             auto labelShown = [&](const Json& r) {
                 for (int y = 285; y <= 335; y += 10)
                     for (int x = 25; x <= 85; x += 10)
-                        if (!near(at(r, x, y), kFour[1].rgb))
-                            return true;
+                        if (!near(at(r, x, y), kFour[1].rgb)) return true;
                 return false;
             };
             report = viewer.waitReport(labelShown);
@@ -221,8 +222,7 @@ TEST_CASE("four clients see grid, speaker, pip and a custom layout where the spe
     const double keyFramesForced = server.metric(keyFrames) - keyFramesBefore;
     INFO("key frames forced during the switches: " << keyFramesForced);
     CHECK(keyFramesForced < static_cast<double>(phases.size()));
-    for (auto& c : clients)
-        c->leave();
+    for (auto& c : clients) c->leave();
 }
 
 TEST_CASE("reloading layouts re-applies a changed layout to a running room; a bad file changes nothing",

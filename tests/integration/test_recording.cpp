@@ -43,17 +43,14 @@ struct Decoded {
 // Thread: decodebin's streaming thread.
 void linkDecoded(GstElement*, GstPad* pad, gpointer pipeline) {
     GstCaps* caps = gst_pad_get_current_caps(pad);
-    if (!caps)
-        caps = gst_pad_query_caps(pad, nullptr);
+    if (!caps) caps = gst_pad_query_caps(pad, nullptr);
     const std::string media = gst_structure_get_name(gst_caps_get_structure(caps, 0));
     gst_caps_unref(caps);
     const char* branch = media.rfind("video/", 0) == 0 ? "vq" : media.rfind("audio/", 0) == 0 ? "aq" : nullptr;
-    if (!branch)
-        return;
+    if (!branch) return;
     GstElement* queue = gst_bin_get_by_name(GST_BIN(pipeline), branch);
     GstPad* sink = gst_element_get_static_pad(queue, "sink");
-    if (!gst_pad_is_linked(sink))
-        gst_pad_link(pad, sink);
+    if (!gst_pad_is_linked(sink)) gst_pad_link(pad, sink);
     gst_object_unref(sink);
     gst_object_unref(queue);
 }
@@ -63,8 +60,9 @@ Decoded decodeFile(const std::string& path) {
     Decoded out;
     const std::string description =
         "filesrc name=src ! decodebin name=dec "
-        "queue name=vq ! videoconvert ! videoscale ! video/x-raw,format=RGB,width=" + std::to_string(kThumbWidth) +
-        ",height=" + std::to_string(kThumbHeight) + ",pixel-aspect-ratio=1/1 ! appsink name=v sync=false "
+        "queue name=vq ! videoconvert ! videoscale ! video/x-raw,format=RGB,width=" +
+        std::to_string(kThumbWidth) + ",height=" + std::to_string(kThumbHeight) +
+        ",pixel-aspect-ratio=1/1 ! appsink name=v sync=false "
         "queue name=aq ! audioconvert ! audioresample ! "
         "audio/x-raw,format=F32LE,rate=48000,channels=2,layout=interleaved ! appsink name=a sync=false";
     GError* error = nullptr;
@@ -112,8 +110,8 @@ Decoded decodeFile(const std::string& path) {
     GstBus* bus = gst_element_get_bus(pipeline);
     const auto deadline = Clock::now() + kDeadline;
     for (;;) {
-        GstMessage* message = gst_bus_timed_pop_filtered(bus, 100 * GST_MSECOND,
-                                                         GstMessageType(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+        GstMessage* message =
+            gst_bus_timed_pop_filtered(bus, 100 * GST_MSECOND, GstMessageType(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
         drain();
         if (message) {
             if (GST_MESSAGE_TYPE(message) == GST_MESSAGE_ERROR) {
@@ -150,8 +148,7 @@ double discoveredDuration(const std::string& path) {
     double seconds = -1;
     if (info && gst_discoverer_info_get_result(info) == GST_DISCOVERER_OK)
         seconds = static_cast<double>(gst_discoverer_info_get_duration(info)) / GST_SECOND;
-    if (info)
-        gst_discoverer_info_unref(info);
+    if (info) gst_discoverer_info_unref(info);
     g_object_unref(discoverer);
     return seconds;
 }
@@ -160,14 +157,12 @@ double discoveredDuration(const std::string& path) {
 // audio chunk and the start of the next (a gap in the file).
 double largestVideoStep(const Decoded& d) {
     double step = 0;
-    for (std::size_t i = 1; i < d.frames.size(); ++i)
-        step = std::max(step, d.frames[i].pts - d.frames[i - 1].pts);
+    for (std::size_t i = 1; i < d.frames.size(); ++i) step = std::max(step, d.frames[i].pts - d.frames[i - 1].pts);
     return step;
 }
 double largestAudioGap(const Decoded& d) {
     double gap = 0;
-    for (std::size_t i = 1; i < d.chunks.size(); ++i)
-        gap = std::max(gap, d.chunks[i].pts - d.chunks[i - 1].end);
+    for (std::size_t i = 1; i < d.chunks.size(); ++i) gap = std::max(gap, d.chunks[i].pts - d.chunks[i - 1].end);
     return gap;
 }
 
@@ -185,9 +180,7 @@ analysis::Rgb colourAt(const Decoded::Frame& frame, double fx, double fy) {
                           std::min(kThumbHeight - 1, static_cast<int>(fy * kThumbHeight)));
 }
 
-bool looksLike(analysis::Rgb a, Rgb b) {
-    return near({a.r, a.g, a.b}, b);
-}
+bool looksLike(analysis::Rgb a, Rgb b) { return near({a.r, a.g, a.b}, b); }
 
 // A fresh directory for one test's recordings, kept beside the logs for
 // inspection (TESSERA_ARTIFACTS, else the system's temporary directory).
@@ -204,9 +197,9 @@ std::vector<std::string> recorderArgs(const std::string& dir) {
     // A small canvas at 15 frames/s, one quality tier, and the recording's own small canvas:
     // the call and the recorder keep up on a loaded 2-core machine (a
     // compositor that falls behind the clock records less than wall time).
-    return {"--record-dir",   dir,   "--record-width",     "640", "--record-height",     "360",
-            "--video-width",  "640", "--video-height",     "360", "--video-framerate",   "15",
-            "--video-tile-width", "320", "--video-tile-height", "180", "--video-tiers", "high:640x360:600000"};
+    return {"--record-dir",       dir,   "--record-width",      "640", "--record-height",   "360",
+            "--video-width",      "640", "--video-height",      "360", "--video-framerate", "15",
+            "--video-tile-width", "320", "--video-tile-height", "180", "--video-tiers",     "high:640x360:600000"};
 }
 
 Json jsonOf(const HttpResponse& r) {
@@ -233,8 +226,7 @@ std::string metadataFor(const std::string& file) {
 
 // Waits until every client decodes frames (the room is fully running).
 void waitFlowing(std::vector<std::unique_ptr<Client>>& clients) {
-    for (auto& c : clients)
-        c->waitEvent("first-frame");
+    for (auto& c : clients) c->waitEvent("first-frame");
 }
 
 // Polls the room until `done` holds on its details; returns the last ones.
@@ -245,8 +237,7 @@ Json waitRoom(Server& server, const std::string& room, const std::function<bool(
         auto r = httpRequest("GET", server.http() + "/api/rooms/" + room);
         if (r.status == 200) {
             last = Json::parse(r.body);
-            if (done(last))
-                return last;
+            if (done(last)) return last;
         }
         std::this_thread::sleep_for(100ms);
     }
@@ -319,10 +310,8 @@ TEST_CASE("a 10 s recording holds the grid of three colours and all three tones,
 
     const std::string meta = readText(metadataFor(file));
     CHECK(meta.find("\"state\": \"finished\"") != std::string::npos);
-    for (const auto& p : kTrio)
-        CHECK(meta.find("\"" + p.name + "\"") != std::string::npos);
-    for (auto& c : clients)
-        c->leave();
+    for (const auto& p : kTrio) CHECK(meta.find("\"" + p.name + "\"") != std::string::npos);
+    for (auto& c : clients) c->leave();
 }
 
 TEST_CASE("a participant joins and one leaves while recording: no gap, both in the timeline", "[recording]") {
@@ -361,8 +350,7 @@ TEST_CASE("a participant joins and one leaves while recording: no gap, both in t
     const auto meta = Json::parse(readText(metadataFor(file)));
     CHECK(meta.value("room", "") == "churn");
     std::vector<std::string> events;
-    for (const auto& e : meta.at("timeline"))
-        events.push_back(e.value("event", "") + ":" + e.value("name", ""));
+    for (const auto& e : meta.at("timeline")) events.push_back(e.value("event", "") + ":" + e.value("name", ""));
     CHECK(events == std::vector<std::string>{"present:red", "present:green", "join:blue", "leave:red"});
     blue.leave();
     clients[1]->leave();
@@ -378,7 +366,8 @@ TEST_CASE("kill -9 while recording leaves a playable file up to 2 s before the k
         Server server(recorderArgs(dir));
         auto clients = joinAll(server, "crash", {kTrio[0], kTrio[1]});
         waitFlowing(clients);
-        auto start = httpRequest("POST", server.http() + "/api/rooms/crash/recording", R"({"format": ")" + format + "\"}");
+        auto start =
+            httpRequest("POST", server.http() + "/api/rooms/crash/recording", R"({"format": ")" + format + "\"}");
         const auto started = Clock::now();
         REQUIRE(start.status == 201);
         file = jsonOf(start).value("file", "");
@@ -417,8 +406,7 @@ TEST_CASE("recording API: statuses for double start, stop when idle, unknown roo
     auto expect = [](const HttpResponse& r, int status, const std::string& code) {
         INFO("body " << r.body);
         CHECK(r.status == status);
-        if (!code.empty())
-            CHECK(Json::parse(r.body).value("error", "") == code);
+        if (!code.empty()) CHECK(Json::parse(r.body).value("error", "") == code);
     };
     expect(httpRequest("DELETE", url), 409, "conflict");
     expect(httpRequest("POST", server.http() + "/api/rooms/nope/recording"), 404, "not-found");
@@ -437,8 +425,7 @@ TEST_CASE("recording API: statuses for double start, stop when idle, unknown roo
         return !text.empty() && !Json::parse(text).at("segments").empty();
     };
     const auto deadline = Clock::now() + kDeadline;
-    while (Clock::now() < deadline && !hasSegment())
-        std::this_thread::sleep_for(50ms);
+    while (Clock::now() < deadline && !hasSegment()) std::this_thread::sleep_for(50ms);
     REQUIRE(hasSegment());
 
     // Stop while a participant is joining: the stop answers, the joiner gets in.
@@ -539,8 +526,7 @@ TEST_CASE("segmented recordings: a new file every N seconds, all in the manifest
         return text.empty() ? Json::array() : Json::parse(text).at("segments");
     };
     const auto deadline = Clock::now() + kDeadline;
-    while (Clock::now() < deadline && segments().size() < 3)
-        std::this_thread::sleep_for(100ms);
+    while (Clock::now() < deadline && segments().size() < 3) std::this_thread::sleep_for(100ms);
     REQUIRE(segments().size() >= 3);
     auto stop = httpRequest("DELETE", url);
     REQUIRE(stop.status == 200);

@@ -146,7 +146,8 @@ TEST_CASE("config errors name the key path", "[config]") {
         {R"({"recording": {"dir": ""}})", "recording.dir: must be a non-empty string"},
         {R"({"recording": {"auto": 1}})", "recording.auto: must be true or false"},
         {R"({"recording": {"width": 641}})", "recording.width: must be an even integer from 16 to 7680"},
-        {R"({"recording": {"segmentBytes": 5}})", "recording.segmentBytes: must be 0 or an integer of at least 1000000"},
+        {R"({"recording": {"segmentBytes": 5}})",
+         "recording.segmentBytes: must be 0 or an integer of at least 1000000"},
         {R"({"host": 1})", "host: must be a non-empty string"},
         {R"({"host": ""})", "host: must be a non-empty string"},
         {R"({"port": 65536})", "port: must be an integer from 0 to 65535"},
@@ -170,8 +171,10 @@ TEST_CASE("config errors name the key path", "[config]") {
         {R"({"video": {"tiers": [{"name": "a", "width": 320, "height": 180, "bitrate": 200000, "fps": 5}]}})",
          "video.tiers[0].fps: unknown key"},
         {R"({"video": {"tiers": "a:320x180:200000,a:160x90:100000"}})", "video.tiers[1].name: duplicate tier name"},
-        {R"({"video": {"tiers": "a:320x180"}})", "video.tiers: each tier must be NAME:WIDTHxHEIGHT:BITRATE, e.g. low:320x180:200000"},
-        {R"({"video": {"tiers": "a:2560x1440:200000"}})", "video.tiers[0]: must not be larger than the composite (video.width x video.height)"},
+        {R"({"video": {"tiers": "a:320x180"}})",
+         "video.tiers: each tier must be NAME:WIDTHxHEIGHT:BITRATE, e.g. low:320x180:200000"},
+        {R"({"video": {"tiers": "a:2560x1440:200000"}})",
+         "video.tiers[0]: must not be larger than the composite (video.width x video.height)"},
         {R"({"iceServers": {}})", "iceServers: must be an array"},
         {R"({"iceServers": ["stun:s"]})", "iceServers[0]: must be an object"},
         {R"({"iceServers": [{"username": "u"}]})", "iceServers[0].urls: missing"},
@@ -206,9 +209,7 @@ TEST_CASE("config errors name the key path", "[config]") {
         {R"({"audio": []})", "audio: must be an object"},
         {R"({"audio": {"bitrate": 600000}})", "audio.bitrate: must be an integer from 6000 to 510000"},
     };
-    for (const Case& c : cases) {
-        CHECK(configError(c.text) == c.expected);
-    }
+    for (const Case& c : cases) { CHECK(configError(c.text) == c.expected); }
 }
 
 TEST_CASE("config text that is not a JSON object", "[config]") {
@@ -281,7 +282,8 @@ TEST_CASE("video tiers: defaults follow the composite; both spellings parse", "[
     REQUIRE(tiers.size() == 3);
     CHECK(tiers[0].name == "high");
     CHECK((tiers[0].width == 1280 && tiers[0].height == 720 && tiers[0].bitrate == 1'500'000));
-    CHECK((tiers[1].name == "medium" && tiers[1].width == 640 && tiers[1].height == 360 && tiers[1].bitrate == 600'000));
+    CHECK(
+        (tiers[1].name == "medium" && tiers[1].width == 640 && tiers[1].height == 360 && tiers[1].bitrate == 600'000));
     CHECK((tiers[2].name == "low" && tiers[2].width == 320 && tiers[2].height == 180 && tiers[2].bitrate == 200'000));
 
     applyConfigJson(config, R"({"video": {"width": 640, "height": 480}})");
@@ -294,7 +296,8 @@ TEST_CASE("video tiers: defaults follow the composite; both spellings parse", "[
     CHECK((tiers[0].name == "hd" && tiers[0].width == 640 && tiers[0].height == 480 && tiers[0].bitrate == 900'000));
     CHECK((tiers[1].name == "tiny" && tiers[1].bitrate == 80'000));
 
-    applyConfigJson(config, R"({"video": {"tiers": [{"name": "only", "width": 320, "height": 240, "bitrate": 300000}]}})");
+    applyConfigJson(config,
+                    R"({"video": {"tiers": [{"name": "only", "width": 320, "height": 240, "bitrate": 300000}]}})");
     REQUIRE(effectiveTiers(config.video).size() == 1);
     CHECK(effectiveTiers(config.video)[0].name == "only");
 }

@@ -34,8 +34,7 @@ TEST_CASE("file control messages get the sender added", "[datachannel]") {
     CHECK(out["from"] == "p2");
     CHECK(out["fromName"] == "Bo");
     CHECK(out["size"] == 5);
-    CHECK_THAT(errorOf([] { protocol::annotateFileControl(R"({"id":"a"})", "p", "n"); }),
-               Catch::Contains("file.type"));
+    CHECK_THAT(errorOf([] { protocol::annotateFileControl(R"({"id":"a"})", "p", "n"); }), Catch::Contains("file.type"));
     CHECK_THAT(errorOf([] { protocol::annotateFileControl(R"({"type":"start","id":"../x"})", "p", "n"); }),
                Catch::Contains("file.id"));
     CHECK_THAT(errorOf([] { protocol::annotateFileControl("[1]", "p", "n"); }), Catch::Contains("JSON object"));

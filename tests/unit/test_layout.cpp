@@ -19,8 +19,8 @@
 using tessera::layout::computeTiles;
 using tessera::layout::defaultGridSpec;
 using tessera::layout::gridShape;
-using tessera::layout::Source;
 using tessera::layout::Rect;
+using tessera::layout::Source;
 using tessera::layout::Tile;
 using tessera::layout::visibleBorders;
 using tessera::protocol::FracRect;
@@ -36,8 +36,7 @@ constexpr double k16by9 = 16.0 / 9.0;
 // run from anywhere.
 std::filesystem::path layoutsDir() {
     std::filesystem::path dir = "data/layouts";
-    if (!std::filesystem::is_directory(dir))
-        dir = std::filesystem::path(TESSERA_SOURCE_DIR) / "data/layouts";
+    if (!std::filesystem::is_directory(dir)) dir = std::filesystem::path(TESSERA_SOURCE_DIR) / "data/layouts";
     return dir;
 }
 
@@ -45,15 +44,13 @@ std::filesystem::path layoutsDir() {
 std::vector<std::pair<std::string, LayoutSpec>> shippedLayouts() {
     std::vector<std::pair<std::string, LayoutSpec>> layouts;
     for (const auto& entry : std::filesystem::directory_iterator(layoutsDir())) {
-        if (!entry.is_regular_file() || entry.path().extension() != ".json")
-            continue;
+        if (!entry.is_regular_file() || entry.path().extension() != ".json") continue;
         std::ifstream in(entry.path(), std::ios::binary);
         std::ostringstream text;
         text << in.rdbuf();
         layouts.emplace_back(entry.path().filename().string(), parseLayoutSpec(text.str()));
     }
-    std::sort(layouts.begin(), layouts.end(),
-              [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::sort(layouts.begin(), layouts.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     return layouts;
 }
 
@@ -71,67 +68,53 @@ Source screen(int i) {
 // which arrives later by renegotiation.
 std::vector<Source> people(int n, int sharer = 0) {
     std::vector<Source> sources;
-    for (int i = 1; i <= n; ++i)
-        sources.push_back(camera(i));
-    if (sharer > 0)
-        sources.push_back(screen(sharer));
+    for (int i = 1; i <= n; ++i) sources.push_back(camera(i));
+    if (sharer > 0) sources.push_back(screen(sharer));
     return sources;
 }
 
 const Tile* find(const std::vector<Tile>& tiles, const std::string& id) {
     for (const Tile& t : tiles)
-        if (t.sourceId == id)
-            return &t;
+        if (t.sourceId == id) return &t;
     return nullptr;
 }
 
 bool overlap(const Tile& a, const Tile& b) {
-    return a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height &&
-           b.y < a.y + a.height;
+    return a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
 }
 
 bool fracOverlap(const FracRect& a, const FracRect& b) {
     constexpr double e = 1e-9; // touching is not overlapping
-    return a.x + e < b.x + b.w && b.x + e < a.x + a.w && a.y + e < b.y + b.h &&
-           b.y + e < a.y + a.h;
+    return a.x + e < b.x + b.w && b.x + e < a.x + a.w && a.y + e < b.y + b.h && b.y + e < a.y + a.h;
 }
 
 std::string describe(const Tile& t) {
     std::ostringstream s;
-    s << t.sourceId << " " << t.width << "x" << t.height << "+" << t.x << "+" << t.y << " z"
-      << t.z;
+    s << t.sourceId << " " << t.width << "x" << t.height << "+" << t.x << "+" << t.y << " z" << t.z;
     return s.str();
 }
 
 // The properties every layout must have, whatever the spec. Returns the
 // violations, so one CHECK reports them all without millions of assertions.
 std::vector<std::string> violations(const LayoutSpec& spec, const std::vector<Source>& sources,
-                                    const std::string& speaker, unsigned canvasW,
-                                    unsigned canvasH, bool expectEveryone) {
+                                    const std::string& speaker, unsigned canvasW, unsigned canvasH,
+                                    bool expectEveryone) {
     const auto tiles = computeTiles(sources, speaker, spec, canvasW, canvasH);
     std::vector<std::string> errors;
-    auto error = [&](const std::string& what, const Tile& t) {
-        errors.push_back(what + ": " + describe(t));
-    };
+    auto error = [&](const std::string& what, const Tile& t) { errors.push_back(what + ": " + describe(t)); };
     // An odd canvas dimension loses its last pixel: tiles stay on even pixels.
     const int w = static_cast<int>(canvasW & ~1u), h = static_cast<int>(canvasH & ~1u);
 
     std::map<std::string, const Source*> byId;
-    for (const Source& s : sources)
-        byId[s.id] = &s;
+    for (const Source& s : sources) byId[s.id] = &s;
     std::set<std::string> seen;
     for (std::size_t i = 0; i < tiles.size(); ++i) {
         const Tile& t = tiles[i];
-        if (t.width < 2 || t.height < 2)
-            error("empty tile", t);
-        if (t.x < 0 || t.y < 0 || t.x + t.width > w || t.y + t.height > h)
-            error("outside the canvas", t);
-        if (t.x % 2 || t.y % 2 || t.width % 2 || t.height % 2)
-            error("odd position or size", t);
-        if (!seen.insert(t.sourceId).second)
-            error("source shown twice", t);
-        if (i > 0 && tiles[i - 1].z > t.z)
-            error("not sorted by z", t);
+        if (t.width < 2 || t.height < 2) error("empty tile", t);
+        if (t.x < 0 || t.y < 0 || t.x + t.width > w || t.y + t.height > h) error("outside the canvas", t);
+        if (t.x % 2 || t.y % 2 || t.width % 2 || t.height % 2) error("odd position or size", t);
+        if (!seen.insert(t.sourceId).second) error("source shown twice", t);
+        if (i > 0 && tiles[i - 1].z > t.z) error("not sorted by z", t);
         const auto source = byId.find(t.sourceId);
         if (source == byId.end()) {
             error("unknown source", t);
@@ -148,20 +131,17 @@ std::vector<std::string> violations(const LayoutSpec& spec, const std::vector<So
 
     if (spec.rest) {
         if (expectEveryone && tiles.size() != sources.size())
-            errors.push_back("with a rest region everyone is shown: " +
-                             std::to_string(tiles.size()) + " tiles for " +
+            errors.push_back("with a rest region everyone is shown: " + std::to_string(tiles.size()) + " tiles for " +
                              std::to_string(sources.size()) + " sources");
         // Slot placement does not depend on the rest region, so the slot tiles
         // are those of the same spec without it; the others form the grid.
         LayoutSpec slotsOnly = spec;
         slotsOnly.rest.reset();
         std::set<std::string> inSlots;
-        for (const Tile& t : computeTiles(sources, speaker, slotsOnly, canvasW, canvasH))
-            inSlots.insert(t.sourceId);
+        for (const Tile& t : computeTiles(sources, speaker, slotsOnly, canvasW, canvasH)) inSlots.insert(t.sourceId);
         std::vector<const Tile*> grid;
         for (const Tile& t : tiles)
-            if (!inSlots.count(t.sourceId))
-                grid.push_back(&t);
+            if (!inSlots.count(t.sourceId)) grid.push_back(&t);
         const FracRect& r = *spec.rest;
         for (std::size_t i = 0; i < grid.size(); ++i) {
             const Tile& t = *grid[i];
@@ -169,11 +149,9 @@ std::vector<std::string> violations(const LayoutSpec& spec, const std::vector<So
             if (t.x < r.x * w - 1 || t.y < r.y * h - 1 || t.x + t.width > (r.x + r.w) * w + 1 ||
                 t.y + t.height > (r.y + r.h) * h + 1)
                 error("grid tile outside the rest region", t);
-            if (t.z != spec.restZ)
-                error("grid tile with the wrong z", t);
+            if (t.z != spec.restZ) error("grid tile with the wrong z", t);
             for (std::size_t j = i + 1; j < grid.size(); ++j)
-                if (overlap(t, *grid[j]))
-                    error("grid tiles overlap with " + describe(*grid[j]), t);
+                if (overlap(t, *grid[j])) error("grid tiles overlap with " + describe(*grid[j]), t);
         }
     } else if (tiles.size() > spec.slots.size()) {
         errors.push_back("more tiles than slots without a rest region");
@@ -181,30 +159,24 @@ std::vector<std::string> violations(const LayoutSpec& spec, const std::vector<So
 
     // Where the spec's regions at one z are disjoint, so are the tiles.
     std::map<int, std::vector<FracRect>> regions;
-    for (const Slot& slot : spec.slots)
-        regions[slot.z].push_back(slot.rect);
-    if (spec.rest)
-        regions[spec.restZ].push_back(*spec.rest);
+    for (const Slot& slot : spec.slots) regions[slot.z].push_back(slot.rect);
+    if (spec.rest) regions[spec.restZ].push_back(*spec.rest);
     for (const auto& [z, rects] : regions) {
         bool disjoint = true;
         for (std::size_t i = 0; i < rects.size(); ++i)
-            for (std::size_t j = i + 1; j < rects.size(); ++j)
-                disjoint = disjoint && !fracOverlap(rects[i], rects[j]);
-        if (!disjoint)
-            continue;
+            for (std::size_t j = i + 1; j < rects.size(); ++j) disjoint = disjoint && !fracOverlap(rects[i], rects[j]);
+        if (!disjoint) continue;
         for (std::size_t i = 0; i < tiles.size(); ++i)
             for (std::size_t j = i + 1; j < tiles.size(); ++j)
                 if (tiles[i].z == z && tiles[j].z == z && overlap(tiles[i], tiles[j]))
-                    error("overlaps " + describe(tiles[j]) + " though the spec's regions do not",
-                          tiles[i]);
+                    error("overlaps " + describe(tiles[j]) + " though the spec's regions do not", tiles[i]);
     }
     return errors;
 }
 
 std::string joined(const std::vector<std::string>& lines) {
     std::string text;
-    for (std::size_t i = 0; i < lines.size() && i < 10; ++i)
-        text += lines[i] + "\n";
+    for (std::size_t i = 0; i < lines.size() && i < 10; ++i) text += lines[i] + "\n";
     return text;
 }
 
@@ -213,19 +185,17 @@ std::string joined(const std::vector<std::string>& lines) {
 TEST_CASE("every shipped layout holds up with 1..25 participants", "[layout]") {
     const auto layouts = shippedLayouts();
     REQUIRE(layouts.size() >= 4);
-    const std::pair<unsigned, unsigned> canvases[] = {
-        {1280, 720}, {640, 360}, {1920, 1080}, {720, 1280}, {1024, 768}, {1281, 721}};
+    const std::pair<unsigned, unsigned> canvases[] = {{1280, 720}, {640, 360},  {1920, 1080},
+                                                      {720, 1280}, {1024, 768}, {1281, 721}};
     for (const auto& [file, spec] : layouts) {
         for (const auto& [w, h] : canvases) {
             for (int n = 1; n <= 25; ++n) {
                 for (int sharer : {0, 1, n}) {
-                    for (const std::string& speaker :
-                         std::vector<std::string>{"", "p1", "p" + std::to_string((n + 1) / 2),
-                                                  "p" + std::to_string(n), "gone"}) {
+                    for (const std::string& speaker : std::vector<std::string>{
+                             "", "p1", "p" + std::to_string((n + 1) / 2), "p" + std::to_string(n), "gone"}) {
                         CAPTURE(file, w, h, n, sharer, speaker);
                         const auto errors = violations(spec, people(n, sharer), speaker, w, h, true);
-                        if (!errors.empty())
-                            FAIL_CHECK(joined(errors));
+                        if (!errors.empty()) FAIL_CHECK(joined(errors));
                     }
                 }
             }
@@ -241,8 +211,8 @@ TEST_CASE("random valid specs keep tiles inside, even and apart", "[layout]") {
         const int x = uniform(0, 18), y = uniform(0, 18);
         return FracRect{x / 20.0, y / 20.0, uniform(2, 20 - x) / 20.0, uniform(2, 20 - y) / 20.0};
     };
-    const Slot::Source kinds[] = {Slot::Source::Next, Slot::Source::Speaker,
-                                  Slot::Source::ScreenShare, Slot::Source::Participant};
+    const Slot::Source kinds[] = {Slot::Source::Next, Slot::Source::Speaker, Slot::Source::ScreenShare,
+                                  Slot::Source::Participant};
     const std::pair<unsigned, unsigned> aspects[] = {{16, 9}, {4, 3}, {1, 1}, {9, 16}, {21, 9}};
     for (int round = 0; round < 2000; ++round) {
         LayoutSpec spec;
@@ -268,25 +238,22 @@ TEST_CASE("random valid specs keep tiles inside, even and apart", "[layout]") {
         for (int i = 1; i <= n; ++i) {
             const auto [aw, ah] = aspects[uniform(0, 4)];
             sources.push_back(camera(i, aw, ah));
-            if (uniform(0, 5) == 0)
-                sources.push_back(screen(i));
+            if (uniform(0, 5) == 0) sources.push_back(screen(i));
         }
         const unsigned w = static_cast<unsigned>(uniform(320, 1920));
         const unsigned h = static_cast<unsigned>(uniform(180, 1080));
         const std::string speaker = "p" + std::to_string(uniform(0, 10));
         CAPTURE(round, w, h, n, speaker);
         const auto errors = violations(spec, sources, speaker, w, h, true);
-        if (!errors.empty())
-            FAIL_CHECK(joined(errors));
+        if (!errors.empty()) FAIL_CHECK(joined(errors));
     }
 }
 
 TEST_CASE("grid shapes for 1..25 16:9 sources in a 16:9 region", "[layout]") {
     // n -> columns x rows, as people expect from a video call.
     const std::pair<unsigned, unsigned> expected[] = {
-        {1, 1}, {2, 1}, {2, 2}, {2, 2}, {3, 2}, {3, 2}, {3, 3}, {3, 3}, {3, 3},
-        {4, 3}, {4, 3}, {4, 3}, {4, 4}, {4, 4}, {4, 4}, {4, 4}, {5, 4}, {5, 4},
-        {5, 4}, {5, 4}, {5, 5}, {5, 5}, {5, 5}, {5, 5}, {5, 5}};
+        {1, 1}, {2, 1}, {2, 2}, {2, 2}, {3, 2}, {3, 2}, {3, 3}, {3, 3}, {3, 3}, {4, 3}, {4, 3}, {4, 3}, {4, 4},
+        {4, 4}, {4, 4}, {4, 4}, {5, 4}, {5, 4}, {5, 4}, {5, 4}, {5, 5}, {5, 5}, {5, 5}, {5, 5}, {5, 5}};
     for (unsigned n = 1; n <= 25; ++n) {
         CAPTURE(n);
         const auto shape = gridShape(n, k16by9, k16by9);
@@ -305,12 +272,9 @@ TEST_CASE("grid shapes maximise the tile and leave no empty row or column", "[la
                 CHECK((s.columns - 1) * s.rows < n);
                 CHECK(s.columns * (s.rows - 1) < n);
                 // The tile's width in region units; no other shape beats it.
-                auto tile = [&](unsigned c, unsigned r) {
-                    return std::min(region / c, source / r);
-                };
+                auto tile = [&](unsigned c, unsigned r) { return std::min(region / c, source / r); };
                 const double best = tile(s.columns, s.rows);
-                for (unsigned c = 1; c <= n; ++c)
-                    CHECK(tile(c, (n + c - 1) / c) <= best * (1 + 1e-9));
+                for (unsigned c = 1; c <= n; ++c) CHECK(tile(c, (n + c - 1) / c) <= best * (1 + 1e-9));
             }
         }
     }
@@ -408,8 +372,7 @@ TEST_CASE("the speaker slot shows the active speaker, else the first camera", "[
         const auto tiles = computeTiles(people(4), speaker, spec, 1280, 720);
         REQUIRE(tiles.size() == 4);
         CHECK(tiles[0].y + tiles[0].height <= 576);
-        for (std::size_t i = 1; i < tiles.size(); ++i)
-            CHECK(tiles[i].y >= 576);
+        for (std::size_t i = 1; i < tiles.size(); ++i) CHECK(tiles[i].y >= 576);
         return tiles[0].sourceId;
     };
     CHECK(bigOne("p3") == "cam-p3");
@@ -427,8 +390,7 @@ TEST_CASE("next takes cameras in join order, skipping those already placed", "[l
         {"w": 0.5, "source": "speaker"}, {"x": 0.5, "w": 0.5, "source": "next"}]})");
     auto ids = [&](const std::string& speaker) {
         std::vector<std::string> out;
-        for (const Tile& t : computeTiles(people(3, 1), speaker, spec, 1280, 720))
-            out.push_back(t.sourceId);
+        for (const Tile& t : computeTiles(people(3, 1), speaker, spec, 1280, 720)) out.push_back(t.sourceId);
         return out;
     };
     CHECK(ids("p1") == std::vector<std::string>{"cam-p1", "cam-p2"});
@@ -444,14 +406,12 @@ TEST_CASE("the presentation layout gives the screen share the big slot", "[layou
     REQUIRE(shared.size() == 4);
     CHECK(shared[0].sourceId == "screen-p2");
     CHECK(shared[0].width > 900);
-    for (std::size_t i = 1; i < shared.size(); ++i)
-        CHECK(shared[i].x >= 1024);
+    for (std::size_t i = 1; i < shared.size(); ++i) CHECK(shared[i].x >= 1024);
 
     // No screen share: the slot stays empty, every camera is in the column.
     const auto none = computeTiles(people(3), "p1", spec, 1280, 720);
     REQUIRE(none.size() == 3);
-    for (const Tile& t : none)
-        CHECK(t.x >= 1024);
+    for (const Tile& t : none) CHECK(t.x >= 1024);
 
     // A second screen share goes to the column with the cameras.
     auto sources = people(2, 1);
@@ -475,8 +435,7 @@ TEST_CASE("a participant slot shows that person by display name", "[layout]") {
     absent.slots[0].participant = "Nobody";
     const auto without = computeTiles(people(3), "", absent, 1280, 720);
     REQUIRE(without.size() == 3);
-    for (const Tile& t : without)
-        CHECK(t.x >= 640); // the slot stays empty
+    for (const Tile& t : without) CHECK(t.x >= 640); // the slot stays empty
 }
 
 TEST_CASE("picture in picture: the speaker full frame, the next as an inset on top", "[layout]") {
@@ -506,8 +465,7 @@ TEST_CASE("tiles come out by z, then in placement order", "[layout]") {
         {"y": 0.5, "w": 0.5, "h": 0.5, "z": 2}], "rest": {"x": 0.5, "y": 0.5, "w": 0.5, "h": 0.5, "z": 1}})");
     const auto tiles = computeTiles(people(5), "", spec, 1280, 720);
     std::vector<std::string> order;
-    for (const Tile& t : tiles)
-        order.push_back(t.sourceId);
+    for (const Tile& t : tiles) order.push_back(t.sourceId);
     CHECK(order == std::vector<std::string>{"cam-p2", "cam-p4", "cam-p5", "cam-p1", "cam-p3"});
 }
 
@@ -563,20 +521,17 @@ namespace {
 
 long long area(const std::vector<Rect>& rects) {
     long long sum = 0;
-    for (const Rect& r : rects)
-        sum += static_cast<long long>(r.width) * r.height;
+    for (const Rect& r : rects) sum += static_cast<long long>(r.width) * r.height;
     return sum;
 }
 
-bool inside(int x, int y, const Tile& t) {
-    return x >= t.x && x < t.x + t.width && y >= t.y && y < t.y + t.height;
-}
+bool inside(int x, int y, const Tile& t) { return x >= t.x && x < t.x + t.width && y >= t.y && y < t.y + t.height; }
 
 } // namespace
 
 TEST_CASE("a border sits inside the padding and hugs the picture", "[layout]") {
-    const auto spec = parseLayoutSpec(
-        R"({"name": "b", "padding": 4, "border": 6, "keepAspect": false, "slots": [{"w": 0.5}]})");
+    const auto spec =
+        parseLayoutSpec(R"({"name": "b", "padding": 4, "border": 6, "keepAspect": false, "slots": [{"w": 0.5}]})");
     const auto tiles = computeTiles(people(1), "", spec, 1280, 720);
     REQUIRE(tiles.size() == 1);
     const Tile& t = tiles[0];
@@ -628,8 +583,7 @@ TEST_CASE("a border never covers a tile drawn above it", "[layout]") {
     for (const Rect& r : borders) {
         // No border rectangle reaches into the inset's picture...
         for (int y = r.y; y < r.y + r.height; y += 2)
-            for (int x = r.x; x < r.x + r.width; x += 2)
-                REQUIRE_FALSE(inside(x, y, inset));
+            for (int x = r.x; x < r.x + r.width; x += 2) REQUIRE_FALSE(inside(x, y, inset));
     }
     // ...the inset's own frame is whole, and the speaker's frame lost exactly
     // the part under the inset's frame: x 1272..1280 for y 504..712, and

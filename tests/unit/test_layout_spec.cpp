@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "tessera/protocol/error.h"
 #include "tessera/layout/geometry.h"
-#include "tessera/room/layout_library.h"
+#include "tessera/protocol/error.h"
 #include "tessera/protocol/layout_spec.h"
+#include "tessera/room/layout_library.h"
 
 using tessera::Error;
 using tessera::ErrorCode;
@@ -26,16 +26,14 @@ namespace {
 // run from anywhere.
 std::filesystem::path layoutsDir() {
     std::filesystem::path dir = "data/layouts";
-    if (!std::filesystem::is_directory(dir))
-        dir = std::filesystem::path(TESSERA_SOURCE_DIR) / "data/layouts";
+    if (!std::filesystem::is_directory(dir)) dir = std::filesystem::path(TESSERA_SOURCE_DIR) / "data/layouts";
     return dir;
 }
 
 std::vector<std::filesystem::path> layoutFiles() {
     std::vector<std::filesystem::path> files;
     for (const auto& entry : std::filesystem::directory_iterator(layoutsDir()))
-        if (entry.is_regular_file() && entry.path().extension() == ".json")
-            files.push_back(entry.path());
+        if (entry.is_regular_file() && entry.path().extension() == ".json") files.push_back(entry.path());
     std::sort(files.begin(), files.end());
     return files;
 }
@@ -59,9 +57,7 @@ std::string rejection(const std::string& json) {
     return {};
 }
 
-bool sameRect(const FracRect& a, const FracRect& b) {
-    return a.x == b.x && a.y == b.y && a.w == b.w && a.h == b.h;
-}
+bool sameRect(const FracRect& a, const FracRect& b) { return a.x == b.x && a.y == b.y && a.w == b.w && a.h == b.h; }
 
 } // namespace
 
@@ -300,8 +296,7 @@ TEST_CASE("bad specs are rejected naming the field and the reason", "[layout]") 
 
 TEST_CASE("an error message quoting client text stays valid UTF-8 and bounded", "[layout]") {
     std::string key;
-    for (int i = 0; i < 100; ++i)
-        key += "é"; // two bytes each: a cut at an odd byte would split one
+    for (int i = 0; i < 100; ++i) key += "é"; // two bytes each: a cut at an odd byte would split one
     const std::string message = rejection(R"({"name": "a", "rest": {}, ")" + key + R"(": 1})");
     CHECK(message.size() < 400);
     for (std::size_t i = 0; i + 1 < message.size(); ++i) {
@@ -313,6 +308,5 @@ TEST_CASE("an error message quoting client text stays valid UTF-8 and bounded", 
 
     // A parse error quoting invalid UTF-8 input is reduced to ASCII.
     const std::string invalid = rejection("{\"name\": \xff\xfe}");
-    for (char c : invalid)
-        CHECK((c >= 0x20 && c < 0x7F));
+    for (char c : invalid) CHECK((c >= 0x20 && c < 0x7F));
 }

@@ -322,7 +322,7 @@ TEST_CASE("TierSelector: down at once, up only after 5 s of room", "[policy]") {
         CHECK(s.current().name == "high");
     }
     SECTION("up to the highest tier allowed for the whole hold") {
-        s.update({std::nullopt, 700'000, std::nullopt}, 2000); // medium fits from 2000
+        s.update({std::nullopt, 700'000, std::nullopt}, 2000);   // medium fits from 2000
         s.update({std::nullopt, 2'000'000, std::nullopt}, 4000); // high fits from 4000
         CHECK(s.update({std::nullopt, 2'000'000, std::nullopt}, 7000));
         CHECK(s.current().name == "medium");

@@ -18,7 +18,7 @@ namespace {
 
 // The message of the Error that `f` throws; a failed check when it throws
 // none, or one with another code.
-template<class F>
+template <class F>
 std::string errorOf(F&& f, ErrorCode expected = ErrorCode::BadRequest) {
     try {
         f();
@@ -35,9 +35,7 @@ std::string clientError(const std::string& frame) {
     return errorOf([&] { parseClientMessage(frame); });
 }
 
-Join parseJoin(const std::string& frame) {
-    return std::get<Join>(parseClientMessage(frame));
-}
+Join parseJoin(const std::string& frame) { return std::get<Join>(parseClientMessage(frame)); }
 
 std::optional<IceCandidate> parseCandidate(const std::string& frame) {
     return std::get<Candidate>(parseClientMessage(frame)).candidate;
@@ -141,9 +139,7 @@ TEST_CASE("join: bad input names the field", "[protocol]") {
         {R"({"type":"join","room":"r","name":"A","receiveOnly":"yes"})", "join.receiveOnly: must be a boolean"},
         {R"({"type":"join","room":"r","name":"A","receiveOnly":1})", "join.receiveOnly: must be a boolean"},
     };
-    for (const Case& c : cases) {
-        CHECK_THAT(clientError(c.frame), StartsWith(c.expected));
-    }
+    for (const Case& c : cases) { CHECK_THAT(clientError(c.frame), StartsWith(c.expected)); }
     CHECK(parseJoin(R"({"type":"join","room":"r","name":"A","maxBitrate":9223372036854775807})").maxBitrate ==
           std::optional<std::int64_t>(9223372036854775807));
 }
@@ -210,7 +206,8 @@ TEST_CASE("candidate: the shapes browsers send", "[protocol]") {
     CHECK(midOnly->sdpMid == std::optional<std::string>("video"));
     CHECK_FALSE(midOnly->sdpMLineIndex);
 
-    auto indexOnly = parseCandidate(R"({"type":"candidate","candidate":{"candidate":"c","sdpMid":null,"sdpMLineIndex":1}})");
+    auto indexOnly =
+        parseCandidate(R"({"type":"candidate","candidate":{"candidate":"c","sdpMid":null,"sdpMLineIndex":1}})");
     REQUIRE(indexOnly);
     CHECK_FALSE(indexOnly->sdpMid);
     CHECK(indexOnly->sdpMLineIndex == std::optional<unsigned>(1));
@@ -248,19 +245,19 @@ TEST_CASE("candidate: bad shapes name the field", "[protocol]") {
         {R"({"type":"candidate","candidate":{"candidate":"c","sdpMid":null,"sdpMLineIndex":null}})",
          "candidate.candidate: needs sdpMid or sdpMLineIndex"},
     };
-    for (const Case& c : cases) {
-        CHECK(clientError(c.frame) == c.expected);
-    }
+    for (const Case& c : cases) { CHECK(clientError(c.frame) == c.expected); }
 }
 
 TEST_CASE("server messages serialise as PROTOCOL.md shows them", "[protocol]") {
     Joined joined{"p1", "standup", {{"p2", "Bob"}}, {}};
     joined.iceServers.push_back({{"stun:stun.example.org:3478"}, "", ""});
-    joined.iceServers.push_back({{"turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:5349"}, "u", "c"});
-    CHECK(serialize(ServerMessage{joined}) ==
-          R"({"type":"joined","id":"p1","room":"standup","participants":[{"id":"p2","name":"Bob"}],)"
-          R"("iceServers":[{"urls":["stun:stun.example.org:3478"]},)"
-          R"({"urls":["turn:turn.example.org:3478?transport=udp","turns:turn.example.org:5349"],"username":"u","credential":"c"}]})");
+    joined.iceServers.push_back(
+        {{"turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:5349"}, "u", "c"});
+    CHECK(
+        serialize(ServerMessage{joined}) ==
+        R"({"type":"joined","id":"p1","room":"standup","participants":[{"id":"p2","name":"Bob"}],)"
+        R"("iceServers":[{"urls":["stun:stun.example.org:3478"]},)"
+        R"({"urls":["turn:turn.example.org:3478?transport=udp","turns:turn.example.org:5349"],"username":"u","credential":"c"}]})");
     CHECK(serialize(ServerMessage{Joined{"p1", "r", {}, {}}}) ==
           R"({"type":"joined","id":"p1","room":"r","participants":[],"iceServers":[]})");
     CHECK(serialize(ServerMessage{Answer{"v=0\r\n"}}) == R"({"type":"answer","sdp":"v=0\r\n"})");
@@ -285,7 +282,9 @@ TEST_CASE("serialising bytes that are not UTF-8 does not throw", "[protocol]") {
 }
 
 TEST_CASE("server messages round-trip", "[protocol]") {
-    const Joined joined{"p1", "r", {{"p2", "Bob"}, {"p3", "Zo\xc3\xab"}},
+    const Joined joined{"p1",
+                        "r",
+                        {{"p2", "Bob"}, {"p3", "Zo\xc3\xab"}},
                         {{{"stun:s.example.org"}, "", ""}, {{"turn:t.example.org"}, "user", "pass"}}};
     const auto back = std::get<Joined>(parseServerMessage(serialize(ServerMessage{joined})));
     CHECK(back.id == "p1");
@@ -312,11 +311,13 @@ TEST_CASE("server messages round-trip", "[protocol]") {
     CHECK(joinedOne.id == "p4");
     CHECK(joinedOne.name == "Dee");
     CHECK(std::get<ParticipantLeft>(parseServerMessage(serialize(ServerMessage{ParticipantLeft{"p4"}}))).id == "p4");
-    CHECK(std::get<LayoutChanged>(parseServerMessage(serialize(ServerMessage{LayoutChanged{"grid"}}))).layout == "grid");
+    CHECK(std::get<LayoutChanged>(parseServerMessage(serialize(ServerMessage{LayoutChanged{"grid"}}))).layout ==
+          "grid");
     CHECK(std::get<Speaker>(parseServerMessage(serialize(ServerMessage{Speaker{"p2"}}))).id == "p2");
     for (ErrorCode code : {ErrorCode::BadRequest, ErrorCode::Unauthorized, ErrorCode::RoomFull, ErrorCode::NotJoined,
                            ErrorCode::NotFound, ErrorCode::Conflict, ErrorCode::Internal}) {
-        const auto error = std::get<ErrorMessage>(parseServerMessage(serialize(ServerMessage{ErrorMessage{code, "why"}})));
+        const auto error =
+            std::get<ErrorMessage>(parseServerMessage(serialize(ServerMessage{ErrorMessage{code, "why"}})));
         CHECK(error.code == code);
         CHECK(error.message == "why");
     }
@@ -335,7 +336,8 @@ TEST_CASE("server messages: RTCIceServer urls may be one string; bad input names
           "joined.participants[0].name: missing");
     CHECK(serverError(R"({"type":"joined","id":"a","room":"r","participants":[],"iceServers":[{"urls":5}]})") ==
           "joined.iceServers[0].urls: must be a string or an array of strings");
-    CHECK(serverError(R"({"type":"error","code":"teapot","message":"m"})") == "error.code: unknown error code \"teapot\"");
+    CHECK(serverError(R"({"type":"error","code":"teapot","message":"m"})") ==
+          "error.code: unknown error code \"teapot\"");
     CHECK(serverError(R"({"type":"speaker"})") == "speaker.id: missing");
     CHECK(serverError(R"({"type":"join","room":"r","name":"A"})") == "type: unknown message type \"join\"");
 }
@@ -374,9 +376,10 @@ TEST_CASE("api: room list, room detail and error bodies", "[protocol]") {
 
     api::RoomDetail detail{"a", "grid", true, {}, {}, {}};
     detail.participants.push_back({"p1", "Alice", "low", true, 1000, 2000, 3});
-    CHECK(api::serialize(detail) ==
-          R"({"room":"a","layout":"grid","recording":true,"participants":[)"
-          R"({"id":"p1","name":"Alice","tier":"low","receiveOnly":true,"bitrateIn":1000,"bitrateOut":2000,"packetsLost":3}]})");
+    CHECK(
+        api::serialize(detail) ==
+        R"({"room":"a","layout":"grid","recording":true,"participants":[)"
+        R"({"id":"p1","name":"Alice","tier":"low","receiveOnly":true,"bitrateIn":1000,"bitrateOut":2000,"packetsLost":3}]})");
 
     detail.recordingFile = "/rec/a.mkv";
     detail.recordingError = "disk full";
@@ -391,8 +394,8 @@ TEST_CASE("api: layout requests", "[protocol]") {
     CHECK(byName.name == std::optional<std::string>("speaker"));
     CHECK_FALSE(byName.spec);
 
-    const auto bySpec = api::parseLayoutRequest(
-        R"({"layout":{"name":"solo","slots":[{"x":0,"y":0,"w":1,"h":1,"source":"speaker"}]}})");
+    const auto bySpec =
+        api::parseLayoutRequest(R"({"layout":{"name":"solo","slots":[{"x":0,"y":0,"w":1,"h":1,"source":"speaker"}]}})");
     CHECK_FALSE(bySpec.name);
     REQUIRE(bySpec.spec);
     CHECK(bySpec.spec->name == "solo");

@@ -194,15 +194,15 @@ public:
 
 // Rooms logs failures (as it should); the tests cause them on purpose.
 [[maybe_unused]] const bool quietRoomLogs = [] {
-    g_log_set_handler("tessera-room", static_cast<GLogLevelFlags>(G_LOG_LEVEL_MASK & ~G_LOG_LEVEL_ERROR & ~G_LOG_LEVEL_CRITICAL),
-                      [](const gchar*, GLogLevelFlags, const gchar*, gpointer) {}, nullptr);
+    g_log_set_handler(
+        "tessera-room", static_cast<GLogLevelFlags>(G_LOG_LEVEL_MASK & ~G_LOG_LEVEL_ERROR & ~G_LOG_LEVEL_CRITICAL),
+        [](const gchar*, GLogLevelFlags, const gchar*, gpointer) {}, nullptr);
     return true;
 }();
 
 // Runs pending idle sources: Rooms destroys peers removed by a media callback from one.
 void drainMainContext() {
-    while (g_main_context_iteration(nullptr, FALSE)) {
-    }
+    while (g_main_context_iteration(nullptr, FALSE)) {}
 }
 
 protocol::Join joinMessage(const std::string& room, const std::string& name) {
@@ -339,9 +339,7 @@ TEST_CASE("join: a full room refuses with room-full and changes nothing", "[room
     try {
         f.join("r1", "4", s4);
         FAIL("join succeeded");
-    } catch (const Error& e) {
-        CHECK(e.code() == ErrorCode::RoomFull);
-    }
+    } catch (const Error& e) { CHECK(e.code() == ErrorCode::RoomFull); }
     CHECK(s4.messages.empty());
     CHECK(s1.messages.size() == before);
     CHECK(FakePeer::alive == 3);
@@ -358,9 +356,7 @@ TEST_CASE("join: a configured token is required", "[rooms]") {
     const auto refused = [&] {
         try {
             f.rooms->join(join, sink);
-        } catch (const Error& e) {
-            return e.code() == ErrorCode::Unauthorized;
-        }
+        } catch (const Error& e) { return e.code() == ErrorCode::Unauthorized; }
         return false;
     };
     CHECK(refused());
@@ -423,9 +419,7 @@ TEST_CASE("offer goes to the peer; its answer goes back to the client", "[rooms]
     try {
         f.rooms->offer("nobody", "v=0");
         FAIL("offer for an unknown participant succeeded");
-    } catch (const Error& e) {
-        CHECK(e.code() == ErrorCode::NotJoined);
-    }
+    } catch (const Error& e) { CHECK(e.code() == ErrorCode::NotJoined); }
 }
 
 TEST_CASE("candidates are relayed both ways, end of candidates included", "[rooms]") {
@@ -521,9 +515,7 @@ TEST_CASE("kick: the others hear of it and the client is disconnected", "[rooms]
     const auto notFound = [&](const std::string& room, const std::string& id) {
         try {
             f.rooms->kick(room, id);
-        } catch (const Error& e) {
-            return e.code() == ErrorCode::NotFound;
-        }
+        } catch (const Error& e) { return e.code() == ErrorCode::NotFound; }
         return false;
     };
     CHECK(notFound("nope", a));
@@ -650,7 +642,10 @@ TEST_CASE("data: file chunks pass byte for byte, control messages gain the sende
 
     listener.onDataMessage({"file", false, R"({"type": "start", "id": "abc123", "name": "x.bin", "size": 3})"});
     // [id length][id][payload], the payload with a NUL and high bytes.
-    const std::string chunk("\x06" "abc123" "\x00\xff\x80", 10);
+    const std::string chunk("\x06"
+                            "abc123"
+                            "\x00\xff\x80",
+                            10);
     listener.onDataMessage({"file", true, chunk});
     listener.onDataMessage({"file", false, R"({"type": "end", "id": "abc123"})"});
     listener.onDataMessage({"file", false, R"({"type": "start", "id": "bad id!"})"}); // dropped
@@ -797,9 +792,7 @@ TEST_CASE("layout: unknown name, unknown room, media refusal change nothing", "[
     try {
         f.rooms->setLayout("nowhere", api::LayoutRequest{std::string("grid"), std::nullopt});
         FAIL("unknown room accepted");
-    } catch (const Error& e) {
-        CHECK(e.code() == ErrorCode::NotFound);
-    }
+    } catch (const Error& e) { CHECK(e.code() == ErrorCode::NotFound); }
     CHECK_THROWS_AS(f.rooms->setLayout("r1", api::LayoutRequest{}), Error);
     media.failSetLayout = true;
     CHECK_THROWS_AS(f.rooms->setLayout("r1", api::LayoutRequest{std::string("pip"), std::nullopt}), Error);
@@ -906,9 +899,7 @@ TEST_CASE("list, detail and metrics report rooms, participants and media stats",
     try {
         f.rooms->detail("gamma");
         FAIL("unknown room found");
-    } catch (const Error& e) {
-        CHECK(e.code() == ErrorCode::NotFound);
-    }
+    } catch (const Error& e) { CHECK(e.code() == ErrorCode::NotFound); }
 }
 
 // ---- Layout library ----------------------------------------------------------
@@ -959,9 +950,7 @@ TEST_CASE("layout library: a bad file is named, with the parser's reason", "[roo
             CHECK(message.find("mismatch") != std::string::npos);
         }
     }
-    SECTION("missing directory") {
-        CHECK_THROWS_AS(room::LayoutLibrary(dir.path / "absent"), Error);
-    }
+    SECTION("missing directory") { CHECK_THROWS_AS(room::LayoutLibrary(dir.path / "absent"), Error); }
 }
 
 TEST_CASE("layout library: reload swaps only when every file parses", "[rooms]") {
@@ -1047,7 +1036,7 @@ TEST_CASE("recording: start, conflicts, timeline and stop", "[rooms][recording]"
 
     std::optional<media::RecordingResult> stopped;
     f.rooms->stopRecording("r1", [&](const media::RecordingResult& r) { stopped = r; });
-    CHECK_FALSE(stopped); // never answered from inside the call
+    CHECK_FALSE(stopped);                   // never answered from inside the call
     CHECK(f.rooms->detail("r1").recording); // until the file is finalised
     CHECK_THROWS_MATCHES(f.rooms->startRecording("r1", std::nullopt), Error,
                          Catch::Predicate<Error>([](const Error& e) { return e.code() == ErrorCode::Conflict; }));
@@ -1153,11 +1142,13 @@ TEST_CASE("reload: rooms showing a changed named layout get it, the others keep 
     inlineSpec.name = "wide"; // an inline spec that happens to share a file's name
     inlineSpec.rest = protocol::FracRect{0, 0, 1, 1};
     rooms.setLayout("inline", api::LayoutRequest{std::nullopt, inlineSpec});
-    const std::size_t byNameSent = alice.messages.size(), unchangedSent = bob.messages.size(), inlineSent = carol.messages.size();
+    const std::size_t byNameSent = alice.messages.size(), unchangedSent = bob.messages.size(),
+                      inlineSent = carol.messages.size();
     const std::size_t unchangedApplied = engine.room("unchanged").layouts.size();
 
     // wide.json changes; grid.json does not.
-    dir.write("wide.json", R"({"name": "wide", "rest": {"x": 0, "y": 0, "w": 1, "h": 1}, "padding": 12, "labels": true})");
+    dir.write("wide.json",
+              R"({"name": "wide", "rest": {"x": 0, "y": 0, "w": 1, "h": 1}, "padding": 12, "labels": true})");
     const auto names = rooms.reloadLayouts();
     CHECK(names == std::vector<std::string>{"grid", "wide"});
 

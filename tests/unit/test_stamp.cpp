@@ -37,7 +37,7 @@ TEST_CASE("a picture stamp survives scaling into a tile of a composite", "[stamp
     for (std::uint16_t value : {std::uint16_t{0}, std::uint16_t{0xA5C3}, std::uint16_t{0xFFFF}, std::uint16_t{1234}}) {
         stamp::paintI420({y.data(), sw, u.data(), sw / 2, v.data(), sw / 2, sw, sh}, value);
         const int cw = 1280, ch = 720;
-        std::vector<std::uint8_t> rgb(cw * ch * 3, 40); // a grey composite
+        std::vector<std::uint8_t> rgb(cw * ch * 3, 40);         // a grey composite
         blit(y, u, v, sw, sh, rgb, cw * 3, 520, 300, 250, 140); // a 5x5-grid-sized tile
         const auto read = stamp::readRgb({rgb.data(), cw, ch, static_cast<std::size_t>(cw * 3)});
         REQUIRE(read);

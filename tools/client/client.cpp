@@ -288,9 +288,9 @@ struct LatencyMeasure {
     std::mutex mutex;
     std::vector<double> video;
     std::vector<double> audio;
-    int lastStamp = -1;       // the last stamp read: a repeated frame is not a new sample
-    bool visible = false;     // the stamp sender's tile is in the picture
-    int missedFrames = 0;     // consecutive frames without it
+    int lastStamp = -1;   // the last stamp read: a repeated frame is not a new sample
+    bool visible = false; // the stamp sender's tile is in the picture
+    int missedFrames = 0; // consecutive frames without it
     analysis::stamp::ClickDetector clicks;
 
     static Json summary(const std::vector<double>& v) {
@@ -407,17 +407,16 @@ private:
     void onRemoteDescriptionSet(const std::string& error);
     void onLocalCandidate(unsigned mline, const std::string& candidate);
     void onPeerStateNotify();
-    void setupChannel(GstWebRTCDataChannel* channel); // Borrowed.
+    void setupChannel(GstWebRTCDataChannel* channel);        // Borrowed.
     void onRemoteDataChannel(GstWebRTCDataChannel* channel); // Takes a reference.
-    void onChannelEvent(const std::string& label, const std::string& kind, const std::string& text,
-                        std::size_t bytes);
+    void onChannelEvent(const std::string& label, const std::string& kind, const std::string& text, std::size_t bytes);
     void onFileData(GBytes* data); // Takes a reference.
     void onBusMessage(GstMessage* message);
 
     // Receive chain. Thread: streaming.
     void linkIncoming(GstPad* pad);
-    void onVideoSample(GstSample* sample); // Takes the sample.
-    void onAudioSample(GstSample* sample); // Takes the sample.
+    void onVideoSample(GstSample* sample);               // Takes the sample.
+    void onAudioSample(GstSample* sample);               // Takes the sample.
     void readStamp(GstSample* sample, double arrivedMs); // Borrows the sample.
 
     // Commands on stdin. Thread: main.
@@ -466,7 +465,7 @@ private:
     GMainLoop* m_loop; // Borrowed; outlives this.
 
     // Media.
-    GstPtr<GstElement> m_pipeline; // Owned.
+    GstPtr<GstElement> m_pipeline;  // Owned.
     GstElement* m_webrtc = nullptr; // Borrowed from m_pipeline.
     GstElement* m_mux = nullptr;    // Borrowed from m_pipeline.
     GstPtr<GstPad> m_muxVideoPad;   // Owned request pad.
@@ -476,8 +475,8 @@ private:
     bool m_muxAudioLinked = false;
     std::atomic<bool> m_recordStopping{false};
     bool m_recordDone = false;
-    GObjectPtr<GstWebRTCDataChannel> m_chat;                         // Owned.
-    GObjectPtr<GstWebRTCDataChannel> m_file;                         // Owned.
+    GObjectPtr<GstWebRTCDataChannel> m_chat;                        // Owned.
+    GObjectPtr<GstWebRTCDataChannel> m_file;                        // Owned.
     std::vector<GObjectPtr<GstWebRTCDataChannel>> m_remoteChannels; // Owned.
     VideoMeasure m_video;
     AudioMeasure m_audio;
@@ -519,7 +518,7 @@ private:
     bool m_remoteSet = false;
     std::vector<proto::IceCandidate> m_pendingCandidates;
     bool m_endOfCandidatesSent = false;
-    std::string m_janusPath;  // "/janus/<session>/<handle>" once attached
+    std::string m_janusPath; // "/janus/<session>/<handle>" once attached
     std::string m_janusSessionPath;
     std::uint64_t m_janusTransaction = 0;
 
@@ -563,9 +562,7 @@ void postTo(std::weak_ptr<Client> weak, Task task) {
             auto* p = static_cast<Posted*>(data);
             try {
                 if (auto client = p->weak.lock()) p->task(*client);
-            } catch (const std::exception& e) {
-                GST_ERROR("posted task failed: %s", e.what());
-            } catch (...) {
+            } catch (const std::exception& e) { GST_ERROR("posted task failed: %s", e.what()); } catch (...) {
                 GST_ERROR("posted task failed");
             }
             return G_SOURCE_REMOVE;
@@ -592,16 +589,14 @@ void Client::onIceCandidateCb(GstElement*, guint mline, gchar* candidate, gpoint
                [mline, c = std::string(candidate ? candidate : "")](Client& client) {
                    client.onLocalCandidate(mline, c);
                });
-    } catch (...) {
-    }
+    } catch (...) {}
 }
 
 // Thread: any. The properties are read on the main thread.
 void Client::onStateNotifyCb(GstElement*, GParamSpec*, gpointer user) noexcept {
     try {
         postTo(static_cast<Client*>(user)->weak_from_this(), [](Client& c) { c.onPeerStateNotify(); });
-    } catch (...) {
-    }
+    } catch (...) {}
 }
 
 // Thread: streaming.
@@ -609,17 +604,14 @@ void Client::onDataChannelCb(GstElement*, GstWebRTCDataChannel* channel, gpointe
     try {
         auto* ref = static_cast<GstWebRTCDataChannel*>(g_object_ref(channel));
         postTo(static_cast<Client*>(user)->weak_from_this(), [ref](Client& c) { c.onRemoteDataChannel(ref); });
-    } catch (...) {
-    }
+    } catch (...) {}
 }
 
 // Thread: streaming. Links synchronously (see the file comment).
 void Client::onPadAddedCb(GstElement*, GstPad* pad, gpointer user) noexcept {
     try {
         if (GST_PAD_DIRECTION(pad) == GST_PAD_SRC) static_cast<Client*>(user)->linkIncoming(pad);
-    } catch (const std::exception& e) {
-        GST_ERROR("pad-added: %s", e.what());
-    } catch (...) {
+    } catch (const std::exception& e) { GST_ERROR("pad-added: %s", e.what()); } catch (...) {
     }
 }
 
@@ -628,16 +620,14 @@ void Client::onChannelOpenCb(GstWebRTCDataChannel* channel, gpointer user) noexc
     try {
         postTo(static_cast<Client*>(user)->weak_from_this(),
                [label = channelLabel(channel)](Client& c) { c.onChannelEvent(label, "open", {}, 0); });
-    } catch (...) {
-    }
+    } catch (...) {}
 }
 
 void Client::onChannelCloseCb(GstWebRTCDataChannel* channel, gpointer user) noexcept {
     try {
         postTo(static_cast<Client*>(user)->weak_from_this(),
                [label = channelLabel(channel)](Client& c) { c.onChannelEvent(label, "close", {}, 0); });
-    } catch (...) {
-    }
+    } catch (...) {}
 }
 
 void Client::onChannelErrorCb(GstWebRTCDataChannel* channel, GError* error, gpointer user) noexcept {
@@ -646,8 +636,7 @@ void Client::onChannelErrorCb(GstWebRTCDataChannel* channel, GError* error, gpoi
                [label = channelLabel(channel), msg = std::string(error ? error->message : "")](Client& c) {
                    c.onChannelEvent(label, "error", msg, 0);
                });
-    } catch (...) {
-    }
+    } catch (...) {}
 }
 
 void Client::onChannelStringCb(GstWebRTCDataChannel* channel, gchar* text, gpointer user) noexcept {
@@ -657,8 +646,7 @@ void Client::onChannelStringCb(GstWebRTCDataChannel* channel, gchar* text, gpoin
                [label = channelLabel(channel), s = std::move(s)](Client& c) {
                    c.onChannelEvent(label, "string", s, s.size());
                });
-    } catch (...) {
-    }
+    } catch (...) {}
 }
 
 void Client::onChannelDataCb(GstWebRTCDataChannel* channel, GBytes* data, gpointer user) noexcept {
@@ -672,8 +660,7 @@ void Client::onChannelDataCb(GstWebRTCDataChannel* channel, GBytes* data, gpoint
             else
                 c.onChannelEvent(label, "binary", {}, g_bytes_get_size(bytes.get()));
         });
-    } catch (...) {
-    }
+    } catch (...) {}
 }
 
 // Thread: webrtcbin's.
@@ -691,10 +678,8 @@ void Client::onOfferCreatedCb(GstPromise* promise, gpointer user) noexcept {
                 error = "create-offer replied without an offer";
         }
         gst_promise_unref(promise);
-        postTo(*static_cast<WeakClient*>(user),
-               [offer, error](Client& c) { c.onOfferCreated(offer, error); });
-    } catch (...) {
-    }
+        postTo(*static_cast<WeakClient*>(user), [offer, error](Client& c) { c.onOfferCreated(offer, error); });
+    } catch (...) {}
 }
 
 void Client::onLocalDescriptionCb(GstPromise* promise, gpointer user) noexcept {
@@ -702,8 +687,7 @@ void Client::onLocalDescriptionCb(GstPromise* promise, gpointer user) noexcept {
         std::string error = promiseError(promise);
         gst_promise_unref(promise);
         postTo(*static_cast<WeakClient*>(user), [error](Client& c) { c.onLocalDescriptionSet(error); });
-    } catch (...) {
-    }
+    } catch (...) {}
 }
 
 void Client::onRemoteDescriptionCb(GstPromise* promise, gpointer user) noexcept {
@@ -711,24 +695,21 @@ void Client::onRemoteDescriptionCb(GstPromise* promise, gpointer user) noexcept 
         std::string error = promiseError(promise);
         gst_promise_unref(promise);
         postTo(*static_cast<WeakClient*>(user), [error](Client& c) { c.onRemoteDescriptionSet(error); });
-    } catch (...) {
-    }
+    } catch (...) {}
 }
 
 // Thread: streaming (appsink).
 GstFlowReturn Client::onVideoSampleCb(GstAppSink* sink, gpointer user) noexcept {
     try {
         if (GstSample* sample = gst_app_sink_pull_sample(sink)) static_cast<Client*>(user)->onVideoSample(sample);
-    } catch (...) {
-    }
+    } catch (...) {}
     return GST_FLOW_OK;
 }
 
 GstFlowReturn Client::onAudioSampleCb(GstAppSink* sink, gpointer user) noexcept {
     try {
         if (GstSample* sample = gst_app_sink_pull_sample(sink)) static_cast<Client*>(user)->onAudioSample(sample);
-    } catch (...) {
-    }
+    } catch (...) {}
     return GST_FLOW_OK;
 }
 
@@ -749,8 +730,7 @@ GstPadProbeReturn Client::onRecordEosCb(GstPad*, GstPadProbeInfo* info, gpointer
                 emitEvent("recording-finished", {{"file", c.m_options.recordPath}});
                 if (c.m_finishing) c.stopLoop();
             });
-    } catch (...) {
-    }
+    } catch (...) {}
     return GST_PAD_PROBE_OK;
 }
 
@@ -810,17 +790,14 @@ GstPadProbeReturn Client::onStampVideoCb(GstPad* pad, GstPadProbeInfo* info, gpo
             !gst_video_frame_map(&frame, &vinfo, buffer, GST_MAP_WRITE))
             return GST_PAD_PROBE_OK;
         const auto ms = static_cast<std::uint64_t>(self->bufferWallMs(GST_BUFFER_PTS(buffer)));
-        analysis::stamp::paintI420({static_cast<std::uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(&frame, 0)),
-                          GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 0),
-                          static_cast<std::uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(&frame, 1)),
-                          GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 1),
-                          static_cast<std::uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(&frame, 2)),
-                          GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 2), GST_VIDEO_FRAME_WIDTH(&frame),
-                          GST_VIDEO_FRAME_HEIGHT(&frame)},
-                         static_cast<std::uint16_t>(ms & 0xFFFF));
+        analysis::stamp::paintI420(
+            {static_cast<std::uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(&frame, 0)), GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 0),
+             static_cast<std::uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(&frame, 1)), GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 1),
+             static_cast<std::uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(&frame, 2)), GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 2),
+             GST_VIDEO_FRAME_WIDTH(&frame), GST_VIDEO_FRAME_HEIGHT(&frame)},
+            static_cast<std::uint16_t>(ms & 0xFFFF));
         gst_video_frame_unmap(&frame);
-    } catch (...) {
-    }
+    } catch (...) {}
     return GST_PAD_PROBE_OK;
 }
 
@@ -833,11 +810,10 @@ GstPadProbeReturn Client::onStampAudioCb(GstPad*, GstPadProbeInfo* info, gpointe
         GstMapInfo map;
         if (gst_buffer_map(buffer, &map, GST_MAP_WRITE)) {
             analysis::stamp::paintClicks(reinterpret_cast<std::int16_t*>(map.data), map.size / sizeof(std::int16_t),
-                               self->bufferWallMs(GST_BUFFER_PTS(buffer)), static_cast<int>(kAudioRate));
+                                         self->bufferWallMs(GST_BUFFER_PTS(buffer)), static_cast<int>(kAudioRate));
             gst_buffer_unmap(buffer, &map);
         }
-    } catch (...) {
-    }
+    } catch (...) {}
     return GST_PAD_PROBE_OK;
 }
 
@@ -845,8 +821,7 @@ GstPadProbeReturn Client::onStampAudioCb(GstPad*, GstPadProbeInfo* info, gpointe
 gboolean Client::onBusCb(GstBus*, GstMessage* message, gpointer user) noexcept {
     try {
         static_cast<Client*>(user)->onBusMessage(message);
-    } catch (...) {
-    }
+    } catch (...) {}
     return G_SOURCE_CONTINUE;
 }
 
@@ -855,8 +830,7 @@ void Client::onWsConnectedCb(GObject* source, GAsyncResult* result, gpointer use
     try {
         std::unique_ptr<WeakClient> weak(static_cast<WeakClient*>(user));
         GError* error = nullptr;
-        SoupWebsocketConnection* ws =
-            soup_session_websocket_connect_finish(SOUP_SESSION(source), result, &error);
+        SoupWebsocketConnection* ws = soup_session_websocket_connect_finish(SOUP_SESSION(source), result, &error);
         GErrorPtr owned(error);
         GObjectPtr<SoupWebsocketConnection> conn(ws);
         auto self = weak->lock();
@@ -880,9 +854,7 @@ void Client::onWsConnectedCb(GObject* source, GAsyncResult* result, gpointer use
         join.maxBitrate = self->m_options.maxBitrate;
         join.receiveOnly = self->m_options.receiveOnly;
         self->send(join);
-    } catch (const std::exception& e) {
-        GST_ERROR("websocket connect: %s", e.what());
-    } catch (...) {
+    } catch (const std::exception& e) { GST_ERROR("websocket connect: %s", e.what()); } catch (...) {
     }
 }
 
@@ -896,34 +868,27 @@ void Client::onWsMessageCb(SoupWebsocketConnection*, gint type, GBytes* message,
         gsize size = 0;
         const auto* data = static_cast<const char*>(g_bytes_get_data(message, &size));
         self->onWsMessage(std::string_view(data ? data : "", size));
-    } catch (const std::exception& e) {
-        GST_ERROR("websocket message: %s", e.what());
-    } catch (...) {
+    } catch (const std::exception& e) { GST_ERROR("websocket message: %s", e.what()); } catch (...) {
     }
 }
 
 void Client::onWsClosedCb(SoupWebsocketConnection*, gpointer user) noexcept {
     try {
         static_cast<Client*>(user)->onWsClosed();
-    } catch (...) {
-    }
+    } catch (...) {}
 }
 
 void Client::onWsErrorCb(SoupWebsocketConnection*, GError* error, gpointer user) noexcept {
     try {
         static_cast<Client*>(user)->localError(std::string("websocket: ") + (error ? error->message : "error"));
-    } catch (...) {
-    }
+    } catch (...) {}
 }
 
 gboolean Client::onStdinCb(GIOChannel*, GIOCondition condition, gpointer user) noexcept {
     auto* self = static_cast<Client*>(user);
     try {
-        self->onStdinReadable((condition & (G_IO_HUP | G_IO_ERR | G_IO_NVAL)) != 0 &&
-                              (condition & G_IO_IN) == 0);
-    } catch (const std::exception& e) {
-        GST_ERROR("stdin: %s", e.what());
-    } catch (...) {
+        self->onStdinReadable((condition & (G_IO_HUP | G_IO_ERR | G_IO_NVAL)) != 0 && (condition & G_IO_IN) == 0);
+    } catch (const std::exception& e) { GST_ERROR("stdin: %s", e.what()); } catch (...) {
     }
     return self->m_stdinWatch != 0 ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
 }
@@ -944,8 +909,7 @@ std::string videoCodecCaps(VideoCodec codec) {
         // payloader derives the caps from the SPS, so they must agree);
         // 42c01f and Chrome's 42e01f both mean constrained baseline 3.1.
         // webrtcbin adds level-asymmetry-allowed=1 itself.
-        return base +
-               ",encoding-name=H264,packetization-mode=(string)1,profile-level-id=(string)42c01f" + fb;
+        return base + ",encoding-name=H264,packetization-mode=(string)1,profile-level-id=(string)42c01f" + fb;
     }
     return {};
 }
@@ -974,8 +938,7 @@ bool Client::start() {
     m_stdin = g_io_channel_unix_new(0);
     g_io_channel_set_encoding(m_stdin, nullptr, nullptr);
     g_io_channel_set_flags(m_stdin, G_IO_FLAG_NONBLOCK, nullptr);
-    m_stdinWatch = g_io_add_watch(m_stdin, static_cast<GIOCondition>(G_IO_IN | G_IO_HUP | G_IO_ERR),
-                                  onStdinCb, this);
+    m_stdinWatch = g_io_add_watch(m_stdin, static_cast<GIOCondition>(G_IO_IN | G_IO_HUP | G_IO_ERR), onStdinCb, this);
 
     const auto onSignal = [](gpointer user) -> gboolean {
         auto* self = static_cast<Client*>(user);
@@ -1004,8 +967,7 @@ bool Client::start() {
                     j["final"] = true;
                     emit(j);
                     self->leave();
-                } catch (...) {
-                }
+                } catch (...) {}
                 return G_SOURCE_REMOVE;
             },
             this);
@@ -1018,16 +980,14 @@ bool Client::start() {
                 self->m_connectTimer = 0;
                 try {
                     if (!self->m_everConnected) {
-                        self->localError("not connected after " + formatDouble(self->m_options.connectTimeout) +
-                                         " s");
+                        self->localError("not connected after " + formatDouble(self->m_options.connectTimeout) + " s");
                         self->setState(State::Failed);
                         Json j = self->report();
                         j["final"] = true;
                         emit(j);
                         self->leave();
                     }
-                } catch (...) {
-                }
+                } catch (...) {}
                 return G_SOURCE_REMOVE;
             },
             this);
@@ -1125,8 +1085,9 @@ bool Client::buildPipeline() {
         const std::string video =
             "videotestsrc is-live=true pattern=solid-color foreground-color=" + std::string(color.get()) +
             " ! video/x-raw," + (stamped ? "format=I420," : "") + "width=" + std::to_string(m_options.width) +
-            ",height=" + std::to_string(m_options.height) + ",framerate=" + std::to_string(m_options.fps) +
-            "/1 ! " + (stamped ? "identity name=stamp-video ! " : "") + "videoconvert ! queue max-size-buffers=3 leaky=downstream ! " + encoder + " ! " + payloader +
+            ",height=" + std::to_string(m_options.height) + ",framerate=" + std::to_string(m_options.fps) + "/1 ! " +
+            (stamped ? "identity name=stamp-video ! " : "") +
+            "videoconvert ! queue max-size-buffers=3 leaky=downstream ! " + encoder + " ! " + payloader +
             " pt=" + std::to_string(kVideoPayload) +
             " ! capsfilter caps=\"application/x-rtp,media=video,encoding-name=" + encoding +
             ",clock-rate=90000,payload=" + std::to_string(kVideoPayload) + "\"";
@@ -1193,9 +1154,10 @@ bool Client::loadFile() {
     if (!m_fileVideo.duration && m_fileVideo.caps) {
         const GstStructure* s = gst_caps_get_structure(m_fileVideo.caps.get(), 0);
         gint num = 0, den = 1;
-        m_fileVideo.duration = gst_structure_get_fraction(s, "framerate", &num, &den) && num > 0
-                                   ? gst_util_uint64_scale(GST_SECOND, static_cast<guint64>(den), static_cast<guint64>(num))
-                                   : GST_SECOND / 30;
+        m_fileVideo.duration =
+            gst_structure_get_fraction(s, "framerate", &num, &den) && num > 0
+                ? gst_util_uint64_scale(GST_SECOND, static_cast<guint64>(den), static_cast<guint64>(num))
+                : GST_SECOND / 30;
     }
     if (!m_fileAudio.duration) m_fileAudio.duration = 20 * GST_MSECOND;
     return true;
@@ -1204,13 +1166,17 @@ bool Client::loadFile() {
 // appsrc ! payloader for each track; pumpFile() feeds them in real time.
 bool Client::addFileSenders() {
     const std::string video = "appsrc name=file-video is-live=true format=time do-timestamp=false ! "
-                              "rtpvp8pay picture-id-mode=15-bit pt=" + std::to_string(kVideoPayload) +
+                              "rtpvp8pay picture-id-mode=15-bit pt=" +
+                              std::to_string(kVideoPayload) +
                               " ! capsfilter caps=\"application/x-rtp,media=video,encoding-name=VP8,clock-rate=90000,"
-                              "payload=" + std::to_string(kVideoPayload) + "\"";
+                              "payload=" +
+                              std::to_string(kVideoPayload) + "\"";
     const std::string audio = "appsrc name=file-audio is-live=true format=time do-timestamp=false ! "
-                              "rtpopuspay pt=" + std::to_string(kAudioPayload) +
+                              "rtpopuspay pt=" +
+                              std::to_string(kAudioPayload) +
                               " ! capsfilter caps=\"application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,"
-                              "payload=" + std::to_string(kAudioPayload) + "\"";
+                              "payload=" +
+                              std::to_string(kAudioPayload) + "\"";
     if (!addSender(audio, audioCodecCaps())) return false;
     GstPtr<GstElement> a(gst_bin_get_by_name(GST_BIN(m_pipeline.get()), "file-audio"));
     if (!a) return false;
@@ -1231,8 +1197,7 @@ void Client::startPump() {
     m_pump = std::thread([this] {
         try {
             pumpFile();
-        } catch (...) {
-        }
+        } catch (...) {}
     });
 }
 
@@ -1406,11 +1371,15 @@ void Client::janusStart() {
                         c.janusPoll();
                         emitEvent("open");
                         Json create = {{"janus", "message"},
-                                       {"body", {{"request", "create"}, {"room", c.m_options.janusRoom},
-                                                 {"sampling_rate", 48000}, {"permanent", false}}}};
+                                       {"body",
+                                        {{"request", "create"},
+                                         {"room", c.m_options.janusRoom},
+                                         {"sampling_rate", 48000},
+                                         {"permanent", false}}}};
                         c.janusPost(c.m_janusPath, std::move(create), [handle](Client& c, const Json&) {
                             c.m_id = std::to_string(handle);
-                            emitEvent("joined", {{"id", c.m_id}, {"room", std::to_string(c.m_options.janusRoom)},
+                            emitEvent("joined", {{"id", c.m_id},
+                                                 {"room", std::to_string(c.m_options.janusRoom)},
                                                  {"participants", Json::array()}});
                             c.createOffer();
                         });
@@ -1430,8 +1399,8 @@ void Client::janusPost(const std::string& path, Json body, JanusReply then) {
     GBytes* bytes = g_bytes_new(text.data(), text.size());
     soup_message_set_request_body_from_bytes(message, "application/json", bytes);
     g_bytes_unref(bytes);
-    soup_session_send_and_read_async(m_session.get(), message, G_PRIORITY_DEFAULT, m_cancellable.get(),
-                                     onJanusReplyCb, new JanusCall{weak_from_this(), std::move(then)});
+    soup_session_send_and_read_async(m_session.get(), message, G_PRIORITY_DEFAULT, m_cancellable.get(), onJanusReplyCb,
+                                     new JanusCall{weak_from_this(), std::move(then)});
     g_object_unref(message);
 }
 
@@ -1441,14 +1410,14 @@ void Client::janusPoll() {
     if (m_finishing || m_janusSessionPath.empty()) return;
     SoupMessage* message = soup_message_new("GET", (m_options.janus + m_janusSessionPath + "?maxev=10").c_str());
     if (!message) return;
-    soup_session_send_and_read_async(m_session.get(), message, G_PRIORITY_DEFAULT, m_cancellable.get(),
-                                     onJanusReplyCb, new JanusCall{weak_from_this(), [](Client& c, const Json& r) {
-                                         if (r.is_array())
-                                             for (const auto& e : r) c.onJanusEvent(e);
-                                         else
-                                             c.onJanusEvent(r);
-                                         c.janusPoll();
-                                     }});
+    soup_session_send_and_read_async(m_session.get(), message, G_PRIORITY_DEFAULT, m_cancellable.get(), onJanusReplyCb,
+                                     new JanusCall{weak_from_this(), [](Client& c, const Json& r) {
+                                                       if (r.is_array())
+                                                           for (const auto& e : r) c.onJanusEvent(e);
+                                                       else
+                                                           c.onJanusEvent(r);
+                                                       c.janusPoll();
+                                                   }});
     g_object_unref(message);
 }
 
@@ -1490,9 +1459,7 @@ void Client::onJanusReplyCb(GObject* source, GAsyncResult* result, gpointer user
             return;
         }
         call->then(*self, reply);
-    } catch (const std::exception& e) {
-        GST_ERROR("janus reply: %s", e.what());
-    } catch (...) {
+    } catch (const std::exception& e) { GST_ERROR("janus reply: %s", e.what()); } catch (...) {
     }
 }
 
@@ -1713,7 +1680,8 @@ void Client::onLocalCandidate(unsigned mline, const std::string& candidate) {
     if (mline < m_mids.size() && !m_mids[mline].empty()) c.sdpMid = m_mids[mline];
     c.sdpMLineIndex = mline;
     if (!m_options.janus.empty())
-        janusPost(m_janusPath, {{"janus", "trickle"}, {"candidate", {{"candidate", candidate}, {"sdpMLineIndex", mline}}}},
+        janusPost(m_janusPath,
+                  {{"janus", "trickle"}, {"candidate", {{"candidate", candidate}, {"sdpMLineIndex", mline}}}},
                   [](Client&, const Json&) {});
     else
         send(proto::Candidate{c});
@@ -1822,8 +1790,7 @@ void Client::onBusMessage(GstMessage* message) {
         GErrorPtr ownedError(error);
         GCharPtr ownedDebug(debug);
         GST_ERROR_OBJECT(GST_MESSAGE_SRC(message), "%s (%s)", error ? error->message : "?", debug ? debug : "");
-        GST_DEBUG_BIN_TO_DOT_FILE_WITH_TS(GST_BIN(m_pipeline.get()), GST_DEBUG_GRAPH_SHOW_ALL,
-                                          "tessera-client-error");
+        GST_DEBUG_BIN_TO_DOT_FILE_WITH_TS(GST_BIN(m_pipeline.get()), GST_DEBUG_GRAPH_SHOW_ALL, "tessera-client-error");
         localError(std::string("pipeline error from ") + GST_OBJECT_NAME(GST_MESSAGE_SRC(message)) + ": " +
                    (error ? error->message : "unknown"));
         break;
@@ -1837,8 +1804,7 @@ void Client::onBusMessage(GstMessage* message) {
         GST_WARNING_OBJECT(GST_MESSAGE_SRC(message), "%s (%s)", error ? error->message : "?", debug ? debug : "");
         break;
     }
-    default:
-        break;
+    default: break;
     }
 }
 
@@ -2028,8 +1994,7 @@ void Client::onAudioSample(GstSample* sample) {
         gst_buffer_unmap(buffer, &map);
     }
     gst_sample_unref(sample);
-    if (!m_firstAudio.exchange(true))
-        postTo(weak_from_this(), [](Client&) { emitEvent("first-audio"); });
+    if (!m_firstAudio.exchange(true)) postTo(weak_from_this(), [](Client&) { emitEvent("first-audio"); });
 }
 
 // ---------------------------------------------------------------------------
@@ -2113,8 +2078,8 @@ void Client::command(std::string_view line) {
             reply(false, "the chat channel is not open");
             return;
         }
-        const std::string message = Json{{"text", std::string(rest)}}.dump(-1, ' ', false,
-                                                                           Json::error_handler_t::replace);
+        const std::string message =
+            Json{{"text", std::string(rest)}}.dump(-1, ' ', false, Json::error_handler_t::replace);
         GError* error = nullptr;
         const bool ok = gst_webrtc_data_channel_send_string_full(m_chat.get(), message.c_str(), &error);
         GErrorPtr owned(error);
@@ -2167,7 +2132,7 @@ void Client::command(std::string_view line) {
                             auto* self = static_cast<Client*>(user);
                             // Spread evenly: the first N of every 100 packets.
                             return self->m_lossCounter++ % 100 < self->m_lossPercent.load() ? GST_PAD_PROBE_DROP
-                                                                                             : GST_PAD_PROBE_OK;
+                                                                                            : GST_PAD_PROBE_OK;
                         },
                         this, nullptr);
                     gst_object_unref(src);
@@ -2380,8 +2345,8 @@ Client::~Client() {
         m_pumpWake.notify_all();
         m_pump.join();
     }
-    for (guint* source : {&m_durationTimer, &m_connectTimer, &m_closeTimer, &m_recordTimer, &m_stdinWatch,
-                          &m_sigint, &m_sigterm, &m_busWatch}) {
+    for (guint* source : {&m_durationTimer, &m_connectTimer, &m_closeTimer, &m_recordTimer, &m_stdinWatch, &m_sigint,
+                          &m_sigterm, &m_busWatch}) {
         if (*source) g_source_remove(*source);
         *source = 0;
     }

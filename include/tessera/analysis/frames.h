@@ -73,12 +73,11 @@ struct Thumbnail {
     int height = 0;
     std::vector<std::uint8_t> rgb; // width * height * 3, packed rows
 
-    FrameView view() const noexcept {
-        return {rgb.data(), width, height, static_cast<std::size_t>(width) * 3};
-    }
+    FrameView view() const noexcept { return {rgb.data(), width, height, static_cast<std::size_t>(width) * 3}; }
     Rgb at(int x, int y) const noexcept {
-        const auto* p = rgb.data() + (static_cast<std::size_t>(y) * static_cast<std::size_t>(width) +
-                                      static_cast<std::size_t>(x)) * 3;
+        const auto* p =
+            rgb.data() +
+            (static_cast<std::size_t>(y) * static_cast<std::size_t>(width) + static_cast<std::size_t>(x)) * 3;
         return {p[0], p[1], p[2]};
     }
 };

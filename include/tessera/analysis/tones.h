@@ -38,8 +38,8 @@ double toneLevelDbfs(std::span<const std::int16_t> interleaved, unsigned channel
 // toneLevelDbfs for several frequencies at once (one downmix), same order.
 std::vector<double> toneLevelsDbfs(std::span<const float> interleaved, unsigned channels, double sampleRate,
                                    std::span<const double> frequencies);
-std::vector<double> toneLevelsDbfs(std::span<const std::int16_t> interleaved, unsigned channels,
-                                   double sampleRate, std::span<const double> frequencies);
+std::vector<double> toneLevelsDbfs(std::span<const std::int16_t> interleaved, unsigned channels, double sampleRate,
+                                   std::span<const double> frequencies);
 
 // RMS over all samples of all channels, in dBFS.
 double rmsDbfs(std::span<const float> samples) noexcept;

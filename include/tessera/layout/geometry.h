@@ -8,9 +8,9 @@
 namespace tessera::layout {
 
 struct Source {
-    std::string id;        // unique per video source (a camera or a screen share)
+    std::string id; // unique per video source (a camera or a screen share)
     std::string participantId;
-    std::string name;      // the participant's display name
+    std::string name; // the participant's display name
     bool screenShare = false;
     unsigned aspectW = 16; // the source's aspect ratio (inputs are normalised, so usually 16:9)
     unsigned aspectH = 9;
@@ -32,8 +32,7 @@ struct Rect {
 // Sources are in join order. `speakerId` is a participant id (may be empty).
 // Returns one tile per visible source; sources that fit nowhere are omitted.
 std::vector<Tile> computeTiles(const std::vector<Source>& sources, const std::string& speakerId,
-                               const protocol::LayoutSpec& spec, unsigned canvasWidth,
-                               unsigned canvasHeight);
+                               const protocol::LayoutSpec& spec, unsigned canvasWidth, unsigned canvasHeight);
 
 // The parts of the tiles' borders that are not hidden by a tile drawn above
 // them, as disjoint rectangles on even pixels. `tiles` is in drawing order

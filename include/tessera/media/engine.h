@@ -64,11 +64,11 @@ public:
 };
 
 struct RoomStats {
-    double outputFps = 0;            // composite frames/s over the last few seconds
-    std::uint64_t framesOut = 0;     // composite frames produced
-    std::uint64_t framesDropped = 0; // composite frames dropped before the encoder
+    double outputFps = 0;              // composite frames/s over the last few seconds
+    std::uint64_t framesOut = 0;       // composite frames produced
+    std::uint64_t framesDropped = 0;   // composite frames dropped before the encoder
     std::uint64_t keyFramesForced = 0; // key frames requested from the encoder (receivers' PLI/FIR, joins)
-    unsigned elements = 0;           // elements in the room pipeline (leak check)
+    unsigned elements = 0;             // elements in the room pipeline (leak check)
 };
 
 class RoomListener {
@@ -101,9 +101,9 @@ struct RecordingRequest {
 };
 
 struct RecordingResult {
-    std::string file;     // the first (or only) file
-    double duration = 0;  // seconds of media in the file(s)
-    std::string error;    // non-empty: the recording did not finish cleanly
+    std::string file;    // the first (or only) file
+    double duration = 0; // seconds of media in the file(s)
+    std::string error;   // non-empty: the recording did not finish cleanly
 };
 
 class RoomMedia {

@@ -54,7 +54,7 @@ public:
 
 private:
     struct State {
-        double level = 0;                      // smoothed, dBFS
+        double level = 0; // smoothed, dBFS
         std::int64_t lastUpdateMs = 0;
         std::optional<std::int64_t> speakingSince; // continuous run above the threshold
         std::optional<std::int64_t> aheadSince;    // continuous run ahead of the speaker by the margin

@@ -51,16 +51,16 @@ struct RecordingMetadata {
         double offset = 0; // seconds into the recording where the file starts
     };
     struct Event {
-        double offset = 0;  // seconds since the recording started
-        std::string event;  // "present" (there at the start), "join", "leave"
+        double offset = 0; // seconds since the recording started
+        std::string event; // "present" (there at the start), "join", "leave"
         std::string id;
         std::string name;
     };
     std::string room;
     std::string format;
-    std::string file;               // the first (or only) media file
+    std::string file;                // the first (or only) media file
     std::string state = "recording"; // "recording", "finished", "failed"
-    std::string started;            // ISO 8601 UTC
+    std::string started;             // ISO 8601 UTC
     std::int64_t startedUnixMs = 0;
     std::string stopped;            // ISO 8601 UTC; empty while recording
     std::optional<double> duration; // seconds of media, once stopped

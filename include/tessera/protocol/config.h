@@ -19,7 +19,7 @@ struct VideoTier {
 };
 
 struct VideoConfig {
-    unsigned width = 1280;        // composite canvas, pixels
+    unsigned width = 1280; // composite canvas, pixels
     unsigned height = 720;
     unsigned framerate = 30;      // frames/s
     unsigned bitrate = 1'500'000; // bits/s of the encoded composite
@@ -45,10 +45,10 @@ struct RecordingConfig {
     bool autoRecord = false;        // config key "auto": record every room from its creation
     unsigned width = 1280;          // the recording's own canvas, pixels (scaled from the composite)
     unsigned height = 720;
-    unsigned bitrate = 2'000'000;   // bits/s of the recording's video
+    unsigned bitrate = 2'000'000;    // bits/s of the recording's video
     unsigned audioBitrate = 128'000; // bits/s of the recording's Opus
-    unsigned segmentSeconds = 0;    // > 0: a new file every so many seconds (at a key frame)
-    std::uint64_t segmentBytes = 0; // > 0: a new file when one reaches this size
+    unsigned segmentSeconds = 0;     // > 0: a new file every so many seconds (at a key frame)
+    std::uint64_t segmentBytes = 0;  // > 0: a new file when one reaches this size
 };
 
 // The recording formats, each a pipelines/record-<format>.pipeline.
@@ -63,12 +63,12 @@ struct Config {
     std::string layoutsDir;         // layout specs; empty: <source>/data/layouts
     std::string pipelinesDir;       // gst-launch fragments; empty: <source>/pipelines
     std::string defaultLayout = "grid";
-    unsigned maxParticipants = 25; // per room; the next join gets "room-full"
-    std::string joinToken;        // non-empty: join needs this token
-    std::string adminToken;       // non-empty: /api/* needs "Authorization: Bearer <token>"
+    unsigned maxParticipants = 25;               // per room; the next join gets "room-full"
+    std::string joinToken;                       // non-empty: join needs this token
+    std::string adminToken;                      // non-empty: /api/* needs "Authorization: Bearer <token>"
     std::vector<protocol::IceServer> iceServers; // sent in "joined"; the server uses the first stun:/turn: ones too
     std::vector<std::string> iceAddresses;       // local IPs ICE may use; empty: all
-    unsigned minRtpPort = 0;                      // 0: any
+    unsigned minRtpPort = 0;                     // 0: any
     unsigned maxRtpPort = 0;
     unsigned jitterLatencyMs = 200; // webrtcbin jitter buffer, ms
     VideoConfig video;

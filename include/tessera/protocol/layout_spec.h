@@ -30,17 +30,17 @@ struct Slot {
 
 struct LayoutSpec {
     std::string name;
-    unsigned canvasWidth = 0;  // 0: the configured composite size
+    unsigned canvasWidth = 0; // 0: the configured composite size
     unsigned canvasHeight = 0;
     std::string background = "#000000"; // "#rrggbb"
     std::vector<Slot> slots;            // placed first, in order
     std::optional<FracRect> rest;       // everyone not in a slot, as an automatic grid inside it
     int restZ = 0;
-    bool keepAspect = true;  // fit each source's aspect inside its cell, centred
-    double padding = 0;      // gap around each tile, pixels
-    double border = 0;       // a frame of this many pixels around each picture, inside the padding
+    bool keepAspect = true;              // fit each source's aspect inside its cell, centred
+    double padding = 0;                  // gap around each tile, pixels
+    double border = 0;                   // a frame of this many pixels around each picture, inside the padding
     std::string borderColor = "#ffffff"; // "#rrggbb"
-    bool labels = false;     // draw each participant's name on its tile
+    bool labels = false;                 // draw each participant's name on its tile
     // Equal specs draw the same composite (a reload re-applies only changed layouts).
     bool operator==(const LayoutSpec&) const = default;
 };

@@ -34,8 +34,8 @@ struct ParticipantInfo {
 
 // Client to server.
 struct Join {
-    std::string room;                   // 1-64 of [A-Za-z0-9_-]
-    std::string name;                   // 1-64 characters (UTF-8 code points)
+    std::string room; // 1-64 of [A-Za-z0-9_-]
+    std::string name; // 1-64 characters (UTF-8 code points)
     std::optional<std::string> token;
     std::optional<std::int64_t> maxBitrate; // bits/s, > 0
     bool receiveOnly = false;
@@ -83,8 +83,8 @@ struct ErrorMessage {
     ErrorCode code;
     std::string message;
 };
-using ServerMessage = std::variant<Joined, Answer, Candidate, ParticipantJoined, ParticipantLeft,
-                                   LayoutChanged, Speaker, ErrorMessage>;
+using ServerMessage =
+    std::variant<Joined, Answer, Candidate, ParticipantJoined, ParticipantLeft, LayoutChanged, Speaker, ErrorMessage>;
 
 // One JSON object per message, "type" first.
 std::string serialize(const ServerMessage& message);

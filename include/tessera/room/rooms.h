@@ -13,11 +13,11 @@
 #include <string_view>
 #include <vector>
 
+#include "tessera/media/engine.h"
 #include "tessera/protocol/api.h"
 #include "tessera/protocol/config.h"
-#include "tessera/room/layout_library.h"
-#include "tessera/media/engine.h"
 #include "tessera/protocol/messages.h"
+#include "tessera/room/layout_library.h"
 
 namespace tessera::room {
 
@@ -46,7 +46,7 @@ struct MetricsSnapshot {
         std::vector<Participant> participants; // join order
         bool recording = false;
     };
-    std::vector<Room> rooms; // sorted by name
+    std::vector<Room> rooms;           // sorted by name
     std::uint64_t recordingErrors = 0; // recordings that failed to start or failed while running
 };
 
@@ -145,8 +145,8 @@ private:
     void scheduleGarbageCollection();
 
     Config m_config;
-    media::Engine& m_engine;    // Borrowed; outlives this.
-    LayoutLibrary& m_layouts;   // Borrowed; outlives this.
+    media::Engine& m_engine;  // Borrowed; outlives this.
+    LayoutLibrary& m_layouts; // Borrowed; outlives this.
     std::map<std::string, std::unique_ptr<Room>, std::less<>> m_rooms;
     std::map<std::string, Participant*, std::less<>> m_participants; // Borrowed from their Room.
     // Removed participants and rooms wait here until no Rooms call or media
@@ -158,8 +158,8 @@ private:
     // media lives on until the recorder has drained.
     std::vector<std::unique_ptr<Room>> m_closingRooms;
     std::uint64_t m_recordingErrors = 0;
-    unsigned m_depth = 0;          // nesting of public calls and listener callbacks
-    unsigned m_collectSource = 0;  // pending idle collection (GLib source id), 0: none
+    unsigned m_depth = 0;         // nesting of public calls and listener callbacks
+    unsigned m_collectSource = 0; // pending idle collection (GLib source id), 0: none
 };
 
 } // namespace tessera::room
