@@ -8,52 +8,14 @@ GST_DEBUG_CATEGORY(tessera_media_debug);
 
 namespace tessera::media {
 
-SignalConnection::SignalConnection(gpointer instance, gulong id)
-    : m_instance(Ref<GObject>::borrow(G_OBJECT(instance))), m_id(id) {}
-
-SignalConnection::SignalConnection(SignalConnection&& other) noexcept
-    : m_instance(std::move(other.m_instance)), m_id(std::exchange(other.m_id, 0)) {}
-
-SignalConnection& SignalConnection::operator=(SignalConnection&& other) noexcept {
-    if (this != &other) {
-        disconnect();
-        m_instance = std::move(other.m_instance);
-        m_id = std::exchange(other.m_id, 0);
-    }
-    return *this;
-}
-
-void SignalConnection::disconnect() {
-    if (m_id && m_instance) g_signal_handler_disconnect(m_instance.get(), m_id);
-    m_id = 0;
-    m_instance.reset();
-}
-
 void runAsync(GstElement* element, std::function<void()> fn) {
     gst_element_call_async(
         element,
         [](GstElement*, gpointer data) noexcept {
-            try {
-                (*static_cast<std::function<void()>*>(data))();
-            } catch (const std::exception& e) { GST_CAT_ERROR(tessera_media_debug, "async task threw: %s", e.what()); }
+            glib::guarded("async task", *static_cast<std::function<void()>*>(data));
         },
         new std::function<void()>(std::move(fn)),
         [](gpointer data) noexcept { delete static_cast<std::function<void()>*>(data); });
-}
-
-void post(std::function<void()> fn) {
-    auto* task = new std::function<void()>(std::move(fn));
-    g_idle_add_full(
-        G_PRIORITY_DEFAULT,
-        [](gpointer data) noexcept -> gboolean {
-            try {
-                (*static_cast<std::function<void()>*>(data))();
-            } catch (const std::exception& e) {
-                GST_CAT_ERROR(tessera_media_debug, "posted task threw: %s", e.what());
-            } catch (...) { GST_CAT_ERROR(tessera_media_debug, "posted task threw"); }
-            return G_SOURCE_REMOVE;
-        },
-        task, [](gpointer data) noexcept { delete static_cast<std::function<void()>*>(data); });
 }
 
 GstPad* ghostPad(GstElement* bin, GstPad* target, bool isolate) {

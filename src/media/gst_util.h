@@ -1,98 +1,26 @@
 #pragma once
-// Small RAII helpers for GLib/GStreamer objects from C++ (STYLE.md "Lifetimes").
+// GStreamer helpers of the media module. The RAII types come from
+// tessera/glib (one layer for media, server and client).
 #include <functional>
 #include <memory>
 #include <string>
 #include <utility>
 
-#include <glib-object.h>
 #include <gst/gst.h>
+
+#include "tessera/glib/gst_raii.h"
 
 GST_DEBUG_CATEGORY_EXTERN(tessera_media_debug);
 
 namespace tessera::media {
 
-// A copyable strong reference to a GObject (a GstObject included).
-template <typename T>
-class Ref {
-public:
-    Ref() = default;
-    Ref(const Ref& other) : m_ptr(other.m_ptr) {
-        if (m_ptr) g_object_ref(m_ptr);
-    }
-    Ref(Ref&& other) noexcept : m_ptr(std::exchange(other.m_ptr, nullptr)) {}
-    Ref& operator=(Ref other) noexcept {
-        std::swap(m_ptr, other.m_ptr);
-        return *this;
-    }
-    ~Ref() {
-        if (m_ptr) g_object_unref(m_ptr);
-    }
-
-    // Takes an owned, non-floating reference.
-    static Ref adopt(T* ptr) {
-        g_assert(!ptr || !g_object_is_floating(ptr));
-        Ref r;
-        r.m_ptr = ptr;
-        return r;
-    }
-    // Takes a floating reference (a new element), or adds one to a non-floating object.
-    static Ref sink(T* ptr) {
-        Ref r;
-        r.m_ptr = ptr ? static_cast<T*>(g_object_ref_sink(ptr)) : nullptr;
-        return r;
-    }
-    // Adds a reference to a borrowed pointer.
-    static Ref borrow(T* ptr) {
-        Ref r;
-        r.m_ptr = ptr ? static_cast<T*>(g_object_ref(ptr)) : nullptr;
-        return r;
-    }
-
-    T* get() const noexcept { return m_ptr; }
-    T* operator->() const noexcept { return m_ptr; }
-    explicit operator bool() const noexcept { return m_ptr != nullptr; }
-    void reset() { Ref().swap(*this); }
-    void swap(Ref& other) noexcept { std::swap(m_ptr, other.m_ptr); }
-
-private:
-    T* m_ptr = nullptr;
-};
-
-using ElementRef = Ref<GstElement>;
-using PadRef = Ref<GstPad>;
-
-// A move-only signal handler that disconnects in its destructor. Declare it
-// last in a class so it is destroyed first.
-class SignalConnection {
-public:
-    SignalConnection() = default;
-    // Takes over a handler id that g_signal_connect*() returned.
-    SignalConnection(gpointer instance, gulong id);
-    SignalConnection(SignalConnection&& other) noexcept;
-    SignalConnection& operator=(SignalConnection&& other) noexcept;
-    SignalConnection(const SignalConnection&) = delete;
-    SignalConnection& operator=(const SignalConnection&) = delete;
-    ~SignalConnection() { disconnect(); }
-    void disconnect();
-
-private:
-    Ref<GObject> m_instance;
-    gulong m_id = 0;
-};
-
-struct GFreeDeleter {
-    void operator()(gpointer p) const noexcept { g_free(p); }
-};
-using GCharPtr = std::unique_ptr<gchar, GFreeDeleter>;
-struct GErrorDeleter {
-    void operator()(GError* e) const noexcept { g_error_free(e); }
-};
-using GErrorPtr = std::unique_ptr<GError, GErrorDeleter>;
-
-// Runs `fn` later on the default main context. Always defers (an idle
-// source), so nothing re-enters. Callable from any thread.
-void post(std::function<void()> fn);
+using glib::ElementRef;
+using glib::GCharPtr;
+using glib::GErrorPtr;
+using glib::PadRef;
+using glib::post;
+using glib::Ref;
+using glib::SignalConnection;
 
 // Runs `fn` on GStreamer's thread pool (gst_element_call_async): for work
 // that may block, such as state changes to NULL, which must not stall the
