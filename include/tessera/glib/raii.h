@@ -110,9 +110,9 @@ template <typename F>
 void guarded(const char* what, F&& fn) noexcept {
     try {
         std::forward<F>(fn)();
-    } catch (const std::exception& e) {
-        g_warning("%s threw: %s", what, e.what());
-    } catch (...) { g_warning("%s threw", what); }
+    } catch (const std::exception& e) { g_warning("%s threw: %s", what, e.what()); } catch (...) {
+        g_warning("%s threw", what);
+    }
 }
 
 // Runs `fn` later on the default main context. Always defers (an idle
