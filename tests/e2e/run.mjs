@@ -70,8 +70,8 @@ function nonLoopbackInterfaces() {
 // ---- The tests -------------------------------------------------------------------
 
 const tests = [];
-function test(name, fn, { needsLiveServer = true } = {}) {
-  tests.push({ name, fn, needsLiveServer });
+function test(name, fn) {
+  tests.push({ name, fn });
 }
 
 function roomName(prefix) {
@@ -89,7 +89,8 @@ function pageUrl(ctx, room, name, extra = {}) {
 
 async function launchParticipant(ctx, name, media) {
   const files = await makeMediaFiles(ctx.mediaDir, media);
-  const p = new ChromiumParticipant(name, { ...media, ...files }, { executablePath: ctx.chromium, artifacts: ctx.artifacts });
+  const p = new ChromiumParticipant(name, { ...media, ...files },
+    { executablePath: ctx.chromium, artifacts: ctx.artifacts, problems: ctx.pageProblems });
   ctx.participants.push(p);
   return p.launch();
 }
@@ -383,12 +384,22 @@ test('mute, camera off and device switching work without renegotiating', async (
     });
     if (current) await a.page.selectOption('#mic-select', current.value);
     // Another speaker: setSinkId on the mixed <video>.
-    const speakers = await a.eval(() => [...document.querySelectorAll('#speaker-select option')].map((o) => o.value));
-    if (speakers.length > 1) {
-      await a.page.selectOption('#speaker-select', speakers[1]);
-      await waitFor(`${a.name}'s <video> to play on the chosen speaker`,
-        () => a.eval((id) => document.getElementById('remote-video').sinkId === id, speakers[1]), { timeout: seconds(20) });
-    }
+    // Chromium's fake devices include three outputs ("Fake Default Audio
+    // Output", "Fake Audio Output 1" and 2): fewer means the picker is broken.
+    const speakers = await a.eval(() => [...document.querySelectorAll('#speaker-select option')]
+      .map((o) => ({ value: o.value, selected: o.selected, label: o.textContent })));
+    const speaker = speakers.find((o) => !o.selected && o.value !== 'default');
+    if (!speaker) throw new Error(`no second speaker to choose from: ${short(speakers)}`);
+    await a.page.selectOption('#speaker-select', speaker.value);
+    await waitFor(`${a.name}'s <video> to play on "${speaker.label}"`,
+      () => a.eval((id) => document.getElementById('remote-video').sinkId === id, speaker.value), {
+        timeout: seconds(20),
+        describe: async () => `sinkId ${await a.eval(() => document.getElementById('remote-video').sinkId)}`,
+      });
+    const playedUntil = await a.eval(() => window.tessera.video.currentTime);
+    await waitFor(`${a.name}'s <video> to keep playing on "${speaker.label}"`,
+      () => a.eval((t) => !window.tessera.video.paused && window.tessera.video.currentTime > t + 1, playedUntil),
+      { timeout: seconds(20), describe: async () => `video ${short(await a.eval(() => window.tessera.video))}` });
     const offers = (await a.eval(() => window.tessera.offersSent)) - offersBefore;
     if (offers) throw new Error(`${a.name} sent ${offers} offer(s): muting and device switching must not renegotiate`);
   } finally {
@@ -487,6 +498,8 @@ test('Firefox ESR and Chromium in one room both receive the mix', async (ctx) =>
       })(),
       ff.failed.then(() => {}, (err) => { throw new Error(`firefox-esr did not start: ${err.message}`); }),
     ]);
+    const pageErrors = ctx.reports.latest(label)?.pageErrors ?? [];
+    if (pageErrors.length) throw new Error(`page errors in Firefox: ${short(pageErrors, 1500)}`);
     try {
       const res = await fetch(new URL(`/api/rooms/${room}`, ctx.url));
       const body = await res.text();
@@ -508,11 +521,6 @@ test('Firefox ESR and Chromium in one room both receive the mix', async (ctx) =>
 test('pages rejoin by themselves after the server restarts', async (ctx) => {
   if (!ctx.server) throw new Error('needs a server the runner started (not --url)');
   let pages = ctx.participants.filter((p) => p.page && !p.page.isClosed() && p.browser.isConnected());
-  if (!ctx.server.alive) {
-    // An earlier test crashed it: start it again, the pages will come back.
-    ctx.server = await startServer(ctx.binary, ctx.serverArgs, path.join(ctx.artifacts, 'server.log'),
-      { port: new URL(ctx.url).port, append: true });
-  }
   if (!pages.length) {
     const p = await launchParticipant(ctx, 'Dana', PARTICIPANT_MEDIA[3]);
     await p.open(pageUrl(ctx, roomName('e2e-restart'), p.name));
@@ -521,7 +529,8 @@ test('pages rejoin by themselves after the server restarts', async (ctx) => {
   await Promise.all(pages.map((p) => waitConnected(p)));
   const ids = await Promise.all(pages.map((p) => p.eval(() => window.tessera.self?.id)));
   const port = new URL(ctx.url).port;
-  await ctx.server.stop();
+  await assertServerAlive(ctx);
+  await ctx.server.stop(); // throws unless it exits 0
   await Promise.all(pages.map((p) => waitFor(`${p.name} to notice the server is gone`,
     () => p.eval(() => window.tessera.state === 'reconnecting'), { timeout: seconds(30), describe: () => p.describe() })));
   ctx.server = await startServer(ctx.binary, ctx.serverArgs, path.join(ctx.artifacts, 'server.log'), { port, append: true });
@@ -538,9 +547,42 @@ test('pages rejoin by themselves after the server restarts', async (ctx) => {
   } finally {
     await screenshots(ctx, pages, 'rejoined');
   }
-}, { needsLiveServer: false });
+});
 
 // ---- Runner ----------------------------------------------------------------------
+
+/** Throws unless the server answers /healthz and (when the runner started it) its process lives. */
+async function assertServerAlive(ctx) {
+  const dead = () => new Error(`the server died; log tail: ${ctx.server.logTail().slice(-800)}`);
+  if (ctx.server && !ctx.server.alive) throw dead();
+  let status;
+  try {
+    status = (await fetch(new URL('/healthz', ctx.url), { signal: AbortSignal.timeout(seconds(10)) })).status;
+  } catch (err) {
+    if (ctx.server && !ctx.server.alive) throw dead();
+    throw new Error(`GET /healthz failed: ${err.message}`);
+  }
+  if (status !== 200) throw new Error(`GET /healthz answered ${status}`);
+}
+
+/**
+ * The end of every run: all pages and browsers close (each participant leaves
+ * by closing its socket), the server must see them go and stay up, and then
+ * exit 0 on SIGTERM.
+ */
+async function lastLeave(ctx) {
+  for (const p of ctx.participants) await p.close();
+  for (const c of ctx.cleanups.splice(0)) await c();
+  if (ctx.server) {
+    let rooms = null;
+    await waitFor('the server to see every participant leave (GET /api/rooms to be [])', async () => {
+      rooms = await (await fetch(new URL('/api/rooms', ctx.url))).json();
+      return rooms.length === 0;
+    }, { timeout: seconds(30), describe: () => `rooms: ${short(rooms)}` });
+  }
+  await assertServerAlive(ctx);
+  await ctx.server?.stop(); // throws unless it exits 0 within the bound
+}
 
 function which(cmd) {
   for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
@@ -575,6 +617,7 @@ async function main() {
   const ctx = {
     url: opts.url, artifacts, mediaDir, chromium: opts.chromium,
     firefox: opts.firefox ?? which('firefox-esr'), participants: [], cleanups: [], testIndex: 0, here,
+    pageProblems: [], // uncaught page errors and crashes, see ChromiumParticipant
   };
   if (!opts.url) {
     ctx.binary = path.resolve(tesseraBinary);
@@ -586,34 +629,50 @@ async function main() {
 
   let passed = 0;
   let failed = 0;
+  const flat = (text) => String(text).replace(/\s*\n\s*/g, ' | ');
+  // A test passes when its body does, no page threw or crashed meanwhile, and
+  // (unless it is the final shutdown) the server is still alive after it.
+  const run = async (name, fn, { thenAlive = true } = {}) => {
+    const started = Date.now();
+    const problemsBefore = ctx.pageProblems.length;
+    const newProblems = () => ctx.pageProblems.slice(problemsBefore);
+    try {
+      // A server that died in an earlier test fails the rest at once (that
+      // test failed already), rather than after every deadline.
+      if (ctx.server && !ctx.server.alive) throw new Error('the server is not running');
+      await fn(ctx);
+      if (newProblems().length) throw new Error(`page errors: ${short(newProblems(), 1500)}`);
+      if (thenAlive) await assertServerAlive(ctx);
+      passed++;
+      console.log(`ok - ${name}`);
+    } catch (err) {
+      failed++;
+      let reason = flat(err?.message ?? err);
+      if (newProblems().length && !reason.startsWith('page errors')) reason += ` [page errors: ${flat(short(newProblems(), 1500))}]`;
+      if (ctx.server && !ctx.server.alive && !reason.includes('log tail')) {
+        reason += ` [the server died: ${flat(ctx.server.logTail().slice(-400))}]`;
+      }
+      console.log(`not ok - ${name}: ${reason}`);
+    }
+    console.log(`# ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  };
   const only = opts.only ? new RegExp(opts.only, 'i') : null;
   try {
     for (const t of tests) {
       ctx.testIndex++;
       if (only && !only.test(t.name)) continue;
-      const started = Date.now();
-      const server = ctx.server;
-      try {
-        if (t.needsLiveServer && server && !server.alive) throw new Error(`the server is not running; log tail: ${server.logTail().slice(-800)}`);
-        await t.fn(ctx);
-        passed++;
-        console.log(`ok - ${t.name}`);
-      } catch (err) {
-        failed++;
-        let reason = String(err?.message ?? err).replace(/\s*\n\s*/g, ' | ');
-        if (ctx.server && !ctx.server.alive) reason += ` [the server died: ${ctx.server.logTail().slice(-400).replace(/\s*\n\s*/g, ' | ')}]`;
-        console.log(`not ok - ${t.name}: ${reason}`);
-      }
-      console.log(`# ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      await run(t.name, t.fn);
     }
+    await run('every participant leaves, the server stays up and exits 0 on SIGTERM', lastLeave, { thenAlive: false });
   } finally {
     for (const p of ctx.participants) {
-      writeFileSync(path.join(artifacts, `console-${slug(p.label)}.log`), p.console.join('\n'));
       await p.close();
+      writeFileSync(path.join(artifacts, `console-${slug(p.label)}.log`), p.console.join('\n'));
     }
     for (const c of ctx.cleanups) await c().catch(() => {});
     await ctx.reports?.close();
-    await ctx.server?.stop();
+    // Stopped and checked by lastLeave already, unless the run broke off.
+    await ctx.server?.stop().catch(() => {});
   }
   console.log(`${passed} passed, ${failed} failed`);
   process.exitCode = failed ? 1 : 0;
