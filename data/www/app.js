@@ -459,13 +459,18 @@ function startReporting(target) {
     console.warn('tessera: ignoring non-loopback report URL');
     return;
   }
+  // Uncaught errors, so that the runner can fail the test: it has no other
+  // way to see them in Firefox.
+  const pageErrors = [];
+  window.addEventListener('error', (e) => pageErrors.push(String(e.error?.stack || e.message)));
+  window.addEventListener('unhandledrejection', (e) => pageErrors.push(`unhandled rejection: ${e.reason?.stack || e.reason}`));
   let n = 0;
   setInterval(() => {
     const t = window.tessera;
     const body = {
       userAgent: navigator.userAgent, state: t.state, stateDetail: t.stateDetail, self: t.self,
       participants: t.participants, layout: t.layout, stats: t.stats, errors: t.errors,
-      mediaError: t.mediaError, video: t.video, chatLog: t.chatLog, filesReceived: t.filesReceived,
+      mediaError: t.mediaError, video: t.video, chatLog: t.chatLog, filesReceived: t.filesReceived, pageErrors,
       frame: n % 5 === 0 ? t.snapshot(320) : undefined,
       remoteSdp: n % 5 === 0 ? t.pc?.remoteDescription?.sdp : undefined,
     };

@@ -1,4 +1,4 @@
-// The signaling WebSocket (shared/PROTOCOL.md): one JSON object per text frame.
+// The signaling WebSocket (docs/protocol.md): one JSON object per text frame.
 // A thin wrapper: reconnection policy lives in the session, which knows
 // whether a close was wanted.
 

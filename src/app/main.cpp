@@ -164,11 +164,6 @@ int serve(const Config& config) {
         std::fprintf(stderr, "tessera: %s\n", e.what());
         return kExitFailure;
     }
-    // Tests and scripts read the port from this line (config port 0).
-    std::printf("tessera listening on %s\n", server->url().c_str());
-    std::fflush(stdout);
-    GST_INFO("listening on %s", server->url().c_str());
-
     std::unique_ptr<GMainLoop, decltype(&g_main_loop_unref)> loop(g_main_loop_new(nullptr, FALSE), &g_main_loop_unref);
     Shutdown shutdown{loop.get(), rooms.get()};
     ReloadTarget reload{*rooms, *layouts};
@@ -177,6 +172,11 @@ int serve(const Config& config) {
         g_unix_signal_add(SIGTERM, onQuit, &shutdown),
         g_unix_signal_add(SIGHUP, onReload, &reload),
     };
+    // Tests and scripts read the port from this line (config port 0), and
+    // may signal the server as soon as they see it: the handlers come first.
+    std::printf("tessera listening on %s\n", server->url().c_str());
+    std::fflush(stdout);
+    GST_INFO("listening on %s", server->url().c_str());
     g_main_loop_run(loop.get());
     for (const guint source : sources) g_source_remove(source);
     return 0;

@@ -2,7 +2,7 @@
 // End-to-end tests of the Tessera web client in real browsers.
 // Usage: see README.md, or `node run.mjs --help`.
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync, existsSync, accessSync, constants, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync, existsSync, accessSync, constants, readdirSync, rmSync } from 'node:fs';
 import { randomBytes, createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { startServer } from './lib/server.mjs';
 import { makeMediaFiles, PARTICIPANT_MEDIA } from './lib/media.mjs';
 import { ChromiumParticipant, startFirefox, startReportServer, waitForReport } from './lib/browsers.mjs';
-import { timing, seconds, waitFor, slug, short } from './lib/util.mjs';
+import { timing, seconds, waitFor, slug, short, Final } from './lib/util.mjs';
 
 const USAGE = `usage: node run.mjs [TESSERA_BINARY] [options]
 
@@ -70,8 +70,8 @@ function nonLoopbackInterfaces() {
 // ---- The tests -------------------------------------------------------------------
 
 const tests = [];
-function test(name, fn, { needsLiveServer = true } = {}) {
-  tests.push({ name, fn, needsLiveServer });
+function test(name, fn) {
+  tests.push({ name, fn });
 }
 
 function roomName(prefix) {
@@ -89,7 +89,8 @@ function pageUrl(ctx, room, name, extra = {}) {
 
 async function launchParticipant(ctx, name, media) {
   const files = await makeMediaFiles(ctx.mediaDir, media);
-  const p = new ChromiumParticipant(name, { ...media, ...files }, { executablePath: ctx.chromium, artifacts: ctx.artifacts });
+  const p = new ChromiumParticipant(name, { ...media, ...files },
+    { executablePath: ctx.chromium, artifacts: ctx.artifacts, problems: ctx.pageProblems });
   ctx.participants.push(p);
   return p.launch();
 }
@@ -279,21 +280,32 @@ test('a 5 MB random file arrives intact at the other two', async (ctx) => {
   const data = randomBytes(5 * 1024 * 1024);
   const sha256 = createHash('sha256').update(data).digest('hex');
   const name = `random-${randomBytes(3).toString('hex')}.bin`;
-  await waitFor(`${a.name}'s file channel to be open`,
-    () => a.eval(() => window.tessera.session?.files.channel?.readyState === 'open'),
-    { describe: () => a.describe() });
+  // Given as a file on disk, the browser reads it itself. Given as a buffer,
+  // Playwright base64s it into the page and rebuilds the bytes there with one
+  // JavaScript call per byte, on the main thread of a page that is in a call:
+  // 55 s for 5 MB on a loaded 2-core machine, past the action's 30 s.
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tessera-e2e-file-'));
+  ctx.cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, name);
+  writeFileSync(file, data);
+  // The server relays to the receivers' channels and stores nothing: a
+  // receiver whose channel is not open yet would never see the file.
+  await Promise.all(pages.map((p) => waitFor(`${p.name}'s file channel to be open`,
+    () => p.eval(() => window.tessera.session?.files.channel?.readyState === 'open'),
+    { describe: () => p.describe() })));
   const aId = await a.eval(() => window.tessera.self?.id);
-  await a.page.setInputFiles('#file-input', { name, mimeType: 'application/octet-stream', buffer: data });
+  await a.page.setInputFiles('#file-input', file);
   const progress = async (p) => short(await p.eval(() => window.tessera.transfers.map((t) => `${t.direction} ${t.name} ${t.done}/${t.size} ${t.state}${t.error ? ` (${t.error})` : ''}`)));
   try {
     await Promise.all(rest.map((p) => waitFor(`${p.name} to receive ${name}`, async () => {
       const got = await p.eval((n) => window.tessera.filesReceived.find((f) => f.name === n), name);
       if (!got) return false;
+      // A finished file does not change: a wrong one fails at once.
       if (got.size !== data.length || got.sha256 !== sha256) {
-        throw new Error(`${p.name} got ${got.size} bytes with SHA-256 ${got.sha256}, expected ${data.length} bytes ${sha256}`);
+        throw new Final(`${p.name} got ${got.size} bytes with SHA-256 ${got.sha256}, expected ${data.length} bytes ${sha256}`);
       }
       if (got.from !== aId || got.fromName !== a.name) {
-        throw new Error(`${p.name} sees the file from ${got.from}/${got.fromName}, expected ${aId}/${a.name}`);
+        throw new Final(`${p.name} sees the file from ${got.from}/${got.fromName}, expected ${aId}/${a.name}`);
       }
       return true;
     }, { timeout: seconds(180), interval: 500, describe: async () => `${p.name}: ${await progress(p)}; sender: ${await progress(a)}` })));
@@ -301,9 +313,6 @@ test('a 5 MB random file arrives intact at the other two', async (ctx) => {
     if (sent !== 'sent') throw new Error(`the sender's transfer is "${sent}", not "sent"`);
     const links = await Promise.all(rest.map((p) => p.eval((n) => [...document.querySelectorAll('#transfers a[download]')].some((l) => l.download === n), name)));
     if (!links.every(Boolean)) throw new Error('a receiver shows no download link');
-  } catch (err) {
-    // A wrong hash is final: stop waiting and report it.
-    throw err;
   } finally {
     await screenshots(ctx, pages, 'file');
   }
@@ -375,12 +384,22 @@ test('mute, camera off and device switching work without renegotiating', async (
     });
     if (current) await a.page.selectOption('#mic-select', current.value);
     // Another speaker: setSinkId on the mixed <video>.
-    const speakers = await a.eval(() => [...document.querySelectorAll('#speaker-select option')].map((o) => o.value));
-    if (speakers.length > 1) {
-      await a.page.selectOption('#speaker-select', speakers[1]);
-      await waitFor(`${a.name}'s <video> to play on the chosen speaker`,
-        () => a.eval((id) => document.getElementById('remote-video').sinkId === id, speakers[1]), { timeout: seconds(20) });
-    }
+    // Chromium's fake devices include three outputs ("Fake Default Audio
+    // Output", "Fake Audio Output 1" and 2): fewer means the picker is broken.
+    const speakers = await a.eval(() => [...document.querySelectorAll('#speaker-select option')]
+      .map((o) => ({ value: o.value, selected: o.selected, label: o.textContent })));
+    const speaker = speakers.find((o) => !o.selected && o.value !== 'default');
+    if (!speaker) throw new Error(`no second speaker to choose from: ${short(speakers)}`);
+    await a.page.selectOption('#speaker-select', speaker.value);
+    await waitFor(`${a.name}'s <video> to play on "${speaker.label}"`,
+      () => a.eval((id) => document.getElementById('remote-video').sinkId === id, speaker.value), {
+        timeout: seconds(20),
+        describe: async () => `sinkId ${await a.eval(() => document.getElementById('remote-video').sinkId)}`,
+      });
+    const playedUntil = await a.eval(() => window.tessera.video.currentTime);
+    await waitFor(`${a.name}'s <video> to keep playing on "${speaker.label}"`,
+      () => a.eval((t) => !window.tessera.video.paused && window.tessera.video.currentTime > t + 1, playedUntil),
+      { timeout: seconds(20), describe: async () => `video ${short(await a.eval(() => window.tessera.video))}` });
     const offers = (await a.eval(() => window.tessera.offersSent)) - offersBefore;
     if (offers) throw new Error(`${a.name} sent ${offers} offer(s): muting and device switching must not renegotiate`);
   } finally {
@@ -479,6 +498,8 @@ test('Firefox ESR and Chromium in one room both receive the mix', async (ctx) =>
       })(),
       ff.failed.then(() => {}, (err) => { throw new Error(`firefox-esr did not start: ${err.message}`); }),
     ]);
+    const pageErrors = ctx.reports.latest(label)?.pageErrors ?? [];
+    if (pageErrors.length) throw new Error(`page errors in Firefox: ${short(pageErrors, 1500)}`);
     try {
       const res = await fetch(new URL(`/api/rooms/${room}`, ctx.url));
       const body = await res.text();
@@ -500,11 +521,6 @@ test('Firefox ESR and Chromium in one room both receive the mix', async (ctx) =>
 test('pages rejoin by themselves after the server restarts', async (ctx) => {
   if (!ctx.server) throw new Error('needs a server the runner started (not --url)');
   let pages = ctx.participants.filter((p) => p.page && !p.page.isClosed() && p.browser.isConnected());
-  if (!ctx.server.alive) {
-    // An earlier test crashed it: start it again, the pages will come back.
-    ctx.server = await startServer(ctx.binary, ctx.serverArgs, path.join(ctx.artifacts, 'server.log'),
-      { port: new URL(ctx.url).port, append: true });
-  }
   if (!pages.length) {
     const p = await launchParticipant(ctx, 'Dana', PARTICIPANT_MEDIA[3]);
     await p.open(pageUrl(ctx, roomName('e2e-restart'), p.name));
@@ -513,7 +529,8 @@ test('pages rejoin by themselves after the server restarts', async (ctx) => {
   await Promise.all(pages.map((p) => waitConnected(p)));
   const ids = await Promise.all(pages.map((p) => p.eval(() => window.tessera.self?.id)));
   const port = new URL(ctx.url).port;
-  await ctx.server.stop();
+  await assertServerAlive(ctx);
+  await ctx.server.stop(); // throws unless it exits 0
   await Promise.all(pages.map((p) => waitFor(`${p.name} to notice the server is gone`,
     () => p.eval(() => window.tessera.state === 'reconnecting'), { timeout: seconds(30), describe: () => p.describe() })));
   ctx.server = await startServer(ctx.binary, ctx.serverArgs, path.join(ctx.artifacts, 'server.log'), { port, append: true });
@@ -530,9 +547,42 @@ test('pages rejoin by themselves after the server restarts', async (ctx) => {
   } finally {
     await screenshots(ctx, pages, 'rejoined');
   }
-}, { needsLiveServer: false });
+});
 
 // ---- Runner ----------------------------------------------------------------------
+
+/** Throws unless the server answers /healthz and (when the runner started it) its process lives. */
+async function assertServerAlive(ctx) {
+  const dead = () => new Error(`the server died; log tail: ${ctx.server.logTail().slice(-800)}`);
+  if (ctx.server && !ctx.server.alive) throw dead();
+  let status;
+  try {
+    status = (await fetch(new URL('/healthz', ctx.url), { signal: AbortSignal.timeout(seconds(10)) })).status;
+  } catch (err) {
+    if (ctx.server && !ctx.server.alive) throw dead();
+    throw new Error(`GET /healthz failed: ${err.message}`);
+  }
+  if (status !== 200) throw new Error(`GET /healthz answered ${status}`);
+}
+
+/**
+ * The end of every run: all pages and browsers close (each participant leaves
+ * by closing its socket), the server must see them go and stay up, and then
+ * exit 0 on SIGTERM.
+ */
+async function lastLeave(ctx) {
+  for (const p of ctx.participants) await p.close();
+  for (const c of ctx.cleanups.splice(0)) await c();
+  if (ctx.server) {
+    let rooms = null;
+    await waitFor('the server to see every participant leave (GET /api/rooms to be [])', async () => {
+      rooms = await (await fetch(new URL('/api/rooms', ctx.url))).json();
+      return rooms.length === 0;
+    }, { timeout: seconds(30), describe: () => `rooms: ${short(rooms)}` });
+  }
+  await assertServerAlive(ctx);
+  await ctx.server?.stop(); // throws unless it exits 0 within the bound
+}
 
 function which(cmd) {
   for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
@@ -567,6 +617,7 @@ async function main() {
   const ctx = {
     url: opts.url, artifacts, mediaDir, chromium: opts.chromium,
     firefox: opts.firefox ?? which('firefox-esr'), participants: [], cleanups: [], testIndex: 0, here,
+    pageProblems: [], // uncaught page errors and crashes, see ChromiumParticipant
   };
   if (!opts.url) {
     ctx.binary = path.resolve(tesseraBinary);
@@ -578,34 +629,50 @@ async function main() {
 
   let passed = 0;
   let failed = 0;
+  const flat = (text) => String(text).replace(/\s*\n\s*/g, ' | ');
+  // A test passes when its body does, no page threw or crashed meanwhile, and
+  // (unless it is the final shutdown) the server is still alive after it.
+  const run = async (name, fn, { thenAlive = true } = {}) => {
+    const started = Date.now();
+    const problemsBefore = ctx.pageProblems.length;
+    const newProblems = () => ctx.pageProblems.slice(problemsBefore);
+    try {
+      // A server that died in an earlier test fails the rest at once (that
+      // test failed already), rather than after every deadline.
+      if (ctx.server && !ctx.server.alive) throw new Error('the server is not running');
+      await fn(ctx);
+      if (newProblems().length) throw new Error(`page errors: ${short(newProblems(), 1500)}`);
+      if (thenAlive) await assertServerAlive(ctx);
+      passed++;
+      console.log(`ok - ${name}`);
+    } catch (err) {
+      failed++;
+      let reason = flat(err?.message ?? err);
+      if (newProblems().length && !reason.startsWith('page errors')) reason += ` [page errors: ${flat(short(newProblems(), 1500))}]`;
+      if (ctx.server && !ctx.server.alive && !reason.includes('log tail')) {
+        reason += ` [the server died: ${flat(ctx.server.logTail().slice(-400))}]`;
+      }
+      console.log(`not ok - ${name}: ${reason}`);
+    }
+    console.log(`# ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  };
   const only = opts.only ? new RegExp(opts.only, 'i') : null;
   try {
     for (const t of tests) {
       ctx.testIndex++;
       if (only && !only.test(t.name)) continue;
-      const started = Date.now();
-      const server = ctx.server;
-      try {
-        if (t.needsLiveServer && server && !server.alive) throw new Error(`the server is not running; log tail: ${server.logTail().slice(-800)}`);
-        await t.fn(ctx);
-        passed++;
-        console.log(`ok - ${t.name}`);
-      } catch (err) {
-        failed++;
-        let reason = String(err?.message ?? err).replace(/\s*\n\s*/g, ' | ');
-        if (ctx.server && !ctx.server.alive) reason += ` [the server died: ${ctx.server.logTail().slice(-400).replace(/\s*\n\s*/g, ' | ')}]`;
-        console.log(`not ok - ${t.name}: ${reason}`);
-      }
-      console.log(`# ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      await run(t.name, t.fn);
     }
+    await run('every participant leaves, the server stays up and exits 0 on SIGTERM', lastLeave, { thenAlive: false });
   } finally {
     for (const p of ctx.participants) {
-      writeFileSync(path.join(artifacts, `console-${slug(p.label)}.log`), p.console.join('\n'));
       await p.close();
+      writeFileSync(path.join(artifacts, `console-${slug(p.label)}.log`), p.console.join('\n'));
     }
     for (const c of ctx.cleanups) await c().catch(() => {});
     await ctx.reports?.close();
-    await ctx.server?.stop();
+    // Stopped and checked by lastLeave already, unless the run broke off.
+    await ctx.server?.stop().catch(() => {});
   }
   console.log(`${passed} passed, ${failed} failed`);
   process.exitCode = failed ? 1 : 0;

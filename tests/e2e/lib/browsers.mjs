@@ -23,14 +23,20 @@ export function chromiumArgs(media) {
   ];
 }
 
-/** A participant: one Chromium process, one context, one page. */
+/**
+ * A participant: one Chromium process, one context, one page. Its uncaught
+ * JavaScript errors, page crashes and an unexpected browser exit go to
+ * `problems` (shared by all participants), which the runner turns into the
+ * failure of the test during which they came.
+ */
 export class ChromiumParticipant {
-  constructor(name, media, { executablePath, artifacts }) {
+  constructor(name, media, { executablePath, artifacts, problems }) {
     this.name = name;
     this.label = name; // stays when a test renames the participant
     this.media = media;
     this.executablePath = executablePath;
     this.artifacts = artifacts;
+    this.problems = problems;
     this.console = [];
   }
 
@@ -42,6 +48,9 @@ export class ChromiumParticipant {
       args: chromiumArgs(this.media),
       timeout: seconds(60),
     });
+    this.browser.on('disconnected', () => {
+      if (!this.closing) this.problem('the browser exited');
+    });
     return this;
   }
 
@@ -51,10 +60,15 @@ export class ChromiumParticipant {
     this.context = await this.browser.newContext({ viewport: { width: 1280, height: 900 } });
     this.page = await this.context.newPage();
     this.page.on('console', (m) => this.log(`console.${m.type()}: ${m.text()}`));
-    this.page.on('pageerror', (e) => this.log(`pageerror: ${e.stack || e.message}`));
-    this.page.on('crash', () => this.log('page crashed'));
+    this.page.on('pageerror', (e) => this.problem(`uncaught error: ${e.stack || e.message}`));
+    this.page.on('crash', () => this.problem('the page crashed'));
     await this.page.goto(url, { timeout: seconds(30) });
     return this.page;
+  }
+
+  problem(what) {
+    this.log(what);
+    this.problems.push(`${this.name}: ${what}`);
   }
 
   log(line) {
@@ -101,6 +115,7 @@ export class ChromiumParticipant {
   }
 
   async close() {
+    this.closing = true;
     await this.browser?.close().catch(() => {});
   }
 }

@@ -8,10 +8,14 @@ export function seconds(s) {
   return s * 1000 * timing.scale;
 }
 
+/** Thrown by a probe when waiting longer cannot help (a wrong hash): waitFor fails at once. */
+export class Final extends Error {}
+
 /**
  * Polls `probe` (sync or async) every `interval` ms until it returns a truthy
  * value, which is returned. Past `timeout` ms it throws, naming `what` and the
- * last value `describe` made of the probe's state.
+ * last value `describe` made of the probe's state. A probe that throws is
+ * polled again (a page may be between states), unless it throws `Final`.
  */
 export async function waitFor(what, probe, { timeout = seconds(60), interval = 250, describe } = {}) {
   const deadline = Date.now() + timeout;
@@ -23,6 +27,7 @@ export async function waitFor(what, probe, { timeout = seconds(60), interval = 2
       lastError = undefined;
       if (last) return last;
     } catch (err) {
+      if (err instanceof Final) throw err;
       lastError = err;
     }
     if (Date.now() > deadline) {
