@@ -16,6 +16,7 @@
 #include <variant>
 #include <vector>
 
+#include "tessera/glib/raii.h"
 #include "tessera/protocol/api.h"
 #include "tessera/protocol/error.h"
 #include "tessera/protocol/messages.h"
@@ -42,33 +43,10 @@ constexpr goffset kMaxRequestBody = goffset{1024} * 1024;
 // RFC 6455: a close frame's reason fits in 123 bytes.
 constexpr std::size_t kMaxCloseReason = 123;
 
-template <typename T>
-struct GObjectUnref {
-    void operator()(T* object) const noexcept { g_object_unref(object); }
-};
-template <typename T>
-using GObjectPtr = std::unique_ptr<T, GObjectUnref<T>>;
-
-struct GFree {
-    void operator()(gpointer p) const noexcept { g_free(p); }
-};
-using GCharPtr = std::unique_ptr<gchar, GFree>;
-
-// A signal handler that disconnects in its destructor; declared last in a
-// class so that no callback reaches a half-destroyed object.
-class SignalConnection {
-public:
-    SignalConnection(gpointer instance, gulong id) : m_instance(instance), m_id(id) {}
-    SignalConnection(const SignalConnection&) = delete;
-    SignalConnection& operator=(const SignalConnection&) = delete;
-    ~SignalConnection() {
-        if (m_id != 0) g_signal_handler_disconnect(m_instance, m_id);
-    }
-
-private:
-    gpointer m_instance; // Borrowed; the owner keeps a reference for our lifetime.
-    gulong m_id;
-};
+using glib::GCharPtr;
+using glib::GErrorPtr;
+using glib::Ref;
+using glib::SignalConnection;
 
 template <typename... F>
 struct Overloaded : F... {
@@ -207,8 +185,7 @@ protected:
 class Session final : public room::ClientSink {
 public:
     Session(SessionHost& server, SoupWebsocketConnection* connection)
-        : m_server(server), m_connection(GObjectPtr<SoupWebsocketConnection>(
-                                static_cast<SoupWebsocketConnection*>(g_object_ref(connection)))),
+        : m_server(server), m_connection(Ref<SoupWebsocketConnection>::borrow(connection)),
           m_onMessage(connection, g_signal_connect(connection, "message", G_CALLBACK(&Session::messageThunk), this)),
           m_onClosed(connection, g_signal_connect(connection, "closed", G_CALLBACK(&Session::closedThunk), this)) {
         soup_websocket_connection_set_max_incoming_payload_size(connection, kMaxIncomingPayload);
@@ -241,11 +218,13 @@ public:
     }
 
 private:
+    // Thread: main (libsoup).
     static void messageThunk(SoupWebsocketConnection*, gint type, GBytes* bytes, gpointer self) noexcept {
-        static_cast<Session*>(self)->onMessage(type, bytes);
+        glib::guarded("websocket message", [&] { static_cast<Session*>(self)->onMessage(type, bytes); });
     }
+    // Thread: main (libsoup).
     static void closedThunk(SoupWebsocketConnection*, gpointer self) noexcept {
-        static_cast<Session*>(self)->onClosed();
+        glib::guarded("websocket closed", [&] { static_cast<Session*>(self)->onClosed(); });
     }
 
     // Thread: main.
@@ -333,9 +312,9 @@ private:
 
     std::string participant() const { return m_participantId ? "participant " + *m_participantId : "a session"; }
 
-    SessionHost& m_server;                            // Borrowed; owns this.
-    GObjectPtr<SoupWebsocketConnection> m_connection; // Owned.
-    std::optional<std::string> m_participantId;       // set while joined
+    SessionHost& m_server;                      // Borrowed; owns this.
+    Ref<SoupWebsocketConnection> m_connection;  // Owned.
+    std::optional<std::string> m_participantId; // set while joined
     bool m_open = true;
     std::deque<gint64> m_recentErrors; // monotonic µs of recent error replies
     SignalConnection m_onMessage;
@@ -376,8 +355,8 @@ private:
     std::vector<std::unique_ptr<Session>> m_closedSessions;
     guint m_reapSource = 0;
     // Checked by answers that wait for a recording to finish.
-    std::shared_ptr<bool> m_alive = std::make_shared<bool>(true);
-    GObjectPtr<SoupServer> m_server; // Owned; last, so that it goes first.
+    glib::Liveness m_liveness;
+    Ref<SoupServer> m_server; // Owned; last, so that it goes first.
 };
 
 Server::Impl::~Impl() {
@@ -393,27 +372,32 @@ Server::Impl::~Impl() {
 }
 
 void Server::Impl::start() {
-    m_server.reset(soup_server_new("server-header", "tessera", nullptr));
+    m_server = Ref<SoupServer>::adopt(soup_server_new("server-header", "tessera", nullptr));
     soup_server_add_websocket_handler(
         m_server.get(), "/ws", nullptr, nullptr,
-        [](SoupServer*, SoupServerMessage*, const char*, SoupWebsocketConnection* connection, gpointer self) {
+        // Thread: main (libsoup). onWebSocket catches.
+        [](SoupServer*, SoupServerMessage*, const char*, SoupWebsocketConnection* connection, gpointer self) noexcept {
             static_cast<Impl*>(self)->onWebSocket(connection);
         },
         this, nullptr);
     // Runs once the headers are in, before the body is read.
     soup_server_add_early_handler(
         m_server.get(), nullptr,
-        [](SoupServer*, SoupServerMessage* msg, const char*, GHashTable*, gpointer) {
-            SoupMessageHeaders* headers = soup_server_message_get_request_headers(msg);
-            if (soup_message_headers_get_content_length(headers) > kMaxRequestBody) {
-                respondError(msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, ErrorCode::BadRequest,
-                             "request body larger than 1 MiB");
-            }
+        // Thread: main (libsoup).
+        [](SoupServer*, SoupServerMessage* msg, const char*, GHashTable*, gpointer) noexcept {
+            glib::guarded("early handler", [msg] {
+                SoupMessageHeaders* headers = soup_server_message_get_request_headers(msg);
+                if (soup_message_headers_get_content_length(headers) > kMaxRequestBody) {
+                    respondError(msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, ErrorCode::BadRequest,
+                                 "request body larger than 1 MiB");
+                }
+            });
         },
         nullptr, nullptr);
     soup_server_add_handler(
         m_server.get(), nullptr,
-        [](SoupServer*, SoupServerMessage* msg, const char* path, GHashTable*, gpointer self) {
+        // Thread: main (libsoup). onRequest catches.
+        [](SoupServer*, SoupServerMessage* msg, const char* path, GHashTable*, gpointer self) noexcept {
             static_cast<Impl*>(self)->onRequest(msg, path);
         },
         this, nullptr);
@@ -427,21 +411,20 @@ void Server::Impl::start() {
 
     // "localhost" is what people type; SoupServer wants an address.
     const std::string host = m_config.host == "localhost" ? "127.0.0.1" : m_config.host;
-    GObjectPtr<GInetAddress> address(g_inet_address_new_from_string(host.c_str()));
+    auto address = Ref<GInetAddress>::adopt(g_inet_address_new_from_string(host.c_str()));
     if (!address) throw Error(ErrorCode::Internal, "host '" + m_config.host + "' is not an IP address");
-    GObjectPtr<GSocketAddress> socketAddress(g_inet_socket_address_new(address.get(), m_config.port));
+    auto socketAddress = Ref<GSocketAddress>::adopt(g_inet_socket_address_new(address.get(), m_config.port));
     GError* error = nullptr;
     if (!soup_server_listen(m_server.get(), socketAddress.get(), static_cast<SoupServerListenOptions>(0), &error)) {
-        std::string message =
-            "cannot listen on " + m_config.host + ":" + std::to_string(m_config.port) + ": " + error->message;
-        g_error_free(error);
-        throw Error(ErrorCode::Internal, message);
+        const GErrorPtr owned(error);
+        throw Error(ErrorCode::Internal,
+                    "cannot listen on " + m_config.host + ":" + std::to_string(m_config.port) + ": " + error->message);
     }
 
     // With port 0 the system chose: read it back from the listening socket.
     GSList* listeners = soup_server_get_listeners(m_server.get());
     if (listeners != nullptr) {
-        GObjectPtr<GSocketAddress> local(g_socket_get_local_address(G_SOCKET(listeners->data), nullptr));
+        auto local = Ref<GSocketAddress>::adopt(g_socket_get_local_address(G_SOCKET(listeners->data), nullptr));
         if (local && G_IS_INET_SOCKET_ADDRESS(local.get())) {
             m_port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(local.get()));
         }
@@ -456,8 +439,9 @@ void Server::Impl::sessionClosed(Session& session) {
     m_sessions.erase(found);
     if (m_reapSource == 0) {
         m_reapSource = g_idle_add(
-            [](gpointer self) -> gboolean {
-                static_cast<Impl*>(self)->reapSessions();
+            // Thread: main.
+            [](gpointer self) noexcept -> gboolean {
+                glib::guarded("reaping sessions", [self] { static_cast<Impl*>(self)->reapSessions(); });
                 return G_SOURCE_REMOVE;
             },
             this);
@@ -558,9 +542,8 @@ void Server::Impl::routeApi(SoupServerMessage* msg, const std::vector<std::strin
             return;
         }
         // The answer waits until the file is finalised; the main loop does not.
-        std::shared_ptr<SoupServerMessage> held(static_cast<SoupServerMessage*>(g_object_ref(msg)),
-                                                [](SoupServerMessage* m) { g_object_unref(m); });
-        m_rooms.stopRecording(room, [alive = std::weak_ptr<bool>(m_alive), held](const media::RecordingResult& result) {
+        auto held = Ref<SoupServerMessage>::borrow(msg);
+        m_rooms.stopRecording(room, [alive = m_liveness.weak(), held](const media::RecordingResult& result) {
             if (!alive.lock()) return; // the server is gone: nobody to answer
             if (result.error.empty()) {
                 respondJson(held.get(), SOUP_STATUS_OK, api::serializeRecordingStopped(result.file, result.duration));

@@ -1,0 +1,280 @@
+#pragma once
+// tessera-client's one peer (the Client class) and what its files share.
+// The class is implemented by responsibility, one file each:
+//   client.cpp     start-up, the pipeline, the bus, shutdown
+//   signaling.cpp  the WebSocket; join, offer, answer, candidates; peer state
+//   channels.cpp   the data channels (chat, file, the server's)
+//   send.cpp       what is sent: test sources, stamps, --send-file
+//   receive.cpp    what is received: decoding, recording, measuring, `report`
+//   commands.cpp   the commands on stdin
+//   janus.cpp      --janus: the Janus AudioBridge HTTP API instead of the WebSocket
+//
+// Threads: the GLib main context owns the WebSocket (libsoup), the signaling
+// state and stdout. webrtcbin and appsink callbacks arrive on streaming
+// threads; they copy their arguments and glib::post() to the main context.
+// Two deliberate exceptions, both without libsoup or signaling state:
+// - pad-added links the receive chain synchronously: the first RTP buffer is
+//   pushed right after the signal returns, and an unlinked pad would turn it
+//   into a not-linked flow error.
+// - appsink callbacks write the measurements (last frame, frame count, a
+//   1 s audio window) under a mutex; the main thread reads them for `report`.
+//   Posting every buffer to the main context would cost more than it guards.
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include <gio/gio.h>
+#include <gst/app/gstappsink.h>
+#include <gst/gst.h>
+#ifndef GST_USE_UNSTABLE_API
+#define GST_USE_UNSTABLE_API
+#endif
+#include <gst/webrtc/webrtc.h>
+#include <libsoup/soup.h>
+
+#include "client.h"
+#include "measure.h"
+#include "output.h"
+#include "tessera/glib/gst_raii.h"
+#include "tessera/glib/raii.h"
+#include "tessera/protocol/messages.h"
+
+GST_DEBUG_CATEGORY_EXTERN(tessera_client_debug);
+#define GST_CAT_DEFAULT tessera_client_debug
+
+namespace tessera::client {
+
+namespace proto = tessera::protocol;
+using glib::CapsPtr;
+using glib::ElementRef;
+using glib::GCharPtr;
+using glib::GErrorPtr;
+using glib::PadRef;
+using glib::Ref;
+
+constexpr int kVideoPayload = 96;
+constexpr int kAudioPayload = 111;
+
+// The RTP caps offered for each kind (send.cpp).
+std::string videoCodecCaps(VideoCodec codec);
+std::string audioCodecCaps();
+
+inline bool hasProperty(gpointer object, const char* name) {
+    return g_object_class_find_property(G_OBJECT_GET_CLASS(object), name) != nullptr;
+}
+
+// A pre-encoded track (--send-file), held in memory and sent in a loop.
+struct EncodedTrack {
+    CapsPtr caps;
+    std::vector<glib::BufferPtr> buffers;
+    std::vector<bool> key;
+    GstClockTime duration = 0; // per buffer
+};
+
+enum class State { Connecting, Connected, Failed, Closed };
+
+class Client : public std::enable_shared_from_this<Client> {
+public:
+    Client(Options options, GMainLoop* loop) : m_options(std::move(options)), m_loop(loop) {}
+    ~Client();
+    Client(const Client&) = delete;
+    Client& operator=(const Client&) = delete;
+
+    // Thread: main. False on a setup failure (already reported on stderr).
+    bool start();
+    int exitCode() const { return m_exitCode; }
+
+private:
+    // client.cpp: setup and shutdown. Thread: main.
+    bool buildPipeline();
+    bool addRecorder();
+    void onBusMessage(GstMessage* message);
+    void leave();
+    void quit();
+    void finish();
+    void stopLoop();
+    void setState(State s);
+    void localError(const std::string& message);
+    static gboolean onBusCb(GstBus*, GstMessage* message, gpointer user) noexcept;
+
+    // signaling.cpp. Thread: main unless marked.
+    bool restrictIce();
+    void connectSignaling();
+    void send(const proto::ClientMessage& message);
+    void onWsMessage(std::string_view text);
+    void handle(const proto::Joined& m);
+    void handle(const proto::Answer& m);
+    void handle(const proto::Candidate& m);
+    void handle(const proto::ParticipantJoined& m);
+    void handle(const proto::ParticipantLeft& m);
+    void handle(const proto::LayoutChanged& m);
+    void handle(const proto::Speaker& m);
+    void handle(const proto::ErrorMessage& m);
+    void applyRemoteCandidate(const proto::IceCandidate& c);
+    void onWsClosed();
+    void createOffer();
+    void onOfferCreated(const std::shared_ptr<GstWebRTCSessionDescription>& offer, const std::string& error);
+    void onLocalDescriptionSet(const std::string& error);
+    void onRemoteDescriptionSet(const std::string& error);
+    void onLocalCandidate(unsigned mline, const std::string& candidate);
+    void onPeerStateNotify();
+    static void onIceCandidateCb(GstElement*, guint mline, gchar* candidate, gpointer user) noexcept;
+    static void onStateNotifyCb(GstElement*, GParamSpec*, gpointer user) noexcept;
+    static void onOfferCreatedCb(GstPromise* promise, gpointer user) noexcept;
+    static void onLocalDescriptionCb(GstPromise* promise, gpointer user) noexcept;
+    static void onRemoteDescriptionCb(GstPromise* promise, gpointer user) noexcept;
+    static void onWsConnectedCb(GObject* source, GAsyncResult* result, gpointer user) noexcept;
+    static void onWsMessageCb(SoupWebsocketConnection*, gint type, GBytes* message, gpointer user) noexcept;
+    static void onWsClosedCb(SoupWebsocketConnection*, gpointer user) noexcept;
+    static void onWsErrorCb(SoupWebsocketConnection*, GError* error, gpointer user) noexcept;
+
+    // channels.cpp. Thread: main unless marked.
+    void setupChannel(GstWebRTCDataChannel* channel); // Borrowed.
+    void onRemoteDataChannel(Ref<GstWebRTCDataChannel> channel);
+    void onChannelEvent(const std::string& label, const std::string& kind, const std::string& text, std::size_t bytes);
+    void onFileData(GBytes* data); // Borrowed.
+    static void onDataChannelCb(GstElement*, GstWebRTCDataChannel* channel, gpointer user) noexcept;
+    static void onChannelOpenCb(GstWebRTCDataChannel* channel, gpointer user) noexcept;
+    static void onChannelCloseCb(GstWebRTCDataChannel* channel, gpointer user) noexcept;
+    static void onChannelErrorCb(GstWebRTCDataChannel* channel, GError* error, gpointer user) noexcept;
+    static void onChannelStringCb(GstWebRTCDataChannel* channel, gchar* text, gpointer user) noexcept;
+    static void onChannelDataCb(GstWebRTCDataChannel* channel, GBytes* data, gpointer user) noexcept;
+
+    // send.cpp. Thread: main unless marked.
+    bool addTestSenders();
+    bool addSender(const std::string& description, const std::string& codecCaps);
+    bool addFileSenders();
+    bool loadFile(); // --send-file into m_fileVideo / m_fileAudio
+    void startPump();
+    void pumpFile();                       // Thread: its own (m_pump).
+    double bufferWallMs(GstClockTime pts); // wall-clock time at which a buffer's PTS plays. Thread: any.
+    static GstPadProbeReturn onKeyUnitRequestCb(GstPad*, GstPadProbeInfo* info, gpointer user) noexcept;
+    static GstPadProbeReturn onStampVideoCb(GstPad* pad, GstPadProbeInfo* info, gpointer user) noexcept;
+    static GstPadProbeReturn onStampAudioCb(GstPad* pad, GstPadProbeInfo* info, gpointer user) noexcept;
+
+    // receive.cpp. Thread: streaming unless marked.
+    bool addReceiver(const std::string& codecCaps); // Thread: main.
+    void linkIncoming(GstPad* pad);
+    void onVideoSample(glib::SamplePtr sample);
+    void onAudioSample(glib::SamplePtr sample);
+    void readStamp(GstSample* sample, double arrivedMs); // Borrows the sample.
+    Json report();                                       // Thread: main.
+    static void onPadAddedCb(GstElement*, GstPad* pad, gpointer user) noexcept;
+    static GstFlowReturn onVideoSampleCb(GstAppSink* sink, gpointer user) noexcept;
+    static GstFlowReturn onAudioSampleCb(GstAppSink* sink, gpointer user) noexcept;
+    static GstPadProbeReturn onRecordBufferCb(GstPad*, GstPadProbeInfo* info, gpointer user) noexcept;
+    static GstPadProbeReturn onRecordEosCb(GstPad*, GstPadProbeInfo* info, gpointer user) noexcept;
+    static GstPadProbeReturn onRtpCb(GstPad*, GstPadProbeInfo* info, gpointer user) noexcept;
+
+    // commands.cpp. Thread: main unless marked.
+    void onStdinReadable(bool eof);
+    void command(std::string_view line);
+    void addLossProbes();
+    static gboolean onStdinCb(GIOChannel*, GIOCondition condition, gpointer user) noexcept;
+    static GstPadProbeReturn onLossCb(GstPad*, GstPadProbeInfo*, gpointer user) noexcept;
+
+    // janus.cpp: the Janus AudioBridge JSON API over HTTP instead of
+    // Tessera's WebSocket (the benchmark's audio-MCU peer). Thread: main.
+    using JanusReply = std::function<void(Client&, const Json&)>;
+    void janusStart();
+    void janusPost(const std::string& path, Json body, JanusReply then);
+    void janusPoll();
+    void onJanusEvent(const Json& event);
+    static void onJanusReplyCb(GObject* source, GAsyncResult* result, gpointer user) noexcept;
+
+    Options m_options;
+    GMainLoop* m_loop; // Borrowed; outlives this.
+
+    // Media.
+    ElementRef m_pipeline;          // Owned.
+    GstElement* m_webrtc = nullptr; // Borrowed from m_pipeline.
+    GstElement* m_mux = nullptr;    // Borrowed from m_pipeline.
+    PadRef m_muxVideoPad;           // Owned request pad.
+    PadRef m_muxAudioPad;           // Owned request pad.
+    std::mutex m_recordMutex;       // Guards the two flags below (streaming threads).
+    bool m_muxVideoLinked = false;
+    bool m_muxAudioLinked = false;
+    std::atomic<bool> m_recordStopping{false};
+    bool m_recordDone = false;
+    Ref<GstWebRTCDataChannel> m_chat;                        // Owned.
+    Ref<GstWebRTCDataChannel> m_file;                        // Owned.
+    std::vector<Ref<GstWebRTCDataChannel>> m_remoteChannels; // Owned.
+    VideoMeasure m_video;
+    AudioMeasure m_audio;
+    std::atomic<bool> m_firstAudio{false};
+    // "loss N": N % of the packets arriving from the network are dropped
+    // before webrtcbin sees them, so its receiver reports tell the server.
+    std::atomic<unsigned> m_lossPercent{0};
+    std::atomic<unsigned> m_lossCounter{0};
+    bool m_lossProbes = false;
+    std::atomic<bool> m_stopping{false};
+    GapMeasure m_frameGaps; // decoded frames; guarded by m_video.mutex
+    RtpMeasure m_rtpVideo;
+    RtpMeasure m_rtpAudio;
+    LatencyMeasure m_latency;
+
+    // --send-file: the tracks and the thread that sends them in real time.
+    EncodedTrack m_fileVideo;
+    EncodedTrack m_fileAudio;
+    GstElement* m_fileVideoSrc = nullptr; // Borrowed from m_pipeline.
+    GstElement* m_fileAudioSrc = nullptr; // Borrowed from m_pipeline.
+    std::atomic<bool> m_wantKeyFrame{false};
+    std::mutex m_pumpMutex;
+    std::condition_variable m_pumpWake;
+    bool m_pumpStop = false; // guarded by m_pumpMutex
+    std::thread m_pump;
+    guint m_busWatch = 0;
+
+    // Signaling.
+    Ref<SoupSession> m_session;        // Owned.
+    Ref<GCancellable> m_cancellable;   // Owned.
+    Ref<SoupWebsocketConnection> m_ws; // Owned.
+    std::string m_id;
+    std::vector<proto::ParticipantInfo> m_participants;
+    std::string m_speaker;
+    std::string m_layout;
+    std::vector<std::string> m_errors;
+    std::vector<std::string> m_mids; // per m-line of our offer
+    bool m_offerSent = false;
+    bool m_remoteSet = false;
+    std::vector<proto::IceCandidate> m_pendingCandidates;
+    bool m_endOfCandidatesSent = false;
+    std::string m_janusPath; // "/janus/<session>/<handle>" once attached
+    std::string m_janusSessionPath;
+    std::uint64_t m_janusTransaction = 0;
+
+    // State and counters.
+    State m_state = State::Connecting;
+    bool m_everConnected = false;
+    std::string m_iceState = "new";
+    std::string m_pcState = "new";
+    std::uint64_t m_chatReceived = 0;
+    std::uint64_t m_fileMessages = 0;
+    std::uint64_t m_fileBytes = 0;
+    FILE* m_fileOut = nullptr; // Owned.
+
+    // Shutdown.
+    bool m_leaving = false;
+    bool m_finishing = false;
+    int m_exitCode = 1;
+    guint m_durationTimer = 0;
+    guint m_connectTimer = 0;
+    guint m_closeTimer = 0;
+    guint m_recordTimer = 0;
+    guint m_stdinWatch = 0;
+    guint m_sigint = 0;
+    guint m_sigterm = 0;
+    GIOChannel* m_stdin = nullptr; // Owned.
+    std::string m_stdinBuffer;     // a partial command line
+    bool m_discardingLine = false; // skipping the rest of an overlong line
+};
+
+} // namespace tessera::client

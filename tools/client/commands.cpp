@@ -1,0 +1,181 @@
+// tessera-client: the commands on stdin, one per line (docs/client.md);
+// each answers with a JSON line on stdout.
+#include <cstdlib>
+
+#include "client_impl.h"
+#include "tessera/analysis/stamp.h"
+
+namespace tessera::client {
+namespace {
+
+constexpr std::size_t kMaxCommandBytes = 4 * 1024 * 1024;
+
+} // namespace
+
+// Thread: main (stdin watch).
+gboolean Client::onStdinCb(GIOChannel*, GIOCondition condition, gpointer user) noexcept {
+    auto* self = static_cast<Client*>(user);
+    glib::guarded("stdin", [&] {
+        self->onStdinReadable((condition & (G_IO_HUP | G_IO_ERR | G_IO_NVAL)) != 0 && (condition & G_IO_IN) == 0);
+    });
+    return self->m_stdinWatch != 0 ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+}
+
+void Client::onStdinReadable(bool eof) {
+    // One read per wake-up, so that an endless input cannot starve the loop;
+    // lines longer than kMaxCommandBytes are dropped with an error reply.
+    if (!eof) {
+        char chunk[64 * 1024];
+        gsize got = 0;
+        GError* error = nullptr;
+        const GIOStatus status = g_io_channel_read_chars(m_stdin, chunk, sizeof chunk, &got, &error);
+        const GErrorPtr ownedError(error);
+        if (status == G_IO_STATUS_NORMAL || status == G_IO_STATUS_AGAIN) {
+            m_stdinBuffer.append(chunk, got);
+            std::size_t newline;
+            while (!m_leaving && (newline = m_stdinBuffer.find('\n')) != std::string::npos) {
+                const std::string line = m_stdinBuffer.substr(0, newline);
+                m_stdinBuffer.erase(0, newline + 1);
+                if (m_discardingLine) {
+                    m_discardingLine = false;
+                    continue;
+                }
+                command(line);
+            }
+            if (m_stdinBuffer.size() > kMaxCommandBytes) {
+                m_stdinBuffer.clear();
+                if (!m_discardingLine) emit({{"reply", "error"}, {"ok", false}, {"error", "command line too long"}});
+                m_discardingLine = true;
+            }
+            return;
+        }
+        eof = true; // EOF or a read error
+    }
+    // A last line without a newline still counts.
+    if (!m_stdinBuffer.empty() && !m_discardingLine && !m_leaving) command(m_stdinBuffer);
+    m_stdinBuffer.clear();
+    // Input ended: with --duration the run goes on to its end; otherwise
+    // the controlling process is gone, so leave.
+    m_stdinWatch = 0;
+    if (m_options.duration <= 0 && !m_leaving) {
+        GST_INFO("stdin closed: leaving");
+        leave();
+    }
+}
+
+void Client::command(std::string_view line) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.remove_suffix(1);
+    while (!line.empty() && line.front() == ' ') line.remove_prefix(1);
+    if (line.empty()) return;
+    const auto space = line.find(' ');
+    const std::string_view verb = line.substr(0, space);
+    const std::string_view rest = space == std::string_view::npos ? std::string_view() : line.substr(space + 1);
+    const auto reply = [&](bool ok, const std::string& error = {}) {
+        Json j = {{"reply", std::string(verb)}, {"ok", ok}};
+        if (!error.empty()) j["error"] = error;
+        emit(j);
+    };
+
+    if (verb == "report") {
+        emit(report());
+    } else if (verb == "reset-gap") {
+        std::lock_guard lock(m_video.mutex);
+        m_video.maxGapUs = 0;
+        reply(true);
+    } else if (verb == "send") {
+        if (!m_ws || soup_websocket_connection_get_state(m_ws.get()) != SOUP_WEBSOCKET_STATE_OPEN) {
+            reply(false, "the WebSocket is not open");
+            return;
+        }
+        // As-is, even if it is not JSON or not UTF-8: tests send garbage.
+        GBytes* bytes = g_bytes_new(rest.data(), rest.size());
+        soup_websocket_connection_send_message(m_ws.get(), SOUP_WEBSOCKET_DATA_TEXT, bytes);
+        g_bytes_unref(bytes);
+        reply(true);
+    } else if (verb == "chat") {
+        GstWebRTCDataChannelState state = GST_WEBRTC_DATA_CHANNEL_STATE_CLOSED;
+        if (m_chat) g_object_get(m_chat.get(), "ready-state", &state, nullptr);
+        if (state != GST_WEBRTC_DATA_CHANNEL_STATE_OPEN) {
+            reply(false, "the chat channel is not open");
+            return;
+        }
+        const std::string message =
+            Json{{"text", std::string(rest)}}.dump(-1, ' ', false, Json::error_handler_t::replace);
+        GError* error = nullptr;
+        const bool ok = gst_webrtc_data_channel_send_string_full(m_chat.get(), message.c_str(), &error);
+        GErrorPtr owned(error);
+        reply(ok, ok ? std::string() : std::string(error ? error->message : "send failed"));
+    } else if (verb == "file-text" || verb == "file-data") {
+        // Framing-agnostic: the caller speaks the "file" channel's framing.
+        GstWebRTCDataChannelState state = GST_WEBRTC_DATA_CHANNEL_STATE_CLOSED;
+        if (m_file) g_object_get(m_file.get(), "ready-state", &state, nullptr);
+        if (state != GST_WEBRTC_DATA_CHANNEL_STATE_OPEN) {
+            reply(false, "the file channel is not open");
+            return;
+        }
+        GError* error = nullptr;
+        bool ok = false;
+        if (verb == "file-text") {
+            ok = gst_webrtc_data_channel_send_string_full(m_file.get(), std::string(rest).c_str(), &error);
+        } else {
+            auto bytes = analysis::fromHex(rest);
+            if (!bytes) {
+                reply(false, "file-data takes hex");
+                return;
+            }
+            GBytes* data = g_bytes_new(bytes->data(), bytes->size());
+            ok = gst_webrtc_data_channel_send_data_full(m_file.get(), data, &error);
+            g_bytes_unref(data);
+        }
+        GErrorPtr owned(error);
+        reply(ok, ok ? std::string() : std::string(error ? error->message : "send failed"));
+    } else if (verb == "loss") {
+        const std::string text(rest);
+        char* end = nullptr;
+        const unsigned long percent = std::strtoul(text.c_str(), &end, 10);
+        if (text.empty() || *end != '\0' || percent > 100) {
+            reply(false, "loss takes a percentage, 0 to 100");
+            return;
+        }
+        m_lossPercent = static_cast<unsigned>(percent);
+        if (!m_lossProbes && m_webrtc) addLossProbes();
+        reply(true);
+    } else if (verb == "leave") {
+        reply(true);
+        leave();
+    } else if (verb == "quit") {
+        reply(true);
+        quit();
+    } else {
+        reply(false, "unknown command; use report, reset-gap, send RAW, chat TEXT, file-text TEXT, file-data HEX, "
+                     "loss PERCENT, leave or quit");
+    }
+}
+
+// Drops packets as they arrive from the network, before webrtcbin: on the
+// source pad of each of its nicesrc elements.
+void Client::addLossProbes() {
+    m_lossProbes = true;
+    GstIterator* it = gst_bin_iterate_recurse(GST_BIN(m_webrtc));
+    GValue item = G_VALUE_INIT;
+    while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+        auto* element = GST_ELEMENT(g_value_get_object(&item));
+        GstElementFactory* factory = gst_element_get_factory(element);
+        if (factory && g_str_equal(GST_OBJECT_NAME(factory), "nicesrc")) {
+            auto src = PadRef::adopt(gst_element_get_static_pad(element, "src"));
+            gst_pad_add_probe(src.get(), GST_PAD_PROBE_TYPE_BUFFER, onLossCb, this, nullptr);
+        }
+        g_value_reset(&item);
+    }
+    g_value_unset(&item);
+    gst_iterator_free(it);
+}
+
+// Thread: streaming (nicesrc). Nothing here can throw.
+GstPadProbeReturn Client::onLossCb(GstPad*, GstPadProbeInfo*, gpointer user) noexcept {
+    auto* self = static_cast<Client*>(user);
+    // Spread evenly: the first N of every 100 packets.
+    return self->m_lossCounter++ % 100 < self->m_lossPercent.load() ? GST_PAD_PROBE_DROP : GST_PAD_PROBE_OK;
+}
+
+} // namespace tessera::client

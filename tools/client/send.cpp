@@ -1,0 +1,321 @@
+// tessera-client: what it sends. Test sources (a solid colour and a tone,
+// or stamps for latency), or a pre-encoded file sent in real time.
+#include <chrono>
+
+#include <gst/app/gstappsrc.h>
+#include <gst/video/video.h>
+
+#include "client_impl.h"
+#include "tessera/analysis/stamp.h"
+
+namespace tessera::client {
+
+std::string videoCodecCaps(VideoCodec codec) {
+    // rtcp-fb-* fields become a=rtcp-fb lines: the server may ask for key
+    // frames (PLI/FIR) and retransmissions.
+    const std::string fb = ",rtcp-fb-nack=(boolean)true,rtcp-fb-nack-pli=(boolean)true,rtcp-fb-ccm-fir=(boolean)true";
+    const std::string base = "application/x-rtp,media=video,clock-rate=90000,payload=" + std::to_string(kVideoPayload);
+    switch (codec) {
+    case VideoCodec::Vp8: return base + ",encoding-name=VP8" + fb;
+    case VideoCodec::Vp9: return base + ",encoding-name=VP9" + fb;
+    case VideoCodec::H264:
+        // What x264enc's constrained-baseline level 3.1 stream carries (the
+        // payloader derives the caps from the SPS, so they must agree);
+        // 42c01f and Chrome's 42e01f both mean constrained baseline 3.1.
+        // webrtcbin adds level-asymmetry-allowed=1 itself.
+        return base + ",encoding-name=H264,packetization-mode=(string)1,profile-level-id=(string)42c01f" + fb;
+    }
+    return {};
+}
+
+std::string audioCodecCaps() {
+    return "application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,encoding-params=(string)2,"
+           "minptime=(string)10,useinbandfec=(string)1,payload=" +
+           std::to_string(kAudioPayload);
+}
+
+// A solid colour and a tone, or with --stamp silence and a magenta picture
+// with stamps painted by pad probes on the identities (onStampAudioCb,
+// onStampVideoCb).
+bool Client::addTestSenders() {
+    // Numbers only, from validated options: this text is parsed as a pipeline.
+    const auto& c = m_options.color;
+    GCharPtr color(g_strdup_printf("0xFF%02X%02X%02X", c.r, c.g, c.b));
+    std::string encoder;
+    std::string payloader;
+    std::string encoding;
+    switch (m_options.videoCodec) {
+    case VideoCodec::Vp8:
+        encoder = "vp8enc deadline=1 cpu-used=8 threads=1 keyframe-max-dist=60 target-bitrate=600000";
+        payloader = "rtpvp8pay picture-id-mode=15-bit";
+        encoding = "VP8";
+        break;
+    case VideoCodec::Vp9:
+        encoder = "vp9enc deadline=1 cpu-used=8 threads=1 keyframe-max-dist=60 target-bitrate=600000";
+        payloader = "rtpvp9pay picture-id-mode=15-bit";
+        encoding = "VP9";
+        break;
+    case VideoCodec::H264:
+        encoder = "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 threads=1 bitrate=600 ! "
+                  "video/x-h264,profile=constrained-baseline,level=(string)3.1";
+        payloader = "rtph264pay config-interval=-1 aggregate-mode=zero-latency";
+        encoding = "H264";
+        break;
+    }
+    const bool stamped = m_options.stamp;
+    const std::string audio =
+        "audiotestsrc is-live=true " +
+        (m_options.toneHz > 0 && !stamped ? "wave=sine freq=" + formatDouble(m_options.toneHz)
+                                          : std::string("wave=silence")) +
+        (stamped ? " samplesperbuffer=480 ! audio/x-raw,format=S16LE,rate=48000,channels=1 ! "
+                   "identity name=stamp-audio"
+                 : " volume=" + formatDouble(m_options.toneVolume) + " ! audio/x-raw,rate=48000,channels=1") +
+        " ! audioconvert ! audioresample ! "
+        "queue max-size-time=200000000 leaky=downstream ! opusenc ! rtpopuspay pt=" +
+        std::to_string(kAudioPayload) +
+        " ! capsfilter caps=\"application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=" +
+        std::to_string(kAudioPayload) + "\"";
+    const std::string video =
+        "videotestsrc is-live=true pattern=solid-color foreground-color=" + std::string(color.get()) +
+        " ! video/x-raw," + (stamped ? "format=I420," : "") + "width=" + std::to_string(m_options.width) +
+        ",height=" + std::to_string(m_options.height) + ",framerate=" + std::to_string(m_options.fps) + "/1 ! " +
+        (stamped ? "identity name=stamp-video ! " : "") +
+        "videoconvert ! queue max-size-buffers=3 leaky=downstream ! " + encoder + " ! " + payloader +
+        " pt=" + std::to_string(kVideoPayload) +
+        " ! capsfilter caps=\"application/x-rtp,media=video,encoding-name=" + encoding +
+        ",clock-rate=90000,payload=" + std::to_string(kVideoPayload) + "\"";
+    if (!addSender(audio, audioCodecCaps()) ||
+        (!m_options.audioOnly && !addSender(video, videoCodecCaps(m_options.videoCodec))))
+        return false;
+    if (stamped) {
+        for (auto [name, cb] :
+             {std::pair{"stamp-audio", &Client::onStampAudioCb}, std::pair{"stamp-video", &Client::onStampVideoCb}}) {
+            auto identity = ElementRef::adopt(gst_bin_get_by_name(GST_BIN(m_pipeline.get()), name));
+            auto src = PadRef::adopt(identity ? gst_element_get_static_pad(identity.get(), "src") : nullptr);
+            if (!src) return false;
+            gst_pad_add_probe(src.get(), GST_PAD_PROBE_TYPE_BUFFER, cb, this, nullptr);
+        }
+    }
+    return true;
+}
+
+// Reads the whole --send-file into memory: demuxed, still encoded. The
+// queues are unbounded: one sink is drained to its end before the other.
+bool Client::loadFile() {
+    GError* error = nullptr;
+    auto reader = ElementRef::sink(gst_parse_launch(
+        "filesrc name=src ! matroskademux name=demux "
+        "demux.video_0 ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=0 ! appsink name=video sync=false "
+        "demux.audio_0 ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=0 ! appsink name=audio sync=false",
+        &error));
+    GErrorPtr owned(error);
+    if (!reader || error) {
+        g_printerr("tessera-client: cannot build the file reader: %s\n", error ? error->message : "?");
+        return false;
+    }
+    auto src = ElementRef::adopt(gst_bin_get_by_name(GST_BIN(reader.get()), "src"));
+    g_object_set(src.get(), "location", m_options.sendFile.c_str(), nullptr); // a property, not parsed text
+    gst_element_set_state(reader.get(), GST_STATE_PLAYING);
+    bool ok = true;
+    for (auto [name, track] : {std::pair{"video", &m_fileVideo}, std::pair{"audio", &m_fileAudio}}) {
+        auto sink = ElementRef::adopt(gst_bin_get_by_name(GST_BIN(reader.get()), name));
+        while (glib::SamplePtr sample{gst_app_sink_try_pull_sample(GST_APP_SINK(sink.get()), 10 * GST_SECOND)}) {
+            if (!track->caps) track->caps.reset(gst_caps_copy(gst_sample_get_caps(sample.get())));
+            GstBuffer* buffer = gst_sample_get_buffer(sample.get());
+            track->buffers.emplace_back(gst_buffer_ref(buffer));
+            track->key.push_back(!GST_BUFFER_FLAG_IS_SET(buffer, GST_BUFFER_FLAG_DELTA_UNIT));
+            if (!track->duration && GST_BUFFER_DURATION_IS_VALID(buffer)) track->duration = GST_BUFFER_DURATION(buffer);
+        }
+        if (track == &m_fileVideo && m_options.audioOnly) continue;
+        if (track->buffers.empty() || !track->key.front()) {
+            g_printerr("tessera-client: %s has no %s track starting with a key frame (VP8 + Opus Matroska)\n",
+                       m_options.sendFile.c_str(), name);
+            ok = false;
+        }
+    }
+    gst_element_set_state(reader.get(), GST_STATE_NULL);
+    if (!ok) return false;
+    if (!m_fileVideo.duration && m_fileVideo.caps) {
+        const GstStructure* s = gst_caps_get_structure(m_fileVideo.caps.get(), 0);
+        gint num = 0, den = 1;
+        m_fileVideo.duration =
+            gst_structure_get_fraction(s, "framerate", &num, &den) && num > 0
+                ? gst_util_uint64_scale(GST_SECOND, static_cast<guint64>(den), static_cast<guint64>(num))
+                : GST_SECOND / 30;
+    }
+    if (!m_fileAudio.duration) m_fileAudio.duration = 20 * GST_MSECOND;
+    return true;
+}
+
+// appsrc ! payloader for each track; pumpFile() feeds them in real time.
+bool Client::addFileSenders() {
+    const auto description = [](const char* name, const char* payloader, const char* caps, int pt) {
+        return std::string("appsrc name=") + name + " is-live=true format=time do-timestamp=false ! " + payloader +
+               " pt=" + std::to_string(pt) + " ! capsfilter caps=\"application/x-rtp," + caps +
+               ",payload=" + std::to_string(pt) + "\"";
+    };
+    const std::string video = description("file-video", "rtpvp8pay picture-id-mode=15-bit",
+                                          "media=video,encoding-name=VP8,clock-rate=90000", kVideoPayload);
+    const std::string audio =
+        description("file-audio", "rtpopuspay", "media=audio,encoding-name=OPUS,clock-rate=48000", kAudioPayload);
+    if (!addSender(audio, audioCodecCaps())) return false;
+    auto a = ElementRef::adopt(gst_bin_get_by_name(GST_BIN(m_pipeline.get()), "file-audio"));
+    if (!a) return false;
+    m_fileAudioSrc = a.get();
+    g_object_set(m_fileAudioSrc, "caps", m_fileAudio.caps.get(), nullptr);
+    if (m_options.audioOnly) return true;
+    if (!addSender(video, videoCodecCaps(VideoCodec::Vp8))) return false;
+    auto v = ElementRef::adopt(gst_bin_get_by_name(GST_BIN(m_pipeline.get()), "file-video"));
+    if (!v) return false;
+    m_fileVideoSrc = v.get();
+    g_object_set(m_fileVideoSrc, "caps", m_fileVideo.caps.get(), nullptr);
+    auto pad = PadRef::adopt(gst_element_get_static_pad(m_fileVideoSrc, "src"));
+    gst_pad_add_probe(pad.get(), GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, onKeyUnitRequestCb, this, nullptr);
+    return true;
+}
+
+void Client::startPump() {
+    m_pump = std::thread([this] { glib::guarded("file pump", [this] { pumpFile(); }); });
+}
+
+// Pushes the tracks' buffers at their real-time pace, looped, timestamped on
+// an ideal schedule from the running time of the first push: the payloaders
+// then write steady RTP timestamps whatever this thread's wake-up jitter.
+void Client::pumpFile() {
+    using namespace std::chrono;
+    std::size_t vi = 0, ai = 0;
+    std::uint64_t vn = 0, an = 0; // buffers pushed
+    GstClockTime start = GST_CLOCK_TIME_NONE;
+    steady_clock::time_point origin;
+    const auto at = [&](std::uint64_t n, GstClockTime d) {
+        return origin + nanoseconds(static_cast<std::int64_t>(n * d));
+    };
+    std::unique_lock lock(m_pumpMutex);
+    while (!m_pumpStop) {
+        if (!GST_CLOCK_TIME_IS_VALID(start)) {
+            auto clock = Ref<GstClock>::adopt(gst_element_get_clock(m_pipeline.get()));
+            if (!clock) {
+                m_pumpWake.wait_for(lock, milliseconds(10));
+                continue;
+            }
+            start = gst_clock_get_time(clock.get()) - gst_element_get_base_time(m_pipeline.get());
+            origin = steady_clock::now();
+        }
+        const auto vDue = m_fileVideoSrc ? at(vn, m_fileVideo.duration) : steady_clock::time_point::max();
+        const auto aDue = at(an, m_fileAudio.duration);
+        if (m_pumpWake.wait_until(lock, std::min(vDue, aDue), [this] { return m_pumpStop; })) break;
+        const auto now = steady_clock::now();
+        if (m_fileVideoSrc && vDue <= now) {
+            if (m_wantKeyFrame.exchange(false)) {
+                std::size_t k = vi;
+                while (!m_fileVideo.key[k]) k = (k + 1) % m_fileVideo.buffers.size();
+                vi = k;
+            }
+            GstBuffer* b = gst_buffer_copy(m_fileVideo.buffers[vi].get());
+            GST_BUFFER_PTS(b) = GST_BUFFER_DTS(b) = start + vn * m_fileVideo.duration;
+            GST_BUFFER_DURATION(b) = m_fileVideo.duration;
+            gst_app_src_push_buffer(GST_APP_SRC(m_fileVideoSrc), b);
+            vi = (vi + 1) % m_fileVideo.buffers.size();
+            ++vn;
+        }
+        if (aDue <= now) {
+            GstBuffer* b = gst_buffer_copy(m_fileAudio.buffers[ai].get());
+            GST_BUFFER_PTS(b) = GST_BUFFER_DTS(b) = start + an * m_fileAudio.duration;
+            GST_BUFFER_DURATION(b) = m_fileAudio.duration;
+            GST_BUFFER_FLAG_UNSET(b, GST_BUFFER_FLAG_DISCONT);
+            gst_app_src_push_buffer(GST_APP_SRC(m_fileAudioSrc), b);
+            ai = (ai + 1) % m_fileAudio.buffers.size();
+            ++an;
+        }
+    }
+}
+
+// A live source bin, payloaded, linked to a new sendrecv transceiver.
+bool Client::addSender(const std::string& description, const std::string& codecCaps) {
+    GError* error = nullptr;
+    GstElement* bin = gst_parse_bin_from_description(description.c_str(), TRUE, &error);
+    GErrorPtr owned(error);
+    if (!bin) {
+        g_printerr("tessera-client: cannot build \"%s\": %s\n", description.c_str(),
+                   error ? error->message : "unknown error");
+        return false;
+    }
+    gst_bin_add(GST_BIN(m_pipeline.get()), bin);
+    auto sinkPad = PadRef::adopt(gst_element_request_pad_simple(m_webrtc, "sink_%u"));
+    GstWebRTCRTPTransceiver* transceiver = nullptr;
+    g_object_get(sinkPad.get(), "transceiver", &transceiver, nullptr);
+    const auto transceiverRef = Ref<GstWebRTCRTPTransceiver>::adopt(transceiver);
+    if (!transceiver) {
+        g_printerr("tessera-client: webrtcbin gave a pad without a transceiver\n");
+        return false;
+    }
+    CapsPtr caps(gst_caps_from_string(codecCaps.c_str()));
+    g_object_set(transceiver, "direction", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDRECV, "codec-preferences",
+                 caps.get(), nullptr);
+    auto srcPad = PadRef::adopt(gst_element_get_static_pad(bin, "src"));
+    if (!srcPad || gst_pad_link(srcPad.get(), sinkPad.get()) != GST_PAD_LINK_OK) {
+        g_printerr("tessera-client: cannot link \"%s\" to webrtcbin\n", description.c_str());
+        return false;
+    }
+    return true;
+}
+
+// Thread: streaming. A key-frame request (PLI/FIR from the server) reached
+// the pre-encoded video: the sender jumps to the file's next key frame.
+// Nothing here can throw.
+GstPadProbeReturn Client::onKeyUnitRequestCb(GstPad*, GstPadProbeInfo* info, gpointer user) noexcept {
+    GstEvent* event = GST_PAD_PROBE_INFO_EVENT(info);
+    if (event && gst_video_event_is_force_key_unit(event)) static_cast<Client*>(user)->m_wantKeyFrame = true;
+    return GST_PAD_PROBE_OK;
+}
+
+double Client::bufferWallMs(GstClockTime pts) {
+    auto clock = Ref<GstClock>::adopt(gst_element_get_clock(m_pipeline.get()));
+    if (!clock || !GST_CLOCK_TIME_IS_VALID(pts)) return wallMs();
+    const GstClockTime at = gst_element_get_base_time(m_pipeline.get()) + pts;
+    const auto ahead = static_cast<double>(GST_CLOCK_DIFF(gst_clock_get_time(clock.get()), at));
+    return wallMs() + ahead / 1e6;
+}
+
+// Thread: streaming. Paints the wall-clock stamp into the raw I420 frame.
+GstPadProbeReturn Client::onStampVideoCb(GstPad* pad, GstPadProbeInfo* info, gpointer user) noexcept {
+    glib::guarded("video stamp", [&] {
+        auto* self = static_cast<Client*>(user);
+        GstBuffer* buffer = gst_buffer_make_writable(GST_PAD_PROBE_INFO_BUFFER(info));
+        GST_PAD_PROBE_INFO_DATA(info) = buffer;
+        CapsPtr caps(gst_pad_get_current_caps(pad));
+        GstVideoInfo vinfo;
+        GstVideoFrame frame;
+        if (!caps || !gst_video_info_from_caps(&vinfo, caps.get()) ||
+            GST_VIDEO_INFO_FORMAT(&vinfo) != GST_VIDEO_FORMAT_I420 ||
+            !gst_video_frame_map(&frame, &vinfo, buffer, GST_MAP_WRITE))
+            return;
+        const auto ms = static_cast<std::uint64_t>(self->bufferWallMs(GST_BUFFER_PTS(buffer)));
+        analysis::stamp::paintI420(
+            {static_cast<std::uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(&frame, 0)), GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 0),
+             static_cast<std::uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(&frame, 1)), GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 1),
+             static_cast<std::uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(&frame, 2)), GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 2),
+             GST_VIDEO_FRAME_WIDTH(&frame), GST_VIDEO_FRAME_HEIGHT(&frame)},
+            static_cast<std::uint16_t>(ms & 0xFFFF));
+        gst_video_frame_unmap(&frame);
+    });
+    return GST_PAD_PROBE_OK;
+}
+
+// Thread: streaming. Writes a click at every whole second into raw mono S16.
+GstPadProbeReturn Client::onStampAudioCb(GstPad*, GstPadProbeInfo* info, gpointer user) noexcept {
+    glib::guarded("audio stamp", [&] {
+        auto* self = static_cast<Client*>(user);
+        GstBuffer* buffer = gst_buffer_make_writable(GST_PAD_PROBE_INFO_BUFFER(info));
+        GST_PAD_PROBE_INFO_DATA(info) = buffer;
+        GstMapInfo map;
+        if (gst_buffer_map(buffer, &map, GST_MAP_WRITE)) {
+            analysis::stamp::paintClicks(reinterpret_cast<std::int16_t*>(map.data), map.size / sizeof(std::int16_t),
+                                         self->bufferWallMs(GST_BUFFER_PTS(buffer)), static_cast<int>(kAudioRate));
+            gst_buffer_unmap(buffer, &map);
+        }
+    });
+    return GST_PAD_PROBE_OK;
+}
+
+} // namespace tessera::client
