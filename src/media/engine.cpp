@@ -2,6 +2,7 @@
 
 #include "fragments.h"
 #include "gst_util.h"
+#include "ice.h"
 #include "room_pipeline.h"
 #include "tessera/media/engine.h"
 #include "tessera/protocol/error.h"
@@ -12,8 +13,7 @@ namespace {
 // Elements the core pipeline needs beyond the fragments; checked up front so
 // a missing plugin package is named at start-up, not at the first join.
 constexpr const char* kRequiredElements[] = {"webrtcbin", "compositor", "audiomixer", "videotestsrc", "audiotestsrc",
-                                             "audioamplify", "tee", "queue", "nicesrc", "dtlssrtpenc", "capsfilter",
-                                             "splitmuxsink",
+                                             "tee", "queue", "nicesrc", "dtlssrtpenc", "capsfilter", "splitmuxsink",
                                              // name labels on tiles (Debian: gstreamer1.0-x)
                                              "textoverlay"};
 
@@ -47,7 +47,7 @@ public:
                                         {"pay-" + config.video.codec, "decode-" + config.video.codec, "decode-opus",
                                          "audio-send", "record-mkv", "record-webm", "record-mp4"}) {
         // One encoder per quality tier: the same file, the tier's size and bit rate.
-        for (const VideoTier& tier : effectiveTiers(config.video)) {
+        for (const policy::Tier& tier : effectiveTiers(config.video)) {
             FragmentVars vars = varsFor(config);
             vars["bitrate"] = std::to_string(tier.bitrate / 1000);
             vars["bitrate_bps"] = std::to_string(tier.bitrate);
@@ -78,6 +78,7 @@ std::unique_ptr<Engine> createGstEngine(const Config& config) {
                                                  "' is missing: install the GStreamer plugin packages (scripts/deps)");
         gst_object_unref(f);
     }
+    if (std::string why = iceProblem(config); !why.empty()) g_warning("%s", why.c_str());
     return std::make_unique<GstEngine>(config);
 }
 

@@ -12,6 +12,7 @@ void runAsync(GstElement* element, std::function<void()> fn) {
     gst_element_call_async(
         element,
         [](GstElement*, gpointer data) noexcept {
+            // Thread: GStreamer's pool.
             glib::guarded("async task", *static_cast<std::function<void()>*>(data));
         },
         new std::function<void()>(std::move(fn)),
@@ -26,6 +27,7 @@ GstPad* ghostPad(GstElement* bin, GstPad* target, bool isolate) {
     // and in its bin, an unlinked ghost only answers NOT_LINKED.
     GstPad* pad = gst_ghost_pad_new_no_target(nullptr, gst_pad_get_direction(target));
     if (isolate) {
+        // Thread: streaming (both functions). GStreamer C calls only: nothing throws.
         gst_pad_set_chain_function(pad, [](GstPad* p, GstObject* parent, GstBuffer* buffer) noexcept {
             GstFlowReturn r = gst_proxy_pad_chain_default(p, parent, buffer);
             if (r != GST_FLOW_OK) GST_CAT_LOG_OBJECT(tessera_media_debug, p, "isolated flow %s", gst_flow_get_name(r));

@@ -9,6 +9,15 @@
 //   webrtcbin.src (audio) ─► decode ! tee ─► queue ─► room audiomixer (full mix)
 //                                         └─► every other participant's minusmix
 //   webrtcbin.src (video) ─► decode ! queue ─► room compositor
+//
+// PeerCore is one class in several files, one per responsibility:
+//   peer.cpp             lifecycle: webrtcbin, ICE/TURN setup, signals, stop
+//   peer_negotiation.cpp the offer (planned by protocol::planOffer) and the answer
+//   peer_branches.cpp    send branches, and receive branches on pad-added
+//   peer_stats.cpp       webrtcbin stats: bit rates and the client's loss
+//   peer_tiers.cpp       moving the receiver between quality tiers
+//   peer_data.cpp        data channels
+// It sees its room only through PeerRoom (below).
 #include <map>
 #include <memory>
 #include <mutex>
@@ -17,21 +26,87 @@
 #include <string>
 #include <vector>
 
-#include <gst/sdp/sdp.h>
 #include <gst/webrtc/webrtc.h>
 
 #include "gst_util.h"
 #include "tessera/media/engine.h"
-#include "tessera/policy/speaker.h"
 #include "tessera/policy/tiers.h"
+#include "tessera/protocol/offer_plan.h"
 
 namespace tessera::media {
 
-class RoomPipeline;
+class Fragments;
+class PeerCore;
+
+// Work to unhook a leaving peer from elements that stay. Tee pads are
+// detached when idle (a tee stops its whole stream if one branch is
+// flushing); mixer pads are released once the peer's bin is NULL.
+struct PadDetach {
+    ElementRef element; // the tee or mixer that owns `pad`
+    PadRef pad;
+    ElementRef ghostOwner; // a bin that stays and carries a ghost pad for the link (may be empty)
+    PadRef ghost;
+};
+struct DetachPlan {
+    std::vector<PadDetach> tees;   // detach when idle, before the bin goes NULL
+    std::vector<PadDetach> mixers; // release after the bin is NULL
+};
+
+// A video input of the compositor: a participant's camera or screen share.
+struct VideoSource {
+    std::string id;
+    std::string participantId;
+    std::string name;
+    bool screenShare = false;
+    unsigned order = 0; // the participant's join order
+    PadRef mixerPad;    // the compositor sink pad it feeds
+    ElementRef label;   // the textoverlay drawing its name (silent unless the layout has labels)
+};
+
+// The room's shared elements a peer links to. Borrowed from the room, which
+// outlives its peers; fixed for the room's life, so readable on any thread.
+struct RoomParts {
+    const Config* config = nullptr;
+    const Fragments* fragments = nullptr;
+    GstBin* pipeline = nullptr;
+    GstElement* audioMixer = nullptr;  // the full mix
+    GstElement* videoMixer = nullptr;  // the compositor
+    GstElement* audioTee = nullptr;    // the room's live silence
+    std::vector<policy::Tier> ladder;  // quality tiers, highest bit rate first
+    std::vector<GstElement*> tierTees; // per tier: where its encoded video comes out
+};
+
+// The room as a peer sees it (mediasoup's Listener pattern): what a peer
+// tells its room. RoomPipeline implements it.
+class PeerRoom {
+public:
+    virtual const RoomParts& parts() const = 0;
+
+    // Thread: main.
+    virtual void peerStarted(GstElement* bin, std::weak_ptr<PeerCore> peer) = 0;
+    // Forgets the participant (its tiles, audio links and bin); returns what to unhook.
+    virtual DetachPlan peerStopped(const std::string& participantId, GstElement* bin) = 0;
+    virtual void addSource(VideoSource source) = 0;
+    // A participant's screen share went live or stopped (from its offers).
+    virtual void setScreenShareActive(const std::string& participantId, bool active) = 0;
+    // Mix-minus: `tee` carries the participant's decoded audio, `mixer` sums
+    // what it hears; the room links every other participant's tee to it.
+    virtual void addAudioInput(const std::string& participantId, GstElement* tee) = 0;
+    virtual void addAudioOutput(const std::string& participantId, GstElement* mixer) = 0;
+
+    // Thread: any. A tier encodes only while it has receivers; key frames
+    // are rate-limited per tier encoder (shared by its receivers).
+    virtual void addReceiver(std::size_t tier) = 0;
+    virtual void removeReceiver(std::size_t tier) = 0;
+    virtual void requestKeyFrame(std::size_t tier) = 0;
+
+protected:
+    ~PeerRoom() = default;
+};
 
 class PeerCore : public std::enable_shared_from_this<PeerCore> {
 public:
-    PeerCore(RoomPipeline& room, std::string id, PeerOptions options, PeerListener& listener, unsigned order);
+    PeerCore(PeerRoom& room, std::string id, PeerOptions options, PeerListener& listener, unsigned order);
     ~PeerCore();
 
     // Thread: main.
@@ -43,34 +118,40 @@ public:
     void requestStats();
     PeerStats stats() const;
     void sendData(const DataMessage& message);
-    GstElement* bin() const { return m_bin.get(); }
-    PeerListener& listener() const { return m_listener; }
 
 private:
-    struct Offer {
-        std::string sdp;
-        std::vector<GstWebRTCRTPTransceiverDirection> directions; // ours, per m-line
-    };
-    // Thread: main.
+    // peer.cpp. Thread: main.
+    void onConnectionState(GstWebRTCPeerConnectionState state);
+    // True once stop() ran. Thread: any.
+    bool stopped() const;
+
+    // peer_negotiation.cpp. Thread: main.
     void applyOffer(const std::string& sdp);
     void onRemoteDescriptionSet();
     void onAnswerCreated(GstWebRTCSessionDescription* answer);
-    void buildSendBranches();
-    void onConnectionState(GstWebRTCPeerConnectionState state);
-    void negotiationDone();
-    // Thread: streaming.
+
+    // peer_branches.cpp.
+    void buildSendBranches(); // Thread: main.
+    // Thread: streaming. Builds the decode branch of a new webrtcbin src pad
+    // inside the bin, under m_mutex, so no buffer arrives unlinked; what it
+    // tells the room is posted to the main thread.
     void onPadAdded(GstPad* pad);
     void linkAudioInput(GstPad* pad);
     void linkVideoInput(GstPad* pad, bool screenShare);
+
+    // peer_stats.cpp. Thread: webrtcbin's (a promise callback); only our own
+    // members, under m_mutex.
     void onStats(const GstStructure* reply);
-    // Thread: main. Feeds the receiver's loss to its tier selector and moves
-    // it to another tier when that says so.
+
+    // peer_tiers.cpp. Thread: main. Feeds the receiver's loss to its tier
+    // selector and moves it to another tier when that says so.
     void updateTier(const policy::TierInput& input);
     void switchTier(std::size_t next);
     // Counts the receiver on `tier`, records it, and returns a new pad on
     // that tier's tee (not linked yet).
     PadRef takeTier(std::size_t tier);
 
+    // C trampolines (noexcept, glib::guarded).
     static void padAddedThunk(GstElement*, GstPad* pad, gpointer data) noexcept;
     static void iceCandidateThunk(GstElement*, guint mline, gchar* candidate, gpointer data) noexcept;
     static void connectionStateThunk(GObject* webrtc, GParamSpec*, gpointer data) noexcept;
@@ -78,8 +159,11 @@ private:
     static void dataChannelThunk(GstElement*, GstWebRTCDataChannel* channel, gpointer data) noexcept;
     static void messageStringThunk(GstWebRTCDataChannel* channel, gchar* text, gpointer data) noexcept;
     static void messageDataThunk(GstWebRTCDataChannel* channel, GBytes* bytes, gpointer data) noexcept;
+    // Thread: streaming (SCTP). Posts a received message to the listener.
+    static void deliver(gpointer data, GstWebRTCDataChannel* channel, bool binary, std::string payload);
 
-    RoomPipeline& m_room; // Borrowed; outlives every use (guarded by m_stopped).
+    PeerRoom& m_room;         // Borrowed; outlives every use (guarded by m_stopped).
+    const RoomParts& m_parts; // m_room's
     const std::string m_id;
     const PeerOptions m_options;
     PeerListener& m_listener; // Borrowed; the room removes the peer before the listener.
@@ -88,22 +172,17 @@ private:
     ElementRef m_webrtc; // Owned by m_bin.
 
     // Negotiation state. Thread: main.
-    int m_cameraMline = -1;          // the first video m-line; later ones are screen shares
-    int m_audioMline = -1;           // where we send the mix-minus audio
-    int m_videoMline = -1;           // where we send the composite
-    PadRef m_audioSink, m_videoSink; // webrtcbin sink pads of those m-lines
-    int m_audioPt = -1;
+    protocol::OfferState m_offer;           // what the offers so far settled
+    PadRef m_audioSink, m_videoSink;        // webrtcbin sink pads of the m-lines we send on
     guint m_audioSsrc = 0, m_videoSsrc = 0; // as announced in our answer
-    int m_videoPt = -1;
-    bool m_sending = false;     // send branches built
-    bool m_negotiating = false; // an offer is being answered
+    bool m_sending = false;                 // send branches built
+    bool m_negotiating = false;             // an offer is being answered
     std::optional<std::string> m_queuedOffer;
     std::vector<std::string> m_mids; // per m-line
-    unsigned m_mlines = 0;           // m-lines known to webrtcbin
     PadRef m_videoTeePad, m_audioTeePad;
     PadRef m_videoEntry;                         // where its tier's encoded video enters the bin
-    std::size_t m_tier = 0;                      // the quality tier it receives (RoomPipeline::tierTee)
-    std::optional<policy::TierSelector> m_tiers; // set once video is sent; indices as RoomPipeline::ladder()
+    std::size_t m_tier = 0;                      // the quality tier it receives (RoomParts::tierTees)
+    std::optional<policy::TierSelector> m_tiers; // set once video is sent; indices as RoomParts::ladder
     bool m_switching = false;                    // a tier switch waits for the old tee pad to be idle
     bool m_connected = false;
 

@@ -30,15 +30,17 @@ struct IdleRelease {
 GstPadProbeReturn releaseIdle(GstPad* pad, GstPadProbeInfo*, gpointer data) noexcept {
     auto* r = static_cast<IdleRelease*>(data);
     if (!r->done) return GST_PAD_PROBE_REMOVE; // ran already (an IDLE probe may fire twice while being removed)
-    if (GstPad* peer = gst_pad_get_peer(pad)) {
-        gst_pad_unlink(pad, peer);
-        gst_object_unref(peer);
-    }
-    gst_element_release_request_pad(r->tee.get(), pad);
-    // Only into the recorder's bin: the room's streams never see this EOS.
-    if (r->eos) gst_pad_send_event(r->entry.get(), gst_event_new_eos());
-    post(std::move(r->done));
-    r->done = nullptr;
+    glib::guarded("recorder release probe", [&] {
+        if (GstPad* peer = gst_pad_get_peer(pad)) {
+            gst_pad_unlink(pad, peer);
+            gst_object_unref(peer);
+        }
+        gst_element_release_request_pad(r->tee.get(), pad);
+        // Only into the recorder's bin: the room's streams never see this EOS.
+        if (r->eos) gst_pad_send_event(r->entry.get(), gst_event_new_eos());
+        post(std::move(r->done));
+        r->done = nullptr;
+    });
     return GST_PAD_PROBE_REMOVE;
 }
 
@@ -172,7 +174,8 @@ void Recorder::stop() {
     g_timeout_add_full(
         G_PRIORITY_DEFAULT, kCutWaitMs,
         [](gpointer data) noexcept -> gboolean {
-            (*static_cast<std::function<void()>*>(data))();
+            // Thread: main.
+            glib::guarded("recorder cut timeout", *static_cast<std::function<void()>*>(data));
             return G_SOURCE_REMOVE;
         },
         new std::function<void()>([alive = std::weak_ptr<bool>(m_alive), this] {
@@ -184,7 +187,10 @@ void Recorder::stop() {
 // Thread: the tee's streaming thread (one per stream).
 GstPadProbeReturn Recorder::gateThunk(GstPad* pad, GstPadProbeInfo* info, gpointer data) noexcept {
     auto* gate = static_cast<Gate*>(data);
-    return gate->recorder->onGate(gate->stream, pad, GST_PAD_PROBE_INFO_BUFFER(info));
+    GstPadProbeReturn result = GST_PAD_PROBE_OK;
+    glib::guarded("recorder gate",
+                  [&] { result = gate->recorder->onGate(gate->stream, pad, GST_PAD_PROBE_INFO_BUFFER(info)); });
+    return result;
 }
 
 GstPadProbeReturn Recorder::onGate(std::size_t stream, GstPad* pad, GstBuffer* buffer) {
@@ -284,9 +290,11 @@ GstPadProbeReturn Recorder::trackSpan(GstPad*, GstPadProbeInfo* info, gpointer d
     const GstClockTime pts = GST_BUFFER_PTS(buffer);
     if (!GST_CLOCK_TIME_IS_VALID(pts)) return GST_PAD_PROBE_OK;
     const GstClockTime end = pts + (GST_BUFFER_DURATION_IS_VALID(buffer) ? GST_BUFFER_DURATION(buffer) : 0);
-    std::lock_guard lock(span->mutex);
-    if (!GST_CLOCK_TIME_IS_VALID(span->first) || pts < span->first) span->first = pts;
-    if (!GST_CLOCK_TIME_IS_VALID(span->end) || end > span->end) span->end = end;
+    glib::guarded("recorder span probe", [&] {
+        std::lock_guard lock(span->mutex);
+        if (!GST_CLOCK_TIME_IS_VALID(span->first) || pts < span->first) span->first = pts;
+        if (!GST_CLOCK_TIME_IS_VALID(span->end) || end > span->end) span->end = end;
+    });
     return GST_PAD_PROBE_OK;
 }
 
@@ -299,9 +307,10 @@ std::string Recorder::segmentPath(guint fragment) const {
 
 // Thread: the recorder's streaming thread. Immutable members only.
 gchar* Recorder::formatLocation(GstElement*, guint fragment, gpointer self) noexcept {
-    try {
-        return g_strdup(static_cast<Recorder*>(self)->segmentPath(fragment).c_str());
-    } catch (...) { return nullptr; }
+    gchar* path = nullptr;
+    glib::guarded("format-location",
+                  [&] { path = g_strdup(static_cast<Recorder*>(self)->segmentPath(fragment).c_str()); });
+    return path;
 }
 
 } // namespace tessera::media

@@ -109,9 +109,17 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
                      "ignore-inactive-pads", TRUE, "start-time-selection", 1 /* first */, nullptr);
 
     ElementRef rawTee = requireByName(pipe, "rawtee");
-    for (const VideoTier& spec : sortedTiers(config.video)) {
+    m_parts = {&m_config,
+               &m_fragments,
+               pipeline(),
+               m_audioMixer.get(),
+               m_videoMixer.get(),
+               m_audioTee.get(),
+               effectiveTiers(config.video),
+               {}};
+    for (const policy::Tier& spec : m_parts.ladder) {
         m_tiers.push_back(buildTier(spec, rawTee.get()));
-        m_ladder.push_back({spec.name, spec.bitrate, spec.width, spec.height});
+        m_parts.tierTees.push_back(m_tiers.back()->tee.get());
     }
 
     // videotestsrc 1.22 fills frames from a cached one on its streaming
@@ -122,8 +130,12 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     gst_pad_add_probe(
         backgroundOut, GST_PAD_PROBE_TYPE_BUFFER,
         [](GstPad* pad, GstPadProbeInfo*, gpointer self) noexcept {
-            const std::int64_t colour = static_cast<RoomPipeline*>(self)->m_pendingBackground.exchange(-1);
-            if (colour >= 0) g_object_set(GST_PAD_PARENT(pad), "foreground-color", static_cast<guint>(colour), nullptr);
+            // Thread: streaming (the background's).
+            glib::guarded("background probe", [&] {
+                const std::int64_t colour = static_cast<RoomPipeline*>(self)->m_pendingBackground.exchange(-1);
+                if (colour >= 0)
+                    g_object_set(GST_PAD_PARENT(pad), "foreground-color", static_cast<guint>(colour), nullptr);
+            });
             return GST_PAD_PROBE_OK;
         },
         this, nullptr);
@@ -135,9 +147,8 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     g_signal_connect(
         m_videoMixer.get(), "samples-selected",
         G_CALLBACK(+[](GstElement*, GstSegment*, guint64, guint64, guint64, GstStructure*, gpointer self) noexcept {
-            try {
-                static_cast<RoomPipeline*>(self)->onSamplesSelected();
-            } catch (const std::exception& e) { GST_CAT_ERROR(tessera_media_debug, "samples-selected: %s", e.what()); }
+            // Thread: streaming (the compositor's).
+            glib::guarded("samples-selected", [&] { static_cast<RoomPipeline*>(self)->onSamplesSelected(); });
         }),
         this);
     // Frames out of the compositor (borders painted on them), and the ones
@@ -146,9 +157,12 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     gst_pad_add_probe(
         mixOut, GST_PAD_PROBE_TYPE_BUFFER,
         [](GstPad*, GstPadProbeInfo* info, gpointer self) noexcept {
-            auto* room = static_cast<RoomPipeline*>(self);
-            ++room->m_framesOut;
-            room->paintBorders(info);
+            // Thread: streaming (the compositor's).
+            glib::guarded("composite probe", [&] {
+                auto* room = static_cast<RoomPipeline*>(self);
+                ++room->m_framesOut;
+                room->paintBorders(info);
+            });
             return GST_PAD_PROBE_OK;
         },
         this, nullptr);
@@ -156,6 +170,7 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     gst_pad_add_probe(
         mixOut, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM,
         [](GstPad*, GstPadProbeInfo* info, gpointer self) noexcept {
+            // Thread: streaming (the compositor's). Copies a struct: cannot throw.
             GstEvent* event = GST_PAD_PROBE_INFO_EVENT(info);
             if (GST_EVENT_TYPE(event) == GST_EVENT_CAPS) {
                 GstCaps* caps = nullptr;
@@ -172,9 +187,8 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     m_busWatch = gst_bus_add_watch(
         bus,
         [](GstBus*, GstMessage* message, gpointer self) noexcept -> gboolean {
-            try {
-                static_cast<RoomPipeline*>(self)->onBusMessage(message);
-            } catch (const std::exception& e) { GST_CAT_ERROR(tessera_media_debug, "bus handler: %s", e.what()); }
+            // Thread: main.
+            glib::guarded("bus watch", [&] { static_cast<RoomPipeline*>(self)->onBusMessage(message); });
             return G_SOURCE_CONTINUE;
         },
         this);
@@ -182,7 +196,8 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     m_tickSource = g_timeout_add_seconds(
         1,
         [](gpointer self) noexcept -> gboolean {
-            static_cast<RoomPipeline*>(self)->onTick();
+            // Thread: main.
+            glib::guarded("room tick", [&] { static_cast<RoomPipeline*>(self)->onTick(); });
             return G_SOURCE_CONTINUE;
         },
         this);
@@ -232,10 +247,13 @@ void RoomPipeline::stopRecording(std::function<void(const RecordingResult&)> don
     m_stopTimeout = g_timeout_add_seconds(
         kRecorderDrainSeconds,
         [](gpointer self) noexcept -> gboolean {
+            // Thread: main.
             auto* room = static_cast<RoomPipeline*>(self);
             room->m_stopTimeout = 0;
-            room->removeRecorder("the recording did not finish within " + std::to_string(kRecorderDrainSeconds) +
-                                 " s; the file was closed unfinalised");
+            glib::guarded("recorder drain timeout", [&] {
+                room->removeRecorder("the recording did not finish within " + std::to_string(kRecorderDrainSeconds) +
+                                     " s; the file was closed unfinalised");
+            });
             return G_SOURCE_REMOVE;
         },
         this);
@@ -316,13 +334,6 @@ RoomStats RoomPipeline::stats() const {
     return s;
 }
 
-std::vector<VideoTier> sortedTiers(const VideoConfig& video) {
-    std::vector<VideoTier> tiers = effectiveTiers(video);
-    std::stable_sort(tiers.begin(), tiers.end(),
-                     [](const VideoTier& a, const VideoTier& b) { return a.bitrate > b.bitrate; });
-    return tiers;
-}
-
 void RoomPipeline::requestKeyFrame(std::size_t tier) {
     EncoderTier& t = *m_tiers.at(tier);
     const std::int64_t now = g_get_monotonic_time();
@@ -341,9 +352,8 @@ void RoomPipeline::requestKeyFrame(std::size_t tier) {
     }
 }
 
-std::unique_ptr<RoomPipeline::EncoderTier> RoomPipeline::buildTier(const VideoTier& spec, GstElement* rawTee) {
+std::unique_ptr<RoomPipeline::EncoderTier> RoomPipeline::buildTier(const policy::Tier& spec, GstElement* rawTee) {
     auto tier = std::make_unique<EncoderTier>();
-    tier->spec = spec;
     const auto index = m_tiers.size();
     GstBin* pipe = pipeline();
     // The valve keeps a tier nobody receives from costing an encode.
@@ -368,6 +378,7 @@ std::unique_ptr<RoomPipeline::EncoderTier> RoomPipeline::buildTier(const VideoTi
                                              "video/x-raw and produce one stream?)");
     // Frames the encoder could not keep up with.
     g_signal_connect(queue, "overrun", G_CALLBACK(+[](GstElement*, gpointer self) noexcept {
+                         // Thread: streaming. An atomic increment: cannot throw.
                          ++static_cast<RoomPipeline*>(self)->m_framesDropped;
                      }),
                      this);
@@ -382,17 +393,21 @@ std::unique_ptr<RoomPipeline::EncoderTier> RoomPipeline::buildTier(const VideoTi
     gst_pad_add_probe(
         teeIn, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM,
         [](GstPad*, GstPadProbeInfo* info, gpointer data) noexcept {
+            // Thread: streaming (a receiver's, upstream).
             if (!gst_video_event_is_force_key_unit(GST_PAD_PROBE_INFO_EVENT(info))) return GST_PAD_PROBE_OK;
             auto* d = static_cast<ProbeData*>(data);
-            d->room->requestKeyFrame(d->tier);
+            glib::guarded("key frame request", [&] { d->room->requestKeyFrame(d->tier); });
             return GST_PAD_PROBE_DROP;
         },
         new ProbeData{this, index}, [](gpointer d) noexcept { delete static_cast<ProbeData*>(d); });
     gst_pad_add_probe(
         teeIn, GST_PAD_PROBE_TYPE_BUFFER,
         [](GstPad*, GstPadProbeInfo*, gpointer data) noexcept {
+            // Thread: streaming (the tier encoder's).
             auto* d = static_cast<ProbeData*>(data);
-            if (d->room->m_tiers[d->tier]->keyFramePending.load()) d->room->requestKeyFrame(d->tier);
+            glib::guarded("pending key frame", [&] {
+                if (d->room->m_tiers[d->tier]->keyFramePending.load()) d->room->requestKeyFrame(d->tier);
+            });
             return GST_PAD_PROBE_OK;
         },
         new ProbeData{this, index}, [](gpointer d) noexcept { delete static_cast<ProbeData*>(d); });
@@ -440,14 +455,12 @@ void RoomPipeline::setScreenShareActive(const std::string& participantId, bool a
 }
 
 void RoomPipeline::addAudioInput(const std::string& participantId, GstElement* tee) {
-    std::lock_guard lock(m_audioMutex);
     m_audioInputs[participantId] = ElementRef::borrow(tee);
     for (const auto& [to, mixer] : m_audioOutputs)
         if (to != participantId) linkAudio(participantId, tee, to, mixer.get());
 }
 
 void RoomPipeline::addAudioOutput(const std::string& participantId, GstElement* mixer) {
-    std::lock_guard lock(m_audioMutex);
     m_audioOutputs[participantId] = ElementRef::borrow(mixer);
     for (const auto& [from, tee] : m_audioInputs)
         if (from != participantId) linkAudio(from, tee.get(), participantId, mixer);
@@ -468,7 +481,6 @@ void RoomPipeline::linkAudio(const std::string& from, GstElement* tee, const std
 }
 
 DetachPlan RoomPipeline::removeAudio(const std::string& participantId) {
-    std::lock_guard lock(m_audioMutex);
     m_audioInputs.erase(participantId);
     m_audioOutputs.erase(participantId);
     DetachPlan plan;
@@ -488,9 +500,14 @@ DetachPlan RoomPipeline::removeAudio(const std::string& participantId) {
     return plan;
 }
 
-void RoomPipeline::registerPeer(GstElement* bin, std::weak_ptr<PeerCore> peer) { m_peers[bin] = std::move(peer); }
+void RoomPipeline::peerStarted(GstElement* bin, std::weak_ptr<PeerCore> peer) { m_peers[bin] = std::move(peer); }
 
-void RoomPipeline::unregisterPeer(GstElement* bin) { m_peers.erase(bin); }
+DetachPlan RoomPipeline::peerStopped(const std::string& participantId, GstElement* bin) {
+    DetachPlan plan = removeAudio(participantId);
+    removeSources(participantId);
+    m_peers.erase(bin);
+    return plan;
+}
 
 void RoomPipeline::relayout() {
     std::vector<const VideoSource*> visible;

@@ -16,6 +16,7 @@
 
 #include "fragments.h"
 #include "gst_util.h"
+#include "peer.h"
 #include "tessera/layout/geometry.h"
 #include "tessera/media/engine.h"
 #include "tessera/policy/speaker.h"
@@ -23,41 +24,13 @@
 
 namespace tessera::media {
 
-class PeerCore;
 class Recorder;
 
 // The fragment key of a tier's encoder (pipelines/encode-<codec>.pipeline
 // loaded with the tier's size and bit rate).
-inline std::string tierEncoder(const Config& config, const VideoTier& tier) {
+inline std::string tierEncoder(const Config& config, const policy::Tier& tier) {
     return "encode-" + config.video.codec + ":" + tier.name;
 }
-// The configured tiers, highest bit rate first.
-std::vector<VideoTier> sortedTiers(const VideoConfig& video);
-
-// Work to unhook a leaving peer from elements that stay. Tee pads are
-// detached when idle (a tee stops its whole stream if one branch is
-// flushing); mixer pads are released once the peer's bin is NULL.
-struct PadDetach {
-    ElementRef element; // the tee or mixer that owns `pad`
-    PadRef pad;
-    ElementRef ghostOwner; // a bin that stays and carries a ghost pad for the link (may be empty)
-    PadRef ghost;
-};
-struct DetachPlan {
-    std::vector<PadDetach> tees;   // detach when idle, before the bin goes NULL
-    std::vector<PadDetach> mixers; // release after the bin is NULL
-};
-
-// A video input of the compositor: a participant's camera or screen share.
-struct VideoSource {
-    std::string id;
-    std::string participantId;
-    std::string name;
-    bool screenShare = false;
-    unsigned order = 0; // the participant's join order
-    PadRef mixerPad;    // the compositor sink pad it feeds
-    ElementRef label;   // the textoverlay drawing its name (silent unless the layout has labels)
-};
 
 // One composite frame's geometry: applied on the compositor's thread just
 // before it draws a frame (its samples-selected signal), so every frame's
@@ -72,7 +45,7 @@ struct CompositePlan {
     std::array<guint8, 3> borderYuv{};
 };
 
-class RoomPipeline : public RoomMedia {
+class RoomPipeline : public RoomMedia, public PeerRoom {
 public:
     RoomPipeline(std::string room, const Config& config, const Fragments& fragments, RoomListener& listener);
     ~RoomPipeline() override;
@@ -95,45 +68,35 @@ public:
     const Config& config() const { return m_config; }
     const std::string& name() const { return m_room; }
 
-    // Quality tiers, highest bit rate first: tier i's encoded video comes out
-    // of tierTee(i). A tier encodes only while it has receivers. Thread: any.
-    const VideoTier& tier(std::size_t i) const { return m_tiers.at(i)->spec; }
-    // The tiers as the policy sees them, in the same order.
-    const std::vector<policy::Tier>& ladder() const { return m_ladder; }
-    GstElement* tierTee(std::size_t i) const { return m_tiers.at(i)->tee.get(); }
-    void addReceiver(std::size_t tier);
-    void removeReceiver(std::size_t tier);
-    // Rate-limited per tier encoder (shared by its receivers).
-    void requestKeyFrame(std::size_t tier);
-
-    // Thread: main.
-    void addSource(VideoSource source);
-    void removeSources(const std::string& participantId);
-    // A participant's screen share went live or stopped (from its offers);
-    // tells the room, and shows or hides the share's tile.
-    void setScreenShareActive(const std::string& participantId, bool active);
-    void registerPeer(GstElement* bin, std::weak_ptr<PeerCore> peer);
-    void unregisterPeer(GstElement* bin);
-
+    // PeerRoom.
+    const RoomParts& parts() const override { return m_parts; }
+    void peerStarted(GstElement* bin, std::weak_ptr<PeerCore> peer) override;
+    DetachPlan peerStopped(const std::string& participantId, GstElement* bin) override;
+    void addSource(VideoSource source) override;
+    void setScreenShareActive(const std::string& participantId, bool active) override;
     // Mix-minus: each receiver's mixer sums every other participant's decoded
     // audio directly, so its own voice is never in it (no cancellation to
-    // keep sample-exact). Thread: any.
-    void addAudioInput(const std::string& participantId, GstElement* tee);
-    void addAudioOutput(const std::string& participantId, GstElement* mixer);
-    // Forgets the participant's audio links; returns what to unhook.
-    DetachPlan removeAudio(const std::string& participantId);
+    // keep sample-exact).
+    void addAudioInput(const std::string& participantId, GstElement* tee) override;
+    void addAudioOutput(const std::string& participantId, GstElement* mixer) override;
+    void addReceiver(std::size_t tier) override;
+    void removeReceiver(std::size_t tier) override;
+    void requestKeyFrame(std::size_t tier) override;
 
 private:
     struct EncoderTier {
-        VideoTier spec;
         ElementRef valve, encoder, tee;
         std::atomic<int> receivers{0};
         std::atomic<std::int64_t> lastKeyFrameRequest{0};
         std::atomic<bool> keyFramePending{false};
     };
-    std::unique_ptr<EncoderTier> buildTier(const VideoTier& spec, GstElement* rawTee);
+    std::unique_ptr<EncoderTier> buildTier(const policy::Tier& spec, GstElement* rawTee);
     void relayout();
-    // Thread: any, with m_audioMutex held.
+    // Thread: main. Forgets the participant's audio links; returns what to unhook.
+    DetachPlan removeAudio(const std::string& participantId);
+    // Thread: main. Drops the participant's tiles, and its speaker and share state.
+    void removeSources(const std::string& participantId);
+    // Thread: main.
     void linkAudio(const std::string& from, GstElement* tee, const std::string& to, GstElement* mixer);
     // Thread: the compositor's. Applies a pending plan to the pads.
     void onSamplesSelected();
@@ -159,9 +122,9 @@ private:
     RoomListener& m_listener;     // Borrowed; outlives this.
     ElementRef m_pipeline;        // Owned.
     ElementRef m_videoMixer, m_audioMixer, m_audioTee;
-    std::vector<std::unique_ptr<EncoderTier>> m_tiers; // highest bit rate first; fixed after construction
-    std::vector<policy::Tier> m_ladder;                // m_tiers' specs, for the tier policy
+    std::vector<std::unique_ptr<EncoderTier>> m_tiers; // m_parts.ladder's encoders, in its order
     ElementRef m_rawTee, m_fullMix;                    // the recorder's sources
+    RoomParts m_parts;                                 // what peers link to; complete after construction
     protocol::LayoutSpec m_layout;
     GstVideoInfo m_canvasInfo;                 // the composite's format as configured; immutable after construction
     ElementRef m_canvasCaps, m_backgroundCaps; // the composite's size, and its background's
@@ -181,7 +144,7 @@ private:
         PadDetach teeSide;   // in `from`'s bin
         PadDetach mixerSide; // in `to`'s bin
     };
-    std::mutex m_audioMutex;
+    // Thread: main.
     std::map<std::string, ElementRef> m_audioInputs;  // participant -> its decoded-audio tee
     std::map<std::string, ElementRef> m_audioOutputs; // participant -> its mix-minus mixer
     std::vector<AudioLink> m_audioLinks;

@@ -13,12 +13,20 @@
 
 namespace tessera::policy {
 
-std::vector<Tier> defaultTiers() {
-    return {
-        {"high", 1'500'000, 1280, 720},
-        {"medium", 600'000, 640, 360},
-        {"low", 200'000, 320, 180},
+std::vector<Tier> defaultTiers(unsigned width, unsigned height, std::int64_t bitrate) {
+    // Sizes stay even (4:2:0) when the canvas is halved.
+    const auto even = [](unsigned size, unsigned divisor) { return std::max(16u, size / divisor / 2 * 2); };
+    const auto rate = [bitrate](std::int64_t num, std::int64_t den) {
+        return std::max<std::int64_t>(10'000, bitrate * num / den);
     };
+    return {{"high", bitrate, width, height},
+            {"medium", rate(2, 5), even(width, 2), even(height, 2)},
+            {"low", rate(2, 15), even(width, 4), even(height, 4)}};
+}
+
+std::vector<Tier> sortedTiers(std::vector<Tier> tiers) {
+    std::stable_sort(tiers.begin(), tiers.end(), [](const Tier& a, const Tier& b) { return a.bitrate > b.bitrate; });
+    return tiers;
 }
 
 std::size_t fittingTier(const std::vector<Tier>& ladder, std::optional<std::int64_t> declaredBps,
@@ -34,10 +42,8 @@ std::size_t fittingTier(const std::vector<Tier>& ladder, std::optional<std::int6
 }
 
 TierSelector::TierSelector(std::vector<Tier> ladder, TierParams params)
-    : m_ladder(std::move(ladder)), m_params(params), m_allowedSince(m_ladder.size()) {
+    : m_ladder(sortedTiers(std::move(ladder))), m_params(params), m_allowedSince(m_ladder.size()) {
     if (m_ladder.empty()) throw std::invalid_argument("policy: empty tier ladder");
-    std::stable_sort(m_ladder.begin(), m_ladder.end(),
-                     [](const Tier& a, const Tier& b) { return a.bitrate > b.bitrate; });
 }
 
 bool TierSelector::update(const TierInput& input, std::int64_t nowMs) {

@@ -113,9 +113,9 @@ std::string ipAddress(const Json& value, const std::string& path) {
     fail(path, "must be an IPv4 or IPv6 address");
 }
 
-VideoTier parseTier(const Json& value, const std::string& path) {
+policy::Tier parseTier(const Json& value, const std::string& path) {
     requireObject(value, path);
-    VideoTier tier;
+    policy::Tier tier;
     for (const auto& [key, item] : value.items()) {
         const std::string itemPath = path + "." + key;
         if (key == "name") {
@@ -166,14 +166,14 @@ Json compactTiers(const std::string& text, const std::string& path) {
     return tiers;
 }
 
-std::vector<VideoTier> parseTiers(const Json& value, const std::string& path) {
+std::vector<policy::Tier> parseTiers(const Json& value, const std::string& path) {
     const Json list = value.is_string() ? compactTiers(value.get<std::string>(), path) : value;
     if (!list.is_array() || list.empty() || list.size() > 8)
         fail(path, "must be an array of 1 to 8 tiers, or \"NAME:WxH:BITRATE,...\"");
-    std::vector<VideoTier> tiers;
+    std::vector<policy::Tier> tiers;
     for (std::size_t i = 0; i < list.size(); ++i) {
-        VideoTier tier = parseTier(list[i], path + "[" + std::to_string(i) + "]");
-        for (const VideoTier& other : tiers)
+        policy::Tier tier = parseTier(list[i], path + "[" + std::to_string(i) + "]");
+        for (const policy::Tier& other : tiers)
             if (other.name == tier.name) fail(path + "[" + std::to_string(i) + "].name", "duplicate tier name");
         tiers.push_back(std::move(tier));
     }
@@ -314,7 +314,7 @@ void applyRoot(Config& config, const Json& root) {
         fail("maxRtpPort", "must be 0 (no upper bound) or >= minRtpPort");
     }
     for (std::size_t i = 0; i < config.video.tiers.size(); ++i) {
-        const VideoTier& tier = config.video.tiers[i];
+        const policy::Tier& tier = config.video.tiers[i];
         if (tier.width > config.video.width || tier.height > config.video.height) {
             fail("video.tiers[" + std::to_string(i) + "]",
                  "must not be larger than the composite (video.width x video.height)");
@@ -337,13 +337,9 @@ void applyConfigJson(Config& config, std::string_view text) {
     config = std::move(updated);
 }
 
-std::vector<VideoTier> effectiveTiers(const VideoConfig& video) {
-    if (!video.tiers.empty()) return video.tiers;
-    // Sizes stay even (4:2:0) when the canvas is halved.
-    const auto even = [](unsigned size, unsigned divisor) { return std::max(16u, size / divisor / 2 * 2); };
-    return {{"high", video.width, video.height, video.bitrate},
-            {"medium", even(video.width, 2), even(video.height, 2), std::max(10'000u, video.bitrate * 2 / 5)},
-            {"low", even(video.width, 4), even(video.height, 4), std::max(10'000u, video.bitrate * 2 / 15)}};
+std::vector<policy::Tier> effectiveTiers(const VideoConfig& video) {
+    return policy::sortedTiers(video.tiers.empty() ? policy::defaultTiers(video.width, video.height, video.bitrate)
+                                                   : video.tiers);
 }
 
 void resolveDefaultDirs(Config& config) {

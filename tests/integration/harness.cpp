@@ -131,10 +131,11 @@ void Process::kill(int sig) {
 
 bool Process::running() { return !wait(Clock::now()).has_value(); }
 
-Server::Server(std::vector<std::string> extraArgs)
+Server::Server(std::vector<std::string> extraArgs, bool loopbackIce)
     : m_process(
           [&] {
-              std::vector<std::string> argv = {tesseraBinary(), "--port", "0", "--ice-address", "127.0.0.1"};
+              std::vector<std::string> argv = {tesseraBinary(), "--port", "0"};
+              if (loopbackIce) argv.insert(argv.end(), {"--ice-address", "127.0.0.1"});
               argv.insert(argv.end(), extraArgs.begin(), extraArgs.end());
               return argv;
           }(),

@@ -51,10 +51,11 @@ private:
     std::optional<int> m_status;
 };
 
-// The tessera server on a free loopback port.
+// The tessera server on a free loopback port. With `loopbackIce` it gets
+// --ice-address 127.0.0.1; without, it finds its ICE addresses itself.
 class Server {
 public:
-    explicit Server(std::vector<std::string> extraArgs = {});
+    explicit Server(std::vector<std::string> extraArgs = {}, bool loopbackIce = true);
     std::string http() const { return "http://127.0.0.1:" + std::to_string(m_port); }
     std::string ws() const { return "ws://127.0.0.1:" + std::to_string(m_port) + "/ws"; }
     Process& process() { return m_process; }

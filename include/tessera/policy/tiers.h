@@ -11,14 +11,25 @@
 
 namespace tessera::policy {
 
+// One quality tier: the composite scaled to width x height and encoded at
+// bitrate, shared by every receiver whose bandwidth it fits. The one tier
+// type: the configuration (video.tiers), the room's encoders and the
+// selector all use it.
 struct Tier {
     std::string name;
     std::int64_t bitrate = 0; // bits/s of the tier's encoder
     unsigned width = 0, height = 0;
 };
 
-// high 1.5 Mbit/s 1280x720, medium 600 kbit/s 640x360, low 200 kbit/s 320x180.
-std::vector<Tier> defaultTiers();
+// The ladder when none is configured, for a composite of width x height at
+// bitrate: "high" (all of it), "medium" (half size, 40 % of the bit rate)
+// and "low" (quarter size, 13 %); sizes stay even, at least 16, and bit rates
+// at least 10 kbit/s. The defaults give high 1.5 Mbit/s 1280x720, medium
+// 600 kbit/s 640x360, low 200 kbit/s 320x180.
+std::vector<Tier> defaultTiers(unsigned width = 1280, unsigned height = 720, std::int64_t bitrate = 1'500'000);
+
+// `tiers` highest bit rate first; equal bit rates keep their order.
+std::vector<Tier> sortedTiers(std::vector<Tier> tiers);
 
 struct TierParams {
     // A tier fits a limit when bitrate * (100 + headroomPercent) / 100 <= limit:
@@ -49,7 +60,7 @@ struct TierInput {
 // on loss), up only after the upHoldMs hysteresis. Not thread-safe.
 class TierSelector {
 public:
-    // Throws std::invalid_argument for an empty ladder. Sorts it, highest first.
+    // Throws std::invalid_argument for an empty ladder. Sorts it (sortedTiers).
     explicit TierSelector(std::vector<Tier> ladder = defaultTiers(), TierParams params = {});
 
     // Timestamps must not go back. The first update takes the fitting tier

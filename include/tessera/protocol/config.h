@@ -6,17 +6,10 @@
 #include <string_view>
 #include <vector>
 
+#include "tessera/policy/tiers.h"
 #include "tessera/protocol/messages.h"
 
 namespace tessera {
-
-// One quality tier: the composite scaled to width x height and encoded at
-// bitrate, shared by every receiver whose bandwidth it fits.
-struct VideoTier {
-    std::string name;
-    unsigned width = 0, height = 0; // pixels
-    unsigned bitrate = 0;           // bits/s
-};
 
 struct VideoConfig {
     unsigned width = 1280; // composite canvas, pixels
@@ -26,13 +19,13 @@ struct VideoConfig {
     std::string codec = "vp8";    // "vp8", "h264" or "vp9": selects pipelines/encode-<codec>.pipeline
     unsigned tileWidth = 640;     // every input is normalised to this size before the compositor
     unsigned tileHeight = 360;
-    // Quality tiers, highest first; empty: defaultTiers() of this config.
-    std::vector<VideoTier> tiers;
+    // Quality tiers as configured (any order); empty: effectiveTiers() derives them.
+    std::vector<policy::Tier> tiers;
 };
 
-// The tiers a room encodes: `video.tiers`, or by default "high" (the canvas
-// at video.bitrate), "medium" (half size, 40 %) and "low" (quarter size, 13 %).
-std::vector<VideoTier> effectiveTiers(const VideoConfig& video);
+// The tiers a room encodes, highest bit rate first (policy::sortedTiers):
+// `video.tiers`, or policy::defaultTiers() of the canvas at video.bitrate.
+std::vector<policy::Tier> effectiveTiers(const VideoConfig& video);
 
 struct AudioConfig {
     unsigned bitrate = 64'000; // bits/s per Opus encode

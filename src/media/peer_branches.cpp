@@ -1,0 +1,207 @@
+// PeerCore's media branches: what it sends (the tier's encoded composite and
+// its mix-minus audio, built once the answer exists) and what it receives
+// (a decode branch per webrtcbin src pad, built on pad-added).
+#include <algorithm>
+
+#include "fragments.h"
+#include "peer.h"
+#include "peer_detail.h"
+
+#define GST_CAT_DEFAULT tessera_media_debug
+
+namespace tessera::media {
+using namespace peer_detail;
+
+namespace {
+
+// The name label on a tile (textoverlay): sized to the normalised tile, so a
+// label looks the same whatever video.tileHeight is. At the default 360
+// pixels: Sans Bold 18, readable in a 2x2 grid and still legible in a 5x5 one.
+void styleLabel(GstElement* label, unsigned tileHeight) {
+    const std::string font = "Sans Bold " + std::to_string(std::max(4u, tileHeight / 20));
+    g_object_set(label, "font-desc", font.c_str(), "shaded-background", TRUE, "xpad",
+                 static_cast<gint>(tileHeight / 30), "ypad", static_cast<gint>(tileHeight / 36), "wait-text", FALSE,
+                 nullptr);
+    gst_util_set_object_arg(G_OBJECT(label), "valignment", "bottom");
+    gst_util_set_object_arg(G_OBJECT(label), "halignment", "left");
+}
+
+// Sets the latency properties every mixer shares: late joiners carry a
+// jitter buffer the mixer must wait for (DESIGN.md, "facts that bite").
+void configureMixer(GstElement* mixer, const Config& config) {
+    g_object_set(mixer, "min-upstream-latency", static_cast<guint64>(config.jitterLatencyMs + 100) * GST_MSECOND,
+                 "ignore-inactive-pads", TRUE, "start-time-selection", 1 /* first */, nullptr);
+}
+
+} // namespace
+
+void PeerCore::buildSendBranches() {
+    m_sending = true;
+    GstBin* bin = GST_BIN(m_bin.get());
+    const Config& config = *m_parts.config;
+    std::vector<GstElement*> added;
+
+    auto linkToWebrtc = [&](GstElement* last, GstPad* sink) {
+        GstPad* src = gst_element_get_static_pad(last, "src");
+        GstPadLinkReturn r = gst_pad_link(src, sink);
+        if (r != GST_PAD_LINK_OK)
+            GST_CAT_ERROR(tessera_media_debug, "peer %s: link to webrtcbin %s failed: %s", m_id.c_str(),
+                          GST_PAD_NAME(sink), gst_pad_link_get_name(r));
+        gst_object_unref(src);
+    };
+    auto setPayload = [](GstElement* fragment, int pt, guint ssrc) {
+        auto pay = requireByName(GST_BIN(fragment), "pay");
+        g_object_set(pay.get(), "pt", static_cast<guint>(pt), nullptr);
+        if (ssrc) g_object_set(pay.get(), "ssrc", ssrc, nullptr);
+    };
+
+    if (m_videoSink) {
+        GstElement* queue = leakyQueue(60);
+        ElementRef payBin = m_parts.fragments->makeBin("pay-" + config.video.codec);
+        GstElement* pay = payBin.get();
+        gst_bin_add_many(bin, queue, pay, nullptr);
+        gst_element_link(queue, pay);
+        setPayload(pay, m_offer.videoPt, m_videoSsrc);
+        linkToWebrtc(pay, m_videoSink.get());
+        added.insert(added.end(), {pay, queue});
+        GstPad* qsink = gst_element_get_static_pad(queue, "sink");
+        PadRef entry = PadRef::borrow(ghostPad(m_bin.get(), qsink, true));
+        gst_object_unref(qsink);
+        // The first tier fits the bandwidth the client declared (the
+        // selector's first update); its loss reports move it later (updateTier).
+        m_tiers.emplace(m_parts.ladder);
+        m_tiers->update({m_options.maxBitrate, std::nullopt, std::nullopt}, g_get_monotonic_time() / 1000);
+        m_videoTeePad = takeTier(m_tiers->currentIndex());
+        for (GstElement* e : added) gst_element_sync_state_with_parent(e);
+        gst_pad_link(m_videoTeePad.get(), entry.get());
+        m_videoEntry = entry;
+        added.clear();
+    }
+    if (m_audioSink) {
+        GstElement* queue = leakyQueue(50);
+        GstElement* minus = make("audiomixer");
+        configureMixer(minus, config);
+        GstElement* caps = make("capsfilter");
+        GstCaps* f32 = gst_caps_from_string("audio/x-raw,format=F32LE,rate=48000,channels=2,layout=interleaved");
+        g_object_set(caps, "caps", f32, nullptr);
+        gst_caps_unref(f32);
+        ElementRef sendBin = m_parts.fragments->makeBin("audio-send");
+        GstElement* send = sendBin.get();
+        gst_bin_add_many(bin, queue, minus, caps, send, nullptr);
+        gst_element_link_many(queue, minus, caps, send, nullptr);
+        setPayload(send, m_offer.audioPt, m_audioSsrc);
+        linkToWebrtc(send, m_audioSink.get());
+        added.insert(added.end(), {send, caps, minus, queue});
+        GstPad* qsink = gst_element_get_static_pad(queue, "sink");
+        PadRef entry = PadRef::borrow(ghostPad(m_bin.get(), qsink, true));
+        gst_object_unref(qsink);
+        // The room's live silence keeps this mixer ticking while nobody else speaks.
+        m_audioTeePad = PadRef::adopt(gst_element_request_pad_simple(m_parts.audioTee, "src_%u"));
+        for (GstElement* e : added) gst_element_sync_state_with_parent(e);
+        gst_pad_link(m_audioTeePad.get(), entry.get());
+        m_room.addAudioOutput(m_id, minus);
+    }
+}
+
+// Thread: streaming.
+void PeerCore::padAddedThunk(GstElement*, GstPad* pad, gpointer data) noexcept {
+    glib::guarded("pad-added", [&] {
+        if (auto core = lockWeak(data)) core->onPadAdded(pad);
+    });
+}
+
+// Thread: streaming.
+void PeerCore::onPadAdded(GstPad* pad) {
+    if (GST_PAD_DIRECTION(pad) != GST_PAD_SRC) return;
+    std::lock_guard lock(m_mutex);
+    if (m_stopped) return;
+    GstCaps* caps = gst_pad_get_current_caps(pad);
+    if (!caps) caps = gst_pad_query_caps(pad, nullptr);
+    const GstStructure* s = gst_caps_get_structure(caps, 0);
+    const std::string media = gst_structure_get_string(s, "media") ? gst_structure_get_string(s, "media") : "";
+    gst_caps_unref(caps);
+    GstWebRTCRTPTransceiver* trans = nullptr;
+    g_object_get(pad, "transceiver", &trans, nullptr);
+    guint mline = G_MAXUINT;
+    if (trans) {
+        g_object_get(trans, "mlineindex", &mline, nullptr);
+        gst_object_unref(trans);
+    }
+    try {
+        if (media == "audio")
+            linkAudioInput(pad);
+        else if (media == "video")
+            linkVideoInput(pad, m_shareMlines.count(static_cast<int>(mline)) > 0);
+    } catch (const std::exception& e) {
+        post(weak_from_this(), [why = std::string(e.what())](PeerCore& core) { core.fail(why); });
+    }
+}
+
+// Thread: streaming, under m_mutex.
+void PeerCore::linkAudioInput(GstPad* pad) {
+    GstBin* bin = GST_BIN(m_bin.get());
+    ElementRef decode = m_parts.fragments->makeBin("decode-opus");
+    GstElement* tee = make("tee");
+    g_object_set(tee, "allow-not-linked", TRUE, nullptr);
+    GstElement* toMix = make("queue");
+    gst_bin_add_many(bin, decode.get(), tee, toMix, nullptr);
+    gst_element_link_many(decode.get(), tee, toMix, nullptr);
+    GstPad* mixerPad = gst_element_request_pad_simple(m_parts.audioMixer, "sink_%u");
+    GstPad* out = gst_element_get_static_pad(toMix, "src");
+    GstPad* exit = ghostPad(m_bin.get(), out);
+    gst_object_unref(out);
+    gst_pad_link(exit, mixerPad);
+    m_mixerPads.push_back(PadRef::adopt(mixerPad));
+    for (GstElement* e : {toMix, tee, decode.get()}) gst_element_sync_state_with_parent(e);
+    GstPad* sink = gst_element_get_static_pad(decode.get(), "sink");
+    gst_pad_link(pad, sink);
+    gst_object_unref(sink);
+    // The mix-minus links are room state: made on the main thread, where
+    // stop() also runs, so a leaver's tee is never registered after it left.
+    post(weak_from_this(), [tee = ElementRef::borrow(tee)](PeerCore& core) {
+        if (core.m_bin) core.m_room.addAudioInput(core.m_id, tee.get());
+    });
+}
+
+// Thread: streaming, under m_mutex.
+void PeerCore::linkVideoInput(GstPad* pad, bool screenShare) {
+    GstBin* bin = GST_BIN(m_bin.get());
+    ElementRef decode = m_parts.fragments->makeBin("decode-" + m_parts.config->video.codec);
+    // The name label is drawn here, on the normalised tile, so it moves and
+    // scales with the tile on every layout change at no extra cost; the room
+    // turns it on and off (`silent`) with the layout's `labels`.
+    GstElement* label = make("textoverlay");
+    const std::string text = m_options.name + (screenShare ? " (screen)" : "");
+    g_object_set(label, "text", text.c_str(), "silent", TRUE, nullptr);
+    styleLabel(label, m_parts.config->video.tileHeight);
+    GstElement* queue = leakyQueue(3);
+    gst_bin_add_many(bin, decode.get(), label, queue, nullptr);
+    gst_element_link_many(decode.get(), label, queue, nullptr);
+    GstPad* mixerPad = gst_element_request_pad_simple(m_parts.videoMixer, "sink_%u");
+    // Hidden until the main thread places it in the layout.
+    g_object_set(mixerPad, "alpha", 0.0, nullptr);
+    GstPad* out = gst_element_get_static_pad(queue, "src");
+    GstPad* exit = ghostPad(m_bin.get(), out);
+    gst_object_unref(out);
+    gst_pad_link(exit, mixerPad);
+    m_mixerPads.push_back(PadRef::borrow(mixerPad));
+    gst_element_sync_state_with_parent(queue);
+    gst_element_sync_state_with_parent(label);
+    gst_element_sync_state_with_parent(decode.get());
+    GstPad* sink = gst_element_get_static_pad(decode.get(), "sink");
+    gst_pad_link(pad, sink);
+    gst_object_unref(sink);
+
+    VideoSource source{m_id + (screenShare ? ":screen" : ":camera"),
+                       m_id,
+                       m_options.name,
+                       screenShare,
+                       m_order,
+                       PadRef::adopt(mixerPad),
+                       ElementRef::borrow(label)};
+    post(weak_from_this(), [source = std::move(source)](PeerCore& core) mutable {
+        if (core.m_bin) core.m_room.addSource(std::move(source));
+    });
+}
+
+} // namespace tessera::media

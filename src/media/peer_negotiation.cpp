@@ -1,0 +1,191 @@
+// PeerCore's negotiation: the client's offer, planned by protocol::planOffer,
+// becomes webrtcbin transceivers; then the answer, and the send branches once
+// it exists.
+#include <gst/sdp/sdp.h>
+
+#include "peer.h"
+#include "peer_detail.h"
+#include "tessera/protocol/error.h"
+
+#define GST_CAT_DEFAULT tessera_media_debug
+
+namespace tessera::media {
+using namespace peer_detail;
+
+namespace {
+
+constexpr guint kConnectTimeoutSeconds = 30;
+
+GstWebRTCRTPTransceiverDirection toGst(protocol::MediaDirection d) {
+    switch (d) {
+    case protocol::MediaDirection::SendRecv: return GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDRECV;
+    case protocol::MediaDirection::SendOnly: return GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDONLY;
+    case protocol::MediaDirection::RecvOnly: return GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_RECVONLY;
+    case protocol::MediaDirection::Inactive: break;
+    }
+    return GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_INACTIVE;
+}
+
+GstCaps* codecCaps(const std::string& media, const std::string& encoding, int pt) {
+    if (media == "audio")
+        return gst_caps_new_simple("application/x-rtp", "media", G_TYPE_STRING, "audio", "encoding-name", G_TYPE_STRING,
+                                   "OPUS", "clock-rate", G_TYPE_INT, 48000, "payload", G_TYPE_INT, pt, nullptr);
+    GstCaps* caps = gst_caps_new_simple("application/x-rtp", "media", G_TYPE_STRING, "video", "encoding-name",
+                                        G_TYPE_STRING, encoding.c_str(), "clock-rate", G_TYPE_INT, 90000, "payload",
+                                        G_TYPE_INT, pt, "rtcp-fb-nack-pli", G_TYPE_BOOLEAN, TRUE, "rtcp-fb-ccm-fir",
+                                        G_TYPE_BOOLEAN, TRUE, "rtcp-fb-nack", G_TYPE_BOOLEAN, TRUE, nullptr);
+    if (encoding == "H264")
+        gst_caps_set_simple(caps, "packetization-mode", G_TYPE_STRING, "1", "profile-level-id", G_TYPE_STRING, "42e01f",
+                            "level-asymmetry-allowed", G_TYPE_STRING, "1", nullptr);
+    return caps;
+}
+
+std::string upper(const std::string& s) {
+    GCharPtr up(g_ascii_strup(s.c_str(), -1));
+    return up.get();
+}
+
+} // namespace
+
+void PeerCore::handleOffer(const std::string& sdp) {
+    if (m_negotiating) {
+        // Answer the newest offer once the current one is done.
+        m_queuedOffer = sdp;
+        return;
+    }
+    applyOffer(sdp);
+}
+
+void PeerCore::applyOffer(const std::string& sdp) {
+    GST_CAT_DEBUG(tessera_media_debug, "peer %s: offer\n%s", m_id.c_str(), sdp.c_str());
+    const std::string videoCodec = upper(m_parts.config->video.codec);
+    protocol::OfferPlan plan = protocol::planOffer(sdp, m_offer, videoCodec);
+    GstSDPMessage* raw = nullptr;
+    gst_sdp_message_new_from_text(sdp.c_str(), &raw);
+    std::unique_ptr<GstSDPMessage, decltype(&gst_sdp_message_free)> msg(raw, gst_sdp_message_free);
+    if (!msg || gst_sdp_message_medias_len(msg.get()) != plan.state.mlines)
+        throw Error(ErrorCode::BadRequest, "offer.sdp: not a well-formed SDP offer");
+
+    // Planned: now change state. Transceivers are created in m-line order:
+    // webrtcbin 1.22 gives each offer m-line the first unused transceiver
+    // whose codec preferences intersect the offer. Where we send, the
+    // transceiver comes from requesting a sink pad (the only way 1.22 ties a
+    // pad to a transceiver before the answer), then gets its preferences.
+    for (const auto& line : plan.added) {
+        GstCaps* caps = line.pt < 0 ? nullptr : codecCaps(line.media, videoCodec, line.pt);
+        GstWebRTCRTPTransceiver* trans = nullptr;
+        if (line.send) {
+            GstPad* pad = gst_element_request_pad_simple(m_webrtc.get(), "sink_%u");
+            g_object_get(pad, "transceiver", &trans, nullptr);
+            g_object_set(trans, "direction", toGst(line.direction), "codec-preferences", caps, nullptr);
+            (line.media == "audio" ? m_audioSink : m_videoSink) = PadRef::adopt(pad);
+        } else {
+            g_signal_emit_by_name(m_webrtc.get(), "add-transceiver", toGst(line.direction), caps, &trans);
+        }
+        if (caps) gst_caps_unref(caps);
+        if (trans) {
+            if (line.media == "video") g_object_set(trans, "do-nack", TRUE, nullptr);
+            gst_object_unref(trans);
+        }
+    }
+    m_offer = plan.state;
+    m_mids = std::move(plan.mids);
+    bool shareChanged;
+    {
+        std::lock_guard lock(m_mutex);
+        shareChanged = plan.shares.empty() != m_shareMlines.empty();
+        m_shareMlines = plan.shares;
+    }
+    if (shareChanged) m_room.setScreenShareActive(m_id, !plan.shares.empty());
+
+    GstWebRTCSessionDescription* offer = gst_webrtc_session_description_new(GST_WEBRTC_SDP_TYPE_OFFER, msg.release());
+    m_negotiating = true;
+    GstPromise* promise = newPromise(shared_from_this(), [](GstPromise* p, gpointer data) noexcept {
+        // Thread: webrtcbin's.
+        glib::guarded("set-remote-description reply", [&] {
+            const GstStructure* reply = gst_promise_get_reply(p);
+            std::string error;
+            if (reply && gst_structure_has_field(reply, "error")) {
+                GError* e = nullptr;
+                gst_structure_get(reply, "error", G_TYPE_ERROR, &e, nullptr);
+                GErrorPtr owned(e);
+                error = e ? e->message : "set-remote-description failed";
+            }
+            post(weakOf(data), [error](PeerCore& core) {
+                if (!core.m_bin) return;
+                if (!error.empty())
+                    core.fail("the offer was refused: " + error);
+                else
+                    core.onRemoteDescriptionSet();
+            });
+        });
+    });
+    g_signal_emit_by_name(m_webrtc.get(), "set-remote-description", offer, promise);
+    gst_promise_unref(promise);
+    gst_webrtc_session_description_free(offer);
+}
+
+void PeerCore::onRemoteDescriptionSet() {
+    GstPromise* promise = newPromise(shared_from_this(), [](GstPromise* p, gpointer data) noexcept {
+        // Thread: webrtcbin's.
+        glib::guarded("create-answer reply", [&] {
+            GstWebRTCSessionDescription* raw = nullptr;
+            if (const GstStructure* reply = gst_promise_get_reply(p))
+                gst_structure_get(reply, "answer", GST_TYPE_WEBRTC_SESSION_DESCRIPTION, &raw, nullptr);
+            using Answer = std::unique_ptr<GstWebRTCSessionDescription, decltype(&gst_webrtc_session_description_free)>;
+            auto answer = std::make_shared<Answer>(raw, gst_webrtc_session_description_free);
+            post(weakOf(data), [answer](PeerCore& core) {
+                if (core.m_bin && *answer)
+                    core.onAnswerCreated(answer->get());
+                else if (core.m_bin)
+                    core.fail("webrtcbin could not create an answer");
+            });
+        });
+    });
+    g_signal_emit_by_name(m_webrtc.get(), "create-answer", nullptr, promise);
+    gst_promise_unref(promise);
+}
+
+void PeerCore::onAnswerCreated(GstWebRTCSessionDescription* answer) {
+    g_signal_emit_by_name(m_webrtc.get(), "set-local-description", answer, nullptr);
+    GCharPtr text(gst_sdp_message_as_text(answer->sdp));
+    GST_CAT_DEBUG(tessera_media_debug, "peer %s: answer\n%s", m_id.c_str(), text.get());
+    if (!m_connected) {
+        // Thread: main.
+        g_timeout_add_seconds_full(
+            G_PRIORITY_DEFAULT, kConnectTimeoutSeconds,
+            [](gpointer data) noexcept -> gboolean {
+                glib::guarded("connect timeout", [&] {
+                    auto core = lockWeak(data);
+                    if (core && core->m_bin && !core->m_connected)
+                        core->fail("ICE did not connect within " + std::to_string(kConnectTimeoutSeconds) + " s");
+                });
+                return G_SOURCE_REMOVE;
+            },
+            new WeakCore(shared_from_this()), [](gpointer d) noexcept { delete static_cast<WeakCore*>(d); });
+    }
+    m_negotiating = false;
+    // Browsers demultiplex a bundle by the SSRCs the answer announces, so
+    // the payloaders must send with exactly those.
+    auto announcedSsrc = [&](int mline) -> guint {
+        if (mline < 0 || static_cast<guint>(mline) >= gst_sdp_message_medias_len(answer->sdp)) return 0;
+        const char* ssrc = gst_sdp_media_get_attribute_val(gst_sdp_message_get_media(answer->sdp, mline), "ssrc");
+        return ssrc ? static_cast<guint>(g_ascii_strtoull(ssrc, nullptr, 10)) : 0;
+    };
+    m_audioSsrc = announcedSsrc(m_offer.audioMline);
+    m_videoSsrc = announcedSsrc(m_offer.videoMline);
+    // Linked only now: webrtcbin 1.22 matches a transceiver against the caps
+    // a linked pad already carries (e.g. sprop-stereo), which can differ from
+    // the offer even where the codec is the same.
+    if (!m_sending) buildSendBranches();
+    m_listener.onAnswer(text.get());
+    if (m_queuedOffer && m_bin) {
+        std::string next = std::move(*m_queuedOffer);
+        m_queuedOffer.reset();
+        try {
+            applyOffer(next);
+        } catch (const Error& e) { fail(e.what()); }
+    }
+}
+
+} // namespace tessera::media

@@ -1,0 +1,106 @@
+// PeerCore's statistics: webrtcbin's get-stats reply becomes bit rates, the
+// packets it lost, and the loss the client reports on what we send, which
+// feeds the tier choice (peer_tiers.cpp).
+#include <algorithm>
+
+#include "peer.h"
+#include "peer_detail.h"
+
+#define GST_CAT_DEFAULT tessera_media_debug
+
+namespace tessera::media {
+using namespace peer_detail;
+
+namespace {
+
+// Reads an integer stats field whatever its GType.
+std::uint64_t statsInt(const GstStructure* s, const char* field) {
+    const GValue* v = gst_structure_get_value(s, field);
+    if (!v) return 0;
+    GValue out = G_VALUE_INIT;
+    g_value_init(&out, G_TYPE_INT64);
+    std::uint64_t result = 0;
+    if (g_value_transform(v, &out)) result = static_cast<std::uint64_t>(std::max<gint64>(0, g_value_get_int64(&out)));
+    g_value_unset(&out);
+    return result;
+}
+
+} // namespace
+
+void PeerCore::requestStats() {
+    if (!m_webrtc) return;
+    GstPromise* promise = newPromise(shared_from_this(), [](GstPromise* p, gpointer data) noexcept {
+        // Thread: webrtcbin's.
+        glib::guarded("get-stats reply", [&] {
+            auto core = lockWeak(data);
+            if (const GstStructure* reply = gst_promise_get_reply(p); core && reply) core->onStats(reply);
+        });
+    });
+    g_signal_emit_by_name(m_webrtc.get(), "get-stats", nullptr, promise);
+    gst_promise_unref(promise);
+}
+
+void PeerCore::onStats(const GstStructure* reply) {
+    std::uint64_t bytesIn = 0, bytesOut = 0, lost = 0;
+    std::map<std::string, std::uint64_t> sentById;            // outbound-rtp id -> packets sent
+    std::vector<std::pair<std::string, std::int64_t>> remote; // (its outbound id, packets the client lost)
+    const int fields = gst_structure_n_fields(reply);
+    for (int i = 0; i < fields; ++i) {
+        const GValue* v = gst_structure_get_value(reply, gst_structure_nth_field_name(reply, i));
+        if (!GST_VALUE_HOLDS_STRUCTURE(v)) continue;
+        const GstStructure* s = gst_value_get_structure(v);
+        GstWebRTCStatsType type;
+        if (!gst_structure_get(s, "type", GST_TYPE_WEBRTC_STATS_TYPE, &type, nullptr)) continue;
+        if (type == GST_WEBRTC_STATS_INBOUND_RTP) {
+            bytesIn += statsInt(s, "bytes-received");
+            lost += statsInt(s, "packets-lost");
+        } else if (type == GST_WEBRTC_STATS_OUTBOUND_RTP) {
+            bytesOut += statsInt(s, "bytes-sent");
+            if (const char* id = gst_structure_get_string(s, "id")) sentById[id] = statsInt(s, "packets-sent");
+        } else if (type == GST_WEBRTC_STATS_REMOTE_INBOUND_RTP) {
+            // The client's receiver reports on what we send it. webrtcbin
+            // 1.22 leaves fraction-lost at 0 and packets-lost at -1 until a
+            // report arrives, so the fraction is worked out from the counts.
+            gint64 remoteLost = -1;
+            const char* local = gst_structure_get_string(s, "local-id");
+            if (local && gst_structure_get_int64(s, "packets-lost", &remoteLost) && remoteLost >= 0)
+                remote.emplace_back(local, remoteLost);
+        }
+    }
+    const std::int64_t now = g_get_monotonic_time();
+    std::lock_guard lock(m_mutex);
+    if (m_lastStatsTime > 0 && now > m_lastStatsTime) {
+        const double seconds = static_cast<double>(now - m_lastStatsTime) / G_USEC_PER_SEC;
+        auto rate = [seconds](std::uint64_t now, std::uint64_t before) {
+            return now >= before ? static_cast<std::uint64_t>(static_cast<double>(now - before) * 8 / seconds) : 0;
+        };
+        m_stats.bitrateIn = rate(bytesIn, m_lastBytesIn);
+        m_stats.bitrateOut = rate(bytesOut, m_lastBytesOut);
+    }
+    m_stats.packetsLost = lost;
+    m_lastBytesIn = bytesIn;
+    m_lastBytesOut = bytesOut;
+    m_lastStatsTime = now;
+    // A report's loss counts once: only when the client's lost count grew
+    // (stats repeat the latest receiver report until the next one), as lost
+    // over sent since the previous such report.
+    policy::TierInput input{m_options.maxBitrate, std::nullopt, std::nullopt};
+    for (const auto& [id, remoteLost] : remote) {
+        const std::uint64_t sent = sentById[id];
+        LossCount& last = m_remoteLoss[id];
+        const auto clientLost = static_cast<std::uint64_t>(remoteLost);
+        if (clientLost > last.lost && sent > last.sent) {
+            const double fraction = static_cast<double>(clientLost - last.lost) / static_cast<double>(sent - last.sent);
+            input.lossFraction = std::max(input.lossFraction.value_or(0.0), std::min(1.0, fraction));
+        }
+        if (clientLost != last.lost || last.sent == 0) last = {clientLost, sent};
+    }
+    post(weak_from_this(), [input](PeerCore& core) { core.updateTier(input); });
+}
+
+PeerStats PeerCore::stats() const {
+    std::lock_guard lock(m_mutex);
+    return m_stats;
+}
+
+} // namespace tessera::media

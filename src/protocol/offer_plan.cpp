@@ -1,0 +1,181 @@
+#include "tessera/protocol/offer_plan.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <map>
+
+#include "tessera/protocol/error.h"
+
+namespace tessera::protocol {
+namespace {
+
+std::string upper(std::string_view s) {
+    std::string out(s);
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    return out;
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.back() == '\r' || s.back() == ' ')) s.remove_suffix(1);
+    while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+    return s;
+}
+
+// One m= section, as much of it as planning needs.
+struct Section {
+    std::string media;
+    unsigned port = 0;
+    std::vector<int> formats;                      // payload types, in offer order
+    std::map<std::string, std::string> attributes; // a=name[:value], first of each name
+    std::map<int, std::string> encodings;          // pt -> rtpmap encoding name, upper case
+    std::map<int, std::string> fmtp;               // pt -> fmtp parameters
+};
+
+std::vector<Section> parseSections(std::string_view sdp) {
+    std::vector<Section> sections;
+    while (!sdp.empty()) {
+        const auto eol = sdp.find('\n');
+        const std::string_view line = trim(sdp.substr(0, eol));
+        sdp.remove_prefix(eol == std::string_view::npos ? sdp.size() : eol + 1);
+        if (line.size() < 2 || line[1] != '=') continue;
+        const std::string_view value = line.substr(2);
+        if (line[0] == 'm') {
+            // m=<media> <port>[/<count>] <proto> <fmt> ...
+            Section s;
+            std::vector<std::string_view> words;
+            for (std::size_t at = 0; at < value.size();) {
+                const auto end = std::min(value.find(' ', at), value.size());
+                if (end > at) words.push_back(value.substr(at, end - at));
+                at = end + 1;
+            }
+            if (!words.empty()) s.media = std::string(words[0]);
+            if (words.size() > 1)
+                s.port = static_cast<unsigned>(std::strtoul(std::string(words[1]).c_str(), nullptr, 10));
+            for (std::size_t i = 3; i < words.size(); ++i)
+                s.formats.push_back(std::atoi(std::string(words[i]).c_str()));
+            sections.push_back(std::move(s));
+        } else if (line[0] == 'a' && !sections.empty()) {
+            Section& s = sections.back();
+            const auto colon = value.find(':');
+            const std::string name(value.substr(0, colon));
+            const std::string_view rest = colon == std::string_view::npos ? "" : value.substr(colon + 1);
+            s.attributes.emplace(name, rest);
+            if (name != "rtpmap" && name != "fmtp") continue;
+            // a=rtpmap:<pt> <encoding>/<clock>[/<channels>], a=fmtp:<pt> <parameters>
+            const auto space = rest.find(' ');
+            if (space == std::string_view::npos) continue;
+            const int pt = std::atoi(std::string(rest.substr(0, space)).c_str());
+            const std::string_view tail = trim(rest.substr(space + 1));
+            if (name == "rtpmap")
+                s.encodings.emplace(pt, upper(tail.substr(0, tail.find('/'))));
+            else
+                s.fmtp.emplace(pt, std::string(tail));
+        }
+    }
+    return sections;
+}
+
+// The value of `key` in fmtp parameters "a=1;b=2" (keys in any case).
+std::optional<std::string> fmtpParameter(const std::string& params, std::string_view key) {
+    std::string_view rest = params;
+    while (!rest.empty()) {
+        const auto end = std::min(rest.find(';'), rest.size());
+        const std::string_view item = trim(rest.substr(0, end));
+        rest.remove_prefix(std::min(end + 1, rest.size()));
+        const auto eq = item.find('=');
+        if (eq != std::string_view::npos && upper(item.substr(0, eq)) == upper(key))
+            return std::string(item.substr(eq + 1));
+    }
+    return std::nullopt;
+}
+
+// The first payload type whose rtpmap names `encoding` (upper case); for
+// H.264 only packetization-mode=1 constrained baseline qualifies.
+int findPayload(const Section& s, const std::string& encoding) {
+    for (int pt : s.formats) {
+        auto it = s.encodings.find(pt);
+        if (it == s.encodings.end() || it->second != encoding) continue;
+        if (encoding == "H264") {
+            auto params = s.fmtp.find(pt);
+            if (params == s.fmtp.end()) continue;
+            const auto mode = fmtpParameter(params->second, "packetization-mode");
+            const auto profile = fmtpParameter(params->second, "profile-level-id");
+            if (mode != "1" || !profile || (profile->rfind("42e0", 0) != 0 && profile->rfind("4200", 0) != 0)) continue;
+        }
+        return pt;
+    }
+    return -1;
+}
+
+MediaDirection offerDirection(const Section& s) {
+    // Port 0 rejects an m-line, except with bundle-only (max-bundle offerers
+    // such as webrtcbin itself send that for every m-line but the first).
+    const auto has = [&s](const char* name) { return s.attributes.count(name) > 0; };
+    if ((s.port == 0 && !has("bundle-only")) || has("inactive")) return MediaDirection::Inactive;
+    if (has("sendonly")) return MediaDirection::SendOnly;
+    if (has("recvonly")) return MediaDirection::RecvOnly;
+    return MediaDirection::SendRecv;
+}
+
+bool clientSends(MediaDirection d) { return d == MediaDirection::SendRecv || d == MediaDirection::SendOnly; }
+bool clientReceives(MediaDirection d) { return d == MediaDirection::SendRecv || d == MediaDirection::RecvOnly; }
+
+// Ours, answering the client's.
+MediaDirection answerDirection(MediaDirection d, bool weSend) {
+    const bool recv = clientSends(d);
+    const bool send = weSend && clientReceives(d);
+    if (send && recv) return MediaDirection::SendRecv;
+    if (send) return MediaDirection::SendOnly;
+    if (recv) return MediaDirection::RecvOnly;
+    return MediaDirection::Inactive;
+}
+
+} // namespace
+
+OfferPlan planOffer(std::string_view sdp, const OfferState& before, std::string_view videoCodec) {
+    const std::vector<Section> sections = parseSections(sdp);
+    const auto count = static_cast<unsigned>(sections.size());
+    if (count == 0) throw Error(ErrorCode::BadRequest, "offer.sdp: not an SDP offer with media sections");
+    if (count < before.mlines) throw Error(ErrorCode::BadRequest, "offer.sdp: a renegotiation may not remove m-lines");
+
+    const std::string codec = upper(videoCodec);
+    OfferPlan plan;
+    OfferState& st = plan.state;
+    st = before;
+    for (unsigned i = 0; i < count; ++i) {
+        const Section& s = sections[i];
+        auto mid = s.attributes.find("mid");
+        plan.mids.push_back(mid == s.attributes.end() ? "" : mid->second);
+        const MediaDirection dir = offerDirection(s);
+        const bool isAudio = s.media == "audio", isVideo = s.media == "video";
+        const int index = static_cast<int>(i);
+        // The first video m-line is the camera; any other one the client
+        // sends on is a screen share (PROTOCOL.md, Media).
+        if (isVideo && st.cameraMline < 0) st.cameraMline = index;
+        if (isVideo && index != st.cameraMline && clientSends(dir)) plan.shares.insert(index);
+        if (i < before.mlines || (!isAudio && !isVideo)) continue;
+        const int pt = findPayload(s, isAudio ? "OPUS" : codec);
+        if (pt < 0 && dir != MediaDirection::Inactive)
+            throw Error(ErrorCode::BadRequest, "offer.sdp: m-line " + std::to_string(i) + " (" + s.media +
+                                                   ") offers no " + (isAudio ? "Opus" : codec) +
+                                                   "; this server mixes " + (isAudio ? "Opus" : codec));
+        const bool send =
+            clientReceives(dir) && pt >= 0 && ((isAudio && st.audioMline < 0) || (isVideo && index == st.cameraMline));
+        if (send && isAudio) {
+            st.audioMline = index;
+            st.audioPt = pt;
+        } else if (send) {
+            st.videoMline = index;
+            st.videoPt = pt;
+        }
+        plan.added.push_back({i, s.media, pt, answerDirection(dir, send), send});
+    }
+    if (st.cameraMline < 0 && st.audioMline < 0 && plan.added.empty() && before.mlines == 0)
+        throw Error(ErrorCode::BadRequest, "offer.sdp: needs an audio or a video m-line");
+    st.mlines = count;
+    return plan;
+}
+
+} // namespace tessera::protocol

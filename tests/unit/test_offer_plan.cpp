@@ -1,0 +1,124 @@
+// SDP offer planning against offers recorded from real browsers
+// (tests/data/record-offers.mjs) and small hand-made ones for the edges.
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include <catch2/catch.hpp>
+
+#include "tessera/protocol/error.h"
+#include "tessera/protocol/offer_plan.h"
+
+using namespace tessera;
+using namespace tessera::protocol;
+
+namespace {
+
+std::string offer(const std::string& name) {
+    std::ifstream in(std::string(TESSERA_SOURCE_DIR "/tests/data/") + name);
+    REQUIRE(in);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+// A minimal offer of the given m= lines, each followed by its attributes.
+std::string sdp(std::initializer_list<std::string> sections) {
+    std::string text = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
+    for (const auto& s : sections) text += s;
+    return text;
+}
+const std::string kAudio = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:a\r\na=rtpmap:111 opus/48000/2\r\n";
+const std::string kVideo = "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:v\r\na=rtpmap:96 VP8/90000\r\n";
+const std::string kShare = "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:s\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\n";
+
+bool badRequest(const std::function<void()>& fn) {
+    try {
+        fn();
+    } catch (const Error& e) { return e.code() == ErrorCode::BadRequest; }
+    return false;
+}
+
+} // namespace
+
+TEST_CASE("offer plan: a camera and microphone from Chromium and Firefox", "[offer]") {
+    struct Case {
+        const char* file;
+        int opus, vp8;
+    };
+    for (const Case& c : {Case{"offer-chromium-sendrecv.sdp", 111, 96}, Case{"offer-firefox-sendrecv.sdp", 109, 120},
+                          Case{"offer-chromium.sdp", 111, 96}}) {
+        INFO(c.file);
+        const OfferPlan plan = planOffer(offer(c.file), {}, "vp8");
+        CHECK(plan.mids == std::vector<std::string>{"0", "1"});
+        CHECK(plan.shares.empty());
+        CHECK(plan.state.mlines == 2);
+        CHECK((plan.state.audioMline == 0 && plan.state.audioPt == c.opus));
+        CHECK((plan.state.cameraMline == 1 && plan.state.videoMline == 1 && plan.state.videoPt == c.vp8));
+        REQUIRE(plan.added.size() == 2);
+        CHECK((plan.added[0].media == "audio" && plan.added[0].pt == c.opus && plan.added[0].send &&
+               plan.added[0].direction == MediaDirection::SendRecv));
+        CHECK((plan.added[1].media == "video" && plan.added[1].pt == c.vp8 && plan.added[1].send &&
+               plan.added[1].direction == MediaDirection::SendRecv));
+    }
+}
+
+TEST_CASE("offer plan: a receive-only viewer gets send-only lines", "[offer]") {
+    for (const char* file : {"offer-chromium-recvonly.sdp", "offer-firefox-recvonly.sdp"}) {
+        INFO(file);
+        const OfferPlan plan = planOffer(offer(file), {}, "VP8");
+        REQUIRE(plan.added.size() == 2);
+        CHECK((plan.added[0].send && plan.added[0].direction == MediaDirection::SendOnly));
+        CHECK((plan.added[1].send && plan.added[1].direction == MediaDirection::SendOnly));
+        CHECK((plan.state.audioMline == 0 && plan.state.videoMline == 1));
+    }
+}
+
+TEST_CASE("offer plan: H.264 takes the first packetization-mode 1 constrained baseline", "[offer]") {
+    // Chromium lists 102 (42001f, mode 1) first; 104 is mode 0, 116 main profile.
+    const OfferPlan plan = planOffer(offer("offer-chromium-h264.sdp"), {}, "h264");
+    CHECK(plan.state.videoPt == 102);
+    CHECK(plan.state.audioPt == 111);
+    // The same offer has no VP8 for a VP8 room: refused, naming the codec.
+    CHECK(badRequest([] { planOffer(offer("offer-chromium-h264.sdp"), {}, "vp8"); }));
+    // And a VP8-only browser offer cannot join an H.264 room.
+    CHECK(badRequest([] { planOffer(offer("offer-firefox-sendrecv.sdp"), {}, "h264"); }));
+}
+
+TEST_CASE("offer plan: a renegotiation adds a screen share and keeps the rest", "[offer]") {
+    const OfferPlan first = planOffer(sdp({kAudio, kVideo}), {}, "vp8");
+    const OfferPlan second = planOffer(sdp({kAudio, kVideo, kShare}), first.state, "vp8");
+    CHECK(second.shares == std::set<int>{2});
+    REQUIRE(second.added.size() == 1);
+    // The share is only received: the room's video goes out on the camera line.
+    CHECK(
+        (second.added[0].index == 2 && !second.added[0].send && second.added[0].direction == MediaDirection::RecvOnly));
+    CHECK((second.state.videoMline == 1 && second.state.cameraMline == 1 && second.state.mlines == 3));
+    CHECK(second.mids == std::vector<std::string>{"a", "v", "s"});
+    // Stopping the share (inactive) clears it; removing m-lines is refused.
+    std::string stopped = kShare;
+    stopped.replace(stopped.find("a=sendonly"), 10, "a=inactive");
+    CHECK(planOffer(sdp({kAudio, kVideo, stopped}), second.state, "vp8").shares.empty());
+    CHECK(badRequest([&] { planOffer(sdp({kAudio}), second.state, "vp8"); }));
+}
+
+TEST_CASE("offer plan: rejected, bundle-only and malformed lines", "[offer]") {
+    // Port 0 without bundle-only rejects the line: no codec needed, nothing sent.
+    const OfferPlan rejected =
+        planOffer(sdp({kAudio, "m=video 0 UDP/TLS/RTP/SAVPF 100\r\na=mid:v\r\na=rtpmap:100 AV1/90000\r\n"}), {}, "vp8");
+    REQUIRE(rejected.added.size() == 2);
+    CHECK((rejected.added[1].pt == -1 && rejected.added[1].direction == MediaDirection::Inactive &&
+           !rejected.added[1].send));
+    // Port 0 with bundle-only (webrtcbin's own max-bundle offers) is live.
+    const OfferPlan bundled = planOffer(sdp({kAudio, "m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=bundle-only\r\na=mid:v\r\n"
+                                                     "a=rtpmap:96 VP8/90000\r\n"}),
+                                        {}, "vp8");
+    CHECK((bundled.added[1].send && bundled.state.videoMline == 1));
+    // Not an offer, or an offer of neither audio nor video.
+    CHECK(badRequest([] { planOffer("hello", {}, "vp8"); }));
+    CHECK(badRequest([] { planOffer(sdp({"m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"}), {}, "vp8"); }));
+    // Only the first audio line carries the mix-minus.
+    const OfferPlan twoAudio = planOffer(sdp({kAudio, kAudio}), {}, "vp8");
+    CHECK(
+        (twoAudio.added[0].send && !twoAudio.added[1].send && twoAudio.added[1].direction == MediaDirection::RecvOnly));
+}
