@@ -1,4 +1,4 @@
-// Bodies of the HTTP API (PROTOCOL.md "HTTP").
+// Bodies of the HTTP API (docs/protocol.md "HTTP").
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -9,7 +9,7 @@
 namespace tessera::api {
 namespace {
 
-// Output keeps insertion order: the fields read in the order PROTOCOL.md lists them.
+// Output keeps insertion order: the fields read in the order docs/protocol.md lists them.
 using OutJson = nlohmann::ordered_json;
 using Json = nlohmann::json;
 

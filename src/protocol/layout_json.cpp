@@ -204,7 +204,7 @@ Slot slot(const json& object, std::string_view path) {
     if (result.source == Slot::Source::Participant) {
         if (!participant) fail(participantField, "required when source is \"participant\"");
         result.participant = stringValue(*participant, participantField);
-        // Display names are 1-64 characters (PROTOCOL.md "join").
+        // Display names are 1-64 characters (docs/protocol.md "join").
         const std::size_t length = utf8Length(result.participant);
         if (length < 1 || length > 64) fail(participantField, "must be a display name of 1-64 characters");
     } else if (participant) {

@@ -1,4 +1,4 @@
-// The signaling messages of PROTOCOL.md: JSON text frames to typed structs
+// The signaling messages of docs/protocol.md: JSON text frames to typed structs
 // and back. Every rejection is Error(BadRequest) whose message starts with
 // the path of the offending field ("join.room: ...").
 #include <algorithm>

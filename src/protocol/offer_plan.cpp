@@ -152,7 +152,7 @@ OfferPlan planOffer(std::string_view sdp, const OfferState& before, std::string_
         const bool isAudio = s.media == "audio", isVideo = s.media == "video";
         const int index = static_cast<int>(i);
         // The first video m-line is the camera; any other one the client
-        // sends on is a screen share (PROTOCOL.md, Media).
+        // sends on is a screen share (docs/protocol.md, Media).
         if (isVideo && st.cameraMline < 0) st.cameraMline = index;
         if (isVideo && index != st.cameraMline && clientSends(dir)) plan.shares.insert(index);
         if (i < before.mlines || (!isAudio && !isVideo)) continue;

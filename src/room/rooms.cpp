@@ -331,7 +331,7 @@ void Rooms::onScreenShareChanged(Room& room, const std::string& participantId, b
         room.sharing.erase(participantId);
     const bool sharing = !room.sharing.empty();
     if (sharing == wasSharing) return;
-    // While a share is live the room shows it large (PROTOCOL.md, Media);
+    // While a share is live the room shows it large (docs/protocol.md, Media);
     // when the last one ends the previous layout comes back.
     if (sharing) {
         auto presentation = m_layouts.find("presentation");
@@ -559,7 +559,7 @@ void Rooms::onPeerFailed(Participant& participant, const std::string& reason) {
 namespace {
 
 // What the others get for a message on a participant's data channel
-// (PROTOCOL.md "Data channels"; the file framing is docs/datachannels.md):
+// (docs/protocol.md "Data channels"; the file framing is docs/datachannels.md):
 // chat is re-issued with the sender and a timestamp; file chunks (binary)
 // pass byte for byte; file control messages gain the sender. Throws
 // Error(BadRequest) for a malformed message; nullopt: nothing to relay.

@@ -28,7 +28,7 @@ namespace {
 namespace fs = std::filesystem;
 
 // Sessions may be sent frames larger than the protocol allows, up to this
-// size, so that an oversize message gets an `error` reply (PROTOCOL.md) and
+// size, so that an oversize message gets an `error` reply (docs/protocol.md) and
 // the connection lives on; beyond it libsoup closes the connection (1009).
 constexpr guint64 kMaxIncomingPayload = guint64{1024} * 1024;
 // Keeps idle connections open through NATs and proxies.
@@ -516,7 +516,7 @@ bool Server::Impl::authorized(SoupServerMessage* msg) {
 void Server::Impl::routeApi(SoupServerMessage* msg, const std::vector<std::string>& segments) {
     const std::size_t n = segments.size();
     if (n == 2 && segments[0] == "layouts" && segments[1] == "reload") {
-        // An extension of PROTOCOL.md: what SIGHUP does, with the outcome in the reply.
+        // An extension (marked in docs/protocol.md): what SIGHUP does, with the outcome in the reply.
         if (allowMethods(msg, "POST"))
             respondJson(msg, SOUP_STATUS_OK, api::serializeLayoutNames(m_rooms.reloadLayouts()));
         return;

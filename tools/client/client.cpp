@@ -1,4 +1,4 @@
-// tessera-client: one webrtcbin peer driven by the PROTOCOL.md signaling.
+// tessera-client: one webrtcbin peer driven by the docs/protocol.md signaling.
 // This file: start-up, the pipeline, the bus and shutdown;
 // client_impl.h says which file does the rest, and on which threads.
 #include <glib-unix.h>

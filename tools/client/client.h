@@ -1,6 +1,6 @@
 #pragma once
 // tessera-client: joins a Tessera room over the signaling WebSocket
-// (shared/PROTOCOL.md) with a webrtcbin peer, sends test media, measures
+// (docs/protocol.md) with a webrtcbin peer, sends test media, measures
 // what it receives and answers commands on stdin with JSON lines on stdout.
 // See docs/client.md.
 #include <cstdint>

@@ -1,5 +1,5 @@
 // tessera-client: signaling. The WebSocket; join, offer, answer and
-// candidates (PROTOCOL.md); the peer connection's state.
+// candidates (docs/protocol.md); the peer connection's state.
 #include <algorithm>
 #include <optional>
 #include <variant>

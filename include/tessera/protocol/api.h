@@ -1,5 +1,5 @@
 #pragma once
-// Bodies of the HTTP API (PROTOCOL.md "HTTP"). The protocol module owns the JSON.
+// Bodies of the HTTP API (docs/protocol.md "HTTP"). The protocol module owns the JSON.
 #include <cstdint>
 #include <optional>
 #include <string>

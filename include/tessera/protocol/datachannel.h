@@ -1,5 +1,5 @@
 #pragma once
-// Data-channel payloads (PROTOCOL.md "Data channels", framing of "file" in
+// Data-channel payloads (docs/protocol.md "Data channels", framing of "file" in
 // docs/datachannels.md). Parsed and built here because only the protocol
 // module sees JSON.
 #include <cstdint>

@@ -1,6 +1,6 @@
 #pragma once
 // The project error type: thrown at protocol/room level, caught by the
-// WebSocket and HTTP handlers and answered per PROTOCOL.md.
+// WebSocket and HTTP handlers and answered per docs/protocol.md.
 #include <stdexcept>
 #include <string>
 #include <string_view>

@@ -1,5 +1,5 @@
 #pragma once
-// Typed messages of the signaling WebSocket (shared/PROTOCOL.md). Only the
+// Typed messages of the signaling WebSocket (docs/protocol.md). Only the
 // protocol module sees JSON; everything else uses these structs.
 #include <cstddef>
 #include <cstdint>

@@ -113,7 +113,7 @@ private:
     void onAnswer(Participant& participant, const std::string& sdp);
     void onLocalCandidate(Participant& participant, const protocol::IceCandidate& candidate);
     void onPeerFailed(Participant& participant, const std::string& reason);
-    // Relays chat and file messages to the others in the room (PROTOCOL.md "Data channels").
+    // Relays chat and file messages to the others in the room (docs/protocol.md "Data channels").
     void onDataMessage(Participant& participant, const media::DataMessage& message);
     void onSpeakerChanged(Room& room, const std::string& participantId);
     void onScreenShareChanged(Room& room, const std::string& participantId, bool active);
