@@ -1,6 +1,7 @@
 #include "systemd.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -29,8 +30,16 @@ void notifyServiceManager(const char* state) noexcept {
     close(fd);
 }
 
+// systemd.exec(5): $JOURNAL_STREAM is "DEVICE:INODE" of the stream it
+// connected stderr to; a child that inherited it with stderr redirected
+// elsewhere sees another file. (GLib's g_log_writer_is_journald looks at the
+// socket's peer instead, which a test cannot stand in for.)
 bool stderrIsJournal() noexcept {
-    return g_log_writer_is_journald(fileno(stderr));
+    const char* stream = g_getenv("JOURNAL_STREAM");
+    unsigned long long device = 0, inode = 0;
+    struct stat status {};
+    return stream != nullptr && std::sscanf(stream, "%llu:%llu", &device, &inode) == 2 &&
+           fstat(STDERR_FILENO, &status) == 0 && status.st_dev == device && status.st_ino == inode;
 }
 
 void logToJournal(GstDebugCategory* category, GstDebugLevel level, const gchar*, const gchar*, gint, GObject*,

@@ -14,7 +14,7 @@ bool stderrIsJournal() noexcept;
 
 // A GstLogFunction writing "<priority>category: message" lines to stderr,
 // the prefix journald reads as the syslog priority (sd-daemon(3)).
-void logToJournal(GstDebugCategory* category, GstDebugLevel level, const gchar* file, const gchar* function,
-                  gint line, GObject* object, GstDebugMessage* message, gpointer data) noexcept;
+void logToJournal(GstDebugCategory* category, GstDebugLevel level, const gchar* file, const gchar* function, gint line,
+                  GObject* object, GstDebugMessage* message, gpointer data) noexcept;
 
 } // namespace tessera::app

@@ -117,8 +117,11 @@ class Client:
         return event in self.events
 
     def report(self):
-        self.process.stdin.write("report\n")
-        self.process.stdin.flush()
+        try:
+            self.process.stdin.write("report\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:  # the client gave up and exited
+            return None
         end = time.monotonic() + 10
         while time.monotonic() < end:
             item = self._drain(0.2)
@@ -163,10 +166,13 @@ def main():
     env = dict(os.environ, NOTIFY_SOCKET=notify.path, JOURNAL_STREAM=f"{info.st_dev}:{info.st_ino}")
     user = pwd.getpwnam("tessera")
     # What tessera.service does: the tessera user, no new privileges, the
-    # state directory as working directory. --log-level: flags still override.
+    # state directory as working directory. Flags still override the config:
+    # --log-level for the priority check; --ice-address because ICE leaves
+    # out loopback unless asked, and this namespace has nothing else.
     server = subprocess.Popen(
         ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups", "--no-new-privs",
-         "/usr/bin/tessera", "--config", "/etc/tessera/config.json", "--log-level", "info"],
+         "/usr/bin/tessera", "--config", "/etc/tessera/config.json", "--log-level", "info",
+         "--ice-address", "127.0.0.1"],
         cwd="/var/lib/tessera", env=env, stdout=stderr, stderr=stderr, preexec_fn=lambda: os.umask(0o027))
     clients = []
     try:
