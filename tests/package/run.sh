@@ -81,6 +81,12 @@ check "/etc/tessera/config.json readable by the tessera group only" \
   test "$(stat -c %a:%U:%G /etc/tessera/config.json)" = 640:root:tessera
 check "man pages" sh -c 'man -w tessera && man -w tessera-client || ls /usr/share/man/man1/tessera.1.gz /usr/share/man/man1/tessera-client.1.gz'
 check "systemd-analyze verify tessera.service" systemd-analyze verify /lib/systemd/system/tessera.service
+unit_docs() {
+  local docs
+  docs=$(sed -n 's|^Documentation=.*file://\([^ ]*\).*|\1|p' /lib/systemd/system/tessera.service)
+  [ -n "$docs" ] && ls -l $docs
+}
+check "the unit's documentation file is installed" unit_docs
 
 echo "== installed service (network namespace with only lo)"
 # TESSERA_TEST_LOCK: a lock file held while the service runs, on machines
