@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "options.h"
+#include "systemd.h"
+#include "tessera-build.h"
 #include "tessera/media/engine.h"
 #include "tessera/protocol/error.h"
 #include "tessera/room/layout_library.h"
@@ -42,11 +44,8 @@ void forwardGLog(const gchar* domain, GLogLevelFlags level, const gchar* message
     } else if (level & (G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO)) {
         gstLevel = GST_LEVEL_INFO;
     }
+    // Shown at logLevel like every other message (warnings by default).
     gst_debug_log(category, gstLevel, domain, "", 0, nullptr, "%s", message);
-    // Warnings reach the operator even when GST_DEBUG is not set (and only once when it is).
-    if (gstLevel <= GST_LEVEL_WARNING && gst_debug_category_get_threshold(category) < gstLevel) {
-        g_log_default_handler(domain, level, message, nullptr);
-    }
 }
 
 void forwardDomain(const char* domain, GstDebugCategory* category) {
@@ -54,7 +53,27 @@ void forwardDomain(const char* domain, GstDebugCategory* category) {
                       forwardGLog, category);
 }
 
-void initLogging() {
+GstDebugLevel debugLevel(const std::string& logLevel) {
+    if (logLevel == "error") return GST_LEVEL_ERROR;
+    if (logLevel == "info") return GST_LEVEL_INFO;
+    if (logLevel == "debug") return GST_LEVEL_DEBUG;
+    return GST_LEVEL_WARNING;
+}
+
+// Tessera's categories log at the configured level; what GST_DEBUG names
+// explicitly (someone debugging, e.g. tessera-media:6) wins over it. Under
+// systemd each line carries its priority, so that the journal files it at
+// the right level.
+void initLogging(const Config& config) {
+    gst_debug_set_threshold_for_name("tessera-*", debugLevel(config.logLevel));
+    // The latest pattern wins: GST_DEBUG again, on top.
+    if (const gchar* env = g_getenv("GST_DEBUG")) gst_debug_set_threshold_from_string(env, FALSE);
+    if (stderrIsJournal()) {
+        // Parenthesised: the functions, not gstinfo.h's macros of the same
+        // name (their void* comparison is not valid C++).
+        (gst_debug_remove_log_function)(gst_debug_log_default);
+        (gst_debug_add_log_function)(logToJournal, nullptr, nullptr);
+    }
     GST_DEBUG_CATEGORY_INIT(tessera_app_debug, "tessera-app", 0, "Tessera wiring and main loop");
     GST_DEBUG_CATEGORY_INIT(tessera_room_debug, "tessera-room", 0, "Tessera rooms (GLib log domain tessera-room)");
     GST_DEBUG_CATEGORY_INIT(tessera_server_debug, "tessera-server", 0,
@@ -107,6 +126,7 @@ gboolean onQuit(gpointer data) {
         return G_SOURCE_CONTINUE;
     }
     shutdown->requested = true;
+    notifyServiceManager("STOPPING=1");
     GST_INFO("signal received, finishing recordings and shutting down");
     g_timeout_add_seconds(
         kShutdownGraceSeconds,
@@ -177,6 +197,7 @@ int serve(const Config& config) {
     std::printf("tessera listening on %s\n", server->url().c_str());
     std::fflush(stdout);
     GST_INFO("listening on %s", server->url().c_str());
+    notifyServiceManager(("READY=1\nSTATUS=listening on " + server->url()).c_str());
     g_main_loop_run(loop.get());
     for (const guint source : sources) g_source_remove(source);
     return 0;
@@ -195,7 +216,11 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "tessera: %s\n", e.what());
         return kExitFailure;
     }
-    initLogging();
+    if (options.version) {
+        std::printf("tessera %s\n", TESSERA_VERSION);
+        return 0;
+    }
+    initLogging(options.config);
     if (options.command.empty()) return serve(options.config);
     if (options.command.front() == "validate") {
         return validate(std::vector<std::string>(options.command.begin() + 1, options.command.end()));

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <utility>
 
+#include "tessera-build.h"
 #include "tessera/protocol/error.h"
 
 namespace tessera::app {
@@ -18,6 +19,13 @@ namespace {
 // the same validation as the config file, so that a value means the same and
 // is refused for the same reason wherever it is written. That takes a small
 // JSON document built here (strings escaped, numbers passed through).
+// The default directories as --help shows them (resolveDefaultDirs).
+#if TESSERA_SOURCE_DATA
+#define DEFAULT_DIR(installed, source) TESSERA_SOURCE_DIR "/" source
+#else
+#define DEFAULT_DIR(installed, source) TESSERA_DATA_DIR "/" installed
+#endif
+
 enum class Kind { String, Number, List, Bool }; // Bool: a flag without a value, meaning true
 
 struct Flag {
@@ -31,10 +39,13 @@ struct Flag {
 constexpr std::array kFlags = {
     Flag{"host", "host", Kind::String, "ADDRESS", "Listen address (default 127.0.0.1)"},
     Flag{"port", "port", Kind::Number, "PORT", "Listen port; 0 picks a free one (default 8080)"},
-    Flag{"www-dir", "wwwDir", Kind::String, "DIR", "Web client directory (default <source>/data/www)"},
-    Flag{"layouts-dir", "layoutsDir", Kind::String, "DIR", "Layout specs directory (default <source>/data/layouts)"},
+    Flag{"www-dir", "wwwDir", Kind::String, "DIR", "Web client directory (default " DEFAULT_DIR("www", "data/www") ")"},
+    Flag{"layouts-dir", "layoutsDir", Kind::String, "DIR",
+         "Layout specs directory (default " DEFAULT_DIR("layouts", "data/layouts") ")"},
     Flag{"pipelines-dir", "pipelinesDir", Kind::String, "DIR",
-         "Pipeline fragments directory (default <source>/pipelines)"},
+         "Pipeline fragments directory (default " DEFAULT_DIR("pipelines", "pipelines") ")"},
+    Flag{"log-level", "logLevel", Kind::String, "LEVEL",
+         "error, warning, info or debug (default warning; GST_DEBUG categories override it)"},
     Flag{"default-layout", "defaultLayout", Kind::String, "NAME", "Layout of a new room (default grid)"},
     Flag{"max-participants", "maxParticipants", Kind::Number, "N", "Participants per room (default 25)"},
     Flag{"join-token", "joinToken", Kind::String, "TOKEN",
@@ -227,10 +238,12 @@ Options parseOptions(int argc, char** argv) {
     Collected collected;
     gchar* configFile = nullptr;
     gchar** rest = nullptr;
+    gboolean version = FALSE;
 
     std::vector<GOptionEntry> entries;
     entries.push_back({"config", 'c', 0, G_OPTION_ARG_FILENAME, &configFile,
                        "JSON config file (docs/config.md); flags override it", "FILE"});
+    entries.push_back({"version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", nullptr});
     for (const Flag& flag : kFlags) {
         entries.push_back({flag.name, 0, flag.kind == Kind::Bool ? gint{G_OPTION_FLAG_NO_ARG} : 0,
                            G_OPTION_ARG_CALLBACK, reinterpret_cast<gpointer>(&collect), flag.help, flag.argument});
@@ -264,6 +277,10 @@ Options parseOptions(int argc, char** argv) {
     }
 
     Options options;
+    if (version) {
+        options.version = true;
+        return options;
+    }
     if (configPath) {
         try {
             applyConfigJson(options.config, readFile(configPath.get()));

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tessera-build.h"
 #include "tessera/protocol/config.h"
 
 namespace tessera {
@@ -269,6 +270,11 @@ void applyRoot(Config& config, const Json& root) {
             config.layoutsDir = stringValue(value, key);
         } else if (key == "pipelinesDir") {
             config.pipelinesDir = stringValue(value, key);
+        } else if (key == "logLevel") {
+            if (!value.is_string() || !isLogLevel(value.get_ref<const std::string&>())) {
+                fail(key, "must be \"error\", \"warning\", \"info\" or \"debug\"");
+            }
+            config.logLevel = value.get<std::string>();
         } else if (key == "defaultLayout") {
             // A layout name is a file stem in layoutsDir: the room-name rule keeps it a plain name.
             if (!value.is_string() || !protocol::isValidRoomName(value.get_ref<const std::string&>())) {
@@ -343,9 +349,15 @@ std::vector<policy::Tier> effectiveTiers(const VideoConfig& video) {
 }
 
 void resolveDefaultDirs(Config& config) {
+#if TESSERA_SOURCE_DATA
     if (config.wwwDir.empty()) config.wwwDir = TESSERA_SOURCE_DIR "/data/www";
     if (config.layoutsDir.empty()) config.layoutsDir = TESSERA_SOURCE_DIR "/data/layouts";
     if (config.pipelinesDir.empty()) config.pipelinesDir = TESSERA_SOURCE_DIR "/pipelines";
+#else
+    if (config.wwwDir.empty()) config.wwwDir = TESSERA_DATA_DIR "/www";
+    if (config.layoutsDir.empty()) config.layoutsDir = TESSERA_DATA_DIR "/layouts";
+    if (config.pipelinesDir.empty()) config.pipelinesDir = TESSERA_DATA_DIR "/pipelines";
+#endif
 }
 
 } // namespace tessera

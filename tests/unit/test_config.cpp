@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "tessera-build.h"
 #include "tessera/protocol/config.h"
 
 using namespace tessera;
@@ -233,17 +234,37 @@ TEST_CASE("a bad config file leaves the config as it was", "[config]") {
 }
 
 TEST_CASE("resolveDefaultDirs fills only empty directories", "[config]") {
+    // A build for the checkout (-Dsource_data=true) reads the source tree; any
+    // other reads what `meson install` put in datadir/tessera.
+#if TESSERA_SOURCE_DATA
+    const std::string www = TESSERA_SOURCE_DIR "/data/www", layouts = TESSERA_SOURCE_DIR "/data/layouts",
+                      pipelines = TESSERA_SOURCE_DIR "/pipelines";
+#else
+    const std::string www = TESSERA_DATA_DIR "/www", layouts = TESSERA_DATA_DIR "/layouts",
+                      pipelines = TESSERA_DATA_DIR "/pipelines";
+#endif
     Config config;
     resolveDefaultDirs(config);
-    CHECK(config.wwwDir == TESSERA_SOURCE_DIR "/data/www");
-    CHECK(config.layoutsDir == TESSERA_SOURCE_DIR "/data/layouts");
-    CHECK(config.pipelinesDir == TESSERA_SOURCE_DIR "/pipelines");
+    CHECK(config.wwwDir == www);
+    CHECK(config.layoutsDir == layouts);
+    CHECK(config.pipelinesDir == pipelines);
 
     Config custom;
     custom.wwwDir = "/srv/www";
     resolveDefaultDirs(custom);
     CHECK(custom.wwwDir == "/srv/www");
-    CHECK(custom.layoutsDir == TESSERA_SOURCE_DIR "/data/layouts");
+    CHECK(custom.layoutsDir == layouts);
+}
+
+TEST_CASE("logLevel is one of the four levels", "[config]") {
+    Config config;
+    CHECK(config.logLevel == "warning");
+    applyConfigJson(config, R"({"logLevel": "debug"})");
+    CHECK(config.logLevel == "debug");
+    CHECK(configError(config, R"({"logLevel": "verbose"})") ==
+          R"(logLevel: must be "error", "warning", "info" or "debug")");
+    CHECK(configError(config, R"({"logLevel": 3})") == R"(logLevel: must be "error", "warning", "info" or "debug")");
+    CHECK(config.logLevel == "debug");
 }
 
 TEST_CASE("data/config.example.json parses", "[config]") {

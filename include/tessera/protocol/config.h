@@ -50,11 +50,12 @@ inline bool isRecordingFormat(std::string_view format) {
 }
 
 struct Config {
-    std::string host = "127.0.0.1"; // listen address
-    std::uint16_t port = 8080;      // listen port; 0 picks a free one (printed at start)
-    std::string wwwDir;             // web client; empty: <source>/data/www
-    std::string layoutsDir;         // layout specs; empty: <source>/data/layouts
-    std::string pipelinesDir;       // gst-launch fragments; empty: <source>/pipelines
+    std::string host = "127.0.0.1";   // listen address
+    std::uint16_t port = 8080;        // listen port; 0 picks a free one (printed at start)
+    std::string wwwDir;               // web client; empty: resolveDefaultDirs
+    std::string layoutsDir;           // layout specs; empty: resolveDefaultDirs
+    std::string pipelinesDir;         // gst-launch fragments; empty: resolveDefaultDirs
+    std::string logLevel = "warning"; // "error", "warning", "info" or "debug": what tessera logs
     std::string defaultLayout = "grid";
     unsigned maxParticipants = 25;               // per room; the next join gets "room-full"
     std::string joinToken;                       // non-empty: join needs this token
@@ -73,7 +74,15 @@ struct Config {
 // wrong types throw Error(BadRequest) naming the key path (e.g. "video.width").
 void applyConfigJson(Config& config, std::string_view text);
 
-// Fills empty directory keys with the defaults under the source tree.
+// The log levels of `logLevel`, least to most verbose.
+inline bool isLogLevel(std::string_view level) {
+    return level == "error" || level == "warning" || level == "info" || level == "debug";
+}
+
+// Fills empty directory keys with the data the build was configured with:
+// datadir/tessera/{www,layouts,pipelines} when installed, the source tree's
+// data/www, data/layouts and pipelines in a build made to run from the
+// checkout (meson -Dsource_data=true, as scripts/build does).
 void resolveDefaultDirs(Config& config);
 
 } // namespace tessera
