@@ -547,6 +547,7 @@ class Bench:
         self.server = None
         self.t0 = time.monotonic()
         self.errors = []
+        self.failed_phases = []
         self.live = []  # every client started, so that a failed phase can stop its own
         self.budget = 110 if self.quick else 570  # seconds: the 2 and 10 minutes, less the bare runs
         self.window = 5 if self.quick else 10
@@ -559,6 +560,7 @@ class Bench:
         except Exception as e:  # a report with a hole beats no report
             self.log(f"{name}: failed: {e!r}")
             self.errors.append(f"{name} phase failed: {e!r}")
+            self.failed_phases.append(name)
             running = [c for c in self.live if c.proc.poll() is None]
             for c in running:
                 c.leave()
@@ -1044,6 +1046,9 @@ def main():
     print(md)
     print(f"\nwritten: {stem}.md, {stem}.json{', ' + str(png) if png.exists() else ''} "
           f"({time.monotonic() - t0:.0f} s)")
+    if bench.failed_phases:
+        # The table is printed and written anyway; the exit status says it has holes.
+        sys.exit(f"bench.py: phases failed: {', '.join(bench.failed_phases)}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 #include "tessera/room/rooms.h"
 
 #include <glib.h>
+#include <glib/gstdio.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -403,7 +405,10 @@ std::string Rooms::startRecording(const std::string& name, const std::optional<s
     gchar* dir = g_canonicalize_filename(m_config.recording.dir.c_str(), nullptr);
     const std::string directory = dir;
     g_free(dir);
-    if (g_mkdir_with_parents(directory.c_str(), 0755) != 0) {
+    // Writable now, not only when the first media reaches the file (that
+    // would fail later, from the bus): permissions, a read-only file system
+    // and an immutable directory (which stops root too) answer 500 at once.
+    if (g_mkdir_with_parents(directory.c_str(), 0755) != 0 || g_access(directory.c_str(), W_OK) != 0) {
         throw failStart("recording directory " + directory + ": " + g_strerror(errno));
     }
     const std::int64_t nowMs = g_get_real_time() / 1000;

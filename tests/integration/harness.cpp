@@ -5,6 +5,7 @@
 #include <cstring>
 #include <deque>
 #include <fcntl.h>
+#include <fstream>
 #include <poll.h>
 #include <sstream>
 #include <stdexcept>
@@ -13,8 +14,6 @@
 
 #include <catch2/catch.hpp>
 #include <libsoup/soup.h>
-
-#include "tessera/layout/geometry.h"
 
 namespace tessera::testing {
 namespace {
@@ -41,6 +40,23 @@ std::string logFor(const std::string& what) {
 }
 
 } // namespace
+
+std::string logTail(const std::string& path, std::size_t lines) {
+    std::ifstream in(path);
+    std::deque<std::string> tail;
+    for (std::string line; std::getline(in, line);) {
+        tail.push_back(std::move(line));
+        if (tail.size() > lines) tail.pop_front();
+    }
+    std::string text;
+    for (const auto& line : tail) text += line + "\n";
+    return text.empty() ? "(empty)\n" : text;
+}
+
+std::string describeStatus(int status) {
+    if (status < 0) return "killed by signal " + std::to_string(-status) + " (" + strsignal(-status) + ")";
+    return "exit " + std::to_string(status);
+}
 
 std::string tesseraBinary() { return envOr("TESSERA_BIN", "build/src/app/tessera"); }
 std::string clientBinary() { return envOr("TESSERA_CLIENT_BIN", "build/tools/client/tessera-client"); }
@@ -109,7 +125,7 @@ std::optional<int> Process::wait(Clock::time_point deadline) {
         int status = 0;
         pid_t r = waitpid(m_pid, &status, WNOHANG);
         if (r == m_pid) {
-            m_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            m_status = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
             break;
         }
         if (Clock::now() >= deadline) return std::nullopt;
@@ -150,7 +166,46 @@ Server::Server(std::vector<std::string> extraArgs, bool loopbackIce)
             break;
         }
     }
-    if (m_port == 0) FAIL("server did not start; log: " << m_process.logPath());
+    if (m_port == 0) FAIL("server did not start; log " << m_process.logPath() << ":\n" << logTail(m_process.logPath()));
+}
+
+Server::~Server() { stop(); }
+
+// Only non-fatal assertions and no INFO (whose scope would outlive an
+// unwinding test): this also runs from the destructor.
+void Server::stop() {
+    if (m_ended) return;
+    m_ended = true;
+    const std::optional<int> died = m_process.wait(Clock::now());
+    std::optional<int> status = died;
+    if (!died) {
+        m_process.kill(SIGTERM);
+        status = m_process.wait(Clock::now() + kStopBound);
+        if (!status) {
+            m_process.kill(SIGKILL);
+            m_process.wait(Clock::now() + 10s);
+        }
+    }
+    const auto where = [&] {
+        return "; server log " + m_process.logPath() + ", its end:\n" + logTail(m_process.logPath());
+    };
+    if (died)
+        FAIL_CHECK("the server died during the test: " << describeStatus(*died) << where());
+    else if (!status)
+        FAIL_CHECK("the server did not exit within " << kStopBound.count() << " s of SIGTERM" << where());
+    else if (*status != 0)
+        FAIL_CHECK("the server ended with " << describeStatus(*status) << " on SIGTERM" << where());
+}
+
+std::optional<int> Server::end(int signal, Clock::duration bound) {
+    m_ended = true;
+    m_process.kill(signal);
+    auto status = m_process.wait(Clock::now() + bound);
+    if (!status) {
+        m_process.kill(SIGKILL);
+        m_process.wait(Clock::now() + 10s);
+    }
+    return status;
 }
 
 double Server::metric(const std::string& sample) {
@@ -160,7 +215,8 @@ double Server::metric(const std::string& sample) {
     while (std::getline(in, line)) {
         if (line.rfind(sample + " ", 0) == 0) return std::atof(line.c_str() + sample.size() + 1);
     }
-    return -1;
+    FAIL("no sample " << sample << " in GET /metrics (status " << r.status << "):\n" << r.body);
+    return 0;
 }
 
 Client::Client(Server& server, const ClientOptions& options)
@@ -252,7 +308,18 @@ Json Client::waitReport(const std::function<bool(const Json&)>& done, Clock::dur
 void Client::leave() {
     m_process.writeLine("leave");
     auto status = m_process.wait(Clock::now() + 20s);
+    INFO("client " << m_options.name << " log " << m_process.logPath() << ", its end:\n"
+                   << logTail(m_process.logPath()));
     REQUIRE(status.has_value());
+    REQUIRE(describeStatus(*status) == describeStatus(0));
+}
+
+int Client::waitExit(Clock::duration timeout) {
+    auto status = m_process.wait(Clock::now() + timeout);
+    INFO("client " << m_options.name << " log " << m_process.logPath() << ", its end:\n"
+                   << logTail(m_process.logPath()));
+    REQUIRE(status.has_value());
+    return *status;
 }
 
 HttpResponse httpRequest(const std::string& method, const std::string& url, const std::string& body,
@@ -429,16 +496,16 @@ std::vector<std::unique_ptr<Client>> joinAll(Server& server, const std::string& 
 }
 
 std::vector<std::pair<double, double>> gridCentres(size_t n) {
-    std::vector<tessera::layout::Source> sources;
-    for (size_t i = 0; i < n; ++i)
-        sources.push_back({"s" + std::to_string(i), "p" + std::to_string(i), "n", false, 16, 9});
-    auto tiles = tessera::layout::computeTiles(sources, "", tessera::layout::defaultGridSpec(), 1280, 720);
-    std::vector<std::pair<double, double>> centres(n);
-    for (const auto& t : tiles) {
-        size_t i = std::stoul(t.sourceId.substr(1));
-        centres[i] = {(t.x + t.width / 2.0) / 1280.0, (t.y + t.height / 2.0) / 720.0};
+    // Written out from the documented grid (data/layouts/README.md: 2 -> 2x1,
+    // 3-4 -> 2x2, the last row centred), not computed by the server's own
+    // geometry code, which would agree with the server however wrong both are.
+    switch (n) {
+    case 1: return {{0.5, 0.5}};
+    case 2: return {{0.25, 0.5}, {0.75, 0.5}};
+    case 3: return {{0.25, 0.25}, {0.75, 0.25}, {0.5, 0.75}};
+    case 4: return {{0.25, 0.25}, {0.75, 0.25}, {0.25, 0.75}, {0.75, 0.75}};
+    default: FAIL("no grid written out for " << n << " tiles"); return {};
     }
-    return centres;
 }
 
 double tone(const Json& report, int hz) { return report.at("tones").value(std::to_string(hz), -200.0); }

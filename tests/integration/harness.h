@@ -21,9 +21,17 @@ using namespace std::chrono_literals;
 
 // Generous: ICE and start-up on a loaded 2-core machine are slow.
 inline constexpr auto kDeadline = 60s;
+// How long the server may take to exit on SIGTERM: it finalises running
+// recordings first, for at most its 20 s grace period.
+inline constexpr auto kStopBound = 30s;
 
 std::string tesseraBinary();
 std::string clientBinary();
+
+// The last lines of a log file, for failure messages.
+std::string logTail(const std::string& path, std::size_t lines = 40);
+// An exit status as Process::wait returns it, in words ("exit 0", "killed by signal 11 (Segmentation fault)").
+std::string describeStatus(int status);
 
 // A child process with piped stdin/stdout (stderr goes to a log file).
 class Process {
@@ -36,7 +44,8 @@ public:
     void writeLine(const std::string& line);
     // The next stdout line, or nullopt at the deadline or end of output.
     std::optional<std::string> readLine(Clock::time_point deadline);
-    // Exit status, or nullopt if it did not exit by the deadline.
+    // Exit status (-N when killed by signal N), or nullopt if it did not
+    // exit by the deadline.
     std::optional<int> wait(Clock::time_point deadline);
     void kill(int signal);
     bool running();
@@ -53,18 +62,37 @@ private:
 
 // The tessera server on a free loopback port. With `loopbackIce` it gets
 // --ice-address 127.0.0.1; without, it finds its ICE addresses itself.
+//
+// Every test checks that its server survived: the destructor (after the
+// test's clients, declared later, are gone) checks that the server is still
+// running and exits 0 on SIGTERM within kStopBound, and reports otherwise as
+// a Catch2 failure with the server's log tail. It uses only non-fatal
+// assertions, so it never throws, also while a failed REQUIRE unwinds.
 class Server {
 public:
     explicit Server(std::vector<std::string> extraArgs = {}, bool loopbackIce = true);
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+    // The survival check, at a point the test chooses (the destructor then
+    // checks nothing more).
+    void stop();
+    // Ends the server on purpose (a crash test's SIGKILL, a shutdown test's
+    // SIGTERM): sends `signal`, waits up to `bound` and returns the exit
+    // status (nullopt: still running, then killed). The destructor then
+    // checks nothing; the caller checks the status.
+    std::optional<int> end(int signal, Clock::duration bound);
     std::string http() const { return "http://127.0.0.1:" + std::to_string(m_port); }
     std::string ws() const { return "ws://127.0.0.1:" + std::to_string(m_port) + "/ws"; }
     Process& process() { return m_process; }
-    // Parsed GET /metrics: sample name with labels -> value.
+    // The value of one sample of GET /metrics, named with its labels
+    // (`tessera_recording{room="a"}`); fails the test if there is no such sample.
     double metric(const std::string& sample);
 
 private:
     Process m_process;
     int m_port = 0;
+    bool m_ended = false;
 };
 
 struct ClientOptions {
@@ -91,8 +119,11 @@ public:
     // returns the last report anyway (the caller's REQUIRE shows it).
     Json waitReport(const std::function<bool(const Json&)>& done, Clock::duration timeout = kDeadline);
     void command(const std::string& line) { m_process.writeLine(line); }
-    // Sends "leave" and waits for a clean exit.
+    // Sends "leave" and requires a clean exit (status 0).
     void leave();
+    // Waits for the client to exit by itself (after the server closed its
+    // socket) and returns its exit status; fails the test if it does not.
+    int waitExit(Clock::duration timeout = 20s);
     Process& process() { return m_process; }
     const ClientOptions& options() const { return m_options; }
 

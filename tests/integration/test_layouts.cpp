@@ -14,8 +14,6 @@
 #include <catch2/catch.hpp>
 
 #include "harness.h"
-#include "tessera/layout/geometry.h"
-#include "tessera/protocol/layout_spec.h"
 
 using namespace tessera::testing;
 
@@ -26,10 +24,13 @@ namespace {
 constexpr int kCanvasW = 640, kCanvasH = 360;
 const std::vector<std::string> kServerArgs = {"--video-width",      "640", "--video-height",      "360",
                                               "--video-tile-width", "320", "--video-tile-height", "180"};
-// Receivers at 30 fps see a frame every ~33 ms; a starved client on a loaded
-// machine may stutter for a few hundred. A freeze (the composite stopping, a
-// decoder waiting for the next key frame, 2 s apart) lasts longer than this.
-constexpr int kMaxFrameGapMs = 1500;
+// Receivers at 30 fps see a frame every ~33 ms. A freeze (the composite
+// stopping, a decoder waiting for the next key frame, up to 2 s apart) lasts
+// longer than this.
+constexpr int kMaxFrameGapMs = 500;
+// With no switch at all the receivers must stutter less than this, or the
+// machine is too loaded for kMaxFrameGapMs to tell a freeze from load.
+constexpr int kMaxControlGapMs = kMaxFrameGapMs / 2;
 
 struct Who {
     std::string name, color;
@@ -54,23 +55,20 @@ std::string readFile(const std::string& path) {
     return s.str();
 }
 
-// The tiles the server should draw: the same geometry code on the same spec,
-// with sources "p<i>" in join order.
-std::vector<tessera::layout::Tile> expectedTiles(const tessera::protocol::LayoutSpec& spec, std::size_t speaker) {
-    std::vector<tessera::layout::Source> sources;
-    for (std::size_t i = 0; i < kFour.size(); ++i)
-        sources.push_back({"p" + std::to_string(i), "p" + std::to_string(i), kFour[i].name, false, 16, 9});
-    return tessera::layout::computeTiles(sources, "p" + std::to_string(speaker), spec, kCanvasW, kCanvasH);
-}
+// Where a participant's picture must be, as fractions of the canvas: written
+// out from each layout's spec and data/layouts/README.md, not computed with
+// the server's own geometry code (which would agree with a wrong server).
+struct Place {
+    std::size_t who; // index into kFour (join order)
+    double x, y, w, h;
+    double cx() const { return x + w / 2; }
+    double cy() const { return y + h / 2; }
+};
 
-std::size_t indexOf(const tessera::layout::Tile& tile) { return std::stoul(tile.sourceId.substr(1)); }
-
-// Every tile's centre shows its participant's colour.
-bool tilesMatch(const Json& report, const std::vector<tessera::layout::Tile>& tiles) {
-    for (const auto& t : tiles) {
-        const double fx = (t.x + t.width / 2.0) / kCanvasW, fy = (t.y + t.height / 2.0) / kCanvasH;
-        if (!near(thumbColor(report, fx, fy), kFour[indexOf(t)].rgb)) return false;
-    }
+// Every place's centre shows its participant's colour.
+bool placesMatch(const Json& report, const std::vector<Place>& places) {
+    for (const auto& p : places)
+        if (!near(thumbColor(report, p.cx(), p.cy()), kFour[p.who].rgb)) return false;
     return true;
 }
 
@@ -103,79 +101,93 @@ TEST_CASE("four clients see grid, speaker, pip and a custom layout where the spe
 
     struct Phase {
         std::string name;
-        std::string body;                   // the PUT body
-        tessera::protocol::LayoutSpec spec; // for the expected geometry
+        std::string body;          // the PUT body
+        std::vector<Place> places; // where everyone must be (blue, kLoud, is the speaker)
     };
     const std::string custom = R"({"name": "custom", "padding": 0, "border": 20, "borderColor": "#ffffff",
         "labels": true, "keepAspect": false,
         "slots": [{"x": 0, "y": 0, "w": 0.5, "h": 1, "source": "participant", "participant": "green"},
                   {"x": 0.5, "y": 0, "w": 0.5, "h": 0.5, "source": "speaker"}],
         "rest": {"x": 0.5, "y": 0.5, "w": 0.5, "h": 0.5}})";
-    using tessera::protocol::parseLayoutSpec;
     const std::vector<Phase> phases = {
-        {"grid", R"({"layout": "grid"})", parseLayoutSpec(readFile("data/layouts/grid.json"))},
-        {"speaker", R"({"layout": "speaker"})", parseLayoutSpec(readFile("data/layouts/speaker.json"))},
-        {"pip", R"({"layout": "pip"})", parseLayoutSpec(readFile("data/layouts/pip.json"))},
-        {"custom", R"({"layout": )" + custom + "}", parseLayoutSpec(custom)},
+        // 2x2 in join order.
+        {"grid",
+         R"({"layout": "grid"})",
+         {{0, 0, 0, 0.5, 0.5}, {1, 0.5, 0, 0.5, 0.5}, {2, 0, 0.5, 0.5, 0.5}, {3, 0.5, 0.5, 0.5, 0.5}}},
+        // The speaker 16:9 in the top 80 % (512x288 of 640x288, centred); the
+        // other three side by side in the bottom 20 % strip.
+        {"speaker",
+         R"({"layout": "speaker"})",
+         {{kLoud, 0.1, 0, 0.8, 0.8},
+          {0, 0, 0.8, 1.0 / 3, 0.2},
+          {1, 1.0 / 3, 0.8, 1.0 / 3, 0.2},
+          {3, 2.0 / 3, 0.8, 1.0 / 3, 0.2}}},
+        // The speaker full frame, the first other in join order (red) inset.
+        {"pip", R"({"layout": "pip"})", {{kLoud, 0, 0, 1, 1}, {0, 0.73, 0.73, 0.25, 0.25}}},
+        // Green's slot, the speaker's slot, red and yellow in a 2x1 grid
+        // (16:9 region and sources: the tie goes to columns) in the rest.
+        {"custom",
+         R"({"layout": )" + custom + "}",
+         {{1, 0, 0, 0.5, 1}, {kLoud, 0.5, 0, 0.5, 0.5}, {0, 0.5, 0.5, 0.25, 0.5}, {3, 0.75, 0.5, 0.25, 0.5}}},
     };
 
     // Settled: everyone receives the grid, and the loud client is the speaker.
     auto report = viewer.waitReport([&](const Json& r) {
-        return r.value("frames", 0) > 10 && r.value("speaker", "") == ids[kLoud] &&
-               tilesMatch(r, expectedTiles(phases[0].spec, kLoud));
+        return r.value("frames", 0) > 10 && r.value("speaker", "") == ids[kLoud] && placesMatch(r, phases[0].places);
     });
     INFO("viewer log " << viewer.process().logPath());
     REQUIRE(report.value("speaker", "") == ids[kLoud]);
-    REQUIRE(tilesMatch(report, expectedTiles(phases[0].spec, kLoud)));
+    REQUIRE(placesMatch(report, phases[0].places));
     // Labels are off in the grid: a tile's bottom left corner is its flat colour.
-    for (const auto& t : expectedTiles(phases[0].spec, kLoud))
-        CHECK(near(at(report, t.x + t.width / 10, t.y + t.height * 9 / 10), kFour[indexOf(t)].rgb));
+    for (const auto& p : phases[0].places)
+        CHECK(near(thumbColor(report, p.x + p.w / 10, p.y + p.h * 9 / 10), kFour[p.who].rgb));
     // Control: how much the receivers stutter with no switch at all (about 3 s
-    // of frames). On an idle machine that is ~50 ms; with the machine's other
-    // suites running, load averages of 30-70 on 2 cores were seen here and
-    // starved clients stuttered for seconds. The bound for the switches is
-    // kMaxFrameGapMs or twice the control, whichever is larger: a stall caused
-    // by a switch still stands out, load alone does not fail the test.
+    // of frames), and whether key frames are forced anyway (loss). On an idle
+    // machine the gap is ~50 ms; with other suites running, load averages of
+    // 30-70 on 2 cores were seen here and starved clients stuttered for
+    // seconds. Then a freeze cannot be told from load: the test fails saying
+    // so, rather than widening the bound.
     std::vector<std::int64_t> settled;
     for (auto& c : clients) {
         c->waitReport([](const Json& r) { return r.value("frames", 0) > 10; });
         CHECK(c->call("reset-gap").value("ok", false));
         settled.push_back(c->report().value("frames", 0));
     }
+    const std::string keyFrames = "tessera_room_keyframes_forced_total{room=\"switch\"}";
+    double keyFramesBefore = server.metric(keyFrames);
     std::int64_t controlGapMs = 0;
     for (std::size_t i = 0; i < clients.size(); ++i) {
         const auto r = clients[i]->waitReport([&](const Json& j) { return j.value("frames", 0) > settled[i] + 90; });
         controlGapMs = std::max<std::int64_t>(controlGapMs, r.value("maxFrameGapMs", 0));
         CHECK(clients[i]->call("reset-gap").value("ok", false));
     }
-    const std::int64_t gapBoundMs = std::max<std::int64_t>(kMaxFrameGapMs, 2 * controlGapMs);
-    const std::string keyFrames = "tessera_room_keyframes_forced_total{room=\"switch\"}";
-    const double keyFramesBefore = server.metric(keyFrames);
-    REQUIRE(keyFramesBefore >= 0);
+    const double controlKeyFrames = server.metric(keyFrames) - keyFramesBefore;
+    if (controlGapMs >= kMaxControlGapMs || controlKeyFrames > 0)
+        FAIL("too loaded to judge freezes: with no switch at all the receivers stalled for up to "
+             << controlGapMs << " ms (must be under " << kMaxControlGapMs << ") and " << controlKeyFrames
+             << " key frames were forced (must be 0)");
 
     for (const Phase& phase : phases) {
         INFO("layout " << phase.name);
         std::vector<std::int64_t> before;
         for (auto& c : clients) before.push_back(c->report().value("frames", 0));
+        keyFramesBefore = server.metric(keyFrames);
         const auto put = httpRequest("PUT", url, phase.body);
         REQUIRE(put.status == 200);
-        const auto tiles = expectedTiles(phase.spec, kLoud);
         report = viewer.waitReport(
-            [&](const Json& r) { return r.value("layout", "") == phase.name && tilesMatch(r, tiles); });
+            [&](const Json& r) { return r.value("layout", "") == phase.name && placesMatch(r, phase.places); });
         CHECK(report.value("layout", "") == phase.name);
-        for (const auto& t : tiles) {
-            const double fx = (t.x + t.width / 2.0) / kCanvasW, fy = (t.y + t.height / 2.0) / kCanvasH;
-            const Rgb c = thumbColor(report, fx, fy);
-            INFO("tile of " << kFour[indexOf(t)].name << " at " << fx << "," << fy << ": " << c.r << "," << c.g << ","
-                            << c.b);
-            CHECK(near(c, kFour[indexOf(t)].rgb));
+        for (const auto& p : phase.places) {
+            const Rgb c = thumbColor(report, p.cx(), p.cy());
+            INFO("tile of " << kFour[p.who].name << " at " << p.cx() << "," << p.cy() << ": " << c.r << "," << c.g
+                            << "," << c.b);
+            CHECK(near(c, kFour[p.who].rgb));
         }
         if (phase.name == "speaker" || phase.name == "pip") {
-            // The louder client has the large tile.
-            REQUIRE_FALSE(tiles.empty());
-            CHECK(indexOf(tiles.front()) == kLoud);
-            CHECK(tiles.front().width >= kCanvasW * 3 / 4);
-            CHECK(near(at(report, kCanvasW / 2, kCanvasH * 2 / 5), kFour[kLoud].rgb));
+            // The louder client has the large tile: its colour near its corners too.
+            const Place& big = phase.places.front();
+            CHECK(near(thumbColor(report, big.x + big.w * 0.1, big.y + big.h * 0.1), kFour[kLoud].rgb));
+            CHECK(near(thumbColor(report, big.x + big.w * 0.6, big.y + big.h * 0.65), kFour[kLoud].rgb));
         }
         if (phase.name == "custom") {
             // The 20-pixel white border around green's picture (x 20..300, y 20..340).
@@ -202,11 +214,13 @@ TEST_CASE("four clients see grid, speaker, pip and a custom layout where the spe
             auto r = clients[i]->waitReport([&](const Json& j) { return j.value("frames", 0) > before[i] + 10; });
             INFO("receiver " << kFour[i].name << ", log " << clients[i]->process().logPath());
             CHECK(r.value("frames", 0) > before[i] + 10);
-            INFO("largest gap without switching " << controlGapMs << " ms; bound " << gapBoundMs << " ms");
+            INFO("largest gap without switching " << controlGapMs << " ms; bound " << kMaxFrameGapMs << " ms");
             CHECK(r.value("maxFrameGapMs", -1) >= 0);
-            CHECK(r.value("maxFrameGapMs", gapBoundMs) < gapBoundMs);
+            CHECK(r.value("maxFrameGapMs", kMaxFrameGapMs) < kMaxFrameGapMs);
             CHECK(clients[i]->call("reset-gap").value("ok", false)); // the next switch's own count
         }
+        // A layout change needs no key frame: the encoder just encodes the new picture.
+        CHECK(server.metric(keyFrames) - keyFramesBefore == 0);
     }
 
     for (std::size_t i = 0; i < clients.size(); ++i) {
@@ -217,11 +231,6 @@ TEST_CASE("four clients see grid, speaker, pip and a custom layout where the spe
         CHECK(r.value("width", 0) == kCanvasW);
         CHECK(r.value("height", 0) == kCanvasH);
     }
-    // A layout change needs no key frame: the encoder just encodes the new picture.
-    // (Receivers may still ask for one after loss under load; one per switch would be a storm.)
-    const double keyFramesForced = server.metric(keyFrames) - keyFramesBefore;
-    INFO("key frames forced during the switches: " << keyFramesForced);
-    CHECK(keyFramesForced < static_cast<double>(phases.size()));
     for (auto& c : clients) c->leave();
 }
 

@@ -79,8 +79,15 @@ void Client::command(std::string_view line) {
     if (verb == "report") {
         emit(report());
     } else if (verb == "reset-gap") {
-        std::lock_guard lock(m_video.mutex);
-        m_video.maxGapUs = 0;
+        {
+            std::lock_guard lock(m_video.mutex);
+            m_video.maxGapUs = 0;
+            m_frameGaps.reset();
+        }
+        for (RtpMeasure* m : {&m_rtpVideo, &m_rtpAudio}) {
+            std::lock_guard lock(m->mutex);
+            m->gaps.reset();
+        }
         reply(true);
     } else if (verb == "send") {
         if (!m_ws || soup_websocket_connection_get_state(m_ws.get()) != SOUP_WEBSOCKET_STATE_OPEN) {

@@ -103,6 +103,12 @@ struct GapMeasure {
         }
         lastUs = nowUs;
     }
+    // Measures from now on (`reset-gap`); a gap still open keeps counting
+    // from its start.
+    void reset() {
+        maxGapUs = 0;
+        stalls = 0;
+    }
     // The gap still open at `nowUs` counts too: a stream that stopped.
     Json toJson(gint64 nowUs) const {
         const gint64 open = lastUs ? nowUs - lastUs : 0;
