@@ -53,7 +53,7 @@ public:
         for (const std::string& stem : upcomingStems(room, 30)) {
             const std::string path = dir + "/" + stem + "." + extension;
             REQUIRE(mkfifo(path.c_str(), 0644) == 0);
-            const int fd = open(path.c_str(), O_RDONLY | O_NONBLOCK);
+            const int fd = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
             REQUIRE(fd >= 0);
             fcntl(fd, F_SETPIPE_SZ, 4096);
             m_readers.emplace_back(path, fd);
@@ -65,14 +65,19 @@ public:
         for (const auto& reader : m_readers) close(reader.second);
     }
     // Waits until the recorder has filled the pipe of `file`: it is blocked.
+    // A write that does not fit waits whole, so "full" is over half the pipe
+    // and no growth for a second (the recorder writes ~10 kB/s or more).
     bool waitBlocked(const std::string& file) {
         const int fd = readerOf(file);
         const auto deadline = Clock::now() + kDeadline;
-        int queued = 0;
+        int queued = 0, previous = -1;
         while (Clock::now() < deadline) {
-            if (ioctl(fd, FIONREAD, &queued) == 0 && queued >= 4096) return true;
-            std::this_thread::sleep_for(50ms);
+            if (ioctl(fd, FIONREAD, &queued) != 0) return false;
+            if (queued > 2048 && queued == previous) return true;
+            previous = queued;
+            std::this_thread::sleep_for(1s);
         }
+        WARN(queued << " bytes in the pipe of " << file);
         return false;
     }
     // From now on, reads every pipe to its end (the writer closed it).
