@@ -17,6 +17,16 @@ std::unique_ptr<Client> joinWithChannels(Server& server, const Participant& who)
     return client;
 }
 
+// Sends a client command that must succeed (a channel that is not open fails it).
+void send(Client& client, const std::string& line) { REQUIRE(client.call(line).value("ok", false)); }
+
+// The `start` control message of a transfer.
+std::string fileStart(const std::string& id, const std::string& name, int size) {
+    return "file-text " +
+           Json{{"type", "start"}, {"id", id}, {"name", name}, {"size", size}, {"mime", "application/octet-stream"}}
+               .dump();
+}
+
 } // namespace
 
 TEST_CASE("data channels: a late joiner gets no earlier chat or file messages, only later ones",
@@ -24,20 +34,16 @@ TEST_CASE("data channels: a late joiner gets no earlier chat or file messages, o
     Server server;
     auto alice = joinWithChannels(server, kTrio[0]);
     auto bob = joinWithChannels(server, kTrio[1]);
-    REQUIRE(alice->call("chat before").value("ok", false));
-    REQUIRE(alice->call(R"(file-text {"type":"start","id":"old1","name":"a.txt","size":2,"mime":"text/plain"})")
-                .value("ok", false));
-    REQUIRE(alice
-                ->call("file-data 046f6c6431"
-                       "6869")
-                .value("ok", false)); // id "old1", payload "hi"
+    send(*alice, "chat before");
+    send(*alice, fileStart("old1", "a.txt", 2));
+    send(*alice, "file-data 046f6c64316869"); // id "old1", payload "hi"
     // Bob, already there, got them: they were relayed before Carol came.
     CHECK(bob->waitEvent("chat").value("text", "") == "before");
     CHECK(bob->waitEvent("file-message").value("text", "").find("old1") != std::string::npos);
     bob->waitEvent("file-data");
 
     auto carol = joinWithChannels(server, kTrio[2]);
-    REQUIRE(alice->call("chat after").value("ok", false));
+    send(*alice, "chat after");
     const Json chat = carol->waitEvent("chat");
     CHECK(chat.value("text", "") == "after");
     CHECK(chat.value("name", "") == "red");
@@ -53,17 +59,10 @@ TEST_CASE("data channels: cancel reaches the other participants with the sender 
     Server server;
     auto alice = joinWithChannels(server, kTrio[0]);
     auto bob = joinWithChannels(server, kTrio[1]);
-    const std::string aliceId = alice->report().value("id", "");
-    REQUIRE(
-        alice
-            ->call(
-                R"(file-text {"type":"start","id":"c1","name":"big.bin","size":100000,"mime":"application/octet-stream"})")
-            .value("ok", false));
-    REQUIRE(alice
-                ->call("file-data 026331"
-                       "00010203")
-                .value("ok", false)); // id "c1", 4 bytes
-    REQUIRE(alice->call(R"(file-text {"type":"cancel","id":"c1"})").value("ok", false));
+    const std::string aliceId = alice->report().value("id", ""); // the sender, as receivers see it
+    send(*alice, fileStart("c1", "big.bin", 100000));
+    send(*alice, "file-data 02633100010203"); // id "c1", 4 bytes
+    send(*alice, R"(file-text {"type":"cancel","id":"c1"})");
 
     const Json start = Json::parse(bob->waitEvent("file-message").value("text", "{}"));
     CHECK(start.value("type", "") == "start");
@@ -87,12 +86,8 @@ TEST_CASE("data channels: a sender leaving mid-transfer is announced to its rece
     Server server;
     auto alice = joinWithChannels(server, kTrio[0]);
     auto bob = joinWithChannels(server, kTrio[1]);
-    const std::string aliceId = alice->report().value("id", "");
-    REQUIRE(
-        alice
-            ->call(
-                R"(file-text {"type":"start","id":"gone1","name":"x.bin","size":1000000,"mime":"application/octet-stream"})")
-            .value("ok", false));
+    const std::string aliceId = alice->report().value("id", ""); // the sender, as receivers see it
+    send(*alice, fileStart("gone1", "x.bin", 1000000));
     const Json start = Json::parse(bob->waitEvent("file-message").value("text", "{}"));
     CHECK(start.value("from", "") == aliceId);
     alice->leave();

@@ -42,6 +42,14 @@ std::optional<int> udpPort(const std::string& line) {
     return std::atoi(words[5].c_str());
 }
 
+// Joins over a raw socket and offers what Chromium offers, never sending a
+// candidate: the server answers and trickles its own.
+void joinAndOffer(RawSocket& ws, const std::string& room, const std::string& name) {
+    ws.send(Json{{"type", "join"}, {"room", room}, {"name", name}}.dump());
+    REQUIRE(ws.receiveType("joined"));
+    ws.send(Json{{"type", "offer"}, {"sdp", readText("tests/data/offer-chromium.sdp")}}.dump());
+}
+
 // Two participants in a call whose composite and cameras are in `codec`.
 void callIn(const std::string& codec) {
     INFO("codec " << codec);
@@ -146,9 +154,7 @@ TEST_CASE("a peer whose ICE does not connect within 30 s fails; the room goes on
     anchor.waitEvent("first-frame");
     // A client that offers but never sends a candidate: ICE cannot start.
     RawSocket ws(server.ws());
-    ws.send(R"({"type":"join","room":"ice","name":"silent"})");
-    REQUIRE(ws.receiveType("joined"));
-    ws.send(Json{{"type", "offer"}, {"sdp", readText("tests/data/offer-chromium.sdp")}}.dump());
+    joinAndOffer(ws, "ice", "silent");
     REQUIRE(ws.receiveType("answer", kDeadline));
     const auto answered = Clock::now();
     const auto error = ws.receiveType("error", 2 * kDeadline);
@@ -174,9 +180,7 @@ TEST_CASE("RTP ports: the server's UDP candidates stay within minRtpPort-maxRtpP
     Client red(server, ClientOptions{"ports", "red", "0xff0000", 440, {}, false, {}});
     red.waitEvent("first-frame");
     RawSocket ws(server.ws());
-    ws.send(R"({"type":"join","room":"ports","name":"raw"})");
-    REQUIRE(ws.receiveType("joined"));
-    ws.send(Json{{"type", "offer"}, {"sdp", readText("tests/data/offer-chromium.sdp")}}.dump());
+    joinAndOffer(ws, "ports", "raw");
     int candidates = 0;
     while (auto message = ws.receiveType("candidate", kDeadline)) {
         if (message->at("candidate").is_null()) break; // end of candidates
