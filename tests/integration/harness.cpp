@@ -197,9 +197,13 @@ void Server::stop() {
         FAIL_CHECK("the server ended with " << describeStatus(*status) << " on SIGTERM" << where());
 }
 
-std::optional<int> Server::end(int signal, Clock::duration bound) {
+void Server::signal(int signal) {
     m_ended = true;
     m_process.kill(signal);
+}
+
+std::optional<int> Server::end(int signal, Clock::duration bound) {
+    this->signal(signal);
     auto status = m_process.wait(Clock::now() + bound);
     if (!status) {
         m_process.kill(SIGKILL);

@@ -82,6 +82,9 @@ public:
     // status (nullopt: still running, then killed). The destructor then
     // checks nothing; the caller checks the status.
     std::optional<int> end(int signal, Clock::duration bound);
+    // Sends `signal` on purpose and leaves the waiting to the caller, who
+    // checks how the server ends (the destructor checks nothing).
+    void signal(int signal);
     std::string http() const { return "http://127.0.0.1:" + std::to_string(m_port); }
     std::string ws() const { return "ws://127.0.0.1:" + std::to_string(m_port) + "/ws"; }
     Process& process() { return m_process; }

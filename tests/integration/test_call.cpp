@@ -1,21 +1,12 @@
 // The core mixed call (issue 2): real server, real webrtcbin clients.
-#include <fstream>
-#include <sstream>
-
 #include <catch2/catch.hpp>
 
+#include "files.h"
 #include "harness.h"
 
 using namespace tessera::testing;
 
 namespace {
-
-std::string readFile(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
 
 // The quality tier GET /api/rooms/{room} reports for a participant by name.
 std::string tierOf(Server& server, const std::string& room, const std::string& name) {
@@ -170,7 +161,7 @@ TEST_CASE("bad input gets an error and the room goes on", "[call][bad-input]") {
     SECTION("a socket closed mid-negotiation leaves no trace") {
         ws.send(R"({"type":"join","room":"live","name":"vanisher"})");
         REQUIRE(ws.receiveType("joined"));
-        Json offer = {{"type", "offer"}, {"sdp", readFile("tests/data/offer-chromium.sdp")}};
+        Json offer = {{"type", "offer"}, {"sdp", readText("tests/data/offer-chromium.sdp")}};
         ws.send(offer.dump());
         ws.close();
         auto deadline = Clock::now() + kDeadline;

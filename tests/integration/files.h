@@ -1,0 +1,27 @@
+#pragma once
+// Files and directories the integration tests share: reading a file, a fresh
+// recording directory, a recording's metadata, and polling a room's details.
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "harness.h"
+
+namespace tessera::testing {
+
+// The whole file, or "" if it cannot be read.
+std::string readText(const std::string& path);
+// A fresh directory for one test's files, kept beside the logs for inspection
+// (TESSERA_ARTIFACTS, else the system's temporary directory).
+std::string freshDir(const std::string& what);
+// Server flags for recording into `dir` that a loaded 2-core machine keeps
+// up with: a small canvas at 15 frames/s, one quality tier, a small recording.
+std::vector<std::string> recorderArgs(const std::string& dir);
+// The metadata beside a recording: <stem>.json, for a segment "<stem>-NNNNN.ext" too.
+std::string metadataFor(const std::string& file);
+// A response body as JSON (the body in the failure message if it is not).
+Json jsonOf(const HttpResponse& r);
+// Polls GET /api/rooms/{room} until `done` holds; returns the last details.
+Json waitRoom(Server& server, const std::string& room, const std::function<bool(const Json&)>& done);
+
+} // namespace tessera::testing
