@@ -394,6 +394,7 @@ export class Session extends EventTarget {
     clearTimeout(this.restartTimer);
     clearTimeout(this.firstConnectTimer);
     clearTimeout(this.answerTimer);
+    this.disconnectTimer = this.restartTimer = 0;
     this.stopStats();
     this.files.abortIncoming(undefined, why);
     if (this.pc) {
@@ -450,6 +451,12 @@ export class Session extends EventTarget {
   iceRestart() {
     const pc = this.pc;
     if (!pc || this.state === 'left') return;
+    // A restart in flight has its own timer and is retried from there. The
+    // old path can go 'disconnected' and then 'failed' while the new one is
+    // still being checked (slow on a loaded server): counting those as new
+    // tries spent all of them within seconds and rejoined a call that the
+    // first restart was about to bring back.
+    if (this.restartTimer) return;
     if (this.iceRestarts >= MAX_ICE_RESTARTS) {
       this.rejoin(`ICE restart did not help after ${MAX_ICE_RESTARTS} tries; rejoining`);
       return;
