@@ -104,7 +104,9 @@ double toneLevelDbfs(std::span<const std::int16_t> interleaved, unsigned channel
     try {
         const double f[] = {frequency};
         return levels(interleaved, channels, sampleRate, f, kS16FullScale).front();
-    } catch (...) { return kSilenceDbfs; }
+    } catch (...) {
+        return kSilenceDbfs;
+    }
 }
 
 std::vector<double> toneLevelsDbfs(std::span<const float> interleaved, unsigned channels, double sampleRate,

@@ -284,12 +284,16 @@ Options parseOptions(int argc, char** argv) {
     if (configPath) {
         try {
             applyConfigJson(options.config, readFile(configPath.get()));
-        } catch (const Error& e) { throw Error(e.code(), std::string(configPath.get()) + ": " + e.what()); }
+        } catch (const Error& e) {
+            throw Error(e.code(), std::string(configPath.get()) + ": " + e.what());
+        }
     }
     if (!collected.values.empty()) {
         try {
             applyConfigJson(options.config, flagsJson(collected));
-        } catch (const Error& e) { rethrowForFlags(e); }
+        } catch (const Error& e) {
+            rethrowForFlags(e);
+        }
     }
     resolveDefaultDirs(options.config);
     for (gchar** word = rest; word != nullptr && *word != nullptr; ++word) options.command.emplace_back(*word);

@@ -184,7 +184,9 @@ void PeerCore::onAnswerCreated(GstWebRTCSessionDescription* answer) {
         m_queuedOffer.reset();
         try {
             applyOffer(next);
-        } catch (const Error& e) { fail(e.what()); }
+        } catch (const Error& e) {
+            fail(e.what());
+        }
     }
 }
 

@@ -153,7 +153,9 @@ LayoutRequest parseLayoutRequest(std::string_view body) {
     } else if (it->is_object()) {
         try {
             request.spec = protocol::parseLayoutSpec(it->dump());
-        } catch (const Error& e) { throw Error(e.code(), "layout: " + std::string(e.what())); }
+        } catch (const Error& e) {
+            throw Error(e.code(), "layout: " + std::string(e.what()));
+        }
     } else {
         fail("must be a layout name or a layout spec object");
     }

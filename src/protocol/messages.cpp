@@ -284,7 +284,9 @@ struct ServerToJson {
         json["id"] = m.id;
         json["room"] = m.room;
         json["participants"] = OutJson::array();
-        for (const auto& p : m.participants) { json["participants"].push_back({{"id", p.id}, {"name", p.name}}); }
+        for (const auto& p : m.participants) {
+            json["participants"].push_back({{"id", p.id}, {"name", p.name}});
+        }
         json["iceServers"] = OutJson::array();
         for (const auto& s : m.iceServers) {
             OutJson server = OutJson::object();

@@ -62,7 +62,9 @@ LayoutLibrary::Specs LayoutLibrary::load(const fs::path& directory) {
         try {
             protocol::LayoutSpec spec = loadLayoutFile(file);
             specs.emplace(spec.name, std::move(spec)); // names are unique: each equals its file name
-        } catch (const Error& e) { throw Error(e.code(), file.string() + ": " + e.what()); }
+        } catch (const Error& e) {
+            throw Error(e.code(), file.string() + ": " + e.what());
+        }
     }
     // Rooms start with "grid" by default: it must exist even in an empty directory.
     if (!specs.contains("grid")) specs.emplace("grid", layout::defaultGridSpec());

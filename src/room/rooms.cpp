@@ -381,7 +381,9 @@ std::string isoUtc(std::int64_t unixMs) { return formatUtc(unixMs, "%Y-%m-%dT%H:
 std::string recordingStem(std::string_view room, std::int64_t unixMs) {
     constexpr std::size_t kMaxRoomChars = 64;
     std::string stem;
-    for (const char c : room.substr(0, kMaxRoomChars)) { stem += g_ascii_isalnum(c) || c == '-' || c == '_' ? c : '_'; }
+    for (const char c : room.substr(0, kMaxRoomChars)) {
+        stem += g_ascii_isalnum(c) || c == '-' || c == '_' ? c : '_';
+    }
     if (stem.empty()) stem = "room";
     return stem + formatUtc(unixMs, "-%Y%m%dT%H%M%SZ");
 }

@@ -238,10 +238,14 @@ private:
             gsize size = 0;
             const auto* data = static_cast<const char*>(g_bytes_get_data(bytes, &size));
             handle(protocol::parseClientMessage(std::string_view(data != nullptr ? data : "", size)));
-        } catch (const Error& e) { replyError(e.code(), e.what()); } catch (const std::exception& e) {
+        } catch (const Error& e) {
+            replyError(e.code(), e.what());
+        } catch (const std::exception& e) {
             g_warning("%s: unexpected failure: %s", participant().c_str(), e.what());
             replyError(ErrorCode::Internal, "internal error");
-        } catch (...) { replyError(ErrorCode::Internal, "internal error"); }
+        } catch (...) {
+            replyError(ErrorCode::Internal, "internal error");
+        }
     }
 
     // Thread: main.
@@ -468,10 +472,14 @@ void Server::Impl::onWebSocket(SoupWebsocketConnection* connection) noexcept {
 void Server::Impl::onRequest(SoupServerMessage* msg, const char* path) noexcept {
     try {
         route(msg, path != nullptr ? path : "/");
-    } catch (const Error& e) { respondError(msg, e); } catch (const std::exception& e) {
+    } catch (const Error& e) {
+        respondError(msg, e);
+    } catch (const std::exception& e) {
         g_warning("%s %s: unexpected failure: %s", soup_server_message_get_method(msg), path, e.what());
         respondError(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, ErrorCode::Internal, "internal error");
-    } catch (...) { respondError(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, ErrorCode::Internal, "internal error"); }
+    } catch (...) {
+        respondError(msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, ErrorCode::Internal, "internal error");
+    }
 }
 
 void Server::Impl::route(SoupServerMessage* msg, std::string_view path) {

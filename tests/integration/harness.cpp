@@ -255,7 +255,9 @@ std::optional<Json> Client::nextJson(Clock::time_point deadline) {
     while (auto line = m_process.readLine(deadline)) {
         try {
             return Json::parse(*line);
-        } catch (const Json::exception&) { WARN("client " << m_options.name << " printed non-JSON: " << *line); }
+        } catch (const Json::exception&) {
+            WARN("client " << m_options.name << " printed non-JSON: " << *line);
+        }
     }
     return std::nullopt;
 }

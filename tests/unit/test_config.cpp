@@ -210,7 +210,9 @@ TEST_CASE("config errors name the key path", "[config]") {
         {R"({"audio": []})", "audio: must be an object"},
         {R"({"audio": {"bitrate": 600000}})", "audio.bitrate: must be an integer from 6000 to 510000"},
     };
-    for (const Case& c : cases) { CHECK(configError(c.text) == c.expected); }
+    for (const Case& c : cases) {
+        CHECK(configError(c.text) == c.expected);
+    }
 }
 
 TEST_CASE("config text that is not a JSON object", "[config]") {

@@ -35,7 +35,9 @@ const std::string kShare = "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:s\r\na=sendo
 bool badRequest(const std::function<void()>& fn) {
     try {
         fn();
-    } catch (const Error& e) { return e.code() == ErrorCode::BadRequest; }
+    } catch (const Error& e) {
+        return e.code() == ErrorCode::BadRequest;
+    }
     return false;
 }
 

@@ -28,7 +28,9 @@ Options parse(std::vector<std::string> words) {
 std::string parseError(std::vector<std::string> words) {
     try {
         parse(std::move(words));
-    } catch (const Error& e) { return e.what(); }
+    } catch (const Error& e) {
+        return e.what();
+    }
     FAIL_CHECK("no tessera::Error thrown");
     return {};
 }

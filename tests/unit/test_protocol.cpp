@@ -139,7 +139,9 @@ TEST_CASE("join: bad input names the field", "[protocol]") {
         {R"({"type":"join","room":"r","name":"A","receiveOnly":"yes"})", "join.receiveOnly: must be a boolean"},
         {R"({"type":"join","room":"r","name":"A","receiveOnly":1})", "join.receiveOnly: must be a boolean"},
     };
-    for (const Case& c : cases) { CHECK_THAT(clientError(c.frame), StartsWith(c.expected)); }
+    for (const Case& c : cases) {
+        CHECK_THAT(clientError(c.frame), StartsWith(c.expected));
+    }
     CHECK(parseJoin(R"({"type":"join","room":"r","name":"A","maxBitrate":9223372036854775807})").maxBitrate ==
           std::optional<std::int64_t>(9223372036854775807));
 }
@@ -245,7 +247,9 @@ TEST_CASE("candidate: bad shapes name the field", "[protocol]") {
         {R"({"type":"candidate","candidate":{"candidate":"c","sdpMid":null,"sdpMLineIndex":null}})",
          "candidate.candidate: needs sdpMid or sdpMLineIndex"},
     };
-    for (const Case& c : cases) { CHECK(clientError(c.frame) == c.expected); }
+    for (const Case& c : cases) {
+        CHECK(clientError(c.frame) == c.expected);
+    }
 }
 
 TEST_CASE("server messages serialise as PROTOCOL.md shows them", "[protocol]") {

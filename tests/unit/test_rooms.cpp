@@ -339,7 +339,9 @@ TEST_CASE("join: a full room refuses with room-full and changes nothing", "[room
     try {
         f.join("r1", "4", s4);
         FAIL("join succeeded");
-    } catch (const Error& e) { CHECK(e.code() == ErrorCode::RoomFull); }
+    } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::RoomFull);
+    }
     CHECK(s4.messages.empty());
     CHECK(s1.messages.size() == before);
     CHECK(FakePeer::alive == 3);
@@ -356,7 +358,9 @@ TEST_CASE("join: a configured token is required", "[rooms]") {
     const auto refused = [&] {
         try {
             f.rooms->join(join, sink);
-        } catch (const Error& e) { return e.code() == ErrorCode::Unauthorized; }
+        } catch (const Error& e) {
+            return e.code() == ErrorCode::Unauthorized;
+        }
         return false;
     };
     CHECK(refused());
@@ -419,7 +423,9 @@ TEST_CASE("offer goes to the peer; its answer goes back to the client", "[rooms]
     try {
         f.rooms->offer("nobody", "v=0");
         FAIL("offer for an unknown participant succeeded");
-    } catch (const Error& e) { CHECK(e.code() == ErrorCode::NotJoined); }
+    } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::NotJoined);
+    }
 }
 
 TEST_CASE("candidates are relayed both ways, end of candidates included", "[rooms]") {
@@ -515,7 +521,9 @@ TEST_CASE("kick: the others hear of it and the client is disconnected", "[rooms]
     const auto notFound = [&](const std::string& room, const std::string& id) {
         try {
             f.rooms->kick(room, id);
-        } catch (const Error& e) { return e.code() == ErrorCode::NotFound; }
+        } catch (const Error& e) {
+            return e.code() == ErrorCode::NotFound;
+        }
         return false;
     };
     CHECK(notFound("nope", a));
@@ -792,7 +800,9 @@ TEST_CASE("layout: unknown name, unknown room, media refusal change nothing", "[
     try {
         f.rooms->setLayout("nowhere", api::LayoutRequest{std::string("grid"), std::nullopt});
         FAIL("unknown room accepted");
-    } catch (const Error& e) { CHECK(e.code() == ErrorCode::NotFound); }
+    } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::NotFound);
+    }
     CHECK_THROWS_AS(f.rooms->setLayout("r1", api::LayoutRequest{}), Error);
     media.failSetLayout = true;
     CHECK_THROWS_AS(f.rooms->setLayout("r1", api::LayoutRequest{std::string("pip"), std::nullopt}), Error);
@@ -899,7 +909,9 @@ TEST_CASE("list, detail and metrics report rooms, participants and media stats",
     try {
         f.rooms->detail("gamma");
         FAIL("unknown room found");
-    } catch (const Error& e) { CHECK(e.code() == ErrorCode::NotFound); }
+    } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::NotFound);
+    }
 }
 
 // ---- Layout library ----------------------------------------------------------

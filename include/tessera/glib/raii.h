@@ -110,7 +110,9 @@ template <typename F>
 void guarded(const char* what, F&& fn) noexcept {
     try {
         std::forward<F>(fn)();
-    } catch (const std::exception& e) { g_warning("%s threw: %s", what, e.what()); } catch (...) {
+    } catch (const std::exception& e) {
+        g_warning("%s threw: %s", what, e.what());
+    } catch (...) {
         g_warning("%s threw", what);
     }
 }
