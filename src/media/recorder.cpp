@@ -88,10 +88,11 @@ Recorder::Recorder(RoomPipeline& room, const RecordingRequest& request)
         throw Error(ErrorCode::Internal, "record-" + m_extension + ".pipeline: name=sink has no video pad linked");
     gst_pad_add_probe(muxVideo, GST_PAD_PROBE_TYPE_BUFFER, trackSpan, &m_written, nullptr);
     gst_object_unref(muxVideo);
-    for (std::size_t i = 0; i < m_gates.size(); ++i) {
-        m_gates[i] = {this, i};
-        GstPad* target = gst_ghost_pad_get_target(GST_GHOST_PAD((i == kVideo ? m_videoEntry : m_audioEntry).get()));
-        gst_pad_add_probe(target, GST_PAD_PROBE_TYPE_BUFFER, gateThunk, &m_gates[i], nullptr);
+    for (auto stream : {policy::AvCut::Video, policy::AvCut::Audio}) {
+        m_gates[stream] = {this, stream};
+        GstPad* target = gst_ghost_pad_get_target(
+            GST_GHOST_PAD((stream == policy::AvCut::Video ? m_videoEntry : m_audioEntry).get()));
+        gst_pad_add_probe(target, GST_PAD_PROBE_TYPE_BUFFER, gateThunk, &m_gates[stream], nullptr);
         gst_object_unref(target);
     }
 
@@ -159,15 +160,15 @@ void Recorder::detach(bool eos, std::function<void()> then) {
 
 void Recorder::stop() {
     m_stopping = true;
+    bool cut = false;
     {
-        // Both streams end at the same running time: the later of the two
-        // ends so far. The one behind (the compositor lags under load) is
-        // detached once it gets there.
-        std::lock_guard lock(m_cut.mutex);
-        if (GST_CLOCK_TIME_IS_VALID(m_cut.last[kVideo]) && GST_CLOCK_TIME_IS_VALID(m_cut.last[kAudio]))
-            m_cut.end = std::max(m_cut.last[kVideo], m_cut.last[kAudio]);
+        // Both streams end at the same running time, past what either has
+        // shown; the one behind (the compositor lags under load) is detached
+        // once it gets there.
+        std::lock_guard lock(m_cutMutex);
+        cut = m_cut.stop();
     }
-    if (!GST_CLOCK_TIME_IS_VALID(m_cut.end)) {
+    if (!cut) {
         detach(true, [] {});
         return;
     }
@@ -193,7 +194,7 @@ GstPadProbeReturn Recorder::gateThunk(GstPad* pad, GstPadProbeInfo* info, gpoint
     return result;
 }
 
-GstPadProbeReturn Recorder::onGate(std::size_t stream, GstPad* pad, GstBuffer* buffer) {
+GstPadProbeReturn Recorder::onGate(policy::AvCut::Stream stream, GstPad* pad, GstBuffer* buffer) {
     // Running time, not timestamps: the compositor and the audio mixer have
     // segments of their own (start-time-selection=first).
     GstClockTime pts = GST_CLOCK_TIME_NONE;
@@ -204,33 +205,21 @@ GstPadProbeReturn Recorder::onGate(std::size_t stream, GstPad* pad, GstBuffer* b
         gst_event_unref(event);
     }
     if (!GST_CLOCK_TIME_IS_VALID(pts)) return GST_PAD_PROBE_OK;
-    std::lock_guard lock(m_cut.mutex);
-    if (!GST_CLOCK_TIME_IS_VALID(m_cut.first[stream])) {
-        m_cut.first[stream] = pts;
-        GST_CAT_DEBUG(tessera_media_debug, "room %s: recorder's first %s at %.3f s", m_room.name().c_str(),
-                      stream == kVideo ? "video" : "audio", static_cast<double>(pts) / GST_SECOND);
-    }
-    // Both streams start at the same running time: the later first buffer.
-    if (!GST_CLOCK_TIME_IS_VALID(m_cut.start)) {
-        if (!GST_CLOCK_TIME_IS_VALID(m_cut.first[kVideo]) || !GST_CLOCK_TIME_IS_VALID(m_cut.first[kAudio]))
-            return GST_PAD_PROBE_DROP;
-        m_cut.start = std::max(m_cut.first[kVideo], m_cut.first[kAudio]);
-    }
-    if (pts < m_cut.start) return GST_PAD_PROBE_DROP;
-    if (GST_CLOCK_TIME_IS_VALID(m_cut.end) && pts >= m_cut.end) {
-        if (!m_cut.reached[stream]) {
-            m_cut.reached[stream] = true;
-            if (m_cut.reached[kVideo] && m_cut.reached[kAudio]) {
-                post([alive = std::weak_ptr<bool>(m_alive), this] {
-                    if (alive.lock()) detach(true, [] {});
-                });
-            }
+    const GstClockTime duration = GST_BUFFER_DURATION_IS_VALID(buffer) ? GST_BUFFER_DURATION(buffer) : 0;
+    std::lock_guard lock(m_cutMutex);
+    switch (m_cut.admit(stream, pts, duration)) {
+    case policy::AvCut::Verdict::Pass: return GST_PAD_PROBE_OK;
+    case policy::AvCut::Verdict::Drop:
+    case policy::AvCut::Verdict::After: return GST_PAD_PROBE_DROP;
+    case policy::AvCut::Verdict::Reached:
+        if (m_cut.done()) {
+            post([alive = std::weak_ptr<bool>(m_alive), this] {
+                if (alive.lock()) detach(true, [] {});
+            });
         }
         return GST_PAD_PROBE_DROP;
     }
-    const GstClockTime end = pts + (GST_BUFFER_DURATION_IS_VALID(buffer) ? GST_BUFFER_DURATION(buffer) : 0);
-    m_cut.last[stream] = std::max(GST_CLOCK_TIME_IS_VALID(m_cut.last[stream]) ? m_cut.last[stream] : 0, end);
-    return GST_PAD_PROBE_OK;
+    return GST_PAD_PROBE_DROP;
 }
 
 bool Recorder::eosReached(GstMessage* message) const {
@@ -256,15 +245,13 @@ void Recorder::remove(std::function<void()> then) {
 }
 
 double Recorder::duration() const {
-    auto seconds = [](GstClockTime t) {
-        return GST_CLOCK_TIME_IS_VALID(t) ? static_cast<double>(t) / GST_SECOND : -1.0;
-    };
+    auto seconds = [](std::optional<std::uint64_t> t) { return t ? static_cast<double>(*t) / GST_SECOND : -1.0; };
     {
-        std::lock_guard lock(m_cut.mutex);
+        std::lock_guard lock(m_cutMutex);
         GST_CAT_INFO(tessera_media_debug,
                      "room %s: recorded %.3f-%.3f s (running time); video ends at %.3f, audio at %.3f",
-                     m_room.name().c_str(), seconds(m_cut.start), seconds(m_cut.end), seconds(m_cut.last[kVideo]),
-                     seconds(m_cut.last[kAudio]));
+                     m_room.name().c_str(), seconds(m_cut.start()), seconds(m_cut.end()),
+                     seconds(m_cut.last(policy::AvCut::Video)), seconds(m_cut.last(policy::AvCut::Audio)));
     }
     std::lock_guard lock(m_written.mutex);
     if (!GST_CLOCK_TIME_IS_VALID(m_written.first) || !GST_CLOCK_TIME_IS_VALID(m_written.end)) return 0;
@@ -272,10 +259,10 @@ double Recorder::duration() const {
 }
 
 double Recorder::offsetOf(GstClockTime runningTime) const {
-    std::lock_guard lock(m_cut.mutex);
-    if (!GST_CLOCK_TIME_IS_VALID(runningTime) || !GST_CLOCK_TIME_IS_VALID(m_cut.start) || runningTime < m_cut.start)
-        return 0;
-    return static_cast<double>(runningTime - m_cut.start) / GST_SECOND;
+    std::lock_guard lock(m_cutMutex);
+    const auto start = m_cut.start();
+    if (!GST_CLOCK_TIME_IS_VALID(runningTime) || !start || runningTime < *start) return 0;
+    return static_cast<double>(runningTime - *start) / GST_SECOND;
 }
 
 bool Recorder::wroteVideo() const {

@@ -18,6 +18,7 @@
 
 #include "gst_util.h"
 #include "tessera/media/engine.h"
+#include "tessera/policy/cut.h"
 
 namespace tessera::media {
 
@@ -86,23 +87,16 @@ private:
 
     // Where the recording starts and ends, in running time, the same for
     // both streams: the entry pads drop what lies outside.
-    static constexpr std::size_t kVideo = 0, kAudio = 1;
-    struct Cut {
-        mutable std::mutex mutex;
-        GstClockTime first[2] = {GST_CLOCK_TIME_NONE, GST_CLOCK_TIME_NONE}; // first buffer seen per stream
-        GstClockTime last[2] = {GST_CLOCK_TIME_NONE, GST_CLOCK_TIME_NONE};  // end of the last one let in
-        GstClockTime start = GST_CLOCK_TIME_NONE;
-        GstClockTime end = GST_CLOCK_TIME_NONE; // set by stop()
-        bool reached[2] = {false, false};       // the stream got to `end`
-    } m_cut;
+    mutable std::mutex m_cutMutex;
+    policy::AvCut m_cut; // Guarded by m_cutMutex.
     struct Gate {
         Recorder* recorder = nullptr;
-        std::size_t stream = 0;
+        policy::AvCut::Stream stream = policy::AvCut::Video;
     };
     std::array<Gate, 2> m_gates; // probe data of the entry pads
     static GstPadProbeReturn gateThunk(GstPad* pad, GstPadProbeInfo* info, gpointer gate) noexcept;
     // Thread: streaming.
-    GstPadProbeReturn onGate(std::size_t stream, GstPad* pad, GstBuffer* buffer);
+    GstPadProbeReturn onGate(policy::AvCut::Stream stream, GstPad* pad, GstBuffer* buffer);
 
     std::vector<SignalConnection> m_signals; // Last: disconnected first.
 };
