@@ -65,7 +65,9 @@ Recorder::Recorder(RoomPipeline& room, const RecordingRequest& request)
     m_signals.emplace_back(m_sink.get(),
                            g_signal_connect(m_sink.get(), "format-location", G_CALLBACK(formatLocation), this));
 
-    auto entry = [&](const char* name, guint64 maxTime) {
+    // The gates sit after the leaky queues: what those drop while the
+    // encoders start (a loaded machine) must not shift one stream's start.
+    auto entry = [&](const char* name, guint64 maxTime, Gate& gate) {
         GstElement* queue = gst_element_factory_make("queue", nullptr);
         g_object_set(queue, "leaky", 2 /* downstream */, "max-size-buffers", 0, "max-size-bytes", 0, "max-size-time",
                      maxTime, nullptr);
@@ -74,13 +76,17 @@ Recorder::Recorder(RoomPipeline& room, const RecordingRequest& request)
         if (!gst_element_link(queue, first.get()))
             throw Error(ErrorCode::Internal,
                         "record-" + m_extension + ".pipeline: name=" + name + " does not take raw " + name);
+        GstPad* src = gst_element_get_static_pad(queue, "src");
+        gst_pad_add_probe(src, GST_PAD_PROBE_TYPE_BUFFER, gateThunk, &gate, nullptr);
+        gst_object_unref(src);
         GstPad* sink = gst_element_get_static_pad(queue, "sink");
         PadRef ghost = PadRef::borrow(ghostPad(m_bin.get(), sink, true));
         gst_object_unref(sink);
         return ghost;
     };
-    m_videoEntry = entry("video", kVideoQueueNs);
-    m_audioEntry = entry("audio", kAudioQueueNs);
+    m_gates = {Gate{this, policy::AvCut::Video}, Gate{this, policy::AvCut::Audio}};
+    m_videoEntry = entry("video", kVideoQueueNs, m_gates[policy::AvCut::Video]);
+    m_audioEntry = entry("audio", kAudioQueueNs, m_gates[policy::AvCut::Audio]);
 
     // The spans of what enters, for the reported duration and the log.
     GstPad* muxVideo = gst_element_get_static_pad(m_sink.get(), "video");
@@ -88,13 +94,6 @@ Recorder::Recorder(RoomPipeline& room, const RecordingRequest& request)
         throw Error(ErrorCode::Internal, "record-" + m_extension + ".pipeline: name=sink has no video pad linked");
     gst_pad_add_probe(muxVideo, GST_PAD_PROBE_TYPE_BUFFER, trackSpan, &m_written, nullptr);
     gst_object_unref(muxVideo);
-    for (auto stream : {policy::AvCut::Video, policy::AvCut::Audio}) {
-        m_gates[stream] = {this, stream};
-        GstPad* target = gst_ghost_pad_get_target(
-            GST_GHOST_PAD((stream == policy::AvCut::Video ? m_videoEntry : m_audioEntry).get()));
-        gst_pad_add_probe(target, GST_PAD_PROBE_TYPE_BUFFER, gateThunk, &m_gates[stream], nullptr);
-        gst_object_unref(target);
-    }
 
     gst_bin_add(room.pipeline(), m_bin.get());
     if (gst_element_sync_state_with_parent(m_bin.get()) == GST_STATE_CHANGE_FAILURE) {
@@ -185,7 +184,7 @@ void Recorder::stop() {
         [](gpointer data) noexcept { delete static_cast<std::function<void()>*>(data); });
 }
 
-// Thread: the tee's streaming thread (one per stream).
+// Thread: an entry queue's streaming thread (one per stream).
 GstPadProbeReturn Recorder::gateThunk(GstPad* pad, GstPadProbeInfo* info, gpointer data) noexcept {
     auto* gate = static_cast<Gate*>(data);
     GstPadProbeReturn result = GST_PAD_PROBE_OK;

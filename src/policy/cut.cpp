@@ -30,15 +30,21 @@ AvCut::Verdict AvCut::admit(Stream stream, std::uint64_t pts, std::uint64_t dura
     m_seen[stream] = std::max(m_seen[stream].value_or(0), end);
     if (!m_start) return Verdict::Drop;
 
-    // An audio buffer belongs to the side of a cut its middle is on: the
-    // sound then starts and ends within half a buffer (5 ms) of the picture.
-    const std::uint64_t at = stream == Audio ? pts + duration / 2 : pts;
+    // A buffer belongs to the side of a cut its middle is on: the sound then
+    // starts and ends within half a buffer (5 ms) of the picture, and a frame
+    // whose time is rounded (1/15 s in nanoseconds) a nanosecond off the
+    // predicted grid still falls on the right side.
+    const std::uint64_t at = pts + duration / 2;
     if (at < *m_start) return Verdict::Drop;
+    // The frames at the cut replace the prediction, which may be off by the
+    // nanoseconds their times were rounded by.
     if (m_end && at >= *m_end) {
         if (m_reached[stream]) return Verdict::After;
         m_reached[stream] = true;
+        if (stream == Video) m_end = pts;
         return Verdict::Reached;
     }
+    if (stream == Video && !m_last[Video]) m_start = pts;
     m_last[stream] = std::max(m_last[stream].value_or(0), end);
     return Verdict::Pass;
 }

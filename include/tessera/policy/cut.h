@@ -34,6 +34,7 @@ public:
     // Both streams got to the end.
     bool done() const { return m_reached[Video] && m_reached[Audio]; }
 
+    // Predicted, then set to the first and last frames' own times once they came.
     std::optional<std::uint64_t> start() const { return m_start; }
     std::optional<std::uint64_t> end() const { return m_end; }
     // End of the last buffer let in on a stream.
@@ -45,10 +46,10 @@ private:
     // The end of everything seen on both streams, before the current buffer.
     std::optional<std::uint64_t> seen() const;
 
-    std::optional<std::uint64_t> m_seen[2];  // end of the last buffer seen (let in or not)
-    std::optional<std::uint64_t> m_last[2];  // end of the last buffer let in
-    std::uint64_t m_gridPts = 0;             // a video frame's start...
-    std::uint64_t m_gridDuration = 0;        // ...and the frame duration (0: no grid yet)
+    std::optional<std::uint64_t> m_seen[2]; // end of the last buffer seen (let in or not)
+    std::optional<std::uint64_t> m_last[2]; // end of the last buffer let in
+    std::uint64_t m_gridPts = 0;            // a video frame's start...
+    std::uint64_t m_gridDuration = 0;       // ...and the frame duration (0: no grid yet)
     std::optional<std::uint64_t> m_start, m_end;
     bool m_reached[2] = {false, false};
 };
