@@ -194,10 +194,7 @@ private:
     PeerStats m_stats;
     std::map<std::string, Ref<GstWebRTCDataChannel>> m_channels; // by label
     std::uint64_t m_lastBytesIn = 0, m_lastBytesOut = 0;
-    struct LossCount {
-        std::uint64_t lost = 0, sent = 0; // at the client's latest report that changed `lost`
-    };
-    std::map<std::string, LossCount> m_remoteLoss; // per outbound stream id
+    std::map<std::string, policy::ReportedLoss> m_remoteLoss; // per outbound stream id
     std::int64_t m_lastStatsTime = 0;
 
     std::vector<SignalConnection> m_signals; // Last: disconnected first.

@@ -58,9 +58,8 @@ void PeerCore::onStats(const GstStructure* reply) {
             bytesOut += statsInt(s, "bytes-sent");
             if (const char* id = gst_structure_get_string(s, "id")) sentById[id] = statsInt(s, "packets-sent");
         } else if (type == GST_WEBRTC_STATS_REMOTE_INBOUND_RTP) {
-            // The client's receiver reports on what we send it. webrtcbin
-            // 1.22 leaves fraction-lost at 0 and packets-lost at -1 until a
-            // report arrives, so the fraction is worked out from the counts.
+            // The client's receiver reports on what we send it (packets-lost
+            // is -1 until a report arrives): policy::ReportedLoss.
             gint64 remoteLost = -1;
             const char* local = gst_structure_get_string(s, "local-id");
             if (local && gst_structure_get_int64(s, "packets-lost", &remoteLost) && remoteLost >= 0)
@@ -81,19 +80,10 @@ void PeerCore::onStats(const GstStructure* reply) {
     m_lastBytesIn = bytesIn;
     m_lastBytesOut = bytesOut;
     m_lastStatsTime = now;
-    // A report's loss counts once: only when the client's lost count grew
-    // (stats repeat the latest receiver report until the next one), as lost
-    // over sent since the previous such report.
     policy::TierInput input{m_options.maxBitrate, std::nullopt, std::nullopt};
     for (const auto& [id, remoteLost] : remote) {
-        const std::uint64_t sent = sentById[id];
-        LossCount& last = m_remoteLoss[id];
-        const auto clientLost = static_cast<std::uint64_t>(remoteLost);
-        if (clientLost > last.lost && sent > last.sent) {
-            const double fraction = static_cast<double>(clientLost - last.lost) / static_cast<double>(sent - last.sent);
-            input.lossFraction = std::max(input.lossFraction.value_or(0.0), std::min(1.0, fraction));
-        }
-        if (clientLost != last.lost || last.sent == 0) last = {clientLost, sent};
+        if (auto fraction = m_remoteLoss[id].update(static_cast<std::uint64_t>(remoteLost), sentById[id]))
+            input.lossFraction = std::max(input.lossFraction.value_or(0.0), *fraction);
     }
     post(weak_from_this(), [input](PeerCore& core) { core.updateTier(input); });
 }

@@ -86,4 +86,15 @@ bool TierSelector::update(const TierInput& input, std::int64_t nowMs) {
     return changed;
 }
 
+std::optional<double> ReportedLoss::update(std::uint64_t lost, std::uint64_t sent) {
+    std::optional<double> fraction;
+    if (lost > m_lost && sent > m_sent)
+        fraction = std::min(1.0, static_cast<double>(lost - m_lost) / static_cast<double>(sent - m_sent));
+    if (lost != m_lost || m_sent == 0) {
+        m_lost = lost;
+        m_sent = sent;
+    }
+    return fraction;
+}
+
 } // namespace tessera::policy

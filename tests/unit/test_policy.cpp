@@ -385,3 +385,21 @@ TEST_CASE("TierSelector: ladders are sorted; an empty one is refused", "[policy]
     CHECK(s.currentIndex() == 1);
     CHECK_THROWS_AS(TierSelector(std::vector<Tier>{}), std::invalid_argument);
 }
+
+TEST_CASE("ReportedLoss: each receiver report's loss counts once, over what was sent since", "[policy]") {
+    ReportedLoss loss;
+    // The first poll, before any report (webrtcbin gives -1, the caller skips
+    // it) or with a clean one: a baseline, no loss.
+    CHECK_FALSE(loss.update(0, 100));
+    // The client lost 10 of the 200 sent since.
+    REQUIRE(loss.update(10, 300));
+    CHECK(*loss.update(20, 500) == Approx(0.05));
+    // The same report polled again while we keep sending: not counted twice.
+    CHECK_FALSE(loss.update(20, 600));
+    CHECK_FALSE(loss.update(20, 700));
+    // The next lossy report covers everything sent since the last one that lost.
+    CHECK(*loss.update(40, 900) == Approx(20.0 / 400));
+    // Counts that make no sense (a restarted stream) never give more than 1.
+    CHECK(*loss.update(1000, 901) == 1.0);
+    CHECK_FALSE(loss.update(1000, 901));
+}

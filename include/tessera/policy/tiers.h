@@ -56,6 +56,22 @@ struct TierInput {
     std::optional<double> lossFraction;
 };
 
+// The loss a receiver reports on one stream we send it. webrtcbin's
+// remote-inbound-rtp stats give cumulative counts that repeat the latest
+// receiver report until the next, and 1.22 leaves fraction-lost at 0, so the
+// fraction is worked out here from the counts, once per report.
+class ReportedLoss {
+public:
+    // The cumulative packets the receiver lost and we sent, at one stats
+    // poll: the fraction lost (0..1) since the previous report that changed
+    // the lost count, or nothing when the count did not grow (a repeated
+    // report, or no loss: each lossy window counts once).
+    std::optional<double> update(std::uint64_t lost, std::uint64_t sent);
+
+private:
+    std::uint64_t m_lost = 0, m_sent = 0; // at the latest report that changed `lost`
+};
+
 // One receiver's tier over time. Down at once when the limit drops (or one step
 // on loss), up only after the upHoldMs hysteresis. Not thread-safe.
 class TierSelector {
