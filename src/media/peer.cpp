@@ -38,7 +38,9 @@ GstPadProbeReturn detachIdle(GstPad* pad, GstPadProbeInfo*, gpointer data) noexc
         }
         gst_element_release_request_pad(d->detach.element.get(), pad);
         removeGhost(d->detach);
-        post(std::move(d->done));
+        // Here, not posted to the main loop: a room closing, or the server
+        // stopping, waits for the teardown this leads to.
+        d->done();
     });
     return GST_PAD_PROBE_REMOVE;
 }
@@ -156,9 +158,9 @@ void PeerCore::stop() {
     // runs on GStreamer's thread pool: webrtcbin takes a while to reach NULL,
     // and fifteen peers leaving at once held the main loop (every room's
     // signaling and the API) for seconds. The closure holds its own
-    // references, so it completes even if the room pipeline is destroyed first.
+    // references; the room waits for it (plan.teardown) before it stops.
     auto teardown = [pipeline = ElementRef::borrow(GST_ELEMENT(m_parts.pipeline)), bin = m_bin,
-                     mixers = std::move(plan.mixers)] {
+                     mixers = std::move(plan.mixers), token = std::move(plan.teardown)]() mutable {
         gst_element_set_locked_state(bin.get(), TRUE);
         gst_element_set_state(bin.get(), GST_STATE_NULL);
         for (const auto& m : mixers) {
@@ -167,9 +169,13 @@ void PeerCore::stop() {
         }
         gst_bin_remove(GST_BIN(pipeline.get()), bin.get());
         GST_CAT_DEBUG(tessera_media_debug, "peer bin %s removed", GST_OBJECT_NAME(bin.get()));
+        mixers.clear();
+        pipeline.reset();
+        bin.reset();
+        token.reset(); // last: nothing of the room is touched after this
     };
     auto finish = std::make_shared<std::function<void()>>(
-        [bin = m_bin, teardown = std::move(teardown)] { runAsync(bin.get(), teardown); });
+        [bin = m_bin, teardown = std::move(teardown)]() mutable { runAsync(bin.get(), std::move(teardown)); });
     if (plan.tees.empty()) {
         (*finish)();
     } else {
