@@ -100,8 +100,7 @@ void SignalWatch::run() noexcept {
             glib::guarded("delivering a signal", [&] { m_deliver(signal); });
         }
         if (deadline && Clock::now() >= *deadline) {
-            const double since =
-                firstStop ? std::chrono::duration<double>(Clock::now() - *firstStop).count() : 0.0;
+            const double since = firstStop ? std::chrono::duration<double>(Clock::now() - *firstStop).count() : 0.0;
             GST_ERROR("STOP OVERRAN ITS BOUND: %s still not done %.1f s after the stop signal; exiting with status 0 "
                       "now, the teardown unfinished. This is a bug: please report it with this log.",
                       tearingDown ? "tearing down rooms and connections" : "the main loop", since);
