@@ -1,7 +1,6 @@
 // tessera: wires config, media, rooms and the HTTP server, then runs the
 // GLib main loop until SIGINT or SIGTERM. `tessera validate FILE...` checks
 // layout specs and pipeline fragments without serving.
-#include <glib-unix.h>
 #include <gst/gst.h>
 
 #include <csignal>
@@ -12,15 +11,17 @@
 #include <vector>
 
 #include "options.h"
+#include "signals.h"
 #include "systemd.h"
 #include "tessera-build.h"
+#include "tessera/glib/raii.h"
 #include "tessera/media/engine.h"
 #include "tessera/protocol/error.h"
 #include "tessera/room/layout_library.h"
 #include "tessera/room/rooms.h"
 #include "tessera/server/server.h"
 
-GST_DEBUG_CATEGORY_STATIC(tessera_app_debug);
+GST_DEBUG_CATEGORY(tessera_app_debug); // also signals.cpp's
 #define GST_CAT_DEFAULT tessera_app_debug
 GST_DEBUG_CATEGORY_STATIC(tessera_room_debug);
 GST_DEBUG_CATEGORY_STATIC(tessera_server_debug);
@@ -109,6 +110,10 @@ int validate(const std::vector<std::string>& files) {
 }
 
 constexpr guint kShutdownGraceSeconds = 20;
+// Once the main loop has stopped, tearing down connections and rooms takes
+// well under a second; past this the signal thread ends the process (the
+// grace and this stay under the 30 s that tests and service managers allow).
+constexpr std::chrono::seconds kTeardownBound{8};
 
 struct Shutdown {
     GMainLoop* loop;    // Borrowed.
@@ -118,12 +123,12 @@ struct Shutdown {
 
 // The first SIGINT/SIGTERM finalises running recordings (their files get
 // their index) and then quits; a second one, or the grace period, quits at once.
-gboolean onQuit(gpointer data) {
-    auto* shutdown = static_cast<Shutdown*>(data);
+// Thread: main.
+void onQuit(Shutdown* shutdown) {
     if (shutdown->requested) {
         GST_INFO("second signal, quitting now");
         g_main_loop_quit(shutdown->loop);
-        return G_SOURCE_CONTINUE;
+        return;
     }
     shutdown->requested = true;
     notifyServiceManager("STOPPING=1");
@@ -142,7 +147,6 @@ gboolean onQuit(gpointer data) {
         GST_WARNING("finishing recordings failed: %s", e.what());
         g_main_loop_quit(shutdown->loop);
     }
-    return G_SOURCE_CONTINUE;
 }
 
 // What SIGHUP reloads: the layouts, re-applied to rooms whose layout changed.
@@ -151,8 +155,8 @@ struct ReloadTarget {
     const room::LayoutLibrary& layouts;
 };
 
-gboolean onReload(gpointer data) {
-    auto* target = static_cast<ReloadTarget*>(data);
+// Thread: main.
+void onReload(ReloadTarget* target) {
     const room::LayoutLibrary* layouts = &target->layouts;
     try {
         std::string names;
@@ -163,11 +167,10 @@ gboolean onReload(gpointer data) {
         GST_WARNING("layout reload failed, keeping the old set: %s", e.what());
         std::fprintf(stderr, "tessera: layout reload failed, keeping the old set: %s\n", e.what());
     }
-    return G_SOURCE_CONTINUE;
 }
 
 int serve(const Config& config) {
-    // Declared in dependency order, so they are destroyed in reverse: the
+    // Declared in dependency order, and torn down in reverse at the end: the
     // server (its sessions leave their rooms) before the rooms (their peers
     // and pipelines) before the engine.
     std::unique_ptr<room::LayoutLibrary> layouts;
@@ -187,19 +190,33 @@ int serve(const Config& config) {
     std::unique_ptr<GMainLoop, decltype(&g_main_loop_unref)> loop(g_main_loop_new(nullptr, FALSE), &g_main_loop_unref);
     Shutdown shutdown{loop.get(), rooms.get()};
     ReloadTarget reload{*rooms, *layouts};
-    const guint sources[] = {
-        g_unix_signal_add(SIGINT, onQuit, &shutdown),
-        g_unix_signal_add(SIGTERM, onQuit, &shutdown),
-        g_unix_signal_add(SIGHUP, onReload, &reload),
-    };
+    // Posted work runs only while the loop runs, so `shutdown` and `reload`
+    // outlive every use.
+    SignalWatch signals(
+        [&shutdown, &reload](int signal) {
+            glib::post([&shutdown, &reload, signal] {
+                if (signal == SIGHUP) {
+                    onReload(&reload);
+                } else {
+                    onQuit(&shutdown);
+                }
+            });
+        },
+        std::chrono::seconds(kShutdownGraceSeconds), kTeardownBound);
     // Tests and scripts read the port from this line (config port 0), and
-    // may signal the server as soon as they see it: the handlers come first.
+    // may signal the server as soon as they see it: the signals have been
+    // blocked since main() began and wait for the thread.
     std::printf("tessera listening on %s\n", server->url().c_str());
     std::fflush(stdout);
     GST_INFO("listening on %s", server->url().c_str());
     notifyServiceManager(("READY=1\nSTATUS=listening on " + server->url()).c_str());
     g_main_loop_run(loop.get());
-    for (const guint source : sources) g_source_remove(source);
+    signals.tearingDown();
+    server.reset();
+    rooms.reset();
+    engine.reset();
+    layouts.reset();
+    GST_INFO("stopped");
     return 0;
 }
 
@@ -208,6 +225,9 @@ int serve(const Config& config) {
 
 int main(int argc, char** argv) {
     using namespace tessera::app;
+    // Before any thread starts, so that every thread inherits it: only the
+    // signal thread takes these (serve()).
+    const sigset_t unblocked = SignalWatch::block();
     g_set_prgname("tessera");
     Options options;
     try {
@@ -222,6 +242,7 @@ int main(int argc, char** argv) {
     }
     initLogging(options.config);
     if (options.command.empty()) return serve(options.config);
+    pthread_sigmask(SIG_SETMASK, &unblocked, nullptr);
     if (options.command.front() == "validate") {
         return validate(std::vector<std::string>(options.command.begin() + 1, options.command.end()));
     }

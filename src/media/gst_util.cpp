@@ -19,6 +19,23 @@ void runAsync(GstElement* element, std::function<void()> fn) {
         [](gpointer data) noexcept { delete static_cast<std::function<void()>*>(data); });
 }
 
+PendingWork::Token PendingWork::hold() {
+    {
+        std::lock_guard lock(m_state->mutex);
+        ++m_state->held;
+    }
+    // The deleter runs when the last copy of the token goes, on whichever thread drops it.
+    return Token(nullptr, [state = m_state](void*) noexcept {
+        std::lock_guard lock(state->mutex);
+        if (--state->held == 0) state->idle.notify_all();
+    });
+}
+
+bool PendingWork::waitIdle(std::chrono::milliseconds bound) {
+    std::unique_lock lock(m_state->mutex);
+    return m_state->idle.wait_for(lock, bound, [&] { return m_state->held == 0; });
+}
+
 GstPad* ghostPad(GstElement* bin, GstPad* target, bool isolate) {
     // The target is set last: gst_ghost_pad_new(target) links a live source
     // to a ghost that is still inactive, and a buffer pushed in that window

@@ -1,8 +1,11 @@
 #pragma once
 // GStreamer helpers of the media module. The RAII types come from
 // tessera/glib (one layer for media, server and client).
+#include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 
@@ -26,6 +29,26 @@ using glib::SignalConnection;
 // that may block, such as state changes to NULL, which must not stall the
 // main loop. `fn` must hold references to whatever it touches.
 void runAsync(GstElement* element, std::function<void()> fn);
+
+// Work running off the main thread that something must outlast: a room's
+// pipeline stops only once every peer teardown inside it (on GStreamer's
+// pool) is done. Each piece of work holds a token from hold() and drops it
+// when it no longer touches anything; any thread.
+class PendingWork {
+public:
+    using Token = std::shared_ptr<void>;
+    Token hold();
+    // Waits until no token is held; false if some still were at `bound`.
+    bool waitIdle(std::chrono::milliseconds bound);
+
+private:
+    struct State {
+        std::mutex mutex;
+        std::condition_variable idle;
+        unsigned held = 0;
+    };
+    std::shared_ptr<State> m_state = std::make_shared<State>();
+};
 
 // Ghosts `target` on `bin` (activated, added) and returns the ghost pad
 // (owned by the bin). With `isolate`, a sink ghost pad reports GST_FLOW_OK

@@ -38,7 +38,9 @@ GstPadProbeReturn detachIdle(GstPad* pad, GstPadProbeInfo*, gpointer data) noexc
         }
         gst_element_release_request_pad(d->detach.element.get(), pad);
         removeGhost(d->detach);
-        post(std::move(d->done));
+        // Here, not posted to the main loop: a room closing, or the server
+        // stopping, waits for the teardown this leads to.
+        d->done();
     });
     return GST_PAD_PROBE_REMOVE;
 }
@@ -156,10 +158,22 @@ void PeerCore::stop() {
     // runs on GStreamer's thread pool: webrtcbin takes a while to reach NULL,
     // and fifteen peers leaving at once held the main loop (every room's
     // signaling and the API) for seconds. The closure holds its own
-    // references, so it completes even if the room pipeline is destroyed first.
-    auto teardown = [pipeline = ElementRef::borrow(GST_ELEMENT(m_parts.pipeline)), bin = m_bin,
-                     mixers = std::move(plan.mixers)] {
+    // references; the room waits for it (plan.teardown) before it stops.
+    auto teardown = [pipeline = ElementRef::borrow(GST_ELEMENT(m_parts.pipeline)), bin = m_bin, webrtc = m_webrtc,
+                     mixers = std::move(plan.mixers), token = std::move(plan.teardown)]() mutable {
         gst_element_set_locked_state(bin.get(), TRUE);
+        // Flushed first: the bin's own threads (its mix-minus mixer is live
+        // and keeps pushing) block in webrtcbin's sink once it is PAUSED,
+        // holding the stream locks that going to READY then waits for: the
+        // teardown hung, and with it the main loop (a latency update waits
+        // for the bin's state lock), so that SIGTERM was never handled.
+        gst_element_foreach_sink_pad(
+            webrtc.get(),
+            [](GstElement*, GstPad* pad, gpointer) noexcept -> gboolean {
+                gst_pad_send_event(pad, gst_event_new_flush_start());
+                return TRUE;
+            },
+            nullptr);
         gst_element_set_state(bin.get(), GST_STATE_NULL);
         for (const auto& m : mixers) {
             if (m.element) gst_element_release_request_pad(m.element.get(), m.pad.get());
@@ -167,9 +181,14 @@ void PeerCore::stop() {
         }
         gst_bin_remove(GST_BIN(pipeline.get()), bin.get());
         GST_CAT_DEBUG(tessera_media_debug, "peer bin %s removed", GST_OBJECT_NAME(bin.get()));
+        mixers.clear();
+        pipeline.reset();
+        webrtc.reset();
+        bin.reset();
+        token.reset(); // last: nothing of the room is touched after this
     };
     auto finish = std::make_shared<std::function<void()>>(
-        [bin = m_bin, teardown = std::move(teardown)] { runAsync(bin.get(), teardown); });
+        [bin = m_bin, teardown = std::move(teardown)]() mutable { runAsync(bin.get(), std::move(teardown)); });
     if (plan.tees.empty()) {
         (*finish)();
     } else {

@@ -50,6 +50,9 @@ struct PadDetach {
 struct DetachPlan {
     std::vector<PadDetach> tees;   // detach when idle, before the bin goes NULL
     std::vector<PadDetach> mixers; // release after the bin is NULL
+    // Held until the bin is NULL and out of the pipeline, and dropped last:
+    // the room stops its pipeline only once every such teardown is done.
+    PendingWork::Token teardown;
 };
 
 // A video input of the compositor: a participant's camera or screen share.

@@ -19,6 +19,8 @@ namespace {
 constexpr std::int64_t kKeyFrameIntervalUs = 500 * 1000; // at most 2 forced key frames/s per encoder
 constexpr guint kStatsEveryTicks = 2;
 constexpr guint kRecorderDrainSeconds = 15;
+// A peer's bin goes NULL in well under a second; this much means it is stuck.
+constexpr std::chrono::seconds kPeerTeardownBound{5};
 
 // An error message as "element: message", and its debug text.
 std::pair<std::string, std::string> describeError(GstMessage* message) {
@@ -213,6 +215,16 @@ RoomPipeline::~RoomPipeline() {
     if (m_stopTimeout) g_source_remove(m_stopTimeout);
     if (m_tickSource) g_source_remove(m_tickSource);
     if (m_busWatch) g_source_remove(m_busWatch);
+    // Peers that left last may still be going NULL and out of the pipeline on
+    // GStreamer's pool, without the main loop (their tee pads detach in
+    // streaming threads). Stopping the pipeline under them raced their bin
+    // removal and mixer pad release, and at shutdown the process exited with
+    // that still running: the server hung on SIGTERM.
+    if (!m_peerTeardowns.waitIdle(kPeerTeardownBound)) {
+        GST_CAT_ERROR(tessera_media_debug,
+                      "room %s: a peer's teardown did not finish within %lld s; stopping the room under it",
+                      m_room.c_str(), static_cast<long long>(kPeerTeardownBound.count()));
+    }
     // Flush first: a live aggregator whose output already stopped (a peer's
     // webrtcbin going NULL) would otherwise keep an upstream queue blocked in
     // its chain function, and the NULL transition waits for that queue's
@@ -504,6 +516,7 @@ void RoomPipeline::peerStarted(GstElement* bin, std::weak_ptr<PeerCore> peer) { 
 
 DetachPlan RoomPipeline::peerStopped(const std::string& participantId, GstElement* bin) {
     DetachPlan plan = removeAudio(participantId);
+    plan.teardown = m_peerTeardowns.hold();
     removeSources(participantId);
     m_peers.erase(bin);
     return plan;

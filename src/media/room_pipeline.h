@@ -138,6 +138,7 @@ private:
     std::vector<VideoSource> m_sources;
     std::set<std::string> m_sharing;                        // participants whose screen share is live
     std::map<GstElement*, std::weak_ptr<PeerCore>> m_peers; // peer bin -> peer
+    PendingWork m_peerTeardowns;                            // stopped peers not yet out of the pipeline
 
     struct AudioLink {
         std::string from, to;

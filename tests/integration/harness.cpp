@@ -15,6 +15,8 @@
 #include <catch2/catch.hpp>
 #include <libsoup/soup.h>
 
+#include "files.h"
+
 namespace tessera::testing {
 namespace {
 
@@ -195,6 +197,8 @@ void Server::stop() {
         FAIL_CHECK("the server did not exit within " << kStopBound.count() << " s of SIGTERM" << where());
     else if (*status != 0)
         FAIL_CHECK("the server ended with " << describeStatus(*status) << " on SIGTERM" << where());
+    else if (readText(m_process.logPath()).find(kStopOverran) != std::string::npos)
+        FAIL_CHECK("the server's stop overran its bound on SIGTERM" << where());
 }
 
 void Server::signal(int signal) {

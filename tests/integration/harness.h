@@ -24,6 +24,9 @@ inline constexpr auto kDeadline = 60s;
 // How long the server may take to exit on SIGTERM: it finalises running
 // recordings first, for at most its 20 s grace period.
 inline constexpr auto kStopBound = 30s;
+// What the server logs when a stop overran its own bound and it exited
+// anyway (src/app/signals.cpp): status 0, but a bug.
+inline constexpr const char* kStopOverran = "STOP OVERRAN ITS BOUND";
 
 std::string tesseraBinary();
 std::string clientBinary();
