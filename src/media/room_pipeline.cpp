@@ -17,6 +17,15 @@ namespace tessera::media {
 namespace {
 
 constexpr std::int64_t kKeyFrameIntervalUs = 500 * 1000; // at most 2 forced key frames/s per encoder
+// A receiver's key-frame request that arrives this soon after a key frame left
+// the encoder was sent before that key frame reached it, and is answered by
+// it. A receiver without a picture (joining mid-GOP, or after loss) asks at
+// every frame it cannot decode, and its RTCP sends the request when its timing
+// allows: 200-400 ms after the key frame arrived were seen on a loaded machine.
+// Forcing another key frame then shows nothing new, costs every receiver of the
+// tier a bit-rate spike, and a held request forced it up to 500 ms later still.
+// A receiver that really lost the key frame asks again.
+constexpr std::int64_t kKeyFrameAnswersUs = 500 * 1000;
 constexpr guint kStatsEveryTicks = 2;
 constexpr guint kRecorderDrainSeconds = 15;
 // A peer's bin goes NULL in well under a second; this much means it is stuck.
@@ -364,6 +373,26 @@ void RoomPipeline::requestKeyFrame(std::size_t tier) {
     }
 }
 
+void RoomPipeline::onReceiverKeyFrameRequest(std::size_t tier) {
+    if (g_get_monotonic_time() - m_tiers.at(tier)->lastKeyFrameOut.load() < kKeyFrameAnswersUs) {
+        GST_CAT_DEBUG(tessera_media_debug, "room %s: tier %zu key-frame request answered by the last key frame",
+                      m_room.c_str(), tier);
+        return;
+    }
+    requestKeyFrame(tier);
+}
+
+void RoomPipeline::onEncodedFrame(std::size_t tier, bool keyFrame) {
+    EncoderTier& t = *m_tiers.at(tier);
+    if (keyFrame) {
+        // Every request so far reaches the receivers' branches after this one.
+        t.lastKeyFrameOut = g_get_monotonic_time();
+        t.keyFramePending = false;
+    } else if (t.keyFramePending.load()) {
+        requestKeyFrame(tier);
+    }
+}
+
 std::unique_ptr<RoomPipeline::EncoderTier> RoomPipeline::buildTier(const policy::Tier& spec, GstElement* rawTee) {
     auto tier = std::make_unique<EncoderTier>();
     const auto index = m_tiers.size();
@@ -408,18 +437,17 @@ std::unique_ptr<RoomPipeline::EncoderTier> RoomPipeline::buildTier(const policy:
             // Thread: streaming (a receiver's, upstream).
             if (!gst_video_event_is_force_key_unit(GST_PAD_PROBE_INFO_EVENT(info))) return GST_PAD_PROBE_OK;
             auto* d = static_cast<ProbeData*>(data);
-            glib::guarded("key frame request", [&] { d->room->requestKeyFrame(d->tier); });
+            glib::guarded("key frame request", [&] { d->room->onReceiverKeyFrameRequest(d->tier); });
             return GST_PAD_PROBE_DROP;
         },
         new ProbeData{this, index}, [](gpointer d) noexcept { delete static_cast<ProbeData*>(d); });
     gst_pad_add_probe(
         teeIn, GST_PAD_PROBE_TYPE_BUFFER,
-        [](GstPad*, GstPadProbeInfo*, gpointer data) noexcept {
+        [](GstPad*, GstPadProbeInfo* info, gpointer data) noexcept {
             // Thread: streaming (the tier encoder's).
             auto* d = static_cast<ProbeData*>(data);
-            glib::guarded("pending key frame", [&] {
-                if (d->room->m_tiers[d->tier]->keyFramePending.load()) d->room->requestKeyFrame(d->tier);
-            });
+            const bool key = !GST_BUFFER_FLAG_IS_SET(GST_PAD_PROBE_INFO_BUFFER(info), GST_BUFFER_FLAG_DELTA_UNIT);
+            glib::guarded("encoded frame", [&] { d->room->onEncodedFrame(d->tier, key); });
             return GST_PAD_PROBE_OK;
         },
         new ProbeData{this, index}, [](gpointer d) noexcept { delete static_cast<ProbeData*>(d); });

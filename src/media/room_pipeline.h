@@ -88,9 +88,14 @@ private:
         ElementRef valve, encoder, tee;
         std::atomic<int> receivers{0};
         std::atomic<std::int64_t> lastKeyFrameRequest{0};
+        std::atomic<std::int64_t> lastKeyFrameOut{0}; // when the encoder last produced one, forced or periodic
         std::atomic<bool> keyFramePending{false};
     };
     std::unique_ptr<EncoderTier> buildTier(const policy::Tier& spec, GstElement* rawTee);
+    // Thread: streaming (a receiver's, upstream). A receiver's PLI/FIR.
+    void onReceiverKeyFrameRequest(std::size_t tier);
+    // Thread: streaming (the tier encoder's). Every encoded frame on its way to the receivers.
+    void onEncodedFrame(std::size_t tier, bool keyFrame);
     void relayout();
     // Thread: main. Forgets the participant's audio links; returns what to unhook.
     DetachPlan removeAudio(const std::string& participantId);
