@@ -78,6 +78,20 @@ void configureIce(GstElement* webrtc, const Config& config, const std::vector<st
     gst_object_unref(ice);
 }
 
+// Holds the reference a getter returned. webrtcbin 1.22 leaves some of its
+// objects (ICE streams, transports) floating, so no adopt().
+Ref<GObject> hold(gpointer returned) {
+    auto ref = Ref<GObject>::borrow(static_cast<GObject*>(returned));
+    if (returned) g_object_unref(returned);
+    return ref;
+}
+
+Ref<GObject> property(const Ref<GObject>& object, const char* name) {
+    gpointer value = nullptr;
+    if (object) g_object_get(object.get(), name, &value, nullptr);
+    return hold(value);
+}
+
 } // namespace
 
 PeerCore::PeerCore(PeerRoom& room, std::string id, PeerOptions options, PeerListener& listener, unsigned order)
@@ -243,6 +257,42 @@ void PeerCore::onConnectionState(GstWebRTCPeerConnectionState state) {
     } else if (state == GST_WEBRTC_PEER_CONNECTION_STATE_FAILED) {
         fail("ICE/DTLS connection failed");
     }
+}
+
+// webrtcbin 1.22 does not restart ICE when an offer brings new credentials
+// ("FIXME: deal with ICE restarts" in gstwebrtcbin.c): it only hands them to
+// libnice, whose selected pair stays. The browser's new candidates are then
+// checked and nominated, but libnice (0.1.21) moves to a nominated pair only
+// if its priority is above the selected pair's (conn_check_update_selected_
+// pair), and a browser's new host candidate has the same priority as its old
+// one: we went on sending to the old port, which the browser, having moved,
+// no longer reads. (It worked when the first pair had been learnt from a
+// peer-reflexive check, of lower priority: hence a flaky test.) Restarting
+// the stream drops the old checks and the selected pair's priority, so the
+// pair the browser nominates is taken; media goes on over the old pair until
+// then. Checks that arrive before the new credentials wait for them. Our own
+// credentials stay, as webrtcbin's answer repeats them.
+void PeerCore::restartIce(const std::string& ufrag, const std::string& pwd) {
+    // max-bundle: every m-line uses the first one's transport, one ICE stream.
+    GstWebRTCRTPTransceiver* first = nullptr;
+    g_signal_emit_by_name(m_webrtc.get(), "get-transceiver", 0, &first);
+    auto transceiver = hold(first);
+    auto stream = property(property(property(property(transceiver, "sender"), "transport"), "transport"), "stream");
+    auto agent = property(property(Ref<GObject>::borrow(G_OBJECT(m_webrtc.get())), "ice-agent"), "agent");
+    guint streamId = 0;
+    if (stream) g_object_get(stream.get(), "stream-id", &streamId, nullptr);
+    if (!agent || streamId == 0) {
+        GST_CAT_WARNING(tessera_media_debug, "peer %s: no ICE stream to restart", m_id.c_str());
+        return;
+    }
+    auto* nice = NICE_AGENT(agent.get());
+    gchar *ownUfrag = nullptr, *ownPwd = nullptr;
+    nice_agent_get_local_credentials(nice, streamId, &ownUfrag, &ownPwd);
+    GCharPtr keepUfrag(ownUfrag), keepPwd(ownPwd);
+    nice_agent_restart_stream(nice, streamId);
+    if (keepUfrag && keepPwd) nice_agent_set_local_credentials(nice, streamId, keepUfrag.get(), keepPwd.get());
+    nice_agent_set_remote_credentials(nice, streamId, ufrag.c_str(), pwd.c_str());
+    GST_CAT_INFO(tessera_media_debug, "peer %s: ICE restarted (client ufrag %s)", m_id.c_str(), ufrag.c_str());
 }
 
 // Thread: streaming.

@@ -125,6 +125,8 @@ public:
 private:
     // peer.cpp. Thread: main.
     void onConnectionState(GstWebRTCPeerConnectionState state);
+    // The client restarts ICE with these credentials: start our checks over.
+    void restartIce(const std::string& ufrag, const std::string& pwd);
     // True once stop() ran. Thread: any.
     bool stopped() const;
 
@@ -181,7 +183,8 @@ private:
     bool m_sending = false;                 // send branches built
     bool m_negotiating = false;             // an offer is being answered
     std::optional<std::string> m_queuedOffer;
-    std::vector<std::string> m_mids; // per m-line
+    std::pair<std::string, std::string> m_remoteIce; // the client's ICE ufrag and pwd, from its latest offer
+    std::vector<std::string> m_mids;                 // per m-line
     PadRef m_videoTeePad, m_audioTeePad;
     PadRef m_videoEntry;                         // where its tier's encoded video enters the bin
     std::size_t m_tier = 0;                      // the quality tier it receives (RoomParts::tierTees)

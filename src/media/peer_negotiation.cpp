@@ -40,6 +40,19 @@ GstCaps* codecCaps(const std::string& media, const std::string& encoding, int pt
     return caps;
 }
 
+// The offer's ICE ufrag and pwd: its first m-line's, else the session's
+// (with max-bundle every m-line has the same).
+std::pair<std::string, std::string> iceCredentials(const GstSDPMessage* msg) {
+    auto value = [&](const char* key) {
+        const char* v = gst_sdp_message_medias_len(msg) > 0
+                            ? gst_sdp_media_get_attribute_val(gst_sdp_message_get_media(msg, 0), key)
+                            : nullptr;
+        if (!v) v = gst_sdp_message_get_attribute_val(msg, key);
+        return std::string(v ? v : "");
+    };
+    return {value("ice-ufrag"), value("ice-pwd")};
+}
+
 std::string upper(const std::string& s) {
     GCharPtr up(g_ascii_strup(s.c_str(), -1));
     return up.get();
@@ -97,6 +110,11 @@ void PeerCore::applyOffer(const std::string& sdp) {
         m_shareMlines = plan.shares;
     }
     if (shareChanged) m_room.setScreenShareActive(m_id, !plan.shares.empty());
+    // Before the offer goes to webrtcbin, so that the candidates the client
+    // sends after it meet the restarted checks.
+    auto ice = iceCredentials(msg.get());
+    if (!m_remoteIce.first.empty() && ice != m_remoteIce) restartIce(ice.first, ice.second);
+    m_remoteIce = std::move(ice);
 
     GstWebRTCSessionDescription* offer = gst_webrtc_session_description_new(GST_WEBRTC_SDP_TYPE_OFFER, msg.release());
     m_negotiating = true;

@@ -450,16 +450,43 @@ test('an ICE restart keeps the call going', async (ctx) => {
   const { pages } = await threeInARoom(ctx);
   const [a] = pages;
   const ufrag = () => a.eval(() => /a=ice-ufrag:(\S+)/.exec(window.tessera.pc?.localDescription?.sdp ?? '')?.[1] ?? null);
+  // The page's selected candidate pair: the ICE generation (ufrag) of its
+  // local end, and the bytes received on it.
+  const path = () => a.eval(async () => {
+    const stats = await window.tessera.pc.getStats();
+    let pair = null;
+    stats.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId); });
+    const local = pair && stats.get(pair.localCandidateId);
+    return local ? { ufrag: local.usernameFragment, port: local.port, bytesReceived: pair.bytesReceived } : null;
+  });
+  const selectedAndState = async () => `selected pair: ${JSON.stringify(await path())}; ${await a.describe()}`;
   const before = await ufrag();
   await waitConnected(a);
   const errorsBefore = await a.eval(() => window.tessera.errors.length);
+  const offersBefore = await a.eval(() => window.tessera.session.offersSent);
   await a.eval(() => window.tessera.session.iceRestart());
-  await waitFor(`${a.name}'s restart offer to be answered`, async () => {
+  const after = await waitFor(`${a.name}'s restart offer to be answered`, async () => {
     const now = await ufrag();
-    return now && now !== before && (await a.eval(() => window.tessera.pc.signalingState === 'stable'));
+    return now && now !== before && (await a.eval(() => window.tessera.pc.signalingState === 'stable')) && now;
   }, { timeout: seconds(30), describe: () => a.describe() });
+  // The page moves its media to a pair of the new generation, and the server
+  // must send on that pair: a server that went on checking with the page's
+  // old credentials never took the new path, and the page, which had, went
+  // 'disconnected'.
+  const moved = await waitFor(`${a.name} to select a candidate pair of its new ICE generation (${after})`, async () => {
+    const p = await path();
+    return p?.ufrag === after && p;
+  }, { timeout: seconds(30), describe: selectedAndState });
+  await waitFor(`media to arrive on the new pair (local port ${moved.port})`, async () => {
+    const p = await path();
+    return p?.port === moved.port && p.bytesReceived > moved.bytesReceived + 100000;
+  }, { timeout: seconds(30), describe: selectedAndState });
   await waitConnected(a, seconds(45));
   await waitFramesRising(a);
+  // One restart did it: the page's own retry (a second offer after 15 s)
+  // would hide a server that misses the first.
+  const offers = (await a.eval(() => window.tessera.session.offersSent)) - offersBefore;
+  if (offers !== 1) throw new Error(`the restart took ${offers} offers, not 1`);
   const errors = await a.eval((n) => window.tessera.errors.slice(n), errorsBefore);
   if (errors.length) throw new Error(`the page reported ${short(errors)}`);
 });
