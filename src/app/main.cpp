@@ -3,6 +3,9 @@
 // layout specs and pipeline fragments without serving.
 #include <gst/gst.h>
 
+#include <malloc.h>
+
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -228,6 +231,12 @@ int main(int argc, char** argv) {
     // Before any thread starts, so that every thread inherits it: only the
     // signal thread takes these (serve()).
     const sigset_t unblocked = SignalWatch::block();
+    // Memory a call used goes back to the system when it ends (with the
+    // trim after each room, docs/architecture.md): GLib 2.74's slice
+    // allocator never returns its slabs, and glibc's default 8 arenas per
+    // core keep each streaming thread's frees in an arena of its own.
+    g_setenv("G_SLICE", "always-malloc", FALSE);
+    mallopt(M_ARENA_MAX, std::max(2, static_cast<int>(g_get_num_processors())));
     g_set_prgname("tessera");
     Options options;
     try {

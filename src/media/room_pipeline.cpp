@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <malloc.h>
 
 #include <gst/video/video.h>
 
@@ -242,6 +243,16 @@ RoomPipeline::~RoomPipeline() {
     gst_element_set_state(m_pipeline.get(), GST_STATE_NULL);
     m_recorder.reset(); // not finalised: the room stopped without stopRecording()
     GST_CAT_INFO(tessera_media_debug, "room %s: pipeline stopped", m_room.c_str());
+    // glibc keeps what the room's streaming threads freed in their arenas:
+    // without a trim, a server that once held a large call stays that size
+    // (docs/architecture.md). Once this destructor and its members are done.
+    g_idle_add_full(
+        G_PRIORITY_LOW,
+        [](gpointer) noexcept -> gboolean {
+            malloc_trim(0);
+            return G_SOURCE_REMOVE;
+        },
+        nullptr, nullptr);
 }
 
 std::string RoomPipeline::startRecording(const RecordingRequest& request) {

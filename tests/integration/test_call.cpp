@@ -1,6 +1,9 @@
 // The core mixed call (issue 2): real server, real webrtcbin clients.
 #include <catch2/catch.hpp>
 
+#include <sstream>
+#include <thread>
+
 #include "files.h"
 #include "harness.h"
 
@@ -105,6 +108,64 @@ TEST_CASE("participants join and leave 50 times while two stay; nothing leaks", 
     CHECK(server.metric("tessera_participants") == 2);
     CHECK(server.metric(elements) == baseline);
     for (auto& s : stayers) s->leave();
+}
+
+namespace {
+
+// A field of /proc/<pid>/status ("VmRSS" in kB).
+long procStatus(pid_t pid, const std::string& field) {
+    std::istringstream in(readText("/proc/" + std::to_string(pid) + "/status"));
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
+    FAIL("no " << field << " in /proc/" << pid << "/status");
+    return 0;
+}
+
+} // namespace
+
+TEST_CASE("after every room closes, the server gives its memory back", "[call][memory]") {
+    Server server;
+    const pid_t pid = server.process().pid();
+    // Idle: after one short call, so that the libraries a call loads (codecs,
+    // ICE, DTLS) are counted in it, as they are in a server that has run.
+    {
+        Client warm(server, ClientOptions{"warm", "warm", "0xff0000", 440, {}, false, {}});
+        warm.waitEvent("first-frame");
+        warm.leave();
+    }
+    auto waitIdle = [&] {
+        const auto deadline = Clock::now() + kDeadline;
+        while (Clock::now() < deadline && server.metric("tessera_rooms") != 0) std::this_thread::sleep_for(100ms);
+        REQUIRE(server.metric("tessera_rooms") == 0);
+    };
+    waitIdle();
+    const long idleRss = procStatus(pid, "VmRSS");
+
+    // Two rooms of three with video.
+    long busyRss = 0;
+    {
+        std::vector<std::unique_ptr<Client>> clients;
+        for (const char* room : {"m1", "m2"}) {
+            auto trio = joinAll(server, room, kTrio);
+            for (auto& c : trio) clients.push_back(std::move(c));
+        }
+        for (auto& c : clients) c->waitReport([](const Json& r) { return r.value("frames", 0) > 30; });
+        busyRss = procStatus(pid, "VmRSS");
+        for (auto& c : clients) c->leave();
+    }
+    waitIdle();
+    // Pipelines stop their threads as they go: poll, to a generous deadline.
+    long rss = 0;
+    const auto deadline = Clock::now() + kDeadline;
+    for (;;) {
+        rss = procStatus(pid, "VmRSS");
+        if (rss <= idleRss + 30 * 1024 || Clock::now() > deadline) break;
+        std::this_thread::sleep_for(200ms);
+    }
+    INFO("RSS idle " << idleRss / 1024 << " MB, with two rooms " << busyRss / 1024 << " MB, after " << rss / 1024
+                     << " MB");
+    CHECK(rss <= idleRss + 30 * 1024); // docs/architecture.md: within 30 MB of idle
 }
 
 TEST_CASE("bad input gets an error and the room goes on", "[call][bad-input]") {
