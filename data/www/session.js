@@ -629,14 +629,11 @@ export class Session extends EventTarget {
     });
     const pc = this.pc;
     if (pc) {
-      const t = this.screenTransceiver;
-      if (t && !t.stopped && pc.getTransceivers().includes(t)) {
-        await t.sender.replaceTrack(track);
-        t.sender.setStreams?.(stream);
-        t.direction = 'sendonly';
-      } else {
-        this.screenTransceiver = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
-      }
+      // A new transceiver (m-line) for every share, never the previous
+      // share's inactive one: the server's webrtcbin (GStreamer 1.22) cannot
+      // turn an inactive m-line back on ("transceiver direction changes are
+      // not implemented"), and the connection then stalls.
+      this.screenTransceiver = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
       this.negotiate();
     }
     this.emit('screen');
