@@ -134,6 +134,7 @@ private:
     void applyOffer(const std::string& sdp);
     void onRemoteDescriptionSet();
     void onAnswerCreated(GstWebRTCSessionDescription* answer);
+    void onLocalDescriptionSet();
 
     // peer_branches.cpp.
     void buildSendBranches(); // Thread: main.
@@ -183,6 +184,9 @@ private:
     bool m_sending = false;                 // send branches built
     bool m_negotiating = false;             // an offer is being answered
     std::optional<std::string> m_queuedOffer;
+    // The answer webrtcbin is applying; sent to the client once applied.
+    std::unique_ptr<GstWebRTCSessionDescription, decltype(&gst_webrtc_session_description_free)> m_pendingAnswer{
+        nullptr, gst_webrtc_session_description_free};
     std::pair<std::string, std::string> m_remoteIce; // the client's ICE ufrag and pwd, from its latest offer
     std::vector<std::string> m_mids;                 // per m-line
     PadRef m_videoTeePad, m_audioTeePad;
