@@ -61,10 +61,17 @@ struct VideoSource {
     std::string participantId;
     std::string name;
     bool screenShare = false;
-    unsigned order = 0; // the participant's join order
-    PadRef mixerPad;    // the compositor sink pad it feeds
-    ElementRef label;   // the textoverlay drawing its name (silent unless the layout has labels)
+    unsigned order = 0;             // the participant's join order
+    PadRef mixerPad;                // the compositor sink pad it feeds
+    ElementRef label;               // the textoverlay drawing its name (silent unless the layout has labels)
+    ElementRef scale;               // the decode fragment's name=scale videoscale
+    ElementRef tile;                // its name=tile capsfilter: the size it is scaled to
+    unsigned width = 0, height = 0; // what `tile` is set to; 0: the fragment's own (video.tileWidth/Height)
+    bool keepAspect = true;         // `scale`'s add-borders
 };
+
+// Sizes a name label (textoverlay) for a tile `tileHeight` pixels high.
+void styleLabel(GstElement* label, unsigned tileHeight);
 
 // The room's shared elements a peer links to. Borrowed from the room, which
 // outlives its peers; fixed for the room's life, so readable on any thread.
