@@ -252,6 +252,17 @@ void PeerCore::onConnectionState(GstWebRTCPeerConnectionState state) {
     if (state == GST_WEBRTC_PEER_CONNECTION_STATE_CONNECTED && !m_connected) {
         m_connected = true;
         GST_CAT_INFO(tessera_media_debug, "peer %s connected", m_id.c_str());
+        {
+            std::lock_guard lock(m_mutex);
+            m_stats.connected = true;
+        }
+        // Nothing is encoded for a client until it can receive: a script
+        // that offers and never completes ICE starts no tier encode and no
+        // Opus encode (it would cost the others' CPU for nothing). Linked
+        // after the answer in any case: webrtcbin 1.22 matches a transceiver
+        // against the caps a linked pad already carries (e.g. sprop-stereo),
+        // which can differ from the offer even where the codec is the same.
+        if (!m_sending) buildSendBranches();
         // A joiner needs a key frame to start decoding the shared stream.
         m_room.requestKeyFrame(m_tier);
     } else if (state == GST_WEBRTC_PEER_CONNECTION_STATE_FAILED) {

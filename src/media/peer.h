@@ -61,10 +61,17 @@ struct VideoSource {
     std::string participantId;
     std::string name;
     bool screenShare = false;
-    unsigned order = 0; // the participant's join order
-    PadRef mixerPad;    // the compositor sink pad it feeds
-    ElementRef label;   // the textoverlay drawing its name (silent unless the layout has labels)
+    unsigned order = 0;             // the participant's join order
+    PadRef mixerPad;                // the compositor sink pad it feeds
+    ElementRef label;               // the textoverlay drawing its name (silent unless the layout has labels)
+    ElementRef scale;               // the decode fragment's name=scale videoscale
+    ElementRef tile;                // its name=tile capsfilter: the size it is scaled to
+    unsigned width = 0, height = 0; // what `tile` is set to; 0: the fragment's own (video.tileWidth/Height)
+    bool keepAspect = true;         // `scale`'s add-borders
 };
+
+// Sizes a name label (textoverlay) for a tile `tileHeight` pixels high.
+void styleLabel(GstElement* label, unsigned tileHeight);
 
 // The room's shared elements a peer links to. Borrowed from the room, which
 // outlives its peers; fixed for the room's life, so readable on any thread.
@@ -134,6 +141,7 @@ private:
     void applyOffer(const std::string& sdp);
     void onRemoteDescriptionSet();
     void onAnswerCreated(GstWebRTCSessionDescription* answer);
+    void onLocalDescriptionSet();
 
     // peer_branches.cpp.
     void buildSendBranches(); // Thread: main.
@@ -183,6 +191,9 @@ private:
     bool m_sending = false;                 // send branches built
     bool m_negotiating = false;             // an offer is being answered
     std::optional<std::string> m_queuedOffer;
+    // The answer webrtcbin is applying; sent to the client once applied.
+    std::unique_ptr<GstWebRTCSessionDescription, decltype(&gst_webrtc_session_description_free)> m_pendingAnswer{
+        nullptr, gst_webrtc_session_description_free};
     std::pair<std::string, std::string> m_remoteIce; // the client's ICE ufrag and pwd, from its latest offer
     std::vector<std::string> m_mids;                 // per m-line
     PadRef m_videoTeePad, m_audioTeePad;

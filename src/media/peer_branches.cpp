@@ -12,11 +12,9 @@
 namespace tessera::media {
 using namespace peer_detail;
 
-namespace {
-
-// The name label on a tile (textoverlay): sized to the normalised tile, so a
-// label looks the same whatever video.tileHeight is. At the default 360
-// pixels: Sans Bold 18, readable in a 2x2 grid and still legible in a 5x5 one.
+// The label is sized to its tile, so it keeps its proportion in any layout:
+// at 360 pixels, Sans Bold 18, readable in a 2x2 grid and still legible in a
+// 5x5 one.
 void styleLabel(GstElement* label, unsigned tileHeight) {
     const std::string font = "Sans Bold " + std::to_string(std::max(4u, tileHeight / 20));
     g_object_set(label, "font-desc", font.c_str(), "shaded-background", TRUE, "xpad",
@@ -25,6 +23,8 @@ void styleLabel(GstElement* label, unsigned tileHeight) {
     gst_util_set_object_arg(G_OBJECT(label), "valignment", "bottom");
     gst_util_set_object_arg(G_OBJECT(label), "halignment", "left");
 }
+
+namespace {
 
 // Sets the latency properties every mixer shares: late joiners carry a
 // jitter buffer the mixer must wait for (DESIGN.md, "facts that bite").
@@ -167,9 +167,9 @@ void PeerCore::linkAudioInput(GstPad* pad) {
 void PeerCore::linkVideoInput(GstPad* pad, bool screenShare) {
     GstBin* bin = GST_BIN(m_bin.get());
     ElementRef decode = m_parts.fragments->makeBin("decode-" + m_parts.config->video.codec);
-    // The name label is drawn here, on the normalised tile, so it moves and
-    // scales with the tile on every layout change at no extra cost; the room
-    // turns it on and off (`silent`) with the layout's `labels`.
+    // The name label is drawn here, on the tile's own frames, so it moves
+    // with the tile on every layout change at no extra cost; the room sizes
+    // it to the tile and turns it on and off (`silent`) with `labels`.
     GstElement* label = make("textoverlay");
     const std::string text = m_options.name + (screenShare ? " (screen)" : "");
     g_object_set(label, "text", text.c_str(), "silent", TRUE, nullptr);
@@ -198,7 +198,9 @@ void PeerCore::linkVideoInput(GstPad* pad, bool screenShare) {
                        screenShare,
                        m_order,
                        PadRef::adopt(mixerPad),
-                       ElementRef::borrow(label)};
+                       ElementRef::borrow(label),
+                       requireByName(GST_BIN(decode.get()), "scale"),
+                       requireByName(GST_BIN(decode.get()), "tile")};
     post(weak_from_this(), [source = std::move(source)](PeerCore& core) mutable {
         if (core.m_bin) core.m_room.addSource(std::move(source));
     });

@@ -1,6 +1,6 @@
 // PeerCore's negotiation: the client's offer, planned by protocol::planOffer,
-// becomes webrtcbin transceivers; then the answer, and the send branches once
-// it exists.
+// becomes webrtcbin transceivers; then the answer, sent once applied. (The
+// send branches wait for the connection: PeerCore::onConnectionState.)
 #include <gst/sdp/sdp.h>
 
 #include "peer.h"
@@ -165,7 +165,36 @@ void PeerCore::onRemoteDescriptionSet() {
 }
 
 void PeerCore::onAnswerCreated(GstWebRTCSessionDescription* answer) {
-    g_signal_emit_by_name(m_webrtc.get(), "set-local-description", answer, nullptr);
+    // The answer goes to the client only once webrtcbin has applied it: one
+    // it cannot apply (1.22 refuses, e.g., to re-activate an inactive m-line)
+    // would otherwise leave the client waiting for media that never comes.
+    m_pendingAnswer.reset(gst_webrtc_session_description_copy(answer));
+    GstPromise* promise = newPromise(shared_from_this(), [](GstPromise* p, gpointer data) noexcept {
+        // Thread: webrtcbin's.
+        glib::guarded("set-local-description reply", [&] {
+            const GstStructure* reply = gst_promise_get_reply(p);
+            std::string error;
+            if (reply && gst_structure_has_field(reply, "error")) {
+                GError* e = nullptr;
+                gst_structure_get(reply, "error", G_TYPE_ERROR, &e, nullptr);
+                GErrorPtr owned(e);
+                error = e ? e->message : "set-local-description failed";
+            }
+            post(weakOf(data), [error](PeerCore& core) {
+                if (!core.m_bin || !core.m_pendingAnswer) return;
+                if (!error.empty())
+                    core.fail("the server could not apply its answer to this offer: " + error);
+                else
+                    core.onLocalDescriptionSet();
+            });
+        });
+    });
+    g_signal_emit_by_name(m_webrtc.get(), "set-local-description", answer, promise);
+    gst_promise_unref(promise);
+}
+
+void PeerCore::onLocalDescriptionSet() {
+    const GstWebRTCSessionDescription* answer = m_pendingAnswer.get();
     GCharPtr text(gst_sdp_message_as_text(answer->sdp));
     GST_CAT_DEBUG(tessera_media_debug, "peer %s: answer\n%s", m_id.c_str(), text.get());
     if (!m_connected) {
@@ -192,10 +221,7 @@ void PeerCore::onAnswerCreated(GstWebRTCSessionDescription* answer) {
     };
     m_audioSsrc = announcedSsrc(m_offer.audioMline);
     m_videoSsrc = announcedSsrc(m_offer.videoMline);
-    // Linked only now: webrtcbin 1.22 matches a transceiver against the caps
-    // a linked pad already carries (e.g. sprop-stereo), which can differ from
-    // the offer even where the codec is the same.
-    if (!m_sending) buildSendBranches();
+    m_pendingAnswer.reset();
     m_listener.onAnswer(text.get());
     if (m_queuedOffer && m_bin) {
         std::string next = std::move(*m_queuedOffer);

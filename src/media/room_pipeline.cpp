@@ -64,6 +64,18 @@ std::array<guint8, 3> yuvOf(const std::string& hex, const GstVideoInfo& info) {
             clamp8(128 + (full ? 255 : 224) * cr)};
 }
 
+// Sets the width and height in a capsfilter's caps; the rest stays.
+void resize(GstElement* filter, unsigned width, unsigned height) {
+    GstCaps* caps = nullptr;
+    g_object_get(filter, "caps", &caps, nullptr);
+    GstCaps* resized = gst_caps_copy(caps);
+    gst_caps_set_simple(resized, "width", G_TYPE_INT, static_cast<int>(width), "height", G_TYPE_INT,
+                        static_cast<int>(height), nullptr);
+    g_object_set(filter, "caps", resized, nullptr);
+    gst_caps_unref(resized);
+    gst_caps_unref(caps);
+}
+
 } // namespace
 
 RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragments& fragments, RoomListener& listener)
@@ -580,23 +592,30 @@ void RoomPipeline::relayout() {
     if (width != m_canvasWidth || height != m_canvasHeight) {
         m_canvasWidth = width;
         m_canvasHeight = height;
-        for (GstElement* filter : {m_canvasCaps.get(), m_backgroundCaps.get()}) {
-            GstCaps* caps = nullptr;
-            g_object_get(filter, "caps", &caps, nullptr);
-            GstCaps* resized = gst_caps_copy(caps);
-            gst_caps_set_simple(resized, "width", G_TYPE_INT, static_cast<int>(width), "height", G_TYPE_INT,
-                                static_cast<int>(height), nullptr);
-            g_object_set(filter, "caps", resized, nullptr);
-            gst_caps_unref(resized);
-            gst_caps_unref(caps);
-        }
+        for (GstElement* filter : {m_canvasCaps.get(), m_backgroundCaps.get()}) resize(filter, width, height);
     }
     const auto tiles = layout::computeTiles(inputs, m_speaker, m_layout, width, height);
     CompositePlan plan;
-    for (const auto& s : m_sources) {
+    for (auto& s : m_sources) {
         auto tile = std::find_if(tiles.begin(), tiles.end(), [&](const layout::Tile& t) { return t.sourceId == s.id; });
         const bool shown = tile != tiles.end();
         plan.pads.push_back({s.mixerPad, shown ? std::optional<layout::Tile>(*tile) : std::nullopt});
+        // Each input is scaled once, upstream, straight to its tile's size
+        // (even: I420's chroma is subsampled), letterboxed or stretched as
+        // the layout says; the compositor then places it unscaled. A hidden
+        // input keeps its last size.
+        if (s.scale && s.keepAspect != m_layout.keepAspect) {
+            s.keepAspect = m_layout.keepAspect;
+            g_object_set(s.scale.get(), "add-borders", s.keepAspect ? TRUE : FALSE, nullptr);
+        }
+        const unsigned tileWidth = shown ? std::max(2, tile->width & ~1) : s.width;
+        const unsigned tileHeight = shown ? std::max(2, tile->height & ~1) : s.height;
+        if (s.tile && (tileWidth != s.width || tileHeight != s.height)) {
+            s.width = tileWidth;
+            s.height = tileHeight;
+            resize(s.tile.get(), tileWidth, tileHeight);
+            if (s.label) styleLabel(s.label.get(), tileHeight);
+        }
         // The label is drawn upstream, on the tile's own frames: it needs no sync.
         if (s.label) g_object_set(s.label.get(), "silent", !(shown && m_layout.labels), nullptr);
     }

@@ -54,6 +54,7 @@ std::string serialize(const RoomDetail& room) {
         item["bitrateIn"] = p.bitrateIn;
         item["bitrateOut"] = p.bitrateOut;
         item["packetsLost"] = p.packetsLost;
+        item["connected"] = p.connected;
         json["participants"].push_back(std::move(item));
     }
     if (!room.recordingFile.empty()) json["recordingFile"] = room.recordingFile;

@@ -253,7 +253,7 @@ api::RoomDetail Rooms::detail(const std::string& name) const {
     for (const auto& participant : room.participants) {
         const media::PeerStats stats = participant->peer->stats();
         out.participants.push_back({participant->id, participant->name, stats.tier, participant->receiveOnly,
-                                    stats.bitrateIn, stats.bitrateOut, stats.packetsLost});
+                                    stats.bitrateIn, stats.bitrateOut, stats.packetsLost, stats.connected});
     }
     return out;
 }

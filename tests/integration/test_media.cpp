@@ -50,6 +50,26 @@ void joinAndOffer(RawSocket& ws, const std::string& room, const std::string& nam
     ws.send(Json{{"type", "offer"}, {"sdp", readText("tests/data/offer-chromium.sdp")}}.dump());
 }
 
+// tests/data/offer-chromium.sdp with a third m-line, a screen share in
+// `direction` (mid 2), as a browser renegotiates one.
+std::string offerWithShare(const std::string& direction) {
+    std::string sdp = readText("tests/data/offer-chromium.sdp");
+    const auto video = sdp.find("m=video");
+    std::string share = sdp.substr(video);
+    auto replace = [](std::string& text, const std::string& from, const std::string& to) {
+        for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
+            text.replace(at, from.size(), to);
+    };
+    replace(share, "a=mid:1", "a=mid:2");
+    replace(share, "a=sendrecv", "a=" + direction);
+    replace(share, "a=msid:- v0", "a=msid:- v1");
+    replace(share, "2001", "3001"); // the share's own SSRCs
+    replace(share, "2002", "3002");
+    replace(sdp, "a=group:BUNDLE 0 1", "a=group:BUNDLE 0 1 2");
+    if (!sdp.ends_with("\n")) sdp += "\r\n";
+    return sdp + share;
+}
+
 // Two participants in a call whose composite and cameras are in `codec`.
 void callIn(const std::string& codec) {
     INFO("codec " << codec);
@@ -157,6 +177,10 @@ TEST_CASE("a peer whose ICE does not connect within 30 s fails; the room goes on
     joinAndOffer(ws, "ice", "silent");
     REQUIRE(ws.receiveType("answer", kDeadline));
     const auto answered = Clock::now();
+    // Nothing is encoded for it meanwhile (docs/protocol.md, room details).
+    const Json waiting = waitRoom(server, "ice", [](const Json& r) { return r.at("participants").size() == 2; });
+    CHECK(waiting.at("participants").at(0).value("connected", false));
+    CHECK_FALSE(waiting.at("participants").at(1).value("connected", true));
     const auto error = ws.receiveType("error", 2 * kDeadline);
     const double after = std::chrono::duration<double>(Clock::now() - answered).count();
     REQUIRE(error.has_value());
@@ -166,6 +190,37 @@ TEST_CASE("a peer whose ICE does not connect within 30 s fails; the room goes on
     CHECK(after >= 29);
     CHECK(after <= 45);
     const Json room = waitRoom(server, "ice", [](const Json& r) { return r.at("participants").size() == 1; });
+    CHECK(room.at("participants").size() == 1);
+    const auto before = anchor.report().value("frames", 0);
+    const auto later = anchor.waitReport([&](const Json& r) { return r.value("frames", 0) > before + 30; });
+    CHECK(later.value("frames", 0) > before + 30);
+    anchor.leave();
+}
+
+// webrtcbin 1.22 cannot re-activate an inactive m-line ("transceiver
+// direction changes are not implemented"): its answer cannot be applied. The
+// client must be told, not left waiting for media (docs/protocol.md).
+TEST_CASE("an offer whose answer the server cannot apply gets an error; the room goes on", "[media][renegotiate]") {
+    Server server(smallCall());
+    Client anchor(server, ClientOptions{"reneg", "anchor", "0xff0000", 440, {}, false, {}});
+    anchor.waitEvent("first-frame");
+    RawSocket ws(server.ws());
+    ws.send(Json{{"type", "join"}, {"room", "reneg"}, {"name", "sharer"}}.dump());
+    REQUIRE(ws.receiveType("joined"));
+    ws.send(Json{{"type", "offer"}, {"sdp", offerWithShare("sendonly")}}.dump());
+    REQUIRE(ws.receiveType("answer", kDeadline));
+    ws.send(Json{{"type", "offer"}, {"sdp", offerWithShare("inactive")}}.dump());
+    REQUIRE(ws.receiveType("answer", kDeadline));
+    ws.send(Json{{"type", "offer"}, {"sdp", offerWithShare("sendonly")}}.dump());
+    // Candidates and layout changes may come first.
+    std::optional<Json> reply;
+    while ((reply = ws.receive(kDeadline)) && reply->value("type", "") != "error" &&
+           reply->value("type", "") != "answer") {}
+    REQUIRE(reply.has_value());
+    INFO("reply " << reply->dump());
+    CHECK(reply->value("type", "") == "error");
+    CHECK_THAT(reply->value("message", ""), Catch::Matchers::Contains("could not apply its answer"));
+    const Json room = waitRoom(server, "reneg", [](const Json& r) { return r.at("participants").size() == 1; });
     CHECK(room.at("participants").size() == 1);
     const auto before = anchor.report().value("frames", 0);
     const auto later = anchor.waitReport([&](const Json& r) { return r.value("frames", 0) > before + 30; });

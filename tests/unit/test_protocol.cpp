@@ -379,11 +379,11 @@ TEST_CASE("api: room list, room detail and error bodies", "[protocol]") {
           R"({"room":"b","participants":1,"layout":"speaker","recording":true}])");
 
     api::RoomDetail detail{"a", "grid", true, {}, {}, {}};
-    detail.participants.push_back({"p1", "Alice", "low", true, 1000, 2000, 3});
+    detail.participants.push_back({"p1", "Alice", "low", true, 1000, 2000, 3, true});
     CHECK(
         api::serialize(detail) ==
         R"({"room":"a","layout":"grid","recording":true,"participants":[)"
-        R"({"id":"p1","name":"Alice","tier":"low","receiveOnly":true,"bitrateIn":1000,"bitrateOut":2000,"packetsLost":3}]})");
+        R"({"id":"p1","name":"Alice","tier":"low","receiveOnly":true,"bitrateIn":1000,"bitrateOut":2000,"packetsLost":3,"connected":true}]})");
 
     detail.recordingFile = "/rec/a.mkv";
     detail.recordingError = "disk full";

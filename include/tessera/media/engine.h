@@ -46,7 +46,8 @@ struct PeerStats {
     std::uint64_t bitrateIn = 0;  // bits/s, RTP received from the client
     std::uint64_t bitrateOut = 0; // bits/s, RTP sent to the client
     std::uint64_t packetsLost = 0;
-    std::string tier = "high";
+    std::string tier = "high"; // the tier it receives, or will once connected
+    bool connected = false;    // ICE and DTLS up; until then nothing is encoded for it
 };
 
 class Peer {

@@ -20,6 +20,7 @@ struct ParticipantSummary {
     std::uint64_t bitrateIn = 0;  // bits/s
     std::uint64_t bitrateOut = 0; // bits/s
     std::uint64_t packetsLost = 0;
+    bool connected = false; // ICE and DTLS up: media flows to and from it
 };
 
 struct RoomSummary {
