@@ -92,9 +92,9 @@ std::optional<std::string> fmtpParameter(const std::string& params, std::string_
 }
 
 // How an H.264 profile-level-id's profile fits the constrained-baseline
-// stream the server sends (RFC 6184 8.1 and RFC 6184bis: the profile is the
-// profile_idc byte with the constraint flags, not the text; "42e01f" from
-// Chromium and "42c01f" from x264 are both constrained baseline).
+// stream the server sends. The profile is the profile_idc byte with the
+// constraint flags (RFC 6184 8.1, read as libwebrtc reads it), not the text:
+// "42e01f" from Chromium and "42c01f" from x264 are both constrained baseline.
 enum class H264Fit { None, Baseline, ConstrainedBaseline };
 
 H264Fit h264Fit(const std::string& profileLevelId) {
