@@ -26,8 +26,13 @@ GstWebRTCRTPTransceiverDirection toGst(protocol::MediaDirection d) {
     return GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_INACTIVE;
 }
 
-GstCaps* codecCaps(const std::string& media, const std::string& encoding, int pt) {
-    if (media == "audio")
+// A transceiver's codec preferences for one planned m-line. webrtcbin
+// answers with their intersection with the offer's caps, field by field: an
+// H.264 line must carry the offer's own profile-level-id text (42e01f and
+// 42c01f are the same profile, but different strings).
+GstCaps* codecCaps(const protocol::PlannedLine& line, const std::string& encoding) {
+    const int pt = line.pt;
+    if (line.media == "audio")
         return gst_caps_new_simple("application/x-rtp", "media", G_TYPE_STRING, "audio", "encoding-name", G_TYPE_STRING,
                                    "OPUS", "clock-rate", G_TYPE_INT, 48000, "payload", G_TYPE_INT, pt, nullptr);
     GstCaps* caps = gst_caps_new_simple("application/x-rtp", "media", G_TYPE_STRING, "video", "encoding-name",
@@ -35,8 +40,8 @@ GstCaps* codecCaps(const std::string& media, const std::string& encoding, int pt
                                         G_TYPE_INT, pt, "rtcp-fb-nack-pli", G_TYPE_BOOLEAN, TRUE, "rtcp-fb-ccm-fir",
                                         G_TYPE_BOOLEAN, TRUE, "rtcp-fb-nack", G_TYPE_BOOLEAN, TRUE, nullptr);
     if (encoding == "H264")
-        gst_caps_set_simple(caps, "packetization-mode", G_TYPE_STRING, "1", "profile-level-id", G_TYPE_STRING, "42e01f",
-                            "level-asymmetry-allowed", G_TYPE_STRING, "1", nullptr);
+        gst_caps_set_simple(caps, "packetization-mode", G_TYPE_STRING, "1", "profile-level-id", G_TYPE_STRING,
+                            line.profileLevelId.c_str(), nullptr);
     return caps;
 }
 
@@ -85,7 +90,7 @@ void PeerCore::applyOffer(const std::string& sdp) {
     // transceiver comes from requesting a sink pad (the only way 1.22 ties a
     // pad to a transceiver before the answer), then gets its preferences.
     for (const auto& line : plan.added) {
-        GstCaps* caps = line.pt < 0 ? nullptr : codecCaps(line.media, videoCodec, line.pt);
+        GstCaps* caps = line.pt < 0 ? nullptr : codecCaps(line, videoCodec);
         GstWebRTCRTPTransceiver* trans = nullptr;
         if (line.send) {
             GstPad* pad = gst_element_request_pad_simple(m_webrtc.get(), "sink_%u");

@@ -375,6 +375,9 @@ RoomStats RoomPipeline::stats() const {
     s.framesDropped = m_framesDropped.load();
     s.keyFramesForced = m_keyFramesForced.load();
     s.elements = countElements(pipeline());
+    for (std::size_t i = 0; i < m_tiers.size(); ++i)
+        s.tiers.push_back({m_parts.ladder.at(i).name, static_cast<unsigned>(m_tiers[i]->receivers.load()),
+                           m_tiers[i]->frames.load()});
     return s;
 }
 
@@ -407,6 +410,7 @@ void RoomPipeline::onReceiverKeyFrameRequest(std::size_t tier) {
 
 void RoomPipeline::onEncodedFrame(std::size_t tier, bool keyFrame) {
     EncoderTier& t = *m_tiers.at(tier);
+    ++t.frames;
     if (keyFrame) {
         // Every request so far reaches the receivers' branches after this one.
         t.lastKeyFrameOut = g_get_monotonic_time();

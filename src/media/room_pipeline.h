@@ -90,6 +90,7 @@ private:
         std::atomic<std::int64_t> lastKeyFrameRequest{0};
         std::atomic<std::int64_t> lastKeyFrameOut{0}; // when the encoder last produced one, forced or periodic
         std::atomic<bool> keyFramePending{false};
+        std::atomic<std::uint64_t> frames{0}; // encoded: shows that a tier without receivers costs nothing
     };
     std::unique_ptr<EncoderTier> buildTier(const policy::Tier& spec, GstElement* rawTee);
     // Thread: streaming (a receiver's, upstream). A receiver's PLI/FIR.

@@ -91,22 +91,54 @@ std::optional<std::string> fmtpParameter(const std::string& params, std::string_
     return std::nullopt;
 }
 
-// The first payload type whose rtpmap names `encoding` (upper case); for
-// H.264 only packetization-mode=1 constrained baseline qualifies.
-int findPayload(const Section& s, const std::string& encoding) {
+// How an H.264 profile-level-id's profile fits the constrained-baseline
+// stream the server sends. The profile is the profile_idc byte with the
+// constraint flags (RFC 6184 8.1, read as libwebrtc reads it), not the text:
+// "42e01f" from Chromium and "42c01f" from x264 are both constrained baseline.
+enum class H264Fit { None, Baseline, ConstrainedBaseline };
+
+H264Fit h264Fit(const std::string& profileLevelId) {
+    if (profileLevelId.size() != 6 ||
+        !std::all_of(profileLevelId.begin(), profileLevelId.end(), [](unsigned char c) { return std::isxdigit(c); }))
+        return H264Fit::None;
+    const auto idc = std::strtoul(profileLevelId.substr(0, 2).c_str(), nullptr, 16);
+    const auto flags = std::strtoul(profileLevelId.substr(2, 2).c_str(), nullptr, 16);
+    if ((flags & 0x0f) != 0) return H264Fit::None; // reserved bits
+    const bool set0 = flags & 0x80, set1 = flags & 0x40;
+    // Constrained baseline: baseline with constraint_set1 (a stream main
+    // decoders take too), or main / extended constrained down to it.
+    if ((idc == 0x42 && set1) || (idc == 0x4d && set0) || (idc == 0x58 && set0 && set1))
+        return H264Fit::ConstrainedBaseline;
+    // Plain baseline decoders decode constrained baseline as well.
+    return idc == 0x42 ? H264Fit::Baseline : H264Fit::None;
+}
+
+// The payload type of `encoding` (upper case) the server answers with, or -1.
+// VP8 and VP9: the first. H.264: packetization-mode 1 only (the payloader
+// sends FU-A and STAP-A), preferring a constrained-baseline payload type to a
+// baseline one, so that the answer names the profile the server sends.
+int findPayload(const Section& s, const std::string& encoding, std::string* profileLevelId) {
+    int baseline = -1;
+    std::string baselineProfile;
     for (int pt : s.formats) {
         auto it = s.encodings.find(pt);
         if (it == s.encodings.end() || it->second != encoding) continue;
-        if (encoding == "H264") {
-            auto params = s.fmtp.find(pt);
-            if (params == s.fmtp.end()) continue;
-            const auto mode = fmtpParameter(params->second, "packetization-mode");
-            const auto profile = fmtpParameter(params->second, "profile-level-id");
-            if (mode != "1" || !profile || (profile->rfind("42e0", 0) != 0 && profile->rfind("4200", 0) != 0)) continue;
+        if (encoding != "H264") return pt;
+        auto params = s.fmtp.find(pt);
+        if (params == s.fmtp.end() || fmtpParameter(params->second, "packetization-mode") != "1") continue;
+        const std::string profile = fmtpParameter(params->second, "profile-level-id").value_or("");
+        const H264Fit fit = h264Fit(profile);
+        if (fit == H264Fit::ConstrainedBaseline) {
+            *profileLevelId = profile;
+            return pt;
         }
-        return pt;
+        if (fit == H264Fit::Baseline && baseline < 0) {
+            baseline = pt;
+            baselineProfile = profile;
+        }
     }
-    return -1;
+    *profileLevelId = baselineProfile;
+    return baseline;
 }
 
 MediaDirection offerDirection(const Section& s) {
@@ -156,7 +188,8 @@ OfferPlan planOffer(std::string_view sdp, const OfferState& before, std::string_
         if (isVideo && st.cameraMline < 0) st.cameraMline = index;
         if (isVideo && index != st.cameraMline && clientSends(dir)) plan.shares.insert(index);
         if (i < before.mlines || (!isAudio && !isVideo)) continue;
-        const int pt = findPayload(s, isAudio ? "OPUS" : codec);
+        std::string profileLevelId;
+        const int pt = findPayload(s, isAudio ? "OPUS" : codec, &profileLevelId);
         if (pt < 0 && dir != MediaDirection::Inactive)
             throw Error(ErrorCode::BadRequest, "offer.sdp: m-line " + std::to_string(i) + " (" + s.media +
                                                    ") offers no " + (isAudio ? "Opus" : codec) +
@@ -170,7 +203,7 @@ OfferPlan planOffer(std::string_view sdp, const OfferState& before, std::string_
             st.videoMline = index;
             st.videoPt = pt;
         }
-        plan.added.push_back({i, s.media, pt, answerDirection(dir, send), send});
+        plan.added.push_back({i, s.media, pt, std::move(profileLevelId), answerDirection(dir, send), send});
     }
     if (st.cameraMline < 0 && st.audioMline < 0 && plan.added.empty() && before.mlines == 0)
         throw Error(ErrorCode::BadRequest, "offer.sdp: needs an audio or a video m-line");

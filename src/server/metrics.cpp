@@ -97,6 +97,15 @@ void appendParticipantFamily(std::string& out, const Snapshot& snapshot, std::st
     }
 }
 
+void appendTierFamily(std::string& out, const Snapshot& snapshot, std::string_view metric, std::string_view type,
+                      std::string_view help, const std::function<std::uint64_t(const media::TierStats&)>& value) {
+    appendHeader(out, metric, type, help);
+    for (const Snapshot::Room& room : snapshot.rooms) {
+        for (const media::TierStats& tier : room.stats.tiers)
+            appendSample(out, metric, {{"room", room.room}, {"tier", tier.name}}, value(tier));
+    }
+}
+
 } // namespace
 
 std::string formatPrometheus(const Snapshot& snapshot) {
@@ -125,6 +134,12 @@ std::string formatPrometheus(const Snapshot& snapshot) {
     appendRoomFamily<std::uint64_t>(out, snapshot, "tessera_room_pipeline_elements", "gauge",
                                     "Elements in the room's pipeline.",
                                     [](const Snapshot::Room& r) { return std::uint64_t{r.stats.elements}; });
+
+    appendTierFamily(out, snapshot, "tessera_tier_receivers", "gauge",
+                     "Receivers of the quality tier; with none its encoder is fed nothing.",
+                     [](const media::TierStats& t) { return std::uint64_t{t.receivers}; });
+    appendTierFamily(out, snapshot, "tessera_tier_frames_total", "counter",
+                     "Frames the quality tier's encoder produced.", [](const media::TierStats& t) { return t.frames; });
 
     appendRoomFamily<std::uint64_t>(out, snapshot, "tessera_recording", "gauge",
                                     "1 while the room is being recorded, else 0.",

@@ -1,6 +1,7 @@
 // The core mixed call (issue 2): real server, real webrtcbin clients.
 #include <catch2/catch.hpp>
 
+#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -379,6 +380,69 @@ TEST_CASE("each receiver gets the quality tier its declared bandwidth fits", "[c
         CHECK(tierOf(server, "tiers", r.who.name) == r.tier);
     }
     for (auto& c : clients) c->leave();
+}
+
+// docs/architecture.md: a tier with no receiver keeps its valve shut and
+// costs no encode. Its encoder's frame counter shows it: still while nobody
+// receives it, counting while someone does.
+TEST_CASE("a tier nobody receives encodes nothing, and encodes while someone does", "[call][tiers][unused]") {
+    Server server({"--video-width", "640", "--video-height", "360", "--video-framerate", "15", "--video-tile-width",
+                   "320", "--video-tile-height", "180", "--video-tiers", "high:640x360:600000,low:320x180:200000"});
+    auto sample = [&](const char* family, const char* tier) {
+        return server.metric(std::string(family) + "{room=\"unused\",tier=\"" + tier + "\"}");
+    };
+    auto frames = [&](const char* tier) { return sample("tessera_tier_frames_total", tier); };
+    auto receivers = [&](const char* tier) { return sample("tessera_tier_receivers", tier); };
+    // Polls to a generous deadline; true once `done` holds.
+    auto waitFor = [](const std::function<bool()>& done) {
+        const auto deadline = Clock::now() + kDeadline;
+        while (!done()) {
+            if (Clock::now() > deadline) return false;
+            std::this_thread::sleep_for(100ms);
+        }
+        return true;
+    };
+    // Time measured in the low tier's frames (15 a second).
+    auto lowEncodes = [&](double count) {
+        const double low = frames("low");
+        REQUIRE(waitFor([&] { return frames("low") >= low + count; }));
+    };
+    // While the low tier encodes `count` more frames, the high tier encodes none.
+    auto highStillFor = [&](double count) {
+        const double high = frames("high");
+        lowEncodes(count);
+        CHECK(frames("high") == high);
+        return high;
+    };
+
+    // Both fit only the low tier (200 kbit/s + 15 % <= 250 kbit/s < 600 kbit/s).
+    const std::vector<std::string> lowOnly = {"--max-bitrate", "250000"};
+    Client red(server, ClientOptions{"unused", "red", "0xff0000", 440, {}, false, lowOnly});
+    Client green(server, ClientOptions{"unused", "green", "0x00ff00", 660, {}, false, lowOnly});
+    for (Client* c : {&red, &green}) CHECK(c->waitEvent("first-frame").value("width", 0) == 320);
+    CHECK(receivers("low") == 2);
+    CHECK(receivers("high") == 0);
+    // Never opened: not one frame since the room began.
+    CHECK(highStillFor(45) == 0);
+
+    // A receiver without a limit takes the high tier: it starts encoding.
+    {
+        Client blue(server, ClientOptions{"unused", "blue", "0x0000ff", 880, {}, false, {}});
+        CHECK(blue.waitEvent("first-frame").value("width", 0) == 640);
+        CHECK(receivers("high") == 1);
+        const double high = frames("high");
+        CHECK(waitFor([&] { return frames("high") >= high + 30; }));
+        blue.leave();
+    }
+
+    // It left: the valve shuts and the high tier stops. A second's worth of
+    // low-tier frames passes first, for frames already inside the encoder.
+    REQUIRE(waitFor([&] { return receivers("high") == 0; }));
+    lowEncodes(15);
+    highStillFor(45);
+    CHECK(receivers("low") == 2);
+    red.leave();
+    green.leave();
 }
 
 TEST_CASE("a receiver that reports loss steps down a tier, and back up when it stops", "[call][tiers][adapt]") {

@@ -22,6 +22,7 @@ MetricsSnapshot twoRooms() {
     a.stats.framesDropped = 3;
     a.stats.keyFramesForced = 5;
     a.stats.elements = 42;
+    a.stats.tiers = {{"high", 2, 900}, {"low", 0, 12}};
     MetricsSnapshot::Participant p1{"p1", {}};
     p1.stats.bitrateIn = 800'000;
     p1.stats.bitrateOut = 1'200'000;
@@ -53,6 +54,12 @@ TEST_CASE("metrics: totals, per room and per participant samples", "[metrics]") 
     CHECK(contains(text, "tessera_recording{room=\"alpha\"} 1\n"));
     CHECK(contains(text, "tessera_recording{room=\"beta\"} 0\n"));
     CHECK(contains(text, "# TYPE tessera_recording_errors_total counter\ntessera_recording_errors_total 2\n"));
+    CHECK(contains(text, "tessera_tier_receivers{room=\"alpha\",tier=\"high\"} 2\n"));
+    CHECK(contains(text, "tessera_tier_receivers{room=\"alpha\",tier=\"low\"} 0\n"));
+    CHECK(contains(text, "tessera_tier_frames_total{room=\"alpha\",tier=\"high\"} 900\n"));
+    CHECK(contains(
+        text, "# TYPE tessera_tier_frames_total counter\ntessera_tier_frames_total{room=\"alpha\",tier=\"high\"} 900\n"
+              "tessera_tier_frames_total{room=\"alpha\",tier=\"low\"} 12\n#"));
     CHECK(contains(text, "# TYPE tessera_room_frames_total counter\n"));
     CHECK(contains(text, "# TYPE tessera_participant_packets_lost_total counter\n"));
 }
@@ -79,7 +86,7 @@ TEST_CASE("metrics: every family has one HELP and TYPE, its samples together", "
         const std::string name = line.substr(0, line.find_first_of("{ "));
         CHECK(name == previousFamily);
     }
-    CHECK(seen.size() == 13);
+    CHECK(seen.size() == 15);
 }
 
 TEST_CASE("metrics: label values are escaped", "[metrics]") {

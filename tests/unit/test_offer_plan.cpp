@@ -76,15 +76,48 @@ TEST_CASE("offer plan: a receive-only viewer gets send-only lines", "[offer]") {
     }
 }
 
-TEST_CASE("offer plan: H.264 takes the first packetization-mode 1 constrained baseline", "[offer]") {
-    // Chromium lists 102 (42001f, mode 1) first; 104 is mode 0, 116 main profile.
+TEST_CASE("offer plan: H.264 takes a packetization-mode 1 constrained baseline, and keeps its profile-level-id",
+          "[offer]") {
+    // Chromium lists 102 (42001f baseline, mode 1) first; 104 and 114 are
+    // mode 0, 108 (42e01f, mode 1) constrained baseline, 116 main profile.
     const OfferPlan plan = planOffer(offer("offer-chromium-h264.sdp"), {}, "h264");
-    CHECK(plan.state.videoPt == 102);
+    CHECK(plan.state.videoPt == 108);
     CHECK(plan.state.audioPt == 111);
+    REQUIRE(plan.added.size() == 2);
+    CHECK(plan.added[1].profileLevelId == "42e01f");
+    CHECK(plan.added[0].profileLevelId.empty());
     // The same offer has no VP8 for a VP8 room: refused, naming the codec.
     CHECK(badRequest([] { planOffer(offer("offer-chromium-h264.sdp"), {}, "vp8"); }));
     // And a VP8-only browser offer cannot join an H.264 room.
     CHECK(badRequest([] { planOffer(offer("offer-firefox-sendrecv.sdp"), {}, "h264"); }));
+}
+
+TEST_CASE("offer plan: H.264 profiles are read from their bits, not matched as text", "[offer]") {
+    auto h264 = [](const std::string& fmtp) {
+        return sdp(
+            {kAudio, "m=video 9 UDP/TLS/RTP/SAVPF 97 98\r\na=mid:v\r\na=rtpmap:97 H264/90000\r\n"
+                     "a=fmtp:97 " +
+                         fmtp +
+                         "\r\na=rtpmap:98 H264/90000\r\na=fmtp:98 packetization-mode=0;profile-level-id=42e01f\r\n"});
+    };
+    // x264 (and so tessera-client) writes constrained baseline 3.1 as 42c01f;
+    // main and extended profile constrained down to baseline qualify too.
+    for (const std::string id : {"42c01f", "42e01f", "42401f", "4d801f", "58c01e", "42C01F"}) {
+        INFO(id);
+        const OfferPlan plan = planOffer(h264("packetization-mode=1;profile-level-id=" + id), {}, "h264");
+        CHECK(plan.state.videoPt == 97);
+        CHECK(plan.added[1].profileLevelId == id);
+    }
+    // Plain baseline decodes constrained baseline: taken when nothing better is offered.
+    CHECK(planOffer(h264("profile-level-id=42001f;packetization-mode=1"), {}, "h264").state.videoPt == 97);
+    // Main, high, mode 0 only, no profile, reserved bits: refused.
+    for (const std::string fmtp :
+         {"packetization-mode=1;profile-level-id=4d001f", "packetization-mode=1;profile-level-id=64001f",
+          "profile-level-id=42e01f", "packetization-mode=1", "packetization-mode=1;profile-level-id=42e11f",
+          "packetization-mode=1;profile-level-id=42e0"}) {
+        INFO(fmtp);
+        CHECK(badRequest([&] { planOffer(h264(fmtp), {}, "h264"); }));
+    }
 }
 
 TEST_CASE("offer plan: a renegotiation adds a screen share and keeps the rest", "[offer]") {

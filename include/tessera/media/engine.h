@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "tessera/protocol/config.h"
 #include "tessera/protocol/error.h"
@@ -64,12 +65,20 @@ public:
     virtual PeerStats stats() const = 0;
 };
 
+// One quality tier's encoder (video.tiers).
+struct TierStats {
+    std::string name;
+    unsigned receivers = 0;   // receivers it feeds; with none its valve is shut and it encodes nothing
+    std::uint64_t frames = 0; // frames its encoder produced
+};
+
 struct RoomStats {
     double outputFps = 0;              // composite frames/s over the last few seconds
     std::uint64_t framesOut = 0;       // composite frames produced
     std::uint64_t framesDropped = 0;   // composite frames dropped before the encoder
     std::uint64_t keyFramesForced = 0; // key frames requested from the encoder (receivers' PLI/FIR, joins)
     unsigned elements = 0;             // elements in the room pipeline (leak check)
+    std::vector<TierStats> tiers;      // highest first
 };
 
 class RoomListener {

@@ -26,10 +26,11 @@ struct OfferState {
 
 struct PlannedLine {
     unsigned index;
-    std::string media;        // "audio" or "video"
-    int pt;                   // the payload type of the server's codec, or -1 (inactive line without it)
-    MediaDirection direction; // the server's, in the answer
-    bool send;                // the server sends the room's audio or video on it
+    std::string media;          // "audio" or "video"
+    int pt;                     // the payload type of the server's codec, or -1 (inactive line without it)
+    std::string profileLevelId; // H.264: the offer's profile-level-id of `pt`, which the answer repeats
+    MediaDirection direction;   // the server's, in the answer
+    bool send;                  // the server sends the room's audio or video on it
 };
 
 struct OfferPlan {
