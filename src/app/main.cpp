@@ -152,10 +152,13 @@ void onQuit(Shutdown* shutdown) {
     }
 }
 
-// What SIGHUP reloads: the layouts, re-applied to rooms whose layout changed.
+// What SIGHUP reloads: the layouts, re-applied to rooms whose layout changed,
+// and the TLS certificate (renewed by certbot and the like while we run).
 struct ReloadTarget {
     room::Rooms& rooms;
     const room::LayoutLibrary& layouts;
+    server::Server& server;
+    const TlsConfig& tls;
 };
 
 // Thread: main.
@@ -169,6 +172,15 @@ void onReload(ReloadTarget* target) {
     } catch (const std::exception& e) {
         GST_WARNING("layout reload failed, keeping the old set: %s", e.what());
         std::fprintf(stderr, "tessera: layout reload failed, keeping the old set: %s\n", e.what());
+    }
+    if (!target->server.tls()) return;
+    try {
+        target->server.reloadCertificate();
+        GST_INFO("certificate reloaded from %s", target->tls.cert.c_str());
+        std::fprintf(stderr, "tessera: certificate reloaded from %s\n", target->tls.cert.c_str());
+    } catch (const std::exception& e) {
+        GST_WARNING("certificate reload failed, keeping the old one: %s", e.what());
+        std::fprintf(stderr, "tessera: certificate reload failed, keeping the old one: %s\n", e.what());
     }
 }
 
@@ -192,7 +204,7 @@ int serve(const Config& config) {
     }
     std::unique_ptr<GMainLoop, decltype(&g_main_loop_unref)> loop(g_main_loop_new(nullptr, FALSE), &g_main_loop_unref);
     Shutdown shutdown{loop.get(), rooms.get()};
-    ReloadTarget reload{*rooms, *layouts};
+    ReloadTarget reload{*rooms, *layouts, *server, config.tls};
     // Posted work runs only while the loop runs, so `shutdown` and `reload`
     // outlive every use.
     SignalWatch signals(

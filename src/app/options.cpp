@@ -52,6 +52,9 @@ constexpr std::array kFlags = {
          "Token a join must carry (default none; a config file keeps it out of ps)"},
     Flag{"admin-token", "adminToken", Kind::String, "TOKEN",
          "Bearer token /api/* needs (default none; a config file keeps it out of ps)"},
+    Flag{"cert", "tls.cert", Kind::String, "FILE",
+         "PEM certificate (chain): serve HTTPS and WSS; re-read on SIGHUP (default none: plain HTTP)"},
+    Flag{"key", "tls.key", Kind::String, "FILE", "PEM private key of --cert"},
     Flag{"ice-address", "iceAddresses", Kind::List, "IP", "Local address ICE may use (repeatable; default all)"},
     Flag{"min-rtp-port", "minRtpPort", Kind::Number, "PORT", "Lowest UDP port for media (default any)"},
     Flag{"max-rtp-port", "maxRtpPort", Kind::Number, "PORT", "Highest UDP port for media (default any)"},
@@ -255,7 +258,7 @@ Options parseOptions(int argc, char** argv) {
         g_option_context_new("[validate FILE...] - WebRTC video conference server (MCU)"), &g_option_context_free);
     g_option_context_set_summary(context.get(),
                                  "Without a command, serves rooms until SIGINT or SIGTERM; SIGHUP reloads layouts\n"
-                                 "(as POST /api/layouts/reload does) into running rooms.\n"
+                                 "(as POST /api/layouts/reload does) into running rooms, and the TLS certificate.\n"
                                  "validate FILE...: checks layout specs (*.json) and pipeline fragments (*.pipeline).");
     GOptionGroup* group = g_option_group_new("tessera", "Tessera options", "Show Tessera options", &collected, nullptr);
     g_option_group_add_entries(group, entries.data());

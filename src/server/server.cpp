@@ -168,6 +168,22 @@ bool isUnder(const fs::path& file, const fs::path& root) {
     return rootEnd == root.end();
 }
 
+// The certificate and key in config.tls, checked: a server that starts (or
+// reloads) with a bad pair would fail every handshake instead.
+Ref<GTlsCertificate> loadCertificate(const TlsConfig& tls) {
+    if (!g_tls_backend_supports_tls(g_tls_backend_get_default())) {
+        throw Error(ErrorCode::Internal, "TLS needs GLib's TLS backend: install glib-networking");
+    }
+    GError* error = nullptr;
+    GTlsCertificate* certificate = g_tls_certificate_new_from_files(tls.cert.c_str(), tls.key.c_str(), &error);
+    if (certificate == nullptr) {
+        const GErrorPtr owned(error);
+        throw Error(ErrorCode::Internal,
+                    "cannot load the certificate " + tls.cert + " with the key " + tls.key + ": " + error->message);
+    }
+    return Ref<GTlsCertificate>::adopt(certificate);
+}
+
 class Session;
 
 // What a session needs from the server that owns it.
@@ -333,6 +349,8 @@ public:
     ~Impl();
 
     void start();
+    void reloadCertificate();
+    bool tls() const noexcept { return !m_config.tls.cert.empty(); }
     std::uint16_t port() const noexcept { return m_port; }
     const std::string& host() const noexcept { return m_config.host; }
     room::Rooms& rooms() noexcept override { return m_rooms; }
@@ -418,8 +436,18 @@ void Server::Impl::start() {
     auto address = Ref<GInetAddress>::adopt(g_inet_address_new_from_string(host.c_str()));
     if (!address) throw Error(ErrorCode::Internal, "host '" + m_config.host + "' is not an IP address");
     auto socketAddress = Ref<GSocketAddress>::adopt(g_inet_socket_address_new(address.get(), m_config.port));
+    if (tls()) {
+        soup_server_set_tls_certificate(m_server.get(), loadCertificate(m_config.tls).get());
+    } else if (!g_inet_address_get_is_loopback(address.get())) {
+        g_warning("listening on %s without TLS: browsers give camera and microphone (getUserMedia) only to secure "
+                  "pages, so the web client works on this host alone, and join tokens, the admin token and TURN "
+                  "passwords cross the network in cleartext; set --cert and --key, or listen on loopback behind a "
+                  "TLS reverse proxy (docs/security.md)",
+                  m_config.host.c_str());
+    }
+    const auto options = tls() ? SOUP_SERVER_LISTEN_HTTPS : static_cast<SoupServerListenOptions>(0);
     GError* error = nullptr;
-    if (!soup_server_listen(m_server.get(), socketAddress.get(), static_cast<SoupServerListenOptions>(0), &error)) {
+    if (!soup_server_listen(m_server.get(), socketAddress.get(), options, &error)) {
         const GErrorPtr owned(error);
         throw Error(ErrorCode::Internal,
                     "cannot listen on " + m_config.host + ":" + std::to_string(m_config.port) + ": " + error->message);
@@ -434,6 +462,12 @@ void Server::Impl::start() {
         }
     }
     g_slist_free(listeners);
+}
+
+void Server::Impl::reloadCertificate() {
+    if (!tls() || !m_server) return;
+    // The listener follows the server's property: the next handshake uses it.
+    soup_server_set_tls_certificate(m_server.get(), loadCertificate(m_config.tls).get());
 }
 
 void Server::Impl::sessionClosed(Session& session) {
@@ -612,11 +646,16 @@ Server::~Server() = default;
 
 void Server::start() { m_impl->start(); }
 
+void Server::reloadCertificate() { m_impl->reloadCertificate(); }
+
+bool Server::tls() const noexcept { return m_impl->tls(); }
+
 std::uint16_t Server::port() const noexcept { return m_impl->port(); }
 
 std::string Server::url() const {
     const std::string& host = m_impl->host();
-    return "http://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port());
+    return std::string(tls() ? "https://" : "http://") +
+           (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port());
 }
 
 } // namespace tessera::server
