@@ -299,6 +299,12 @@ void applyRoot(Config& config, const Json& root) {
             config.maxParticipants = integerIn(value, key, 1, 1000);
         } else if (key == "joinToken") {
             config.joinToken = stringValue(value, key);
+        } else if (key == "tokenSecret") {
+            config.tokenSecret = stringValue(value, key);
+            // RFC 7518 3.2: an HS256 key as long as the hash, 256 bits.
+            if (!config.tokenSecret.empty() && config.tokenSecret.size() < 32) {
+                fail(key, "must be at least 32 characters (or empty)");
+            }
         } else if (key == "adminToken") {
             config.adminToken = stringValue(value, key);
         } else if (key == "tls") {
@@ -330,6 +336,9 @@ void applyRoot(Config& config, const Json& root) {
         } else {
             fail(key, "unknown key");
         }
+    }
+    if (!config.tokenSecret.empty() && !config.joinToken.empty()) {
+        fail("tokenSecret", "room tokens replace joinToken: set one of them");
     }
     // Checked on the merged result: the file may name the key, a flag the certificate.
     if (config.tls.cert.empty() != config.tls.key.empty()) {

@@ -16,6 +16,7 @@
 #include <variant>
 #include <vector>
 
+#include "tessera/auth/jwt.h"
 #include "tessera/glib/raii.h"
 #include "tessera/protocol/api.h"
 #include "tessera/protocol/error.h"
@@ -362,7 +363,10 @@ private:
     void onRequest(SoupServerMessage* msg, const char* path) noexcept;
 
     void route(SoupServerMessage* msg, std::string_view path);
-    bool authorized(SoupServerMessage* msg);
+    // Whether the request may use the API: the admin token, or for `room`'s
+    // endpoints a room token of that room with the admin grant. Answers 401 if not.
+    bool authorized(SoupServerMessage* msg, std::string_view room);
+    bool roomAdmin(std::string_view bearer, std::string_view room) const;
     void routeApi(SoupServerMessage* msg, const std::vector<std::string>& segments);
     void serveStatic(SoupServerMessage* msg, std::string_view path);
     std::optional<fs::path> staticFile(std::string_view path) const;
@@ -529,23 +533,25 @@ void Server::Impl::route(SoupServerMessage* msg, std::string_view path) {
         return;
     }
     if (path == "/api" || path.starts_with("/api/")) {
-        if (!authorized(msg)) return;
         const auto segments = pathSegments(path.substr(4));
         if (!segments) throw Error(ErrorCode::BadRequest, "bad escape in the path");
+        const bool roomPath = segments->size() >= 2 && segments->front() == "rooms";
+        if (!authorized(msg, roomPath ? (*segments)[1] : std::string_view{})) return;
         routeApi(msg, *segments);
         return;
     }
     serveStatic(msg, path);
 }
 
-bool Server::Impl::authorized(SoupServerMessage* msg) {
+bool Server::Impl::authorized(SoupServerMessage* msg, std::string_view room) {
     if (m_config.adminToken.empty()) return true;
     const char* header = soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Authorization");
     constexpr std::string_view kScheme = "Bearer ";
     const std::string_view value = header != nullptr ? header : "";
     // The scheme name is case-insensitive (RFC 9110 11.1).
     if (value.size() > kScheme.size() && g_ascii_strncasecmp(value.data(), kScheme.data(), kScheme.size()) == 0 &&
-        tokensEqual(value.substr(kScheme.size()), m_config.adminToken)) {
+        (tokensEqual(value.substr(kScheme.size()), m_config.adminToken) ||
+         roomAdmin(value.substr(kScheme.size()), room))) {
         return true;
     }
     soup_message_headers_replace(soup_server_message_get_response_headers(msg), "WWW-Authenticate",
@@ -553,6 +559,18 @@ bool Server::Impl::authorized(SoupServerMessage* msg) {
     respondError(msg, SOUP_STATUS_UNAUTHORIZED, ErrorCode::Unauthorized,
                  header != nullptr ? "invalid admin token" : "this API needs \"Authorization: Bearer <token>\"");
     return false;
+}
+
+// A room token with the admin grant opens that room's part of the API.
+bool Server::Impl::roomAdmin(std::string_view bearer, std::string_view room) const {
+    if (room.empty() || m_config.tokenSecret.empty()) return false;
+    try {
+        const protocol::RoomTokenClaims claims = auth::verifyRoomToken(bearer, m_config.tokenSecret);
+        protocol::checkRoomToken(claims, room, g_get_real_time() / G_USEC_PER_SEC);
+        return claims.grants.admin;
+    } catch (const Error&) {
+        return false;
+    }
 }
 
 void Server::Impl::routeApi(SoupServerMessage* msg, const std::vector<std::string>& segments) {

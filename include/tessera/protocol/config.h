@@ -65,6 +65,7 @@ struct Config {
     std::string defaultLayout = "grid";
     unsigned maxParticipants = 25; // per room; the next join gets "room-full"
     std::string joinToken;         // non-empty: join needs this token
+    std::string tokenSecret;       // non-empty: join needs a room token (JWT) signed with it
     std::string adminToken;        // non-empty: /api/* needs "Authorization: Bearer <token>"
     TlsConfig tls;
     std::vector<protocol::IceServer> iceServers; // sent in "joined"; the server uses the first stun:/turn: ones too
