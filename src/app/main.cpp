@@ -1,15 +1,18 @@
 // tessera: wires config, media, rooms and the HTTP server, then runs the
 // GLib main loop until SIGINT or SIGTERM. `tessera validate FILE...` checks
-// layout specs and pipeline fragments without serving.
+// layout specs and pipeline fragments without serving; `tessera token` mints
+// a room token.
 #include <gst/gst.h>
 
 #include <malloc.h>
 
 #include <algorithm>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,9 +20,12 @@
 #include "signals.h"
 #include "systemd.h"
 #include "tessera-build.h"
+#include "tessera/auth/jwt.h"
 #include "tessera/glib/raii.h"
 #include "tessera/media/engine.h"
 #include "tessera/protocol/error.h"
+#include "tessera/protocol/messages.h"
+#include "tessera/protocol/room_token.h"
 #include "tessera/room/layout_library.h"
 #include "tessera/room/rooms.h"
 #include "tessera/server/server.h"
@@ -112,6 +118,34 @@ int validate(const std::vector<std::string>& files) {
     return status;
 }
 
+// Prints a room token for `request`, signed with the configured secret.
+int mintToken(const Config& config, const TokenRequest& request) {
+    try {
+        if (config.tokenSecret.empty()) {
+            throw Error(ErrorCode::BadRequest, "no tokenSecret: set it in the config file or with --token-secret");
+        }
+        if (!protocol::isValidRoomName(request.room)) {
+            throw Error(ErrorCode::BadRequest, "--room: 1-64 characters of [A-Za-z0-9_-]");
+        }
+        if (!protocol::isValidName(request.name)) {
+            throw Error(ErrorCode::BadRequest, "--name: 1-64 characters, no control characters");
+        }
+        const std::optional<std::int64_t> ttl = protocol::parseDuration(request.ttl);
+        if (!ttl) throw Error(ErrorCode::BadRequest, "--ttl: a duration up to a year, e.g. 90s, 15m, 1h, 7d");
+        const std::int64_t now = g_get_real_time() / G_USEC_PER_SEC;
+        // A fresh id: two tokens minted alike in one second still differ, so
+        // that revoking one (a kick) leaves the other valid.
+        const glib::GCharPtr id(g_uuid_string_random());
+        const protocol::RoomTokenClaims claims{
+            request.room, request.name, now + *ttl, now, now, id.get(), protocol::parseGrants(request.grants)};
+        std::printf("%s\n", auth::mintRoomToken(claims, config.tokenSecret).c_str());
+        return 0;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "tessera token: %s\n", e.what());
+        return kExitFailure;
+    }
+}
+
 constexpr guint kShutdownGraceSeconds = 20;
 // Once the main loop has stopped, tearing down connections and rooms takes
 // well under a second; past this the signal thread ends the process (the
@@ -152,10 +186,13 @@ void onQuit(Shutdown* shutdown) {
     }
 }
 
-// What SIGHUP reloads: the layouts, re-applied to rooms whose layout changed.
+// What SIGHUP reloads: the layouts, re-applied to rooms whose layout changed,
+// and the TLS certificate (renewed by certbot and the like while we run).
 struct ReloadTarget {
     room::Rooms& rooms;
     const room::LayoutLibrary& layouts;
+    server::Server& server;
+    const TlsConfig& tls;
 };
 
 // Thread: main.
@@ -169,6 +206,15 @@ void onReload(ReloadTarget* target) {
     } catch (const std::exception& e) {
         GST_WARNING("layout reload failed, keeping the old set: %s", e.what());
         std::fprintf(stderr, "tessera: layout reload failed, keeping the old set: %s\n", e.what());
+    }
+    if (!target->server.tls()) return;
+    try {
+        target->server.reloadCertificate();
+        GST_INFO("certificate reloaded from %s", target->tls.cert.c_str());
+        std::fprintf(stderr, "tessera: certificate reloaded from %s\n", target->tls.cert.c_str());
+    } catch (const std::exception& e) {
+        GST_WARNING("certificate reload failed, keeping the old one: %s", e.what());
+        std::fprintf(stderr, "tessera: certificate reload failed, keeping the old one: %s\n", e.what());
     }
 }
 
@@ -192,7 +238,7 @@ int serve(const Config& config) {
     }
     std::unique_ptr<GMainLoop, decltype(&g_main_loop_unref)> loop(g_main_loop_new(nullptr, FALSE), &g_main_loop_unref);
     Shutdown shutdown{loop.get(), rooms.get()};
-    ReloadTarget reload{*rooms, *layouts};
+    ReloadTarget reload{*rooms, *layouts, *server, config.tls};
     // Posted work runs only while the loop runs, so `shutdown` and `reload`
     // outlive every use.
     SignalWatch signals(
@@ -255,6 +301,7 @@ int main(int argc, char** argv) {
     if (options.command.front() == "validate") {
         return validate(std::vector<std::string>(options.command.begin() + 1, options.command.end()));
     }
+    if (options.command == std::vector<std::string>{"token"}) return mintToken(options.config, options.token);
     std::fprintf(stderr, "tessera: unknown command '%s' (try --help)\n", options.command.front().c_str());
     return kExitFailure;
 }

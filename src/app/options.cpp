@@ -50,8 +50,13 @@ constexpr std::array kFlags = {
     Flag{"max-participants", "maxParticipants", Kind::Number, "N", "Participants per room (default 25)"},
     Flag{"join-token", "joinToken", Kind::String, "TOKEN",
          "Token a join must carry (default none; a config file keeps it out of ps)"},
+    Flag{"token-secret", "tokenSecret", Kind::String, "SECRET",
+         "Joins need a room token signed with this (32+ characters; tessera token mints them; default none)"},
     Flag{"admin-token", "adminToken", Kind::String, "TOKEN",
          "Bearer token /api/* needs (default none; a config file keeps it out of ps)"},
+    Flag{"cert", "tls.cert", Kind::String, "FILE",
+         "PEM certificate (chain): serve HTTPS and WSS; re-read on SIGHUP (default none: plain HTTP)"},
+    Flag{"key", "tls.key", Kind::String, "FILE", "PEM private key of --cert"},
     Flag{"ice-address", "iceAddresses", Kind::List, "IP", "Local address ICE may use (repeatable; default all)"},
     Flag{"min-rtp-port", "minRtpPort", Kind::Number, "PORT", "Lowest UDP port for media (default any)"},
     Flag{"max-rtp-port", "maxRtpPort", Kind::Number, "PORT", "Highest UDP port for media (default any)"},
@@ -239,6 +244,10 @@ Options parseOptions(int argc, char** argv) {
     gchar* configFile = nullptr;
     gchar** rest = nullptr;
     gboolean version = FALSE;
+    gchar* tokenRoom = nullptr;
+    gchar* tokenName = nullptr;
+    gchar* tokenTtl = nullptr;
+    gchar* tokenGrants = nullptr;
 
     std::vector<GOptionEntry> entries;
     entries.push_back({"config", 'c', 0, G_OPTION_ARG_FILENAME, &configFile,
@@ -252,14 +261,31 @@ Options parseOptions(int argc, char** argv) {
     entries.push_back({});
 
     std::unique_ptr<GOptionContext, decltype(&g_option_context_free)> context(
-        g_option_context_new("[validate FILE...] - WebRTC video conference server (MCU)"), &g_option_context_free);
+        g_option_context_new("[validate FILE... | token --room R --name N] - WebRTC video conference server (MCU)"),
+        &g_option_context_free);
     g_option_context_set_summary(context.get(),
                                  "Without a command, serves rooms until SIGINT or SIGTERM; SIGHUP reloads layouts\n"
-                                 "(as POST /api/layouts/reload does) into running rooms.\n"
-                                 "validate FILE...: checks layout specs (*.json) and pipeline fragments (*.pipeline).");
+                                 "(as POST /api/layouts/reload does) into running rooms, and the TLS certificate.\n"
+                                 "validate FILE...: checks layout specs (*.json) and pipeline fragments (*.pipeline).\n"
+                                 "token --room R --name N [--ttl 1h] [--grants LIST]: prints a room token (a JWT\n"
+                                 "signed with tokenSecret) for a join (see --help-token).");
     GOptionGroup* group = g_option_group_new("tessera", "Tessera options", "Show Tessera options", &collected, nullptr);
     g_option_group_add_entries(group, entries.data());
     g_option_context_set_main_group(context.get(), group);
+    const std::array tokenEntries = {
+        GOptionEntry{"room", 0, 0, G_OPTION_ARG_STRING, &tokenRoom, "The room the token opens", "ROOM"},
+        GOptionEntry{"name", 0, 0, G_OPTION_ARG_STRING, &tokenName, "The participant's display name", "NAME"},
+        GOptionEntry{"ttl", 0, 0, G_OPTION_ARG_STRING, &tokenTtl, "How long it is valid: 90s, 15m, 1h, 7d (default 1h)",
+                     "DURATION"},
+        GOptionEntry{"grants", 0, 0, G_OPTION_ARG_STRING, &tokenGrants,
+                     "publish, subscribe, admin, comma-separated (default publish,subscribe)", "LIST"},
+        GOptionEntry{},
+    };
+    GOptionGroup* tokenGroup = g_option_group_new(
+        "token", "tessera token options (needs tokenSecret or --token-secret):", "Show the options of tessera token",
+        nullptr, nullptr);
+    g_option_group_add_entries(tokenGroup, tokenEntries.data());
+    g_option_context_add_group(context.get(), tokenGroup);
     g_option_context_add_group(context.get(), gst_init_get_option_group());
 
     GError* error = nullptr;
@@ -270,6 +296,8 @@ Options parseOptions(int argc, char** argv) {
     const gboolean parsed = g_option_context_parse(context.get(), &count, &vector, &error);
     const std::unique_ptr<gchar, decltype(&g_free)> configPath(configFile, &g_free);
     const std::unique_ptr<gchar*, decltype(&g_strfreev)> remaining(rest, &g_strfreev);
+    const std::array<std::unique_ptr<gchar, decltype(&g_free)>, 4> tokenStrings = {
+        {{tokenRoom, &g_free}, {tokenName, &g_free}, {tokenTtl, &g_free}, {tokenGrants, &g_free}}};
     if (!parsed) {
         std::string message = error->message;
         g_error_free(error);
@@ -297,6 +325,10 @@ Options parseOptions(int argc, char** argv) {
     }
     resolveDefaultDirs(options.config);
     for (gchar** word = rest; word != nullptr && *word != nullptr; ++word) options.command.emplace_back(*word);
+    if (tokenRoom != nullptr) options.token.room = tokenRoom;
+    if (tokenName != nullptr) options.token.name = tokenName;
+    if (tokenTtl != nullptr) options.token.ttl = tokenTtl;
+    if (tokenGrants != nullptr) options.token.grants = tokenGrants;
     return options;
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// The command line: tessera [OPTION...] [validate FILE...]
+// The command line: tessera [OPTION...] [validate FILE... | token --room R --name N ...]
 #include <string>
 #include <vector>
 
@@ -7,9 +7,18 @@
 
 namespace tessera::app {
 
+// What `tessera token` mints (docs/security.md); checked when it runs.
+struct TokenRequest {
+    std::string room;
+    std::string name;
+    std::string ttl = "1h";
+    std::string grants = "publish,subscribe";
+};
+
 struct Options {
     Config config;                    // defaults < --config file < flags; directories resolved
-    std::vector<std::string> command; // the words after the options: empty, or {"validate", FILE...}
+    std::vector<std::string> command; // the words after the options: empty, {"validate", FILE...} or {"token"}
+    TokenRequest token;               // the token options
     bool version = false;             // --version: print it and exit
 };
 

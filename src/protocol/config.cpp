@@ -257,6 +257,20 @@ void applyRecording(RecordingConfig& recording, const Json& object) {
     }
 }
 
+void applyTls(TlsConfig& tls, const Json& object) {
+    requireObject(object, "tls");
+    for (const auto& [key, value] : object.items()) {
+        const std::string path = "tls." + key;
+        if (key == "cert") {
+            tls.cert = stringValue(value, path);
+        } else if (key == "key") {
+            tls.key = stringValue(value, path);
+        } else {
+            fail(path, "unknown key");
+        }
+    }
+}
+
 void applyRoot(Config& config, const Json& root) {
     requireObject(root, "config");
     for (const auto& [key, value] : root.items()) {
@@ -285,8 +299,16 @@ void applyRoot(Config& config, const Json& root) {
             config.maxParticipants = integerIn(value, key, 1, 1000);
         } else if (key == "joinToken") {
             config.joinToken = stringValue(value, key);
+        } else if (key == "tokenSecret") {
+            config.tokenSecret = stringValue(value, key);
+            // RFC 7518 3.2: an HS256 key as long as the hash, 256 bits.
+            if (!config.tokenSecret.empty() && config.tokenSecret.size() < 32) {
+                fail(key, "must be at least 32 characters (or empty)");
+            }
         } else if (key == "adminToken") {
             config.adminToken = stringValue(value, key);
+        } else if (key == "tls") {
+            applyTls(config.tls, value);
         } else if (key == "iceServers") {
             if (!value.is_array()) fail(key, "must be an array");
             config.iceServers.clear();
@@ -314,6 +336,13 @@ void applyRoot(Config& config, const Json& root) {
         } else {
             fail(key, "unknown key");
         }
+    }
+    if (!config.tokenSecret.empty() && !config.joinToken.empty()) {
+        fail("tokenSecret", "room tokens replace joinToken: set one of them");
+    }
+    // Checked on the merged result: the file may name the key, a flag the certificate.
+    if (config.tls.cert.empty() != config.tls.key.empty()) {
+        fail(config.tls.cert.empty() ? "tls.cert" : "tls.key", "tls.cert and tls.key go together");
     }
     // Checked on the merged result: the file may set one bound and keep the other.
     if (config.maxRtpPort != 0 && config.minRtpPort > config.maxRtpPort) {

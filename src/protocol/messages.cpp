@@ -84,13 +84,17 @@ std::optional<std::u32string> decodeUtf8(std::string_view text) {
 // Unicode category Cc: C0 controls, DEL and C1 controls.
 bool isControl(char32_t point) { return point < 0x20 || (point >= 0x7F && point <= 0x9F); }
 
-void checkName(const std::string& path, const std::string& name) {
+// What is wrong with a display name, or nullptr.
+const char* nameProblem(std::string_view name) {
     const auto points = decodeUtf8(name);
-    if (!points) fail(path, "must be valid UTF-8");
-    if (points->empty() || points->size() > kMaxNameChars) fail(path, "must be 1-64 characters");
-    for (char32_t point : *points) {
-        if (isControl(point)) fail(path, "must not contain control characters");
-    }
+    if (!points) return "must be valid UTF-8";
+    if (points->empty() || points->size() > kMaxNameChars) return "must be 1-64 characters";
+    if (std::any_of(points->begin(), points->end(), isControl)) return "must not contain control characters";
+    return nullptr;
+}
+
+void checkName(const std::string& path, const std::string& name) {
+    if (const char* problem = nameProblem(name)) fail(path, problem);
 }
 
 // The members of one JSON object, named in error messages by `path`.
@@ -360,6 +364,8 @@ struct ClientToJson {
 };
 
 } // namespace
+
+bool isValidName(std::string_view name) { return nameProblem(name) == nullptr; }
 
 bool isValidRoomName(std::string_view room) noexcept {
     if (room.empty() || room.size() > kMaxRoomChars) return false;

@@ -211,4 +211,15 @@ OfferPlan planOffer(std::string_view sdp, const OfferState& before, std::string_
     return plan;
 }
 
+OfferMedia offerMedia(std::string_view sdp) {
+    OfferMedia media;
+    for (const Section& s : parseSections(sdp)) {
+        if (s.media != "audio" && s.media != "video") continue;
+        const MediaDirection dir = offerDirection(s);
+        media.sends = media.sends || clientSends(dir);
+        media.receives = media.receives || clientReceives(dir);
+    }
+    return media;
+}
+
 } // namespace tessera::protocol

@@ -14,7 +14,9 @@
 #include <set>
 #include <utility>
 
+#include "tessera/auth/jwt.h"
 #include "tessera/protocol/datachannel.h"
+#include "tessera/protocol/offer_plan.h"
 #include "tessera/protocol/token.h"
 
 namespace tessera::room {
@@ -62,9 +64,9 @@ public:
 
 class Rooms::Participant final : public media::PeerListener {
 public:
-    Participant(Rooms& rooms, std::string id, const protocol::Join& join, ClientSink& sink)
+    Participant(Rooms& rooms, std::string id, const protocol::Join& join, const Admission& admission, ClientSink& sink)
         : m_rooms(rooms), id(std::move(id)), name(join.name), room(join.room), receiveOnly(join.receiveOnly),
-          sink(sink) {}
+          admission(admission), sink(sink) {}
 
     // Thread: main.
     void onAnswer(const std::string& sdp) override { m_rooms.onAnswer(*this, sdp); }
@@ -82,6 +84,7 @@ public:
     const std::string name;
     const std::string room;
     const bool receiveOnly;
+    const Admission admission;
     ClientSink& sink;                  // Borrowed; outlives this participant (see ClientSink).
     bool announced = false;            // the others were sent participant-joined
     std::unique_ptr<media::Peer> peer; // Owned.
@@ -140,11 +143,12 @@ Rooms::~Rooms() {
     rooms.clear();
 }
 
-std::string Rooms::join(const protocol::Join& join, ClientSink& sink) {
+std::string Rooms::join(const protocol::Join& request, ClientSink& sink) {
     Entry entry(*this, Entry::From::Client);
-    if (!m_config.joinToken.empty() && !tokensEqual(join.token.value_or(""), m_config.joinToken)) {
-        throw Error(ErrorCode::Unauthorized, join.token ? "invalid token" : "this server needs a token to join");
-    }
+    const Admission admission = admit(request);
+    // With a room token, its name is the participant's.
+    protocol::Join join = request;
+    if (admission.claims) join.name = admission.claims->name;
     // The parser checked this already; the room name also names pipelines and
     // metrics labels, so it is checked again at the owner.
     if (!protocol::isValidRoomName(join.room))
@@ -183,7 +187,7 @@ std::string Rooms::join(const protocol::Join& join, ClientSink& sink) {
     }
     Room& room = *found->second;
 
-    auto participant = std::make_unique<Participant>(*this, newParticipantId(), join, sink);
+    auto participant = std::make_unique<Participant>(*this, newParticipantId(), join, admission, sink);
     std::string id = participant->id;
     try {
         participant->peer =
@@ -221,9 +225,40 @@ std::string Rooms::join(const protocol::Join& join, ClientSink& sink) {
     return id;
 }
 
+Rooms::Admission Rooms::admit(const protocol::Join& join) {
+    if (m_config.tokenSecret.empty()) {
+        if (!m_config.joinToken.empty() && !tokensEqual(join.token.value_or(""), m_config.joinToken)) {
+            throw Error(ErrorCode::Unauthorized, join.token ? "invalid token" : "this server needs a token to join");
+        }
+        return {};
+    }
+    if (!join.token) throw Error(ErrorCode::Unauthorized, "this server needs a room token to join");
+    Admission admission{auth::verifyRoomToken(*join.token, m_config.tokenSecret), *join.token};
+    const std::int64_t now = g_get_real_time() / G_USEC_PER_SEC;
+    protocol::checkRoomToken(*admission.claims, join.room, now);
+    std::erase_if(m_revokedTokens, [now](const auto& revoked) { return revoked.second < now; });
+    if (m_revokedTokens.contains(admission.token)) {
+        throw Error(ErrorCode::Unauthorized, "token: revoked (its holder was removed from the room)");
+    }
+    return admission;
+}
+
 void Rooms::offer(const std::string& participantId, const std::string& sdp) {
     Entry entry(*this, Entry::From::Client);
-    participantOrThrow(participantId).peer->handleOffer(sdp);
+    Participant& participant = participantOrThrow(participantId);
+    if (const auto& claims = participant.admission.claims) {
+        // Refused rather than answered with fewer directions: the client
+        // learns at once what its token allows, and no half-call starts.
+        const protocol::OfferMedia media = protocol::offerMedia(sdp);
+        if (media.sends && !claims->grants.publish) {
+            throw Error(ErrorCode::Unauthorized,
+                        "token: no publish grant; offer audio and video recvonly (join with receiveOnly)");
+        }
+        if (media.receives && !claims->grants.subscribe) {
+            throw Error(ErrorCode::Unauthorized, "token: no subscribe grant; offer audio and video sendonly");
+        }
+    }
+    participant.peer->handleOffer(sdp);
 }
 
 void Rooms::candidate(const std::string& participantId, const std::optional<protocol::IceCandidate>& candidate) {
@@ -264,6 +299,11 @@ void Rooms::kick(const std::string& room, const std::string& participantId) {
     const auto found = m_participants.find(participantId);
     if (found == m_participants.end() || found->second->room != room) {
         throw Error(ErrorCode::NotFound, "no participant '" + participantId + "' in room '" + room + "'");
+    }
+    // The token that let them in must not let them straight back: refused
+    // until it would have expired anyway.
+    if (const Admission& admission = found->second->admission; admission.claims) {
+        m_revokedTokens.emplace(admission.token, admission.claims->exp + protocol::kClockSkewSeconds);
     }
     remove(participantId, Removal::Kicked, "removed by an administrator");
 }

@@ -16,6 +16,7 @@
 #include <variant>
 #include <vector>
 
+#include "tessera/auth/jwt.h"
 #include "tessera/glib/raii.h"
 #include "tessera/protocol/api.h"
 #include "tessera/protocol/error.h"
@@ -166,6 +167,22 @@ const char* contentType(const fs::path& file) {
 bool isUnder(const fs::path& file, const fs::path& root) {
     const auto [rootEnd, fileAt] = std::mismatch(root.begin(), root.end(), file.begin(), file.end());
     return rootEnd == root.end();
+}
+
+// The certificate and key in config.tls, checked: a server that starts (or
+// reloads) with a bad pair would fail every handshake instead.
+Ref<GTlsCertificate> loadCertificate(const TlsConfig& tls) {
+    if (!g_tls_backend_supports_tls(g_tls_backend_get_default())) {
+        throw Error(ErrorCode::Internal, "TLS needs GLib's TLS backend: install glib-networking");
+    }
+    GError* error = nullptr;
+    GTlsCertificate* certificate = g_tls_certificate_new_from_files(tls.cert.c_str(), tls.key.c_str(), &error);
+    if (certificate == nullptr) {
+        const GErrorPtr owned(error);
+        throw Error(ErrorCode::Internal,
+                    "cannot load the certificate " + tls.cert + " with the key " + tls.key + ": " + error->message);
+    }
+    return Ref<GTlsCertificate>::adopt(certificate);
 }
 
 class Session;
@@ -333,6 +350,8 @@ public:
     ~Impl();
 
     void start();
+    void reloadCertificate();
+    bool tls() const noexcept { return !m_config.tls.cert.empty(); }
     std::uint16_t port() const noexcept { return m_port; }
     const std::string& host() const noexcept { return m_config.host; }
     room::Rooms& rooms() noexcept override { return m_rooms; }
@@ -344,7 +363,10 @@ private:
     void onRequest(SoupServerMessage* msg, const char* path) noexcept;
 
     void route(SoupServerMessage* msg, std::string_view path);
-    bool authorized(SoupServerMessage* msg);
+    // Whether the request may use the API: the admin token, or for `room`'s
+    // endpoints a room token of that room with the admin grant. Answers 401 if not.
+    bool authorized(SoupServerMessage* msg, std::string_view room);
+    bool roomAdmin(std::string_view bearer, std::string_view room) const;
     void routeApi(SoupServerMessage* msg, const std::vector<std::string>& segments);
     void serveStatic(SoupServerMessage* msg, std::string_view path);
     std::optional<fs::path> staticFile(std::string_view path) const;
@@ -418,8 +440,18 @@ void Server::Impl::start() {
     auto address = Ref<GInetAddress>::adopt(g_inet_address_new_from_string(host.c_str()));
     if (!address) throw Error(ErrorCode::Internal, "host '" + m_config.host + "' is not an IP address");
     auto socketAddress = Ref<GSocketAddress>::adopt(g_inet_socket_address_new(address.get(), m_config.port));
+    if (tls()) {
+        soup_server_set_tls_certificate(m_server.get(), loadCertificate(m_config.tls).get());
+    } else if (!g_inet_address_get_is_loopback(address.get())) {
+        g_warning("listening on %s without TLS: browsers give camera and microphone (getUserMedia) only to secure "
+                  "pages, so the web client works on this host alone, and join tokens, the admin token and TURN "
+                  "passwords cross the network in cleartext; set --cert and --key, or listen on loopback behind a "
+                  "TLS reverse proxy (docs/security.md)",
+                  m_config.host.c_str());
+    }
+    const auto options = tls() ? SOUP_SERVER_LISTEN_HTTPS : static_cast<SoupServerListenOptions>(0);
     GError* error = nullptr;
-    if (!soup_server_listen(m_server.get(), socketAddress.get(), static_cast<SoupServerListenOptions>(0), &error)) {
+    if (!soup_server_listen(m_server.get(), socketAddress.get(), options, &error)) {
         const GErrorPtr owned(error);
         throw Error(ErrorCode::Internal,
                     "cannot listen on " + m_config.host + ":" + std::to_string(m_config.port) + ": " + error->message);
@@ -434,6 +466,12 @@ void Server::Impl::start() {
         }
     }
     g_slist_free(listeners);
+}
+
+void Server::Impl::reloadCertificate() {
+    if (!tls() || !m_server) return;
+    // The listener follows the server's property: the next handshake uses it.
+    soup_server_set_tls_certificate(m_server.get(), loadCertificate(m_config.tls).get());
 }
 
 void Server::Impl::sessionClosed(Session& session) {
@@ -495,23 +533,25 @@ void Server::Impl::route(SoupServerMessage* msg, std::string_view path) {
         return;
     }
     if (path == "/api" || path.starts_with("/api/")) {
-        if (!authorized(msg)) return;
         const auto segments = pathSegments(path.substr(4));
         if (!segments) throw Error(ErrorCode::BadRequest, "bad escape in the path");
+        const bool roomPath = segments->size() >= 2 && segments->front() == "rooms";
+        if (!authorized(msg, roomPath ? (*segments)[1] : std::string_view{})) return;
         routeApi(msg, *segments);
         return;
     }
     serveStatic(msg, path);
 }
 
-bool Server::Impl::authorized(SoupServerMessage* msg) {
+bool Server::Impl::authorized(SoupServerMessage* msg, std::string_view room) {
     if (m_config.adminToken.empty()) return true;
     const char* header = soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Authorization");
     constexpr std::string_view kScheme = "Bearer ";
     const std::string_view value = header != nullptr ? header : "";
     // The scheme name is case-insensitive (RFC 9110 11.1).
     if (value.size() > kScheme.size() && g_ascii_strncasecmp(value.data(), kScheme.data(), kScheme.size()) == 0 &&
-        tokensEqual(value.substr(kScheme.size()), m_config.adminToken)) {
+        (tokensEqual(value.substr(kScheme.size()), m_config.adminToken) ||
+         roomAdmin(value.substr(kScheme.size()), room))) {
         return true;
     }
     soup_message_headers_replace(soup_server_message_get_response_headers(msg), "WWW-Authenticate",
@@ -519,6 +559,18 @@ bool Server::Impl::authorized(SoupServerMessage* msg) {
     respondError(msg, SOUP_STATUS_UNAUTHORIZED, ErrorCode::Unauthorized,
                  header != nullptr ? "invalid admin token" : "this API needs \"Authorization: Bearer <token>\"");
     return false;
+}
+
+// A room token with the admin grant opens that room's part of the API.
+bool Server::Impl::roomAdmin(std::string_view bearer, std::string_view room) const {
+    if (room.empty() || m_config.tokenSecret.empty()) return false;
+    try {
+        const protocol::RoomTokenClaims claims = auth::verifyRoomToken(bearer, m_config.tokenSecret);
+        protocol::checkRoomToken(claims, room, g_get_real_time() / G_USEC_PER_SEC);
+        return claims.grants.admin;
+    } catch (const Error&) {
+        return false;
+    }
 }
 
 void Server::Impl::routeApi(SoupServerMessage* msg, const std::vector<std::string>& segments) {
@@ -612,11 +664,16 @@ Server::~Server() = default;
 
 void Server::start() { m_impl->start(); }
 
+void Server::reloadCertificate() { m_impl->reloadCertificate(); }
+
+bool Server::tls() const noexcept { return m_impl->tls(); }
+
 std::uint16_t Server::port() const noexcept { return m_impl->port(); }
 
 std::string Server::url() const {
     const std::string& host = m_impl->host();
-    return "http://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port());
+    return std::string(tls() ? "https://" : "http://") +
+           (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port());
 }
 
 } // namespace tessera::server

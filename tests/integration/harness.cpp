@@ -1,5 +1,6 @@
 #include "harness.h"
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -150,7 +151,11 @@ void Process::kill(int sig) {
 bool Process::running() { return !wait(Clock::now()).has_value(); }
 
 Server::Server(std::vector<std::string> extraArgs, bool loopbackIce)
-    : m_process(
+    : m_ca([&] {
+          const auto cert = std::find(extraArgs.begin(), extraArgs.end(), "--cert");
+          return cert != extraArgs.end() && cert + 1 != extraArgs.end() ? *(cert + 1) : std::string();
+      }()),
+      m_process(
           [&] {
               std::vector<std::string> argv = {tesseraBinary(), "--port", "0"};
               if (loopbackIce) argv.insert(argv.end(), {"--ice-address", "127.0.0.1"});
@@ -160,7 +165,7 @@ Server::Server(std::vector<std::string> extraArgs, bool loopbackIce)
           logFor("server")) {
     auto deadline = Clock::now() + kDeadline;
     while (auto line = m_process.readLine(deadline)) {
-        const std::string marker = "tessera listening on http://";
+        const std::string marker = std::string("tessera listening on ") + (m_ca.empty() ? "http://" : "https://");
         auto at = line->find(marker);
         if (at != std::string::npos) {
             auto colon = line->rfind(':');
@@ -217,7 +222,7 @@ std::optional<int> Server::end(int signal, Clock::duration bound) {
 }
 
 double Server::metric(const std::string& sample) {
-    auto r = httpRequest("GET", http() + "/metrics");
+    auto r = httpRequest("GET", http() + "/metrics", {}, {}, m_ca);
     std::istringstream in(r.body);
     std::string line;
     while (std::getline(in, line)) {
@@ -250,6 +255,7 @@ Client::Client(Server& server, const ClientOptions& options)
                                       argv.insert(argv.end(), {"--detect", list});
                                   }
                                   if (options.receiveOnly) argv.push_back("--receive-only");
+                                  if (!server.ca().empty()) argv.insert(argv.end(), {"--ca", server.ca()});
                                   argv.insert(argv.end(), options.extra.begin(), options.extra.end());
                                   return argv;
                               }(),
@@ -333,8 +339,15 @@ int Client::waitExit(Clock::duration timeout) {
 }
 
 HttpResponse httpRequest(const std::string& method, const std::string& url, const std::string& body,
-                         const std::string& bearer) {
+                         const std::string& bearer, const std::string& ca) {
     SoupSession* session = soup_session_new();
+    if (!ca.empty()) {
+        GError* error = nullptr;
+        GTlsDatabase* database = g_tls_file_database_new(ca.c_str(), &error);
+        if (database == nullptr) FAIL("cannot read the CA file " << ca << ": " << (error ? error->message : "?"));
+        soup_session_set_tls_database(session, database);
+        g_object_unref(database);
+    }
     SoupMessage* msg = soup_message_new(method.c_str(), url.c_str());
     if (!body.empty()) {
         GBytes* bytes = g_bytes_new(body.data(), body.size());
@@ -353,6 +366,12 @@ HttpResponse httpRequest(const std::string& method, const std::string& url, cons
         r.body.assign(data ? data : "", size);
         r.status = static_cast<int>(soup_message_get_status(msg));
         g_bytes_unref(reply);
+        if (GTlsCertificate* peer = soup_message_get_tls_peer_certificate(msg)) {
+            gchar* pem = nullptr;
+            g_object_get(peer, "certificate-pem", &pem, nullptr);
+            r.peerCertificate = pem != nullptr ? pem : "";
+            g_free(pem);
+        }
     } else {
         WARN("HTTP " << method << " " << url << " failed: " << (error ? error->message : "?"));
         g_clear_error(&error);
@@ -360,6 +379,21 @@ HttpResponse httpRequest(const std::string& method, const std::string& url, cons
     g_object_unref(msg);
     g_object_unref(session);
     return r;
+}
+
+Run runTessera(const std::vector<std::string>& args) {
+    const std::string log = freshDir("tessera-run") + "/stderr.log";
+    std::vector<std::string> argv = {tesseraBinary()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    Process process(argv, log);
+    Run run;
+    const auto deadline = Clock::now() + kDeadline;
+    while (auto line = process.readLine(deadline)) run.out.push_back(*line);
+    const auto status = process.wait(deadline);
+    REQUIRE(status.has_value());
+    run.status = *status;
+    run.err = readText(log);
+    return run;
 }
 
 // libsoup attaches its sources to the thread-default context of the call:

@@ -64,7 +64,9 @@ private:
 };
 
 // The tessera server on a free loopback port. With `loopbackIce` it gets
-// --ice-address 127.0.0.1; without, it finds its ICE addresses itself.
+// --ice-address 127.0.0.1; without, it finds its ICE addresses itself. With
+// "--cert FILE" among the arguments it serves HTTPS/WSS, and that file (a
+// self-signed certificate) is what its clients and requests trust.
 //
 // Every test checks that its server survived: the destructor (after the
 // test's clients, declared later, are gone) checks that the server is still
@@ -88,14 +90,18 @@ public:
     // Sends `signal` on purpose and leaves the waiting to the caller, who
     // checks how the server ends (the destructor checks nothing).
     void signal(int signal);
-    std::string http() const { return "http://127.0.0.1:" + std::to_string(m_port); }
-    std::string ws() const { return "ws://127.0.0.1:" + std::to_string(m_port) + "/ws"; }
+    std::string http() const { return (m_ca.empty() ? "http" : "https") + std::string("://127.0.0.1:") + port(); }
+    std::string ws() const { return (m_ca.empty() ? "ws" : "wss") + std::string("://127.0.0.1:") + port() + "/ws"; }
+    // The certificate file to trust; "" without TLS.
+    const std::string& ca() const { return m_ca; }
     Process& process() { return m_process; }
     // The value of one sample of GET /metrics, named with its labels
     // (`tessera_recording{room="a"}`); fails the test if there is no such sample.
     double metric(const std::string& sample);
 
 private:
+    std::string port() const { return std::to_string(m_port); }
+    std::string m_ca;
     Process m_process;
     int m_port = 0;
     bool m_ended = false;
@@ -141,11 +147,21 @@ private:
 };
 
 struct HttpResponse {
-    int status = 0;
+    int status = 0; // 0: no response (refused, TLS failure)
     std::string body;
+    std::string peerCertificate; // https: the server's certificate, PEM
 };
+// `ca`: for https, trust only the certificates in this PEM file.
 HttpResponse httpRequest(const std::string& method, const std::string& url, const std::string& body = {},
-                         const std::string& bearer = {});
+                         const std::string& bearer = {}, const std::string& ca = {});
+
+struct Run {
+    int status = -1;
+    std::vector<std::string> out; // stdout lines
+    std::string err;              // stderr
+};
+// Runs the tessera binary with `args` to its exit.
+Run runTessera(const std::vector<std::string>& args);
 
 // A raw WebSocket to /ws for protocol-level tests (bad input, races).
 class RawSocket {

@@ -16,28 +16,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Run {
-    int status = -1;
-    std::vector<std::string> out; // stdout lines
-    std::string err;              // stderr
-};
-
-// Runs the tessera binary with `args` to its exit.
-Run runTessera(const std::vector<std::string>& args) {
-    const std::string log = freshDir("tessera-run") + "/stderr.log";
-    std::vector<std::string> argv = {tesseraBinary()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    Process process(argv, log);
-    Run run;
-    const auto deadline = Clock::now() + kDeadline;
-    while (auto line = process.readLine(deadline)) run.out.push_back(*line);
-    const auto status = process.wait(deadline);
-    REQUIRE(status.has_value());
-    run.status = *status;
-    run.err = readText(log);
-    return run;
-}
-
 std::vector<std::string> filesIn(const std::string& dir, const std::string& extension) {
     std::vector<std::string> files;
     for (const auto& entry : fs::directory_iterator(dir)) {

@@ -66,7 +66,7 @@ TEST_CASE("config overrides every key", "[config]") {
         "host": "0.0.0.0", "port": 9000,
         "wwwDir": "/srv/www", "layoutsDir": "/srv/layouts", "pipelinesDir": "/srv/pipelines",
         "defaultLayout": "speaker", "maxParticipants": 12,
-        "joinToken": "j", "adminToken": "a",
+        "joinToken": "j", "adminToken": "a", "tls": {"cert": "/etc/c.pem", "key": "/etc/k.pem"},
         "iceServers": [
             {"urls": "stun:stun.example.org:3478"},
             {"urls": ["turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:5349"],
@@ -87,6 +87,8 @@ TEST_CASE("config overrides every key", "[config]") {
     CHECK(config.maxParticipants == 12);
     CHECK(config.joinToken == "j");
     CHECK(config.adminToken == "a");
+    CHECK(config.tls.cert == "/etc/c.pem");
+    CHECK(config.tls.key == "/etc/k.pem");
     REQUIRE(config.iceServers.size() == 2);
     CHECK(config.iceServers[0].urls == std::vector<std::string>{"stun:stun.example.org:3478"});
     CHECK(config.iceServers[0].username.empty());
@@ -163,6 +165,15 @@ TEST_CASE("config errors name the key path", "[config]") {
         {R"({"maxParticipants": 0})", "maxParticipants: must be an integer from 1 to 1000"},
         {R"({"joinToken": true})", "joinToken: must be a string"},
         {R"({"adminToken": 1})", "adminToken: must be a string"},
+        {R"({"tokenSecret": 7})", "tokenSecret: must be a string"},
+        {R"({"tokenSecret": "0123456789abcdef0123456789abcde"})",
+         "tokenSecret: must be at least 32 characters (or empty)"},
+        {R"({"tokenSecret": "0123456789abcdef0123456789abcdef", "joinToken": "j"})",
+         "tokenSecret: room tokens replace joinToken: set one of them"},
+        {R"({"tls": "c.pem"})", "tls: must be an object"},
+        {R"({"tls": {"cert": "c.pem"}})", "tls.key: tls.cert and tls.key go together"},
+        {R"({"tls": {"key": "k.pem"}})", "tls.cert: tls.cert and tls.key go together"},
+        {R"({"tls": {"cert": "c.pem", "key": "k.pem", "ca": "x"}})", "tls.ca: unknown key"},
         {R"({"video": {"tiers": []}})", R"(video.tiers: must be an array of 1 to 8 tiers, or "NAME:WxH:BITRATE,...")"},
         {R"({"video": {"tiers": [{"name": "a", "width": 320, "height": 180}]}})", "video.tiers[0].bitrate: missing"},
         {R"({"video": {"tiers": [{"name": "a b", "width": 320, "height": 180, "bitrate": 200000}]}})",

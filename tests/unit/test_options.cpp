@@ -107,6 +107,12 @@ TEST_CASE("options: how flags are read", "[options]") {
         CHECK(options.config.iceServers[1].username == "us@er");
         CHECK(options.config.iceServers[1].credential == "p:ss");
     }
+    SECTION("--cert and --key fill tls") {
+        const Options options = parse({"--cert", "c.pem", "--key", "k.pem"});
+        CHECK(options.config.tls.cert == "c.pem");
+        CHECK(options.config.tls.key == "k.pem");
+        CHECK_THROWS_WITH(parse({"--cert", "c.pem"}), "--key: tls.cert and tls.key go together");
+    }
     SECTION("nested keys from flags") {
         const Options options = parse({"--record-segment-bytes", "2000000", "--video-tiers", "only:320x180:200000"});
         CHECK(options.config.recording.segmentBytes == 2'000'000);

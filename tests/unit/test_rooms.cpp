@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "tessera/auth/jwt.h"
 #include "tessera/room/layout_library.h"
 #include "tessera/room/rooms.h"
 
@@ -373,6 +374,53 @@ TEST_CASE("join: a configured token is required", "[rooms]") {
     CHECK(sink.messages.empty());
     join.token = "s3cret";
     CHECK_NOTHROW(f.rooms->join(join, sink));
+}
+
+TEST_CASE("join with room tokens: the token's room and name, its grants at the offer, refused after a kick",
+          "[rooms][token]") {
+    Config config = Fixture::defaultConfig();
+    config.tokenSecret = "0123456789abcdef0123456789abcdef";
+    Fixture f(config);
+    const std::int64_t now = g_get_real_time() / G_USEC_PER_SEC;
+    const auto token = [&](const std::string& room, const std::string& name, protocol::Grants grants) {
+        return auth::mintRoomToken({room, name, now + 600, now, now, "id-" + name, grants}, config.tokenSecret);
+    };
+    const auto unauthorized = [](const std::function<void()>& action) {
+        try {
+            action();
+        } catch (const Error& e) {
+            return e.code() == ErrorCode::Unauthorized;
+        }
+        return false;
+    };
+    FakeSink sink;
+    protocol::Join join = joinMessage("r1", "Claimed");
+    CHECK(unauthorized([&] { f.rooms->join(join, sink); }));
+    join.token = token("r2", "Ada", {});
+    CHECK(unauthorized([&] { f.rooms->join(join, sink); }));
+    CHECK(f.rooms->roomCount() == 0);
+    CHECK(sink.messages.empty());
+
+    join.token = token("r1", "Ada", {});
+    const std::string ada = f.rooms->join(join, sink);
+    CHECK(f.rooms->detail("r1").participants.at(0).name == "Ada");
+    CHECK_NOTHROW(f.rooms->offer(ada, "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendrecv\r\n"));
+
+    FakeSink listenerSink;
+    join.token = token("r1", "Listener", protocol::Grants{false, true, false});
+    const std::string listener = f.rooms->join(join, listenerSink);
+    CHECK(unauthorized([&] { f.rooms->offer(listener, "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendrecv\r\n"); }));
+    CHECK(unauthorized([&] { f.rooms->offer(listener, "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendonly\r\n"); }));
+    CHECK(f.engine.peer("r1", listener).offers.empty());
+    CHECK_NOTHROW(f.rooms->offer(listener, "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=recvonly\r\n"));
+
+    // Kicked: the same token is refused, another one (another jti) is not.
+    f.rooms->kick("r1", ada);
+    FakeSink again;
+    join.token = token("r1", "Ada", {});
+    CHECK(unauthorized([&] { f.rooms->join(join, again); }));
+    join.token = auth::mintRoomToken({"r1", "Ada", now + 600, now, now, "id-new", {}}, config.tokenSecret);
+    CHECK_NOTHROW(f.rooms->join(join, again));
 }
 
 TEST_CASE("join: media failures leave no room behind", "[rooms]") {

@@ -20,6 +20,7 @@ struct Options {
     std::string room;
     std::string name;
     std::optional<std::string> token;
+    std::string caFile; // non-empty: trust only the CA certificates in this PEM file for wss:// (and https://)
     std::optional<std::int64_t> maxBitrate; // bits/s, > 0
     analysis::Rgb color{0x20, 0xA0, 0x40};  // the solid colour sent
     double toneHz = 440;                    // the sine sent; 0: silence

@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
     gchar* room = nullptr;
     gchar* name = nullptr;
     gchar* token = nullptr;
+    gchar* caFile = nullptr;
     gint64 maxBitrate = 0;
     gchar* color = nullptr;
     gdouble tone = 440;
@@ -76,6 +77,8 @@ int main(int argc, char** argv) {
         {"room", 'r', 0, G_OPTION_ARG_STRING, &room, "Room to join (required)", "ROOM"},
         {"name", 'n', 0, G_OPTION_ARG_STRING, &name, "Display name (required)", "NAME"},
         {"token", 0, 0, G_OPTION_ARG_STRING, &token, "Join token", "TOKEN"},
+        {"ca", 0, 0, G_OPTION_ARG_FILENAME, &caFile,
+         "Trust the CA (or self-signed) certificates in this PEM file instead of the system's, for wss://", "FILE"},
         {"max-bitrate", 0, 0, G_OPTION_ARG_INT64, &maxBitrate, "Bits/s this client can receive (join maxBitrate)",
          "BPS"},
         {"color", 'c', 0, G_OPTION_ARG_STRING, &color, "Colour of the video sent (default 0x20A040)", "0xRRGGBB"},
@@ -137,6 +140,7 @@ int main(int argc, char** argv) {
         return fail("--name is required: 1-64 characters");
     options.name = name;
     if (token) options.token = std::string(token);
+    if (caFile) options.caFile = caFile;
     if (maxBitrate < 0) return fail("--max-bitrate must be positive");
     if (maxBitrate > 0) options.maxBitrate = maxBitrate;
     if (color) {
@@ -195,7 +199,8 @@ int main(int argc, char** argv) {
     options.audioOnly = audioOnly || janus;
     if (options.audioOnly && stamp) return fail("--stamp sends video: not with --audio-only or --janus");
 
-    for (gchar* s : {server, room, name, token, color, detect, record, fileOut, videoCodec, sendFile, janus}) g_free(s);
+    for (gchar* s : {server, room, name, token, caFile, color, detect, record, fileOut, videoCodec, sendFile, janus})
+        g_free(s);
     g_strfreev(iceAddresses);
 
     const int code = tessera::client::run(options);

@@ -219,6 +219,19 @@ bool Client::restrictIce() {
 void Client::connectSignaling() {
     m_session = Ref<SoupSession>::adopt(soup_session_new());
     m_cancellable = Ref<GCancellable>::adopt(g_cancellable_new());
+    if (!m_options.caFile.empty()) {
+        // Instead of the system's CAs: a test's self-signed certificate, a private CA.
+        GError* error = nullptr;
+        auto database = Ref<GTlsDatabase>::adopt(g_tls_file_database_new(m_options.caFile.c_str(), &error));
+        const GErrorPtr owned(error);
+        if (!database) {
+            localError("bad --ca " + m_options.caFile + ": " + (error ? error->message : "unknown error"));
+            setState(State::Failed);
+            glib::post(weak_from_this(), [](Client& c) { c.finish(); });
+            return;
+        }
+        soup_session_set_tls_database(m_session.get(), database.get());
+    }
     if (!m_options.janus.empty()) {
         janusStart();
         return;

@@ -49,6 +49,12 @@ inline bool isRecordingFormat(std::string_view format) {
     return format == "mkv" || format == "webm" || format == "mp4";
 }
 
+// HTTPS and WSS on the listen port (docs/security.md). Both or neither.
+struct TlsConfig {
+    std::string cert; // PEM certificate (chain) file; empty: plain HTTP
+    std::string key;  // PEM private key file
+};
+
 struct Config {
     std::string host = "127.0.0.1";   // listen address
     std::uint16_t port = 8080;        // listen port; 0 picks a free one (printed at start)
@@ -57,9 +63,11 @@ struct Config {
     std::string pipelinesDir;         // gst-launch fragments; empty: resolveDefaultDirs
     std::string logLevel = "warning"; // "error", "warning", "info" or "debug": what tessera logs
     std::string defaultLayout = "grid";
-    unsigned maxParticipants = 25;               // per room; the next join gets "room-full"
-    std::string joinToken;                       // non-empty: join needs this token
-    std::string adminToken;                      // non-empty: /api/* needs "Authorization: Bearer <token>"
+    unsigned maxParticipants = 25; // per room; the next join gets "room-full"
+    std::string joinToken;         // non-empty: join needs this token
+    std::string tokenSecret;       // non-empty: join needs a room token (JWT) signed with it
+    std::string adminToken;        // non-empty: /api/* needs "Authorization: Bearer <token>"
+    TlsConfig tls;
     std::vector<protocol::IceServer> iceServers; // sent in "joined"; the server uses the first stun:/turn: ones too
     std::vector<std::string> iceAddresses;       // local IPs ICE may use; empty: all
     unsigned minRtpPort = 0;                     // 0: any

@@ -55,6 +55,8 @@ using ClientMessage = std::variant<Join, Offer, Candidate, Leave>;
 ClientMessage parseClientMessage(std::string_view frame);
 
 bool isValidRoomName(std::string_view room) noexcept;
+// A join's `name`: 1-64 characters of UTF-8, no control characters.
+bool isValidName(std::string_view name);
 
 // Server to client.
 struct Joined {

@@ -46,4 +46,13 @@ struct OfferPlan {
 // without the room's codec.
 OfferPlan planOffer(std::string_view sdp, const OfferState& before, std::string_view videoCodec);
 
+// Whether an offer's active audio and video m-lines send media to the server
+// and ask for media from it (data channels aside): what a room token's
+// grants are checked against (docs/security.md).
+struct OfferMedia {
+    bool sends = false;
+    bool receives = false;
+};
+OfferMedia offerMedia(std::string_view sdp);
+
 } // namespace tessera::protocol

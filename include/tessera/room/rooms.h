@@ -17,6 +17,7 @@
 #include "tessera/protocol/api.h"
 #include "tessera/protocol/config.h"
 #include "tessera/protocol/messages.h"
+#include "tessera/protocol/room_token.h"
 #include "tessera/room/layout_library.h"
 
 namespace tessera::room {
@@ -66,7 +67,9 @@ public:
     // Returns the new participant's id. Throws Error(Unauthorized) for a bad
     // token, Error(RoomFull), or Error(Internal) when media fails.
     std::string join(const protocol::Join& join, ClientSink& sink);
-    // Throw Error(NotJoined) for an unknown participant.
+    // Throw Error(NotJoined) for an unknown participant. An offer sending
+    // media without a publish grant, or asking for it without a subscribe
+    // grant, is refused: Error(Unauthorized).
     void offer(const std::string& participantId, const std::string& sdp);
     void candidate(const std::string& participantId, const std::optional<protocol::IceCandidate>& candidate);
     // Idempotent: an unknown id (already kicked or failed) is ignored.
@@ -108,6 +111,15 @@ private:
     class Participant;
     class Entry;
     enum class Removal { Left, Kicked, Failed };
+    // How a participant got in: with a room token (its claims and the token
+    // itself), or by the join token or an open door (no claims).
+    struct Admission {
+        std::optional<protocol::RoomTokenClaims> claims;
+        std::string token;
+    };
+
+    // Throws Error(Unauthorized) unless the join's token lets it in (docs/security.md).
+    Admission admit(const protocol::Join& join);
 
     // Listener calls, routed here by Participant and Room.
     void onAnswer(Participant& participant, const std::string& sdp);
@@ -157,6 +169,9 @@ private:
     // Rooms nobody is in any more whose recording is being finalised: their
     // media lives on until the recorder has drained.
     std::vector<std::unique_ptr<Room>> m_closingRooms;
+    // Room tokens of kicked participants -> when they stop mattering (expiry
+    // plus skew, seconds since the epoch); forgotten after that.
+    std::map<std::string, std::int64_t, std::less<>> m_revokedTokens;
     std::uint64_t m_recordingErrors = 0;
     unsigned m_depth = 0;         // nesting of public calls and listener callbacks
     unsigned m_collectSource = 0; // pending idle collection (GLib source id), 0: none

@@ -20,11 +20,17 @@ public:
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
 
-    // Listens on config host:port. Throws Error(Internal) when it cannot.
+    // Listens on config host:port, HTTPS and WSS when config.tls names a
+    // certificate. Throws Error(Internal) when it cannot.
     void start();
+    // Re-reads config.tls's files (SIGHUP): new connections get the new
+    // certificate, open ones keep theirs. Throws Error(Internal), keeping the
+    // old one, when they cannot be loaded. Without TLS does nothing.
+    void reloadCertificate();
+    bool tls() const noexcept;
     // The port actually listened on (config port 0 picks a free one); 0 before start().
     std::uint16_t port() const noexcept;
-    // "http://HOST:PORT", IPv6 hosts in brackets.
+    // "http://HOST:PORT" ("https://" with TLS), IPv6 hosts in brackets.
     std::string url() const;
 
 private:

@@ -20,6 +20,7 @@ export function chromiumArgs(media) {
     '--autoplay-policy=no-user-gesture-required',
     '--disable-renderer-backgrounding', '--disable-background-timer-throttling',
     '--disable-backgrounding-occluded-windows', '--window-size=1280,900',
+    ...(media.chromiumArgs ?? []),
   ];
 }
 
