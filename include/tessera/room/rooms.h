@@ -64,7 +64,10 @@ public:
     Rooms& operator=(const Rooms&) = delete;
 
     // Returns the new participant's id. Throws Error(Unauthorized) for a bad
-    // token, Error(RoomFull), or Error(Internal) when media fails.
+    // token, Error(RoomFull), Error(ServerFull) when limits.maxRooms are open
+    // and the room is not one of them, or Error(Internal) when media fails.
+    // A participant that sends no offer within limits.joinTimeoutSeconds is
+    // removed: its sink gets an error `timeout` and is disconnected.
     std::string join(const protocol::Join& join, ClientSink& sink);
     // Throw Error(NotJoined) for an unknown participant.
     void offer(const std::string& participantId, const std::string& sdp);
@@ -107,7 +110,10 @@ private:
     class Room;
     class Participant;
     class Entry;
-    enum class Removal { Left, Kicked, Failed };
+    enum class Removal { Left, Kicked, Failed, TimedOut };
+
+    void startJoinTimer(Participant& participant);
+    void onJoinTimeout(const std::string& participantId);
 
     // Listener calls, routed here by Participant and Room.
     void onAnswer(Participant& participant, const std::string& sdp);
@@ -115,6 +121,8 @@ private:
     void onPeerFailed(Participant& participant, const std::string& reason);
     // Relays chat and file messages to the others in the room (docs/protocol.md "Data channels").
     void onDataMessage(Participant& participant, const media::DataMessage& message);
+    std::optional<media::DataMessage> relayed(Room& room, const Participant& from, const media::DataMessage& message);
+    void dropOverBudget(Room& room, Participant& from, const media::DataMessage& message);
     void onSpeakerChanged(Room& room, const std::string& participantId);
     void onScreenShareChanged(Room& room, const std::string& participantId, bool active);
     // `named`: the spec came from the layout library (a reload may update it).
