@@ -9,7 +9,8 @@ const ui = {
   joinView: $('join-view'), callView: $('call-view'),
   joinForm: $('join-form'), joinRoom: $('join-room'), joinName: $('join-name'),
   joinReceiveOnly: $('join-receive-only'), joinButton: $('join-button'), joinError: $('join-error'),
-  roomLabel: $('room-label'), layoutLabel: $('layout-label'), connState: $('conn-state'), notices: $('notices'),
+  roomLabel: $('room-label'), layoutLabel: $('layout-label'), recordingLabel: $('recording-label'),
+  connState: $('conn-state'), notices: $('notices'),
   remoteVideo: $('remote-video'), localVideo: $('local-video'), stageStatus: $('stage-status'), unmute: $('unmute'),
   mic: $('mic-button'), cam: $('cam-button'), share: $('share-button'), devicesButton: $('devices-button'),
   leave: $('leave-button'), devices: $('devices'),
@@ -117,6 +118,7 @@ function render(what) {
     case 'state': renderState(); renderStage(); break;
     case 'participants': case 'speaker': renderParticipants(); break;
     case 'layout': renderLayout(); break;
+    case 'recording': renderLayout(); break;
     case 'error': renderErrors(); break;
     case 'media': renderMedia(); renderControls(); devices?.refresh(false); break;
     case 'remote': attachRemote(); break;
@@ -151,6 +153,7 @@ function renderState() {
 function renderLayout() {
   ui.layoutLabel.hidden = !session.layout;
   ui.layoutLabel.textContent = session.layout ? `Layout: ${session.layout}` : '';
+  ui.recordingLabel.hidden = !session.recording;
 }
 
 function renderErrors() {

@@ -56,6 +56,7 @@ export class Session extends EventTarget {
     this.layout = null;
     this.layoutHistory = [];
     this.speaker = null;
+    this.recording = false;        // the room is being recorded (server message `recording`)
     this.errors = [];              // [{time, code, message}] newest last
     this.mediaError = null;        // why we are receive-only / partial, for the user
 
@@ -266,6 +267,10 @@ export class Session extends EventTarget {
         this.speaker = msg.id ? String(msg.id) : null;
         this.emit('speaker');
         return undefined;
+      case 'recording':
+        this.recording = msg.recording === true;
+        this.emit('recording');
+        return undefined;
       case 'error': return this.onServerError(msg);
       default:
         console.debug('tessera: ignoring message', msg.type);
@@ -294,6 +299,9 @@ export class Session extends EventTarget {
     this.reconnectAttempt = 0;
     if (this.pc) this.teardownPeer('joined again');
     this.selfId = String(msg.id);
+    // The server says `recording` after `joined` when the room records.
+    this.recording = false;
+    this.emit('recording');
     this.participants.clear();
     for (const p of Array.isArray(msg.participants) ? msg.participants : []) {
       if (p && p.id !== this.selfId) this.participants.set(String(p.id), { id: String(p.id), name: String(p.name ?? '') });

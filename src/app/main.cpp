@@ -5,6 +5,7 @@
 #include <gst/gst.h>
 
 #include <malloc.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <csignal>
@@ -219,6 +220,10 @@ void onReload(ReloadTarget* target) {
 }
 
 int serve(const Config& config) {
+    // Recordings and their metadata hold what participants said and showed:
+    // never readable by other users of the machine, whatever umask the
+    // server was started with (files 0640 at most, directories 0750).
+    umask(umask(0) | 027);
     // Declared in dependency order, and torn down in reverse at the end: the
     // server (its sessions leave their rooms) before the rooms (their peers
     // and pipelines) before the engine.

@@ -171,8 +171,11 @@ void PeerCore::linkVideoInput(GstPad* pad, bool screenShare) {
     // with the tile on every layout change at no extra cost; the room sizes
     // it to the tile and turns it on and off (`silent`) with `labels`.
     GstElement* label = make("textoverlay");
-    const std::string text = m_options.name + (screenShare ? " (screen)" : "");
-    g_object_set(label, "text", text.c_str(), "silent", TRUE, nullptr);
+    // textoverlay reads its text as Pango markup: a name is client input and
+    // must show as written ("Tom & Jerry" would not parse and show nothing,
+    // a <span> would restyle the picture).
+    const GCharPtr text(g_markup_escape_text((m_options.name + (screenShare ? " (screen)" : "")).c_str(), -1));
+    g_object_set(label, "text", text.get(), "silent", TRUE, nullptr);
     styleLabel(label, m_parts.config->video.tileHeight);
     GstElement* queue = leakyQueue(3);
     gst_bin_add_many(bin, decode.get(), label, queue, nullptr);

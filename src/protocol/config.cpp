@@ -14,6 +14,7 @@
 
 #include "tessera-build.h"
 #include "tessera/protocol/config.h"
+#include "tessera/protocol/origin.h"
 
 namespace tessera {
 namespace {
@@ -271,6 +272,35 @@ void applyTls(TlsConfig& tls, const Json& object) {
     }
 }
 
+void applyLimits(LimitsConfig& limits, const Json& object) {
+    requireObject(object, "limits");
+    constexpr unsigned kMax = 1'000'000'000;
+    for (const auto& [key, value] : object.items()) {
+        const std::string path = "limits." + key;
+        if (key == "maxRooms") {
+            limits.maxRooms = integerIn(value, path, 0, 100'000);
+        } else if (key == "connectionsPerAddress") {
+            limits.connectionsPerAddress = integerIn(value, path, 0, 100'000);
+        } else if (key == "messagesPerSecond") {
+            limits.messagesPerSecond = integerIn(value, path, 0, 100'000);
+        } else if (key == "messageBurst") {
+            limits.messageBurst = integerIn(value, path, 1, 100'000);
+        } else if (key == "joinTimeoutSeconds") {
+            limits.joinTimeoutSeconds = integerIn(value, path, 0, 86'400);
+        } else if (key == "maxFrameBytes") {
+            // Below a protocol frame (64 KiB) valid messages would close the connection.
+            limits.maxFrameBytes = integerIn(value, path, protocol::kMaxFrameBytes, 64 * 1024 * 1024);
+        } else if (key == "dataBytesPerSecond") {
+            limits.dataBytesPerSecond = integerIn(value, path, 0, kMax);
+        } else if (key == "dataBurstBytes") {
+            // At least one file chunk (docs/datachannels.md).
+            limits.dataBurstBytes = integerIn(value, path, 16 * 1024 + 33, kMax);
+        } else {
+            fail(path, "unknown key");
+        }
+    }
+}
+
 void applyRoot(Config& config, const Json& root) {
     requireObject(root, "config");
     for (const auto& [key, value] : root.items()) {
@@ -309,6 +339,19 @@ void applyRoot(Config& config, const Json& root) {
             config.adminToken = stringValue(value, key);
         } else if (key == "tls") {
             applyTls(config.tls, value);
+        } else if (key == "metricsRequireToken") {
+            if (!value.is_boolean()) fail(key, "must be true or false");
+            config.metricsRequireToken = value.get<bool>();
+        } else if (key == "allowedOrigins") {
+            if (!value.is_array()) fail(key, "must be an array");
+            config.allowedOrigins.clear();
+            for (std::size_t i = 0; i < value.size(); ++i) {
+                const std::string itemPath = key + "[" + std::to_string(i) + "]";
+                const std::string text = stringValue(value[i], itemPath);
+                const auto origin = text == "*" ? std::optional<std::string>("*") : protocol::normaliseOrigin(text);
+                if (!origin) fail(itemPath, "must be \"*\" or an origin such as \"https://example.org:8443\"");
+                config.allowedOrigins.push_back(*origin);
+            }
         } else if (key == "iceServers") {
             if (!value.is_array()) fail(key, "must be an array");
             config.iceServers.clear();
@@ -333,6 +376,8 @@ void applyRoot(Config& config, const Json& root) {
             applyAudio(config.audio, value);
         } else if (key == "recording") {
             applyRecording(config.recording, value);
+        } else if (key == "limits") {
+            applyLimits(config.limits, value);
         } else {
             fail(key, "unknown key");
         }

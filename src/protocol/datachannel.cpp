@@ -41,7 +41,7 @@ std::string serializeChat(const std::string& fromId, const std::string& name, co
                                                                                        json::error_handler_t::replace);
 }
 
-std::string annotateFileControl(std::string_view message, const std::string& fromId, const std::string& name) {
+FileControl annotateFileControl(std::string_view message, const std::string& fromId, const std::string& name) {
     if (message.size() > kMaxChatBytes) throw Error(ErrorCode::BadRequest, "file: control message exceeds 16 KiB");
     json j = parseObject(message, "file");
     auto type = j.find("type");
@@ -51,7 +51,21 @@ std::string annotateFileControl(std::string_view message, const std::string& fro
         throw Error(ErrorCode::BadRequest, "file.id: must be 1-32 characters of [A-Za-z0-9]");
     j["from"] = fromId;
     j["fromName"] = name;
-    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+    return {type->get<std::string>(), id->get<std::string>(), j.dump(-1, ' ', false, json::error_handler_t::replace)};
+}
+
+std::string chunkTransferId(std::string_view chunk) {
+    const std::size_t length = chunk.empty() ? 0 : static_cast<unsigned char>(chunk[0]);
+    const std::size_t payload = chunk.size() > length + 1 ? chunk.size() - length - 1 : 0;
+    if (payload == 0 || payload > kMaxChunkPayload || !validTransferId(std::string(chunk.substr(1, length))))
+        throw Error(ErrorCode::BadRequest, "file: a chunk is [1 byte L][L bytes id][1-16384 bytes]");
+    return std::string(chunk.substr(1, length));
+}
+
+std::string serverCancel(const std::string& id, const std::string& fromId, const std::string& name,
+                         const std::string& reason) {
+    return json{{"type", "cancel"}, {"id", id}, {"from", fromId}, {"fromName", name}, {"reason", reason}}.dump(
+        -1, ' ', false, json::error_handler_t::replace);
 }
 
 } // namespace tessera::protocol

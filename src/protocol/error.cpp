@@ -11,6 +11,10 @@ std::string_view toString(ErrorCode code) noexcept {
     case ErrorCode::NotFound: return "not-found";
     case ErrorCode::Conflict: return "conflict";
     case ErrorCode::Internal: return "internal";
+    case ErrorCode::Forbidden: return "forbidden";
+    case ErrorCode::RateLimited: return "rate-limited";
+    case ErrorCode::Timeout: return "timeout";
+    case ErrorCode::ServerFull: return "server-full";
     }
     // Only reachable with a value cast from outside the enum.
     return "internal";
@@ -27,6 +31,10 @@ int httpStatus(ErrorCode code) noexcept {
     case ErrorCode::NotJoined:
     case ErrorCode::Conflict: return 409;
     case ErrorCode::Internal: return 500;
+    case ErrorCode::Forbidden: return 403;
+    case ErrorCode::RateLimited: return 429;
+    case ErrorCode::Timeout: return 408;
+    case ErrorCode::ServerFull: return 503;
     }
     return 500;
 }

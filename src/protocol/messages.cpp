@@ -222,7 +222,8 @@ Join parseJoin(const Fields& fields) {
 ErrorCode parseErrorCode(const Fields& fields) {
     static constexpr ErrorCode kCodes[] = {ErrorCode::BadRequest, ErrorCode::Unauthorized, ErrorCode::RoomFull,
                                            ErrorCode::NotJoined,  ErrorCode::NotFound,     ErrorCode::Conflict,
-                                           ErrorCode::Internal};
+                                           ErrorCode::Internal,   ErrorCode::Forbidden,    ErrorCode::RateLimited,
+                                           ErrorCode::Timeout,    ErrorCode::ServerFull};
     const std::string code = fields.string("code");
     for (ErrorCode candidate : kCodes) {
         if (toString(candidate) == code) return candidate;
@@ -338,6 +339,11 @@ struct ServerToJson {
         json["message"] = m.message;
         return json;
     }
+    OutJson operator()(const RecordingChanged& m) const {
+        OutJson json = messageJson("recording");
+        json["recording"] = m.recording;
+        return json;
+    }
 };
 
 struct ClientToJson {
@@ -405,6 +411,11 @@ ServerMessage parseServerMessage(std::string_view frame) {
     if (type == "layout") return LayoutChanged{fields.string("layout")};
     if (type == "speaker") return Speaker{fields.string("id")};
     if (type == "error") return ErrorMessage{parseErrorCode(fields), fields.string("message")};
+    if (type == "recording") {
+        const Json& recording = fields.required("recording");
+        if (!recording.is_boolean()) fail(fields.path("recording"), "must be a boolean");
+        return RecordingChanged{recording.get<bool>()};
+    }
     unknownType(type);
 }
 

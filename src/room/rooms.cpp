@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "tessera/auth/jwt.h"
+#include "tessera/policy/rate.h"
 #include "tessera/protocol/datachannel.h"
 #include "tessera/protocol/offer_plan.h"
 #include "tessera/protocol/token.h"
@@ -55,7 +56,8 @@ public:
         std::vector<std::function<void(const media::RecordingResult&)>> waiters; // pending stops
     };
     std::optional<Recording> recording;
-    std::string recordingError; // the last failure, shown in the API
+    std::string recordingError;                   // the last failure, shown in the API
+    std::map<std::string, std::string> transfers; // file transfer id -> the participant who started it
     // Owned. Declared before the participants so that their peers, which live
     // in this media's pipeline, are destroyed first.
     std::unique_ptr<media::RoomMedia> media;
@@ -64,9 +66,18 @@ public:
 
 class Rooms::Participant final : public media::PeerListener {
 public:
-    Participant(Rooms& rooms, std::string id, const protocol::Join& join, const Admission& admission, ClientSink& sink)
+    Participant(Rooms& rooms, std::string id, const protocol::Join& join, const Admission& admission, ClientSink& sink,
+                const LimitsConfig& limits)
         : m_rooms(rooms), id(std::move(id)), name(join.name), room(join.room), receiveOnly(join.receiveOnly),
-          admission(admission), sink(sink) {}
+          admission(admission), sink(sink), dataBudget(limits.dataBytesPerSecond, limits.dataBurstBytes) {}
+    ~Participant() { cancelJoinTimer(); }
+    Participant(const Participant&) = delete;
+    Participant& operator=(const Participant&) = delete;
+
+    void cancelJoinTimer() {
+        if (joinTimer != 0) g_source_remove(joinTimer);
+        joinTimer = 0;
+    }
 
     // Thread: main.
     void onAnswer(const std::string& sdp) override { m_rooms.onAnswer(*this, sdp); }
@@ -87,6 +98,9 @@ public:
     const Admission admission;
     ClientSink& sink;                  // Borrowed; outlives this participant (see ClientSink).
     bool announced = false;            // the others were sent participant-joined
+    unsigned joinTimer = 0;            // GLib source: the time to send a first offer runs out (0: none)
+    policy::TokenBucket dataBudget;    // bytes it may send on data channels
+    bool dataLimited = false;          // its last data-channel message was over budget
     std::unique_ptr<media::Peer> peer; // Owned.
 };
 
@@ -159,6 +173,10 @@ std::string Rooms::join(const protocol::Join& request, ClientSink& sink) {
         throw Error(ErrorCode::RoomFull,
                     "room '" + join.room + "' is full (" + std::to_string(m_config.maxParticipants) + " participants)");
     }
+    if (found == m_rooms.end() && m_config.limits.maxRooms != 0 && m_rooms.size() >= m_config.limits.maxRooms) {
+        throw Error(ErrorCode::ServerFull,
+                    "the server has " + std::to_string(m_config.limits.maxRooms) + " rooms open: join one of them");
+    }
     if (found == m_rooms.end()) {
         // A reload may have dropped the default layout since startup; the
         // built-in grid is always there.
@@ -187,7 +205,7 @@ std::string Rooms::join(const protocol::Join& request, ClientSink& sink) {
     }
     Room& room = *found->second;
 
-    auto participant = std::make_unique<Participant>(*this, newParticipantId(), join, admission, sink);
+    auto participant = std::make_unique<Participant>(*this, newParticipantId(), join, admission, sink, m_config.limits);
     std::string id = participant->id;
     try {
         participant->peer =
@@ -203,6 +221,7 @@ std::string Rooms::join(const protocol::Join& request, ClientSink& sink) {
 
     protocol::Joined joined{id, join.room, {}, m_config.iceServers};
     for (const auto& other : room.participants) joined.participants.push_back({other->id, other->name});
+    startJoinTimer(*participant);
     m_participants.emplace(id, participant.get());
     room.participants.push_back(std::move(participant));
     recordEvent(room, "join", id, join.name);
@@ -212,10 +231,12 @@ std::string Rooms::join(const protocol::Join& request, ClientSink& sink) {
     // Every send may make the joiner leave (and close the room): copy what is
     // needed first; sendTo skips a participant that is gone.
     const std::string layout = room.layout, speaker = room.speaker;
+    const bool recording = room.recording.has_value();
     sendTo(id, joined);
     // The joiner learns the room's current state too.
     sendTo(id, protocol::LayoutChanged{layout});
     if (!speaker.empty()) sendTo(id, protocol::Speaker{speaker});
+    if (recording) sendTo(id, protocol::RecordingChanged{true});
     // Gone already (its sink failed): the others heard nothing, and remove()
     // told them nothing either.
     if (const auto joiner = m_participants.find(id); joiner != m_participants.end()) {
@@ -259,6 +280,44 @@ void Rooms::offer(const std::string& participantId, const std::string& sdp) {
         }
     }
     participant.peer->handleOffer(sdp);
+    // From here on the media's own ICE timeout applies (docs/protocol.md).
+    participant.cancelJoinTimer();
+}
+
+// A joiner that never offers holds a place in its room (room-full) and its
+// room's encoders: it gets limits.joinTimeoutSeconds to send an offer.
+void Rooms::startJoinTimer(Participant& participant) {
+    const unsigned seconds = m_config.limits.joinTimeoutSeconds;
+    if (seconds == 0) return;
+    struct Pending {
+        Rooms* rooms;
+        std::string id;
+    };
+    participant.joinTimer = g_timeout_add_seconds_full(
+        G_PRIORITY_DEFAULT, seconds,
+        // Thread: main. Removing the participant removes this source, so a
+        // participant indexed under the id is the one it was made for.
+        [](gpointer data) noexcept -> gboolean {
+            const auto* pending = static_cast<Pending*>(data);
+            try {
+                pending->rooms->onJoinTimeout(pending->id);
+            } catch (const std::exception& e) {
+                g_warning("join timeout of %s: %s", pending->id.c_str(), e.what());
+            } catch (...) {
+                g_warning("join timeout of %s failed", pending->id.c_str());
+            }
+            return G_SOURCE_REMOVE;
+        },
+        new Pending{this, participant.id}, [](gpointer data) noexcept { delete static_cast<Pending*>(data); });
+}
+
+void Rooms::onJoinTimeout(const std::string& participantId) {
+    Entry entry(*this, Entry::From::Client);
+    const auto found = m_participants.find(participantId);
+    if (found == m_participants.end()) return;
+    found->second->joinTimer = 0; // the source is being removed by returning
+    remove(participantId, Removal::TimedOut,
+           "no offer within " + std::to_string(m_config.limits.joinTimeoutSeconds) + " s of joining");
 }
 
 void Rooms::candidate(const std::string& participantId, const std::optional<protocol::IceCandidate>& candidate) {
@@ -450,7 +509,7 @@ std::string Rooms::startRecording(const std::string& name, const std::optional<s
     // Writable now, not only when the first media reaches the file (that
     // would fail later, from the bus): permissions, a read-only file system
     // and an immutable directory (which stops root too) answer 500 at once.
-    if (g_mkdir_with_parents(directory.c_str(), 0755) != 0 || g_access(directory.c_str(), W_OK) != 0) {
+    if (g_mkdir_with_parents(directory.c_str(), 0750) != 0 || g_access(directory.c_str(), W_OK) != 0) {
         throw failStart("recording directory " + directory + ": " + g_strerror(errno));
     }
     const std::int64_t nowMs = g_get_real_time() / 1000;
@@ -482,6 +541,8 @@ std::string Rooms::startRecording(const std::string& name, const std::optional<s
     room.recordingError.clear();
     saveRecordingMetadata(room);
     g_info("room '%s': recording to %s", name.c_str(), file.c_str());
+    // Participants are told they are being recorded (docs/protocol.md, `recording`).
+    broadcast(name, protocol::RecordingChanged{true});
     return file;
 }
 
@@ -543,6 +604,8 @@ void Rooms::onRecordingStopped(Room& room, const media::RecordingResult& result)
         g_info("room '%s': recording %s finished (%.1f s)", room.name.c_str(), result.file.c_str(), result.duration);
     }
     for (const auto& waiter : waiters) waiter(result);
+    // A closing room's name may belong to a new room by now: only a live room is told.
+    if (isLive(room)) broadcast(room.name, protocol::RecordingChanged{false});
     // A room nobody is in any more goes now that its file is complete.
     const auto closing =
         std::find_if(m_closingRooms.begin(), m_closingRooms.end(), [&](const auto& r) { return r.get() == &room; });
@@ -605,33 +668,96 @@ void Rooms::onPeerFailed(Participant& participant, const std::string& reason) {
 
 namespace {
 
+// Transfers one participant may have started and not ended at once; the web
+// client sends one file at a time.
+constexpr std::size_t kMaxTransfersPerSender = 16;
+
+} // namespace
+
 // What the others get for a message on a participant's data channel
 // (docs/protocol.md "Data channels"; the file framing is docs/datachannels.md):
 // chat is re-issued with the sender and a timestamp; file chunks (binary)
-// pass byte for byte; file control messages gain the sender. Throws
-// Error(BadRequest) for a malformed message; nullopt: nothing to relay.
-std::optional<media::DataMessage> relayed(const media::DataMessage& message, const std::string& fromId,
-                                          const std::string& fromName) {
+// pass byte for byte; file control messages gain the sender. A transfer id
+// belongs to whoever sent its `start` until its `end` or `cancel`: nobody
+// else may send chunks or control messages for it. Throws Error for a
+// message to drop; nullopt: nothing to relay.
+std::optional<media::DataMessage> Rooms::relayed(Room& room, const Participant& from,
+                                                 const media::DataMessage& message) {
     if (message.label == "chat" && !message.binary) {
         const std::string text = protocol::parseChat(message.data);
         return media::DataMessage{"chat", false,
-                                  protocol::serializeChat(fromId, fromName, text, g_get_real_time() / 1000)};
+                                  protocol::serializeChat(from.id, from.name, text, g_get_real_time() / 1000)};
     }
-    if (message.label == "file") {
-        if (message.binary) return message;
-        return media::DataMessage{"file", false, protocol::annotateFileControl(message.data, fromId, fromName)};
+    if (message.label != "file") return std::nullopt;
+    const auto ownedByOther = [&](const std::string& id) {
+        const auto owner = room.transfers.find(id);
+        return owner != room.transfers.end() && owner->second != from.id;
+    };
+    if (message.binary) {
+        const std::string id = protocol::chunkTransferId(message.data);
+        const auto owner = room.transfers.find(id);
+        if (owner == room.transfers.end() || owner->second != from.id)
+            throw Error(ErrorCode::Forbidden, "file: a chunk of transfer '" + id + "', which it did not start");
+        return message;
     }
-    return std::nullopt;
+    protocol::FileControl control = protocol::annotateFileControl(message.data, from.id, from.name);
+    if (ownedByOther(control.id))
+        throw Error(ErrorCode::Forbidden, "file: transfer '" + control.id + "' belongs to another participant");
+    if (control.type == "start") {
+        const auto started = std::count_if(room.transfers.begin(), room.transfers.end(),
+                                           [&](const auto& t) { return t.second == from.id; });
+        if (!room.transfers.contains(control.id) && static_cast<std::size_t>(started) >= kMaxTransfersPerSender)
+            throw Error(ErrorCode::RateLimited, "file: more than 16 transfers at once");
+        room.transfers[control.id] = from.id;
+    } else if (control.type == "end" || control.type == "cancel") {
+        room.transfers.erase(control.id);
+    }
+    return media::DataMessage{"file", false, std::move(control.relayed)};
 }
 
-} // namespace
+// Over its byte budget, the sender's message is dropped, and a transfer it
+// belongs to is cancelled for the receivers (they would get a file with a
+// hole otherwise); the sender hears it once per episode.
+void Rooms::dropOverBudget(Room& room, Participant& from, const media::DataMessage& message) {
+    std::optional<std::string> transfer;
+    try {
+        transfer = message.binary ? protocol::chunkTransferId(message.data)
+                                  : protocol::annotateFileControl(message.data, from.id, from.name).id;
+    } catch (const Error&) {
+        // Not part of a transfer: just dropped.
+    }
+    const auto owner = transfer && message.label == "file" ? room.transfers.find(*transfer) : room.transfers.end();
+    const bool cancel = owner != room.transfers.end() && owner->second == from.id;
+    if (cancel) room.transfers.erase(owner);
+    const bool tell = !from.dataLimited;
+    from.dataLimited = true;
+    const std::string id = from.id, name = from.name, roomName = room.name;
+    const std::string why = "over " + std::to_string(m_config.limits.dataBytesPerSecond) + " bytes/s";
+    g_info("%s: data-channel message dropped: %s", id.c_str(), why.c_str());
+    if (cancel) {
+        const media::DataMessage notice{"file", false, protocol::serverCancel(*transfer, id, name, why)};
+        forEachOther(roomName, id, [&](Participant& other) { other.peer->sendData(notice); });
+    }
+    if (tell) {
+        sendTo(id, protocol::ErrorMessage{
+                       ErrorCode::RateLimited,
+                       "data channel: sending " + why +
+                           (cancel ? "; transfer '" + *transfer + "' was cancelled" : "; a message was dropped")});
+    }
+}
 
 void Rooms::onDataMessage(Participant& participant, const media::DataMessage& message) {
     Entry entry(*this, Entry::From::Media);
     if (!isLive(participant)) return;
+    Room& room = *m_rooms.find(participant.room)->second;
+    if (!participant.dataBudget.take(g_get_monotonic_time(), message.data.size())) {
+        dropOverBudget(room, participant, message);
+        return;
+    }
+    participant.dataLimited = false;
     std::optional<media::DataMessage> relay;
     try {
-        relay = relayed(message, participant.id, participant.name);
+        relay = relayed(room, participant, message);
     } catch (const Error& e) {
         // A data channel has no error reply: drop it, as the web client drops what it cannot read.
         g_debug("%s: dropped a message on '%s': %s", participant.id.c_str(), message.label.c_str(), e.what());
@@ -692,10 +818,13 @@ void Rooms::remove(const std::string& participantId, Removal how, const std::str
     const bool announced = participant.announced;
     const auto roomEntry = m_rooms.find(roomName);
     Room& room = *roomEntry->second;
+    // Its transfers' ids are free again; receivers end them on participant-left.
+    std::erase_if(room.transfers, [&](const auto& t) { return t.second == participantId; });
 
     // Unindex everything before telling anyone, so that whatever a send
     // triggers sees the participant gone.
     m_participants.erase(found);
+    participant.cancelJoinTimer();
     const auto slot = std::find_if(room.participants.begin(), room.participants.end(),
                                    [&](const auto& p) { return p.get() == &participant; });
     m_deadParticipants.push_back(std::move(*slot));
@@ -721,6 +850,10 @@ void Rooms::remove(const std::string& participantId, Removal how, const std::str
     case Removal::Failed:
         sink.send(protocol::ErrorMessage{ErrorCode::Internal, "media failed: " + reason});
         sink.disconnect("media failed");
+        break;
+    case Removal::TimedOut:
+        sink.send(protocol::ErrorMessage{ErrorCode::Timeout, reason});
+        sink.disconnect("join timeout");
         break;
     }
     if (announced) broadcast(roomName, protocol::ParticipantLeft{participantId});

@@ -18,9 +18,11 @@
 
 #include "tessera/auth/jwt.h"
 #include "tessera/glib/raii.h"
+#include "tessera/policy/rate.h"
 #include "tessera/protocol/api.h"
 #include "tessera/protocol/error.h"
 #include "tessera/protocol/messages.h"
+#include "tessera/protocol/origin.h"
 #include "tessera/protocol/token.h"
 #include "tessera/server/metrics.h"
 
@@ -28,10 +30,6 @@ namespace tessera::server {
 namespace {
 namespace fs = std::filesystem;
 
-// Sessions may be sent frames larger than the protocol allows, up to this
-// size, so that an oversize message gets an `error` reply (docs/protocol.md) and
-// the connection lives on; beyond it libsoup closes the connection (1009).
-constexpr guint64 kMaxIncomingPayload = guint64{1024} * 1024;
 // Keeps idle connections open through NATs and proxies.
 constexpr guint kKeepaliveSeconds = 30;
 // More error replies than this on one socket within the window closes it
@@ -191,6 +189,7 @@ class Session;
 class SessionHost {
 public:
     virtual room::Rooms& rooms() noexcept = 0;
+    virtual const Config& config() const noexcept = 0;
     // The session's socket closed: destroy it soon, but not now (it is on the stack).
     virtual void sessionClosed(Session& session) = 0;
 
@@ -201,15 +200,23 @@ protected:
 // One WebSocket connection: signaling for at most one participant at a time.
 class Session final : public room::ClientSink {
 public:
-    Session(SessionHost& server, SoupWebsocketConnection* connection)
+    Session(SessionHost& server, SoupWebsocketConnection* connection, std::string address)
         : m_server(server), m_connection(Ref<SoupWebsocketConnection>::borrow(connection)),
+          m_address(std::move(address)),
+          m_messages(server.config().limits.messagesPerSecond, server.config().limits.messageBurst),
           m_onMessage(connection, g_signal_connect(connection, "message", G_CALLBACK(&Session::messageThunk), this)),
           m_onClosed(connection, g_signal_connect(connection, "closed", G_CALLBACK(&Session::closedThunk), this)) {
-        soup_websocket_connection_set_max_incoming_payload_size(connection, kMaxIncomingPayload);
+        // Frames larger than the protocol allows are read up to this size, so
+        // that an oversize message gets an `error` reply (docs/protocol.md) and
+        // the connection lives on; beyond it libsoup closes the connection (1009).
+        soup_websocket_connection_set_max_incoming_payload_size(connection, server.config().limits.maxFrameBytes);
         soup_websocket_connection_set_keepalive_interval(connection, kKeepaliveSeconds);
     }
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
+
+    // The client's IP address (connections per address are limited).
+    const std::string& address() const noexcept { return m_address; }
 
     // Server shutdown: leave the room and say goodbye.
     void shutdown() {
@@ -249,6 +256,12 @@ private:
         // Closing (kicked, flooding): whatever still arrives is not acted on.
         if (!m_open) return;
         try {
+            // Counted before anything else: a flood of bad frames costs as much as one of good ones.
+            if (!m_messages.take(g_get_monotonic_time())) {
+                throw Error(ErrorCode::RateLimited, "more than " +
+                                                        std::to_string(m_server.config().limits.messagesPerSecond) +
+                                                        " messages per second: this one was dropped");
+            }
             if (type != SOUP_WEBSOCKET_DATA_TEXT) {
                 throw Error(ErrorCode::BadRequest, "binary frames are not part of the protocol: send JSON text");
             }
@@ -333,8 +346,10 @@ private:
 
     std::string participant() const { return m_participantId ? "participant " + *m_participantId : "a session"; }
 
-    SessionHost& m_server;                      // Borrowed; owns this.
-    Ref<SoupWebsocketConnection> m_connection;  // Owned.
+    SessionHost& m_server;                     // Borrowed; owns this.
+    Ref<SoupWebsocketConnection> m_connection; // Owned.
+    const std::string m_address;
+    policy::TokenBucket m_messages;             // incoming frames
     std::optional<std::string> m_participantId; // set while joined
     bool m_open = true;
     std::deque<gint64> m_recentErrors; // monotonic µs of recent error replies
@@ -355,12 +370,15 @@ public:
     std::uint16_t port() const noexcept { return m_port; }
     const std::string& host() const noexcept { return m_config.host; }
     room::Rooms& rooms() noexcept override { return m_rooms; }
+    const Config& config() const noexcept override { return m_config; }
     void sessionClosed(Session& session) override;
 
 private:
     // Thread: main (libsoup callbacks).
-    void onWebSocket(SoupWebsocketConnection* connection) noexcept;
+    void onWebSocket(SoupServerMessage* msg, SoupWebsocketConnection* connection) noexcept;
     void onRequest(SoupServerMessage* msg, const char* path) noexcept;
+    // Once the headers are in, before any body is read or a WebSocket accepted.
+    void screen(SoupServerMessage* msg, std::string_view path);
 
     void route(SoupServerMessage* msg, std::string_view path);
     // Whether the request may use the API: the admin token, or for `room`'s
@@ -376,7 +394,8 @@ private:
     room::Rooms& m_rooms; // Borrowed; outlives this.
     fs::path m_wwwRoot;   // canonical; empty: no web client to serve
     std::uint16_t m_port = 0;
-    std::map<Session*, std::unique_ptr<Session>> m_sessions; // Owned.
+    std::map<Session*, std::unique_ptr<Session>> m_sessions;    // Owned.
+    std::map<std::string, unsigned, std::less<>> m_connections; // open sessions per client address
     // Closed sessions die from an idle source, never inside their own "closed" emission.
     std::vector<std::unique_ptr<Session>> m_closedSessions;
     guint m_reapSource = 0;
@@ -391,6 +410,7 @@ Server::Impl::~Impl() {
     // must not edit the map being walked.
     auto sessions = std::move(m_sessions);
     m_sessions.clear();
+    m_connections.clear();
     for (auto& [key, session] : sessions) session->shutdown();
     sessions.clear();
     m_closedSessions.clear();
@@ -402,24 +422,22 @@ void Server::Impl::start() {
     soup_server_add_websocket_handler(
         m_server.get(), "/ws", nullptr, nullptr,
         // Thread: main (libsoup). onWebSocket catches.
-        [](SoupServer*, SoupServerMessage*, const char*, SoupWebsocketConnection* connection, gpointer self) noexcept {
-            static_cast<Impl*>(self)->onWebSocket(connection);
-        },
+        [](SoupServer*, SoupServerMessage* msg, const char*, SoupWebsocketConnection* connection,
+           gpointer self) noexcept { static_cast<Impl*>(self)->onWebSocket(msg, connection); },
         this, nullptr);
-    // Runs once the headers are in, before the body is read.
-    soup_server_add_early_handler(
-        m_server.get(), nullptr,
-        // Thread: main (libsoup).
-        [](SoupServer*, SoupServerMessage* msg, const char*, GHashTable*, gpointer) noexcept {
-            glib::guarded("early handler", [msg] {
-                SoupMessageHeaders* headers = soup_server_message_get_request_headers(msg);
-                if (soup_message_headers_get_content_length(headers) > kMaxRequestBody) {
-                    respondError(msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, ErrorCode::BadRequest,
-                                 "request body larger than 1 MiB");
-                }
-            });
-        },
-        nullptr, nullptr);
+    // Runs once the headers are in, before the body is read. libsoup calls
+    // the early handler of the path's own entry only, so /ws (the WebSocket
+    // handler's entry) needs it as well as every other path.
+    for (const char* path : {static_cast<const char*>(nullptr), "/ws"}) {
+        soup_server_add_early_handler(
+            m_server.get(), path,
+            // Thread: main (libsoup).
+            [](SoupServer*, SoupServerMessage* msg, const char* at, GHashTable*, gpointer self) noexcept {
+                glib::guarded("early handler",
+                              [&] { static_cast<Impl*>(self)->screen(msg, at != nullptr ? at : "/"); });
+            },
+            this, nullptr);
+    }
     soup_server_add_handler(
         m_server.get(), nullptr,
         // Thread: main (libsoup). onRequest catches.
@@ -474,9 +492,48 @@ void Server::Impl::reloadCertificate() {
     soup_server_set_tls_certificate(m_server.get(), loadCertificate(m_config.tls).get());
 }
 
+// A status set here answers the request: libsoup then reads no body and
+// does not upgrade to a WebSocket.
+void Server::Impl::screen(SoupServerMessage* msg, std::string_view path) {
+    SoupMessageHeaders* headers = soup_server_message_get_request_headers(msg);
+    if (soup_message_headers_get_content_length(headers) > kMaxRequestBody) {
+        respondError(msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, ErrorCode::BadRequest,
+                     "request body larger than 1 MiB");
+        return;
+    }
+    // A browser sends the page's Origin with every WebSocket handshake and
+    // every non-GET request: refuse pages of other sites, which would act
+    // with the visitor's network position (a server on loopback or a LAN).
+    const std::string_view m = method(msg);
+    const bool changesState = m != "GET" && m != "HEAD" && m != "OPTIONS";
+    if (path == "/ws" || (changesState && (path == "/api" || path.starts_with("/api/")))) {
+        const char* origin = soup_message_headers_get_one(headers, "Origin");
+        const char* host = soup_message_headers_get_one(headers, "Host");
+        if (!protocol::originAllowed(origin != nullptr ? std::optional<std::string_view>(origin) : std::nullopt,
+                                     host != nullptr ? host : "", m_config.allowedOrigins)) {
+            g_info("refused %s %s from origin %s", std::string(m).c_str(), std::string(path).c_str(), origin);
+            respondError(msg, static_cast<guint>(httpStatus(ErrorCode::Forbidden)), ErrorCode::Forbidden,
+                         std::string("origin ") + origin + " is not allowed (config key allowedOrigins)");
+            return;
+        }
+    }
+    const unsigned perAddress = m_config.limits.connectionsPerAddress;
+    if (path == "/ws" && perAddress != 0) {
+        const char* address = soup_server_message_get_remote_host(msg);
+        const auto open = m_connections.find(address != nullptr ? address : "");
+        if (open != m_connections.end() && open->second >= perAddress) {
+            g_info("refused a WebSocket from %s: %u open already", address, open->second);
+            respondError(msg, static_cast<guint>(httpStatus(ErrorCode::RateLimited)), ErrorCode::RateLimited,
+                         std::to_string(perAddress) + " connections from this address are open already");
+        }
+    }
+}
+
 void Server::Impl::sessionClosed(Session& session) {
     const auto found = m_sessions.find(&session);
     if (found == m_sessions.end()) return;
+    if (const auto count = m_connections.find(session.address()); count != m_connections.end() && --count->second == 0)
+        m_connections.erase(count);
     m_closedSessions.push_back(std::move(found->second));
     m_sessions.erase(found);
     if (m_reapSource == 0) {
@@ -495,10 +552,12 @@ void Server::Impl::reapSessions() {
     m_closedSessions.clear();
 }
 
-void Server::Impl::onWebSocket(SoupWebsocketConnection* connection) noexcept {
+void Server::Impl::onWebSocket(SoupServerMessage* msg, SoupWebsocketConnection* connection) noexcept {
     try {
-        auto session = std::make_unique<Session>(*this, connection);
+        const char* address = soup_server_message_get_remote_host(msg);
+        auto session = std::make_unique<Session>(*this, connection, address != nullptr ? address : "");
         Session* key = session.get();
+        ++m_connections[key->address()];
         m_sessions.emplace(key, std::move(session));
         g_debug("WebSocket session opened (%zu open)", m_sessions.size());
     } catch (const std::exception& e) {
@@ -526,6 +585,7 @@ void Server::Impl::route(SoupServerMessage* msg, std::string_view path) {
         return;
     }
     if (path == "/metrics") {
+        if (m_config.metricsRequireToken && !authorized(msg)) return;
         if (allowMethods(msg, "GET")) {
             respond(msg, SOUP_STATUS_OK, std::string(kPrometheusContentType).c_str(),
                     formatPrometheus(m_rooms.metrics()));

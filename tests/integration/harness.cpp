@@ -339,7 +339,7 @@ int Client::waitExit(Clock::duration timeout) {
 }
 
 HttpResponse httpRequest(const std::string& method, const std::string& url, const std::string& body,
-                         const std::string& bearer, const std::string& ca) {
+                         const std::string& bearer, const std::string& ca, const std::string& origin) {
     SoupSession* session = soup_session_new();
     if (!ca.empty()) {
         GError* error = nullptr;
@@ -357,6 +357,7 @@ HttpResponse httpRequest(const std::string& method, const std::string& url, cons
     if (!bearer.empty())
         soup_message_headers_replace(soup_message_get_request_headers(msg), "Authorization",
                                      ("Bearer " + bearer).c_str());
+    if (!origin.empty()) soup_message_headers_replace(soup_message_get_request_headers(msg), "Origin", origin.c_str());
     GError* error = nullptr;
     GBytes* reply = soup_session_send_and_read(session, msg, nullptr, &error);
     HttpResponse r;
@@ -413,22 +414,50 @@ struct RawSocket::Impl {
     bool connectDone = false;
 };
 
-RawSocket::RawSocket(const std::string& url) : m_impl(new Impl) {
-    g_main_context_push_thread_default(m_impl->context);
-    m_impl->session = soup_session_new();
+namespace {
+
+// Connects on `impl`'s context; returns the handshake's HTTP status.
+int connectWebSocket(RawSocket::Impl& impl, const std::string& url, const std::string& origin) {
+    ContextScope scope(impl.context);
+    impl.session = soup_session_new();
     SoupMessage* msg = soup_message_new("GET", url.c_str());
+    // What a browser sends: libsoup's `origin` argument becomes the Origin header.
     soup_session_websocket_connect_async(
-        m_impl->session, msg, nullptr, nullptr, G_PRIORITY_DEFAULT, nullptr,
+        impl.session, msg, origin.empty() ? nullptr : origin.c_str(), nullptr, G_PRIORITY_DEFAULT, nullptr,
         [](GObject* source, GAsyncResult* result, gpointer data) {
-            auto* impl = static_cast<Impl*>(data);
+            auto* impl = static_cast<RawSocket::Impl*>(data);
             impl->ws = soup_session_websocket_connect_finish(SOUP_SESSION(source), result, nullptr);
             impl->connectDone = true;
         },
-        m_impl);
+        &impl);
     auto deadline = Clock::now() + 20s;
-    while (!m_impl->connectDone && Clock::now() < deadline) g_main_context_iteration(m_impl->context, TRUE);
+    while (!impl.connectDone && Clock::now() < deadline) g_main_context_iteration(impl.context, TRUE);
+    const int status = static_cast<int>(soup_message_get_status(msg));
     g_object_unref(msg);
-    g_main_context_pop_thread_default(m_impl->context);
+    return status;
+}
+
+} // namespace
+
+int RawSocket::handshake(const std::string& url, const std::string& origin) {
+    Impl impl;
+    const int status = connectWebSocket(impl, url, origin);
+    {
+        ContextScope scope(impl.context);
+        if (impl.ws) {
+            soup_websocket_connection_close(impl.ws, SOUP_WEBSOCKET_CLOSE_NORMAL, nullptr);
+            g_object_unref(impl.ws);
+        }
+        g_object_unref(impl.session);
+        while (g_main_context_iteration(impl.context, FALSE)) {}
+    }
+    g_main_context_unref(impl.context);
+    return status;
+}
+
+RawSocket::RawSocket(const std::string& url, const std::string& origin) : m_impl(new Impl) {
+    const int status = connectWebSocket(*m_impl, url, origin);
+    INFO("handshake status " << status);
     REQUIRE(m_impl->ws != nullptr);
     soup_websocket_connection_set_max_incoming_payload_size(m_impl->ws, 0);
     g_signal_connect(m_impl->ws, "message",

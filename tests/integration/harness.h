@@ -152,8 +152,9 @@ struct HttpResponse {
     std::string peerCertificate; // https: the server's certificate, PEM
 };
 // `ca`: for https, trust only the certificates in this PEM file.
+// `origin`: sent as the Origin header, as a browser page would (empty: none).
 HttpResponse httpRequest(const std::string& method, const std::string& url, const std::string& body = {},
-                         const std::string& bearer = {}, const std::string& ca = {});
+                         const std::string& bearer = {}, const std::string& ca = {}, const std::string& origin = {});
 
 struct Run {
     int status = -1;
@@ -166,7 +167,12 @@ Run runTessera(const std::vector<std::string>& args);
 // A raw WebSocket to /ws for protocol-level tests (bad input, races).
 class RawSocket {
 public:
-    explicit RawSocket(const std::string& url);
+    // Fails the test unless the handshake succeeds; `origin` is sent as the
+    // Origin header (empty: none).
+    explicit RawSocket(const std::string& url, const std::string& origin = {});
+    // The HTTP status of a handshake the server refused (0: it did not
+    // answer); 101 when it was accepted.
+    static int handshake(const std::string& url, const std::string& origin);
     ~RawSocket();
     RawSocket(const RawSocket&) = delete;
     RawSocket& operator=(const RawSocket&) = delete;
@@ -178,8 +184,9 @@ public:
     bool closed() const;
     void close();
 
+    struct Impl; // harness.cpp
+
 private:
-    struct Impl;
     Impl* m_impl;
 };
 

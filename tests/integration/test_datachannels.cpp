@@ -123,3 +123,37 @@ TEST_CASE("data channels: a sender leaving mid-transfer is announced to its rece
     CHECK(bob->report().value("fileMessages", -1) == 1);
     bob->leave();
 }
+
+TEST_CASE("data channels: a transfer id belongs to its sender; another participant cannot write into it",
+          "[datachannels][limits][inject]") {
+    Server server;
+    auto alice = joinWithChannels(server, kTrio[0]);
+    auto bob = joinWithChannels(server, kTrio[1]);
+    auto carol = joinWithChannels(server, kTrio[2]);
+    waitRelay(*alice, *carol);
+    waitRelay(*bob, *carol);
+    send(*alice, fileStart("a1", "a.txt", 8));
+    CHECK(Json::parse(carol->waitEvent("file-message").value("text", "{}")).value("id", "") == "a1");
+    // Bob writes into Alice's transfer, then tries to take over and end its id.
+    send(*bob, "file-data 02613145564c21"); // id "a1", "EVL!"
+    send(*bob, fileStart("a1", "evil.txt", 4));
+    send(*bob, R"(file-text {"type":"end","id":"a1"})");
+    // Then a transfer of his own, on the same ordered channel: once it
+    // arrives, everything before it has been judged.
+    send(*bob, fileStart("b1", "b.txt", 2));
+    send(*bob, "file-data 0262316869"); // id "b1", "hi"
+    const Json next = Json::parse(carol->waitEvent("file-message").value("text", "{}"));
+    INFO("the message after Alice's start: " << next.dump());
+    CHECK(next.value("id", "") == "b1");
+    CHECK(next.value("type", "") == "start");
+    CHECK(carol->waitEvent("file-data").value("bytes", 0) == 5); // Bob's own chunk, not his 7-byte forgery
+    // Alice's transfer is still hers and goes on.
+    send(*alice, "file-data 0261316f6b6f6b"); // id "a1", "okok"
+    send(*alice, R"(file-text {"type":"end","id":"a1"})");
+    CHECK(carol->waitEvent("file-data").value("bytes", 0) == 7);
+    const Json end = Json::parse(carol->waitEvent("file-message").value("text", "{}"));
+    CHECK(end.value("type", "") == "end");
+    CHECK(end.value("from", "") == alice->report().value("id", ""));
+    CHECK(carol->report().value("fileBytes", -1) == 12);
+    for (auto* c : {alice.get(), bob.get(), carol.get()}) c->leave();
+}

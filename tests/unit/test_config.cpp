@@ -109,6 +109,52 @@ TEST_CASE("config overrides every key", "[config]") {
     CHECK(config.audio.bitrate == 32'000);
 }
 
+TEST_CASE("config: limits, allowed origins and the metrics token", "[config][limits]") {
+    Config config;
+    CHECK(config.limits.maxRooms == 100);
+    CHECK(config.limits.connectionsPerAddress == 50);
+    CHECK(config.limits.messagesPerSecond == 20);
+    CHECK(config.limits.messageBurst == 50);
+    CHECK(config.limits.joinTimeoutSeconds == 20);
+    CHECK(config.limits.maxFrameBytes == 1024 * 1024);
+    CHECK(config.limits.dataBytesPerSecond == 8 * 1024 * 1024);
+    CHECK(config.limits.dataBurstBytes == 16 * 1024 * 1024);
+    CHECK(config.allowedOrigins.empty());
+    CHECK_FALSE(config.metricsRequireToken);
+    applyConfigJson(config, R"({"metricsRequireToken": true,
+        "allowedOrigins": ["https://App.example.org:443", "*"],
+        "limits": {"maxRooms": 0, "connectionsPerAddress": 3, "messagesPerSecond": 5, "messageBurst": 7,
+                   "joinTimeoutSeconds": 2, "maxFrameBytes": 65536, "dataBytesPerSecond": 1000,
+                   "dataBurstBytes": 20000}})");
+    CHECK(config.metricsRequireToken);
+    CHECK(config.allowedOrigins == std::vector<std::string>{"https://app.example.org", "*"});
+    CHECK(config.limits.maxRooms == 0);
+    CHECK(config.limits.connectionsPerAddress == 3);
+    CHECK(config.limits.messagesPerSecond == 5);
+    CHECK(config.limits.messageBurst == 7);
+    CHECK(config.limits.joinTimeoutSeconds == 2);
+    CHECK(config.limits.maxFrameBytes == 65536);
+    CHECK(config.limits.dataBytesPerSecond == 1000);
+    CHECK(config.limits.dataBurstBytes == 20000);
+    const std::vector<std::pair<const char*, const char*>> bad = {
+        {R"({"limits": {"maxrooms": 1}})", "limits.maxrooms: unknown key"},
+        {R"({"limits": {"messageBurst": 0}})", "limits.messageBurst: must be an integer from 1 to 100000"},
+        {R"({"limits": {"maxFrameBytes": 1000}})", "limits.maxFrameBytes: must be an integer from 65536 to 67108864"},
+        {R"({"limits": {"dataBurstBytes": 100}})",
+         "limits.dataBurstBytes: must be an integer from 16417 to 1000000000"},
+        {R"({"limits": []})", "limits: must be an object"},
+        {R"({"metricsRequireToken": "yes"})", "metricsRequireToken: must be true or false"},
+        {R"({"allowedOrigins": "https://a.example"})", "allowedOrigins: must be an array"},
+        {R"({"allowedOrigins": ["https://a.example/path"]})",
+         R"(allowedOrigins[0]: must be "*" or an origin such as "https://example.org:8443")"},
+    };
+    for (const auto& [text, expected] : bad) {
+        INFO(text);
+        Config unchanged;
+        CHECK_THROWS_WITH(applyConfigJson(unchanged, text), expected);
+    }
+}
+
 TEST_CASE("config layers: a later file overrides only what it names", "[config]") {
     Config config;
     applyConfigJson(config, R"({"port": 9000, "video": {"width": 640, "height": 360}, "iceAddresses": ["10.0.0.1"]})");

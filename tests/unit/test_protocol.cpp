@@ -318,8 +318,14 @@ TEST_CASE("server messages round-trip", "[protocol]") {
     CHECK(std::get<LayoutChanged>(parseServerMessage(serialize(ServerMessage{LayoutChanged{"grid"}}))).layout ==
           "grid");
     CHECK(std::get<Speaker>(parseServerMessage(serialize(ServerMessage{Speaker{"p2"}}))).id == "p2");
+    CHECK(serialize(ServerMessage{RecordingChanged{true}}) == R"({"type":"recording","recording":true})");
+    CHECK_FALSE(
+        std::get<RecordingChanged>(parseServerMessage(serialize(ServerMessage{RecordingChanged{false}}))).recording);
+    CHECK_THROWS_WITH(parseServerMessage(R"({"type":"recording","recording":1})"),
+                      "recording.recording: must be a boolean");
     for (ErrorCode code : {ErrorCode::BadRequest, ErrorCode::Unauthorized, ErrorCode::RoomFull, ErrorCode::NotJoined,
-                           ErrorCode::NotFound, ErrorCode::Conflict, ErrorCode::Internal}) {
+                           ErrorCode::NotFound, ErrorCode::Conflict, ErrorCode::Internal, ErrorCode::Forbidden,
+                           ErrorCode::RateLimited, ErrorCode::Timeout, ErrorCode::ServerFull}) {
         const auto error =
             std::get<ErrorMessage>(parseServerMessage(serialize(ServerMessage{ErrorMessage{code, "why"}})));
         CHECK(error.code == code);

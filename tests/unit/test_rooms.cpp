@@ -719,6 +719,102 @@ TEST_CASE("data: file chunks pass byte for byte, control messages gain the sende
     CHECK(contains(sent[2].data, R"("type":"end")"));
 }
 
+TEST_CASE("data: a transfer id belongs to its sender until it ends", "[rooms][limits]") {
+    Fixture f;
+    FakeSink s1, s2, s3;
+    const std::string a = f.join("r1", "Alice", s1);
+    const std::string b = f.join("r1", "Bob", s2);
+    const std::string c = f.join("r1", "Carol", s3);
+    media::PeerListener& alice = f.engine.peer("r1", a).listener;
+    media::PeerListener& bob = f.engine.peer("r1", b).listener;
+    const auto& carol = f.engine.peer("r1", c).dataSent;
+    const std::string aliceChunk("\x02"
+                                 "a1"
+                                 "alice",
+                                 8);
+    const std::string bobChunk("\x02"
+                               "a1"
+                               "EVIL!",
+                               8);
+
+    alice.onDataMessage({"file", false, R"({"type": "start", "id": "a1", "name": "x", "size": 10})"});
+    REQUIRE(carol.size() == 1);
+    // Bob can neither write into Alice's transfer, nor take its id, nor end it.
+    bob.onDataMessage({"file", true, bobChunk});
+    bob.onDataMessage({"file", false, R"({"type": "start", "id": "a1", "name": "y", "size": 5})"});
+    bob.onDataMessage({"file", false, R"({"type": "end", "id": "a1"})"});
+    bob.onDataMessage({"file", false, R"({"type": "cancel", "id": "a1"})"});
+    // Chunks of a transfer nobody started, and malformed chunks, go nowhere.
+    bob.onDataMessage({"file", true,
+                       std::string("\x02"
+                                   "b9"
+                                   "bytes",
+                                   8)});
+    bob.onDataMessage({"file", true,
+                       std::string("\x02"
+                                   "b9",
+                                   3)});
+    bob.onDataMessage({"file", true,
+                       std::string("\x05"
+                                   "b9",
+                                   3)});
+    CHECK(carol.size() == 1);
+    alice.onDataMessage({"file", true, aliceChunk});
+    alice.onDataMessage({"file", true, aliceChunk});
+    alice.onDataMessage({"file", false, R"({"type": "end", "id": "a1"})"});
+    REQUIRE(carol.size() == 4);
+    CHECK(carol[1].data == aliceChunk);
+    CHECK(carol[2].data == aliceChunk);
+    CHECK(carol[3].data.find(R"("type":"end")") != std::string::npos);
+    // Ended, the id is free: now Bob may use it.
+    bob.onDataMessage({"file", false, R"({"type": "start", "id": "a1", "name": "y", "size": 5})"});
+    bob.onDataMessage({"file", true, bobChunk});
+    CHECK(carol.size() == 6);
+    // Ids of a leaver are freed too.
+    f.rooms->leave(b);
+    alice.onDataMessage({"file", false, R"({"type": "start", "id": "a1", "name": "x", "size": 10})"});
+    CHECK(carol.size() == 7);
+    CHECK(s1.all<protocol::ErrorMessage>().empty());
+}
+
+TEST_CASE("data: a sender over its byte budget has its transfer cancelled, once told; others go on",
+          "[rooms][limits]") {
+    Config config = Fixture::defaultConfig();
+    config.limits.dataBytesPerSecond = 1000;
+    config.limits.dataBurstBytes = 20'000;
+    Fixture f(config);
+    FakeSink s1, s2, s3;
+    const std::string a = f.join("r1", "Alice", s1);
+    const std::string b = f.join("r1", "Bob", s2);
+    const std::string c = f.join("r1", "Carol", s3);
+    media::PeerListener& alice = f.engine.peer("r1", a).listener;
+    media::PeerListener& bob = f.engine.peer("r1", b).listener;
+    const auto& carol = f.engine.peer("r1", c).dataSent;
+    alice.onDataMessage({"file", false, R"({"type": "start", "id": "big", "name": "x", "size": 99999})"});
+    const std::string chunk = std::string("\x03"
+                                          "big",
+                                          4) +
+                              std::string(8000, 'x');
+    alice.onDataMessage({"file", true, chunk});
+    alice.onDataMessage({"file", true, chunk});
+    CHECK(carol.size() == 3);
+    CHECK(s1.all<protocol::ErrorMessage>().empty());
+    // The third 8 KB chunk within a second is over the 20 KB burst.
+    alice.onDataMessage({"file", true, chunk});
+    alice.onDataMessage({"file", true, chunk});
+    REQUIRE(carol.size() == 4);
+    CHECK(carol[3].data.find(R"("type":"cancel")") != std::string::npos);
+    CHECK(carol[3].data.find(R"("from":")" + a + '"') != std::string::npos);
+    const auto errors = s1.all<protocol::ErrorMessage>();
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0].code == ErrorCode::RateLimited);
+    CHECK(errors[0].message.find("'big' was cancelled") != std::string::npos);
+    CHECK_FALSE(s1.disconnected);
+    // Bob's budget is his own.
+    bob.onDataMessage({"chat", false, R"({"text": "still here"})"});
+    CHECK(carol.size() == 5);
+}
+
 TEST_CASE("data: a participant removed mid-relay is skipped", "[rooms]") {
     Fixture f;
     FakeSink s1, s2, s3;
@@ -728,10 +824,11 @@ TEST_CASE("data: a participant removed mid-relay is skipped", "[rooms]") {
     // B's peer fails as it is handed the message; C must still get it.
     FakePeer& peerB = f.engine.peer("r1", b);
     FakePeer& peerC = f.engine.peer("r1", c);
+    f.engine.peer("r1", a).listener.onDataMessage({"file", false, R"({"type": "start", "id": "z"})"});
     peerB.listener.onPeerFailed("gone");
-    f.engine.peer("r1", a).listener.onDataMessage({"file", true, std::string("\x01z", 2)});
-    CHECK(peerB.dataSent.empty());
-    CHECK(peerC.dataSent.size() == 1);
+    f.engine.peer("r1", a).listener.onDataMessage({"file", true, std::string("\x01zX", 3)});
+    CHECK(peerB.dataSent.size() == 1);
+    CHECK(peerC.dataSent.size() == 2);
     drainMainContext();
 }
 

@@ -118,6 +118,7 @@ private:
     void handle(const proto::LayoutChanged& m);
     void handle(const proto::Speaker& m);
     void handle(const proto::ErrorMessage& m);
+    void handle(const proto::RecordingChanged& m);
     void applyRemoteCandidate(const proto::IceCandidate& c);
     void onWsClosed();
     void createOffer();

@@ -368,6 +368,8 @@ void Client::handle(const proto::Speaker& m) {
     emitEvent("speaker", {{"id", m.id}});
 }
 
+void Client::handle(const proto::RecordingChanged& m) { emitEvent("recording", {{"recording", m.recording}}); }
+
 void Client::handle(const proto::ErrorMessage& m) {
     m_errors.push_back(m.message);
     emitEvent("error", {{"code", std::string(toString(m.code))}, {"message", m.message}});

@@ -55,6 +55,19 @@ struct TlsConfig {
     std::string key;  // PEM private key file
 };
 
+// Bounds on what one client may cost the server (docs/config.md "Limits").
+// 0 turns a limit off.
+struct LimitsConfig {
+    unsigned maxRooms = 100;                       // a join that would open one more room gets "server-full"
+    unsigned connectionsPerAddress = 50;           // open WebSockets per remote address; more get HTTP 429
+    unsigned messagesPerSecond = 20;               // signaling frames per connection, sustained ...
+    unsigned messageBurst = 50;                    // ... and at once; more get "rate-limited"
+    unsigned joinTimeoutSeconds = 20;              // from join to the first offer; then "timeout" and closed
+    unsigned maxFrameBytes = 1024 * 1024;          // a larger WebSocket message closes the connection (1009)
+    unsigned dataBytesPerSecond = 8 * 1024 * 1024; // data-channel bytes one sender may relay, sustained ...
+    unsigned dataBurstBytes = 16 * 1024 * 1024;    // ... and at once; then its transfer is cancelled
+};
+
 struct Config {
     std::string host = "127.0.0.1";   // listen address
     std::uint16_t port = 8080;        // listen port; 0 picks a free one (printed at start)
@@ -63,10 +76,12 @@ struct Config {
     std::string pipelinesDir;         // gst-launch fragments; empty: resolveDefaultDirs
     std::string logLevel = "warning"; // "error", "warning", "info" or "debug": what tessera logs
     std::string defaultLayout = "grid";
-    unsigned maxParticipants = 25; // per room; the next join gets "room-full"
-    std::string joinToken;         // non-empty: join needs this token
-    std::string tokenSecret;       // non-empty: join needs a room token (JWT) signed with it
-    std::string adminToken;        // non-empty: /api/* needs "Authorization: Bearer <token>"
+    unsigned maxParticipants = 25;           // per room; the next join gets "room-full"
+    std::string joinToken;                   // non-empty: join needs this token
+    std::string tokenSecret;                 // non-empty: join needs a room token (JWT) signed with it
+    std::string adminToken;                  // non-empty: /api/* needs "Authorization: Bearer <token>"
+    bool metricsRequireToken = false;        // /metrics needs the admin token too
+    std::vector<std::string> allowedOrigins; // normalised; besides same-origin (protocol/origin.h)
     TlsConfig tls;
     std::vector<protocol::IceServer> iceServers; // sent in "joined"; the server uses the first stun:/turn: ones too
     std::vector<std::string> iceAddresses;       // local IPs ICE may use; empty: all
@@ -76,6 +91,7 @@ struct Config {
     VideoConfig video;
     AudioConfig audio;
     RecordingConfig recording;
+    LimitsConfig limits;
 };
 
 // Applies the JSON object in `text` on top of `config`. Unknown keys and

@@ -85,8 +85,12 @@ struct ErrorMessage {
     ErrorCode code;
     std::string message;
 };
-using ServerMessage =
-    std::variant<Joined, Answer, Candidate, ParticipantJoined, ParticipantLeft, LayoutChanged, Speaker, ErrorMessage>;
+// An extension: the room started (or stopped) recording.
+struct RecordingChanged {
+    bool recording = false;
+};
+using ServerMessage = std::variant<Joined, Answer, Candidate, ParticipantJoined, ParticipantLeft, LayoutChanged,
+                                   Speaker, ErrorMessage, RecordingChanged>;
 
 // One JSON object per message, "type" first.
 std::string serialize(const ServerMessage& message);

@@ -65,7 +65,10 @@ public:
     Rooms& operator=(const Rooms&) = delete;
 
     // Returns the new participant's id. Throws Error(Unauthorized) for a bad
-    // token, Error(RoomFull), or Error(Internal) when media fails.
+    // token, Error(RoomFull), Error(ServerFull) when limits.maxRooms are open
+    // and the room is not one of them, or Error(Internal) when media fails.
+    // A participant that sends no offer within limits.joinTimeoutSeconds is
+    // removed: its sink gets an error `timeout` and is disconnected.
     std::string join(const protocol::Join& join, ClientSink& sink);
     // Throw Error(NotJoined) for an unknown participant. An offer sending
     // media without a publish grant, or asking for it without a subscribe
@@ -110,7 +113,7 @@ private:
     class Room;
     class Participant;
     class Entry;
-    enum class Removal { Left, Kicked, Failed };
+    enum class Removal { Left, Kicked, Failed, TimedOut };
     // How a participant got in: with a room token (its claims and the token
     // itself), or by the join token or an open door (no claims).
     struct Admission {
@@ -120,6 +123,8 @@ private:
 
     // Throws Error(Unauthorized) unless the join's token lets it in (docs/security.md).
     Admission admit(const protocol::Join& join);
+    void startJoinTimer(Participant& participant);
+    void onJoinTimeout(const std::string& participantId);
 
     // Listener calls, routed here by Participant and Room.
     void onAnswer(Participant& participant, const std::string& sdp);
@@ -127,6 +132,8 @@ private:
     void onPeerFailed(Participant& participant, const std::string& reason);
     // Relays chat and file messages to the others in the room (docs/protocol.md "Data channels").
     void onDataMessage(Participant& participant, const media::DataMessage& message);
+    std::optional<media::DataMessage> relayed(Room& room, const Participant& from, const media::DataMessage& message);
+    void dropOverBudget(Room& room, Participant& from, const media::DataMessage& message);
     void onSpeakerChanged(Room& room, const std::string& participantId);
     void onScreenShareChanged(Room& room, const std::string& participantId, bool active);
     // `named`: the spec came from the layout library (a reload may update it).
