@@ -585,7 +585,7 @@ void Server::Impl::route(SoupServerMessage* msg, std::string_view path) {
         return;
     }
     if (path == "/metrics") {
-        if (m_config.metricsRequireToken && !authorized(msg)) return;
+        if (m_config.metricsRequireToken && !authorized(msg, {})) return;
         if (allowMethods(msg, "GET")) {
             respond(msg, SOUP_STATUS_OK, std::string(kPrometheusContentType).c_str(),
                     formatPrometheus(m_rooms.metrics()));
