@@ -14,8 +14,6 @@ using namespace peer_detail;
 
 namespace {
 
-constexpr guint kConnectTimeoutSeconds = 30;
-
 GstWebRTCRTPTransceiverDirection toGst(protocol::MediaDirection d) {
     switch (d) {
     case protocol::MediaDirection::SendRecv: return GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDRECV;
@@ -202,15 +200,19 @@ void PeerCore::onLocalDescriptionSet() {
     const GstWebRTCSessionDescription* answer = m_pendingAnswer.get();
     GCharPtr text(gst_sdp_message_as_text(answer->sdp));
     GST_CAT_DEBUG(tessera_media_debug, "peer %s: answer\n%s", m_id.c_str(), text.get());
-    if (!m_connected) {
+    // A client that never completes ICE would hold its place in the room:
+    // it gets as long to connect after the answer as it had to offer.
+    const guint limit = m_parts.config->limits.joinTimeoutSeconds;
+    if (!m_connected && limit > 0) {
         // Thread: main.
         g_timeout_add_seconds_full(
-            G_PRIORITY_DEFAULT, kConnectTimeoutSeconds,
+            G_PRIORITY_DEFAULT, limit,
             [](gpointer data) noexcept -> gboolean {
                 glib::guarded("connect timeout", [&] {
                     auto core = lockWeak(data);
                     if (core && core->m_bin && !core->m_connected)
-                        core->fail("ICE did not connect within " + std::to_string(kConnectTimeoutSeconds) + " s");
+                        core->fail("ICE did not connect within " +
+                                   std::to_string(core->m_parts.config->limits.joinTimeoutSeconds) + " s");
                 });
                 return G_SOURCE_REMOVE;
             },

@@ -62,7 +62,7 @@ struct LimitsConfig {
     unsigned connectionsPerAddress = 50;           // open WebSockets per remote address; more get HTTP 429
     unsigned messagesPerSecond = 20;               // signaling frames per connection, sustained ...
     unsigned messageBurst = 50;                    // ... and at once; more get "rate-limited"
-    unsigned joinTimeoutSeconds = 20;              // from join to the first offer; then "timeout" and closed
+    unsigned joinTimeoutSeconds = 20;              // join to offer ("timeout"), and answer to ICE connected
     unsigned maxFrameBytes = 1024 * 1024;          // a larger WebSocket message closes the connection (1009)
     unsigned dataBytesPerSecond = 8 * 1024 * 1024; // data-channel bytes one sender may relay, sustained ...
     unsigned dataBurstBytes = 16 * 1024 * 1024;    // ... and at once; then its transfer is cancelled
