@@ -46,12 +46,25 @@ GstPadProbeReturn releaseIdle(GstPad* pad, GstPadProbeInfo*, gpointer data) noex
 
 } // namespace
 
+// An entry pad's probe data, or (no stream) the muxer pad's and the sink's
+// signal's: each holds the streams as long as its pad or element lives.
+struct Recorder::Share {
+    std::shared_ptr<Streams> streams;
+    policy::AvCut::Stream stream = policy::AvCut::Video;
+    static void free(gpointer share) noexcept { delete static_cast<Share*>(share); }
+};
+
 Recorder::Recorder(RoomPipeline& room, const RecordingRequest& request)
-    : m_room(room), m_directory(request.directory), m_stem(request.stem), m_extension(request.format),
-      m_segmented(room.config().recording.segmentSeconds > 0 || room.config().recording.segmentBytes > 0) {
+    : m_room(room), m_streams(std::make_shared<Streams>()) {
     if (!isRecordingFormat(request.format))
         throw Error(ErrorCode::BadRequest, "format: must be \"mkv\", \"webm\" or \"mp4\"");
-    m_firstFile = segmentPath(0);
+    m_streams->directory = request.directory;
+    m_streams->stem = request.stem;
+    m_streams->extension = request.format;
+    m_streams->segmented = room.config().recording.segmentSeconds > 0 || room.config().recording.segmentBytes > 0;
+    m_streams->alive = m_alive;
+    m_streams->recorder = this;
+    m_firstFile = m_streams->segmentPath(0);
     m_bin = room.fragments().makeBin("record-" + request.format, false);
     gst_element_set_name(m_bin.get(), "recorder");
     // The sink's EOS reaches the bus only as a forwarded message: the room's
@@ -62,12 +75,13 @@ Recorder::Recorder(RoomPipeline& room, const RecordingRequest& request)
     const auto& config = room.config().recording;
     g_object_set(m_sink.get(), "max-size-time", static_cast<guint64>(config.segmentSeconds) * GST_SECOND,
                  "max-size-bytes", static_cast<guint64>(config.segmentBytes), nullptr);
-    m_signals.emplace_back(m_sink.get(),
-                           g_signal_connect(m_sink.get(), "format-location", G_CALLBACK(formatLocation), this));
+    g_signal_connect_data(
+        m_sink.get(), "format-location", G_CALLBACK(formatLocation), new Share{m_streams},
+        [](gpointer share, GClosure*) noexcept { Share::free(share); }, GConnectFlags{});
 
     // The gates sit after the leaky queues: what those drop while the
     // encoders start (a loaded machine) must not shift one stream's start.
-    auto entry = [&](const char* name, guint64 maxTime, Gate& gate) {
+    auto entry = [&](const char* name, guint64 maxTime, policy::AvCut::Stream stream) {
         GstElement* queue = gst_element_factory_make("queue", nullptr);
         g_object_set(queue, "leaky", 2 /* downstream */, "max-size-buffers", 0, "max-size-bytes", 0, "max-size-time",
                      maxTime, nullptr);
@@ -75,24 +89,23 @@ Recorder::Recorder(RoomPipeline& room, const RecordingRequest& request)
         ElementRef first = requireByName(bin, name);
         if (!gst_element_link(queue, first.get()))
             throw Error(ErrorCode::Internal,
-                        "record-" + m_extension + ".pipeline: name=" + name + " does not take raw " + name);
+                        "record-" + request.format + ".pipeline: name=" + name + " does not take raw " + name);
         GstPad* src = gst_element_get_static_pad(queue, "src");
-        gst_pad_add_probe(src, GST_PAD_PROBE_TYPE_BUFFER, gateThunk, &gate, nullptr);
+        gst_pad_add_probe(src, GST_PAD_PROBE_TYPE_BUFFER, gateThunk, new Share{m_streams, stream}, Share::free);
         gst_object_unref(src);
         GstPad* sink = gst_element_get_static_pad(queue, "sink");
         PadRef ghost = PadRef::borrow(ghostPad(m_bin.get(), sink, true));
         gst_object_unref(sink);
         return ghost;
     };
-    m_gates = {Gate{this, policy::AvCut::Video}, Gate{this, policy::AvCut::Audio}};
-    m_videoEntry = entry("video", kVideoQueueNs, m_gates[policy::AvCut::Video]);
-    m_audioEntry = entry("audio", kAudioQueueNs, m_gates[policy::AvCut::Audio]);
+    m_videoEntry = entry("video", kVideoQueueNs, policy::AvCut::Video);
+    m_audioEntry = entry("audio", kAudioQueueNs, policy::AvCut::Audio);
 
     // The spans of what enters, for the reported duration and the log.
     GstPad* muxVideo = gst_element_get_static_pad(m_sink.get(), "video");
     if (!muxVideo)
-        throw Error(ErrorCode::Internal, "record-" + m_extension + ".pipeline: name=sink has no video pad linked");
-    gst_pad_add_probe(muxVideo, GST_PAD_PROBE_TYPE_BUFFER, trackSpan, &m_written, nullptr);
+        throw Error(ErrorCode::Internal, "record-" + request.format + ".pipeline: name=sink has no video pad linked");
+    gst_pad_add_probe(muxVideo, GST_PAD_PROBE_TYPE_BUFFER, trackSpan, new Share{m_streams}, Share::free);
     gst_object_unref(muxVideo);
 
     gst_bin_add(room.pipeline(), m_bin.get());
@@ -113,11 +126,9 @@ Recorder::Recorder(RoomPipeline& room, const RecordingRequest& request)
 
 Recorder::~Recorder() {
     *m_alive = false;
-    if (!m_bin) return;
-    // The room's pipeline is stopping, or a removal never completed: tear down at once.
-    gst_element_set_locked_state(m_bin.get(), TRUE);
-    gst_element_set_state(m_bin.get(), GST_STATE_NULL);
-    m_signals.clear();
+    if (m_released) return;
+    // The room's pipeline stopped while this recorded or drained: no tee
+    // pushes any more, so its pads go at once.
     if (!m_detached) {
         for (auto [tee, pad] : {std::pair{m_room.rawVideoTee(), m_videoTeePad}, {m_room.fullMixTee(), m_audioTeePad}}) {
             if (!pad) continue;
@@ -128,7 +139,11 @@ Recorder::~Recorder() {
             gst_element_release_request_pad(tee, pad.get());
         }
     }
-    gst_bin_remove(m_room.pipeline(), m_bin.get());
+    release([] {});
+}
+
+void Recorder::isolate() {
+    if (!m_released) gst_element_set_locked_state(m_bin.get(), TRUE);
 }
 
 bool Recorder::owns(GstMessage* message) const {
@@ -164,8 +179,8 @@ void Recorder::stop() {
         // Both streams end at the same running time, past what either has
         // shown; the one behind (the compositor lags under load) is detached
         // once it gets there.
-        std::lock_guard lock(m_cutMutex);
-        cut = m_cut.stop();
+        std::lock_guard lock(m_streams->cutMutex);
+        cut = m_streams->cut.stop();
     }
     if (!cut) {
         detach(true, [] {});
@@ -186,14 +201,14 @@ void Recorder::stop() {
 
 // Thread: an entry queue's streaming thread (one per stream).
 GstPadProbeReturn Recorder::gateThunk(GstPad* pad, GstPadProbeInfo* info, gpointer data) noexcept {
-    auto* gate = static_cast<Gate*>(data);
+    auto* gate = static_cast<Share*>(data);
     GstPadProbeReturn result = GST_PAD_PROBE_OK;
     glib::guarded("recorder gate",
-                  [&] { result = gate->recorder->onGate(gate->stream, pad, GST_PAD_PROBE_INFO_BUFFER(info)); });
+                  [&] { result = gate->streams->gate(gate->stream, pad, GST_PAD_PROBE_INFO_BUFFER(info)); });
     return result;
 }
 
-GstPadProbeReturn Recorder::onGate(policy::AvCut::Stream stream, GstPad* pad, GstBuffer* buffer) {
+GstPadProbeReturn Recorder::Streams::gate(policy::AvCut::Stream stream, GstPad* pad, GstBuffer* buffer) {
     // Running time, not timestamps: the compositor and the audio mixer have
     // segments of their own (start-time-selection=first).
     GstClockTime pts = GST_CLOCK_TIME_NONE;
@@ -205,15 +220,15 @@ GstPadProbeReturn Recorder::onGate(policy::AvCut::Stream stream, GstPad* pad, Gs
     }
     if (!GST_CLOCK_TIME_IS_VALID(pts)) return GST_PAD_PROBE_OK;
     const GstClockTime duration = GST_BUFFER_DURATION_IS_VALID(buffer) ? GST_BUFFER_DURATION(buffer) : 0;
-    std::lock_guard lock(m_cutMutex);
-    switch (m_cut.admit(stream, pts, duration)) {
+    std::lock_guard lock(cutMutex);
+    switch (cut.admit(stream, pts, duration)) {
     case policy::AvCut::Verdict::Pass: return GST_PAD_PROBE_OK;
     case policy::AvCut::Verdict::Drop:
     case policy::AvCut::Verdict::After: return GST_PAD_PROBE_DROP;
     case policy::AvCut::Verdict::Reached:
-        if (m_cut.done()) {
-            post([alive = std::weak_ptr<bool>(m_alive), this] {
-                if (alive.lock()) detach(true, [] {});
+        if (cut.done()) {
+            post([alive = alive, recorder = recorder] {
+                if (alive.lock()) recorder->detach(true, [] {});
             });
         }
         return GST_PAD_PROBE_DROP;
@@ -233,45 +248,57 @@ bool Recorder::eosReached(GstMessage* message) const {
 }
 
 void Recorder::remove(std::function<void()> then) {
-    detach(false, [this, then = std::move(then)] {
-        gst_element_set_locked_state(m_bin.get(), TRUE);
-        gst_element_set_state(m_bin.get(), GST_STATE_NULL);
-        m_signals.clear();
-        gst_bin_remove(m_room.pipeline(), m_bin.get());
-        m_bin.reset();
-        then();
+    detach(false, [this, then = std::move(then)]() mutable {
+        release([alive = std::weak_ptr<bool>(m_alive), then = std::move(then)] {
+            if (alive.lock()) then();
+        });
+    });
+}
+
+void Recorder::release(std::function<void()> then) {
+    // Removing does not wait for the bin's streaming threads (it only unlinks
+    // and unparents); going NULL does, for a write in progress. That is left
+    // to a pool thread, which a write the file system never returns blocks
+    // for good: the room and the process go on and exit without it.
+    m_released = true;
+    gst_bin_remove(m_room.pipeline(), m_bin.get());
+    runAsync(m_bin.get(), [bin = m_bin, then = std::move(then)] {
+        gst_element_set_state(bin.get(), GST_STATE_NULL);
+        post(then);
     });
 }
 
 double Recorder::duration() const {
     auto seconds = [](std::optional<std::uint64_t> t) { return t ? static_cast<double>(*t) / GST_SECOND : -1.0; };
     {
-        std::lock_guard lock(m_cutMutex);
+        std::lock_guard lock(m_streams->cutMutex);
+        const policy::AvCut& cut = m_streams->cut;
         GST_CAT_INFO(tessera_media_debug,
                      "room %s: recorded %.3f-%.3f s (running time); video ends at %.3f, audio at %.3f",
-                     m_room.name().c_str(), seconds(m_cut.start()), seconds(m_cut.end()),
-                     seconds(m_cut.last(policy::AvCut::Video)), seconds(m_cut.last(policy::AvCut::Audio)));
+                     m_room.name().c_str(), seconds(cut.start()), seconds(cut.end()),
+                     seconds(cut.last(policy::AvCut::Video)), seconds(cut.last(policy::AvCut::Audio)));
     }
-    std::lock_guard lock(m_written.mutex);
-    if (!GST_CLOCK_TIME_IS_VALID(m_written.first) || !GST_CLOCK_TIME_IS_VALID(m_written.end)) return 0;
-    return static_cast<double>(m_written.end - m_written.first) / GST_SECOND;
+    const Span& written = m_streams->written;
+    std::lock_guard lock(written.mutex);
+    if (!GST_CLOCK_TIME_IS_VALID(written.first) || !GST_CLOCK_TIME_IS_VALID(written.end)) return 0;
+    return static_cast<double>(written.end - written.first) / GST_SECOND;
 }
 
 double Recorder::offsetOf(GstClockTime runningTime) const {
-    std::lock_guard lock(m_cutMutex);
-    const auto start = m_cut.start();
+    std::lock_guard lock(m_streams->cutMutex);
+    const auto start = m_streams->cut.start();
     if (!GST_CLOCK_TIME_IS_VALID(runningTime) || !start || runningTime < *start) return 0;
     return static_cast<double>(runningTime - *start) / GST_SECOND;
 }
 
 bool Recorder::wroteVideo() const {
-    std::lock_guard lock(m_written.mutex);
-    return GST_CLOCK_TIME_IS_VALID(m_written.first);
+    std::lock_guard lock(m_streams->written.mutex);
+    return GST_CLOCK_TIME_IS_VALID(m_streams->written.first);
 }
 
 // Thread: a recorder streaming thread.
 GstPadProbeReturn Recorder::trackSpan(GstPad*, GstPadProbeInfo* info, gpointer data) noexcept {
-    auto* span = static_cast<Span*>(data);
+    Span* span = &static_cast<Share*>(data)->streams->written;
     GstBuffer* buffer = GST_PAD_PROBE_INFO_BUFFER(info);
     const GstClockTime pts = GST_BUFFER_PTS(buffer);
     if (!GST_CLOCK_TIME_IS_VALID(pts)) return GST_PAD_PROBE_OK;
@@ -284,18 +311,18 @@ GstPadProbeReturn Recorder::trackSpan(GstPad*, GstPadProbeInfo* info, gpointer d
     return GST_PAD_PROBE_OK;
 }
 
-std::string Recorder::segmentPath(guint fragment) const {
-    if (!m_segmented) return m_directory + "/" + m_stem + "." + m_extension;
+std::string Recorder::Streams::segmentPath(guint fragment) const {
+    if (!segmented) return directory + "/" + stem + "." + extension;
     char index[16];
     std::snprintf(index, sizeof index, "-%05u.", fragment);
-    return m_directory + "/" + m_stem + index + m_extension;
+    return directory + "/" + stem + index + extension;
 }
 
-// Thread: the recorder's streaming thread. Immutable members only.
-gchar* Recorder::formatLocation(GstElement*, guint fragment, gpointer self) noexcept {
+// Thread: the recorder's streaming thread. Only what was set before the bin started.
+gchar* Recorder::formatLocation(GstElement*, guint fragment, gpointer share) noexcept {
     gchar* path = nullptr;
     glib::guarded("format-location",
-                  [&] { path = g_strdup(static_cast<Recorder*>(self)->segmentPath(fragment).c_str()); });
+                  [&] { path = g_strdup(static_cast<Share*>(share)->streams->segmentPath(fragment).c_str()); });
     return path;
 }
 

@@ -3,18 +3,18 @@
 // leaky entry queues) fed by the room's raw-video tee (the composite before
 // the shared encoder) and its full-mix audio tee. Attached and detached while
 // the room runs, like a peer: its entry pads are isolated (a failing recorder
-// never returns an error to the tees), tee pads are released in IDLE probes,
-// and the bin reaches NULL before it is removed.
+// never returns an error to the tees) and tee pads are released in IDLE
+// probes. It leaves the room's pipeline still running and reaches NULL on
+// GStreamer's pool, since that waits for its file writes, which a hung file
+// system may never return.
 //
 //   rawtee  ─► queue (leaky) ─► video: scale ! encode ─┐
 //   fullmix ─► queue (leaky) ─► audio: encode ─────────┴► sink (splitmuxsink) ─► file(s)
-#include <array>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <tuple>
-#include <vector>
 
 #include "gst_util.h"
 #include "tessera/media/engine.h"
@@ -28,11 +28,15 @@ class Recorder {
 public:
     // Thread: main. Builds the bin and links it to the tees; throws Error.
     Recorder(RoomPipeline& room, const RecordingRequest& request);
-    // Removes the bin at once if it is still there (no finalisation).
+    // Thread: main, with the room's pipeline stopped. Takes the bin out at
+    // once if it is still there (no finalisation).
     ~Recorder();
     Recorder(const Recorder&) = delete;
     Recorder& operator=(const Recorder&) = delete;
 
+    // Thread: main. Before the room's pipeline stops: that then leaves the
+    // bin running, and ~Recorder stops it without waiting for its writes.
+    void isolate();
     // The path of the first (or only) file.
     const std::string& file() const { return m_firstFile; }
     bool stopping() const { return m_stopping; }
@@ -45,8 +49,10 @@ public:
     // Thread: main. A bus message from inside the bin: true when the
     // recording is complete (the sink's EOS after stop()).
     bool eosReached(GstMessage* message) const;
-    // Thread: main. Detaches (if not yet), sets the bin to NULL and removes
-    // it; `then` runs on the main context once that is done.
+    // Thread: main. Detaches (if not yet) and takes the bin out of the room's
+    // pipeline; `then` runs on the main context once the bin reached NULL (its
+    // files are closed): never while a write blocks for good, and not once
+    // this is gone.
     void remove(std::function<void()> then);
     // Seconds of video written so far.
     double duration() const;
@@ -59,22 +65,10 @@ private:
     // Thread: main. Releases the tee pads when idle (then, with `eos`, sends
     // EOS into the bin); `then` runs on the main context after both are.
     void detach(bool eos, std::function<void()> then);
-    static gchar* formatLocation(GstElement* sink, guint fragment, gpointer self) noexcept;
-    std::string segmentPath(guint fragment) const;
-
-    RoomPipeline& m_room; // Borrowed; outlives this.
-    const std::string m_directory, m_stem, m_extension;
-    const bool m_segmented;
-    std::string m_firstFile;
-    ElementRef m_bin;                    // Owned; in the room's pipeline while attached.
-    ElementRef m_sink;                   // Owned by m_bin.
-    PadRef m_videoTeePad, m_audioTeePad; // request pads of the room's tees
-    PadRef m_videoEntry, m_audioEntry;   // the bin's ghost sink pads
-    bool m_stopping = false;
-    bool m_detaching = false;
-    bool m_detached = false;
-    // Posted work checks it: this may be gone by the time it runs.
-    std::shared_ptr<bool> m_alive = std::make_shared<bool>(true);
+    // Thread: main. Takes the bin out of the room's pipeline (which waits for
+    // none of its threads) and sets it to NULL on GStreamer's pool; `then`
+    // runs on the main context after that (if ever).
+    void release(std::function<void()> then);
 
     // Timestamps seen by a pad: written on its streaming thread.
     struct Span {
@@ -82,23 +76,45 @@ private:
         GstClockTime first = GST_CLOCK_TIME_NONE;
         GstClockTime end = GST_CLOCK_TIME_NONE;
     };
-    static GstPadProbeReturn trackSpan(GstPad* pad, GstPadProbeInfo* info, gpointer span) noexcept;
-    Span m_written; // encoded video into the muxer
+    // What the bin's streaming threads use. Its probes and signal handler
+    // share it: the bin outlives this when its NULL blocks on a write, and
+    // its threads run on once the write returns.
+    struct Streams {
+        std::string directory, stem, extension;
+        bool segmented = false;
+        std::string segmentPath(guint fragment) const;
 
-    // Where the recording starts and ends, in running time, the same for
-    // both streams: the entry pads drop what lies outside.
-    mutable std::mutex m_cutMutex;
-    policy::AvCut m_cut; // Guarded by m_cutMutex.
-    struct Gate {
-        Recorder* recorder = nullptr;
-        policy::AvCut::Stream stream = policy::AvCut::Video;
+        Span written; // encoded video into the muxer
+        // Where the recording starts and ends, in running time, the same for
+        // both streams: the entry pads drop what lies outside.
+        mutable std::mutex cutMutex;
+        policy::AvCut cut; // Guarded by cutMutex.
+        // Both streams reached the end of the cut: detaches the recorder
+        // (posted to the main context; nothing once it is gone).
+        std::weak_ptr<bool> alive;
+        Recorder* recorder = nullptr; // Only on the main context, while `alive`.
+
+        // Thread: streaming.
+        GstPadProbeReturn gate(policy::AvCut::Stream stream, GstPad* pad, GstBuffer* buffer);
     };
-    std::array<Gate, 2> m_gates; // probe data of the entry pads
-    static GstPadProbeReturn gateThunk(GstPad* pad, GstPadProbeInfo* info, gpointer gate) noexcept;
-    // Thread: streaming.
-    GstPadProbeReturn onGate(policy::AvCut::Stream stream, GstPad* pad, GstBuffer* buffer);
+    struct Share;
+    static GstPadProbeReturn gateThunk(GstPad* pad, GstPadProbeInfo* info, gpointer share) noexcept;
+    static GstPadProbeReturn trackSpan(GstPad* pad, GstPadProbeInfo* info, gpointer share) noexcept;
+    static gchar* formatLocation(GstElement* sink, guint fragment, gpointer share) noexcept;
 
-    std::vector<SignalConnection> m_signals; // Last: disconnected first.
+    RoomPipeline& m_room; // Borrowed; outlives this.
+    // Posted work checks it: this may be gone by the time it runs.
+    std::shared_ptr<bool> m_alive = std::make_shared<bool>(true);
+    std::shared_ptr<Streams> m_streams; // Shared with the bin's probes and sink.
+    std::string m_firstFile;
+    ElementRef m_bin;                    // Owned; in the room's pipeline until released.
+    ElementRef m_sink;                   // Owned by m_bin.
+    PadRef m_videoTeePad, m_audioTeePad; // request pads of the room's tees
+    PadRef m_videoEntry, m_audioEntry;   // the bin's ghost sink pads
+    bool m_stopping = false;
+    bool m_detaching = false;
+    bool m_detached = false;
+    bool m_released = false;
 };
 
 } // namespace tessera::media

@@ -247,13 +247,16 @@ RoomPipeline::~RoomPipeline() {
                       "room %s: a peer's teardown did not finish within %lld s; stopping the room under it",
                       m_room.c_str(), static_cast<long long>(kPeerTeardownBound.count()));
     }
+    // A recorder still here was not finalised (the room stopped without
+    // stopRecording()). Its bin stops apart: its writes may hang.
+    if (m_recorder) m_recorder->isolate();
     // Flush first: a live aggregator whose output already stopped (a peer's
     // webrtcbin going NULL) would otherwise keep an upstream queue blocked in
     // its chain function, and the NULL transition waits for that queue's
     // stream lock forever (seen at shutdown with peers still in the room).
     gst_element_send_event(m_pipeline.get(), gst_event_new_flush_start());
     gst_element_set_state(m_pipeline.get(), GST_STATE_NULL);
-    m_recorder.reset(); // not finalised: the room stopped without stopRecording()
+    m_recorder.reset();
     GST_CAT_INFO(tessera_media_debug, "room %s: pipeline stopped", m_room.c_str());
     // glibc keeps what the room's streaming threads freed in their arenas:
     // without a trim, a server that once held a large call stays that size

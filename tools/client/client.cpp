@@ -98,6 +98,13 @@ bool Client::buildPipeline() {
         return false;
     }
     gst_util_set_object_arg(G_OBJECT(m_webrtc), "bundle-policy", "max-bundle");
+    // Sender reports tie each stream's RTP time to when it was captured, as
+    // browsers do. rtpbin's default ties it to when it was sent: audio
+    // leaves later than video (opus waits for whole 20 ms frames), so the
+    // reports put the sound 50-85 ms after its picture, and a receiver's
+    // lip-sync (the server's, hence its recordings) moved it there.
+    if (auto rtpbin = ElementRef::adopt(gst_bin_get_by_name(GST_BIN(m_webrtc), "rtpbin")))
+        g_object_set(rtpbin.get(), "rtcp-sync-send-time", FALSE, nullptr);
     gst_bin_add(GST_BIN(m_pipeline.get()), m_webrtc);
     if (!restrictIce()) return false;
 
