@@ -90,6 +90,10 @@ constexpr std::array kFlags = {
          "Another site whose pages may use the server, e.g. https://example.org (repeatable; default same-origin "
          "only)"},
     Flag{"max-rooms", "limits.maxRooms", Kind::Number, "N", "Rooms open at once (default 100; 0: no limit)"},
+    Flag{"server-max-participants", "limits.maxParticipants", Kind::Number, "N",
+         "Participants on the whole server (default 500; 0: no limit)"},
+    Flag{"joins-per-minute", "limits.joinsPerAddressPerMinute", Kind::Number, "N",
+         "Joins per client address per minute (default 60; 0: no limit)"},
     Flag{"connections-per-address", "limits.connectionsPerAddress", Kind::Number, "N",
          "Open WebSockets per client address (default 50; 0: no limit)"},
     Flag{"messages-per-second", "limits.messagesPerSecond", Kind::Number, "N",

@@ -279,6 +279,10 @@ void applyLimits(LimitsConfig& limits, const Json& object) {
         const std::string path = "limits." + key;
         if (key == "maxRooms") {
             limits.maxRooms = integerIn(value, path, 0, 100'000);
+        } else if (key == "maxParticipants") {
+            limits.maxParticipants = integerIn(value, path, 0, 1'000'000);
+        } else if (key == "joinsPerAddressPerMinute") {
+            limits.joinsPerAddressPerMinute = integerIn(value, path, 0, 1'000'000);
         } else if (key == "connectionsPerAddress") {
             limits.connectionsPerAddress = integerIn(value, path, 0, 100'000);
         } else if (key == "messagesPerSecond") {

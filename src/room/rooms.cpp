@@ -173,6 +173,9 @@ std::string Rooms::join(const protocol::Join& request, ClientSink& sink) {
         throw Error(ErrorCode::RoomFull,
                     "room '" + join.room + "' is full (" + std::to_string(m_config.maxParticipants) + " participants)");
     }
+    if (const unsigned most = m_config.limits.maxParticipants; most != 0 && m_participants.size() >= most) {
+        throw Error(ErrorCode::ServerFull, "the server has " + std::to_string(most) + " participants: try later");
+    }
     if (found == m_rooms.end() && m_config.limits.maxRooms != 0 && m_rooms.size() >= m_config.limits.maxRooms) {
         throw Error(ErrorCode::ServerFull,
                     "the server has " + std::to_string(m_config.limits.maxRooms) + " rooms open: join one of them");

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include <catch2/catch.hpp>
+#include <gio/gio.h>
 
 #include "files.h"
 #include "harness.h"
@@ -38,7 +39,63 @@ void keepsReceiving(Client& client) {
     CHECK(later.value("frames", 0) > before + 30);
 }
 
+// PUTs `body` to `path` as a chunked body (no Content-Length), in chunks of
+// at most 64 KiB, as a script would; the response's status (0: none).
+int chunkedPut(const std::string& http, const std::string& path, const std::string& body) {
+    const std::string hostPort = http.substr(http.find("//") + 2);
+    GSocketClient* client = g_socket_client_new();
+    GError* error = nullptr;
+    GSocketConnection* connection = g_socket_client_connect_to_host(client, hostPort.c_str(), 80, nullptr, &error);
+    g_object_unref(client);
+    if (connection == nullptr) {
+        WARN("connect " << hostPort << ": " << (error ? error->message : "?"));
+        g_clear_error(&error);
+        return 0;
+    }
+    GOutputStream* out = g_io_stream_get_output_stream(G_IO_STREAM(connection));
+    const auto write = [&](const std::string& bytes) {
+        return error == nullptr && g_output_stream_write_all(out, bytes.data(), bytes.size(), nullptr, nullptr, &error);
+    };
+    write("PUT " + path + " HTTP/1.1\r\nHost: " + hostPort +
+          "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+    constexpr std::size_t kChunk = 64 * 1024;
+    for (std::size_t at = 0; at < body.size(); at += kChunk) {
+        const std::string chunk = body.substr(at, kChunk);
+        char size[32];
+        std::snprintf(size, sizeof size, "%zx\r\n", chunk.size());
+        write(size + chunk + "\r\n");
+    }
+    write("0\r\n\r\n");
+    int status = 0;
+    if (error == nullptr) {
+        GDataInputStream* in = g_data_input_stream_new(g_io_stream_get_input_stream(G_IO_STREAM(connection)));
+        if (char* line = g_data_input_stream_read_line(in, nullptr, nullptr, &error)) {
+            std::sscanf(line, "HTTP/1.%*d %d", &status);
+            g_free(line);
+        }
+        g_object_unref(in);
+    }
+    if (error != nullptr) WARN("chunked PUT " << path << ": " << error->message);
+    g_clear_error(&error);
+    g_object_unref(connection);
+    return status;
+}
+
 } // namespace
+
+TEST_CASE("request bodies are bounded however they are sent: a chunked body over 1 MiB gets 413", "[limits][body]") {
+    Server server;
+    const std::string layout = R"({"layout":"grid"})";
+    // Under the bound a chunked body is read and handled: no such room.
+    CHECK(chunkedPut(server.http(), "/api/rooms/nobody/layout", layout) == 404);
+    // Spaces are valid JSON around the layout: only the size is wrong.
+    CHECK(chunkedPut(server.http(), "/api/rooms/nobody/layout", layout + std::string(2 * 1024 * 1024, ' ')) == 413);
+    // So is an announced length, and the server goes on serving.
+    CHECK(
+        httpRequest("PUT", server.http() + "/api/rooms/nobody/layout", layout + std::string(1100 * 1024, ' ')).status ==
+        413);
+    CHECK(httpRequest("GET", server.http() + "/healthz").status == 200);
+}
 
 TEST_CASE("idle joiners that never offer time out; the 26th join is refused until then, a real client after",
           "[limits][idle]") {
@@ -184,6 +241,45 @@ TEST_CASE("connections per address and rooms are bounded, each with its own code
     CHECK(third.receiveType("joined"));
 }
 
+TEST_CASE("participants on the server and joins per address per minute are bounded, each with its own code",
+          "[limits][joins]") {
+    Server server({"--server-max-participants", "2", "--joins-per-minute", "4"});
+    RawSocket a(server.ws()), b(server.ws()), c(server.ws()), d(server.ws());
+    a.send(join("one", "a").dump());
+    REQUIRE(a.receiveType("joined"));
+    b.send(join("two", "b").dump());
+    REQUIRE(b.receiveType("joined"));
+    // Two participants: the next join is refused, in an open room or a new one.
+    c.send(join("one", "c").dump());
+    const auto full = c.receiveType("error");
+    REQUIRE(full.has_value());
+    CHECK(full->value("code", "") == "server-full");
+    CHECK_THAT(full->value("message", ""), Catch::Matchers::Contains("2 participants"));
+    // One leaves: there is a place again.
+    a.send(Json{{"type", "leave"}}.dump());
+    const auto deadline = Clock::now() + kDeadline;
+    while (httpRequest("GET", server.http() + "/api/rooms/one").status != 404 && Clock::now() < deadline)
+        std::this_thread::sleep_for(50ms);
+    c.send(join("one", "c").dump());
+    REQUIRE(c.receiveType("joined"));
+    // That was this address's 4th join this minute (the refused one counts):
+    // the 5th is rate-limited, although there is a place, and those in the
+    // rooms stay.
+    b.send(Json{{"type", "leave"}}.dump());
+    while (httpRequest("GET", server.http() + "/api/rooms/two").status != 404 && Clock::now() < deadline)
+        std::this_thread::sleep_for(50ms);
+    d.send(join("three", "d").dump());
+    const auto limited = d.receiveType("error");
+    REQUIRE(limited.has_value());
+    CHECK(limited->value("code", "") == "rate-limited");
+    CHECK_THAT(limited->value("message", ""), Catch::Matchers::Contains("4 joins"));
+    CHECK(waitRoom(server, "one", [](const Json& r) { return r.at("participants").size() == 1; })
+              .at("participants")
+              .size() == 1);
+    CHECK_FALSE(c.closed());
+    CHECK_FALSE(d.closed());
+}
+
 TEST_CASE("display names are drawn as plain text, not Pango markup", "[limits][labels]") {
     Server server(smallCall());
     const std::string labelled = R"({"layout": {"name": "labelled", "background": "#000000",
@@ -274,4 +370,36 @@ TEST_CASE("recordings are not world-readable; participants are told when recordi
         CHECK((info.st_mode & 0600) == 0600);
     }
     client.leave();
+}
+
+TEST_CASE("logs never show tokens, TURN passwords or SDP at the default level or at info", "[limits][logs]") {
+    const std::string joinToken = "J0in-t0ken-4f9c";
+    const std::string adminToken = "Adm1n-t0ken-7d2e";
+    const std::string turnPassword = "Turn-passw0rd-1b8a";
+    for (const std::string level : {"", "info"}) {
+        INFO("log level " << (level.empty() ? "default" : level));
+        std::vector<std::string> args = smallCall({"--join-token", joinToken, "--admin-token", adminToken, "--turn",
+                                                   "turn:tessera:" + turnPassword + "@127.0.0.1:9?transport=udp"});
+        if (!level.empty()) args.insert(args.end(), {"--log-level", level});
+        Server server(args);
+        // A refused and a good join, a refused and a good admin call, a whole call.
+        RawSocket wrong(server.ws());
+        wrong.send(Json{{"type", "join"}, {"room", "logs"}, {"name", "x"}, {"token", joinToken + "x"}}.dump());
+        CHECK(wrong.receiveType("error"));
+        CHECK(httpRequest("GET", server.http() + "/api/rooms", "", adminToken + "x").status == 401);
+        Client client(server, ClientOptions{"logs", "red", "0xff0000", 440, {}, false, {"--token", joinToken}});
+        client.waitEvent("first-frame");
+        CHECK(httpRequest("GET", server.http() + "/api/rooms/logs", "", adminToken).status == 200);
+        client.leave();
+        server.stop();
+        const std::string log = readText(server.process().logPath());
+        INFO("server log " << server.process().logPath());
+        // Something was logged at info: the room's life.
+        if (!level.empty()) CHECK_THAT(log, Catch::Matchers::Contains("joined room 'logs'"));
+        for (const std::string& secret : {joinToken, adminToken, turnPassword, std::string("a=fingerprint"),
+                                          std::string("v=0"), std::string("a=ice-pwd")}) {
+            INFO("looking for " << secret);
+            CHECK(log.find(secret) == std::string::npos);
+        }
+    }
 }

@@ -59,6 +59,8 @@ struct TlsConfig {
 // 0 turns a limit off.
 struct LimitsConfig {
     unsigned maxRooms = 100;                       // a join that would open one more room gets "server-full"
+    unsigned maxParticipants = 500;                // on the whole server; the next join gets "server-full"
+    unsigned joinsPerAddressPerMinute = 60;        // joins from one client address; more get "rate-limited"
     unsigned connectionsPerAddress = 50;           // open WebSockets per remote address; more get HTTP 429
     unsigned messagesPerSecond = 20;               // signaling frames per connection, sustained ...
     unsigned messageBurst = 50;                    // ... and at once; more get "rate-limited"
