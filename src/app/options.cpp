@@ -104,6 +104,8 @@ constexpr std::array kFlags = {
          "Time from join to the first offer (default 20; 0: none)"},
     Flag{"max-frame-bytes", "limits.maxFrameBytes", Kind::Number, "BYTES",
          "A larger WebSocket message closes the connection (default 1048576)"},
+    Flag{"max-canvas-pixels", "limits.maxCanvasPixels", Kind::Number, "PIXELS",
+         "Largest layout canvas, width x height (default 8294400, 3840x2160; 0: no limit)"},
     Flag{"data-bytes-per-second", "limits.dataBytesPerSecond", Kind::Number, "BYTES",
          "Data-channel bytes one participant may send per second (default 8388608; 0: no limit)"},
     Flag{"data-burst-bytes", "limits.dataBurstBytes", Kind::Number, "BYTES",

@@ -376,6 +376,7 @@ void Rooms::setLayout(const std::string& name, const api::LayoutRequest& request
     protocol::LayoutSpec spec;
     const bool named = !request.spec;
     if (request.spec) {
+        protocol::checkCanvasArea(*request.spec, m_config.limits.maxCanvasPixels);
         spec = *request.spec;
     } else if (request.name) {
         std::optional<protocol::LayoutSpec> found = m_layouts.find(*request.name);

@@ -280,6 +280,33 @@ TEST_CASE("participants on the server and joins per address per minute are bound
     CHECK_FALSE(d.closed());
 }
 
+TEST_CASE("a layout canvas over limits.maxCanvasPixels is refused with 400 naming it; the room keeps its layout",
+          "[limits][canvas]") {
+    Server server(smallCall({"--max-canvas-pixels", std::to_string(640 * 360)}));
+    Client client(server, ClientOptions{"canvas", "red", "0xff0000", 440, {}, false, {}});
+    client.waitEvent("first-frame");
+    const auto spec = [](int width, int height) {
+        return Json{{"layout",
+                     {{"name", "sized"},
+                      {"canvas", {{"width", width}, {"height", height}}},
+                      {"rest", {{"x", 0}, {"y", 0}, {"w", 1}, {"h", 1}}}}}}
+            .dump();
+    };
+    const std::string url = server.http() + "/api/rooms/canvas/layout";
+    const auto refused = httpRequest("PUT", url, spec(642, 360));
+    CHECK(refused.status == 400);
+    CHECK(jsonOf(refused).value("error", "") == "bad-request");
+    CHECK_THAT(jsonOf(refused).value("message", ""),
+               Catch::Matchers::Contains("canvas: 642x360 is 231120 pixels, over limits.maxCanvasPixels (230400)"));
+    CHECK(jsonOf(httpRequest("GET", server.http() + "/api/rooms/canvas")).value("layout", "") == "grid");
+    keepsReceiving(client);
+    // At the bound it is taken.
+    CHECK(httpRequest("PUT", url, spec(640, 360)).status == 200);
+    CHECK(jsonOf(httpRequest("GET", server.http() + "/api/rooms/canvas")).value("layout", "") == "sized");
+    keepsReceiving(client);
+    client.leave();
+}
+
 TEST_CASE("display names are drawn as plain text, not Pango markup", "[limits][labels]") {
     Server server(smallCall());
     const std::string labelled = R"({"layout": {"name": "labelled", "background": "#000000",
