@@ -281,6 +281,14 @@ private:
     void onMessage(gint type, GBytes* bytes) noexcept {
         // Closing (kicked, flooding): whatever still arrives is not acted on.
         if (!m_open) return;
+        // libsoup (3.2) bounds each frame, not a message it reassembled from
+        // fragments: such a message gets what one frame that large gets.
+        if (g_bytes_get_size(bytes) >= m_server.config().limits.maxFrameBytes) {
+            g_info("%s: closing the connection after a fragmented message of %zu bytes", participant().c_str(),
+                   g_bytes_get_size(bytes));
+            close(SOUP_WEBSOCKET_CLOSE_TOO_BIG, "message too big");
+            return;
+        }
         try {
             // Counted before anything else: a flood of bad frames costs as much as one of good ones.
             if (!m_messages.take(g_get_monotonic_time())) {

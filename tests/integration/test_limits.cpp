@@ -39,19 +39,26 @@ void keepsReceiving(Client& client) {
     CHECK(later.value("frames", 0) > before + 30);
 }
 
-// PUTs `body` to `path` as a chunked body (no Content-Length), in chunks of
-// at most 64 KiB, as a script would; the response's status (0: none).
-int chunkedPut(const std::string& http, const std::string& path, const std::string& body) {
+// A plain TCP connection to the server of `http` (http://HOST:PORT), for
+// bytes no well-behaved client library would send; nullptr on failure.
+GSocketConnection* connectTcp(const std::string& http) {
     const std::string hostPort = http.substr(http.find("//") + 2);
     GSocketClient* client = g_socket_client_new();
     GError* error = nullptr;
     GSocketConnection* connection = g_socket_client_connect_to_host(client, hostPort.c_str(), 80, nullptr, &error);
     g_object_unref(client);
-    if (connection == nullptr) {
-        WARN("connect " << hostPort << ": " << (error ? error->message : "?"));
-        g_clear_error(&error);
-        return 0;
-    }
+    if (connection == nullptr) WARN("connect " << hostPort << ": " << (error ? error->message : "?"));
+    g_clear_error(&error);
+    return connection;
+}
+
+// PUTs `body` to `path` as a chunked body (no Content-Length), in chunks of
+// at most 64 KiB, as a script would; the response's status (0: none).
+int chunkedPut(const std::string& http, const std::string& path, const std::string& body) {
+    const std::string hostPort = http.substr(http.find("//") + 2);
+    GSocketConnection* connection = connectTcp(http);
+    if (connection == nullptr) return 0;
+    GError* error = nullptr;
     GOutputStream* out = g_io_stream_get_output_stream(G_IO_STREAM(connection));
     const auto write = [&](const std::string& bytes) {
         return error == nullptr && g_output_stream_write_all(out, bytes.data(), bytes.size(), nullptr, nullptr, &error);
@@ -81,7 +88,70 @@ int chunkedPut(const std::string& http, const std::string& path, const std::stri
     return status;
 }
 
+// Sends one text message of `fragments` frames of 60000 bytes each over a
+// raw WebSocket to /ws and returns what the server sent first: the close
+// code of a close frame, or 0 for a data frame (an answer), -1 for nothing.
+int fragmentedMessage(const std::string& http, int fragments) {
+    GSocketConnection* connection = connectTcp(http);
+    if (connection == nullptr) return -1;
+    GError* error = nullptr;
+    GOutputStream* out = g_io_stream_get_output_stream(G_IO_STREAM(connection));
+    GDataInputStream* in = g_data_input_stream_new(g_io_stream_get_input_stream(G_IO_STREAM(connection)));
+    const auto write = [&](const std::string& bytes) {
+        return error == nullptr && g_output_stream_write_all(out, bytes.data(), bytes.size(), nullptr, nullptr, &error);
+    };
+    write("GET /ws HTTP/1.1\r\nHost: " + http.substr(http.find("//") + 2) +
+          "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+          "Sec-WebSocket-Version: 13\r\n\r\n");
+    // The 101 response ends with an empty line.
+    bool upgraded = false;
+    while (char* line = g_data_input_stream_read_line(in, nullptr, nullptr, &error)) {
+        const std::string text(line);
+        g_free(line);
+        if (text.starts_with("HTTP/1.1 101")) upgraded = true;
+        if (text.empty() || text == "\r") break;
+    }
+    int result = -1;
+    if (upgraded) {
+        constexpr std::size_t kFragment = 60000;
+        // Client frames are masked; a zero mask leaves the payload as it is.
+        const std::string payload(kFragment, ' ');
+        for (int i = 0; i < fragments && error == nullptr; ++i) {
+            const bool last = i == fragments - 1;
+            std::string frame;
+            frame += static_cast<char>((last ? 0x80 : 0x00) | (i == 0 ? 0x1 : 0x0));
+            frame += static_cast<char>(0x80 | 126);
+            frame += static_cast<char>(kFragment >> 8);
+            frame += static_cast<char>(kFragment & 0xff);
+            frame += std::string(4, '\0');
+            write(frame + payload);
+        }
+        // A write error is the server closing: its close frame is still readable.
+        g_clear_error(&error);
+        guint8 header[4] = {};
+        gsize got = 0;
+        if (g_input_stream_read_all(G_INPUT_STREAM(in), header, sizeof header, &got, nullptr, &error) && got >= 2) {
+            result = (header[0] & 0x0f) == 0x8 && got == 4 ? (header[2] << 8) | header[3] : 0;
+        }
+    }
+    g_clear_error(&error);
+    g_object_unref(in);
+    g_object_unref(connection);
+    return result;
+}
+
 } // namespace
+
+TEST_CASE("a WebSocket message fragmented past limits.maxFrameBytes closes the connection (1009)",
+          "[limits][fragments]") {
+    Server server({"--max-frame-bytes", std::to_string(1024 * 1024)});
+    // 18 x 60000 bytes: no frame is large, the message is over 1 MiB.
+    CHECK(fragmentedMessage(server.http(), 18) == 1009);
+    // Under the bound a fragmented message is read and answered (an error:
+    // it is over the protocol's 64 KiB).
+    CHECK(fragmentedMessage(server.http(), 2) == 0);
+    CHECK(httpRequest("GET", server.http() + "/healthz").status == 200);
+}
 
 TEST_CASE("request bodies are bounded however they are sent: a chunked body over 1 MiB gets 413", "[limits][body]") {
     Server server;
