@@ -135,7 +135,8 @@ class Server:
         self.log = open(logdir / "tessera.log", "w")
         self.proc = subprocess.Popen(
             [str(SERVER_BIN), "--host", "127.0.0.1", "--port", "0", "--ice-address", "127.0.0.1",
-             "--max-participants", "500", "--connections-per-address", "0", *extra],
+             "--max-participants", "500", "--connections-per-address", "0",
+             "--joins-per-minute", "0", "--server-max-participants", "0", *extra],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log, text=True)
         deadline = time.monotonic() + 30
         self.url = None

@@ -232,7 +232,7 @@ int serve(const Config& config) {
     std::unique_ptr<room::Rooms> rooms;
     std::unique_ptr<server::Server> server;
     try {
-        layouts = std::make_unique<room::LayoutLibrary>(config.layoutsDir);
+        layouts = std::make_unique<room::LayoutLibrary>(config.layoutsDir, config.limits.maxCanvasPixels);
         engine = media::createGstEngine(config);
         rooms = std::make_unique<room::Rooms>(config, *engine, *layouts);
         server = std::make_unique<server::Server>(config, *rooms);

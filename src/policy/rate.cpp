@@ -40,4 +40,22 @@ bool TokenBucket::take(std::int64_t nowUs, std::uint64_t count) noexcept {
     return true;
 }
 
+WindowCounter::WindowCounter(std::uint64_t limit, std::int64_t windowUs) noexcept
+    : m_limit(limit), m_windowUs(std::max<std::int64_t>(windowUs, 1)) {}
+
+bool WindowCounter::take(std::string_view key, std::int64_t nowUs) {
+    if (m_limit == 0) return true;
+    // A clock that goes backwards starts no new window.
+    if (!m_started || nowUs - m_startUs >= m_windowUs) {
+        m_started = true;
+        m_startUs = nowUs;
+        m_counts.clear();
+    }
+    auto found = m_counts.find(key);
+    if (found == m_counts.end()) found = m_counts.emplace(std::string(key), 0).first;
+    if (found->second >= m_limit) return false;
+    ++found->second;
+    return true;
+}
+
 } // namespace tessera::policy

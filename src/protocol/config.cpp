@@ -279,6 +279,10 @@ void applyLimits(LimitsConfig& limits, const Json& object) {
         const std::string path = "limits." + key;
         if (key == "maxRooms") {
             limits.maxRooms = integerIn(value, path, 0, 100'000);
+        } else if (key == "maxParticipants") {
+            limits.maxParticipants = integerIn(value, path, 0, 1'000'000);
+        } else if (key == "joinsPerAddressPerMinute") {
+            limits.joinsPerAddressPerMinute = integerIn(value, path, 0, 1'000'000);
         } else if (key == "connectionsPerAddress") {
             limits.connectionsPerAddress = integerIn(value, path, 0, 100'000);
         } else if (key == "messagesPerSecond") {
@@ -290,6 +294,8 @@ void applyLimits(LimitsConfig& limits, const Json& object) {
         } else if (key == "maxFrameBytes") {
             // Below a protocol frame (64 KiB) valid messages would close the connection.
             limits.maxFrameBytes = integerIn(value, path, protocol::kMaxFrameBytes, 64 * 1024 * 1024);
+        } else if (key == "maxCanvasPixels") {
+            limits.maxCanvasPixels = integerIn(value, path, 0, 7680 * 7680);
         } else if (key == "dataBytesPerSecond") {
             limits.dataBytesPerSecond = integerIn(value, path, 0, kMax);
         } else if (key == "dataBurstBytes") {

@@ -279,6 +279,14 @@ void parseRest(const json& spec, LayoutSpec& out) {
 
 } // namespace
 
+void checkCanvasArea(const LayoutSpec& spec, std::uint64_t maxPixels) {
+    const std::uint64_t pixels = std::uint64_t{spec.canvasWidth} * spec.canvasHeight;
+    if (maxPixels == 0 || pixels <= maxPixels) return;
+    fail("canvas", std::to_string(spec.canvasWidth) + "x" + std::to_string(spec.canvasHeight) + " is " +
+                       std::to_string(pixels) + " pixels, over limits.maxCanvasPixels (" + std::to_string(maxPixels) +
+                       ")");
+}
+
 LayoutSpec parseLayoutSpec(std::string_view text) {
     json spec;
     try {

@@ -23,11 +23,13 @@ protocol::LayoutSpec loadLayoutFile(const fs::path& file) {
     return spec;
 }
 
-LayoutLibrary::LayoutLibrary(fs::path directory) : m_directory(std::move(directory)), m_specs(load(m_directory)) {}
+LayoutLibrary::LayoutLibrary(fs::path directory, std::uint64_t maxCanvasPixels)
+    : m_directory(std::move(directory)), m_maxCanvasPixels(maxCanvasPixels),
+      m_specs(load(m_directory, m_maxCanvasPixels)) {}
 
 void LayoutLibrary::reload() {
     // Parse into a fresh set first: a bad file throws before anything changes.
-    Specs fresh = load(m_directory);
+    Specs fresh = load(m_directory, m_maxCanvasPixels);
     m_specs.swap(fresh);
 }
 
@@ -44,7 +46,7 @@ std::vector<std::string> LayoutLibrary::names() const {
     return out;
 }
 
-LayoutLibrary::Specs LayoutLibrary::load(const fs::path& directory) {
+LayoutLibrary::Specs LayoutLibrary::load(const fs::path& directory, std::uint64_t maxCanvasPixels) {
     std::error_code ec;
     fs::directory_iterator it(directory, ec);
     if (ec)
@@ -61,6 +63,7 @@ LayoutLibrary::Specs LayoutLibrary::load(const fs::path& directory) {
     for (const fs::path& file : files) {
         try {
             protocol::LayoutSpec spec = loadLayoutFile(file);
+            protocol::checkCanvasArea(spec, maxCanvasPixels);
             specs.emplace(spec.name, std::move(spec)); // names are unique: each equals its file name
         } catch (const Error& e) {
             throw Error(e.code(), file.string() + ": " + e.what());

@@ -173,6 +173,9 @@ std::string Rooms::join(const protocol::Join& request, ClientSink& sink) {
         throw Error(ErrorCode::RoomFull,
                     "room '" + join.room + "' is full (" + std::to_string(m_config.maxParticipants) + " participants)");
     }
+    if (const unsigned most = m_config.limits.maxParticipants; most != 0 && m_participants.size() >= most) {
+        throw Error(ErrorCode::ServerFull, "the server has " + std::to_string(most) + " participants: try later");
+    }
     if (found == m_rooms.end() && m_config.limits.maxRooms != 0 && m_rooms.size() >= m_config.limits.maxRooms) {
         throw Error(ErrorCode::ServerFull,
                     "the server has " + std::to_string(m_config.limits.maxRooms) + " rooms open: join one of them");
@@ -373,6 +376,7 @@ void Rooms::setLayout(const std::string& name, const api::LayoutRequest& request
     protocol::LayoutSpec spec;
     const bool named = !request.spec;
     if (request.spec) {
+        protocol::checkCanvasArea(*request.spec, m_config.limits.maxCanvasPixels);
         spec = *request.spec;
     } else if (request.name) {
         std::optional<protocol::LayoutSpec> found = m_layouts.find(*request.name);

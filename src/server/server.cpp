@@ -104,6 +104,30 @@ bool allowMethods(SoupServerMessage* msg, std::string_view allowed) {
     return false;
 }
 
+void refuseOversize(SoupServerMessage* msg) {
+    respondError(msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, ErrorCode::BadRequest, "request body larger than 1 MiB");
+}
+
+// Set on a request whose chunked body grew past kMaxRequestBody.
+constexpr const char* kOversizeKey = "tessera-oversize";
+
+// A chunked body announces no length: it is measured as it arrives. A
+// status set before the body is in would not stop libsoup reading it, so
+// past the bound the rest is read and dropped (not buffered), and
+// onRequest answers 413.
+void boundChunkedBody(SoupServerMessage* msg) {
+    g_signal_connect(msg, "got-chunk", G_CALLBACK(+[](SoupServerMessage* message, GBytes*, gpointer) noexcept {
+                         glib::guarded("request body chunk", [message] {
+                             SoupMessageBody* body = soup_server_message_get_request_body(message);
+                             if (body->length <= kMaxRequestBody) return;
+                             soup_message_body_set_accumulate(body, FALSE);
+                             soup_message_body_truncate(body);
+                             g_object_set_data(G_OBJECT(message), kOversizeKey, GINT_TO_POINTER(1));
+                         });
+                     }),
+                     nullptr);
+}
+
 std::string requestBody(SoupServerMessage* msg) {
     SoupMessageBody* body = soup_server_message_get_request_body(msg);
     GBytes* bytes = soup_message_body_flatten(body);
@@ -190,6 +214,8 @@ class SessionHost {
 public:
     virtual room::Rooms& rooms() noexcept = 0;
     virtual const Config& config() const noexcept = 0;
+    // Throws Error(RateLimited) when `address` has joined too often this minute.
+    virtual void countJoin(std::string_view address) = 0;
     // The session's socket closed: destroy it soon, but not now (it is on the stack).
     virtual void sessionClosed(Session& session) = 0;
 
@@ -255,6 +281,14 @@ private:
     void onMessage(gint type, GBytes* bytes) noexcept {
         // Closing (kicked, flooding): whatever still arrives is not acted on.
         if (!m_open) return;
+        // libsoup (3.2) bounds each frame, not a message it reassembled from
+        // fragments: such a message gets what one frame that large gets.
+        if (g_bytes_get_size(bytes) >= m_server.config().limits.maxFrameBytes) {
+            g_info("%s: closing the connection after a fragmented message of %zu bytes", participant().c_str(),
+                   g_bytes_get_size(bytes));
+            close(SOUP_WEBSOCKET_CLOSE_TOO_BIG, "message too big");
+            return;
+        }
         try {
             // Counted before anything else: a flood of bad frames costs as much as one of good ones.
             if (!m_messages.take(g_get_monotonic_time())) {
@@ -294,6 +328,7 @@ private:
         std::visit(Overloaded{
                        [&](const protocol::Join& join) {
                            if (m_participantId) throw Error(ErrorCode::BadRequest, "already joined");
+                           m_server.countJoin(m_address);
                            std::string id = rooms.join(join, *this);
                            // The socket may have closed while joining (a failed send):
                            // nobody will leave for this participant later, so leave now.
@@ -361,7 +396,9 @@ private:
 
 class Server::Impl final : public SessionHost {
 public:
-    Impl(const Config& config, room::Rooms& rooms) : m_config(config), m_rooms(rooms) {}
+    Impl(const Config& config, room::Rooms& rooms)
+        : m_config(config), m_rooms(rooms),
+          m_joins(config.limits.joinsPerAddressPerMinute, std::int64_t{60} * G_USEC_PER_SEC) {}
     ~Impl();
 
     void start();
@@ -372,6 +409,7 @@ public:
     room::Rooms& rooms() noexcept override { return m_rooms; }
     const Config& config() const noexcept override { return m_config; }
     void sessionClosed(Session& session) override;
+    void countJoin(std::string_view address) override;
 
 private:
     // Thread: main (libsoup callbacks).
@@ -396,6 +434,7 @@ private:
     std::uint16_t m_port = 0;
     std::map<Session*, std::unique_ptr<Session>> m_sessions;    // Owned.
     std::map<std::string, unsigned, std::less<>> m_connections; // open sessions per client address
+    policy::WindowCounter m_joins;                              // joins per client address this minute
     // Closed sessions die from an idle source, never inside their own "closed" emission.
     std::vector<std::unique_ptr<Session>> m_closedSessions;
     guint m_reapSource = 0;
@@ -497,10 +536,10 @@ void Server::Impl::reloadCertificate() {
 void Server::Impl::screen(SoupServerMessage* msg, std::string_view path) {
     SoupMessageHeaders* headers = soup_server_message_get_request_headers(msg);
     if (soup_message_headers_get_content_length(headers) > kMaxRequestBody) {
-        respondError(msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, ErrorCode::BadRequest,
-                     "request body larger than 1 MiB");
+        refuseOversize(msg);
         return;
     }
+    if (soup_message_headers_get_encoding(headers) == SOUP_ENCODING_CHUNKED) boundChunkedBody(msg);
     // A browser sends the page's Origin with every WebSocket handshake and
     // every non-GET request: refuse pages of other sites, which would act
     // with the visitor's network position (a server on loopback or a LAN).
@@ -526,6 +565,13 @@ void Server::Impl::screen(SoupServerMessage* msg, std::string_view path) {
             respondError(msg, static_cast<guint>(httpStatus(ErrorCode::RateLimited)), ErrorCode::RateLimited,
                          std::to_string(perAddress) + " connections from this address are open already");
         }
+    }
+}
+
+void Server::Impl::countJoin(std::string_view address) {
+    if (!m_joins.take(address, g_get_monotonic_time())) {
+        throw Error(ErrorCode::RateLimited, "more than " + std::to_string(m_config.limits.joinsPerAddressPerMinute) +
+                                                " joins from this address this minute");
     }
 }
 
@@ -568,6 +614,10 @@ void Server::Impl::onWebSocket(SoupServerMessage* msg, SoupWebsocketConnection* 
 
 void Server::Impl::onRequest(SoupServerMessage* msg, const char* path) noexcept {
     try {
+        if (g_object_get_data(G_OBJECT(msg), kOversizeKey) != nullptr) {
+            refuseOversize(msg);
+            return;
+        }
         route(msg, path != nullptr ? path : "/");
     } catch (const Error& e) {
         respondError(msg, e);

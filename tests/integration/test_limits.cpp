@@ -9,6 +9,7 @@
 #include <thread>
 
 #include <catch2/catch.hpp>
+#include <gio/gio.h>
 
 #include "files.h"
 #include "harness.h"
@@ -38,7 +39,133 @@ void keepsReceiving(Client& client) {
     CHECK(later.value("frames", 0) > before + 30);
 }
 
+// A plain TCP connection to the server of `http` (http://HOST:PORT), for
+// bytes no well-behaved client library would send; nullptr on failure.
+GSocketConnection* connectTcp(const std::string& http) {
+    const std::string hostPort = http.substr(http.find("//") + 2);
+    GSocketClient* client = g_socket_client_new();
+    GError* error = nullptr;
+    GSocketConnection* connection = g_socket_client_connect_to_host(client, hostPort.c_str(), 80, nullptr, &error);
+    g_object_unref(client);
+    if (connection == nullptr) WARN("connect " << hostPort << ": " << (error ? error->message : "?"));
+    g_clear_error(&error);
+    return connection;
+}
+
+// PUTs `body` to `path` as a chunked body (no Content-Length), in chunks of
+// at most 64 KiB, as a script would; the response's status (0: none).
+int chunkedPut(const std::string& http, const std::string& path, const std::string& body) {
+    const std::string hostPort = http.substr(http.find("//") + 2);
+    GSocketConnection* connection = connectTcp(http);
+    if (connection == nullptr) return 0;
+    GError* error = nullptr;
+    GOutputStream* out = g_io_stream_get_output_stream(G_IO_STREAM(connection));
+    const auto write = [&](const std::string& bytes) {
+        return error == nullptr && g_output_stream_write_all(out, bytes.data(), bytes.size(), nullptr, nullptr, &error);
+    };
+    write("PUT " + path + " HTTP/1.1\r\nHost: " + hostPort +
+          "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+    constexpr std::size_t kChunk = 64 * 1024;
+    for (std::size_t at = 0; at < body.size(); at += kChunk) {
+        const std::string chunk = body.substr(at, kChunk);
+        char size[32];
+        std::snprintf(size, sizeof size, "%zx\r\n", chunk.size());
+        write(size + chunk + "\r\n");
+    }
+    write("0\r\n\r\n");
+    int status = 0;
+    if (error == nullptr) {
+        GDataInputStream* in = g_data_input_stream_new(g_io_stream_get_input_stream(G_IO_STREAM(connection)));
+        if (char* line = g_data_input_stream_read_line(in, nullptr, nullptr, &error)) {
+            std::sscanf(line, "HTTP/1.%*d %d", &status);
+            g_free(line);
+        }
+        g_object_unref(in);
+    }
+    if (error != nullptr) WARN("chunked PUT " << path << ": " << error->message);
+    g_clear_error(&error);
+    g_object_unref(connection);
+    return status;
+}
+
+// Sends one text message of `fragments` frames of 60000 bytes each over a
+// raw WebSocket to /ws and returns what the server sent first: the close
+// code of a close frame, or 0 for a data frame (an answer), -1 for nothing.
+int fragmentedMessage(const std::string& http, int fragments) {
+    GSocketConnection* connection = connectTcp(http);
+    if (connection == nullptr) return -1;
+    GError* error = nullptr;
+    GOutputStream* out = g_io_stream_get_output_stream(G_IO_STREAM(connection));
+    GDataInputStream* in = g_data_input_stream_new(g_io_stream_get_input_stream(G_IO_STREAM(connection)));
+    const auto write = [&](const std::string& bytes) {
+        return error == nullptr && g_output_stream_write_all(out, bytes.data(), bytes.size(), nullptr, nullptr, &error);
+    };
+    write("GET /ws HTTP/1.1\r\nHost: " + http.substr(http.find("//") + 2) +
+          "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+          "Sec-WebSocket-Version: 13\r\n\r\n");
+    // The 101 response ends with an empty line.
+    bool upgraded = false;
+    while (char* line = g_data_input_stream_read_line(in, nullptr, nullptr, &error)) {
+        const std::string text(line);
+        g_free(line);
+        if (text.starts_with("HTTP/1.1 101")) upgraded = true;
+        if (text.empty() || text == "\r") break;
+    }
+    int result = -1;
+    if (upgraded) {
+        constexpr std::size_t kFragment = 60000;
+        // Client frames are masked; a zero mask leaves the payload as it is.
+        const std::string payload(kFragment, ' ');
+        for (int i = 0; i < fragments && error == nullptr; ++i) {
+            const bool last = i == fragments - 1;
+            std::string frame;
+            frame += static_cast<char>((last ? 0x80 : 0x00) | (i == 0 ? 0x1 : 0x0));
+            frame += static_cast<char>(0x80 | 126);
+            frame += static_cast<char>(kFragment >> 8);
+            frame += static_cast<char>(kFragment & 0xff);
+            frame += std::string(4, '\0');
+            write(frame + payload);
+        }
+        // A write error is the server closing: its close frame is still readable.
+        g_clear_error(&error);
+        guint8 header[4] = {};
+        gsize got = 0;
+        if (g_input_stream_read_all(G_INPUT_STREAM(in), header, sizeof header, &got, nullptr, &error) && got >= 2) {
+            result = (header[0] & 0x0f) == 0x8 && got == 4 ? (header[2] << 8) | header[3] : 0;
+        }
+    }
+    g_clear_error(&error);
+    g_object_unref(in);
+    g_object_unref(connection);
+    return result;
+}
+
 } // namespace
+
+TEST_CASE("a WebSocket message fragmented past limits.maxFrameBytes closes the connection (1009)",
+          "[limits][fragments]") {
+    Server server({"--max-frame-bytes", std::to_string(1024 * 1024)});
+    // 18 x 60000 bytes: no frame is large, the message is over 1 MiB.
+    CHECK(fragmentedMessage(server.http(), 18) == 1009);
+    // Under the bound a fragmented message is read and answered (an error:
+    // it is over the protocol's 64 KiB).
+    CHECK(fragmentedMessage(server.http(), 2) == 0);
+    CHECK(httpRequest("GET", server.http() + "/healthz").status == 200);
+}
+
+TEST_CASE("request bodies are bounded however they are sent: a chunked body over 1 MiB gets 413", "[limits][body]") {
+    Server server;
+    const std::string layout = R"({"layout":"grid"})";
+    // Under the bound a chunked body is read and handled: no such room.
+    CHECK(chunkedPut(server.http(), "/api/rooms/nobody/layout", layout) == 404);
+    // Spaces are valid JSON around the layout: only the size is wrong.
+    CHECK(chunkedPut(server.http(), "/api/rooms/nobody/layout", layout + std::string(2 * 1024 * 1024, ' ')) == 413);
+    // So is an announced length, and the server goes on serving.
+    CHECK(
+        httpRequest("PUT", server.http() + "/api/rooms/nobody/layout", layout + std::string(1100 * 1024, ' ')).status ==
+        413);
+    CHECK(httpRequest("GET", server.http() + "/healthz").status == 200);
+}
 
 TEST_CASE("idle joiners that never offer time out; the 26th join is refused until then, a real client after",
           "[limits][idle]") {
@@ -184,6 +311,72 @@ TEST_CASE("connections per address and rooms are bounded, each with its own code
     CHECK(third.receiveType("joined"));
 }
 
+TEST_CASE("participants on the server and joins per address per minute are bounded, each with its own code",
+          "[limits][joins]") {
+    Server server({"--server-max-participants", "2", "--joins-per-minute", "4"});
+    RawSocket a(server.ws()), b(server.ws()), c(server.ws()), d(server.ws());
+    a.send(join("one", "a").dump());
+    REQUIRE(a.receiveType("joined"));
+    b.send(join("two", "b").dump());
+    REQUIRE(b.receiveType("joined"));
+    // Two participants: the next join is refused, in an open room or a new one.
+    c.send(join("one", "c").dump());
+    const auto full = c.receiveType("error");
+    REQUIRE(full.has_value());
+    CHECK(full->value("code", "") == "server-full");
+    CHECK_THAT(full->value("message", ""), Catch::Matchers::Contains("2 participants"));
+    // One leaves: there is a place again.
+    a.send(Json{{"type", "leave"}}.dump());
+    const auto deadline = Clock::now() + kDeadline;
+    while (httpRequest("GET", server.http() + "/api/rooms/one").status != 404 && Clock::now() < deadline)
+        std::this_thread::sleep_for(50ms);
+    c.send(join("one", "c").dump());
+    REQUIRE(c.receiveType("joined"));
+    // That was this address's 4th join this minute (the refused one counts):
+    // the 5th is rate-limited, although there is a place, and those in the
+    // rooms stay.
+    b.send(Json{{"type", "leave"}}.dump());
+    while (httpRequest("GET", server.http() + "/api/rooms/two").status != 404 && Clock::now() < deadline)
+        std::this_thread::sleep_for(50ms);
+    d.send(join("three", "d").dump());
+    const auto limited = d.receiveType("error");
+    REQUIRE(limited.has_value());
+    CHECK(limited->value("code", "") == "rate-limited");
+    CHECK_THAT(limited->value("message", ""), Catch::Matchers::Contains("4 joins"));
+    CHECK(waitRoom(server, "one", [](const Json& r) { return r.at("participants").size() == 1; })
+              .at("participants")
+              .size() == 1);
+    CHECK_FALSE(c.closed());
+    CHECK_FALSE(d.closed());
+}
+
+TEST_CASE("a layout canvas over limits.maxCanvasPixels is refused with 400 naming it; the room keeps its layout",
+          "[limits][canvas]") {
+    Server server(smallCall({"--max-canvas-pixels", std::to_string(640 * 360)}));
+    Client client(server, ClientOptions{"canvas", "red", "0xff0000", 440, {}, false, {}});
+    client.waitEvent("first-frame");
+    const auto spec = [](int width, int height) {
+        return Json{{"layout",
+                     {{"name", "sized"},
+                      {"canvas", {{"width", width}, {"height", height}}},
+                      {"rest", {{"x", 0}, {"y", 0}, {"w", 1}, {"h", 1}}}}}}
+            .dump();
+    };
+    const std::string url = server.http() + "/api/rooms/canvas/layout";
+    const auto refused = httpRequest("PUT", url, spec(642, 360));
+    CHECK(refused.status == 400);
+    CHECK(jsonOf(refused).value("error", "") == "bad-request");
+    CHECK_THAT(jsonOf(refused).value("message", ""),
+               Catch::Matchers::Contains("canvas: 642x360 is 231120 pixels, over limits.maxCanvasPixels (230400)"));
+    CHECK(jsonOf(httpRequest("GET", server.http() + "/api/rooms/canvas")).value("layout", "") == "grid");
+    keepsReceiving(client);
+    // At the bound it is taken.
+    CHECK(httpRequest("PUT", url, spec(640, 360)).status == 200);
+    CHECK(jsonOf(httpRequest("GET", server.http() + "/api/rooms/canvas")).value("layout", "") == "sized");
+    keepsReceiving(client);
+    client.leave();
+}
+
 TEST_CASE("display names are drawn as plain text, not Pango markup", "[limits][labels]") {
     Server server(smallCall());
     const std::string labelled = R"({"layout": {"name": "labelled", "background": "#000000",
@@ -274,4 +467,36 @@ TEST_CASE("recordings are not world-readable; participants are told when recordi
         CHECK((info.st_mode & 0600) == 0600);
     }
     client.leave();
+}
+
+TEST_CASE("logs never show tokens, TURN passwords or SDP at the default level or at info", "[limits][logs]") {
+    const std::string joinToken = "J0in-t0ken-4f9c";
+    const std::string adminToken = "Adm1n-t0ken-7d2e";
+    const std::string turnPassword = "Turn-passw0rd-1b8a";
+    for (const std::string level : {"", "info"}) {
+        INFO("log level " << (level.empty() ? "default" : level));
+        std::vector<std::string> args = smallCall({"--join-token", joinToken, "--admin-token", adminToken, "--turn",
+                                                   "turn:tessera:" + turnPassword + "@127.0.0.1:9?transport=udp"});
+        if (!level.empty()) args.insert(args.end(), {"--log-level", level});
+        Server server(args);
+        // A refused and a good join, a refused and a good admin call, a whole call.
+        RawSocket wrong(server.ws());
+        wrong.send(Json{{"type", "join"}, {"room", "logs"}, {"name", "x"}, {"token", joinToken + "x"}}.dump());
+        CHECK(wrong.receiveType("error"));
+        CHECK(httpRequest("GET", server.http() + "/api/rooms", "", adminToken + "x").status == 401);
+        Client client(server, ClientOptions{"logs", "red", "0xff0000", 440, {}, false, {"--token", joinToken}});
+        client.waitEvent("first-frame");
+        CHECK(httpRequest("GET", server.http() + "/api/rooms/logs", "", adminToken).status == 200);
+        client.leave();
+        server.stop();
+        const std::string log = readText(server.process().logPath());
+        INFO("server log " << server.process().logPath());
+        // Something was logged at info: the room's life.
+        if (!level.empty()) CHECK_THAT(log, Catch::Matchers::Contains("joined room 'logs'"));
+        for (const std::string& secret : {joinToken, adminToken, turnPassword, std::string("a=fingerprint"),
+                                          std::string("v=0"), std::string("a=ice-pwd")}) {
+            INFO("looking for " << secret);
+            CHECK(log.find(secret) == std::string::npos);
+        }
+    }
 }

@@ -112,6 +112,9 @@ TEST_CASE("config overrides every key", "[config]") {
 TEST_CASE("config: limits, allowed origins and the metrics token", "[config][limits]") {
     Config config;
     CHECK(config.limits.maxRooms == 100);
+    CHECK(config.limits.maxParticipants == 500);
+    CHECK(config.limits.joinsPerAddressPerMinute == 60);
+    CHECK(config.limits.maxCanvasPixels == 3840 * 2160);
     CHECK(config.limits.connectionsPerAddress == 50);
     CHECK(config.limits.messagesPerSecond == 20);
     CHECK(config.limits.messageBurst == 50);
@@ -123,12 +126,15 @@ TEST_CASE("config: limits, allowed origins and the metrics token", "[config][lim
     CHECK_FALSE(config.metricsRequireToken);
     applyConfigJson(config, R"({"metricsRequireToken": true,
         "allowedOrigins": ["https://App.example.org:443", "*"],
-        "limits": {"maxRooms": 0, "connectionsPerAddress": 3, "messagesPerSecond": 5, "messageBurst": 7,
+        "limits": {"maxRooms": 0, "maxParticipants": 4, "joinsPerAddressPerMinute": 0, "maxCanvasPixels": 0, "connectionsPerAddress": 3, "messagesPerSecond": 5, "messageBurst": 7,
                    "joinTimeoutSeconds": 2, "maxFrameBytes": 65536, "dataBytesPerSecond": 1000,
                    "dataBurstBytes": 20000}})");
     CHECK(config.metricsRequireToken);
     CHECK(config.allowedOrigins == std::vector<std::string>{"https://app.example.org", "*"});
     CHECK(config.limits.maxRooms == 0);
+    CHECK(config.limits.maxParticipants == 4);
+    CHECK(config.limits.joinsPerAddressPerMinute == 0);
+    CHECK(config.limits.maxCanvasPixels == 0);
     CHECK(config.limits.connectionsPerAddress == 3);
     CHECK(config.limits.messagesPerSecond == 5);
     CHECK(config.limits.messageBurst == 7);
@@ -138,6 +144,9 @@ TEST_CASE("config: limits, allowed origins and the metrics token", "[config][lim
     CHECK(config.limits.dataBurstBytes == 20000);
     const std::vector<std::pair<const char*, const char*>> bad = {
         {R"({"limits": {"maxrooms": 1}})", "limits.maxrooms: unknown key"},
+        {R"({"limits": {"maxCanvasPixels": 60000000}})",
+         "limits.maxCanvasPixels: must be an integer from 0 to 58982400"},
+        {R"({"limits": {"maxParticipants": -1}})", "limits.maxParticipants: must be an integer from 0 to 1000000"},
         {R"({"limits": {"messageBurst": 0}})", "limits.messageBurst: must be an integer from 1 to 100000"},
         {R"({"limits": {"maxFrameBytes": 1000}})", "limits.maxFrameBytes: must be an integer from 65536 to 67108864"},
         {R"({"limits": {"dataBurstBytes": 100}})",

@@ -310,3 +310,26 @@ TEST_CASE("an error message quoting client text stays valid UTF-8 and bounded", 
     const std::string invalid = rejection("{\"name\": \xff\xfe}");
     for (char c : invalid) CHECK((c >= 0x20 && c < 0x7F));
 }
+
+TEST_CASE("the canvas area is bounded by limits.maxCanvasPixels", "[layout][limits]") {
+    using tessera::protocol::checkCanvasArea;
+    const LayoutSpec exact =
+        parseLayoutSpec(R"({"name": "uhd", "canvas": {"width": 3840, "height": 2160}, "rest": {}})");
+    CHECK_NOTHROW(checkCanvasArea(exact, 3840 * 2160));
+    CHECK_NOTHROW(checkCanvasArea(exact, 0)); // no bound
+    const LayoutSpec wider =
+        parseLayoutSpec(R"({"name": "wide", "canvas": {"width": 3842, "height": 2160}, "rest": {}})");
+    try {
+        checkCanvasArea(wider, 3840 * 2160);
+        FAIL("accepted");
+    } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::BadRequest);
+        CHECK(std::string(e.what()) == "canvas: 3842x2160 is 8298720 pixels, over limits.maxCanvasPixels (8294400)");
+    }
+    // No canvas of its own: the configured composite, bounded by the config.
+    CHECK_NOTHROW(checkCanvasArea(parseLayoutSpec(R"({"name": "plain", "rest": {}})"), 1));
+    // The largest canvas a spec may name fits 64-bit arithmetic.
+    const LayoutSpec largest =
+        parseLayoutSpec(R"({"name": "max", "canvas": {"width": 7680, "height": 7680}, "rest": {}})");
+    CHECK_THROWS_AS(checkCanvasArea(largest, 7680 * 7680 - 1), Error);
+}

@@ -1,11 +1,13 @@
 // The pure parts of the limits against hostile clients (docs/config.md
-// "Limits", docs/protocol.md "Origin"): the token bucket and the Origin check.
+// "Limits", docs/protocol.md "Origin"): the token bucket, the per-minute
+// join counter and the Origin check.
 #include <catch2/catch.hpp>
 
 #include "tessera/policy/rate.h"
 #include "tessera/protocol/origin.h"
 
 using tessera::policy::TokenBucket;
+using tessera::policy::WindowCounter;
 using tessera::protocol::normaliseOrigin;
 using tessera::protocol::originAllowed;
 
@@ -52,6 +54,23 @@ TEST_CASE("token bucket: counts, unlimited, huge values and a clock going back",
     CHECK(big.take(0, 4'000'000'000ULL));
     CHECK_FALSE(big.take(0, 1));
     CHECK(big.take(std::int64_t{1} << 50, 4'000'000'000ULL)); // no overflow after decades idle
+}
+
+TEST_CASE("window counter: each key gets its limit per window, all restart when it ends", "[limits][rate]") {
+    const std::int64_t minute = 60 * kSecond;
+    WindowCounter joins(3, minute);
+    const std::int64_t t0 = 7 * kSecond;
+    for (int i = 0; i < 3; ++i) CHECK(joins.take("10.0.0.1", t0 + i));
+    CHECK_FALSE(joins.take("10.0.0.1", t0 + 3));
+    // A refusal is not counted against the next window, other keys are apart.
+    CHECK(joins.take("10.0.0.2", t0 + minute - 1));
+    CHECK_FALSE(joins.take("10.0.0.1", t0 + minute - 1));
+    for (int i = 0; i < 3; ++i) CHECK(joins.take("10.0.0.1", t0 + minute));
+    CHECK_FALSE(joins.take("10.0.0.1", t0 + minute));
+    // A clock going back starts no new window.
+    CHECK_FALSE(joins.take("10.0.0.1", t0));
+    WindowCounter unlimited(0, minute);
+    for (int i = 0; i < 1000; ++i) CHECK(unlimited.take("10.0.0.1", t0));
 }
 
 TEST_CASE("origin: normalised to scheme://host[:port], lower case, no default port", "[limits][origin]") {

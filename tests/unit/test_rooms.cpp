@@ -1108,6 +1108,18 @@ TEST_CASE("layout library: a bad file is named, with the parser's reason", "[roo
         }
     }
     SECTION("missing directory") { CHECK_THROWS_AS(room::LayoutLibrary(dir.path / "absent"), Error); }
+    SECTION("a canvas over limits.maxCanvasPixels") {
+        dir.write("huge.json", R"({"name": "huge", "canvas": {"width": 3842, "height": 2160}, "rest": {}})");
+        CHECK_NOTHROW(room::LayoutLibrary(dir.path));
+        try {
+            room::LayoutLibrary layouts(dir.path, 3840 * 2160);
+            FAIL("huge canvas accepted");
+        } catch (const Error& e) {
+            const std::string message = e.what();
+            CHECK(message.find("huge.json: canvas: 3842x2160") != std::string::npos);
+            CHECK(message.find("limits.maxCanvasPixels (8294400)") != std::string::npos);
+        }
+    }
 }
 
 TEST_CASE("layout library: reload swaps only when every file parses", "[rooms]") {

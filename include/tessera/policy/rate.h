@@ -4,6 +4,10 @@
 // (monotonic microseconds), integer arithmetic, unit-tested with explicit
 // timestamps.
 #include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
 
 namespace tessera::policy {
 
@@ -26,6 +30,26 @@ private:
     std::uint64_t m_level;    // millionths of a token: exact for any whole rate per second
     std::int64_t m_lastUs = 0;
     bool m_started = false;
+};
+
+// WindowCounter: how many of something (joins) one key (a client address)
+// may do per window (a minute). Fixed windows: every count restarts when a
+// window ends, so only the keys seen in the current window are held.
+class WindowCounter {
+public:
+    // limit 0: unlimited (take() always succeeds and holds nothing).
+    WindowCounter(std::uint64_t limit, std::int64_t windowUs) noexcept;
+
+    // Counts one for `key` and says whether it stayed within the limit; a
+    // refused one is not counted.
+    bool take(std::string_view key, std::int64_t nowUs);
+
+private:
+    std::uint64_t m_limit;
+    std::int64_t m_windowUs;
+    std::int64_t m_startUs = 0;
+    bool m_started = false;
+    std::map<std::string, std::uint64_t, std::less<>> m_counts;
 };
 
 } // namespace tessera::policy

@@ -59,6 +59,8 @@ struct TlsConfig {
 // 0 turns a limit off.
 struct LimitsConfig {
     unsigned maxRooms = 100;                       // a join that would open one more room gets "server-full"
+    unsigned maxParticipants = 500;                // on the whole server; the next join gets "server-full"
+    unsigned joinsPerAddressPerMinute = 60;        // joins from one client address; more get "rate-limited"
     unsigned connectionsPerAddress = 50;           // open WebSockets per remote address; more get HTTP 429
     unsigned messagesPerSecond = 20;               // signaling frames per connection, sustained ...
     unsigned messageBurst = 50;                    // ... and at once; more get "rate-limited"
@@ -66,6 +68,7 @@ struct LimitsConfig {
     unsigned maxFrameBytes = 1024 * 1024;          // a larger WebSocket message closes the connection (1009)
     unsigned dataBytesPerSecond = 8 * 1024 * 1024; // data-channel bytes one sender may relay, sustained ...
     unsigned dataBurstBytes = 16 * 1024 * 1024;    // ... and at once; then its transfer is cancelled
+    unsigned maxCanvasPixels = 3840 * 2160;        // a layout's own canvas; a larger one is refused (400)
 };
 
 struct Config {

@@ -1,6 +1,7 @@
 #pragma once
 // Layout specs: the data in data/layouts/*.json and in PUT /api/rooms/{room}/layout.
 // Parsed by the protocol module (it owns JSON); used by the pure layout module.
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -48,5 +49,10 @@ struct LayoutSpec {
 // Parses a spec. Throws Error(BadRequest) whose message names the field and
 // why (e.g. "slots[1].w: must be > 0 and <= 1", "unknown key 'colour'").
 LayoutSpec parseLayoutSpec(std::string_view json);
+
+// Throws Error(BadRequest) naming "canvas" when the spec's own canvas has
+// more than `maxPixels` pixels (limits.maxCanvasPixels; 0: no bound): each
+// pixel is composited and encoded for every tier, so its area is CPU.
+void checkCanvasArea(const LayoutSpec& spec, std::uint64_t maxPixels);
 
 } // namespace tessera::protocol

@@ -1,6 +1,7 @@
 #pragma once
 // The named layouts rooms can switch to: every data/layouts/*.json, plus the
 // built-in grid when no file defines "grid". Main thread only.
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -19,8 +20,9 @@ protocol::LayoutSpec loadLayoutFile(const std::filesystem::path& file);
 
 class LayoutLibrary {
 public:
-    // Loads every *.json in `directory`. Throws Error naming the first bad file.
-    explicit LayoutLibrary(std::filesystem::path directory);
+    // Loads every *.json in `directory`. Throws Error naming the first bad
+    // file; a canvas over `maxCanvasPixels` (0: no bound) is bad.
+    explicit LayoutLibrary(std::filesystem::path directory, std::uint64_t maxCanvasPixels = 0);
 
     // Re-reads the directory. The new set replaces the old one only if every
     // file parses; otherwise this throws and the library is unchanged.
@@ -33,9 +35,10 @@ public:
 
 private:
     using Specs = std::map<std::string, protocol::LayoutSpec, std::less<>>;
-    static Specs load(const std::filesystem::path& directory);
+    static Specs load(const std::filesystem::path& directory, std::uint64_t maxCanvasPixels);
 
     std::filesystem::path m_directory;
+    std::uint64_t m_maxCanvasPixels;
     Specs m_specs;
 };
 
