@@ -98,6 +98,7 @@ bool Client::buildPipeline() {
         return false;
     }
     gst_util_set_object_arg(G_OBJECT(m_webrtc), "bundle-policy", "max-bundle");
+    if (m_options.relayOnly) gst_util_set_object_arg(G_OBJECT(m_webrtc), "ice-transport-policy", "relay");
     gst_bin_add(GST_BIN(m_pipeline.get()), m_webrtc);
     if (!restrictIce()) return false;
 
