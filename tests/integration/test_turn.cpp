@@ -97,9 +97,11 @@ TEST_CASE("with a TURN secret a relay-only client joins through coturn with the 
     });
     INFO("report " << report.dump().substr(0, 600));
     CHECK(near(thumbColor(report, centres[0].first, centres[0].second), kDirect));
-    // Through coturn: it allocated a relay for the client's own "<expiry>:<id>" user.
-    CHECK(turn.waitLog("ALLOCATE processed, success"));
-    CHECK(turn.log().find(":" + relayedId + ">") != std::string::npos);
+    // Through coturn: it allocated a relay for the client's own "<expiry>:<id>" user ...
+    CHECK(turn.waitLog(":" + relayedId + ">: incoming packet ALLOCATE processed, success"));
+    // ... and opened it towards the server: the media went through the relay.
+    CHECK(turn.log().find(":" + relayedId + ">: incoming packet CREATE_PERMISSION processed, success") !=
+          std::string::npos);
     relayed.leave();
     direct.leave();
 }
