@@ -110,6 +110,13 @@ constexpr std::array kFlags = {
          "Data-channel bytes one participant may send per second (default 8388608; 0: no limit)"},
     Flag{"data-burst-bytes", "limits.dataBurstBytes", Kind::Number, "BYTES",
          "Data-channel bytes one participant may send at once (default 16777216)"},
+    Flag{"turn-secret", "turn.secret", Kind::String, "SECRET",
+         "TURN shared secret (coturn's static-auth-secret): each joiner gets its own short-lived credential for "
+         "--turn-url (default none; a config file keeps it out of ps)"},
+    Flag{"turn-url", "turn.urls", Kind::List, "URL",
+         "TURN server the --turn-secret credentials are for, turn:HOST:PORT[?transport=udp] (repeatable)"},
+    Flag{"turn-ttl", "turn.ttlSeconds", Kind::Number, "SECONDS",
+         "How long a minted TURN credential is valid (default 86400)"},
     // iceServers: written as URLs, turned into RTCIceServer objects below.
     Flag{"stun", "iceServers", Kind::List, "URL", "STUN server, stun:HOST:PORT (repeatable; replaces the config's)"},
     Flag{"turn", "iceServers", Kind::List, "URL",

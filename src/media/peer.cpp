@@ -10,6 +10,7 @@
 #include "ice.h"
 #include "peer_detail.h"
 #include "tessera/protocol/error.h"
+#include "tessera/protocol/turn_credentials.h"
 
 #define GST_CAT_DEFAULT tessera_media_debug
 
@@ -46,8 +47,9 @@ GstPadProbeReturn detachIdle(GstPad* pad, GstPadProbeInfo*, gpointer data) noexc
 }
 
 // Hands ICE the room's STUN and TURN servers and the local addresses to gather on.
+// With a TURN secret the server mints itself a credential, as for a participant.
 void configureIce(GstElement* webrtc, const Config& config, const std::vector<std::string>& addresses) {
-    for (const auto& server : config.iceServers) {
+    for (const auto& server : protocol::iceServersFor(config, "tessera", g_get_real_time() / G_USEC_PER_SEC)) {
         for (const auto& url : server.urls) {
             if (g_str_has_prefix(url.c_str(), "stun:")) {
                 g_object_set(webrtc, "stun-server", ("stun://" + url.substr(5)).c_str(), nullptr);

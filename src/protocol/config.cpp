@@ -211,6 +211,29 @@ void applyVideo(VideoConfig& video, const Json& object) {
     }
 }
 
+void applyTurn(TurnConfig& turn, const Json& object) {
+    requireObject(object, "turn");
+    for (const auto& [key, value] : object.items()) {
+        const std::string path = "turn." + key;
+        if (key == "secret") {
+            turn.secret = stringValue(value, path);
+        } else if (key == "urls") {
+            if (!value.is_array()) fail(path, "must be an array");
+            turn.urls.clear();
+            for (std::size_t i = 0; i < value.size(); ++i) {
+                const std::string itemPath = path + "[" + std::to_string(i) + "]";
+                turn.urls.push_back(stringValue(value[i], itemPath));
+                if (!hasScheme(turn.urls.back(), {"turn:", "turns:"}))
+                    fail(itemPath, "must start with turn: or turns:");
+            }
+        } else if (key == "ttlSeconds") {
+            turn.ttlSeconds = integerIn(value, path, 1, 7 * 86400);
+        } else {
+            fail(path, "unknown key");
+        }
+    }
+}
+
 void applyAudio(AudioConfig& audio, const Json& object) {
     requireObject(object, "audio");
     for (const auto& [key, value] : object.items()) {
@@ -364,6 +387,8 @@ void applyRoot(Config& config, const Json& root) {
             for (std::size_t i = 0; i < value.size(); ++i) {
                 config.iceServers.push_back(parseIceServer(value[i], key + "[" + std::to_string(i) + "]"));
             }
+        } else if (key == "turn") {
+            applyTurn(config.turn, value);
         } else if (key == "iceAddresses") {
             if (!value.is_array()) fail(key, "must be an array");
             config.iceAddresses.clear();
@@ -394,6 +419,10 @@ void applyRoot(Config& config, const Json& root) {
     // Checked on the merged result: the file may name the key, a flag the certificate.
     if (config.tls.cert.empty() != config.tls.key.empty()) {
         fail(config.tls.cert.empty() ? "tls.cert" : "tls.key", "tls.cert and tls.key go together");
+    }
+    // Checked on the merged result: the file may hold the secret, a flag the URLs.
+    if (config.turn.secret.empty() != config.turn.urls.empty()) {
+        fail(config.turn.secret.empty() ? "turn.secret" : "turn.urls", "turn.secret and turn.urls go together");
     }
     // Checked on the merged result: the file may set one bound and keep the other.
     if (config.maxRtpPort != 0 && config.minRtpPort > config.maxRtpPort) {

@@ -19,6 +19,7 @@
 #include "tessera/protocol/datachannel.h"
 #include "tessera/protocol/offer_plan.h"
 #include "tessera/protocol/token.h"
+#include "tessera/protocol/turn_credentials.h"
 
 namespace tessera::room {
 
@@ -222,7 +223,8 @@ std::string Rooms::join(const protocol::Join& request, ClientSink& sink) {
         throw;
     }
 
-    protocol::Joined joined{id, join.room, {}, m_config.iceServers};
+    protocol::Joined joined{
+        id, join.room, {}, protocol::iceServersFor(m_config, id, g_get_real_time() / G_USEC_PER_SEC)};
     for (const auto& other : room.participants) joined.participants.push_back({other->id, other->name});
     startJoinTimer(*participant);
     m_participants.emplace(id, participant.get());

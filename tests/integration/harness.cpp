@@ -37,12 +37,12 @@ std::string artifactDir() {
     return dir;
 }
 
+} // namespace
+
 std::string logFor(const std::string& what) {
     static int counter = 0;
     return artifactDir() + "/" + std::to_string(getpid()) + "-" + std::to_string(++counter) + "-" + what + ".log";
 }
-
-} // namespace
 
 std::string logTail(const std::string& path, std::size_t lines) {
     std::ifstream in(path);

@@ -31,6 +31,8 @@ inline constexpr const char* kStopOverran = "STOP OVERRAN ITS BOUND";
 std::string tesseraBinary();
 std::string clientBinary();
 
+// A fresh log file path in the artifacts directory (TESSERA_ARTIFACTS), named after `what`.
+std::string logFor(const std::string& what);
 // The last lines of a log file, for failure messages.
 std::string logTail(const std::string& path, std::size_t lines = 40);
 // An exit status as Process::wait returns it, in words ("exit 0", "killed by signal 11 (Segmentation fault)").

@@ -113,6 +113,15 @@ TEST_CASE("options: how flags are read", "[options]") {
         CHECK(options.config.tls.key == "k.pem");
         CHECK_THROWS_WITH(parse({"--cert", "c.pem"}), "--key: tls.cert and tls.key go together");
     }
+    SECTION("--turn-secret, --turn-url (repeatable) and --turn-ttl fill turn") {
+        const Options options = parse({"--turn-secret", "s3cret", "--turn-url", "turn:a.example.org:3478", "--turn-url",
+                                       "turn:b.example.org:3478", "--turn-ttl", "600"});
+        CHECK(options.config.turn.secret == "s3cret");
+        CHECK(options.config.turn.urls ==
+              std::vector<std::string>{"turn:a.example.org:3478", "turn:b.example.org:3478"});
+        CHECK(options.config.turn.ttlSeconds == 600);
+        CHECK_THROWS_WITH(parse({"--turn-secret", "s3cret"}), Catch::Contains("go together"));
+    }
     SECTION("nested keys from flags") {
         const Options options = parse({"--record-segment-bytes", "2000000", "--video-tiers", "only:320x180:200000"});
         CHECK(options.config.recording.segmentBytes == 2'000'000);

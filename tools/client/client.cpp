@@ -105,6 +105,7 @@ bool Client::buildPipeline() {
     // lip-sync (the server's, hence its recordings) moved it there.
     if (auto rtpbin = ElementRef::adopt(gst_bin_get_by_name(GST_BIN(m_webrtc), "rtpbin")))
         g_object_set(rtpbin.get(), "rtcp-sync-send-time", FALSE, nullptr);
+    if (m_options.relayOnly) gst_util_set_object_arg(G_OBJECT(m_webrtc), "ice-transport-policy", "relay");
     gst_bin_add(GST_BIN(m_pipeline.get()), m_webrtc);
     if (!restrictIce()) return false;
 

@@ -31,6 +31,7 @@ struct Options {
     double duration = 0;                    // seconds; 0: until leave/quit/EOF on stdin
     double connectTimeout = 30;             // seconds; 0: wait forever
     bool receiveOnly = false;
+    bool relayOnly = false;                // ICE uses TURN relay candidates only, as behind a NAT that needs TURN
     std::vector<std::string> iceAddresses; // empty: libnice picks the host's addresses
     VideoCodec videoCodec = VideoCodec::Vp8;
     int width = 640;

@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
     gdouble duration = 0;
     gdouble connectTimeout = 30;
     gboolean receiveOnly = FALSE;
+    gboolean relayOnly = FALSE;
     gchar** iceAddresses = nullptr;
     gchar* videoCodec = nullptr;
     gint width = 640;
@@ -94,6 +95,8 @@ int main(int argc, char** argv) {
         {"connect-timeout", 0, 0, G_OPTION_ARG_DOUBLE, &connectTimeout,
          "Give up (exit 1) if not connected after this many seconds; 0 waits forever (default 30)", "SECONDS"},
         {"receive-only", 0, 0, G_OPTION_ARG_NONE, &receiveOnly, "Send nothing; recvonly transceivers", nullptr},
+        {"relay-only", 0, 0, G_OPTION_ARG_NONE, &relayOnly,
+         "Connect through the TURN servers of 'joined' only (relay candidates)", nullptr},
         {"ice-address", 0, 0, G_OPTION_ARG_STRING_ARRAY, &iceAddresses,
          "Local address ICE may use (repeatable or comma-separated), e.g. 127.0.0.1", "ADDRESS"},
         {"video-codec", 0, 0, G_OPTION_ARG_STRING, &videoCodec, "vp8 (default), h264 or vp9", "CODEC"},
@@ -164,6 +167,7 @@ int main(int argc, char** argv) {
     if (!(connectTimeout >= 0)) return fail("--connect-timeout must not be negative");
     options.connectTimeout = connectTimeout;
     options.receiveOnly = receiveOnly;
+    options.relayOnly = relayOnly;
     for (gchar** a = iceAddresses; a && *a; ++a) {
         gchar** parts = g_strsplit(*a, ",", -1);
         for (gchar** p = parts; *p; ++p)

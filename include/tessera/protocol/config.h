@@ -71,6 +71,13 @@ struct LimitsConfig {
     unsigned maxCanvasPixels = 3840 * 2160;        // a layout's own canvas; a larger one is refused (400)
 };
 
+// TURN REST credentials minted per participant (docs/security.md "TURN").
+struct TurnConfig {
+    std::string secret;            // coturn's static-auth-secret; empty: no minted credentials
+    std::vector<std::string> urls; // turn:/turns: URLs the credentials are for
+    unsigned ttlSeconds = 86400;   // how long a credential is valid from the join
+};
+
 struct Config {
     std::string host = "127.0.0.1";   // listen address
     std::uint16_t port = 8080;        // listen port; 0 picks a free one (printed at start)
@@ -87,6 +94,7 @@ struct Config {
     std::vector<std::string> allowedOrigins; // normalised; besides same-origin (protocol/origin.h)
     TlsConfig tls;
     std::vector<protocol::IceServer> iceServers; // sent in "joined"; the server uses the first stun:/turn: ones too
+    TurnConfig turn;                             // minted credentials for these URLs replace static ones
     std::vector<std::string> iceAddresses;       // local IPs ICE may use; empty: all
     unsigned minRtpPort = 0;                     // 0: any
     unsigned maxRtpPort = 0;

@@ -1,0 +1,130 @@
+// TURN REST credentials against a real coturn (Debian `coturn`) on loopback:
+// a client restricted to relay candidates joins with the credential from its
+// `joined` and receives the mix; a credential coturn refuses fails cleanly.
+#include <glib.h>
+
+#include <fstream>
+#include <iterator>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "harness.h"
+
+using namespace tessera::testing;
+
+namespace {
+
+const std::string kTurnPort = "34780";
+const std::string kTurnUrl = "turn:127.0.0.1:" + kTurnPort + "?transport=udp";
+const Rgb kDirect{255, 0, 0}; // 0xff0000
+
+std::string readAll(const std::string& path) {
+    std::ifstream in(path);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// turnserver with a shared secret, relaying on loopback (allow-loopback-peers:
+// loopback is exactly what coturn should deny in production).
+class Turnserver {
+public:
+    explicit Turnserver(const std::string& secret)
+        : m_log(logFor("turnserver")),
+          m_process({"/usr/bin/turnserver", "-n", "--listening-ip=127.0.0.1", "--listening-port=" + kTurnPort,
+                     "--relay-ip=127.0.0.1", "--min-port=49160", "--max-port=49200", "--realm=tessera.test",
+                     "--use-auth-secret", "--static-auth-secret=" + secret, "--allow-loopback-peers", "--no-cli",
+                     "--no-tls", "--no-dtls", "--log-file=" + m_log, "--simple-log", "--verbose",
+                     "--pidfile=" + m_log + ".pid"},
+                    m_log + ".stderr") {
+        INFO("turnserver log " << m_log);
+        REQUIRE(waitLog("UDP listener opened on: 127.0.0.1:" + kTurnPort));
+    }
+    // Polls coturn's log file for `text` (coturn writes it as it goes).
+    bool waitLog(const std::string& text, Clock::duration timeout = kDeadline) {
+        const auto deadline = Clock::now() + timeout;
+        while (Clock::now() < deadline) {
+            if (readAll(m_log).find(text) != std::string::npos) return true;
+            std::this_thread::sleep_for(100ms);
+        }
+        return false;
+    }
+    std::string log() const { return readAll(m_log); }
+    const std::string& logPath() const { return m_log; }
+
+private:
+    std::string m_log;
+    Process m_process;
+};
+
+std::vector<std::string> turnServerArgs(const std::string& secret) {
+    return {"--video-width",      "640",  "--video-height",      "360",    "--video-framerate", "15",
+            "--video-tile-width", "320",  "--video-tile-height", "180",    "--video-tiers",     "high:640x360:600000",
+            "--turn-secret",      secret, "--turn-url",          kTurnUrl, "--turn-ttl",        "600"};
+}
+
+} // namespace
+
+TEST_CASE("with a TURN secret a relay-only client joins through coturn with the credential from 'joined'", "[turn]") {
+    Turnserver turn("tessera-turn-secret");
+    Server server(turnServerArgs("tessera-turn-secret"));
+    // Each joiner's credential is its own: user name "<expiry>:<its id>".
+    RawSocket probe(server.ws());
+    probe.send(R"({"type":"join","room":"elsewhere","name":"probe"})");
+    const auto joined = probe.receiveType("joined");
+    REQUIRE(joined.has_value());
+    INFO("joined " << joined->dump());
+    const Json& servers = joined->at("iceServers");
+    REQUIRE(servers.size() == 1);
+    CHECK(servers[0].at("urls") == Json::array({kTurnUrl}));
+    const std::string username = servers[0].at("username");
+    const std::string id = joined->at("id");
+    CHECK(username.substr(username.find(':') + 1) == id);
+    const long long expiry = std::stoll(username.substr(0, username.find(':')));
+    const long long now = g_get_real_time() / G_USEC_PER_SEC;
+    CHECK(expiry >= now + 590);
+    CHECK(expiry <= now + 610);
+    CHECK(servers[0].value("credential", "").size() == 28); // base64 of a 20-byte SHA-1 HMAC
+
+    Client direct(server, ClientOptions{"turn", "direct", "0xff0000", 440, {}, false, {}});
+    direct.waitEvent("first-frame");
+    Client relayed(server, ClientOptions{"turn", "relayed", "0x0000ff", 880, {}, false, {"--relay-only"}});
+    INFO("relayed client log " << relayed.process().logPath() << ", turnserver log " << turn.logPath());
+    const std::string relayedId = relayed.waitEvent("joined").at("id");
+    relayed.waitEvent("connected");
+    const auto centres = gridCentres(2);
+    const auto report = relayed.waitReport([&](const Json& r) {
+        return r.value("frames", 0) >= 10 && near(thumbColor(r, centres[0].first, centres[0].second), kDirect);
+    });
+    INFO("report " << report.dump().substr(0, 600));
+    CHECK(near(thumbColor(report, centres[0].first, centres[0].second), kDirect));
+    // Through coturn: it allocated a relay for the client's own "<expiry>:<id>" user ...
+    CHECK(turn.waitLog(":" + relayedId + ">: incoming packet ALLOCATE processed, success"));
+    // ... and opened it towards the server: the media went through the relay.
+    CHECK(turn.log().find(":" + relayedId + ">: incoming packet CREATE_PERMISSION processed, success") !=
+          std::string::npos);
+    relayed.leave();
+    direct.leave();
+}
+
+TEST_CASE("a TURN credential coturn refuses leaves a relay-only client unconnected, and the server removes it",
+          "[turn]") {
+    // coturn shares another secret: every credential Tessera mints is refused,
+    // as an expired one is (both are 401 to the allocation).
+    Turnserver turn("coturn-has-another-secret");
+    Server server(turnServerArgs("tessera-turn-secret"));
+    Client relayed(server, ClientOptions{"turn", "refused", "0x0000ff", 880, {}, false, {"--relay-only"}});
+    INFO("client log " << relayed.process().logPath() << ", turnserver log " << turn.logPath());
+    relayed.waitEvent("answer");
+    const auto answered = Clock::now();
+    CHECK(turn.waitLog("error 401"));
+    // Removed at the join timeout (20 s after the answer), not before, and told why.
+    const Json error = relayed.waitEvent("error", 40s);
+    const double after = std::chrono::duration<double>(Clock::now() - answered).count();
+    INFO("error " << error.dump() << " " << after << " s after the answer");
+    CHECK(error.value("code", "") == "internal");
+    CHECK_THAT(error.value("message", ""), Catch::Matchers::Contains("ICE did not connect"));
+    CHECK(after >= 19);
+    CHECK(after <= 35);
+    CHECK(relayed.report().value("state", "") != "connected");
+    relayed.waitExit();
+}
