@@ -19,7 +19,8 @@ inline nlohmann::json parseJson(std::string_view text, std::string_view what,
     try {
         return nlohmann::json::parse(text, std::move(callback));
     } catch (const nlohmann::json::parse_error& e) {
-        throw Error(ErrorCode::BadRequest, std::string(what) + ": not valid JSON (byte " + std::to_string(e.byte) + ")");
+        throw Error(ErrorCode::BadRequest,
+                    std::string(what) + ": not valid JSON (byte " + std::to_string(e.byte) + ")");
     } catch (const nlohmann::json::out_of_range&) {
         throw Error(ErrorCode::BadRequest, std::string(what) + ": not valid JSON (number out of range)");
     }
