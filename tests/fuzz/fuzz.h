@@ -11,12 +11,10 @@
 namespace tessera::fuzz {
 
 template <typename Parse>
-int run(const std::uint8_t* data, std::size_t size, Parse parse)
-{
+int run(const std::uint8_t* data, std::size_t size, Parse parse) {
     try {
         parse(std::string_view(reinterpret_cast<const char*>(data), size));
-    } catch (const Error&) {
-    }
+    } catch (const Error&) {}
     return 0;
 }
 

@@ -3,7 +3,6 @@
 
 #include <tessera/protocol/layout_spec.h>
 
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
-{
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     return tessera::fuzz::run(data, size, [](std::string_view json) { tessera::protocol::parseLayoutSpec(json); });
 }

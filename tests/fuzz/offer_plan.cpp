@@ -4,8 +4,7 @@
 
 #include <tessera/protocol/offer_plan.h>
 
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
-{
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     using namespace tessera::protocol;
     for (const char* codec : {"VP8", "H264", "VP9"}) {
         tessera::fuzz::run(data, size, [codec](std::string_view sdp) {

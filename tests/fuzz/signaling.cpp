@@ -5,8 +5,7 @@
 
 #include <tessera/protocol/messages.h>
 
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
-{
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     tessera::fuzz::run(data, size, [](std::string_view frame) {
         tessera::protocol::serialize(tessera::protocol::parseClientMessage(frame));
     });
