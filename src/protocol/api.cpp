@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "parse_json.h"
 #include "tessera/protocol/api.h"
 #include "tessera/protocol/messages.h"
 
@@ -65,12 +66,7 @@ std::string serialize(const RoomDetail& room) {
 RecordingStart parseRecordingStart(std::string_view body) {
     RecordingStart request;
     if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return request;
-    Json json;
-    try {
-        json = Json::parse(body);
-    } catch (const Json::parse_error& e) {
-        throw Error(ErrorCode::BadRequest, "body: not valid JSON (byte " + std::to_string(e.byte) + ")");
-    }
+    const Json json = parseJson(body, "body");
     if (!json.is_object()) throw Error(ErrorCode::BadRequest, "body: must be a JSON object");
     if (const auto it = json.find("format"); it != json.end()) {
         if (!it->is_string() || !isRecordingFormat(it->get_ref<const std::string&>())) {
@@ -130,15 +126,10 @@ std::string serializeError(ErrorCode code, std::string_view message) {
 }
 
 LayoutRequest parseLayoutRequest(std::string_view body) {
-    Json json;
-    try {
-        json = Json::parse(body, [](int depth, Json::parse_event_t, Json&) {
-            if (depth > kMaxDepth) throw Error(ErrorCode::BadRequest, "body: nested deeper than 32 levels");
-            return true;
-        });
-    } catch (const Json::parse_error& e) {
-        throw Error(ErrorCode::BadRequest, "body: not valid JSON (byte " + std::to_string(e.byte) + ")");
-    }
+    const Json json = parseJson(body, "body", [](int depth, Json::parse_event_t, Json&) {
+        if (depth > kMaxDepth) throw Error(ErrorCode::BadRequest, "body: nested deeper than 32 levels");
+        return true;
+    });
     if (!json.is_object()) throw Error(ErrorCode::BadRequest, "body: must be a JSON object");
     const auto it = json.find("layout");
     if (it == json.end()) fail("missing");

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "parse_json.h"
 #include "tessera-build.h"
 #include "tessera/protocol/config.h"
 #include "tessera/protocol/origin.h"
@@ -440,12 +441,7 @@ void applyRoot(Config& config, const Json& root) {
 } // namespace
 
 void applyConfigJson(Config& config, std::string_view text) {
-    Json root;
-    try {
-        root = Json::parse(text);
-    } catch (const Json::parse_error& e) {
-        throw Error(ErrorCode::BadRequest, "config: not valid JSON (byte " + std::to_string(e.byte) + ")");
-    }
+    const Json root = parseJson(text, "config");
     // Applied to a copy so that a bad file leaves `config` as it was.
     Config updated = config;
     applyRoot(updated, root);

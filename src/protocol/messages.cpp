@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "parse_json.h"
 #include "tessera/protocol/messages.h"
 
 namespace tessera::protocol {
@@ -155,12 +156,7 @@ std::optional<std::uint64_t> unsignedValue(const Json& value) {
 
 Json parseFrame(std::string_view frame) {
     if (frame.size() > kMaxFrameBytes) throw Error(ErrorCode::BadRequest, "frame exceeds 64 KiB");
-    Json json;
-    try {
-        json = Json::parse(frame);
-    } catch (const Json::parse_error& e) {
-        throw Error(ErrorCode::BadRequest, "message: not valid JSON (byte " + std::to_string(e.byte) + ")");
-    }
+    const Json json = parseJson(frame, "message");
     if (!json.is_object()) fail("message", "must be a JSON object");
     return json;
 }

@@ -161,6 +161,10 @@ TEST_CASE("frames that are not a typed JSON object", "[protocol]") {
     CHECK_THAT(clientError("{"), StartsWith("message: not valid JSON"));
     CHECK_THAT(clientError("hello"), StartsWith("message: not valid JSON"));
     CHECK_THAT(clientError(R"({"type":"leave"} trailing)"), StartsWith("message: not valid JSON"));
+    // Found by tests/fuzz: a number beyond a double is out_of_range, not parse_error, in nlohmann/json.
+    CHECK(clientError("1e444") == "message: not valid JSON (number out of range)");
+    CHECK(clientError(R"({"type":"join","maxBitrate":-1e999})") == "message: not valid JSON (number out of range)");
+    CHECK(errorOf([] { parseServerMessage("1e444"); }) == "message: not valid JSON (number out of range)");
     for (const char* notObject : {"[]", "42", "null", R"("join")"}) {
         CHECK(clientError(notObject) == "message: must be a JSON object");
     }
@@ -415,6 +419,7 @@ TEST_CASE("api: layout requests", "[protocol]") {
     auto requestError = [](const std::string& body) { return errorOf([&] { api::parseLayoutRequest(body); }); };
     CHECK_THAT(requestError("grid"), StartsWith("body: not valid JSON"));
     CHECK(requestError(R"(["grid"])") == "body: must be a JSON object");
+    CHECK(requestError(R"({"layout":1e444})") == "body: not valid JSON (number out of range)");
     CHECK(requestError(R"({"name":"grid"})") == "layout: missing");
     CHECK(requestError(R"({"layout":"../grid"})") == "layout: must be 1-64 characters of [A-Za-z0-9_-]");
     CHECK(requestError(R"({"layout":3})") == "layout: must be a layout name or a layout spec object");
@@ -430,7 +435,8 @@ TEST_CASE("api: recording start body, answers and metadata", "[protocol][recordi
     CHECK_FALSE(api::parseRecordingStart("{}").format);
     CHECK(api::parseRecordingStart(R"({"format":"webm"})").format == std::optional<std::string>("webm"));
     CHECK(api::parseRecordingStart(R"({"format":"mp4"})").format == std::optional<std::string>("mp4"));
-    for (const char* bad : {R"({"format":"avi"})", R"({"format":"../x"})", R"({"format":3})", "[]", "nope"}) {
+    for (const char* bad :
+         {R"({"format":"avi"})", R"({"format":"../x"})", R"({"format":3})", "[]", "nope", R"({"format":1e444})"}) {
         INFO(bad);
         CHECK_THROWS_AS(api::parseRecordingStart(bad), Error);
     }
