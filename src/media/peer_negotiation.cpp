@@ -56,6 +56,17 @@ std::pair<std::string, std::string> iceCredentials(const GstSDPMessage* msg) {
     return {value("ice-ufrag"), value("ice-pwd")};
 }
 
+// Why a webrtcbin promise failed (`otherwise` when its reply does not say), or
+// empty when it did not.
+std::string promiseError(GstPromise* promise, const char* otherwise) {
+    const GstStructure* reply = gst_promise_get_reply(promise);
+    if (!reply || !gst_structure_has_field(reply, "error")) return {};
+    GError* e = nullptr;
+    gst_structure_get(reply, "error", G_TYPE_ERROR, &e, nullptr);
+    GErrorPtr owned(e);
+    return e ? e->message : otherwise;
+}
+
 std::string upper(const std::string& s) {
     GCharPtr up(g_ascii_strup(s.c_str(), -1));
     return up.get();
@@ -124,14 +135,7 @@ void PeerCore::applyOffer(const std::string& sdp) {
     GstPromise* promise = newPromise(shared_from_this(), [](GstPromise* p, gpointer data) noexcept {
         // Thread: webrtcbin's.
         glib::guarded("set-remote-description reply", [&] {
-            const GstStructure* reply = gst_promise_get_reply(p);
-            std::string error;
-            if (reply && gst_structure_has_field(reply, "error")) {
-                GError* e = nullptr;
-                gst_structure_get(reply, "error", G_TYPE_ERROR, &e, nullptr);
-                GErrorPtr owned(e);
-                error = e ? e->message : "set-remote-description failed";
-            }
+            const std::string error = promiseError(p, "set-remote-description failed");
             post(weakOf(data), [error](PeerCore& core) {
                 if (!core.m_bin) return;
                 if (!error.empty())
@@ -175,14 +179,7 @@ void PeerCore::onAnswerCreated(GstWebRTCSessionDescription* answer) {
     GstPromise* promise = newPromise(shared_from_this(), [](GstPromise* p, gpointer data) noexcept {
         // Thread: webrtcbin's.
         glib::guarded("set-local-description reply", [&] {
-            const GstStructure* reply = gst_promise_get_reply(p);
-            std::string error;
-            if (reply && gst_structure_has_field(reply, "error")) {
-                GError* e = nullptr;
-                gst_structure_get(reply, "error", G_TYPE_ERROR, &e, nullptr);
-                GErrorPtr owned(e);
-                error = e ? e->message : "set-local-description failed";
-            }
+            const std::string error = promiseError(p, "set-local-description failed");
             post(weakOf(data), [error](PeerCore& core) {
                 if (!core.m_bin || !core.m_pendingAnswer) return;
                 if (!error.empty())

@@ -50,6 +50,14 @@ Json jsonOf(const HttpResponse& r) {
     return Json::parse(r.body);
 }
 
+std::vector<std::string> smallCall(std::vector<std::string> more) {
+    std::vector<std::string> args = {"--video-width",       "640", "--video-height",     "360",
+                                     "--video-framerate",   "15",  "--video-tile-width", "320",
+                                     "--video-tile-height", "180", "--video-tiers",      "high:640x360:600000"};
+    args.insert(args.end(), more.begin(), more.end());
+    return args;
+}
+
 Json waitRoom(Server& server, const std::string& room, const std::function<bool(const Json&)>& done) {
     const auto deadline = Clock::now() + kDeadline;
     Json last;

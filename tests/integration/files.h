@@ -24,4 +24,8 @@ Json jsonOf(const HttpResponse& r);
 // Polls GET /api/rooms/{room} until `done` holds; returns the last details.
 Json waitRoom(Server& server, const std::string& room, const std::function<bool(const Json&)>& done);
 
+// Server arguments for a small composite with one tier (a call that keeps up
+// on a loaded 2-core machine), then `more`.
+std::vector<std::string> smallCall(std::vector<std::string> more = {});
+
 } // namespace tessera::testing

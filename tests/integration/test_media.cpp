@@ -15,15 +15,6 @@ using namespace tessera::testing;
 
 namespace {
 
-// A small composite with one tier: the call keeps up on a loaded 2-core machine.
-std::vector<std::string> smallCall(std::vector<std::string> more = {}) {
-    std::vector<std::string> args = {"--video-width",       "640", "--video-height",     "360",
-                                     "--video-framerate",   "15",  "--video-tile-width", "320",
-                                     "--video-tile-height", "180", "--video-tiers",      "high:640x360:600000"};
-    args.insert(args.end(), more.begin(), more.end());
-    return args;
-}
-
 // The video `track` event of a client.
 Json videoTrack(Client& client) {
     for (;;) {
