@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "tessera/auth/jwt.h"
+#include "tessera/glib/raii.h"
 #include "tessera/policy/rate.h"
 #include "tessera/protocol/datachannel.h"
 #include "tessera/protocol/offer_plan.h"
@@ -304,13 +305,7 @@ void Rooms::startJoinTimer(Participant& participant) {
         // participant indexed under the id is the one it was made for.
         [](gpointer data) noexcept -> gboolean {
             const auto* pending = static_cast<Pending*>(data);
-            try {
-                pending->rooms->onJoinTimeout(pending->id);
-            } catch (const std::exception& e) {
-                g_warning("join timeout of %s: %s", pending->id.c_str(), e.what());
-            } catch (...) {
-                g_warning("join timeout of %s failed", pending->id.c_str());
-            }
+            glib::guarded("join timeout", [pending] { pending->rooms->onJoinTimeout(pending->id); });
             return G_SOURCE_REMOVE;
         },
         new Pending{this, participant.id}, [](gpointer data) noexcept { delete static_cast<Pending*>(data); });

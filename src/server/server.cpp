@@ -551,8 +551,8 @@ void Server::Impl::screen(SoupServerMessage* msg, std::string_view path) {
         if (!protocol::originAllowed(origin != nullptr ? std::optional<std::string_view>(origin) : std::nullopt,
                                      host != nullptr ? host : "", m_config.allowedOrigins)) {
             g_info("refused %s %s from origin %s", std::string(m).c_str(), std::string(path).c_str(), origin);
-            respondError(msg, static_cast<guint>(httpStatus(ErrorCode::Forbidden)), ErrorCode::Forbidden,
-                         std::string("origin ") + origin + " is not allowed (config key allowedOrigins)");
+            respondError(msg, Error(ErrorCode::Forbidden,
+                                    std::string("origin ") + origin + " is not allowed (config key allowedOrigins)"));
             return;
         }
     }
@@ -562,8 +562,8 @@ void Server::Impl::screen(SoupServerMessage* msg, std::string_view path) {
         const auto open = m_connections.find(address != nullptr ? address : "");
         if (open != m_connections.end() && open->second >= perAddress) {
             g_info("refused a WebSocket from %s: %u open already", address, open->second);
-            respondError(msg, static_cast<guint>(httpStatus(ErrorCode::RateLimited)), ErrorCode::RateLimited,
-                         std::to_string(perAddress) + " connections from this address are open already");
+            respondError(msg, Error(ErrorCode::RateLimited,
+                                    std::to_string(perAddress) + " connections from this address are open already"));
         }
     }
 }
