@@ -487,7 +487,10 @@ RawSocket::~RawSocket() {
 
 void RawSocket::send(const std::string& text) {
     ContextScope scope(m_impl->context);
-    if (!m_impl->closed) soup_websocket_connection_send_text(m_impl->ws, text.c_str());
+    // Closing (the server's close frame is in, ours not yet sent) counts as
+    // closed: libsoup refuses, loudly, to send then.
+    if (!m_impl->closed && soup_websocket_connection_get_state(m_impl->ws) == SOUP_WEBSOCKET_STATE_OPEN)
+        soup_websocket_connection_send_text(m_impl->ws, text.c_str());
     while (g_main_context_iteration(m_impl->context, FALSE)) {}
 }
 
