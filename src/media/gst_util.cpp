@@ -8,15 +8,26 @@ GST_DEBUG_CATEGORY(tessera_media_debug);
 
 namespace tessera::media {
 
-void runAsync(GstElement* element, std::function<void()> fn) {
-    gst_element_call_async(
-        element,
-        [](GstElement*, gpointer data) noexcept {
-            // Thread: GStreamer's pool.
-            glib::guarded("async task", *static_cast<std::function<void()>*>(data));
+void runAsync(std::function<void()> fn) {
+    // GLib's shared pool rather than gst_element_call_async(): that holds a
+    // reference to its element until after the work and its cleanup, so a
+    // peer bin's last reference (its webrtcbin, buffers, ICE agent) went on a
+    // pool thread after the room had been told the teardown was done, and
+    // after the trim that gives a closed room's memory back.
+    static GThreadPool* const pool = g_thread_pool_new(
+        [](gpointer data, gpointer) noexcept {
+            // Thread: the pool.
+            std::unique_ptr<std::function<void()>> work(static_cast<std::function<void()>*>(data));
+            glib::guarded("async task", *work);
         },
-        new std::function<void()>(std::move(fn)),
-        [](gpointer data) noexcept { delete static_cast<std::function<void()>*>(data); });
+        nullptr, -1, FALSE, nullptr);
+    GError* error = nullptr;
+    // On error (no new thread) the work stays queued for a pool thread.
+    g_thread_pool_push(pool, new std::function<void()>(std::move(fn)), &error);
+    if (error) {
+        GST_CAT_WARNING(tessera_media_debug, "async task queued: %s", error->message);
+        g_error_free(error);
+    }
 }
 
 PendingWork::Token PendingWork::hold() {

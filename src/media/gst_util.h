@@ -25,10 +25,10 @@ using glib::post;
 using glib::Ref;
 using glib::SignalConnection;
 
-// Runs `fn` on GStreamer's thread pool (gst_element_call_async): for work
-// that may block, such as state changes to NULL, which must not stall the
-// main loop. `fn` must hold references to whatever it touches.
-void runAsync(GstElement* element, std::function<void()> fn);
+// Runs `fn` on a thread pool: for work that may block, such as state
+// changes to NULL, which must not stall the main loop. `fn` must hold
+// references to whatever it touches; they go when it returns.
+void runAsync(std::function<void()> fn);
 
 // Work running off the main thread that something must outlast: a room's
 // pipeline stops only once every peer teardown inside it (on GStreamer's

@@ -171,7 +171,7 @@ void PeerCore::stop() {
     if (m_audioTeePad) plan.tees.push_back({ElementRef::borrow(m_parts.audioTee), std::move(m_audioTeePad), {}, {}});
 
     // The bin may go NULL only once no tee that stays pushes into it. That
-    // runs on GStreamer's thread pool: webrtcbin takes a while to reach NULL,
+    // runs on a thread pool (runAsync): webrtcbin takes a while to reach NULL,
     // and fifteen peers leaving at once held the main loop (every room's
     // signaling and the API) for seconds. The closure holds its own
     // references; the room waits for it (plan.teardown) before it stops.
@@ -204,7 +204,7 @@ void PeerCore::stop() {
         token.reset(); // last: nothing of the room is touched after this
     };
     auto finish = std::make_shared<std::function<void()>>(
-        [bin = m_bin, teardown = std::move(teardown)]() mutable { runAsync(bin.get(), std::move(teardown)); });
+        [teardown = std::move(teardown)]() mutable { runAsync(std::move(teardown)); });
     if (plan.tees.empty()) {
         (*finish)();
     } else {

@@ -262,7 +262,7 @@ void Recorder::release(std::function<void()> then) {
     // for good: the room and the process go on and exit without it.
     m_released = true;
     gst_bin_remove(m_room.pipeline(), m_bin.get());
-    runAsync(m_bin.get(), [bin = m_bin, then = std::move(then)] {
+    runAsync([bin = m_bin, then = std::move(then)] {
         gst_element_set_state(bin.get(), GST_STATE_NULL);
         post(then);
     });

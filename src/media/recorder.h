@@ -5,7 +5,7 @@
 // the room runs, like a peer: its entry pads are isolated (a failing recorder
 // never returns an error to the tees) and tee pads are released in IDLE
 // probes. It leaves the room's pipeline still running and reaches NULL on
-// GStreamer's pool, since that waits for its file writes, which a hung file
+// a thread pool, since that waits for its file writes, which a hung file
 // system may never return.
 //
 //   rawtee  ─► queue (leaky) ─► video: scale ! encode ─┐
@@ -66,7 +66,7 @@ private:
     // EOS into the bin); `then` runs on the main context after both are.
     void detach(bool eos, std::function<void()> then);
     // Thread: main. Takes the bin out of the room's pipeline (which waits for
-    // none of its threads) and sets it to NULL on GStreamer's pool; `then`
+    // none of its threads) and sets it to NULL on a thread pool; `then`
     // runs on the main context after that (if ever).
     void release(std::function<void()> then);
 

@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <malloc.h>
 
 #include <gst/video/video.h>
 
@@ -238,7 +237,7 @@ RoomPipeline::~RoomPipeline() {
     if (m_tickSource) g_source_remove(m_tickSource);
     if (m_busWatch) g_source_remove(m_busWatch);
     // Peers that left last may still be going NULL and out of the pipeline on
-    // GStreamer's pool, without the main loop (their tee pads detach in
+    // the thread pool, without the main loop (their tee pads detach in
     // streaming threads). Stopping the pipeline under them raced their bin
     // removal and mixer pad release, and at shutdown the process exited with
     // that still running: the server hung on SIGTERM.
@@ -258,16 +257,6 @@ RoomPipeline::~RoomPipeline() {
     gst_element_set_state(m_pipeline.get(), GST_STATE_NULL);
     m_recorder.reset();
     GST_CAT_INFO(tessera_media_debug, "room %s: pipeline stopped", m_room.c_str());
-    // glibc keeps what the room's streaming threads freed in their arenas:
-    // without a trim, a server that once held a large call stays that size
-    // (docs/architecture.md). Once this destructor and its members are done.
-    g_idle_add_full(
-        G_PRIORITY_LOW,
-        [](gpointer) noexcept -> gboolean {
-            malloc_trim(0);
-            return G_SOURCE_REMOVE;
-        },
-        nullptr, nullptr);
 }
 
 std::string RoomPipeline::startRecording(const RecordingRequest& request) {

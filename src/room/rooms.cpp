@@ -3,6 +3,7 @@
 
 #include <glib.h>
 #include <glib/gstdio.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -457,6 +458,7 @@ MetricsSnapshot Rooms::metrics() const {
             entry.participants.push_back({participant->id, participant->peer->stats()});
         }
     }
+    out.roomPipelines = m_rooms.size() + m_closingRooms.size() + m_deadRooms.size();
     out.recordingErrors = m_recordingErrors;
     return out;
 }
@@ -894,7 +896,14 @@ void Rooms::collectGarbage() {
     m_deadParticipants.clear();
     m_deadRooms.clear();
     participants.clear();
+    const bool roomsClosed = !rooms.empty();
     rooms.clear();
+    // glibc keeps what a room's streaming threads freed in their arenas:
+    // without a trim, a server that once held a large call stays that size
+    // (docs/architecture.md). Here, once the room's pipeline and everything
+    // in it is gone, peers' teardowns on the pool included (RoomPipeline's
+    // destructor waits for them).
+    if (roomsClosed) malloc_trim(0);
 }
 
 void Rooms::scheduleGarbageCollection() {

@@ -115,6 +115,9 @@ std::string formatPrometheus(const Snapshot& snapshot) {
     std::string out;
     appendHeader(out, "tessera_rooms", "gauge", "Rooms with at least one participant.");
     appendSample(out, "tessera_rooms", {}, std::uint64_t{snapshot.rooms.size()});
+    appendHeader(out, "tessera_room_pipelines", "gauge",
+                 "Room pipelines alive: open rooms, closed rooms finishing a recording or not yet torn down.");
+    appendSample(out, "tessera_room_pipelines", {}, snapshot.roomPipelines);
     appendHeader(out, "tessera_participants", "gauge", "Participants in all rooms.");
     appendSample(out, "tessera_participants", {}, participants);
 

@@ -48,6 +48,7 @@ struct MetricsSnapshot {
         bool recording = false;
     };
     std::vector<Room> rooms;           // sorted by name
+    std::uint64_t roomPipelines = 0;   // rooms' media alive: open, finishing a recording, or not yet torn down
     std::uint64_t recordingErrors = 0; // recordings that failed to start or failed while running
 };
 
