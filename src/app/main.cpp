@@ -288,6 +288,16 @@ int main(int argc, char** argv) {
     // core keep each streaming thread's frees in an arena of its own.
     g_setenv("G_SLICE", "always-malloc", FALSE);
     mallopt(M_ARENA_MAX, std::max(2, static_cast<int>(g_get_num_processors())));
+    // malloc_trim() gives back free pages inside an arena but never the free
+    // top of a thread's arena: that goes only when a free leaves it above the
+    // trim threshold, which glibc raises to twice the largest mmapped block
+    // freed so far (up to 64 MB). A closed room left 24 MB there. Fixed
+    // thresholds stop that drift: blocks up to 8 MB (video frames up to
+    // 1080p) still come from the arenas, as they did once the dynamic
+    // threshold had risen (mmapping each frame cost a third more CPU), and a
+    // top above 4 MB goes back.
+    mallopt(M_MMAP_THRESHOLD, 8 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 4 * 1024 * 1024);
     g_set_prgname("tessera");
     Options options;
     try {
