@@ -66,7 +66,7 @@ function showJoin(error = '') {
   ui.joinError.hidden = !error;
 }
 
-async function join({ room, name, token, maxBitrate, receiveOnly, audioProcessing }) {
+async function join({ room, name, token, maxBitrate, receiveOnly, audioProcessing, relayOnly }) {
   if (session && session.state !== 'left' && session.state !== 'failed') return;
   if (!ROOM_PATTERN.test(room)) {
     showJoin('The room name must be 1-64 letters, digits, "_" or "-".');
@@ -84,7 +84,7 @@ async function join({ room, name, token, maxBitrate, receiveOnly, audioProcessin
   ui.roomLabel.textContent = `Room ${room}`;
   document.title = `${room} · Tessera`;
 
-  session = new Session({ room, name, token, maxBitrate, receiveOnly, audioProcessing });
+  session = new Session({ room, name, token, maxBitrate, receiveOnly, audioProcessing, relayOnly });
   chatRendered = 0;
   errorsShown = 0;
   transferRows.clear();
@@ -444,12 +444,13 @@ window.tessera = {
 
 const params = new URLSearchParams(window.location.search);
 
-/** Options a link may carry besides room and name: token, maxBitrate (bits/s), audioProcessing=0. */
+/** Options a link may carry besides room and name: token, maxBitrate (bits/s), audioProcessing=0, relay=1. */
 function urlOptions() {
   return {
     token: params.get('token'),
     maxBitrate: Number(params.get('maxBitrate')) || null,
     audioProcessing: params.get('audioProcessing') !== '0',
+    relayOnly: params.get('relay') === '1',
   };
 }
 

@@ -34,7 +34,7 @@ function describeMediaError(err) {
 
 export class Session extends EventTarget {
   /**
-   * options: {room, name, token?, maxBitrate?, receiveOnly?, audioProcessing?}
+   * options: {room, name, token?, maxBitrate?, receiveOnly?, audioProcessing?, relayOnly?}
    */
   constructor(options) {
     super();
@@ -43,6 +43,8 @@ export class Session extends EventTarget {
     this.token = options.token || null;
     this.maxBitrate = options.maxBitrate || null;
     this.wantReceiveOnly = Boolean(options.receiveOnly);
+    // Media only through the TURN servers of 'joined' (hides this address from the server; tests TURN).
+    this.relayOnly = Boolean(options.relayOnly);
     // false: no echo cancellation, noise suppression or gain control (music; tests with tones).
     this.audioConstraints = options.audioProcessing === false
       ? { echoCancellation: false, noiseSuppression: false, autoGainControl: false }
@@ -315,7 +317,9 @@ export class Session extends EventTarget {
   // ---- Peer connection --------------------------------------------------
 
   createPeerConnection(iceServers) {
-    const pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle' });
+    const pc = new RTCPeerConnection({
+      iceServers, bundlePolicy: 'max-bundle', iceTransportPolicy: this.relayOnly ? 'relay' : 'all',
+    });
     this.pc = pc;
     this.remoteStream = new MediaStream();
     this.pendingCandidates = [];

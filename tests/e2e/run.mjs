@@ -3,7 +3,7 @@
 // Usage: see README.md, or `node run.mjs --help`.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, writeFileSync, existsSync, accessSync, constants, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync, existsSync, accessSync, constants, readdirSync, rmSync, readFileSync } from 'node:fs';
 import { randomBytes, createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { startServer } from './lib/server.mjs';
 import { makeMediaFiles, PARTICIPANT_MEDIA } from './lib/media.mjs';
 import { ChromiumParticipant, startFirefox, startReportServer, waitForReport } from './lib/browsers.mjs';
-import { timing, seconds, waitFor, slug, short, Final } from './lib/util.mjs';
+import { timing, seconds, waitFor, slug, short, Final, stopChild } from './lib/util.mjs';
 
 const USAGE = `usage: node run.mjs [TESSERA_BINARY] [options]
 
@@ -173,6 +173,18 @@ function hearTones(p, freqs) {
     };
     return Object.fromEntries(fs.map((f) => [f, peak(f)]));
   }, freqs);
+}
+
+/** Two pages showing PARTICIPANT_MEDIA[0] and [1]: waits until each one's mix shows the other's colour. */
+function waitEachSeesTheOther(pages) {
+  return Promise.all(pages.map((p, i) => {
+    const other = PARTICIPANT_MEDIA[1 - i].label;
+    let last = null;
+    return waitFor(`${p.name}'s mix to show ${other}`, async () => {
+      last = await colourShares(p);
+      return last && last[other] >= 2;
+    }, { timeout: seconds(45), describe: () => `colour shares in % ${JSON.stringify(last)}` });
+  }));
 }
 
 /** The shared room of tests 1-5: three Chromium participants. */
@@ -528,18 +540,74 @@ test('over https on a public name the page gets its camera and the call runs ove
     await Promise.all(pages.map((p) => waitConnected(p)));
     await Promise.all(pages.map((p) => waitFramesRising(p)));
     // Each sends: the other's tile shows in the mix.
-    await Promise.all(pages.map((p, i) => {
-      const other = PARTICIPANT_MEDIA[1 - i].label;
-      let last = null;
-      return waitFor(`${p.name}'s mix to show ${other}`, async () => {
-        last = await colourShares(p);
-        return last && last[other] >= 2;
-      }, { timeout: seconds(45), describe: () => `colour shares in % ${JSON.stringify(last)}` });
-    }));
+    await waitEachSeesTheOther(pages);
   } finally {
     await screenshots(ctx, pages, 'tls');
     for (const p of pages) await p.close();
     await server.stop();
+  }
+});
+
+/** The type ('host', 'srflx', 'relay') of the local candidate the page's connection uses; null before one is chosen. */
+function selectedLocalCandidateType(p) {
+  return p.eval(async () => {
+    const pc = window.tessera.pc;
+    if (!pc) return null;
+    const stats = [...(await pc.getStats()).values()];
+    const transport = stats.find((s) => s.type === 'transport' && s.selectedCandidatePairId);
+    const pair = transport && stats.find((s) => s.id === transport.selectedCandidatePairId);
+    const local = pair && stats.find((s) => s.id === pair.localCandidateId);
+    return local ? local.candidateType : null;
+  });
+}
+
+test('a relay-only Chromium page joins through coturn with the credential from joined', async (ctx) => {
+  if (!ctx.server) throw new Error('needs a server binary the runner starts (not --url)');
+  // coturn on loopback with a shared secret (allow-loopback-peers: loopback is
+  // what coturn must deny in production, docs/security.md).
+  const port = 34790;
+  const secret = randomBytes(12).toString('hex');
+  const turnUrl = `turn:127.0.0.1:${port}?transport=udp`;
+  const turnLog = path.join(ctx.artifacts, 'turnserver.log');
+  rmSync(turnLog, { force: true });
+  const turn = spawn('/usr/bin/turnserver', ['-n', '--listening-ip=127.0.0.1', `--listening-port=${port}`,
+    '--relay-ip=127.0.0.1', '--min-port=49210', '--max-port=49250', '--realm=tessera.test', '--use-auth-secret',
+    `--static-auth-secret=${secret}`, '--allow-loopback-peers', '--no-cli', '--no-tls', '--no-dtls',
+    `--log-file=${turnLog}`, '--simple-log', '--verbose', `--pidfile=${turnLog}.pid`], { stdio: 'ignore' });
+  const coturnLog = () => (existsSync(turnLog) ? readFileSync(turnLog, 'utf8') : '');
+  let server = null;
+  const pages = [];
+  try {
+    await waitFor('coturn to listen', () => coturnLog().includes(`UDP listener opened on: 127.0.0.1:${port}`), {
+      timeout: seconds(30), describe: () => short(coturnLog().slice(-600)),
+    });
+    server = await startServer(ctx.binary, [...ctx.serverArgs, '--turn-secret', secret, '--turn-url', turnUrl],
+      path.join(ctx.artifacts, 'server-turn.log'));
+    const room = roomName('turn');
+    for (const [i, name] of ['Relay-red', 'Direct-green'].entries()) {
+      pages.push(await launchParticipant(ctx, name, PARTICIPANT_MEDIA[i]));
+    }
+    const [relayed, direct] = pages;
+    await relayed.open(pageUrl({ url: server.url }, room, relayed.name, { relay: '1' }));
+    await direct.open(pageUrl({ url: server.url }, room, direct.name));
+    await Promise.all(pages.map((p) => waitConnected(p)));
+    await Promise.all(pages.map((p) => waitFramesRising(p)));
+    // Both ways through the relay: each sees the other's camera.
+    await waitEachSeesTheOther(pages);
+    const types = [await selectedLocalCandidateType(relayed), await selectedLocalCandidateType(direct)];
+    if (types[0] !== 'relay') throw new Error(`the relay-only page's connection uses a ${types[0]} candidate`);
+    if (types[1] === 'relay') throw new Error('the other page relays too: the test shows nothing');
+    // coturn allocated for the page's own "<expiry>:<id>" user and opened the relay to the server.
+    const id = await relayed.eval(() => window.tessera.self?.id);
+    for (const what of ['ALLOCATE', 'CREATE_PERMISSION']) {
+      const line = `:${id}>: incoming packet ${what} processed, success`;
+      if (!coturnLog().includes(line)) throw new Error(`coturn's log (${turnLog}) has no "${line}"`);
+    }
+  } finally {
+    await screenshots(ctx, pages, 'turn');
+    for (const p of pages) await p.close();
+    if (server) await server.stop();
+    await stopChild(turn);
   }
 });
 
