@@ -31,6 +31,7 @@ MetricsSnapshot twoRooms() {
     a.recording = true;
     snapshot.rooms = {a, MetricsSnapshot::Room{"beta", {}, {MetricsSnapshot::Participant{"p3", {}}}, false}};
     snapshot.recordingErrors = 2;
+    snapshot.roomPipelines = 3; // one closed room not yet torn down
     return snapshot;
 }
 
@@ -39,6 +40,7 @@ MetricsSnapshot twoRooms() {
 TEST_CASE("metrics: totals, per room and per participant samples", "[metrics]") {
     const std::string text = formatPrometheus(twoRooms());
     CHECK(contains(text, "# TYPE tessera_rooms gauge\ntessera_rooms 2\n"));
+    CHECK(contains(text, "# TYPE tessera_room_pipelines gauge\ntessera_room_pipelines 3\n"));
     CHECK(contains(text, "# TYPE tessera_participants gauge\ntessera_participants 3\n"));
     CHECK(contains(text, "tessera_room_output_fps{room=\"alpha\"} 29.5\n"));
     CHECK(contains(text, "tessera_room_output_fps{room=\"beta\"} 0\n"));
@@ -86,7 +88,7 @@ TEST_CASE("metrics: every family has one HELP and TYPE, its samples together", "
         const std::string name = line.substr(0, line.find_first_of("{ "));
         CHECK(name == previousFamily);
     }
-    CHECK(seen.size() == 15);
+    CHECK(seen.size() == 16);
 }
 
 TEST_CASE("metrics: label values are escaped", "[metrics]") {
