@@ -60,7 +60,7 @@ constexpr std::array kFlags = {
     Flag{"ice-address", "iceAddresses", Kind::List, "IP", "Local address ICE may use (repeatable; default all)"},
     Flag{"min-rtp-port", "minRtpPort", Kind::Number, "PORT", "Lowest UDP port for media (default any)"},
     Flag{"max-rtp-port", "maxRtpPort", Kind::Number, "PORT", "Highest UDP port for media (default any)"},
-    Flag{"jitter-latency", "jitterLatencyMs", Kind::Number, "MS", "Jitter buffer per incoming stream (default 200)"},
+    Flag{"jitter-latency", "jitterLatencyMs", Kind::Number, "MS", "Jitter buffer per incoming stream (default 100)"},
     Flag{"video-width", "video.width", Kind::Number, "PIXELS", "Composite width (default 1280)"},
     Flag{"video-height", "video.height", Kind::Number, "PIXELS", "Composite height (default 720)"},
     Flag{"video-framerate", "video.framerate", Kind::Number, "FPS", "Composite frame rate (default 30)"},

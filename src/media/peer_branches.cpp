@@ -6,6 +6,7 @@
 #include "fragments.h"
 #include "peer.h"
 #include "peer_detail.h"
+#include "room_pipeline.h"
 
 #define GST_CAT_DEFAULT tessera_media_debug
 
@@ -23,17 +24,6 @@ void styleLabel(GstElement* label, unsigned tileHeight) {
     gst_util_set_object_arg(G_OBJECT(label), "valignment", "bottom");
     gst_util_set_object_arg(G_OBJECT(label), "halignment", "left");
 }
-
-namespace {
-
-// Sets the latency properties every mixer shares: late joiners carry a
-// jitter buffer the mixer must wait for (DESIGN.md, "facts that bite").
-void configureMixer(GstElement* mixer, const Config& config) {
-    g_object_set(mixer, "min-upstream-latency", static_cast<guint64>(config.jitterLatencyMs + 100) * GST_MSECOND,
-                 "ignore-inactive-pads", TRUE, "start-time-selection", 1 /* first */, nullptr);
-}
-
-} // namespace
 
 void PeerCore::buildSendBranches() {
     m_sending = true;

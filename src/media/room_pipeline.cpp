@@ -14,6 +14,12 @@
 #define GST_CAT_DEFAULT tessera_media_debug
 
 namespace tessera::media {
+
+void configureMixer(GstElement* mixer, const Config& config) {
+    g_object_set(mixer, "min-upstream-latency",
+                 static_cast<guint64>(config.jitterLatencyMs + kMixerSlackMs) * GST_MSECOND, "ignore-inactive-pads",
+                 TRUE, "start-time-selection", 1 /* first */, nullptr);
+}
 namespace {
 
 constexpr std::int64_t kKeyFrameIntervalUs = 500 * 1000; // at most 2 forced key frames/s per encoder
@@ -127,9 +133,7 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     m_frameInfo = m_canvasInfo;
     m_rawTee = requireByName(pipe, "rawtee");
     m_fullMix = requireByName(pipe, "fullmix");
-    for (GstElement* mixer : {m_videoMixer.get(), m_audioMixer.get()})
-        g_object_set(mixer, "min-upstream-latency", static_cast<guint64>(config.jitterLatencyMs + 100) * GST_MSECOND,
-                     "ignore-inactive-pads", TRUE, "start-time-selection", 1 /* first */, nullptr);
+    for (GstElement* mixer : {m_videoMixer.get(), m_audioMixer.get()}) configureMixer(mixer, config);
 
     ElementRef rawTee = requireByName(pipe, "rawtee");
     m_parts = {&m_config,

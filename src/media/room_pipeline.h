@@ -32,6 +32,18 @@ inline std::string tierEncoder(const Config& config, const policy::Tier& tier) {
     return "encode-" + config.video.codec + ":" + tier.name;
 }
 
+// Sets what every mixer (the compositor, the full audio mix, each
+// mix-minus) shares. Its minimum upstream latency is the jitter buffer plus
+// kMixerSlackMs: an input's buffers reach the mixer that long after they
+// leave its jitter buffer at the latest (decode, scale, convert on a busy
+// machine), and a joiner, whose jitter buffer the mixer must also wait for,
+// never raises the pipeline's latency mid-call (DESIGN.md, "facts that
+// bite"). Measured with GST_TRACERS=latency at N = 4 on 2 cores at load 11:
+// the decode chain's per-element p99s add up to ~58 ms for video (p95s to
+// ~15) and ~30 ms for audio (docs/architecture.md, "Latency").
+inline constexpr unsigned kMixerSlackMs = 50;
+void configureMixer(GstElement* mixer, const Config& config);
+
 // One composite frame's geometry: applied on the compositor's thread just
 // before it draws a frame (its samples-selected signal), so every frame's
 // pictures and the borders painted on it always belong to the same layout.

@@ -49,7 +49,7 @@ TEST_CASE("config defaults", "[config]") {
     CHECK(config.iceAddresses.empty());
     CHECK(config.minRtpPort == 0);
     CHECK(config.maxRtpPort == 0);
-    CHECK(config.jitterLatencyMs == 200);
+    CHECK(config.jitterLatencyMs == 100);
     CHECK(config.video.width == 1280);
     CHECK(config.video.height == 720);
     CHECK(config.video.framerate == 30);

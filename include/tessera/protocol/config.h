@@ -98,7 +98,7 @@ struct Config {
     std::vector<std::string> iceAddresses;       // local IPs ICE may use; empty: all
     unsigned minRtpPort = 0;                     // 0: any
     unsigned maxRtpPort = 0;
-    unsigned jitterLatencyMs = 200; // webrtcbin jitter buffer, ms
+    unsigned jitterLatencyMs = 100; // webrtcbin jitter buffer, ms (docs/config.md)
     VideoConfig video;
     AudioConfig audio;
     RecordingConfig recording;
