@@ -244,6 +244,7 @@ private:
     std::string m_layout;
     std::vector<std::string> m_errors;
     std::vector<std::string> m_mids; // per m-line of our offer
+    bool m_offerHeld = false;        // --hold-offer: joined, waiting for the "offer" command
     bool m_offerSent = false;
     bool m_remoteSet = false;
     std::vector<proto::IceCandidate> m_pendingCandidates;

@@ -147,6 +147,14 @@ void Client::command(std::string_view line) {
         m_lossPercent = static_cast<unsigned>(percent);
         if (!m_lossProbes && m_webrtc) addLossProbes();
         reply(true);
+    } else if (verb == "offer") {
+        if (!m_offerHeld) {
+            reply(false, "no offer is held: it needs --hold-offer and 'joined', once");
+            return;
+        }
+        m_offerHeld = false;
+        createOffer();
+        reply(true);
     } else if (verb == "leave") {
         reply(true);
         leave();
@@ -155,7 +163,7 @@ void Client::command(std::string_view line) {
         quit();
     } else {
         reply(false, "unknown command; use report, reset-gap, send RAW, chat TEXT, file-text TEXT, file-data HEX, "
-                     "loss PERCENT, leave or quit");
+                     "loss PERCENT, offer, leave or quit");
     }
 }
 
