@@ -215,6 +215,10 @@ private:
     // before webrtcbin sees them, so its receiver reports tell the server.
     std::atomic<unsigned> m_lossPercent{0};
     std::atomic<unsigned> m_lossCounter{0};
+    // "stall-data on": every DTLS packet arriving (the data channels' SCTP)
+    // is dropped, so the server's sends to us wait, as for a receiver whose
+    // link cannot take them; media still flows.
+    std::atomic<bool> m_stallData{false};
     bool m_lossProbes = false;
     std::atomic<bool> m_stopping{false};
     GapMeasure m_frameGaps; // decoded frames; guarded by m_video.mutex
