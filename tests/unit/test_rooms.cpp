@@ -782,16 +782,24 @@ TEST_CASE("data: a transfer id belongs to its sender until it ends", "[rooms][li
     CHECK(s1.all<protocol::ErrorMessage>().empty());
 }
 
+// Alice (the sender), Bob and Carol in room r1: the data-limit tests.
+struct DataTrio {
+    explicit DataTrio(const Config& config) : f(config) {}
+    Fixture f;
+    FakeSink aliceSink, bobSink, carolSink;
+    const std::string a = f.join("r1", "Alice", aliceSink);
+    const std::string b = f.join("r1", "Bob", bobSink);
+    const std::string c = f.join("r1", "Carol", carolSink);
+};
+
 TEST_CASE("data: a sender over its byte budget has its transfer cancelled, once told; others go on",
           "[rooms][limits]") {
     Config config = Fixture::defaultConfig();
     config.limits.dataBytesPerSecond = 1000;
     config.limits.dataBurstBytes = 20'000;
-    Fixture f(config);
-    FakeSink s1, s2, s3;
-    const std::string a = f.join("r1", "Alice", s1);
-    const std::string b = f.join("r1", "Bob", s2);
-    const std::string c = f.join("r1", "Carol", s3);
+    DataTrio t(config);
+    Fixture& f = t.f;
+    const std::string &a = t.a, &b = t.b, &c = t.c;
     media::PeerListener& alice = f.engine.peer("r1", a).listener;
     media::PeerListener& bob = f.engine.peer("r1", b).listener;
     const auto& carol = f.engine.peer("r1", c).dataSent;
@@ -803,18 +811,18 @@ TEST_CASE("data: a sender over its byte budget has its transfer cancelled, once 
     alice.onDataMessage({"file", true, chunk});
     alice.onDataMessage({"file", true, chunk});
     CHECK(carol.size() == 3);
-    CHECK(s1.all<protocol::ErrorMessage>().empty());
+    CHECK(t.aliceSink.all<protocol::ErrorMessage>().empty());
     // The third 8 KB chunk within a second is over the 20 KB burst.
     alice.onDataMessage({"file", true, chunk});
     alice.onDataMessage({"file", true, chunk});
     REQUIRE(carol.size() == 4);
     CHECK(carol[3].data.find(R"("type":"cancel")") != std::string::npos);
     CHECK(carol[3].data.find(R"("from":")" + a + '"') != std::string::npos);
-    const auto errors = s1.all<protocol::ErrorMessage>();
+    const auto errors = t.aliceSink.all<protocol::ErrorMessage>();
     REQUIRE(errors.size() == 1);
     CHECK(errors[0].code == ErrorCode::RateLimited);
     CHECK(errors[0].message.find("'big' was cancelled") != std::string::npos);
-    CHECK_FALSE(s1.disconnected);
+    CHECK_FALSE(t.aliceSink.disconnected);
     // Bob's budget is his own.
     bob.onDataMessage({"chat", false, R"({"text": "still here"})"});
     CHECK(carol.size() == 5);
@@ -824,11 +832,9 @@ TEST_CASE("data: a receiver too far behind loses the rest of a transfer, told so
           "[rooms][limits]") {
     Config config = Fixture::defaultConfig();
     config.limits.dataBufferedBytes = 100'000;
-    Fixture f(config);
-    FakeSink s1, s2, s3;
-    const std::string a = f.join("r1", "Alice", s1);
-    const std::string b = f.join("r1", "Bob", s2);
-    const std::string c = f.join("r1", "Carol", s3);
+    DataTrio t(config);
+    Fixture& f = t.f;
+    const std::string &a = t.a, &b = t.b, &c = t.c;
     media::PeerListener& alice = f.engine.peer("r1", a).listener;
     const auto& bob = f.engine.peer("r1", b).dataSent;
     FakePeer& carol = f.engine.peer("r1", c);
@@ -860,7 +866,7 @@ TEST_CASE("data: a receiver too far behind loses the rest of a transfer, told so
     REQUIRE(bob.size() == 6);
     CHECK(bob[4].data == chunk);
     CHECK(contains(bob[5].data, R"("type":"end")"));
-    CHECK(s1.all<protocol::ErrorMessage>().empty());
+    CHECK(t.aliceSink.all<protocol::ErrorMessage>().empty());
     // The next transfer reaches her again; chat is bounded on its own channel.
     alice.onDataMessage({"file", false, R"({"type": "start", "id": "t1", "name": "y", "size": 4})"});
     CHECK(carol.dataSent.size() == 5);
