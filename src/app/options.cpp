@@ -110,6 +110,9 @@ constexpr std::array kFlags = {
          "Data-channel bytes one participant may send per second (default 8388608; 0: no limit)"},
     Flag{"data-burst-bytes", "limits.dataBurstBytes", Kind::Number, "BYTES",
          "Data-channel bytes one participant may send at once (default 16777216)"},
+    Flag{"data-buffered-bytes", "limits.dataBufferedBytes", Kind::Number, "BYTES",
+         "Data-channel bytes that may wait to go to one participant; then its transfers are dropped (default "
+         "4194304)"},
     Flag{"turn-secret", "turn.secret", Kind::String, "SECRET",
          "TURN shared secret (coturn's static-auth-secret): each joiner gets its own short-lived credential for "
          "--turn-url (default none; a config file keeps it out of ps)"},

@@ -128,6 +128,7 @@ public:
     void requestStats();
     PeerStats stats() const;
     void sendData(const DataMessage& message);
+    std::uint64_t dataBuffered(const std::string& label) const;
 
 private:
     // peer.cpp. Thread: main.
@@ -163,6 +164,9 @@ private:
     // Counts the receiver on `tier`, records it, and returns a new pad on
     // that tier's tee (not linked yet).
     PadRef takeTier(std::size_t tier);
+
+    // peer_data.cpp: the client's channel with that label (null: none yet).
+    Ref<GstWebRTCDataChannel> channel(const std::string& label) const;
 
     // C trampolines (noexcept, glib::guarded).
     static void padAddedThunk(GstElement*, GstPad* pad, gpointer data) noexcept;
@@ -225,6 +229,7 @@ public:
     void handleOffer(const std::string& sdp) override { m_core->handleOffer(sdp); }
     void addRemoteCandidate(const std::optional<protocol::IceCandidate>& c) override { m_core->addRemoteCandidate(c); }
     void sendData(const DataMessage& message) override { m_core->sendData(message); }
+    std::uint64_t dataBuffered(const std::string& label) const override { return m_core->dataBuffered(label); }
     PeerStats stats() const override { return m_core->stats(); }
 
 private:

@@ -8,13 +8,14 @@
 namespace tessera::media {
 using namespace peer_detail;
 
+Ref<GstWebRTCDataChannel> PeerCore::channel(const std::string& label) const {
+    std::lock_guard lock(m_mutex);
+    const auto it = m_channels.find(label);
+    return it != m_channels.end() ? it->second : Ref<GstWebRTCDataChannel>();
+}
+
 void PeerCore::sendData(const DataMessage& message) {
-    Ref<GstWebRTCDataChannel> channel;
-    {
-        std::lock_guard lock(m_mutex);
-        auto it = m_channels.find(message.label);
-        if (it != m_channels.end()) channel = it->second;
-    }
+    const Ref<GstWebRTCDataChannel> channel = this->channel(message.label);
     if (!channel) {
         GST_CAT_INFO(tessera_media_debug, "peer %s has no '%s' channel; message dropped", m_id.c_str(),
                      message.label.c_str());
@@ -33,6 +34,13 @@ void PeerCore::sendData(const DataMessage& message) {
     if (!ok)
         GST_CAT_INFO(tessera_media_debug, "peer %s: send on '%s' failed: %s", m_id.c_str(), message.label.c_str(),
                      err ? err->message : "?");
+}
+
+std::uint64_t PeerCore::dataBuffered(const std::string& label) const {
+    const Ref<GstWebRTCDataChannel> channel = this->channel(label);
+    guint64 amount = 0;
+    if (channel) g_object_get(channel.get(), "buffered-amount", &amount, nullptr);
+    return amount;
 }
 
 // Thread: streaming.

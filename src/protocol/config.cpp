@@ -325,6 +325,9 @@ void applyLimits(LimitsConfig& limits, const Json& object) {
         } else if (key == "dataBurstBytes") {
             // At least one file chunk (docs/datachannels.md).
             limits.dataBurstBytes = integerIn(value, path, 16 * 1024 + 33, kMax);
+        } else if (key == "dataBufferedBytes") {
+            // At least one file chunk, as above.
+            limits.dataBufferedBytes = integerIn(value, path, 16 * 1024 + 33, kMax);
         } else {
             fail(path, "unknown key");
         }

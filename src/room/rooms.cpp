@@ -104,6 +104,7 @@ public:
     unsigned joinTimer = 0;            // GLib source: the time to send a first offer runs out (0: none)
     policy::TokenBucket dataBudget;    // bytes it may send on data channels
     bool dataLimited = false;          // its last data-channel message was over budget
+    std::set<std::string> slowFor;     // transfers it fell too far behind on: it gets no more of them
     std::unique_ptr<media::Peer> peer; // Owned.
 };
 
@@ -684,12 +685,10 @@ constexpr std::size_t kMaxTransfersPerSender = 16;
 // belongs to whoever sent its `start` until its `end` or `cancel`: nobody
 // else may send chunks or control messages for it. Throws Error for a
 // message to drop; nullopt: nothing to relay.
-std::optional<media::DataMessage> Rooms::relayed(Room& room, const Participant& from,
-                                                 const media::DataMessage& message) {
+std::optional<Rooms::Relay> Rooms::relayed(Room& room, const Participant& from, const media::DataMessage& message) {
     if (message.label == "chat" && !message.binary) {
         const std::string text = protocol::parseChat(message.data);
-        return media::DataMessage{"chat", false,
-                                  protocol::serializeChat(from.id, from.name, text, g_get_real_time() / 1000)};
+        return Relay{{"chat", false, protocol::serializeChat(from.id, from.name, text, g_get_real_time() / 1000)}, {}};
     }
     if (message.label != "file") return std::nullopt;
     const auto ownedByOther = [&](const std::string& id) {
@@ -701,7 +700,7 @@ std::optional<media::DataMessage> Rooms::relayed(Room& room, const Participant& 
         const auto owner = room.transfers.find(id);
         if (owner == room.transfers.end() || owner->second != from.id)
             throw Error(ErrorCode::Forbidden, "file: a chunk of transfer '" + id + "', which it did not start");
-        return message;
+        return Relay{message, id, false};
     }
     protocol::FileControl control = protocol::annotateFileControl(message.data, from.id, from.name);
     if (ownedByOther(control.id))
@@ -715,7 +714,37 @@ std::optional<media::DataMessage> Rooms::relayed(Room& room, const Participant& 
     } else if (control.type == "end" || control.type == "cancel") {
         room.transfers.erase(control.id);
     }
-    return media::DataMessage{"file", false, std::move(control.relayed)};
+    const bool ends = control.type == "end" || control.type == "cancel";
+    return Relay{{"file", false, std::move(control.relayed)}, control.id, ends};
+}
+
+// A receiver that does not take data as fast as it comes (a slow link, a
+// stalled client) must not make the server buffer without bound, nor slow
+// the others: past limits.dataBufferedBytes waiting on its channel, it
+// loses the message, and for a file the rest of that transfer, which it is
+// told is cancelled. The call and the other receivers are untouched.
+void Rooms::relayTo(Participant& receiver, const std::string& fromId, const std::string& fromName, const Relay& relay) {
+    if (receiver.slowFor.contains(relay.transfer)) {
+        if (relay.ends) receiver.slowFor.erase(relay.transfer);
+        return;
+    }
+    const std::uint64_t waiting = receiver.peer->dataBuffered(relay.message.label);
+    // A transfer's end still goes: it is small and closes what was sent.
+    if (waiting <= m_config.limits.dataBufferedBytes || relay.ends) {
+        receiver.peer->sendData(relay.message);
+        return;
+    }
+    const std::string why = "receiver over " + std::to_string(m_config.limits.dataBufferedBytes) + " bytes behind";
+    g_info("%s: %s message from %s dropped: %s", receiver.id.c_str(), relay.message.label.c_str(), fromId.c_str(),
+           why.c_str());
+    if (relay.transfer.empty()) return;
+    receiver.slowFor.insert(relay.transfer);
+    receiver.peer->sendData({"file", false, protocol::serverCancel(relay.transfer, fromId, fromName, why)});
+}
+
+void Rooms::forgetEndedTransfers(Room& room) {
+    for (const auto& participant : room.participants)
+        std::erase_if(participant->slowFor, [&](const std::string& id) { return !room.transfers.contains(id); });
 }
 
 // Over its byte budget, the sender's message is dropped, and a transfer it
@@ -731,7 +760,10 @@ void Rooms::dropOverBudget(Room& room, Participant& from, const media::DataMessa
     }
     const auto owner = transfer && message.label == "file" ? room.transfers.find(*transfer) : room.transfers.end();
     const bool cancel = owner != room.transfers.end() && owner->second == from.id;
-    if (cancel) room.transfers.erase(owner);
+    if (cancel) {
+        room.transfers.erase(owner);
+        forgetEndedTransfers(room);
+    }
     const bool tell = !from.dataLimited;
     from.dataLimited = true;
     const std::string id = from.id, name = from.name, roomName = room.name;
@@ -758,7 +790,7 @@ void Rooms::onDataMessage(Participant& participant, const media::DataMessage& me
         return;
     }
     participant.dataLimited = false;
-    std::optional<media::DataMessage> relay;
+    std::optional<Relay> relay;
     try {
         relay = relayed(room, participant, message);
     } catch (const Error& e) {
@@ -770,7 +802,9 @@ void Rooms::onDataMessage(Participant& participant, const media::DataMessage& me
         g_debug("%s: ignored a message on unknown channel '%s'", participant.id.c_str(), message.label.c_str());
         return;
     }
-    forEachOther(participant.room, participant.id, [&](Participant& other) { other.peer->sendData(*relay); });
+    const std::string fromId = participant.id, fromName = participant.name;
+    forEachOther(participant.room, participant.id,
+                 [&](Participant& other) { relayTo(other, fromId, fromName, *relay); });
 }
 
 void Rooms::onSpeakerChanged(Room& room, const std::string& participantId) {
@@ -823,6 +857,7 @@ void Rooms::remove(const std::string& participantId, Removal how, const std::str
     Room& room = *roomEntry->second;
     // Its transfers' ids are free again; receivers end them on participant-left.
     std::erase_if(room.transfers, [&](const auto& t) { return t.second == participantId; });
+    forgetEndedTransfers(room);
 
     // Unindex everything before telling anyone, so that whatever a send
     // triggers sees the participant gone.

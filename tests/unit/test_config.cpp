@@ -122,13 +122,14 @@ TEST_CASE("config: limits, allowed origins and the metrics token", "[config][lim
     CHECK(config.limits.maxFrameBytes == 1024 * 1024);
     CHECK(config.limits.dataBytesPerSecond == 8 * 1024 * 1024);
     CHECK(config.limits.dataBurstBytes == 16 * 1024 * 1024);
+    CHECK(config.limits.dataBufferedBytes == 4 * 1024 * 1024);
     CHECK(config.allowedOrigins.empty());
     CHECK_FALSE(config.metricsRequireToken);
     applyConfigJson(config, R"({"metricsRequireToken": true,
         "allowedOrigins": ["https://App.example.org:443", "*"],
         "limits": {"maxRooms": 0, "maxParticipants": 4, "joinsPerAddressPerMinute": 0, "maxCanvasPixels": 0, "connectionsPerAddress": 3, "messagesPerSecond": 5, "messageBurst": 7,
                    "joinTimeoutSeconds": 2, "maxFrameBytes": 65536, "dataBytesPerSecond": 1000,
-                   "dataBurstBytes": 20000}})");
+                   "dataBurstBytes": 20000, "dataBufferedBytes": 30000}})");
     CHECK(config.metricsRequireToken);
     CHECK(config.allowedOrigins == std::vector<std::string>{"https://app.example.org", "*"});
     CHECK(config.limits.maxRooms == 0);
@@ -142,6 +143,7 @@ TEST_CASE("config: limits, allowed origins and the metrics token", "[config][lim
     CHECK(config.limits.maxFrameBytes == 65536);
     CHECK(config.limits.dataBytesPerSecond == 1000);
     CHECK(config.limits.dataBurstBytes == 20000);
+    CHECK(config.limits.dataBufferedBytes == 30000);
     const std::vector<std::pair<const char*, const char*>> bad = {
         {R"({"limits": {"maxrooms": 1}})", "limits.maxrooms: unknown key"},
         {R"({"limits": {"maxCanvasPixels": 60000000}})",
@@ -151,6 +153,8 @@ TEST_CASE("config: limits, allowed origins and the metrics token", "[config][lim
         {R"({"limits": {"maxFrameBytes": 1000}})", "limits.maxFrameBytes: must be an integer from 65536 to 67108864"},
         {R"({"limits": {"dataBurstBytes": 100}})",
          "limits.dataBurstBytes: must be an integer from 16417 to 1000000000"},
+        {R"({"limits": {"dataBufferedBytes": 16416}})",
+         "limits.dataBufferedBytes: must be an integer from 16417 to 1000000000"},
         {R"({"limits": []})", "limits: must be an object"},
         {R"({"metricsRequireToken": "yes"})", "metricsRequireToken: must be true or false"},
         {R"({"allowedOrigins": "https://a.example"})", "allowedOrigins: must be an array"},

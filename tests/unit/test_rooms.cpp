@@ -43,6 +43,10 @@ public:
         candidates.push_back(candidate);
     }
     void sendData(const media::DataMessage& message) override { dataSent.push_back(message); }
+    std::uint64_t dataBuffered(const std::string& label) const override {
+        const auto it = buffered.find(label);
+        return it != buffered.end() ? it->second : 0;
+    }
     media::PeerStats stats() const override { return peerStats; }
 
     static inline int alive = 0;
@@ -57,6 +61,7 @@ public:
     std::vector<std::optional<protocol::IceCandidate>> candidates;
     std::function<void(const std::string&)> onOffer;
     std::vector<media::DataMessage> dataSent;
+    std::map<std::string, std::uint64_t> buffered; // dataBuffered by label: a slow receiver
     media::PeerStats peerStats;
     bool inCall = false;
 };
@@ -777,16 +782,24 @@ TEST_CASE("data: a transfer id belongs to its sender until it ends", "[rooms][li
     CHECK(s1.all<protocol::ErrorMessage>().empty());
 }
 
+// Alice (the sender), Bob and Carol in room r1: the data-limit tests.
+struct DataTrio {
+    explicit DataTrio(const Config& config) : f(config) {}
+    Fixture f;
+    FakeSink aliceSink, bobSink, carolSink;
+    const std::string a = f.join("r1", "Alice", aliceSink);
+    const std::string b = f.join("r1", "Bob", bobSink);
+    const std::string c = f.join("r1", "Carol", carolSink);
+};
+
 TEST_CASE("data: a sender over its byte budget has its transfer cancelled, once told; others go on",
           "[rooms][limits]") {
     Config config = Fixture::defaultConfig();
     config.limits.dataBytesPerSecond = 1000;
     config.limits.dataBurstBytes = 20'000;
-    Fixture f(config);
-    FakeSink s1, s2, s3;
-    const std::string a = f.join("r1", "Alice", s1);
-    const std::string b = f.join("r1", "Bob", s2);
-    const std::string c = f.join("r1", "Carol", s3);
+    DataTrio t(config);
+    Fixture& f = t.f;
+    const std::string &a = t.a, &b = t.b, &c = t.c;
     media::PeerListener& alice = f.engine.peer("r1", a).listener;
     media::PeerListener& bob = f.engine.peer("r1", b).listener;
     const auto& carol = f.engine.peer("r1", c).dataSent;
@@ -798,21 +811,82 @@ TEST_CASE("data: a sender over its byte budget has its transfer cancelled, once 
     alice.onDataMessage({"file", true, chunk});
     alice.onDataMessage({"file", true, chunk});
     CHECK(carol.size() == 3);
-    CHECK(s1.all<protocol::ErrorMessage>().empty());
+    CHECK(t.aliceSink.all<protocol::ErrorMessage>().empty());
     // The third 8 KB chunk within a second is over the 20 KB burst.
     alice.onDataMessage({"file", true, chunk});
     alice.onDataMessage({"file", true, chunk});
     REQUIRE(carol.size() == 4);
     CHECK(carol[3].data.find(R"("type":"cancel")") != std::string::npos);
     CHECK(carol[3].data.find(R"("from":")" + a + '"') != std::string::npos);
-    const auto errors = s1.all<protocol::ErrorMessage>();
+    const auto errors = t.aliceSink.all<protocol::ErrorMessage>();
     REQUIRE(errors.size() == 1);
     CHECK(errors[0].code == ErrorCode::RateLimited);
     CHECK(errors[0].message.find("'big' was cancelled") != std::string::npos);
-    CHECK_FALSE(s1.disconnected);
+    CHECK_FALSE(t.aliceSink.disconnected);
     // Bob's budget is his own.
     bob.onDataMessage({"chat", false, R"({"text": "still here"})"});
     CHECK(carol.size() == 5);
+}
+
+TEST_CASE("data: a receiver too far behind loses the rest of a transfer, told so; the others get it all",
+          "[rooms][limits]") {
+    Config config = Fixture::defaultConfig();
+    config.limits.dataBufferedBytes = 100'000;
+    DataTrio t(config);
+    Fixture& f = t.f;
+    const std::string &a = t.a, &b = t.b, &c = t.c;
+    media::PeerListener& alice = f.engine.peer("r1", a).listener;
+    const auto& bob = f.engine.peer("r1", b).dataSent;
+    FakePeer& carol = f.engine.peer("r1", c);
+    const std::string chunk = std::string("\x02"
+                                          "t1",
+                                          3) +
+                              "data";
+    alice.onDataMessage({"file", false, R"({"type": "start", "id": "t1", "name": "x", "size": 12})"});
+    alice.onDataMessage({"file", true, chunk});
+    REQUIRE(carol.dataSent.size() == 2);
+    // Exactly the bound still goes; one byte more and Carol is behind.
+    carol.buffered["file"] = 100'000;
+    alice.onDataMessage({"file", true, chunk});
+    REQUIRE(carol.dataSent.size() == 3);
+    carol.buffered["file"] = 100'001;
+    alice.onDataMessage({"file", true, chunk});
+    REQUIRE(carol.dataSent.size() == 4);
+    CHECK_FALSE(carol.dataSent[3].binary);
+    CHECK(contains(carol.dataSent[3].data, R"("type":"cancel")"));
+    CHECK(contains(carol.dataSent[3].data, R"("id":"t1")"));
+    CHECK(contains(carol.dataSent[3].data, R"("from":")" + a + '"'));
+    CHECK(contains(carol.dataSent[3].data, "over 100000 bytes behind"));
+    // Caught up or not, she gets nothing more of it, not even its end ...
+    carol.buffered["file"] = 0;
+    alice.onDataMessage({"file", true, chunk});
+    alice.onDataMessage({"file", false, R"({"type": "end", "id": "t1"})"});
+    CHECK(carol.dataSent.size() == 4);
+    // ... while Bob got the whole file, and the sender heard nothing.
+    REQUIRE(bob.size() == 6);
+    CHECK(bob[4].data == chunk);
+    CHECK(contains(bob[5].data, R"("type":"end")"));
+    CHECK(t.aliceSink.all<protocol::ErrorMessage>().empty());
+    // The next transfer reaches her again; chat is bounded on its own channel.
+    alice.onDataMessage({"file", false, R"({"type": "start", "id": "t1", "name": "y", "size": 4})"});
+    CHECK(carol.dataSent.size() == 5);
+    carol.buffered["chat"] = 100'001;
+    alice.onDataMessage({"chat", false, R"({"text": "hello"})"});
+    CHECK(carol.dataSent.size() == 5);
+    CHECK(bob.size() == 8);
+    // Behind when the sender's transfer starts: she never gets any of it,
+    // and forgets it once it is over, even when its sender leaves.
+    carol.buffered["file"] = 100'001;
+    alice.onDataMessage({"file", false, R"({"type": "start", "id": "t2", "name": "z", "size": 4})"});
+    CHECK(contains(carol.dataSent.back().data, R"("type":"cancel")"));
+    CHECK(contains(carol.dataSent.back().data, R"("id":"t2")"));
+    const std::size_t before = carol.dataSent.size();
+    carol.buffered["file"] = 0;
+    f.rooms->leave(a);
+    media::PeerListener& bobs = f.engine.peer("r1", b).listener;
+    bobs.onDataMessage({"file", false, R"({"type": "start", "id": "t2", "name": "w", "size": 4})"});
+    CHECK(carol.dataSent.size() == before + 1);
+    CHECK(contains(carol.dataSent.back().data, R"("type":"start")"));
 }
 
 TEST_CASE("data: a participant removed mid-relay is skipped", "[rooms]") {

@@ -32,6 +32,7 @@ struct Options {
     double connectTimeout = 30;             // seconds; 0: wait forever
     bool receiveOnly = false;
     bool relayOnly = false;                // ICE uses TURN relay candidates only, as behind a NAT that needs TURN
+    bool holdOffer = false;                // offer on the "offer" command, not at 'joined' (a credential expires first)
     std::vector<std::string> iceAddresses; // empty: libnice picks the host's addresses
     VideoCodec videoCodec = VideoCodec::Vp8;
     int width = 640;

@@ -215,6 +215,10 @@ private:
     // before webrtcbin sees them, so its receiver reports tell the server.
     std::atomic<unsigned> m_lossPercent{0};
     std::atomic<unsigned> m_lossCounter{0};
+    // "stall-data on": every DTLS packet arriving (the data channels' SCTP)
+    // is dropped, so the server's sends to us wait, as for a receiver whose
+    // link cannot take them; media still flows.
+    std::atomic<bool> m_stallData{false};
     bool m_lossProbes = false;
     std::atomic<bool> m_stopping{false};
     GapMeasure m_frameGaps; // decoded frames; guarded by m_video.mutex
@@ -244,6 +248,7 @@ private:
     std::string m_layout;
     std::vector<std::string> m_errors;
     std::vector<std::string> m_mids; // per m-line of our offer
+    bool m_offerHeld = false;        // --hold-offer: joined, waiting for the "offer" command
     bool m_offerSent = false;
     bool m_remoteSet = false;
     std::vector<proto::IceCandidate> m_pendingCandidates;

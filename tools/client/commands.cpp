@@ -147,6 +147,22 @@ void Client::command(std::string_view line) {
         m_lossPercent = static_cast<unsigned>(percent);
         if (!m_lossProbes && m_webrtc) addLossProbes();
         reply(true);
+    } else if (verb == "stall-data") {
+        if (rest != "on" && rest != "off") {
+            reply(false, "stall-data takes on or off");
+            return;
+        }
+        m_stallData = rest == "on";
+        if (!m_lossProbes && m_webrtc) addLossProbes();
+        reply(true);
+    } else if (verb == "offer") {
+        if (!m_offerHeld) {
+            reply(false, "no offer is held: it needs --hold-offer and 'joined', once");
+            return;
+        }
+        m_offerHeld = false;
+        createOffer();
+        reply(true);
     } else if (verb == "leave") {
         reply(true);
         leave();
@@ -155,7 +171,7 @@ void Client::command(std::string_view line) {
         quit();
     } else {
         reply(false, "unknown command; use report, reset-gap, send RAW, chat TEXT, file-text TEXT, file-data HEX, "
-                     "loss PERCENT, leave or quit");
+                     "loss PERCENT, stall-data on|off, offer, leave or quit");
     }
 }
 
@@ -179,8 +195,13 @@ void Client::addLossProbes() {
 }
 
 // Thread: streaming (nicesrc). Nothing here can throw.
-GstPadProbeReturn Client::onLossCb(GstPad*, GstPadProbeInfo*, gpointer user) noexcept {
+GstPadProbeReturn Client::onLossCb(GstPad*, GstPadProbeInfo* info, gpointer user) noexcept {
     auto* self = static_cast<Client*>(user);
+    // RFC 7983: a first byte of 20-63 is DTLS; RTP and RTCP are 128-191.
+    guint8 first = 0;
+    if (self->m_stallData.load() && gst_buffer_extract(GST_PAD_PROBE_INFO_BUFFER(info), 0, &first, 1) == 1 &&
+        first >= 20 && first <= 63)
+        return GST_PAD_PROBE_DROP;
     // Spread evenly: the first N of every 100 packets.
     return self->m_lossCounter++ % 100 < self->m_lossPercent.load() ? GST_PAD_PROBE_DROP : GST_PAD_PROBE_OK;
 }

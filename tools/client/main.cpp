@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
     gdouble connectTimeout = 30;
     gboolean receiveOnly = FALSE;
     gboolean relayOnly = FALSE;
+    gboolean holdOffer = FALSE;
     gchar** iceAddresses = nullptr;
     gchar* videoCodec = nullptr;
     gint width = 640;
@@ -97,6 +98,8 @@ int main(int argc, char** argv) {
         {"receive-only", 0, 0, G_OPTION_ARG_NONE, &receiveOnly, "Send nothing; recvonly transceivers", nullptr},
         {"relay-only", 0, 0, G_OPTION_ARG_NONE, &relayOnly,
          "Connect through the TURN servers of 'joined' only (relay candidates)", nullptr},
+        {"hold-offer", 0, 0, G_OPTION_ARG_NONE, &holdOffer,
+         "After 'joined', wait for the 'offer' command before offering (and gathering candidates)", nullptr},
         {"ice-address", 0, 0, G_OPTION_ARG_STRING_ARRAY, &iceAddresses,
          "Local address ICE may use (repeatable or comma-separated), e.g. 127.0.0.1", "ADDRESS"},
         {"video-codec", 0, 0, G_OPTION_ARG_STRING, &videoCodec, "vp8 (default), h264 or vp9", "CODEC"},
@@ -168,6 +171,7 @@ int main(int argc, char** argv) {
     options.connectTimeout = connectTimeout;
     options.receiveOnly = receiveOnly;
     options.relayOnly = relayOnly;
+    options.holdOffer = holdOffer;
     for (gchar** a = iceAddresses; a && *a; ++a) {
         gchar** parts = g_strsplit(*a, ",", -1);
         for (gchar** p = parts; *p; ++p)

@@ -301,7 +301,10 @@ void Client::handle(const proto::Joined& m) {
             }
         }
     }
-    createOffer();
+    if (m_options.holdOffer)
+        m_offerHeld = true;
+    else
+        createOffer();
 }
 
 void Client::handle(const proto::Answer& m) {

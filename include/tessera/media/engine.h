@@ -62,6 +62,9 @@ public:
     // Sends on the client's data channel with that label; dropped (and
     // logged) when the client has no such open channel.
     virtual void sendData(const DataMessage& message) = 0;
+    // Bytes sent on that channel that have not left for the client yet (its
+    // RTCDataChannel bufferedAmount); 0 without such a channel.
+    virtual std::uint64_t dataBuffered(const std::string& label) const = 0;
     virtual PeerStats stats() const = 0;
 };
 

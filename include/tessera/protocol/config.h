@@ -68,6 +68,7 @@ struct LimitsConfig {
     unsigned maxFrameBytes = 1024 * 1024;          // a larger WebSocket message closes the connection (1009)
     unsigned dataBytesPerSecond = 8 * 1024 * 1024; // data-channel bytes one sender may relay, sustained ...
     unsigned dataBurstBytes = 16 * 1024 * 1024;    // ... and at once; then its transfer is cancelled
+    unsigned dataBufferedBytes = 4 * 1024 * 1024;  // waiting to go to one receiver; then its transfers are dropped
     unsigned maxCanvasPixels = 3840 * 2160;        // a layout's own canvas; a larger one is refused (400)
 };
 

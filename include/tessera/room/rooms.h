@@ -133,8 +133,19 @@ private:
     void onPeerFailed(Participant& participant, const std::string& reason);
     // Relays chat and file messages to the others in the room (docs/protocol.md "Data channels").
     void onDataMessage(Participant& participant, const media::DataMessage& message);
-    std::optional<media::DataMessage> relayed(Room& room, const Participant& from, const media::DataMessage& message);
+    // A message to relay; `transfer`: the file transfer it belongs to ("" for
+    // chat), `ends`: its `end` or `cancel`.
+    struct Relay {
+        media::DataMessage message;
+        std::string transfer;
+        bool ends = false;
+    };
+    std::optional<Relay> relayed(Room& room, const Participant& from, const media::DataMessage& message);
     void dropOverBudget(Room& room, Participant& from, const media::DataMessage& message);
+    // Sends to one receiver, unless limits.dataBufferedBytes already wait for it there.
+    void relayTo(Participant& receiver, const std::string& fromId, const std::string& fromName, const Relay& relay);
+    // Receivers forget the transfers they were too slow for once those are over.
+    void forgetEndedTransfers(Room& room);
     void onSpeakerChanged(Room& room, const std::string& participantId);
     void onScreenShareChanged(Room& room, const std::string& participantId, bool active);
     // `named`: the spec came from the layout library (a reload may update it).
