@@ -210,7 +210,7 @@ GstPadProbeReturn Recorder::gateThunk(GstPad* pad, GstPadProbeInfo* info, gpoint
 
 GstPadProbeReturn Recorder::Streams::gate(policy::AvCut::Stream stream, GstPad* pad, GstBuffer* buffer) {
     // Running time, not timestamps: the compositor and the audio mixer have
-    // segments of their own (the audio mixer's starts at its first buffer).
+    // segments of their own (start-time-selection=first).
     GstClockTime pts = GST_CLOCK_TIME_NONE;
     if (GstEvent* event = gst_pad_get_sticky_event(pad, GST_EVENT_SEGMENT, 0)) {
         const GstSegment* segment = nullptr;

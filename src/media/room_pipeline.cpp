@@ -20,7 +20,6 @@ void configureMixer(GstElement* mixer, const Config& config) {
                  static_cast<guint64>(config.jitterLatencyMs + kMixerSlackMs) * GST_MSECOND, "ignore-inactive-pads",
                  TRUE, "start-time-selection", 1 /* first */, nullptr);
 }
-
 namespace {
 
 constexpr std::int64_t kKeyFrameIntervalUs = 500 * 1000; // at most 2 forced key frames/s per encoder
@@ -135,12 +134,6 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     m_rawTee = requireByName(pipe, "rawtee");
     m_fullMix = requireByName(pipe, "fullmix");
     for (GstElement* mixer : {m_videoMixer.get(), m_audioMixer.get()}) configureMixer(mixer, config);
-    // Keeps the picture in sync with its sound (docs/recording.md,
-    // "Synchronisation"): each participant's videorate puts its frames on a
-    // grid of whole frame durations from running time 0. On any other grid an
-    // output frame overlaps two input frames, and the compositor keeps showing
-    // whichever of the two its first frames settled on: up to a frame off.
-    g_object_set(m_videoMixer.get(), "start-time-selection", 0 /* zero */, nullptr);
 
     ElementRef rawTee = requireByName(pipe, "rawtee");
     m_parts = {&m_config,
