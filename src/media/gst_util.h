@@ -31,8 +31,8 @@ using glib::SignalConnection;
 void runAsync(std::function<void()> fn);
 
 // Work running off the main thread that something must outlast: a room's
-// pipeline stops only once every peer teardown inside it (on GStreamer's
-// pool) is done. Each piece of work holds a token from hold() and drops it
+// pipeline stops only once every peer teardown inside it (on the thread
+// pool, runAsync) is done. Each piece of work holds a token from hold() and drops it
 // when it no longer touches anything; any thread.
 class PendingWork {
 public:
