@@ -711,10 +711,9 @@ std::optional<Rooms::Relay> Rooms::relayed(Room& room, const Participant& from, 
         if (!room.transfers.contains(control.id) && static_cast<std::size_t>(started) >= kMaxTransfersPerSender)
             throw Error(ErrorCode::RateLimited, "file: more than 16 transfers at once");
         room.transfers[control.id] = from.id;
-    } else if (control.type == "end" || control.type == "cancel") {
-        room.transfers.erase(control.id);
     }
     const bool ends = control.type == "end" || control.type == "cancel";
+    if (ends) room.transfers.erase(control.id);
     return Relay{{"file", false, std::move(control.relayed)}, control.id, ends};
 }
 
