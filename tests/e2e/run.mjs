@@ -175,6 +175,20 @@ function hearTones(p, freqs) {
   }, freqs);
 }
 
+/**
+ * The candidate pair the page's connection uses: its local end's type ('host', 'srflx', 'relay'), ICE generation
+ * (ufrag) and port, and the bytes received on it; null before one is chosen.
+ */
+function selectedPath(p) {
+  return p.eval(async () => {
+    const stats = await window.tessera.pc?.getStats();
+    let pair = null;
+    stats?.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId); });
+    const local = pair && stats.get(pair.localCandidateId);
+    return local ? { type: local.candidateType, ufrag: local.usernameFragment, port: local.port, bytesReceived: pair.bytesReceived } : null;
+  });
+}
+
 /** Two pages showing PARTICIPANT_MEDIA[0] and [1]: waits until each one's mix shows the other's colour. */
 function waitEachSeesTheOther(pages) {
   return Promise.all(pages.map((p, i) => {
@@ -465,13 +479,7 @@ test('an ICE restart keeps the call going', async (ctx) => {
   const ufrag = () => a.eval(() => /a=ice-ufrag:(\S+)/.exec(window.tessera.pc?.localDescription?.sdp ?? '')?.[1] ?? null);
   // The page's selected candidate pair: the ICE generation (ufrag) of its
   // local end, and the bytes received on it.
-  const path = () => a.eval(async () => {
-    const stats = await window.tessera.pc.getStats();
-    let pair = null;
-    stats.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId); });
-    const local = pair && stats.get(pair.localCandidateId);
-    return local ? { ufrag: local.usernameFragment, port: local.port, bytesReceived: pair.bytesReceived } : null;
-  });
+  const path = () => selectedPath(a);
   const selectedAndState = async () => `selected pair: ${JSON.stringify(await path())}; ${await a.describe()}`;
   const before = await ufrag();
   await waitConnected(a);
@@ -548,18 +556,6 @@ test('over https on a public name the page gets its camera and the call runs ove
   }
 });
 
-/** The type ('host', 'srflx', 'relay') of the local candidate the page's connection uses; null before one is chosen. */
-function selectedLocalCandidateType(p) {
-  return p.eval(async () => {
-    const pc = window.tessera.pc;
-    if (!pc) return null;
-    const stats = [...(await pc.getStats()).values()];
-    const transport = stats.find((s) => s.type === 'transport' && s.selectedCandidatePairId);
-    const pair = transport && stats.find((s) => s.id === transport.selectedCandidatePairId);
-    const local = pair && stats.find((s) => s.id === pair.localCandidateId);
-    return local ? local.candidateType : null;
-  });
-}
 
 test('a relay-only Chromium page joins through coturn with the credential from joined', async (ctx) => {
   if (!ctx.server) throw new Error('needs a server binary the runner starts (not --url)');
@@ -594,7 +590,7 @@ test('a relay-only Chromium page joins through coturn with the credential from j
     await Promise.all(pages.map((p) => waitFramesRising(p)));
     // Both ways through the relay: each sees the other's camera.
     await waitEachSeesTheOther(pages);
-    const types = [await selectedLocalCandidateType(relayed), await selectedLocalCandidateType(direct)];
+    const types = [(await selectedPath(relayed))?.type, (await selectedPath(direct))?.type];
     if (types[0] !== 'relay') throw new Error(`the relay-only page's connection uses a ${types[0]} candidate`);
     if (types[1] === 'relay') throw new Error('the other page relays too: the test shows nothing');
     // coturn allocated for the page's own "<expiry>:<id>" user and opened the relay to the server.
