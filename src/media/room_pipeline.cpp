@@ -135,19 +135,24 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     m_fullMix = requireByName(pipe, "fullmix");
     for (GstElement* mixer : {m_videoMixer.get(), m_audioMixer.get()}) configureMixer(mixer, config);
 
-    ElementRef rawTee = requireByName(pipe, "rawtee");
     m_parts = {&m_config,
                &m_fragments,
                pipeline(),
                m_audioMixer.get(),
                m_videoMixer.get(),
                m_audioTee.get(),
-               effectiveTiers(config.video),
-               {}};
-    for (const policy::Tier& spec : m_parts.ladder) {
-        m_tiers.push_back(buildTier(spec, rawTee.get()));
-        m_parts.tierTees.push_back(m_tiers.back()->tee.get());
+               effectiveTiers(config.video)};
+    for (const std::string& codec : v.codecs) {
+        for (std::size_t tier = 0; tier < m_parts.ladder.size(); ++tier) {
+            m_tiers.push_back(std::make_unique<EncoderTier>());
+            m_tiers.back()->tier = tier;
+            m_tiers.back()->codec = codec;
+        }
     }
+    // The most preferred codec's ladder exists from the start, as a room of
+    // one codec always had it; another codec's encoders are built when a
+    // receiver first needs them (addReceiver).
+    for (std::size_t tier = 0; tier < m_parts.ladder.size(); ++tier) buildTier(encoderIndex(tier, v.codecs.front()));
 
     // videotestsrc 1.22 fills frames from a cached one on its streaming
     // thread, and setting foreground-color swaps that cache: from any other
@@ -371,14 +376,34 @@ RoomStats RoomPipeline::stats() const {
     s.framesDropped = m_framesDropped.load();
     s.keyFramesForced = m_keyFramesForced.load();
     s.elements = countElements(pipeline());
-    for (std::size_t i = 0; i < m_tiers.size(); ++i)
-        s.tiers.push_back({m_parts.ladder.at(i).name, static_cast<unsigned>(m_tiers[i]->receivers.load()),
-                           m_tiers[i]->frames.load()});
+    // Highest tier first, each tier's codecs in preference order; only the built encoders.
+    for (const std::string& codec : m_config.video.codecs) s.codecs.push_back({codec, 0});
+    for (std::size_t tier = 0; tier < m_parts.ladder.size(); ++tier) {
+        for (auto& codec : s.codecs) {
+            const EncoderTier& t = *m_tiers.at(encoderIndex(tier, codec.name));
+            if (!t.tee) continue;
+            const auto receivers = static_cast<unsigned>(t.receivers.load());
+            s.tiers.push_back({m_parts.ladder.at(tier).name, receivers, t.frames.load(), codec.name});
+            if (receivers > 0) ++codec.encoders;
+        }
+    }
     return s;
 }
 
-void RoomPipeline::requestKeyFrame(std::size_t tier) {
-    EncoderTier& t = *m_tiers.at(tier);
+std::size_t RoomPipeline::encoderIndex(std::size_t tier, const std::string& codec) const {
+    const auto& codecs = m_config.video.codecs;
+    const auto found = std::find(codecs.begin(), codecs.end(), codec);
+    if (found == codecs.end() || tier >= m_parts.ladder.size())
+        throw Error(ErrorCode::Internal, "no encoder for tier " + std::to_string(tier) + " in '" + codec + "'");
+    return static_cast<std::size_t>(found - codecs.begin()) * m_parts.ladder.size() + tier;
+}
+
+void RoomPipeline::requestKeyFrame(std::size_t tier, const std::string& codec) {
+    requestKeyFrame(*m_tiers.at(encoderIndex(tier, codec)));
+}
+
+void RoomPipeline::requestKeyFrame(EncoderTier& t) {
+    if (!t.encoder) return; // not built: nobody receives it
     const std::int64_t now = g_get_monotonic_time();
     std::int64_t last = t.lastKeyFrameRequest.load();
     if (now - last < kKeyFrameIntervalUs) {
@@ -395,34 +420,35 @@ void RoomPipeline::requestKeyFrame(std::size_t tier) {
     }
 }
 
-void RoomPipeline::onReceiverKeyFrameRequest(std::size_t tier) {
-    if (g_get_monotonic_time() - m_tiers.at(tier)->lastKeyFrameOut.load() < kKeyFrameAnswersUs) {
-        GST_CAT_DEBUG(tessera_media_debug, "room %s: tier %zu key-frame request answered by the last key frame",
-                      m_room.c_str(), tier);
+void RoomPipeline::onReceiverKeyFrameRequest(std::size_t index) {
+    EncoderTier& t = *m_tiers.at(index);
+    if (g_get_monotonic_time() - t.lastKeyFrameOut.load() < kKeyFrameAnswersUs) {
+        GST_CAT_DEBUG(tessera_media_debug, "room %s: tier %zu (%s) key-frame request answered by the last key frame",
+                      m_room.c_str(), t.tier, t.codec.c_str());
         return;
     }
-    requestKeyFrame(tier);
+    requestKeyFrame(t);
 }
 
-void RoomPipeline::onEncodedFrame(std::size_t tier, bool keyFrame) {
-    EncoderTier& t = *m_tiers.at(tier);
+void RoomPipeline::onEncodedFrame(std::size_t index, bool keyFrame) {
+    EncoderTier& t = *m_tiers.at(index);
     ++t.frames;
     if (keyFrame) {
         // Every request so far reaches the receivers' branches after this one.
         t.lastKeyFrameOut = g_get_monotonic_time();
         t.keyFramePending = false;
     } else if (t.keyFramePending.load()) {
-        requestKeyFrame(tier);
+        requestKeyFrame(t);
     }
 }
 
-std::unique_ptr<RoomPipeline::EncoderTier> RoomPipeline::buildTier(const policy::Tier& spec, GstElement* rawTee) {
-    auto tier = std::make_unique<EncoderTier>();
-    const auto index = m_tiers.size();
+void RoomPipeline::buildTier(std::size_t index) {
+    EncoderTier& tier = *m_tiers.at(index);
+    const policy::Tier& spec = m_parts.ladder.at(tier.tier);
     GstBin* pipe = pipeline();
     // The valve keeps a tier nobody receives from costing an encode.
-    tier->valve = ElementRef::borrow(make("valve"));
-    g_object_set(tier->valve.get(), "drop", TRUE, nullptr);
+    tier.valve = ElementRef::borrow(make("valve"));
+    g_object_set(tier.valve.get(), "drop", TRUE, nullptr);
     GstElement* queue = leakyQueue(2);
     GstElement* scale = make("videoscale");
     GstElement* caps = make("capsfilter");
@@ -431,13 +457,12 @@ std::unique_ptr<RoomPipeline::EncoderTier> RoomPipeline::buildTier(const policy:
         G_TYPE_INT, static_cast<int>(spec.height), "pixel-aspect-ratio", GST_TYPE_FRACTION, 1, 1, nullptr);
     g_object_set(caps, "caps", size, nullptr);
     gst_caps_unref(size);
-    tier->encoder = m_fragments.makeBin(tierEncoder(m_config, spec));
-    tier->tee = ElementRef::borrow(make("tee"));
-    g_object_set(tier->tee.get(), "allow-not-linked", TRUE, nullptr);
-    gst_bin_add_many(pipe, tier->valve.get(), queue, scale, caps, tier->encoder.get(), tier->tee.get(), nullptr);
-    if (!gst_element_link_many(rawTee, tier->valve.get(), queue, scale, caps, tier->encoder.get(), tier->tee.get(),
-                               nullptr))
-        throw Error(ErrorCode::Internal, "pipelines/encode-" + m_config.video.codec +
+    tier.encoder = m_fragments.makeBin(tierEncoder(tier.codec, spec));
+    tier.tee = ElementRef::borrow(make("tee"));
+    g_object_set(tier.tee.get(), "allow-not-linked", TRUE, nullptr);
+    gst_bin_add_many(pipe, tier.valve.get(), queue, scale, caps, tier.encoder.get(), tier.tee.get(), nullptr);
+    if (!gst_element_link_many(tier.valve.get(), queue, scale, caps, tier.encoder.get(), tier.tee.get(), nullptr))
+        throw Error(ErrorCode::Internal, "pipelines/encode-" + tier.codec +
                                              ".pipeline: cannot link raw video in and encoded video out (does it take "
                                              "video/x-raw and produce one stream?)");
     // Frames the encoder could not keep up with.
@@ -451,16 +476,16 @@ std::unique_ptr<RoomPipeline::EncoderTier> RoomPipeline::buildTier(const policy:
     // events through the tee) are coalesced: the encoder is shared.
     struct ProbeData {
         RoomPipeline* room;
-        std::size_t tier;
+        std::size_t index;
     };
-    GstPad* teeIn = gst_element_get_static_pad(tier->tee.get(), "sink");
+    GstPad* teeIn = gst_element_get_static_pad(tier.tee.get(), "sink");
     gst_pad_add_probe(
         teeIn, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM,
         [](GstPad*, GstPadProbeInfo* info, gpointer data) noexcept {
             // Thread: streaming (a receiver's, upstream).
             if (!gst_video_event_is_force_key_unit(GST_PAD_PROBE_INFO_EVENT(info))) return GST_PAD_PROBE_OK;
             auto* d = static_cast<ProbeData*>(data);
-            glib::guarded("key frame request", [&] { d->room->onReceiverKeyFrameRequest(d->tier); });
+            glib::guarded("key frame request", [&] { d->room->onReceiverKeyFrameRequest(d->index); });
             return GST_PAD_PROBE_DROP;
         },
         new ProbeData{this, index}, [](gpointer d) noexcept { delete static_cast<ProbeData*>(d); });
@@ -470,21 +495,34 @@ std::unique_ptr<RoomPipeline::EncoderTier> RoomPipeline::buildTier(const policy:
             // Thread: streaming (the tier encoder's).
             auto* d = static_cast<ProbeData*>(data);
             const bool key = !GST_BUFFER_FLAG_IS_SET(GST_PAD_PROBE_INFO_BUFFER(info), GST_BUFFER_FLAG_DELTA_UNIT);
-            glib::guarded("encoded frame", [&] { d->room->onEncodedFrame(d->tier, key); });
+            glib::guarded("encoded frame", [&] { d->room->onEncodedFrame(d->index, key); });
             return GST_PAD_PROBE_OK;
         },
         new ProbeData{this, index}, [](gpointer d) noexcept { delete static_cast<ProbeData*>(d); });
     gst_object_unref(teeIn);
-    return tier;
+    // In a playing room the new elements start downstream first and are fed
+    // last, so the composite never pushes into an element still in NULL (the
+    // valve drops it all anyway until a receiver opens it).
+    for (GstElement* e : {tier.tee.get(), tier.encoder.get(), caps, scale, queue, tier.valve.get()})
+        gst_element_sync_state_with_parent(e);
+    if (!gst_element_link(m_rawTee.get(), tier.valve.get()))
+        throw Error(ErrorCode::Internal, "room pipeline: cannot link the composite to a " + tier.codec + " encoder");
 }
 
-void RoomPipeline::addReceiver(std::size_t tier) {
-    EncoderTier& t = *m_tiers.at(tier);
+GstElement* RoomPipeline::addReceiver(std::size_t tier, const std::string& codec) {
+    const std::size_t index = encoderIndex(tier, codec);
+    EncoderTier& t = *m_tiers.at(index);
+    if (!t.tee) {
+        GST_CAT_INFO(tessera_media_debug, "room %s: first %s receiver of tier %s: building its encoder", m_room.c_str(),
+                     codec.c_str(), m_parts.ladder.at(tier).name.c_str());
+        buildTier(index);
+    }
     if (t.receivers++ == 0) g_object_set(t.valve.get(), "drop", FALSE, nullptr);
+    return t.tee.get();
 }
 
-void RoomPipeline::removeReceiver(std::size_t tier) {
-    EncoderTier& t = *m_tiers.at(tier);
+void RoomPipeline::removeReceiver(std::size_t tier, const std::string& codec) {
+    EncoderTier& t = *m_tiers.at(encoderIndex(tier, codec));
     if (--t.receivers == 0) g_object_set(t.valve.get(), "drop", TRUE, nullptr);
 }
 
