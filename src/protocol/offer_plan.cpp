@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <iterator>
 #include <map>
 
 #include "tessera/protocol/error.h"
@@ -185,6 +186,9 @@ OfferPlan planOffer(std::string_view sdp, const OfferState& before, const std::v
     const auto count = static_cast<unsigned>(sections.size());
     if (count == 0) throw Error(ErrorCode::BadRequest, "offer.sdp: not an SDP offer with media sections");
     if (count < before.mlines) throw Error(ErrorCode::BadRequest, "offer.sdp: a renegotiation may not remove m-lines");
+    if (count > kMaxMlines)
+        throw Error(ErrorCode::BadRequest, "offer.sdp: " + std::to_string(count) + " m-lines, over the " +
+                                               std::to_string(kMaxMlines) + " an offer may have");
 
     std::string videoNames; // "VP8, H264" for error messages
     for (const std::string& codec : videoCodecs) videoNames += (videoNames.empty() ? "" : ", ") + upper(codec);
@@ -235,6 +239,10 @@ OfferPlan planOffer(std::string_view sdp, const OfferState& before, const std::v
         plan.added.push_back(
             {i, s.media, pt, std::move(codec), std::move(profileLevelId), answerDirection(dir, send), send});
     }
+    if (plan.shares.size() > 1)
+        throw Error(ErrorCode::BadRequest, "offer.sdp: m-lines " + std::to_string(*plan.shares.begin()) + " and " +
+                                               std::to_string(*std::next(plan.shares.begin())) +
+                                               " both send a screen share; one at a time");
     if (st.cameraMline < 0 && st.audioMline < 0 && plan.added.empty() && before.mlines == 0)
         throw Error(ErrorCode::BadRequest, "offer.sdp: needs an audio or a video m-line");
     st.mlines = count;

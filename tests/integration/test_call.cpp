@@ -2,7 +2,6 @@
 #include <catch2/catch.hpp>
 
 #include <functional>
-#include <sstream>
 #include <thread>
 
 #include "files.h"
@@ -110,20 +109,6 @@ TEST_CASE("participants join and leave 50 times while two stay; nothing leaks", 
     CHECK(server.metric(elements) == baseline);
     for (auto& s : stayers) s->leave();
 }
-
-namespace {
-
-// A field of /proc/<pid>/status ("VmRSS" in kB).
-long procStatus(pid_t pid, const std::string& field) {
-    std::istringstream in(readText("/proc/" + std::to_string(pid) + "/status"));
-    std::string line;
-    while (std::getline(in, line))
-        if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
-    FAIL("no " << field << " in /proc/" << pid << "/status");
-    return 0;
-}
-
-} // namespace
 
 TEST_CASE("after every room closes, the server gives its memory back", "[call][memory]") {
     Server server;

@@ -135,6 +135,27 @@ TEST_CASE("offer plan: a renegotiation adds a screen share and keeps the rest", 
     stopped.replace(stopped.find("a=sendonly"), 10, "a=inactive");
     CHECK(planOffer(sdp({kAudio, kVideo, stopped}), second.state, {"vp8"}).shares.empty());
     CHECK(badRequest([&] { planOffer(sdp({kAudio}), second.state, {"vp8"}); }));
+    // A new share beside the stopped one is taken; two at once are not.
+    std::string next = kShare;
+    next.replace(next.find("a=mid:s"), 7, "a=mid:t");
+    CHECK(planOffer(sdp({kAudio, kVideo, stopped, next}), second.state, {"vp8"}).shares == std::set<int>{3});
+    CHECK(badRequest([&] { planOffer(sdp({kAudio, kVideo, kShare, next}), second.state, {"vp8"}); }));
+    CHECK(badRequest([&] { planOffer(sdp({kAudio, kVideo, kShare, next}), {}, {"vp8"}); }));
+}
+
+TEST_CASE("offer plan: at most kMaxMlines m-lines", "[offer][limits]") {
+    std::string inactive = kShare;
+    inactive.replace(inactive.find("a=sendonly"), 10, "a=inactive");
+    std::string lines = kAudio + kVideo;
+    for (unsigned i = 2; i < kMaxMlines; ++i) lines += inactive;
+    CHECK(planOffer(sdp({lines}), {}, {"vp8"}).state.mlines == kMaxMlines);
+    try {
+        planOffer(sdp({lines + inactive}), {}, {"vp8"});
+        FAIL("an offer of kMaxMlines + 1 m-lines was planned");
+    } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::BadRequest);
+        CHECK(std::string(e.what()) == "offer.sdp: 65 m-lines, over the 64 an offer may have");
+    }
 }
 
 TEST_CASE("offer plan: rejected, bundle-only and malformed lines", "[offer]") {

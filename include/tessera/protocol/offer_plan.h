@@ -45,13 +45,21 @@ struct OfferPlan {
     std::vector<PlannedLine> added; // new audio and video m-lines, in order
 };
 
+// The most m-lines an offer may have. Each is a transceiver in the peer's
+// webrtcbin; a browser adds one for every screen share it starts (a stopped
+// one stays, inactive), so this is a long call's worth of shares, and a
+// script cannot make the server build thousands.
+inline constexpr unsigned kMaxMlines = 64;
+
 // Plans the answer to `sdp`. `videoCodecs` is the server's preference list
 // (video.codecs: "vp8", "h264", "vp9", any case): each video m-line takes the
 // first of them it offers in a form the server sends and decodes (H.264:
 // packetization-mode 1, constrained baseline or baseline; VP9: profile 0),
 // whatever the offer's own order. Audio is Opus. Throws Error(BadRequest) for
-// an offer that has no m-line, removes m-lines, or offers an active audio or
-// video m-line with none of the server's codecs.
+// an offer that has no m-line or more than kMaxMlines, removes m-lines, sends
+// more than one screen share at a time (each is a decode and a tile, charged
+// to the room), or offers an active audio or video m-line with none of the
+// server's codecs.
 OfferPlan planOffer(std::string_view sdp, const OfferState& before, const std::vector<std::string>& videoCodecs);
 
 // Whether an offer's active audio and video m-lines send media to the server
