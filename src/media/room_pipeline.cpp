@@ -9,6 +9,7 @@
 
 #include "peer.h"
 #include "recorder.h"
+#include "tessera/policy/frame_grid.h"
 #include "tessera/protocol/error.h"
 
 #define GST_CAT_DEFAULT tessera_media_debug
@@ -158,17 +159,31 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     // thread, and setting foreground-color swaps that cache: from any other
     // thread that raced into a SIGSEGV in gst_video_frame_copy. A new colour
     // is therefore applied on the source's own thread, between two frames.
+    //
+    // The background's first frame also sets where the compositor's frame
+    // grid starts (start-time-selection=first, the only input then), and it
+    // comes at whatever running time its thread got to run: that frame is
+    // dropped and the background shifted later (a pad offset: under 200 ms
+    // at 15 frames/s) so that the next one starts the compositor on the
+    // decoders' frame grid, to the nanosecond (policy/frame_grid.h;
+    // docs/recording.md, "Synchronisation").
     GstPad* backgroundOut = gst_element_get_static_pad(background.get(), "src");
     gst_pad_add_probe(
         backgroundOut, GST_PAD_PROBE_TYPE_BUFFER,
-        [](GstPad* pad, GstPadProbeInfo*, gpointer self) noexcept {
+        [](GstPad* pad, GstPadProbeInfo* info, gpointer self) noexcept {
             // Thread: streaming (the background's).
+            GstPadProbeReturn result = GST_PAD_PROBE_OK;
             glib::guarded("background probe", [&] {
-                const std::int64_t colour = static_cast<RoomPipeline*>(self)->m_pendingBackground.exchange(-1);
+                auto* room = static_cast<RoomPipeline*>(self);
+                const std::int64_t colour = room->m_pendingBackground.exchange(-1);
                 if (colour >= 0)
                     g_object_set(GST_PAD_PARENT(pad), "foreground-color", static_cast<guint>(colour), nullptr);
+                if (!room->m_backgroundAligned) {
+                    room->m_backgroundAligned = true;
+                    if (room->alignBackground(pad, GST_PAD_PROBE_INFO_BUFFER(info))) result = GST_PAD_PROBE_DROP;
+                }
             });
-            return GST_PAD_PROBE_OK;
+            return result;
         },
         this, nullptr);
     gst_object_unref(backgroundOut);
@@ -769,6 +784,26 @@ void RoomPipeline::speakerMaybeChanged(bool changed) {
     if (!adoptSpeaker(changed)) return;
     relayout();
     m_listener.onSpeakerChanged(m_speaker);
+}
+
+bool RoomPipeline::alignBackground(GstPad* pad, GstBuffer* first) {
+    if (!GST_BUFFER_PTS_IS_VALID(first) || !GST_BUFFER_DURATION_IS_VALID(first)) return false;
+    GstEvent* event = gst_pad_get_sticky_event(pad, GST_EVENT_SEGMENT, 0);
+    if (!event) return false;
+    const GstSegment* segment = nullptr;
+    gst_event_parse_segment(event, &segment);
+    // The running time of the next frame, the compositor's first.
+    const GstClockTime next =
+        gst_segment_to_running_time(segment, GST_FORMAT_TIME, GST_BUFFER_PTS(first) + GST_BUFFER_DURATION(first));
+    gst_event_unref(event);
+    if (!GST_CLOCK_TIME_IS_VALID(next)) return false;
+    const std::uint64_t start = policy::exactFrameBoundary(next, m_config.video.framerate);
+    // A new segment event carries the offset to the compositor, before the next buffer.
+    gst_pad_set_offset(pad, static_cast<gint64>(start - next));
+    GST_CAT_INFO(tessera_media_debug,
+                 "room %s: the composite starts at %" GST_TIME_FORMAT " (background shifted %" GST_TIME_FORMAT ")",
+                 m_room.c_str(), GST_TIME_ARGS(start), GST_TIME_ARGS(start - next));
+    return true;
 }
 
 void RoomPipeline::onTick() {

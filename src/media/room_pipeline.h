@@ -139,6 +139,10 @@ private:
     // stop or, without one, reports `error` as a failure.
     void removeRecorder(const std::string& error);
     void onTick();
+    // Thread: the background's, at its first frame. Shifts the background so
+    // that its next frame starts the compositor on the decoders' frame grid;
+    // true when that first frame is to be dropped.
+    bool alignBackground(GstPad* pad, GstBuffer* first);
     // Thread: main. Takes a new speaker decision, if any, into m_speaker;
     // true when the speaker changed (the caller relayouts and tells the room).
     bool adoptSpeaker(bool changed);
@@ -186,6 +190,7 @@ private:
     std::atomic<std::uint64_t> m_framesDropped{0};
     std::atomic<std::uint64_t> m_keyFramesForced{0};   // over every tier's encoder
     std::atomic<std::int64_t> m_pendingBackground{-1}; // ARGB to apply, or -1
+    bool m_backgroundAligned = false;                  // Thread: the background's.
     // Frame rate over the last tick.
     std::uint64_t m_lastFrames = 0;
     std::int64_t m_lastTickTime = 0;
