@@ -389,11 +389,14 @@ TEST_CASE("api: room list, room detail and error bodies", "[protocol]") {
           R"({"room":"b","participants":1,"layout":"speaker","recording":true}])");
 
     api::RoomDetail detail{"a", "grid", true, {}, {}, {}};
-    detail.participants.push_back({"p1", "Alice", "low", true, 1000, 2000, 3, true});
+    detail.participants.push_back({"p1", "Alice", "low", true, 1000, 2000, 3, true, std::nullopt});
     CHECK(
         api::serialize(detail) ==
         R"({"room":"a","layout":"grid","recording":true,"participants":[)"
         R"({"id":"p1","name":"Alice","tier":"low","receiveOnly":true,"bitrateIn":1000,"bitrateOut":2000,"packetsLost":3,"connected":true}]})");
+    // The bandwidth estimate appears once there is one.
+    detail.participants.back().estimatedBps = 255'000;
+    CHECK(api::serialize(detail).ends_with(R"("connected":true,"estimatedBps":255000}]})"));
 
     detail.recordingFile = "/rec/a.mkv";
     detail.recordingError = "disk full";

@@ -20,7 +20,8 @@ struct ParticipantSummary {
     std::uint64_t bitrateIn = 0;  // bits/s
     std::uint64_t bitrateOut = 0; // bits/s
     std::uint64_t packetsLost = 0;
-    bool connected = false; // ICE and DTLS up: media flows to and from it
+    bool connected = false;                    // ICE and DTLS up: media flows to and from it
+    std::optional<std::uint64_t> estimatedBps; // the link's bandwidth estimate; absent until known
 };
 
 struct RoomSummary {
