@@ -208,6 +208,8 @@ TEST_CASE("a receiver behind a 300 kbit/s bottleneck gets the low tier and a ste
     }
     const double toLow = secondsSince(joined);
     INFO("limited: tier " << seen.tier << " after " << toLow << " s");
+    INFO("room: " << httpRequest("GET", server.http() + "/api/rooms/" + room).body);
+    INFO("limited client: " << limited.report().dump().substr(0, 2000));
     REQUIRE(seen.tier == "low");
     CHECK(toLow <= 5.0);
     REQUIRE(seen.estimate);
