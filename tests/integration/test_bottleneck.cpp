@@ -144,7 +144,10 @@ struct Seen {
 std::map<std::string, Seen> participants(Server& server, const std::string& room) {
     std::map<std::string, Seen> out;
     const auto r = httpRequest("GET", server.http() + "/api/rooms/" + room);
-    if (r.status != 200) return out;
+    if (r.status != 200) {
+        out["(status)"] = Seen{std::to_string(r.status), std::nullopt};
+        return out;
+    }
     for (const auto& p : Json::parse(r.body).at("participants")) {
         Seen seen{p.value("tier", ""), std::nullopt};
         if (p.contains("estimatedBps")) seen.estimate = p.at("estimatedBps").get<std::uint64_t>();
@@ -201,13 +204,17 @@ TEST_CASE("a receiver behind a 300 kbit/s bottleneck gets the low tier and a ste
 
     // Low within 5 s of joining, with an estimate that says why.
     Seen seen;
+    std::map<std::string, int> polled; // tiers seen, or HTTP statuses
     while (secondsSince(joined) < 30) {
-        seen = poll()["limited"];
+        auto all = poll();
+        seen = all["limited"];
+        ++polled[all.count("(status)") ? "status " + all["(status)"].tier : "tier " + seen.tier];
         if (seen.tier == "low") break;
         std::this_thread::sleep_for(100ms);
     }
     const double toLow = secondsSince(joined);
     INFO("limited: tier " << seen.tier << " after " << toLow << " s");
+    for (const auto& [what, n] : polled) UNSCOPED_INFO(what << ": " << n << " polls");
     INFO("room: " << httpRequest("GET", server.http() + "/api/rooms/" + room).body);
     INFO("limited client: " << limited.report().dump().substr(0, 2000));
     REQUIRE(seen.tier == "low");
