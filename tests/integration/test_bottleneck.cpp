@@ -148,7 +148,9 @@ std::map<std::string, Seen> participants(Server& server, const std::string& room
         out["(status)"] = Seen{std::to_string(r.status), std::nullopt};
         return out;
     }
-    for (const auto& p : Json::parse(r.body).at("participants")) {
+    // Held: a range-for over a member of a temporary reads freed memory (C++20).
+    const Json details = Json::parse(r.body);
+    for (const auto& p : details.at("participants")) {
         Seen seen{p.value("tier", ""), std::nullopt};
         if (p.contains("estimatedBps")) seen.estimate = p.at("estimatedBps").get<std::uint64_t>();
         out[p.value("name", "")] = seen;
