@@ -4,8 +4,8 @@
 
 namespace tessera::testing {
 
-std::unique_ptr<Client> joinWithChannels(Server& server, const Participant& who,
-                                         const std::vector<std::string>& extra, const std::string& room) {
+std::unique_ptr<Client> joinWithChannels(Server& server, const Participant& who, const std::vector<std::string>& extra,
+                                         const std::string& room) {
     auto client =
         std::make_unique<Client>(server, ClientOptions{room, who.name, who.color, who.tone, {}, false, extra});
     client->waitEvent("connected");

@@ -374,19 +374,10 @@ TEST_CASE("a tier nobody receives encodes nothing, and encodes while someone doe
     };
     auto frames = [&](const char* tier) { return sample("tessera_tier_frames_total", tier); };
     auto receivers = [&](const char* tier) { return sample("tessera_tier_receivers", tier); };
-    // Polls to a generous deadline; true once `done` holds.
-    auto waitFor = [](const std::function<bool()>& done) {
-        const auto deadline = Clock::now() + kDeadline;
-        while (!done()) {
-            if (Clock::now() > deadline) return false;
-            std::this_thread::sleep_for(100ms);
-        }
-        return true;
-    };
     // Time measured in the low tier's frames (15 a second).
     auto lowEncodes = [&](double count) {
         const double low = frames("low");
-        REQUIRE(waitFor([&] { return frames("low") >= low + count; }));
+        REQUIRE(waitUntil([&] { return frames("low") >= low + count; }));
     };
     // While the low tier encodes `count` more frames, the high tier encodes none.
     auto highStillFor = [&](double count) {
@@ -412,13 +403,13 @@ TEST_CASE("a tier nobody receives encodes nothing, and encodes while someone doe
         CHECK(blue.waitEvent("first-frame").value("width", 0) == 640);
         CHECK(receivers("high") == 1);
         const double high = frames("high");
-        CHECK(waitFor([&] { return frames("high") >= high + 30; }));
+        CHECK(waitUntil([&] { return frames("high") >= high + 30; }));
         blue.leave();
     }
 
     // It left: the valve shuts and the high tier stops. A second's worth of
     // low-tier frames passes first, for frames already inside the encoder.
-    REQUIRE(waitFor([&] { return receivers("high") == 0; }));
+    REQUIRE(waitUntil([&] { return receivers("high") == 0; }));
     lowEncodes(15);
     highStillFor(45);
     CHECK(receivers("low") == 2);

@@ -20,19 +20,20 @@ using namespace tessera::testing;
 
 namespace {
 
-constexpr int kJoinTimeout = 10;  // seconds, --join-timeout
-constexpr int kConnections = 24;  // --connections-per-address
-constexpr int kRoomSize = 8;      // --max-participants
-constexpr long kRssBoundMb = 64;  // over the room of three before the attacks
+constexpr int kJoinTimeout = 10; // seconds, --join-timeout
+constexpr int kConnections = 24; // --connections-per-address
+constexpr int kRoomSize = 8;     // --max-participants
+constexpr long kRssBoundMb = 64; // over the room of three before the attacks
 constexpr double kMaxAudioGapMs = 500;
 
 // A video offer of `count` m-lines, each one sending VP8: one camera and
 // screen shares without end, 11 KB of SDP.
 std::string manyMlines(int count) {
-    std::string sdp = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=ice-ufrag:Fq3e\r\n"
-                      "a=ice-pwd:lOC5vrz4IJXBvhnSQ6ud3OGq\r\na=fingerprint:sha-256 "
-                      "7C:35:6A:DB:4A:46:2E:4C:0D:D4:BE:6F:5A:1A:B6:3D:0A:4F:11:91:1B:4F:F4:71:E9:7D:73:61:90:AB:8C:B7\r\n"
-                      "a=setup:actpass\r\n";
+    std::string sdp =
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=ice-ufrag:Fq3e\r\n"
+        "a=ice-pwd:lOC5vrz4IJXBvhnSQ6ud3OGq\r\na=fingerprint:sha-256 "
+        "7C:35:6A:DB:4A:46:2E:4C:0D:D4:BE:6F:5A:1A:B6:3D:0A:4F:11:91:1B:4F:F4:71:E9:7D:73:61:90:AB:8C:B7\r\n"
+        "a=setup:actpass\r\n";
     for (int i = 0; i < count; ++i)
         sdp += "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:" + std::to_string(i) +
                "\r\na=sendrecv\r\na=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\n";
@@ -94,7 +95,8 @@ TEST_CASE("a live room of three keeps its picture and sound through every hostil
         }
         const long rssKb = procStatus(pid, "VmRSS");
         peakKb = std::max(peakKb, rssKb);
-        INFO("after " << attack << ": RSS " << rssKb / 1024 << " MB, " << baselineKb / 1024 << " MB before the attacks");
+        INFO("after " << attack << ": RSS " << rssKb / 1024 << " MB, " << baselineKb / 1024
+                      << " MB before the attacks");
         CHECK(rssKb <= baselineKb + kRssBoundMb * 1024);
     };
 
@@ -234,8 +236,8 @@ TEST_CASE("a live room of three keeps its picture and sound through every hostil
                         .value("fileBytes", 0LL) >= behind);
         }
     }
-    CHECK(bob->waitReport([&](const Json& r) { return r.value("fileBytes", 0LL) == sent; })
-              .value("fileBytes", 0LL) == sent);
+    CHECK(bob->waitReport([&](const Json& r) { return r.value("fileBytes", 0LL) == sent; }).value("fileBytes", 0LL) ==
+          sent);
     stillLive("a file flood to a receiver that stopped taking data");
     send(*carol, "stall-data off");
     INFO("RSS before the attacks " << baselineKb / 1024 << " MB, at most " << peakKb / 1024 << " MB during them");

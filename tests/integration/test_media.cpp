@@ -200,18 +200,10 @@ TEST_CASE("the last H.264 receiver leaves: the H.264 encoder stops; a new one jo
                    .body.find("tessera_encoder_frames_total{room=\"restart\",tier=\"high\",codec=\"" + codec + "\"}") !=
                std::string::npos;
     };
-    auto waitFor = [](const std::function<bool()>& done) {
-        const auto deadline = Clock::now() + kDeadline;
-        while (!done()) {
-            if (Clock::now() > deadline) return false;
-            std::this_thread::sleep_for(100ms);
-        }
-        return true;
-    };
     // Time measured in the VP8 encoder's frames (15 a second).
     auto vp8Encodes = [&](double count) {
         const double start = frames("vp8");
-        REQUIRE(waitFor([&] { return frames("vp8") >= start + count; }));
+        REQUIRE(waitUntil([&] { return frames("vp8") >= start + count; }));
     };
     auto h264Client = [&](const Participant& p) {
         return std::make_unique<Client>(
@@ -234,13 +226,13 @@ TEST_CASE("the last H.264 receiver leaves: the H.264 encoder stops; a new one jo
         green->waitEvent("first-frame");
         CHECK(metric("tessera_encoders", "h264") == 1);
         const double h264 = frames("h264");
-        CHECK(waitFor([&] { return frames("h264") >= h264 + 15; }));
+        CHECK(waitUntil([&] { return frames("h264") >= h264 + 15; }));
         elements = server.metric("tessera_room_pipeline_elements{room=\"restart\"}");
         green->leave();
     }
     // The last H.264 receiver left: its encoder is fed nothing. A second's
     // worth of VP8 frames passes first, for frames already inside it.
-    REQUIRE(waitFor([&] { return metric("tessera_encoders", "h264") == 0; }));
+    REQUIRE(waitUntil([&] { return metric("tessera_encoders", "h264") == 0; }));
     vp8Encodes(15);
     const double stopped = frames("h264");
     vp8Encodes(45);
@@ -258,7 +250,7 @@ TEST_CASE("the last H.264 receiver leaves: the H.264 encoder stops; a new one jo
     INFO("the H.264 encoder's frames before the joiner's first picture: " << restarted - stopped);
     CHECK(restarted - stopped <= 15);
     CHECK(metric("tessera_encoders", "h264") == 1);
-    CHECK(waitFor([&] { return server.metric("tessera_room_pipeline_elements{room=\"restart\"}") == elements; }));
+    CHECK(waitUntil([&] { return server.metric("tessera_room_pipeline_elements{room=\"restart\"}") == elements; }));
     const auto centres = gridCentres(2);
     const Json report = blue->waitReport([&](const Json& r) {
         return near(thumbColor(r, centres[0].first, centres[0].second), kTrio[0].rgb) &&
