@@ -197,7 +197,12 @@ function waitEachSeesTheOther(pages) {
     return waitFor(`${p.name}'s mix to show ${other}`, async () => {
       last = await colourShares(p);
       return last && last[other] >= 2;
-    }, { timeout: seconds(45), describe: () => `colour shares in % ${JSON.stringify(last)}` });
+    }, {
+      timeout: seconds(45),
+      // Whether media still arrives, and on which path, tells a stalled sender from a stalled page.
+      describe: async () => `colour shares in % ${JSON.stringify(last)}; ${await p.describe()}; `
+        + `selected path ${JSON.stringify(await selectedPath(p))}`,
+    });
   }));
 }
 
@@ -249,7 +254,12 @@ test('the mix shows every participant\'s camera', async (ctx) => {
       return waitFor(`${p.name}'s mix to show red, green and blue tiles (>= 2 % each)`, async () => {
         last = await colourShares(p);
         return last && pages.every((o) => last[o.media.label] >= 2);
-      }, { timeout: seconds(45), describe: () => `colour shares in % ${JSON.stringify(last)}` });
+      }, {
+      timeout: seconds(45),
+      // Whether media still arrives, and on which path, tells a stalled sender from a stalled page.
+      describe: async () => `colour shares in % ${JSON.stringify(last)}; ${await p.describe()}; `
+        + `selected path ${JSON.stringify(await selectedPath(p))}`,
+    });
     }));
   } finally {
     await screenshots(ctx, pages, 'colours');
@@ -586,10 +596,17 @@ test('a relay-only Chromium page joins through coturn with the credential from j
     const [relayed, direct] = pages;
     await relayed.open(pageUrl({ url: server.url }, room, relayed.name, { relay: '1' }));
     await direct.open(pageUrl({ url: server.url }, room, direct.name));
-    await Promise.all(pages.map((p) => waitConnected(p)));
-    await Promise.all(pages.map((p) => waitFramesRising(p)));
-    // Both ways through the relay: each sees the other's camera.
-    await waitEachSeesTheOther(pages);
+    try {
+      await Promise.all(pages.map((p) => waitConnected(p)));
+      await Promise.all(pages.map((p) => waitFramesRising(p)));
+      // Both ways through the relay: each sees the other's camera.
+      await waitEachSeesTheOther(pages);
+    } catch (err) {
+      // The server's side of a stall: does it still send to the relayed page, on which tier?
+      const detail = await fetch(new URL(`/api/rooms/${room}`, server.url)).then((r) => r.text(), (e) => e.message);
+      err.message += `; GET /api/rooms/${room}: ${short(detail, 600)}`;
+      throw err;
+    }
     const types = [(await selectedPath(relayed))?.type, (await selectedPath(direct))?.type];
     if (types[0] !== 'relay') throw new Error(`the relay-only page's connection uses a ${types[0]} candidate`);
     if (types[1] === 'relay') throw new Error('the other page relays too: the test shows nothing');
