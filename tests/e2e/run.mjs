@@ -761,17 +761,17 @@ test('Chromium, Firefox ESR and an H.264-only tessera-client in one room all see
       waitFor(`${chrome.name}'s mix to show all three tiles`, async () => {
         seen.chromium = await pixelsOfMix(chrome, GRID_OF_THREE);
         return expected(seen.chromium);
-      }, { timeout: seconds(60), describe: describe('chromium') }),
+      }, { timeout: seconds(90), describe: describe('chromium') }),
       waitFor('Firefox\'s mix to show all three tiles', async () => {
         const r = ctx.reports.latest(label);
         if (!r?.frame?.startsWith('data:image/png;base64,') || Date.now() - r.receivedAt > seconds(10)) return false;
         seen.firefox = await pixelsOfImage(chrome, r.frame, GRID_OF_THREE);
         return expected(seen.firefox);
-      }, { timeout: seconds(60), describe: describe('firefox') }),
+      }, { timeout: seconds(90), describe: describe('firefox') }),
       waitFor('the H.264 client to decode all three tiles', async () => {
         seen.client = pixelsOfThumb(await client.report(), GRID_OF_THREE);
         return expected(seen.client);
-      }, { timeout: seconds(60), describe: describe('client') }),
+      }, { timeout: seconds(90), describe: describe('client') }),
     ]);
 
     // What each one negotiated: the API, each page's answer and its quality panel agree.
