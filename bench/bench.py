@@ -17,6 +17,7 @@ see tools/client/stamp.h), one decoding probe that reads it, and load
 clients that send pre-encoded files and count packets without decoding.
 """
 import argparse
+import collections
 import datetime
 import json
 import math
@@ -47,9 +48,12 @@ MAX_DELAY_MS = 5000         # a longer glass-to-glass delay is a misread stamp
 # Load clients declare these maxBitrate values in turn (None: no limit), so
 # that a server with a tier ladder encodes every tier; one without ignores them.
 LOAD_MAX_BITRATES = [None, 800000, 250000]
+CODEC_ROOM = 9              # the room of the codecs phase (issue 15: "a room of 9")
 # The tier ladder's default sizes and bit rates relative to the canvas and
 # video.bitrate (what the server documents for video.tiers), for the bare pipeline.
 TIER_SCALE = {"high": (1, 1.0), "medium": (2, 0.4), "low": (4, 0.13)}
+# The tier a load client's maxBitrate (LOAD_MAX_BITRATES) puts it on, for the bare pipeline.
+TIER_OF_LIMIT = {None: "high", 800000: "medium", 250000: "low"}
 
 
 # ---------------------------------------------------------------------------
@@ -179,6 +183,24 @@ class Server:
             return []
         return sorted({p.get("tier") for p in info.get("participants", []) if p.get("tier")},
                       key=lambda t: list(TIER_SCALE).index(t) if t in TIER_SCALE else 9)
+
+    def encoders(self, room):
+        """{codec: encoders running} from /metrics (tessera_encoders)."""
+        try:
+            text = urllib.request.urlopen(self.url + "/metrics", timeout=10).read().decode()
+        except OSError as e:
+            self.unanswered.append(f"/metrics at {time.strftime('%H:%M:%S')}: {e}")
+            return {}
+        return {m.group(1): int(float(m.group(2))) for m in
+                re.finditer(r'^tessera_encoders\{room="' + re.escape(room) + r'",codec="([^"]+)"\} (\S+)$', text, re.M)}
+
+    def receive_codecs(self, room):
+        """{codec: participants receiving it} from GET /api/rooms/{room}."""
+        try:
+            info = json.loads(urllib.request.urlopen(f"{self.url}/api/rooms/{room}", timeout=10).read())
+        except (OSError, ValueError):
+            return {}
+        return dict(collections.Counter(p.get("receiveCodec") for p in info.get("participants", [])))
 
     def metrics(self):
         """{room: {"frames": n, "dropped": n}} from /metrics; {} (and a count
@@ -384,11 +406,15 @@ def colour(i):
     return "0xFF%02X%02X%02X" % tuple(int((u + m) * 255) for u in (r, g, b))
 
 
+def media_path(i, codec="vp8"):
+    return MEDIA / (f"load-v1-{i}.mkv" if codec == "vp8" else f"load-{codec}-v1-{i}.mkv")
+
+
 def media_file(i, codec="vp8"):
     """VP8 (or H.264 constrained baseline) 640x360@30 (a ball on a colour, 15 %
     camera-like noise so that the encoder reaches its bitrate as a camera
     would) + Opus tone, MEDIA_SECONDS."""
-    path = MEDIA / (f"load-v1-{i}.mkv" if codec == "vp8" else f"load-{codec}-v1-{i}.mkv")
+    path = media_path(i, codec)
     if path.exists():
         return path, None
     MEDIA.mkdir(parents=True, exist_ok=True)
@@ -419,10 +445,12 @@ def load_codec(i, h264_every):
     return "h264" if h264_every and i % h264_every == 1 % h264_every and i > 0 else "vp8"
 
 
-def make_media(count, h264_every=0):
+def make_media(count, h264_every=0, codecs=None):
+    """Load files 0..count-1, file i in load_codec(i, h264_every) or, with
+    `codecs`, in each of those codecs."""
     paths, pending = [], []
-    for i in range(count):
-        path, job = media_file(i, load_codec(i, h264_every))
+    for i, codec in ((i, c) for i in range(count) for c in (codecs or [load_codec(i, h264_every)])):
+        path, job = media_file(i, codec)
         paths.append(path)
         if job:
             pending.append((path, job))
@@ -485,8 +513,13 @@ BARE_VARIANTS = {
 }
 
 
-def bare_pipeline(files, variant="server", tiers=("high",)):
+def bare_pipeline(files, variant="server", tiers=("high",), receivers=None):
+    """receivers: the (tier, codec) of each file's participant, which it sends
+    (its file) and receives; by default VP8 and `tiers` in turn, every tier
+    encoded."""
     n = len(files)
+    encodes = list(dict.fromkeys(receivers)) if receivers else [(t, "vp8") for t in tiers]
+    receivers = receivers or [(tiers[i % len(tiers)], "vp8") for i in range(n)]
     video = variant in ("server", "video", "video-scale-once")
     audio = variant in ("server", "audio", "audio-k+1")
     tiles = grid_tiles(n)
@@ -497,21 +530,22 @@ def bare_pipeline(files, variant="server", tiers=("high",)):
                         for i, (x, y, w, h) in enumerate(tiles))
         parts.append(f"compositor name=comp background=black {pads} "
                      f"! video/x-raw,format=I420,width=1280,height=720,framerate=30/1 ! tee name=ctee")
-        # One encode per tier in use, from the same fragment at the tier's size and bit rate.
-        for t in tiers:
+        # One encode per (tier, codec) in use, from the same fragment at the tier's size and bit rate.
+        for t, codec in encodes:
             div, share = TIER_SCALE.get(t, (1, 1.0))
             w, h, rate = 1280 // div, 720 // div, int(1500000 * share)
             parts.append(f"ctee. ! queue ! videoscale ! video/x-raw,width={w},height={h} ! "
-                         f"{fragment('encode-vp8', 'enc_' + t, width=w, height=h, bitrate=rate // 1000, bitrate_bps=rate)}"
-                         f" ! tee name=vtee_{t}")
+                         f"{fragment('encode-' + codec, f'enc_{t}_{codec}', width=w, height=h, bitrate=rate // 1000, bitrate_bps=rate)}"
+                         f" ! tee name=vtee_{t}_{codec}")
     for i, f in enumerate(files):
         parts.append(f"filesrc location={f} ! matroskademux name=d{i}")
         if video:
             x, y, w, h = tiles[i]
             size = {"tile_width": w, "tile_height": h} if variant == "video-scale-once" else {}
-            parts.append(f"vtee_{tiers[i % len(tiers)]}. ! queue ! {fragment('pay-vp8', f'p{i}')} "
+            t, codec = receivers[i]
+            parts.append(f"vtee_{t}_{codec}. ! queue ! {fragment('pay-' + codec, f'p{i}')} "
                          f"! fakesink sync=false async=false")
-            parts.append(f"d{i}.video_0 ! queue ! {fragment('decode-vp8', f'v{i}', True, **size)} ! comp.sink_{i}")
+            parts.append(f"d{i}.video_0 ! queue ! {fragment('decode-' + codec, f'v{i}', True, **size)} ! comp.sink_{i}")
         if audio:
             parts.append(f"d{i}.audio_0 ! queue ! {fragment('decode-opus', f'a{i}', drop_first=True)} ! tee name=at{i}")
     if audio:
@@ -525,10 +559,10 @@ def bare_pipeline(files, variant="server", tiers=("high",)):
     return " ".join(parts)
 
 
-def run_bare(files, logdir, variant="server", tiers=("high",)):
+def run_bare(files, logdir, variant="server", tiers=("high",), receivers=None, name=None):
     """CPU-seconds per media-second of the bare pipeline, and its peak RSS."""
-    text = bare_pipeline(files, variant, tiers)
-    stem = logdir / f"bare-{len(files)}-{variant}"
+    text = bare_pipeline(files, variant, tiers, receivers)
+    stem = logdir / f"bare-{name or len(files)}-{variant}"
     stem.with_suffix(".txt").write_text(text)
     start = time.monotonic()
     proc = subprocess.Popen(["gst-launch-1.0", "-q", *text.split()], stdout=subprocess.DEVNULL,
@@ -605,10 +639,12 @@ class Bench:
                     failed.append(c)
         return started, failed
 
-    def load_spec(self, i, decode=False):
-        args = ["--send-file", str(self.files[i])]
-        if load_codec(i, self.args.h264_every) != "vp8":
-            args += ["--video-codec", load_codec(i, self.args.h264_every)]
+    def load_spec(self, i, decode=False, codec=None):
+        """Load client i: file i in `codec` (default load_codec), sent and received in it."""
+        codec = codec or load_codec(i, self.args.h264_every)
+        args = ["--send-file", str(media_path(i, codec))]
+        if codec != "vp8":
+            args += ["--video-codec", codec]
         if not decode:
             args.append("--no-decode")
         limit = LOAD_MAX_BITRATES[i % len(LOAD_MAX_BITRATES)]
@@ -739,6 +775,57 @@ class Bench:
             c.wait()
         return results, join
 
+    def codecs(self):
+        """The cost of a second codec (issue 15): one room of CODEC_ROOM load
+        clients, all on VP8, then with a third of them on H.264 (sending and
+        receiving it), first one on each tier (every tier encodes both
+        codecs), then the high tier's three (that tier encodes H.264 only). A
+        client changes codec by leaving and joining again with the other file."""
+        room = "codecs"
+        n = CODEC_ROOM
+        make_media(n + 1, codecs=["vp8", "h264"])
+        # Load client i declares LOAD_MAX_BITRATES[i % 3]: 1, 2, 3 are on one
+        # tier each; 3, 6, 9 are the high tier's.
+        arrangements = [("all VP8", set()), ("3 of 9 on H.264, one per tier", {1, 2, 3}),
+                        ("3 of 9 on H.264, the high tier's", {3, 6, 9})]
+        clients = {}  # i -> (codec, Client)
+        out = []
+        try:
+            for k, (label, h264) in enumerate(arrangements):
+                want = {i: "h264" if i in h264 else "vp8" for i in range(1, n + 1)}
+                changing = [i for i in want if i in clients and clients[i][0] != want[i]]
+                for i in changing:
+                    clients[i][1].leave()
+                for i in changing:
+                    clients[i][1].wait()
+                    del clients[i]
+                specs = {f"load{i}-{want[i]}-{k}": (i, self.load_spec(i, codec=want[i])[1]) for i in want if i not in clients}
+                self.log(f"codecs: {label}: starting {len(specs)} load clients")
+                started, failed = self.start_clients(room, [(name, a) for name, (_, a) in specs.items()])
+                for c in started:
+                    i = specs[c.name][0]
+                    clients[i] = (want[i], c)
+                time.sleep(self.settle)
+                m = self.window_measure(room, [c for _, c in clients.values()], None)
+                m["arrangement"] = label
+                # What the bare pipeline is to do for this room: each one's file, tier and codec.
+                m["receivers"] = [(str(media_path(i, want[i])), TIER_OF_LIMIT[LOAD_MAX_BITRATES[i % len(LOAD_MAX_BITRATES)]],
+                                   want[i]) for i in sorted(want)]
+                m["failedJoins"] = len(failed)
+                m["encoders"] = self.server.encoders(room)
+                m["receiveCodecs"] = self.server.receive_codecs(room)
+                if failed:
+                    m["realtime"] = False
+                out.append(m)
+                self.log(f"codecs: {label}: server {m['serverCores']:.2f} cores, encoders {m['encoders']}, "
+                         f"receivers {m['receiveCodecs']}, min recv {m['minRecvFps']:.1f} fps, stalls {m['stalls']}")
+        finally:
+            for _, c in clients.values():
+                c.leave()
+            for _, c in clients.values():
+                c.wait()
+        return out
+
     def rooms(self):
         """Rooms of 4 load participants; add rooms until two steps in a row are not real time."""
         out = []
@@ -839,6 +926,7 @@ class Bench:
             time.sleep(1)
             rss0 = self.server.rss() / 2**20
             capacity, join = self.capacity()
+            codecs = [] if self.args.skip_codecs else self.phase("codecs", self.codecs, [])
             rooms = [] if self.args.skip_rooms else self.phase("rooms", self.rooms, [])
             audio = {} if self.args.skip_audio else self.phase("audio", self.audio_only, {})
         finally:
@@ -857,7 +945,11 @@ class Bench:
                 self.log(f"bare: variant {v}, N={n}")
                 variants[v] = bare[n] if v == "server" else run_bare(self.files[:n], self.logdir, v, tiers_at[n])
             variants = {"n": n, "results": variants}
-        return {"capacity": capacity, "join": join, "rooms": rooms, "audio": audio, "bare": bare,
+        for k, m in enumerate(codecs):
+            self.log(f"bare: the codecs room {m['arrangement']!r} as one gst-launch-1.0 pipeline")
+            m["bare"] = run_bare([f for f, _, _ in m["receivers"]], self.logdir, "server",
+                                 receivers=[(t, c) for _, t, c in m["receivers"]], name=f"codecs{k}")
+        return {"capacity": capacity, "join": join, "codecs": codecs, "rooms": rooms, "audio": audio, "bare": bare,
                 "variants": variants, "idleRssMB": rss0, "errors": self.errors}
 
 
@@ -958,6 +1050,28 @@ def markdown(bench, res, mach):
                   f"{fmt(pct(join['firstFrame'], 95), 0)} | {len(join['firstFrame'])} |",
                   f"| WebSocket open → another participant sees the joiner's tile | {fmt(pct(join['seenByOthers'], 50), 0)} | "
                   f"{fmt(pct(join['seenByOthers'], 95), 0)} | {len(join['seenByOthers'])} |"]
+    codecs = res.get("codecs") or []
+    if codecs:
+        lines += ["", f"## The cost of a second codec: one room of {CODEC_ROOM} load clients", "",
+                  "The same room, measured three times in a row: every load client sending and receiving VP8, then "
+                  "a third of them leaving and joining again in H.264 (pre-encoded H.264 sent, H.264 received): one "
+                  "on each tier (every tier encodes both codecs), then the high tier's three (that tier encodes H.264 "
+                  "only). Load clients declare maxBitrate none / 800k / 250k in turn. Encoders from `/metrics` "
+                  "(`tessera_encoders`), receivers' codecs from `GET /api/rooms/codecs`. \"Bare\" is the same "
+                  "work as one gst-launch-1.0 pipeline (as above: each file decoded in its codec, one encode per "
+                  "(tier, codec) in use, a payloader per receiver in its codec, the audio mix-minus), run after "
+                  "the server stopped: CPU time per media second, which a loaded machine inflates less than it "
+                  "starves a real-time server.", "",
+                  "| room | real time | server cores | server run-queue wait (thread-s/s) | bare cores | encoders (per codec) | "
+                  "receivers (per codec) | tiers | server RSS MB | output fps | min recv fps | stalls > 1 s |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        per_codec = lambda d: ", ".join(f"{k} {v}" for k, v in sorted(d.items()) if v) or "?"
+        for m in codecs:
+            lines.append(f"| {m['arrangement']} | {'yes' if m['realtime'] else '**no**'} | {fmt(m['serverCores'])} | "
+                         f"{fmt(m['serverWaitCores'])} | {fmt((m.get('bare') or {}).get('cores'))} | "
+                         f"{sum(m['encoders'].values())} ({per_codec(m['encoders'])}) | {per_codec(m['receiveCodecs'])} | "
+                         f"{len(m.get('tiers') or []) or '?'} | {fmt(m['serverRssMB'], 0)} | {fmt(m['outFps'], 1)} | "
+                         f"{fmt(m['minRecvFps'], 1)} | {m['stalls']} |")
     var = res.get("variants") or {}
     if var:
         lines += ["", f"## Where the bare pipeline's time goes, N = {var['n']}", "",
@@ -1036,6 +1150,7 @@ def main():
     p.add_argument("--max-n", type=int, help="stop the capacity sweep at this N")
     p.add_argument("--joins", type=int, default=None, help="joins to time (default 4 quick, 8 full)")
     p.add_argument("--skip-rooms", action="store_true", help="skip the rooms-of-4 phase")
+    p.add_argument("--skip-codecs", action="store_true", help="skip the VP8 vs VP8 + H.264 room phase")
     p.add_argument("--skip-audio", action="store_true", help="skip the audio-only Tessera vs Janus phase")
     p.add_argument("--max-audio-n", type=int, help="largest audio-only room (default 10 quick, 50 full)")
     p.add_argument("--server-arg", action="append", help="extra tessera flag (repeatable), e.g. --server-arg=--jitter-latency=50")

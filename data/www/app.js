@@ -454,6 +454,11 @@ function urlOptions() {
   };
 }
 
+/** What the quality panel shows, {label: text}, as the user reads it. */
+function qualityPanel() {
+  return Object.fromEntries([...ui.quality.querySelectorAll('dt')].map((dt) => [dt.textContent, dt.nextElementSibling?.textContent ?? '']));
+}
+
 /** `?report=URL` (loopback only): the page posts its state there each second (Firefox e2e test). */
 function startReporting(target) {
   let url;
@@ -475,6 +480,7 @@ function startReporting(target) {
       userAgent: navigator.userAgent, state: t.state, stateDetail: t.stateDetail, self: t.self,
       participants: t.participants, layout: t.layout, stats: t.stats, errors: t.errors,
       mediaError: t.mediaError, video: t.video, chatLog: t.chatLog, filesReceived: t.filesReceived, pageErrors,
+      quality: qualityPanel(),
       frame: n % 5 === 0 ? t.snapshot(320) : undefined,
       remoteSdp: n % 5 === 0 ? t.pc?.remoteDescription?.sdp : undefined,
     };

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { startServer } from './lib/server.mjs';
 import { makeMediaFiles, PARTICIPANT_MEDIA } from './lib/media.mjs';
 import { ChromiumParticipant, startFirefox, startReportServer, waitForReport } from './lib/browsers.mjs';
+import { TesseraClient } from './lib/client.mjs';
 import { timing, seconds, waitFor, slug, short, Final, stopChild } from './lib/util.mjs';
 
 const USAGE = `usage: node run.mjs [TESSERA_BINARY] [options]
@@ -675,6 +676,152 @@ test('Firefox ESR and Chromium in one room both receive the mix', async (ctx) =>
     if (frame?.startsWith('data:image/png;base64,')) {
       writeFileSync(path.join(ctx.artifacts, `${ctx.testIndex}-firefox-mix.png`), Buffer.from(frame.split(',')[1], 'base64'));
     }
+  }
+});
+
+// The grid's tile centres for three participants in join order (2x2, the
+// last row centred; data/layouts/README.md), as fractions of the frame.
+const GRID_OF_THREE = [[0.25, 0.25], [0.75, 0.25], [0.5, 0.75]];
+
+/** Colour of each point (fractions of the frame) of an image: a data: URL, decoded in `page`. */
+function pixelsOfImage(page, url, points) {
+  return page.eval(async ({ url, points }) => {
+    const img = new Image();
+    img.src = url;
+    await img.decode();
+    const c = document.createElement('canvas');
+    c.width = img.naturalWidth; c.height = img.naturalHeight;
+    const g = c.getContext('2d', { willReadFrequently: true });
+    g.drawImage(img, 0, 0);
+    return points.map(([fx, fy]) => Array.from(g.getImageData(Math.floor(fx * c.width), Math.floor(fy * c.height), 1, 1).data.slice(0, 3)));
+  }, { url, points });
+}
+
+/** Colour of each point (fractions of the frame) of the page's mixed video; null without video. */
+function pixelsOfMix(p, points) {
+  return p.eval((points) => {
+    const v = document.getElementById('remote-video');
+    if (!v.videoWidth) return null;
+    const c = document.createElement('canvas');
+    c.width = 160; c.height = 90;
+    const g = c.getContext('2d', { willReadFrequently: true });
+    g.drawImage(v, 0, 0, c.width, c.height);
+    return points.map(([fx, fy]) => Array.from(g.getImageData(Math.floor(fx * c.width), Math.floor(fy * c.height), 1, 1).data.slice(0, 3)));
+  }, points);
+}
+
+/** Colour of each point of a tessera-client report's thumbnail (docs/client.md); null without one. */
+function pixelsOfThumb(report, points) {
+  const t = report?.thumb;
+  if (!t) return null;
+  return points.map(([fx, fy]) => {
+    const at = (Math.min(t.h - 1, Math.floor(fy * t.h)) * t.w + Math.min(t.w - 1, Math.floor(fx * t.w))) * 6;
+    return [0, 1, 2].map((k) => parseInt(t.rgb.slice(at + 2 * k, at + 2 * k + 2), 16));
+  });
+}
+
+const nearRgb = (a, b, tolerance = 60) => a.every((x, k) => Math.abs(x - b[k]) <= tolerance);
+
+/** The video codec an answer SDP chose (its m=video line's first payload), lower case; null without one. */
+function answeredVideoCodec(sdp) {
+  const section = (sdp ?? '').split(/\r?\nm=/).find((x) => x.startsWith('video')) ?? '';
+  const pt = section.split(/\r?\n/)[0].split(' ')[3];
+  const name = new RegExp(`a=rtpmap:${pt} ([^/]+)/`).exec(section)?.[1];
+  return name ? name.toLowerCase() : null;
+}
+
+test('Chromium, Firefox ESR and an H.264-only tessera-client in one room all see each other', async (ctx) => {
+  if (!ctx.binary) throw new Error('needs the build the runner started the server from (for tessera-client)');
+  const firefox = ctx.firefox;
+  if (!firefox) throw new Error('firefox-esr not found (run tests/e2e/install.sh)');
+  const clientBinary = path.join(path.dirname(ctx.binary), '..', '..', 'tools', 'client', 'tessera-client');
+  if (!existsSync(clientBinary)) throw new Error(`${clientBinary} not built`);
+  // Free the CPU the earlier rooms used: this test runs three media stacks.
+  for (const p of ctx.participants) await p.close();
+  const room = roomName('e2e-h264');
+  // Join order is grid order: Chromium (red), Firefox (its fake camera's
+  // cycling colour), the H.264 client (blue).
+  const chromeMedia = PARTICIPANT_MEDIA[0];
+  const clientMedia = PARTICIPANT_MEDIA[2];
+  const chrome = await launchParticipant(ctx, 'Chromium-vp8', chromeMedia);
+  ctx.reports ??= await startReportServer();
+  const label = `firefox-${room}`;
+  let ff = null;
+  let client = null;
+  let seen = {};
+  try {
+    await chrome.open(pageUrl(ctx, room, chrome.name));
+    await waitConnected(chrome);
+    ff = await startFirefox(firefox, pageUrl(ctx, room, 'Firefox', { report: ctx.reports.urlFor(label) }),
+      path.join(ctx.artifacts, `${ctx.testIndex}-firefox.log`));
+    await Promise.race([
+      waitForReport(ctx.reports, label, 'Firefox to connect and list Chromium', (r) =>
+        r.state === 'connected' && r.participants?.some((p) => p.name === chrome.name)),
+      ff.failed.then(() => {}, (err) => { throw new Error(`firefox-esr did not start: ${err.message}`); }),
+    ]);
+    const ws = new URL('/ws', ctx.url);
+    ws.protocol = ws.protocol === 'https:' ? 'wss:' : 'ws:';
+    client = new TesseraClient(clientBinary, ['--server', ws.toString(), '--room', room, '--name', 'H264-client',
+      '--ice-address', '127.0.0.1', '--video-codec', 'h264', '--color', `0x${clientMedia.argb.slice(4)}`,
+      '--tone', String(clientMedia.freq), '--connect-timeout', String(seconds(90) / 1000)],
+    path.join(ctx.artifacts, `${ctx.testIndex}-h264-client.log`));
+    await client.waitEvent('connected', 'the H.264 client to connect');
+    const track = await client.waitEvent('track', 'the H.264 client to receive video', (e) => e.kind === 'video');
+    if (track.encoding !== 'H264') throw new Error(`the H.264-only client receives ${track.encoding}`);
+
+    // Each one's mix: Chromium's red and the client's blue where the grid puts
+    // them, and Firefox's tile drawn (its camera is no fixed colour: not the
+    // black background).
+    const expected = (px) => px && nearRgb(px[0], chromeMedia.rgb) && Math.max(...px[1]) >= 60 && nearRgb(px[2], clientMedia.rgb);
+    const describe = (who) => () => `tile centres (Chromium, Firefox, H.264 client): ${JSON.stringify(seen[who])}`;
+    await Promise.all([
+      waitFor(`${chrome.name}'s mix to show all three tiles`, async () => {
+        seen.chromium = await pixelsOfMix(chrome, GRID_OF_THREE);
+        return expected(seen.chromium);
+      }, { timeout: seconds(90), describe: describe('chromium') }),
+      waitFor('Firefox\'s mix to show all three tiles', async () => {
+        const r = ctx.reports.latest(label);
+        if (!r?.frame?.startsWith('data:image/png;base64,') || Date.now() - r.receivedAt > seconds(10)) return false;
+        seen.firefox = await pixelsOfImage(chrome, r.frame, GRID_OF_THREE);
+        return expected(seen.firefox);
+      }, { timeout: seconds(90), describe: describe('firefox') }),
+      waitFor('the H.264 client to decode all three tiles', async () => {
+        seen.client = pixelsOfThumb(await client.report(), GRID_OF_THREE);
+        return expected(seen.client);
+      }, { timeout: seconds(90), describe: describe('client') }),
+    ]);
+
+    // What each one negotiated: the API, each page's answer and its quality panel agree.
+    const chromeCodec = answeredVideoCodec(await chrome.eval(() => window.tessera.pc?.remoteDescription?.sdp));
+    const ffCodec = answeredVideoCodec(ctx.reports.latest(label)?.remoteSdp);
+    const details = await (await fetch(new URL(`/api/rooms/${room}`, ctx.url))).json();
+    console.log(`# GET /api/rooms/${room}: ${short(details.participants?.map((p) => `${p.name}: ${p.sendCodec}/${p.receiveCodec}`), 300)}`);
+    for (const [name, codec] of [[chrome.name, chromeCodec], ['Firefox', ffCodec], ['H264-client', 'h264']]) {
+      const p = details.participants?.find((x) => x.name === name);
+      if (!codec || p?.sendCodec !== codec || p?.receiveCodec !== codec) {
+        throw new Error(`${name} negotiated ${codec}; the API says ${short(p)}`);
+      }
+    }
+    if (chromeCodec === 'h264' || ffCodec === 'h264') {
+      throw new Error(`a browser negotiated H.264 (Chromium ${chromeCodec}, Firefox ${ffCodec}): the room mixes one codec only`);
+    }
+    const panelShows = (codec) => (q) => (q?.Codecs ?? '').split(', ')[0] === codec.toUpperCase();
+    await waitFor(`${chrome.name}'s quality panel to show ${chromeCodec}`, () => chrome.eval(() =>
+      Object.fromEntries([...document.querySelectorAll('#quality dt')].map((dt) => [dt.textContent, dt.nextElementSibling?.textContent])))
+      .then(panelShows(chromeCodec)), { describe: () => chrome.describe() });
+    await waitForReport(ctx.reports, label, `Firefox's quality panel to show ${ffCodec}`, (r) => panelShows(ffCodec)(r.quality));
+    const pageErrors = ctx.reports.latest(label)?.pageErrors ?? [];
+    if (pageErrors.length) throw new Error(`page errors in Firefox: ${short(pageErrors, 1500)}`);
+  } finally {
+    console.log(`# tile centres seen: ${JSON.stringify(seen)}`);
+    await screenshots(ctx, [chrome], 'h264');
+    const frame = ctx.reports.latest(label)?.frame;
+    if (frame?.startsWith('data:image/png;base64,')) {
+      writeFileSync(path.join(ctx.artifacts, `${ctx.testIndex}-firefox-mix.png`), Buffer.from(frame.split(',')[1], 'base64'));
+    }
+    await client?.stop();
+    await ff?.stop();
+    await chrome.close();
   }
 });
 

@@ -205,6 +205,12 @@ TEST_CASE("offer plan: the video codec is the server's first preference the offe
         // VP8 preference gives way.
         {"offer-chromium-h264.sdp", defaults, "h264", 108},
         {"offer-chromium-h264.sdp", {"vp8", "vp9"}, "", -1},
+        // tessera-client --video-codec h264 (webrtcbin, x264's constrained
+        // baseline as 42c01f, video and data bundle-only): the `offer` event
+        // of the e2e test's H.264 client.
+        {"offer-tessera-client-h264.sdp", defaults, "h264", 96},
+        {"offer-tessera-client-h264.sdp", {"vp9", "h264"}, "h264", 96},
+        {"offer-tessera-client-h264.sdp", {"vp8", "vp9"}, "", -1},
     };
     for (const Case& c : cases) {
         std::string order;
