@@ -510,7 +510,8 @@ def bare_pipeline(files, variant="server", tiers=("high",)):
         mixes = ([(j, [i for i in range(n) if i != j]) for j in range(n)] if variant != "audio-k+1" else
                  [(0, list(range(n)))] + [(j, [i for i in range(n) if i != j]) for j in (1, 2) if j < n])
         for j, inputs in mixes:
-            parts.append(f"audiomixer name=am{j} ! {fragment('audio-send', f's{j}')} ! fakesink sync=false async=false")
+            parts.append(f"audiomixer name=am{j} ! {fragment('audio-encode', f's{j}')} ! {fragment('pay-opus', f'p{j}')} "
+                         f"! fakesink sync=false async=false")
             parts += [f"at{i}. ! queue ! am{j}." for i in inputs]
     return " ".join(parts)
 

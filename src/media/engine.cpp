@@ -45,7 +45,7 @@ public:
     explicit GstEngine(const Config& config)
         : m_config(config), m_fragments(config.pipelinesDir, varsFor(config),
                                         {"pay-" + config.video.codec, "decode-" + config.video.codec, "decode-opus",
-                                         "audio-send", "record-mkv", "record-webm", "record-mp4"}) {
+                                         "audio-encode", "pay-opus", "record-mkv", "record-webm", "record-mp4"}) {
         // One encoder per quality tier: the same file, the tier's size and bit rate.
         for (const policy::Tier& tier : effectiveTiers(config.video)) {
             FragmentVars vars = varsFor(config);

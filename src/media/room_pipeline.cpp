@@ -136,18 +136,19 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     for (GstElement* mixer : {m_videoMixer.get(), m_audioMixer.get()}) configureMixer(mixer, config);
 
     ElementRef rawTee = requireByName(pipe, "rawtee");
-    m_parts = {&m_config,
-               &m_fragments,
-               pipeline(),
-               m_audioMixer.get(),
-               m_videoMixer.get(),
-               m_audioTee.get(),
-               effectiveTiers(config.video),
-               {}};
+    m_parts = {
+        &m_config, &m_fragments, pipeline(), m_audioMixer.get(), m_videoMixer.get(), effectiveTiers(config.video), {}};
     for (const policy::Tier& spec : m_parts.ladder) {
         m_tiers.push_back(buildTier(spec, rawTee.get()));
         m_parts.tierTees.push_back(m_tiers.back()->tee.get());
     }
+    // After the tiers (startVideo() starts sinks first, so nothing pushes
+    // into an element that is not running yet).
+    for (const char* name : {"rawtee", "canvascaps", "vmix", "bgcaps", "background"})
+        m_videoElements.push_back(requireByName(pipe, name));
+    for (const ElementRef& e : m_videoElements) gst_element_set_locked_state(e.get(), TRUE);
+    m_speakerSet = policy::SpeakerSet({config.audio.mixMinusSpeakers});
+    buildAudioEncodes();
 
     // videotestsrc 1.22 fills frames from a cached one on its streaming
     // thread, and setting foreground-color swaps that cache: from any other
@@ -265,6 +266,7 @@ RoomPipeline::~RoomPipeline() {
 
 std::string RoomPipeline::startRecording(const RecordingRequest& request) {
     if (m_recorder) throw Error(ErrorCode::Conflict, "room '" + m_room + "' is already recording");
+    startVideo();
     m_recorder = std::make_unique<Recorder>(*this, request);
     return m_recorder->file();
 }
@@ -352,6 +354,12 @@ void RoomPipeline::onRecorderMessage(GstMessage* message) {
 
 std::unique_ptr<Peer> RoomPipeline::addPeer(const std::string& participantId, const PeerOptions& options,
                                             PeerListener& listener) {
+    {
+        // Known to the speaker set from now: its first loud frame gets it a
+        // slot even before its pads on the slot mixers exist (addAudioInput).
+        std::lock_guard lock(m_speakersMutex);
+        m_slotPads[participantId] = {};
+    }
     auto core = std::make_shared<PeerCore>(*this, participantId, options, listener, m_joinCounter++);
     core->start();
     return std::make_unique<GstPeer>(std::move(core));
@@ -371,6 +379,8 @@ RoomStats RoomPipeline::stats() const {
     s.framesDropped = m_framesDropped.load();
     s.keyFramesForced = m_keyFramesForced.load();
     s.elements = countElements(pipeline());
+    s.opusEncoders = countElements(pipeline(), "opusenc");
+    s.compositing = m_videoStarted;
     for (std::size_t i = 0; i < m_tiers.size(); ++i)
         s.tiers.push_back({m_parts.ladder.at(i).name, static_cast<unsigned>(m_tiers[i]->receivers.load()),
                            m_tiers[i]->frames.load()});
@@ -435,6 +445,8 @@ std::unique_ptr<RoomPipeline::EncoderTier> RoomPipeline::buildTier(const policy:
     tier->tee = ElementRef::borrow(make("tee"));
     g_object_set(tier->tee.get(), "allow-not-linked", TRUE, nullptr);
     gst_bin_add_many(pipe, tier->valve.get(), queue, scale, caps, tier->encoder.get(), tier->tee.get(), nullptr);
+    for (GstElement* e : {tier->tee.get(), tier->encoder.get(), caps, scale, queue, tier->valve.get()})
+        m_videoElements.push_back(ElementRef::borrow(e));
     if (!gst_element_link_many(rawTee, tier->valve.get(), queue, scale, caps, tier->encoder.get(), tier->tee.get(),
                                nullptr))
         throw Error(ErrorCode::Internal, "pipelines/encode-" + m_config.video.codec +
@@ -519,42 +531,70 @@ void RoomPipeline::setScreenShareActive(const std::string& participantId, bool a
 
 void RoomPipeline::addAudioInput(const std::string& participantId, GstElement* tee) {
     m_audioInputs[participantId] = ElementRef::borrow(tee);
-    for (const auto& [to, mixer] : m_audioOutputs)
-        if (to != participantId) linkAudio(participantId, tee, to, mixer.get());
+    std::optional<std::size_t> own;
+    {
+        std::lock_guard lock(m_speakersMutex);
+        own = m_speakerSet.slotOf(participantId);
+    }
+    // Linked without the lock: its frames' level probe takes it.
+    std::vector<PadRef> pads;
+    for (std::size_t k = 0; k < m_slotMixers.size(); ++k)
+        pads.push_back(linkAudio(participantId, tee, "", m_slotMixers[k].get(), own == k));
+    std::lock_guard lock(m_speakersMutex);
+    // It may have taken a slot while its pads were linked.
+    if (const auto now = m_speakerSet.slotOf(participantId); now != own)
+        for (std::size_t k = 0; k < pads.size(); ++k) g_object_set(pads[k].get(), "mute", now == k, nullptr);
+    m_slotPads[participantId] = std::move(pads);
 }
 
-void RoomPipeline::addAudioOutput(const std::string& participantId, GstElement* mixer) {
-    m_audioOutputs[participantId] = ElementRef::borrow(mixer);
-    for (const auto& [from, tee] : m_audioInputs)
-        if (from != participantId) linkAudio(from, tee.get(), participantId, mixer);
+void RoomPipeline::addAudioOutput(const std::string& participantId, GstElement* funnel) {
+    std::vector<PadRef> inputs;
+    for (const ElementRef& tee : m_encodeTees) inputs.push_back(linkAudio("", tee.get(), participantId, funnel));
+    std::lock_guard lock(m_speakersMutex);
+    const auto slot = m_speakerSet.slotOf(participantId);
+    auto chooser = std::make_shared<AudioSwitch>(slot ? *slot + 1 : 0);
+    for (std::size_t source = 0; source < inputs.size(); ++source) watchEncode(inputs[source].get(), chooser, source);
+    m_audioReceivers[participantId] = std::move(chooser);
 }
 
-void RoomPipeline::linkAudio(const std::string& from, GstElement* tee, const std::string& to, GstElement* mixer) {
-    auto fromBin = ElementRef::adopt(GST_ELEMENT(gst_element_get_parent(tee)));
-    auto toBin = ElementRef::adopt(GST_ELEMENT(gst_element_get_parent(mixer)));
+PadRef RoomPipeline::linkAudio(const std::string& from, GstElement* tee, const std::string& to, GstElement* sink,
+                               bool mute) {
     auto teePad = PadRef::adopt(gst_element_request_pad_simple(tee, "src_%u"));
-    auto mixerPad = PadRef::adopt(gst_element_request_pad_simple(mixer, "sink_%u"));
-    auto out = PadRef::borrow(ghostPad(fromBin.get(), teePad.get()));
-    auto in = PadRef::borrow(ghostPad(toBin.get(), mixerPad.get(), true));
+    auto sinkPad = PadRef::adopt(gst_element_request_pad_simple(sink, "sink_%u"));
+    if (mute) g_object_set(sinkPad.get(), "mute", TRUE, nullptr); // before its first buffer
+    // A participant's side is ghosted on its bin; the room's elements are
+    // children of the pipeline itself.
+    auto fromBin = from.empty() ? ElementRef() : ElementRef::adopt(GST_ELEMENT(gst_element_get_parent(tee)));
+    auto toBin = to.empty() ? ElementRef() : ElementRef::adopt(GST_ELEMENT(gst_element_get_parent(sink)));
+    auto out = fromBin ? PadRef::borrow(ghostPad(fromBin.get(), teePad.get())) : teePad;
+    auto in = toBin ? PadRef::borrow(ghostPad(toBin.get(), sinkPad.get(), true)) : sinkPad;
     if (gst_pad_link(out.get(), in.get()) != GST_PAD_LINK_OK)
-        GST_CAT_ERROR(tessera_media_debug, "room %s: cannot link audio %s -> %s", m_room.c_str(), from.c_str(),
-                      to.c_str());
-    m_audioLinks.push_back(
-        {from, to, {ElementRef::borrow(tee), teePad, fromBin, out}, {ElementRef::borrow(mixer), mixerPad, toBin, in}});
+        GST_CAT_ERROR(tessera_media_debug, "room %s: cannot link audio %s -> %s", m_room.c_str(),
+                      from.empty() ? "(room)" : from.c_str(), to.empty() ? "(room)" : to.c_str());
+    m_audioLinks.push_back({from,
+                            to,
+                            {ElementRef::borrow(tee), teePad, fromBin, fromBin ? out : PadRef()},
+                            {ElementRef::borrow(sink), sinkPad, toBin, toBin ? in : PadRef()}});
+    return sinkPad;
 }
 
 DetachPlan RoomPipeline::removeAudio(const std::string& participantId) {
     m_audioInputs.erase(participantId);
-    m_audioOutputs.erase(participantId);
+    {
+        std::lock_guard lock(m_speakersMutex);
+        m_slotPads.erase(participantId);
+        m_audioReceivers.erase(participantId);
+        m_speakerSet.remove(participantId); // its slot is free for the next speaker
+    }
     DetachPlan plan;
     std::erase_if(m_audioLinks, [&](AudioLink& link) {
         if (link.to == participantId) {
-            // Another participant's tee feeds the leaver: detach it when idle.
+            // One of the room's encodes feeds the leaver: detach it when idle.
             plan.tees.push_back(std::move(link.teeSide));
             return true;
         }
         if (link.from == participantId) {
-            // The leaver feeds another's mixer: release once the leaver is NULL.
+            // The leaver feeds a slot mixer: release once the leaver is NULL.
             plan.mixers.push_back(std::move(link.mixerSide));
             return true;
         }

@@ -81,6 +81,8 @@ struct RoomStats {
     std::uint64_t framesDropped = 0;   // composite frames dropped before the encoder
     std::uint64_t keyFramesForced = 0; // key frames requested from the encoder (receivers' PLI/FIR, joins)
     unsigned elements = 0;             // elements in the room pipeline (leak check)
+    unsigned opusEncoders = 0;         // K+1 (audio.mixMinusSpeakers + 1), and the recorder's while recording
+    bool compositing = false;          // the compositor and tier branches run (someone sends or receives video)
     std::vector<TierStats> tiers;      // highest first
 };
 
