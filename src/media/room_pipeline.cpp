@@ -539,7 +539,9 @@ void RoomPipeline::addAudioInput(const std::string& participantId, GstElement* t
     // Linked without the lock: its frames' level probe takes it.
     std::vector<PadRef> pads;
     for (std::size_t k = 0; k < m_slotMixers.size(); ++k)
-        pads.push_back(linkAudio(participantId, tee, "", m_slotMixers[k].get(), own == k));
+        pads.push_back(linkAudio(participantId, tee, "", m_slotMixers[k].get(), [&](GstPad* pad) {
+            if (own == k) g_object_set(pad, "mute", TRUE, nullptr); // before its first buffer
+        }));
     std::lock_guard lock(m_speakersMutex);
     // It may have taken a slot while its pads were linked.
     if (const auto now = m_speakerSet.slotOf(participantId); now != own)
@@ -548,20 +550,28 @@ void RoomPipeline::addAudioInput(const std::string& participantId, GstElement* t
 }
 
 void RoomPipeline::addAudioOutput(const std::string& participantId, GstElement* funnel) {
-    std::vector<PadRef> inputs;
-    for (const ElementRef& tee : m_encodeTees) inputs.push_back(linkAudio("", tee.get(), participantId, funnel));
+    std::optional<std::size_t> own;
+    {
+        std::lock_guard lock(m_speakersMutex);
+        own = m_speakerSet.slotOf(participantId);
+    }
+    auto chooser = std::make_shared<AudioSwitch>(own ? *own + 1 : 0);
+    // Each input is watched before it is linked: never two encodes at once.
+    for (std::size_t source = 0; source < m_encodeTees.size(); ++source)
+        linkAudio("", m_encodeTees[source].get(), participantId, funnel,
+                  [&](GstPad* pad) { watchEncode(pad, chooser, source); });
     std::lock_guard lock(m_speakersMutex);
-    const auto slot = m_speakerSet.slotOf(participantId);
-    auto chooser = std::make_shared<AudioSwitch>(slot ? *slot + 1 : 0);
-    for (std::size_t source = 0; source < inputs.size(); ++source) watchEncode(inputs[source].get(), chooser, source);
+    // It may have taken a slot while its inputs were linked.
+    const auto now = m_speakerSet.slotOf(participantId);
+    if (now != own) chooser->select(now ? *now + 1 : 0);
     m_audioReceivers[participantId] = std::move(chooser);
 }
 
 PadRef RoomPipeline::linkAudio(const std::string& from, GstElement* tee, const std::string& to, GstElement* sink,
-                               bool mute) {
+                               const std::function<void(GstPad*)>& prepare) {
     auto teePad = PadRef::adopt(gst_element_request_pad_simple(tee, "src_%u"));
     auto sinkPad = PadRef::adopt(gst_element_request_pad_simple(sink, "sink_%u"));
-    if (mute) g_object_set(sinkPad.get(), "mute", TRUE, nullptr); // before its first buffer
+    if (prepare) prepare(sinkPad.get());
     // A participant's side is ghosted on its bin; the room's elements are
     // children of the pipeline itself.
     auto fromBin = from.empty() ? ElementRef() : ElementRef::adopt(GST_ELEMENT(gst_element_get_parent(tee)));

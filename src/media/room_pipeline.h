@@ -119,11 +119,11 @@ private:
     // Thread: main. Drops the participant's tiles, and its speaker and share state.
     void removeSources(const std::string& participantId);
     // Thread: main. Links a participant's audio tee (in its bin) to a slot
-    // mixer (`mute`d if the participant owns that slot), or a room's encode
-    // tee to a receiver's funnel (in its bin); `from` or `to` is "" for the
-    // room's side. Returns the sink pad.
+    // mixer, or a room's encode tee to a receiver's funnel (in its bin);
+    // `from` or `to` is "" for the room's side. `prepare` gets the sink pad
+    // before the link (no buffer yet). Returns the sink pad.
     PadRef linkAudio(const std::string& from, GstElement* tee, const std::string& to, GstElement* sink,
-                     bool mute = false);
+                     const std::function<void(GstPad*)>& prepare = {});
     // Thread: main. The full mix's encode and the K slots (room_audio.cpp).
     void buildAudioEncodes();
     // Under m_speakersMutex: mutes the slot's new owner and switches the
