@@ -1,7 +1,5 @@
 #include "audio_switch.h"
 
-#include "gst_util.h"
-
 namespace tessera::media {
 
 void AudioSwitch::select(std::size_t source, GstClockTime cutoff) {
