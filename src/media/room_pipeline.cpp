@@ -360,9 +360,15 @@ std::unique_ptr<Peer> RoomPipeline::addPeer(const std::string& participantId, co
         std::lock_guard lock(m_speakersMutex);
         m_slotPads[participantId] = {};
     }
-    auto core = std::make_shared<PeerCore>(*this, participantId, options, listener, m_joinCounter++);
-    core->start();
-    return std::make_unique<GstPeer>(std::move(core));
+    try {
+        auto core = std::make_shared<PeerCore>(*this, participantId, options, listener, m_joinCounter++);
+        core->start();
+        return std::make_unique<GstPeer>(std::move(core));
+    } catch (...) {
+        std::lock_guard lock(m_speakersMutex);
+        m_slotPads.erase(participantId);
+        throw;
+    }
 }
 
 void RoomPipeline::setLayout(const protocol::LayoutSpec& spec) {
@@ -530,7 +536,6 @@ void RoomPipeline::setScreenShareActive(const std::string& participantId, bool a
 }
 
 void RoomPipeline::addAudioInput(const std::string& participantId, GstElement* tee) {
-    m_audioInputs[participantId] = ElementRef::borrow(tee);
     std::optional<std::size_t> own;
     {
         std::lock_guard lock(m_speakersMutex);
@@ -589,7 +594,6 @@ PadRef RoomPipeline::linkAudio(const std::string& from, GstElement* tee, const s
 }
 
 DetachPlan RoomPipeline::removeAudio(const std::string& participantId) {
-    m_audioInputs.erase(participantId);
     {
         std::lock_guard lock(m_speakersMutex);
         m_slotPads.erase(participantId);

@@ -177,7 +177,6 @@ private:
         PadDetach mixerSide; // in `to`'s bin
     };
     // Thread: main.
-    std::map<std::string, ElementRef> m_audioInputs; // participant -> its decoded-audio tee
     std::vector<AudioLink> m_audioLinks;
     // K+1 audio. Fixed after construction: the encodes' tees, source 0 the
     // full mix's, 1 + k slot k's; and each slot's mixer.
