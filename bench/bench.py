@@ -384,10 +384,11 @@ def colour(i):
     return "0xFF%02X%02X%02X" % tuple(int((u + m) * 255) for u in (r, g, b))
 
 
-def media_file(i):
-    """VP8 640x360@30 (a ball on a colour, 15 % camera-like noise so that the
-    encoder reaches its bitrate as a camera would) + Opus tone, MEDIA_SECONDS."""
-    path = MEDIA / f"load-v1-{i}.mkv"
+def media_file(i, codec="vp8"):
+    """VP8 (or H.264 constrained baseline) 640x360@30 (a ball on a colour, 15 %
+    camera-like noise so that the encoder reaches its bitrate as a camera
+    would) + Opus tone, MEDIA_SECONDS."""
+    path = MEDIA / (f"load-v1-{i}.mkv" if codec == "vp8" else f"load-{codec}-v1-{i}.mkv")
     if path.exists():
         return path, None
     MEDIA.mkdir(parents=True, exist_ok=True)
@@ -396,8 +397,10 @@ def media_file(i):
     pipeline = (
         f"compositor name=c background=black sink_1::alpha=0.15 "
         f"! video/x-raw,format=I420,width=640,height=360,framerate=30/1 "
-        f"! vp8enc deadline=1 cpu-used=8 threads=1 end-usage=cbr target-bitrate={LOAD_BITRATE} "
-        f"keyframe-max-dist=30 lag-in-frames=0 error-resilient=default ! queue ! mux. "
+        + (f"! vp8enc deadline=1 cpu-used=8 threads=1 end-usage=cbr target-bitrate={LOAD_BITRATE} "
+           f"keyframe-max-dist=30 lag-in-frames=0 error-resilient=default ! queue ! mux. " if codec == "vp8" else
+           f"! x264enc tune=zerolatency speed-preset=ultrafast threads=1 bitrate={LOAD_BITRATE // 1000} "
+           f"key-int-max=30 bframes=0 ! video/x-h264,profile=constrained-baseline ! h264parse ! queue ! mux. ") +
         f"videotestsrc num-buffers={frames} pattern=ball background-color={colour(i)} "
         f"! video/x-raw,width=640,height=360,framerate=30/1 ! c.sink_0 "
         f"videotestsrc num-buffers={frames} pattern=snow ! video/x-raw,width=640,height=360,framerate=30/1 ! c.sink_1 "
@@ -409,10 +412,17 @@ def media_file(i):
     return path, (proc, tmp)
 
 
-def make_media(count):
+def load_codec(i, h264_every):
+    """The video codec of load file i: with --h264-every K, every K-th load
+    client from the first (1, 1+K, ...) sends and receives H.264; the probe
+    (file 0) and the rest VP8."""
+    return "h264" if h264_every and i % h264_every == 1 % h264_every and i > 0 else "vp8"
+
+
+def make_media(count, h264_every=0):
     paths, pending = [], []
     for i in range(count):
-        path, job = media_file(i)
+        path, job = media_file(i, load_codec(i, h264_every))
         paths.append(path)
         if job:
             pending.append((path, job))
@@ -599,6 +609,8 @@ class Bench:
 
     def load_spec(self, i, decode=False):
         args = ["--send-file", str(self.files[i])]
+        if load_codec(i, self.args.h264_every) != "vp8":
+            args += ["--video-codec", load_codec(i, self.args.h264_every)]
         if not decode:
             args.append("--no-decode")
         limit = LOAD_MAX_BITRATES[i % len(LOAD_MAX_BITRATES)]
@@ -679,7 +691,7 @@ class Bench:
             ns = [n for n in ns if n <= self.args.max_n]
         join_n = 4 if self.quick else 9
         room = "capacity"
-        self.files = make_media(ns[0])
+        self.files = make_media(ns[0], self.args.h264_every)
         results, join = [], None
         # The probe decodes and reads stamps; it sends a looped file like the loads.
         self.probe = Client(self.server, room, "probe", self.logdir, ["--send-file", str(self.files[0]), "--read-stamp"])
@@ -692,7 +704,7 @@ class Bench:
                 break
             # n = probe + stamp sender + loads
             want = n - 2
-            self.files = make_media(n)  # cached in build/bench-media after the first run
+            self.files = make_media(n, self.args.h264_every)  # cached in build/bench-media after the first run
             specs = [self.load_spec(1 + i) for i in range(loads, want)]
             self.log(f"capacity: N={n}: starting {len(specs)} load clients")
             started, failed = self.start_clients(room, specs)
@@ -770,7 +782,7 @@ class Bench:
         ns = [10] if self.quick else [10, 25, 40]
         if self.args.max_audio_n:
             ns = [n for n in ns if n <= self.args.max_audio_n] or [self.args.max_audio_n]
-        self.files = make_media(max(len(self.files), 2))
+        self.files = make_media(max(len(self.files), 2), self.args.h264_every)
         out = {"tessera": [], "janus": []}
         janus = None
         try:
@@ -837,10 +849,11 @@ class Bench:
         bare, variants = {}, {}
         passing = [m["n"] for m in capacity if m["realtime"]] or [capacity[0]["n"]]
         tiers_at = {m["n"]: tuple(m.get("tiers") or ["high"]) for m in capacity}
-        for n in sorted({passing[-1]} if self.quick else {passing[-1], capacity[-1]["n"]}):
+        # The bare pipeline decodes and encodes VP8 only: with H.264 load clients it would not be the same work.
+        for n in [] if self.args.h264_every else sorted({passing[-1]} if self.quick else {passing[-1], capacity[-1]["n"]}):
             self.log(f"bare: the same work for N={n} ({len(tiers_at[n])} tiers) as one gst-launch-1.0 pipeline")
             bare[n] = run_bare(self.files[:n], self.logdir, "server", tiers_at[n])
-        if not self.quick:
+        if not self.quick and not self.args.h264_every:
             n = capacity[-1]["n"]
             for v in BARE_VARIANTS:
                 self.log(f"bare: variant {v}, N={n}")
@@ -882,6 +895,9 @@ def markdown(bench, res, mach):
     tier_text = (f"{len(most)} video tiers in use ({', '.join(most)}: one encode each)" if len(most) > 1 else
                  "1 video tier (one encode for everyone)")
     tier_text += "; load clients declare maxBitrate none / 800k / 250k in turn"
+    if bench.args.h264_every:
+        tier_text += (f"; every {bench.args.h264_every}th load client from the first sends and receives "
+                      "H.264 (its own encodes per tier), the rest VP8")
     lines = [
         f"# Tessera benchmark, {bench.stamp}",
         "",
@@ -1025,6 +1041,9 @@ def main():
     p.add_argument("--skip-audio", action="store_true", help="skip the audio-only Tessera vs Janus phase")
     p.add_argument("--max-audio-n", type=int, help="largest audio-only room (default 10 quick, 50 full)")
     p.add_argument("--server-arg", action="append", help="extra tessera flag (repeatable), e.g. --server-arg=--jitter-latency=50")
+    p.add_argument("--h264-every", type=int, default=0, metavar="K",
+                   help="every K-th load client (from the first) sends and receives H.264 instead of VP8: "
+                        "the cost of a second codec (3: a third)")
     p.add_argument("--out", help="results file stem (default bench/results/<UTC time>)")
     args = p.parse_args()
     if args.joins is None:

@@ -65,7 +65,10 @@ constexpr std::array kFlags = {
     Flag{"video-height", "video.height", Kind::Number, "PIXELS", "Composite height (default 720)"},
     Flag{"video-framerate", "video.framerate", Kind::Number, "FPS", "Composite frame rate (default 30)"},
     Flag{"video-bitrate", "video.bitrate", Kind::Number, "BITS", "Composite bit rate, bits/s (default 1500000)"},
-    Flag{"video-codec", "video.codec", Kind::String, "CODEC", "vp8, h264 or vp9 (default vp8)"},
+    Flag{"video-codecs", "video.codecs", Kind::String, "LIST",
+         "Video codecs in order of preference: each participant gets the first its offer carries (default "
+         "vp8,h264,vp9)"},
+    Flag{"video-codec", "video.codec", Kind::String, "CODEC", "The one video codec: vp8, h264 or vp9 (--video-codecs)"},
     Flag{"video-tile-width", "video.tileWidth", Kind::Number, "PIXELS", "Width each input is scaled to (default 640)"},
     Flag{"video-tile-height", "video.tileHeight", Kind::Number, "PIXELS",
          "Height each input is scaled to (default 360)"},

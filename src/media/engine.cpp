@@ -44,17 +44,20 @@ class GstEngine final : public Engine {
 public:
     explicit GstEngine(const Config& config)
         : m_config(config), m_fragments(config.pipelinesDir, varsFor(config),
-                                        {"pay-" + config.video.codec, "decode-" + config.video.codec, "decode-opus",
-                                         "audio-encode", "pay-opus", "record-mkv", "record-webm", "record-mp4"}) {
-        // One encoder per quality tier: the same file, the tier's size and bit rate.
-        for (const policy::Tier& tier : effectiveTiers(config.video)) {
-            FragmentVars vars = varsFor(config);
-            vars["bitrate"] = std::to_string(tier.bitrate / 1000);
-            vars["bitrate_bps"] = std::to_string(tier.bitrate);
-            vars["width"] = std::to_string(tier.width);
-            vars["height"] = std::to_string(tier.height);
-            m_fragments.load(tierEncoder(config, tier),
-                             config.pipelinesDir + "/encode-" + config.video.codec + ".pipeline", vars);
+                                        {"decode-opus", "audio-encode", "pay-opus", "record-mkv", "record-webm", "record-mp4"}) {
+        for (const std::string& codec : config.video.codecs) {
+            for (const char* kind : {"pay-", "decode-"})
+                m_fragments.load(kind + codec, config.pipelinesDir + "/" + kind + codec + ".pipeline", varsFor(config));
+            // One encoder per quality tier: the same file, the tier's size and bit rate.
+            for (const policy::Tier& tier : effectiveTiers(config.video)) {
+                FragmentVars vars = varsFor(config);
+                vars["bitrate"] = std::to_string(tier.bitrate / 1000);
+                vars["bitrate_bps"] = std::to_string(tier.bitrate);
+                vars["width"] = std::to_string(tier.width);
+                vars["height"] = std::to_string(tier.height);
+                m_fragments.load(tierEncoder(codec, tier), config.pipelinesDir + "/encode-" + codec + ".pipeline",
+                                 vars);
+            }
         }
     }
 

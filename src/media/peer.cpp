@@ -165,8 +165,8 @@ void PeerCore::stop() {
     for (auto& pad : mixerPads)
         plan.mixers.push_back({ElementRef::adopt(gst_pad_get_parent_element(pad.get())), pad, {}, {}});
     if (m_videoTeePad) {
-        plan.tees.push_back({ElementRef::borrow(m_parts.tierTees.at(m_tier)), std::move(m_videoTeePad), {}, {}});
-        m_room.removeReceiver(m_tier);
+        plan.tees.push_back({std::move(m_videoTee), std::move(m_videoTeePad), {}, {}});
+        m_room.removeReceiver(m_tier, m_offer.cameraCodec);
     }
 
     // The bin may go NULL only once no tee that stays pushes into it. That
@@ -265,7 +265,7 @@ void PeerCore::onConnectionState(GstWebRTCPeerConnectionState state) {
         // which can differ from the offer even where the codec is the same.
         if (!m_sending) buildSendBranches();
         // A joiner needs a key frame to start decoding the shared stream.
-        m_room.requestKeyFrame(m_tier);
+        if (m_videoTeePad) m_room.requestKeyFrame(m_tier, m_offer.cameraCodec);
     } else if (state == GST_WEBRTC_PEER_CONNECTION_STATE_FAILED) {
         fail("ICE/DTLS connection failed");
     }

@@ -79,10 +79,9 @@ struct RoomParts {
     const Config* config = nullptr;
     const Fragments* fragments = nullptr;
     GstBin* pipeline = nullptr;
-    GstElement* audioMixer = nullptr;  // the full mix
-    GstElement* videoMixer = nullptr;  // the compositor
-    std::vector<policy::Tier> ladder;  // quality tiers, highest bit rate first
-    std::vector<GstElement*> tierTees; // per tier: where its encoded video comes out
+    GstElement* audioMixer = nullptr; // the full mix
+    GstElement* videoMixer = nullptr; // the compositor
+    std::vector<policy::Tier> ladder; // quality tiers, highest bit rate first
 };
 
 // The room as a peer sees it (mediasoup's Listener pattern): what a peer
@@ -112,11 +111,14 @@ public:
     // speaker gets its private mix before its first loud frame is mixed.
     virtual void onAudioLevel(const std::string& participantId, double levelDbfs, GstClockTime start) = 0;
 
-    // Thread: any. A tier encodes only while it has receivers; key frames
-    // are rate-limited per tier encoder (shared by its receivers).
-    virtual void addReceiver(std::size_t tier) = 0;
-    virtual void removeReceiver(std::size_t tier) = 0;
-    virtual void requestKeyFrame(std::size_t tier) = 0;
+    // Thread: main. One encoder per (tier, codec) in use, shared by its
+    // receivers: built on first use, it encodes only while it has receivers.
+    // addReceiver returns the tee its encoded video comes out of (the room's,
+    // for the room's life). `codec` is one of video.codecs.
+    virtual GstElement* addReceiver(std::size_t tier, const std::string& codec) = 0;
+    virtual void removeReceiver(std::size_t tier, const std::string& codec) = 0;
+    // Thread: any. Rate-limited per encoder (shared by its receivers).
+    virtual void requestKeyFrame(std::size_t tier, const std::string& codec) = 0;
 
 protected:
     ~PeerRoom() = default;
@@ -161,7 +163,7 @@ private:
     void linkAudioInput(GstPad* pad);
     // Reports each decoded frame's level to the room (PeerRoom::onAudioLevel).
     void watchLevels(GstElement* tee);
-    void linkVideoInput(GstPad* pad, bool screenShare);
+    void linkVideoInput(GstPad* pad, bool screenShare, const std::string& codec);
 
     // peer_stats.cpp. Thread: webrtcbin's (a promise callback); only our own
     // members, under m_mutex.
@@ -211,8 +213,9 @@ private:
     std::pair<std::string, std::string> m_remoteIce; // the client's ICE ufrag and pwd, from its latest offer
     std::vector<std::string> m_mids;                 // per m-line
     PadRef m_videoTeePad;
+    ElementRef m_videoTee;                       // the room's tee m_videoTeePad is on: its encoder's output
     PadRef m_videoEntry;                         // where its tier's encoded video enters the bin
-    std::size_t m_tier = 0;                      // the quality tier it receives (RoomParts::tierTees)
+    std::size_t m_tier = 0;                      // the quality tier it receives, in m_offer.cameraCodec
     std::optional<policy::TierSelector> m_tiers; // set once video is sent; indices as RoomParts::ladder
     bool m_switching = false;                    // a tier switch waits for the old tee pad to be idle
     bool m_connected = false;
@@ -220,8 +223,9 @@ private:
     // Shared with streaming threads.
     mutable std::mutex m_mutex;
     bool m_stopped = false;
-    std::set<int> m_shareMlines;     // m-lines that carry a screen share
-    std::vector<PadRef> m_mixerPads; // room mixer sink pads this peer feeds
+    std::set<int> m_shareMlines;              // m-lines that carry a screen share
+    std::map<int, std::string> m_videoCodecs; // video m-line -> the codec it was planned with (its decoder)
+    std::vector<PadRef> m_mixerPads;          // room mixer sink pads this peer feeds
     PeerStats m_stats;
     std::map<std::string, Ref<GstWebRTCDataChannel>> m_channels; // by label
     std::uint64_t m_lastBytesIn = 0, m_lastBytesOut = 0;

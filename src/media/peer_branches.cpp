@@ -29,7 +29,6 @@ void styleLabel(GstElement* label, unsigned tileHeight) {
 void PeerCore::buildSendBranches() {
     m_sending = true;
     GstBin* bin = GST_BIN(m_bin.get());
-    const Config& config = *m_parts.config;
     std::vector<GstElement*> added;
 
     auto linkToWebrtc = [&](GstElement* last, GstPad* sink) {
@@ -48,7 +47,8 @@ void PeerCore::buildSendBranches() {
 
     if (m_videoSink) {
         GstElement* queue = leakyQueue(60);
-        ElementRef payBin = m_parts.fragments->makeBin("pay-" + config.video.codec);
+        // The codec the client's camera line negotiated, the one its shared encoder (takeTier) produces.
+        ElementRef payBin = m_parts.fragments->makeBin("pay-" + m_offer.cameraCodec);
         GstElement* pay = payBin.get();
         gst_bin_add_many(bin, queue, pay, nullptr);
         gst_element_link(queue, pay);
@@ -113,8 +113,11 @@ void PeerCore::onPadAdded(GstPad* pad) {
     try {
         if (media == "audio")
             linkAudioInput(pad);
+        else if (media == "video" && m_videoCodecs.count(static_cast<int>(mline)))
+            linkVideoInput(pad, m_shareMlines.count(static_cast<int>(mline)) > 0,
+                           m_videoCodecs.at(static_cast<int>(mline)));
         else if (media == "video")
-            linkVideoInput(pad, m_shareMlines.count(static_cast<int>(mline)) > 0);
+            throw Error(ErrorCode::Internal, "video on m-line " + std::to_string(mline) + ", which has no codec");
     } catch (const std::exception& e) {
         post(weak_from_this(), [why = std::string(e.what())](PeerCore& core) { core.fail(why); });
     }
@@ -203,9 +206,9 @@ void PeerCore::watchLevels(GstElement* tee) {
 }
 
 // Thread: streaming, under m_mutex.
-void PeerCore::linkVideoInput(GstPad* pad, bool screenShare) {
+void PeerCore::linkVideoInput(GstPad* pad, bool screenShare, const std::string& codec) {
     GstBin* bin = GST_BIN(m_bin.get());
-    ElementRef decode = m_parts.fragments->makeBin("decode-" + m_parts.config->video.codec);
+    ElementRef decode = m_parts.fragments->makeBin("decode-" + codec);
     // The name label is drawn here, on the tile's own frames, so it moves
     // with the tile on every layout change at no extra cost; the room sizes
     // it to the tile and turns it on and off (`silent`) with `labels`.

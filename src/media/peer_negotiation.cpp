@@ -28,16 +28,17 @@ GstWebRTCRTPTransceiverDirection toGst(protocol::MediaDirection d) {
 // answers with their intersection with the offer's caps, field by field: an
 // H.264 line must carry the offer's own profile-level-id text (42e01f and
 // 42c01f are the same profile, but different strings).
-GstCaps* codecCaps(const protocol::PlannedLine& line, const std::string& encoding) {
+GstCaps* codecCaps(const protocol::PlannedLine& line) {
     const int pt = line.pt;
     if (line.media == "audio")
         return gst_caps_new_simple("application/x-rtp", "media", G_TYPE_STRING, "audio", "encoding-name", G_TYPE_STRING,
                                    "OPUS", "clock-rate", G_TYPE_INT, 48000, "payload", G_TYPE_INT, pt, nullptr);
+    const GCharPtr encoding(g_ascii_strup(line.codec.c_str(), -1));
     GstCaps* caps = gst_caps_new_simple("application/x-rtp", "media", G_TYPE_STRING, "video", "encoding-name",
-                                        G_TYPE_STRING, encoding.c_str(), "clock-rate", G_TYPE_INT, 90000, "payload",
+                                        G_TYPE_STRING, encoding.get(), "clock-rate", G_TYPE_INT, 90000, "payload",
                                         G_TYPE_INT, pt, "rtcp-fb-nack-pli", G_TYPE_BOOLEAN, TRUE, "rtcp-fb-ccm-fir",
                                         G_TYPE_BOOLEAN, TRUE, "rtcp-fb-nack", G_TYPE_BOOLEAN, TRUE, nullptr);
-    if (encoding == "H264")
+    if (line.codec == "h264")
         gst_caps_set_simple(caps, "packetization-mode", G_TYPE_STRING, "1", "profile-level-id", G_TYPE_STRING,
                             line.profileLevelId.c_str(), nullptr);
     return caps;
@@ -67,11 +68,6 @@ std::string promiseError(GstPromise* promise, const char* otherwise) {
     return e ? e->message : otherwise;
 }
 
-std::string upper(const std::string& s) {
-    GCharPtr up(g_ascii_strup(s.c_str(), -1));
-    return up.get();
-}
-
 } // namespace
 
 void PeerCore::handleOffer(const std::string& sdp) {
@@ -85,8 +81,7 @@ void PeerCore::handleOffer(const std::string& sdp) {
 
 void PeerCore::applyOffer(const std::string& sdp) {
     GST_CAT_DEBUG(tessera_media_debug, "peer %s: offer\n%s", m_id.c_str(), sdp.c_str());
-    const std::string videoCodec = upper(m_parts.config->video.codec);
-    protocol::OfferPlan plan = protocol::planOffer(sdp, m_offer, videoCodec);
+    protocol::OfferPlan plan = protocol::planOffer(sdp, m_offer, m_parts.config->video.codecs);
     GstSDPMessage* raw = nullptr;
     gst_sdp_message_new_from_text(sdp.c_str(), &raw);
     std::unique_ptr<GstSDPMessage, decltype(&gst_sdp_message_free)> msg(raw, gst_sdp_message_free);
@@ -99,7 +94,7 @@ void PeerCore::applyOffer(const std::string& sdp) {
     // transceiver comes from requesting a sink pad (the only way 1.22 ties a
     // pad to a transceiver before the answer), then gets its preferences.
     for (const auto& line : plan.added) {
-        GstCaps* caps = line.pt < 0 ? nullptr : codecCaps(line, videoCodec);
+        GstCaps* caps = line.pt < 0 ? nullptr : codecCaps(line);
         GstWebRTCRTPTransceiver* trans = nullptr;
         if (line.send) {
             GstPad* pad = gst_element_request_pad_simple(m_webrtc.get(), "sink_%u");
@@ -125,6 +120,16 @@ void PeerCore::applyOffer(const std::string& sdp) {
         std::lock_guard lock(m_mutex);
         shareChanged = plan.shares.empty() != m_shareMlines.empty();
         m_shareMlines = plan.shares;
+        for (const auto& line : plan.added) {
+            if (line.codec.empty()) continue;
+            m_videoCodecs[static_cast<int>(line.index)] = line.codec;
+            if (static_cast<int>(line.index) != plan.state.cameraMline) continue;
+            // One negotiated codec carries both directions of the camera line.
+            using protocol::MediaDirection;
+            if (line.direction == MediaDirection::SendRecv || line.direction == MediaDirection::RecvOnly)
+                m_stats.sendCodec = line.codec; // the client sends it, the server decodes it
+            if (line.send) m_stats.receiveCodec = line.codec;
+        }
     }
     if (shareChanged) m_room.setScreenShareActive(m_id, !plan.shares.empty());
     // Before the offer goes to webrtcbin, so that the candidates the client

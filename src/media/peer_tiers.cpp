@@ -16,6 +16,7 @@ namespace {
 struct TierSwitch {
     PeerRoom* room; // alive while its streaming threads run this probe
     std::size_t next;
+    std::string codec;
     ElementRef oldTee;
     PadRef entry, newPad;
     std::function<void()> done;
@@ -35,7 +36,7 @@ GstPadProbeReturn switchIdle(GstPad* oldPad, GstPadProbeInfo*, gpointer data) no
         gst_element_release_request_pad(sw->oldTee.get(), oldPad);
         gst_pad_add_probe(sw->entry.get(), GST_PAD_PROBE_TYPE_BUFFER, dropUntilKeyFrame, nullptr, nullptr);
         gst_pad_link(sw->newPad.get(), sw->entry.get());
-        sw->room->requestKeyFrame(sw->next);
+        sw->room->requestKeyFrame(sw->next, sw->codec);
         post(std::move(sw->done));
     });
     return GST_PAD_PROBE_REMOVE;
@@ -50,26 +51,28 @@ void PeerCore::updateTier(const policy::TierInput& input) {
 }
 
 PadRef PeerCore::takeTier(std::size_t tier) {
-    m_room.addReceiver(tier);
+    m_videoTee = ElementRef::borrow(m_room.addReceiver(tier, m_offer.cameraCodec));
     m_tier = tier;
     {
         std::lock_guard lock(m_mutex);
         m_stats.tier = m_parts.ladder.at(tier).name;
     }
-    return PadRef::adopt(gst_element_request_pad_simple(m_parts.tierTees.at(tier), "src_%u"));
+    return PadRef::adopt(gst_element_request_pad_simple(m_videoTee.get(), "src_%u"));
 }
 
 void PeerCore::switchTier(std::size_t next) {
     GST_CAT_INFO(tessera_media_debug, "peer %s: tier %s -> %s", m_id.c_str(), m_parts.ladder.at(m_tier).name.c_str(),
                  m_parts.ladder.at(next).name.c_str());
     PadRef oldPad = std::move(m_videoTeePad);
+    ElementRef oldTee = m_videoTee;
     const std::size_t old = m_tier;
     m_videoTeePad = takeTier(next);
-    m_room.removeReceiver(old);
+    m_room.removeReceiver(old, m_offer.cameraCodec);
     m_switching = true;
     auto* sw = new TierSwitch{&m_room,
                               next,
-                              ElementRef::borrow(m_parts.tierTees.at(old)),
+                              m_offer.cameraCodec,
+                              std::move(oldTee),
                               m_videoEntry,
                               m_videoTeePad,
                               [w = WeakCore(weak_from_this())] {

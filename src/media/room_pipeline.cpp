@@ -9,6 +9,7 @@
 
 #include "peer.h"
 #include "recorder.h"
+#include "tessera/policy/frame_grid.h"
 #include "tessera/protocol/error.h"
 
 #define GST_CAT_DEFAULT tessera_media_debug
@@ -135,15 +136,25 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     m_fullMix = requireByName(pipe, "fullmix");
     for (GstElement* mixer : {m_videoMixer.get(), m_audioMixer.get()}) configureMixer(mixer, config);
 
-    ElementRef rawTee = requireByName(pipe, "rawtee");
-    m_parts = {
-        &m_config, &m_fragments, pipeline(), m_audioMixer.get(), m_videoMixer.get(), effectiveTiers(config.video), {}};
-    for (const policy::Tier& spec : m_parts.ladder) {
-        m_tiers.push_back(buildTier(spec, rawTee.get()));
-        m_parts.tierTees.push_back(m_tiers.back()->tee.get());
+    m_parts = {&m_config,
+               &m_fragments,
+               pipeline(),
+               m_audioMixer.get(),
+               m_videoMixer.get(),
+               effectiveTiers(config.video)};
+    for (const std::string& codec : v.codecs) {
+        for (std::size_t tier = 0; tier < m_parts.ladder.size(); ++tier) {
+            m_tiers.push_back(std::make_unique<EncoderTier>());
+            m_tiers.back()->tier = tier;
+            m_tiers.back()->codec = codec;
+        }
     }
-    // After the tiers (startVideo() starts sinks first, so nothing pushes
-    // into an element that is not running yet).
+    // The most preferred codec's ladder exists from the start, as a room of
+    // one codec always had it; another codec's encoders are built when a
+    // receiver first needs them (addReceiver).
+    for (std::size_t tier = 0; tier < m_parts.ladder.size(); ++tier) buildTier(encoderIndex(tier, v.codecs.front()));
+    // After the first ladder (buildTier puts its elements first: startVideo()
+    // starts sinks first, so nothing pushes into an element not running yet).
     for (const char* name : {"rawtee", "canvascaps", "vmix", "bgcaps", "background"})
         m_videoElements.push_back(requireByName(pipe, name));
     for (const ElementRef& e : m_videoElements) gst_element_set_locked_state(e.get(), TRUE);
@@ -154,17 +165,31 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     // thread, and setting foreground-color swaps that cache: from any other
     // thread that raced into a SIGSEGV in gst_video_frame_copy. A new colour
     // is therefore applied on the source's own thread, between two frames.
+    //
+    // The background's first frame also sets where the compositor's frame
+    // grid starts (start-time-selection=first, the only input then), and it
+    // comes at whatever running time its thread got to run: that frame is
+    // dropped and the background shifted later (a pad offset: under 200 ms
+    // at 15 frames/s) so that the next one starts the compositor on the
+    // decoders' frame grid, to the nanosecond (policy/frame_grid.h;
+    // docs/recording.md, "Synchronisation").
     GstPad* backgroundOut = gst_element_get_static_pad(background.get(), "src");
     gst_pad_add_probe(
         backgroundOut, GST_PAD_PROBE_TYPE_BUFFER,
-        [](GstPad* pad, GstPadProbeInfo*, gpointer self) noexcept {
+        [](GstPad* pad, GstPadProbeInfo* info, gpointer self) noexcept {
             // Thread: streaming (the background's).
+            GstPadProbeReturn result = GST_PAD_PROBE_OK;
             glib::guarded("background probe", [&] {
-                const std::int64_t colour = static_cast<RoomPipeline*>(self)->m_pendingBackground.exchange(-1);
+                auto* room = static_cast<RoomPipeline*>(self);
+                const std::int64_t colour = room->m_pendingBackground.exchange(-1);
                 if (colour >= 0)
                     g_object_set(GST_PAD_PARENT(pad), "foreground-color", static_cast<guint>(colour), nullptr);
+                if (!room->m_backgroundAligned) {
+                    room->m_backgroundAligned = true;
+                    if (room->alignBackground(pad, GST_PAD_PROBE_INFO_BUFFER(info))) result = GST_PAD_PROBE_DROP;
+                }
             });
-            return GST_PAD_PROBE_OK;
+            return result;
         },
         this, nullptr);
     gst_object_unref(backgroundOut);
@@ -387,14 +412,34 @@ RoomStats RoomPipeline::stats() const {
     s.elements = countElements(pipeline());
     s.opusEncoders = countElements(pipeline(), "opusenc");
     s.compositing = m_videoStarted;
-    for (std::size_t i = 0; i < m_tiers.size(); ++i)
-        s.tiers.push_back({m_parts.ladder.at(i).name, static_cast<unsigned>(m_tiers[i]->receivers.load()),
-                           m_tiers[i]->frames.load()});
+    // Highest tier first, each tier's codecs in preference order; only the built encoders.
+    for (const std::string& codec : m_config.video.codecs) s.codecs.push_back({codec, 0});
+    for (std::size_t tier = 0; tier < m_parts.ladder.size(); ++tier) {
+        for (auto& codec : s.codecs) {
+            const EncoderTier& t = *m_tiers.at(encoderIndex(tier, codec.name));
+            if (!t.tee) continue;
+            const auto receivers = static_cast<unsigned>(t.receivers.load());
+            s.tiers.push_back({m_parts.ladder.at(tier).name, receivers, t.frames.load(), codec.name});
+            if (receivers > 0) ++codec.encoders;
+        }
+    }
     return s;
 }
 
-void RoomPipeline::requestKeyFrame(std::size_t tier) {
-    EncoderTier& t = *m_tiers.at(tier);
+std::size_t RoomPipeline::encoderIndex(std::size_t tier, const std::string& codec) const {
+    const auto& codecs = m_config.video.codecs;
+    const auto found = std::find(codecs.begin(), codecs.end(), codec);
+    if (found == codecs.end() || tier >= m_parts.ladder.size())
+        throw Error(ErrorCode::Internal, "no encoder for tier " + std::to_string(tier) + " in '" + codec + "'");
+    return static_cast<std::size_t>(found - codecs.begin()) * m_parts.ladder.size() + tier;
+}
+
+void RoomPipeline::requestKeyFrame(std::size_t tier, const std::string& codec) {
+    requestKeyFrame(*m_tiers.at(encoderIndex(tier, codec)));
+}
+
+void RoomPipeline::requestKeyFrame(EncoderTier& t) {
+    if (!t.encoder) return; // not built: nobody receives it
     const std::int64_t now = g_get_monotonic_time();
     std::int64_t last = t.lastKeyFrameRequest.load();
     if (now - last < kKeyFrameIntervalUs) {
@@ -411,34 +456,35 @@ void RoomPipeline::requestKeyFrame(std::size_t tier) {
     }
 }
 
-void RoomPipeline::onReceiverKeyFrameRequest(std::size_t tier) {
-    if (g_get_monotonic_time() - m_tiers.at(tier)->lastKeyFrameOut.load() < kKeyFrameAnswersUs) {
-        GST_CAT_DEBUG(tessera_media_debug, "room %s: tier %zu key-frame request answered by the last key frame",
-                      m_room.c_str(), tier);
+void RoomPipeline::onReceiverKeyFrameRequest(std::size_t index) {
+    EncoderTier& t = *m_tiers.at(index);
+    if (g_get_monotonic_time() - t.lastKeyFrameOut.load() < kKeyFrameAnswersUs) {
+        GST_CAT_DEBUG(tessera_media_debug, "room %s: tier %zu (%s) key-frame request answered by the last key frame",
+                      m_room.c_str(), t.tier, t.codec.c_str());
         return;
     }
-    requestKeyFrame(tier);
+    requestKeyFrame(t);
 }
 
-void RoomPipeline::onEncodedFrame(std::size_t tier, bool keyFrame) {
-    EncoderTier& t = *m_tiers.at(tier);
+void RoomPipeline::onEncodedFrame(std::size_t index, bool keyFrame) {
+    EncoderTier& t = *m_tiers.at(index);
     ++t.frames;
     if (keyFrame) {
         // Every request so far reaches the receivers' branches after this one.
         t.lastKeyFrameOut = g_get_monotonic_time();
         t.keyFramePending = false;
     } else if (t.keyFramePending.load()) {
-        requestKeyFrame(tier);
+        requestKeyFrame(t);
     }
 }
 
-std::unique_ptr<RoomPipeline::EncoderTier> RoomPipeline::buildTier(const policy::Tier& spec, GstElement* rawTee) {
-    auto tier = std::make_unique<EncoderTier>();
-    const auto index = m_tiers.size();
+void RoomPipeline::buildTier(std::size_t index) {
+    EncoderTier& tier = *m_tiers.at(index);
+    const policy::Tier& spec = m_parts.ladder.at(tier.tier);
     GstBin* pipe = pipeline();
     // The valve keeps a tier nobody receives from costing an encode.
-    tier->valve = ElementRef::borrow(make("valve"));
-    g_object_set(tier->valve.get(), "drop", TRUE, nullptr);
+    tier.valve = ElementRef::borrow(make("valve"));
+    g_object_set(tier.valve.get(), "drop", TRUE, nullptr);
     GstElement* queue = leakyQueue(2);
     GstElement* scale = make("videoscale");
     GstElement* caps = make("capsfilter");
@@ -447,15 +493,12 @@ std::unique_ptr<RoomPipeline::EncoderTier> RoomPipeline::buildTier(const policy:
         G_TYPE_INT, static_cast<int>(spec.height), "pixel-aspect-ratio", GST_TYPE_FRACTION, 1, 1, nullptr);
     g_object_set(caps, "caps", size, nullptr);
     gst_caps_unref(size);
-    tier->encoder = m_fragments.makeBin(tierEncoder(m_config, spec));
-    tier->tee = ElementRef::borrow(make("tee"));
-    g_object_set(tier->tee.get(), "allow-not-linked", TRUE, nullptr);
-    gst_bin_add_many(pipe, tier->valve.get(), queue, scale, caps, tier->encoder.get(), tier->tee.get(), nullptr);
-    for (GstElement* e : {tier->tee.get(), tier->encoder.get(), caps, scale, queue, tier->valve.get()})
-        m_videoElements.push_back(ElementRef::borrow(e));
-    if (!gst_element_link_many(rawTee, tier->valve.get(), queue, scale, caps, tier->encoder.get(), tier->tee.get(),
-                               nullptr))
-        throw Error(ErrorCode::Internal, "pipelines/encode-" + m_config.video.codec +
+    tier.encoder = m_fragments.makeBin(tierEncoder(tier.codec, spec));
+    tier.tee = ElementRef::borrow(make("tee"));
+    g_object_set(tier.tee.get(), "allow-not-linked", TRUE, nullptr);
+    gst_bin_add_many(pipe, tier.valve.get(), queue, scale, caps, tier.encoder.get(), tier.tee.get(), nullptr);
+    if (!gst_element_link_many(tier.valve.get(), queue, scale, caps, tier.encoder.get(), tier.tee.get(), nullptr))
+        throw Error(ErrorCode::Internal, "pipelines/encode-" + tier.codec +
                                              ".pipeline: cannot link raw video in and encoded video out (does it take "
                                              "video/x-raw and produce one stream?)");
     // Frames the encoder could not keep up with.
@@ -469,16 +512,16 @@ std::unique_ptr<RoomPipeline::EncoderTier> RoomPipeline::buildTier(const policy:
     // events through the tee) are coalesced: the encoder is shared.
     struct ProbeData {
         RoomPipeline* room;
-        std::size_t tier;
+        std::size_t index;
     };
-    GstPad* teeIn = gst_element_get_static_pad(tier->tee.get(), "sink");
+    GstPad* teeIn = gst_element_get_static_pad(tier.tee.get(), "sink");
     gst_pad_add_probe(
         teeIn, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM,
         [](GstPad*, GstPadProbeInfo* info, gpointer data) noexcept {
             // Thread: streaming (a receiver's, upstream).
             if (!gst_video_event_is_force_key_unit(GST_PAD_PROBE_INFO_EVENT(info))) return GST_PAD_PROBE_OK;
             auto* d = static_cast<ProbeData*>(data);
-            glib::guarded("key frame request", [&] { d->room->onReceiverKeyFrameRequest(d->tier); });
+            glib::guarded("key frame request", [&] { d->room->onReceiverKeyFrameRequest(d->index); });
             return GST_PAD_PROBE_DROP;
         },
         new ProbeData{this, index}, [](gpointer d) noexcept { delete static_cast<ProbeData*>(d); });
@@ -488,21 +531,44 @@ std::unique_ptr<RoomPipeline::EncoderTier> RoomPipeline::buildTier(const policy:
             // Thread: streaming (the tier encoder's).
             auto* d = static_cast<ProbeData*>(data);
             const bool key = !GST_BUFFER_FLAG_IS_SET(GST_PAD_PROBE_INFO_BUFFER(info), GST_BUFFER_FLAG_DELTA_UNIT);
-            glib::guarded("encoded frame", [&] { d->room->onEncodedFrame(d->tier, key); });
+            glib::guarded("encoded frame", [&] { d->room->onEncodedFrame(d->index, key); });
             return GST_PAD_PROBE_OK;
         },
         new ProbeData{this, index}, [](gpointer d) noexcept { delete static_cast<ProbeData*>(d); });
     gst_object_unref(teeIn);
-    return tier;
+    // In a room whose video runs, the new elements start downstream first and
+    // are fed last, so the composite never pushes into an element still in
+    // NULL (the valve drops it all anyway until a receiver opens it). Before
+    // that, they wait in NULL with the compositor, ahead of it (startVideo()).
+    const std::initializer_list<GstElement*> sinksFirst = {tier.tee.get(), tier.encoder.get(), caps, scale, queue,
+                                                           tier.valve.get()};
+    if (m_videoStarted) {
+        for (GstElement* e : sinksFirst) gst_element_sync_state_with_parent(e);
+    } else {
+        for (GstElement* e : sinksFirst) gst_element_set_locked_state(e, TRUE);
+        std::vector<ElementRef> built;
+        for (GstElement* e : sinksFirst) built.push_back(ElementRef::borrow(e));
+        m_videoElements.insert(m_videoElements.begin(), std::make_move_iterator(built.begin()),
+                               std::make_move_iterator(built.end()));
+    }
+    if (!gst_element_link(m_rawTee.get(), tier.valve.get()))
+        throw Error(ErrorCode::Internal, "room pipeline: cannot link the composite to a " + tier.codec + " encoder");
 }
 
-void RoomPipeline::addReceiver(std::size_t tier) {
-    EncoderTier& t = *m_tiers.at(tier);
+GstElement* RoomPipeline::addReceiver(std::size_t tier, const std::string& codec) {
+    const std::size_t index = encoderIndex(tier, codec);
+    EncoderTier& t = *m_tiers.at(index);
+    if (!t.tee) {
+        GST_CAT_INFO(tessera_media_debug, "room %s: first %s receiver of tier %s: building its encoder", m_room.c_str(),
+                     codec.c_str(), m_parts.ladder.at(tier).name.c_str());
+        buildTier(index);
+    }
     if (t.receivers++ == 0) g_object_set(t.valve.get(), "drop", FALSE, nullptr);
+    return t.tee.get();
 }
 
-void RoomPipeline::removeReceiver(std::size_t tier) {
-    EncoderTier& t = *m_tiers.at(tier);
+void RoomPipeline::removeReceiver(std::size_t tier, const std::string& codec) {
+    EncoderTier& t = *m_tiers.at(encoderIndex(tier, codec));
     if (--t.receivers == 0) g_object_set(t.valve.get(), "drop", TRUE, nullptr);
 }
 
@@ -785,6 +851,26 @@ void RoomPipeline::speakerMaybeChanged(bool changed) {
     if (!adoptSpeaker(changed)) return;
     relayout();
     m_listener.onSpeakerChanged(m_speaker);
+}
+
+bool RoomPipeline::alignBackground(GstPad* pad, GstBuffer* first) {
+    if (!GST_BUFFER_PTS_IS_VALID(first) || !GST_BUFFER_DURATION_IS_VALID(first)) return false;
+    GstEvent* event = gst_pad_get_sticky_event(pad, GST_EVENT_SEGMENT, 0);
+    if (!event) return false;
+    const GstSegment* segment = nullptr;
+    gst_event_parse_segment(event, &segment);
+    // The running time of the next frame, the compositor's first.
+    const GstClockTime next =
+        gst_segment_to_running_time(segment, GST_FORMAT_TIME, GST_BUFFER_PTS(first) + GST_BUFFER_DURATION(first));
+    gst_event_unref(event);
+    if (!GST_CLOCK_TIME_IS_VALID(next)) return false;
+    const std::uint64_t start = policy::exactFrameBoundary(next, m_config.video.framerate);
+    // A new segment event carries the offset to the compositor, before the next buffer.
+    gst_pad_set_offset(pad, static_cast<gint64>(start - next));
+    GST_CAT_INFO(tessera_media_debug,
+                 "room %s: the composite starts at %" GST_TIME_FORMAT " (background shifted %" GST_TIME_FORMAT ")",
+                 m_room.c_str(), GST_TIME_ARGS(start), GST_TIME_ARGS(start - next));
+    return true;
 }
 
 void RoomPipeline::onTick() {

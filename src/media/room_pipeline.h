@@ -28,10 +28,10 @@ namespace tessera::media {
 
 class Recorder;
 
-// The fragment key of a tier's encoder (pipelines/encode-<codec>.pipeline
+// The fragment key of a (tier, codec) encoder (pipelines/encode-<codec>.pipeline
 // loaded with the tier's size and bit rate).
-inline std::string tierEncoder(const Config& config, const policy::Tier& tier) {
-    return "encode-" + config.video.codec + ":" + tier.name;
+inline std::string tierEncoder(const std::string& codec, const policy::Tier& tier) {
+    return "encode-" + codec + ":" + tier.name;
 }
 
 // Sets what every mixer (the compositor, the full audio mix, each
@@ -95,12 +95,19 @@ public:
     void addAudioOutput(const std::string& participantId, GstElement* funnel) override;
     void onAudioLevel(const std::string& participantId, double levelDbfs, GstClockTime start) override;
     void startVideo() override;
-    void addReceiver(std::size_t tier) override;
-    void removeReceiver(std::size_t tier) override;
-    void requestKeyFrame(std::size_t tier) override;
+    GstElement* addReceiver(std::size_t tier, const std::string& codec) override;
+    void removeReceiver(std::size_t tier, const std::string& codec) override;
+    void requestKeyFrame(std::size_t tier, const std::string& codec) override;
 
 private:
+    // One (tier, codec) encoder. Every pair is allocated with the room (its
+    // counters are read from streaming threads); its elements are built on
+    // first use (buildTier), those of video.codecs' first codec with the room.
     struct EncoderTier {
+        std::size_t tier = 0; // in m_parts.ladder
+        std::string codec;    // one of video.codecs
+        // Empty until built; set on the main thread before a receiver links to
+        // `tee`, so the streaming threads that reach the encoder see them set.
         ElementRef valve, encoder, tee;
         std::atomic<int> receivers{0};
         std::atomic<std::int64_t> lastKeyFrameRequest{0};
@@ -108,11 +115,15 @@ private:
         std::atomic<bool> keyFramePending{false};
         std::atomic<std::uint64_t> frames{0}; // encoded: shows that a tier without receivers costs nothing
     };
-    std::unique_ptr<EncoderTier> buildTier(const policy::Tier& spec, GstElement* rawTee);
+    // Thread: main. Adds the encoder's elements to the pipeline (playing or not) and links them to the composite.
+    void buildTier(std::size_t index);
+    // Thread: any. The index in m_tiers of (tier, codec); throws for a codec not in video.codecs.
+    std::size_t encoderIndex(std::size_t tier, const std::string& codec) const;
+    void requestKeyFrame(EncoderTier& t);
     // Thread: streaming (a receiver's, upstream). A receiver's PLI/FIR.
-    void onReceiverKeyFrameRequest(std::size_t tier);
+    void onReceiverKeyFrameRequest(std::size_t index);
     // Thread: streaming (the tier encoder's). Every encoded frame on its way to the receivers.
-    void onEncodedFrame(std::size_t tier, bool keyFrame);
+    void onEncodedFrame(std::size_t index, bool keyFrame);
     void relayout();
     // Thread: main. Forgets the participant's audio links; returns what to unhook.
     DetachPlan removeAudio(const std::string& participantId);
@@ -141,6 +152,10 @@ private:
     // stop or, without one, reports `error` as a failure.
     void removeRecorder(const std::string& error);
     void onTick();
+    // Thread: the background's, at its first frame. Shifts the background so
+    // that its next frame starts the compositor on the decoders' frame grid;
+    // true when that first frame is to be dropped.
+    bool alignBackground(GstPad* pad, GstBuffer* first);
     // Thread: main. Takes a new speaker decision, if any, into m_speaker;
     // true when the speaker changed (the caller relayouts and tells the room).
     bool adoptSpeaker(bool changed);
@@ -153,9 +168,10 @@ private:
     RoomListener& m_listener;                          // Borrowed; outlives this.
     ElementRef m_pipeline;                             // Owned.
     ElementRef m_videoMixer, m_audioMixer, m_audioTee; // m_audioTee: the room's live silence
-    std::vector<std::unique_ptr<EncoderTier>> m_tiers; // m_parts.ladder's encoders, in its order
-    ElementRef m_rawTee, m_fullMix;                    // the recorder's sources
-    RoomParts m_parts;                                 // what peers link to; complete after construction
+    // Every (tier, codec): video.codecs' order, then m_parts.ladder's (encoderIndex). Fixed after construction.
+    std::vector<std::unique_ptr<EncoderTier>> m_tiers;
+    ElementRef m_rawTee, m_fullMix; // the recorder's sources
+    RoomParts m_parts;              // what peers link to; complete after construction
     protocol::LayoutSpec m_layout;
     GstVideoInfo m_canvasInfo;                 // the composite's format as configured; immutable after construction
     ElementRef m_canvasCaps, m_backgroundCaps; // the composite's size, and its background's
@@ -201,6 +217,7 @@ private:
     std::atomic<std::uint64_t> m_framesDropped{0};
     std::atomic<std::uint64_t> m_keyFramesForced{0};   // over every tier's encoder
     std::atomic<std::int64_t> m_pendingBackground{-1}; // ARGB to apply, or -1
+    bool m_backgroundAligned = false;                  // Thread: the background's.
     // Frame rate over the last tick.
     std::uint64_t m_lastFrames = 0;
     std::int64_t m_lastTickTime = 0;

@@ -51,6 +51,9 @@ std::string serialize(const RoomDetail& room) {
         item["id"] = p.id;
         item["name"] = p.name;
         item["tier"] = p.tier;
+        // Video codecs from the participant's side; null where it sends or receives no video.
+        item["sendCodec"] = p.sendCodec.empty() ? OutJson(nullptr) : OutJson(p.sendCodec);
+        item["receiveCodec"] = p.receiveCodec.empty() ? OutJson(nullptr) : OutJson(p.receiveCodec);
         item["receiveOnly"] = p.receiveOnly;
         item["bitrateIn"] = p.bitrateIn;
         item["bitrateOut"] = p.bitrateOut;

@@ -183,6 +183,34 @@ std::vector<policy::Tier> parseTiers(const Json& value, const std::string& path)
     return tiers;
 }
 
+// A preference list of video codecs: an array, or "vp8,h264" (the
+// --video-codecs flag).
+std::vector<std::string> parseCodecs(const Json& value, const std::string& path) {
+    constexpr const char* kForm = "must be a non-empty array of distinct \"vp8\", \"h264\" and \"vp9\", or "
+                                  "\"vp8,h264,...\"";
+    Json list = value;
+    if (value.is_string()) {
+        list = Json::array();
+        const std::string& text = value.get_ref<const std::string&>();
+        for (std::size_t start = 0; start <= text.size();) {
+            const std::size_t end = std::min(text.find(',', start), text.size());
+            list.push_back(text.substr(start, end - start));
+            start = end + 1;
+        }
+    }
+    if (!list.is_array() || list.empty()) fail(path, kForm);
+    std::vector<std::string> codecs;
+    for (std::size_t i = 0; i < list.size(); ++i) {
+        const std::string itemPath = path + "[" + std::to_string(i) + "]";
+        if (!list[i].is_string() || !isVideoCodec(list[i].get_ref<const std::string&>()))
+            fail(itemPath, "must be \"vp8\", \"h264\" or \"vp9\"");
+        const std::string& codec = list[i].get_ref<const std::string&>();
+        if (std::find(codecs.begin(), codecs.end(), codec) != codecs.end()) fail(itemPath, "duplicate codec");
+        codecs.push_back(codec);
+    }
+    return codecs;
+}
+
 void applyVideo(VideoConfig& video, const Json& object) {
     requireObject(object, "video");
     for (const auto& [key, value] : object.items()) {
@@ -196,10 +224,12 @@ void applyVideo(VideoConfig& video, const Json& object) {
         } else if (key == "bitrate") {
             video.bitrate = integerIn(value, path, 10'000, 100'000'000);
         } else if (key == "codec") {
-            video.codec = stringValue(value, path);
-            if (video.codec != "vp8" && video.codec != "h264" && video.codec != "vp9") {
-                fail(path, "must be \"vp8\", \"h264\" or \"vp9\"");
-            }
+            // The single codec of earlier versions: a list of one.
+            if (object.contains("codecs")) fail(path, "video.codec and video.codecs: set one of them");
+            video.codecs = {stringValue(value, path)};
+            if (!isVideoCodec(video.codecs.front())) fail(path, "must be \"vp8\", \"h264\" or \"vp9\"");
+        } else if (key == "codecs") {
+            video.codecs = parseCodecs(value, path);
         } else if (key == "tileWidth") {
             video.tileWidth = evenSize(value, path);
         } else if (key == "tileHeight") {

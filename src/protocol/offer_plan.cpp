@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <iterator>
 #include <map>
 
 #include "tessera/protocol/error.h"
@@ -14,6 +15,13 @@ std::string upper(std::string_view s) {
     std::string out(s);
     std::transform(out.begin(), out.end(), out.begin(),
                    [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    return out;
+}
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     return out;
 }
 
@@ -114,17 +122,24 @@ H264Fit h264Fit(const std::string& profileLevelId) {
 }
 
 // The payload type of `encoding` (upper case) the server answers with, or -1.
-// VP8 and VP9: the first. H.264: packetization-mode 1 only (the payloader
-// sends FU-A and STAP-A), preferring a constrained-baseline payload type to a
-// baseline one, so that the answer names the profile the server sends.
+// VP8: the first. VP9: the first of profile 0 (no profile-id means 0; the
+// encoders take 8-bit 4:2:0, and a profile 2 decoder is not a profile 0
+// one). H.264: packetization-mode 1 only (the payloader sends FU-A and
+// STAP-A; mode 0 would need every NAL unit under the MTU from an encoder
+// shared by every receiver), preferring a constrained-baseline payload type
+// to a baseline one, so that the answer names the profile the server sends.
 int findPayload(const Section& s, const std::string& encoding, std::string* profileLevelId) {
     int baseline = -1;
     std::string baselineProfile;
     for (int pt : s.formats) {
         auto it = s.encodings.find(pt);
         if (it == s.encodings.end() || it->second != encoding) continue;
-        if (encoding != "H264") return pt;
         auto params = s.fmtp.find(pt);
+        if (encoding == "VP9") {
+            if (params == s.fmtp.end() || fmtpParameter(params->second, "profile-id").value_or("0") == "0") return pt;
+            continue;
+        }
+        if (encoding != "H264") return pt;
         if (params == s.fmtp.end() || fmtpParameter(params->second, "packetization-mode") != "1") continue;
         const std::string profile = fmtpParameter(params->second, "profile-level-id").value_or("");
         const H264Fit fit = h264Fit(profile);
@@ -166,13 +181,17 @@ MediaDirection answerDirection(MediaDirection d, bool weSend) {
 
 } // namespace
 
-OfferPlan planOffer(std::string_view sdp, const OfferState& before, std::string_view videoCodec) {
+OfferPlan planOffer(std::string_view sdp, const OfferState& before, const std::vector<std::string>& videoCodecs) {
     const std::vector<Section> sections = parseSections(sdp);
     const auto count = static_cast<unsigned>(sections.size());
     if (count == 0) throw Error(ErrorCode::BadRequest, "offer.sdp: not an SDP offer with media sections");
     if (count < before.mlines) throw Error(ErrorCode::BadRequest, "offer.sdp: a renegotiation may not remove m-lines");
+    if (count > kMaxMlines)
+        throw Error(ErrorCode::BadRequest, "offer.sdp: " + std::to_string(count) + " m-lines, over the " +
+                                               std::to_string(kMaxMlines) + " an offer may have");
 
-    const std::string codec = upper(videoCodec);
+    std::string videoNames; // "VP8, H264" for error messages
+    for (const std::string& codec : videoCodecs) videoNames += (videoNames.empty() ? "" : ", ") + upper(codec);
     OfferPlan plan;
     OfferState& st = plan.state;
     st = before;
@@ -188,12 +207,25 @@ OfferPlan planOffer(std::string_view sdp, const OfferState& before, std::string_
         if (isVideo && st.cameraMline < 0) st.cameraMline = index;
         if (isVideo && index != st.cameraMline && clientSends(dir)) plan.shares.insert(index);
         if (i < before.mlines || (!isAudio && !isVideo)) continue;
-        std::string profileLevelId;
-        const int pt = findPayload(s, isAudio ? "OPUS" : codec, &profileLevelId);
+        std::string profileLevelId, codec;
+        int pt = -1;
+        if (isAudio) {
+            pt = findPayload(s, "OPUS", &profileLevelId);
+        } else {
+            // The server's preference decides, not the offer's order: it keeps
+            // the encoders a room runs to the fewest codecs.
+            for (auto c = videoCodecs.begin(); c != videoCodecs.end() && pt < 0; ++c) {
+                pt = findPayload(s, upper(*c), &profileLevelId);
+                if (pt >= 0) codec = lower(*c);
+            }
+        }
         if (pt < 0 && dir != MediaDirection::Inactive)
-            throw Error(ErrorCode::BadRequest, "offer.sdp: m-line " + std::to_string(i) + " (" + s.media +
-                                                   ") offers no " + (isAudio ? "Opus" : codec) +
-                                                   "; this server mixes " + (isAudio ? "Opus" : codec));
+            throw Error(ErrorCode::BadRequest,
+                        "offer.sdp: m-line " + std::to_string(i) + " (" + s.media + ") offers " +
+                            (isAudio ? "no Opus; this server mixes Opus"
+                                     : "none of the video codecs this server is configured for (" + videoNames +
+                                           "; H.264 needs packetization-mode=1 and a (constrained) baseline profile, "
+                                           "VP9 profile 0)"));
         const bool send =
             clientReceives(dir) && pt >= 0 && ((isAudio && st.audioMline < 0) || (isVideo && index == st.cameraMline));
         if (send && isAudio) {
@@ -203,8 +235,14 @@ OfferPlan planOffer(std::string_view sdp, const OfferState& before, std::string_
             st.videoMline = index;
             st.videoPt = pt;
         }
-        plan.added.push_back({i, s.media, pt, std::move(profileLevelId), answerDirection(dir, send), send});
+        if (index == st.cameraMline) st.cameraCodec = codec;
+        plan.added.push_back(
+            {i, s.media, pt, std::move(codec), std::move(profileLevelId), answerDirection(dir, send), send});
     }
+    if (plan.shares.size() > 1)
+        throw Error(ErrorCode::BadRequest, "offer.sdp: m-lines " + std::to_string(*plan.shares.begin()) + " and " +
+                                               std::to_string(*std::next(plan.shares.begin())) +
+                                               " both send a screen share; one at a time");
     if (st.cameraMline < 0 && st.audioMline < 0 && plan.added.empty() && before.mlines == 0)
         throw Error(ErrorCode::BadRequest, "offer.sdp: needs an audio or a video m-line");
     st.mlines = count;

@@ -349,7 +349,8 @@ api::RoomDetail Rooms::detail(const std::string& name) const {
     for (const auto& participant : room.participants) {
         const media::PeerStats stats = participant->peer->stats();
         out.participants.push_back({participant->id, participant->name, stats.tier, participant->receiveOnly,
-                                    stats.bitrateIn, stats.bitrateOut, stats.packetsLost, stats.connected});
+                                    stats.bitrateIn, stats.bitrateOut, stats.packetsLost, stats.connected,
+                                    stats.sendCodec, stats.receiveCodec});
     }
     return out;
 }

@@ -97,12 +97,29 @@ void appendParticipantFamily(std::string& out, const Snapshot& snapshot, std::st
     }
 }
 
+// Per quality tier, summed over its codecs' encoders (a tier's entries are adjacent).
 void appendTierFamily(std::string& out, const Snapshot& snapshot, std::string_view metric, std::string_view type,
                       std::string_view help, const std::function<std::uint64_t(const media::TierStats&)>& value) {
     appendHeader(out, metric, type, help);
     for (const Snapshot::Room& room : snapshot.rooms) {
+        const auto& tiers = room.stats.tiers;
+        for (std::size_t i = 0; i < tiers.size();) {
+            std::uint64_t sum = 0;
+            std::size_t j = i;
+            for (; j < tiers.size() && tiers[j].name == tiers[i].name; ++j) sum += value(tiers[j]);
+            appendSample(out, metric, {{"room", room.room}, {"tier", tiers[i].name}}, sum);
+            i = j;
+        }
+    }
+}
+
+// Per (tier, codec) encoder a room has built.
+void appendEncoderFamily(std::string& out, const Snapshot& snapshot, std::string_view metric, std::string_view type,
+                         std::string_view help, const std::function<std::uint64_t(const media::TierStats&)>& value) {
+    appendHeader(out, metric, type, help);
+    for (const Snapshot::Room& room : snapshot.rooms) {
         for (const media::TierStats& tier : room.stats.tiers)
-            appendSample(out, metric, {{"room", room.room}, {"tier", tier.name}}, value(tier));
+            appendSample(out, metric, {{"room", room.room}, {"tier", tier.name}, {"codec", tier.codec}}, value(tier));
     }
 }
 
@@ -148,10 +165,24 @@ std::string formatPrometheus(const Snapshot& snapshot) {
         [](const Snapshot::Room& r) { return std::uint64_t{r.stats.compositing ? 1U : 0U}; });
 
     appendTierFamily(out, snapshot, "tessera_tier_receivers", "gauge",
-                     "Receivers of the quality tier; with none its encoder is fed nothing.",
+                     "Receivers of the quality tier (all codecs); with none its encoders are fed nothing.",
                      [](const media::TierStats& t) { return std::uint64_t{t.receivers}; });
     appendTierFamily(out, snapshot, "tessera_tier_frames_total", "counter",
-                     "Frames the quality tier's encoder produced.", [](const media::TierStats& t) { return t.frames; });
+                     "Frames the quality tier's encoders produced (all codecs).",
+                     [](const media::TierStats& t) { return t.frames; });
+    appendHeader(out, "tessera_encoders", "gauge",
+                 "Video encoders of the codec encoding now: one per quality tier with receivers in that codec.");
+    for (const Snapshot::Room& room : snapshot.rooms) {
+        for (const auto& codec : room.stats.codecs)
+            appendSample(out, "tessera_encoders", {{"room", room.room}, {"codec", codec.name}},
+                         std::uint64_t{codec.encoders});
+    }
+    appendEncoderFamily(out, snapshot, "tessera_encoder_receivers", "gauge",
+                        "Receivers of the (tier, codec) encoder; with none it is fed nothing.",
+                        [](const media::TierStats& t) { return std::uint64_t{t.receivers}; });
+    appendEncoderFamily(out, snapshot, "tessera_encoder_frames_total", "counter",
+                        "Frames the (tier, codec) encoder produced.",
+                        [](const media::TierStats& t) { return t.frames; });
 
     appendRoomFamily<std::uint64_t>(out, snapshot, "tessera_recording", "gauge",
                                     "1 while the room is being recorded, else 0.",

@@ -58,6 +58,15 @@ std::vector<std::string> smallCall(std::vector<std::string> more) {
     return args;
 }
 
+long procStatus(pid_t pid, const std::string& field) {
+    std::istringstream in(readText("/proc/" + std::to_string(pid) + "/status"));
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
+    FAIL("no " << field << " in /proc/" << pid << "/status");
+    return 0;
+}
+
 Json waitRoom(Server& server, const std::string& room, const std::function<bool(const Json&)>& done) {
     const auto deadline = Clock::now() + kDeadline;
     Json last;

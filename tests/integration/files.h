@@ -1,6 +1,9 @@
 #pragma once
 // Files and directories the integration tests share: reading a file, a fresh
-// recording directory, a recording's metadata, and polling a room's details.
+// recording directory, a recording's metadata, a process's /proc status,
+// and polling a room's details.
+#include <sys/types.h>
+
 #include <functional>
 #include <string>
 #include <vector>
@@ -21,6 +24,8 @@ std::vector<std::string> recorderArgs(const std::string& dir);
 std::string metadataFor(const std::string& file);
 // A response body as JSON (the body in the failure message if it is not).
 Json jsonOf(const HttpResponse& r);
+// A field of /proc/<pid>/status ("VmRSS" in kB); fails the test if there is none.
+long procStatus(pid_t pid, const std::string& field);
 // Polls GET /api/rooms/{room} until `done` holds; returns the last details.
 Json waitRoom(Server& server, const std::string& room, const std::function<bool(const Json&)>& done);
 

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -59,6 +60,15 @@ std::string logTail(const std::string& path, std::size_t lines) {
 std::string describeStatus(int status) {
     if (status < 0) return "killed by signal " + std::to_string(-status) + " (" + strsignal(-status) + ")";
     return "exit " + std::to_string(status);
+}
+
+bool waitUntil(const std::function<bool()>& done, Clock::duration timeout) {
+    const auto deadline = Clock::now() + timeout;
+    while (!done()) {
+        if (Clock::now() > deadline) return false;
+        std::this_thread::sleep_for(100ms);
+    }
+    return true;
 }
 
 std::string tesseraBinary() { return envOr("TESSERA_BIN", "build/src/app/tessera"); }

@@ -28,6 +28,9 @@ inline constexpr auto kStopBound = 30s;
 // anyway (src/app/signals.cpp): status 0, but a bug.
 inline constexpr const char* kStopOverran = "STOP OVERRAN ITS BOUND";
 
+// Polls `done` every 100 ms until it holds (true) or `timeout` passes (false).
+bool waitUntil(const std::function<bool()>& done, Clock::duration timeout = kDeadline);
+
 std::string tesseraBinary();
 std::string clientBinary();
 

@@ -2,7 +2,6 @@
 #include <catch2/catch.hpp>
 
 #include <functional>
-#include <sstream>
 #include <thread>
 
 #include "files.h"
@@ -110,20 +109,6 @@ TEST_CASE("participants join and leave 50 times while two stay; nothing leaks", 
     CHECK(server.metric(elements) == baseline);
     for (auto& s : stayers) s->leave();
 }
-
-namespace {
-
-// A field of /proc/<pid>/status ("VmRSS" in kB).
-long procStatus(pid_t pid, const std::string& field) {
-    std::istringstream in(readText("/proc/" + std::to_string(pid) + "/status"));
-    std::string line;
-    while (std::getline(in, line))
-        if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
-    FAIL("no " << field << " in /proc/" << pid << "/status");
-    return 0;
-}
-
-} // namespace
 
 TEST_CASE("after every room closes, the server gives its memory back", "[call][memory]") {
     Server server;
@@ -389,19 +374,10 @@ TEST_CASE("a tier nobody receives encodes nothing, and encodes while someone doe
     };
     auto frames = [&](const char* tier) { return sample("tessera_tier_frames_total", tier); };
     auto receivers = [&](const char* tier) { return sample("tessera_tier_receivers", tier); };
-    // Polls to a generous deadline; true once `done` holds.
-    auto waitFor = [](const std::function<bool()>& done) {
-        const auto deadline = Clock::now() + kDeadline;
-        while (!done()) {
-            if (Clock::now() > deadline) return false;
-            std::this_thread::sleep_for(100ms);
-        }
-        return true;
-    };
     // Time measured in the low tier's frames (15 a second).
     auto lowEncodes = [&](double count) {
         const double low = frames("low");
-        REQUIRE(waitFor([&] { return frames("low") >= low + count; }));
+        REQUIRE(waitUntil([&] { return frames("low") >= low + count; }));
     };
     // While the low tier encodes `count` more frames, the high tier encodes none.
     auto highStillFor = [&](double count) {
@@ -427,13 +403,13 @@ TEST_CASE("a tier nobody receives encodes nothing, and encodes while someone doe
         CHECK(blue.waitEvent("first-frame").value("width", 0) == 640);
         CHECK(receivers("high") == 1);
         const double high = frames("high");
-        CHECK(waitFor([&] { return frames("high") >= high + 30; }));
+        CHECK(waitUntil([&] { return frames("high") >= high + 30; }));
         blue.leave();
     }
 
     // It left: the valve shuts and the high tier stops. A second's worth of
     // low-tier frames passes first, for frames already inside the encoder.
-    REQUIRE(waitFor([&] { return receivers("high") == 0; }));
+    REQUIRE(waitUntil([&] { return receivers("high") == 0; }));
     lowEncodes(15);
     highStillFor(45);
     CHECK(receivers("low") == 2);

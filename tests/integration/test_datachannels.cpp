@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "channels.h"
 #include "harness.h"
 #include "tessera/analysis/frames.h"
 
@@ -14,47 +15,12 @@ using namespace tessera::testing;
 
 namespace {
 
-// A client whose `chat` and `file` channels are open.
-std::unique_ptr<Client> joinWithChannels(Server& server, const Participant& who,
-                                         const std::vector<std::string>& extra = {}) {
-    auto client =
-        std::make_unique<Client>(server, ClientOptions{"dc", who.name, who.color, who.tone, {}, false, extra});
-    client->waitEvent("connected");
-    for (int open = 0; open < 2; ++open) client->waitEvent("channel-open");
-    return client;
-}
-
-// Waits until the server relays `from`'s chat to `to`: a client sees its
-// channels open before the server has attached them, and a message in that
-// window reaches nobody. Sends "ping" until one arrives.
-void waitRelay(Client& from, Client& to) {
-    const auto deadline = Clock::now() + kDeadline;
-    const int before = to.report().value("chatReceived", 0);
-    while (Clock::now() < deadline) {
-        REQUIRE(from.call("chat ping").value("ok", false));
-        if (to.waitReport([&](const Json& r) { return r.value("chatReceived", 0) > before; }, 1s)
-                .value("chatReceived", 0) > before)
-            return;
-    }
-    FAIL("no chat from " << from.options().name << " reached " << to.options().name);
-}
-
 // The next chat event that is not a ping.
 Json nextChat(Client& client) {
     for (;;) {
         Json chat = client.waitEvent("chat");
         if (chat.value("text", "") != "ping") return chat;
     }
-}
-
-// Sends a client command that must succeed (a channel that is not open fails it).
-void send(Client& client, const std::string& line) { REQUIRE(client.call(line).value("ok", false)); }
-
-// The `start` control message of a transfer.
-std::string fileStart(const std::string& id, const std::string& name, int size) {
-    return "file-text " +
-           Json{{"type", "start"}, {"id", id}, {"name", name}, {"size", size}, {"mime", "application/octet-stream"}}
-               .dump();
 }
 
 } // namespace

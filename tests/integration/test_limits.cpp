@@ -9,129 +9,12 @@
 #include <thread>
 
 #include <catch2/catch.hpp>
-#include <gio/gio.h>
 
 #include "files.h"
 #include "harness.h"
+#include "hostile.h"
 
 using namespace tessera::testing;
-
-namespace {
-
-Json join(const std::string& room, const std::string& name) {
-    return Json{{"type", "join"}, {"room", room}, {"name", name}};
-}
-
-// A client's video keeps coming: 30 more frames than it had.
-void keepsReceiving(Client& client) {
-    const auto before = client.report().value("frames", 0);
-    const auto later = client.waitReport([&](const Json& r) { return r.value("frames", 0) > before + 30; });
-    INFO("client " << client.options().name << ", log " << client.process().logPath());
-    CHECK(later.value("frames", 0) > before + 30);
-}
-
-// A plain TCP connection to the server of `http` (http://HOST:PORT), for
-// bytes no well-behaved client library would send; nullptr on failure.
-GSocketConnection* connectTcp(const std::string& http) {
-    const std::string hostPort = http.substr(http.find("//") + 2);
-    GSocketClient* client = g_socket_client_new();
-    GError* error = nullptr;
-    GSocketConnection* connection = g_socket_client_connect_to_host(client, hostPort.c_str(), 80, nullptr, &error);
-    g_object_unref(client);
-    if (connection == nullptr) WARN("connect " << hostPort << ": " << (error ? error->message : "?"));
-    g_clear_error(&error);
-    return connection;
-}
-
-// PUTs `body` to `path` as a chunked body (no Content-Length), in chunks of
-// at most 64 KiB, as a script would; the response's status (0: none).
-int chunkedPut(const std::string& http, const std::string& path, const std::string& body) {
-    const std::string hostPort = http.substr(http.find("//") + 2);
-    GSocketConnection* connection = connectTcp(http);
-    if (connection == nullptr) return 0;
-    GError* error = nullptr;
-    GOutputStream* out = g_io_stream_get_output_stream(G_IO_STREAM(connection));
-    const auto write = [&](const std::string& bytes) {
-        return error == nullptr && g_output_stream_write_all(out, bytes.data(), bytes.size(), nullptr, nullptr, &error);
-    };
-    write("PUT " + path + " HTTP/1.1\r\nHost: " + hostPort +
-          "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
-    constexpr std::size_t kChunk = 64 * 1024;
-    for (std::size_t at = 0; at < body.size(); at += kChunk) {
-        const std::string chunk = body.substr(at, kChunk);
-        char size[32];
-        std::snprintf(size, sizeof size, "%zx\r\n", chunk.size());
-        write(size + chunk + "\r\n");
-    }
-    write("0\r\n\r\n");
-    int status = 0;
-    if (error == nullptr) {
-        GDataInputStream* in = g_data_input_stream_new(g_io_stream_get_input_stream(G_IO_STREAM(connection)));
-        if (char* line = g_data_input_stream_read_line(in, nullptr, nullptr, &error)) {
-            std::sscanf(line, "HTTP/1.%*d %d", &status);
-            g_free(line);
-        }
-        g_object_unref(in);
-    }
-    if (error != nullptr) WARN("chunked PUT " << path << ": " << error->message);
-    g_clear_error(&error);
-    g_object_unref(connection);
-    return status;
-}
-
-// Sends one text message of `fragments` frames of 60000 bytes each over a
-// raw WebSocket to /ws and returns what the server sent first: the close
-// code of a close frame, or 0 for a data frame (an answer), -1 for nothing.
-int fragmentedMessage(const std::string& http, int fragments) {
-    GSocketConnection* connection = connectTcp(http);
-    if (connection == nullptr) return -1;
-    GError* error = nullptr;
-    GOutputStream* out = g_io_stream_get_output_stream(G_IO_STREAM(connection));
-    GDataInputStream* in = g_data_input_stream_new(g_io_stream_get_input_stream(G_IO_STREAM(connection)));
-    const auto write = [&](const std::string& bytes) {
-        return error == nullptr && g_output_stream_write_all(out, bytes.data(), bytes.size(), nullptr, nullptr, &error);
-    };
-    write("GET /ws HTTP/1.1\r\nHost: " + http.substr(http.find("//") + 2) +
-          "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-          "Sec-WebSocket-Version: 13\r\n\r\n");
-    // The 101 response ends with an empty line.
-    bool upgraded = false;
-    while (char* line = g_data_input_stream_read_line(in, nullptr, nullptr, &error)) {
-        const std::string text(line);
-        g_free(line);
-        if (text.starts_with("HTTP/1.1 101")) upgraded = true;
-        if (text.empty() || text == "\r") break;
-    }
-    int result = -1;
-    if (upgraded) {
-        constexpr std::size_t kFragment = 60000;
-        // Client frames are masked; a zero mask leaves the payload as it is.
-        const std::string payload(kFragment, ' ');
-        for (int i = 0; i < fragments && error == nullptr; ++i) {
-            const bool last = i == fragments - 1;
-            std::string frame;
-            frame += static_cast<char>((last ? 0x80 : 0x00) | (i == 0 ? 0x1 : 0x0));
-            frame += static_cast<char>(0x80 | 126);
-            frame += static_cast<char>(kFragment >> 8);
-            frame += static_cast<char>(kFragment & 0xff);
-            frame += std::string(4, '\0');
-            write(frame + payload);
-        }
-        // A write error is the server closing: its close frame is still readable.
-        g_clear_error(&error);
-        guint8 header[4] = {};
-        gsize got = 0;
-        if (g_input_stream_read_all(G_INPUT_STREAM(in), header, sizeof header, &got, nullptr, &error) && got >= 2) {
-            result = (header[0] & 0x0f) == 0x8 && got == 4 ? (header[2] << 8) | header[3] : 0;
-        }
-    }
-    g_clear_error(&error);
-    g_object_unref(in);
-    g_object_unref(connection);
-    return result;
-}
-
-} // namespace
 
 TEST_CASE("a WebSocket message fragmented past limits.maxFrameBytes closes the connection (1009)",
           "[limits][fragments]") {
@@ -166,11 +49,11 @@ TEST_CASE("idle joiners that never offer time out; the 26th join is refused unti
     const auto first = Clock::now();
     for (int i = 0; i < 25; ++i) {
         idle.push_back(std::make_unique<RawSocket>(server.ws()));
-        idle.back()->send(join("idle", "idle" + std::to_string(i)).dump());
+        idle.back()->send(joinMessage("idle", "idle" + std::to_string(i)).dump());
         REQUIRE(idle.back()->receiveType("joined"));
     }
     RawSocket late(server.ws());
-    late.send(join("idle", "late").dump());
+    late.send(joinMessage("idle", "late").dump());
     const auto refused = late.receiveType("error");
     const double elapsed = std::chrono::duration<double>(Clock::now() - first).count();
     if (elapsed >= kTimeout - 1) FAIL("too loaded to judge: 25 joins took " << elapsed << " s");
@@ -210,7 +93,7 @@ TEST_CASE("a flood of 1000 messages from one socket is rate-limited and closed; 
     for (auto& c : clients) c->waitEvent("first-frame");
 
     RawSocket flood(server.ws());
-    flood.send(join("flood", "flooder").dump());
+    flood.send(joinMessage("flood", "flooder").dump());
     REQUIRE(flood.receiveType("joined"));
     const std::string candidate = Json{{"type", "candidate"}, {"candidate", nullptr}}.dump();
     for (int i = 0; i < 1000 && !flood.closed(); ++i) flood.send(candidate);
@@ -233,7 +116,7 @@ TEST_CASE("a flood of 1000 messages from one socket is rate-limited and closed; 
 
     // An ordinary pace is never limited: 20 messages at 10 per second.
     RawSocket calm(server.ws());
-    calm.send(join("calm", "calm").dump());
+    calm.send(joinMessage("calm", "calm").dump());
     REQUIRE(calm.receiveType("joined"));
     for (int i = 0; i < 20; ++i) {
         calm.send(candidate);
@@ -255,7 +138,7 @@ TEST_CASE("Origin: a cross-site page is refused (403), same-origin, no Origin an
     CHECK(RawSocket::handshake(server.ws(), "https://app.example.org") == 101);
     {
         RawSocket sameSite(server.ws(), self);
-        sameSite.send(join("origin", "ok").dump());
+        sameSite.send(joinMessage("origin", "ok").dump());
         CHECK(sameSite.receiveType("joined"));
     }
     // State-changing API calls too; reading stays open (a cross-site page cannot read the answer).
@@ -289,16 +172,16 @@ TEST_CASE("connections per address and rooms are bounded, each with its own code
     CHECK(status == 101);
 
     // Two rooms may be open; a third is refused with server-full, joining an open one is not.
-    open.front()->send(join("one", "a").dump());
+    open.front()->send(joinMessage("one", "a").dump());
     REQUIRE(open.front()->receiveType("joined"));
-    open.back()->send(join("two", "b").dump());
+    open.back()->send(joinMessage("two", "b").dump());
     REQUIRE(open.back()->receiveType("joined"));
     RawSocket third(server.ws());
-    third.send(join("three", "c").dump());
+    third.send(joinMessage("three", "c").dump());
     const auto full = third.receiveType("error");
     REQUIRE(full.has_value());
     CHECK(full->value("code", "") == "server-full");
-    third.send(join("one", "c").dump());
+    third.send(joinMessage("one", "c").dump());
     CHECK(third.receiveType("joined"));
 }
 
@@ -306,12 +189,12 @@ TEST_CASE("participants on the server and joins per address per minute are bound
           "[limits][joins]") {
     Server server({"--server-max-participants", "2", "--joins-per-minute", "4"});
     RawSocket a(server.ws()), b(server.ws()), c(server.ws()), d(server.ws());
-    a.send(join("one", "a").dump());
+    a.send(joinMessage("one", "a").dump());
     REQUIRE(a.receiveType("joined"));
-    b.send(join("two", "b").dump());
+    b.send(joinMessage("two", "b").dump());
     REQUIRE(b.receiveType("joined"));
     // Two participants: the next join is refused, in an open room or a new one.
-    c.send(join("one", "c").dump());
+    c.send(joinMessage("one", "c").dump());
     const auto full = c.receiveType("error");
     REQUIRE(full.has_value());
     CHECK(full->value("code", "") == "server-full");
@@ -321,7 +204,7 @@ TEST_CASE("participants on the server and joins per address per minute are bound
     const auto deadline = Clock::now() + kDeadline;
     while (httpRequest("GET", server.http() + "/api/rooms/one").status != 404 && Clock::now() < deadline)
         std::this_thread::sleep_for(50ms);
-    c.send(join("one", "c").dump());
+    c.send(joinMessage("one", "c").dump());
     REQUIRE(c.receiveType("joined"));
     // That was this address's 4th join this minute (the refused one counts):
     // the 5th is rate-limited, although there is a place, and those in the
@@ -329,7 +212,7 @@ TEST_CASE("participants on the server and joins per address per minute are bound
     b.send(Json{{"type", "leave"}}.dump());
     while (httpRequest("GET", server.http() + "/api/rooms/two").status != 404 && Clock::now() < deadline)
         std::this_thread::sleep_for(50ms);
-    d.send(join("three", "d").dump());
+    d.send(joinMessage("three", "d").dump());
     const auto limited = d.receiveType("error");
     REQUIRE(limited.has_value());
     CHECK(limited->value("code", "") == "rate-limited");
@@ -434,7 +317,7 @@ TEST_CASE("recordings are not world-readable; participants are told when recordi
     CHECK(client.waitEvent("recording").value("recording", false));
     // A joiner during the recording is told right after joining.
     RawSocket late(server.ws());
-    late.send(join("rec", "late").dump());
+    late.send(joinMessage("rec", "late").dump());
     REQUIRE(late.receiveType("joined"));
     const auto told = late.receiveType("recording");
     REQUIRE(told.has_value());

@@ -1,6 +1,7 @@
 // Media promises of README and docs/architecture.md: the other codecs in a
 // real call, receive-only participants, the key-frame request limit, the
 // ICE connect limit and the RTP port range.
+#include <functional>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -124,6 +125,141 @@ TEST_CASE("an H.264 room answers Chromium with its packetization-mode 1 constrai
     const std::string params = sdp.substr(fmtp, sdp.find('\r', fmtp) - fmtp);
     CHECK_THAT(params, Catch::Matchers::Contains("packetization-mode=1"));
     CHECK_THAT(params, Catch::Matchers::Contains("profile-level-id=42e01f"));
+}
+
+// Issue 15: one room, three codecs. Each participant's offer carries one
+// codec only (tessera-client --video-codec), so each sends and receives in
+// its own, and the composite is encoded once per codec, not per receiver.
+TEST_CASE("a VP8, an H.264-only and a VP9-only participant share one call, each receiving the grid in its own codec",
+          "[media][codecs][mixed]") {
+    Server server(smallCall());
+    const std::vector<std::string> codecs = {"vp8", "h264", "vp9"};
+    std::vector<std::unique_ptr<Client>> clients;
+    for (std::size_t k = 0; k < kTrio.size(); ++k) {
+        const Participant& p = kTrio[k];
+        clients.push_back(std::make_unique<Client>(
+            server,
+            ClientOptions{"mixed", p.name, p.color, p.tone, {440, 660, 880}, false, {"--video-codec", codecs[k]}}));
+        clients.back()->waitEvent("joined");
+    }
+    const auto centres = gridCentres(3);
+    auto everyone = [&](const Json& r) {
+        for (std::size_t k = 0; k < kTrio.size(); ++k)
+            if (!near(thumbColor(r, centres[k].first, centres[k].second), kTrio[k].rgb)) return false;
+        return true;
+    };
+    for (std::size_t k = 0; k < clients.size(); ++k) {
+        Client& c = *clients[k];
+        INFO("client " << c.options().name << " in " << codecs[k]);
+        CHECK(videoTrack(c).value("encoding", "") == (codecs[k] == "h264"  ? "H264"
+                                                      : codecs[k] == "vp9" ? "VP9"
+                                                                           : "VP8"));
+        c.waitEvent("first-frame");
+        const Json report = c.waitReport([&](const Json& r) {
+            return everyone(r) && tone(r, kTrio[(k + 1) % 3].tone) > -20 && tone(r, kTrio[(k + 2) % 3].tone) > -20;
+        });
+        CHECK(everyone(report));
+        CHECK(tone(report, kTrio[(k + 1) % 3].tone) > -20);
+        CHECK(tone(report, kTrio[(k + 2) % 3].tone) > -20);
+        CHECK(tone(report, kTrio[k].tone) < -40);
+    }
+    // The room's details name each one's codecs ...
+    const Json room = jsonOf(httpRequest("GET", server.http() + "/api/rooms/mixed"));
+    REQUIRE(room.at("participants").size() == 3);
+    for (std::size_t k = 0; k < codecs.size(); ++k) {
+        const Json& p = room.at("participants").at(k);
+        INFO(p.dump());
+        CHECK(p.value("sendCodec", "") == codecs[k]);
+        CHECK(p.value("receiveCodec", "") == codecs[k]);
+    }
+    // ... and the one tier is encoded once per codec: three encoders, each
+    // with its one receiver.
+    for (const std::string& codec : codecs) {
+        INFO(codec);
+        CHECK(server.metric("tessera_encoders{room=\"mixed\",codec=\"" + codec + "\"}") == 1);
+        CHECK(server.metric("tessera_encoder_receivers{room=\"mixed\",tier=\"high\",codec=\"" + codec + "\"}") == 1);
+    }
+    CHECK(server.metric("tessera_tier_receivers{room=\"mixed\",tier=\"high\"}") == 3);
+    for (auto& c : clients) c->leave();
+}
+
+// An encoder of a codec is built for its first receiver and stops, as a tier
+// does, when its last one leaves; the next receiver of that codec starts it
+// again and gets a picture at once (a forced key frame, not the periodic one).
+TEST_CASE("the last H.264 receiver leaves: the H.264 encoder stops; a new one joins: it starts at a key frame",
+          "[media][codecs][restart]") {
+    Server server(smallCall());
+    auto metric = [&](const std::string& family, const std::string& codec) {
+        return server.metric(family + "{room=\"restart\"," + (family == "tessera_encoders" ? "" : "tier=\"high\",") +
+                             "codec=\"" + codec + "\"}");
+    };
+    auto frames = [&](const std::string& codec) { return metric("tessera_encoder_frames_total", codec); };
+    // The (tier, codec) encoders the room has built, as /metrics lists them.
+    auto built = [&](const std::string& codec) {
+        return httpRequest("GET", server.http() + "/metrics")
+                   .body.find("tessera_encoder_frames_total{room=\"restart\",tier=\"high\",codec=\"" + codec + "\"}") !=
+               std::string::npos;
+    };
+    // Time measured in the VP8 encoder's frames (15 a second).
+    auto vp8Encodes = [&](double count) {
+        const double start = frames("vp8");
+        REQUIRE(waitUntil([&] { return frames("vp8") >= start + count; }));
+    };
+    auto h264Client = [&](const Participant& p) {
+        return std::make_unique<Client>(
+            server, ClientOptions{"restart", p.name, p.color, p.tone, {}, false, {"--video-codec", "h264"}});
+    };
+
+    Client red(server, ClientOptions{"restart", "red", "0xff0000", 440, {}, false, {"--video-codec", "vp8"}});
+    red.waitEvent("first-frame");
+    // VP8 only so far: no H.264 or VP9 encoder exists.
+    CHECK(metric("tessera_encoders", "vp8") == 1);
+    CHECK(metric("tessera_encoders", "h264") == 0);
+    CHECK(metric("tessera_encoders", "vp9") == 0);
+    CHECK_FALSE(built("h264"));
+    CHECK_FALSE(built("vp9"));
+
+    double elements = 0;
+    {
+        auto green = h264Client(kTrio[1]);
+        CHECK(videoTrack(*green).value("encoding", "") == "H264");
+        green->waitEvent("first-frame");
+        CHECK(metric("tessera_encoders", "h264") == 1);
+        const double h264 = frames("h264");
+        CHECK(waitUntil([&] { return frames("h264") >= h264 + 15; }));
+        elements = server.metric("tessera_room_pipeline_elements{room=\"restart\"}");
+        green->leave();
+    }
+    // The last H.264 receiver left: its encoder is fed nothing. A second's
+    // worth of VP8 frames passes first, for frames already inside it.
+    REQUIRE(waitUntil([&] { return metric("tessera_encoders", "h264") == 0; }));
+    vp8Encodes(15);
+    const double stopped = frames("h264");
+    vp8Encodes(45);
+    CHECK(frames("h264") == stopped);
+    CHECK(metric("tessera_encoders", "vp8") == 1);
+    CHECK_FALSE(built("vp9"));
+
+    // A new H.264 receiver: the same encoder starts again (no second one:
+    // the room has as many elements as with the first), and its first
+    // picture comes within a second's worth of its frames, where waiting for
+    // the periodic key frame could take two.
+    auto blue = h264Client(kTrio[2]);
+    blue->waitEvent("first-frame");
+    const double restarted = frames("h264");
+    INFO("the H.264 encoder's frames before the joiner's first picture: " << restarted - stopped);
+    CHECK(restarted - stopped <= 15);
+    CHECK(metric("tessera_encoders", "h264") == 1);
+    CHECK(waitUntil([&] { return server.metric("tessera_room_pipeline_elements{room=\"restart\"}") == elements; }));
+    const auto centres = gridCentres(2);
+    const Json report = blue->waitReport([&](const Json& r) {
+        return near(thumbColor(r, centres[0].first, centres[0].second), kTrio[0].rgb) &&
+               near(thumbColor(r, centres[1].first, centres[1].second), kTrio[2].rgb);
+    });
+    CHECK(near(thumbColor(report, centres[0].first, centres[0].second), kTrio[0].rgb));
+    CHECK(near(thumbColor(report, centres[1].first, centres[1].second), kTrio[2].rgb));
+    blue->leave();
+    red.leave();
 }
 
 TEST_CASE("a receive-only participant sees and hears the call and takes no tile", "[media][receive-only]") {

@@ -54,7 +54,7 @@ TEST_CASE("config defaults", "[config]") {
     CHECK(config.video.height == 720);
     CHECK(config.video.framerate == 30);
     CHECK(config.video.bitrate == 1'500'000);
-    CHECK(config.video.codec == "vp8");
+    CHECK(config.video.codecs == std::vector<std::string>{"vp8", "h264", "vp9"});
     CHECK(config.video.tileWidth == 640);
     CHECK(config.video.tileHeight == 360);
     CHECK(config.audio.bitrate == 64'000);
@@ -104,7 +104,7 @@ TEST_CASE("config overrides every key", "[config]") {
     CHECK(config.video.height == 1080);
     CHECK(config.video.framerate == 25);
     CHECK(config.video.bitrate == 3'000'000);
-    CHECK(config.video.codec == "h264");
+    CHECK(config.video.codecs == std::vector<std::string>{"h264"});
     CHECK(config.video.tileWidth == 480);
     CHECK(config.video.tileHeight == 270);
     CHECK(config.audio.bitrate == 32'000);
@@ -178,9 +178,23 @@ TEST_CASE("config layers: a later file overrides only what it names", "[config]"
     CHECK(config.video.width == 640);
     CHECK(config.video.height == 360);
     CHECK(config.video.framerate == 30);
-    CHECK(config.video.codec == "vp9");
+    CHECK(config.video.codecs == std::vector<std::string>{"vp9"});
     // An array replaces the previous one as a whole.
     CHECK(config.iceAddresses.empty());
+}
+
+TEST_CASE("video codecs: a preference list, written as an array or \"a,b\"; video.codec is a list of one",
+          "[config][codecs]") {
+    Config config;
+    applyConfigJson(config, R"({"video": {"codecs": ["h264", "vp8"]}})");
+    CHECK(config.video.codecs == std::vector<std::string>{"h264", "vp8"});
+    applyConfigJson(config, R"({"video": {"codecs": "vp9,vp8,h264"}})");
+    CHECK(config.video.codecs == std::vector<std::string>{"vp9", "vp8", "h264"});
+    applyConfigJson(config, R"({"video": {"codec": "h264"}})");
+    CHECK(config.video.codecs == std::vector<std::string>{"h264"});
+    // A later layer's list replaces the earlier one as a whole.
+    applyConfigJson(config, R"({"video": {"codecs": ["vp8"]}})");
+    CHECK(config.video.codecs == std::vector<std::string>{"vp8"});
 }
 
 TEST_CASE("config edge values", "[config]") {
@@ -277,6 +291,17 @@ TEST_CASE("config errors name the key path", "[config]") {
         {R"({"video": {"bitrate": 1000}})", "video.bitrate: must be an integer from 10000 to 100000000"},
         {R"({"video": {"codec": "av1"}})", "video.codec: must be \"vp8\", \"h264\" or \"vp9\""},
         {R"({"video": {"codec": 8}})", "video.codec: must be a string"},
+        {R"({"video": {"codec": "vp8", "codecs": ["vp8"]}})",
+         "video.codec: video.codec and video.codecs: set one of them"},
+        {R"({"video": {"codecs": []}})",
+         R"(video.codecs: must be a non-empty array of distinct "vp8", "h264" and "vp9", or "vp8,h264,...")"},
+        {R"({"video": {"codecs": {"vp8": 1}}})",
+         R"(video.codecs: must be a non-empty array of distinct "vp8", "h264" and "vp9", or "vp8,h264,...")"},
+        {R"({"video": {"codecs": ["vp8", "av1"]}})", R"(video.codecs[1]: must be "vp8", "h264" or "vp9")"},
+        {R"({"video": {"codecs": ["vp8", 9]}})", R"(video.codecs[1]: must be "vp8", "h264" or "vp9")"},
+        {R"({"video": {"codecs": ["VP8"]}})", R"(video.codecs[0]: must be "vp8", "h264" or "vp9")"},
+        {R"({"video": {"codecs": ["h264", "vp8", "h264"]}})", "video.codecs[2]: duplicate codec"},
+        {R"({"video": {"codecs": "vp8,,vp9"}})", R"(video.codecs[1]: must be "vp8", "h264" or "vp9")"},
         {R"({"video": {"tileWidth": 641}})", "video.tileWidth: must be an even integer from 16 to 7680"},
         {R"({"video": {"tileHeight": 0}})", "video.tileHeight: must be an even integer from 16 to 7680"},
         {R"({"audio": []})", "audio: must be an object"},

@@ -22,7 +22,7 @@ MetricsSnapshot twoRooms() {
     a.stats.framesDropped = 3;
     a.stats.keyFramesForced = 5;
     a.stats.elements = 42;
-    a.stats.tiers = {{"high", 2, 900}, {"low", 0, 12}};
+    a.stats.tiers = {{"high", 2, 900, "vp8"}, {"low", 0, 12, "vp8"}};
     MetricsSnapshot::Participant p1{"p1", {}};
     p1.stats.bitrateIn = 800'000;
     p1.stats.bitrateOut = 1'200'000;
@@ -66,6 +66,25 @@ TEST_CASE("metrics: totals, per room and per participant samples", "[metrics]") 
     CHECK(contains(text, "# TYPE tessera_participant_packets_lost_total counter\n"));
 }
 
+TEST_CASE("metrics: encoders per (tier, codec), summed per tier, counted per codec", "[metrics][codecs]") {
+    MetricsSnapshot snapshot;
+    MetricsSnapshot::Room room{"mixed", {}, {}};
+    room.stats.tiers = {{"high", 2, 900, "vp8"}, {"high", 1, 300, "h264"}, {"low", 0, 12, "vp8"}};
+    room.stats.codecs = {{"vp8", 1}, {"h264", 1}, {"vp9", 0}};
+    snapshot.rooms = {room};
+    const std::string text = formatPrometheus(snapshot);
+    CHECK(contains(text, "tessera_tier_receivers{room=\"mixed\",tier=\"high\"} 3\n"));
+    CHECK(contains(text, "tessera_tier_receivers{room=\"mixed\",tier=\"low\"} 0\n"));
+    CHECK(contains(text, "tessera_tier_frames_total{room=\"mixed\",tier=\"high\"} 1200\n"));
+    CHECK(contains(text, "# TYPE tessera_encoders gauge\ntessera_encoders{room=\"mixed\",codec=\"vp8\"} 1\n"
+                         "tessera_encoders{room=\"mixed\",codec=\"h264\"} 1\n"
+                         "tessera_encoders{room=\"mixed\",codec=\"vp9\"} 0\n#"));
+    CHECK(contains(text, "tessera_encoder_receivers{room=\"mixed\",tier=\"high\",codec=\"h264\"} 1\n"));
+    CHECK(contains(text, "tessera_encoder_frames_total{room=\"mixed\",tier=\"high\",codec=\"vp8\"} 900\n"));
+    CHECK(contains(text, "tessera_encoder_frames_total{room=\"mixed\",tier=\"low\",codec=\"vp8\"} 12\n"));
+    CHECK_FALSE(contains(text, "tessera_encoder_frames_total{room=\"mixed\",tier=\"low\",codec=\"h264\"}"));
+}
+
 TEST_CASE("metrics: every family has one HELP and TYPE, its samples together", "[metrics]") {
     const std::string text = formatPrometheus(twoRooms());
     std::string previousFamily;
@@ -88,7 +107,7 @@ TEST_CASE("metrics: every family has one HELP and TYPE, its samples together", "
         const std::string name = line.substr(0, line.find_first_of("{ "));
         CHECK(name == previousFamily);
     }
-    CHECK(seen.size() == 18); // with tessera_room_opus_encoders and tessera_room_compositing
+    CHECK(seen.size() == 21); // with tessera_room_opus_encoders and tessera_room_compositing
 }
 
 TEST_CASE("metrics: label values are escaped", "[metrics]") {

@@ -51,7 +51,7 @@ TEST_CASE("offer plan: a camera and microphone from Chromium and Firefox", "[off
     for (const Case& c : {Case{"offer-chromium-sendrecv.sdp", 111, 96}, Case{"offer-firefox-sendrecv.sdp", 109, 120},
                           Case{"offer-chromium.sdp", 111, 96}}) {
         INFO(c.file);
-        const OfferPlan plan = planOffer(offer(c.file), {}, "vp8");
+        const OfferPlan plan = planOffer(offer(c.file), {}, {"vp8"});
         CHECK(plan.mids == std::vector<std::string>{"0", "1"});
         CHECK(plan.shares.empty());
         CHECK(plan.state.mlines == 2);
@@ -68,7 +68,7 @@ TEST_CASE("offer plan: a camera and microphone from Chromium and Firefox", "[off
 TEST_CASE("offer plan: a receive-only viewer gets send-only lines", "[offer]") {
     for (const char* file : {"offer-chromium-recvonly.sdp", "offer-firefox-recvonly.sdp"}) {
         INFO(file);
-        const OfferPlan plan = planOffer(offer(file), {}, "VP8");
+        const OfferPlan plan = planOffer(offer(file), {}, {"VP8"});
         REQUIRE(plan.added.size() == 2);
         CHECK((plan.added[0].send && plan.added[0].direction == MediaDirection::SendOnly));
         CHECK((plan.added[1].send && plan.added[1].direction == MediaDirection::SendOnly));
@@ -80,16 +80,16 @@ TEST_CASE("offer plan: H.264 takes a packetization-mode 1 constrained baseline, 
           "[offer]") {
     // Chromium lists 102 (42001f baseline, mode 1) first; 104 and 114 are
     // mode 0, 108 (42e01f, mode 1) constrained baseline, 116 main profile.
-    const OfferPlan plan = planOffer(offer("offer-chromium-h264.sdp"), {}, "h264");
+    const OfferPlan plan = planOffer(offer("offer-chromium-h264.sdp"), {}, {"h264"});
     CHECK(plan.state.videoPt == 108);
     CHECK(plan.state.audioPt == 111);
     REQUIRE(plan.added.size() == 2);
     CHECK(plan.added[1].profileLevelId == "42e01f");
     CHECK(plan.added[0].profileLevelId.empty());
     // The same offer has no VP8 for a VP8 room: refused, naming the codec.
-    CHECK(badRequest([] { planOffer(offer("offer-chromium-h264.sdp"), {}, "vp8"); }));
+    CHECK(badRequest([] { planOffer(offer("offer-chromium-h264.sdp"), {}, {"vp8"}); }));
     // And a VP8-only browser offer cannot join an H.264 room.
-    CHECK(badRequest([] { planOffer(offer("offer-firefox-sendrecv.sdp"), {}, "h264"); }));
+    CHECK(badRequest([] { planOffer(offer("offer-firefox-sendrecv.sdp"), {}, {"h264"}); }));
 }
 
 TEST_CASE("offer plan: H.264 profiles are read from their bits, not matched as text", "[offer]") {
@@ -104,25 +104,25 @@ TEST_CASE("offer plan: H.264 profiles are read from their bits, not matched as t
     // main and extended profile constrained down to baseline qualify too.
     for (const std::string id : {"42c01f", "42e01f", "42401f", "4d801f", "58c01e", "42C01F"}) {
         INFO(id);
-        const OfferPlan plan = planOffer(h264("packetization-mode=1;profile-level-id=" + id), {}, "h264");
+        const OfferPlan plan = planOffer(h264("packetization-mode=1;profile-level-id=" + id), {}, {"h264"});
         CHECK(plan.state.videoPt == 97);
         CHECK(plan.added[1].profileLevelId == id);
     }
     // Plain baseline decodes constrained baseline: taken when nothing better is offered.
-    CHECK(planOffer(h264("profile-level-id=42001f;packetization-mode=1"), {}, "h264").state.videoPt == 97);
+    CHECK(planOffer(h264("profile-level-id=42001f;packetization-mode=1"), {}, {"h264"}).state.videoPt == 97);
     // Main, high, mode 0 only, no profile, reserved bits: refused.
     for (const std::string fmtp :
          {"packetization-mode=1;profile-level-id=4d001f", "packetization-mode=1;profile-level-id=64001f",
           "profile-level-id=42e01f", "packetization-mode=1", "packetization-mode=1;profile-level-id=42e11f",
           "packetization-mode=1;profile-level-id=42e0"}) {
         INFO(fmtp);
-        CHECK(badRequest([&] { planOffer(h264(fmtp), {}, "h264"); }));
+        CHECK(badRequest([&] { planOffer(h264(fmtp), {}, {"h264"}); }));
     }
 }
 
 TEST_CASE("offer plan: a renegotiation adds a screen share and keeps the rest", "[offer]") {
-    const OfferPlan first = planOffer(sdp({kAudio, kVideo}), {}, "vp8");
-    const OfferPlan second = planOffer(sdp({kAudio, kVideo, kShare}), first.state, "vp8");
+    const OfferPlan first = planOffer(sdp({kAudio, kVideo}), {}, {"vp8"});
+    const OfferPlan second = planOffer(sdp({kAudio, kVideo, kShare}), first.state, {"vp8"});
     CHECK(second.shares == std::set<int>{2});
     REQUIRE(second.added.size() == 1);
     // The share is only received: the room's video goes out on the camera line.
@@ -133,27 +133,125 @@ TEST_CASE("offer plan: a renegotiation adds a screen share and keeps the rest", 
     // Stopping the share (inactive) clears it; removing m-lines is refused.
     std::string stopped = kShare;
     stopped.replace(stopped.find("a=sendonly"), 10, "a=inactive");
-    CHECK(planOffer(sdp({kAudio, kVideo, stopped}), second.state, "vp8").shares.empty());
-    CHECK(badRequest([&] { planOffer(sdp({kAudio}), second.state, "vp8"); }));
+    CHECK(planOffer(sdp({kAudio, kVideo, stopped}), second.state, {"vp8"}).shares.empty());
+    CHECK(badRequest([&] { planOffer(sdp({kAudio}), second.state, {"vp8"}); }));
+    // A new share beside the stopped one is taken; two at once are not.
+    std::string next = kShare;
+    next.replace(next.find("a=mid:s"), 7, "a=mid:t");
+    CHECK(planOffer(sdp({kAudio, kVideo, stopped, next}), second.state, {"vp8"}).shares == std::set<int>{3});
+    CHECK(badRequest([&] { planOffer(sdp({kAudio, kVideo, kShare, next}), second.state, {"vp8"}); }));
+    CHECK(badRequest([&] { planOffer(sdp({kAudio, kVideo, kShare, next}), {}, {"vp8"}); }));
+}
+
+TEST_CASE("offer plan: at most kMaxMlines m-lines", "[offer][limits]") {
+    std::string inactive = kShare;
+    inactive.replace(inactive.find("a=sendonly"), 10, "a=inactive");
+    std::string lines = kAudio + kVideo;
+    for (unsigned i = 2; i < kMaxMlines; ++i) lines += inactive;
+    CHECK(planOffer(sdp({lines}), {}, {"vp8"}).state.mlines == kMaxMlines);
+    try {
+        planOffer(sdp({lines + inactive}), {}, {"vp8"});
+        FAIL("an offer of kMaxMlines + 1 m-lines was planned");
+    } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::BadRequest);
+        CHECK(std::string(e.what()) == "offer.sdp: 65 m-lines, over the 64 an offer may have");
+    }
 }
 
 TEST_CASE("offer plan: rejected, bundle-only and malformed lines", "[offer]") {
     // Port 0 without bundle-only rejects the line: no codec needed, nothing sent.
-    const OfferPlan rejected =
-        planOffer(sdp({kAudio, "m=video 0 UDP/TLS/RTP/SAVPF 100\r\na=mid:v\r\na=rtpmap:100 AV1/90000\r\n"}), {}, "vp8");
+    const OfferPlan rejected = planOffer(
+        sdp({kAudio, "m=video 0 UDP/TLS/RTP/SAVPF 100\r\na=mid:v\r\na=rtpmap:100 AV1/90000\r\n"}), {}, {"vp8"});
     REQUIRE(rejected.added.size() == 2);
     CHECK((rejected.added[1].pt == -1 && rejected.added[1].direction == MediaDirection::Inactive &&
            !rejected.added[1].send));
     // Port 0 with bundle-only (webrtcbin's own max-bundle offers) is live.
     const OfferPlan bundled = planOffer(sdp({kAudio, "m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=bundle-only\r\na=mid:v\r\n"
                                                      "a=rtpmap:96 VP8/90000\r\n"}),
-                                        {}, "vp8");
+                                        {}, {"vp8"});
     CHECK((bundled.added[1].send && bundled.state.videoMline == 1));
     // Not an offer, or an offer of neither audio nor video.
-    CHECK(badRequest([] { planOffer("hello", {}, "vp8"); }));
-    CHECK(badRequest([] { planOffer(sdp({"m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"}), {}, "vp8"); }));
+    CHECK(badRequest([] { planOffer("hello", {}, {"vp8"}); }));
+    CHECK(badRequest([] { planOffer(sdp({"m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"}), {}, {"vp8"}); }));
     // Only the first audio line carries the mix-minus.
-    const OfferPlan twoAudio = planOffer(sdp({kAudio, kAudio}), {}, "vp8");
+    const OfferPlan twoAudio = planOffer(sdp({kAudio, kAudio}), {}, {"vp8"});
     CHECK(
         (twoAudio.added[0].send && !twoAudio.added[1].send && twoAudio.added[1].direction == MediaDirection::RecvOnly));
+}
+
+// Issue 15: each participant gets the server's most preferred codec among
+// those its offer carries, for what it sends and what it receives alike.
+TEST_CASE("offer plan: the video codec is the server's first preference the offer carries", "[offer][codecs]") {
+    const std::vector<std::string> defaults = {"vp8", "h264", "vp9"};
+    struct Case {
+        const char* file;
+        std::vector<std::string> preference;
+        std::string codec; // "" : refused
+        int pt;
+    };
+    const Case cases[] = {
+        // Chromium offers VP8, H.264, AV1 and VP9 (profiles 0 and 2).
+        {"offer-chromium-sendrecv.sdp", defaults, "vp8", 96},
+        {"offer-chromium-sendrecv.sdp", {"h264", "vp8"}, "h264", 108}, // its constrained baseline, mode 1
+        {"offer-chromium-sendrecv.sdp", {"vp9"}, "vp9", 98},           // profile 0, not 2 (pt 100)
+        {"offer-chromium-recvonly.sdp", {"vp9", "vp8"}, "vp9", 98},
+        {"offer-chromium-recvonly.sdp", defaults, "vp8", 96},
+        // Firefox ESR offers VP8, VP9 and AV1; no H.264 without OpenH264.
+        {"offer-firefox-sendrecv.sdp", defaults, "vp8", 120},
+        {"offer-firefox-sendrecv.sdp", {"h264", "vp9", "vp8"}, "vp9", 121},
+        {"offer-firefox-recvonly.sdp", {"h264", "vp9"}, "vp9", 121},
+        {"offer-firefox-sendrecv.sdp", {"h264"}, "", -1},
+        // A Chromium restricted to H.264 (as Safari prefers it): the server's
+        // VP8 preference gives way.
+        {"offer-chromium-h264.sdp", defaults, "h264", 108},
+        {"offer-chromium-h264.sdp", {"vp8", "vp9"}, "", -1},
+    };
+    for (const Case& c : cases) {
+        std::string order;
+        for (const auto& codec : c.preference) order += codec + " ";
+        INFO(c.file << " with video.codecs " << order);
+        if (c.codec.empty()) {
+            CHECK(badRequest([&] { planOffer(offer(c.file), {}, c.preference); }));
+            continue;
+        }
+        const OfferPlan plan = planOffer(offer(c.file), {}, c.preference);
+        CHECK(plan.state.cameraCodec == c.codec);
+        CHECK(plan.state.videoPt == c.pt);
+        REQUIRE(plan.added.size() == 2);
+        CHECK(plan.added[0].codec.empty()); // audio
+        CHECK(plan.added[1].codec == c.codec);
+        CHECK(plan.added[1].pt == c.pt);
+    }
+}
+
+TEST_CASE("offer plan: an offer with none of the server's codecs is refused, naming them", "[offer][codecs]") {
+    try {
+        planOffer(offer("offer-chromium-h264.sdp"), {}, {"vp8", "vp9"});
+        FAIL("not refused");
+    } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::BadRequest);
+        CHECK_THAT(e.what(), Catch::Matchers::Contains("m-line 1 (video)"));
+        CHECK_THAT(e.what(), Catch::Matchers::Contains("VP8, VP9"));
+    }
+}
+
+TEST_CASE("offer plan: VP9 profile 0 only, and a screen share keeps its own codec", "[offer][codecs]") {
+    // Profile 2 (10-bit) listed first: the profile 0 payload type is taken.
+    const std::string vp9 = "m=video 9 UDP/TLS/RTP/SAVPF 100 98\r\na=mid:v\r\na=rtpmap:100 VP9/90000\r\n"
+                            "a=fmtp:100 profile-id=2\r\na=rtpmap:98 VP9/90000\r\na=fmtp:98 profile-id=0\r\n";
+    CHECK(planOffer(sdp({kAudio, vp9}), {}, {"vp9"}).state.videoPt == 98);
+    const std::string only2 = "m=video 9 UDP/TLS/RTP/SAVPF 100\r\na=mid:v\r\na=rtpmap:100 VP9/90000\r\n"
+                              "a=fmtp:100 profile-id=2\r\n";
+    CHECK(badRequest([&] { planOffer(sdp({kAudio, only2}), {}, {"vp9"}); }));
+
+    // A VP8 camera, then a share offered in VP9 only: the share is decoded as
+    // VP9, the camera line (and so what the client receives) stays VP8.
+    const OfferPlan first = planOffer(sdp({kAudio, kVideo}), {}, {"vp8", "h264", "vp9"});
+    CHECK(first.state.cameraCodec == "vp8");
+    const std::string share = "m=video 9 UDP/TLS/RTP/SAVPF 98\r\na=mid:s\r\na=sendonly\r\na=rtpmap:98 VP9/90000\r\n";
+    const OfferPlan second = planOffer(sdp({kAudio, kVideo, share}), first.state, {"vp8", "h264", "vp9"});
+    REQUIRE(second.added.size() == 1);
+    CHECK(second.added[0].codec == "vp9");
+    CHECK(second.state.cameraCodec == "vp8");
+    CHECK(second.state.videoPt == 96);
 }

@@ -52,7 +52,7 @@ TEST_CASE("options: no flags and no file give the documented defaults", "[option
     CHECK(options.config.host == "127.0.0.1");
     CHECK(options.config.port == 8080);
     CHECK(options.config.maxParticipants == 25);
-    CHECK(options.config.video.codec == "vp8");
+    CHECK(options.config.video.codecs == std::vector<std::string>{"vp8", "h264", "vp9"});
     CHECK(options.config.recording.dir == "recordings");
     CHECK_FALSE(options.config.recording.autoRecord);
     // Empty directories are resolved to the source tree's copies.
@@ -127,6 +127,16 @@ TEST_CASE("options: how flags are read", "[options]") {
         CHECK(options.config.recording.segmentBytes == 2'000'000);
         REQUIRE(options.config.video.tiers.size() == 1);
         CHECK(options.config.video.tiers[0].name == "only");
+    }
+    SECTION("--video-codecs takes a preference list; --video-codec, one codec") {
+        CHECK(parse({"--video-codecs", "h264,vp8"}).config.video.codecs == std::vector<std::string>{"h264", "vp8"});
+        CHECK(parse({"--video-codec", "vp9"}).config.video.codecs == std::vector<std::string>{"vp9"});
+        // The flag replaces the file's list.
+        const std::string file = configFile(R"({"video": {"codecs": ["vp9", "vp8"]}})");
+        CHECK(parse({"--config", file, "--video-codec", "h264"}).config.video.codecs ==
+              std::vector<std::string>{"h264"});
+        CHECK_THAT(parseError({"--video-codecs", "vp8,av1"}), Catch::Matchers::StartsWith("--video-codecs: "));
+        CHECK_THAT(parseError({"--video-codec", "av1"}), Catch::Matchers::StartsWith("--video-codec: "));
     }
 }
 

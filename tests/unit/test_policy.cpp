@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "tessera/policy/frame_grid.h"
 #include "tessera/policy/speaker.h"
 #include "tessera/policy/tiers.h"
 
@@ -402,4 +403,27 @@ TEST_CASE("ReportedLoss: each receiver report's loss counts once, over what was 
     // Counts that make no sense (a restarted stream) never give more than 1.
     CHECK(*loss.update(1000, 901) == 1.0);
     CHECK_FALSE(loss.update(1000, 901));
+}
+
+TEST_CASE("a compositor started at exactFrameBoundary has the decoders' frame times to the nanosecond", "[policy]") {
+    // videorate's and the compositor's frame times: floor(n * 1e9 / fps) from their start.
+    auto frameTime = [](std::uint64_t n, std::uint64_t fps) { return n * 1'000'000'000 / fps; };
+    for (std::uint64_t fps : {15u, 24u, 25u, 30u, 60u}) {
+        for (std::uint64_t t :
+             {0ull, 1ull, 75'209'392ull, 152'000'000ull, 199'999'999ull, 200'000'000ull, 3'600'000'000'001ull}) {
+            const std::uint64_t start = exactFrameBoundary(t, fps);
+            INFO(fps << " frames/s from " << t << " ns: start " << start);
+            CHECK(start >= t);
+            CHECK(start - t < 1'000'000'000 / fps * 3 + 3); // at most 3 frames later at these rates
+            // A frame time of the grid from 0...
+            const std::uint64_t k = start * fps / 1'000'000'000;
+            REQUIRE(frameTime(k, fps) == start);
+            // ...from which the compositor's own frame times stay on it.
+            for (std::uint64_t n = 0; n < 2 * fps; ++n) CHECK(start + frameTime(n, fps) == frameTime(k + n, fps));
+        }
+    }
+    // The nearest one is not always exact: 1 frame at 15 frames/s is 66666666.67 ns.
+    CHECK(exactFrameBoundary(1, 15) == 200'000'000);
+    CHECK(exactFrameBoundary(1, 25) == 40'000'000);
+    CHECK(exactFrameBoundary(40'000'000, 25) == 40'000'000);
 }

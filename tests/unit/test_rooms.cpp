@@ -1095,6 +1095,8 @@ TEST_CASE("list, detail and metrics report rooms, participants and media stats",
     peer.peerStats.bitrateOut = 900'000;
     peer.peerStats.packetsLost = 4;
     peer.peerStats.tier = "low";
+    peer.peerStats.sendCodec = "h264";
+    peer.peerStats.receiveCodec = "h264";
     f.engine.room("beta").roomStats.framesOut = 77;
 
     const auto list = f.rooms->list();
@@ -1115,6 +1117,8 @@ TEST_CASE("list, detail and metrics report rooms, participants and media stats",
     CHECK(detail.participants[0].bitrateIn == 500'000);
     CHECK(detail.participants[0].bitrateOut == 900'000);
     CHECK(detail.participants[0].packetsLost == 4);
+    CHECK(detail.participants[0].sendCodec == "h264");
+    CHECK(detail.participants[0].receiveCodec == "h264");
     CHECK(detail.participants[1].id == b);
 
     const auto metrics = f.rooms->metrics();

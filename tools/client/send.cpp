@@ -28,6 +28,21 @@ std::string videoCodecCaps(VideoCodec codec) {
     return {};
 }
 
+namespace {
+
+// The payloader of a codec's RTP stream and the encoding name it carries.
+std::pair<std::string, std::string> videoPayloader(VideoCodec codec) {
+    switch (codec) {
+    case VideoCodec::Vp8: return {"rtpvp8pay picture-id-mode=15-bit", "VP8"};
+    case VideoCodec::Vp9: return {"rtpvp9pay picture-id-mode=15-bit", "VP9"};
+    // SPS/PPS with every key frame: the server's decoder may start at any.
+    case VideoCodec::H264: return {"rtph264pay config-interval=-1 aggregate-mode=zero-latency", "H264"};
+    }
+    return {};
+}
+
+} // namespace
+
 std::string audioCodecCaps() {
     return "application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,encoding-params=(string)2,"
            "minptime=(string)10,useinbandfec=(string)1,payload=" +
@@ -42,26 +57,19 @@ bool Client::addTestSenders() {
     const auto& c = m_options.color;
     GCharPtr color(g_strdup_printf("0xFF%02X%02X%02X", c.r, c.g, c.b));
     std::string encoder;
-    std::string payloader;
-    std::string encoding;
     switch (m_options.videoCodec) {
     case VideoCodec::Vp8:
         encoder = "vp8enc deadline=1 cpu-used=8 threads=1 keyframe-max-dist=60 target-bitrate=600000";
-        payloader = "rtpvp8pay picture-id-mode=15-bit";
-        encoding = "VP8";
         break;
     case VideoCodec::Vp9:
         encoder = "vp9enc deadline=1 cpu-used=8 threads=1 keyframe-max-dist=60 target-bitrate=600000";
-        payloader = "rtpvp9pay picture-id-mode=15-bit";
-        encoding = "VP9";
         break;
     case VideoCodec::H264:
         encoder = "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 threads=1 bitrate=600 ! "
                   "video/x-h264,profile=constrained-baseline,level=(string)3.1";
-        payloader = "rtph264pay config-interval=-1 aggregate-mode=zero-latency";
-        encoding = "H264";
         break;
     }
+    const auto [payloader, encoding] = videoPayloader(m_options.videoCodec);
     const bool stamped = m_options.stamp;
     const std::string audio =
         "audiotestsrc name=tone is-live=true " +
@@ -149,13 +157,15 @@ bool Client::loadFile() {
 
 // appsrc ! payloader for each track; pumpFile() feeds them in real time.
 bool Client::addFileSenders() {
-    const auto description = [](const char* name, const char* payloader, const char* caps, int pt) {
+    const auto description = [](const char* name, const std::string& payloader, const std::string& caps, int pt) {
         return std::string("appsrc name=") + name + " is-live=true format=time do-timestamp=false ! " + payloader +
                " pt=" + std::to_string(pt) + " ! capsfilter caps=\"application/x-rtp," + caps +
                ",payload=" + std::to_string(pt) + "\"";
     };
-    const std::string video = description("file-video", "rtpvp8pay picture-id-mode=15-bit",
-                                          "media=video,encoding-name=VP8,clock-rate=90000", kVideoPayload);
+    // The file holds --video-codec's video (docs/client.md).
+    const auto [payloader, encoding] = videoPayloader(m_options.videoCodec);
+    const std::string video = description("file-video", payloader,
+                                          "media=video,encoding-name=" + encoding + ",clock-rate=90000", kVideoPayload);
     const std::string audio =
         description("file-audio", "rtpopuspay", "media=audio,encoding-name=OPUS,clock-rate=48000", kAudioPayload);
     if (!addSender(audio, audioCodecCaps())) return false;
@@ -164,7 +174,7 @@ bool Client::addFileSenders() {
     m_fileAudioSrc = a.get();
     g_object_set(m_fileAudioSrc, "caps", m_fileAudio.caps.get(), nullptr);
     if (m_options.audioOnly) return true;
-    if (!addSender(video, videoCodecCaps(VideoCodec::Vp8))) return false;
+    if (!addSender(video, videoCodecCaps(m_options.videoCodec))) return false;
     auto v = ElementRef::adopt(gst_bin_get_by_name(GST_BIN(m_pipeline.get()), "file-video"));
     if (!v) return false;
     m_fileVideoSrc = v.get();

@@ -48,6 +48,8 @@ struct PeerStats {
     std::uint64_t bitrateOut = 0; // bits/s, RTP sent to the client
     std::uint64_t packetsLost = 0;
     std::string tier = "high"; // the tier it receives, or will once connected
+    std::string sendCodec;     // the video codec it sends on its camera line ("vp8", "h264", "vp9"); "": none
+    std::string receiveCodec;  // the video codec the composite goes to it in; "": none
     bool connected = false;    // ICE and DTLS up; until then nothing is encoded for it
 };
 
@@ -68,11 +70,13 @@ public:
     virtual PeerStats stats() const = 0;
 };
 
-// One quality tier's encoder (video.tiers).
+// One quality tier's encoder in one codec (video.tiers x video.codecs),
+// once built: a room builds one when a receiver first needs it.
 struct TierStats {
     std::string name;
     unsigned receivers = 0;   // receivers it feeds; with none its valve is shut and it encodes nothing
     std::uint64_t frames = 0; // frames its encoder produced
+    std::string codec;        // one of video.codecs
 };
 
 struct RoomStats {
@@ -81,9 +85,14 @@ struct RoomStats {
     std::uint64_t framesDropped = 0;   // composite frames dropped before the encoder
     std::uint64_t keyFramesForced = 0; // key frames requested from the encoder (receivers' PLI/FIR, joins)
     unsigned elements = 0;             // elements in the room pipeline (leak check)
-    unsigned opusEncoders = 0;         // K+1 (audio.mixMinusSpeakers + 1), and the recorder's while recording
+    unsigned opusEncoders = 0;         // Opus encodes running: at most K+1 (audio.mixMinusSpeakers + 1), and the recorder's
     bool compositing = false;          // the compositor and tier branches run (someone sends or receives video)
-    std::vector<TierStats> tiers;      // highest first
+    std::vector<TierStats> tiers;      // highest first; within a tier, video.codecs' order
+    struct Codec {
+        std::string name;      // one of video.codecs, in their order
+        unsigned encoders = 0; // its encoders encoding now: one per tier that has receivers in this codec
+    };
+    std::vector<Codec> codecs;
 };
 
 class RoomListener {

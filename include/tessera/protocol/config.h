@@ -16,12 +16,24 @@ struct VideoConfig {
     unsigned height = 720;
     unsigned framerate = 30;      // frames/s
     unsigned bitrate = 1'500'000; // bits/s of the encoded composite
-    std::string codec = "vp8";    // "vp8", "h264" or "vp9": selects pipelines/encode-<codec>.pipeline
-    unsigned tileWidth = 640;     // every input is normalised to this size before the compositor
+    // Preference order: each participant sends and receives the first of these
+    // its offer carries (protocol::planOffer); each selects
+    // pipelines/{decode,encode,pay}-<codec>.pipeline. Distinct, from kVideoCodecs.
+    std::vector<std::string> codecs = {"vp8", "h264", "vp9"};
+    unsigned tileWidth = 640; // every input is normalised to this size before the compositor
     unsigned tileHeight = 360;
     // Quality tiers as configured (any order); empty: effectiveTiers() derives them.
     std::vector<policy::Tier> tiers;
 };
+
+// The video codecs a server can decode and encode, by config name. (AV1 is
+// not among them: GStreamer 1.22 on Debian has no AV1 RTP depayloader.)
+inline constexpr std::string_view kVideoCodecs[] = {"vp8", "h264", "vp9"};
+inline bool isVideoCodec(std::string_view codec) {
+    for (std::string_view known : kVideoCodecs)
+        if (codec == known) return true;
+    return false;
+}
 
 // The tiers a room encodes, highest bit rate first (policy::sortedTiers):
 // `video.tiers`, or policy::defaultTiers() of the canvas at video.bitrate.

@@ -22,12 +22,17 @@ struct OfferState {
     int audioMline = -1;  // where the server sends the mix-minus audio
     int videoMline = -1;  // where the server sends the composite
     int audioPt = -1, videoPt = -1;
+    // The camera m-line's codec ("vp8", "h264", "vp9"; "" without one): one
+    // negotiated codec carries both directions of a sendrecv m-line, so it is
+    // both what the server decodes from the client and what it encodes for it.
+    std::string cameraCodec;
 };
 
 struct PlannedLine {
     unsigned index;
     std::string media;          // "audio" or "video"
-    int pt;                     // the payload type of the server's codec, or -1 (inactive line without it)
+    int pt;                     // the payload type of the line's codec, or -1 (inactive line without one)
+    std::string codec;          // video: the line's codec by config name ("vp8", "h264", "vp9"); audio: ""
     std::string profileLevelId; // H.264: the offer's profile-level-id of `pt`, which the answer repeats
     MediaDirection direction;   // the server's, in the answer
     bool send;                  // the server sends the room's audio or video on it
@@ -40,11 +45,22 @@ struct OfferPlan {
     std::vector<PlannedLine> added; // new audio and video m-lines, in order
 };
 
-// Plans the answer to `sdp`. `videoCodec` is the room's ("VP8", "H264",
-// "VP9", any case); audio is Opus. Throws Error(BadRequest) for an offer that
-// has no m-line, removes m-lines, or offers an active audio or video m-line
-// without the room's codec.
-OfferPlan planOffer(std::string_view sdp, const OfferState& before, std::string_view videoCodec);
+// The most m-lines an offer may have. Each is a transceiver in the peer's
+// webrtcbin; a browser adds one for every screen share it starts (a stopped
+// one stays, inactive), so this is a long call's worth of shares, and a
+// script cannot make the server build thousands.
+inline constexpr unsigned kMaxMlines = 64;
+
+// Plans the answer to `sdp`. `videoCodecs` is the server's preference list
+// (video.codecs: "vp8", "h264", "vp9", any case): each video m-line takes the
+// first of them it offers in a form the server sends and decodes (H.264:
+// packetization-mode 1, constrained baseline or baseline; VP9: profile 0),
+// whatever the offer's own order. Audio is Opus. Throws Error(BadRequest) for
+// an offer that has no m-line or more than kMaxMlines, removes m-lines, sends
+// more than one screen share at a time (each is a decode and a tile, charged
+// to the room), or offers an active audio or video m-line with none of the
+// server's codecs.
+OfferPlan planOffer(std::string_view sdp, const OfferState& before, const std::vector<std::string>& videoCodecs);
 
 // Whether an offer's active audio and video m-lines send media to the server
 // and ask for media from it (data channels aside): what a room token's
