@@ -14,13 +14,28 @@
 
 namespace tessera::media {
 
+namespace {
+
+// Thread: any, once `encoder` has its format. How much input after a
+// packet's end the packet codes (which the decoder plays in its overlap with
+// the next packet).
+GstClockTime encoderLookahead(GstElement* encoder) {
+    if (!GST_IS_AUDIO_ENCODER(encoder)) return 20 * GST_MSECOND; // a whole frame, for an encoder that does not say
+    return gst_util_uint64_scale_int(gst_audio_encoder_get_lookahead(GST_AUDIO_ENCODER(encoder)), GST_SECOND, 48000);
+}
+
+} // namespace
+
 // Every mixer starts at the first buffer it receives (configureMixer): all
 // of them get the room's silence first, here, before the pipeline plays, so
 // they share one start and one 10 ms output grid, and their encoders one
 // 20 ms frame grid. That is what lets a receiver switch between encodes on
-// a packet boundary with continuous RTP timestamps.
+// a packet boundary with continuous RTP timestamps. Each encode is fed only
+// while a receiver uses it (gateEncode): the full mix while someone listens
+// to it, a slot while it has a speaker. A room of two speakers runs two.
 void RoomPipeline::buildAudioEncodes() {
     GstBin* pipe = pipeline();
+    m_encodeDemand = std::make_shared<EncodeDemand>(1 + m_config.audio.mixMinusSpeakers);
     auto encode = [&](GstElement* from, const std::string& what) {
         ElementRef encoder = m_fragments.makeBin("audio-encode");
         GstElement* tee = make("tee");
@@ -29,8 +44,12 @@ void RoomPipeline::buildAudioEncodes() {
         if (!gst_element_link_many(from, encoder.get(), tee, nullptr))
             throw Error(ErrorCode::Internal, "pipelines/audio-encode.pipeline: cannot link " + what +
                                                  " to it (does it take F32 audio and produce Opus?)");
+        ElementRef opus = requireByName(GST_BIN(encoder.get()), "encoder");
+        GstPad* in = gst_element_get_static_pad(encoder.get(), "sink");
+        gateEncode(in, m_encodeDemand, m_encodeTees.size(), [opus] { return encoderLookahead(opus.get()); });
+        gst_object_unref(in);
         m_encodeTees.push_back(ElementRef::borrow(tee));
-        if (!m_encoder) m_encoder = requireByName(GST_BIN(encoder.get()), "encoder");
+        if (!m_encoder) m_encoder = opus;
     };
     encode(m_fullMix.get(), "the full mix");
     const std::string rawAudio = "audio/x-raw,format=F32LE,rate=48000,channels=2,layout=interleaved";
@@ -71,10 +90,7 @@ void RoomPipeline::applySlotChange(const policy::SpeakerSet::Change& change, Gst
     // look-ahead: a packet carries that much of the input after its end,
     // which the decoder plays in its overlap with the next packet (measured:
     // without it, a speaker heard its own first 2-6 ms, 29 dB down).
-    GstClockTime lookahead = 20 * GST_MSECOND; // a whole frame, for an encoder that does not say
-    if (GST_IS_AUDIO_ENCODER(m_encoder.get()))
-        lookahead = gst_util_uint64_scale_int(gst_audio_encoder_get_lookahead(GST_AUDIO_ENCODER(m_encoder.get())),
-                                              GST_SECOND, 48000);
+    const GstClockTime lookahead = encoderLookahead(m_encoder.get());
     const GstClockTime cutoff =
         GST_CLOCK_TIME_IS_VALID(onset) && onset > lookahead ? onset - lookahead : GST_CLOCK_TIME_NONE;
     if (auto it = m_audioReceivers.find(change.joined); it != m_audioReceivers.end())

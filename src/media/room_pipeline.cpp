@@ -136,12 +136,8 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     m_fullMix = requireByName(pipe, "fullmix");
     for (GstElement* mixer : {m_videoMixer.get(), m_audioMixer.get()}) configureMixer(mixer, config);
 
-    m_parts = {&m_config,
-               &m_fragments,
-               pipeline(),
-               m_audioMixer.get(),
-               m_videoMixer.get(),
-               effectiveTiers(config.video)};
+    m_parts = {&m_config,          &m_fragments,       pipeline(),
+               m_audioMixer.get(), m_videoMixer.get(), effectiveTiers(config.video)};
     for (const std::string& codec : v.codecs) {
         for (std::size_t tier = 0; tier < m_parts.ladder.size(); ++tier) {
             m_tiers.push_back(std::make_unique<EncoderTier>());
@@ -410,7 +406,10 @@ RoomStats RoomPipeline::stats() const {
     s.framesDropped = m_framesDropped.load();
     s.keyFramesForced = m_keyFramesForced.load();
     s.elements = countElements(pipeline());
-    s.opusEncoders = countElements(pipeline(), "opusenc");
+    // The room's encodes fed now, and the recorder's (any other opusenc).
+    const auto roomEncodes = static_cast<unsigned>(m_encodeTees.size());
+    s.opusEncoders = countElements(pipeline(), "opusenc") - roomEncodes;
+    for (unsigned source = 0; source < roomEncodes; ++source) s.opusEncoders += m_encodeDemand->fed(source) ? 1 : 0;
     s.compositing = m_videoStarted;
     // Highest tier first, each tier's codecs in preference order; only the built encoders.
     for (const std::string& codec : m_config.video.codecs) s.codecs.push_back({codec, 0});
@@ -540,8 +539,8 @@ void RoomPipeline::buildTier(std::size_t index) {
     // are fed last, so the composite never pushes into an element still in
     // NULL (the valve drops it all anyway until a receiver opens it). Before
     // that, they wait in NULL with the compositor, ahead of it (startVideo()).
-    const std::initializer_list<GstElement*> sinksFirst = {tier.tee.get(), tier.encoder.get(), caps, scale, queue,
-                                                           tier.valve.get()};
+    const std::initializer_list<GstElement*> sinksFirst = {tier.tee.get(), tier.encoder.get(), caps, scale,
+                                                           queue,          tier.valve.get()};
     if (m_videoStarted) {
         for (GstElement* e : sinksFirst) gst_element_sync_state_with_parent(e);
     } else {
@@ -626,7 +625,7 @@ void RoomPipeline::addAudioOutput(const std::string& participantId, GstElement* 
         std::lock_guard lock(m_speakersMutex);
         own = m_speakerSet.slotOf(participantId);
     }
-    auto chooser = std::make_shared<AudioSwitch>(own ? *own + 1 : 0);
+    auto chooser = std::make_shared<AudioSwitch>(own ? *own + 1 : 0, m_encodeDemand);
     // Each input is watched before it is linked: never two encodes at once.
     for (std::size_t source = 0; source < m_encodeTees.size(); ++source)
         linkAudio("", m_encodeTees[source].get(), participantId, funnel,
@@ -663,7 +662,10 @@ DetachPlan RoomPipeline::removeAudio(const std::string& participantId) {
     {
         std::lock_guard lock(m_speakersMutex);
         m_slotPads.erase(participantId);
-        m_audioReceivers.erase(participantId);
+        if (auto it = m_audioReceivers.find(participantId); it != m_audioReceivers.end()) {
+            it->second->release(); // its encode may pause
+            m_audioReceivers.erase(it);
+        }
         m_speakerSet.remove(participantId); // its slot is free for the next speaker
     }
     DetachPlan plan;

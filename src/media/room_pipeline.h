@@ -197,6 +197,7 @@ private:
     // K+1 audio. Fixed after construction: the encodes' tees, source 0 the
     // full mix's, 1 + k slot k's; and each slot's mixer.
     std::vector<ElementRef> m_encodeTees;
+    std::shared_ptr<EncodeDemand> m_encodeDemand; // which of them receivers use: the others are not fed
     std::vector<ElementRef> m_slotMixers;
     ElementRef m_encoder; // the full mix's opusenc (all K+1 are alike): its look-ahead
     // Taken on participants' decode threads (onAudioLevel) and the main thread.

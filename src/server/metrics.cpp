@@ -155,8 +155,8 @@ std::string formatPrometheus(const Snapshot& snapshot) {
                                     "Elements in the room's pipeline.",
                                     [](const Snapshot::Room& r) { return std::uint64_t{r.stats.elements}; });
     appendRoomFamily<std::uint64_t>(out, snapshot, "tessera_room_opus_encoders", "gauge",
-                                    "Opus encoders in the room's pipeline: the full mix, one per speaker slot, and "
-                                    "the recorder's.",
+                                    "Opus encodes running in the room: the full mix while someone listens to it, one "
+                                    "per speaker slot that has a speaker, and the recorder's.",
                                     [](const Snapshot::Room& r) { return std::uint64_t{r.stats.opusEncoders}; });
     appendRoomFamily<std::uint64_t>(
         out, snapshot, "tessera_room_compositing", "gauge",

@@ -9,6 +9,7 @@
 #include "../../src/media/audio_switch.h"
 
 using tessera::media::AudioSwitch;
+using tessera::media::EncodeDemand;
 
 namespace {
 
@@ -87,4 +88,23 @@ TEST_CASE("audio switch: selecting the current source again cancels a pending sw
     const auto passed = run(s, {{0, 1}, {1, 1}});
     REQUIRE(passed.size() == 1);
     CHECK(passed[0].second == 1);
+}
+
+TEST_CASE("audio switch: an encode is used by the receivers that hear it or are switching to it", "[audioswitch]") {
+    auto demand = std::make_shared<EncodeDemand>(3);
+    AudioSwitch a(0, demand), b(0, demand);
+    CHECK(demand->used(0));
+    CHECK_FALSE(demand->used(1));
+    a.select(1);
+    CHECK(demand->used(1)); // before its first packet: the encode must start first
+    run(a, {{0, 0}, {1, 1}});
+    CHECK(demand->used(0)); // b still hears it
+    b.select(2);
+    b.select(0); // cancelled
+    CHECK_FALSE(demand->used(2));
+    b.release();
+    CHECK_FALSE(demand->used(0)); // a switched away, b left
+    CHECK(demand->used(1));
+    a.release();
+    CHECK_FALSE(demand->used(1));
 }

@@ -85,7 +85,7 @@ struct RoomStats {
     std::uint64_t framesDropped = 0;   // composite frames dropped before the encoder
     std::uint64_t keyFramesForced = 0; // key frames requested from the encoder (receivers' PLI/FIR, joins)
     unsigned elements = 0;             // elements in the room pipeline (leak check)
-    unsigned opusEncoders = 0;         // Opus encodes running: at most K+1 (audio.mixMinusSpeakers + 1), and the recorder's
+    unsigned opusEncoders = 0;         // Opus encodes fed now: of the room's K+1, those in use; and the recorder's
     bool compositing = false;          // the compositor and tier branches run (someone sends or receives video)
     std::vector<TierStats> tiers;      // highest first; within a tier, video.codecs' order
     struct Codec {
