@@ -98,7 +98,8 @@ struct Gate {
     std::size_t source;
     std::function<GstClockTime()> lookahead;
     GstSegment segment;
-    GstClockTime origin = GST_CLOCK_TIME_NONE; // the first buffer's running time: the frame grid's
+    bool seenFirst = false;
+    GstClockTime origin = GST_CLOCK_TIME_NONE; // the second buffer's running time: the frame grid's
     bool everFed = false;
 };
 
@@ -122,6 +123,12 @@ void gateEncode(GstPad* pad, std::shared_ptr<EncodeDemand> demand, std::size_t s
             GstBuffer* buffer = GST_PAD_PROBE_INFO_BUFFER(info);
             const GstClockTime at = gst_segment_to_running_time(&g->segment, GST_FORMAT_TIME, GST_BUFFER_PTS(buffer));
             if (!GST_CLOCK_TIME_IS_VALID(at)) return GST_PAD_PROBE_OK; // not seen from the mixers
+            // A mixer's first buffer is short: it ends where its 10 ms output
+            // grid starts (measured: 9.98 ms). Every encode starts after it.
+            if (!g->seenFirst) {
+                g->seenFirst = true;
+                return GST_PAD_PROBE_DROP;
+            }
             if (!GST_CLOCK_TIME_IS_VALID(g->origin)) g->origin = at;
             auto& fed = g->demand->m_fed.at(g->source);
             // Starts and stops only where a frame starts: the encoder never

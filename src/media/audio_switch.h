@@ -42,8 +42,8 @@ private:
 };
 
 // Feeds the encoder whose raw-audio input is `pad` only while `source` is
-// used, pausing and resuming on its 20 ms frame grid (counted from its first
-// buffer; every encode starts on the same one), so that a resumed encode's
+// used, pausing and resuming on its 20 ms frame grid (counted from the
+// mixer's second buffer, its first whole one; every encode has the same), so that a resumed encode's
 // packets still fall on the other encodes' grid. `lookahead`: the encoder's
 // (called on the streaming thread when it resumes).
 void gateEncode(GstPad* pad, std::shared_ptr<EncodeDemand> demand, std::size_t source,
