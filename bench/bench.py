@@ -505,11 +505,11 @@ def grid_tiles(n, width=1280, height=720, padding=4):
 # Variants of the bare pipeline: what the server does today, and the parts
 # of it, to find where the cost goes (bench/README.md, findings).
 BARE_VARIANTS = {
-    "server": "as the server does it: video + audio mix-minus with one Opus encode per receiver",
+    "server": "as the server does it: video + K+1 audio (K=3: the full mix and 3 speaker mixes, 4 Opus encodes)",
     "video": "video only: N decodes, composite, one VP8 encode per tier in use, N payloaders",
     "video-scale-once": "video only, each input scaled once, straight to its tile (no 640x360 step)",
-    "audio": "audio only, as now: N decodes, N mixers of N-1 inputs, N Opus encodes",
-    "audio-k+1": "audio only, K+1 with K=2 speakers: N decodes, 3 mixers, 3 Opus encodes",
+    "audio": "audio only, as before K+1: N decodes, N mixers of N-1 inputs, N Opus encodes",
+    "audio-k+1": "audio only, as now: K+1 with K=3 speakers: N decodes, 4 mixers, 4 Opus encodes",
 }
 
 
@@ -549,12 +549,14 @@ def bare_pipeline(files, variant="server", tiers=("high",), receivers=None):
         if audio:
             parts.append(f"d{i}.audio_0 ! queue ! {fragment('decode-opus', f'a{i}', drop_first=True)} ! tee name=at{i}")
     if audio:
-        # Receivers: today one mix-minus (and one encode) each; with K+1, one
-        # full mix for everyone who is not speaking + one per speaker.
-        mixes = ([(j, [i for i in range(n) if i != j]) for j in range(n)] if variant != "audio-k+1" else
-                 [(0, list(range(n)))] + [(j, [i for i in range(n) if i != j]) for j in (1, 2) if j < n])
+        # Receivers: before K+1 one mix-minus (and one encode) each; the
+        # server now mixes the full mix for everyone who is not speaking +
+        # one per speaker slot (K = 3, the default).
+        mixes = ([(j, [i for i in range(n) if i != j]) for j in range(n)] if variant == "audio" else
+                 [(0, list(range(n)))] + [(j, [i for i in range(n) if i != j]) for j in (1, 2, 3) if j < n])
         for j, inputs in mixes:
-            parts.append(f"audiomixer name=am{j} ! {fragment('audio-send', f's{j}')} ! fakesink sync=false async=false")
+            parts.append(f"audiomixer name=am{j} ! {fragment('audio-encode', f's{j}')} ! {fragment('pay-opus', f'p{j}')} "
+                         f"! fakesink sync=false async=false")
             parts += [f"at{i}. ! queue ! am{j}." for i in inputs]
     return " ".join(parts)
 
@@ -996,7 +998,7 @@ def markdown(bench, res, mach):
         f"(1 min), {la[1]:.2f} (5 min){' — the machine was shared, numbers are noisy' if la[0] > 0.5 * mach['cpus'] else ''}.",
         "",
         f"What ran: one room, composite 1280x720@30 VP8, **{tier_text}**, "
-        "audio mix-minus with **N audio encodes** (one per receiver). Participants send 640x360@30 VP8 "
+        "K+1 audio (the full mix and K = 3 speaker mix-minus encodes). Participants send 640x360@30 VP8 "
         "(~600 kbit/s) + Opus: N-2 load clients send pre-encoded files and do not decode, one probe "
         "decodes the mix and reads the stamps, one stamp sender live-encodes a clock. All on loopback "
         "(Janus on a private veth pair), in a fresh network namespace. CPU is utime+stime from `/proc/<pid>/stat` over a "

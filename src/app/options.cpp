@@ -75,6 +75,8 @@ constexpr std::array kFlags = {
     Flag{"video-tiers", "video.tiers", Kind::String, "TIERS",
          "Quality tiers, highest first: NAME:WxH:BITS,... (default high, medium, low from the composite)"},
     Flag{"audio-bitrate", "audio.bitrate", Kind::Number, "BITS", "Opus bit rate, bits/s (default 64000)"},
+    Flag{"mix-minus-speakers", "audio.mixMinusSpeakers", Kind::Number, "K",
+         "Current speakers who get a mix without their own voice (default 3)"},
     Flag{"record-dir", "recording.dir", Kind::String, "DIR", "Where recordings are written (default recordings)"},
     Flag{"record-format", "recording.format", Kind::String, "FORMAT", "mkv, webm or mp4 (default mkv)"},
     Flag{"record-all", "recording.auto", Kind::Bool, nullptr, "Record every room from its creation"},

@@ -43,8 +43,9 @@ FragmentVars varsFor(const Config& config) {
 class GstEngine final : public Engine {
 public:
     explicit GstEngine(const Config& config)
-        : m_config(config), m_fragments(config.pipelinesDir, varsFor(config),
-                                        {"decode-opus", "audio-send", "record-mkv", "record-webm", "record-mp4"}) {
+        : m_config(config),
+          m_fragments(config.pipelinesDir, varsFor(config),
+                      {"decode-opus", "audio-encode", "pay-opus", "record-mkv", "record-webm", "record-mp4"}) {
         for (const std::string& codec : config.video.codecs) {
             for (const char* kind : {"pay-", "decode-"})
                 m_fragments.load(kind + codec, config.pipelinesDir + "/" + kind + codec + ".pipeline", varsFor(config));

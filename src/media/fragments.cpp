@@ -14,7 +14,7 @@ namespace {
 // Elements the code finds by name in each kind of fragment (by file prefix).
 const std::vector<std::pair<std::string, std::vector<std::string>>> kRequiredNames = {
     {"encode-", {"encoder"}},           {"pay-", {"pay"}},
-    {"audio-send", {"encoder", "pay"}}, {"decode-opus", {"level"}},
+    {"audio-encode", {"encoder"}},      {"decode-opus", {"level"}},
     {"decode-vp8", {"scale", "tile"}},  {"decode-vp9", {"scale", "tile"}},
     {"decode-h264", {"scale", "tile"}}, {"record-", {"video", "audio", "sink"}},
 };

@@ -91,17 +91,19 @@ ElementRef requireByName(GstBin* bin, const char* name) {
     return ElementRef::adopt(e);
 }
 
-unsigned countElements(GstBin* bin) {
+unsigned countElements(GstBin* bin, const char* factory) {
     unsigned n = 0;
     GstIterator* it = gst_bin_iterate_recurse(bin);
     GValue item = G_VALUE_INIT;
     bool done = false;
     while (!done) {
         switch (gst_iterator_next(it, &item)) {
-        case GST_ITERATOR_OK:
-            ++n;
+        case GST_ITERATOR_OK: {
+            GstElementFactory* made = gst_element_get_factory(GST_ELEMENT(g_value_get_object(&item)));
+            if (!factory || (made && g_strcmp0(GST_OBJECT_NAME(made), factory) == 0)) ++n;
             g_value_reset(&item);
             break;
+        }
         case GST_ITERATOR_RESYNC:
             n = 0;
             gst_iterator_resync(it);
@@ -113,6 +115,8 @@ unsigned countElements(GstBin* bin) {
     gst_iterator_free(it);
     return n;
 }
+
+unsigned countElements(GstBin* bin) { return countElements(bin, nullptr); }
 
 void dumpDot(GstBin* bin, const std::string& name) {
     GST_DEBUG_BIN_TO_DOT_FILE_WITH_TS(bin, GST_DEBUG_GRAPH_SHOW_ALL, name.c_str());

@@ -67,6 +67,8 @@ ElementRef requireByName(GstBin* bin, const char* name);
 
 // Counts every element below `bin`, recursively (the leak check in metrics).
 unsigned countElements(GstBin* bin);
+// Counts the elements below `bin` made by the factory `factory` ("opusenc").
+unsigned countElements(GstBin* bin, const char* factory);
 
 // Writes <GST_DEBUG_DUMP_DOT_DIR>/<name>.dot when that variable is set.
 void dumpDot(GstBin* bin, const std::string& name);

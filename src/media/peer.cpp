@@ -168,7 +168,6 @@ void PeerCore::stop() {
         plan.tees.push_back({std::move(m_videoTee), std::move(m_videoTeePad), {}, {}});
         m_room.removeReceiver(m_tier, m_offer.cameraCodec);
     }
-    if (m_audioTeePad) plan.tees.push_back({ElementRef::borrow(m_parts.audioTee), std::move(m_audioTeePad), {}, {}});
 
     // The bin may go NULL only once no tee that stays pushes into it. That
     // runs on a thread pool (runAsync): webrtcbin takes a while to reach NULL,
@@ -178,8 +177,8 @@ void PeerCore::stop() {
     auto teardown = [pipeline = ElementRef::borrow(GST_ELEMENT(m_parts.pipeline)), bin = m_bin, webrtc = m_webrtc,
                      mixers = std::move(plan.mixers), token = std::move(plan.teardown)]() mutable {
         gst_element_set_locked_state(bin.get(), TRUE);
-        // Flushed first: the bin's own threads (its mix-minus mixer is live
-        // and keeps pushing) block in webrtcbin's sink once it is PAUSED,
+        // Flushed first: the bin's own threads (its send queues, fed by the
+        // room's live encoders) block in webrtcbin's sink once it is PAUSED,
         // holding the stream locks that going to READY then waits for: the
         // teardown hung, and with it the main loop (a latency update waits
         // for the bin's state lock), so that SIGTERM was never handled.

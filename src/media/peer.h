@@ -4,10 +4,10 @@
 // video and its own mix-minus audio).
 //
 //   vtee ─► queue ! pay ──────────────────────────► webrtcbin.sink_<video>
-//   silence ─► queue ─► minusmix ! audio-send ─────► webrtcbin.sink_<audio>
-//   every other participant's audio tee ─┘
+//   the room's K+1 Opus tees ─► funnel ! queue ! pay ─► webrtcbin.sink_<audio>
+//     (an AudioSwitch passes one of them, switching on packet boundaries)
 //   webrtcbin.src (audio) ─► decode ! tee ─► queue ─► room audiomixer (full mix)
-//                                         └─► every other participant's minusmix
+//                                         └─► each of the room's K slot mixers
 //   webrtcbin.src (video) ─► decode ! queue ─► room compositor
 //
 // PeerCore is one class in several files, one per responsibility:
@@ -81,7 +81,6 @@ struct RoomParts {
     GstBin* pipeline = nullptr;
     GstElement* audioMixer = nullptr; // the full mix
     GstElement* videoMixer = nullptr; // the compositor
-    GstElement* audioTee = nullptr;   // the room's live silence
     std::vector<policy::Tier> ladder; // quality tiers, highest bit rate first
 };
 
@@ -98,10 +97,19 @@ public:
     virtual void addSource(VideoSource source) = 0;
     // A participant's screen share went live or stopped (from its offers).
     virtual void setScreenShareActive(const std::string& participantId, bool active) = 0;
-    // Mix-minus: `tee` carries the participant's decoded audio, `mixer` sums
-    // what it hears; the room links every other participant's tee to it.
+    // K+1 audio: `tee` carries the participant's decoded audio (the room
+    // links it to its mixers); `funnel` takes what it hears (the room links
+    // each of its Opus encodes to it and passes one at a time).
     virtual void addAudioInput(const std::string& participantId, GstElement* tee) = 0;
-    virtual void addAudioOutput(const std::string& participantId, GstElement* mixer) = 0;
+    virtual void addAudioOutput(const std::string& participantId, GstElement* funnel) = 0;
+    // The client's offer has a video m-line (it sends or receives video):
+    // the room starts its compositor and tier encoders if they are not running.
+    virtual void startVideo() = 0;
+
+    // Thread: streaming (the participant's decoded audio, before any mixer
+    // has it). One frame's RMS level and the running time it starts at: a
+    // speaker gets its private mix before its first loud frame is mixed.
+    virtual void onAudioLevel(const std::string& participantId, double levelDbfs, GstClockTime start) = 0;
 
     // Thread: main. One encoder per (tier, codec) in use, shared by its
     // receivers: built on first use, it encodes only while it has receivers.
@@ -153,6 +161,8 @@ private:
     // tells the room is posted to the main thread.
     void onPadAdded(GstPad* pad);
     void linkAudioInput(GstPad* pad);
+    // Reports each decoded frame's level to the room (PeerRoom::onAudioLevel).
+    void watchLevels(GstElement* tee);
     void linkVideoInput(GstPad* pad, bool screenShare, const std::string& codec);
 
     // peer_stats.cpp. Thread: webrtcbin's (a promise callback); only our own
@@ -202,7 +212,7 @@ private:
         nullptr, gst_webrtc_session_description_free};
     std::pair<std::string, std::string> m_remoteIce; // the client's ICE ufrag and pwd, from its latest offer
     std::vector<std::string> m_mids;                 // per m-line
-    PadRef m_videoTeePad, m_audioTeePad;
+    PadRef m_videoTeePad;
     ElementRef m_videoTee;                       // the room's tee m_videoTeePad is on: its encoder's output
     PadRef m_videoEntry;                         // where its tier's encoded video enters the bin
     std::size_t m_tier = 0;                      // the quality tier it receives, in m_offer.cameraCodec

@@ -1,7 +1,8 @@
 // PeerCore's media branches: what it sends (the tier's encoded composite and
-// its mix-minus audio, built once the answer exists) and what it receives
+// the room's Opus encodes, built once the answer exists) and what it receives
 // (a decode branch per webrtcbin src pad, built on pad-added).
 #include <algorithm>
+#include <cmath>
 
 #include "fragments.h"
 #include "peer.h"
@@ -28,7 +29,6 @@ void styleLabel(GstElement* label, unsigned tileHeight) {
 void PeerCore::buildSendBranches() {
     m_sending = true;
     GstBin* bin = GST_BIN(m_bin.get());
-    const Config& config = *m_parts.config;
     std::vector<GstElement*> added;
 
     auto linkToWebrtc = [&](GstElement* last, GstPad* sink) {
@@ -69,28 +69,20 @@ void PeerCore::buildSendBranches() {
         added.clear();
     }
     if (m_audioSink) {
+        // The room's Opus encodes (the full mix, and each speaker slot's
+        // mix-minus) all reach the funnel; the room's AudioSwitch for this
+        // receiver lets one through at a time. One payloader keeps its RTP
+        // sequence numbers and timestamps continuous across a switch.
+        GstElement* funnel = make("funnel");
         GstElement* queue = leakyQueue(50);
-        GstElement* minus = make("audiomixer");
-        configureMixer(minus, config);
-        GstElement* caps = make("capsfilter");
-        GstCaps* f32 = gst_caps_from_string("audio/x-raw,format=F32LE,rate=48000,channels=2,layout=interleaved");
-        g_object_set(caps, "caps", f32, nullptr);
-        gst_caps_unref(f32);
-        ElementRef sendBin = m_parts.fragments->makeBin("audio-send");
-        GstElement* send = sendBin.get();
-        gst_bin_add_many(bin, queue, minus, caps, send, nullptr);
-        gst_element_link_many(queue, minus, caps, send, nullptr);
-        setPayload(send, m_offer.audioPt, m_audioSsrc);
-        linkToWebrtc(send, m_audioSink.get());
-        added.insert(added.end(), {send, caps, minus, queue});
-        GstPad* qsink = gst_element_get_static_pad(queue, "sink");
-        PadRef entry = PadRef::borrow(ghostPad(m_bin.get(), qsink, true));
-        gst_object_unref(qsink);
-        // The room's live silence keeps this mixer ticking while nobody else speaks.
-        m_audioTeePad = PadRef::adopt(gst_element_request_pad_simple(m_parts.audioTee, "src_%u"));
-        for (GstElement* e : added) gst_element_sync_state_with_parent(e);
-        gst_pad_link(m_audioTeePad.get(), entry.get());
-        m_room.addAudioOutput(m_id, minus);
+        ElementRef payBin = m_parts.fragments->makeBin("pay-opus");
+        GstElement* pay = payBin.get();
+        gst_bin_add_many(bin, funnel, queue, pay, nullptr);
+        gst_element_link_many(funnel, queue, pay, nullptr);
+        setPayload(pay, m_offer.audioPt, m_audioSsrc);
+        linkToWebrtc(pay, m_audioSink.get());
+        for (GstElement* e : {pay, queue, funnel}) gst_element_sync_state_with_parent(e);
+        m_room.addAudioOutput(m_id, funnel);
     }
 }
 
@@ -140,6 +132,7 @@ void PeerCore::linkAudioInput(GstPad* pad) {
     GstElement* toMix = make("queue");
     gst_bin_add_many(bin, decode.get(), tee, toMix, nullptr);
     gst_element_link_many(decode.get(), tee, toMix, nullptr);
+    watchLevels(tee);
     GstPad* mixerPad = gst_element_request_pad_simple(m_parts.audioMixer, "sink_%u");
     GstPad* out = gst_element_get_static_pad(toMix, "src");
     GstPad* exit = ghostPad(m_bin.get(), out);
@@ -155,6 +148,61 @@ void PeerCore::linkAudioInput(GstPad* pad) {
     post(weak_from_this(), [tee = ElementRef::borrow(tee)](PeerCore& core) {
         if (core.m_bin) core.m_room.addAudioInput(core.m_id, tee.get());
     });
+}
+
+namespace {
+
+// What the level probe on a participant's decoded audio needs.
+struct LevelProbe {
+    PeerRoom* room; // Borrowed: the room outlives its peers' bins.
+    std::string id;
+    GstSegment segment;
+};
+
+// RMS of interleaved F32 samples, dBFS (-127 for silence).
+double rmsDbfs(const float* samples, std::size_t count) {
+    double sum = 0;
+    for (std::size_t i = 0; i < count; ++i) sum += static_cast<double>(samples[i]) * samples[i];
+    const double rms = count ? std::sqrt(sum / static_cast<double>(count)) : 0;
+    return rms > 0 ? std::max(-127.0, 20 * std::log10(rms)) : -127.0;
+}
+
+} // namespace
+
+// Each decoded frame's level goes to the room's speaker set on this thread,
+// before the frame reaches any mixer: a participant who starts to speak has
+// its own voice left out of its slot's mix from that very frame. The main
+// loop would be too late: a mixer outputs a frame kMixerSlackMs after the
+// jitter buffer let it go.
+void PeerCore::watchLevels(GstElement* tee) {
+    GstPad* in = gst_element_get_static_pad(tee, "sink");
+    auto* data = new LevelProbe{&m_room, m_id, {}};
+    gst_segment_init(&data->segment, GST_FORMAT_TIME);
+    gst_pad_add_probe(
+        in, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
+        [](GstPad*, GstPadProbeInfo* info, gpointer user) noexcept {
+            // Thread: streaming (the participant's jitter buffer's).
+            glib::guarded("level probe", [&] {
+                auto* d = static_cast<LevelProbe*>(user);
+                if (GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM) {
+                    GstEvent* event = GST_PAD_PROBE_INFO_EVENT(info);
+                    if (GST_EVENT_TYPE(event) == GST_EVENT_SEGMENT) gst_event_copy_segment(event, &d->segment);
+                    return;
+                }
+                GstBuffer* buffer = GST_PAD_PROBE_INFO_BUFFER(info);
+                GstMapInfo map;
+                if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) return;
+                const double level = rmsDbfs(reinterpret_cast<const float*>(map.data), map.size / sizeof(float));
+                gst_buffer_unmap(buffer, &map);
+                const GstClockTime start =
+                    gst_segment_to_running_time(&d->segment, GST_FORMAT_TIME, GST_BUFFER_PTS(buffer));
+                GST_CAT_LOG(tessera_media_debug, "speaker level %s %.1f", d->id.c_str(), level);
+                d->room->onAudioLevel(d->id, level, start);
+            });
+            return GST_PAD_PROBE_OK;
+        },
+        data, [](gpointer d) noexcept { delete static_cast<LevelProbe*>(d); });
+    gst_object_unref(in);
 }
 
 // Thread: streaming, under m_mutex.

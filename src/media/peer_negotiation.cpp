@@ -112,6 +112,9 @@ void PeerCore::applyOffer(const std::string& sdp) {
     }
     m_offer = plan.state;
     m_mids = std::move(plan.mids);
+    // Before any video pad of this peer links to the compositor: an
+    // audio-only room runs neither it nor an encoder.
+    if (m_offer.cameraMline >= 0 || m_offer.videoMline >= 0) m_room.startVideo();
     bool shareChanged;
     {
         std::lock_guard lock(m_mutex);

@@ -136,13 +136,8 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     m_fullMix = requireByName(pipe, "fullmix");
     for (GstElement* mixer : {m_videoMixer.get(), m_audioMixer.get()}) configureMixer(mixer, config);
 
-    m_parts = {&m_config,
-               &m_fragments,
-               pipeline(),
-               m_audioMixer.get(),
-               m_videoMixer.get(),
-               m_audioTee.get(),
-               effectiveTiers(config.video)};
+    m_parts = {&m_config,          &m_fragments,       pipeline(),
+               m_audioMixer.get(), m_videoMixer.get(), effectiveTiers(config.video)};
     for (const std::string& codec : v.codecs) {
         for (std::size_t tier = 0; tier < m_parts.ladder.size(); ++tier) {
             m_tiers.push_back(std::make_unique<EncoderTier>());
@@ -154,6 +149,13 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     // one codec always had it; another codec's encoders are built when a
     // receiver first needs them (addReceiver).
     for (std::size_t tier = 0; tier < m_parts.ladder.size(); ++tier) buildTier(encoderIndex(tier, v.codecs.front()));
+    // After the first ladder (buildTier puts its elements first: startVideo()
+    // starts sinks first, so nothing pushes into an element not running yet).
+    for (const char* name : {"rawtee", "canvascaps", "vmix", "bgcaps", "background"})
+        m_videoElements.push_back(requireByName(pipe, name));
+    for (const ElementRef& e : m_videoElements) gst_element_set_locked_state(e.get(), TRUE);
+    m_speakerSet = policy::SpeakerSet({config.audio.mixMinusSpeakers});
+    buildAudioEncodes();
 
     // videotestsrc 1.22 fills frames from a cached one on its streaming
     // thread, and setting foreground-color swaps that cache: from any other
@@ -285,6 +287,7 @@ RoomPipeline::~RoomPipeline() {
 
 std::string RoomPipeline::startRecording(const RecordingRequest& request) {
     if (m_recorder) throw Error(ErrorCode::Conflict, "room '" + m_room + "' is already recording");
+    startVideo();
     m_recorder = std::make_unique<Recorder>(*this, request);
     return m_recorder->file();
 }
@@ -372,9 +375,21 @@ void RoomPipeline::onRecorderMessage(GstMessage* message) {
 
 std::unique_ptr<Peer> RoomPipeline::addPeer(const std::string& participantId, const PeerOptions& options,
                                             PeerListener& listener) {
-    auto core = std::make_shared<PeerCore>(*this, participantId, options, listener, m_joinCounter++);
-    core->start();
-    return std::make_unique<GstPeer>(std::move(core));
+    {
+        // Known to the speaker set from now: its first loud frame gets it a
+        // slot even before its pads on the slot mixers exist (addAudioInput).
+        std::lock_guard lock(m_speakersMutex);
+        m_slotPads[participantId] = {};
+    }
+    try {
+        auto core = std::make_shared<PeerCore>(*this, participantId, options, listener, m_joinCounter++);
+        core->start();
+        return std::make_unique<GstPeer>(std::move(core));
+    } catch (...) {
+        std::lock_guard lock(m_speakersMutex);
+        m_slotPads.erase(participantId);
+        throw;
+    }
 }
 
 void RoomPipeline::setLayout(const protocol::LayoutSpec& spec) {
@@ -391,6 +406,11 @@ RoomStats RoomPipeline::stats() const {
     s.framesDropped = m_framesDropped.load();
     s.keyFramesForced = m_keyFramesForced.load();
     s.elements = countElements(pipeline());
+    // The room's encodes fed now, and the recorder's (any other opusenc).
+    const auto roomEncodes = static_cast<unsigned>(m_encodeTees.size());
+    s.opusEncoders = countElements(pipeline(), "opusenc") - roomEncodes;
+    for (unsigned source = 0; source < roomEncodes; ++source) s.opusEncoders += m_encodeDemand->fed(source) ? 1 : 0;
+    s.compositing = m_videoStarted;
     // Highest tier first, each tier's codecs in preference order; only the built encoders.
     for (const std::string& codec : m_config.video.codecs) s.codecs.push_back({codec, 0});
     for (std::size_t tier = 0; tier < m_parts.ladder.size(); ++tier) {
@@ -515,11 +535,21 @@ void RoomPipeline::buildTier(std::size_t index) {
         },
         new ProbeData{this, index}, [](gpointer d) noexcept { delete static_cast<ProbeData*>(d); });
     gst_object_unref(teeIn);
-    // In a playing room the new elements start downstream first and are fed
-    // last, so the composite never pushes into an element still in NULL (the
-    // valve drops it all anyway until a receiver opens it).
-    for (GstElement* e : {tier.tee.get(), tier.encoder.get(), caps, scale, queue, tier.valve.get()})
-        gst_element_sync_state_with_parent(e);
+    // In a room whose video runs, the new elements start downstream first and
+    // are fed last, so the composite never pushes into an element still in
+    // NULL (the valve drops it all anyway until a receiver opens it). Before
+    // that, they wait in NULL with the compositor, ahead of it (startVideo()).
+    const std::initializer_list<GstElement*> sinksFirst = {tier.tee.get(), tier.encoder.get(), caps, scale,
+                                                           queue,          tier.valve.get()};
+    if (m_videoStarted) {
+        for (GstElement* e : sinksFirst) gst_element_sync_state_with_parent(e);
+    } else {
+        for (GstElement* e : sinksFirst) gst_element_set_locked_state(e, TRUE);
+        std::vector<ElementRef> built;
+        for (GstElement* e : sinksFirst) built.push_back(ElementRef::borrow(e));
+        m_videoElements.insert(m_videoElements.begin(), std::make_move_iterator(built.begin()),
+                               std::make_move_iterator(built.end()));
+    }
     if (!gst_element_link(m_rawTee.get(), tier.valve.get()))
         throw Error(ErrorCode::Internal, "room pipeline: cannot link the composite to a " + tier.codec + " encoder");
 }
@@ -571,43 +601,82 @@ void RoomPipeline::setScreenShareActive(const std::string& participantId, bool a
 }
 
 void RoomPipeline::addAudioInput(const std::string& participantId, GstElement* tee) {
-    m_audioInputs[participantId] = ElementRef::borrow(tee);
-    for (const auto& [to, mixer] : m_audioOutputs)
-        if (to != participantId) linkAudio(participantId, tee, to, mixer.get());
+    std::optional<std::size_t> own;
+    {
+        std::lock_guard lock(m_speakersMutex);
+        own = m_speakerSet.slotOf(participantId);
+    }
+    // Linked without the lock: its frames' level probe takes it.
+    std::vector<PadRef> pads;
+    for (std::size_t k = 0; k < m_slotMixers.size(); ++k)
+        pads.push_back(linkAudio(participantId, tee, "", m_slotMixers[k].get(), [&](GstPad* pad) {
+            if (own == k) g_object_set(pad, "mute", TRUE, nullptr); // before its first buffer
+        }));
+    std::lock_guard lock(m_speakersMutex);
+    // It may have taken a slot while its pads were linked.
+    if (const auto now = m_speakerSet.slotOf(participantId); now != own)
+        for (std::size_t k = 0; k < pads.size(); ++k) g_object_set(pads[k].get(), "mute", now == k, nullptr);
+    m_slotPads[participantId] = std::move(pads);
 }
 
-void RoomPipeline::addAudioOutput(const std::string& participantId, GstElement* mixer) {
-    m_audioOutputs[participantId] = ElementRef::borrow(mixer);
-    for (const auto& [from, tee] : m_audioInputs)
-        if (from != participantId) linkAudio(from, tee.get(), participantId, mixer);
+void RoomPipeline::addAudioOutput(const std::string& participantId, GstElement* funnel) {
+    std::optional<std::size_t> own;
+    {
+        std::lock_guard lock(m_speakersMutex);
+        own = m_speakerSet.slotOf(participantId);
+    }
+    auto chooser = std::make_shared<AudioSwitch>(own ? *own + 1 : 0, m_encodeDemand);
+    // Each input is watched before it is linked: never two encodes at once.
+    for (std::size_t source = 0; source < m_encodeTees.size(); ++source)
+        linkAudio("", m_encodeTees[source].get(), participantId, funnel,
+                  [&](GstPad* pad) { watchEncode(pad, chooser, source); });
+    std::lock_guard lock(m_speakersMutex);
+    // It may have taken a slot while its inputs were linked.
+    const auto now = m_speakerSet.slotOf(participantId);
+    if (now != own) chooser->select(now ? *now + 1 : 0);
+    m_audioReceivers[participantId] = std::move(chooser);
 }
 
-void RoomPipeline::linkAudio(const std::string& from, GstElement* tee, const std::string& to, GstElement* mixer) {
-    auto fromBin = ElementRef::adopt(GST_ELEMENT(gst_element_get_parent(tee)));
-    auto toBin = ElementRef::adopt(GST_ELEMENT(gst_element_get_parent(mixer)));
+PadRef RoomPipeline::linkAudio(const std::string& from, GstElement* tee, const std::string& to, GstElement* sink,
+                               const std::function<void(GstPad*)>& prepare) {
     auto teePad = PadRef::adopt(gst_element_request_pad_simple(tee, "src_%u"));
-    auto mixerPad = PadRef::adopt(gst_element_request_pad_simple(mixer, "sink_%u"));
-    auto out = PadRef::borrow(ghostPad(fromBin.get(), teePad.get()));
-    auto in = PadRef::borrow(ghostPad(toBin.get(), mixerPad.get(), true));
+    auto sinkPad = PadRef::adopt(gst_element_request_pad_simple(sink, "sink_%u"));
+    if (prepare) prepare(sinkPad.get());
+    // A participant's side is ghosted on its bin; the room's elements are
+    // children of the pipeline itself.
+    auto fromBin = from.empty() ? ElementRef() : ElementRef::adopt(GST_ELEMENT(gst_element_get_parent(tee)));
+    auto toBin = to.empty() ? ElementRef() : ElementRef::adopt(GST_ELEMENT(gst_element_get_parent(sink)));
+    auto out = fromBin ? PadRef::borrow(ghostPad(fromBin.get(), teePad.get())) : teePad;
+    auto in = toBin ? PadRef::borrow(ghostPad(toBin.get(), sinkPad.get(), true)) : sinkPad;
     if (gst_pad_link(out.get(), in.get()) != GST_PAD_LINK_OK)
-        GST_CAT_ERROR(tessera_media_debug, "room %s: cannot link audio %s -> %s", m_room.c_str(), from.c_str(),
-                      to.c_str());
-    m_audioLinks.push_back(
-        {from, to, {ElementRef::borrow(tee), teePad, fromBin, out}, {ElementRef::borrow(mixer), mixerPad, toBin, in}});
+        GST_CAT_ERROR(tessera_media_debug, "room %s: cannot link audio %s -> %s", m_room.c_str(),
+                      from.empty() ? "(room)" : from.c_str(), to.empty() ? "(room)" : to.c_str());
+    m_audioLinks.push_back({from,
+                            to,
+                            {ElementRef::borrow(tee), teePad, fromBin, fromBin ? out : PadRef()},
+                            {ElementRef::borrow(sink), sinkPad, toBin, toBin ? in : PadRef()}});
+    return sinkPad;
 }
 
 DetachPlan RoomPipeline::removeAudio(const std::string& participantId) {
-    m_audioInputs.erase(participantId);
-    m_audioOutputs.erase(participantId);
+    {
+        std::lock_guard lock(m_speakersMutex);
+        m_slotPads.erase(participantId);
+        if (auto it = m_audioReceivers.find(participantId); it != m_audioReceivers.end()) {
+            it->second->release(); // its encode may pause
+            m_audioReceivers.erase(it);
+        }
+        m_speakerSet.remove(participantId); // its slot is free for the next speaker
+    }
     DetachPlan plan;
     std::erase_if(m_audioLinks, [&](AudioLink& link) {
         if (link.to == participantId) {
-            // Another participant's tee feeds the leaver: detach it when idle.
+            // One of the room's encodes feeds the leaver: detach it when idle.
             plan.tees.push_back(std::move(link.teeSide));
             return true;
         }
         if (link.from == participantId) {
-            // The leaver feeds another's mixer: release once the leaver is NULL.
+            // The leaver feeds a slot mixer: release once the leaver is NULL.
             plan.mixers.push_back(std::move(link.mixerSide));
             return true;
         }

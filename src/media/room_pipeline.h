@@ -14,12 +14,14 @@
 
 #include <gst/video/video.h>
 
+#include "audio_switch.h"
 #include "fragments.h"
 #include "gst_util.h"
 #include "peer.h"
 #include "tessera/layout/geometry.h"
 #include "tessera/media/engine.h"
 #include "tessera/policy/speaker.h"
+#include "tessera/policy/speaker_set.h"
 #include "tessera/policy/tiers.h"
 
 namespace tessera::media {
@@ -71,7 +73,6 @@ public:
 
     // Immutable after construction: any thread.
     GstBin* pipeline() const { return GST_BIN(m_pipeline.get()); }
-    GstElement* audioTee() const { return m_audioTee.get(); }
     GstElement* videoMixer() const { return m_videoMixer.get(); }
     GstElement* audioMixer() const { return m_audioMixer.get(); }
     GstElement* rawVideoTee() const { return m_rawTee.get(); } // the composite before the encoder
@@ -86,11 +87,14 @@ public:
     DetachPlan peerStopped(const std::string& participantId, GstElement* bin) override;
     void addSource(VideoSource source) override;
     void setScreenShareActive(const std::string& participantId, bool active) override;
-    // Mix-minus: each receiver's mixer sums every other participant's decoded
-    // audio directly, so its own voice is never in it (no cancellation to
-    // keep sample-exact).
+    // K+1 audio (docs/architecture.md, "Audio"): every participant's audio
+    // goes into the full mix and into each speaker slot's mixer, where the
+    // slot's owner is muted; each receiver takes the full mix's encode or,
+    // while it owns a slot, that slot's.
     void addAudioInput(const std::string& participantId, GstElement* tee) override;
-    void addAudioOutput(const std::string& participantId, GstElement* mixer) override;
+    void addAudioOutput(const std::string& participantId, GstElement* funnel) override;
+    void onAudioLevel(const std::string& participantId, double levelDbfs, GstClockTime start) override;
+    void startVideo() override;
     GstElement* addReceiver(std::size_t tier, const std::string& codec) override;
     void removeReceiver(std::size_t tier, const std::string& codec) override;
     void requestKeyFrame(std::size_t tier, const std::string& codec) override;
@@ -125,8 +129,17 @@ private:
     DetachPlan removeAudio(const std::string& participantId);
     // Thread: main. Drops the participant's tiles, and its speaker and share state.
     void removeSources(const std::string& participantId);
-    // Thread: main.
-    void linkAudio(const std::string& from, GstElement* tee, const std::string& to, GstElement* mixer);
+    // Thread: main. Links a participant's audio tee (in its bin) to a slot
+    // mixer, or a room's encode tee to a receiver's funnel (in its bin);
+    // `from` or `to` is "" for the room's side. `prepare` gets the sink pad
+    // before the link (no buffer yet). Returns the sink pad.
+    PadRef linkAudio(const std::string& from, GstElement* tee, const std::string& to, GstElement* sink,
+                     const std::function<void(GstPad*)>& prepare = {});
+    // Thread: main. The full mix's encode and the K slots (room_audio.cpp).
+    void buildAudioEncodes();
+    // Under m_speakersMutex: mutes the slot's new owner and switches the
+    // receivers of the new and the old owner.
+    void applySlotChange(const policy::SpeakerSet::Change& change, GstClockTime onset);
     // Thread: the compositor's. Applies a pending plan to the pads.
     void onSamplesSelected();
     // Thread: the compositor's. Paints the current plan's borders on a frame.
@@ -150,11 +163,11 @@ private:
     void speakerMaybeChanged(bool changed);
 
     std::string m_room;
-    const Config& m_config;       // Borrowed; outlives this.
-    const Fragments& m_fragments; // Borrowed; outlives this.
-    RoomListener& m_listener;     // Borrowed; outlives this.
-    ElementRef m_pipeline;        // Owned.
-    ElementRef m_videoMixer, m_audioMixer, m_audioTee;
+    const Config& m_config;                            // Borrowed; outlives this.
+    const Fragments& m_fragments;                      // Borrowed; outlives this.
+    RoomListener& m_listener;                          // Borrowed; outlives this.
+    ElementRef m_pipeline;                             // Owned.
+    ElementRef m_videoMixer, m_audioMixer, m_audioTee; // m_audioTee: the room's live silence
     // Every (tier, codec): video.codecs' order, then m_parts.ladder's (encoderIndex). Fixed after construction.
     std::vector<std::unique_ptr<EncoderTier>> m_tiers;
     ElementRef m_rawTee, m_fullMix; // the recorder's sources
@@ -180,9 +193,24 @@ private:
         PadDetach mixerSide; // in `to`'s bin
     };
     // Thread: main.
-    std::map<std::string, ElementRef> m_audioInputs;  // participant -> its decoded-audio tee
-    std::map<std::string, ElementRef> m_audioOutputs; // participant -> its mix-minus mixer
     std::vector<AudioLink> m_audioLinks;
+    // K+1 audio. Fixed after construction: the encodes' tees, source 0 the
+    // full mix's, 1 + k slot k's; and each slot's mixer.
+    std::vector<ElementRef> m_encodeTees;
+    std::shared_ptr<EncodeDemand> m_encodeDemand; // which of them receivers use: the others are not fed
+    std::vector<ElementRef> m_slotMixers;
+    ElementRef m_encoder; // the full mix's opusenc (all K+1 are alike): its look-ahead
+    // Taken on participants' decode threads (onAudioLevel) and the main thread.
+    std::mutex m_speakersMutex;
+    policy::SpeakerSet m_speakerSet; // who owns which slot
+    // Every participant, from addPeer() to peerStopped(): its pad on each
+    // slot mixer (none until its audio arrives).
+    std::map<std::string, std::vector<PadRef>> m_slotPads;
+    std::map<std::string, std::shared_ptr<AudioSwitch>> m_audioReceivers; // participant -> what it hears
+    // The compositor, its background and the tier branches: locked in NULL
+    // until startVideo() (an audio-only room never composites). Thread: main.
+    std::vector<ElementRef> m_videoElements; // sinks first
+    bool m_videoStarted = false;
     unsigned m_joinCounter = 0;
 
     // Counted on streaming threads.

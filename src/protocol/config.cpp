@@ -272,6 +272,9 @@ void applyAudio(AudioConfig& audio, const Json& object) {
         if (key == "bitrate") {
             // Opus's own limits.
             audio.bitrate = integerIn(value, path, 6'000, 510'000);
+        } else if (key == "mixMinusSpeakers") {
+            // At least one: a speaker must never hear itself. Each costs an encode.
+            audio.mixMinusSpeakers = integerIn(value, path, 1, 16);
         } else {
             fail(path, "unknown key");
         }

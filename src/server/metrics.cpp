@@ -154,6 +154,15 @@ std::string formatPrometheus(const Snapshot& snapshot) {
     appendRoomFamily<std::uint64_t>(out, snapshot, "tessera_room_pipeline_elements", "gauge",
                                     "Elements in the room's pipeline.",
                                     [](const Snapshot::Room& r) { return std::uint64_t{r.stats.elements}; });
+    appendRoomFamily<std::uint64_t>(out, snapshot, "tessera_room_opus_encoders", "gauge",
+                                    "Opus encodes running in the room: the full mix while someone listens to it, one "
+                                    "per speaker slot that has a speaker, and the recorder's.",
+                                    [](const Snapshot::Room& r) { return std::uint64_t{r.stats.opusEncoders}; });
+    appendRoomFamily<std::uint64_t>(
+        out, snapshot, "tessera_room_compositing", "gauge",
+        "1 once the room runs its compositor and video encoders (someone sent or "
+        "received video), else 0.",
+        [](const Snapshot::Room& r) { return std::uint64_t{r.stats.compositing ? 1U : 0U}; });
 
     appendTierFamily(out, snapshot, "tessera_tier_receivers", "gauge",
                      "Receivers of the quality tier (all codecs); with none its encoders are fed nothing.",

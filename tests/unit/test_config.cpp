@@ -58,6 +58,7 @@ TEST_CASE("config defaults", "[config]") {
     CHECK(config.video.tileWidth == 640);
     CHECK(config.video.tileHeight == 360);
     CHECK(config.audio.bitrate == 64'000);
+    CHECK(config.audio.mixMinusSpeakers == 3);
 }
 
 TEST_CASE("config overrides every key", "[config]") {
@@ -76,7 +77,7 @@ TEST_CASE("config overrides every key", "[config]") {
         "minRtpPort": 40000, "maxRtpPort": 40999, "jitterLatencyMs": 120,
         "video": {"width": 1920, "height": 1080, "framerate": 25, "bitrate": 3000000, "codec": "h264",
                   "tileWidth": 480, "tileHeight": 270},
-        "audio": {"bitrate": 32000}
+        "audio": {"bitrate": 32000, "mixMinusSpeakers": 5}
     })");
     CHECK(config.host == "0.0.0.0");
     CHECK(config.port == 9000);
@@ -107,6 +108,7 @@ TEST_CASE("config overrides every key", "[config]") {
     CHECK(config.video.tileWidth == 480);
     CHECK(config.video.tileHeight == 270);
     CHECK(config.audio.bitrate == 32'000);
+    CHECK(config.audio.mixMinusSpeakers == 5);
 }
 
 TEST_CASE("config: limits, allowed origins and the metrics token", "[config][limits]") {
@@ -304,6 +306,7 @@ TEST_CASE("config errors name the key path", "[config]") {
         {R"({"video": {"tileHeight": 0}})", "video.tileHeight: must be an even integer from 16 to 7680"},
         {R"({"audio": []})", "audio: must be an object"},
         {R"({"audio": {"bitrate": 600000}})", "audio.bitrate: must be an integer from 6000 to 510000"},
+        {R"({"audio": {"mixMinusSpeakers": 0}})", "audio.mixMinusSpeakers: must be an integer from 1 to 16"},
     };
     for (const Case& c : cases) {
         CHECK(configError(c.text) == c.expected);

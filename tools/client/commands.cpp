@@ -89,6 +89,29 @@ void Client::command(std::string_view line) {
             m->gaps.reset();
         }
         reply(true);
+    } else if (verb == "reset-peaks") {
+        {
+            std::lock_guard lock(m_audio.mutex);
+            m_audio.peaks.clear();
+        }
+        reply(true);
+    } else if (verb == "tone") {
+        const std::string text(rest);
+        char* end = nullptr;
+        const double volume = std::strtod(text.c_str(), &end);
+        if (text.empty() || *end != '\0' || !(volume >= 0 && volume <= 1)) {
+            reply(false, "tone takes a volume, 0 to 1");
+            return;
+        }
+        auto tone =
+            m_pipeline ? ElementRef::adopt(gst_bin_get_by_name(GST_BIN(m_pipeline.get()), "tone")) : ElementRef();
+        if (!tone) {
+            reply(false, "no tone is being sent (it needs --tone and no --stamp or --send-file, once joined)");
+            return;
+        }
+        // audiotestsrc reads its volume for every buffer it fills.
+        g_object_set(tone.get(), "volume", volume, nullptr);
+        reply(true);
     } else if (verb == "send") {
         if (!m_ws || soup_websocket_connection_get_state(m_ws.get()) != SOUP_WEBSOCKET_STATE_OPEN) {
             reply(false, "the WebSocket is not open");
@@ -170,8 +193,10 @@ void Client::command(std::string_view line) {
         reply(true);
         quit();
     } else {
-        reply(false, "unknown command; use report, reset-gap, send RAW, chat TEXT, file-text TEXT, file-data HEX, "
-                     "loss PERCENT, stall-data on|off, offer, leave or quit");
+        reply(
+            false,
+            "unknown command; use report, reset-gap, reset-peaks, tone VOLUME, send RAW, chat TEXT, file-text TEXT, file-data HEX, "
+            "loss PERCENT, stall-data on|off, offer, leave or quit");
     }
 }
 

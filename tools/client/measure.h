@@ -14,6 +14,7 @@
 #include "output.h"
 #include "tessera/analysis/frames.h"
 #include "tessera/analysis/stamp.h"
+#include "tessera/analysis/tones.h"
 #include "tessera/glib/gst_raii.h"
 
 namespace tessera::client {
@@ -64,19 +65,39 @@ struct VideoMeasure {
 };
 
 struct AudioMeasure {
+    // Tone peaks are measured over blocks this long: 100 ms tells tones
+    // 20 Hz apart and still catches a leak of a few packets.
+    static constexpr std::size_t kPeakBlock = kAudioRate / 10;
+
     std::mutex mutex;
     std::vector<float> ring = std::vector<float>(kAudioWindow, 0.0f);
     std::size_t pos = 0;    // next write
     std::size_t filled = 0; // valid samples in ring
     std::uint64_t total = 0;
+    std::vector<double> peaks; // per --detect tone: its loudest block since the start or `reset-peaks`
+    std::size_t sinceBlock = 0;
 
-    void append(const float* data, std::size_t n) {
+    // `detect`: the tones whose peaks are tracked.
+    void append(const float* data, std::size_t n, const std::vector<double>& detect) {
         for (std::size_t i = 0; i < n; ++i) {
             ring[pos] = data[i];
             pos = (pos + 1) % ring.size();
+            if (++sinceBlock == kPeakBlock && !detect.empty()) {
+                sinceBlock = 0;
+                const std::vector<float> block = last(kPeakBlock);
+                const auto levels = analysis::toneLevelsDbfs(block, 1, kAudioRate, detect);
+                peaks.resize(levels.size(), analysis::kSilenceDbfs);
+                for (std::size_t t = 0; t < levels.size(); ++t) peaks[t] = std::max(peaks[t], levels[t]);
+            }
         }
         filled = std::min(ring.size(), filled + n);
         total += n;
+    }
+    // The last `n` samples written, in time order. Caller holds the mutex.
+    std::vector<float> last(std::size_t n) const {
+        std::vector<float> out(n);
+        for (std::size_t i = 0; i < n; ++i) out[i] = ring[(pos + ring.size() - n + i) % ring.size()];
+        return out;
     }
     // The window in time order. Caller holds the mutex.
     std::vector<float> window() const {

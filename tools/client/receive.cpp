@@ -244,7 +244,7 @@ void Client::onAudioSample(glib::SamplePtr sample) {
             }
         }
         std::lock_guard lock(m_audio.mutex);
-        m_audio.append(samples, count);
+        m_audio.append(samples, count, m_options.detect);
         gst_buffer_unmap(buffer, &map);
     }
     if (!m_firstAudio.exchange(true)) glib::post(weak_from_this(), [](Client&) { emitEvent("first-audio"); });
@@ -333,6 +333,14 @@ Json Client::report() {
     const auto levels = analysis::toneLevelsDbfs(window, 1, kAudioRate, m_options.detect);
     for (std::size_t i = 0; i < levels.size(); ++i) tones[frequencyKey(m_options.detect[i])] = round2(levels[i]);
     j["tones"] = tones;
+    Json peaks = Json::object();
+    {
+        std::lock_guard lock(m_audio.mutex);
+        for (std::size_t i = 0; i < m_options.detect.size(); ++i)
+            peaks[frequencyKey(m_options.detect[i])] =
+                round2(i < m_audio.peaks.size() ? m_audio.peaks[i] : analysis::kSilenceDbfs);
+    }
+    j["tonePeaks"] = peaks;
 
     j["thumb"] = nullptr;
     j["average"] = nullptr;

@@ -72,7 +72,7 @@ bool Client::addTestSenders() {
     const auto [payloader, encoding] = videoPayloader(m_options.videoCodec);
     const bool stamped = m_options.stamp;
     const std::string audio =
-        "audiotestsrc is-live=true " +
+        "audiotestsrc name=tone is-live=true " +
         (m_options.toneHz > 0 && !stamped ? "wave=sine freq=" + formatDouble(m_options.toneHz)
                                           : std::string("wave=silence")) +
         (stamped ? " samplesperbuffer=480 ! audio/x-raw,format=S16LE,rate=48000,channels=1 ! "

@@ -85,6 +85,8 @@ struct RoomStats {
     std::uint64_t framesDropped = 0;   // composite frames dropped before the encoder
     std::uint64_t keyFramesForced = 0; // key frames requested from the encoder (receivers' PLI/FIR, joins)
     unsigned elements = 0;             // elements in the room pipeline (leak check)
+    unsigned opusEncoders = 0;         // Opus encodes fed now: of the room's K+1, those in use; and the recorder's
+    bool compositing = false;          // the compositor and tier branches run (someone sends or receives video)
     std::vector<TierStats> tiers;      // highest first; within a tier, video.codecs' order
     struct Codec {
         std::string name;      // one of video.codecs, in their order

@@ -41,6 +41,9 @@ std::vector<policy::Tier> effectiveTiers(const VideoConfig& video);
 
 struct AudioConfig {
     unsigned bitrate = 64'000; // bits/s per Opus encode
+    // K: the current speakers who get a private mix without their own voice
+    // (and its own encode); everyone else shares one encode of the full mix.
+    unsigned mixMinusSpeakers = 3;
 };
 
 // Recording a room's mix to a file (docs/recording.md).
