@@ -84,10 +84,6 @@ void PeerCore::twccStatsThunk(GObject* session, GParamSpec*, gpointer data) noex
         feedback.deliveredBps = static_cast<std::int64_t>(number(stats, "bitrate-recv"));
         feedback.lossFraction = number(stats, "packet-loss-pct") / 100.0;
         feedback.delayGradientUs = static_cast<std::int64_t>(number(stats, "avg-delta-of-delta") / 1000.0);
-        if (gst_debug_category_get_threshold(tessera_media_debug) >= GST_LEVEL_LOG) {
-            GCharPtr text(gst_structure_to_string(stats));
-            GST_CAT_LOG(tessera_media_debug, "peer %s: %s", core->m_id.c_str(), text.get());
-        }
         gst_structure_free(stats);
         post(weakOf(data), [feedback](PeerCore& c) { c.onTransportFeedback(feedback); });
     });
@@ -95,9 +91,18 @@ void PeerCore::twccStatsThunk(GObject* session, GParamSpec*, gpointer data) noex
 
 void PeerCore::onTransportFeedback(const policy::TransportFeedback& feedback) {
     if (!m_bin) return;
-    if (!m_bwe.onFeedback(feedback, g_get_monotonic_time() / 1000))
-        GST_CAT_DEBUG(tessera_media_debug, "peer %s: outlier feedback window ignored", m_id.c_str());
+    const std::int64_t nowMs = g_get_monotonic_time() / 1000;
+    const bool used = m_bwe.onFeedback(feedback, nowMs);
     updateTier({m_options.maxBitrate, std::nullopt, std::nullopt});
+    // Every window the estimator read and what it made of it: the trace a
+    // unit test can replay (tests/unit/test_bandwidth.cpp).
+    static constexpr const char* kSignals[] = {"none", "clean", "hold", "suspect", "congested", "stale"};
+    GST_CAT_DEBUG(tessera_media_debug,
+                  "peer %s: twcc t=%" G_GINT64_FORMAT " sent=%" G_GINT64_FORMAT " recv=%" G_GINT64_FORMAT
+                  " loss=%.3f dod=%" G_GINT64_FORMAT "us -> %s estimate=%" G_GINT64_FORMAT " tier=%s",
+                  m_id.c_str(), nowMs, feedback.sentBps, feedback.deliveredBps, feedback.lossFraction,
+                  feedback.delayGradientUs, used ? kSignals[static_cast<int>(m_bwe.lastSignal())] : "outlier",
+                  m_bwe.estimate(nowMs).value_or(-1), m_tiers ? m_tiers->current().name.c_str() : "-");
 }
 
 } // namespace tessera::media
