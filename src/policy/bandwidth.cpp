@@ -25,15 +25,28 @@ bool BandwidthEstimator::onFeedback(const TransportFeedback& feedback, std::int6
 
     // (A NaN loss compares false: neither congested nor clean by loss.)
     const bool shortfall = feedback.deliveredBps * 100 < feedback.sentBps * (100 - p.shortfallPercent);
-    const bool congested =
-        shortfall || feedback.lossFraction > p.lossCongested || feedback.delayGradientUs > p.delayGradientUs;
+    const bool congested = shortfall || feedback.lossFraction > p.lossCongested;
     if (congested) {
-        m_signal = Signal::Congested;
         m_lastGrowMs.reset();
-        if (!m_lastCutMs || nowMs - *m_lastCutMs >= p.cutIntervalMs)
-            cut(feedback.deliveredBps * p.cutPercent / 100, nowMs);
+        if (!m_congestedSince) {
+            m_congestedSince = nowMs;
+            m_congestedDelivered = 0;
+            m_congestedWindows = 0;
+        }
+        m_congestedDelivered += feedback.deliveredBps;
+        ++m_congestedWindows;
+        if (nowMs - *m_congestedSince < p.confirmMs || m_congestedWindows < p.confirmWindows) {
+            m_signal = Signal::Suspect;
+            return true;
+        }
+        m_signal = Signal::Congested;
+        if (!m_lastCutMs || nowMs - *m_lastCutMs >= p.cutIntervalMs) {
+            cut(m_congestedDelivered / m_congestedWindows * p.cutPercent / 100, nowMs);
+            m_congestedSince.reset(); // a further cut needs windows of its own
+        }
         return true;
     }
+    m_congestedSince.reset();
     if (!(feedback.lossFraction < p.lossClean)) {
         m_signal = Signal::Hold;
         m_lastGrowMs.reset();
