@@ -23,6 +23,8 @@ FragmentVars varsFor(const Config& config) {
     return {{"bitrate", std::to_string(v.bitrate / 1000)},
             {"bitrate_bps", std::to_string(v.bitrate)},
             {"keyframe_interval", std::to_string(v.framerate * 2)},
+            // libvpx's max-intra-bitrate: percent of an average frame (bitrate / framerate).
+            {"keyframe_max_percent", std::to_string(v.keyFrameMaxMs * v.framerate / 10)},
             {"framerate", std::to_string(v.framerate)},
             {"width", std::to_string(v.width)},
             {"height", std::to_string(v.height)},

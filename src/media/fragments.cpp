@@ -95,6 +95,7 @@ FragmentVars sampleFragmentVars() {
     return {{"bitrate", "1500"},
             {"bitrate_bps", "1500000"},
             {"keyframe_interval", "60"},
+            {"keyframe_max_percent", "450"},
             {"framerate", "30"},
             {"width", "1280"},
             {"height", "720"},

@@ -98,7 +98,12 @@ Ref<GObject> property(const Ref<GObject>& object, const char* name) {
 
 PeerCore::PeerCore(PeerRoom& room, std::string id, PeerOptions options, PeerListener& listener, unsigned order)
     : m_room(room), m_parts(room.parts()), m_id(std::move(id)), m_options(std::move(options)), m_listener(listener),
-      m_order(order) {}
+      m_order(order), m_bwe([&] {
+          // The estimate starts high enough never to hold back the top tier.
+          policy::BandwidthParams params;
+          if (!m_parts.ladder.empty()) params.maxBps = std::max(params.maxBps, 2 * m_parts.ladder.front().bitrate);
+          return params;
+      }()) {}
 
 PeerCore::~PeerCore() = default;
 

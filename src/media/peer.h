@@ -16,8 +16,10 @@
 //   peer_branches.cpp    send branches, and receive branches on pad-added
 //   peer_stats.cpp       webrtcbin stats: bit rates and the client's loss
 //   peer_tiers.cpp       moving the receiver between quality tiers
+//   peer_bwe.cpp         transport-cc on the video we send; its feedback -> estimate
 //   peer_data.cpp        data channels
 // It sees its room only through PeerRoom (below).
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -30,6 +32,7 @@
 
 #include "gst_util.h"
 #include "tessera/media/engine.h"
+#include "tessera/policy/bandwidth.h"
 #include "tessera/policy/tiers.h"
 #include "tessera/protocol/offer_plan.h"
 
@@ -177,11 +180,18 @@ private:
     // that tier's tee (not linked yet).
     PadRef takeTier(std::size_t tier);
 
+    // peer_bwe.cpp. Thread: main. Puts the transport-cc header extension the
+    // client offered on the video payloader in `payBin` and follows the
+    // session's feedback (nothing when the client offered none).
+    void enableTransportCc(GstElement* payBin);
+    void onTransportFeedback(const policy::TransportFeedback& feedback);
+
     // peer_data.cpp: the client's channel with that label (null: none yet).
     Ref<GstWebRTCDataChannel> channel(const std::string& label) const;
 
     // C trampolines (noexcept, glib::guarded).
     static void padAddedThunk(GstElement*, GstPad* pad, gpointer data) noexcept;
+    static void twccStatsThunk(GObject* session, GParamSpec*, gpointer data) noexcept;
     static void iceCandidateThunk(GstElement*, guint mline, gchar* candidate, gpointer data) noexcept;
     static void connectionStateThunk(GObject* webrtc, GParamSpec*, gpointer data) noexcept;
     static void prepareChannelThunk(GstElement*, GstWebRTCDataChannel* channel, gboolean local, gpointer data) noexcept;
@@ -218,6 +228,8 @@ private:
     std::size_t m_tier = 0;                      // the quality tier it receives, in m_offer.cameraCodec
     std::optional<policy::TierSelector> m_tiers; // set once video is sent; indices as RoomParts::ladder
     bool m_switching = false;                    // a tier switch waits for the old tee pad to be idle
+    int m_videoTransportCcId = -1;               // the client's transport-cc extmap id on our video, -1: none
+    policy::BandwidthEstimator m_bwe;            // of the link to the client, from its transport-cc feedback
     bool m_connected = false;
 
     // Shared with streaming threads.
@@ -231,6 +243,7 @@ private:
     std::uint64_t m_lastBytesIn = 0, m_lastBytesOut = 0;
     std::map<std::string, policy::ReportedLoss> m_remoteLoss; // per outbound stream id
     std::int64_t m_lastStatsTime = 0;
+    std::atomic<std::int64_t> m_lastFeedbackUs{0}; // the last twcc-stats window used (twccStatsThunk)
 
     std::vector<SignalConnection> m_signals; // Last: disconnected first.
 };

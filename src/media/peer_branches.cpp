@@ -53,6 +53,7 @@ void PeerCore::buildSendBranches() {
         gst_bin_add_many(bin, queue, pay, nullptr);
         gst_element_link(queue, pay);
         setPayload(pay, m_offer.videoPt, m_videoSsrc);
+        enableTransportCc(pay);
         linkToWebrtc(pay, m_videoSink.get());
         added.insert(added.end(), {pay, queue});
         GstPad* qsink = gst_element_get_static_pad(queue, "sink");

@@ -41,6 +41,15 @@ GstCaps* codecCaps(const protocol::PlannedLine& line) {
     if (line.codec == "h264")
         gst_caps_set_simple(caps, "packetization-mode", G_TYPE_STRING, "1", "profile-level-id", G_TYPE_STRING,
                             line.profileLevelId.c_str(), nullptr);
+    // The 1.22 answer carries the header extensions named here, no others:
+    // transport-cc with the offer's id, and the rtcp-fb that tells a browser
+    // to send feedback on it.
+    if (line.transportCcId > 0) {
+        const std::string field = "extmap-" + std::to_string(line.transportCcId);
+        const std::string uri(protocol::kTransportCcUri);
+        gst_caps_set_simple(caps, field.c_str(), G_TYPE_STRING, uri.c_str(), "rtcp-fb-transport-cc", G_TYPE_BOOLEAN,
+                            TRUE, nullptr);
+    }
     return caps;
 }
 
@@ -101,6 +110,7 @@ void PeerCore::applyOffer(const std::string& sdp) {
             g_object_get(pad, "transceiver", &trans, nullptr);
             g_object_set(trans, "direction", toGst(line.direction), "codec-preferences", caps, nullptr);
             (line.media == "audio" ? m_audioSink : m_videoSink) = PadRef::adopt(pad);
+            if (line.media == "video") m_videoTransportCcId = line.transportCcId;
         } else {
             g_signal_emit_by_name(m_webrtc.get(), "add-transceiver", toGst(line.direction), caps, &trans);
         }

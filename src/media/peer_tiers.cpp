@@ -45,9 +45,16 @@ GstPadProbeReturn switchIdle(GstPad* oldPad, GstPadProbeInfo*, gpointer data) no
 } // namespace
 
 void PeerCore::updateTier(const policy::TierInput& input) {
+    const std::int64_t nowMs = g_get_monotonic_time() / 1000;
+    policy::TierInput withEstimate = input;
+    // Asked on every stats poll too, so silent feedback counts even when none comes.
+    withEstimate.estimatedBps = m_bwe.estimate(nowMs);
+    {
+        std::lock_guard lock(m_mutex);
+        if (withEstimate.estimatedBps) m_stats.estimatedBps = static_cast<std::uint64_t>(*withEstimate.estimatedBps);
+    }
     if (!m_tiers || !m_videoTeePad || m_switching) return;
-    if (m_tiers->update(input, g_get_monotonic_time() / 1000) && m_tiers->currentIndex() != m_tier)
-        switchTier(m_tiers->currentIndex());
+    if (m_tiers->update(withEstimate, nowMs) && m_tiers->currentIndex() != m_tier) switchTier(m_tiers->currentIndex());
 }
 
 PadRef PeerCore::takeTier(std::size_t tier) {

@@ -21,7 +21,7 @@ std::vector<Tier> defaultTiers(unsigned width, unsigned height, std::int64_t bit
     };
     return {{"high", bitrate, width, height},
             {"medium", rate(2, 5), even(width, 2), even(height, 2)},
-            {"low", rate(2, 15), even(width, 4), even(height, 4)}};
+            {"low", rate(1, 10), even(width, 4), even(height, 4)}};
 }
 
 std::vector<Tier> sortedTiers(std::vector<Tier> tiers) {
@@ -42,7 +42,8 @@ std::size_t fittingTier(const std::vector<Tier>& ladder, std::optional<std::int6
 }
 
 TierSelector::TierSelector(std::vector<Tier> ladder, TierParams params)
-    : m_ladder(sortedTiers(std::move(ladder))), m_params(params), m_allowedSince(m_ladder.size()) {
+    : m_ladder(sortedTiers(std::move(ladder))), m_params(params), m_allowedSince(m_ladder.size()),
+      m_upAt(m_ladder.size()), m_holdFactor(m_ladder.size(), 1) {
     if (m_ladder.empty()) throw std::invalid_argument("policy: empty tier ladder");
 }
 
@@ -70,7 +71,7 @@ bool TierSelector::update(const TierInput& input, std::int64_t nowMs) {
     } else {
         // Up to the highest tier allowed for the whole hold time, if any.
         for (std::size_t i = 0; i < base; ++i) {
-            if (m_allowedSince[i] && nowMs - *m_allowedSince[i] >= m_params.upHoldMs) {
+            if (m_allowedSince[i] && nowMs - *m_allowedSince[i] >= m_params.upHoldMs * m_holdFactor[i]) {
                 next = i;
                 break;
             }
@@ -79,6 +80,21 @@ bool TierSelector::update(const TierInput& input, std::int64_t nowMs) {
     // Loss is a signal of its own, on top of the limit: one below what the
     // limit (and the hold) chose, even when that already is a step down.
     if (lossy) next = std::min(next + 1, lowest);
+
+    if (m_started && next > m_current) {
+        // Down from a tier reached by an up-step this recently: the trial
+        // failed, for that tier and every one above it.
+        if (m_upAt[m_current] && nowMs - *m_upAt[m_current] < m_params.failedUpMs)
+            for (std::size_t i = 0; i <= m_current; ++i)
+                m_holdFactor[i] = std::min(m_holdFactor[i] * 2, m_params.maxHoldFactor);
+        m_upAt[m_current].reset();
+    } else if (m_started && next < m_current) {
+        m_upAt[next] = nowMs;
+    } else if (m_upAt[next] && nowMs - *m_upAt[next] >= m_params.failedUpMs) {
+        // The tier held: it and every one below it fit after all.
+        for (std::size_t i = next; i < m_ladder.size(); ++i) m_holdFactor[i] = 1;
+        m_upAt[next].reset();
+    }
 
     m_started = true;
     const bool changed = next != m_current;

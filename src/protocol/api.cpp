@@ -59,6 +59,7 @@ std::string serialize(const RoomDetail& room) {
         item["bitrateOut"] = p.bitrateOut;
         item["packetsLost"] = p.packetsLost;
         item["connected"] = p.connected;
+        if (p.estimatedBps) item["estimatedBps"] = *p.estimatedBps;
         json["participants"].push_back(std::move(item));
     }
     if (!room.recordingFile.empty()) json["recordingFile"] = room.recordingFile;

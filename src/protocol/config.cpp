@@ -234,6 +234,8 @@ void applyVideo(VideoConfig& video, const Json& object) {
             video.tileWidth = evenSize(value, path);
         } else if (key == "tileHeight") {
             video.tileHeight = evenSize(value, path);
+        } else if (key == "keyFrameMaxMs") {
+            video.keyFrameMaxMs = integerIn(value, path, 0, 10'000);
         } else if (key == "tiers") {
             video.tiers = parseTiers(value, path);
         } else {

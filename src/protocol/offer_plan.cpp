@@ -39,6 +39,7 @@ struct Section {
     std::map<std::string, std::string> attributes; // a=name[:value], first of each name
     std::map<int, std::string> encodings;          // pt -> rtpmap encoding name, upper case
     std::map<int, std::string> fmtp;               // pt -> fmtp parameters
+    int transportCcId = -1;                        // a=extmap id of transport-wide-cc, -1: none
 };
 
 std::vector<Section> parseSections(std::string_view sdp) {
@@ -70,6 +71,17 @@ std::vector<Section> parseSections(std::string_view sdp) {
             const std::string name(value.substr(0, colon));
             const std::string_view rest = colon == std::string_view::npos ? "" : value.substr(colon + 1);
             s.attributes.emplace(name, rest);
+            if (name == "extmap") {
+                // a=extmap:<id>[/<direction>] <uri> [<attributes>]; ids are 1-14
+                // (one-byte headers), or up to 255 with extmap-allow-mixed.
+                const auto space = rest.find(' ');
+                if (space == std::string_view::npos) continue;
+                std::string_view uri = trim(rest.substr(space + 1));
+                uri = uri.substr(0, uri.find(' '));
+                const int id = std::atoi(std::string(rest.substr(0, space)).c_str());
+                if (uri == kTransportCcUri && id >= 1 && id <= 255) s.transportCcId = id;
+                continue;
+            }
             if (name != "rtpmap" && name != "fmtp") continue;
             // a=rtpmap:<pt> <encoding>/<clock>[/<channels>], a=fmtp:<pt> <parameters>
             const auto space = rest.find(' ');
@@ -236,8 +248,8 @@ OfferPlan planOffer(std::string_view sdp, const OfferState& before, const std::v
             st.videoPt = pt;
         }
         if (index == st.cameraMline) st.cameraCodec = codec;
-        plan.added.push_back(
-            {i, s.media, pt, std::move(codec), std::move(profileLevelId), answerDirection(dir, send), send});
+        plan.added.push_back({i, s.media, pt, std::move(codec), std::move(profileLevelId), answerDirection(dir, send),
+                              send, s.transportCcId});
     }
     if (plan.shares.size() > 1)
         throw Error(ErrorCode::BadRequest, "offer.sdp: m-lines " + std::to_string(*plan.shares.begin()) + " and " +

@@ -350,7 +350,7 @@ api::RoomDetail Rooms::detail(const std::string& name) const {
         const media::PeerStats stats = participant->peer->stats();
         out.participants.push_back({participant->id, participant->name, stats.tier, participant->receiveOnly,
                                     stats.bitrateIn, stats.bitrateOut, stats.packetsLost, stats.connected,
-                                    stats.sendCodec, stats.receiveCodec});
+                                    stats.sendCodec, stats.receiveCodec, stats.estimatedBps});
     }
     return out;
 }

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -88,11 +89,13 @@ void appendRoomFamily(std::string& out, const Snapshot& snapshot, std::string_vi
 
 void appendParticipantFamily(std::string& out, const Snapshot& snapshot, std::string_view metric, std::string_view type,
                              std::string_view help,
-                             const std::function<std::uint64_t(const media::PeerStats&)>& value) {
+                             const std::function<std::optional<std::uint64_t>(const media::PeerStats&)>& value) {
     appendHeader(out, metric, type, help);
     for (const Snapshot::Room& room : snapshot.rooms) {
         for (const Snapshot::Participant& participant : room.participants) {
-            appendSample(out, metric, {{"room", room.room}, {"participant", participant.id}}, value(participant.stats));
+            // A participant without the value (no estimate yet) has no sample.
+            if (const auto v = value(participant.stats))
+                appendSample(out, metric, {{"room", room.room}, {"participant", participant.id}}, *v);
         }
     }
 }
@@ -200,6 +203,10 @@ std::string formatPrometheus(const Snapshot& snapshot) {
     appendParticipantFamily(out, snapshot, "tessera_participant_packets_lost_total", "counter",
                             "RTP packets from the participant that were lost.",
                             [](const media::PeerStats& s) { return s.packetsLost; });
+    appendParticipantFamily(out, snapshot, "tessera_participant_estimated_bps", "gauge",
+                            "Bandwidth estimate of the link to the participant (transport-wide congestion control "
+                            "feedback); no sample until its feedback arrives.",
+                            [](const media::PeerStats& s) { return s.estimatedBps; });
     return out;
 }
 

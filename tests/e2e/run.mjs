@@ -226,7 +226,7 @@ async function threeInARoom(ctx) {
 }
 
 test('three Chromium pages join one room and each receives the mix', async (ctx) => {
-  const { pages } = await threeInARoom(ctx);
+  const { room, pages } = await threeInARoom(ctx);
   try {
     await Promise.all(pages.map((p) => waitConnected(p)));
     await Promise.all(pages.map((p) => waitFor(`${p.name} to list the other two`, async () => {
@@ -242,6 +242,15 @@ test('three Chromium pages join one room and each receives the mix', async (ctx)
         () => p.eval((e) => (window.tessera.stats?.inbound?.audio?.totalAudioEnergy ?? 0) > e + 1e-4, e0),
         { describe: () => p.describe() });
     }));
+    // On loopback nothing limits the link: the server's estimate from each
+    // page's transport-cc feedback must keep every page on the top tier
+    // (a busy machine once made it read that feedback as congestion).
+    let details = null;
+    await waitFor('every page on the high tier with an estimate from its transport-cc feedback', async () => {
+      details = await (await fetch(new URL(`/api/rooms/${room}`, ctx.url))).json();
+      return pages.every((p) => details.participants?.some((x) => x.name === p.name && x.tier === 'high'
+        && Number.isFinite(x.estimatedBps)));
+    }, { timeout: seconds(30), describe: () => `participants: ${short(details?.participants, 800)}` });
   } finally {
     await screenshots(ctx, pages, 'join');
   }

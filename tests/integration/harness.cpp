@@ -242,34 +242,26 @@ double Server::metric(const std::string& sample) {
     return 0;
 }
 
-Client::Client(Server& server, const ClientOptions& options)
-    : m_options(options), m_process(
-                              [&] {
-                                  std::vector<std::string> argv = {clientBinary(),
-                                                                   "--server",
-                                                                   server.ws(),
-                                                                   "--room",
-                                                                   options.room,
-                                                                   "--name",
-                                                                   options.name,
-                                                                   "--color",
-                                                                   options.color,
-                                                                   "--tone",
-                                                                   std::to_string(options.tone),
-                                                                   "--ice-address",
-                                                                   "127.0.0.1"};
-                                  if (!options.detect.empty()) {
-                                      std::string list;
-                                      for (int f : options.detect)
-                                          list += (list.empty() ? "" : ",") + std::to_string(f);
-                                      argv.insert(argv.end(), {"--detect", list});
-                                  }
-                                  if (options.receiveOnly) argv.push_back("--receive-only");
-                                  if (!server.ca().empty()) argv.insert(argv.end(), {"--ca", server.ca()});
-                                  argv.insert(argv.end(), options.extra.begin(), options.extra.end());
-                                  return argv;
-                              }(),
-                              logFor("client-" + options.name)) {}
+Client::Client(Server& server, const ClientOptions& options, const ClientPlace& place)
+    : m_options(options),
+      m_process(
+          [&] {
+              std::vector<std::string> argv = place.prefix;
+              argv.insert(argv.end(),
+                          {clientBinary(), "--server", place.serverUrl.empty() ? server.ws() : place.serverUrl,
+                           "--room", options.room, "--name", options.name, "--color", options.color, "--tone",
+                           std::to_string(options.tone), "--ice-address", place.iceAddress});
+              if (!options.detect.empty()) {
+                  std::string list;
+                  for (int f : options.detect) list += (list.empty() ? "" : ",") + std::to_string(f);
+                  argv.insert(argv.end(), {"--detect", list});
+              }
+              if (options.receiveOnly) argv.push_back("--receive-only");
+              if (!server.ca().empty()) argv.insert(argv.end(), {"--ca", server.ca()});
+              argv.insert(argv.end(), options.extra.begin(), options.extra.end());
+              return argv;
+          }(),
+          logFor("client-" + options.name)) {}
 
 std::optional<Json> Client::nextJson(Clock::time_point deadline) {
     while (auto line = m_process.readLine(deadline)) {

@@ -122,10 +122,19 @@ struct ClientOptions {
     std::vector<std::string> extra;
 };
 
+// Where a client runs, when not beside the server on loopback.
+struct ClientPlace {
+    // A command it runs under (e.g. one that gives it a network namespace of
+    // its own); empty: none.
+    std::vector<std::string> prefix;
+    std::string serverUrl;                // empty: the server's loopback URL
+    std::string iceAddress = "127.0.0.1"; // the address its ICE gathers on
+};
+
 // A tessera-client process.
 class Client {
 public:
-    Client(Server& server, const ClientOptions& options);
+    Client(Server& server, const ClientOptions& options, const ClientPlace& place = {});
     // Waits for {"event": name}; returns it. Fails the test at the deadline.
     Json waitEvent(const std::string& name, Clock::duration timeout = kDeadline);
     // Sends "report" and returns the answer.

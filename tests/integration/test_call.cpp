@@ -327,7 +327,7 @@ TEST_CASE("each receiver gets the quality tier its declared bandwidth fits", "[c
         int width, height;
     };
     // Default ladder: high 1280x720 1.5 Mbit/s, medium 640x360 600 kbit/s,
-    // low 320x180 200 kbit/s; a tier fits with 15 % headroom.
+    // low 320x180 150 kbit/s; a tier fits with 15 % headroom.
     const std::vector<Receiver> receivers = {{kTrio[0], "", "high", 1280, 720},
                                              {kTrio[1], "800000", "medium", 640, 360},
                                              {kTrio[2], "250000", "low", 320, 180}};

@@ -407,7 +407,7 @@ TEST_CASE("video tiers: defaults follow the composite; both spellings parse", "[
     CHECK((tiers[0].width == 1280 && tiers[0].height == 720 && tiers[0].bitrate == 1'500'000));
     CHECK(
         (tiers[1].name == "medium" && tiers[1].width == 640 && tiers[1].height == 360 && tiers[1].bitrate == 600'000));
-    CHECK((tiers[2].name == "low" && tiers[2].width == 320 && tiers[2].height == 180 && tiers[2].bitrate == 200'000));
+    CHECK((tiers[2].name == "low" && tiers[2].width == 320 && tiers[2].height == 180 && tiers[2].bitrate == 150'000));
 
     applyConfigJson(config, R"({"video": {"width": 640, "height": 480}})");
     tiers = effectiveTiers(config.video);

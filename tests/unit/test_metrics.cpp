@@ -27,6 +27,7 @@ MetricsSnapshot twoRooms() {
     p1.stats.bitrateIn = 800'000;
     p1.stats.bitrateOut = 1'200'000;
     p1.stats.packetsLost = 7;
+    p1.stats.estimatedBps = 255'000;
     a.participants = {p1, MetricsSnapshot::Participant{"p2", {}}};
     a.recording = true;
     snapshot.rooms = {a, MetricsSnapshot::Room{"beta", {}, {MetricsSnapshot::Participant{"p3", {}}}, false}};
@@ -53,6 +54,9 @@ TEST_CASE("metrics: totals, per room and per participant samples", "[metrics]") 
     CHECK(contains(text, "tessera_participant_bitrate_out_bps{room=\"alpha\",participant=\"p1\"} 1200000\n"));
     CHECK(contains(text, "tessera_participant_packets_lost_total{room=\"alpha\",participant=\"p1\"} 7\n"));
     CHECK(contains(text, "tessera_participant_packets_lost_total{room=\"beta\",participant=\"p3\"} 0\n"));
+    // The estimate has a sample only where there is one.
+    CHECK(contains(text, "tessera_participant_estimated_bps{room=\"alpha\",participant=\"p1\"} 255000\n"));
+    CHECK_FALSE(contains(text, "tessera_participant_estimated_bps{room=\"alpha\",participant=\"p2\"}"));
     CHECK(contains(text, "tessera_recording{room=\"alpha\"} 1\n"));
     CHECK(contains(text, "tessera_recording{room=\"beta\"} 0\n"));
     CHECK(contains(text, "# TYPE tessera_recording_errors_total counter\ntessera_recording_errors_total 2\n"));
@@ -107,7 +111,7 @@ TEST_CASE("metrics: every family has one HELP and TYPE, its samples together", "
         const std::string name = line.substr(0, line.find_first_of("{ "));
         CHECK(name == previousFamily);
     }
-    CHECK(seen.size() == 21); // with tessera_room_opus_encoders and tessera_room_compositing
+    CHECK(seen.size() == 22); // with tessera_room_opus_encoders, tessera_room_compositing, tessera_participant_estimated_bps
 }
 
 TEST_CASE("metrics: label values are escaped", "[metrics]") {

@@ -46,10 +46,10 @@ bool badRequest(const std::function<void()>& fn) {
 TEST_CASE("offer plan: a camera and microphone from Chromium and Firefox", "[offer]") {
     struct Case {
         const char* file;
-        int opus, vp8;
+        int opus, vp8, transportCc; // the video line's transport-wide-cc extmap id
     };
-    for (const Case& c : {Case{"offer-chromium-sendrecv.sdp", 111, 96}, Case{"offer-firefox-sendrecv.sdp", 109, 120},
-                          Case{"offer-chromium.sdp", 111, 96}}) {
+    for (const Case& c : {Case{"offer-chromium-sendrecv.sdp", 111, 96, 3},
+                          Case{"offer-firefox-sendrecv.sdp", 109, 120, 7}, Case{"offer-chromium.sdp", 111, 96, -1}}) {
         INFO(c.file);
         const OfferPlan plan = planOffer(offer(c.file), {}, {"vp8"});
         CHECK(plan.mids == std::vector<std::string>{"0", "1"});
@@ -62,7 +62,21 @@ TEST_CASE("offer plan: a camera and microphone from Chromium and Firefox", "[off
                plan.added[0].direction == MediaDirection::SendRecv));
         CHECK((plan.added[1].media == "video" && plan.added[1].pt == c.vp8 && plan.added[1].send &&
                plan.added[1].direction == MediaDirection::SendRecv));
+        CHECK(plan.added[1].transportCcId == c.transportCc);
     }
+}
+
+TEST_CASE("offer plan: the transport-wide-cc extmap id, and only a valid one", "[offer]") {
+    const std::string uri(kTransportCcUri);
+    auto idOf = [](const std::string& extmap) {
+        return planOffer(sdp({kVideo + extmap}), {}, {"vp8"}).added.at(0).transportCcId;
+    };
+    CHECK(idOf("a=extmap:5 " + uri + "\r\n") == 5);
+    CHECK(idOf("a=extmap:2/sendrecv " + uri + " x\r\n") == 2);
+    CHECK(idOf("a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n") == -1);
+    CHECK(idOf("a=extmap:0 " + uri + "\r\n") == -1);
+    CHECK(idOf("a=extmap:256 " + uri + "\r\n") == -1);
+    CHECK(idOf("a=extmap:" + uri + "\r\n") == -1);
 }
 
 TEST_CASE("offer plan: a receive-only viewer gets send-only lines", "[offer]") {

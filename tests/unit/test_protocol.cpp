@@ -389,13 +389,16 @@ TEST_CASE("api: room list, room detail and error bodies", "[protocol]") {
           R"({"room":"b","participants":1,"layout":"speaker","recording":true}])");
 
     api::RoomDetail detail{"a", "grid", true, {}, {}, {}};
-    detail.participants.push_back({"p1", "Alice", "low", true, 1000, 2000, 3, true, "", "h264"});
-    detail.participants.push_back({"p2", "Bob", "high", false, 0, 0, 0, false, "vp9", "vp9"});
+    detail.participants.push_back({"p1", "Alice", "low", true, 1000, 2000, 3, true, "", "h264", std::nullopt});
+    detail.participants.push_back({"p2", "Bob", "high", false, 0, 0, 0, false, "vp9", "vp9", std::nullopt});
     CHECK(
         api::serialize(detail) ==
         R"({"room":"a","layout":"grid","recording":true,"participants":[)"
         R"({"id":"p1","name":"Alice","tier":"low","sendCodec":null,"receiveCodec":"h264","receiveOnly":true,"bitrateIn":1000,"bitrateOut":2000,"packetsLost":3,"connected":true},)"
         R"({"id":"p2","name":"Bob","tier":"high","sendCodec":"vp9","receiveCodec":"vp9","receiveOnly":false,"bitrateIn":0,"bitrateOut":0,"packetsLost":0,"connected":false}]})");
+    // The bandwidth estimate appears once there is one.
+    detail.participants.back().estimatedBps = 255'000;
+    CHECK(api::serialize(detail).ends_with(R"("connected":false,"estimatedBps":255000}]})"));
 
     detail.recordingFile = "/rec/a.mkv";
     detail.recordingError = "disk full";

@@ -7,13 +7,19 @@
 
 #include "client_impl.h"
 #include "tessera/analysis/stamp.h"
+#include "tessera/protocol/offer_plan.h"
 
 namespace tessera::client {
 
 std::string videoCodecCaps(VideoCodec codec) {
     // rtcp-fb-* fields become a=rtcp-fb lines: the server may ask for key
     // frames (PLI/FIR) and retransmissions.
-    const std::string fb = ",rtcp-fb-nack=(boolean)true,rtcp-fb-nack-pli=(boolean)true,rtcp-fb-ccm-fir=(boolean)true";
+    // extmap-3 offers transport-wide congestion control, as browsers do: the
+    // server then stamps the video it sends, and this client's RTP session
+    // (webrtcbin 1.22) answers with feedback the server estimates our link from.
+    const std::string fb = ",rtcp-fb-nack=(boolean)true,rtcp-fb-nack-pli=(boolean)true,rtcp-fb-ccm-fir=(boolean)true,"
+                           "rtcp-fb-transport-cc=(boolean)true,extmap-3=(string)\"" +
+                           std::string(protocol::kTransportCcUri) + "\"";
     const std::string base = "application/x-rtp,media=video,clock-rate=90000,payload=" + std::to_string(kVideoPayload);
     switch (codec) {
     case VideoCodec::Vp8: return base + ",encoding-name=VP8" + fb;

@@ -47,6 +47,10 @@ struct PeerStats {
     std::uint64_t bitrateIn = 0;  // bits/s, RTP received from the client
     std::uint64_t bitrateOut = 0; // bits/s, RTP sent to the client
     std::uint64_t packetsLost = 0;
+    // bits/s the link to the client carries, from its transport-wide
+    // congestion control feedback (policy::BandwidthEstimator); none until
+    // feedback arrives (a client that negotiated no transport-cc has none).
+    std::optional<std::uint64_t> estimatedBps;
     std::string tier = "high"; // the tier it receives, or will once connected
     std::string sendCodec;     // the video codec it sends on its camera line ("vp8", "h264", "vp9"); "": none
     std::string receiveCodec;  // the video codec the composite goes to it in; "": none

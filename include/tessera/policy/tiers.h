@@ -23,9 +23,10 @@ struct Tier {
 
 // The ladder when none is configured, for a composite of width x height at
 // bitrate: "high" (all of it), "medium" (half size, 40 % of the bit rate)
-// and "low" (quarter size, 13 %); sizes stay even, at least 16, and bit rates
+// and "low" (quarter size, 10 %); sizes stay even, at least 16, and bit rates
 // at least 10 kbit/s. The defaults give high 1.5 Mbit/s 1280x720, medium
-// 600 kbit/s 640x360, low 200 kbit/s 320x180.
+// 600 kbit/s 640x360, low 150 kbit/s 320x180: low with its audio (64 kbit/s)
+// and packet overhead passes a 300 kbit/s link.
 std::vector<Tier> defaultTiers(unsigned width = 1280, unsigned height = 720, std::int64_t bitrate = 1'500'000);
 
 // `tiers` highest bit rate first; equal bit rates keep their order.
@@ -40,6 +41,14 @@ struct TierParams {
     // A higher tier is taken only after the limit has allowed it continuously
     // this long (also counted afresh after every lossy report).
     std::int64_t upHoldMs = 5000;
+    // An up-step that has to step down again within failedUpMs was a failed
+    // trial (1.22 cannot probe, so going up is how a link is tried): that
+    // tier's hold (and every higher one's) doubles, up to maxHoldFactor times
+    // upHoldMs, so a receiver on a link that really is limited tries less and
+    // less often. Holding a tier for failedUpMs restores its hold (and every
+    // lower one's).
+    std::int64_t failedUpMs = 10'000;
+    std::int64_t maxHoldFactor = 4;
 };
 
 // Index into `ladder` (sorted by bitrate, highest first) of the highest tier that
@@ -50,7 +59,7 @@ std::size_t fittingTier(const std::vector<Tier>& ladder, std::optional<std::int6
 
 struct TierInput {
     std::optional<std::int64_t> declaredBps;  // the participant's maxBitrate
-    std::optional<std::int64_t> estimatedBps; // REMB / transport-cc estimate
+    std::optional<std::int64_t> estimatedBps; // BandwidthEstimator's, from transport-cc feedback
     // Fraction lost (0..1) over the window since the previous receiver report;
     // set only when a new report arrived, so each window counts once.
     std::optional<double> lossFraction;
@@ -73,7 +82,8 @@ private:
 };
 
 // One receiver's tier over time. Down at once when the limit drops (or one step
-// on loss), up only after the upHoldMs hysteresis. Not thread-safe.
+// on loss), up only after the upHoldMs hysteresis, longer after failed
+// up-steps (failedUpMs). Not thread-safe.
 class TierSelector {
 public:
     // Throws std::invalid_argument for an empty ladder. Sorts it (sortedTiers).
@@ -95,6 +105,9 @@ private:
     bool m_started = false;
     // Per tier: since when the limit has allowed it without a break (or a lossy report).
     std::vector<std::optional<std::int64_t>> m_allowedSince;
+    // Per tier: when the receiver last stepped up to it, and its hold factor.
+    std::vector<std::optional<std::int64_t>> m_upAt;
+    std::vector<std::int64_t> m_holdFactor;
 };
 
 } // namespace tessera::policy

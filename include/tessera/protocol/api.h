@@ -20,9 +20,10 @@ struct ParticipantSummary {
     std::uint64_t bitrateIn = 0;  // bits/s
     std::uint64_t bitrateOut = 0; // bits/s
     std::uint64_t packetsLost = 0;
-    bool connected = false;   // ICE and DTLS up: media flows to and from it
-    std::string sendCodec;    // the video codec it sends ("vp8", "h264", "vp9"); "": none
-    std::string receiveCodec; // the video codec it receives the composite in; "": none
+    bool connected = false;                    // ICE and DTLS up: media flows to and from it
+    std::string sendCodec;                     // the video codec it sends ("vp8", "h264", "vp9"); "": none
+    std::string receiveCodec;                  // the video codec it receives the composite in; "": none
+    std::optional<std::uint64_t> estimatedBps; // the link's bandwidth estimate; absent until known
 };
 
 struct RoomSummary {

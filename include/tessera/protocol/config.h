@@ -22,6 +22,12 @@ struct VideoConfig {
     std::vector<std::string> codecs = {"vp8", "h264", "vp9"};
     unsigned tileWidth = 640; // every input is normalised to this size before the compositor
     unsigned tileHeight = 360;
+    // The largest key frame a tier's encoder makes, in milliseconds of the
+    // tier's own bit rate (vp8/vp9 max-intra-bitrate): 150 ms of the 150
+    // kbit/s low tier is 2.8 KB, which passes a 300 kbit/s link with a
+    // 200 ms queue; an uncapped key frame is several times larger and never
+    // arrives whole. 0: no cap.
+    unsigned keyFrameMaxMs = 150;
     // Quality tiers as configured (any order); empty: effectiveTiers() derives them.
     std::vector<policy::Tier> tiers;
 };

@@ -12,6 +12,9 @@
 
 namespace tessera::protocol {
 
+inline constexpr std::string_view kTransportCcUri =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+
 enum class MediaDirection { SendRecv, SendOnly, RecvOnly, Inactive };
 
 // What earlier offers of the same connection settled: m-lines are never
@@ -36,6 +39,10 @@ struct PlannedLine {
     std::string profileLevelId; // H.264: the offer's profile-level-id of `pt`, which the answer repeats
     MediaDirection direction;   // the server's, in the answer
     bool send;                  // the server sends the room's audio or video on it
+    // The offer's a=extmap id for transport-wide congestion control
+    // (kTransportCcUri), -1 when it offers none: the answer repeats it and
+    // the server's video carries it, so the client's feedback measures its link.
+    int transportCcId = -1;
 };
 
 struct OfferPlan {

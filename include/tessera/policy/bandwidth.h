@@ -1,0 +1,100 @@
+#pragma once
+// BandwidthEstimator: what one receiver's link carries, from transport-wide
+// congestion control feedback (what it received against what we sent, the
+// delay gradient, loss), in the spirit of GCC's delay- and loss-based
+// controllers. Pure policy like TierSelector: every input carries its own
+// time (a monotonic clock in ms), so traces replay deterministically in tests.
+//
+// GStreamer 1.22 cannot probe (no padding, no pacer), so above what it sends
+// the estimate can only be a guess: it grows while the link is clean and the
+// tier selector's hold and back-off (tiers.h) keep the guesses from flapping.
+#include <cstdint>
+#include <optional>
+
+namespace tessera::policy {
+
+// One window of transport-wide feedback (webrtcbin's `gst-twcc-stats`, about
+// 300 ms of packets).
+struct TransportFeedback {
+    std::int64_t sentBps = 0;      // what we sent in the window
+    std::int64_t deliveredBps = 0; // what the receiver got of it, by its arrival times
+    double lossFraction = 0;       // 0..1 of the window's packets
+    // Mean growth of the inter-arrival time over the inter-departure time
+    // (delta of deltas), in microseconds per packet. Read only to spot
+    // garbage (outlierGradientUs): over a window it sums to how much longer
+    // the packets took to arrive than to leave, which deliveredBps already
+    // says relative to the window, while this mean per packet swings by
+    // milliseconds when a window holds a handful of packets (a quiet
+    // composite sends ~25 kbit/s; a 4 ms jitter then reads as 1.7 ms/packet).
+    std::int64_t delayGradientUs = 0;
+};
+
+struct BandwidthParams {
+    std::int64_t minBps = 30'000;    // never below (a floor the lowest tier stays under)
+    std::int64_t maxBps = 5'000'000; // the start, and never above
+    // Congested: delivered below sent by more than this (a queue builds:
+    // the packets take longer to arrive than to leave), or loss above
+    // lossCongested.
+    std::int64_t shortfallPercent = 10;
+    double lossCongested = 0.10;
+    // Congestion counts only once every window for at least confirmMs and
+    // confirmWindows windows says so. One window is not enough: a receiver
+    // (or this server) that is not scheduled for a while, as on a busy
+    // machine, reads its packets late and in a burst, and a 300 ms window
+    // that spans the stall shows delivered below sent although nothing
+    // queued on the link (the window after it shows the burst: delivered
+    // above sent). A bottleneck keeps saying so.
+    std::int64_t confirmMs = 600;
+    std::int64_t confirmWindows = 3;
+    // On congestion the estimate falls to cutPercent of what was delivered
+    // (the mean over the windows that confirmed it; never rises), at most once
+    // per cutIntervalMs: the windows after a cut still drain the queue the cut
+    // is answering.
+    std::int64_t cutPercent = 85;
+    std::int64_t cutIntervalMs = 1000;
+    // Clean (loss below lossClean, delivered within the shortfall): grows
+    // by growPercentPerSecond, compounded.
+    double lossClean = 0.02;
+    std::int64_t growPercentPerSecond = 25;
+    // No feedback for staleMs after some arrived: the feedback path is
+    // congested or gone; the estimate halves once per staleMs of silence.
+    // Not shorter: a quiet composite on a busy machine left Chromium's
+    // feedback silent for 4.1 s on loopback (the encoder sent next to nothing).
+    std::int64_t staleMs = 5000;
+    // A window whose gradient exceeds this (a 1.22 reference-time wrap) or
+    // whose delivered rate exceeds twice the sent one is noise: ignored.
+    std::int64_t outlierGradientUs = 200'000;
+};
+
+class BandwidthEstimator {
+public:
+    explicit BandwidthEstimator(BandwidthParams params = {});
+
+    // A new feedback window. Timestamps must not go back. Returns false when
+    // the window was ignored as an outlier.
+    bool onFeedback(const TransportFeedback& feedback, std::int64_t nowMs);
+
+    // The estimate in bits/s at nowMs (silence counted): nothing before the
+    // first feedback (the client negotiated none, or none arrived yet).
+    std::optional<std::int64_t> estimate(std::int64_t nowMs);
+
+    // Why the estimate last moved (for logs and the API). Suspect: a
+    // congested window whose run is not confirmed yet (confirmMs).
+    enum class Signal { None, Clean, Hold, Suspect, Congested, Stale };
+    Signal lastSignal() const { return m_signal; }
+
+private:
+    void cut(std::int64_t toBps, std::int64_t nowMs);
+
+    BandwidthParams m_params;
+    std::optional<std::int64_t> m_estimate;
+    std::optional<std::int64_t> m_lastFeedbackMs, m_lastCutMs, m_lastGrowMs;
+    // The run of congested windows not yet confirmed (confirmMs): since when,
+    // and what they delivered.
+    std::optional<std::int64_t> m_congestedSince;
+    std::int64_t m_congestedDelivered = 0, m_congestedWindows = 0;
+    std::int64_t m_staleSince = 0; // start of the silence already charged for
+    Signal m_signal = Signal::None;
+};
+
+} // namespace tessera::policy

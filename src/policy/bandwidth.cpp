@@ -1,0 +1,83 @@
+// A receiver's bandwidth from transport-wide feedback: cut toward what was
+// delivered when the link congests, grow slowly while it is clean, and treat
+// silence as congestion (a link so full that feedback stops is the worst case,
+// not a neutral one).
+#include <algorithm>
+#include <cmath>
+
+#include "tessera/policy/bandwidth.h"
+
+namespace tessera::policy {
+
+BandwidthEstimator::BandwidthEstimator(BandwidthParams params) : m_params(params) {}
+
+bool BandwidthEstimator::onFeedback(const TransportFeedback& feedback, std::int64_t nowMs) {
+    const BandwidthParams& p = m_params;
+    // GStreamer 1.22 misreads the 24-bit reference time when it wraps: a
+    // window's gradient jumps by seconds. Nothing real looks like that.
+    if (std::llabs(feedback.delayGradientUs) > p.outlierGradientUs || feedback.sentBps < 0 ||
+        feedback.deliveredBps < 0 || feedback.deliveredBps > 2 * std::max<std::int64_t>(feedback.sentBps, 1))
+        return false;
+    m_lastFeedbackMs = nowMs;
+    m_staleSince = nowMs;
+    if (!m_estimate) m_estimate = p.maxBps;
+    if (feedback.sentBps == 0) return true; // nothing sent in the window: nothing to judge
+
+    // (A NaN loss compares false: neither congested nor clean by loss.)
+    const bool shortfall = feedback.deliveredBps * 100 < feedback.sentBps * (100 - p.shortfallPercent);
+    const bool congested = shortfall || feedback.lossFraction > p.lossCongested;
+    if (congested) {
+        m_lastGrowMs.reset();
+        if (!m_congestedSince) {
+            m_congestedSince = nowMs;
+            m_congestedDelivered = 0;
+            m_congestedWindows = 0;
+        }
+        m_congestedDelivered += feedback.deliveredBps;
+        ++m_congestedWindows;
+        if (nowMs - *m_congestedSince < p.confirmMs || m_congestedWindows < p.confirmWindows) {
+            m_signal = Signal::Suspect;
+            return true;
+        }
+        m_signal = Signal::Congested;
+        if (!m_lastCutMs || nowMs - *m_lastCutMs >= p.cutIntervalMs) {
+            cut(m_congestedDelivered / m_congestedWindows * p.cutPercent / 100, nowMs);
+            m_congestedSince.reset(); // a further cut needs windows of its own
+        }
+        return true;
+    }
+    m_congestedSince.reset();
+    if (!(feedback.lossFraction < p.lossClean)) {
+        m_signal = Signal::Hold;
+        m_lastGrowMs.reset();
+        return true;
+    }
+    m_signal = Signal::Clean;
+    if (m_lastGrowMs && nowMs > *m_lastGrowMs) {
+        const double factor = std::pow(1.0 + static_cast<double>(p.growPercentPerSecond) / 100.0,
+                                       static_cast<double>(nowMs - *m_lastGrowMs) / 1000.0);
+        const double grown = std::min(static_cast<double>(p.maxBps), static_cast<double>(*m_estimate) * factor);
+        m_estimate = std::max(*m_estimate, static_cast<std::int64_t>(grown));
+    }
+    m_lastGrowMs = nowMs;
+    return true;
+}
+
+std::optional<std::int64_t> BandwidthEstimator::estimate(std::int64_t nowMs) {
+    if (!m_estimate) return std::nullopt;
+    if (const std::int64_t silent = nowMs - m_staleSince; silent >= m_params.staleMs) {
+        for (std::int64_t n = silent / m_params.staleMs; n > 0 && *m_estimate > m_params.minBps; --n)
+            m_estimate = std::max(m_params.minBps, *m_estimate / 2);
+        m_staleSince += silent / m_params.staleMs * m_params.staleMs;
+        m_signal = Signal::Stale;
+        m_lastGrowMs.reset(); // the silence earns no growth
+    }
+    return m_estimate;
+}
+
+void BandwidthEstimator::cut(std::int64_t toBps, std::int64_t nowMs) {
+    m_estimate = std::clamp(std::min(*m_estimate, toBps), m_params.minBps, m_params.maxBps);
+    m_lastCutMs = nowMs;
+}
+
+} // namespace tessera::policy
