@@ -111,7 +111,8 @@ TEST_CASE("metrics: every family has one HELP and TYPE, its samples together", "
         const std::string name = line.substr(0, line.find_first_of("{ "));
         CHECK(name == previousFamily);
     }
-    CHECK(seen.size() == 22); // with tessera_room_opus_encoders, tessera_room_compositing, tessera_participant_estimated_bps
+    // With tessera_room_opus_encoders, tessera_room_compositing and tessera_participant_estimated_bps.
+    CHECK(seen.size() == 22);
 }
 
 TEST_CASE("metrics: label values are escaped", "[metrics]") {
