@@ -47,6 +47,16 @@ std::pair<std::string, std::string> videoPayloader(VideoCodec codec) {
     return {};
 }
 
+// " ssrc=N ! capsfilter caps=RTP_CAPS,ssrc=N" after a payloader: a fixed,
+// random SSRC that webrtcbin finds in the caps when it writes the offer, so
+// the offer has its a=ssrc lines even if no packet is out yet (a slow VP9
+// encoder at start-up). A server that cannot map an SSRC to its m-line
+// takes the stream for the bundle's first m-line, as webrtcbin 1.22 does.
+std::string pinSsrc(const std::string& rtpCaps) {
+    const std::string ssrc = std::to_string(g_random_int_range(1, G_MAXINT32));
+    return " ssrc=" + ssrc + " ! capsfilter caps=\"" + rtpCaps + ",ssrc=(uint)" + ssrc + "\"";
+}
+
 } // namespace
 
 std::string audioCodecCaps() {
@@ -87,8 +97,8 @@ bool Client::addTestSenders() {
         " ! audioconvert ! audioresample ! "
         "queue max-size-time=200000000 leaky=downstream ! opusenc ! rtpopuspay pt=" +
         std::to_string(kAudioPayload) +
-        " ! capsfilter caps=\"application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=" +
-        std::to_string(kAudioPayload) + "\"";
+        pinSsrc("application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=" +
+                std::to_string(kAudioPayload));
     const std::string video =
         "videotestsrc is-live=true pattern=solid-color foreground-color=" + std::string(color.get()) +
         " ! video/x-raw," + (stamped ? "format=I420," : "") + "width=" + std::to_string(m_options.width) +
@@ -96,8 +106,8 @@ bool Client::addTestSenders() {
         (stamped ? "identity name=stamp-video ! " : "") +
         "videoconvert ! queue max-size-buffers=3 leaky=downstream ! " + encoder + " ! " + payloader +
         " pt=" + std::to_string(kVideoPayload) +
-        " ! capsfilter caps=\"application/x-rtp,media=video,encoding-name=" + encoding +
-        ",clock-rate=90000,payload=" + std::to_string(kVideoPayload) + "\"";
+        pinSsrc("application/x-rtp,media=video,encoding-name=" + encoding +
+                ",clock-rate=90000,payload=" + std::to_string(kVideoPayload));
     if (!addSender(audio, audioCodecCaps()) ||
         (!m_options.audioOnly && !addSender(video, videoCodecCaps(m_options.videoCodec))))
         return false;
@@ -165,8 +175,7 @@ bool Client::loadFile() {
 bool Client::addFileSenders() {
     const auto description = [](const char* name, const std::string& payloader, const std::string& caps, int pt) {
         return std::string("appsrc name=") + name + " is-live=true format=time do-timestamp=false ! " + payloader +
-               " pt=" + std::to_string(pt) + " ! capsfilter caps=\"application/x-rtp," + caps +
-               ",payload=" + std::to_string(pt) + "\"";
+               " pt=" + std::to_string(pt) + pinSsrc("application/x-rtp," + caps + ",payload=" + std::to_string(pt));
     };
     // The file holds --video-codec's video (docs/client.md).
     const auto [payloader, encoding] = videoPayloader(m_options.videoCodec);
