@@ -475,7 +475,8 @@ def fragment(name, suffix, drop_first=False, **overrides):
     text = " ".join(line.split("#", 1)[0] for line in text.splitlines()).strip()
     values = {"bitrate": "1500", "bitrate_bps": "1500000", "keyframe_interval": "60", "framerate": "30",
               "width": "1280", "height": "720", "tile_width": "640", "tile_height": "360",
-              "audio_bitrate": "64000"}
+              "audio_bitrate": "64000",
+              "keyframe_max_percent": "450"}  # the server's default: video.keyFrameMaxMs 150 x 30 fps / 10
     values.update({k: str(v) for k, v in overrides.items()})
     text = re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], text)
     text = re.sub(r"\bname=(\w+)", lambda m: f"name={m.group(1)}_{suffix}", text)
@@ -555,7 +556,7 @@ def bare_pipeline(files, variant="server", tiers=("high",), receivers=None):
         mixes = ([(j, [i for i in range(n) if i != j]) for j in range(n)] if variant == "audio" else
                  [(0, list(range(n)))] + [(j, [i for i in range(n) if i != j]) for j in (1, 2, 3) if j < n])
         for j, inputs in mixes:
-            parts.append(f"audiomixer name=am{j} ! {fragment('audio-encode', f's{j}')} ! {fragment('pay-opus', f'p{j}')} "
+            parts.append(f"audiomixer name=am{j} ! {fragment('audio-encode', f's{j}')} ! {fragment('pay-opus', f'ap{j}')} "
                          f"! fakesink sync=false async=false")
             parts += [f"at{i}. ! queue ! am{j}." for i in inputs]
     return " ".join(parts)
