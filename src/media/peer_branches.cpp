@@ -53,7 +53,7 @@ void PeerCore::buildSendBranches() {
         gst_bin_add_many(bin, queue, pay, nullptr);
         gst_element_link(queue, pay);
         setPayload(pay, m_offer.videoPt, m_videoSsrc);
-        enableTransportCc(pay);
+        enableTransportCc(pay, m_videoTransportCcId);
         linkToWebrtc(pay, m_videoSink.get());
         added.insert(added.end(), {pay, queue});
         GstPad* qsink = gst_element_get_static_pad(queue, "sink");
@@ -61,13 +61,16 @@ void PeerCore::buildSendBranches() {
         gst_object_unref(qsink);
         // The first tier fits the bandwidth the client declared (the
         // selector's first update); its loss reports move it later (updateTier).
+        // It may be the audio-only tier: then no tee feeds the entry yet.
         m_tiers.emplace(m_parts.ladder);
-        m_tiers->update({m_options.maxBitrate, std::nullopt, std::nullopt}, g_get_monotonic_time() / 1000);
+        m_tiers->update({m_options.maxBitrate, std::nullopt, std::nullopt, m_audioOnlyRequested},
+                        g_get_monotonic_time() / 1000);
         m_videoTeePad = takeTier(m_tiers->currentIndex());
         for (GstElement* e : added) gst_element_sync_state_with_parent(e);
-        gst_pad_link(m_videoTeePad.get(), entry.get());
+        if (m_videoTeePad) gst_pad_link(m_videoTeePad.get(), entry.get());
         m_videoEntry = entry;
         added.clear();
+        tellAudioOnly();
     }
     if (m_audioSink) {
         // The room's Opus encodes (the full mix, and each speaker slot's
@@ -81,6 +84,7 @@ void PeerCore::buildSendBranches() {
         gst_bin_add_many(bin, funnel, queue, pay, nullptr);
         gst_element_link_many(funnel, queue, pay, nullptr);
         setPayload(pay, m_offer.audioPt, m_audioSsrc);
+        enableTransportCc(pay, m_audioTransportCcId);
         linkToWebrtc(pay, m_audioSink.get());
         for (GstElement* e : {pay, queue, funnel}) gst_element_sync_state_with_parent(e);
         m_room.addAudioOutput(m_id, funnel);

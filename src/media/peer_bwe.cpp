@@ -1,5 +1,6 @@
 // PeerCore's bandwidth estimate: transport-wide congestion control on the
-// video we send the client. Its payloader stamps transport-wide sequence
+// video and audio we send the client (audio too, so that a receiver on the
+// audio-only tier, sent no video, still has feedback to climb back from). Its payloader stamps transport-wide sequence
 // numbers, the client's feedback comes back to webrtcbin's RTP session, and
 // every new feedback window (the session's `twcc-stats`) feeds
 // policy::BandwidthEstimator, whose estimate picks the receiver's tier
@@ -35,8 +36,8 @@ double number(const GstStructure* s, const char* field) {
 
 } // namespace
 
-void PeerCore::enableTransportCc(GstElement* payBin) {
-    if (m_videoTransportCcId <= 0) return;
+void PeerCore::enableTransportCc(GstElement* payBin, int id) {
+    if (id <= 0) return;
     auto pay = requireByName(GST_BIN(payBin), "pay");
     const std::string uri(protocol::kTransportCcUri);
     GstRTPHeaderExtension* ext = gst_rtp_header_extension_create_from_uri(uri.c_str());
@@ -45,9 +46,13 @@ void PeerCore::enableTransportCc(GstElement* payBin) {
                         m_id.c_str());
         return;
     }
-    gst_rtp_header_extension_set_id(ext, static_cast<guint>(m_videoTransportCcId));
+    gst_rtp_header_extension_set_id(ext, static_cast<guint>(id));
     g_signal_emit_by_name(pay.get(), "add-extension", ext);
     gst_object_unref(ext);
+    // One session numbers every packet that carries the extension (with
+    // max-bundle, audio and video alike) and reads all the feedback: watch it once.
+    if (m_followingFeedback) return;
+    m_followingFeedback = true;
 
     // With max-bundle there is one RTP session, numbered after the bundle's
     // first m-line: the first that exists.

@@ -215,6 +215,12 @@ Join parseJoin(const Fields& fields) {
     return join;
 }
 
+bool requiredBool(const Fields& fields, const char* key) {
+    const Json& value = fields.required(key);
+    if (!value.is_boolean()) fail(fields.path(key), "must be a boolean");
+    return value.get<bool>();
+}
+
 ErrorCode parseErrorCode(const Fields& fields) {
     static constexpr ErrorCode kCodes[] = {ErrorCode::BadRequest, ErrorCode::Unauthorized, ErrorCode::RoomFull,
                                            ErrorCode::NotJoined,  ErrorCode::NotFound,     ErrorCode::Conflict,
@@ -340,6 +346,12 @@ struct ServerToJson {
         json["recording"] = m.recording;
         return json;
     }
+    OutJson operator()(const AudioOnly& m) const {
+        OutJson json = messageJson("audio-only");
+        json["enabled"] = m.enabled;
+        if (m.enabled) json["reason"] = m.reason;
+        return json;
+    }
 };
 
 struct ClientToJson {
@@ -363,6 +375,11 @@ struct ClientToJson {
         return json;
     }
     OutJson operator()(const Leave&) const { return messageJson("leave"); }
+    OutJson operator()(const AudioOnlyRequest& m) const {
+        OutJson json = messageJson("audio-only");
+        json["enabled"] = m.enabled;
+        return json;
+    }
 };
 
 } // namespace
@@ -388,6 +405,7 @@ ClientMessage parseClientMessage(std::string_view frame) {
     }
     if (type == "candidate") return Candidate{parseCandidate(fields)};
     if (type == "leave") return Leave{};
+    if (type == "audio-only") return AudioOnlyRequest{requiredBool(fields, "enabled")};
     unknownType(type);
 }
 
@@ -407,10 +425,11 @@ ServerMessage parseServerMessage(std::string_view frame) {
     if (type == "layout") return LayoutChanged{fields.string("layout")};
     if (type == "speaker") return Speaker{fields.string("id")};
     if (type == "error") return ErrorMessage{parseErrorCode(fields), fields.string("message")};
-    if (type == "recording") {
-        const Json& recording = fields.required("recording");
-        if (!recording.is_boolean()) fail(fields.path("recording"), "must be a boolean");
-        return RecordingChanged{recording.get<bool>()};
+    if (type == "recording") return RecordingChanged{requiredBool(fields, "recording")};
+    if (type == "audio-only") {
+        AudioOnly m{requiredBool(fields, "enabled"), fields.optionalString("reason").value_or("")};
+        if (m.enabled && m.reason.empty()) fail(fields.path("reason"), "is required when enabled");
+        return m;
     }
     unknownType(type);
 }

@@ -111,8 +111,9 @@ TEST_CASE("metrics: every family has one HELP and TYPE, its samples together", "
         const std::string name = line.substr(0, line.find_first_of("{ "));
         CHECK(name == previousFamily);
     }
-    // With tessera_room_opus_encoders, tessera_room_compositing and tessera_participant_estimated_bps.
-    CHECK(seen.size() == 22);
+    // With tessera_room_opus_encoders, tessera_room_compositing, tessera_participant_estimated_bps and
+    // tessera_room_audio_only_receivers.
+    CHECK(seen.size() == 23);
 }
 
 TEST_CASE("metrics: label values are escaped", "[metrics]") {

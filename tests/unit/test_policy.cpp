@@ -387,6 +387,110 @@ TEST_CASE("TierSelector: ladders are sorted; an empty one is refused", "[policy]
     CHECK_THROWS_AS(TierSelector(std::vector<Tier>{}), std::invalid_argument);
 }
 
+TEST_CASE("TierSelector: below the lowest tier's bit rate, audio only; video back once low fits for 5 s",
+          "[policy][audio-only]") {
+    TierSelector s;
+    s.update({std::nullopt, 300'000, std::nullopt}, 0);
+    REQUIRE(s.current().name == "low");
+    CHECK_FALSE(s.audioOnly());
+
+    // Under low's 150 kbit/s even without headroom: audio only, at once.
+    CHECK_FALSE(s.update({std::nullopt, 150'000, std::nullopt}, 1000)); // exactly low's rate: still low
+    CHECK(s.update({std::nullopt, 149'999, std::nullopt}, 1500));
+    CHECK(s.audioOnly());
+    CHECK(s.currentIndex() == s.ladder().size());
+    CHECK(s.current().name == kAudioOnly);
+    CHECK(s.current().bitrate == 0);
+    CHECK(s.audioOnlyReason() == AudioOnlyReason::Link);
+
+    // Between low's rate and low with headroom (172.5 kbit/s): no flapping, whatever the time.
+    for (std::int64_t t = 2000; t <= 30'000; t += 500) CHECK_FALSE(s.update({std::nullopt, 170'000, std::nullopt}, t));
+    CHECK(s.audioOnly());
+    CHECK(s.audioOnlyReason() == AudioOnlyReason::Link); // the hold, not a cause of its own
+
+    // Low fits with headroom: back to video after the 5 s hold, on the lowest tier.
+    for (std::int64_t t = 31'000; t < 36'000; t += 500) CHECK_FALSE(s.update({std::nullopt, 172'500, 0.0}, t));
+    CHECK(s.update({std::nullopt, 172'500, 0.0}, 36'000));
+    CHECK(s.current().name == "low");
+    CHECK(s.audioOnlyReason() == AudioOnlyReason::None);
+}
+
+TEST_CASE("TierSelector: a failed return to video waits longer before the next", "[policy][audio-only]") {
+    TierSelector s;
+    s.update({std::nullopt, 100'000, std::nullopt}, 0);
+    REQUIRE(s.audioOnly());
+    s.update({std::nullopt, 200'000, std::nullopt}, 1000);
+    REQUIRE(s.update({std::nullopt, 200'000, std::nullopt}, 6000));
+    REQUIRE(s.current().name == "low");
+    // The trial congests within failedUpMs: back to audio only...
+    REQUIRE(s.update({std::nullopt, 60'000, std::nullopt}, 8000));
+    REQUIRE(s.audioOnly());
+    // ...and the next trial needs twice the hold.
+    s.update({std::nullopt, 200'000, std::nullopt}, 9000);
+    CHECK_FALSE(s.update({std::nullopt, 200'000, std::nullopt}, 14'000));
+    CHECK_FALSE(s.update({std::nullopt, 200'000, std::nullopt}, 18'999));
+    CHECK(s.update({std::nullopt, 200'000, std::nullopt}, 19'000));
+    CHECK(s.current().name == "low");
+}
+
+TEST_CASE("TierSelector: a declared maxBitrate of 64 kbit/s or less is audio only for good", "[policy][audio-only]") {
+    TierSelector s;
+    CHECK(s.update({64'000, std::nullopt, std::nullopt}, 0));
+    CHECK(s.audioOnly());
+    CHECK(s.audioOnlyReason() == AudioOnlyReason::Declared);
+    for (std::int64_t t = 1000; t <= 60'000; t += 1000) CHECK_FALSE(s.update({64'000, 10'000'000, 0.0}, t));
+    CHECK(s.audioOnly());
+    // Above it (but under the lowest tier): the lowest tier, as before.
+    TierSelector above;
+    above.update({64'001, std::nullopt, std::nullopt}, 0);
+    CHECK(above.current().name == "low");
+    // With a ladder whose lowest tier is below 64 kbit/s the declared bound still holds.
+    TierSelector tiny({{"high", 500'000, 640, 360}, {"tiny", 40'000, 160, 90}});
+    tiny.update({60'000, std::nullopt, std::nullopt}, 0);
+    CHECK(tiny.audioOnly());
+}
+
+TEST_CASE("TierSelector: audio only on request, video again as soon as the request goes", "[policy][audio-only]") {
+    TierSelector s;
+    TierInput input{std::nullopt, 5'000'000, std::nullopt};
+    s.update(input, 0);
+    REQUIRE(s.current().name == "high");
+    input.audioOnlyRequested = true;
+    CHECK(s.update(input, 1000));
+    CHECK(s.audioOnly());
+    CHECK(s.audioOnlyReason() == AudioOnlyReason::Requested);
+    // The link was good all along: straight back to the tier it allows, no hold.
+    input.audioOnlyRequested = false;
+    CHECK(s.update(input, 2000));
+    CHECK(s.current().name == "high");
+    // Asking again right after going up is no failed trial: no longer hold.
+    input.audioOnlyRequested = true;
+    CHECK(s.update(input, 2500));
+    input.audioOnlyRequested = false;
+    CHECK(s.update(input, 3000));
+    CHECK(s.current().name == "high");
+
+    // Requested wins over the other reasons.
+    TierSelector both;
+    both.update({64'000, 50'000, std::nullopt, true}, 0);
+    CHECK(both.audioOnlyReason() == AudioOnlyReason::Requested);
+}
+
+TEST_CASE("TierSelector: loss never takes video away; audio only can be turned off", "[policy][audio-only]") {
+    TierSelector s;
+    s.update({std::nullopt, 300'000, 0.5}, 0);
+    CHECK(s.current().name == "low");
+    CHECK_FALSE(s.update({std::nullopt, 300'000, 0.9}, 1000));
+    CHECK(s.current().name == "low");
+
+    TierParams params;
+    params.audioOnly = false;
+    TierSelector never(defaultTiers(), params);
+    never.update({10'000, 10'000, std::nullopt, true}, 0);
+    CHECK(never.current().name == "low");
+    CHECK_FALSE(never.audioOnly());
+}
+
 TEST_CASE("ReportedLoss: each receiver report's loss counts once, over what was sent since", "[policy]") {
     ReportedLoss loss;
     // The first poll, before any report (webrtcbin gives -1, the caller skips

@@ -373,6 +373,11 @@ void Client::handle(const proto::Speaker& m) {
 
 void Client::handle(const proto::RecordingChanged& m) { emitEvent("recording", {{"recording", m.recording}}); }
 
+void Client::handle(const proto::AudioOnly& m) {
+    m_audioOnly = m.enabled ? m.reason : "";
+    emitEvent("audio-only", {{"enabled", m.enabled}, {"reason", m.reason}});
+}
+
 void Client::handle(const proto::ErrorMessage& m) {
     m_errors.push_back(m.message);
     emitEvent("error", {{"code", std::string(toString(m.code))}, {"message", m.message}});

@@ -49,7 +49,26 @@ struct TierParams {
     // lower one's).
     std::int64_t failedUpMs = 10'000;
     std::int64_t maxHoldFactor = 4;
+    // The audio-only tier below the lowest video tier (kAudioOnly): the
+    // receiver gets no video at all when the estimate is under the lowest
+    // tier's own bit rate (not even it fits, headroom or not), when it
+    // declared at most audioOnlyBps, or when it asks for audio only. Video
+    // comes back as any up-step does: once the lowest tier fits with
+    // headroom for the hold time, so an estimate between the two bounds
+    // changes nothing. Loss alone never takes video away (a loss report says
+    // the picture degrades, not that no picture fits). false: never.
+    bool audioOnly = true;
+    std::int64_t audioOnlyBps = 64'000;
 };
+
+// The name of the audio-only tier (TierSelector::current() while on it), as
+// the API and the metrics show it.
+inline constexpr const char* kAudioOnly = "audio";
+
+// Why a receiver gets audio only, most binding first: it asked (the web
+// client's toggle), its join declared maxBitrate <= audioOnlyBps, or its
+// link's estimate is below the lowest video tier.
+enum class AudioOnlyReason { None, Requested, Declared, Link };
 
 // Index into `ladder` (sorted by bitrate, highest first) of the highest tier that
 // fits min(declared, estimated) with headroom; no limit: 0; nothing fits: the
@@ -63,6 +82,7 @@ struct TierInput {
     // Fraction lost (0..1) over the window since the previous receiver report;
     // set only when a new report arrived, so each window counts once.
     std::optional<double> lossFraction;
+    bool audioOnlyRequested = false; // the receiver asked for audio only
 };
 
 // The loss a receiver reports on one stream we send it. webrtcbin's
@@ -83,19 +103,26 @@ private:
 
 // One receiver's tier over time. Down at once when the limit drops (or one step
 // on loss), up only after the upHoldMs hysteresis, longer after failed
-// up-steps (failedUpMs). Not thread-safe.
+// up-steps (failedUpMs). Below the lowest video tier is the audio-only tier
+// (TierParams::audioOnly): currentIndex() == ladder().size(). Not thread-safe.
 class TierSelector {
 public:
     // Throws std::invalid_argument for an empty ladder. Sorts it (sortedTiers).
     explicit TierSelector(std::vector<Tier> ladder = defaultTiers(), TierParams params = {});
 
     // Timestamps must not go back. The first update takes the fitting tier
-    // directly (no history to hold against). Returns true when the tier changed.
+    // directly (no history to hold against), and so does the first after the
+    // receiver withdrew its request for audio only. Returns true when the tier changed.
     bool update(const TierInput& input, std::int64_t nowMs);
 
-    // Before the first update: the highest tier.
-    const Tier& current() const { return m_ladder[m_current]; }
+    // Before the first update: the highest tier. On the audio-only tier: one
+    // named kAudioOnly with no bit rate and no size.
+    const Tier& current() const { return audioOnly() ? m_audioTier : m_ladder[m_current]; }
+    // ladder().size() on the audio-only tier.
     std::size_t currentIndex() const { return m_current; }
+    bool audioOnly() const { return m_current == m_ladder.size(); }
+    // Why it is on the audio-only tier (None when it is not).
+    AudioOnlyReason audioOnlyReason() const { return audioOnly() ? m_reason : AudioOnlyReason::None; }
     const std::vector<Tier>& ladder() const { return m_ladder; }
 
 private:
@@ -108,6 +135,9 @@ private:
     // Per tier: when the receiver last stepped up to it, and its hold factor.
     std::vector<std::optional<std::int64_t>> m_upAt;
     std::vector<std::int64_t> m_holdFactor;
+    AudioOnlyReason m_reason = AudioOnlyReason::None; // as of the latest update
+    bool m_requested = false;                         // the latest update's audioOnlyRequested
+    Tier m_audioTier{kAudioOnly, 0, 0, 0};
 };
 
 } // namespace tessera::policy
