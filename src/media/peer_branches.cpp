@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include <gst/video/video.h>
+
 #include "fragments.h"
 #include "peer.h"
 #include "peer_detail.h"
@@ -66,6 +68,18 @@ void PeerCore::buildSendBranches() {
         m_videoTeePad = takeTier(m_tiers->currentIndex());
         for (GstElement* e : added) gst_element_sync_state_with_parent(e);
         gst_pad_link(m_videoTeePad.get(), entry.get());
+        // Which client asks for key frames: the room's log line for a forced
+        // one says only "a receiver's PLI or FIR" (the tier's tee merges them).
+        gst_pad_add_probe(
+            entry.get(), GST_PAD_PROBE_TYPE_EVENT_UPSTREAM,
+            [](GstPad*, GstPadProbeInfo* info, gpointer id) noexcept {
+                // Thread: streaming (webrtcbin's RTCP). Logs only.
+                if (gst_video_event_is_force_key_unit(GST_PAD_PROBE_INFO_EVENT(info)))
+                    GST_CAT_INFO(tessera_media_debug, "peer %s: its client asks for a key frame (PLI or FIR)",
+                                 static_cast<const char*>(id));
+                return GST_PAD_PROBE_OK;
+            },
+            g_strdup(m_id.c_str()), g_free);
         m_videoEntry = entry;
         added.clear();
     }
