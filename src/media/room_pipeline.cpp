@@ -861,14 +861,8 @@ void RoomPipeline::speakerMaybeChanged(bool changed) {
 
 bool RoomPipeline::alignBackground(GstPad* pad, GstBuffer* first) {
     if (!GST_BUFFER_PTS_IS_VALID(first) || !GST_BUFFER_DURATION_IS_VALID(first)) return false;
-    GstEvent* event = gst_pad_get_sticky_event(pad, GST_EVENT_SEGMENT, 0);
-    if (!event) return false;
-    const GstSegment* segment = nullptr;
-    gst_event_parse_segment(event, &segment);
     // The running time of the next frame, the compositor's first.
-    const GstClockTime next =
-        gst_segment_to_running_time(segment, GST_FORMAT_TIME, GST_BUFFER_PTS(first) + GST_BUFFER_DURATION(first));
-    gst_event_unref(event);
+    const GstClockTime next = runningTime(pad, GST_BUFFER_PTS(first) + GST_BUFFER_DURATION(first));
     if (!GST_CLOCK_TIME_IS_VALID(next)) return false;
     const std::uint64_t start = policy::exactFrameBoundary(next, m_config.video.framerate);
     // A new segment event carries the offset to the compositor, before the next buffer.
