@@ -144,17 +144,18 @@ void PeerCore::linkAudioInput(GstPad* pad) {
     ElementRef decode = m_parts.fragments->makeBin("decode-opus");
     GstElement* tee = make("tee");
     g_object_set(tee, "allow-not-linked", TRUE, nullptr);
-    GstElement* toMix = make("queue");
-    gst_bin_add_many(bin, decode.get(), tee, toMix, nullptr);
-    gst_element_link_many(decode.get(), tee, toMix, nullptr);
+    gst_bin_add_many(bin, decode.get(), tee, nullptr);
+    gst_element_link(decode.get(), tee);
     watchLevels(tee);
+    // Straight into the full mix, as into the slot mixers: the jitter
+    // buffer's thread pushes into each mixer in turn (a queue here was one
+    // more thread per participant, waking 50 times a second).
     GstPad* mixerPad = gst_element_request_pad_simple(m_parts.audioMixer, "sink_%u");
-    GstPad* out = gst_element_get_static_pad(toMix, "src");
-    GstPad* exit = ghostPad(m_bin.get(), out);
-    gst_object_unref(out);
+    auto out = PadRef::adopt(gst_element_request_pad_simple(tee, "src_%u"));
+    GstPad* exit = ghostPad(m_bin.get(), out.get());
     gst_pad_link(exit, mixerPad);
     m_mixerPads.push_back(PadRef::adopt(mixerPad));
-    for (GstElement* e : {toMix, tee, decode.get()}) gst_element_sync_state_with_parent(e);
+    for (GstElement* e : {tee, decode.get()}) gst_element_sync_state_with_parent(e);
     GstPad* sink = gst_element_get_static_pad(decode.get(), "sink");
     gst_pad_link(pad, sink);
     gst_object_unref(sink);
