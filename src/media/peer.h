@@ -213,7 +213,7 @@ private:
     ElementRef m_webrtc; // Owned by m_bin.
 
     // Negotiation state. Thread: main.
-    protocol::OfferState m_offer;           // what the offers so far settled
+    protocol::OfferState m_offer;           // what the offers so far settled; written under m_mutex
     PadRef m_audioSink, m_videoSink;        // webrtcbin sink pads of the m-lines we send on
     guint m_audioSsrc = 0, m_videoSsrc = 0; // as announced in our answer
     bool m_sending = false;                 // send branches built

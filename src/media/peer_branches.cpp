@@ -117,6 +117,9 @@ void PeerCore::onPadAdded(GstPad* pad) {
     if (!caps) caps = gst_pad_query_caps(pad, nullptr);
     const GstStructure* s = gst_caps_get_structure(caps, 0);
     const std::string media = gst_structure_get_string(s, "media") ? gst_structure_get_string(s, "media") : "";
+    std::string encoding =
+        gst_structure_get_string(s, "encoding-name") ? gst_structure_get_string(s, "encoding-name") : "";
+    for (char& c : encoding) c = g_ascii_tolower(c);
     gst_caps_unref(caps);
     GstWebRTCRTPTransceiver* trans = nullptr;
     g_object_get(pad, "transceiver", &trans, nullptr);
@@ -131,8 +134,17 @@ void PeerCore::onPadAdded(GstPad* pad) {
         else if (media == "video" && m_videoCodecs.count(static_cast<int>(mline)))
             linkVideoInput(pad, m_shareMlines.count(static_cast<int>(mline)) > 0,
                            m_videoCodecs.at(static_cast<int>(mline)));
+        else if (media == "video" && m_shareMlines.empty() && m_videoCodecs.count(m_offer.cameraMline) &&
+                 encoding == m_offer.cameraCodec)
+            // webrtcbin 1.22 gives the packets of an SSRC the offer did not
+            // announce (no a=ssrc, no mid header extension: some WHIP
+            // encoders) the bundle's first m-line, whatever its kind. Without
+            // a screen share the camera is the one video they can be.
+            linkVideoInput(pad, false, m_offer.cameraCodec);
         else if (media == "video")
-            throw Error(ErrorCode::Internal, "video on m-line " + std::to_string(mline) + ", which has no codec");
+            throw Error(ErrorCode::Internal, "video on m-line " + std::to_string(mline) +
+                                                 ", which has no codec (and a screen share makes it ambiguous: "
+                                                 "announce each stream's a=ssrc or a=mid header extension)");
     } catch (const std::exception& e) {
         post(weak_from_this(), [why = std::string(e.what())](PeerCore& core) { core.fail(why); });
     }
