@@ -68,18 +68,7 @@ void PeerCore::buildSendBranches() {
         m_videoTeePad = takeTier(m_tiers->currentIndex());
         for (GstElement* e : added) gst_element_sync_state_with_parent(e);
         gst_pad_link(m_videoTeePad.get(), entry.get());
-        // Which client asks for key frames: the room's log line for a forced
-        // one says only "a receiver's PLI or FIR" (the tier's tee merges them).
-        gst_pad_add_probe(
-            entry.get(), GST_PAD_PROBE_TYPE_EVENT_UPSTREAM,
-            [](GstPad*, GstPadProbeInfo* info, gpointer id) noexcept {
-                // Thread: streaming (webrtcbin's RTCP). Logs only.
-                if (gst_video_event_is_force_key_unit(GST_PAD_PROBE_INFO_EVENT(info)))
-                    GST_CAT_INFO(tessera_media_debug, "peer %s: its client asks for a key frame (PLI or FIR)",
-                                 static_cast<const char*>(id));
-                return GST_PAD_PROBE_OK;
-            },
-            g_strdup(m_id.c_str()), g_free);
+        watchKeyFrameRequests(entry.get());
         m_videoEntry = entry;
         added.clear();
     }
@@ -99,6 +88,54 @@ void PeerCore::buildSendBranches() {
         for (GstElement* e : {pay, queue, funnel}) gst_element_sync_state_with_parent(e);
         m_room.addAudioOutput(m_id, funnel);
     }
+}
+
+namespace {
+
+// A client starting on a stream asks for a key frame at every delta frame it
+// gets before its first key frame, and its RTCP sends the request up to
+// ~1.2 s later (measured: 0.2-1.2 s): by then it decodes already. Such a
+// request, arriving this soon after its first key frame, is stale.
+constexpr std::int64_t kStaleRequestUs = 2 * G_USEC_PER_SEC;
+
+} // namespace
+
+// Thread: main. Requests from a receiver that is decoding go to the room
+// (the tier's tee merges them: the room cannot tell whose they are), and the
+// log names who asked.
+void PeerCore::watchKeyFrameRequests(GstPad* entry) {
+    auto watch = std::make_shared<EntryWatch>();
+    watch->id = m_id;
+    m_entryWatch = watch;
+    using Shared = std::shared_ptr<EntryWatch>;
+    auto release = [](gpointer d) noexcept { delete static_cast<Shared*>(d); };
+    gst_pad_add_probe(
+        entry, GST_PAD_PROBE_TYPE_BUFFER,
+        [](GstPad*, GstPadProbeInfo* info, gpointer d) noexcept {
+            // Thread: streaming (the tier encoder's).
+            auto& w = **static_cast<Shared*>(d);
+            if (w.startedUs.load() < 0 &&
+                !GST_BUFFER_FLAG_IS_SET(GST_PAD_PROBE_INFO_BUFFER(info), GST_BUFFER_FLAG_DELTA_UNIT))
+                w.startedUs = g_get_monotonic_time();
+            return GST_PAD_PROBE_OK;
+        },
+        new Shared(watch), release);
+    gst_pad_add_probe(
+        entry, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM,
+        [](GstPad*, GstPadProbeInfo* info, gpointer d) noexcept {
+            // Thread: streaming (webrtcbin's RTCP).
+            if (!gst_video_event_is_force_key_unit(GST_PAD_PROBE_INFO_EVENT(info))) return GST_PAD_PROBE_OK;
+            auto& w = **static_cast<Shared*>(d);
+            const std::int64_t started = w.startedUs.load();
+            if (started >= 0 && g_get_monotonic_time() - started < kStaleRequestUs) {
+                GST_CAT_INFO(tessera_media_debug, "peer %s: a stale key-frame request (PLI or FIR), dropped",
+                             w.id.c_str());
+                return GST_PAD_PROBE_DROP;
+            }
+            GST_CAT_INFO(tessera_media_debug, "peer %s: its client asks for a key frame (PLI or FIR)", w.id.c_str());
+            return GST_PAD_PROBE_OK;
+        },
+        new Shared(watch), release);
 }
 
 // Thread: streaming.
