@@ -20,6 +20,7 @@ struct TierSwitch {
     PeerRoom* room; // alive while its streaming threads run this probe
     std::size_t next;
     std::string codec;
+    std::string why; // for the key frame's log line
     ElementRef oldTee;
     PadRef entry, newPad; // newPad empty: audio only
     std::function<void()> done;
@@ -32,10 +33,11 @@ GstPadProbeReturn dropUntilKeyFrame(GstPad*, GstPadProbeInfo* info, gpointer) no
 }
 
 // Thread: any. Feeds `entry` from `newPad` starting at the tier's next key frame, and asks for one.
-void linkFromKeyFrame(PeerRoom& room, std::size_t tier, const std::string& codec, GstPad* newPad, GstPad* entry) {
+void linkFromKeyFrame(PeerRoom& room, std::size_t tier, const std::string& codec, const std::string& why,
+                      GstPad* newPad, GstPad* entry) {
     gst_pad_add_probe(entry, GST_PAD_PROBE_TYPE_BUFFER, dropUntilKeyFrame, nullptr, nullptr);
     gst_pad_link(newPad, entry);
-    room.requestKeyFrame(tier, codec);
+    room.requestKeyFrame(tier, codec, why);
 }
 
 // Thread: streaming (the old tier's, in an IDLE probe).
@@ -44,7 +46,7 @@ GstPadProbeReturn switchIdle(GstPad* oldPad, GstPadProbeInfo*, gpointer data) no
         auto* sw = static_cast<TierSwitch*>(data);
         gst_pad_unlink(oldPad, sw->entry.get());
         gst_element_release_request_pad(sw->oldTee.get(), oldPad);
-        if (sw->newPad) linkFromKeyFrame(*sw->room, sw->next, sw->codec, sw->newPad.get(), sw->entry.get());
+        if (sw->newPad) linkFromKeyFrame(*sw->room, sw->next, sw->codec, sw->why, sw->newPad.get(), sw->entry.get());
         post(std::move(sw->done));
     });
     return GST_PAD_PROBE_REMOVE;
@@ -118,9 +120,11 @@ void PeerCore::switchTier(std::size_t next) {
     ElementRef oldTee = m_videoTee;
     const std::size_t old = m_tier;
     m_videoTeePad = takeTier(next);
+    std::string why = "peer " + m_id + " switched to tier " + name(next);
+    if (m_entryWatch) m_entryWatch->startedUs = -1; // it starts again on the new tier's key frame
     if (!oldPad) {
         // From audio only: nothing streams into the entry yet, so no wait.
-        linkFromKeyFrame(m_room, next, m_offer.cameraCodec, m_videoTeePad.get(), m_videoEntry.get());
+        linkFromKeyFrame(m_room, next, m_offer.cameraCodec, why, m_videoTeePad.get(), m_videoEntry.get());
         return;
     }
     m_room.removeReceiver(old, m_offer.cameraCodec);
@@ -128,6 +132,7 @@ void PeerCore::switchTier(std::size_t next) {
     auto* sw = new TierSwitch{&m_room,
                               next,
                               m_offer.cameraCodec,
+                              std::move(why),
                               std::move(oldTee),
                               m_videoEntry,
                               m_videoTeePad,
