@@ -239,9 +239,9 @@ private:
     std::pair<std::string, std::string> m_remoteIce; // the client's ICE ufrag and pwd, from its latest offer
     std::vector<std::string> m_mids;                 // per m-line
     PadRef m_videoTeePad;
-    ElementRef m_videoTee;                       // the room's tee m_videoTeePad is on: its encoder's output
-    PadRef m_videoEntry;                         // where its tier's encoded video enters the bin
-    std::shared_ptr<EntryWatch> m_entryWatch;    // when its stream started, for key-frame requests
+    ElementRef m_videoTee;                    // the room's tee m_videoTeePad is on: its encoder's output
+    PadRef m_videoEntry;                      // where its tier's encoded video enters the bin
+    std::shared_ptr<EntryWatch> m_entryWatch; // when its stream started, for key-frame requests
     std::size_t m_tier = 0; // the quality tier it receives, in m_offer.cameraCodec; ladder.size(): audio only
     std::optional<policy::TierSelector> m_tiers; // set once video is sent; indices as RoomParts::ladder
     bool m_switching = false;                    // a tier switch waits for the old tee pad to be idle
