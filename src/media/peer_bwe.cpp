@@ -98,16 +98,20 @@ void PeerCore::onTransportFeedback(const policy::TransportFeedback& feedback) {
     if (!m_bin) return;
     const std::int64_t nowMs = g_get_monotonic_time() / 1000;
     const bool used = m_bwe.onFeedback(feedback, nowMs);
-    updateTier({m_options.maxBitrate, std::nullopt, std::nullopt});
+    std::optional<bool> congested; // the window's verdict, for a trial of the lowest tier
+    if (used && m_bwe.lastSignal() == policy::BandwidthEstimator::Signal::Congested) congested = true;
+    if (used && m_bwe.lastSignal() == policy::BandwidthEstimator::Signal::Clean) congested = false;
+    updateTier({m_options.maxBitrate, std::nullopt, std::nullopt, false, congested});
     // Every window the estimator read and what it made of it: the trace a
     // unit test can replay (tests/unit/test_bandwidth.cpp).
     static constexpr const char* kSignals[] = {"none", "clean", "hold", "suspect", "congested", "stale"};
     GST_CAT_DEBUG(tessera_media_debug,
                   "peer %s: twcc t=%" G_GINT64_FORMAT " sent=%" G_GINT64_FORMAT " recv=%" G_GINT64_FORMAT
-                  " loss=%.3f dod=%" G_GINT64_FORMAT "us -> %s estimate=%" G_GINT64_FORMAT " tier=%s",
+                  " loss=%.3f dod=%" G_GINT64_FORMAT "us -> %s estimate=%" G_GINT64_FORMAT " tier=%s%s",
                   m_id.c_str(), nowMs, feedback.sentBps, feedback.deliveredBps, feedback.lossFraction,
                   feedback.delayGradientUs, used ? kSignals[static_cast<int>(m_bwe.lastSignal())] : "outlier",
-                  m_bwe.estimate(nowMs).value_or(-1), m_tiers ? m_tiers->current().name.c_str() : "-");
+                  m_bwe.estimate(nowMs).value_or(-1), m_tiers ? m_tiers->current().name.c_str() : "-",
+                  m_tiers && m_tiers->inTrial() ? " (trial)" : "");
 }
 
 } // namespace tessera::media

@@ -76,6 +76,10 @@ void PeerCore::updateTier(const policy::TierInput& input) {
     }
     if (!m_bin || !m_tiers || !m_videoEntry || m_switching) return;
     m_tiers->update(withEstimate, nowMs);
+    if (const auto proven = m_tiers->passedTrialBps()) {
+        m_bwe.raiseTo(*proven);
+        GST_CAT_INFO(tessera_media_debug, "peer %s: its trial of the lowest tier passed", m_id.c_str());
+    }
     if (m_tiers->currentIndex() != m_tier) switchTier(m_tiers->currentIndex());
     tellAudioOnly();
 }

@@ -75,6 +75,10 @@ std::optional<std::int64_t> BandwidthEstimator::estimate(std::int64_t nowMs) {
     return m_estimate;
 }
 
+void BandwidthEstimator::raiseTo(std::int64_t bps) {
+    if (m_estimate) m_estimate = std::clamp(std::max(*m_estimate, bps), m_params.minBps, m_params.maxBps);
+}
+
 void BandwidthEstimator::cut(std::int64_t toBps, std::int64_t nowMs) {
     m_estimate = std::clamp(std::min(*m_estimate, toBps), m_params.minBps, m_params.maxBps);
     m_lastCutMs = nowMs;

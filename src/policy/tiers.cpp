@@ -56,7 +56,7 @@ TierSelector::TierSelector(std::vector<Tier> ladder, TierParams params)
     // One slot per video tier and one for the audio-only tier below them
     // (never "allowed" or stepped up to, so its slots stay empty).
     : m_ladder(sortedTiers(std::move(ladder))), m_params(params), m_allowedSince(m_ladder.size() + 1),
-      m_upAt(m_ladder.size() + 1), m_holdFactor(m_ladder.size() + 1, 1) {
+      m_upAt(m_ladder.size() + 1), m_holdFactor(m_ladder.size() + 1, 1), m_trialBackoffMs(m_params.trialBackoffMs) {
     if (m_ladder.empty()) throw std::invalid_argument("policy: empty tier ladder");
 }
 
@@ -65,15 +65,13 @@ bool TierSelector::update(const TierInput& input, std::int64_t nowMs) {
     // audio-only tier is one below the lowest video tier.
     const std::size_t lowest = m_ladder.size() - 1;
     const std::size_t audio = m_ladder.size();
-    const auto limit = limitOf(input.declaredBps, input.estimatedBps);
-    std::size_t fit = fittingTier(m_ladder, input.declaredBps, input.estimatedBps, m_params);
     // (A NaN loss compares false: a garbled report does not step down.)
     const bool lossy = input.lossFraction && *input.lossFraction > m_params.lossStepDown;
+    const bool congested = lossy || input.linkCongested.value_or(false);
+    m_passedTrialBps.reset();
 
     // Below the lowest video tier: audio only. Down to it at once like any
-    // down-step; up from it only once the lowest tier fits with headroom (the
-    // runs below), so an estimate between the lowest tier's bit rate and that
-    // does not flap.
+    // down-step; up from it for the link's sake only by a trial (below).
     AudioOnlyReason reason = AudioOnlyReason::None;
     if (m_params.audioOnly) {
         if (input.audioOnlyRequested)
@@ -83,13 +81,40 @@ bool TierSelector::update(const TierInput& input, std::int64_t nowMs) {
         else if (input.estimatedBps && *input.estimatedBps < m_ladder[lowest].bitrate)
             reason = AudioOnlyReason::Link;
     }
+
+    // A trial of the lowest tier: the estimate, which could not grow on
+    // audio alone, says nothing yet; the trial's own windows judge the link.
+    bool failedTrial = false;
+    if (m_trialSince) {
+        if (reason == AudioOnlyReason::Requested || reason == AudioOnlyReason::Declared) {
+            m_trialSince.reset(); // no longer about the link
+        } else if (congested || nowMs - *m_trialSince >= 2 * m_params.trialMs) {
+            // Congested, or no verdict in twice the trial's time (no
+            // feedback proves nothing): failed.
+            m_trialSince.reset();
+            failedTrial = true;
+            reason = AudioOnlyReason::Link;
+        } else {
+            reason = AudioOnlyReason::None;
+            if (input.linkCongested == false) ++m_trialClean;
+            if (nowMs - *m_trialSince >= m_params.trialMs && m_trialClean >= m_params.trialWindows) {
+                m_trialSince.reset();
+                m_passedAt = nowMs;
+                m_passedTrialBps = m_ladder[lowest].bitrate * (100 + m_params.headroomPercent) / 100;
+            }
+        }
+    }
+    // While a trial runs or right after it passed, the estimate is not the limit yet.
+    const bool trialLimit = m_trialSince || m_passedTrialBps;
+    const auto limit = trialLimit ? std::nullopt : limitOf(input.declaredBps, input.estimatedBps);
+    std::size_t fit = trialLimit ? lowest : fittingTier(m_ladder, input.declaredBps, input.estimatedBps, m_params);
     if (reason != AudioOnlyReason::None) fit = audio;
 
     // Runs of "the limit allows tier i" (it fits with headroom); a lossy
     // report restarts them all, so after a loss step-down the way back up
     // takes a full clean upHoldMs.
     for (std::size_t i = 0; i < m_ladder.size(); ++i) {
-        if (!fits(m_ladder[i], limit, m_params) || lossy)
+        if (trialLimit || !fits(m_ladder[i], limit, m_params) || lossy)
             m_allowedSince[i].reset();
         else if (!m_allowedSince[i])
             m_allowedSince[i] = nowMs;
@@ -104,8 +129,9 @@ bool TierSelector::update(const TierInput& input, std::int64_t nowMs) {
     std::size_t next = base;
     if (fit >= base) {
         next = fit; // the limit dropped (or stayed): down at once
-    } else {
-        // Up to the highest tier allowed for the whole hold time, if any.
+    } else if (base != audio) {
+        // Up to the highest tier allowed for the whole hold time, if any
+        // (from audio only: by a trial, below).
         for (std::size_t i = 0; i < base; ++i) {
             if (m_allowedSince[i] && nowMs - *m_allowedSince[i] >= m_params.upHoldMs * m_holdFactor[i]) {
                 next = i;
@@ -118,7 +144,33 @@ bool TierSelector::update(const TierInput& input, std::int64_t nowMs) {
     // never from video to none.
     if (lossy && next < lowest) ++next;
 
-    if (m_started && next > m_current) {
+    // Audio only for the link's sake (its estimate, or the hold): a trial
+    // once the back-off has gone by without congestion.
+    bool startedTrial = false;
+    if (next == audio && (reason == AudioOnlyReason::None || reason == AudioOnlyReason::Link)) {
+        if (m_current != audio || !m_started || !m_nextTrialAt) {
+            // Just gone audio only. A trial that failed, or passed but did
+            // not hold, doubles the wait.
+            if (failedTrial || m_passedAt)
+                m_trialBackoffMs = std::min(m_trialBackoffMs * 2, m_params.maxTrialBackoffMs);
+            m_passedAt.reset();
+            m_nextTrialAt = nowMs + m_trialBackoffMs;
+        } else if (congested) {
+            m_nextTrialAt = nowMs + m_trialBackoffMs; // even the audio congests: wait on
+        } else if (nowMs >= *m_nextTrialAt) {
+            next = lowest;
+            m_trialSince = nowMs;
+            m_trialClean = 0;
+            m_nextTrialAt.reset();
+            startedTrial = true;
+        }
+    } else if (next == audio) {
+        m_nextTrialAt.reset(); // the receiver's choice: no trials
+    }
+
+    if (startedTrial || failedTrial) {
+        // A trial and its failure are the audio-only tier's own (its back-off), not the ladder's up-steps.
+    } else if (m_started && next > m_current) {
         // Down from a tier reached by an up-step this recently: the trial
         // failed, for that tier and every one above it. (Not when the
         // receiver asked for audio only: that says nothing of its link.)
@@ -134,9 +186,13 @@ bool TierSelector::update(const TierInput& input, std::int64_t nowMs) {
         for (std::size_t i = next; i < m_ladder.size(); ++i) m_holdFactor[i] = 1;
         m_upAt[next].reset();
     }
+    // A passed trial whose video held: the link is back, the back-off too.
+    if (m_passedAt && next != audio && nowMs - *m_passedAt >= m_params.failedUpMs) {
+        m_trialBackoffMs = m_params.trialBackoffMs;
+        m_passedAt.reset();
+    }
 
-    // Still audio only with no cause left: the link has not been clean long
-    // enough for the lowest tier yet (the hold).
+    // Still audio only with no cause left: the link has not been tried yet.
     if (next == audio) m_reason = reason != AudioOnlyReason::None ? reason : AudioOnlyReason::Link;
     m_started = true;
     m_requested = input.audioOnlyRequested;

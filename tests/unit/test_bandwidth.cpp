@@ -156,14 +156,27 @@ struct Link {
     }
 };
 
+// The server's glue (peer_bwe.cpp, peer_tiers.cpp): each window's verdict
+// and the estimate go to the selector, a passed trial raises the estimate.
 struct Receiver {
     BandwidthEstimator estimator;
     TierSelector tiers;
     int switches = 0;
+    // Whether the client sends feedback on audio alone (Chromium does; a
+    // GStreamer client only at Opus's rare marker bits, Firefox never).
+    bool audioFeedback = true;
     void window(Link& link, std::int64_t now) {
         const std::int64_t audio = 40'000;
-        estimator.onFeedback(link.carry(tiers.current().bitrate + audio), now);
-        switches += tiers.update({std::nullopt, estimator.estimate(now), std::nullopt}, now) ? 1 : 0;
+        std::optional<bool> congested;
+        const TransportFeedback feedback = link.carry(tiers.current().bitrate + audio);
+        if ((!tiers.audioOnly() || audioFeedback) && estimator.onFeedback(feedback, now)) {
+            if (estimator.lastSignal() == BandwidthEstimator::Signal::Congested) congested = true;
+            if (estimator.lastSignal() == BandwidthEstimator::Signal::Clean) congested = false;
+        }
+        TierInput input{std::nullopt, estimator.estimate(now), std::nullopt};
+        input.linkCongested = congested;
+        switches += tiers.update(input, now) ? 1 : 0;
+        if (const auto proven = tiers.passedTrialBps()) estimator.raiseTo(*proven);
     }
 };
 
@@ -265,5 +278,56 @@ TEST_CASE("TierSelector: a failed up-step doubles the hold of that tier and abov
         CHECK(s.current().name == "medium");
         CHECK(s.update({std::nullopt, 2'000'000, std::nullopt}, 62'000));
         CHECK(s.current().name == "high");
+    }
+}
+
+TEST_CASE("A 64 kbit/s bottleneck: audio only within 3 s, a few short trials, video within 20 s of its end",
+          "[policy][bwe][audio-only]") {
+    for (const bool audioFeedback : {true, false}) {
+        INFO((audioFeedback ? "feedback on audio" : "no feedback on audio"));
+        Receiver r;
+        r.audioFeedback = audioFeedback;
+        Link link;
+        std::int64_t t = 0;
+        for (; t < 5000; t += kWindow) r.window(link, t);
+        REQUIRE(r.tiers.current().name == "high");
+
+        link.capacityBps = 64'000;
+        const std::int64_t limited = t;
+        while (!r.tiers.audioOnly() && t < limited + 10'000) r.window(link, t += kWindow);
+        REQUIRE(r.tiers.audioOnly());
+        CHECK(t - limited <= 3000);
+        CHECK(r.tiers.audioOnlyReason() == AudioOnlyReason::Link);
+
+        // A minute on the limited link: trials of the low tier, each ended
+        // by its first congested window, no more often than the back-off.
+        r.switches = 0;
+        std::int64_t onVideo = 0, trial = 0, longestTrial = 0;
+        for (const std::int64_t end = t + 60'000; t < end; t += kWindow) {
+            r.window(link, t);
+            if (!r.tiers.audioOnly()) onVideo += kWindow;
+            trial = r.tiers.audioOnly() ? 0 : trial + kWindow;
+            longestTrial = std::max(longestTrial, trial);
+        }
+        CHECK(r.switches <= 12); // 4 + 8 + 12 + 12 + 12 + 12 s: at most six trials
+        CHECK(longestTrial <= 1500);
+        CHECK(onVideo <= 6000);
+        CHECK(r.tiers.audioOnly());
+
+        // The limit goes: video (a trial that passes) within 20 s, then high, and no flapping.
+        link.capacityBps.reset();
+        const std::int64_t lifted = t;
+        std::optional<std::int64_t> video, high;
+        for (; t < lifted + 60'000; t += kWindow) {
+            r.window(link, t);
+            if (!video && !r.tiers.audioOnly()) video = t;
+            if (!high && r.tiers.current().name == "high") high = t;
+            if (video) CHECK_FALSE(r.tiers.audioOnly());
+        }
+        REQUIRE(video);
+        CHECK(*video - lifted <= 13'000); // the longest back-off, and the window it starts on
+        REQUIRE(high);
+        CHECK(*high - lifted <= 40'000);
+        CHECK(r.tiers.current().name == "high");
     }
 }

@@ -74,6 +74,11 @@ public:
     // the window was ignored as an outlier.
     bool onFeedback(const TransportFeedback& feedback, std::int64_t nowMs);
 
+    // At least `bps` from now on (within min and max): what a trial proved
+    // the link carries while the estimate, app-limited, could not grow
+    // (TierSelector::passedTrialBps). Before any feedback: nothing to raise.
+    void raiseTo(std::int64_t bps);
+
     // The estimate in bits/s at nowMs (silence counted): nothing before the
     // first feedback (the client negotiated none, or none arrived yet).
     std::optional<std::int64_t> estimate(std::int64_t nowMs);
