@@ -98,9 +98,13 @@ void PeerCore::onTransportFeedback(const policy::TransportFeedback& feedback) {
     if (!m_bin) return;
     const std::int64_t nowMs = g_get_monotonic_time() / 1000;
     const bool used = m_bwe.onFeedback(feedback, nowMs);
-    std::optional<bool> congested; // the window's verdict, for a trial of the lowest tier
-    if (used && m_bwe.lastSignal() == policy::BandwidthEstimator::Signal::Congested) congested = true;
-    if (used && m_bwe.lastSignal() == policy::BandwidthEstimator::Signal::Clean) congested = false;
+    // The window's verdict, for a trial of the lowest tier: congested even
+    // unconfirmed (a trial gives up at the first sign, before the queue it
+    // builds delays the audio past the receiver's jitter buffer).
+    using Signal = policy::BandwidthEstimator::Signal;
+    std::optional<bool> congested;
+    if (used && (m_bwe.lastSignal() == Signal::Congested || m_bwe.lastSignal() == Signal::Suspect)) congested = true;
+    if (used && m_bwe.lastSignal() == Signal::Clean) congested = false;
     updateTier({m_options.maxBitrate, std::nullopt, std::nullopt, false, congested});
     // Every window the estimator read and what it made of it: the trace a
     // unit test can replay (tests/unit/test_bandwidth.cpp).

@@ -64,7 +64,7 @@ struct TierParams {
     // audio only (restarted by every congested window meanwhile) the lowest
     // tier is sent for a trial: it passes once trialMs went by with
     // trialWindows clean feedback windows and none congested, and returns
-    // to audio only at the first congested window or lossy report (or with
+    // to audio only at the first congested window (linkCongested) or lossy report (or with
     // no verdict after twice trialMs), which doubles the back-off (up to maxTrialBackoffMs: with the trial, within
     // the 20 s in which a recovered link must see video again). A passed
     // trial that then holds video for failedUpMs restores the back-off.
@@ -99,9 +99,12 @@ struct TierInput {
     std::optional<double> lossFraction;
     bool audioOnlyRequested = false; // the receiver asked for audio only
     // BandwidthEstimator's verdict on the feedback window this update
-    // follows: true when it confirmed congestion, false when it was clean;
-    // unset otherwise (no new window, or one that proves neither). Judges
-    // the audio-only tier's trials (TierParams::trialMs).
+    // follows: true when it showed congestion, confirmed or not (Suspect:
+    // a trial probes a link that may not carry it and gives up at the first
+    // sign, before the queue it builds delays the audio past the receiver's
+    // jitter buffer), false when it was clean; unset otherwise (no new
+    // window, or one that proves neither). Judges the audio-only tier's
+    // trials (TierParams::trialMs).
     std::optional<bool> linkCongested = std::nullopt;
 };
 
