@@ -66,9 +66,8 @@ std::string sanitizerReport(const std::string& path, std::size_t lines) {
     std::string head;
     std::size_t taken = 0;
     for (std::string line; taken < lines && std::getline(in, line);) {
-        if (taken == 0 && std::none_of(std::begin(kMarkers), std::end(kMarkers), [&](const char* marker) {
-                return line.find(marker) != std::string::npos;
-            }))
+        if (taken == 0 && std::none_of(std::begin(kMarkers), std::end(kMarkers),
+                                       [&](const char* marker) { return line.find(marker) != std::string::npos; }))
             continue;
         head += line + "\n";
         ++taken;
