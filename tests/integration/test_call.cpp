@@ -148,7 +148,7 @@ TEST_CASE("after every room closes, the server gives its memory back", "[call][m
     INFO("RSS idle " << idleRss / 1024 << " MB, with two rooms " << busyRss / 1024 << " MB, after " << rss / 1024
                      << " MB");
     // Under AddressSanitizer freed memory stays in its quarantine, so RSS
-    // cannot come back; there its leak check at exit stands in for this one.
+    // cannot come back; the normal integration run checks it.
     if (sanitized(pid))
         WARN("the server runs under AddressSanitizer: its RSS is not checked");
     else
