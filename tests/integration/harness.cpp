@@ -57,6 +57,24 @@ std::string logTail(const std::string& path, std::size_t lines) {
     return text.empty() ? "(empty)\n" : text;
 }
 
+std::string sanitizerReport(const std::string& path, std::size_t lines) {
+    // The first line of a report: "==PID==ERROR: AddressSanitizer: ...",
+    // "==PID==ERROR: LeakSanitizer: ..." or UBSan's "file:line:col: runtime
+    // error: ...".
+    static const char* const kMarkers[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", ": runtime error: "};
+    std::ifstream in(path);
+    std::string head;
+    std::size_t taken = 0;
+    for (std::string line; taken < lines && std::getline(in, line);) {
+        if (taken == 0 && std::none_of(std::begin(kMarkers), std::end(kMarkers),
+                                       [&](const char* marker) { return line.find(marker) != std::string::npos; }))
+            continue;
+        head += line + "\n";
+        ++taken;
+    }
+    return head;
+}
+
 std::string describeStatus(int status) {
     if (status < 0) return "killed by signal " + std::to_string(-status) + " (" + strsignal(-status) + ")";
     return "exit " + std::to_string(status);
@@ -108,6 +126,16 @@ Process::~Process() {
     }
     close(m_in);
     close(m_out);
+    // Non-fatal: this may run while a failed REQUIRE unwinds.
+    if (const std::string report = takeSanitizerReport(); !report.empty())
+        FAIL_CHECK(m_log << " has a sanitizer report:\n" << report);
+}
+
+std::string Process::takeSanitizerReport() {
+    if (m_reportTaken) return {};
+    std::string report = sanitizerReport(m_log);
+    m_reportTaken = !report.empty();
+    return report;
 }
 
 void Process::writeLine(const std::string& line) {
@@ -206,7 +234,11 @@ void Server::stop() {
     const auto where = [&] {
         return "; server log " + m_process.logPath() + ", its end:\n" + logTail(m_process.logPath());
     };
-    if (died)
+    if (const std::string report = m_process.takeSanitizerReport(); !report.empty())
+        FAIL_CHECK("the server's log " << m_process.logPath() << " has a sanitizer report ("
+                                       << (status ? describeStatus(*status) : "still running") << "):\n"
+                                       << report);
+    else if (died)
         FAIL_CHECK("the server died during the test: " << describeStatus(*died) << where());
     else if (!status)
         FAIL_CHECK("the server did not exit within " << kStopBound.count() << " s of SIGTERM" << where());
