@@ -238,6 +238,7 @@ void PeerCore::linkVideoInput(GstPad* pad, bool screenShare, const std::string& 
     gst_pad_link(pad, sink);
     gst_object_unref(sink);
 
+    if (!screenShare) m_cameraScale = requireByName(GST_BIN(decode.get()), "scale");
     VideoSource source{m_id + (screenShare ? ":screen" : ":camera"),
                        m_id,
                        m_options.name,
