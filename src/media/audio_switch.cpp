@@ -1,5 +1,7 @@
 #include "audio_switch.h"
 
+#include "gst_util.h"
+
 namespace tessera::media {
 
 AudioSwitch::AudioSwitch(std::size_t source, std::shared_ptr<EncodeDemand> demand)
@@ -62,31 +64,23 @@ namespace {
 struct EncodeProbe {
     std::shared_ptr<AudioSwitch> chooser;
     std::size_t source;
-    GstSegment segment; // the encode's, to compare running times across encodes
 };
 
 } // namespace
 
 void watchEncode(GstPad* pad, std::shared_ptr<AudioSwitch> chooser, std::size_t source) {
-    auto* data = new EncodeProbe{std::move(chooser), source, {}};
-    gst_segment_init(&data->segment, GST_FORMAT_TIME);
     gst_pad_add_probe(
-        pad, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
-        [](GstPad*, GstPadProbeInfo* info, gpointer user) noexcept {
+        pad, GST_PAD_PROBE_TYPE_BUFFER,
+        [](GstPad* pad, GstPadProbeInfo* info, gpointer user) noexcept {
             // Thread: streaming (the source encoder's). Nothing here throws.
+            // Running times, to compare across encodes.
             auto* d = static_cast<EncodeProbe*>(user);
-            if (GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM) {
-                GstEvent* event = GST_PAD_PROBE_INFO_EVENT(info);
-                if (GST_EVENT_TYPE(event) == GST_EVENT_SEGMENT) gst_event_copy_segment(event, &d->segment);
-                return GST_PAD_PROBE_OK;
-            }
             GstBuffer* buffer = GST_PAD_PROBE_INFO_BUFFER(info);
-            const GstClockTime start =
-                gst_segment_to_running_time(&d->segment, GST_FORMAT_TIME, GST_BUFFER_PTS(buffer));
+            const GstClockTime start = runningTime(pad, GST_BUFFER_PTS(buffer));
             return d->chooser->pass(d->source, start, GST_BUFFER_DURATION(buffer)) ? GST_PAD_PROBE_OK
                                                                                    : GST_PAD_PROBE_DROP;
         },
-        data, [](gpointer d) noexcept { delete static_cast<EncodeProbe*>(d); });
+        new EncodeProbe{std::move(chooser), source}, [](gpointer d) noexcept { delete static_cast<EncodeProbe*>(d); });
 }
 
 namespace {
@@ -97,7 +91,6 @@ struct Gate {
     std::shared_ptr<EncodeDemand> demand;
     std::size_t source;
     std::function<GstClockTime()> lookahead;
-    GstSegment segment;
     bool seenFirst = false;
     GstClockTime origin = GST_CLOCK_TIME_NONE; // the second buffer's running time: the frame grid's
     bool everFed = false;
@@ -107,21 +100,15 @@ struct Gate {
 
 void gateEncode(GstPad* pad, std::shared_ptr<EncodeDemand> demand, std::size_t source,
                 std::function<GstClockTime()> lookahead) {
-    auto* data = new Gate{std::move(demand), source, std::move(lookahead), {}};
-    gst_segment_init(&data->segment, GST_FORMAT_TIME);
+    auto* data = new Gate{std::move(demand), source, std::move(lookahead)};
     data->demand->m_settled.at(source) = GST_CLOCK_TIME_NONE;
     gst_pad_add_probe(
-        pad, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
-        [](GstPad*, GstPadProbeInfo* info, gpointer user) noexcept {
+        pad, GST_PAD_PROBE_TYPE_BUFFER,
+        [](GstPad* pad, GstPadProbeInfo* info, gpointer user) noexcept {
             // Thread: streaming (the mixer's that feeds the encoder). Nothing here throws.
             auto* g = static_cast<Gate*>(user);
-            if (GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM) {
-                GstEvent* event = GST_PAD_PROBE_INFO_EVENT(info);
-                if (GST_EVENT_TYPE(event) == GST_EVENT_SEGMENT) gst_event_copy_segment(event, &g->segment);
-                return GST_PAD_PROBE_OK;
-            }
             GstBuffer* buffer = GST_PAD_PROBE_INFO_BUFFER(info);
-            const GstClockTime at = gst_segment_to_running_time(&g->segment, GST_FORMAT_TIME, GST_BUFFER_PTS(buffer));
+            const GstClockTime at = runningTime(pad, GST_BUFFER_PTS(buffer));
             if (!GST_CLOCK_TIME_IS_VALID(at)) return GST_PAD_PROBE_OK; // not seen from the mixers
             // A mixer's first buffer is short: it ends where its 10 ms output
             // grid starts (measured: 9.98 ms). Every encode starts after it.

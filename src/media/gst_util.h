@@ -50,6 +50,22 @@ private:
     std::shared_ptr<State> m_state = std::make_shared<State>();
 };
 
+// The running time of `pts` in the segment `pad` last carried (its sticky
+// segment event): what compares buffers across elements whose segments
+// differ (mixers start theirs at their first buffer). For buffer probes: a
+// pad has stored the segment before any buffer in it passes. NONE before any
+// segment, or outside it. Inline: the audio switch's unit test links no
+// media library.
+inline GstClockTime runningTime(GstPad* pad, GstClockTime pts) {
+    GstEvent* event = gst_pad_get_sticky_event(pad, GST_EVENT_SEGMENT, 0);
+    if (!event) return GST_CLOCK_TIME_NONE;
+    const GstSegment* segment = nullptr;
+    gst_event_parse_segment(event, &segment);
+    const GstClockTime at = gst_segment_to_running_time(segment, GST_FORMAT_TIME, pts);
+    gst_event_unref(event);
+    return at;
+}
+
 // Ghosts `target` on `bin` (activated, added) and returns the ghost pad
 // (owned by the bin). With `isolate`, a sink ghost pad reports GST_FLOW_OK
 // upstream whatever happens inside the bin: a receiver whose transport closed

@@ -270,7 +270,7 @@ void PeerCore::onConnectionState(GstWebRTCPeerConnectionState state) {
         // which can differ from the offer even where the codec is the same.
         if (!m_sending) buildSendBranches();
         // A joiner needs a key frame to start decoding the shared stream.
-        if (m_videoTeePad) m_room.requestKeyFrame(m_tier, m_offer.cameraCodec);
+        if (m_videoTeePad) m_room.requestKeyFrame(m_tier, m_offer.cameraCodec, "peer " + m_id + " connected");
     } else if (state == GST_WEBRTC_PEER_CONNECTION_STATE_FAILED) {
         fail("ICE/DTLS connection failed");
     }

@@ -120,8 +120,10 @@ public:
     // for the room's life). `codec` is one of video.codecs.
     virtual GstElement* addReceiver(std::size_t tier, const std::string& codec) = 0;
     virtual void removeReceiver(std::size_t tier, const std::string& codec) = 0;
-    // Thread: any. Rate-limited per encoder (shared by its receivers).
-    virtual void requestKeyFrame(std::size_t tier, const std::string& codec) = 0;
+    // Thread: any. Rate-limited per encoder (shared by its receivers). `why`
+    // names the cause in the log ("peer p1 connected"): a key frame costs
+    // every receiver of the encoder its size in bandwidth.
+    virtual void requestKeyFrame(std::size_t tier, const std::string& codec, const std::string& why) = 0;
 
 protected:
     ~PeerRoom() = default;

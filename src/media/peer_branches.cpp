@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include <gst/video/video.h>
+
 #include "fragments.h"
 #include "peer.h"
 #include "peer_detail.h"
@@ -66,6 +68,18 @@ void PeerCore::buildSendBranches() {
         m_videoTeePad = takeTier(m_tiers->currentIndex());
         for (GstElement* e : added) gst_element_sync_state_with_parent(e);
         gst_pad_link(m_videoTeePad.get(), entry.get());
+        // Which client asks for key frames: the room's log line for a forced
+        // one says only "a receiver's PLI or FIR" (the tier's tee merges them).
+        gst_pad_add_probe(
+            entry.get(), GST_PAD_PROBE_TYPE_EVENT_UPSTREAM,
+            [](GstPad*, GstPadProbeInfo* info, gpointer id) noexcept {
+                // Thread: streaming (webrtcbin's RTCP). Logs only.
+                if (gst_video_event_is_force_key_unit(GST_PAD_PROBE_INFO_EVENT(info)))
+                    GST_CAT_INFO(tessera_media_debug, "peer %s: its client asks for a key frame (PLI or FIR)",
+                                 static_cast<const char*>(id));
+                return GST_PAD_PROBE_OK;
+            },
+            g_strdup(m_id.c_str()), g_free);
         m_videoEntry = entry;
         added.clear();
     }
@@ -157,7 +171,6 @@ namespace {
 struct LevelProbe {
     PeerRoom* room; // Borrowed: the room outlives its peers' bins.
     std::string id;
-    GstSegment segment;
 };
 
 // RMS of interleaved F32 samples, dBFS (-127 for silence).
@@ -177,32 +190,24 @@ double rmsDbfs(const float* samples, std::size_t count) {
 // jitter buffer let it go.
 void PeerCore::watchLevels(GstElement* tee) {
     GstPad* in = gst_element_get_static_pad(tee, "sink");
-    auto* data = new LevelProbe{&m_room, m_id, {}};
-    gst_segment_init(&data->segment, GST_FORMAT_TIME);
     gst_pad_add_probe(
-        in, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
-        [](GstPad*, GstPadProbeInfo* info, gpointer user) noexcept {
+        in, GST_PAD_PROBE_TYPE_BUFFER,
+        [](GstPad* pad, GstPadProbeInfo* info, gpointer user) noexcept {
             // Thread: streaming (the participant's jitter buffer's).
             glib::guarded("level probe", [&] {
                 auto* d = static_cast<LevelProbe*>(user);
-                if (GST_PAD_PROBE_INFO_TYPE(info) & GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM) {
-                    GstEvent* event = GST_PAD_PROBE_INFO_EVENT(info);
-                    if (GST_EVENT_TYPE(event) == GST_EVENT_SEGMENT) gst_event_copy_segment(event, &d->segment);
-                    return;
-                }
                 GstBuffer* buffer = GST_PAD_PROBE_INFO_BUFFER(info);
                 GstMapInfo map;
                 if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) return;
                 const double level = rmsDbfs(reinterpret_cast<const float*>(map.data), map.size / sizeof(float));
                 gst_buffer_unmap(buffer, &map);
-                const GstClockTime start =
-                    gst_segment_to_running_time(&d->segment, GST_FORMAT_TIME, GST_BUFFER_PTS(buffer));
+                const GstClockTime start = runningTime(pad, GST_BUFFER_PTS(buffer));
                 GST_CAT_LOG(tessera_media_debug, "speaker level %s %.1f", d->id.c_str(), level);
                 d->room->onAudioLevel(d->id, level, start);
             });
             return GST_PAD_PROBE_OK;
         },
-        data, [](gpointer d) noexcept { delete static_cast<LevelProbe*>(d); });
+        new LevelProbe{&m_room, m_id}, [](gpointer d) noexcept { delete static_cast<LevelProbe*>(d); });
     gst_object_unref(in);
 }
 

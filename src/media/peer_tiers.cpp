@@ -17,6 +17,7 @@ struct TierSwitch {
     PeerRoom* room; // alive while its streaming threads run this probe
     std::size_t next;
     std::string codec;
+    std::string why; // for the key frame's log line
     ElementRef oldTee;
     PadRef entry, newPad;
     std::function<void()> done;
@@ -36,7 +37,7 @@ GstPadProbeReturn switchIdle(GstPad* oldPad, GstPadProbeInfo*, gpointer data) no
         gst_element_release_request_pad(sw->oldTee.get(), oldPad);
         gst_pad_add_probe(sw->entry.get(), GST_PAD_PROBE_TYPE_BUFFER, dropUntilKeyFrame, nullptr, nullptr);
         gst_pad_link(sw->newPad.get(), sw->entry.get());
-        sw->room->requestKeyFrame(sw->next, sw->codec);
+        sw->room->requestKeyFrame(sw->next, sw->codec, sw->why);
         post(std::move(sw->done));
     });
     return GST_PAD_PROBE_REMOVE;
@@ -79,6 +80,7 @@ void PeerCore::switchTier(std::size_t next) {
     auto* sw = new TierSwitch{&m_room,
                               next,
                               m_offer.cameraCodec,
+                              "peer " + m_id + " switched to tier " + m_parts.ladder.at(next).name,
                               std::move(oldTee),
                               m_videoEntry,
                               m_videoTeePad,

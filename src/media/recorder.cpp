@@ -211,13 +211,7 @@ GstPadProbeReturn Recorder::gateThunk(GstPad* pad, GstPadProbeInfo* info, gpoint
 GstPadProbeReturn Recorder::Streams::gate(policy::AvCut::Stream stream, GstPad* pad, GstBuffer* buffer) {
     // Running time, not timestamps: the compositor and the audio mixer have
     // segments of their own (start-time-selection=first).
-    GstClockTime pts = GST_CLOCK_TIME_NONE;
-    if (GstEvent* event = gst_pad_get_sticky_event(pad, GST_EVENT_SEGMENT, 0)) {
-        const GstSegment* segment = nullptr;
-        gst_event_parse_segment(event, &segment);
-        pts = gst_segment_to_running_time(segment, GST_FORMAT_TIME, GST_BUFFER_PTS(buffer));
-        gst_event_unref(event);
-    }
+    const GstClockTime pts = runningTime(pad, GST_BUFFER_PTS(buffer));
     if (!GST_CLOCK_TIME_IS_VALID(pts)) return GST_PAD_PROBE_OK;
     const GstClockTime duration = GST_BUFFER_DURATION_IS_VALID(buffer) ? GST_BUFFER_DURATION(buffer) : 0;
     std::lock_guard lock(cutMutex);

@@ -434,21 +434,25 @@ std::size_t RoomPipeline::encoderIndex(std::size_t tier, const std::string& code
     return static_cast<std::size_t>(found - codecs.begin()) * m_parts.ladder.size() + tier;
 }
 
-void RoomPipeline::requestKeyFrame(std::size_t tier, const std::string& codec) {
-    requestKeyFrame(*m_tiers.at(encoderIndex(tier, codec)));
+void RoomPipeline::requestKeyFrame(std::size_t tier, const std::string& codec, const std::string& why) {
+    requestKeyFrame(*m_tiers.at(encoderIndex(tier, codec)), why.c_str());
 }
 
-void RoomPipeline::requestKeyFrame(EncoderTier& t) {
+void RoomPipeline::requestKeyFrame(EncoderTier& t, const char* why) {
     if (!t.encoder) return; // not built: nobody receives it
     const std::int64_t now = g_get_monotonic_time();
     std::int64_t last = t.lastKeyFrameRequest.load();
     if (now - last < kKeyFrameIntervalUs) {
+        GST_CAT_DEBUG(tessera_media_debug, "room %s: tier %zu (%s) key frame held back by the rate limit: %s",
+                      m_room.c_str(), t.tier, t.codec.c_str(), why);
         t.keyFramePending = true; // sent by the next frame after the interval
         return;
     }
     if (!t.lastKeyFrameRequest.compare_exchange_strong(last, now)) return; // another thread sent it just now
     t.keyFramePending = false;
     ++m_keyFramesForced;
+    GST_CAT_INFO(tessera_media_debug, "room %s: tier %zu (%s) key frame forced: %s", m_room.c_str(), t.tier,
+                 t.codec.c_str(), why);
     GstPad* out = gst_element_get_static_pad(t.encoder.get(), "src");
     if (out) {
         gst_pad_send_event(out, gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
@@ -463,7 +467,7 @@ void RoomPipeline::onReceiverKeyFrameRequest(std::size_t index) {
                       m_room.c_str(), t.tier, t.codec.c_str());
         return;
     }
-    requestKeyFrame(t);
+    requestKeyFrame(t, "a receiver's PLI or FIR");
 }
 
 void RoomPipeline::onEncodedFrame(std::size_t index, bool keyFrame) {
@@ -474,7 +478,7 @@ void RoomPipeline::onEncodedFrame(std::size_t index, bool keyFrame) {
         t.lastKeyFrameOut = g_get_monotonic_time();
         t.keyFramePending = false;
     } else if (t.keyFramePending.load()) {
-        requestKeyFrame(t);
+        requestKeyFrame(t, "a request held back by the rate limit");
     }
 }
 
@@ -923,14 +927,8 @@ void RoomPipeline::speakerMaybeChanged(bool changed) {
 
 bool RoomPipeline::alignBackground(GstPad* pad, GstBuffer* first) {
     if (!GST_BUFFER_PTS_IS_VALID(first) || !GST_BUFFER_DURATION_IS_VALID(first)) return false;
-    GstEvent* event = gst_pad_get_sticky_event(pad, GST_EVENT_SEGMENT, 0);
-    if (!event) return false;
-    const GstSegment* segment = nullptr;
-    gst_event_parse_segment(event, &segment);
     // The running time of the next frame, the compositor's first.
-    const GstClockTime next =
-        gst_segment_to_running_time(segment, GST_FORMAT_TIME, GST_BUFFER_PTS(first) + GST_BUFFER_DURATION(first));
-    gst_event_unref(event);
+    const GstClockTime next = runningTime(pad, GST_BUFFER_PTS(first) + GST_BUFFER_DURATION(first));
     if (!GST_CLOCK_TIME_IS_VALID(next)) return false;
     const std::uint64_t start = policy::exactFrameBoundary(next, m_config.video.framerate);
     // A new segment event carries the offset to the compositor, before the next buffer.

@@ -98,7 +98,7 @@ public:
     void startVideo() override;
     GstElement* addReceiver(std::size_t tier, const std::string& codec) override;
     void removeReceiver(std::size_t tier, const std::string& codec) override;
-    void requestKeyFrame(std::size_t tier, const std::string& codec) override;
+    void requestKeyFrame(std::size_t tier, const std::string& codec, const std::string& why) override;
 
 private:
     // One (tier, codec) encoder. Every pair is allocated with the room (its
@@ -120,7 +120,7 @@ private:
     void buildTier(std::size_t index);
     // Thread: any. The index in m_tiers of (tier, codec); throws for a codec not in video.codecs.
     std::size_t encoderIndex(std::size_t tier, const std::string& codec) const;
-    void requestKeyFrame(EncoderTier& t);
+    void requestKeyFrame(EncoderTier& t, const char* why);
     // Thread: streaming (a receiver's, upstream). A receiver's PLI/FIR.
     void onReceiverKeyFrameRequest(std::size_t index);
     // Thread: streaming (the tier encoder's). Every encoded frame on its way to the receivers.

@@ -13,6 +13,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "files.h"
 #include "harness.h"
 
 using namespace tessera::testing;
@@ -22,8 +23,10 @@ namespace {
 // A small composite and small senders: four clients that encode and decode
 // are the costliest thing in the suite, and the machine is shared.
 constexpr int kCanvasW = 640, kCanvasH = 360;
+// At log level info the server names the cause of every forced key frame.
 const std::vector<std::string> kServerArgs = {"--video-width",      "640", "--video-height",      "360",
-                                              "--video-tile-width", "320", "--video-tile-height", "180"};
+                                              "--video-tile-width", "320", "--video-tile-height", "180",
+                                              "--log-level",        "info"};
 // Receivers at 30 fps see a frame every ~33 ms. A freeze (the composite
 // stopping, a decoder waiting for the next key frame, up to 2 s apart) lasts
 // longer than this.
@@ -31,6 +34,15 @@ constexpr int kMaxFrameGapMs = 500;
 // With no switch at all the receivers must stutter less than this, or the
 // machine is too loaded for kMaxFrameGapMs to tell a freeze from load.
 constexpr int kMaxControlGapMs = kMaxFrameGapMs / 2;
+
+// The server's log lines about key frames: who asked, and which were forced.
+std::string keyFrameLog(Server& server) {
+    std::istringstream log(readText(server.process().logPath()));
+    std::string lines, line;
+    while (std::getline(log, line))
+        if (line.find("key frame") != std::string::npos) lines += line + "\n";
+    return lines;
+}
 
 struct Who {
     std::string name, color;
@@ -165,7 +177,8 @@ TEST_CASE("four clients see grid, speaker, pip and a custom layout where the spe
     if (controlGapMs >= kMaxControlGapMs || controlKeyFrames > 0)
         FAIL("too loaded to judge freezes: with no switch at all the receivers stalled for up to "
              << controlGapMs << " ms (must be under " << kMaxControlGapMs << ") and " << controlKeyFrames
-             << " key frames were forced (must be 0)");
+             << " key frames were forced (must be 0); the server's key-frame log:\n"
+             << keyFrameLog(server));
 
     for (const Phase& phase : phases) {
         INFO("layout " << phase.name);
@@ -220,6 +233,7 @@ TEST_CASE("four clients see grid, speaker, pip and a custom layout where the spe
             CHECK(clients[i]->call("reset-gap").value("ok", false)); // the next switch's own count
         }
         // A layout change needs no key frame: the encoder just encodes the new picture.
+        INFO("the server's key-frame log:\n" << keyFrameLog(server));
         CHECK(server.metric(keyFrames) - keyFramesBefore == 0);
     }
 
