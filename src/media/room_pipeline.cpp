@@ -788,7 +788,9 @@ void RoomPipeline::scheduleSendSizes() {
     const auto next = m_sendSizes.nextDueMs();
     if (!next) return;
     const std::int64_t now = g_get_monotonic_time() / 1000;
-    const auto delay = static_cast<guint>(std::clamp<std::int64_t>(*next - now, 0, 60'000));
+    // A first request is due at the earliest time there is: compared, never
+    // subtracted (INT64_MIN - now overflowed into a 60 s wait).
+    const auto delay = *next <= now ? 0u : static_cast<guint>(std::min<std::int64_t>(*next - now, 60'000));
     m_sendSizeTimer = g_timeout_add(
         delay,
         [](gpointer self) noexcept -> gboolean {

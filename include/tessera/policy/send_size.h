@@ -56,7 +56,8 @@ public:
     void forget(const std::string& key);
     // The requests due at nowMs, each marked sent; in key order.
     std::vector<std::pair<std::string, SendRequest>> due(std::int64_t nowMs);
-    // When the earliest pending request is due; none pending: nullopt.
+    // When the earliest pending request is due (a first request: INT64_MIN,
+    // so compare it with now rather than subtract); none pending: nullopt.
     std::optional<std::int64_t> nextDueMs() const;
 
 private:
