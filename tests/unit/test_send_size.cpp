@@ -3,16 +3,14 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
-#include <filesystem>
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "tessera/layout/geometry.h"
 #include "tessera/policy/send_size.h"
 #include "tessera/protocol/layout_spec.h"
+#include "tessera/room/layout_library.h"
 
 using tessera::layout::computeTiles;
 using tessera::layout::Source;
@@ -25,13 +23,11 @@ using tessera::protocol::LayoutSpec;
 
 namespace {
 
+// Through the server's own loader, as a room gets them.
 LayoutSpec shipped(const std::string& name) {
-    std::filesystem::path dir = "data/layouts";
-    if (!std::filesystem::is_directory(dir)) dir = std::filesystem::path(TESSERA_SOURCE_DIR) / "data/layouts";
-    std::ifstream in(dir / (name + ".json"), std::ios::binary);
-    std::ostringstream text;
-    text << in.rdbuf();
-    return tessera::protocol::parseLayoutSpec(text.str());
+    const auto spec = tessera::room::LayoutLibrary(TESSERA_SOURCE_DIR "/data/layouts").find(name);
+    REQUIRE(spec);
+    return *spec;
 }
 
 // The default top tier on the default canvas.
