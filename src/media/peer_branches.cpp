@@ -293,6 +293,8 @@ void PeerCore::linkVideoInput(GstPad* pad, bool screenShare, const std::string& 
     gst_pad_link(pad, sink);
     gst_object_unref(sink);
 
+    ElementRef scale = requireByName(GST_BIN(decode.get()), "scale");
+    if (!screenShare) m_cameraScale = scale;
     VideoSource source{m_id + (screenShare ? ":screen" : ":camera"),
                        m_id,
                        m_options.name,
@@ -300,7 +302,7 @@ void PeerCore::linkVideoInput(GstPad* pad, bool screenShare, const std::string& 
                        m_order,
                        PadRef::adopt(mixerPad),
                        ElementRef::borrow(label),
-                       requireByName(GST_BIN(decode.get()), "scale"),
+                       std::move(scale),
                        requireByName(GST_BIN(decode.get()), "tile")};
     post(weak_from_this(), [source = std::move(source)](PeerCore& core) mutable {
         if (core.m_bin) core.m_room.addSource(std::move(source));

@@ -20,6 +20,7 @@
 #include "peer.h"
 #include "tessera/layout/geometry.h"
 #include "tessera/media/engine.h"
+#include "tessera/policy/send_size.h"
 #include "tessera/policy/speaker.h"
 #include "tessera/policy/speaker_set.h"
 #include "tessera/policy/tiers.h"
@@ -125,6 +126,12 @@ private:
     // Thread: streaming (the tier encoder's). Every encoded frame on its way to the receivers.
     void onEncodedFrame(std::size_t index, bool keyFrame);
     void relayout();
+    // Thread: main. What each shown-or-hidden source is asked to send after
+    // a relayout (docs/protocol.md, `send-size`); told to the room, throttled.
+    void updateSendSizes(const std::vector<const VideoSource*>& candidates, const std::vector<layout::Tile>& tiles,
+                         unsigned canvasWidth, unsigned canvasHeight);
+    void scheduleSendSizes();
+    void sendDueSizes();
     // Thread: main. Forgets the participant's audio links; returns what to unhook.
     DetachPlan removeAudio(const std::string& participantId);
     // Thread: main. Drops the participant's tiles, and its speaker and share state.
@@ -229,6 +236,9 @@ private:
 
     guint m_busWatch = 0;
     guint m_tickSource = 0;
+    // Send sizes, by source id. Thread: main.
+    policy::SendSizeThrottle m_sendSizes;
+    guint m_sendSizeTimer = 0; // the next due request's timeout, 0: none
 
     // Recording. Thread: main.
     std::unique_ptr<Recorder> m_recorder;                   // Owned; in m_pipeline while attached.

@@ -60,6 +60,13 @@ std::string serialize(const RoomDetail& room) {
         item["packetsLost"] = p.packetsLost;
         item["connected"] = p.connected;
         if (p.estimatedBps) item["estimatedBps"] = *p.estimatedBps;
+        if (p.decodedSize) item["decodedSize"] = {{"width", p.decodedSize->width}, {"height", p.decodedSize->height}};
+        if (p.sendSize) {
+            item["sendSize"] = {{"active", p.sendSize->active},
+                                {"width", p.sendSize->width},
+                                {"height", p.sendSize->height},
+                                {"maxBitrate", p.sendSize->maxBitrate}};
+        }
         json["participants"].push_back(std::move(item));
     }
     if (!room.recordingFile.empty()) json["recordingFile"] = room.recordingFile;

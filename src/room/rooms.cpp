@@ -39,6 +39,9 @@ public:
         m_rooms.onRecordingSegment(*this, path, offset);
     }
     void onRecordingFailed(const std::string& reason) override { m_rooms.onRecordingFailed(*this, reason); }
+    void onSendSize(const std::string& participantId, const protocol::SendSize& size) override {
+        m_rooms.onSendSize(*this, participantId, size);
+    }
 
 private:
     Rooms& m_rooms; // Borrowed; owns this.
@@ -99,13 +102,14 @@ public:
     const std::string room;
     const bool receiveOnly;
     const Admission admission;
-    ClientSink& sink;                  // Borrowed; outlives this participant (see ClientSink).
-    bool announced = false;            // the others were sent participant-joined
-    unsigned joinTimer = 0;            // GLib source: the time to send a first offer runs out (0: none)
-    policy::TokenBucket dataBudget;    // bytes it may send on data channels
-    bool dataLimited = false;          // its last data-channel message was over budget
-    std::set<std::string> slowFor;     // transfers it fell too far behind on: it gets no more of them
-    std::unique_ptr<media::Peer> peer; // Owned.
+    ClientSink& sink;                                 // Borrowed; outlives this participant (see ClientSink).
+    bool announced = false;                           // the others were sent participant-joined
+    unsigned joinTimer = 0;                           // GLib source: the time to send a first offer runs out (0: none)
+    policy::TokenBucket dataBudget;                   // bytes it may send on data channels
+    bool dataLimited = false;                         // its last data-channel message was over budget
+    std::set<std::string> slowFor;                    // transfers it fell too far behind on: it gets no more of them
+    std::optional<protocol::SendSize> cameraSendSize; // what its camera was last asked to send (the API shows it)
+    std::unique_ptr<media::Peer> peer;                // Owned.
 };
 
 // Marks a call into Rooms. When the outermost one returns, removed peers and
@@ -350,7 +354,8 @@ api::RoomDetail Rooms::detail(const std::string& name) const {
         const media::PeerStats stats = participant->peer->stats();
         out.participants.push_back({participant->id, participant->name, stats.tier, participant->receiveOnly,
                                     stats.bitrateIn, stats.bitrateOut, stats.packetsLost, stats.connected,
-                                    stats.sendCodec, stats.receiveCodec, stats.estimatedBps});
+                                    stats.sendCodec, stats.receiveCodec, stats.estimatedBps, stats.decodedSize,
+                                    participant->cameraSendSize});
     }
     return out;
 }
@@ -805,6 +810,14 @@ void Rooms::onDataMessage(Participant& participant, const media::DataMessage& me
     const std::string fromId = participant.id, fromName = participant.name;
     forEachOther(participant.room, participant.id,
                  [&](Participant& other) { relayTo(other, fromId, fromName, *relay); });
+}
+
+void Rooms::onSendSize(Room& room, const std::string& participantId, const protocol::SendSize& size) {
+    Entry entry(*this, Entry::From::Media);
+    const auto found = m_participants.find(participantId);
+    if (!isLive(room) || found == m_participants.end() || found->second->room != room.name) return;
+    if (size.source == "camera") found->second->cameraSendSize = size;
+    sendTo(participantId, size);
 }
 
 void Rooms::onSpeakerChanged(Room& room, const std::string& participantId) {

@@ -493,6 +493,62 @@ test('screen share switches the layout to presentation and back', async (ctx) =>
   }
 });
 
+test('the page applies send-size: its camera goes out at its tile size, and not at all when not shown', async (ctx) => {
+  const room = roomName('sendsize');
+  const p = await launchParticipant(ctx, 'Solo', PARTICIPANT_MEDIA[0]);
+  // The camera's outbound-rtp as Chromium reports it.
+  const outbound = () => p.eval(async () => {
+    const t = window.tessera.session?.videoTransceiver;
+    if (!t) return null;
+    let out = null;
+    (await t.sender.getStats()).forEach((s) => {
+      if (s.type === 'outbound-rtp') out = { frameWidth: s.frameWidth ?? 0, frameHeight: s.frameHeight ?? 0, active: s.active };
+    });
+    return out;
+  });
+  const detail = async () => (await (await fetch(new URL(`/api/rooms/${room}`, ctx.url))).json()).participants?.[0] ?? null;
+  const putLayout = async (layout) => {
+    const res = await fetch(new URL(`/api/rooms/${room}/layout`, ctx.url), {
+      method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ layout }),
+    });
+    if (res.status !== 200) throw new Error(`PUT layout: ${res.status} ${await res.text()}`);
+  };
+  let last = null;
+  const waitOutbound = (what, check) => waitFor(what, async () => { last = await outbound(); return Boolean(last && check(last)); }, {
+    timeout: seconds(60),
+    describe: async () => `outbound ${JSON.stringify(last)}; asked ${JSON.stringify(await p.eval(() => window.tessera.session?.sendSizes))}; `
+      + `server ${JSON.stringify(await detail())}; ${await p.describe()}`,
+  });
+  try {
+    await p.open(pageUrl(ctx, room, p.name));
+    await waitConnected(p);
+    // Alone in the grid it is asked for more than its camera has: it sends its 640x360 as it is
+    // (over 160 at least: Chromium may adapt for CPU on a loaded machine, never that far).
+    await waitOutbound('the camera to go out wider than 160', (o) => o.frameWidth > 160);
+    // One tile an eighth of the canvas wide (160x90 on 1280x720): asked for that, the camera goes out at a quarter size.
+    await putLayout({ name: 'corner', slots: [{ x: 0, y: 0, w: 0.125, h: 0.125, source: 'next' }], padding: 0 });
+    await waitOutbound('outbound frameWidth to drop to 160 or less', (o) => o.frameWidth > 0 && o.frameWidth <= 160);
+    const asked = await p.eval(() => window.tessera.session.sendSizes.camera);
+    if (!(asked.active && asked.width === 160 && asked.height === 90)) throw new Error(`asked for ${JSON.stringify(asked)}, not 160x90`);
+    const scale = await p.eval(() => window.tessera.session.videoTransceiver.sender.getParameters().encodings[0].scaleResolutionDownBy);
+    if (scale !== 4) throw new Error(`scaleResolutionDownBy ${scale}, not 4 (640x360 into 160x90)`);
+    // The server's decoder runs at that size.
+    await waitFor('the server to decode the camera at 160 wide or less', async () => {
+      const w = (await detail())?.decodedSize?.width ?? 0;
+      return w > 0 && w <= 160;
+    }, { timeout: seconds(60), describe: async () => JSON.stringify(await detail()) });
+    // A layout that shows nobody: the page stops sending video.
+    await putLayout({ name: 'nobody', slots: [{ source: 'participant', participant: 'Nobody' }] });
+    await waitOutbound('the camera encoding to be inactive', (o) => o.active === false);
+    // Back to the grid: full size again.
+    await putLayout('grid');
+    await waitOutbound('the camera to go out wider than 160 again', (o) => o.active !== false && o.frameWidth > 160);
+  } finally {
+    await screenshots(ctx, [p], 'send-size');
+    await p.close(); // its room is its own: nothing later needs it
+  }
+});
+
 test('an ICE restart keeps the call going', async (ctx) => {
   const { pages } = await threeInARoom(ctx);
   const [a] = pages;

@@ -327,6 +327,23 @@ TEST_CASE("server messages round-trip", "[protocol]") {
         std::get<RecordingChanged>(parseServerMessage(serialize(ServerMessage{RecordingChanged{false}}))).recording);
     CHECK_THROWS_WITH(parseServerMessage(R"({"type":"recording","recording":1})"),
                       "recording.recording: must be a boolean");
+    const SendSize small{"camera", true, 416, 234, 150000};
+    CHECK(serialize(ServerMessage{small}) ==
+          R"({"type":"send-size","source":"camera","active":true,"width":416,"height":234,"maxBitrate":150000})");
+    CHECK(std::get<SendSize>(parseServerMessage(serialize(ServerMessage{small}))) == small);
+    const SendSize hidden{"screen", false, 0, 0, 0};
+    CHECK(std::get<SendSize>(parseServerMessage(serialize(ServerMessage{hidden}))) == hidden);
+    CHECK_THROWS_WITH(
+        parseServerMessage(R"({"type":"send-size","source":"mic","active":true,"width":2,"height":2,"maxBitrate":1})"),
+        "send-size.source: must be camera or screen");
+    CHECK_THROWS_WITH(
+        parseServerMessage(
+            R"({"type":"send-size","source":"camera","active":true,"width":99999,"height":2,"maxBitrate":1})"),
+        "send-size.width: must be an integer from 0 to 32768");
+    CHECK_THROWS_WITH(
+        parseServerMessage(
+            R"({"type":"send-size","source":"camera","active":true,"width":2,"height":-2,"maxBitrate":1})"),
+        "send-size.height: must be an integer from 0 to 32768");
     for (ErrorCode code : {ErrorCode::BadRequest, ErrorCode::Unauthorized, ErrorCode::RoomFull, ErrorCode::NotJoined,
                            ErrorCode::NotFound, ErrorCode::Conflict, ErrorCode::Internal, ErrorCode::Forbidden,
                            ErrorCode::RateLimited, ErrorCode::Timeout, ErrorCode::ServerFull}) {
@@ -389,8 +406,10 @@ TEST_CASE("api: room list, room detail and error bodies", "[protocol]") {
           R"({"room":"b","participants":1,"layout":"speaker","recording":true}])");
 
     api::RoomDetail detail{"a", "grid", true, {}, {}, {}};
-    detail.participants.push_back({"p1", "Alice", "low", true, 1000, 2000, 3, true, "", "h264", std::nullopt});
-    detail.participants.push_back({"p2", "Bob", "high", false, 0, 0, 0, false, "vp9", "vp9", std::nullopt});
+    detail.participants.push_back(
+        {"p1", "Alice", "low", true, 1000, 2000, 3, true, "", "h264", std::nullopt, std::nullopt, std::nullopt});
+    detail.participants.push_back(
+        {"p2", "Bob", "high", false, 0, 0, 0, false, "vp9", "vp9", std::nullopt, std::nullopt, std::nullopt});
     CHECK(
         api::serialize(detail) ==
         R"({"room":"a","layout":"grid","recording":true,"participants":[)"
@@ -399,6 +418,12 @@ TEST_CASE("api: room list, room detail and error bodies", "[protocol]") {
     // The bandwidth estimate appears once there is one.
     detail.participants.back().estimatedBps = 255'000;
     CHECK(api::serialize(detail).ends_with(R"("connected":false,"estimatedBps":255000}]})"));
+    // The camera's decoded size and its last send-size, once known.
+    detail.participants.back().decodedSize = protocol::VideoSize{412, 232};
+    detail.participants.back().sendSize = protocol::SendSize{"camera", true, 412, 232, 155573};
+    CHECK(api::serialize(detail).ends_with(
+        R"("estimatedBps":255000,"decodedSize":{"width":412,"height":232},)"
+        R"("sendSize":{"active":true,"width":412,"height":232,"maxBitrate":155573}}]})"));
 
     detail.recordingFile = "/rec/a.mkv";
     detail.recordingError = "disk full";

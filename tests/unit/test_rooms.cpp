@@ -1054,6 +1054,29 @@ TEST_CASE("speaker changes are relayed to everyone, once", "[rooms]") {
     CHECK(bob.count<protocol::Speaker>() == 2);
 }
 
+TEST_CASE("send-size goes to its participant only, the API shows the camera's; a leaver's is dropped",
+          "[rooms][sendsize]") {
+    Fixture f;
+    FakeSink alice, bob;
+    const std::string a = f.join("r1", "Alice", alice);
+    const std::string b = f.join("r1", "Bob", bob);
+    media::RoomListener& listener = f.engine.room("r1").listener;
+
+    const protocol::SendSize camera{"camera", true, 412, 232, 155573}, screen{"screen", false, 0, 0, 0};
+    listener.onSendSize(a, camera);
+    listener.onSendSize(a, screen);
+    CHECK(alice.all<protocol::SendSize>() == std::vector<protocol::SendSize>{camera, screen});
+    CHECK(bob.count<protocol::SendSize>() == 0);
+    const auto entry = f.rooms->detail("r1").participants.front();
+    REQUIRE(entry.id == a);
+    CHECK(entry.sendSize == camera); // the camera's, not the screen's
+    CHECK_FALSE(f.rooms->detail("r1").participants.back().sendSize);
+
+    f.rooms->leave(b);
+    listener.onSendSize(b, camera); // queued before it left
+    CHECK(bob.count<protocol::SendSize>() == 0);
+}
+
 TEST_CASE("a live screen share switches to presentation and back", "[rooms]") {
     Fixture f;
     FakeSink alice, bob;

@@ -40,13 +40,14 @@ struct Options {
     int height = 360;
     int fps = 30;
     // Benchmark modes (bench/README.md).
-    std::string sendFile;    // non-empty: send this pre-encoded VP8 + Opus Matroska file, looped; no encoding
-    bool noDecode = false;   // count received RTP packets only (no depayloading, no decoding)
-    bool timestamps = false; // add "ts" (wall-clock ms) to every event
-    bool stamp = false;      // send a magenta picture with a wall-clock stamp and a click every second
-    bool readStamp = false;  // read those stamps from the received mix: glass-to-glass latency
-    bool audioOnly = false;  // offer (and send) audio only
-    std::string janus;       // non-empty: join a Janus AudioBridge room at this HTTP API URL instead
+    std::string sendFile;        // non-empty: send this pre-encoded VP8 + Opus Matroska file, looped; no encoding
+    bool noDecode = false;       // count received RTP packets only (no depayloading, no decoding)
+    bool timestamps = false;     // add "ts" (wall-clock ms) to every event
+    bool stamp = false;          // send a magenta picture with a wall-clock stamp and a click every second
+    bool readStamp = false;      // read those stamps from the received mix: glass-to-glass latency
+    bool audioOnly = false;      // offer (and send) audio only
+    bool ignoreSendSize = false; // do not apply the server's send-size (test sources only apply it)
+    std::string janus;           // non-empty: join a Janus AudioBridge room at this HTTP API URL instead
     std::int64_t janusRoom = 1234;
 };
 

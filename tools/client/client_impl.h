@@ -119,6 +119,7 @@ private:
     void handle(const proto::Speaker& m);
     void handle(const proto::ErrorMessage& m);
     void handle(const proto::RecordingChanged& m);
+    void handle(const proto::SendSize& m);
     void applyRemoteCandidate(const proto::IceCandidate& c);
     void onWsClosed();
     void createOffer();
@@ -157,6 +158,9 @@ private:
     void startPump();
     void pumpFile();                       // Thread: its own (m_pump).
     double bufferWallMs(GstClockTime pts); // wall-clock time at which a buffer's PTS plays. Thread: any.
+    // Rescales the test camera and caps its encoder as the server asks; stops
+    // its video while not shown.
+    void applySendSize(const proto::SendSize& size);
     static GstPadProbeReturn onKeyUnitRequestCb(GstPad*, GstPadProbeInfo* info, gpointer user) noexcept;
     static GstPadProbeReturn onStampVideoCb(GstPad* pad, GstPadProbeInfo* info, gpointer user) noexcept;
     static GstPadProbeReturn onStampAudioCb(GstPad* pad, GstPadProbeInfo* info, gpointer user) noexcept;
@@ -232,6 +236,11 @@ private:
     GstElement* m_fileVideoSrc = nullptr; // Borrowed from m_pipeline.
     GstElement* m_fileAudioSrc = nullptr; // Borrowed from m_pipeline.
     std::atomic<bool> m_wantKeyFrame{false};
+    // The test camera's send size (send-size): its scaler's capsfilter, a
+    // valve shut while it is not shown, the encoder whose bit rate is capped.
+    GstElement* m_sendCaps = nullptr;     // Borrowed from m_pipeline.
+    GstElement* m_sendValve = nullptr;    // Borrowed from m_pipeline.
+    GstElement* m_videoEncoder = nullptr; // Borrowed from m_pipeline.
     std::mutex m_pumpMutex;
     std::condition_variable m_pumpWake;
     bool m_pumpStop = false; // guarded by m_pumpMutex

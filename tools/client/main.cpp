@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
     gboolean stamp = FALSE;
     gboolean readStamp = FALSE;
     gboolean audioOnly = FALSE;
+    gboolean ignoreSendSize = FALSE;
     gchar* janus = nullptr;
     gint64 janusRoom = 1234;
 
@@ -121,6 +122,8 @@ int main(int argc, char** argv) {
         {"read-stamp", 0, 0, G_OPTION_ARG_NONE, &readStamp,
          "Read those stamps from the received mix and report glass-to-glass latency", nullptr},
         {"audio-only", 0, 0, G_OPTION_ARG_NONE, &audioOnly, "Offer and send audio only", nullptr},
+        {"ignore-send-size", 0, 0, G_OPTION_ARG_NONE, &ignoreSendSize,
+         "Keep sending full size whatever the server's send-size asks (a sender that does not obey)", nullptr},
         {"janus", 0, 0, G_OPTION_ARG_STRING, &janus,
          "Join a Janus AudioBridge room through this HTTP API URL instead (implies --audio-only)", "URL"},
         {"janus-room", 0, 0, G_OPTION_ARG_INT64, &janusRoom, "AudioBridge room id (default 1234)", "ID"},
@@ -211,6 +214,7 @@ int main(int argc, char** argv) {
     if (janus) options.janus = janus;
     options.janusRoom = janusRoom;
     options.audioOnly = audioOnly || janus;
+    options.ignoreSendSize = ignoreSendSize;
     if (options.audioOnly && stamp) return fail("--stamp sends video: not with --audio-only or --janus");
 
     for (gchar* s : {server, room, name, token, caFile, color, detect, record, fileOut, videoCodec, sendFile, janus})

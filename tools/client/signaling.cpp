@@ -373,6 +373,15 @@ void Client::handle(const proto::Speaker& m) {
 
 void Client::handle(const proto::RecordingChanged& m) { emitEvent("recording", {{"recording", m.recording}}); }
 
+void Client::handle(const proto::SendSize& m) {
+    emitEvent("send-size", {{"source", m.source},
+                            {"active", m.active},
+                            {"width", m.width},
+                            {"height", m.height},
+                            {"maxBitrate", m.maxBitrate}});
+    if (m.source == "camera" && !m_options.ignoreSendSize) applySendSize(m);
+}
+
 void Client::handle(const proto::ErrorMessage& m) {
     m_errors.push_back(m.message);
     emitEvent("error", {{"code", std::string(toString(m.code))}, {"message", m.message}});

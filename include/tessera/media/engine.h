@@ -55,6 +55,9 @@ struct PeerStats {
     std::string sendCodec;     // the video codec it sends on its camera line ("vp8", "h264", "vp9"); "": none
     std::string receiveCodec;  // the video codec the composite goes to it in; "": none
     bool connected = false;    // ICE and DTLS up; until then nothing is encoded for it
+    // The size its camera is decoded at (the decoder's output caps), none
+    // before the first decoded frame. With `send-size` obeyed, the size asked.
+    std::optional<protocol::VideoSize> decodedSize;
 };
 
 class Peer {
@@ -115,6 +118,13 @@ public:
     virtual void onRecordingSegment(const std::string& path, double offsetSeconds) {
         (void)path;
         (void)offsetSeconds;
+    }
+    // Thread: main. The layout shows one of the participant's video sources at
+    // a new largest size, or not at all (docs/protocol.md, `send-size`): tell
+    // the participant. Never called from inside a RoomMedia call.
+    virtual void onSendSize(const std::string& participantId, const protocol::SendSize& size) {
+        (void)participantId;
+        (void)size;
     }
     // Thread: main. The recorder failed (unwritable target, disk full, an
     // element error) and was removed; the room goes on. No stop follows.

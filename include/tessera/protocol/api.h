@@ -9,6 +9,7 @@
 #include "tessera/protocol/config.h"
 #include "tessera/protocol/error.h"
 #include "tessera/protocol/layout_spec.h"
+#include "tessera/protocol/messages.h"
 
 namespace tessera::api {
 
@@ -24,6 +25,11 @@ struct ParticipantSummary {
     std::string sendCodec;                     // the video codec it sends ("vp8", "h264", "vp9"); "": none
     std::string receiveCodec;                  // the video codec it receives the composite in; "": none
     std::optional<std::uint64_t> estimatedBps; // the link's bandwidth estimate; absent until known
+    // The size the server decodes its camera at (the decoder's output);
+    // absent until a frame was decoded.
+    std::optional<protocol::VideoSize> decodedSize;
+    // What its camera was last asked to send (`send-size`); absent until asked.
+    std::optional<protocol::SendSize> sendSize;
 };
 
 struct RoomSummary {

@@ -147,6 +147,8 @@ private:
     // Receivers forget the transfers they were too slow for once those are over.
     void forgetEndedTransfers(Room& room);
     void onSpeakerChanged(Room& room, const std::string& participantId);
+    // Tells the participant what the layout needs of its video (`send-size`).
+    void onSendSize(Room& room, const std::string& participantId, const protocol::SendSize& size);
     void onScreenShareChanged(Room& room, const std::string& participantId, bool active);
     // `named`: the spec came from the layout library (a reload may update it).
     void applyLayout(Room& room, const protocol::LayoutSpec& spec, bool named);
