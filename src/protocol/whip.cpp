@@ -6,7 +6,8 @@ namespace tessera::protocol::whip {
 namespace {
 
 // Calls `line` for each line of `text`, without its "\r\n" or "\n".
-template <typename F> void forEachLine(std::string_view text, F&& line) {
+template <typename F>
+void forEachLine(std::string_view text, F&& line) {
     while (!text.empty()) {
         const auto eol = text.find('\n');
         std::string_view l = text.substr(0, eol);
@@ -68,8 +69,10 @@ std::string withCandidates(std::string_view sdp, const std::vector<IceCandidate>
     // The sections' mids first: a candidate may name a later section.
     std::vector<std::string> mids;
     forEachLine(sdp, [&](std::string_view line) {
-        if (line.starts_with("m=")) mids.emplace_back();
-        else if (auto value = attribute(line, "mid"); value && !mids.empty()) mids.back() = std::string(*value);
+        if (line.starts_with("m="))
+            mids.emplace_back();
+        else if (auto value = attribute(line, "mid"); value && !mids.empty())
+            mids.back() = std::string(*value);
     });
     std::vector<std::vector<const IceCandidate*>> per(mids.size());
     for (const IceCandidate& c : candidates) {

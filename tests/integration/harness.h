@@ -164,11 +164,13 @@ struct HttpResponse {
     int status = 0; // 0: no response (refused, TLS failure)
     std::string body;
     std::string peerCertificate; // https: the server's certificate, PEM
+    std::string location;        // the Location header, if any
 };
 // `ca`: for https, trust only the certificates in this PEM file.
 // `origin`: sent as the Origin header, as a browser page would (empty: none).
 HttpResponse httpRequest(const std::string& method, const std::string& url, const std::string& body = {},
-                         const std::string& bearer = {}, const std::string& ca = {}, const std::string& origin = {});
+                         const std::string& bearer = {}, const std::string& ca = {}, const std::string& origin = {},
+                         const std::string& contentType = "application/json");
 
 struct Run {
     int status = -1;
