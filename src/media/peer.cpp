@@ -195,6 +195,14 @@ void PeerCore::stop() {
                 return TRUE;
             },
             nullptr);
+        // And the room's mixer pads it feeds, for the same reason on its
+        // receive side: its decode threads wait in an aggregator's sink pad
+        // for room (the compositor slower than real time: under ASan,
+        // seconds) and hold the stream locks that going to READY waits for,
+        // while a latency update on the main loop waits for the bin's state
+        // lock: the whole server stalled for 30 s and more ([churn] under
+        // ASan, caught in gdb). The pads are released below all the same.
+        for (const auto& m : mixers) gst_pad_send_event(m.pad.get(), gst_event_new_flush_start());
         gst_element_set_state(bin.get(), GST_STATE_NULL);
         for (const auto& m : mixers) {
             if (m.element) gst_element_release_request_pad(m.element.get(), m.pad.get());

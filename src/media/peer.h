@@ -129,6 +129,14 @@ protected:
     ~PeerRoom() = default;
 };
 
+// A receiver's stream as its key-frame requests see it (watchKeyFrameRequests).
+struct EntryWatch {
+    std::string id;
+    // When its first key frame (since it was linked, or since its last tier
+    // switch) went in; -1: none yet. Thread: any.
+    std::atomic<std::int64_t> startedUs{-1};
+};
+
 class PeerCore : public std::enable_shared_from_this<PeerCore> {
 public:
     PeerCore(PeerRoom& room, std::string id, PeerOptions options, PeerListener& listener, unsigned order);
@@ -166,6 +174,7 @@ private:
     // tells the room is posted to the main thread.
     void onPadAdded(GstPad* pad);
     void linkAudioInput(GstPad* pad);
+    void watchKeyFrameRequests(GstPad* entry);
     // Reports each decoded frame's level to the room (PeerRoom::onAudioLevel).
     void watchLevels(GstElement* tee);
     void linkVideoInput(GstPad* pad, bool screenShare, const std::string& codec);
@@ -214,7 +223,7 @@ private:
     ElementRef m_webrtc; // Owned by m_bin.
 
     // Negotiation state. Thread: main.
-    protocol::OfferState m_offer;           // what the offers so far settled
+    protocol::OfferState m_offer;           // what the offers so far settled; written under m_mutex
     PadRef m_audioSink, m_videoSink;        // webrtcbin sink pads of the m-lines we send on
     guint m_audioSsrc = 0, m_videoSsrc = 0; // as announced in our answer
     bool m_sending = false;                 // send branches built
@@ -228,6 +237,7 @@ private:
     PadRef m_videoTeePad;
     ElementRef m_videoTee;                       // the room's tee m_videoTeePad is on: its encoder's output
     PadRef m_videoEntry;                         // where its tier's encoded video enters the bin
+    std::shared_ptr<EntryWatch> m_entryWatch;    // when its stream started, for key-frame requests
     std::size_t m_tier = 0;                      // the quality tier it receives, in m_offer.cameraCodec
     std::optional<policy::TierSelector> m_tiers; // set once video is sent; indices as RoomParts::ladder
     bool m_switching = false;                    // a tier switch waits for the old tee pad to be idle

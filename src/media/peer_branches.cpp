@@ -68,18 +68,7 @@ void PeerCore::buildSendBranches() {
         m_videoTeePad = takeTier(m_tiers->currentIndex());
         for (GstElement* e : added) gst_element_sync_state_with_parent(e);
         gst_pad_link(m_videoTeePad.get(), entry.get());
-        // Which client asks for key frames: the room's log line for a forced
-        // one says only "a receiver's PLI or FIR" (the tier's tee merges them).
-        gst_pad_add_probe(
-            entry.get(), GST_PAD_PROBE_TYPE_EVENT_UPSTREAM,
-            [](GstPad*, GstPadProbeInfo* info, gpointer id) noexcept {
-                // Thread: streaming (webrtcbin's RTCP). Logs only.
-                if (gst_video_event_is_force_key_unit(GST_PAD_PROBE_INFO_EVENT(info)))
-                    GST_CAT_INFO(tessera_media_debug, "peer %s: its client asks for a key frame (PLI or FIR)",
-                                 static_cast<const char*>(id));
-                return GST_PAD_PROBE_OK;
-            },
-            g_strdup(m_id.c_str()), g_free);
+        watchKeyFrameRequests(entry.get());
         m_videoEntry = entry;
         added.clear();
     }
@@ -101,6 +90,54 @@ void PeerCore::buildSendBranches() {
     }
 }
 
+namespace {
+
+// A client starting on a stream asks for a key frame at every delta frame it
+// gets before its first key frame, and its RTCP sends the request up to
+// ~1.2 s later (measured: 0.2-1.2 s): by then it decodes already. Such a
+// request, arriving this soon after its first key frame, is stale.
+constexpr std::int64_t kStaleRequestUs = 2 * G_USEC_PER_SEC;
+
+} // namespace
+
+// Thread: main. Requests from a receiver that is decoding go to the room
+// (the tier's tee merges them: the room cannot tell whose they are), and the
+// log names who asked.
+void PeerCore::watchKeyFrameRequests(GstPad* entry) {
+    auto watch = std::make_shared<EntryWatch>();
+    watch->id = m_id;
+    m_entryWatch = watch;
+    using Shared = std::shared_ptr<EntryWatch>;
+    auto release = [](gpointer d) noexcept { delete static_cast<Shared*>(d); };
+    gst_pad_add_probe(
+        entry, GST_PAD_PROBE_TYPE_BUFFER,
+        [](GstPad*, GstPadProbeInfo* info, gpointer d) noexcept {
+            // Thread: streaming (the tier encoder's).
+            auto& w = **static_cast<Shared*>(d);
+            if (w.startedUs.load() < 0 &&
+                !GST_BUFFER_FLAG_IS_SET(GST_PAD_PROBE_INFO_BUFFER(info), GST_BUFFER_FLAG_DELTA_UNIT))
+                w.startedUs = g_get_monotonic_time();
+            return GST_PAD_PROBE_OK;
+        },
+        new Shared(watch), release);
+    gst_pad_add_probe(
+        entry, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM,
+        [](GstPad*, GstPadProbeInfo* info, gpointer d) noexcept {
+            // Thread: streaming (webrtcbin's RTCP).
+            if (!gst_video_event_is_force_key_unit(GST_PAD_PROBE_INFO_EVENT(info))) return GST_PAD_PROBE_OK;
+            auto& w = **static_cast<Shared*>(d);
+            const std::int64_t started = w.startedUs.load();
+            if (started >= 0 && g_get_monotonic_time() - started < kStaleRequestUs) {
+                GST_CAT_INFO(tessera_media_debug, "peer %s: a stale key-frame request (PLI or FIR), dropped",
+                             w.id.c_str());
+                return GST_PAD_PROBE_DROP;
+            }
+            GST_CAT_INFO(tessera_media_debug, "peer %s: its client asks for a key frame (PLI or FIR)", w.id.c_str());
+            return GST_PAD_PROBE_OK;
+        },
+        new Shared(watch), release);
+}
+
 // Thread: streaming.
 void PeerCore::padAddedThunk(GstElement*, GstPad* pad, gpointer data) noexcept {
     glib::guarded("pad-added", [&] {
@@ -117,6 +154,9 @@ void PeerCore::onPadAdded(GstPad* pad) {
     if (!caps) caps = gst_pad_query_caps(pad, nullptr);
     const GstStructure* s = gst_caps_get_structure(caps, 0);
     const std::string media = gst_structure_get_string(s, "media") ? gst_structure_get_string(s, "media") : "";
+    std::string encoding =
+        gst_structure_get_string(s, "encoding-name") ? gst_structure_get_string(s, "encoding-name") : "";
+    for (char& c : encoding) c = g_ascii_tolower(c);
     gst_caps_unref(caps);
     GstWebRTCRTPTransceiver* trans = nullptr;
     g_object_get(pad, "transceiver", &trans, nullptr);
@@ -131,8 +171,17 @@ void PeerCore::onPadAdded(GstPad* pad) {
         else if (media == "video" && m_videoCodecs.count(static_cast<int>(mline)))
             linkVideoInput(pad, m_shareMlines.count(static_cast<int>(mline)) > 0,
                            m_videoCodecs.at(static_cast<int>(mline)));
+        else if (media == "video" && m_shareMlines.empty() && m_videoCodecs.count(m_offer.cameraMline) &&
+                 encoding == m_offer.cameraCodec)
+            // webrtcbin 1.22 gives the packets of an SSRC the offer did not
+            // announce (no a=ssrc, no mid header extension: some WHIP
+            // encoders) the bundle's first m-line, whatever its kind. Without
+            // a screen share the camera is the one video they can be.
+            linkVideoInput(pad, false, m_offer.cameraCodec);
         else if (media == "video")
-            throw Error(ErrorCode::Internal, "video on m-line " + std::to_string(mline) + ", which has no codec");
+            throw Error(ErrorCode::Internal, "video on m-line " + std::to_string(mline) +
+                                                 ", which has no codec (and a screen share makes it ambiguous: "
+                                                 "announce each stream's a=ssrc or a=mid header extension)");
     } catch (const std::exception& e) {
         post(weak_from_this(), [why = std::string(e.what())](PeerCore& core) { core.fail(why); });
     }

@@ -120,7 +120,10 @@ void PeerCore::applyOffer(const std::string& sdp) {
             gst_object_unref(trans);
         }
     }
-    m_offer = plan.state;
+    {
+        std::lock_guard lock(m_mutex); // onPadAdded reads the camera line's
+        m_offer = plan.state;
+    }
     m_mids = std::move(plan.mids);
     // Before any video pad of this peer links to the compositor: an
     // audio-only room runs neither it nor an encoder.

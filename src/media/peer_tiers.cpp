@@ -77,6 +77,7 @@ void PeerCore::switchTier(std::size_t next) {
     m_videoTeePad = takeTier(next);
     m_room.removeReceiver(old, m_offer.cameraCodec);
     m_switching = true;
+    if (m_entryWatch) m_entryWatch->startedUs = -1; // it starts again on the new tier's key frame
     auto* sw = new TierSwitch{&m_room,
                               next,
                               m_offer.cameraCodec,

@@ -33,6 +33,7 @@ struct Options {
     bool receiveOnly = false;
     bool relayOnly = false;                // ICE uses TURN relay candidates only, as behind a NAT that needs TURN
     bool holdOffer = false;                // offer on the "offer" command, not at 'joined' (a credential expires first)
+    bool offerWithoutSsrc = false;         // no a=ssrc lines in the offer sent, as some encoders (WHIP) do
     std::vector<std::string> iceAddresses; // empty: libnice picks the host's addresses
     VideoCodec videoCodec = VideoCodec::Vp8;
     int width = 640;

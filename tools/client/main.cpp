@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
     gboolean receiveOnly = FALSE;
     gboolean relayOnly = FALSE;
     gboolean holdOffer = FALSE;
+    gboolean offerWithoutSsrc = FALSE;
     gchar** iceAddresses = nullptr;
     gchar* videoCodec = nullptr;
     gint width = 640;
@@ -100,6 +101,10 @@ int main(int argc, char** argv) {
          "Connect through the TURN servers of 'joined' only (relay candidates)", nullptr},
         {"hold-offer", 0, 0, G_OPTION_ARG_NONE, &holdOffer,
          "After 'joined', wait for the 'offer' command before offering (and gathering candidates)", nullptr},
+        {"offer-without-ssrc", 0, 0, G_OPTION_ARG_NONE, &offerWithoutSsrc,
+         "Leave the a=ssrc lines out of the offer sent, as some encoders do: the server learns the SSRCs from the "
+         "packets",
+         nullptr},
         {"ice-address", 0, 0, G_OPTION_ARG_STRING_ARRAY, &iceAddresses,
          "Local address ICE may use (repeatable or comma-separated), e.g. 127.0.0.1", "ADDRESS"},
         {"video-codec", 0, 0, G_OPTION_ARG_STRING, &videoCodec, "vp8 (default), h264 or vp9", "CODEC"},
@@ -172,6 +177,7 @@ int main(int argc, char** argv) {
     options.receiveOnly = receiveOnly;
     options.relayOnly = relayOnly;
     options.holdOffer = holdOffer;
+    options.offerWithoutSsrc = offerWithoutSsrc;
     for (gchar** a = iceAddresses; a && *a; ++a) {
         gchar** parts = g_strsplit(*a, ",", -1);
         for (gchar** p = parts; *p; ++p)

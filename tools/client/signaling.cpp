@@ -428,7 +428,20 @@ void Client::onOfferCreated(const std::shared_ptr<GstWebRTCSessionDescription>& 
     GstPromise* promise =
         gst_promise_new_with_change_func(onLocalDescriptionCb, new WeakClient(weak_from_this()), deleteWeak);
     g_signal_emit_by_name(m_webrtc, "set-local-description", offer.get(), promise);
-    GCharPtr text(gst_sdp_message_as_text(offer->sdp));
+    GstSDPMessage* sent = offer->sdp;
+    if (m_options.offerWithoutSsrc) {
+        // Only from what is sent: the local description keeps them.
+        gst_sdp_message_copy(offer->sdp, &sent);
+        for (guint i = 0; i < gst_sdp_message_medias_len(sent); ++i) {
+            GstSDPMedia* media = const_cast<GstSDPMedia*>(gst_sdp_message_get_media(sent, i));
+            for (guint a = gst_sdp_media_attributes_len(media); a-- > 0;) {
+                const std::string_view key = gst_sdp_media_get_attribute(media, a)->key;
+                if (key == "ssrc" || key == "ssrc-group") gst_sdp_media_remove_attribute(media, a);
+            }
+        }
+    }
+    GCharPtr text(gst_sdp_message_as_text(sent));
+    if (sent != offer->sdp) gst_sdp_message_free(sent);
     if (!m_options.janus.empty()) {
         Json join = {{"janus", "message"},
                      {"body", {{"request", "join"}, {"room", m_options.janusRoom}, {"display", m_options.name}}},
