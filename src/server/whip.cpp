@@ -22,14 +22,15 @@ constexpr guint kGatheringBoundMs = 5000;
 
 constexpr const char* kDefaultName = "WHIP publisher";
 
-template <class... F> struct Overloaded : F... {
+template <class... F>
+struct Overloaded : F... {
     using F::operator()...;
 };
-template <class... F> Overloaded(F...) -> Overloaded<F...>;
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
 
 std::string contentTypeOf(SoupServerMessage* msg) {
-    const char* type =
-        soup_message_headers_get_content_type(soup_server_message_get_request_headers(msg), nullptr);
+    const char* type = soup_message_headers_get_content_type(soup_server_message_get_request_headers(msg), nullptr);
     return type != nullptr ? type : "";
 }
 

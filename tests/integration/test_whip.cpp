@@ -23,8 +23,8 @@ TEST_CASE("WHIP: a publisher's offer is answered with every server candidate; PA
           "[whip]") {
     Server server;
     const std::string offer = readText("tests/data/offer-chromium.sdp");
-    const auto post = httpRequest("POST", server.http() + "/whip/stage?name=Encoder", offer, {}, {}, {},
-                                  "application/sdp");
+    const auto post =
+        httpRequest("POST", server.http() + "/whip/stage?name=Encoder", offer, {}, {}, {}, "application/sdp");
     INFO("answer: " << post.body);
     REQUIRE(post.status == 201);
     REQUIRE(post.location.starts_with("/whip/stage/"));
@@ -59,8 +59,7 @@ TEST_CASE("WHIP: a bad offer, a wrong content type and a bad name are refused an
     const std::string offer = readText("tests/data/offer-chromium.sdp");
     CHECK(httpRequest("POST", server.http() + "/whip/stage", offer).status == 415);
     CHECK(httpRequest("POST", server.http() + "/whip/stage", "v=0\r\n", {}, {}, {}, "application/sdp").status == 400);
-    CHECK(httpRequest("POST", server.http() + "/whip/bad%20room", offer, {}, {}, {}, "application/sdp").status ==
-          400);
+    CHECK(httpRequest("POST", server.http() + "/whip/bad%20room", offer, {}, {}, {}, "application/sdp").status == 400);
     CHECK(httpRequest("GET", server.http() + "/whip/stage").status == 405);
     CHECK(participants(server, "stage") == 0);
     // The server is fine: a good offer still works.
