@@ -48,6 +48,7 @@ struct Options {
     bool audioOnly = false;  // offer (and send) audio only
     std::string janus;       // non-empty: join a Janus AudioBridge room at this HTTP API URL instead
     std::int64_t janusRoom = 1234;
+    std::string whip; // non-empty: publish through this WHIP endpoint URL (RFC 9725) instead of the WebSocket
 };
 
 // Runs the client on the thread-default main context until it leaves, quits
