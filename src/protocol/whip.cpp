@@ -1,5 +1,7 @@
 #include "tessera/protocol/whip.h"
 
+#include <algorithm>
+
 #include "tessera/protocol/error.h"
 
 namespace tessera::protocol::whip {
@@ -112,6 +114,34 @@ std::optional<std::string> iceUfrag(std::string_view sdp) {
         if (auto value = attribute(line, "ice-ufrag"); value && !found) found = std::string(*value);
     });
     return found;
+}
+
+std::vector<std::string> iceServerLinks(const std::vector<IceServer>& servers) {
+    // An RFC 9110 quoted-string: '"' and '\\' escaped.
+    const auto quoted = [](std::string_view text) {
+        std::string out = "\"";
+        for (const char c : text) {
+            if (c == '"' || c == '\\') out += '\\';
+            out += c;
+        }
+        return out + "\"";
+    };
+    std::vector<std::string> links;
+    for (const IceServer& server : servers) {
+        for (const std::string& url : server.urls) {
+            // A URL that would end the <...> early or split the header is not sent.
+            if (url.empty() || std::any_of(url.begin(), url.end(), [](unsigned char c) {
+                    return c <= ' ' || c == '<' || c == '>' || c == 0x7f;
+                }))
+                continue;
+            std::string link = "<" + url + ">; rel=\"ice-server\"";
+            if (!server.username.empty() || !server.credential.empty())
+                link += "; username=" + quoted(server.username) + "; credential=" + quoted(server.credential) +
+                        "; credential-type=\"password\"";
+            links.push_back(std::move(link));
+        }
+    }
+    return links;
 }
 
 } // namespace tessera::protocol::whip

@@ -70,3 +70,19 @@ TEST_CASE("whip: the answer carries the server's candidates in their sections", 
     CHECK(whip::iceUfrag(out) == "srv1");
     CHECK_FALSE(whip::iceUfrag("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"));
 }
+
+TEST_CASE("whip: ICE servers as Link headers, credentials quoted, unsafe URLs left out", "[whip]") {
+    const std::vector<IceServer> servers = {
+        {{"stun:stun.example.net:3478"}, "", ""},
+        {{"turn:turn.example.net:3478?transport=udp", "turn:turn.example.net:3478?transport=tcp"},
+         "1700000000:p1",
+         "a\"b\\c"},
+        {{"turn:evil>; rel=\"x\"", "stun:a b"}, "", ""},
+    };
+    const auto links = whip::iceServerLinks(servers);
+    REQUIRE(links.size() == 3);
+    CHECK(links[0] == "<stun:stun.example.net:3478>; rel=\"ice-server\"");
+    CHECK(links[1] == "<turn:turn.example.net:3478?transport=udp>; rel=\"ice-server\"; username=\"1700000000:p1\"; "
+                      "credential=\"a\\\"b\\\\c\"; credential-type=\"password\"");
+    CHECK(links[2].starts_with("<turn:turn.example.net:3478?transport=tcp>"));
+}

@@ -40,4 +40,10 @@ std::string withCandidates(std::string_view sdp, const std::vector<IceCandidate>
 // The a=ice-ufrag of an SDP (the first one, session or media level).
 std::optional<std::string> iceUfrag(std::string_view sdp);
 
+// The ICE servers a publisher may use, as Link header values (RFC 9725
+// section 4.6): `<turn:h:3478?transport=udp>; rel="ice-server";
+// username="..."; credential="..."; credential-type="password"`, one per URL.
+// A URL with spaces, controls or angle brackets is left out.
+std::vector<std::string> iceServerLinks(const std::vector<IceServer>& servers);
+
 } // namespace tessera::protocol::whip
