@@ -359,6 +359,7 @@ private:
     void screen(SoupServerMessage* msg, std::string_view path);
 
     void route(SoupServerMessage* msg, std::string_view path);
+    void allowCrossOrigin(SoupServerMessage* msg);
     // Whether the request may use the API: the admin token, or for `room`'s
     // endpoints a room token of that room with the admin grant. Answers 401 if not.
     bool authorized(SoupServerMessage* msg, std::string_view room);
@@ -597,10 +598,28 @@ void Server::Impl::route(SoupServerMessage* msg, std::string_view path) {
     if (path == "/whip" || path.starts_with("/whip/")) {
         const auto segments = pathSegments(path.substr(5));
         if (!segments) throw Error(ErrorCode::BadRequest, "bad escape in the path");
+        allowCrossOrigin(msg);
         m_whip->handle(msg, *segments);
         return;
     }
     serveStatic(msg, path);
+}
+
+// A page of an allowed origin (allowedOrigins, or the server's own) may
+// publish by WHIP from a browser: CORS lets it read the answer and the
+// resource's headers. Other pages get no CORS headers, so their browser
+// hides the responses (and screen() refused their POST, PATCH, DELETE).
+void Server::Impl::allowCrossOrigin(SoupServerMessage* msg) {
+    SoupMessageHeaders* request = soup_server_message_get_request_headers(msg);
+    const char* origin = soup_message_headers_get_one(request, "Origin");
+    if (origin == nullptr) return;
+    SoupMessageHeaders* response = soup_server_message_get_response_headers(msg);
+    soup_message_headers_append(response, "Vary", "Origin");
+    const char* host = soup_message_headers_get_one(request, "Host");
+    if (!protocol::originAllowed(std::string_view(origin), host != nullptr ? host : "", m_config.allowedOrigins))
+        return;
+    soup_message_headers_replace(response, "Access-Control-Allow-Origin", origin);
+    soup_message_headers_replace(response, "Access-Control-Expose-Headers", "Location, ETag, Link");
 }
 
 bool Server::Impl::authorized(SoupServerMessage* msg, std::string_view room) {

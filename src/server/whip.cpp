@@ -9,6 +9,7 @@
 #include "tessera/glib/raii.h"
 #include "tessera/protocol/error.h"
 #include "tessera/protocol/messages.h"
+#include "tessera/protocol/offer_plan.h"
 #include "tessera/protocol/whip.h"
 
 namespace tessera::server {
@@ -92,6 +93,7 @@ public:
     // Thread: main.
     void send(const protocol::ServerMessage& message) override {
         std::visit(Overloaded{
+                       [&](const protocol::Joined& joined) { m_iceServers = joined.iceServers; },
                        [&](const protocol::Answer& answer) {
                            m_answer = answer.sdp;
                            m_deadline = g_timeout_add(kGatheringBoundMs, &Resource::deadlineThunk, this);
@@ -141,6 +143,10 @@ private:
         SoupMessageHeaders* headers = soup_server_message_get_response_headers(msg);
         soup_message_headers_replace(headers, "Location", location.c_str());
         soup_message_headers_replace(headers, "ETag", ("\"" + m_id + "\"").c_str());
+        // The STUN and TURN servers (with this participant's TURN credential),
+        // as the WebSocket's `joined` gives them.
+        for (const std::string& link : protocol::whip::iceServerLinks(m_iceServers))
+            soup_message_headers_append(headers, "Link", link.c_str());
         http::respond(msg, SOUP_STATUS_CREATED, "application/sdp",
                       protocol::whip::withCandidates(m_answer, m_candidates, complete));
         if (m_held) soup_server_message_unpause(msg);
@@ -158,6 +164,7 @@ private:
     glib::Ref<SoupServerMessage> m_post; // the POST until it is answered
     std::string m_answer;
     std::vector<protocol::IceCandidate> m_candidates;
+    std::vector<protocol::IceServer> m_iceServers;
     guint m_deadline = 0;
     bool m_held = false; // m_post is paused
 };
@@ -175,7 +182,14 @@ Whip::~Whip() {
 
 void Whip::handle(SoupServerMessage* msg, const std::vector<std::string>& segments) {
     if (segments.size() == 1) {
-        if (http::allowMethods(msg, "POST")) publish(msg, segments[0]);
+        if (http::method(msg) == "OPTIONS") return options(msg, "POST", "Accept-Post", "application/sdp");
+        if (!http::allowMethods(msg, "POST")) return;
+        try {
+            publish(msg, segments[0]);
+        } catch (const protocol::UnsupportedCodec& e) {
+            // Well-formed, but nothing the server takes (RFC 9725: 422).
+            http::respondError(msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, ErrorCode::BadRequest, e.what());
+        }
         return;
     }
     Resource* found = nullptr;
@@ -184,12 +198,27 @@ void Whip::handle(SoupServerMessage* msg, const std::vector<std::string>& segmen
             if (resource->room() == segments[0] && !resource->id().empty() && resource->id() == segments[1])
                 found = key;
     if (found == nullptr) throw Error(ErrorCode::NotFound, "no such WHIP resource");
+    if (http::method(msg) == "OPTIONS")
+        return options(msg, "PATCH, DELETE", "Accept-Patch", "application/trickle-ice-sdpfrag");
     if (!http::allowMethods(msg, "PATCH, DELETE")) return;
     if (http::method(msg) == "PATCH")
         patch(msg, *found);
     else
         remove(*found);
     if (http::method(msg) == "DELETE") http::respond(msg, SOUP_STATUS_OK, nullptr, {});
+}
+
+// A browser's CORS preflight (the server adds Access-Control-Allow-Origin
+// for a page it allows), or a client asking what the URL takes.
+void Whip::options(SoupServerMessage* msg, const char* methods, const char* acceptHeader, const char* accepted) {
+    SoupMessageHeaders* headers = soup_server_message_get_response_headers(msg);
+    const std::string allow = std::string(methods) + ", OPTIONS";
+    soup_message_headers_replace(headers, "Allow", allow.c_str());
+    soup_message_headers_replace(headers, acceptHeader, accepted);
+    soup_message_headers_replace(headers, "Access-Control-Allow-Methods", allow.c_str());
+    soup_message_headers_replace(headers, "Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match");
+    soup_message_headers_replace(headers, "Access-Control-Max-Age", "600");
+    http::respond(msg, SOUP_STATUS_NO_CONTENT, nullptr, {});
 }
 
 void Whip::publish(SoupServerMessage* msg, const std::string& room) {

@@ -35,6 +35,7 @@ public:
 
 private:
     class Resource;
+    void options(SoupServerMessage* msg, const char* methods, const char* acceptHeader, const char* accepted);
     void publish(SoupServerMessage* msg, const std::string& room);
     void patch(SoupServerMessage* msg, Resource& resource);
     void remove(Resource& resource);

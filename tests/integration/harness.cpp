@@ -371,6 +371,14 @@ HttpResponse httpRequest(const std::string& method, const std::string& url, cons
         r.status = static_cast<int>(soup_message_get_status(msg));
         const char* location = soup_message_headers_get_one(soup_message_get_response_headers(msg), "Location");
         r.location = location != nullptr ? location : "";
+        soup_message_headers_foreach(
+            soup_message_get_response_headers(msg),
+            [](const char* name, const char* value, gpointer headers) {
+                gchar* lower = g_ascii_strdown(name, -1);
+                static_cast<std::multimap<std::string, std::string>*>(headers)->emplace(lower, value);
+                g_free(lower);
+            },
+            &r.headers);
         g_bytes_unref(reply);
         if (GTlsCertificate* peer = soup_message_get_tls_peer_certificate(msg)) {
             gchar* pem = nullptr;

@@ -17,6 +17,12 @@ std::size_t participants(Server& server, const std::string& room) {
     return Json::parse(r.body).at("participants").size();
 }
 
+// The first value of a response header (lower-case name), or "".
+std::string header(const HttpResponse& r, const std::string& name) {
+    const auto it = r.headers.find(name);
+    return it != r.headers.end() ? it->second : "";
+}
+
 } // namespace
 
 TEST_CASE("WHIP: a publisher's offer is answered with every server candidate; PATCH trickles, DELETE leaves",
@@ -64,6 +70,94 @@ TEST_CASE("WHIP: a bad offer, a wrong content type and a bad name are refused an
     CHECK(participants(server, "stage") == 0);
     // The server is fine: a good offer still works.
     CHECK(httpRequest("POST", server.http() + "/whip/stage", offer, {}, {}, {}, "application/sdp").status == 201);
+}
+
+TEST_CASE("WHIP refusals: no or a wrong token 401, an unsupported codec 422, a full room 409; none joins anyone",
+          "[whip]") {
+    Server server({"--join-token", "s3cret", "--max-participants", "1", "--video-codec", "vp8"});
+    const std::string endpoint = server.http() + "/whip/stage?name=Encoder";
+    const std::string offer = readText("tests/data/offer-chromium.sdp");
+    CHECK(httpRequest("POST", endpoint, offer, {}, {}, {}, "application/sdp").status == 401);
+    CHECK(httpRequest("POST", endpoint, offer, "wrong", {}, {}, "application/sdp").status == 401);
+    // H.264 only, to a VP8-only server: well-formed, but nothing it takes.
+    const auto h264 = httpRequest("POST", endpoint, readText("tests/data/offer-chromium-h264.sdp"), "s3cret", {}, {},
+                                  "application/sdp");
+    CHECK(h264.status == 422);
+    CHECK(h264.body.find("VP8") != std::string::npos);
+    CHECK(participants(server, "stage") == 0);
+    CHECK(server.metric("tessera_participants") == 0);
+
+    const auto first = httpRequest("POST", endpoint, offer, "s3cret", {}, {}, "application/sdp");
+    REQUIRE(first.status == 201);
+    // The room holds one: the next publisher is refused, the first stays.
+    const auto second = httpRequest("POST", endpoint, offer, "s3cret", {}, {}, "application/sdp");
+    CHECK(second.status == 409);
+    CHECK(second.location.empty());
+    CHECK(participants(server, "stage") == 1);
+    CHECK(httpRequest("DELETE", server.http() + first.location).status == 200);
+    CHECK(participants(server, "stage") == 0);
+}
+
+TEST_CASE("WHIP from a browser page: CORS for allowed origins only, ICE servers as Link headers, no ICE restart",
+          "[whip]") {
+    Server server({"--allowed-origin", "https://studio.example.org", "--stun", "stun:127.0.0.1:3478", "--turn",
+                   "turn:alice:pw@127.0.0.1:3478?transport=udp"});
+    const std::string endpoint = server.http() + "/whip/stage";
+    const std::string page = "https://studio.example.org", other = "https://evil.example.com";
+    const std::string offer = readText("tests/data/offer-chromium.sdp");
+
+    // The preflight: an allowed page may POST an offer with a token.
+    const auto preflight = httpRequest("OPTIONS", endpoint, {}, {}, {}, page);
+    CHECK(preflight.status == 204);
+    CHECK(header(preflight, "access-control-allow-origin") == page);
+    CHECK(header(preflight, "access-control-allow-methods").find("POST") != std::string::npos);
+    CHECK(header(preflight, "access-control-allow-headers").find("Authorization") != std::string::npos);
+    CHECK(header(preflight, "access-control-allow-headers").find("Content-Type") != std::string::npos);
+    CHECK(header(preflight, "accept-post") == "application/sdp");
+    // Another site's page gets no grant, and its POST is refused.
+    CHECK(httpRequest("OPTIONS", endpoint, {}, {}, {}, other).headers.count("access-control-allow-origin") == 0);
+    CHECK(httpRequest("POST", endpoint, offer, {}, {}, other, "application/sdp").status == 403);
+    CHECK(participants(server, "stage") == 0);
+
+    const auto post = httpRequest("POST", endpoint + "?name=Studio", offer, {}, {}, page, "application/sdp");
+    REQUIRE(post.status == 201);
+    CHECK(header(post, "access-control-allow-origin") == page);
+    for (const char* exposed : {"Location", "ETag", "Link"})
+        CHECK(header(post, "access-control-expose-headers").find(exposed) != std::string::npos);
+    // The ICE servers, one Link each (RFC 9725), the TURN one with its credential.
+    std::vector<std::string> links;
+    for (auto [it, end] = post.headers.equal_range("link"); it != end; ++it) {
+        // libsoup may fold repeated headers into one, comma-separated.
+        std::string value = it->second;
+        for (std::size_t at; (at = value.find(", <")) != std::string::npos; value.erase(0, at + 2))
+            links.push_back(value.substr(0, at));
+        links.push_back(value);
+    }
+    INFO("Link: " << links.size());
+    REQUIRE(links.size() == 2);
+    CHECK(links[0] == "<stun:127.0.0.1:3478>; rel=\"ice-server\"");
+    CHECK(links[1].starts_with("<turn:127.0.0.1:3478?transport=udp>; rel=\"ice-server\""));
+    CHECK(links[1].find("username=\"alice\"") != std::string::npos);
+    CHECK(links[1].find("credential=\"pw\"") != std::string::npos);
+
+    const std::string resource = server.http() + post.location;
+    const auto resourcePreflight = httpRequest("OPTIONS", resource, {}, {}, {}, page);
+    CHECK(resourcePreflight.status == 204);
+    CHECK(header(resourcePreflight, "access-control-allow-origin") == page);
+    CHECK(header(resourcePreflight, "access-control-allow-methods").find("PATCH") != std::string::npos);
+    CHECK(header(resourcePreflight, "access-control-allow-methods").find("DELETE") != std::string::npos);
+    CHECK(header(resourcePreflight, "accept-patch") == kFragment);
+    // An ICE restart (new credentials) is refused with 422 (RFC 9725); the
+    // session goes on.
+    const std::string restart = "a=ice-ufrag:fresh\r\na=ice-pwd:freshfreshfreshfreshfresh\r\n"
+                                "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n"
+                                "a=candidate:1 1 udp 2122260223 127.0.0.1 9 typ host\r\n";
+    CHECK(httpRequest("PATCH", resource, restart, {}, {}, page, kFragment).status == 422);
+    CHECK(participants(server, "stage") == 1);
+    const auto removed = httpRequest("DELETE", resource, {}, {}, {}, page);
+    CHECK(removed.status == 200);
+    CHECK(header(removed, "access-control-allow-origin") == page);
+    CHECK(participants(server, "stage") == 0);
 }
 
 TEST_CASE("a WHIP publisher (webrtcbin over HTTP) is seen and heard by the room, receives the mix, and leaves by "
