@@ -47,7 +47,9 @@ void Client::onWhipPublished(SoupMessage* message, GBytes* body, const std::stri
     const char* location =
         message ? soup_message_headers_get_one(soup_message_get_response_headers(message), "Location") : nullptr;
     GUri* base = message ? soup_message_get_uri(message) : nullptr;
-    GUri* resource = base && location ? g_uri_parse_relative(base, location, static_cast<GUriFlags>(SOUP_HTTP_URI_FLAGS), nullptr) : nullptr;
+    GUri* resource = base && location
+                         ? g_uri_parse_relative(base, location, static_cast<GUriFlags>(SOUP_HTTP_URI_FLAGS), nullptr)
+                         : nullptr;
     const std::string answer = bodyText(body);
     if (status != SOUP_STATUS_CREATED || !resource) {
         if (resource) g_uri_unref(resource);
@@ -117,13 +119,12 @@ void Client::whipFlush() {
 // leave bound passes).
 void Client::whipDelete() {
     const std::string resource = std::exchange(m_whipResource, {});
-    httpSend("DELETE", resource, nullptr, {},
-             [](Client& c, SoupMessage* message, GBytes*, const std::string& error) {
-                 const guint status = message ? soup_message_get_status(message) : 0;
-                 if (status != SOUP_STATUS_OK && status != SOUP_STATUS_NO_CONTENT)
-                     c.localError("WHIP DELETE failed: " + (status != 0 ? "status " + std::to_string(status) : error));
-                 c.finish();
-             });
+    httpSend("DELETE", resource, nullptr, {}, [](Client& c, SoupMessage* message, GBytes*, const std::string& error) {
+        const guint status = message ? soup_message_get_status(message) : 0;
+        if (status != SOUP_STATUS_OK && status != SOUP_STATUS_NO_CONTENT)
+            c.localError("WHIP DELETE failed: " + (status != 0 ? "status " + std::to_string(status) : error));
+        c.finish();
+    });
 }
 
 } // namespace tessera::client
