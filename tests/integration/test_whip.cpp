@@ -251,3 +251,41 @@ TEST_CASE("a WHIP publisher (webrtcbin over HTTP) is seen and heard by the room,
     }
     for (auto& c : clients) c->leave();
 }
+
+TEST_CASE("an OBS-style WHIP publisher (send-only, no SSRCs in its offer) is seen and heard, and is sent nothing",
+          "[whip]") {
+    Server server(smallCall());
+    const Participant& viewer = kTrio[0];
+    const Participant& publisher = kTrio[1];
+    Client participant(server,
+                       ClientOptions{"obs", viewer.name, viewer.color, viewer.tone, {publisher.tone}, false, {}});
+    participant.waitEvent("joined");
+    Client whip(server,
+                ClientOptions{"obs",
+                              publisher.name,
+                              publisher.color,
+                              publisher.tone,
+                              {viewer.tone},
+                              false,
+                              {"--whip", server.http() + "/whip/obs?name=OBS", "--send-only", "--offer-without-ssrc"}});
+    const std::string offer = whip.waitEvent("offer").value("sdp", "");
+    CHECK(offer.find("a=sendonly") != std::string::npos);
+    CHECK(offer.find("a=ssrc") == std::string::npos);
+    whip.waitEvent("connected");
+
+    const auto two = gridCentres(2);
+    const Json report = participant.waitReport([&](const Json& r) {
+        return near(thumbColor(r, two[1].first, two[1].second), publisher.rgb) && tone(r, publisher.tone) > -20;
+    });
+    CHECK(near(thumbColor(report, two[0].first, two[0].second), viewer.rgb));
+    CHECK(near(thumbColor(report, two[1].first, two[1].second), publisher.rgb));
+    CHECK(tone(report, publisher.tone) > -20);
+    // Its offer receives nothing: no media comes back.
+    const Json sent = whip.report();
+    CHECK(sent.value("frames", -1) == 0);
+    CHECK(sent.at("rtp").at("video").value("packets", -1) == 0);
+    CHECK(sent.at("rtp").at("audio").value("packets", -1) == 0);
+    whip.leave();
+    CHECK(participant.waitEvent("participant-left").value("id", "") != "");
+    participant.leave();
+}

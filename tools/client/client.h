@@ -31,9 +31,10 @@ struct Options {
     double duration = 0;                    // seconds; 0: until leave/quit/EOF on stdin
     double connectTimeout = 30;             // seconds; 0: wait forever
     bool receiveOnly = false;
-    bool relayOnly = false;                // ICE uses TURN relay candidates only, as behind a NAT that needs TURN
-    bool holdOffer = false;                // offer on the "offer" command, not at 'joined' (a credential expires first)
-    bool offerWithoutSsrc = false;         // no a=ssrc lines in the offer sent, as some encoders (WHIP) do
+    bool sendOnly = false;         // sendonly transceivers: receives nothing, as an encoder (OBS) publishing by WHIP
+    bool relayOnly = false;        // ICE uses TURN relay candidates only, as behind a NAT that needs TURN
+    bool holdOffer = false;        // offer on the "offer" command, not at 'joined' (a credential expires first)
+    bool offerWithoutSsrc = false; // no a=ssrc lines in the offer sent, as some encoders (WHIP) do
     std::vector<std::string> iceAddresses; // empty: libnice picks the host's addresses
     VideoCodec videoCodec = VideoCodec::Vp8;
     int width = 640;

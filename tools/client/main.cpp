@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
     gdouble duration = 0;
     gdouble connectTimeout = 30;
     gboolean receiveOnly = FALSE;
+    gboolean sendOnly = FALSE;
     gboolean relayOnly = FALSE;
     gboolean holdOffer = FALSE;
     gboolean offerWithoutSsrc = FALSE;
@@ -98,6 +99,8 @@ int main(int argc, char** argv) {
         {"connect-timeout", 0, 0, G_OPTION_ARG_DOUBLE, &connectTimeout,
          "Give up (exit 1) if not connected after this many seconds; 0 waits forever (default 30)", "SECONDS"},
         {"receive-only", 0, 0, G_OPTION_ARG_NONE, &receiveOnly, "Send nothing; recvonly transceivers", nullptr},
+        {"send-only", 0, 0, G_OPTION_ARG_NONE, &sendOnly,
+         "Receive nothing; sendonly transceivers (an encoder publishing, e.g. with --whip)", nullptr},
         {"relay-only", 0, 0, G_OPTION_ARG_NONE, &relayOnly,
          "Connect through the TURN servers of 'joined' only (relay candidates)", nullptr},
         {"hold-offer", 0, 0, G_OPTION_ARG_NONE, &holdOffer,
@@ -189,6 +192,8 @@ int main(int argc, char** argv) {
     if (!(connectTimeout >= 0)) return fail("--connect-timeout must not be negative");
     options.connectTimeout = connectTimeout;
     options.receiveOnly = receiveOnly;
+    if (sendOnly && receiveOnly) return fail("--send-only excludes --receive-only");
+    options.sendOnly = sendOnly;
     options.relayOnly = relayOnly;
     options.holdOffer = holdOffer;
     options.offerWithoutSsrc = offerWithoutSsrc;
