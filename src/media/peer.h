@@ -205,6 +205,7 @@ private:
     static void twccStatsThunk(GObject* session, GParamSpec*, gpointer data) noexcept;
     static void iceCandidateThunk(GstElement*, guint mline, gchar* candidate, gpointer data) noexcept;
     static void connectionStateThunk(GObject* webrtc, GParamSpec*, gpointer data) noexcept;
+    static void gatheringStateThunk(GObject* webrtc, GParamSpec*, gpointer data) noexcept;
     static void prepareChannelThunk(GstElement*, GstWebRTCDataChannel* channel, gboolean local, gpointer data) noexcept;
     static void dataChannelThunk(GstElement*, GstWebRTCDataChannel* channel, gpointer data) noexcept;
     static void messageStringThunk(GstWebRTCDataChannel* channel, gchar* text, gpointer data) noexcept;

@@ -87,7 +87,7 @@ public:
 
     // Thread: main.
     void onAnswer(const std::string& sdp) override { m_rooms.onAnswer(*this, sdp); }
-    void onLocalCandidate(const protocol::IceCandidate& candidate) override {
+    void onLocalCandidate(const std::optional<protocol::IceCandidate>& candidate) override {
         m_rooms.onLocalCandidate(*this, candidate);
     }
     void onPeerFailed(const std::string& reason) override { m_rooms.onPeerFailed(*this, reason); }
@@ -663,7 +663,7 @@ void Rooms::onAnswer(Participant& participant, const std::string& sdp) {
     if (isLive(participant)) sendTo(participant.id, protocol::Answer{sdp});
 }
 
-void Rooms::onLocalCandidate(Participant& participant, const protocol::IceCandidate& candidate) {
+void Rooms::onLocalCandidate(Participant& participant, const std::optional<protocol::IceCandidate>& candidate) {
     Entry entry(*this, Entry::From::Media);
     if (isLive(participant)) sendTo(participant.id, protocol::Candidate{candidate});
 }

@@ -373,7 +373,8 @@ int Client::waitExit(Clock::duration timeout) {
 }
 
 HttpResponse httpRequest(const std::string& method, const std::string& url, const std::string& body,
-                         const std::string& bearer, const std::string& ca, const std::string& origin) {
+                         const std::string& bearer, const std::string& ca, const std::string& origin,
+                         const std::string& contentType) {
     SoupSession* session = soup_session_new();
     if (!ca.empty()) {
         GError* error = nullptr;
@@ -385,7 +386,7 @@ HttpResponse httpRequest(const std::string& method, const std::string& url, cons
     SoupMessage* msg = soup_message_new(method.c_str(), url.c_str());
     if (!body.empty()) {
         GBytes* bytes = g_bytes_new(body.data(), body.size());
-        soup_message_set_request_body_from_bytes(msg, "application/json", bytes);
+        soup_message_set_request_body_from_bytes(msg, contentType.c_str(), bytes);
         g_bytes_unref(bytes);
     }
     if (!bearer.empty())
@@ -400,6 +401,16 @@ HttpResponse httpRequest(const std::string& method, const std::string& url, cons
         const char* data = static_cast<const char*>(g_bytes_get_data(reply, &size));
         r.body.assign(data ? data : "", size);
         r.status = static_cast<int>(soup_message_get_status(msg));
+        const char* location = soup_message_headers_get_one(soup_message_get_response_headers(msg), "Location");
+        r.location = location != nullptr ? location : "";
+        soup_message_headers_foreach(
+            soup_message_get_response_headers(msg),
+            [](const char* name, const char* value, gpointer headers) {
+                gchar* lower = g_ascii_strdown(name, -1);
+                static_cast<std::multimap<std::string, std::string>*>(headers)->emplace(lower, value);
+                g_free(lower);
+            },
+            &r.headers);
         g_bytes_unref(reply);
         if (GTlsCertificate* peer = soup_message_get_tls_peer_certificate(msg)) {
             gchar* pem = nullptr;

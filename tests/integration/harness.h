@@ -5,6 +5,7 @@
 // is on an event or a polled condition with a deadline, never a fixed sleep.
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -173,12 +174,15 @@ private:
 struct HttpResponse {
     int status = 0; // 0: no response (refused, TLS failure)
     std::string body;
-    std::string peerCertificate; // https: the server's certificate, PEM
+    std::string peerCertificate;                     // https: the server's certificate, PEM
+    std::string location;                            // the Location header, if any
+    std::multimap<std::string, std::string> headers; // every response header, names in lower case
 };
 // `ca`: for https, trust only the certificates in this PEM file.
 // `origin`: sent as the Origin header, as a browser page would (empty: none).
 HttpResponse httpRequest(const std::string& method, const std::string& url, const std::string& body = {},
-                         const std::string& bearer = {}, const std::string& ca = {}, const std::string& origin = {});
+                         const std::string& bearer = {}, const std::string& ca = {}, const std::string& origin = {},
+                         const std::string& contentType = "application/json");
 
 struct Run {
     int status = -1;

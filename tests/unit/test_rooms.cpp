@@ -635,7 +635,7 @@ TEST_CASE("listener calls from a removed peer are ignored", "[rooms]") {
     // Still alive until the idle source runs: whatever it had queued is dropped.
     const std::size_t before = alice.messages.size();
     peer.listener.onAnswer("late answer");
-    peer.listener.onLocalCandidate({"candidate:late", "0", 0u});
+    peer.listener.onLocalCandidate(protocol::IceCandidate{"candidate:late", "0", 0u});
     peer.listener.onPeerFailed("again");
     CHECK(alice.messages.size() == before);
     CHECK(bob.count<protocol::ParticipantLeft>() == 1);

@@ -31,9 +31,10 @@ struct Options {
     double duration = 0;                    // seconds; 0: until leave/quit/EOF on stdin
     double connectTimeout = 30;             // seconds; 0: wait forever
     bool receiveOnly = false;
-    bool relayOnly = false;                // ICE uses TURN relay candidates only, as behind a NAT that needs TURN
-    bool holdOffer = false;                // offer on the "offer" command, not at 'joined' (a credential expires first)
-    bool offerWithoutSsrc = false;         // no a=ssrc lines in the offer sent, as some encoders (WHIP) do
+    bool sendOnly = false;         // sendonly transceivers: receives nothing, as an encoder (OBS) publishing by WHIP
+    bool relayOnly = false;        // ICE uses TURN relay candidates only, as behind a NAT that needs TURN
+    bool holdOffer = false;        // offer on the "offer" command, not at 'joined' (a credential expires first)
+    bool offerWithoutSsrc = false; // no a=ssrc lines in the offer sent, as some encoders (WHIP) do
     std::vector<std::string> iceAddresses; // empty: libnice picks the host's addresses
     VideoCodec videoCodec = VideoCodec::Vp8;
     int width = 640;
@@ -49,6 +50,7 @@ struct Options {
     bool ignoreSendSize = false; // do not apply the server's send-size (test sources only apply it)
     std::string janus;           // non-empty: join a Janus AudioBridge room at this HTTP API URL instead
     std::int64_t janusRoom = 1234;
+    std::string whip; // non-empty: publish through this WHIP endpoint URL (RFC 9725) instead of the WebSocket
 };
 
 // Runs the client on the thread-default main context until it leaves, quits

@@ -289,8 +289,10 @@ bool Client::addSender(const std::string& description, const std::string& codecC
         return false;
     }
     CapsPtr caps(gst_caps_from_string(codecCaps.c_str()));
-    g_object_set(transceiver, "direction", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDRECV, "codec-preferences",
-                 caps.get(), nullptr);
+    g_object_set(transceiver, "direction",
+                 m_options.sendOnly ? GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDONLY
+                                    : GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDRECV,
+                 "codec-preferences", caps.get(), nullptr);
     auto srcPad = PadRef::adopt(gst_element_get_static_pad(bin, "src"));
     if (!srcPad || gst_pad_link(srcPad.get(), sinkPad.get()) != GST_PAD_LINK_OK) {
         g_printerr("tessera-client: cannot link \"%s\" to webrtcbin\n", description.c_str());

@@ -29,7 +29,8 @@ public:
     virtual ~PeerListener() = default;
     // Thread: main.
     virtual void onAnswer(const std::string& sdp) = 0;
-    virtual void onLocalCandidate(const protocol::IceCandidate& candidate) = 0;
+    // nullopt once gathering is complete (end of candidates).
+    virtual void onLocalCandidate(const std::optional<protocol::IceCandidate>& candidate) = 0;
     // The peer's media failed (bad offer, ICE/DTLS failure, pipeline error);
     // the room should remove it. The room and other peers go on.
     virtual void onPeerFailed(const std::string& reason) = 0;

@@ -129,7 +129,7 @@ private:
 
     // Listener calls, routed here by Participant and Room.
     void onAnswer(Participant& participant, const std::string& sdp);
-    void onLocalCandidate(Participant& participant, const protocol::IceCandidate& candidate);
+    void onLocalCandidate(Participant& participant, const std::optional<protocol::IceCandidate>& candidate);
     void onPeerFailed(Participant& participant, const std::string& reason);
     // Relays chat and file messages to the others in the room (docs/protocol.md "Data channels").
     void onDataMessage(Participant& participant, const media::DataMessage& message);
