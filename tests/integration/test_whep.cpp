@@ -67,13 +67,14 @@ TEST_CASE("10 WHEP viewers of a room of two see both colours and hear both tones
     const auto watch = [&](std::size_t i) {
         const std::string name = "viewer" + std::to_string(i);
         viewers.push_back(std::make_unique<Client>(
-            server, ClientOptions{"show",
-                                  name,
-                                  "0x000000",
-                                  0,
-                                  tones,
-                                  false,
-                                  {"--whep", server.http() + "/whep/show?name=" + name + (i % 2 ? "&tier=high" : "")}}));
+            server,
+            ClientOptions{"show",
+                          name,
+                          "0x000000",
+                          0,
+                          tones,
+                          false,
+                          {"--whep", server.http() + "/whep/show?name=" + name + (i % 2 ? "&tier=high" : "")}}));
     };
     const auto receivesMix = [&](Client& viewer) {
         INFO("viewer " << viewer.options().name);
@@ -221,13 +222,9 @@ TEST_CASE("a WHEP viewer's ?tier= picks the tier it receives; viewers of one tie
     std::vector<std::unique_ptr<Client>> viewers;
     for (const char* name : {"low1", "low2"}) {
         viewers.push_back(std::make_unique<Client>(
-            server, ClientOptions{"tiers",
-                                  name,
-                                  "0x000000",
-                                  0,
-                                  {kRed.tone},
-                                  false,
-                                  {"--whep", server.http() + "/whep/tiers?tier=low"}}));
+            server,
+            ClientOptions{
+                "tiers", name, "0x000000", 0, {kRed.tone}, false, {"--whep", server.http() + "/whep/tiers?tier=low"}}));
     }
     for (auto& v : viewers) {
         INFO("viewer " << v->options().name);
