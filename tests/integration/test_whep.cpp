@@ -17,9 +17,9 @@ constexpr const char* kFragment = "application/trickle-ice-sdpfrag";
 const Participant kRed{"red", "0xff0000", {255, 0, 0}, 440};
 const Participant kBlue{"blue", "0x0000ff", {0, 0, 255}, 660};
 
-// Chromium's offer made receive-only, as a WHEP player sends it.
-std::string recvonlyOffer() {
-    return std::regex_replace(readText("tests/data/offer-chromium.sdp"), std::regex("a=sendrecv"), "a=recvonly");
+// A Chromium offer made receive-only, as a WHEP player sends it.
+std::string recvonlyOffer(const std::string& file = "tests/data/offer-chromium.sdp") {
+    return std::regex_replace(readText(file), std::regex("a=sendrecv"), "a=recvonly");
 }
 
 Json roomOf(Server& server, const std::string& room) {
@@ -139,9 +139,11 @@ TEST_CASE("10 WHEP viewers of a room of two see both colours and hear both tones
 }
 
 TEST_CASE("WHEP refusals (no room, no or a wrong token, content type, bad SDP, an offer that sends, an unknown tier, "
-          "too many from one address, an unknown or deleted resource) change nothing",
+          "no common codec, another site's page, too many from one address, an unknown or deleted resource) change "
+          "nothing",
           "[whep]") {
-    Server server(smallCall({"--join-token", "s3cret", "--viewers-per-address", "2"}));
+    Server server(smallCall({"--join-token", "s3cret", "--viewers-per-address", "2", "--video-codec", "vp8", "--stun",
+                             "stun:127.0.0.1:3478"}));
     Client red(server, ClientOptions{"gate", kRed.name, kRed.color, kRed.tone, {}, false, {"--token", "s3cret"}});
     red.waitEvent("connected");
     const std::string endpoint = server.http() + "/whep/gate";
@@ -167,6 +169,10 @@ TEST_CASE("WHEP refusals (no room, no or a wrong token, content type, bad SDP, a
     // Its media would get a tile: a viewer's offer receives only.
     CHECK(post(endpoint, readText("tests/data/offer-chromium.sdp"), "s3cret").status == 400);
     CHECK(post(endpoint + "?tier=ultra", offer, "s3cret").status == 400);
+    // H.264 only, to a VP8-only server: well-formed, but nothing it sends.
+    CHECK(post(endpoint, recvonlyOffer("tests/data/offer-chromium-h264.sdp"), "s3cret").status == 422);
+    CHECK(httpRequest("POST", endpoint, offer, "s3cret", {}, "https://evil.example.com", "application/sdp").status ==
+          403);
     CHECK(httpRequest("GET", endpoint).status == 405);
     unchanged();
 
@@ -178,6 +184,9 @@ TEST_CASE("WHEP refusals (no room, no or a wrong token, content type, bad SDP, a
     CHECK(first.body.find("a=candidate:") != std::string::npos);
     CHECK(first.body.find("a=end-of-candidates") != std::string::npos);
     CHECK(first.headers.count("etag") == 1);
+    const auto link = first.headers.find("link");
+    REQUIRE(link != first.headers.end());
+    CHECK(link->second == "<stun:127.0.0.1:3478>; rel=\"ice-server\"");
     const std::string resource = server.http() + first.location;
     Json room = roomOf(server, "gate");
     CHECK(room.at("participants").size() == 1);
