@@ -748,6 +748,24 @@ test('Firefox ESR and Chromium in one room both receive the mix', async (ctx) =>
 // last row centred; data/layouts/README.md), as fractions of the frame.
 const GRID_OF_THREE = [[0.25, 0.25], [0.75, 0.25], [0.5, 0.75]];
 
+/** The tessera-client of the build the runner started the server from. */
+function tesseraClientBinary(ctx) {
+  if (!ctx.binary) throw new Error('needs the build the runner started the server from (for tessera-client)');
+  const binary = path.join(path.dirname(ctx.binary), '..', '..', 'tools', 'client', 'tessera-client');
+  if (!existsSync(binary)) throw new Error(`${binary} not built`);
+  return binary;
+}
+
+/** A tessera-client joining `room` as `name` with `media`'s colour and tone, and `extra` arguments. */
+function startTesseraClient(ctx, room, name, media, extra = []) {
+  const ws = new URL('/ws', ctx.url);
+  ws.protocol = ws.protocol === 'https:' ? 'wss:' : 'ws:';
+  return new TesseraClient(tesseraClientBinary(ctx), ['--server', ws.toString(), '--room', room, '--name', name,
+    '--ice-address', '127.0.0.1', '--color', `0x${media.argb.slice(4)}`, '--tone', String(media.freq),
+    '--connect-timeout', String(seconds(90) / 1000), ...extra],
+  path.join(ctx.artifacts, `${ctx.testIndex}-${slug(name)}.log`));
+}
+
 /** Colour of each point (fractions of the frame) of an image: a data: URL, decoded in `page`. */
 function pixelsOfImage(page, url, points) {
   return page.eval(async ({ url, points }) => {
@@ -796,11 +814,9 @@ function answeredVideoCodec(sdp) {
 }
 
 test('Chromium, Firefox ESR and an H.264-only tessera-client in one room all see each other', async (ctx) => {
-  if (!ctx.binary) throw new Error('needs the build the runner started the server from (for tessera-client)');
   const firefox = ctx.firefox;
   if (!firefox) throw new Error('firefox-esr not found (run tests/e2e/install.sh)');
-  const clientBinary = path.join(path.dirname(ctx.binary), '..', '..', 'tools', 'client', 'tessera-client');
-  if (!existsSync(clientBinary)) throw new Error(`${clientBinary} not built`);
+  tesseraClientBinary(ctx); // fails now, not after the browsers started
   // Free the CPU the earlier rooms used: this test runs three media stacks.
   for (const p of ctx.participants) await p.close();
   const room = roomName('e2e-h264');
@@ -824,12 +840,7 @@ test('Chromium, Firefox ESR and an H.264-only tessera-client in one room all see
         r.state === 'connected' && r.participants?.some((p) => p.name === chrome.name)),
       ff.failed.then(() => {}, (err) => { throw new Error(`firefox-esr did not start: ${err.message}`); }),
     ]);
-    const ws = new URL('/ws', ctx.url);
-    ws.protocol = ws.protocol === 'https:' ? 'wss:' : 'ws:';
-    client = new TesseraClient(clientBinary, ['--server', ws.toString(), '--room', room, '--name', 'H264-client',
-      '--ice-address', '127.0.0.1', '--video-codec', 'h264', '--color', `0x${clientMedia.argb.slice(4)}`,
-      '--tone', String(clientMedia.freq), '--connect-timeout', String(seconds(90) / 1000)],
-    path.join(ctx.artifacts, `${ctx.testIndex}-h264-client.log`));
+    client = startTesseraClient(ctx, room, 'H264-client', clientMedia, ['--video-codec', 'h264']);
     await client.waitEvent('connected', 'the H.264 client to connect');
     const track = await client.waitEvent('track', 'the H.264 client to receive video', (e) => e.kind === 'video');
     if (track.encoding !== 'H264') throw new Error(`the H.264-only client receives ${track.encoding}`);
@@ -887,6 +898,98 @@ test('Chromium, Firefox ESR and an H.264-only tessera-client in one room all see
     await client?.stop();
     await ff?.stop();
     await chrome.close();
+  }
+});
+
+test('a Chromium page publishes over WHIP with trickle ICE: the room sees its colour and hears its tone until DELETE', async (ctx) => {
+  const room = roomName('e2e-whip');
+  // Join order is grid order: the two clients, then the page (blue, 990 Hz).
+  const [red, green, page] = [PARTICIPANT_MEDIA[0], PARTICIPANT_MEDIA[1], PARTICIPANT_MEDIA[2]];
+  const detect = ['--detect', [red.freq, green.freq, page.freq].join(',')];
+  const clients = [];
+  let publisher = null;
+  let seen = {};
+  try {
+    for (const [name, media] of [['red', red], ['green', green]]) {
+      const c = startTesseraClient(ctx, room, name, media, detect);
+      clients.push(c);
+      await c.waitEvent('joined', `${name} to join`);
+    }
+    publisher = await launchParticipant(ctx, 'WHIP-page', page);
+    // A page of the server's own origin, with no Tessera code on it: what
+    // runs below is all a WHIP publisher does (RFC 9725), trickling its
+    // candidates by PATCH as Chromium finds them.
+    await publisher.open(new URL('/healthz', ctx.url).toString());
+    const answer = await publisher.eval(async (room) => {
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 360 } });
+      const pc = new RTCPeerConnection();
+      for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: 'sendonly' });
+      const patches = [];
+      const w = { pc, patches, candidates: [] };
+      window.__whip = w;
+      await pc.setLocalDescription(await pc.createOffer());
+      const res = await fetch(`/whip/${room}?name=WHIP-page`, {
+        method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp,
+      });
+      const sdp = await res.text();
+      if (res.status !== 201) return { status: res.status, body: sdp };
+      w.location = new URL(res.headers.get('Location'), location.href).toString();
+      const etag = res.headers.get('ETag');
+      await pc.setRemoteDescription({ type: 'answer', sdp });
+      // What Chromium gathered so far and what it finds later, one PATCH each.
+      const ufrag = pc.localDescription.sdp.match(/a=ice-ufrag:(\S+)/)[1];
+      const pwd = pc.localDescription.sdp.match(/a=ice-pwd:(\S+)/)[1];
+      const patch = (lines) => fetch(w.location, {
+        method: 'PATCH', headers: { 'Content-Type': 'application/trickle-ice-sdpfrag', 'If-Match': etag ?? '*' },
+        body: [`a=ice-ufrag:${ufrag}`, `a=ice-pwd:${pwd}`, 'm=audio 9 RTP/AVP 0', 'a=mid:0', ...lines, ''].join('\r\n'),
+      }).then((r) => patches.push(r.status));
+      const send = (c) => {
+        if (c?.candidate) { w.candidates.push(c.candidate); patch([`a=${c.candidate}`]); } else if (!c) patch(['a=end-of-candidates']);
+      };
+      pc.onicecandidate = (e) => send(e.candidate);
+      for (const line of pc.localDescription.sdp.split('\r\n')) if (line.startsWith('a=candidate:')) send({ candidate: line.slice(2) });
+      if (pc.iceGatheringState === 'complete') send(null);
+      return { status: res.status, candidatesInAnswer: (sdp.match(/a=candidate:/g) ?? []).length,
+        links: res.headers.get('Link'), location: w.location };
+    }, room);
+    console.log(`# POST /whip/${room}: ${short(answer, 300)}`);
+    if (answer.status !== 201) throw new Error(`POST /whip answered ${answer.status}: ${short(answer.body, 300)}`);
+    await waitFor('the WHIP page to connect', () => publisher.eval(() => window.__whip.pc.connectionState === 'connected'), {
+      timeout: seconds(90),
+      describe: () => publisher.eval(() => `connection ${window.__whip.pc.connectionState}, ICE ${window.__whip.pc.iceConnectionState}, `
+        + `candidates sent ${window.__whip.candidates.length}, PATCH statuses ${JSON.stringify(window.__whip.patches)}`),
+    });
+    const patches = await publisher.eval(() => window.__whip.patches);
+    if (!patches.length || patches.some((s) => s !== 204)) throw new Error(`PATCH answered ${JSON.stringify(patches)}, not all 204`);
+
+    // Both clients: the three tiles in join order, the page's tone and the other client's.
+    await Promise.all(clients.map((c, i) => {
+      const other = i === 0 ? green : red;
+      const who = i === 0 ? 'red' : 'green';
+      return waitFor(`${who}'s mix to show the WHIP page and to play its tone`, async () => {
+        const r = await c.report();
+        seen[who] = { tiles: pixelsOfThumb(r, GRID_OF_THREE), tones: r?.tones };
+        const tiles = seen[who].tiles;
+        return tiles && [red, green, page].every((m, k) => nearRgb(tiles[k], m.rgb))
+          && r.tones?.[page.freq] > -40 && r.tones?.[other.freq] > -40;
+      }, { timeout: seconds(90), describe: () => `seen: ${JSON.stringify(seen[who])}` });
+    }));
+    const listed = async () => (await (await fetch(new URL(`/api/rooms/${room}`, ctx.url))).json()).participants?.map((p) => p.name) ?? [];
+    const names = await listed();
+    if (!names.includes('WHIP-page')) throw new Error(`GET /api/rooms/${room} lists ${JSON.stringify(names)}, not the WHIP page`);
+
+    const status = await publisher.eval(async () => (await fetch(window.__whip.location, { method: 'DELETE' })).status);
+    if (status !== 200) throw new Error(`DELETE ${answer.location} answered ${status}`);
+    await waitFor('the room to list the WHIP page no more', async () => !(await listed()).includes('WHIP-page'), { timeout: seconds(30) });
+    await Promise.all(clients.map((c, i) => waitFor(`${i ? 'green' : 'red'} to stop hearing the WHIP page`, async () => {
+      const r = await c.report();
+      return r?.tones?.[page.freq] < -45 && r.tones?.[(i ? red : green).freq] > -40;
+    }, { timeout: seconds(30) })));
+  } finally {
+    console.log(`# seen by the clients: ${short(seen, 400)}`);
+    if (publisher) await screenshots(ctx, [publisher], 'whip');
+    for (const c of clients) await c.stop();
+    await publisher?.close();
   }
 });
 
