@@ -62,10 +62,18 @@ void PeerCore::buildSendBranches() {
         PadRef entry = PadRef::borrow(ghostPad(m_bin.get(), qsink, true));
         gst_object_unref(qsink);
         // The first tier fits the bandwidth the client declared (the
-        // selector's first update); its loss reports move it later (updateTier).
-        m_tiers.emplace(m_parts.ladder);
-        m_tiers->update({m_options.maxBitrate, std::nullopt, std::nullopt}, g_get_monotonic_time() / 1000);
-        m_videoTeePad = takeTier(m_tiers->currentIndex());
+        // selector's first update); its loss reports move it later
+        // (updateTier). A tier asked for by name stays: no selector.
+        const auto& ladder = m_parts.ladder;
+        const auto asked =
+            std::find_if(ladder.begin(), ladder.end(), [&](const policy::Tier& t) { return m_options.tier == t.name; });
+        if (asked != ladder.end()) {
+            m_videoTeePad = takeTier(static_cast<std::size_t>(asked - ladder.begin()));
+        } else {
+            m_tiers.emplace(ladder);
+            m_tiers->update({m_options.maxBitrate, std::nullopt, std::nullopt}, g_get_monotonic_time() / 1000);
+            m_videoTeePad = takeTier(m_tiers->currentIndex());
+        }
         for (GstElement* e : added) gst_element_sync_state_with_parent(e);
         gst_pad_link(m_videoTeePad.get(), entry.get());
         watchKeyFrameRequests(entry.get());

@@ -35,6 +35,7 @@ std::string serialize(const std::vector<RoomSummary>& rooms) {
         item["participants"] = room.participants;
         item["layout"] = room.layout;
         item["recording"] = room.recording;
+        item["viewers"] = room.viewers;
         json.push_back(std::move(item));
     }
     return dump(json);
@@ -68,6 +69,19 @@ std::string serialize(const RoomDetail& room) {
                                 {"maxBitrate", p.sendSize->maxBitrate}};
         }
         json["participants"].push_back(std::move(item));
+    }
+    // A viewer sends nothing: only what it receives.
+    json["viewers"] = OutJson::array();
+    for (const ParticipantSummary& v : room.viewers) {
+        OutJson item = OutJson::object();
+        item["id"] = v.id;
+        item["name"] = v.name;
+        item["tier"] = v.tier;
+        item["receiveCodec"] = v.receiveCodec.empty() ? OutJson(nullptr) : OutJson(v.receiveCodec);
+        item["bitrateOut"] = v.bitrateOut;
+        item["connected"] = v.connected;
+        if (v.estimatedBps) item["estimatedBps"] = *v.estimatedBps;
+        json["viewers"].push_back(std::move(item));
     }
     if (!room.recordingFile.empty()) json["recordingFile"] = room.recordingFile;
     if (!room.recordingError.empty()) json["recordingError"] = room.recordingError;

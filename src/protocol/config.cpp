@@ -344,6 +344,10 @@ void applyLimits(LimitsConfig& limits, const Json& object) {
             limits.joinsPerAddressPerMinute = integerIn(value, path, 0, 1'000'000);
         } else if (key == "connectionsPerAddress") {
             limits.connectionsPerAddress = integerIn(value, path, 0, 100'000);
+        } else if (key == "viewersPerRoom") {
+            limits.viewersPerRoom = integerIn(value, path, 0, 100'000);
+        } else if (key == "viewersPerAddress") {
+            limits.viewersPerAddress = integerIn(value, path, 0, 100'000);
         } else if (key == "messagesPerSecond") {
             limits.messagesPerSecond = integerIn(value, path, 0, 100'000);
         } else if (key == "messageBurst") {

@@ -68,14 +68,16 @@ public:
     // in this media's pipeline, are destroyed first.
     std::unique_ptr<media::RoomMedia> media;
     std::vector<std::unique_ptr<Participant>> participants; // Owned; join order.
+    std::vector<std::unique_ptr<Participant>> viewers;      // Owned; WHEP viewers (Rooms::view), no members.
 };
 
 class Rooms::Participant final : public media::PeerListener {
 public:
     Participant(Rooms& rooms, std::string id, const protocol::Join& join, const Admission& admission, ClientSink& sink,
-                const LimitsConfig& limits)
+                const LimitsConfig& limits, bool viewer = false)
         : m_rooms(rooms), id(std::move(id)), name(join.name), room(join.room), receiveOnly(join.receiveOnly),
-          admission(admission), sink(sink), dataBudget(limits.dataBytesPerSecond, limits.dataBurstBytes) {}
+          viewer(viewer), admission(admission), sink(sink),
+          dataBudget(limits.dataBytesPerSecond, limits.dataBurstBytes) {}
     ~Participant() { cancelJoinTimer(); }
     Participant(const Participant&) = delete;
     Participant& operator=(const Participant&) = delete;
@@ -101,6 +103,7 @@ public:
     const std::string name;
     const std::string room;
     const bool receiveOnly;
+    const bool viewer; // a WHEP viewer (Rooms::view): in its room's `viewers`, not `participants`
     const Admission admission;
     ClientSink& sink;                                 // Borrowed; outlives this participant (see ClientSink).
     bool announced = false;                           // the others were sent participant-joined
@@ -181,7 +184,7 @@ std::string Rooms::join(const protocol::Join& request, ClientSink& sink) {
         throw Error(ErrorCode::RoomFull,
                     "room '" + join.room + "' is full (" + std::to_string(m_config.maxParticipants) + " participants)");
     }
-    if (const unsigned most = m_config.limits.maxParticipants; most != 0 && m_participants.size() >= most) {
+    if (const unsigned most = m_config.limits.maxParticipants; most != 0 && participantCount() >= most) {
         throw Error(ErrorCode::ServerFull, "the server has " + std::to_string(most) + " participants: try later");
     }
     if (found == m_rooms.end() && m_config.limits.maxRooms != 0 && m_rooms.size() >= m_config.limits.maxRooms) {
@@ -219,8 +222,8 @@ std::string Rooms::join(const protocol::Join& request, ClientSink& sink) {
     auto participant = std::make_unique<Participant>(*this, newParticipantId(), join, admission, sink, m_config.limits);
     std::string id = participant->id;
     try {
-        participant->peer =
-            room.media->addPeer(id, media::PeerOptions{join.name, join.receiveOnly, join.maxBitrate}, *participant);
+        participant->peer = room.media->addPeer(
+            id, media::PeerOptions{join.name, join.receiveOnly, join.maxBitrate, std::nullopt}, *participant);
     } catch (...) {
         // Rooms exist while someone is in them: undo a room made for this join.
         if (room.participants.empty()) {
@@ -258,6 +261,43 @@ std::string Rooms::join(const protocol::Join& request, ClientSink& sink) {
     return id;
 }
 
+std::string Rooms::view(const ViewRequest& request, ClientSink& sink) {
+    Entry entry(*this, Entry::From::Client);
+    const protocol::Join join{request.room, request.name, request.token, std::nullopt, true};
+    const Admission admission = admit(join);
+    const auto found = m_rooms.find(request.room);
+    // A viewer opens no room: an anonymous player must not start a pipeline.
+    if (found == m_rooms.end()) throw Error(ErrorCode::NotFound, "nobody is in room '" + request.room + "'");
+    Room& room = *found->second;
+    if (const unsigned most = m_config.limits.viewersPerRoom; most != 0 && room.viewers.size() >= most) {
+        throw Error(ErrorCode::RoomFull,
+                    "room '" + request.room + "' has " + std::to_string(most) + " viewers (limits.viewersPerRoom)");
+    }
+    if (request.tier) {
+        const auto tiers = effectiveTiers(m_config.video);
+        if (std::none_of(tiers.begin(), tiers.end(), [&](const policy::Tier& t) { return t.name == *request.tier; }))
+            throw Error(ErrorCode::BadRequest, "tier: no tier '" + *request.tier + "' (video.tiers)");
+    }
+    auto viewer =
+        std::make_unique<Participant>(*this, newParticipantId(), join, admission, sink, m_config.limits, true);
+    const std::string id = viewer->id;
+    viewer->peer = room.media->addPeer(id, media::PeerOptions{join.name, true, std::nullopt, request.tier}, *viewer);
+    startJoinTimer(*viewer);
+    m_participants.emplace(id, viewer.get());
+    room.viewers.push_back(std::move(viewer));
+    g_info("viewer %s watches room '%s' (%zu viewers)", id.c_str(), request.room.c_str(), room.viewers.size());
+    // Its ICE servers; nothing else about the room: it is no member.
+    sendTo(id, protocol::Joined{
+                   id, request.room, {}, protocol::iceServersFor(m_config, id, g_get_real_time() / G_USEC_PER_SEC)});
+    return id;
+}
+
+std::size_t Rooms::viewerCount() const noexcept {
+    std::size_t n = 0;
+    for (const auto& [name, room] : m_rooms) n += room->viewers.size();
+    return n;
+}
+
 Rooms::Admission Rooms::admit(const protocol::Join& join) {
     if (m_config.tokenSecret.empty()) {
         if (!m_config.joinToken.empty() && !tokensEqual(join.token.value_or(""), m_config.joinToken)) {
@@ -279,6 +319,9 @@ Rooms::Admission Rooms::admit(const protocol::Join& join) {
 void Rooms::offer(const std::string& participantId, const std::string& sdp) {
     Entry entry(*this, Entry::From::Client);
     Participant& participant = participantOrThrow(participantId);
+    // A viewer's media would be decoded and given a tile: it sends none.
+    if (participant.viewer && protocol::offerMedia(sdp).sends)
+        throw Error(ErrorCode::BadRequest, "a viewer's offer receives only: audio and video recvonly");
     if (const auto& claims = participant.admission.claims) {
         // Refused rather than answered with fewer directions: the client
         // learns at once what its token allows, and no half-call starts.
@@ -340,23 +383,34 @@ std::vector<api::RoomSummary> Rooms::list() const {
     std::vector<api::RoomSummary> out;
     out.reserve(m_rooms.size());
     for (const auto& [name, room] : m_rooms) {
-        out.push_back(
-            {name, static_cast<unsigned>(room->participants.size()), room->layout, room->recording.has_value()});
+        out.push_back({name, static_cast<unsigned>(room->participants.size()), room->layout,
+                       room->recording.has_value(), static_cast<unsigned>(room->viewers.size())});
     }
     return out;
 }
 
 api::RoomDetail Rooms::detail(const std::string& name) const {
     const Room& room = roomOrThrow(name);
-    api::RoomDetail out{room.name, room.layout, room.recording.has_value(), {}, {}, room.recordingError};
+    api::RoomDetail out{room.name, room.layout, room.recording.has_value(), {}, {}, room.recordingError, {}};
     if (room.recording) out.recordingFile = room.recording->metadata.file;
-    for (const auto& participant : room.participants) {
-        const media::PeerStats stats = participant->peer->stats();
-        out.participants.push_back({participant->id, participant->name, stats.tier, participant->receiveOnly,
-                                    stats.bitrateIn, stats.bitrateOut, stats.packetsLost, stats.connected,
-                                    stats.sendCodec, stats.receiveCodec, stats.estimatedBps, stats.decodedSize,
-                                    participant->cameraSendSize});
-    }
+    const auto summary = [](const Participant& participant) {
+        const media::PeerStats stats = participant.peer->stats();
+        return api::ParticipantSummary{participant.id,
+                                       participant.name,
+                                       stats.tier,
+                                       participant.receiveOnly,
+                                       stats.bitrateIn,
+                                       stats.bitrateOut,
+                                       stats.packetsLost,
+                                       stats.connected,
+                                       stats.sendCodec,
+                                       stats.receiveCodec,
+                                       stats.estimatedBps,
+                                       stats.decodedSize,
+                                       participant.cameraSendSize};
+    };
+    for (const auto& participant : room.participants) out.participants.push_back(summary(*participant));
+    for (const auto& viewer : room.viewers) out.viewers.push_back(summary(*viewer));
     return out;
 }
 
@@ -459,8 +513,8 @@ MetricsSnapshot Rooms::metrics() const {
     MetricsSnapshot out;
     out.rooms.reserve(m_rooms.size());
     for (const auto& [name, room] : m_rooms) {
-        MetricsSnapshot::Room& entry =
-            out.rooms.emplace_back(MetricsSnapshot::Room{name, room->media->stats(), {}, room->recording.has_value()});
+        MetricsSnapshot::Room& entry = out.rooms.emplace_back(MetricsSnapshot::Room{
+            name, room->media->stats(), {}, room->recording.has_value(), static_cast<unsigned>(room->viewers.size())});
         for (const auto& participant : room->participants) {
             entry.participants.push_back({participant->id, participant->peer->stats()});
         }
@@ -876,13 +930,26 @@ void Rooms::remove(const std::string& participantId, Removal how, const std::str
     // triggers sees the participant gone.
     m_participants.erase(found);
     participant.cancelJoinTimer();
-    const auto slot = std::find_if(room.participants.begin(), room.participants.end(),
-                                   [&](const auto& p) { return p.get() == &participant; });
+    auto& list = participant.viewer ? room.viewers : room.participants;
+    const auto slot = std::find_if(list.begin(), list.end(), [&](const auto& p) { return p.get() == &participant; });
+    const bool viewer = participant.viewer;
     m_deadParticipants.push_back(std::move(*slot));
-    room.participants.erase(slot);
-    g_info("%s left room '%s' (%s; %zu left)", participantId.c_str(), roomName.c_str(), reason.c_str(),
-           room.participants.size());
-    recordEvent(room, "leave", participantId, participant.name);
+    list.erase(slot);
+    g_info("%s%s left room '%s' (%s; %zu left)", viewer ? "viewer " : "", participantId.c_str(), roomName.c_str(),
+           reason.c_str(), room.participants.size());
+    if (!viewer) recordEvent(room, "leave", participantId, participant.name);
+    // Viewers hold no room open: they go with it, and are told once the
+    // leaver's sink has been (below).
+    std::vector<ClientSink*> viewerSinks;
+    if (room.participants.empty()) {
+        for (auto& v : room.viewers) {
+            m_participants.erase(v->id);
+            v->cancelJoinTimer();
+            viewerSinks.push_back(&v->sink);
+            m_deadParticipants.push_back(std::move(v));
+        }
+        room.viewers.clear();
+    }
     if (room.participants.empty()) {
         if (room.recording) {
             // The recording is finalised first; the room's media lives until then.
@@ -907,6 +974,7 @@ void Rooms::remove(const std::string& participantId, Removal how, const std::str
         sink.disconnect("join timeout");
         break;
     }
+    for (ClientSink* v : viewerSinks) v->disconnect("the room closed");
     if (announced) broadcast(roomName, protocol::ParticipantLeft{participantId});
 }
 

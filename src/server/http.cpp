@@ -57,6 +57,15 @@ std::string requestBody(SoupServerMessage* msg) {
     return out;
 }
 
+std::optional<std::string> bearer(SoupServerMessage* msg) {
+    const char* header = soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Authorization");
+    constexpr std::string_view kScheme = "Bearer ";
+    const std::string_view value = header != nullptr ? header : "";
+    if (value.size() <= kScheme.size() || g_ascii_strncasecmp(value.data(), kScheme.data(), kScheme.size()) != 0)
+        return std::nullopt;
+    return std::string(value.substr(kScheme.size()));
+}
+
 std::optional<std::vector<std::string>> pathSegments(std::string_view path) {
     std::vector<std::string> out;
     if (path.empty()) return out;

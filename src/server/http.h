@@ -23,6 +23,9 @@ void respondError(SoupServerMessage* msg, const Error& error);
 // comma-separated list, as the Allow header wants it). GET allows HEAD.
 bool allowMethods(SoupServerMessage* msg, std::string_view allowed);
 std::string requestBody(SoupServerMessage* msg);
+// The token of an `Authorization: Bearer <token>` header (the scheme name in
+// any case, RFC 9110 11.1); nullopt without one.
+std::optional<std::string> bearer(SoupServerMessage* msg);
 // Splits "/a/b%20c" into {"a", "b c"} ("" into {}); nullopt for a bad
 // escape, an escaped '/' or an escaped NUL.
 std::optional<std::vector<std::string>> pathSegments(std::string_view path);

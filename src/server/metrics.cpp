@@ -129,8 +129,11 @@ void appendEncoderFamily(std::string& out, const Snapshot& snapshot, std::string
 } // namespace
 
 std::string formatPrometheus(const Snapshot& snapshot) {
-    std::uint64_t participants = 0;
-    for (const Snapshot::Room& room : snapshot.rooms) participants += room.participants.size();
+    std::uint64_t participants = 0, viewers = 0;
+    for (const Snapshot::Room& room : snapshot.rooms) {
+        participants += room.participants.size();
+        viewers += room.viewers;
+    }
 
     std::string out;
     appendHeader(out, "tessera_rooms", "gauge", "Rooms with at least one participant.");
@@ -143,6 +146,11 @@ std::string formatPrometheus(const Snapshot& snapshot) {
 
     appendRoomFamily<std::uint64_t>(out, snapshot, "tessera_room_participants", "gauge", "Participants in the room.",
                                     [](const Snapshot::Room& r) { return std::uint64_t{r.participants.size()}; });
+    appendHeader(out, "tessera_viewers", "gauge", "WHEP viewers in all rooms (not participants).");
+    appendSample(out, "tessera_viewers", {}, viewers);
+    appendRoomFamily<std::uint64_t>(out, snapshot, "tessera_room_viewers", "gauge",
+                                    "WHEP viewers of the room: receive-only, no tile, no encoder of their own.",
+                                    [](const Snapshot::Room& r) { return std::uint64_t{r.viewers}; });
     appendRoomFamily<double>(out, snapshot, "tessera_room_output_fps", "gauge",
                              "Composite frames per second over the last few seconds.",
                              [](const Snapshot::Room& r) { return r.stats.outputFps; });

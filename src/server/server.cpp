@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "http.h"
+#include "overloaded.h"
 #include "tessera/auth/jwt.h"
 #include "tessera/glib/raii.h"
 #include "tessera/policy/rate.h"
@@ -49,6 +50,7 @@ using glib::GErrorPtr;
 using glib::Ref;
 using glib::SignalConnection;
 using http::allowMethods;
+using http::bearer;
 using http::method;
 using http::pathSegments;
 using http::requestBody;
@@ -56,12 +58,10 @@ using http::respond;
 using http::respondError;
 using http::respondJson;
 
-template <typename... F>
-struct Overloaded : F... {
-    using F::operator()...;
-};
-template <typename... F>
-Overloaded(F...) -> Overloaded<F...>;
+// `path` is `prefix` or below it ("/api", "/api/rooms"; not "/apix").
+bool under(std::string_view path, std::string_view prefix) {
+    return path.starts_with(prefix) && (path.size() == prefix.size() || path[prefix.size()] == '/');
+}
 
 // Truncates on a UTF-8 character boundary.
 std::string closeReason(std::string_view reason) {
@@ -338,7 +338,10 @@ public:
     Impl(const Config& config, room::Rooms& rooms)
         : m_config(config), m_rooms(rooms),
           m_joins(config.limits.joinsPerAddressPerMinute, std::int64_t{60} * G_USEC_PER_SEC),
-          m_whip(std::make_unique<Whip>(rooms, [this](std::string_view address) { countJoin(address); })) {}
+          m_whip(std::make_unique<Whip>(Whip::Kind::Publish, rooms, 0,
+                                        [this](std::string_view address) { countJoin(address); })),
+          m_whep(std::make_unique<Whip>(Whip::Kind::View, rooms, config.limits.viewersPerAddress,
+                                        [this](std::string_view address) { countJoin(address); })) {}
     ~Impl();
 
     void start();
@@ -381,13 +384,14 @@ private:
     guint m_reapSource = 0;
     // Checked by answers that wait for a recording to finish.
     glib::Liveness m_liveness;
-    // WHIP publishers; reset before the server goes (their POSTs may wait).
-    std::unique_ptr<Whip> m_whip;
+    // WHIP publishers and WHEP viewers; reset before the server goes (their POSTs may wait).
+    std::unique_ptr<Whip> m_whip, m_whep;
     Ref<SoupServer> m_server; // Owned; last, so that it goes first.
 };
 
 Server::Impl::~Impl() {
     if (m_reapSource != 0) g_source_remove(m_reapSource);
+    m_whep.reset();
     m_whip.reset();
     // Moved out first: closing may emit "closed" at once, and sessionClosed()
     // must not edit the map being walked.
@@ -489,7 +493,7 @@ void Server::Impl::screen(SoupServerMessage* msg, std::string_view path) {
     // with the visitor's network position (a server on loopback or a LAN).
     const std::string_view m = method(msg);
     const bool changesState = m != "GET" && m != "HEAD" && m != "OPTIONS";
-    const bool api = path == "/api" || path.starts_with("/api/") || path == "/whip" || path.starts_with("/whip/");
+    const bool api = under(path, "/api") || under(path, "/whip") || under(path, "/whep");
     if (path == "/ws" || (changesState && api)) {
         const char* origin = soup_message_headers_get_one(headers, "Origin");
         const char* host = soup_message_headers_get_one(headers, "Host");
@@ -595,18 +599,19 @@ void Server::Impl::route(SoupServerMessage* msg, std::string_view path) {
         routeApi(msg, *segments);
         return;
     }
-    if (path == "/whip" || path.starts_with("/whip/")) {
-        const auto segments = pathSegments(path.substr(5));
+    for (auto [prefix, handler] : {std::pair{"/whip", m_whip.get()}, std::pair{"/whep", m_whep.get()}}) {
+        if (!under(path, prefix)) continue;
+        const auto segments = pathSegments(path.substr(std::string_view(prefix).size()));
         if (!segments) throw Error(ErrorCode::BadRequest, "bad escape in the path");
         allowCrossOrigin(msg);
-        m_whip->handle(msg, *segments);
+        handler->handle(msg, *segments);
         return;
     }
     serveStatic(msg, path);
 }
 
 // A page of an allowed origin (allowedOrigins, or the server's own) may
-// publish by WHIP from a browser: CORS lets it read the answer and the
+// publish by WHIP or watch by WHEP from a browser: CORS lets it read the answer and the
 // resource's headers. Other pages get no CORS headers, so their browser
 // hides the responses (and screen() refused their POST, PATCH, DELETE).
 void Server::Impl::allowCrossOrigin(SoupServerMessage* msg) {
@@ -624,19 +629,14 @@ void Server::Impl::allowCrossOrigin(SoupServerMessage* msg) {
 
 bool Server::Impl::authorized(SoupServerMessage* msg, std::string_view room) {
     if (m_config.adminToken.empty()) return true;
-    const char* header = soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Authorization");
-    constexpr std::string_view kScheme = "Bearer ";
-    const std::string_view value = header != nullptr ? header : "";
-    // The scheme name is case-insensitive (RFC 9110 11.1).
-    if (value.size() > kScheme.size() && g_ascii_strncasecmp(value.data(), kScheme.data(), kScheme.size()) == 0 &&
-        (tokensEqual(value.substr(kScheme.size()), m_config.adminToken) ||
-         roomAdmin(value.substr(kScheme.size()), room))) {
-        return true;
-    }
+    const std::optional<std::string> token = bearer(msg);
+    if (token && (tokensEqual(*token, m_config.adminToken) || roomAdmin(*token, room))) return true;
+    const bool sent =
+        soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Authorization") != nullptr;
     soup_message_headers_replace(soup_server_message_get_response_headers(msg), "WWW-Authenticate",
                                  "Bearer realm=\"tessera\"");
     respondError(msg, SOUP_STATUS_UNAUTHORIZED, ErrorCode::Unauthorized,
-                 header != nullptr ? "invalid admin token" : "this API needs \"Authorization: Bearer <token>\"");
+                 sent ? "invalid admin token" : "this API needs \"Authorization: Bearer <token>\"");
     return false;
 }
 

@@ -1,11 +1,13 @@
 #define G_LOG_DOMAIN "tessera-server"
 #include "whip.h"
 
+#include <algorithm>
 #include <optional>
 #include <utility>
 #include <variant>
 
 #include "http.h"
+#include "overloaded.h"
 #include "tessera/glib/raii.h"
 #include "tessera/protocol/error.h"
 #include "tessera/protocol/messages.h"
@@ -21,51 +23,49 @@ namespace {
 // seconds. At the bound the answer goes with what was gathered.
 constexpr guint kGatheringBoundMs = 5000;
 
-constexpr const char* kDefaultName = "WHIP publisher";
-
-template <class... F>
-struct Overloaded : F... {
-    using F::operator()...;
-};
-template <class... F>
-Overloaded(F...) -> Overloaded<F...>;
-
 std::string contentTypeOf(SoupServerMessage* msg) {
     const char* type = soup_message_headers_get_content_type(soup_server_message_get_request_headers(msg), nullptr);
     return type != nullptr ? type : "";
 }
 
-std::optional<std::string> bearer(SoupServerMessage* msg) {
-    const char* header = soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Authorization");
-    constexpr std::string_view kScheme = "Bearer ";
-    const std::string_view value = header != nullptr ? header : "";
-    if (value.size() <= kScheme.size() || g_ascii_strncasecmp(value.data(), kScheme.data(), kScheme.size()) != 0)
-        return std::nullopt;
-    return std::string(value.substr(kScheme.size()));
-}
+// What the endpoint's query says: `name` (the display name, or a default)
+// and, for a viewer, `tier` (a quality tier's name; Rooms checks it).
+struct Query {
+    std::string name;
+    std::optional<std::string> tier;
+};
 
-// The publisher's display name: the query's `name`, or a default.
-std::string nameOf(SoupServerMessage* msg) {
+Query queryOf(SoupServerMessage* msg, const char* defaultName) {
+    Query out{defaultName, std::nullopt};
     GUri* uri = soup_server_message_get_uri(msg);
     const char* query = uri != nullptr ? g_uri_get_query(uri) : nullptr;
-    if (query == nullptr) return kDefaultName;
+    if (query == nullptr) return out;
     GHashTable* params = g_uri_parse_params(query, -1, "&", G_URI_PARAMS_WWW_FORM, nullptr);
     if (params == nullptr) throw Error(ErrorCode::BadRequest, "the query string is not name=value pairs");
     const auto* name = static_cast<const char*>(g_hash_table_lookup(params, "name"));
-    std::string out = name != nullptr ? name : kDefaultName;
+    const auto* tier = static_cast<const char*>(g_hash_table_lookup(params, "tier"));
+    if (name != nullptr) out.name = name;
+    if (tier != nullptr) out.tier = tier;
     g_hash_table_unref(params);
-    if (!protocol::isValidName(out)) throw Error(ErrorCode::BadRequest, "name must be 1-64 characters, no controls");
+    if (!protocol::isValidName(out.name))
+        throw Error(ErrorCode::BadRequest, "name must be 1-64 characters, no controls");
     return out;
+}
+
+std::string remoteAddress(SoupServerMessage* msg) {
+    const char* address = soup_server_message_get_remote_host(msg);
+    return address != nullptr ? address : "";
 }
 
 } // namespace
 
-// One publisher: the room's sink for its participant, and the POST that
-// waits for the answer.
+// One publisher or viewer: the room's sink for its participant, and the
+// POST that waits for the answer.
 class Whip::Resource final : public room::ClientSink {
 public:
     Resource(Whip& owner, std::string room, SoupServerMessage* post)
-        : m_owner(owner), m_room(std::move(room)), m_post(glib::Ref<SoupServerMessage>::borrow(post)) {}
+        : m_owner(owner), m_room(std::move(room)), m_address(remoteAddress(post)),
+          m_post(glib::Ref<SoupServerMessage>::borrow(post)) {}
     ~Resource() override {
         if (m_deadline != 0) g_source_remove(m_deadline);
         if (m_post) fail(Error(ErrorCode::ServerFull, "the server is shutting down"));
@@ -85,6 +85,7 @@ public:
     bool answered() const noexcept { return !m_post; }
 
     const std::string& room() const noexcept { return m_room; }
+    const std::string& address() const noexcept { return m_address; }
     const std::string& id() const noexcept { return m_id; }
     void joined(std::string id) { m_id = std::move(id); }
     // The ICE username the client offered: a PATCH with another is an ICE restart.
@@ -107,7 +108,7 @@ public:
                        [&](const protocol::ErrorMessage& error) {
                            if (m_post) fail(Error(error.code, error.message));
                        },
-                       [](const auto&) {}, // room events: a WHIP client has no channel for them
+                       [](const auto&) {}, // room events: a WHIP or WHEP client has no channel for them
                    },
                    message);
     }
@@ -139,7 +140,8 @@ private:
             m_deadline = 0;
         }
         SoupServerMessage* msg = m_post.get();
-        const std::string location = "/whip/" + m_room + "/" + m_id;
+        const std::string location =
+            std::string(m_owner.m_kind == Kind::Publish ? "/whip/" : "/whep/") + m_room + "/" + m_id;
         SoupMessageHeaders* headers = soup_server_message_get_response_headers(msg);
         soup_message_headers_replace(headers, "Location", location.c_str());
         soup_message_headers_replace(headers, "ETag", ("\"" + m_id + "\"").c_str());
@@ -160,7 +162,7 @@ private:
     }
 
     Whip& m_owner;
-    std::string m_room, m_id;
+    std::string m_room, m_address, m_id;
     glib::Ref<SoupServerMessage> m_post; // the POST until it is answered
     std::string m_answer;
     std::vector<protocol::IceCandidate> m_candidates;
@@ -169,8 +171,8 @@ private:
     bool m_held = false; // m_post is paused
 };
 
-Whip::Whip(room::Rooms& rooms, std::function<void(std::string_view)> countJoin)
-    : m_rooms(rooms), m_countJoin(std::move(countJoin)) {}
+Whip::Whip(Kind kind, room::Rooms& rooms, unsigned perAddress, std::function<void(std::string_view)> countJoin)
+    : m_kind(kind), m_rooms(rooms), m_perAddress(perAddress), m_countJoin(std::move(countJoin)) {}
 
 Whip::~Whip() {
     if (m_reapSource != 0) g_source_remove(m_reapSource);
@@ -185,7 +187,7 @@ void Whip::handle(SoupServerMessage* msg, const std::vector<std::string>& segmen
         if (http::method(msg) == "OPTIONS") return options(msg, "POST", "Accept-Post", "application/sdp");
         if (!http::allowMethods(msg, "POST")) return;
         try {
-            publish(msg, segments[0]);
+            start(msg, segments[0]);
         } catch (const protocol::UnsupportedCodec& e) {
             // Well-formed, but nothing the server takes (RFC 9725: 422).
             http::respondError(msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, ErrorCode::BadRequest, e.what());
@@ -197,7 +199,7 @@ void Whip::handle(SoupServerMessage* msg, const std::vector<std::string>& segmen
         for (auto& [key, resource] : m_resources)
             if (resource->room() == segments[0] && !resource->id().empty() && resource->id() == segments[1])
                 found = key;
-    if (found == nullptr) throw Error(ErrorCode::NotFound, "no such WHIP resource");
+    if (found == nullptr) throw Error(ErrorCode::NotFound, std::string("no such ") + label() + " resource");
     if (http::method(msg) == "OPTIONS")
         return options(msg, "PATCH, DELETE", "Accept-Patch", "application/trickle-ice-sdpfrag");
     if (!http::allowMethods(msg, "PATCH, DELETE")) return;
@@ -221,21 +223,30 @@ void Whip::options(SoupServerMessage* msg, const char* methods, const char* acce
     http::respond(msg, SOUP_STATUS_NO_CONTENT, nullptr, {});
 }
 
-void Whip::publish(SoupServerMessage* msg, const std::string& room) {
+void Whip::start(SoupServerMessage* msg, const std::string& room) {
     if (contentTypeOf(msg) != "application/sdp")
         return http::respondError(msg, SOUP_STATUS_UNSUPPORTED_MEDIA_TYPE, ErrorCode::BadRequest,
-                                  "a WHIP offer is Content-Type: application/sdp");
+                                  std::string("a ") + label() + " offer is Content-Type: application/sdp");
     const std::string offer = http::requestBody(msg);
-    protocol::Join join{room, nameOf(msg), bearer(msg), std::nullopt, false};
+    const Query query = queryOf(msg, m_kind == Kind::Publish ? "WHIP publisher" : "WHEP viewer");
     if (!protocol::isValidRoomName(room)) throw Error(ErrorCode::BadRequest, "room must be 1-64 of [A-Za-z0-9_-]");
-    const char* address = soup_server_message_get_remote_host(msg);
-    m_countJoin(address != nullptr ? address : "");
+    const std::string address = remoteAddress(msg);
+    if (m_perAddress != 0 && std::count_if(m_resources.begin(), m_resources.end(), [&](const auto& r) {
+                                 return r.second->address() == address;
+                             }) >= static_cast<std::ptrdiff_t>(m_perAddress)) {
+        throw Error(ErrorCode::RateLimited,
+                    std::to_string(m_perAddress) + " " + label() +
+                        " sessions from this address are open already (limits.viewersPerAddress)");
+    }
+    m_countJoin(address);
     auto owned = std::make_unique<Resource>(*this, room, msg);
     Resource& resource = *owned;
     m_resources.emplace(&resource, std::move(owned));
     std::string id;
     try {
-        id = m_rooms.join(join, resource);
+        id = m_kind == Kind::Publish
+                 ? m_rooms.join(protocol::Join{room, query.name, http::bearer(msg), std::nullopt, false}, resource)
+                 : m_rooms.view(room::ViewRequest{room, query.name, http::bearer(msg), query.tier}, resource);
         resource.joined(id);
         resource.clientUfrag = protocol::whip::iceUfrag(offer);
         // The answer comes later, from the main loop, never from inside this call.
@@ -251,17 +262,19 @@ void Whip::publish(SoupServerMessage* msg, const std::string& room) {
         throw;
     }
     resource.hold();
-    g_info("WHIP publisher %s joined room '%s'", id.c_str(), room.c_str());
+    g_info("%s %s %s %s room '%s'", label(), m_kind == Kind::Publish ? "publisher" : "viewer", id.c_str(),
+           m_kind == Kind::Publish ? "joined" : "watches", room.c_str());
 }
 
 void Whip::patch(SoupServerMessage* msg, Resource& resource) {
     if (contentTypeOf(msg) != "application/trickle-ice-sdpfrag")
         return http::respondError(msg, SOUP_STATUS_UNSUPPORTED_MEDIA_TYPE, ErrorCode::BadRequest,
-                                  "a WHIP PATCH is Content-Type: application/trickle-ice-sdpfrag");
+                                  std::string("a ") + label() +
+                                      " PATCH is Content-Type: application/trickle-ice-sdpfrag");
     const protocol::whip::SdpFragment fragment = protocol::whip::parseSdpFragment(http::requestBody(msg));
     if (fragment.iceUfrag && resource.clientUfrag && *fragment.iceUfrag != *resource.clientUfrag)
         return http::respondError(msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, ErrorCode::BadRequest,
-                                  "ICE restarts are not supported: publish again");
+                                  "ICE restarts are not supported: POST a new offer");
     for (const auto& candidate : fragment.candidates) m_rooms.candidate(resource.id(), candidate);
     if (fragment.endOfCandidates) m_rooms.candidate(resource.id(), std::nullopt);
     http::respond(msg, SOUP_STATUS_NO_CONTENT, nullptr, {});
@@ -269,7 +282,7 @@ void Whip::patch(SoupServerMessage* msg, Resource& resource) {
 
 void Whip::remove(Resource& resource) {
     const std::string id = resource.id();
-    g_info("WHIP publisher %s left room '%s'", id.c_str(), resource.room().c_str());
+    g_info("%s session %s left room '%s'", label(), id.c_str(), resource.room().c_str());
     m_rooms.leave(id); // disconnect() is not called for a leave: forget it here
     resource.joined({});
     forget(resource);

@@ -993,6 +993,104 @@ test('a Chromium page publishes over WHIP with trickle ICE: the room sees its co
   }
 });
 
+test('a Chromium page watches over WHEP: it sees both tiles and receives the sound, takes no tile, is listed as a viewer until DELETE', async (ctx) => {
+  const room = roomName('e2e-whep');
+  const [red, green] = [PARTICIPANT_MEDIA[0], PARTICIPANT_MEDIA[1]];
+  const GRID_OF_TWO = [[0.25, 0.5], [0.75, 0.5]];
+  const detect = ['--detect', [red.freq, green.freq].join(',')];
+  const clients = [];
+  let viewer = null;
+  let seen = {};
+  try {
+    for (const [name, media] of [['red', red], ['green', green]]) {
+      const c = startTesseraClient(ctx, room, name, media, detect);
+      clients.push(c);
+      await c.waitEvent('joined', `${name} to join`);
+    }
+    viewer = await launchParticipant(ctx, 'WHEP-page', PARTICIPANT_MEDIA[2]);
+    // A page of the server's own origin with no Tessera code on it: what runs
+    // below is all a WHEP player does (receive-only transceivers, one POST;
+    // the answer carries every server candidate, so this one trickles none).
+    await viewer.open(new URL('/healthz', ctx.url).toString());
+    const answer = await viewer.eval(async (room) => {
+      const pc = new RTCPeerConnection();
+      pc.addTransceiver('audio', { direction: 'recvonly' });
+      pc.addTransceiver('video', { direction: 'recvonly' });
+      const video = document.createElement('video');
+      video.id = 'whep-video';
+      video.muted = true;
+      video.autoplay = true;
+      document.body.append(video);
+      const stream = new MediaStream();
+      pc.ontrack = (e) => { stream.addTrack(e.track); video.srcObject = stream; };
+      window.__whep = { pc };
+      await pc.setLocalDescription(await pc.createOffer());
+      await new Promise((resolve) => {
+        if (pc.iceGatheringState === 'complete') resolve();
+        pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && resolve();
+      });
+      const res = await fetch(`/whep/${room}?name=WHEP-page`, {
+        method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp,
+      });
+      const sdp = await res.text();
+      if (res.status !== 201) return { status: res.status, body: sdp };
+      window.__whep.location = new URL(res.headers.get('Location'), location.href).toString();
+      await pc.setRemoteDescription({ type: 'answer', sdp });
+      return { status: res.status, location: window.__whep.location };
+    }, room);
+    console.log(`# POST /whep/${room}: ${short(answer, 300)}`);
+    if (answer.status !== 201) throw new Error(`POST /whep answered ${answer.status}: ${short(answer.body, 300)}`);
+    await waitFor('the WHEP page to connect', () => viewer.eval(() => window.__whep.pc.connectionState === 'connected'), {
+      timeout: seconds(90), describe: () => viewer.eval(() => `connection ${window.__whep.pc.connectionState}`),
+    });
+    // The page: both tiles, and the mix's audio (packets: a muted page
+    // plays nothing out, so Chromium measures no audio energy).
+    await waitFor('the WHEP page to show both tiles and receive audio', async () => {
+      seen.page = await viewer.eval((points) => {
+        const v = document.getElementById('whep-video');
+        if (!v.videoWidth) return null;
+        const c = document.createElement('canvas');
+        c.width = 160; c.height = 90;
+        const g = c.getContext('2d', { willReadFrequently: true });
+        g.drawImage(v, 0, 0, c.width, c.height);
+        return points.map(([fx, fy]) => Array.from(g.getImageData(Math.floor(fx * c.width), Math.floor(fy * c.height), 1, 1).data.slice(0, 3)));
+      }, GRID_OF_TWO);
+      seen.audioPackets = await viewer.eval(async () => {
+        let packets = 0;
+        (await window.__whep.pc.getStats()).forEach((s) => {
+          if (s.type === 'inbound-rtp' && s.kind === 'audio') packets = s.packetsReceived ?? 0;
+        });
+        return packets;
+      });
+      return seen.page && nearRgb(seen.page[0], red.rgb) && nearRgb(seen.page[1], green.rgb) && seen.audioPackets > 50;
+    }, { timeout: seconds(90), describe: () => `seen: ${JSON.stringify(seen)}` });
+    // The members: still two tiles, each other's tone, and no viewer among their peers.
+    await Promise.all(clients.map((c, i) => {
+      const who = i === 0 ? 'red' : 'green';
+      const other = i === 0 ? green : red;
+      return waitFor(`${who} to keep its call of two`, async () => {
+        const r = await c.report();
+        seen[who] = { tiles: pixelsOfThumb(r, GRID_OF_TWO), peers: r?.participants?.length };
+        return seen[who].tiles && nearRgb(seen[who].tiles[0], red.rgb) && nearRgb(seen[who].tiles[1], green.rgb)
+          && r.tones?.[other.freq] > -40 && r.participants?.length === 1;
+      }, { timeout: seconds(60), describe: () => `seen: ${JSON.stringify(seen[who])}` });
+    }));
+    const detail = async () => (await fetch(new URL(`/api/rooms/${room}`, ctx.url))).json();
+    const d = await detail();
+    if (d.participants?.length !== 2 || d.viewers?.[0]?.name !== 'WHEP-page') {
+      throw new Error(`GET /api/rooms/${room}: ${short(d, 400)}, not 2 participants and the page as a viewer`);
+    }
+    const status = await viewer.eval(async () => (await fetch(window.__whep.location, { method: 'DELETE' })).status);
+    if (status !== 200) throw new Error(`DELETE ${answer.location} answered ${status}`);
+    await waitFor('the room to list no viewer', async () => (await detail()).viewers?.length === 0, { timeout: seconds(30) });
+  } finally {
+    console.log(`# seen: ${short(seen, 400)}`);
+    if (viewer) await screenshots(ctx, [viewer], 'whep');
+    for (const c of clients) await c.stop();
+    await viewer?.close();
+  }
+});
+
 test('pages rejoin by themselves after the server restarts', async (ctx) => {
   if (!ctx.server) throw new Error('needs a server the runner started (not --url)');
   let pages = ctx.participants.filter((p) => p.page && !p.page.isClosed() && p.browser.isConnected());

@@ -125,13 +125,15 @@ TEST_CASE("config: limits, allowed origins and the metrics token", "[config][lim
     CHECK(config.limits.dataBytesPerSecond == 8 * 1024 * 1024);
     CHECK(config.limits.dataBurstBytes == 16 * 1024 * 1024);
     CHECK(config.limits.dataBufferedBytes == 4 * 1024 * 1024);
+    CHECK(config.limits.viewersPerRoom == 100);
+    CHECK(config.limits.viewersPerAddress == 20);
     CHECK(config.allowedOrigins.empty());
     CHECK_FALSE(config.metricsRequireToken);
     applyConfigJson(config, R"({"metricsRequireToken": true,
         "allowedOrigins": ["https://App.example.org:443", "*"],
         "limits": {"maxRooms": 0, "maxParticipants": 4, "joinsPerAddressPerMinute": 0, "maxCanvasPixels": 0, "connectionsPerAddress": 3, "messagesPerSecond": 5, "messageBurst": 7,
                    "joinTimeoutSeconds": 2, "maxFrameBytes": 65536, "dataBytesPerSecond": 1000,
-                   "dataBurstBytes": 20000, "dataBufferedBytes": 30000}})");
+                   "dataBurstBytes": 20000, "dataBufferedBytes": 30000, "viewersPerRoom": 0, "viewersPerAddress": 4}})");
     CHECK(config.metricsRequireToken);
     CHECK(config.allowedOrigins == std::vector<std::string>{"https://app.example.org", "*"});
     CHECK(config.limits.maxRooms == 0);
@@ -146,6 +148,8 @@ TEST_CASE("config: limits, allowed origins and the metrics token", "[config][lim
     CHECK(config.limits.dataBytesPerSecond == 1000);
     CHECK(config.limits.dataBurstBytes == 20000);
     CHECK(config.limits.dataBufferedBytes == 30000);
+    CHECK(config.limits.viewersPerRoom == 0);
+    CHECK(config.limits.viewersPerAddress == 4);
     const std::vector<std::pair<const char*, const char*>> bad = {
         {R"({"limits": {"maxrooms": 1}})", "limits.maxrooms: unknown key"},
         {R"({"limits": {"maxCanvasPixels": 60000000}})",

@@ -30,6 +30,7 @@ MetricsSnapshot twoRooms() {
     p1.stats.estimatedBps = 255'000;
     a.participants = {p1, MetricsSnapshot::Participant{"p2", {}}};
     a.recording = true;
+    a.viewers = 10;
     snapshot.rooms = {a, MetricsSnapshot::Room{"beta", {}, {MetricsSnapshot::Participant{"p3", {}}}, false}};
     snapshot.recordingErrors = 2;
     snapshot.roomPipelines = 3; // one closed room not yet torn down
@@ -43,6 +44,9 @@ TEST_CASE("metrics: totals, per room and per participant samples", "[metrics]") 
     CHECK(contains(text, "# TYPE tessera_rooms gauge\ntessera_rooms 2\n"));
     CHECK(contains(text, "# TYPE tessera_room_pipelines gauge\ntessera_room_pipelines 3\n"));
     CHECK(contains(text, "# TYPE tessera_participants gauge\ntessera_participants 3\n"));
+    CHECK(contains(text, "# TYPE tessera_viewers gauge\ntessera_viewers 10\n"));
+    CHECK(contains(text, "tessera_room_viewers{room=\"alpha\"} 10\n"));
+    CHECK(contains(text, "tessera_room_viewers{room=\"beta\"} 0\n"));
     CHECK(contains(text, "tessera_room_output_fps{room=\"alpha\"} 29.5\n"));
     CHECK(contains(text, "tessera_room_output_fps{room=\"beta\"} 0\n"));
     CHECK(contains(text, "tessera_room_frames_total{room=\"alpha\"} 1200\n"));
@@ -111,8 +115,9 @@ TEST_CASE("metrics: every family has one HELP and TYPE, its samples together", "
         const std::string name = line.substr(0, line.find_first_of("{ "));
         CHECK(name == previousFamily);
     }
-    // With tessera_room_opus_encoders, tessera_room_compositing and tessera_participant_estimated_bps.
-    CHECK(seen.size() == 22);
+    // With tessera_room_opus_encoders, tessera_room_compositing, tessera_participant_estimated_bps,
+    // tessera_viewers and tessera_room_viewers.
+    CHECK(seen.size() == 24);
 }
 
 TEST_CASE("metrics: label values are escaped", "[metrics]") {

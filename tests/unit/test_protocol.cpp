@@ -402,10 +402,10 @@ TEST_CASE("client messages round-trip", "[protocol]") {
 TEST_CASE("api: room list, room detail and error bodies", "[protocol]") {
     CHECK(api::serialize(std::vector<api::RoomSummary>{}) == "[]");
     CHECK(api::serialize(std::vector<api::RoomSummary>{{"a", 2, "grid", false}, {"b", 1, "speaker", true}}) ==
-          R"([{"room":"a","participants":2,"layout":"grid","recording":false},)"
-          R"({"room":"b","participants":1,"layout":"speaker","recording":true}])");
+          R"([{"room":"a","participants":2,"layout":"grid","recording":false,"viewers":0},)"
+          R"({"room":"b","participants":1,"layout":"speaker","recording":true,"viewers":0}])");
 
-    api::RoomDetail detail{"a", "grid", true, {}, {}, {}};
+    api::RoomDetail detail{"a", "grid", true, {}, {}, {}, {}};
     detail.participants.push_back(
         {"p1", "Alice", "low", true, 1000, 2000, 3, true, "", "h264", std::nullopt, std::nullopt, std::nullopt});
     detail.participants.push_back(
@@ -414,16 +414,23 @@ TEST_CASE("api: room list, room detail and error bodies", "[protocol]") {
         api::serialize(detail) ==
         R"({"room":"a","layout":"grid","recording":true,"participants":[)"
         R"({"id":"p1","name":"Alice","tier":"low","sendCodec":null,"receiveCodec":"h264","receiveOnly":true,"bitrateIn":1000,"bitrateOut":2000,"packetsLost":3,"connected":true},)"
-        R"({"id":"p2","name":"Bob","tier":"high","sendCodec":"vp9","receiveCodec":"vp9","receiveOnly":false,"bitrateIn":0,"bitrateOut":0,"packetsLost":0,"connected":false}]})");
+        R"({"id":"p2","name":"Bob","tier":"high","sendCodec":"vp9","receiveCodec":"vp9","receiveOnly":false,"bitrateIn":0,"bitrateOut":0,"packetsLost":0,"connected":false}],"viewers":[]})");
     // The bandwidth estimate appears once there is one.
     detail.participants.back().estimatedBps = 255'000;
-    CHECK(api::serialize(detail).ends_with(R"("connected":false,"estimatedBps":255000}]})"));
+    CHECK(api::serialize(detail).ends_with(R"("connected":false,"estimatedBps":255000}],"viewers":[]})"));
     // The camera's decoded size and its last send-size, once known.
     detail.participants.back().decodedSize = protocol::VideoSize{412, 232};
     detail.participants.back().sendSize = protocol::SendSize{"camera", true, 412, 232, 155573};
     CHECK(api::serialize(detail).ends_with(
         R"("estimatedBps":255000,"decodedSize":{"width":412,"height":232},)"
-        R"("sendSize":{"active":true,"width":412,"height":232,"maxBitrate":155573}}]})"));
+        R"("sendSize":{"active":true,"width":412,"height":232,"maxBitrate":155573}}],"viewers":[]})"));
+
+    // A viewer: only what it receives.
+    detail.viewers.push_back(
+        {"p3", "Player", "low", true, 999, 150000, 9, true, "", "vp8", std::nullopt, std::nullopt, std::nullopt});
+    CHECK(api::serialize(detail).ends_with(
+        R"("viewers":[{"id":"p3","name":"Player","tier":"low","receiveCodec":"vp8","bitrateOut":150000,"connected":true}]})"));
+    detail.viewers.clear();
 
     detail.recordingFile = "/rec/a.mkv";
     detail.recordingError = "disk full";

@@ -1458,3 +1458,127 @@ TEST_CASE("reload: rooms showing a changed named layout get it, the others keep 
     CHECK(rooms.detail("by-name").layout == "wide");
     CHECK(alice.messages.size() == byNameSent + 1);
 }
+
+// ---- Viewers (WHEP) ---------------------------------------------------------
+
+namespace {
+
+room::ViewRequest viewRequest(const std::string& room, std::optional<std::string> tier = std::nullopt) {
+    return room::ViewRequest{room, "Player", std::nullopt, std::move(tier)};
+}
+
+ErrorCode codeOf(const std::function<void()>& action) {
+    try {
+        action();
+    } catch (const Error& e) {
+        return e.code();
+    }
+    FAIL("no error");
+    return ErrorCode::Internal;
+}
+
+} // namespace
+
+TEST_CASE("view: a viewer is no member: nobody is told, it is not counted, the API lists it apart", "[rooms][viewer]") {
+    Fixture f;
+    FakeSink alice, bob, player;
+    const std::string a = f.join("r1", "Alice", alice);
+    const std::size_t aliceMessages = alice.messages.size();
+    const std::string v = f.rooms->view(viewRequest("r1", "low"), player);
+    // Only its ICE servers: no layout, speaker or members.
+    REQUIRE(player.messages.size() == 1);
+    const auto joined = player.last<protocol::Joined>();
+    CHECK(joined.id == v);
+    CHECK(joined.participants.empty());
+    CHECK(joined.iceServers.size() == 1);
+    CHECK(alice.messages.size() == aliceMessages);
+    // A receive-only peer with the tier asked for.
+    const FakePeer& peer = f.engine.peer("r1", v);
+    CHECK(peer.options.receiveOnly);
+    CHECK(peer.options.tier == "low");
+
+    // Members do not see it; it does not take a member's place.
+    const std::string b = f.join("r1", "Bob", bob);
+    CHECK(bob.last<protocol::Joined>().participants.size() == 1);
+    CHECK(f.rooms->participantCount() == 2);
+    CHECK(f.rooms->viewerCount() == 1);
+    const api::RoomDetail detail = f.rooms->detail("r1");
+    CHECK(detail.participants.size() == 2);
+    REQUIRE(detail.viewers.size() == 1);
+    CHECK(detail.viewers[0].id == v);
+    CHECK(f.rooms->list().at(0).participants == 2);
+    CHECK(f.rooms->list().at(0).viewers == 1);
+    const auto snapshot = f.rooms->metrics();
+    CHECK(snapshot.rooms.at(0).participants.size() == 2);
+    CHECK(snapshot.rooms.at(0).viewers == 1);
+
+    // Its offer and candidates reach its peer; it leaves unannounced.
+    f.rooms->offer(v,
+                   "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=recvonly\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\n");
+    CHECK(f.engine.peer("r1", v).offers.size() == 1);
+    f.rooms->leave(v);
+    CHECK(f.rooms->viewerCount() == 0);
+    CHECK(alice.count<protocol::ParticipantLeft>() == 0);
+    CHECK(alice.count<protocol::ParticipantJoined>() == 1); // Bob's
+    CHECK(f.rooms->detail("r1").viewers.empty());
+    (void)a;
+    (void)b;
+}
+
+TEST_CASE("view: refusals (no room, an unknown tier, a full room, a bad token, an offer that sends)",
+          "[rooms][viewer]") {
+    Config config = Fixture::defaultConfig();
+    config.limits.viewersPerRoom = 2;
+    config.joinToken = "s3cret";
+    Fixture f(config);
+    FakeSink alice, p1, p2, p3;
+    protocol::Join join = joinMessage("r1", "Alice");
+    join.token = "s3cret";
+    // Nobody in the room: a viewer opens none.
+    room::ViewRequest request = viewRequest("r1");
+    request.token = "s3cret";
+    CHECK(codeOf([&] { f.rooms->view(request, p1); }) == ErrorCode::NotFound);
+    CHECK(f.rooms->roomCount() == 0);
+    CHECK(f.engine.roomsCreated == 0);
+    f.rooms->join(join, alice);
+
+    request.token = "wrong";
+    CHECK(codeOf([&] { f.rooms->view(request, p1); }) == ErrorCode::Unauthorized);
+    request.token = "s3cret";
+    request.tier = "ultra";
+    CHECK(codeOf([&] { f.rooms->view(request, p1); }) == ErrorCode::BadRequest);
+    CHECK(f.rooms->viewerCount() == 0);
+    CHECK(p1.messages.empty());
+
+    request.tier.reset();
+    const std::string v1 = f.rooms->view(request, p1);
+    f.rooms->view(request, p2);
+    CHECK(codeOf([&] { f.rooms->view(request, p3); }) == ErrorCode::RoomFull);
+    CHECK(f.rooms->viewerCount() == 2);
+    // A viewer's media would get a tile: an offer that sends is refused.
+    CHECK(codeOf([&] { f.rooms->offer(v1, "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendrecv\r\n"); }) ==
+          ErrorCode::BadRequest);
+    CHECK(f.engine.peer("r1", v1).offers.empty());
+    // Viewers do not fill the members' places (maxParticipants 3).
+    FakeSink bob, carol;
+    join.name = "Bob";
+    CHECK_NOTHROW(f.rooms->join(join, bob));
+    join.name = "Carol";
+    CHECK_NOTHROW(f.rooms->join(join, carol));
+}
+
+TEST_CASE("view: the room's last participant leaving removes its viewers", "[rooms][viewer]") {
+    Fixture f;
+    FakeSink alice, player;
+    const std::string a = f.join("r1", "Alice", alice);
+    const std::string v = f.rooms->view(viewRequest("r1"), player);
+    f.rooms->leave(a);
+    CHECK(player.disconnected);
+    CHECK(f.rooms->roomCount() == 0);
+    CHECK(f.rooms->viewerCount() == 0);
+    CHECK(FakePeer::alive == 0);
+    // Its id is gone: leaving again is harmless, an offer is refused.
+    CHECK_NOTHROW(f.rooms->leave(v));
+    CHECK(codeOf([&] { f.rooms->offer(v, "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=recvonly\r\n"); }) ==
+          ErrorCode::NotJoined);
+}

@@ -50,7 +50,9 @@ struct Options {
     bool ignoreSendSize = false; // do not apply the server's send-size (test sources only apply it)
     std::string janus;           // non-empty: join a Janus AudioBridge room at this HTTP API URL instead
     std::int64_t janusRoom = 1234;
-    std::string whip; // non-empty: publish through this WHIP endpoint URL (RFC 9725) instead of the WebSocket
+    // Non-empty: publish through this WHIP endpoint URL (RFC 9725) instead of
+    // the WebSocket; with receiveOnly, watch through this WHEP endpoint.
+    std::string whip;
 };
 
 // Runs the client on the thread-default main context until it leaves, quits

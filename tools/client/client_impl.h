@@ -195,6 +195,8 @@ private:
     void httpSend(const char* method, const std::string& url, const char* contentType, const std::string& body,
                   HttpReply then);
     static void onHttpReplyCb(GObject* source, GAsyncResult* result, gpointer user) noexcept;
+    // A reply's body as text ("" for none).
+    static std::string bodyText(GBytes* body);
 
     // janus.cpp: the Janus AudioBridge JSON API over HTTP instead of
     // Tessera's WebSocket (the benchmark's audio-MCU peer). Thread: main.
@@ -205,7 +207,8 @@ private:
     void onJanusEvent(const Json& event);
     void onJanusReply(GBytes* body, const std::string& error, const JanusReply& then);
 
-    // whip.cpp: --whip, publishing through WHIP (RFC 9725): the offer is
+    // whip.cpp: --whip, publishing through WHIP (RFC 9725), and --whep,
+    // watching through WHEP (the same exchange, receive-only): the offer is
     // POSTed, the answer (with every server candidate) comes back, our
     // candidates are PATCHed to the resource, DELETE leaves. Thread: main.
     void whipPublish(const GstSDPMessage* offer, const std::string& text);
@@ -214,6 +217,8 @@ private:
     void whipFlush();
     void whipDelete();
     bool whipResourceLive() const { return !m_whipResource.empty(); }
+    // "WHEP" when watching (--whep), else "WHIP": for messages.
+    const char* whipLabel() const { return m_options.receiveOnly ? "WHEP" : "WHIP"; }
 
     Options m_options;
     GMainLoop* m_loop; // Borrowed; outlives this.

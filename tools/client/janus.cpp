@@ -77,9 +77,7 @@ void Client::onJanusReply(GBytes* body, const std::string& error, const JanusRep
         localError("janus: " + error);
         return;
     }
-    gsize size = 0;
-    const auto* data = static_cast<const char*>(g_bytes_get_data(body, &size));
-    const Json reply = Json::parse(std::string_view(data ? data : "", size), nullptr, false);
+    const Json reply = Json::parse(bodyText(body), nullptr, false);
     if (reply.is_object() && reply.value("janus", "") == "error") {
         localError("janus: " + reply.dump());
         return;

@@ -76,6 +76,7 @@ int main(int argc, char** argv) {
     gchar* janus = nullptr;
     gint64 janusRoom = 1234;
     gchar* whip = nullptr;
+    gchar* whep = nullptr;
 
     const GOptionEntry entries[] = {
         {"server", 's', 0, G_OPTION_ARG_STRING, &server, "Signaling WebSocket URL (default ws://127.0.0.1:8080/ws)",
@@ -135,6 +136,10 @@ int main(int argc, char** argv) {
          "Publish through this WHIP endpoint (RFC 9725) instead of the WebSocket, e.g. "
          "http://127.0.0.1:8080/whip/ROOM?name=NAME; --room and --name are then not needed",
          "URL"},
+        {"whep", 0, 0, G_OPTION_ARG_STRING, &whep,
+         "Watch the room's mix through this WHEP endpoint instead (receive-only, no member of the room), e.g. "
+         "http://127.0.0.1:8080/whep/ROOM?tier=low; --room and --name are then not needed",
+         "URL"},
         {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr},
     };
 
@@ -156,19 +161,28 @@ int main(int argc, char** argv) {
 
     tessera::client::Options options;
     if (server) options.server = server;
-    // With --whip the endpoint URL names the room (and the name, in its query).
+    // With --whip or --whep the endpoint URL names the room (and the name,
+    // in its query). WHEP is the WHIP exchange with a receive-only offer.
+    if (whip && whep) return fail("--whip excludes --whep");
     if (whip) {
         if (!g_str_has_prefix(whip, "http://") && !g_str_has_prefix(whip, "https://"))
             return fail("--whip takes an http:// or https:// URL");
         if (receiveOnly || janus || holdOffer) return fail("--whip excludes --receive-only, --janus and --hold-offer");
         options.whip = whip;
     }
+    if (whep) {
+        if (!g_str_has_prefix(whep, "http://") && !g_str_has_prefix(whep, "https://"))
+            return fail("--whep takes an http:// or https:// URL");
+        if (sendOnly || janus || holdOffer) return fail("--whep excludes --send-only, --janus and --hold-offer");
+        options.whip = whep;
+        receiveOnly = TRUE;
+    }
     if (room && !tessera::protocol::isValidRoomName(room)) return fail("--room must be 1-64 of [A-Za-z0-9_-]");
-    if (!room && !whip) return fail("--room is required: 1-64 of [A-Za-z0-9_-]");
+    if (!room && !whip && !whep) return fail("--room is required: 1-64 of [A-Za-z0-9_-]");
     if (room) options.room = room;
     if (name && (!*name || g_utf8_strlen(name, -1) > 64 || !g_utf8_validate(name, -1, nullptr)))
         return fail("--name must be 1-64 characters");
-    if (!name && !whip) return fail("--name is required: 1-64 characters");
+    if (!name && !whip && !whep) return fail("--name is required: 1-64 characters");
     if (name) options.name = name;
     if (token) options.token = std::string(token);
     if (caFile) options.caFile = caFile;
@@ -237,7 +251,7 @@ int main(int argc, char** argv) {
     if (options.audioOnly && stamp) return fail("--stamp sends video: not with --audio-only or --janus");
 
     for (gchar* s :
-         {server, room, name, token, caFile, color, detect, record, fileOut, videoCodec, sendFile, janus, whip})
+         {server, room, name, token, caFile, color, detect, record, fileOut, videoCodec, sendFile, janus, whip, whep})
         g_free(s);
     g_strfreev(iceAddresses);
 

@@ -202,12 +202,18 @@ void Client::httpSend(const char* method, const std::string& url, const char* co
         soup_message_set_request_body_from_bytes(message, contentType, bytes);
         g_bytes_unref(bytes);
     }
-    // The token goes to the WHIP endpoint only: Janus's API takes none.
+    // The token goes to the WHIP or WHEP endpoint only: Janus's API takes none.
     if (!m_options.whip.empty() && m_options.token)
         soup_message_headers_replace(soup_message_get_request_headers(message), "Authorization",
                                      ("Bearer " + *m_options.token).c_str());
     soup_session_send_and_read_async(m_session.get(), message, G_PRIORITY_DEFAULT, m_cancellable.get(), onHttpReplyCb,
                                      new HttpCall{weak_from_this(), std::move(owned), std::move(then)});
+}
+
+std::string Client::bodyText(GBytes* body) {
+    gsize size = 0;
+    const auto* data = body ? static_cast<const char*>(g_bytes_get_data(body, &size)) : nullptr;
+    return std::string(data ? data : "", size);
 }
 
 // Thread: main (libsoup).

@@ -1,5 +1,7 @@
 // tessera-client --whip: publishes through WHIP (RFC 9725) over HTTP instead
-// of Tessera's WebSocket, as an encoder (OBS, ffmpeg) does: the offer is
+// of Tessera's WebSocket, as an encoder (OBS, ffmpeg) does; --whep watches
+// the room's mix through WHEP, as a player does, with the same exchange and
+// a receive-only offer: the offer is
 // POSTed, the 201 carries the answer (with every server candidate) and the
 // resource's Location, our candidates are PATCHed to the resource as
 // application/trickle-ice-sdpfrag (RFC 8840), and DELETE leaves. There is no
@@ -7,15 +9,6 @@
 #include "client_impl.h"
 
 namespace tessera::client {
-namespace {
-
-std::string bodyText(GBytes* body) {
-    gsize size = 0;
-    const auto* data = body ? static_cast<const char*>(g_bytes_get_data(body, &size)) : nullptr;
-    return std::string(data ? data : "", size);
-}
-
-} // namespace
 
 void Client::whipPublish(const GstSDPMessage* offer, const std::string& text) {
     // What the PATCH fragments repeat of the offer: its ICE credentials and
@@ -58,7 +51,7 @@ void Client::onWhipPublished(SoupMessage* message, GBytes* body, const std::stri
             m_errors.push_back(answer);
             emitEvent("error", {{"status", status}, {"message", answer}});
         }
-        localError("WHIP POST to " + m_options.whip + " failed: " +
+        localError(std::string(whipLabel()) + " POST to " + m_options.whip + " failed: " +
                    (status != 0 ? "status " + std::to_string(status) + (location ? "" : ", no Location") : error));
         setState(State::Failed);
         finish();
@@ -100,13 +93,13 @@ void Client::whipFlush() {
     if (count == 0 && !m_whipEnd) return;
     m_whipPatching = true;
     m_whipEndSent = m_whipEnd;
-    GST_DEBUG("WHIP PATCH %s\n%s", m_whipResource.c_str(), fragment.c_str());
+    GST_DEBUG("%s PATCH %s\n%s", whipLabel(), m_whipResource.c_str(), fragment.c_str());
     httpSend("PATCH", m_whipResource, "application/trickle-ice-sdpfrag", fragment,
              [count, end = m_whipEnd](Client& c, SoupMessage* message, GBytes* body, const std::string& error) {
                  c.m_whipPatching = false;
                  const guint status = message ? soup_message_get_status(message) : 0;
                  if (status != SOUP_STATUS_NO_CONTENT && status != SOUP_STATUS_OK) {
-                     c.localError("WHIP PATCH failed: " +
+                     c.localError(std::string(c.whipLabel()) + " PATCH failed: " +
                                   (status != 0 ? "status " + std::to_string(status) + ": " + bodyText(body) : error));
                      return;
                  }
@@ -122,7 +115,8 @@ void Client::whipDelete() {
     httpSend("DELETE", resource, nullptr, {}, [](Client& c, SoupMessage* message, GBytes*, const std::string& error) {
         const guint status = message ? soup_message_get_status(message) : 0;
         if (status != SOUP_STATUS_OK && status != SOUP_STATUS_NO_CONTENT)
-            c.localError("WHIP DELETE failed: " + (status != 0 ? "status " + std::to_string(status) : error));
+            c.localError(std::string(c.whipLabel()) +
+                         " DELETE failed: " + (status != 0 ? "status " + std::to_string(status) : error));
         c.finish();
     });
 }

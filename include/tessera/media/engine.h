@@ -42,6 +42,9 @@ struct PeerOptions {
     std::string name;
     bool receiveOnly = false;
     std::optional<std::int64_t> maxBitrate;
+    // A quality tier's name: the peer receives that tier whatever its link
+    // does (a WHEP viewer's ?tier=); nullopt or unknown: chosen by bandwidth.
+    std::optional<std::string> tier;
 };
 
 struct PeerStats {

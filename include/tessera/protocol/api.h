@@ -37,6 +37,7 @@ struct RoomSummary {
     unsigned participants = 0;
     std::string layout;
     bool recording = false;
+    unsigned viewers = 0; // WHEP viewers: no members, not in `participants`
 };
 
 struct RoomDetail {
@@ -46,6 +47,9 @@ struct RoomDetail {
     std::vector<ParticipantSummary> participants;
     std::string recordingFile;  // while recording: the (first) file; serialised when non-empty
     std::string recordingError; // the last recording failure in this room; serialised when non-empty
+    // WHEP viewers, in arrival order: no members (not in `participants`,
+    // no tile); sendCodec, bitrateIn, decodedSize and sendSize say nothing.
+    std::vector<ParticipantSummary> viewers;
 };
 
 // POST /api/rooms/{room}/recording: an empty body or {"format": "mkv"|"webm"|"mp4"}.

@@ -91,6 +91,8 @@ struct LimitsConfig {
     unsigned dataBurstBytes = 16 * 1024 * 1024;    // ... and at once; then its transfer is cancelled
     unsigned dataBufferedBytes = 4 * 1024 * 1024;  // waiting to go to one receiver; then its transfers are dropped
     unsigned maxCanvasPixels = 3840 * 2160;        // a layout's own canvas; a larger one is refused (400)
+    unsigned viewersPerRoom = 100;                 // WHEP viewers of one room; more get 409 (room-full)
+    unsigned viewersPerAddress = 20;               // WHEP viewers from one client address; more get 429
 };
 
 // TURN REST credentials minted per participant (docs/security.md "TURN").

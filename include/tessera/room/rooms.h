@@ -46,6 +46,7 @@ struct MetricsSnapshot {
         media::RoomStats stats;
         std::vector<Participant> participants; // join order
         bool recording = false;
+        unsigned viewers = 0; // WHEP viewers (Rooms::view): no members
     };
     std::vector<Room> rooms;           // sorted by name
     std::uint64_t roomPipelines = 0;   // rooms' media alive: open, finishing a recording, or not yet torn down
@@ -56,6 +57,16 @@ struct MetricsSnapshot {
 // but [A-Za-z0-9_-] replaced by '_' (at most 64 characters, never empty), a
 // '-' and the UTC time as YYYYMMDDTHHMMSSZ. Never a path: no '/', no "..".
 std::string recordingStem(std::string_view room, std::int64_t unixMs);
+
+// A WHEP viewer's request (Rooms::view).
+struct ViewRequest {
+    std::string room;
+    std::string name; // shown in the room's details
+    std::optional<std::string> token;
+    // A quality tier's name (video.tiers) to receive whatever the link
+    // does; nullopt: chosen by bandwidth, as for a participant.
+    std::optional<std::string> tier;
+};
 
 class Rooms {
 public:
@@ -71,9 +82,21 @@ public:
     // A participant that sends no offer within limits.joinTimeoutSeconds is
     // removed: its sink gets an error `timeout` and is disconnected.
     std::string join(const protocol::Join& join, ClientSink& sink);
+    // A WHEP viewer (docs/protocol.md): it receives the room's mix on a
+    // receive-only peer and is no member: nobody is told it came or went, it
+    // has no tile, the API lists it under `viewers` and it does not count
+    // against maxParticipants. Its peer shares the room's encoders as any
+    // receiver does. Returns its id, which offer, candidate and leave take
+    // as a participant's. Throws Error(NotFound) when nobody is in the room
+    // (a viewer opens no room), Error(Unauthorized) as join does,
+    // Error(RoomFull) at limits.viewersPerRoom, Error(BadRequest) for an
+    // unknown tier. Viewers hold no room open: when its last participant
+    // leaves, its viewers are removed and their sinks disconnected.
+    std::string view(const ViewRequest& request, ClientSink& sink);
     // Throw Error(NotJoined) for an unknown participant. An offer sending
     // media without a publish grant, or asking for it without a subscribe
-    // grant, is refused: Error(Unauthorized).
+    // grant, is refused: Error(Unauthorized); a viewer's offer that sends
+    // media: Error(BadRequest).
     void offer(const std::string& participantId, const std::string& sdp);
     void candidate(const std::string& participantId, const std::optional<protocol::IceCandidate>& candidate);
     // Idempotent: an unknown id (already kicked or failed) is ignored.
@@ -108,7 +131,9 @@ public:
 
     MetricsSnapshot metrics() const;
     std::size_t roomCount() const noexcept { return m_rooms.size(); }
-    std::size_t participantCount() const noexcept { return m_participants.size(); }
+    // Members only; viewers apart.
+    std::size_t participantCount() const noexcept { return m_participants.size() - viewerCount(); }
+    std::size_t viewerCount() const noexcept;
 
 private:
     class Room;
@@ -181,7 +206,7 @@ private:
     media::Engine& m_engine;  // Borrowed; outlives this.
     LayoutLibrary& m_layouts; // Borrowed; outlives this.
     std::map<std::string, std::unique_ptr<Room>, std::less<>> m_rooms;
-    std::map<std::string, Participant*, std::less<>> m_participants; // Borrowed from their Room.
+    std::map<std::string, Participant*, std::less<>> m_participants; // Borrowed from their Room; viewers too.
     // Removed participants and rooms wait here until no Rooms call or media
     // callback is on the stack: a peer is never destroyed from inside its
     // own handleOffer() or listener call. Peers die before their RoomMedia.
