@@ -405,7 +405,7 @@ TEST_CASE("api: room list, room detail and error bodies", "[protocol]") {
           R"([{"room":"a","participants":2,"layout":"grid","recording":false},)"
           R"({"room":"b","participants":1,"layout":"speaker","recording":true}])");
 
-    api::RoomDetail detail{"a", "grid", true, {}, {}, {}};
+    api::RoomDetail detail{"a", "grid", true, {}, {}, {}, {}};
     detail.participants.push_back(
         {"p1", "Alice", "low", true, 1000, 2000, 3, true, "", "h264", std::nullopt, std::nullopt, std::nullopt});
     detail.participants.push_back(
