@@ -54,11 +54,11 @@ private:
     // Thread: main. Takes the target's branch out; forgotten once it is NULL.
     void retire(std::unique_ptr<Branch> branch);
 
-    RoomPipeline& m_room;              // Borrowed; outlives this.
-    std::unique_ptr<Branch> m_encoder; // Owned; in the room's pipeline until closed.
-    ElementRef m_videoOut, m_audioOut; // the encoder's output tees, in its bin
+    RoomPipeline& m_room;                                     // Borrowed; outlives this.
+    std::unique_ptr<Branch> m_encoder;                        // Owned; in the room's pipeline until closed.
+    ElementRef m_videoOut, m_audioOut;                        // the encoder's output tees, in its bin
     std::map<std::string, std::unique_ptr<Branch>> m_targets; // attached, by id
-    std::vector<std::unique_ptr<Branch>> m_retiring; // targets on their way out
+    std::vector<std::unique_ptr<Branch>> m_retiring;          // targets on their way out
     std::shared_ptr<bool> m_alive = std::make_shared<bool>(true);
 };
 

@@ -51,8 +51,7 @@ void serveLive(SoupServerMessage* msg, const room::Rooms& rooms, const std::vect
     // Players on other sites (hls.js on a page elsewhere) may read the stream.
     soup_message_headers_replace(headers, "Access-Control-Allow-Origin", "*");
     // The playlist changes every segment; a segment never changes once listed.
-    soup_message_headers_replace(headers, "Cache-Control",
-                                 isPlaylist(segments[1]) ? "no-cache" : "max-age=60");
+    soup_message_headers_replace(headers, "Cache-Control", isPlaylist(segments[1]) ? "no-cache" : "max-age=60");
     soup_message_headers_set_content_type(
         headers, isPlaylist(segments[1]) ? "application/vnd.apple.mpegurl" : "video/mp2t", nullptr);
     soup_message_body_append_bytes(soup_server_message_get_response_body(msg), bytes);

@@ -112,7 +112,7 @@ TEST_CASE("metrics: every family has one HELP and TYPE, its samples together", "
         CHECK(name == previousFamily);
     }
     // With tessera_room_opus_encoders, tessera_room_compositing and tessera_participant_estimated_bps.
-    CHECK(seen.size() == 22);
+    CHECK(seen.size() == 24);
 }
 
 TEST_CASE("metrics: label values are escaped", "[metrics]") {

@@ -18,7 +18,7 @@ public:
 private:
     std::int64_t m_firstMs;
     std::int64_t m_maxMs;
-    std::int64_t m_nextMs;      // the wait after the next failure
+    std::int64_t m_nextMs; // the wait after the next failure
     std::int64_t m_startedMs = 0;
 };
 
