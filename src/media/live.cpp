@@ -65,7 +65,15 @@ void LiveStream::add(const LiveTarget& target) {
     const bool hls = target.kind == LiveTarget::Kind::Hls;
     const std::string fragment = hls ? "live-hls" : "live-rtmp";
     ElementRef bin = m_room.fragments().makeBin(fragment, false);
-    gst_element_set_name(bin.get(), ("live-target-" + target.id).c_str());
+    // Unique: a reconnecting target's previous bin may still be on its way out.
+    static unsigned counter = 0;
+    gst_element_set_name(bin.get(), ("live-" + target.id + "-" + std::to_string(counter++)).c_str());
+    // Each target goes to PLAYING on its own: a sink's preroll (hlssink2's)
+    // stays inside the target. Without this, another target's error during
+    // that preroll (a refused connection, within milliseconds) failed the
+    // encoder bin's pending state change, and every target's sink then
+    // waited in preroll for good: nothing was written or sent.
+    g_object_set(bin.get(), "async-handling", TRUE, nullptr);
     ElementRef sink = requireByName(GST_BIN(bin.get()), "sink");
     if (hls) {
         // Names the server serves (server/live.cpp accepts only these).

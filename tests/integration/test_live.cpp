@@ -94,9 +94,8 @@ void checkMix(const Decoded& d, const std::vector<Participant>& who, const std::
 
 // A local RTMP server: ffmpeg receiving one stream into a file.
 std::unique_ptr<Process> rtmpServer(const std::string& file) {
-    return std::make_unique<Process>(std::vector<std::string>{kFfmpeg, "-nostdin", "-hide_banner", "-loglevel",
-                                                              "info", "-listen", "1", "-i", kRtmpUrl, "-c", "copy",
-                                                              "-y", file},
+    return std::make_unique<Process>(std::vector<std::string>{kFfmpeg, "-nostdin", "-hide_banner", "-loglevel", "info",
+                                                              "-listen", "1", "-i", kRtmpUrl, "-c", "copy", "-y", file},
                                      logFor("rtmp-server"));
 }
 
@@ -169,7 +168,8 @@ TEST_CASE("live RTMP: a local RTMP server gets the room's colours and tones; kil
     auto ffmpeg = rtmpServer(flv);
     // ffmpeg listens once it has started; a target started before that is
     // refused, and retries until it is not.
-    auto start = httpRequest("POST", api, std::string(R"({"hls": true, "rtmp": ")") + kRtmpUrl + R"(", "retry": true})");
+    auto start =
+        httpRequest("POST", api, std::string(R"({"hls": true, "rtmp": ")") + kRtmpUrl + R"(", "retry": true})");
     REQUIRE(start.status == 201);
     REQUIRE(waitUntil([&] { return fs::exists(flv) && fs::file_size(flv) > 100'000; }));
     // Stopped, the RTMP stream ends and ffmpeg finishes its file.
@@ -187,8 +187,9 @@ TEST_CASE("live RTMP: a local RTMP server gets the room's colours and tones; kil
     const std::string id = jsonOf(start)["live"][1].value("id", "");
     CHECK(id == "rtmp-2");
     REQUIRE(waitUntil([&] { return fs::exists(flv2) && fs::file_size(flv2) > 0; }));
-    REQUIRE(waitRoom(server, "rtmp", [&](const Json& r) { return target(r, id).value("state", "") == "running"; })
-                .is_object());
+    REQUIRE(waitRoom(server, "rtmp", [&](const Json& r) {
+                return target(r, id).value("state", "") == "running";
+            }).is_object());
     const double before = streamed(server, "rtmp");
     std::vector<int> framesBefore;
     for (auto& c : clients) framesBefore.push_back(c->report().value("frames", 0));
@@ -211,8 +212,7 @@ TEST_CASE("live RTMP: a local RTMP server gets the room's colours and tones; kil
         CHECK(r.value("frames", 0) > was + 30);
     }
     // Without a server it keeps failing, waiting longer each time; a server back: it runs again.
-    CHECK(waitRoom(server, "rtmp", [&](const Json& r) { return target(r, id).value("failures", 0) >= 2; })
-              .is_object());
+    CHECK(waitRoom(server, "rtmp", [&](const Json& r) { return target(r, id).value("failures", 0) >= 2; }).is_object());
     ffmpeg = rtmpServer(dir + "/out3.flv");
     const Json back =
         waitRoom(server, "rtmp", [&](const Json& r) { return target(r, id).value("state", "") == "running"; });
@@ -239,8 +239,7 @@ TEST_CASE("live API: unknown room 404, bad JSON and bad URLs 400, limits 409, no
     expect(httpRequest("POST", api, R"({"hls": true})"), 401, "unauthorized");
     expect(httpRequest("POST", api, R"({"hls": true})", "wrong"), 401, "unauthorized");
     expect(httpRequest("DELETE", api), 401, "unauthorized");
-    expect(httpRequest("POST", server.http() + "/api/rooms/nope/live", R"({"hls": true})", "sesame"), 404,
-           "not-found");
+    expect(httpRequest("POST", server.http() + "/api/rooms/nope/live", R"({"hls": true})", "sesame"), 404, "not-found");
     expect(httpRequest("POST", api, R"({"hls": tru)", "sesame"), 400, "bad-request");
     expect(httpRequest("POST", api, R"({})", "sesame"), 400, "bad-request");
     for (const char* url : {"http://127.0.0.1/live/x", "rtmp://127.0.0.1", "rtmp://h/app key", "file:///etc/passwd"})
