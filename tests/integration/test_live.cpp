@@ -258,9 +258,13 @@ TEST_CASE("live API: unknown room 404, bad JSON and bad URLs 400, limits 409, no
     expect(httpRequest("POST", api, R"({"rtmp": "rtmp://127.0.0.1:1/a/4"})", "sesame"), 409, "conflict");
     expect(httpRequest("POST", api, R"({"hls": true})", "sesame"), 409, "conflict");
     // Nothing listens on port 1: each RTMP target fails, alone, with its reason.
-    const Json room = waitRoom(server, "api", [](const Json& r) {
-        return r["live"].size() == 4 && r["live"][1].value("state", "") == "failed" &&
-               r["live"][2].value("state", "") == "failed" && r["live"][3].value("state", "") == "failed";
+    Json room;
+    waitUntil([&] {
+        const auto r = httpRequest("GET", server.http() + "/api/rooms/api", {}, "sesame");
+        if (r.status != 200) return false;
+        room = Json::parse(r.body);
+        return room["live"].size() == 4 && room["live"][1].value("state", "") == "failed" &&
+               room["live"][2].value("state", "") == "failed" && room["live"][3].value("state", "") == "failed";
     });
     INFO("room " << room.dump());
     CHECK(room["live"][0].value("state", "") == "running");
