@@ -187,6 +187,26 @@ std::vector<Chain> chainsFor(const std::vector<std::string>& names) {
     return chains;
 }
 
+// Plays the pipeline to its EOS or first error (60 s at most); returns the
+// error's message, "" at EOS. Leaves it in NULL.
+std::string playToEnd(GstElement* pipeline) {
+    REQUIRE(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+    GstBus* bus = gst_element_get_bus(pipeline);
+    GstMessage* message =
+        gst_bus_timed_pop_filtered(bus, 60 * GST_SECOND, GstMessageType(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+    gst_object_unref(bus);
+    std::string error = message ? "" : "no EOS within 60 s";
+    if (message && GST_MESSAGE_TYPE(message) == GST_MESSAGE_ERROR) {
+        GError* e = nullptr;
+        gst_message_parse_error(message, &e, nullptr);
+        error = e ? e->message : "error";
+        g_clear_error(&e);
+    }
+    if (message) gst_message_unref(message);
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    return error;
+}
+
 } // namespace
 
 TEST_CASE("every pipeline fragment loads and runs to EOS", "[fragments]") {
@@ -261,21 +281,7 @@ TEST_CASE("every recorder fragment records test sources to a file", "[fragments]
             gst_object_unref(in);
             gst_object_unref(first);
         }
-        REQUIRE(gst_element_set_state(pipeline.get(), GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
-        GstBus* bus = gst_element_get_bus(pipeline.get());
-        GstMessage* message =
-            gst_bus_timed_pop_filtered(bus, 60 * GST_SECOND, GstMessageType(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
-        REQUIRE(message);
-        std::string error;
-        if (GST_MESSAGE_TYPE(message) == GST_MESSAGE_ERROR) {
-            GError* e = nullptr;
-            gst_message_parse_error(message, &e, nullptr);
-            error = e ? e->message : "error";
-            g_clear_error(&e);
-        }
-        gst_message_unref(message);
-        gst_object_unref(bus);
-        gst_element_set_state(pipeline.get(), GST_STATE_NULL);
+        const std::string error = playToEnd(pipeline.get());
         CHECK(error.empty());
         CHECK(fs::exists(file));
         CHECK(fs::file_size(file) > 10'000);
@@ -354,21 +360,7 @@ TEST_CASE("the live fragments encode test sources into HLS files and an RTMP pus
         }
         link(encoder.get(), "video_out", target.get(), "video");
         link(encoder.get(), "audio_out", target.get(), "audio");
-        REQUIRE(gst_element_set_state(pipeline.get(), GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
-        GstBus* bus = gst_element_get_bus(pipeline.get());
-        GstMessage* message =
-            gst_bus_timed_pop_filtered(bus, 60 * GST_SECOND, GstMessageType(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
-        REQUIRE(message);
-        std::string error;
-        if (GST_MESSAGE_TYPE(message) == GST_MESSAGE_ERROR) {
-            GError* e = nullptr;
-            gst_message_parse_error(message, &e, nullptr);
-            error = e ? e->message : "error";
-            g_clear_error(&e);
-        }
-        gst_message_unref(message);
-        gst_object_unref(bus);
-        gst_element_set_state(pipeline.get(), GST_STATE_NULL);
+        const std::string error = playToEnd(pipeline.get());
         INFO("error: " << error);
         if (rtmp) {
             CHECK(error.find("refused") != std::string::npos);
