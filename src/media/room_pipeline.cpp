@@ -7,6 +7,7 @@
 
 #include <gst/video/video.h>
 
+#include "live.h"
 #include "peer.h"
 #include "recorder.h"
 #include "tessera/policy/frame_grid.h"
@@ -276,6 +277,7 @@ RoomPipeline::~RoomPipeline() {
     // A recorder still here was not finalised (the room stopped without
     // stopRecording()). Its bin stops apart: its writes may hang.
     if (m_recorder) m_recorder->isolate();
+    if (m_live) m_live->isolate();
     // Flush first: a live aggregator whose output already stopped (a peer's
     // webrtcbin going NULL) would otherwise keep an upstream queue blocked in
     // its chain function, and the NULL transition waits for that queue's
@@ -283,6 +285,7 @@ RoomPipeline::~RoomPipeline() {
     gst_element_send_event(m_pipeline.get(), gst_event_new_flush_start());
     gst_element_set_state(m_pipeline.get(), GST_STATE_NULL);
     m_recorder.reset();
+    m_live.reset();
     GST_CAT_INFO(tessera_media_debug, "room %s: pipeline stopped", m_room.c_str());
 }
 
@@ -321,6 +324,31 @@ void RoomPipeline::stopRecording(std::function<void(const RecordingResult&)> don
             return G_SOURCE_REMOVE;
         },
         this);
+}
+
+void RoomPipeline::startLive(const LiveTarget& target) {
+    startVideo();
+    if (!m_live) m_live = std::make_unique<LiveStream>(*this);
+    try {
+        m_live->add(target);
+    } catch (...) {
+        closeLiveIfIdle();
+        throw;
+    }
+}
+
+void RoomPipeline::stopLive(const std::string& id) {
+    if (m_live && m_live->remove(id)) closeLiveIfIdle();
+}
+
+void RoomPipeline::closeLiveIfIdle() {
+    if (!m_live || m_live->size() > 0) return;
+    LiveStream* live = m_live.get();
+    m_closingLive.push_back(std::move(m_live));
+    live->close([this, live] {
+        // Thread: main; not once the stream is gone (Branch::remove), which this outlives.
+        std::erase_if(m_closingLive, [live](const auto& l) { return l.get() == live; });
+    });
 }
 
 void RoomPipeline::removeRecorder(const std::string& error) {
@@ -412,6 +440,7 @@ RoomStats RoomPipeline::stats() const {
     s.opusEncoders = countElements(pipeline(), "opusenc") - roomEncodes;
     for (unsigned source = 0; source < roomEncodes; ++source) s.opusEncoders += m_encodeDemand->fed(source) ? 1 : 0;
     s.compositing = m_videoStarted;
+    s.liveTargets = m_live ? static_cast<unsigned>(m_live->size()) : 0;
     // Highest tier first, each tier's codecs in preference order; only the built encoders.
     for (const std::string& codec : m_config.video.codecs) s.codecs.push_back({codec, 0});
     for (std::size_t tier = 0; tier < m_parts.ladder.size(); ++tier) {
@@ -865,6 +894,17 @@ void RoomPipeline::paintBorders(GstPadProbeInfo* info) {
 void RoomPipeline::onBusMessage(GstMessage* message) {
     if (m_recorder && m_recorder->owns(message)) {
         onRecorderMessage(message);
+        return;
+    }
+    if (m_live && m_live->owns(message)) {
+        // Only the target that failed goes; the room is told from the main
+        // loop, never from inside one of its own calls.
+        for (auto& [id, reason] : m_live->onMessage(message)) {
+            post([this, alive = std::weak_ptr<bool>(m_alive), id, reason] {
+                if (alive.lock()) m_listener.onLiveFailed(id, reason);
+            });
+        }
+        closeLiveIfIdle();
         return;
     }
     switch (GST_MESSAGE_TYPE(message)) {

@@ -28,6 +28,7 @@
 namespace tessera::media {
 
 class Recorder;
+class LiveStream;
 
 // The fragment key of a (tier, codec) encoder (pipelines/encode-<codec>.pipeline
 // loaded with the tier's size and bit rate).
@@ -71,6 +72,8 @@ public:
     RoomStats stats() const override;
     std::string startRecording(const RecordingRequest& request) override;
     void stopRecording(std::function<void(const RecordingResult&)> done) override;
+    void startLive(const LiveTarget& target) override;
+    void stopLive(const std::string& id) override;
 
     // Immutable after construction: any thread.
     GstBin* pipeline() const { return GST_BIN(m_pipeline.get()); }
@@ -158,6 +161,8 @@ private:
     // Thread: main. Detaches and removes the recorder, then answers a pending
     // stop or, without one, reports `error` as a failure.
     void removeRecorder(const std::string& error);
+    // Thread: main. Closes the live encoder once it has no target left.
+    void closeLiveIfIdle();
     void onTick();
     // Thread: the background's, at its first frame. Shifts the background so
     // that its next frame starts the compositor on the decoders' frame grid;
@@ -245,6 +250,9 @@ private:
     std::function<void(const RecordingResult&)> m_stopDone; // a pending stopRecording()
     bool m_removingRecorder = false;
     guint m_stopTimeout = 0;
+    // Live streaming. Thread: main.
+    std::unique_ptr<LiveStream> m_live;                           // Owned; in m_pipeline while it has targets.
+    std::vector<std::unique_ptr<LiveStream>> m_closingLive;       // encoders on their way out
     std::shared_ptr<bool> m_alive = std::make_shared<bool>(true); // for posted work
 };
 

@@ -17,6 +17,7 @@
 
 #include "tessera/auth/jwt.h"
 #include "tessera/glib/raii.h"
+#include "tessera/policy/backoff.h"
 #include "tessera/policy/rate.h"
 #include "tessera/protocol/datachannel.h"
 #include "tessera/protocol/offer_plan.h"
@@ -24,6 +25,34 @@
 #include "tessera/protocol/turn_credentials.h"
 
 namespace tessera::room {
+
+namespace {
+// The first wait before a live target started with "retry" reconnects.
+constexpr std::int64_t kLiveRetryFirstMs = 1000;
+} // namespace
+
+// One live target of a room and what the API shows of it.
+struct Rooms::LiveTarget {
+    enum class State { Running, Retrying, Failed };
+    media::LiveTarget media;
+    bool retry = false;
+    State state = State::Running;
+    std::string reason;
+    unsigned failures = 0;
+    policy::Backoff backoff;
+    unsigned retryTimer = 0; // GLib source of the next attempt (0: none)
+    std::int64_t retryAtUs = 0;
+
+    LiveTarget(media::LiveTarget target, bool retry, unsigned retryMaxSeconds)
+        : media(std::move(target)), retry(retry), backoff(kLiveRetryFirstMs, std::int64_t{retryMaxSeconds} * 1000) {}
+    ~LiveTarget() { cancelRetry(); }
+    LiveTarget(const LiveTarget&) = delete;
+    LiveTarget& operator=(const LiveTarget&) = delete;
+    void cancelRetry() {
+        if (retryTimer != 0) g_source_remove(retryTimer);
+        retryTimer = 0;
+    }
+};
 
 // One room: its media (the mixing pipeline) and its participants in join order.
 class Rooms::Room final : public media::RoomListener {
@@ -41,6 +70,9 @@ public:
     void onRecordingFailed(const std::string& reason) override { m_rooms.onRecordingFailed(*this, reason); }
     void onSendSize(const std::string& participantId, const protocol::SendSize& size) override {
         m_rooms.onSendSize(*this, participantId, size);
+    }
+    void onLiveFailed(const std::string& id, const std::string& reason) override {
+        m_rooms.onLiveFailed(*this, id, reason);
     }
 
 private:
@@ -62,8 +94,10 @@ public:
         std::vector<std::function<void(const media::RecordingResult&)>> waiters; // pending stops
     };
     std::optional<Recording> recording;
-    std::string recordingError;                   // the last failure, shown in the API
-    std::map<std::string, std::string> transfers; // file transfer id -> the participant who started it
+    std::string recordingError;                    // the last failure, shown in the API
+    std::map<std::string, std::string> transfers;  // file transfer id -> the participant who started it
+    std::vector<std::unique_ptr<LiveTarget>> live; // in start order; destroyed (timers cancelled) with the room
+    unsigned liveCounter = 0;                      // numbers rtmp-N ids
     // Owned. Declared before the participants so that their peers, which live
     // in this media's pipeline, are destroyed first.
     std::unique_ptr<media::RoomMedia> media;
@@ -391,8 +425,9 @@ std::vector<api::RoomSummary> Rooms::list() const {
 
 api::RoomDetail Rooms::detail(const std::string& name) const {
     const Room& room = roomOrThrow(name);
-    api::RoomDetail out{room.name, room.layout, room.recording.has_value(), {}, {}, room.recordingError, {}};
+    api::RoomDetail out{room.name, room.layout, room.recording.has_value(), {}, {}, room.recordingError, {}, {}};
     if (room.recording) out.recordingFile = room.recording->metadata.file;
+    out.live = liveSummary(room);
     const auto summary = [](const Participant& participant) {
         const media::PeerStats stats = participant.peer->stats();
         return api::ParticipantSummary{participant.id,
@@ -513,14 +548,16 @@ MetricsSnapshot Rooms::metrics() const {
     MetricsSnapshot out;
     out.rooms.reserve(m_rooms.size());
     for (const auto& [name, room] : m_rooms) {
-        MetricsSnapshot::Room& entry = out.rooms.emplace_back(MetricsSnapshot::Room{
-            name, room->media->stats(), {}, room->recording.has_value(), static_cast<unsigned>(room->viewers.size())});
+        MetricsSnapshot::Room& entry = out.rooms.emplace_back(
+            MetricsSnapshot::Room{name, room->media->stats(), {}, room->recording.has_value(), liveSummary(*room),
+                                  static_cast<unsigned>(room->viewers.size())});
         for (const auto& participant : room->participants) {
             entry.participants.push_back({participant->id, participant->peer->stats()});
         }
     }
     out.roomPipelines = m_rooms.size() + m_closingRooms.size() + m_deadRooms.size();
     out.recordingErrors = m_recordingErrors;
+    out.liveFailures = m_liveFailures;
     return out;
 }
 
@@ -951,6 +988,8 @@ void Rooms::remove(const std::string& participantId, Removal how, const std::str
         room.viewers.clear();
     }
     if (room.participants.empty()) {
+        // A stream of nobody stops with the room (docs/protocol.md, "Live streaming").
+        stopAllLive(room);
         if (room.recording) {
             // The recording is finalised first; the room's media lives until then.
             beginStopRecording(room);
@@ -1032,6 +1071,216 @@ void Rooms::scheduleGarbageCollection() {
             return G_SOURCE_REMOVE;
         },
         this);
+}
+
+} // namespace tessera::room
+
+namespace tessera::room {
+
+std::vector<api::LiveTargetSummary> Rooms::liveSummary(const Room& room) const {
+    std::vector<api::LiveTargetSummary> out;
+    const std::int64_t now = g_get_monotonic_time();
+    for (const auto& t : room.live) {
+        const bool hls = t->media.kind == media::LiveTarget::Kind::Hls;
+        api::LiveTargetSummary s;
+        s.id = t->media.id;
+        s.kind = hls ? "hls" : "rtmp";
+        s.url = hls ? "/live/" + room.name + "/index.m3u8" : api::redactRtmpUrl(t->media.url);
+        s.state = t->state == LiveTarget::State::Running    ? "running"
+                  : t->state == LiveTarget::State::Retrying ? "retrying"
+                                                            : "failed";
+        s.retry = t->retry;
+        s.reason = t->reason;
+        s.failures = t->failures;
+        if (t->state == LiveTarget::State::Retrying)
+            s.retryInSeconds = static_cast<double>(std::max<std::int64_t>(0, t->retryAtUs - now)) / G_USEC_PER_SEC;
+        out.push_back(std::move(s));
+    }
+    return out;
+}
+
+namespace {
+
+// Empties (or makes) the room's HLS directory: a new stream starts from
+// segment 0, and a player must never get an older stream's segments.
+std::string prepareHlsDirectory(const Config& config, const std::string& room) {
+    gchar* base = g_canonicalize_filename(config.live.dir.c_str(), nullptr);
+    // The room name is 1-64 of [A-Za-z0-9_-] (checked at join): never a path.
+    const std::string directory = std::string(base) + "/" + room;
+    g_free(base);
+    if (g_mkdir_with_parents(directory.c_str(), 0750) != 0)
+        throw Error(ErrorCode::Internal, "live directory " + directory + ": " + g_strerror(errno));
+    if (GDir* dir = g_dir_open(directory.c_str(), 0, nullptr)) {
+        while (const gchar* name = g_dir_read_name(dir)) {
+            const std::string_view file = name;
+            if (file == "index.m3u8" || (file.starts_with("segment") && file.ends_with(".ts")))
+                g_unlink((directory + "/" + name).c_str());
+        }
+        g_dir_close(dir);
+    }
+    if (g_access(directory.c_str(), W_OK) != 0)
+        throw Error(ErrorCode::Internal, "live directory " + directory + ": " + g_strerror(errno));
+    return directory;
+}
+
+} // namespace
+
+std::vector<api::LiveTargetSummary> Rooms::startLive(const std::string& name, const api::LiveStart& request) {
+    Entry entry(*this, Entry::From::Client);
+    Room& room = roomOrThrow(name);
+    // Every target is checked before any starts: a refused request changes nothing.
+    const auto existing = [&](media::LiveTarget::Kind kind, const std::string& url) -> LiveTarget* {
+        for (const auto& t : room.live)
+            if (t->media.kind == kind && (kind == media::LiveTarget::Kind::Hls || t->media.url == url)) return t.get();
+        return nullptr;
+    };
+    std::vector<std::pair<media::LiveTarget::Kind, std::string>> wanted;
+    if (request.hls) wanted.emplace_back(media::LiveTarget::Kind::Hls, "");
+    for (const std::string& url : request.rtmp) {
+        if (std::find(wanted.begin(), wanted.end(), std::pair{media::LiveTarget::Kind::Rtmp, url}) != wanted.end())
+            throw Error(ErrorCode::BadRequest, "rtmp: " + api::redactRtmpUrl(url) + " is named twice");
+        wanted.emplace_back(media::LiveTarget::Kind::Rtmp, url);
+    }
+    std::size_t added = 0;
+    for (const auto& [kind, url] : wanted) {
+        const LiveTarget* found = existing(kind, url);
+        if (found && found->state != LiveTarget::State::Failed) {
+            throw Error(ErrorCode::Conflict, "room '" + name + "' streams to " +
+                                                 (url.empty() ? "HLS" : api::redactRtmpUrl(url)) + " already (" +
+                                                 found->media.id + ")");
+        }
+        if (!found) ++added;
+    }
+    if (room.live.size() + added > m_config.live.maxTargets) {
+        throw Error(ErrorCode::Conflict, "room '" + name + "' may have at most " +
+                                             std::to_string(m_config.live.maxTargets) +
+                                             " live targets (live.maxTargets); stop one first");
+    }
+    for (const auto& [kind, url] : wanted) {
+        LiveTarget* target = existing(kind, url);
+        if (target) {
+            // A failed target named again starts afresh.
+            target->retry = request.retry;
+            target->reason.clear();
+        } else {
+            media::LiveTarget spec{kind == media::LiveTarget::Kind::Hls ? "hls"
+                                                                        : "rtmp-" + std::to_string(++room.liveCounter),
+                                   kind,
+                                   url,
+                                   {}};
+            room.live.push_back(
+                std::make_unique<LiveTarget>(std::move(spec), request.retry, m_config.live.retryMaxSeconds));
+            target = room.live.back().get();
+        }
+        if (kind == media::LiveTarget::Kind::Hls) {
+            try {
+                target->media.directory = prepareHlsDirectory(m_config, name);
+            } catch (const Error&) {
+                std::erase_if(room.live, [&](const auto& t) { return t.get() == target; });
+                throw;
+            }
+        }
+        attemptLive(room, *target);
+    }
+    return liveSummary(room);
+}
+
+void Rooms::attemptLive(Room& room, LiveTarget& target) {
+    target.cancelRetry();
+    target.backoff.started(g_get_monotonic_time() / 1000);
+    try {
+        room.media->startLive(target.media);
+        target.state = LiveTarget::State::Running;
+        g_info("room '%s': live target %s started (%s)", room.name.c_str(), target.media.id.c_str(),
+               target.media.kind == media::LiveTarget::Kind::Hls ? target.media.directory.c_str()
+                                                                 : api::redactRtmpUrl(target.media.url).c_str());
+    } catch (const Error& e) {
+        liveTargetFailed(room, target, e.what());
+    }
+}
+
+void Rooms::liveTargetFailed(Room& room, LiveTarget& target, const std::string& reason) {
+    ++target.failures;
+    ++m_liveFailures;
+    target.reason = reason;
+    if (!target.retry) {
+        target.state = LiveTarget::State::Failed;
+        g_warning("room '%s': live target %s failed: %s", room.name.c_str(), target.media.id.c_str(), reason.c_str());
+        return;
+    }
+    target.state = LiveTarget::State::Retrying;
+    const std::int64_t waitMs = target.backoff.failed(g_get_monotonic_time() / 1000);
+    target.retryAtUs = g_get_monotonic_time() + waitMs * 1000;
+    g_warning("room '%s': live target %s failed: %s; reconnecting in %.1f s", room.name.c_str(),
+              target.media.id.c_str(), reason.c_str(), static_cast<double>(waitMs) / 1000);
+    struct Pending {
+        Rooms* rooms;
+        std::string room, id;
+    };
+    target.retryTimer = g_timeout_add_full(
+        G_PRIORITY_DEFAULT, static_cast<guint>(waitMs),
+        // Thread: main. Stopping or destroying the target removes this source.
+        [](gpointer data) noexcept -> gboolean {
+            const auto* pending = static_cast<Pending*>(data);
+            glib::guarded("live retry", [pending] { pending->rooms->onLiveRetry(pending->room, pending->id); });
+            return G_SOURCE_REMOVE;
+        },
+        new Pending{this, room.name, target.media.id},
+        [](gpointer data) noexcept { delete static_cast<Pending*>(data); });
+}
+
+void Rooms::onLiveRetry(const std::string& name, const std::string& id) {
+    Entry entry(*this, Entry::From::Client);
+    const auto found = m_rooms.find(name);
+    if (found == m_rooms.end()) return;
+    Room& room = *found->second;
+    for (const auto& t : room.live) {
+        if (t->media.id != id) continue;
+        t->retryTimer = 0; // the source is being removed by returning
+        if (t->state == LiveTarget::State::Retrying) attemptLive(room, *t);
+        return;
+    }
+}
+
+void Rooms::onLiveFailed(Room& room, const std::string& id, const std::string& reason) {
+    Entry entry(*this, Entry::From::Media);
+    if (!isLive(room)) return;
+    for (const auto& t : room.live) {
+        // A target stopped meanwhile (or failed already) is not failed again.
+        if (t->media.id == id && t->state == LiveTarget::State::Running) liveTargetFailed(room, *t, reason);
+    }
+}
+
+std::vector<api::LiveTargetSummary> Rooms::stopLive(const std::string& name, const std::string& id) {
+    Entry entry(*this, Entry::From::Client);
+    Room& room = roomOrThrow(name);
+    if (id.empty() && room.live.empty()) throw Error(ErrorCode::Conflict, "room '" + name + "' is not live");
+    if (!id.empty() &&
+        std::none_of(room.live.begin(), room.live.end(), [&](const auto& t) { return t->media.id == id; }))
+        throw Error(ErrorCode::NotFound, "room '" + name + "' has no live target '" + id.substr(0, 64) + "'");
+    std::erase_if(room.live, [&](const std::unique_ptr<LiveTarget>& t) {
+        if (!id.empty() && t->media.id != id) return false;
+        if (t->state == LiveTarget::State::Running) room.media->stopLive(t->media.id);
+        g_info("room '%s': live target %s stopped", name.c_str(), t->media.id.c_str());
+        return true;
+    });
+    return liveSummary(room);
+}
+
+void Rooms::stopAllLive(Room& room) {
+    for (const auto& t : room.live)
+        if (t->state == LiveTarget::State::Running) room.media->stopLive(t->media.id);
+    room.live.clear();
+}
+
+std::optional<std::string> Rooms::hlsDirectory(const std::string& name) const {
+    const auto found = m_rooms.find(name);
+    if (found == m_rooms.end()) return std::nullopt;
+    for (const auto& t : found->second->live) {
+        if (t->media.kind == media::LiveTarget::Kind::Hls && t->state != LiveTarget::State::Failed)
+            return t->media.directory;
+    }
+    return std::nullopt;
 }
 
 } // namespace tessera::room

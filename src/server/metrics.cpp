@@ -202,6 +202,21 @@ std::string formatPrometheus(const Snapshot& snapshot) {
                  "Recordings that could not start or failed while running (all rooms).");
     appendSample(out, "tessera_recording_errors_total", {}, snapshot.recordingErrors);
 
+    appendHeader(out, "tessera_live_targets", "gauge",
+                 "Live targets of the room by kind (hls, rtmp) and state (running, retrying, failed).");
+    for (const Snapshot::Room& room : snapshot.rooms) {
+        for (const std::string_view kind : {"hls", "rtmp"}) {
+            for (const std::string_view state : {"running", "retrying", "failed"}) {
+                std::uint64_t n = 0;
+                for (const auto& t : room.live) n += t.kind == kind && t.state == state ? 1 : 0;
+                appendSample(out, "tessera_live_targets", {{"room", room.room}, {"kind", kind}, {"state", state}}, n);
+            }
+        }
+    }
+    appendHeader(out, "tessera_live_failures_total", "counter",
+                 "Live targets that could not start or failed while running, each reconnect counted (all rooms).");
+    appendSample(out, "tessera_live_failures_total", {}, snapshot.liveFailures);
+
     appendParticipantFamily(out, snapshot, "tessera_participant_bitrate_in_bps", "gauge",
                             "RTP bits per second received from the participant.",
                             [](const media::PeerStats& s) { return s.bitrateIn; });

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "http.h"
+#include "live.h"
 #include "overloaded.h"
 #include "tessera/auth/jwt.h"
 #include "tessera/glib/raii.h"
@@ -599,6 +600,13 @@ void Server::Impl::route(SoupServerMessage* msg, std::string_view path) {
         routeApi(msg, *segments);
         return;
     }
+    if (path.starts_with("/live/")) {
+        // Public, as the web client is: a room streams HLS for anyone to watch.
+        const auto segments = pathSegments(path.substr(5));
+        if (!segments) throw Error(ErrorCode::BadRequest, "bad escape in the path");
+        serveLive(msg, m_rooms, *segments);
+        return;
+    }
     for (auto [prefix, handler] : {std::pair{"/whip", m_whip.get()}, std::pair{"/whep", m_whep.get()}}) {
         if (!under(path, prefix)) continue;
         const auto segments = pathSegments(path.substr(std::string_view(prefix).size()));
@@ -693,6 +701,15 @@ void Server::Impl::routeApi(SoupServerMessage* msg, const std::vector<std::strin
         });
         // stopRecording never answers from inside the call, so this comes first.
         soup_server_message_pause(msg);
+    } else if ((n == 3 || n == 4) && segments[2] == "live") {
+        if (n == 3 && !allowMethods(msg, "POST, DELETE")) return;
+        if (n == 4 && !allowMethods(msg, "DELETE")) return;
+        if (method(msg) == "POST") {
+            respondJson(msg, SOUP_STATUS_CREATED,
+                        api::serializeLive(m_rooms.startLive(room, api::parseLiveStart(requestBody(msg)))));
+            return;
+        }
+        respondJson(msg, SOUP_STATUS_OK, api::serializeLive(m_rooms.stopLive(room, n == 4 ? segments[3] : "")));
     } else if (n == 4 && segments[2] == "participants") {
         if (!allowMethods(msg, "DELETE")) return;
         m_rooms.kick(room, segments[3]);

@@ -403,6 +403,32 @@ TEST_CASE("config recording keys", "[config][recording]") {
     CHECK(config.recording.segmentBytes == 2000000000ULL);
 }
 
+TEST_CASE("config live keys", "[config][live]") {
+    Config config;
+    CHECK(config.live.dir == "live");
+    CHECK(config.live.maxTargets == 4);
+    CHECK(config.live.segmentSeconds == 2);
+    CHECK(config.live.playlistLength == 6);
+    applyConfigJson(config, R"({"live": {"dir": "/srv/live", "maxTargets": 2, "width": 640, "height": 360,
+        "bitrate": 800000, "audioBitrate": 96000, "segmentSeconds": 4, "playlistLength": 10, "retryMaxSeconds": 30}})");
+    CHECK(config.live.dir == "/srv/live");
+    CHECK(config.live.maxTargets == 2);
+    CHECK(config.live.width == 640);
+    CHECK(config.live.height == 360);
+    CHECK(config.live.bitrate == 800000);
+    CHECK(config.live.audioBitrate == 96000);
+    CHECK(config.live.segmentSeconds == 4);
+    CHECK(config.live.playlistLength == 10);
+    CHECK(config.live.retryMaxSeconds == 30);
+    for (const char* bad :
+         {R"({"live": {"dir": ""}})", R"({"live": {"maxTargets": 0}})", R"({"live": {"maxTargets": 17}})",
+          R"({"live": {"width": 641}})", R"({"live": {"segmentSeconds": 0}})", R"({"live": {"playlistLength": 1}})",
+          R"({"live": {"retryMaxSeconds": 0}})", R"({"live": {"key": 1}})", R"({"live": 3})"}) {
+        INFO(bad);
+        CHECK_THROWS_AS(applyConfigJson(config, bad), Error);
+    }
+}
+
 TEST_CASE("video tiers: defaults follow the composite; both spellings parse", "[config][tiers]") {
     Config config;
     auto tiers = effectiveTiers(config.video);

@@ -16,7 +16,7 @@ bool contains(const std::string& text, const std::string& part) { return text.fi
 
 MetricsSnapshot twoRooms() {
     MetricsSnapshot snapshot;
-    MetricsSnapshot::Room a{"alpha", {}, {}};
+    MetricsSnapshot::Room a{"alpha", {}, {}, false, {}};
     a.stats.outputFps = 29.5;
     a.stats.framesOut = 1200;
     a.stats.framesDropped = 3;
@@ -31,7 +31,7 @@ MetricsSnapshot twoRooms() {
     a.participants = {p1, MetricsSnapshot::Participant{"p2", {}}};
     a.recording = true;
     a.viewers = 10;
-    snapshot.rooms = {a, MetricsSnapshot::Room{"beta", {}, {MetricsSnapshot::Participant{"p3", {}}}, false}};
+    snapshot.rooms = {a, MetricsSnapshot::Room{"beta", {}, {MetricsSnapshot::Participant{"p3", {}}}, false, {}}};
     snapshot.recordingErrors = 2;
     snapshot.roomPipelines = 3; // one closed room not yet torn down
     return snapshot;
@@ -76,7 +76,7 @@ TEST_CASE("metrics: totals, per room and per participant samples", "[metrics]") 
 
 TEST_CASE("metrics: encoders per (tier, codec), summed per tier, counted per codec", "[metrics][codecs]") {
     MetricsSnapshot snapshot;
-    MetricsSnapshot::Room room{"mixed", {}, {}};
+    MetricsSnapshot::Room room{"mixed", {}, {}, false, {}};
     room.stats.tiers = {{"high", 2, 900, "vp8"}, {"high", 1, 300, "h264"}, {"low", 0, 12, "vp8"}};
     room.stats.codecs = {{"vp8", 1}, {"h264", 1}, {"vp9", 0}};
     snapshot.rooms = {room};
@@ -116,13 +116,13 @@ TEST_CASE("metrics: every family has one HELP and TYPE, its samples together", "
         CHECK(name == previousFamily);
     }
     // With tessera_room_opus_encoders, tessera_room_compositing, tessera_participant_estimated_bps,
-    // tessera_viewers and tessera_room_viewers.
-    CHECK(seen.size() == 24);
+    // tessera_viewers, tessera_room_viewers, tessera_live_targets and tessera_live_failures_total.
+    CHECK(seen.size() == 26);
 }
 
 TEST_CASE("metrics: label values are escaped", "[metrics]") {
     MetricsSnapshot snapshot;
-    snapshot.rooms = {MetricsSnapshot::Room{"a\"b\\c\nd", {}, {MetricsSnapshot::Participant{"x\"y", {}}}, false}};
+    snapshot.rooms = {MetricsSnapshot::Room{"a\"b\\c\nd", {}, {MetricsSnapshot::Participant{"x\"y", {}}}, false, {}}};
     const std::string text = formatPrometheus(snapshot);
     CHECK(contains(text, "tessera_room_frames_total{room=\"a\\\"b\\\\c\\nd\"} 0\n"));
     CHECK(contains(text, "participant=\"x\\\"y\"}"));

@@ -405,7 +405,7 @@ TEST_CASE("api: room list, room detail and error bodies", "[protocol]") {
           R"([{"room":"a","participants":2,"layout":"grid","recording":false,"viewers":0},)"
           R"({"room":"b","participants":1,"layout":"speaker","recording":true,"viewers":0}])");
 
-    api::RoomDetail detail{"a", "grid", true, {}, {}, {}, {}};
+    api::RoomDetail detail{"a", "grid", true, {}, {}, {}, {}, {}};
     detail.participants.push_back(
         {"p1", "Alice", "low", true, 1000, 2000, 3, true, "", "h264", std::nullopt, std::nullopt, std::nullopt});
     detail.participants.push_back(
@@ -496,4 +496,31 @@ TEST_CASE("api: recording start body, answers and metadata", "[protocol][recordi
     m.state = "finished";
     m.duration = 12.25;
     CHECK(nlohmann::json::parse(api::serialize(m)).at("duration") == 12.25);
+}
+
+TEST_CASE("api: live start bodies, RTMP URLs and their redaction", "[protocol][live]") {
+    const auto live = api::parseLiveStart(R"({"hls": true, "rtmp": "rtmp://h.example/app/key", "retry": true})");
+    CHECK(live.hls);
+    CHECK(live.retry);
+    CHECK(live.rtmp == std::vector<std::string>{"rtmp://h.example/app/key"});
+    CHECK(api::parseLiveStart(R"({"rtmp": ["rtmp://a/x/1", "rtmps://b:443/y/2"]})").rtmp.size() == 2);
+    for (const char* bad : {"", "[]", "{}", "{\"hls\": false}", "{\"hls\": 1}", "{\"retry\": true}", "{\"rtmp\": 5}",
+                            "{\"rtmp\": \"http://a/b/c\"}", "{\"rtmp\": \"rtmp://\"}", "{\"rtmp\": \"rtmp://host\"}",
+                            "{\"rtmp\": \"rtmp:///app/key\"}", "{\"rtmp\": \"rtmp://h/app key\"}",
+                            "{\"rtmp\": [\"rtmp://a/b/c\", 3]}", "{\"hls\": true, \"other\": 1}", "{\"hls\": true"}) {
+        INFO(bad);
+        CHECK_THROWS_AS(api::parseLiveStart(bad), Error);
+    }
+    CHECK(api::isRtmpUrl("rtmp://127.0.0.1:1935/live/test"));
+    CHECK(api::isRtmpUrl("rtmps://live.example:443/app"));
+    CHECK_FALSE(api::isRtmpUrl("rtmp://a/b/\x7f"));
+    CHECK_FALSE(api::isRtmpUrl("rtmp://a/b/c\nHost: x"));
+    CHECK_FALSE(api::isRtmpUrl("rtmp://a/b/" + std::string(api::kMaxRtmpUrl, 'k')));
+    CHECK(api::redactRtmpUrl("rtmp://h:1935/live/secret") == "rtmp://h:1935/live/***");
+    CHECK(api::redactRtmpUrl("rtmps://h/app/sub/secret?token=x") == "rtmps://h/app/sub/***");
+    CHECK(api::redactRtmpUrl("rtmp://h/app") == "rtmp://h/app");
+    CHECK(api::redactRtmpUrl("rtmp://h/app?key=x") == "rtmp://h/app?***");
+    CHECK(
+        api::serializeLive({{"hls", "hls", "/live/r/index.m3u8", "running", false, "", std::nullopt, 0}}) ==
+        R"({"live":[{"id":"hls","kind":"hls","url":"/live/r/index.m3u8","state":"running","retry":false,"failures":0}]})");
 }

@@ -105,6 +105,12 @@ public:
         recording.reset();
         done({file, duration, error});
     }
+    void startLive(const media::LiveTarget& target) override {
+        if (failLive) throw Error(ErrorCode::Internal, "cannot start");
+        REQUIRE(live.count(target.id) == 0);
+        live[target.id] = target;
+    }
+    void stopLive(const std::string& id) override { live.erase(id); }
 
     static inline int alive = 0;
     static inline bool failAddPeer = false;
@@ -116,6 +122,8 @@ public:
     media::RoomStats roomStats;
     std::optional<media::RecordingRequest> recording;
     std::function<void(const media::RecordingResult&)> stopDone;
+    bool failLive = false;
+    std::map<std::string, media::LiveTarget> live; // attached targets by id
 };
 
 FakePeer::FakePeer(FakeRoomMedia& room, std::string id, media::PeerOptions options, media::PeerListener& listener)
@@ -1581,4 +1589,97 @@ TEST_CASE("view: the room's last participant leaving removes its viewers", "[roo
     CHECK_NOTHROW(f.rooms->leave(v));
     CHECK(codeOf([&] { f.rooms->offer(v, "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=recvonly\r\n"); }) ==
           ErrorCode::NotJoined);
+}
+
+// ---- Live streaming ----------------------------------------------------------
+
+TEST_CASE("live: targets start, conflict, fail alone (or retry) and stop; the room's end stops them", "[rooms][live]") {
+    TempDir dir;
+    Config config = Fixture::defaultConfig();
+    config.live.dir = (dir.path / "live").string();
+    config.live.maxTargets = 3;
+    Fixture f(config);
+    FakeSink alice;
+    const std::string a = f.join("r1", "Alice", alice);
+    const auto code = [](ErrorCode c) {
+        return Catch::Predicate<Error>([c](const Error& e) { return e.code() == c; });
+    };
+    CHECK_THROWS_MATCHES(f.rooms->startLive("nope", {true, {}, false}), Error, code(ErrorCode::NotFound));
+    CHECK_THROWS_MATCHES(f.rooms->stopLive("r1", ""), Error, code(ErrorCode::Conflict));
+
+    // A stale file of an earlier stream goes; anything else stays.
+    fs::create_directories(dir.path / "live" / "r1");
+    std::ofstream(dir.path / "live" / "r1" / "segment00007.ts") << "old";
+    std::ofstream(dir.path / "live" / "r1" / "notes.txt") << "mine";
+    auto targets = f.rooms->startLive("r1", {true, {"rtmp://a.example/app/secret-key"}, false});
+    REQUIRE(targets.size() == 2);
+    CHECK(targets[0].id == "hls");
+    CHECK(targets[0].url == "/live/r1/index.m3u8");
+    CHECK(targets[1].id == "rtmp-1");
+    CHECK(targets[1].url == "rtmp://a.example/app/***"); // the key never shows
+    CHECK(targets[1].state == "running");
+    CHECK_FALSE(fs::exists(dir.path / "live" / "r1" / "segment00007.ts"));
+    CHECK(fs::exists(dir.path / "live" / "r1" / "notes.txt"));
+    FakeRoomMedia& media = f.engine.room("r1");
+    CHECK(media.live.size() == 2);
+    CHECK(media.live.at("hls").directory == fs::canonical(dir.path / "live" / "r1").string());
+    CHECK(media.live.at("rtmp-1").url == "rtmp://a.example/app/secret-key");
+    CHECK(f.rooms->hlsDirectory("r1") == media.live.at("hls").directory);
+    CHECK_FALSE(f.rooms->hlsDirectory("r2"));
+
+    // Running targets named again conflict; the limit counts every target.
+    CHECK_THROWS_MATCHES(f.rooms->startLive("r1", {true, {}, false}), Error, code(ErrorCode::Conflict));
+    CHECK_THROWS_MATCHES(f.rooms->startLive("r1", {false, {"rtmp://a.example/app/secret-key"}, false}), Error,
+                         code(ErrorCode::Conflict));
+    CHECK_THROWS_MATCHES(f.rooms->startLive("r1", {false, {"rtmp://b/app/1", "rtmp://c/app/2"}, false}), Error,
+                         code(ErrorCode::Conflict));
+    CHECK(media.live.size() == 2); // a refused request starts nothing
+
+    // A target that fails goes alone; without retry it stays failed, with its reason.
+    media.live.erase("rtmp-1");
+    media.listener.onLiveFailed("rtmp-1", "sink: Connection refused");
+    auto detail = f.rooms->detail("r1");
+    REQUIRE(detail.live.size() == 2);
+    CHECK(detail.live[0].state == "running");
+    CHECK(detail.live[1].state == "failed");
+    CHECK(detail.live[1].reason == "sink: Connection refused");
+    CHECK(detail.live[1].failures == 1);
+    CHECK(f.rooms->metrics().liveFailures == 1);
+    CHECK(f.rooms->metrics().rooms.at(0).live.size() == 2);
+
+    // Named again, a failed target starts afresh; with retry a failure waits to reconnect.
+    targets = f.rooms->startLive("r1", {false, {"rtmp://a.example/app/secret-key"}, true});
+    CHECK(targets[1].state == "running");
+    CHECK(targets[1].retry);
+    media.live.erase("rtmp-1");
+    media.listener.onLiveFailed("rtmp-1", "sink: Connection reset by peer");
+    detail = f.rooms->detail("r1");
+    CHECK(detail.live[1].state == "retrying");
+    REQUIRE(detail.live[1].retryInSeconds);
+    CHECK(*detail.live[1].retryInSeconds <= 1.0);
+    // A failure reported for a target that is no longer running changes nothing.
+    media.listener.onLiveFailed("rtmp-1", "late");
+    CHECK(f.rooms->detail("r1").live[1].failures == 2);
+
+    // A start the media refuses is a failure too; the other targets go on.
+    media.failLive = true;
+    targets = f.rooms->startLive("r1", {false, {"rtmps://d.example:443/live2/k"}, false});
+    REQUIRE(targets.size() == 3);
+    CHECK(targets[2].state == "failed");
+    CHECK(targets[2].reason == "cannot start");
+    media.failLive = false;
+
+    // One target stops; then all.
+    CHECK_THROWS_MATCHES(f.rooms->stopLive("r1", "rtmp-9"), Error, code(ErrorCode::NotFound));
+    targets = f.rooms->stopLive("r1", "hls");
+    CHECK(targets.size() == 2);
+    CHECK(media.live.empty());
+    CHECK_FALSE(f.rooms->hlsDirectory("r1"));
+    CHECK(f.rooms->stopLive("r1", "").empty());
+
+    // The room's end stops its targets.
+    f.rooms->startLive("r1", {true, {}, false});
+    CHECK(media.live.size() == 1);
+    f.rooms->leave(a);
+    CHECK(media.live.empty());
 }

@@ -104,6 +104,7 @@ struct RoomStats {
         unsigned encoders = 0; // its encoders encoding now: one per tier that has receivers in this codec
     };
     std::vector<Codec> codecs;
+    unsigned liveTargets = 0; // live targets attached (they share one H.264 + AAC encode)
 };
 
 class RoomListener {
@@ -133,6 +134,24 @@ public:
     // Thread: main. The recorder failed (unwritable target, disk full, an
     // element error) and was removed; the room goes on. No stop follows.
     virtual void onRecordingFailed(const std::string& reason) { (void)reason; }
+    // Thread: main. A live target failed (refused connection, lost network,
+    // unwritable directory) and was removed; the room, the recording and the
+    // other targets go on. Never called from inside a RoomMedia call.
+    virtual void onLiveFailed(const std::string& id, const std::string& reason) {
+        (void)id;
+        (void)reason;
+    }
+};
+
+// One place the room's mix is streamed to live (docs/protocol.md, "Live").
+// Every target of a room shares one encode (H.264 + AAC) of its composite
+// and full mix.
+struct LiveTarget {
+    enum class Kind { Hls, Rtmp };
+    std::string id; // unique in the room
+    Kind kind = Kind::Hls;
+    std::string url;       // rtmp: where to push (validated: protocol::parseLiveStart)
+    std::string directory; // hls: where the playlist and segments go (exists, writable, emptied)
 };
 
 // What to record: the room's composite and its full audio mix.
@@ -172,6 +191,16 @@ public:
         (void)done;
         throw Error(ErrorCode::Conflict, "not recording");
     }
+
+    // Attaches a live target to the running room. Throws Error(Internal) when
+    // it cannot start; a target that fails later is reported through
+    // RoomListener::onLiveFailed.
+    virtual void startLive(const LiveTarget& target) {
+        (void)target;
+        throw Error(ErrorCode::Internal, "this media engine cannot stream live");
+    }
+    // Detaches the target (nothing if it is not attached: it failed already).
+    virtual void stopLive(const std::string& id) { (void)id; }
 };
 
 class Engine {

@@ -70,6 +70,19 @@ inline bool isRecordingFormat(std::string_view format) {
     return format == "mkv" || format == "webm" || format == "mp4";
 }
 
+// Streaming a room's mix live to HLS and RTMP targets (docs/config.md "Live").
+struct LiveConfig {
+    std::string dir = "live"; // HLS: a directory per room below it; relative to the working directory
+    unsigned maxTargets = 4;  // live targets one room may have at once (HLS and each RTMP URL)
+    unsigned width = 1280;    // the stream's own canvas, pixels (scaled from the composite)
+    unsigned height = 720;
+    unsigned bitrate = 2'000'000;    // bits/s of the stream's H.264
+    unsigned audioBitrate = 128'000; // bits/s of the stream's AAC
+    unsigned segmentSeconds = 2;     // HLS segment length (and the key-frame interval)
+    unsigned playlistLength = 6;     // HLS segments in the playlist; two more are kept on disk
+    unsigned retryMaxSeconds = 60;   // longest wait between reconnects of a target started with "retry"
+};
+
 // HTTPS and WSS on the listen port (docs/security.md). Both or neither.
 struct TlsConfig {
     std::string cert; // PEM certificate (chain) file; empty: plain HTTP
@@ -126,6 +139,7 @@ struct Config {
     VideoConfig video;
     AudioConfig audio;
     RecordingConfig recording;
+    LiveConfig live;
     LimitsConfig limits;
 };
 

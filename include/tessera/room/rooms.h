@@ -46,11 +46,13 @@ struct MetricsSnapshot {
         media::RoomStats stats;
         std::vector<Participant> participants; // join order
         bool recording = false;
-        unsigned viewers = 0; // WHEP viewers (Rooms::view): no members
+        std::vector<api::LiveTargetSummary> live; // its live targets (kind and state)
+        unsigned viewers = 0;                     // WHEP viewers (Rooms::view): no members
     };
     std::vector<Room> rooms;           // sorted by name
     std::uint64_t roomPipelines = 0;   // rooms' media alive: open, finishing a recording, or not yet torn down
     std::uint64_t recordingErrors = 0; // recordings that failed to start or failed while running
+    std::uint64_t liveFailures = 0;    // live targets that failed to start or failed while running
 };
 
 // A recording's file name without extension: the room name with anything
@@ -129,6 +131,21 @@ public:
     // main context once all are complete, at once when there are none.
     void stopAllRecordings(std::function<void()> done);
 
+    // Live streaming (docs/protocol.md, "Live streaming"). Starts the targets
+    // the request names and returns all the room's targets. Error(NotFound)
+    // for an unknown room; Error(Conflict) when a named target runs already
+    // or the room would have more than live.maxTargets; Error(Internal) when
+    // the HLS directory cannot be made. A target that cannot start is
+    // listed as failed (or retrying); the others start all the same.
+    std::vector<api::LiveTargetSummary> startLive(const std::string& room, const api::LiveStart& request);
+    // Stops one target (`id`) or, with `id` empty, every target; returns the
+    // targets left. Error(NotFound) for an unknown room or target,
+    // Error(Conflict) for "every target" of a room that has none.
+    std::vector<api::LiveTargetSummary> stopLive(const std::string& room, const std::string& id);
+    // The directory of the room's HLS stream while it has one (running or
+    // retrying): what GET /live/{room}/... may serve from. nullopt otherwise.
+    std::optional<std::string> hlsDirectory(const std::string& room) const;
+
     MetricsSnapshot metrics() const;
     std::size_t roomCount() const noexcept { return m_rooms.size(); }
     // Members only; viewers apart.
@@ -180,6 +197,15 @@ private:
     void onRecordingSegment(Room& room, const std::string& path, double offset);
     void onRecordingFailed(Room& room, const std::string& reason);
     void onRecordingStopped(Room& room, const media::RecordingResult& result);
+    struct LiveTarget;
+    void onLiveFailed(Room& room, const std::string& id, const std::string& reason);
+    // Starts (or restarts) the target in media; a failure marks it failed or retrying.
+    void attemptLive(Room& room, LiveTarget& target);
+    void liveTargetFailed(Room& room, LiveTarget& target, const std::string& reason);
+    void onLiveRetry(const std::string& room, const std::string& id);
+    // Stops every live target of a room that closes.
+    void stopAllLive(Room& room);
+    std::vector<api::LiveTargetSummary> liveSummary(const Room& room) const;
     void beginStopRecording(Room& room);
     // Adds a timeline event to the room's recording, if any, and saves its metadata.
     void recordEvent(Room& room, const std::string& event, const std::string& id, const std::string& name);
@@ -219,6 +245,7 @@ private:
     // plus skew, seconds since the epoch); forgotten after that.
     std::map<std::string, std::int64_t, std::less<>> m_revokedTokens;
     std::uint64_t m_recordingErrors = 0;
+    std::uint64_t m_liveFailures = 0;
     unsigned m_depth = 0;         // nesting of public calls and listener callbacks
     unsigned m_collectSource = 0; // pending idle collection (GLib source id), 0: none
 };
