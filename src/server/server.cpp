@@ -749,6 +749,8 @@ std::optional<fs::path> Server::Impl::staticFile(std::string_view path) const {
     }
     std::error_code ec;
     if (fs::is_directory(file, ec)) file /= "index.html";
+    // A page by its name alone: /watch is watch.html.
+    if (!fs::exists(file, ec) && !file.has_extension()) file += ".html";
     const fs::path real = fs::canonical(file, ec);
     if (ec || !isUnder(real, m_wwwRoot) || !fs::is_regular_file(real, ec)) return std::nullopt;
     return real;

@@ -1091,6 +1091,84 @@ test('a Chromium page watches over WHEP: it sees both tiles and receives the sou
   }
 });
 
+/** Two tessera-clients, red (440 Hz) and green (660 Hz), in `room`: a room to watch. */
+async function twoClientsIn(ctx, room) {
+  const clients = [];
+  for (const [name, media] of [['red', PARTICIPANT_MEDIA[0]], ['green', PARTICIPANT_MEDIA[1]]]) {
+    const c = startTesseraClient(ctx, room, name, media);
+    clients.push(c);
+    await c.waitEvent('connected', `${name} to connect`);
+  }
+  return clients;
+}
+
+/** Waits until the watch page plays (`mode`: 'whep' or 'hls') and its picture shows red and green. */
+async function waitWatching(p, mode) {
+  const state = () => p.eval(() => ({ state: window.tesseraWatch.state, mode: window.tesseraWatch.mode, error: window.tesseraWatch.error,
+    status: document.getElementById('watch-status').textContent }));
+  await waitFor(`the watch page to play by ${mode}`, async () => {
+    const s = await state();
+    if (s.state === 'failed') throw new Error(`the watch page failed: ${short(s, 400)}`);
+    return s.state === 'playing' && s.mode === mode;
+  }, { timeout: seconds(90), describe: async () => short(await state(), 400) });
+  let last = null;
+  await waitFor('the watch page to show red and green', async () => {
+    last = await colourShares(p);
+    return last && last.red >= 2 && last.green >= 2;
+  }, { timeout: seconds(60), describe: () => `colour shares in % ${JSON.stringify(last)}` });
+}
+
+test('the watch page plays a room over WHEP as a viewer: no tile, not a member, gone when closed', async (ctx) => {
+  const room = roomName('e2e-watch');
+  const clients = await twoClientsIn(ctx, room);
+  const viewer = await launchParticipant(ctx, 'Watcher', PARTICIPANT_MEDIA[3]);
+  const details = async () => (await fetch(new URL(`/api/rooms/${room}`, ctx.url))).json();
+  try {
+    await viewer.open(new URL(`/watch?room=${room}`, ctx.url).toString());
+    await waitWatching(viewer, 'whep');
+    let heard = null;
+    await waitFor('the watch page to play both tones', async () => {
+      heard = await hearTones(viewer, [440, 660]);
+      return heard && heard[440] >= 25 && heard[660] >= 25;
+    }, { timeout: seconds(45), describe: () => `dB above the noise floor: ${JSON.stringify(heard)}` });
+    const d = await details();
+    console.log(`# GET /api/rooms/${room}: participants ${short(d.participants?.map((x) => x.name))}, viewers ${short(d.viewers)}`);
+    if (d.participants?.length !== 2 || d.viewers?.length !== 1) throw new Error(`the room lists ${short(d, 600)}: not 2 participants and 1 viewer`);
+    // Closing the page ends the viewer at once (its DELETE), not at an ICE timeout.
+    await viewer.page.close({ runBeforeUnload: true });
+    await waitFor('the viewer to be gone', async () => (await details()).viewers?.length === 0, { timeout: seconds(10) });
+  } finally {
+    await viewer.close();
+    for (const c of clients) await c.stop();
+  }
+});
+
+test('the watch page falls back to HLS where WebRTC is missing: hls.js plays the room live', async (ctx) => {
+  const room = roomName('e2e-hls');
+  const clients = await twoClientsIn(ctx, room);
+  const viewer = await launchParticipant(ctx, 'HLS-watcher', PARTICIPANT_MEDIA[3]);
+  const live = (method, body) => fetch(new URL(`/api/rooms/${room}/live`, ctx.url), {
+    method, headers: { 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}),
+  });
+  try {
+    const started = await live('POST', { hls: true });
+    if (started.status !== 201) throw new Error(`POST live: ${started.status} ${await started.text()}`);
+    // A browser without WebRTC: the page goes straight to HLS, which Chromium plays only through hls.js.
+    await viewer.open(new URL(`/watch?room=${room}`, ctx.url).toString(),
+      { initScript: () => { delete window.RTCPeerConnection; delete window.webkitRTCPeerConnection; } });
+    await waitWatching(viewer, 'hls');
+    const usedHlsJs = await viewer.eval(() => Boolean(window.tesseraWatch.hls && window.Hls));
+    if (!usedHlsJs) throw new Error('the page played HLS without hls.js, which Chromium cannot');
+    const details = await (await fetch(new URL(`/api/rooms/${room}`, ctx.url))).json();
+    if (details.viewers?.length) throw new Error(`an HLS watcher is listed as a WHEP viewer: ${short(details.viewers)}`);
+  } finally {
+    await screenshots(ctx, [viewer], 'watch-hls');
+    await live('DELETE').catch(() => {});
+    await viewer.close();
+    for (const c of clients) await c.stop();
+  }
+});
+
 test('pages rejoin by themselves after the server restarts', async (ctx) => {
   if (!ctx.server) throw new Error('needs a server the runner started (not --url)');
   let pages = ctx.participants.filter((p) => p.page && !p.page.isClosed() && p.browser.isConnected());
