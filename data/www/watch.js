@@ -12,6 +12,8 @@ const room = params.get('room') ?? '';
 const watch = { state: 'idle', mode: null, error: null, pc: null, resource: null };
 window.tesseraWatch = watch;
 
+const LIVE_POLL_MS = 2000;
+const LIVE_WAIT_MS = 30000;
 const STATE_TEXT = { idle: 'Not connected', connecting: 'Connecting…', playing: 'Playing', failed: 'Not available' };
 
 function show(state, detail = '') {
@@ -105,15 +107,22 @@ async function hls() {
   watch.mode = 'hls';
   show('connecting', 'Looking for the room\'s live stream…');
   const url = `/live/${encodeURIComponent(room)}/index.m3u8`;
-  const res = await fetch(url, { headers: authorization() });
-  if (res.status === 404) throw new Error('the room is not streaming live (HLS) now');
-  if (!res.ok) throw new Error(`the live stream answered ${res.status}`);
-  if (video.canPlayType('application/vnd.apple.mpegurl')) {
-    video.src = url;
-  } else {
+  // A stream that has just started has no playlist until its first segment
+  // (2 s): wait for one a while, as a viewer would.
+  for (let waited = 0; ; waited += LIVE_POLL_MS) {
+    const res = await fetch(url, { headers: authorization() });
+    if (res.ok) break;
+    if (res.status !== 404) throw new Error(`the live stream answered ${res.status}`);
+    if (waited >= LIVE_WAIT_MS) throw new Error('the room is not streaming live (HLS) now');
+    await new Promise((resolve) => setTimeout(resolve, LIVE_POLL_MS));
+  }
+  // hls.js wherever Media Source Extensions exist: some browsers claim
+  // native HLS they do not have (Debian's Chromium answers canPlayType
+  // "maybe" and shows black); native HLS only without MSE (iPhone Safari).
+  if (window.MediaSource || window.ManagedMediaSource) {
     // hls.js, from npm by scripts/vendor-hls (its light build: no subtitles or DRM).
     if (!window.Hls) await loadScript('vendor/hls.light.min.js');
-    if (!window.Hls?.isSupported()) throw new Error('this browser plays neither WebRTC nor HLS');
+    if (!window.Hls.isSupported()) throw new Error('hls.js does not run in this browser');
     const player = new window.Hls({ liveDurationInfinity: true });
     watch.hls = player;
     player.on(window.Hls.Events.ERROR, (_, data) => {
@@ -121,6 +130,10 @@ async function hls() {
     });
     player.loadSource(url);
     player.attachMedia(video);
+  } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
+    video.src = url;
+  } else {
+    throw new Error('this browser plays neither WebRTC nor HLS');
   }
   await new Promise((resolve) => video.addEventListener('playing', resolve, { once: true }));
   show('playing');
