@@ -548,9 +548,13 @@ MetricsSnapshot Rooms::metrics() const {
     MetricsSnapshot out;
     out.rooms.reserve(m_rooms.size());
     for (const auto& [name, room] : m_rooms) {
-        MetricsSnapshot::Room& entry = out.rooms.emplace_back(
-            MetricsSnapshot::Room{name, room->media->stats(), {}, room->recording.has_value(), liveSummary(*room),
-                                  static_cast<unsigned>(room->viewers.size())});
+        MetricsSnapshot::Room& entry =
+            out.rooms.emplace_back(MetricsSnapshot::Room{name,
+                                                         room->media->stats(),
+                                                         {},
+                                                         room->recording.has_value(),
+                                                         liveSummary(*room),
+                                                         static_cast<unsigned>(room->viewers.size())});
         for (const auto& participant : room->participants) {
             entry.participants.push_back({participant->id, participant->peer->stats()});
         }

@@ -23,6 +23,11 @@ void respondJson(SoupServerMessage* msg, guint status, std::string_view body) {
 }
 
 void respondError(SoupServerMessage* msg, guint status, ErrorCode code, std::string_view message) {
+    // Every 401 names the scheme that gets past it (RFC 9110 11.6.1): the API's
+    // admin token and WHIP/WHEP's join or room token are all bearer tokens.
+    if (status == SOUP_STATUS_UNAUTHORIZED)
+        soup_message_headers_replace(soup_server_message_get_response_headers(msg), "WWW-Authenticate",
+                                     "Bearer realm=\"tessera\"");
     respondJson(msg, status, api::serializeError(code, message));
 }
 

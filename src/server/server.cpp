@@ -641,8 +641,6 @@ bool Server::Impl::authorized(SoupServerMessage* msg, std::string_view room) {
     if (token && (tokensEqual(*token, m_config.adminToken) || roomAdmin(*token, room))) return true;
     const bool sent =
         soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Authorization") != nullptr;
-    soup_message_headers_replace(soup_server_message_get_response_headers(msg), "WWW-Authenticate",
-                                 "Bearer realm=\"tessera\"");
     respondError(msg, SOUP_STATUS_UNAUTHORIZED, ErrorCode::Unauthorized,
                  sent ? "invalid admin token" : "this API needs \"Authorization: Bearer <token>\"");
     return false;

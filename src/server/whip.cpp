@@ -271,6 +271,11 @@ void Whip::patch(SoupServerMessage* msg, Resource& resource) {
         return http::respondError(msg, SOUP_STATUS_UNSUPPORTED_MEDIA_TYPE, ErrorCode::BadRequest,
                                   std::string("a ") + label() +
                                       " PATCH is Content-Type: application/trickle-ice-sdpfrag");
+    // If-Match names the session the PATCH is for (RFC 9725 4.3.1): its ETag.
+    const char* match = soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "If-Match");
+    if (match != nullptr && std::string_view(match) != "*" && std::string_view(match) != "\"" + resource.id() + "\"")
+        return http::respondError(msg, SOUP_STATUS_PRECONDITION_FAILED, ErrorCode::BadRequest,
+                                  std::string("If-Match ") + match + " is not this session's ETag");
     const protocol::whip::SdpFragment fragment = protocol::whip::parseSdpFragment(http::requestBody(msg));
     if (fragment.iceUfrag && resource.clientUfrag && *fragment.iceUfrag != *resource.clientUfrag)
         return http::respondError(msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, ErrorCode::BadRequest,

@@ -374,7 +374,7 @@ int Client::waitExit(Clock::duration timeout) {
 
 HttpResponse httpRequest(const std::string& method, const std::string& url, const std::string& body,
                          const std::string& bearer, const std::string& ca, const std::string& origin,
-                         const std::string& contentType) {
+                         const std::string& contentType, const std::map<std::string, std::string>& headers) {
     SoupSession* session = soup_session_new();
     if (!ca.empty()) {
         GError* error = nullptr;
@@ -393,6 +393,8 @@ HttpResponse httpRequest(const std::string& method, const std::string& url, cons
         soup_message_headers_replace(soup_message_get_request_headers(msg), "Authorization",
                                      ("Bearer " + bearer).c_str());
     if (!origin.empty()) soup_message_headers_replace(soup_message_get_request_headers(msg), "Origin", origin.c_str());
+    for (const auto& [name, value] : headers)
+        soup_message_headers_replace(soup_message_get_request_headers(msg), name.c_str(), value.c_str());
     GError* error = nullptr;
     GBytes* reply = soup_session_send_and_read(session, msg, nullptr, &error);
     HttpResponse r;

@@ -180,9 +180,11 @@ struct HttpResponse {
 };
 // `ca`: for https, trust only the certificates in this PEM file.
 // `origin`: sent as the Origin header, as a browser page would (empty: none).
+// `headers`: more request headers.
 HttpResponse httpRequest(const std::string& method, const std::string& url, const std::string& body = {},
                          const std::string& bearer = {}, const std::string& ca = {}, const std::string& origin = {},
-                         const std::string& contentType = "application/json");
+                         const std::string& contentType = "application/json",
+                         const std::map<std::string, std::string>& headers = {});
 
 struct Run {
     int status = -1;

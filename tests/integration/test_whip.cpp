@@ -46,6 +46,12 @@ TEST_CASE("WHIP: a publisher's offer is answered with every server candidate; PA
     const std::string trickle = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n"
                                 "a=candidate:1 1 udp 2122260223 127.0.0.1 9 typ host\r\na=end-of-candidates\r\n";
     CHECK(httpRequest("PATCH", resource, trickle, {}, {}, {}, kFragment).status == 204);
+    // If-Match names the session a PATCH is for (RFC 9725 4.3.1): its ETag, or any.
+    const auto etag = post.headers.find("etag");
+    REQUIRE(etag != post.headers.end());
+    for (const std::string& match : {etag->second, std::string("*")})
+        CHECK(httpRequest("PATCH", resource, trickle, {}, {}, {}, kFragment, {{"If-Match", match}}).status == 204);
+    CHECK(httpRequest("PATCH", resource, trickle, {}, {}, {}, kFragment, {{"If-Match", "\"another\""}}).status == 412);
     // Bad input: each gets its status, and the resource lives on.
     CHECK(httpRequest("PATCH", resource, trickle).status == 415);
     CHECK(httpRequest("PATCH", resource, "{not sdp}", {}, {}, {}, kFragment).status == 400);
@@ -77,8 +83,13 @@ TEST_CASE("WHIP refusals: no or a wrong token 401, an unsupported codec 422, a f
     Server server({"--join-token", "s3cret", "--max-participants", "1", "--video-codec", "vp8"});
     const std::string endpoint = server.http() + "/whip/stage?name=Encoder";
     const std::string offer = readText("tests/data/offer-chromium.sdp");
-    CHECK(httpRequest("POST", endpoint, offer, {}, {}, {}, "application/sdp").status == 401);
-    CHECK(httpRequest("POST", endpoint, offer, "wrong", {}, {}, "application/sdp").status == 401);
+    for (const std::string token : {"", "wrong"}) {
+        const HttpResponse r = httpRequest("POST", endpoint, offer, token, {}, {}, "application/sdp");
+        CHECK(r.status == 401);
+        // The scheme that gets past it (RFC 9110 11.6.1).
+        const auto challenge = r.headers.find("www-authenticate");
+        CHECK((challenge != r.headers.end() && challenge->second.starts_with("Bearer")));
+    }
     // H.264 only, to a VP8-only server: well-formed, but nothing it takes.
     const auto h264 = httpRequest("POST", endpoint, readText("tests/data/offer-chromium-h264.sdp"), "s3cret", {}, {},
                                   "application/sdp");
