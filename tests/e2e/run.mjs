@@ -901,20 +901,31 @@ test('Chromium, Firefox ESR and an H.264-only tessera-client in one room all see
   }
 });
 
+/** Two tessera-clients, red (440 Hz) and green (660 Hz), connected in `room`, measuring the tones `detect` (Hz). */
+async function twoClientsIn(ctx, room, detect = []) {
+  const clients = [];
+  try {
+    for (const [name, media] of [['red', PARTICIPANT_MEDIA[0]], ['green', PARTICIPANT_MEDIA[1]]]) {
+      const c = startTesseraClient(ctx, room, name, media, detect.length ? ['--detect', detect.join(',')] : []);
+      clients.push(c);
+      await c.waitEvent('connected', `${name} to connect`);
+    }
+  } catch (err) {
+    for (const c of clients) await c.stop();
+    throw err;
+  }
+  return clients;
+}
+
 test('a Chromium page publishes over WHIP with trickle ICE: the room sees its colour and hears its tone until DELETE', async (ctx) => {
   const room = roomName('e2e-whip');
   // Join order is grid order: the two clients, then the page (blue, 990 Hz).
   const [red, green, page] = [PARTICIPANT_MEDIA[0], PARTICIPANT_MEDIA[1], PARTICIPANT_MEDIA[2]];
-  const detect = ['--detect', [red.freq, green.freq, page.freq].join(',')];
-  const clients = [];
+  let clients = [];
   let publisher = null;
   let seen = {};
   try {
-    for (const [name, media] of [['red', red], ['green', green]]) {
-      const c = startTesseraClient(ctx, room, name, media, detect);
-      clients.push(c);
-      await c.waitEvent('joined', `${name} to join`);
-    }
+    clients = await twoClientsIn(ctx, room, [red.freq, green.freq, page.freq]);
     publisher = await launchParticipant(ctx, 'WHIP-page', page);
     // A page of the server's own origin, with no Tessera code on it: what
     // runs below is all a WHIP publisher does (RFC 9725), trickling its
@@ -997,16 +1008,11 @@ test('a Chromium page watches over WHEP: it sees both tiles and receives the sou
   const room = roomName('e2e-whep');
   const [red, green] = [PARTICIPANT_MEDIA[0], PARTICIPANT_MEDIA[1]];
   const GRID_OF_TWO = [[0.25, 0.5], [0.75, 0.5]];
-  const detect = ['--detect', [red.freq, green.freq].join(',')];
-  const clients = [];
+  let clients = [];
   let viewer = null;
   let seen = {};
   try {
-    for (const [name, media] of [['red', red], ['green', green]]) {
-      const c = startTesseraClient(ctx, room, name, media, detect);
-      clients.push(c);
-      await c.waitEvent('joined', `${name} to join`);
-    }
+    clients = await twoClientsIn(ctx, room, [red.freq, green.freq]);
     viewer = await launchParticipant(ctx, 'WHEP-page', PARTICIPANT_MEDIA[2]);
     // A page of the server's own origin with no Tessera code on it: what runs
     // below is all a WHEP player does (receive-only transceivers, one POST;
@@ -1091,16 +1097,6 @@ test('a Chromium page watches over WHEP: it sees both tiles and receives the sou
   }
 });
 
-/** Two tessera-clients, red (440 Hz) and green (660 Hz), in `room`: a room to watch. */
-async function twoClientsIn(ctx, room) {
-  const clients = [];
-  for (const [name, media] of [['red', PARTICIPANT_MEDIA[0]], ['green', PARTICIPANT_MEDIA[1]]]) {
-    const c = startTesseraClient(ctx, room, name, media);
-    clients.push(c);
-    await c.waitEvent('connected', `${name} to connect`);
-  }
-  return clients;
-}
 
 /** Waits until the watch page plays (`mode`: 'whep' or 'hls') and its picture shows red and green. */
 async function waitWatching(p, mode) {
