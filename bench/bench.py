@@ -961,7 +961,7 @@ class Bench:
             w = measure(self.server, members + viewers, self.window)
             res = {"what": what, "viewers": len(viewers), "serverCores": w["serverCores"],
                    "serverRssMB": w["serverRssMB"], "serverThreads": w["serverThreads"],
-                   "minRecvFps": w["minRate"], "stalls": w["stalls"],
+                   "clientCores": sum(w["clientCores"].values()), "minRecvFps": w["minRate"], "stalls": w["stalls"],
                    "encoders": sum(self.server.encoders(room).values()), **extra}
             res["realtime"] = res["minRecvFps"] >= REALTIME_FPS and res["stalls"] == 0
             self.log(f"viewers: {what}: server {res['serverCores']:.2f} cores, {res['encoders']} encoders, "
@@ -1199,14 +1199,15 @@ def markdown(bench, res, mach):
                   "viewers, divided by the viewers; \"encoders\" counts the room's video encoders (`tessera_encoders`): "
                   "viewers share the tier encoders, a live stream adds its own H.264 + AAC encode.", "",
                   "| step | viewers | real time | server cores | per viewer (mcores) | encoders | server threads | "
-                  "server RSS MB | min recv fps | stalls |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "server RSS MB | client cores (all) | min recv fps | stalls |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in viewers["points"] + viewers.get("live", []):
             per = ((r["serverCores"] - base["serverCores"]) / r["viewers"] * 1000
                    if r["viewers"] and "targets" not in r else None)
             lines.append(f"| {r['what']} | {r['viewers']} | {'yes' if r['realtime'] else '**no**'} | "
                          f"{fmt(r['serverCores'])} | {fmt(per, 1)} | {r['encoders']} | {r['serverThreads']} | "
-                         f"{fmt(r['serverRssMB'], 0)} | {fmt(r['minRecvFps'], 1)} | {r['stalls']} |")
+                         f"{fmt(r['serverRssMB'], 0)} | {fmt(r.get('clientCores'))} | {fmt(r['minRecvFps'], 1)} | "
+                         f"{r['stalls']} |")
     if res.get("errors"):
         lines += ["", "## Problems during the run", ""] + [f"- {e}" for e in res["errors"]]
     lines.append("")
