@@ -75,6 +75,8 @@ public:
         --alive;
         // The room must destroy its peers first: they live in its pipeline.
         CHECK(peers.empty());
+        // And stop its live targets: they are branches of it too.
+        CHECK(live.empty());
     }
 
     std::unique_ptr<media::Peer> addPeer(const std::string& participantId, const media::PeerOptions& options,
@@ -1681,5 +1683,6 @@ TEST_CASE("live: targets start, conflict, fail alone (or retry) and stop; the ro
     f.rooms->startLive("r1", {true, {}, false});
     CHECK(media.live.size() == 1);
     f.rooms->leave(a);
-    CHECK(media.live.empty());
+    // `media` went with the room; its destructor checked that nothing was left attached.
+    CHECK(FakeRoomMedia::alive == 0);
 }
