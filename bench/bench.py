@@ -149,7 +149,8 @@ class Server:
         self.proc = subprocess.Popen(
             [str(SERVER_BIN), "--host", "127.0.0.1", "--port", "0", "--ice-address", "127.0.0.1",
              "--max-participants", "500", "--connections-per-address", "0",
-             "--joins-per-minute", "0", "--server-max-participants", "0", "--viewers-per-address", "0", *extra],
+             "--joins-per-minute", "0", "--server-max-participants", "0", "--viewers-per-address", "0",
+             "--live-dir", str(logdir / "live"), *extra],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log, text=True)
         deadline = time.monotonic() + 30
         self.url = None

@@ -78,6 +78,7 @@ constexpr std::array kFlags = {
     Flag{"mix-minus-speakers", "audio.mixMinusSpeakers", Kind::Number, "K",
          "Current speakers who get a mix without their own voice (default 3)"},
     Flag{"record-dir", "recording.dir", Kind::String, "DIR", "Where recordings are written (default recordings)"},
+    Flag{"live-dir", "live.dir", Kind::String, "DIR", "Where live HLS streams are written (default live)"},
     Flag{"record-format", "recording.format", Kind::String, "FORMAT", "mkv, webm or mp4 (default mkv)"},
     Flag{"record-all", "recording.auto", Kind::Bool, nullptr, "Record every room from its creation"},
     Flag{"record-width", "recording.width", Kind::Number, "PIXELS", "Recording width (default 1280)"},

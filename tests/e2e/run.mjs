@@ -1268,7 +1268,8 @@ async function main() {
   };
   if (!opts.url) {
     ctx.binary = path.resolve(tesseraBinary);
-    ctx.serverArgs = opts['server-arg'];
+    // Live HLS streams into the artifacts, not the working directory.
+    ctx.serverArgs = ['--live-dir', path.join(artifacts, 'live'), ...opts['server-arg']];
     ctx.server = await startServer(ctx.binary, ctx.serverArgs, path.join(artifacts, 'server.log'));
     ctx.url = ctx.server.url;
   }
