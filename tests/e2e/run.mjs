@@ -780,17 +780,17 @@ function pixelsOfImage(page, url, points) {
   }, { url, points });
 }
 
-/** Colour of each point (fractions of the frame) of the page's mixed video; null without video. */
-function pixelsOfMix(p, points) {
-  return p.eval((points) => {
-    const v = document.getElementById('remote-video');
+/** Colour of each point (fractions of the frame) of the page's mixed video (`<video id>`); null without video. */
+function pixelsOfMix(p, points, id = 'remote-video') {
+  return p.eval(({ points, id }) => {
+    const v = document.getElementById(id);
     if (!v.videoWidth) return null;
     const c = document.createElement('canvas');
     c.width = 160; c.height = 90;
     const g = c.getContext('2d', { willReadFrequently: true });
     g.drawImage(v, 0, 0, c.width, c.height);
     return points.map(([fx, fy]) => Array.from(g.getImageData(Math.floor(fx * c.width), Math.floor(fy * c.height), 1, 1).data.slice(0, 3)));
-  }, points);
+  }, { points, id });
 }
 
 /** Colour of each point of a tessera-client report's thumbnail (docs/client.md); null without one. */
@@ -1052,15 +1052,7 @@ test('a Chromium page watches over WHEP: it sees both tiles and receives the sou
     // The page: both tiles, and the mix's audio (packets: a muted page
     // plays nothing out, so Chromium measures no audio energy).
     await waitFor('the WHEP page to show both tiles and receive audio', async () => {
-      seen.page = await viewer.eval((points) => {
-        const v = document.getElementById('whep-video');
-        if (!v.videoWidth) return null;
-        const c = document.createElement('canvas');
-        c.width = 160; c.height = 90;
-        const g = c.getContext('2d', { willReadFrequently: true });
-        g.drawImage(v, 0, 0, c.width, c.height);
-        return points.map(([fx, fy]) => Array.from(g.getImageData(Math.floor(fx * c.width), Math.floor(fy * c.height), 1, 1).data.slice(0, 3)));
-      }, GRID_OF_TWO);
+      seen.page = await pixelsOfMix(viewer, GRID_OF_TWO, 'whep-video');
       seen.audioPackets = await viewer.eval(async () => {
         let packets = 0;
         (await window.__whep.pc.getStats()).forEach((s) => {
