@@ -25,10 +25,12 @@ import os
 import queue
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -124,6 +126,13 @@ def stop_process(proc):
         proc.wait()
 
 
+def free_port():
+    """A TCP port free on loopback now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def pct(values, p):
     if not values:
         return None
@@ -140,7 +149,8 @@ class Server:
         self.proc = subprocess.Popen(
             [str(SERVER_BIN), "--host", "127.0.0.1", "--port", "0", "--ice-address", "127.0.0.1",
              "--max-participants", "500", "--connections-per-address", "0",
-             "--joins-per-minute", "0", "--server-max-participants", "0", *extra],
+             "--joins-per-minute", "0", "--server-max-participants", "0", "--viewers-per-address", "0",
+             "--live-dir", str(logdir / "live"), *extra],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log, text=True)
         deadline = time.monotonic() + 30
         self.url = None
@@ -201,6 +211,17 @@ class Server:
         except (OSError, ValueError):
             return {}
         return dict(collections.Counter(p.get("receiveCodec") for p in info.get("participants", [])))
+
+    def request(self, method, path, body=None):
+        """(status, text) of one API request with a JSON body."""
+        req = urllib.request.Request(self.url + path, method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
 
     def metrics(self):
         """{room: {"frames": n, "dropped": n}} from /metrics; {} (and a count
@@ -921,6 +942,69 @@ class Bench:
                 janus.stop()
         return out
 
+    def viewers(self):
+        """WHEP viewers of one room of 4 load participants (issue 14): server
+        cores with 0, 10 (and 50) viewers, each a tessera-client that does not
+        decode; then the room live to HLS, and to HLS and RTMP (a local ffmpeg
+        that takes the stream and throws it away)."""
+        counts = [0, 10] if self.quick else [0, 10, 50]
+        room = "viewers"
+        specs = [self.load_spec(i % len(self.files)) for i in range(4)]
+        members, failed = self.start_clients(room, [(f"{room}-{name}", a) for name, a in specs])
+        if failed:
+            raise RuntimeError(f"{len(failed)} of the room's 4 load clients did not connect")
+        out = {"points": [], "live": []}
+        viewers, ffmpeg = [], None
+        endpoint = f"{self.server.url}/whep/{room}"
+
+        def point(what, extra):
+            time.sleep(self.settle)
+            w = measure(self.server, members + viewers, self.window)
+            res = {"what": what, "viewers": len(viewers), "serverCores": w["serverCores"],
+                   "serverRssMB": w["serverRssMB"], "serverThreads": w["serverThreads"],
+                   "clientCores": sum(w["clientCores"].values()), "minRecvFps": w["minRate"], "stalls": w["stalls"],
+                   "encoders": sum(self.server.encoders(room).values()), **extra}
+            res["realtime"] = res["minRecvFps"] >= REALTIME_FPS and res["stalls"] == 0
+            self.log(f"viewers: {what}: server {res['serverCores']:.2f} cores, {res['encoders']} encoders, "
+                     f"min recv {res['minRecvFps']:.1f} fps, stalls {res['stalls']}")
+            return res
+
+        try:
+            for n in counts:
+                for k in range(len(viewers), n, 8):
+                    group = [Client(self.server, room, f"viewer{i}", self.logdir, ["--whep", endpoint, "--no-decode"])
+                             for i in range(k, min(n, k + 8))]
+                    self.live += group
+                    viewers += [c for c in group if c.wait_event("connected", 60)]
+                out["points"].append(point(f"{n} viewers", {"asked": n}))
+            if not self.over_budget(0.9):
+                status, body = self.server.request("POST", f"/api/rooms/{room}/live", {"hls": True})
+                if status != 201:
+                    raise RuntimeError(f"POST live (hls): {status} {body}")
+                out["live"].append(point("live: HLS", {"targets": "HLS"}))
+                if shutil.which("ffmpeg"):
+                    port = free_port()
+                    ffmpeg = subprocess.Popen(
+                        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-listen", "1", "-i",
+                         f"rtmp://127.0.0.1:{port}/live/bench", "-c", "copy", "-f", "null", "-"],
+                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                        stderr=open(self.logdir / "ffmpeg-rtmp.log", "w"))
+                    time.sleep(1)  # ffmpeg listens within a moment; a refused push shows as a failed target
+                    status, body = self.server.request("POST", f"/api/rooms/{room}/live",
+                                                       {"rtmp": f"rtmp://127.0.0.1:{port}/live/bench"})
+                    if status != 201:
+                        raise RuntimeError(f"POST live (rtmp): {status} {body}")
+                    out["live"].append(point("live: HLS + RTMP", {"targets": "HLS + RTMP"}))
+                self.server.request("DELETE", f"/api/rooms/{room}/live")
+        finally:
+            for c in members + viewers:
+                c.leave()
+            for c in members + viewers:
+                c.wait()
+            if ffmpeg:
+                stop_process(ffmpeg)
+        return out
+
     def run(self):
         self.log(f"bench: {'quick' if self.quick else 'full'} run; logs in {self.logdir}")
         rss0 = None
@@ -932,6 +1016,7 @@ class Bench:
             codecs = [] if self.args.skip_codecs else self.phase("codecs", self.codecs, [])
             rooms = [] if self.args.skip_rooms else self.phase("rooms", self.rooms, [])
             audio = {} if self.args.skip_audio else self.phase("audio", self.audio_only, {})
+            viewers = {} if self.args.skip_viewers else self.phase("viewers", self.viewers, {})
         finally:
             self.server.stop()
             self.errors += self.server.unanswered
@@ -952,7 +1037,8 @@ class Bench:
             self.log(f"bare: the codecs room {m['arrangement']!r} as one gst-launch-1.0 pipeline")
             m["bare"] = run_bare([f for f, _, _ in m["receivers"]], self.logdir, "server",
                                  receivers=[(t, c) for _, t, c in m["receivers"]], name=f"codecs{k}")
-        return {"capacity": capacity, "join": join, "codecs": codecs, "rooms": rooms, "audio": audio, "bare": bare,
+        return {"capacity": capacity, "join": join, "codecs": codecs, "rooms": rooms, "audio": audio,
+                "viewers": viewers, "bare": bare,
                 "variants": variants, "idleRssMB": rss0, "errors": self.errors}
 
 
@@ -1104,6 +1190,25 @@ def markdown(bench, res, mach):
                              f"{fmt(r['serverCores'])} | "
                              f"{fmt(r['serverCores'] / r['n'] * 1000, 1)} | {fmt(r['serverRssMB'], 0)} | "
                              f"{fmt(r['minPacketsPerS'], 0)} | {r['stalls']} |")
+    viewers = res.get("viewers") or {}
+    if viewers.get("points"):
+        base = viewers["points"][0]
+        lines += ["", "## Viewers and live streaming: one room of 4 load clients", "",
+                  "WHEP viewers (`tessera-client --whep`, not decoding) of the room's mix, added in steps; then the "
+                  "room live to HLS (`hlssink2`, served by Tessera), then to HLS and RTMP (`rtmp2sink` into a local "
+                  "`ffmpeg -listen 1` that discards it). \"Per viewer\" is the server's cores over the room without "
+                  "viewers, divided by the viewers; \"encoders\" counts the room's video encoders (`tessera_encoders`): "
+                  "viewers share the tier encoders, a live stream adds its own H.264 + AAC encode.", "",
+                  "| step | viewers | real time | server cores | per viewer (mcores) | encoders | server threads | "
+                  "server RSS MB | client cores (all) | min recv fps | stalls |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in viewers["points"] + viewers.get("live", []):
+            per = ((r["serverCores"] - base["serverCores"]) / r["viewers"] * 1000
+                   if r["viewers"] and "targets" not in r else None)
+            lines.append(f"| {r['what']} | {r['viewers']} | {'yes' if r['realtime'] else '**no**'} | "
+                         f"{fmt(r['serverCores'])} | {fmt(per, 1)} | {r['encoders']} | {r['serverThreads']} | "
+                         f"{fmt(r['serverRssMB'], 0)} | {fmt(r.get('clientCores'))} | {fmt(r['minRecvFps'], 1)} | "
+                         f"{r['stalls']} |")
     if res.get("errors"):
         lines += ["", "## Problems during the run", ""] + [f"- {e}" for e in res["errors"]]
     lines.append("")
@@ -1155,6 +1260,7 @@ def main():
     p.add_argument("--skip-rooms", action="store_true", help="skip the rooms-of-4 phase")
     p.add_argument("--skip-codecs", action="store_true", help="skip the VP8 vs VP8 + H.264 room phase")
     p.add_argument("--skip-audio", action="store_true", help="skip the audio-only Tessera vs Janus phase")
+    p.add_argument("--skip-viewers", action="store_true", help="skip the WHEP viewers and live streaming phase")
     p.add_argument("--max-audio-n", type=int, help="largest audio-only room (default 10 quick, 50 full)")
     p.add_argument("--server-arg", action="append", help="extra tessera flag (repeatable), e.g. --server-arg=--jitter-latency=50")
     p.add_argument("--h264-every", type=int, default=0, metavar="K",

@@ -16,6 +16,17 @@ const BACKOFF_MAX_MS = 15000;
 export const VIDEO_CONSTRAINTS = { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 30 } };
 export const AUDIO_CONSTRAINTS = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
 
+/**
+ * The scaleResolutionDownBy that fits a track of `settings` (its real size)
+ * inside the box a `send-size` message asks for, keeping its aspect, never
+ * scaling up (docs/protocol.md, `send-size`).
+ */
+export function sendScale(settings, want) {
+  const w = Number(settings?.width), h = Number(settings?.height);
+  if (!(w > 0 && h > 0 && want.width > 0 && want.height > 0)) return 1;
+  return Math.max(1, w / want.width, h / want.height);
+}
+
 function describeMediaError(err) {
   switch (err?.name) {
     case 'NotAllowedError':
@@ -70,6 +81,10 @@ export class Session extends EventTarget {
     this.micEnabled = true;
     this.camEnabled = true;
     this.screen = null; // {stream, track}
+    // What the server asks each of our video sources to send (`send-size`):
+    // source ('camera', 'screen') -> {active, width, height, maxBitrate}.
+    this.sendSizes = {};
+    this.sendSizeQueue = Promise.resolve(); // setParameters calls, one at a time
 
     this.signaling = null;
     this.joinedOnThisSocket = false;
@@ -288,11 +303,51 @@ export class Session extends EventTarget {
         this.audioOnly = msg.enabled === true ? String(msg.reason ?? 'link') : null;
         this.emit('audio-only');
         return undefined;
+      case 'send-size': return this.onSendSize(msg);
       case 'error': return this.onServerError(msg);
       default:
         console.debug('tessera: ignoring message', msg.type);
         return undefined;
     }
+  }
+
+  onSendSize(msg) {
+    if (msg.source !== 'camera' && msg.source !== 'screen') return;
+    this.sendSizes[msg.source] = {
+      active: msg.active !== false,
+      width: Number(msg.width) || 0,
+      height: Number(msg.height) || 0,
+      maxBitrate: Number(msg.maxBitrate) || 0,
+    };
+    this.applySendSize(msg.source);
+    this.emit('send-size');
+  }
+
+  /** Applies the last `send-size` for the source to its sender (after the ones queued). */
+  applySendSize(source) {
+    this.sendSizeQueue = this.sendSizeQueue
+      .then(() => this.setSendParameters(source))
+      .catch((err) => this.error('client', `applying send-size: ${err.message}`));
+    return this.sendSizeQueue;
+  }
+
+  async setSendParameters(source) {
+    const want = this.sendSizes[source];
+    const transceiver = source === 'screen' ? this.screenTransceiver : this.videoTransceiver;
+    if (!want || !transceiver || this.receiveOnly || !this.pc) return;
+    const sender = transceiver.sender;
+    const params = sender.getParameters();
+    if (!params.encodings || params.encodings.length === 0) return; // not negotiated yet: the next one applies
+    const settings = sender.track ? sender.track.getSettings() : {};
+    for (const encoding of params.encodings) {
+      // Not shown anywhere: send nothing (the uplink and the server's decoder rest).
+      encoding.active = want.active;
+      if (!want.active) continue;
+      encoding.scaleResolutionDownBy = sendScale(settings, want);
+      if (want.maxBitrate > 0) encoding.maxBitrate = want.maxBitrate;
+      else delete encoding.maxBitrate;
+    }
+    await sender.setParameters(params);
   }
 
   onServerError(msg) {
@@ -316,6 +371,7 @@ export class Session extends EventTarget {
     this.reconnectAttempt = 0;
     if (this.pc) this.teardownPeer('joined again');
     this.selfId = String(msg.id);
+    this.sendSizes = {}; // a new participant: the server asks afresh
     // The server says `recording` after `joined` when the room records.
     this.recording = false;
     this.emit('recording');
@@ -622,6 +678,8 @@ export class Session extends EventTarget {
     const old = kind === 'audio' ? this.audioTrack : this.videoTrack;
     const transceiver = kind === 'audio' ? this.audioTransceiver : this.videoTransceiver;
     if (transceiver && !this.receiveOnly) await transceiver.sender.replaceTrack(track);
+    // A new camera may have another size: scale it to what the room needs.
+    if (kind === 'video') this.applySendSize('camera');
     if (old) {
       this.localStream.removeTrack(old);
       old.stop();

@@ -37,6 +37,16 @@ FragmentVars varsFor(const Config& config) {
             {"record_bitrate_bps", std::to_string(r.bitrate)},
             {"record_audio_bitrate", std::to_string(r.audioBitrate)},
             {"record_keyframe_interval", std::to_string(v.framerate)}, // 1 s: splitmuxsink holds a GOP in memory
+            {"live_width", std::to_string(config.live.width)},
+            {"live_height", std::to_string(config.live.height)},
+            {"live_bitrate", std::to_string(config.live.bitrate / 1000)},
+            {"live_audio_bitrate", std::to_string(config.live.audioBitrate)},
+            // A key frame starts every HLS segment.
+            {"live_keyframe_interval", std::to_string(v.framerate * config.live.segmentSeconds)},
+            {"live_segment_seconds", std::to_string(config.live.segmentSeconds)},
+            {"live_playlist_length", std::to_string(config.live.playlistLength)},
+            // A player that read the playlist just before it moved on still finds its segments.
+            {"live_max_files", std::to_string(config.live.playlistLength + 2)},
             // mp4's index space: a segment's worth (and a minute to spare), else an hour.
             {"record_reserved_duration",
              std::to_string((r.segmentSeconds ? r.segmentSeconds + 60ULL : 3600ULL) * GST_SECOND)}};
@@ -45,9 +55,9 @@ FragmentVars varsFor(const Config& config) {
 class GstEngine final : public Engine {
 public:
     explicit GstEngine(const Config& config)
-        : m_config(config),
-          m_fragments(config.pipelinesDir, varsFor(config),
-                      {"decode-opus", "audio-encode", "pay-opus", "record-mkv", "record-webm", "record-mp4"}) {
+        : m_config(config), m_fragments(config.pipelinesDir, varsFor(config),
+                                        {"decode-opus", "audio-encode", "pay-opus", "record-mkv", "record-webm",
+                                         "record-mp4", "live-encode", "live-hls", "live-rtmp"}) {
         for (const std::string& codec : config.video.codecs) {
             for (const char* kind : {"pay-", "decode-"})
                 m_fragments.load(kind + codec, config.pipelinesDir + "/" + kind + codec + ".pipeline", varsFor(config));

@@ -13,10 +13,17 @@ namespace {
 
 // Elements the code finds by name in each kind of fragment (by file prefix).
 const std::vector<std::pair<std::string, std::vector<std::string>>> kRequiredNames = {
-    {"encode-", {"encoder"}},           {"pay-", {"pay"}},
-    {"audio-encode", {"encoder"}},      {"decode-opus", {"level"}},
-    {"decode-vp8", {"scale", "tile"}},  {"decode-vp9", {"scale", "tile"}},
-    {"decode-h264", {"scale", "tile"}}, {"record-", {"video", "audio", "sink"}},
+    {"encode-", {"encoder"}},
+    {"pay-", {"pay"}},
+    {"audio-encode", {"encoder"}},
+    {"decode-opus", {"level"}},
+    {"decode-vp8", {"scale", "tile"}},
+    {"decode-vp9", {"scale", "tile"}},
+    {"decode-h264", {"scale", "tile"}},
+    {"record-", {"video", "audio", "sink"}},
+    {"live-encode", {"video", "audio", "video_out", "audio_out"}},
+    {"live-hls", {"video", "audio", "sink"}},
+    {"live-rtmp", {"video", "audio", "sink"}},
 };
 
 std::string baseName(const std::string& path) {
@@ -108,7 +115,15 @@ FragmentVars sampleFragmentVars() {
             {"record_bitrate_bps", "2000000"},
             {"record_audio_bitrate", "128000"},
             {"record_keyframe_interval", "60"},
-            {"record_reserved_duration", "3600000000000"}};
+            {"record_reserved_duration", "3600000000000"},
+            {"live_width", "1280"},
+            {"live_height", "720"},
+            {"live_bitrate", "2000"},
+            {"live_audio_bitrate", "128000"},
+            {"live_keyframe_interval", "60"},
+            {"live_segment_seconds", "2"},
+            {"live_playlist_length", "6"},
+            {"live_max_files", "8"}};
 }
 
 void validateFragmentFile(const std::string& path) { (void)loadFragment(path, sampleFragmentVars()); }

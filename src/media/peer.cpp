@@ -125,6 +125,7 @@ void PeerCore::start() {
     connect("pad-added", G_CALLBACK(padAddedThunk));
     connect("on-ice-candidate", G_CALLBACK(iceCandidateThunk));
     connect("notify::connection-state", G_CALLBACK(connectionStateThunk));
+    connect("notify::ice-gathering-state", G_CALLBACK(gatheringStateThunk));
     // prepare-data-channel (1.22) comes before any message can arrive, but
     // before the client's DCEP open names the channel; on-data-channel then
     // tells its label.
@@ -328,6 +329,20 @@ void PeerCore::iceCandidateThunk(GstElement*, guint mline, gchar* candidate, gpo
             protocol::IceCandidate cand{c, std::nullopt, mline};
             if (mline < core.m_mids.size() && !core.m_mids[mline].empty()) cand.sdpMid = core.m_mids[mline];
             core.m_listener.onLocalCandidate(cand);
+        });
+    });
+}
+
+// Thread: streaming. Posted after the candidates gathered before it (the
+// same order as the signals), so "end of candidates" comes last: a client
+// that cannot trickle (WHIP) is answered once it is.
+void PeerCore::gatheringStateThunk(GObject*, GParamSpec*, gpointer data) noexcept {
+    glib::guarded("notify::ice-gathering-state", [&] {
+        post(weakOf(data), [](PeerCore& core) {
+            if (!core.m_bin) return;
+            GstWebRTCICEGatheringState state;
+            g_object_get(core.m_webrtc.get(), "ice-gathering-state", &state, nullptr);
+            if (state == GST_WEBRTC_ICE_GATHERING_STATE_COMPLETE) core.m_listener.onLocalCandidate(std::nullopt);
         });
     });
 }

@@ -210,6 +210,7 @@ private:
     static void twccStatsThunk(GObject* session, GParamSpec*, gpointer data) noexcept;
     static void iceCandidateThunk(GstElement*, guint mline, gchar* candidate, gpointer data) noexcept;
     static void connectionStateThunk(GObject* webrtc, GParamSpec*, gpointer data) noexcept;
+    static void gatheringStateThunk(GObject* webrtc, GParamSpec*, gpointer data) noexcept;
     static void prepareChannelThunk(GstElement*, GstWebRTCDataChannel* channel, gboolean local, gpointer data) noexcept;
     static void dataChannelThunk(GstElement*, GstWebRTCDataChannel* channel, gpointer data) noexcept;
     static void messageStringThunk(GstWebRTCDataChannel* channel, gchar* text, gpointer data) noexcept;
@@ -259,6 +260,7 @@ private:
     std::set<int> m_shareMlines;              // m-lines that carry a screen share
     std::map<int, std::string> m_videoCodecs; // video m-line -> the codec it was planned with (its decoder)
     std::vector<PadRef> m_mixerPads;          // room mixer sink pads this peer feeds
+    ElementRef m_cameraScale;                 // its camera's decode fragment's name=scale (stats: the decoded size)
     PeerStats m_stats;
     std::map<std::string, Ref<GstWebRTCDataChannel>> m_channels; // by label
     std::uint64_t m_lastBytesIn = 0, m_lastBytesOut = 0;

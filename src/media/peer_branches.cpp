@@ -62,12 +62,20 @@ void PeerCore::buildSendBranches() {
         PadRef entry = PadRef::borrow(ghostPad(m_bin.get(), qsink, true));
         gst_object_unref(qsink);
         // The first tier fits the bandwidth the client declared (the
-        // selector's first update); its loss reports move it later (updateTier).
-        // It may be the audio-only tier: then no tee feeds the entry yet.
-        m_tiers.emplace(m_parts.ladder);
-        m_tiers->update({m_options.maxBitrate, std::nullopt, std::nullopt, m_audioOnlyRequested},
-                        g_get_monotonic_time() / 1000);
-        m_videoTeePad = takeTier(m_tiers->currentIndex());
+        // selector's first update); its loss reports move it later
+        // (updateTier). It may be the audio-only tier: then no tee feeds the
+        // entry yet. A tier asked for by name stays: no selector.
+        const auto& ladder = m_parts.ladder;
+        const auto asked =
+            std::find_if(ladder.begin(), ladder.end(), [&](const policy::Tier& t) { return m_options.tier == t.name; });
+        if (asked != ladder.end()) {
+            m_videoTeePad = takeTier(static_cast<std::size_t>(asked - ladder.begin()));
+        } else {
+            m_tiers.emplace(ladder);
+            m_tiers->update({m_options.maxBitrate, std::nullopt, std::nullopt, m_audioOnlyRequested},
+                            g_get_monotonic_time() / 1000);
+            m_videoTeePad = takeTier(m_tiers->currentIndex());
+        }
         for (GstElement* e : added) gst_element_sync_state_with_parent(e);
         if (m_videoTeePad) gst_pad_link(m_videoTeePad.get(), entry.get());
         watchKeyFrameRequests(entry.get());
@@ -297,6 +305,8 @@ void PeerCore::linkVideoInput(GstPad* pad, bool screenShare, const std::string& 
     gst_pad_link(pad, sink);
     gst_object_unref(sink);
 
+    ElementRef scale = requireByName(GST_BIN(decode.get()), "scale");
+    if (!screenShare) m_cameraScale = scale;
     VideoSource source{m_id + (screenShare ? ":screen" : ":camera"),
                        m_id,
                        m_options.name,
@@ -304,7 +314,7 @@ void PeerCore::linkVideoInput(GstPad* pad, bool screenShare, const std::string& 
                        m_order,
                        PadRef::adopt(mixerPad),
                        ElementRef::borrow(label),
-                       requireByName(GST_BIN(decode.get()), "scale"),
+                       std::move(scale),
                        requireByName(GST_BIN(decode.get()), "tile")};
     post(weak_from_this(), [source = std::move(source)](PeerCore& core) mutable {
         if (core.m_bin) core.m_room.addSource(std::move(source));

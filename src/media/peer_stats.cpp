@@ -3,6 +3,8 @@
 // feeds the tier choice (peer_tiers.cpp).
 #include <algorithm>
 
+#include <gst/video/video.h>
+
 #include "peer.h"
 #include "peer_detail.h"
 
@@ -89,8 +91,28 @@ void PeerCore::onStats(const GstStructure* reply) {
 }
 
 PeerStats PeerCore::stats() const {
-    std::lock_guard lock(m_mutex);
-    return m_stats;
+    PeerStats out;
+    ElementRef scale;
+    {
+        std::lock_guard lock(m_mutex);
+        out = m_stats;
+        scale = m_cameraScale;
+    }
+    // What reaches the camera's scaler is what its decoder puts out (only a
+    // format conversion between them). Read outside m_mutex: a pad's caps
+    // take its own lock, which streaming threads hold too.
+    if (scale) {
+        GstPad* in = gst_element_get_static_pad(scale.get(), "sink");
+        if (GstCaps* caps = gst_pad_get_current_caps(in)) {
+            GstVideoInfo info;
+            if (gst_video_info_from_caps(&info, caps))
+                out.decodedSize = protocol::VideoSize{static_cast<unsigned>(GST_VIDEO_INFO_WIDTH(&info)),
+                                                      static_cast<unsigned>(GST_VIDEO_INFO_HEIGHT(&info))};
+            gst_caps_unref(caps);
+        }
+        gst_object_unref(in);
+    }
+    return out;
 }
 
 } // namespace tessera::media

@@ -80,7 +80,19 @@ void PeerCore::updateTier(const policy::TierInput& input) {
         m_bwe.raiseTo(*proven);
         GST_CAT_INFO(tessera_media_debug, "peer %s: its trial of the lowest tier passed", m_id.c_str());
     }
-    if (m_tiers->currentIndex() != m_tier) switchTier(m_tiers->currentIndex());
+    if (m_tiers->currentIndex() != m_tier) {
+        // What moved it, for whoever reads why a receiver's picture changed.
+        const auto kbps = [](std::optional<std::int64_t> bps) {
+            return bps ? std::to_string(*bps / 1000) + " kbit/s" : std::string("none");
+        };
+        const std::string loss = withEstimate.lossFraction
+                                     ? std::to_string(static_cast<int>(*withEstimate.lossFraction * 100 + 0.5)) + " %"
+                                     : std::string("none");
+        GST_CAT_INFO(tessera_media_debug, "peer %s: tier inputs: estimate %s, declared %s, reported loss %s",
+                     m_id.c_str(), kbps(withEstimate.estimatedBps).c_str(), kbps(withEstimate.declaredBps).c_str(),
+                     loss.c_str());
+        switchTier(m_tiers->currentIndex());
+    }
     tellAudioOnly();
 }
 

@@ -1,12 +1,8 @@
 #pragma once
-// A room's recorder: one bin (pipelines/record-<format>.pipeline plus two
-// leaky entry queues) fed by the room's raw-video tee (the composite before
-// the shared encoder) and its full-mix audio tee. Attached and detached while
-// the room runs, like a peer: its entry pads are isolated (a failing recorder
-// never returns an error to the tees) and tee pads are released in IDLE
-// probes. It leaves the room's pipeline still running and reaches NULL on
-// a thread pool, since that waits for its file writes, which a hung file
-// system may never return.
+// A room's recorder: a Branch (branch.h) of pipelines/record-<format>.pipeline
+// fed by the room's raw-video tee (the composite before the shared encoder)
+// and its full-mix audio tee, attached and detached while the room runs. It
+// cuts both streams at the same running time (policy::AvCut).
 //
 //   rawtee  ─► queue (leaky) ─► video: scale ! encode ─┐
 //   fullmix ─► queue (leaky) ─► audio: encode ─────────┴► sink (splitmuxsink) ─► file(s)
@@ -16,6 +12,7 @@
 #include <string>
 #include <tuple>
 
+#include "branch.h"
 #include "gst_util.h"
 #include "tessera/media/engine.h"
 #include "tessera/policy/cut.h"
@@ -62,14 +59,6 @@ public:
     double offsetOf(GstClockTime runningTime) const;
 
 private:
-    // Thread: main. Releases the tee pads when idle (then, with `eos`, sends
-    // EOS into the bin); `then` runs on the main context after both are.
-    void detach(bool eos, std::function<void()> then);
-    // Thread: main. Takes the bin out of the room's pipeline (which waits for
-    // none of its threads) and sets it to NULL on a thread pool; `then`
-    // runs on the main context after that (if ever).
-    void release(std::function<void()> then);
-
     // Timestamps seen by a pad: written on its streaming thread.
     struct Span {
         mutable std::mutex mutex;
@@ -107,14 +96,9 @@ private:
     std::shared_ptr<bool> m_alive = std::make_shared<bool>(true);
     std::shared_ptr<Streams> m_streams; // Shared with the bin's probes and sink.
     std::string m_firstFile;
-    ElementRef m_bin;                    // Owned; in the room's pipeline until released.
-    ElementRef m_sink;                   // Owned by m_bin.
-    PadRef m_videoTeePad, m_audioTeePad; // request pads of the room's tees
-    PadRef m_videoEntry, m_audioEntry;   // the bin's ghost sink pads
+    std::unique_ptr<Branch> m_branch; // Owned; its bin is in the room's pipeline until removed.
+    ElementRef m_sink;                // Owned by the branch's bin.
     bool m_stopping = false;
-    bool m_detaching = false;
-    bool m_detached = false;
-    bool m_released = false;
 };
 
 } // namespace tessera::media

@@ -7,6 +7,7 @@
 
 #include <gst/video/video.h>
 
+#include "live.h"
 #include "peer.h"
 #include "recorder.h"
 #include "tessera/policy/frame_grid.h"
@@ -261,6 +262,7 @@ RoomPipeline::~RoomPipeline() {
     *m_alive = false;
     if (m_stopTimeout) g_source_remove(m_stopTimeout);
     if (m_tickSource) g_source_remove(m_tickSource);
+    if (m_sendSizeTimer) g_source_remove(m_sendSizeTimer);
     if (m_busWatch) g_source_remove(m_busWatch);
     // Peers that left last may still be going NULL and out of the pipeline on
     // the thread pool, without the main loop (their tee pads detach in
@@ -275,6 +277,7 @@ RoomPipeline::~RoomPipeline() {
     // A recorder still here was not finalised (the room stopped without
     // stopRecording()). Its bin stops apart: its writes may hang.
     if (m_recorder) m_recorder->isolate();
+    if (m_live) m_live->isolate();
     // Flush first: a live aggregator whose output already stopped (a peer's
     // webrtcbin going NULL) would otherwise keep an upstream queue blocked in
     // its chain function, and the NULL transition waits for that queue's
@@ -282,6 +285,7 @@ RoomPipeline::~RoomPipeline() {
     gst_element_send_event(m_pipeline.get(), gst_event_new_flush_start());
     gst_element_set_state(m_pipeline.get(), GST_STATE_NULL);
     m_recorder.reset();
+    m_live.reset();
     GST_CAT_INFO(tessera_media_debug, "room %s: pipeline stopped", m_room.c_str());
 }
 
@@ -320,6 +324,31 @@ void RoomPipeline::stopRecording(std::function<void(const RecordingResult&)> don
             return G_SOURCE_REMOVE;
         },
         this);
+}
+
+void RoomPipeline::startLive(const LiveTarget& target) {
+    startVideo();
+    if (!m_live) m_live = std::make_unique<LiveStream>(*this);
+    try {
+        m_live->add(target);
+    } catch (...) {
+        closeLiveIfIdle();
+        throw;
+    }
+}
+
+void RoomPipeline::stopLive(const std::string& id) {
+    if (m_live && m_live->remove(id)) closeLiveIfIdle();
+}
+
+void RoomPipeline::closeLiveIfIdle() {
+    if (!m_live || m_live->size() > 0) return;
+    LiveStream* live = m_live.get();
+    m_closingLive.push_back(std::move(m_live));
+    live->close([this, live] {
+        // Thread: main; not once the stream is gone (Branch::remove), which this outlives.
+        std::erase_if(m_closingLive, [live](const auto& l) { return l.get() == live; });
+    });
 }
 
 void RoomPipeline::removeRecorder(const std::string& error) {
@@ -411,6 +440,7 @@ RoomStats RoomPipeline::stats() const {
     s.opusEncoders = countElements(pipeline(), "opusenc") - roomEncodes;
     for (unsigned source = 0; source < roomEncodes; ++source) s.opusEncoders += m_encodeDemand->fed(source) ? 1 : 0;
     s.compositing = m_videoStarted;
+    s.liveTargets = m_live ? static_cast<unsigned>(m_live->size()) : 0;
     // Highest tier first, each tier's codecs in preference order; only the built encoders.
     for (const std::string& codec : m_config.video.codecs) s.codecs.push_back({codec, 0});
     for (std::size_t tier = 0; tier < m_parts.ladder.size(); ++tier) {
@@ -584,6 +614,7 @@ void RoomPipeline::removeSources(const std::string& participantId) {
     std::erase_if(m_sources, [&](const VideoSource& s) {
         if (s.participantId != participantId) return false;
         g_object_set(s.mixerPad.get(), "alpha", 0.0, nullptr); // its last frame must not linger
+        m_sendSizes.forget(s.id);
         return true;
     });
     // One relayout for everything the leaver changes (its tiles, the speaker,
@@ -747,8 +778,74 @@ void RoomPipeline::relayout() {
     }
     plan.borders = layout::visibleBorders(tiles);
     plan.borderYuv = yuvOf(m_layout.borderColor, m_canvasInfo);
-    std::lock_guard lock(m_planMutex);
-    m_pendingPlan = std::move(plan); // a newer plan replaces one not applied yet
+    {
+        std::lock_guard lock(m_planMutex);
+        m_pendingPlan = std::move(plan); // a newer plan replaces one not applied yet
+    }
+    updateSendSizes(visible, tiles, width, height);
+}
+
+// Every source the layout could show is asked for its tile, scaled to the top
+// tier (tiers only scale the composite down, so no receiver sees more), or to
+// send nothing when it has no tile. The server does not rely on it: the
+// decode fragment scales whatever arrives to the tile (a sender that ignores
+// the request costs decoding, nothing else). A screen share that stopped is
+// forgotten, so a new one is asked afresh.
+void RoomPipeline::updateSendSizes(const std::vector<const VideoSource*>& candidates,
+                                   const std::vector<layout::Tile>& tiles, unsigned canvasWidth,
+                                   unsigned canvasHeight) {
+    const policy::Tier& top = m_parts.ladder.front();
+    const policy::SendSizeInput input{canvasWidth, canvasHeight, top.width, top.height, top.bitrate};
+    for (const auto& s : m_sources) {
+        if (std::find(candidates.begin(), candidates.end(), &s) == candidates.end()) {
+            m_sendSizes.forget(s.id);
+            continue;
+        }
+        auto tile = std::find_if(tiles.begin(), tiles.end(), [&](const layout::Tile& t) { return t.sourceId == s.id; });
+        m_sendSizes.want(s.id, tile == tiles.end() ? policy::sendRequest(0, 0, input)
+                                                   : policy::sendRequest(static_cast<unsigned>(tile->width),
+                                                                         static_cast<unsigned>(tile->height), input));
+    }
+    scheduleSendSizes();
+}
+
+// Always from a timeout, never inside relayout(): the room hears of it from
+// the main loop, not from inside one of its own calls into media.
+void RoomPipeline::scheduleSendSizes() {
+    if (m_sendSizeTimer) g_source_remove(m_sendSizeTimer);
+    m_sendSizeTimer = 0;
+    const auto next = m_sendSizes.nextDueMs();
+    if (!next) return;
+    const std::int64_t now = g_get_monotonic_time() / 1000;
+    // A first request is due at the earliest time there is: compared, never
+    // subtracted (INT64_MIN - now overflowed into a 60 s wait).
+    const auto delay = *next <= now ? 0u : static_cast<guint>(std::min<std::int64_t>(*next - now, 60'000));
+    m_sendSizeTimer = g_timeout_add(
+        delay,
+        [](gpointer self) noexcept -> gboolean {
+            // Thread: main.
+            auto* room = static_cast<RoomPipeline*>(self);
+            room->m_sendSizeTimer = 0;
+            glib::guarded("send sizes", [&] { room->sendDueSizes(); });
+            return G_SOURCE_REMOVE;
+        },
+        this);
+}
+
+void RoomPipeline::sendDueSizes() {
+    // Copied out first: the room's sends may make participants leave, which relayouts.
+    for (const auto& [id, request] : m_sendSizes.due(g_get_monotonic_time() / 1000)) {
+        const auto s =
+            std::find_if(m_sources.begin(), m_sources.end(), [&](const VideoSource& v) { return v.id == id; });
+        if (s == m_sources.end()) continue;
+        GST_CAT_INFO(tessera_media_debug, "room %s: %s asked to send %s%ux%u at %lld bit/s", m_room.c_str(), id.c_str(),
+                     request.active ? "" : "nothing (not shown): ", request.width, request.height,
+                     static_cast<long long>(request.maxBitrate));
+        const std::string participantId = s->participantId;
+        m_listener.onSendSize(participantId, protocol::SendSize{s->screenShare ? "screen" : "camera", request.active,
+                                                                request.width, request.height, request.maxBitrate});
+    }
+    if (!m_sendSizeTimer) scheduleSendSizes();
 }
 
 void RoomPipeline::onSamplesSelected() {
@@ -797,6 +894,17 @@ void RoomPipeline::paintBorders(GstPadProbeInfo* info) {
 void RoomPipeline::onBusMessage(GstMessage* message) {
     if (m_recorder && m_recorder->owns(message)) {
         onRecorderMessage(message);
+        return;
+    }
+    if (m_live && m_live->owns(message)) {
+        // Only the target that failed goes; the room is told from the main
+        // loop, never from inside one of its own calls.
+        for (auto& [id, reason] : m_live->onMessage(message)) {
+            post([this, alive = std::weak_ptr<bool>(m_alive), id, reason] {
+                if (alive.lock()) m_listener.onLiveFailed(id, reason);
+            });
+        }
+        closeLiveIfIdle();
         return;
     }
     switch (GST_MESSAGE_TYPE(message)) {

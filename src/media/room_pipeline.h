@@ -20,6 +20,7 @@
 #include "peer.h"
 #include "tessera/layout/geometry.h"
 #include "tessera/media/engine.h"
+#include "tessera/policy/send_size.h"
 #include "tessera/policy/speaker.h"
 #include "tessera/policy/speaker_set.h"
 #include "tessera/policy/tiers.h"
@@ -27,6 +28,7 @@
 namespace tessera::media {
 
 class Recorder;
+class LiveStream;
 
 // The fragment key of a (tier, codec) encoder (pipelines/encode-<codec>.pipeline
 // loaded with the tier's size and bit rate).
@@ -70,6 +72,8 @@ public:
     RoomStats stats() const override;
     std::string startRecording(const RecordingRequest& request) override;
     void stopRecording(std::function<void(const RecordingResult&)> done) override;
+    void startLive(const LiveTarget& target) override;
+    void stopLive(const std::string& id) override;
 
     // Immutable after construction: any thread.
     GstBin* pipeline() const { return GST_BIN(m_pipeline.get()); }
@@ -125,6 +129,12 @@ private:
     // Thread: streaming (the tier encoder's). Every encoded frame on its way to the receivers.
     void onEncodedFrame(std::size_t index, bool keyFrame);
     void relayout();
+    // Thread: main. What each shown-or-hidden source is asked to send after
+    // a relayout (docs/protocol.md, `send-size`); told to the room, throttled.
+    void updateSendSizes(const std::vector<const VideoSource*>& candidates, const std::vector<layout::Tile>& tiles,
+                         unsigned canvasWidth, unsigned canvasHeight);
+    void scheduleSendSizes();
+    void sendDueSizes();
     // Thread: main. Forgets the participant's audio links; returns what to unhook.
     DetachPlan removeAudio(const std::string& participantId);
     // Thread: main. Drops the participant's tiles, and its speaker and share state.
@@ -151,6 +161,8 @@ private:
     // Thread: main. Detaches and removes the recorder, then answers a pending
     // stop or, without one, reports `error` as a failure.
     void removeRecorder(const std::string& error);
+    // Thread: main. Closes the live encoder once it has no target left.
+    void closeLiveIfIdle();
     void onTick();
     // Thread: the background's, at its first frame. Shifts the background so
     // that its next frame starts the compositor on the decoders' frame grid;
@@ -229,12 +241,18 @@ private:
 
     guint m_busWatch = 0;
     guint m_tickSource = 0;
+    // Send sizes, by source id. Thread: main.
+    policy::SendSizeThrottle m_sendSizes;
+    guint m_sendSizeTimer = 0; // the next due request's timeout, 0: none
 
     // Recording. Thread: main.
     std::unique_ptr<Recorder> m_recorder;                   // Owned; in m_pipeline while attached.
     std::function<void(const RecordingResult&)> m_stopDone; // a pending stopRecording()
     bool m_removingRecorder = false;
     guint m_stopTimeout = 0;
+    // Live streaming. Thread: main.
+    std::unique_ptr<LiveStream> m_live;                           // Owned; in m_pipeline while it has targets.
+    std::vector<std::unique_ptr<LiveStream>> m_closingLive;       // encoders on their way out
     std::shared_ptr<bool> m_alive = std::make_shared<bool>(true); // for posted work
 };
 

@@ -25,6 +25,23 @@ std::string dump(const OutJson& json) { return json.dump(-1, ' ', false, OutJson
 
 [[noreturn]] void fail(std::string_view why) { throw Error(ErrorCode::BadRequest, "layout: " + std::string(why)); }
 
+OutJson liveJson(const std::vector<LiveTargetSummary>& targets) {
+    OutJson json = OutJson::array();
+    for (const LiveTargetSummary& t : targets) {
+        OutJson item = OutJson::object();
+        item["id"] = t.id;
+        item["kind"] = t.kind;
+        item["url"] = t.url;
+        item["state"] = t.state;
+        item["retry"] = t.retry;
+        item["failures"] = t.failures;
+        if (!t.reason.empty()) item["reason"] = t.reason;
+        if (t.retryInSeconds) item["retryInSeconds"] = *t.retryInSeconds;
+        json.push_back(std::move(item));
+    }
+    return json;
+}
+
 } // namespace
 
 std::string serialize(const std::vector<RoomSummary>& rooms) {
@@ -35,6 +52,7 @@ std::string serialize(const std::vector<RoomSummary>& rooms) {
         item["participants"] = room.participants;
         item["layout"] = room.layout;
         item["recording"] = room.recording;
+        item["viewers"] = room.viewers;
         json.push_back(std::move(item));
     }
     return dump(json);
@@ -60,10 +78,106 @@ std::string serialize(const RoomDetail& room) {
         item["packetsLost"] = p.packetsLost;
         item["connected"] = p.connected;
         if (p.estimatedBps) item["estimatedBps"] = *p.estimatedBps;
+        if (p.decodedSize) item["decodedSize"] = {{"width", p.decodedSize->width}, {"height", p.decodedSize->height}};
+        if (p.sendSize) {
+            item["sendSize"] = {{"active", p.sendSize->active},
+                                {"width", p.sendSize->width},
+                                {"height", p.sendSize->height},
+                                {"maxBitrate", p.sendSize->maxBitrate}};
+        }
         json["participants"].push_back(std::move(item));
+    }
+    // A viewer sends nothing: only what it receives.
+    json["viewers"] = OutJson::array();
+    for (const ParticipantSummary& v : room.viewers) {
+        OutJson item = OutJson::object();
+        item["id"] = v.id;
+        item["name"] = v.name;
+        item["tier"] = v.tier;
+        item["receiveCodec"] = v.receiveCodec.empty() ? OutJson(nullptr) : OutJson(v.receiveCodec);
+        item["bitrateOut"] = v.bitrateOut;
+        item["connected"] = v.connected;
+        if (v.estimatedBps) item["estimatedBps"] = *v.estimatedBps;
+        json["viewers"].push_back(std::move(item));
     }
     if (!room.recordingFile.empty()) json["recordingFile"] = room.recordingFile;
     if (!room.recordingError.empty()) json["recordingError"] = room.recordingError;
+    if (!room.live.empty()) json["live"] = liveJson(room.live);
+    return dump(json);
+}
+
+bool isRtmpUrl(std::string_view url) {
+    if (url.size() > kMaxRtmpUrl) return false;
+    std::string_view rest;
+    if (url.starts_with("rtmp://")) {
+        rest = url.substr(7);
+    } else if (url.starts_with("rtmps://")) {
+        rest = url.substr(8);
+    } else {
+        return false;
+    }
+    // Printable ASCII without spaces: nothing that could end a header, a
+    // log line or a property early.
+    for (const char c : url)
+        if (c <= ' ' || c > '~') return false;
+    const std::size_t slash = rest.find('/');
+    // A host, then an application (rtmp2sink needs one).
+    return slash != 0 && slash != std::string_view::npos && slash + 1 < rest.size() && rest[slash + 1] != '/';
+}
+
+std::string redactRtmpUrl(std::string_view url) {
+    const std::size_t scheme = url.find("://");
+    const std::size_t host = scheme == std::string_view::npos ? 0 : scheme + 3;
+    const std::size_t query = url.find('?', host);
+    const std::string_view path = url.substr(0, query);
+    const std::size_t firstSlash = path.find('/', host);
+    const std::size_t lastSlash = path.rfind('/');
+    // Only the application is kept when the URL has no separate stream key.
+    if (firstSlash == std::string_view::npos || lastSlash == firstSlash)
+        return std::string(path) + (query != std::string_view::npos ? "?***" : "");
+    return std::string(path.substr(0, lastSlash)) + "/***";
+}
+
+LiveStart parseLiveStart(std::string_view body) {
+    const Json json = parseJson(body, "body");
+    if (!json.is_object()) throw Error(ErrorCode::BadRequest, "body: must be a JSON object");
+    LiveStart request;
+    const auto url = [](const Json& value, const std::string& path) {
+        if (!value.is_string() || !isRtmpUrl(value.get_ref<const std::string&>())) {
+            throw Error(ErrorCode::BadRequest, path +
+                                                   ": must be an rtmp:// or rtmps:// URL with a host and an "
+                                                   "application, without spaces, of at most " +
+                                                   std::to_string(kMaxRtmpUrl) + " characters");
+        }
+        return value.get<std::string>();
+    };
+    for (const auto& [key, value] : json.items()) {
+        if (key == "hls") {
+            if (!value.is_boolean()) throw Error(ErrorCode::BadRequest, "hls: must be true or false");
+            request.hls = value.get<bool>();
+        } else if (key == "retry") {
+            if (!value.is_boolean()) throw Error(ErrorCode::BadRequest, "retry: must be true or false");
+            request.retry = value.get<bool>();
+        } else if (key == "rtmp") {
+            if (value.is_array()) {
+                if (value.size() > 16) throw Error(ErrorCode::BadRequest, "rtmp: at most 16 URLs");
+                for (std::size_t i = 0; i < value.size(); ++i)
+                    request.rtmp.push_back(url(value[i], "rtmp[" + std::to_string(i) + "]"));
+            } else {
+                request.rtmp.push_back(url(value, "rtmp"));
+            }
+        } else {
+            throw Error(ErrorCode::BadRequest, key.substr(0, 64) + ": unknown key (hls, rtmp, retry)");
+        }
+    }
+    if (!request.hls && request.rtmp.empty())
+        throw Error(ErrorCode::BadRequest, "body: names no target (\"hls\": true or \"rtmp\": URL)");
+    return request;
+}
+
+std::string serializeLive(const std::vector<LiveTargetSummary>& targets) {
+    OutJson json = OutJson::object();
+    json["live"] = liveJson(targets);
     return dump(json);
 }
 

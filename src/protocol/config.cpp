@@ -317,6 +317,35 @@ void applyRecording(RecordingConfig& recording, const Json& object) {
     }
 }
 
+void applyLive(LiveConfig& live, const Json& object) {
+    requireObject(object, "live");
+    for (const auto& [key, value] : object.items()) {
+        const std::string path = "live." + key;
+        if (key == "dir") {
+            live.dir = nonEmptyString(value, path);
+        } else if (key == "maxTargets") {
+            live.maxTargets = integerIn(value, path, 1, 16);
+        } else if (key == "width") {
+            live.width = evenSize(value, path);
+        } else if (key == "height") {
+            live.height = evenSize(value, path);
+        } else if (key == "bitrate") {
+            live.bitrate = integerIn(value, path, 10'000, 100'000'000);
+        } else if (key == "audioBitrate") {
+            // What AAC encoders take for stereo.
+            live.audioBitrate = integerIn(value, path, 16'000, 320'000);
+        } else if (key == "segmentSeconds") {
+            live.segmentSeconds = integerIn(value, path, 1, 30);
+        } else if (key == "playlistLength") {
+            live.playlistLength = integerIn(value, path, 2, 100);
+        } else if (key == "retryMaxSeconds") {
+            live.retryMaxSeconds = integerIn(value, path, 1, 3600);
+        } else {
+            fail(path, "unknown key");
+        }
+    }
+}
+
 void applyTls(TlsConfig& tls, const Json& object) {
     requireObject(object, "tls");
     for (const auto& [key, value] : object.items()) {
@@ -344,6 +373,10 @@ void applyLimits(LimitsConfig& limits, const Json& object) {
             limits.joinsPerAddressPerMinute = integerIn(value, path, 0, 1'000'000);
         } else if (key == "connectionsPerAddress") {
             limits.connectionsPerAddress = integerIn(value, path, 0, 100'000);
+        } else if (key == "viewersPerRoom") {
+            limits.viewersPerRoom = integerIn(value, path, 0, 100'000);
+        } else if (key == "viewersPerAddress") {
+            limits.viewersPerAddress = integerIn(value, path, 0, 100'000);
         } else if (key == "messagesPerSecond") {
             limits.messagesPerSecond = integerIn(value, path, 0, 100'000);
         } else if (key == "messageBurst") {
@@ -446,6 +479,8 @@ void applyRoot(Config& config, const Json& root) {
             applyAudio(config.audio, value);
         } else if (key == "recording") {
             applyRecording(config.recording, value);
+        } else if (key == "live") {
+            applyLive(config.live, value);
         } else if (key == "limits") {
             applyLimits(config.limits, value);
         } else {

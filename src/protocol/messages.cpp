@@ -221,6 +221,25 @@ bool requiredBool(const Fields& fields, const char* key) {
     return value.get<bool>();
 }
 
+// The client side of `send-size`: sizes are bounded as canvases are
+// (a tile is never larger than one), the bit rate as `join`'s.
+SendSize parseSendSize(const Fields& fields) {
+    SendSize size;
+    size.source = fields.string("source");
+    if (size.source != "camera" && size.source != "screen") fail(fields.path("source"), "must be camera or screen");
+    size.active = requiredBool(fields, "active");
+    auto bounded = [&](std::string_view key, std::uint64_t most) {
+        const auto number = unsignedValue(fields.required(key));
+        if (!number || *number > most) fail(fields.path(key), "must be an integer from 0 to " + std::to_string(most));
+        return *number;
+    };
+    constexpr std::uint64_t kMaxSide = 1u << 15;
+    size.width = static_cast<unsigned>(bounded("width", kMaxSide));
+    size.height = static_cast<unsigned>(bounded("height", kMaxSide));
+    size.maxBitrate = static_cast<std::int64_t>(bounded("maxBitrate", std::numeric_limits<std::int64_t>::max()));
+    return size;
+}
+
 ErrorCode parseErrorCode(const Fields& fields) {
     static constexpr ErrorCode kCodes[] = {ErrorCode::BadRequest, ErrorCode::Unauthorized, ErrorCode::RoomFull,
                                            ErrorCode::NotJoined,  ErrorCode::NotFound,     ErrorCode::Conflict,
@@ -352,6 +371,15 @@ struct ServerToJson {
         if (m.enabled) json["reason"] = m.reason;
         return json;
     }
+    OutJson operator()(const SendSize& m) const {
+        OutJson json = messageJson("send-size");
+        json["source"] = m.source;
+        json["active"] = m.active;
+        json["width"] = m.width;
+        json["height"] = m.height;
+        json["maxBitrate"] = m.maxBitrate;
+        return json;
+    }
 };
 
 struct ClientToJson {
@@ -431,6 +459,7 @@ ServerMessage parseServerMessage(std::string_view frame) {
         if (m.enabled && m.reason.empty()) fail(fields.path("reason"), "is required when enabled");
         return m;
     }
+    if (type == "send-size") return parseSendSize(fields);
     unknownType(type);
 }
 

@@ -232,12 +232,12 @@ OfferPlan planOffer(std::string_view sdp, const OfferState& before, const std::v
             }
         }
         if (pt < 0 && dir != MediaDirection::Inactive)
-            throw Error(ErrorCode::BadRequest,
-                        "offer.sdp: m-line " + std::to_string(i) + " (" + s.media + ") offers " +
-                            (isAudio ? "no Opus; this server mixes Opus"
-                                     : "none of the video codecs this server is configured for (" + videoNames +
-                                           "; H.264 needs packetization-mode=1 and a (constrained) baseline profile, "
-                                           "VP9 profile 0)"));
+            throw UnsupportedCodec(
+                "offer.sdp: m-line " + std::to_string(i) + " (" + s.media + ") offers " +
+                (isAudio ? "no Opus; this server mixes Opus"
+                         : "none of the video codecs this server is configured for (" + videoNames +
+                               "; H.264 needs packetization-mode=1 and a (constrained) baseline profile, "
+                               "VP9 profile 0)"));
         const bool send =
             clientReceives(dir) && pt >= 0 && ((isAudio && st.audioMline < 0) || (isVideo && index == st.cameraMline));
         if (send && isAudio) {

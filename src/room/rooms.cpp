@@ -17,6 +17,7 @@
 
 #include "tessera/auth/jwt.h"
 #include "tessera/glib/raii.h"
+#include "tessera/policy/backoff.h"
 #include "tessera/policy/rate.h"
 #include "tessera/protocol/datachannel.h"
 #include "tessera/protocol/offer_plan.h"
@@ -24,6 +25,34 @@
 #include "tessera/protocol/turn_credentials.h"
 
 namespace tessera::room {
+
+namespace {
+// The first wait before a live target started with "retry" reconnects.
+constexpr std::int64_t kLiveRetryFirstMs = 1000;
+} // namespace
+
+// One live target of a room and what the API shows of it.
+struct Rooms::LiveTarget {
+    enum class State { Running, Retrying, Failed };
+    media::LiveTarget media;
+    bool retry = false;
+    State state = State::Running;
+    std::string reason;
+    unsigned failures = 0;
+    policy::Backoff backoff;
+    unsigned retryTimer = 0; // GLib source of the next attempt (0: none)
+    std::int64_t retryAtUs = 0;
+
+    LiveTarget(media::LiveTarget target, bool retry, unsigned retryMaxSeconds)
+        : media(std::move(target)), retry(retry), backoff(kLiveRetryFirstMs, std::int64_t{retryMaxSeconds} * 1000) {}
+    ~LiveTarget() { cancelRetry(); }
+    LiveTarget(const LiveTarget&) = delete;
+    LiveTarget& operator=(const LiveTarget&) = delete;
+    void cancelRetry() {
+        if (retryTimer != 0) g_source_remove(retryTimer);
+        retryTimer = 0;
+    }
+};
 
 // One room: its media (the mixing pipeline) and its participants in join order.
 class Rooms::Room final : public media::RoomListener {
@@ -39,6 +68,12 @@ public:
         m_rooms.onRecordingSegment(*this, path, offset);
     }
     void onRecordingFailed(const std::string& reason) override { m_rooms.onRecordingFailed(*this, reason); }
+    void onSendSize(const std::string& participantId, const protocol::SendSize& size) override {
+        m_rooms.onSendSize(*this, participantId, size);
+    }
+    void onLiveFailed(const std::string& id, const std::string& reason) override {
+        m_rooms.onLiveFailed(*this, id, reason);
+    }
 
 private:
     Rooms& m_rooms; // Borrowed; owns this.
@@ -59,20 +94,24 @@ public:
         std::vector<std::function<void(const media::RecordingResult&)>> waiters; // pending stops
     };
     std::optional<Recording> recording;
-    std::string recordingError;                   // the last failure, shown in the API
-    std::map<std::string, std::string> transfers; // file transfer id -> the participant who started it
+    std::string recordingError;                    // the last failure, shown in the API
+    std::map<std::string, std::string> transfers;  // file transfer id -> the participant who started it
+    std::vector<std::unique_ptr<LiveTarget>> live; // in start order; destroyed (timers cancelled) with the room
+    unsigned liveCounter = 0;                      // numbers rtmp-N ids
     // Owned. Declared before the participants so that their peers, which live
     // in this media's pipeline, are destroyed first.
     std::unique_ptr<media::RoomMedia> media;
     std::vector<std::unique_ptr<Participant>> participants; // Owned; join order.
+    std::vector<std::unique_ptr<Participant>> viewers;      // Owned; WHEP viewers (Rooms::view), no members.
 };
 
 class Rooms::Participant final : public media::PeerListener {
 public:
     Participant(Rooms& rooms, std::string id, const protocol::Join& join, const Admission& admission, ClientSink& sink,
-                const LimitsConfig& limits)
+                const LimitsConfig& limits, bool viewer = false)
         : m_rooms(rooms), id(std::move(id)), name(join.name), room(join.room), receiveOnly(join.receiveOnly),
-          admission(admission), sink(sink), dataBudget(limits.dataBytesPerSecond, limits.dataBurstBytes) {}
+          viewer(viewer), admission(admission), sink(sink),
+          dataBudget(limits.dataBytesPerSecond, limits.dataBurstBytes) {}
     ~Participant() { cancelJoinTimer(); }
     Participant(const Participant&) = delete;
     Participant& operator=(const Participant&) = delete;
@@ -84,7 +123,7 @@ public:
 
     // Thread: main.
     void onAnswer(const std::string& sdp) override { m_rooms.onAnswer(*this, sdp); }
-    void onLocalCandidate(const protocol::IceCandidate& candidate) override {
+    void onLocalCandidate(const std::optional<protocol::IceCandidate>& candidate) override {
         m_rooms.onLocalCandidate(*this, candidate);
     }
     void onPeerFailed(const std::string& reason) override { m_rooms.onPeerFailed(*this, reason); }
@@ -101,14 +140,16 @@ public:
     const std::string name;
     const std::string room;
     const bool receiveOnly;
+    const bool viewer; // a WHEP viewer (Rooms::view): in its room's `viewers`, not `participants`
     const Admission admission;
-    ClientSink& sink;                  // Borrowed; outlives this participant (see ClientSink).
-    bool announced = false;            // the others were sent participant-joined
-    unsigned joinTimer = 0;            // GLib source: the time to send a first offer runs out (0: none)
-    policy::TokenBucket dataBudget;    // bytes it may send on data channels
-    bool dataLimited = false;          // its last data-channel message was over budget
-    std::set<std::string> slowFor;     // transfers it fell too far behind on: it gets no more of them
-    std::unique_ptr<media::Peer> peer; // Owned.
+    ClientSink& sink;                                 // Borrowed; outlives this participant (see ClientSink).
+    bool announced = false;                           // the others were sent participant-joined
+    unsigned joinTimer = 0;                           // GLib source: the time to send a first offer runs out (0: none)
+    policy::TokenBucket dataBudget;                   // bytes it may send on data channels
+    bool dataLimited = false;                         // its last data-channel message was over budget
+    std::set<std::string> slowFor;                    // transfers it fell too far behind on: it gets no more of them
+    std::optional<protocol::SendSize> cameraSendSize; // what its camera was last asked to send (the API shows it)
+    std::unique_ptr<media::Peer> peer;                // Owned.
 };
 
 // Marks a call into Rooms. When the outermost one returns, removed peers and
@@ -180,7 +221,7 @@ std::string Rooms::join(const protocol::Join& request, ClientSink& sink) {
         throw Error(ErrorCode::RoomFull,
                     "room '" + join.room + "' is full (" + std::to_string(m_config.maxParticipants) + " participants)");
     }
-    if (const unsigned most = m_config.limits.maxParticipants; most != 0 && m_participants.size() >= most) {
+    if (const unsigned most = m_config.limits.maxParticipants; most != 0 && participantCount() >= most) {
         throw Error(ErrorCode::ServerFull, "the server has " + std::to_string(most) + " participants: try later");
     }
     if (found == m_rooms.end() && m_config.limits.maxRooms != 0 && m_rooms.size() >= m_config.limits.maxRooms) {
@@ -218,8 +259,8 @@ std::string Rooms::join(const protocol::Join& request, ClientSink& sink) {
     auto participant = std::make_unique<Participant>(*this, newParticipantId(), join, admission, sink, m_config.limits);
     std::string id = participant->id;
     try {
-        participant->peer =
-            room.media->addPeer(id, media::PeerOptions{join.name, join.receiveOnly, join.maxBitrate}, *participant);
+        participant->peer = room.media->addPeer(
+            id, media::PeerOptions{join.name, join.receiveOnly, join.maxBitrate, std::nullopt}, *participant);
     } catch (...) {
         // Rooms exist while someone is in them: undo a room made for this join.
         if (room.participants.empty()) {
@@ -257,6 +298,43 @@ std::string Rooms::join(const protocol::Join& request, ClientSink& sink) {
     return id;
 }
 
+std::string Rooms::view(const ViewRequest& request, ClientSink& sink) {
+    Entry entry(*this, Entry::From::Client);
+    const protocol::Join join{request.room, request.name, request.token, std::nullopt, true};
+    const Admission admission = admit(join);
+    const auto found = m_rooms.find(request.room);
+    // A viewer opens no room: an anonymous player must not start a pipeline.
+    if (found == m_rooms.end()) throw Error(ErrorCode::NotFound, "nobody is in room '" + request.room + "'");
+    Room& room = *found->second;
+    if (const unsigned most = m_config.limits.viewersPerRoom; most != 0 && room.viewers.size() >= most) {
+        throw Error(ErrorCode::RoomFull,
+                    "room '" + request.room + "' has " + std::to_string(most) + " viewers (limits.viewersPerRoom)");
+    }
+    if (request.tier) {
+        const auto tiers = effectiveTiers(m_config.video);
+        if (std::none_of(tiers.begin(), tiers.end(), [&](const policy::Tier& t) { return t.name == *request.tier; }))
+            throw Error(ErrorCode::BadRequest, "tier: no tier '" + *request.tier + "' (video.tiers)");
+    }
+    auto viewer =
+        std::make_unique<Participant>(*this, newParticipantId(), join, admission, sink, m_config.limits, true);
+    const std::string id = viewer->id;
+    viewer->peer = room.media->addPeer(id, media::PeerOptions{join.name, true, std::nullopt, request.tier}, *viewer);
+    startJoinTimer(*viewer);
+    m_participants.emplace(id, viewer.get());
+    room.viewers.push_back(std::move(viewer));
+    g_info("viewer %s watches room '%s' (%zu viewers)", id.c_str(), request.room.c_str(), room.viewers.size());
+    // Its ICE servers; nothing else about the room: it is no member.
+    sendTo(id, protocol::Joined{
+                   id, request.room, {}, protocol::iceServersFor(m_config, id, g_get_real_time() / G_USEC_PER_SEC)});
+    return id;
+}
+
+std::size_t Rooms::viewerCount() const noexcept {
+    std::size_t n = 0;
+    for (const auto& [name, room] : m_rooms) n += room->viewers.size();
+    return n;
+}
+
 Rooms::Admission Rooms::admit(const protocol::Join& join) {
     if (m_config.tokenSecret.empty()) {
         if (!m_config.joinToken.empty() && !tokensEqual(join.token.value_or(""), m_config.joinToken)) {
@@ -278,6 +356,9 @@ Rooms::Admission Rooms::admit(const protocol::Join& join) {
 void Rooms::offer(const std::string& participantId, const std::string& sdp) {
     Entry entry(*this, Entry::From::Client);
     Participant& participant = participantOrThrow(participantId);
+    // A viewer's media would be decoded and given a tile: it sends none.
+    if (participant.viewer && protocol::offerMedia(sdp).sends)
+        throw Error(ErrorCode::BadRequest, "a viewer's offer receives only: audio and video recvonly");
     if (const auto& claims = participant.admission.claims) {
         // Refused rather than answered with fewer directions: the client
         // learns at once what its token allows, and no half-call starts.
@@ -344,22 +425,35 @@ std::vector<api::RoomSummary> Rooms::list() const {
     std::vector<api::RoomSummary> out;
     out.reserve(m_rooms.size());
     for (const auto& [name, room] : m_rooms) {
-        out.push_back(
-            {name, static_cast<unsigned>(room->participants.size()), room->layout, room->recording.has_value()});
+        out.push_back({name, static_cast<unsigned>(room->participants.size()), room->layout,
+                       room->recording.has_value(), static_cast<unsigned>(room->viewers.size())});
     }
     return out;
 }
 
 api::RoomDetail Rooms::detail(const std::string& name) const {
     const Room& room = roomOrThrow(name);
-    api::RoomDetail out{room.name, room.layout, room.recording.has_value(), {}, {}, room.recordingError};
+    api::RoomDetail out{room.name, room.layout, room.recording.has_value(), {}, {}, room.recordingError, {}, {}};
     if (room.recording) out.recordingFile = room.recording->metadata.file;
-    for (const auto& participant : room.participants) {
-        const media::PeerStats stats = participant->peer->stats();
-        out.participants.push_back({participant->id, participant->name, stats.tier, participant->receiveOnly,
-                                    stats.bitrateIn, stats.bitrateOut, stats.packetsLost, stats.connected,
-                                    stats.sendCodec, stats.receiveCodec, stats.estimatedBps});
-    }
+    out.live = liveSummary(room);
+    const auto summary = [](const Participant& participant) {
+        const media::PeerStats stats = participant.peer->stats();
+        return api::ParticipantSummary{participant.id,
+                                       participant.name,
+                                       stats.tier,
+                                       participant.receiveOnly,
+                                       stats.bitrateIn,
+                                       stats.bitrateOut,
+                                       stats.packetsLost,
+                                       stats.connected,
+                                       stats.sendCodec,
+                                       stats.receiveCodec,
+                                       stats.estimatedBps,
+                                       stats.decodedSize,
+                                       participant.cameraSendSize};
+    };
+    for (const auto& participant : room.participants) out.participants.push_back(summary(*participant));
+    for (const auto& viewer : room.viewers) out.viewers.push_back(summary(*viewer));
     return out;
 }
 
@@ -463,13 +557,19 @@ MetricsSnapshot Rooms::metrics() const {
     out.rooms.reserve(m_rooms.size());
     for (const auto& [name, room] : m_rooms) {
         MetricsSnapshot::Room& entry =
-            out.rooms.emplace_back(MetricsSnapshot::Room{name, room->media->stats(), {}, room->recording.has_value()});
+            out.rooms.emplace_back(MetricsSnapshot::Room{name,
+                                                         room->media->stats(),
+                                                         {},
+                                                         room->recording.has_value(),
+                                                         liveSummary(*room),
+                                                         static_cast<unsigned>(room->viewers.size())});
         for (const auto& participant : room->participants) {
             entry.participants.push_back({participant->id, participant->peer->stats()});
         }
     }
     out.roomPipelines = m_rooms.size() + m_closingRooms.size() + m_deadRooms.size();
     out.recordingErrors = m_recordingErrors;
+    out.liveFailures = m_liveFailures;
     return out;
 }
 
@@ -666,7 +766,7 @@ void Rooms::onAnswer(Participant& participant, const std::string& sdp) {
     if (isLive(participant)) sendTo(participant.id, protocol::Answer{sdp});
 }
 
-void Rooms::onLocalCandidate(Participant& participant, const protocol::IceCandidate& candidate) {
+void Rooms::onLocalCandidate(Participant& participant, const std::optional<protocol::IceCandidate>& candidate) {
     Entry entry(*this, Entry::From::Media);
     if (isLive(participant)) sendTo(participant.id, protocol::Candidate{candidate});
 }
@@ -821,6 +921,14 @@ void Rooms::onDataMessage(Participant& participant, const media::DataMessage& me
                  [&](Participant& other) { relayTo(other, fromId, fromName, *relay); });
 }
 
+void Rooms::onSendSize(Room& room, const std::string& participantId, const protocol::SendSize& size) {
+    Entry entry(*this, Entry::From::Media);
+    const auto found = m_participants.find(participantId);
+    if (!isLive(room) || found == m_participants.end() || found->second->room != room.name) return;
+    if (size.source == "camera") found->second->cameraSendSize = size;
+    sendTo(participantId, size);
+}
+
 void Rooms::onSpeakerChanged(Room& room, const std::string& participantId) {
     Entry entry(*this, Entry::From::Media);
     if (!isLive(room) || room.speaker == participantId) return;
@@ -877,14 +985,29 @@ void Rooms::remove(const std::string& participantId, Removal how, const std::str
     // triggers sees the participant gone.
     m_participants.erase(found);
     participant.cancelJoinTimer();
-    const auto slot = std::find_if(room.participants.begin(), room.participants.end(),
-                                   [&](const auto& p) { return p.get() == &participant; });
+    auto& list = participant.viewer ? room.viewers : room.participants;
+    const auto slot = std::find_if(list.begin(), list.end(), [&](const auto& p) { return p.get() == &participant; });
+    const bool viewer = participant.viewer;
     m_deadParticipants.push_back(std::move(*slot));
-    room.participants.erase(slot);
-    g_info("%s left room '%s' (%s; %zu left)", participantId.c_str(), roomName.c_str(), reason.c_str(),
-           room.participants.size());
-    recordEvent(room, "leave", participantId, participant.name);
+    list.erase(slot);
+    g_info("%s%s left room '%s' (%s; %zu left)", viewer ? "viewer " : "", participantId.c_str(), roomName.c_str(),
+           reason.c_str(), room.participants.size());
+    if (!viewer) recordEvent(room, "leave", participantId, participant.name);
+    // Viewers hold no room open: they go with it, and are told once the
+    // leaver's sink has been (below).
+    std::vector<ClientSink*> viewerSinks;
     if (room.participants.empty()) {
+        for (auto& v : room.viewers) {
+            m_participants.erase(v->id);
+            v->cancelJoinTimer();
+            viewerSinks.push_back(&v->sink);
+            m_deadParticipants.push_back(std::move(v));
+        }
+        room.viewers.clear();
+    }
+    if (room.participants.empty()) {
+        // A stream of nobody stops with the room (docs/protocol.md, "Live streaming").
+        stopAllLive(room);
         if (room.recording) {
             // The recording is finalised first; the room's media lives until then.
             beginStopRecording(room);
@@ -908,6 +1031,7 @@ void Rooms::remove(const std::string& participantId, Removal how, const std::str
         sink.disconnect("join timeout");
         break;
     }
+    for (ClientSink* v : viewerSinks) v->disconnect("the room closed");
     if (announced) broadcast(roomName, protocol::ParticipantLeft{participantId});
 }
 
@@ -965,6 +1089,216 @@ void Rooms::scheduleGarbageCollection() {
             return G_SOURCE_REMOVE;
         },
         this);
+}
+
+} // namespace tessera::room
+
+namespace tessera::room {
+
+std::vector<api::LiveTargetSummary> Rooms::liveSummary(const Room& room) const {
+    std::vector<api::LiveTargetSummary> out;
+    const std::int64_t now = g_get_monotonic_time();
+    for (const auto& t : room.live) {
+        const bool hls = t->media.kind == media::LiveTarget::Kind::Hls;
+        api::LiveTargetSummary s;
+        s.id = t->media.id;
+        s.kind = hls ? "hls" : "rtmp";
+        s.url = hls ? "/live/" + room.name + "/index.m3u8" : api::redactRtmpUrl(t->media.url);
+        s.state = t->state == LiveTarget::State::Running    ? "running"
+                  : t->state == LiveTarget::State::Retrying ? "retrying"
+                                                            : "failed";
+        s.retry = t->retry;
+        s.reason = t->reason;
+        s.failures = t->failures;
+        if (t->state == LiveTarget::State::Retrying)
+            s.retryInSeconds = static_cast<double>(std::max<std::int64_t>(0, t->retryAtUs - now)) / G_USEC_PER_SEC;
+        out.push_back(std::move(s));
+    }
+    return out;
+}
+
+namespace {
+
+// Empties (or makes) the room's HLS directory: a new stream starts from
+// segment 0, and a player must never get an older stream's segments.
+std::string prepareHlsDirectory(const Config& config, const std::string& room) {
+    gchar* base = g_canonicalize_filename(config.live.dir.c_str(), nullptr);
+    // The room name is 1-64 of [A-Za-z0-9_-] (checked at join): never a path.
+    const std::string directory = std::string(base) + "/" + room;
+    g_free(base);
+    if (g_mkdir_with_parents(directory.c_str(), 0750) != 0)
+        throw Error(ErrorCode::Internal, "live directory " + directory + ": " + g_strerror(errno));
+    if (GDir* dir = g_dir_open(directory.c_str(), 0, nullptr)) {
+        while (const gchar* name = g_dir_read_name(dir)) {
+            const std::string_view file = name;
+            if (file == "index.m3u8" || (file.starts_with("segment") && file.ends_with(".ts")))
+                g_unlink((directory + "/" + name).c_str());
+        }
+        g_dir_close(dir);
+    }
+    if (g_access(directory.c_str(), W_OK) != 0)
+        throw Error(ErrorCode::Internal, "live directory " + directory + ": " + g_strerror(errno));
+    return directory;
+}
+
+} // namespace
+
+std::vector<api::LiveTargetSummary> Rooms::startLive(const std::string& name, const api::LiveStart& request) {
+    Entry entry(*this, Entry::From::Client);
+    Room& room = roomOrThrow(name);
+    // Every target is checked before any starts: a refused request changes nothing.
+    const auto existing = [&](media::LiveTarget::Kind kind, const std::string& url) -> LiveTarget* {
+        for (const auto& t : room.live)
+            if (t->media.kind == kind && (kind == media::LiveTarget::Kind::Hls || t->media.url == url)) return t.get();
+        return nullptr;
+    };
+    std::vector<std::pair<media::LiveTarget::Kind, std::string>> wanted;
+    if (request.hls) wanted.emplace_back(media::LiveTarget::Kind::Hls, "");
+    for (const std::string& url : request.rtmp) {
+        if (std::find(wanted.begin(), wanted.end(), std::pair{media::LiveTarget::Kind::Rtmp, url}) != wanted.end())
+            throw Error(ErrorCode::BadRequest, "rtmp: " + api::redactRtmpUrl(url) + " is named twice");
+        wanted.emplace_back(media::LiveTarget::Kind::Rtmp, url);
+    }
+    std::size_t added = 0;
+    for (const auto& [kind, url] : wanted) {
+        const LiveTarget* found = existing(kind, url);
+        if (found && found->state != LiveTarget::State::Failed) {
+            throw Error(ErrorCode::Conflict, "room '" + name + "' streams to " +
+                                                 (url.empty() ? "HLS" : api::redactRtmpUrl(url)) + " already (" +
+                                                 found->media.id + ")");
+        }
+        if (!found) ++added;
+    }
+    if (room.live.size() + added > m_config.live.maxTargets) {
+        throw Error(ErrorCode::Conflict, "room '" + name + "' may have at most " +
+                                             std::to_string(m_config.live.maxTargets) +
+                                             " live targets (live.maxTargets); stop one first");
+    }
+    for (const auto& [kind, url] : wanted) {
+        LiveTarget* target = existing(kind, url);
+        if (target) {
+            // A failed target named again starts afresh.
+            target->retry = request.retry;
+            target->reason.clear();
+        } else {
+            media::LiveTarget spec{kind == media::LiveTarget::Kind::Hls ? "hls"
+                                                                        : "rtmp-" + std::to_string(++room.liveCounter),
+                                   kind,
+                                   url,
+                                   {}};
+            room.live.push_back(
+                std::make_unique<LiveTarget>(std::move(spec), request.retry, m_config.live.retryMaxSeconds));
+            target = room.live.back().get();
+        }
+        if (kind == media::LiveTarget::Kind::Hls) {
+            try {
+                target->media.directory = prepareHlsDirectory(m_config, name);
+            } catch (const Error&) {
+                std::erase_if(room.live, [&](const auto& t) { return t.get() == target; });
+                throw;
+            }
+        }
+        attemptLive(room, *target);
+    }
+    return liveSummary(room);
+}
+
+void Rooms::attemptLive(Room& room, LiveTarget& target) {
+    target.cancelRetry();
+    target.backoff.started(g_get_monotonic_time() / 1000);
+    try {
+        room.media->startLive(target.media);
+        target.state = LiveTarget::State::Running;
+        g_info("room '%s': live target %s started (%s)", room.name.c_str(), target.media.id.c_str(),
+               target.media.kind == media::LiveTarget::Kind::Hls ? target.media.directory.c_str()
+                                                                 : api::redactRtmpUrl(target.media.url).c_str());
+    } catch (const Error& e) {
+        liveTargetFailed(room, target, e.what());
+    }
+}
+
+void Rooms::liveTargetFailed(Room& room, LiveTarget& target, const std::string& reason) {
+    ++target.failures;
+    ++m_liveFailures;
+    target.reason = reason;
+    if (!target.retry) {
+        target.state = LiveTarget::State::Failed;
+        g_warning("room '%s': live target %s failed: %s", room.name.c_str(), target.media.id.c_str(), reason.c_str());
+        return;
+    }
+    target.state = LiveTarget::State::Retrying;
+    const std::int64_t waitMs = target.backoff.failed(g_get_monotonic_time() / 1000);
+    target.retryAtUs = g_get_monotonic_time() + waitMs * 1000;
+    g_warning("room '%s': live target %s failed: %s; reconnecting in %.1f s", room.name.c_str(),
+              target.media.id.c_str(), reason.c_str(), static_cast<double>(waitMs) / 1000);
+    struct Pending {
+        Rooms* rooms;
+        std::string room, id;
+    };
+    target.retryTimer = g_timeout_add_full(
+        G_PRIORITY_DEFAULT, static_cast<guint>(waitMs),
+        // Thread: main. Stopping or destroying the target removes this source.
+        [](gpointer data) noexcept -> gboolean {
+            const auto* pending = static_cast<Pending*>(data);
+            glib::guarded("live retry", [pending] { pending->rooms->onLiveRetry(pending->room, pending->id); });
+            return G_SOURCE_REMOVE;
+        },
+        new Pending{this, room.name, target.media.id},
+        [](gpointer data) noexcept { delete static_cast<Pending*>(data); });
+}
+
+void Rooms::onLiveRetry(const std::string& name, const std::string& id) {
+    Entry entry(*this, Entry::From::Client);
+    const auto found = m_rooms.find(name);
+    if (found == m_rooms.end()) return;
+    Room& room = *found->second;
+    for (const auto& t : room.live) {
+        if (t->media.id != id) continue;
+        t->retryTimer = 0; // the source is being removed by returning
+        if (t->state == LiveTarget::State::Retrying) attemptLive(room, *t);
+        return;
+    }
+}
+
+void Rooms::onLiveFailed(Room& room, const std::string& id, const std::string& reason) {
+    Entry entry(*this, Entry::From::Media);
+    if (!isLive(room)) return;
+    for (const auto& t : room.live) {
+        // A target stopped meanwhile (or failed already) is not failed again.
+        if (t->media.id == id && t->state == LiveTarget::State::Running) liveTargetFailed(room, *t, reason);
+    }
+}
+
+std::vector<api::LiveTargetSummary> Rooms::stopLive(const std::string& name, const std::string& id) {
+    Entry entry(*this, Entry::From::Client);
+    Room& room = roomOrThrow(name);
+    if (id.empty() && room.live.empty()) throw Error(ErrorCode::Conflict, "room '" + name + "' is not live");
+    if (!id.empty() &&
+        std::none_of(room.live.begin(), room.live.end(), [&](const auto& t) { return t->media.id == id; }))
+        throw Error(ErrorCode::NotFound, "room '" + name + "' has no live target '" + id.substr(0, 64) + "'");
+    std::erase_if(room.live, [&](const std::unique_ptr<LiveTarget>& t) {
+        if (!id.empty() && t->media.id != id) return false;
+        if (t->state == LiveTarget::State::Running) room.media->stopLive(t->media.id);
+        g_info("room '%s': live target %s stopped", name.c_str(), t->media.id.c_str());
+        return true;
+    });
+    return liveSummary(room);
+}
+
+void Rooms::stopAllLive(Room& room) {
+    for (const auto& t : room.live)
+        if (t->state == LiveTarget::State::Running) room.media->stopLive(t->media.id);
+    room.live.clear();
+}
+
+std::optional<std::string> Rooms::hlsDirectory(const std::string& name) const {
+    const auto found = m_rooms.find(name);
+    if (found == m_rooms.end()) return std::nullopt;
+    for (const auto& t : found->second->live) {
+        if (t->media.kind == media::LiveTarget::Kind::Hls && t->state != LiveTarget::State::Failed)
+            return t->media.directory;
+    }
+    return std::nullopt;
 }
 
 } // namespace tessera::room

@@ -130,8 +130,11 @@ void appendEncoderFamily(std::string& out, const Snapshot& snapshot, std::string
 } // namespace
 
 std::string formatPrometheus(const Snapshot& snapshot) {
-    std::uint64_t participants = 0;
-    for (const Snapshot::Room& room : snapshot.rooms) participants += room.participants.size();
+    std::uint64_t participants = 0, viewers = 0;
+    for (const Snapshot::Room& room : snapshot.rooms) {
+        participants += room.participants.size();
+        viewers += room.viewers;
+    }
 
     std::string out;
     appendHeader(out, "tessera_rooms", "gauge", "Rooms with at least one participant.");
@@ -144,6 +147,11 @@ std::string formatPrometheus(const Snapshot& snapshot) {
 
     appendRoomFamily<std::uint64_t>(out, snapshot, "tessera_room_participants", "gauge", "Participants in the room.",
                                     [](const Snapshot::Room& r) { return std::uint64_t{r.participants.size()}; });
+    appendHeader(out, "tessera_viewers", "gauge", "WHEP viewers in all rooms (not participants).");
+    appendSample(out, "tessera_viewers", {}, viewers);
+    appendRoomFamily<std::uint64_t>(out, snapshot, "tessera_room_viewers", "gauge",
+                                    "WHEP viewers of the room: receive-only, no tile, no encoder of their own.",
+                                    [](const Snapshot::Room& r) { return std::uint64_t{r.viewers}; });
     appendRoomFamily<double>(out, snapshot, "tessera_room_output_fps", "gauge",
                              "Composite frames per second over the last few seconds.",
                              [](const Snapshot::Room& r) { return r.stats.outputFps; });
@@ -201,6 +209,21 @@ std::string formatPrometheus(const Snapshot& snapshot) {
     appendHeader(out, "tessera_recording_errors_total", "counter",
                  "Recordings that could not start or failed while running (all rooms).");
     appendSample(out, "tessera_recording_errors_total", {}, snapshot.recordingErrors);
+
+    appendHeader(out, "tessera_live_targets", "gauge",
+                 "Live targets of the room by kind (hls, rtmp) and state (running, retrying, failed).");
+    for (const Snapshot::Room& room : snapshot.rooms) {
+        for (const std::string_view kind : {"hls", "rtmp"}) {
+            for (const std::string_view state : {"running", "retrying", "failed"}) {
+                std::uint64_t n = 0;
+                for (const auto& t : room.live) n += t.kind == kind && t.state == state ? 1 : 0;
+                appendSample(out, "tessera_live_targets", {{"room", room.room}, {"kind", kind}, {"state", state}}, n);
+            }
+        }
+    }
+    appendHeader(out, "tessera_live_failures_total", "counter",
+                 "Live targets that could not start or failed while running, each reconnect counted (all rooms).");
+    appendSample(out, "tessera_live_failures_total", {}, snapshot.liveFailures);
 
     appendParticipantFamily(out, snapshot, "tessera_participant_bitrate_in_bps", "gauge",
                             "RTP bits per second received from the participant.",

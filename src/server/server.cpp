@@ -16,6 +16,9 @@
 #include <variant>
 #include <vector>
 
+#include "http.h"
+#include "live.h"
+#include "overloaded.h"
 #include "tessera/auth/jwt.h"
 #include "tessera/glib/raii.h"
 #include "tessera/policy/rate.h"
@@ -25,6 +28,7 @@
 #include "tessera/protocol/origin.h"
 #include "tessera/protocol/token.h"
 #include "tessera/server/metrics.h"
+#include "whip.h"
 
 namespace tessera::server {
 namespace {
@@ -46,13 +50,19 @@ using glib::GCharPtr;
 using glib::GErrorPtr;
 using glib::Ref;
 using glib::SignalConnection;
+using http::allowMethods;
+using http::bearer;
+using http::method;
+using http::pathSegments;
+using http::requestBody;
+using http::respond;
+using http::respondError;
+using http::respondJson;
 
-template <typename... F>
-struct Overloaded : F... {
-    using F::operator()...;
-};
-template <typename... F>
-Overloaded(F...) -> Overloaded<F...>;
+// `path` is `prefix` or below it ("/api", "/api/rooms"; not "/apix").
+bool under(std::string_view path, std::string_view prefix) {
+    return path.starts_with(prefix) && (path.size() == prefix.size() || path[prefix.size()] == '/');
+}
 
 // Truncates on a UTF-8 character boundary.
 std::string closeReason(std::string_view reason) {
@@ -60,48 +70,6 @@ std::string closeReason(std::string_view reason) {
     std::size_t end = kMaxCloseReason;
     while (end > 0 && (static_cast<unsigned char>(reason[end]) & 0xC0) == 0x80) --end;
     return std::string(reason.substr(0, end));
-}
-
-std::string_view method(SoupServerMessage* msg) { return soup_server_message_get_method(msg); }
-
-void respond(SoupServerMessage* msg, guint status, const char* contentType, std::string_view body) {
-    soup_server_message_set_status(msg, status, nullptr);
-    SoupMessageHeaders* headers = soup_server_message_get_response_headers(msg);
-    soup_message_headers_replace(headers, "X-Content-Type-Options", "nosniff");
-    if (contentType != nullptr) {
-        soup_server_message_set_response(msg, contentType, SOUP_MEMORY_COPY, body.data(), body.size());
-    }
-}
-
-void respondJson(SoupServerMessage* msg, guint status, std::string_view body) {
-    respond(msg, status, "application/json", body);
-}
-
-void respondError(SoupServerMessage* msg, guint status, ErrorCode code, std::string_view message) {
-    respondJson(msg, status, api::serializeError(code, message));
-}
-
-void respondError(SoupServerMessage* msg, const Error& error) {
-    respondError(msg, static_cast<guint>(httpStatus(error.code())), error.code(), error.what());
-}
-
-// Answers 405 unless the request's method is one of `allowed` (a
-// comma-separated list, as the Allow header wants it). GET allows HEAD.
-bool allowMethods(SoupServerMessage* msg, std::string_view allowed) {
-    const std::string_view m = method(msg);
-    const std::string_view asked = m == "HEAD" ? "GET" : m;
-    std::string_view rest = allowed;
-    while (!rest.empty()) {
-        const std::size_t comma = rest.find(',');
-        std::string_view item = rest.substr(0, comma);
-        while (item.starts_with(' ')) item.remove_prefix(1);
-        if (item == asked) return true;
-        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-    }
-    soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Allow", std::string(allowed).c_str());
-    respondError(msg, SOUP_STATUS_METHOD_NOT_ALLOWED, ErrorCode::BadRequest,
-                 std::string(m) + " is not allowed here (allowed: " + std::string(allowed) + ")");
-    return false;
 }
 
 void refuseOversize(SoupServerMessage* msg) {
@@ -126,34 +94,6 @@ void boundChunkedBody(SoupServerMessage* msg) {
                          });
                      }),
                      nullptr);
-}
-
-std::string requestBody(SoupServerMessage* msg) {
-    SoupMessageBody* body = soup_server_message_get_request_body(msg);
-    GBytes* bytes = soup_message_body_flatten(body);
-    gsize size = 0;
-    const auto* data = static_cast<const char*>(g_bytes_get_data(bytes, &size));
-    std::string out(data != nullptr ? data : "", size);
-    g_bytes_unref(bytes);
-    return out;
-}
-
-// Splits "/a/b%20c" into {"a", "b c"} ("" into {}); nullopt for a bad
-// escape, an escaped '/' or an escaped NUL.
-std::optional<std::vector<std::string>> pathSegments(std::string_view path) {
-    std::vector<std::string> out;
-    if (path.empty()) return out;
-    if (!path.starts_with('/')) return std::nullopt;
-    path.remove_prefix(1);
-    for (;;) {
-        const std::size_t slash = path.find('/');
-        const std::string raw(path.substr(0, slash));
-        GCharPtr decoded(g_uri_unescape_string(raw.c_str(), "/"));
-        if (!decoded) return std::nullopt;
-        out.emplace_back(decoded.get());
-        if (slash == std::string_view::npos) return out;
-        path.remove_prefix(slash + 1);
-    }
 }
 
 const char* contentType(const fs::path& file) {
@@ -400,7 +340,11 @@ class Server::Impl final : public SessionHost {
 public:
     Impl(const Config& config, room::Rooms& rooms)
         : m_config(config), m_rooms(rooms),
-          m_joins(config.limits.joinsPerAddressPerMinute, std::int64_t{60} * G_USEC_PER_SEC) {}
+          m_joins(config.limits.joinsPerAddressPerMinute, std::int64_t{60} * G_USEC_PER_SEC),
+          m_whip(std::make_unique<Whip>(Whip::Kind::Publish, rooms, 0,
+                                        [this](std::string_view address) { countJoin(address); })),
+          m_whep(std::make_unique<Whip>(Whip::Kind::View, rooms, config.limits.viewersPerAddress,
+                                        [this](std::string_view address) { countJoin(address); })) {}
     ~Impl();
 
     void start();
@@ -421,6 +365,7 @@ private:
     void screen(SoupServerMessage* msg, std::string_view path);
 
     void route(SoupServerMessage* msg, std::string_view path);
+    void allowCrossOrigin(SoupServerMessage* msg);
     // Whether the request may use the API: the admin token, or for `room`'s
     // endpoints a room token of that room with the admin grant. Answers 401 if not.
     bool authorized(SoupServerMessage* msg, std::string_view room);
@@ -442,11 +387,15 @@ private:
     guint m_reapSource = 0;
     // Checked by answers that wait for a recording to finish.
     glib::Liveness m_liveness;
+    // WHIP publishers and WHEP viewers; reset before the server goes (their POSTs may wait).
+    std::unique_ptr<Whip> m_whip, m_whep;
     Ref<SoupServer> m_server; // Owned; last, so that it goes first.
 };
 
 Server::Impl::~Impl() {
     if (m_reapSource != 0) g_source_remove(m_reapSource);
+    m_whep.reset();
+    m_whip.reset();
     // Moved out first: closing may emit "closed" at once, and sessionClosed()
     // must not edit the map being walked.
     auto sessions = std::move(m_sessions);
@@ -547,7 +496,8 @@ void Server::Impl::screen(SoupServerMessage* msg, std::string_view path) {
     // with the visitor's network position (a server on loopback or a LAN).
     const std::string_view m = method(msg);
     const bool changesState = m != "GET" && m != "HEAD" && m != "OPTIONS";
-    if (path == "/ws" || (changesState && (path == "/api" || path.starts_with("/api/")))) {
+    const bool api = under(path, "/api") || under(path, "/whip") || under(path, "/whep");
+    if (path == "/ws" || (changesState && api)) {
         const char* origin = soup_message_headers_get_one(headers, "Origin");
         const char* host = soup_message_headers_get_one(headers, "Host");
         if (!protocol::originAllowed(origin != nullptr ? std::optional<std::string_view>(origin) : std::nullopt,
@@ -652,24 +602,49 @@ void Server::Impl::route(SoupServerMessage* msg, std::string_view path) {
         routeApi(msg, *segments);
         return;
     }
+    if (path.starts_with("/live/")) {
+        // Public, as the web client is: a room streams HLS for anyone to watch.
+        const auto segments = pathSegments(path.substr(5));
+        if (!segments) throw Error(ErrorCode::BadRequest, "bad escape in the path");
+        serveLive(msg, m_rooms, *segments);
+        return;
+    }
+    for (auto [prefix, handler] : {std::pair{"/whip", m_whip.get()}, std::pair{"/whep", m_whep.get()}}) {
+        if (!under(path, prefix)) continue;
+        const auto segments = pathSegments(path.substr(std::string_view(prefix).size()));
+        if (!segments) throw Error(ErrorCode::BadRequest, "bad escape in the path");
+        allowCrossOrigin(msg);
+        handler->handle(msg, *segments);
+        return;
+    }
     serveStatic(msg, path);
+}
+
+// A page of an allowed origin (allowedOrigins, or the server's own) may
+// publish by WHIP or watch by WHEP from a browser: CORS lets it read the answer and the
+// resource's headers. Other pages get no CORS headers, so their browser
+// hides the responses (and screen() refused their POST, PATCH, DELETE).
+void Server::Impl::allowCrossOrigin(SoupServerMessage* msg) {
+    SoupMessageHeaders* request = soup_server_message_get_request_headers(msg);
+    const char* origin = soup_message_headers_get_one(request, "Origin");
+    if (origin == nullptr) return;
+    SoupMessageHeaders* response = soup_server_message_get_response_headers(msg);
+    soup_message_headers_append(response, "Vary", "Origin");
+    const char* host = soup_message_headers_get_one(request, "Host");
+    if (!protocol::originAllowed(std::string_view(origin), host != nullptr ? host : "", m_config.allowedOrigins))
+        return;
+    soup_message_headers_replace(response, "Access-Control-Allow-Origin", origin);
+    soup_message_headers_replace(response, "Access-Control-Expose-Headers", "Location, ETag, Link");
 }
 
 bool Server::Impl::authorized(SoupServerMessage* msg, std::string_view room) {
     if (m_config.adminToken.empty()) return true;
-    const char* header = soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Authorization");
-    constexpr std::string_view kScheme = "Bearer ";
-    const std::string_view value = header != nullptr ? header : "";
-    // The scheme name is case-insensitive (RFC 9110 11.1).
-    if (value.size() > kScheme.size() && g_ascii_strncasecmp(value.data(), kScheme.data(), kScheme.size()) == 0 &&
-        (tokensEqual(value.substr(kScheme.size()), m_config.adminToken) ||
-         roomAdmin(value.substr(kScheme.size()), room))) {
-        return true;
-    }
-    soup_message_headers_replace(soup_server_message_get_response_headers(msg), "WWW-Authenticate",
-                                 "Bearer realm=\"tessera\"");
+    const std::optional<std::string> token = bearer(msg);
+    if (token && (tokensEqual(*token, m_config.adminToken) || roomAdmin(*token, room))) return true;
+    const bool sent =
+        soup_message_headers_get_one(soup_server_message_get_request_headers(msg), "Authorization") != nullptr;
     respondError(msg, SOUP_STATUS_UNAUTHORIZED, ErrorCode::Unauthorized,
-                 header != nullptr ? "invalid admin token" : "this API needs \"Authorization: Bearer <token>\"");
+                 sent ? "invalid admin token" : "this API needs \"Authorization: Bearer <token>\"");
     return false;
 }
 
@@ -726,6 +701,15 @@ void Server::Impl::routeApi(SoupServerMessage* msg, const std::vector<std::strin
         });
         // stopRecording never answers from inside the call, so this comes first.
         soup_server_message_pause(msg);
+    } else if ((n == 3 || n == 4) && segments[2] == "live") {
+        if (n == 3 && !allowMethods(msg, "POST, DELETE")) return;
+        if (n == 4 && !allowMethods(msg, "DELETE")) return;
+        if (method(msg) == "POST") {
+            respondJson(msg, SOUP_STATUS_CREATED,
+                        api::serializeLive(m_rooms.startLive(room, api::parseLiveStart(requestBody(msg)))));
+            return;
+        }
+        respondJson(msg, SOUP_STATUS_OK, api::serializeLive(m_rooms.stopLive(room, n == 4 ? segments[3] : "")));
     } else if (n == 4 && segments[2] == "participants") {
         if (!allowMethods(msg, "DELETE")) return;
         m_rooms.kick(room, segments[3]);
@@ -765,6 +749,8 @@ std::optional<fs::path> Server::Impl::staticFile(std::string_view path) const {
     }
     std::error_code ec;
     if (fs::is_directory(file, ec)) file /= "index.html";
+    // A page by its name alone: /watch is watch.html.
+    if (!fs::exists(file, ec) && !file.has_extension()) file += ".html";
     const fs::path real = fs::canonical(file, ec);
     if (ec || !isUnder(real, m_wwwRoot) || !fs::is_regular_file(real, ec)) return std::nullopt;
     return real;

@@ -493,6 +493,62 @@ test('screen share switches the layout to presentation and back', async (ctx) =>
   }
 });
 
+test('the page applies send-size: its camera goes out at its tile size, and not at all when not shown', async (ctx) => {
+  const room = roomName('sendsize');
+  const p = await launchParticipant(ctx, 'Solo', PARTICIPANT_MEDIA[0]);
+  // The camera's outbound-rtp as Chromium reports it.
+  const outbound = () => p.eval(async () => {
+    const t = window.tessera.session?.videoTransceiver;
+    if (!t) return null;
+    let out = null;
+    (await t.sender.getStats()).forEach((s) => {
+      if (s.type === 'outbound-rtp') out = { frameWidth: s.frameWidth ?? 0, frameHeight: s.frameHeight ?? 0, active: s.active };
+    });
+    return out;
+  });
+  const detail = async () => (await (await fetch(new URL(`/api/rooms/${room}`, ctx.url))).json()).participants?.[0] ?? null;
+  const putLayout = async (layout) => {
+    const res = await fetch(new URL(`/api/rooms/${room}/layout`, ctx.url), {
+      method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ layout }),
+    });
+    if (res.status !== 200) throw new Error(`PUT layout: ${res.status} ${await res.text()}`);
+  };
+  let last = null;
+  const waitOutbound = (what, check) => waitFor(what, async () => { last = await outbound(); return Boolean(last && check(last)); }, {
+    timeout: seconds(60),
+    describe: async () => `outbound ${JSON.stringify(last)}; asked ${JSON.stringify(await p.eval(() => window.tessera.session?.sendSizes))}; `
+      + `server ${JSON.stringify(await detail())}; ${await p.describe()}`,
+  });
+  try {
+    await p.open(pageUrl(ctx, room, p.name));
+    await waitConnected(p);
+    // Alone in the grid it is asked for more than its camera has: it sends its 640x360 as it is
+    // (over 160 at least: Chromium may adapt for CPU on a loaded machine, never that far).
+    await waitOutbound('the camera to go out wider than 160', (o) => o.frameWidth > 160);
+    // One tile an eighth of the canvas wide (160x90 on 1280x720): asked for that, the camera goes out at a quarter size.
+    await putLayout({ name: 'corner', slots: [{ x: 0, y: 0, w: 0.125, h: 0.125, source: 'next' }], padding: 0 });
+    await waitOutbound('outbound frameWidth to drop to 160 or less', (o) => o.frameWidth > 0 && o.frameWidth <= 160);
+    const asked = await p.eval(() => window.tessera.session.sendSizes.camera);
+    if (!(asked.active && asked.width === 160 && asked.height === 90)) throw new Error(`asked for ${JSON.stringify(asked)}, not 160x90`);
+    const scale = await p.eval(() => window.tessera.session.videoTransceiver.sender.getParameters().encodings[0].scaleResolutionDownBy);
+    if (scale !== 4) throw new Error(`scaleResolutionDownBy ${scale}, not 4 (640x360 into 160x90)`);
+    // The server's decoder runs at that size.
+    await waitFor('the server to decode the camera at 160 wide or less', async () => {
+      const w = (await detail())?.decodedSize?.width ?? 0;
+      return w > 0 && w <= 160;
+    }, { timeout: seconds(60), describe: async () => JSON.stringify(await detail()) });
+    // A layout that shows nobody: the page stops sending video.
+    await putLayout({ name: 'nobody', slots: [{ source: 'participant', participant: 'Nobody' }] });
+    await waitOutbound('the camera encoding to be inactive', (o) => o.active === false);
+    // Back to the grid: full size again.
+    await putLayout('grid');
+    await waitOutbound('the camera to go out wider than 160 again', (o) => o.active !== false && o.frameWidth > 160);
+  } finally {
+    await screenshots(ctx, [p], 'send-size');
+    await p.close(); // its room is its own: nothing later needs it
+  }
+});
+
 test('an ICE restart keeps the call going', async (ctx) => {
   const { pages } = await threeInARoom(ctx);
   const [a] = pages;
@@ -692,6 +748,24 @@ test('Firefox ESR and Chromium in one room both receive the mix', async (ctx) =>
 // last row centred; data/layouts/README.md), as fractions of the frame.
 const GRID_OF_THREE = [[0.25, 0.25], [0.75, 0.25], [0.5, 0.75]];
 
+/** The tessera-client of the build the runner started the server from. */
+function tesseraClientBinary(ctx) {
+  if (!ctx.binary) throw new Error('needs the build the runner started the server from (for tessera-client)');
+  const binary = path.join(path.dirname(ctx.binary), '..', '..', 'tools', 'client', 'tessera-client');
+  if (!existsSync(binary)) throw new Error(`${binary} not built`);
+  return binary;
+}
+
+/** A tessera-client joining `room` as `name` with `media`'s colour and tone, and `extra` arguments. */
+function startTesseraClient(ctx, room, name, media, extra = []) {
+  const ws = new URL('/ws', ctx.url);
+  ws.protocol = ws.protocol === 'https:' ? 'wss:' : 'ws:';
+  return new TesseraClient(tesseraClientBinary(ctx), ['--server', ws.toString(), '--room', room, '--name', name,
+    '--ice-address', '127.0.0.1', '--color', `0x${media.argb.slice(4)}`, '--tone', String(media.freq),
+    '--connect-timeout', String(seconds(90) / 1000), ...extra],
+  path.join(ctx.artifacts, `${ctx.testIndex}-${slug(name)}.log`));
+}
+
 /** Colour of each point (fractions of the frame) of an image: a data: URL, decoded in `page`. */
 function pixelsOfImage(page, url, points) {
   return page.eval(async ({ url, points }) => {
@@ -706,17 +780,17 @@ function pixelsOfImage(page, url, points) {
   }, { url, points });
 }
 
-/** Colour of each point (fractions of the frame) of the page's mixed video; null without video. */
-function pixelsOfMix(p, points) {
-  return p.eval((points) => {
-    const v = document.getElementById('remote-video');
+/** Colour of each point (fractions of the frame) of the page's mixed video (`<video id>`); null without video. */
+function pixelsOfMix(p, points, id = 'remote-video') {
+  return p.eval(({ points, id }) => {
+    const v = document.getElementById(id);
     if (!v.videoWidth) return null;
     const c = document.createElement('canvas');
     c.width = 160; c.height = 90;
     const g = c.getContext('2d', { willReadFrequently: true });
     g.drawImage(v, 0, 0, c.width, c.height);
     return points.map(([fx, fy]) => Array.from(g.getImageData(Math.floor(fx * c.width), Math.floor(fy * c.height), 1, 1).data.slice(0, 3)));
-  }, points);
+  }, { points, id });
 }
 
 /** Colour of each point of a tessera-client report's thumbnail (docs/client.md); null without one. */
@@ -740,11 +814,9 @@ function answeredVideoCodec(sdp) {
 }
 
 test('Chromium, Firefox ESR and an H.264-only tessera-client in one room all see each other', async (ctx) => {
-  if (!ctx.binary) throw new Error('needs the build the runner started the server from (for tessera-client)');
   const firefox = ctx.firefox;
   if (!firefox) throw new Error('firefox-esr not found (run tests/e2e/install.sh)');
-  const clientBinary = path.join(path.dirname(ctx.binary), '..', '..', 'tools', 'client', 'tessera-client');
-  if (!existsSync(clientBinary)) throw new Error(`${clientBinary} not built`);
+  tesseraClientBinary(ctx); // fails now, not after the browsers started
   // Free the CPU the earlier rooms used: this test runs three media stacks.
   for (const p of ctx.participants) await p.close();
   const room = roomName('e2e-h264');
@@ -768,12 +840,7 @@ test('Chromium, Firefox ESR and an H.264-only tessera-client in one room all see
         r.state === 'connected' && r.participants?.some((p) => p.name === chrome.name)),
       ff.failed.then(() => {}, (err) => { throw new Error(`firefox-esr did not start: ${err.message}`); }),
     ]);
-    const ws = new URL('/ws', ctx.url);
-    ws.protocol = ws.protocol === 'https:' ? 'wss:' : 'ws:';
-    client = new TesseraClient(clientBinary, ['--server', ws.toString(), '--room', room, '--name', 'H264-client',
-      '--ice-address', '127.0.0.1', '--video-codec', 'h264', '--color', `0x${clientMedia.argb.slice(4)}`,
-      '--tone', String(clientMedia.freq), '--connect-timeout', String(seconds(90) / 1000)],
-    path.join(ctx.artifacts, `${ctx.testIndex}-h264-client.log`));
+    client = startTesseraClient(ctx, room, 'H264-client', clientMedia, ['--video-codec', 'h264']);
     await client.waitEvent('connected', 'the H.264 client to connect');
     const track = await client.waitEvent('track', 'the H.264 client to receive video', (e) => e.kind === 'video');
     if (track.encoding !== 'H264') throw new Error(`the H.264-only client receives ${track.encoding}`);
@@ -885,6 +952,262 @@ test('"Audio only" stops the video, says so and keeps the sound; "Video on" brin
   }
 });
 
+/** Two tessera-clients, red (440 Hz) and green (660 Hz), connected in `room`, measuring the tones `detect` (Hz). */
+async function twoClientsIn(ctx, room, detect = []) {
+  const clients = [];
+  try {
+    for (const [name, media] of [['red', PARTICIPANT_MEDIA[0]], ['green', PARTICIPANT_MEDIA[1]]]) {
+      const c = startTesseraClient(ctx, room, name, media, detect.length ? ['--detect', detect.join(',')] : []);
+      clients.push(c);
+      await c.waitEvent('connected', `${name} to connect`);
+    }
+  } catch (err) {
+    for (const c of clients) await c.stop();
+    throw err;
+  }
+  return clients;
+}
+
+test('a Chromium page publishes over WHIP with trickle ICE: the room sees its colour and hears its tone until DELETE', async (ctx) => {
+  const room = roomName('e2e-whip');
+  // Join order is grid order: the two clients, then the page (blue, 990 Hz).
+  const [red, green, page] = [PARTICIPANT_MEDIA[0], PARTICIPANT_MEDIA[1], PARTICIPANT_MEDIA[2]];
+  let clients = [];
+  let publisher = null;
+  let seen = {};
+  try {
+    clients = await twoClientsIn(ctx, room, [red.freq, green.freq, page.freq]);
+    publisher = await launchParticipant(ctx, 'WHIP-page', page);
+    // A page of the server's own origin, with no Tessera code on it: what
+    // runs below is all a WHIP publisher does (RFC 9725), trickling its
+    // candidates by PATCH as Chromium finds them.
+    await publisher.open(new URL('/healthz', ctx.url).toString());
+    const answer = await publisher.eval(async (room) => {
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 360 } });
+      const pc = new RTCPeerConnection();
+      for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: 'sendonly' });
+      const patches = [];
+      const w = { pc, patches, candidates: [] };
+      window.__whip = w;
+      await pc.setLocalDescription(await pc.createOffer());
+      const res = await fetch(`/whip/${room}?name=WHIP-page`, {
+        method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp,
+      });
+      const sdp = await res.text();
+      if (res.status !== 201) return { status: res.status, body: sdp };
+      w.location = new URL(res.headers.get('Location'), location.href).toString();
+      const etag = res.headers.get('ETag');
+      await pc.setRemoteDescription({ type: 'answer', sdp });
+      // What Chromium gathered so far and what it finds later, one PATCH each.
+      const ufrag = pc.localDescription.sdp.match(/a=ice-ufrag:(\S+)/)[1];
+      const pwd = pc.localDescription.sdp.match(/a=ice-pwd:(\S+)/)[1];
+      const patch = (lines) => fetch(w.location, {
+        method: 'PATCH', headers: { 'Content-Type': 'application/trickle-ice-sdpfrag', 'If-Match': etag ?? '*' },
+        body: [`a=ice-ufrag:${ufrag}`, `a=ice-pwd:${pwd}`, 'm=audio 9 RTP/AVP 0', 'a=mid:0', ...lines, ''].join('\r\n'),
+      }).then((r) => patches.push(r.status));
+      const send = (c) => {
+        if (c?.candidate) { w.candidates.push(c.candidate); patch([`a=${c.candidate}`]); } else if (!c) patch(['a=end-of-candidates']);
+      };
+      pc.onicecandidate = (e) => send(e.candidate);
+      for (const line of pc.localDescription.sdp.split('\r\n')) if (line.startsWith('a=candidate:')) send({ candidate: line.slice(2) });
+      if (pc.iceGatheringState === 'complete') send(null);
+      return { status: res.status, candidatesInAnswer: (sdp.match(/a=candidate:/g) ?? []).length,
+        links: res.headers.get('Link'), location: w.location };
+    }, room);
+    console.log(`# POST /whip/${room}: ${short(answer, 300)}`);
+    if (answer.status !== 201) throw new Error(`POST /whip answered ${answer.status}: ${short(answer.body, 300)}`);
+    await waitFor('the WHIP page to connect', () => publisher.eval(() => window.__whip.pc.connectionState === 'connected'), {
+      timeout: seconds(90),
+      describe: () => publisher.eval(() => `connection ${window.__whip.pc.connectionState}, ICE ${window.__whip.pc.iceConnectionState}, `
+        + `candidates sent ${window.__whip.candidates.length}, PATCH statuses ${JSON.stringify(window.__whip.patches)}`),
+    });
+    const patches = await publisher.eval(() => window.__whip.patches);
+    if (!patches.length || patches.some((s) => s !== 204)) throw new Error(`PATCH answered ${JSON.stringify(patches)}, not all 204`);
+
+    // Both clients: the three tiles in join order, the page's tone and the other client's.
+    await Promise.all(clients.map((c, i) => {
+      const other = i === 0 ? green : red;
+      const who = i === 0 ? 'red' : 'green';
+      return waitFor(`${who}'s mix to show the WHIP page and to play its tone`, async () => {
+        const r = await c.report();
+        seen[who] = { tiles: pixelsOfThumb(r, GRID_OF_THREE), tones: r?.tones };
+        const tiles = seen[who].tiles;
+        return tiles && [red, green, page].every((m, k) => nearRgb(tiles[k], m.rgb))
+          && r.tones?.[page.freq] > -40 && r.tones?.[other.freq] > -40;
+      }, { timeout: seconds(90), describe: () => `seen: ${JSON.stringify(seen[who])}` });
+    }));
+    const listed = async () => (await (await fetch(new URL(`/api/rooms/${room}`, ctx.url))).json()).participants?.map((p) => p.name) ?? [];
+    const names = await listed();
+    if (!names.includes('WHIP-page')) throw new Error(`GET /api/rooms/${room} lists ${JSON.stringify(names)}, not the WHIP page`);
+
+    const status = await publisher.eval(async () => (await fetch(window.__whip.location, { method: 'DELETE' })).status);
+    if (status !== 200) throw new Error(`DELETE ${answer.location} answered ${status}`);
+    await waitFor('the room to list the WHIP page no more', async () => !(await listed()).includes('WHIP-page'), { timeout: seconds(30) });
+    await Promise.all(clients.map((c, i) => waitFor(`${i ? 'green' : 'red'} to stop hearing the WHIP page`, async () => {
+      const r = await c.report();
+      return r?.tones?.[page.freq] < -45 && r.tones?.[(i ? red : green).freq] > -40;
+    }, { timeout: seconds(30) })));
+  } finally {
+    console.log(`# seen by the clients: ${short(seen, 400)}`);
+    if (publisher) await screenshots(ctx, [publisher], 'whip');
+    for (const c of clients) await c.stop();
+    await publisher?.close();
+  }
+});
+
+test('a Chromium page watches over WHEP: it sees both tiles and receives the sound, takes no tile, is listed as a viewer until DELETE', async (ctx) => {
+  const room = roomName('e2e-whep');
+  const [red, green] = [PARTICIPANT_MEDIA[0], PARTICIPANT_MEDIA[1]];
+  const GRID_OF_TWO = [[0.25, 0.5], [0.75, 0.5]];
+  let clients = [];
+  let viewer = null;
+  let seen = {};
+  try {
+    clients = await twoClientsIn(ctx, room, [red.freq, green.freq]);
+    viewer = await launchParticipant(ctx, 'WHEP-page', PARTICIPANT_MEDIA[2]);
+    // A page of the server's own origin with no Tessera code on it: what runs
+    // below is all a WHEP player does (receive-only transceivers, one POST;
+    // the answer carries every server candidate, so this one trickles none).
+    await viewer.open(new URL('/healthz', ctx.url).toString());
+    const answer = await viewer.eval(async (room) => {
+      const pc = new RTCPeerConnection();
+      pc.addTransceiver('audio', { direction: 'recvonly' });
+      pc.addTransceiver('video', { direction: 'recvonly' });
+      const video = document.createElement('video');
+      video.id = 'whep-video';
+      video.muted = true;
+      video.autoplay = true;
+      document.body.append(video);
+      const stream = new MediaStream();
+      pc.ontrack = (e) => { stream.addTrack(e.track); video.srcObject = stream; };
+      window.__whep = { pc };
+      await pc.setLocalDescription(await pc.createOffer());
+      await new Promise((resolve) => {
+        if (pc.iceGatheringState === 'complete') resolve();
+        pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && resolve();
+      });
+      const res = await fetch(`/whep/${room}?name=WHEP-page`, {
+        method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp,
+      });
+      const sdp = await res.text();
+      if (res.status !== 201) return { status: res.status, body: sdp };
+      window.__whep.location = new URL(res.headers.get('Location'), location.href).toString();
+      await pc.setRemoteDescription({ type: 'answer', sdp });
+      return { status: res.status, location: window.__whep.location };
+    }, room);
+    console.log(`# POST /whep/${room}: ${short(answer, 300)}`);
+    if (answer.status !== 201) throw new Error(`POST /whep answered ${answer.status}: ${short(answer.body, 300)}`);
+    await waitFor('the WHEP page to connect', () => viewer.eval(() => window.__whep.pc.connectionState === 'connected'), {
+      timeout: seconds(90), describe: () => viewer.eval(() => `connection ${window.__whep.pc.connectionState}`),
+    });
+    // The page: both tiles, and the mix's audio (packets: a muted page
+    // plays nothing out, so Chromium measures no audio energy).
+    await waitFor('the WHEP page to show both tiles and receive audio', async () => {
+      seen.page = await pixelsOfMix(viewer, GRID_OF_TWO, 'whep-video');
+      seen.audioPackets = await viewer.eval(async () => {
+        let packets = 0;
+        (await window.__whep.pc.getStats()).forEach((s) => {
+          if (s.type === 'inbound-rtp' && s.kind === 'audio') packets = s.packetsReceived ?? 0;
+        });
+        return packets;
+      });
+      return seen.page && nearRgb(seen.page[0], red.rgb) && nearRgb(seen.page[1], green.rgb) && seen.audioPackets > 50;
+    }, { timeout: seconds(90), describe: () => `seen: ${JSON.stringify(seen)}` });
+    // The members: still two tiles, each other's tone, and no viewer among their peers.
+    await Promise.all(clients.map((c, i) => {
+      const who = i === 0 ? 'red' : 'green';
+      const other = i === 0 ? green : red;
+      return waitFor(`${who} to keep its call of two`, async () => {
+        const r = await c.report();
+        seen[who] = { tiles: pixelsOfThumb(r, GRID_OF_TWO), peers: r?.participants?.length };
+        return seen[who].tiles && nearRgb(seen[who].tiles[0], red.rgb) && nearRgb(seen[who].tiles[1], green.rgb)
+          && r.tones?.[other.freq] > -40 && r.participants?.length === 1;
+      }, { timeout: seconds(60), describe: () => `seen: ${JSON.stringify(seen[who])}` });
+    }));
+    const detail = async () => (await fetch(new URL(`/api/rooms/${room}`, ctx.url))).json();
+    const d = await detail();
+    if (d.participants?.length !== 2 || d.viewers?.[0]?.name !== 'WHEP-page') {
+      throw new Error(`GET /api/rooms/${room}: ${short(d, 400)}, not 2 participants and the page as a viewer`);
+    }
+    const status = await viewer.eval(async () => (await fetch(window.__whep.location, { method: 'DELETE' })).status);
+    if (status !== 200) throw new Error(`DELETE ${answer.location} answered ${status}`);
+    await waitFor('the room to list no viewer', async () => (await detail()).viewers?.length === 0, { timeout: seconds(30) });
+  } finally {
+    console.log(`# seen: ${short(seen, 400)}`);
+    if (viewer) await screenshots(ctx, [viewer], 'whep');
+    for (const c of clients) await c.stop();
+    await viewer?.close();
+  }
+});
+
+
+/** Waits until the watch page plays (`mode`: 'whep' or 'hls') and its picture shows red and green. */
+async function waitWatching(p, mode) {
+  const state = () => p.eval(() => ({ state: window.tesseraWatch.state, mode: window.tesseraWatch.mode, error: window.tesseraWatch.error,
+    status: document.getElementById('watch-status').textContent }));
+  await waitFor(`the watch page to play by ${mode}`, async () => {
+    const s = await state();
+    if (s.state === 'failed') throw new Error(`the watch page failed: ${short(s, 400)}`);
+    return s.state === 'playing' && s.mode === mode;
+  }, { timeout: seconds(90), describe: async () => short(await state(), 400) });
+  let last = null;
+  await waitFor('the watch page to show red and green', async () => {
+    last = await colourShares(p);
+    return last && last.red >= 2 && last.green >= 2;
+  }, { timeout: seconds(60), describe: () => `colour shares in % ${JSON.stringify(last)}` });
+}
+
+test('the watch page plays a room over WHEP as a viewer: no tile, not a member, gone when closed', async (ctx) => {
+  const room = roomName('e2e-watch');
+  const clients = await twoClientsIn(ctx, room);
+  const viewer = await launchParticipant(ctx, 'Watcher', PARTICIPANT_MEDIA[3]);
+  const details = async () => (await fetch(new URL(`/api/rooms/${room}`, ctx.url))).json();
+  try {
+    await viewer.open(new URL(`/watch?room=${room}`, ctx.url).toString());
+    await waitWatching(viewer, 'whep');
+    let heard = null;
+    await waitFor('the watch page to play both tones', async () => {
+      heard = await hearTones(viewer, [440, 660]);
+      return heard && heard[440] >= 25 && heard[660] >= 25;
+    }, { timeout: seconds(45), describe: () => `dB above the noise floor: ${JSON.stringify(heard)}` });
+    const d = await details();
+    console.log(`# GET /api/rooms/${room}: participants ${short(d.participants?.map((x) => x.name))}, viewers ${short(d.viewers)}`);
+    if (d.participants?.length !== 2 || d.viewers?.length !== 1) throw new Error(`the room lists ${short(d, 600)}: not 2 participants and 1 viewer`);
+    // Closing the page ends the viewer at once (its DELETE), not at an ICE timeout.
+    await viewer.page.close({ runBeforeUnload: true });
+    await waitFor('the viewer to be gone', async () => (await details()).viewers?.length === 0, { timeout: seconds(10) });
+  } finally {
+    await viewer.close();
+    for (const c of clients) await c.stop();
+  }
+});
+
+test('the watch page falls back to HLS where WebRTC is missing: hls.js plays the room live', async (ctx) => {
+  const room = roomName('e2e-hls');
+  const clients = await twoClientsIn(ctx, room);
+  const viewer = await launchParticipant(ctx, 'HLS-watcher', PARTICIPANT_MEDIA[3]);
+  const live = (method, body) => fetch(new URL(`/api/rooms/${room}/live`, ctx.url), {
+    method, headers: { 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}),
+  });
+  try {
+    const started = await live('POST', { hls: true });
+    if (started.status !== 201) throw new Error(`POST live: ${started.status} ${await started.text()}`);
+    // A browser without WebRTC: the page goes straight to HLS, which Chromium plays only through hls.js.
+    await viewer.open(new URL(`/watch?room=${room}`, ctx.url).toString(),
+      { initScript: () => { delete window.RTCPeerConnection; delete window.webkitRTCPeerConnection; } });
+    await waitWatching(viewer, 'hls');
+    const usedHlsJs = await viewer.eval(() => Boolean(window.tesseraWatch.hls && window.Hls));
+    if (!usedHlsJs) throw new Error('the page played HLS without hls.js, which Chromium cannot');
+    const details = await (await fetch(new URL(`/api/rooms/${room}`, ctx.url))).json();
+    if (details.viewers?.length) throw new Error(`an HLS watcher is listed as a WHEP viewer: ${short(details.viewers)}`);
+  } finally {
+    await screenshots(ctx, [viewer], 'watch-hls');
+    await live('DELETE').catch(() => {});
+    await viewer.close();
+    for (const c of clients) await c.stop();
+  }
+});
+
 test('pages rejoin by themselves after the server restarts', async (ctx) => {
   if (!ctx.server) throw new Error('needs a server the runner started (not --url)');
   let pages = ctx.participants.filter((p) => p.page && !p.page.isClosed() && p.browser.isConnected());
@@ -988,7 +1311,8 @@ async function main() {
   };
   if (!opts.url) {
     ctx.binary = path.resolve(tesseraBinary);
-    ctx.serverArgs = opts['server-arg'];
+    // Live HLS streams into the artifacts, not the working directory.
+    ctx.serverArgs = ['--live-dir', path.join(artifacts, 'live'), ...opts['server-arg']];
     ctx.server = await startServer(ctx.binary, ctx.serverArgs, path.join(artifacts, 'server.log'));
     ctx.url = ctx.server.url;
   }

@@ -67,6 +67,10 @@ long procStatus(pid_t pid, const std::string& field) {
     return 0;
 }
 
+bool sanitized(pid_t pid) {
+    return readText("/proc/" + std::to_string(pid) + "/maps").find("/libasan.so") != std::string::npos;
+}
+
 Json waitRoom(Server& server, const std::string& room, const std::function<bool(const Json&)>& done) {
     const auto deadline = Clock::now() + kDeadline;
     Json last;

@@ -26,6 +26,11 @@ std::string metadataFor(const std::string& file);
 Json jsonOf(const HttpResponse& r);
 // A field of /proc/<pid>/status ("VmRSS" in kB); fails the test if there is none.
 long procStatus(pid_t pid, const std::string& field);
+// Whether the process runs with AddressSanitizer (scripts/test's
+// integration-asan suite): its memory map holds GCC's libasan. Its allocator
+// holds freed memory in quarantine and shadows all of it, so its RSS says
+// nothing about Tessera's.
+bool sanitized(pid_t pid);
 // Polls GET /api/rooms/{room} until `done` holds; returns the last details.
 Json waitRoom(Server& server, const std::string& room, const std::function<bool(const Json&)>& done);
 

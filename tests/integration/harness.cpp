@@ -57,6 +57,24 @@ std::string logTail(const std::string& path, std::size_t lines) {
     return text.empty() ? "(empty)\n" : text;
 }
 
+std::string sanitizerReport(const std::string& path, std::size_t lines) {
+    // The first line of a report: "==PID==ERROR: AddressSanitizer: ...",
+    // "==PID==ERROR: LeakSanitizer: ..." or UBSan's "file:line:col: runtime
+    // error: ...".
+    static const char* const kMarkers[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", ": runtime error: "};
+    std::ifstream in(path);
+    std::string head;
+    std::size_t taken = 0;
+    for (std::string line; taken < lines && std::getline(in, line);) {
+        if (taken == 0 && std::none_of(std::begin(kMarkers), std::end(kMarkers),
+                                       [&](const char* marker) { return line.find(marker) != std::string::npos; }))
+            continue;
+        head += line + "\n";
+        ++taken;
+    }
+    return head;
+}
+
 std::string describeStatus(int status) {
     if (status < 0) return "killed by signal " + std::to_string(-status) + " (" + strsignal(-status) + ")";
     return "exit " + std::to_string(status);
@@ -108,6 +126,16 @@ Process::~Process() {
     }
     close(m_in);
     close(m_out);
+    // Non-fatal: this may run while a failed REQUIRE unwinds.
+    if (const std::string report = takeSanitizerReport(); !report.empty())
+        FAIL_CHECK(m_log << " has a sanitizer report:\n" << report);
+}
+
+std::string Process::takeSanitizerReport() {
+    if (m_reportTaken) return {};
+    std::string report = sanitizerReport(m_log);
+    m_reportTaken = !report.empty();
+    return report;
 }
 
 void Process::writeLine(const std::string& line) {
@@ -206,7 +234,11 @@ void Server::stop() {
     const auto where = [&] {
         return "; server log " + m_process.logPath() + ", its end:\n" + logTail(m_process.logPath());
     };
-    if (died)
+    if (const std::string report = m_process.takeSanitizerReport(); !report.empty())
+        FAIL_CHECK("the server's log " << m_process.logPath() << " has a sanitizer report ("
+                                       << (status ? describeStatus(*status) : "still running") << "):\n"
+                                       << report);
+    else if (died)
         FAIL_CHECK("the server died during the test: " << describeStatus(*died) << where());
     else if (!status)
         FAIL_CHECK("the server did not exit within " << kStopBound.count() << " s of SIGTERM" << where());
@@ -341,7 +373,8 @@ int Client::waitExit(Clock::duration timeout) {
 }
 
 HttpResponse httpRequest(const std::string& method, const std::string& url, const std::string& body,
-                         const std::string& bearer, const std::string& ca, const std::string& origin) {
+                         const std::string& bearer, const std::string& ca, const std::string& origin,
+                         const std::string& contentType, const std::map<std::string, std::string>& headers) {
     SoupSession* session = soup_session_new();
     if (!ca.empty()) {
         GError* error = nullptr;
@@ -353,13 +386,15 @@ HttpResponse httpRequest(const std::string& method, const std::string& url, cons
     SoupMessage* msg = soup_message_new(method.c_str(), url.c_str());
     if (!body.empty()) {
         GBytes* bytes = g_bytes_new(body.data(), body.size());
-        soup_message_set_request_body_from_bytes(msg, "application/json", bytes);
+        soup_message_set_request_body_from_bytes(msg, contentType.c_str(), bytes);
         g_bytes_unref(bytes);
     }
     if (!bearer.empty())
         soup_message_headers_replace(soup_message_get_request_headers(msg), "Authorization",
                                      ("Bearer " + bearer).c_str());
     if (!origin.empty()) soup_message_headers_replace(soup_message_get_request_headers(msg), "Origin", origin.c_str());
+    for (const auto& [name, value] : headers)
+        soup_message_headers_replace(soup_message_get_request_headers(msg), name.c_str(), value.c_str());
     GError* error = nullptr;
     GBytes* reply = soup_session_send_and_read(session, msg, nullptr, &error);
     HttpResponse r;
@@ -368,6 +403,16 @@ HttpResponse httpRequest(const std::string& method, const std::string& url, cons
         const char* data = static_cast<const char*>(g_bytes_get_data(reply, &size));
         r.body.assign(data ? data : "", size);
         r.status = static_cast<int>(soup_message_get_status(msg));
+        const char* location = soup_message_headers_get_one(soup_message_get_response_headers(msg), "Location");
+        r.location = location != nullptr ? location : "";
+        soup_message_headers_foreach(
+            soup_message_get_response_headers(msg),
+            [](const char* name, const char* value, gpointer headers) {
+                gchar* lower = g_ascii_strdown(name, -1);
+                static_cast<std::multimap<std::string, std::string>*>(headers)->emplace(lower, value);
+                g_free(lower);
+            },
+            &r.headers);
         g_bytes_unref(reply);
         if (GTlsCertificate* peer = soup_message_get_tls_peer_certificate(msg)) {
             gchar* pem = nullptr;

@@ -5,6 +5,7 @@
 // is on an event or a polled condition with a deadline, never a fixed sleep.
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -38,10 +39,15 @@ std::string clientBinary();
 std::string logFor(const std::string& what);
 // The last lines of a log file, for failure messages.
 std::string logTail(const std::string& path, std::size_t lines = 40);
+// The head of the first AddressSanitizer, LeakSanitizer or
+// UndefinedBehaviorSanitizer report in a log ("" if it has none): what a
+// sanitizer build (scripts/test's integration-asan) writes to stderr.
+std::string sanitizerReport(const std::string& path, std::size_t lines = 40);
 // An exit status as Process::wait returns it, in words ("exit 0", "killed by signal 11 (Segmentation fault)").
 std::string describeStatus(int status);
 
 // A child process with piped stdin/stdout (stderr goes to a log file).
+// Whoever ends it, a sanitizer report in its log fails the test (once).
 class Process {
 public:
     Process(const std::vector<std::string>& argv, const std::string& logPath);
@@ -59,9 +65,14 @@ public:
     bool running();
     pid_t pid() const { return m_pid; }
     const std::string& logPath() const { return m_log; }
+    // The head of a sanitizer report in the log the first time it is asked
+    // for, then "" (the destructor fails the test with it unless someone
+    // else already did).
+    std::string takeSanitizerReport();
 
 private:
     pid_t m_pid = -1;
+    bool m_reportTaken = false;
     int m_in = -1, m_out = -1;
     std::string m_buffer;
     std::string m_log;
@@ -163,12 +174,17 @@ private:
 struct HttpResponse {
     int status = 0; // 0: no response (refused, TLS failure)
     std::string body;
-    std::string peerCertificate; // https: the server's certificate, PEM
+    std::string peerCertificate;                     // https: the server's certificate, PEM
+    std::string location;                            // the Location header, if any
+    std::multimap<std::string, std::string> headers; // every response header, names in lower case
 };
 // `ca`: for https, trust only the certificates in this PEM file.
 // `origin`: sent as the Origin header, as a browser page would (empty: none).
+// `headers`: more request headers.
 HttpResponse httpRequest(const std::string& method, const std::string& url, const std::string& body = {},
-                         const std::string& bearer = {}, const std::string& ca = {}, const std::string& origin = {});
+                         const std::string& bearer = {}, const std::string& ca = {}, const std::string& origin = {},
+                         const std::string& contentType = "application/json",
+                         const std::map<std::string, std::string>& headers = {});
 
 struct Run {
     int status = -1;

@@ -28,12 +28,16 @@ bool waitFor(const std::function<bool()>& done) {
 TEST_CASE("six talk in turns: nobody ever hears itself, everyone hears every speaker, K+1 Opus encodes at most",
           "[audio][kaudio]") {
     Server server;
-    // Opus's coding noise must not read as hearing oneself: it puts up to
-    // -42 dBFS (29 dB under the tones) at another tone in the same CELT band
-    // (1280 Hz next to 1370) or at a third-order intermodulation product
-    // (400 and 520 Hz -> 640). So each tone has a CELT band of its own, 50 Hz
-    // from its edges, and is 80 Hz from any 2a, 3a, 2a - b or a + b - c.
-    const std::vector<int> tones = {280, 460, 2110, 2510, 3020, 3670};
+    // The others' tones must not read as hearing oneself. Opus's coding
+    // noise puts up to -42 dBFS (29 dB under the tones) at another tone in
+    // the same CELT band (1280 Hz next to 1370) or at a third-order
+    // intermodulation product (400 and 520 Hz -> 640). And a tone switched
+    // on at once splatters over the spectrum of the 100 ms block it starts
+    // in, falling off as 1 / the distance: 180 Hz from it (280 and 460 Hz),
+    // 28-35 dB under the tone. So each tone has a CELT band of its own, 50 Hz
+    // from its edges, is 80 Hz from any 2a, 3a, 2a - b or a + b - c, and
+    // 400 Hz from the next.
+    const std::vector<int> tones = {280, 1050, 2110, 2510, 3020, 3670};
     const std::vector<std::string> names = {"a", "b", "c", "d", "e", "f"};
     std::vector<std::unique_ptr<Client>> clients;
     for (std::size_t i = 0; i < names.size(); ++i) {

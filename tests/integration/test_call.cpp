@@ -147,7 +147,12 @@ TEST_CASE("after every room closes, the server gives its memory back", "[call][m
     const long rss = procStatus(pid, "VmRSS");
     INFO("RSS idle " << idleRss / 1024 << " MB, with two rooms " << busyRss / 1024 << " MB, after " << rss / 1024
                      << " MB");
-    CHECK(rss <= idleRss + 30 * 1024); // docs/architecture.md: within 30 MB of idle
+    // Under AddressSanitizer freed memory stays in its quarantine, so RSS
+    // cannot come back; the normal integration run checks it.
+    if (sanitized(pid))
+        WARN("the server runs under AddressSanitizer: its RSS is not checked");
+    else
+        CHECK(rss <= idleRss + 30 * 1024); // docs/architecture.md: within 30 MB of idle
 }
 
 TEST_CASE("bad input gets an error and the room goes on", "[call][bad-input]") {

@@ -178,13 +178,33 @@ std::vector<Chain> chainsFor(const std::vector<std::string>& names) {
         covered.insert(chain.fragments.begin(), chain.fragments.end());
     }
     for (const std::string& name : names) {
-        if (covered.count(name) || name.rfind("record-", 0) == 0) // recorders: their own test below
-            continue;
+        // Recorders and live fragments: their own tests below.
+        if (covered.count(name) || name.rfind("record-", 0) == 0 || name.rfind("live-", 0) == 0) continue;
         FAIL_CHECK("pipelines/" << name
                                 << ".pipeline: unknown kind of fragment; teach "
                                    "tests/integration/test_fragments.cpp how to run it");
     }
     return chains;
+}
+
+// Plays the pipeline to its EOS or first error (60 s at most); returns the
+// error's message, "" at EOS. Leaves it in NULL.
+std::string playToEnd(GstElement* pipeline) {
+    REQUIRE(gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+    GstBus* bus = gst_element_get_bus(pipeline);
+    GstMessage* message =
+        gst_bus_timed_pop_filtered(bus, 60 * GST_SECOND, GstMessageType(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+    gst_object_unref(bus);
+    std::string error = message ? "" : "no EOS within 60 s";
+    if (message && GST_MESSAGE_TYPE(message) == GST_MESSAGE_ERROR) {
+        GError* e = nullptr;
+        gst_message_parse_error(message, &e, nullptr);
+        error = e ? e->message : "error";
+        g_clear_error(&e);
+    }
+    if (message) gst_message_unref(message);
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    return error;
 }
 
 } // namespace
@@ -261,24 +281,94 @@ TEST_CASE("every recorder fragment records test sources to a file", "[fragments]
             gst_object_unref(in);
             gst_object_unref(first);
         }
-        REQUIRE(gst_element_set_state(pipeline.get(), GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
-        GstBus* bus = gst_element_get_bus(pipeline.get());
-        GstMessage* message =
-            gst_bus_timed_pop_filtered(bus, 60 * GST_SECOND, GstMessageType(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
-        REQUIRE(message);
-        std::string error;
-        if (GST_MESSAGE_TYPE(message) == GST_MESSAGE_ERROR) {
-            GError* e = nullptr;
-            gst_message_parse_error(message, &e, nullptr);
-            error = e ? e->message : "error";
-            g_clear_error(&e);
-        }
-        gst_message_unref(message);
-        gst_object_unref(bus);
-        gst_element_set_state(pipeline.get(), GST_STATE_NULL);
+        const std::string error = playToEnd(pipeline.get());
         CHECK(error.empty());
         CHECK(fs::exists(file));
         CHECK(fs::file_size(file) > 10'000);
+    }
+    fs::remove_all(dir);
+}
+
+// The live fragments: live-encode fed from test sources, its tees feeding
+// live-hls (which must write a playlist and segments) and live-rtmp (pointed
+// at a port nobody listens on: it must run up to its connection, refused).
+TEST_CASE("the live fragments encode test sources into HLS files and an RTMP push", "[fragments][live]") {
+    gst_init(nullptr, nullptr);
+    gchar* made = g_dir_make_tmp("tessera-live-XXXXXX", nullptr);
+    REQUIRE(made);
+    const fs::path dir = made;
+    g_free(made);
+    FragmentVars vars = testVars();
+    vars["live_width"] = "320";
+    vars["live_height"] = "180";
+    vars["live_keyframe_interval"] = "30";
+    vars["live_segment_seconds"] = "1";
+    const Fragments fragments(pipelinesDir().string(), vars, {"live-encode", "live-hls", "live-rtmp"});
+    for (const bool rtmp : {false, true}) {
+        INFO((rtmp ? "live-rtmp" : "live-hls"));
+        ElementRef pipeline = ElementRef::sink(gst_pipeline_new("live"));
+        ElementRef encoder = fragments.makeBin("live-encode", false);
+        ElementRef target = fragments.makeBin(rtmp ? "live-rtmp" : "live-hls", false);
+        GstElement* video = gst_parse_bin_from_description(
+            "videotestsrc num-buffers=90 ! video/x-raw,format=I420,width=320,height=180,framerate=30/1", TRUE, nullptr);
+        GstElement* audio =
+            gst_parse_bin_from_description("audiotestsrc num-buffers=150 samplesperbuffer=960 ! "
+                                           "audio/x-raw,format=F32LE,rate=48000,channels=2,layout=interleaved",
+                                           TRUE, nullptr);
+        REQUIRE(video);
+        REQUIRE(audio);
+        gst_bin_add_many(GST_BIN(pipeline.get()), GST_ELEMENT(gst_object_ref(encoder.get())),
+                         GST_ELEMENT(gst_object_ref(target.get())), video, audio, nullptr);
+        GstElement* sink = gst_bin_get_by_name(GST_BIN(target.get()), "sink");
+        REQUIRE(sink);
+        if (rtmp) {
+            g_object_set(sink, "location", "rtmp://127.0.0.1:1/live/test", nullptr);
+        } else {
+            g_object_set(sink, "location", (dir / "segment%05d.ts").c_str(), "playlist-location",
+                         (dir / "index.m3u8").c_str(), nullptr);
+        }
+        gst_object_unref(sink);
+        // Links a request pad of the tee `from` in `fromBin` to the element `to` in `toBin`, through ghost pads.
+        auto link = [](GstElement* fromBin, const char* from, GstElement* toBin, const char* to) {
+            GstElement* out = gst_bin_get_by_name(GST_BIN(fromBin), from);
+            GstElement* in = gst_bin_get_by_name(GST_BIN(toBin), to);
+            REQUIRE(out);
+            REQUIRE(in);
+            GstPad* src = gst_element_request_pad_simple(out, "src_%u");
+            GstPad* srcGhost = gst_ghost_pad_new(nullptr, src);
+            gst_pad_set_active(srcGhost, TRUE);
+            gst_element_add_pad(fromBin, srcGhost);
+            GstPad* sinkPad = gst_element_get_static_pad(in, "sink");
+            GstPad* sinkGhost = gst_ghost_pad_new(nullptr, sinkPad);
+            gst_pad_set_active(sinkGhost, TRUE);
+            gst_element_add_pad(toBin, sinkGhost);
+            CHECK(gst_pad_link(srcGhost, sinkGhost) == GST_PAD_LINK_OK);
+            for (GstPad* p : {src, sinkPad}) gst_object_unref(p);
+            gst_object_unref(out);
+            gst_object_unref(in);
+        };
+        for (auto [source, name] : {std::pair{video, "video"}, {audio, "audio"}}) {
+            GstElement* in = gst_bin_get_by_name(GST_BIN(encoder.get()), name);
+            GstPad* sinkPad = gst_element_get_static_pad(in, "sink");
+            GstPad* ghost = gst_ghost_pad_new(nullptr, sinkPad);
+            gst_pad_set_active(ghost, TRUE);
+            gst_element_add_pad(encoder.get(), ghost);
+            GstPad* out = gst_element_get_static_pad(source, "src");
+            CHECK(gst_pad_link(out, ghost) == GST_PAD_LINK_OK);
+            for (GstPad* p : {out, sinkPad}) gst_object_unref(p);
+            gst_object_unref(in);
+        }
+        link(encoder.get(), "video_out", target.get(), "video");
+        link(encoder.get(), "audio_out", target.get(), "audio");
+        const std::string error = playToEnd(pipeline.get());
+        INFO("error: " << error);
+        if (rtmp) {
+            CHECK(error.find("refused") != std::string::npos);
+        } else {
+            CHECK(error.empty());
+            CHECK(fs::exists(dir / "index.m3u8"));
+            CHECK(fs::exists(dir / "segment00001.ts"));
+        }
     }
     fs::remove_all(dir);
 }

@@ -77,6 +77,10 @@ TEST_CASE("a live room of three keeps its picture and sound through every hostil
     }
     const long baselineKb = procStatus(pid, "VmRSS");
     long peakKb = baselineKb;
+    // Under AddressSanitizer freed memory stays in its quarantine, so RSS
+    // only grows; the normal integration run checks it.
+    const bool checkRss = !sanitized(pid);
+    if (!checkRss) WARN("the server runs under AddressSanitizer: its RSS is not checked");
 
     // After each attack: every member received 15 more frames, its audio
     // never paused longer than kMaxAudioGapMs, and the server's RSS is
@@ -97,7 +101,7 @@ TEST_CASE("a live room of three keeps its picture and sound through every hostil
         peakKb = std::max(peakKb, rssKb);
         INFO("after " << attack << ": RSS " << rssKb / 1024 << " MB, " << baselineKb / 1024
                       << " MB before the attacks");
-        CHECK(rssKb <= baselineKb + kRssBoundMb * 1024);
+        if (checkRss) CHECK(rssKb <= baselineKb + kRssBoundMb * 1024);
     };
 
     {
@@ -241,6 +245,6 @@ TEST_CASE("a live room of three keeps its picture and sound through every hostil
     stillLive("a file flood to a receiver that stopped taking data");
     send(*carol, "stall-data off");
     INFO("RSS before the attacks " << baselineKb / 1024 << " MB, at most " << peakKb / 1024 << " MB during them");
-    CHECK(peakKb <= baselineKb + kRssBoundMb * 1024);
+    if (checkRss) CHECK(peakKb <= baselineKb + kRssBoundMb * 1024);
     for (Client* c : trio) c->leave();
 }

@@ -35,12 +35,14 @@ constexpr int kMaxFrameGapMs = 500;
 // machine is too loaded for kMaxFrameGapMs to tell a freeze from load.
 constexpr int kMaxControlGapMs = kMaxFrameGapMs / 2;
 
-// The server's log lines about key frames: who asked, and which were forced.
+// The server's log lines about key frames (who asked, which were forced) and
+// about what moved a receiver's tier (a tier switch forces one).
 std::string keyFrameLog(Server& server) {
     std::istringstream log(readText(server.process().logPath()));
     std::string lines, line;
     while (std::getline(log, line))
-        if (line.find("key frame") != std::string::npos) lines += line + "\n";
+        if (line.find("key frame") != std::string::npos || line.find("tier inputs") != std::string::npos)
+            lines += line + "\n";
     return lines;
 }
 

@@ -1,6 +1,6 @@
 // The server as an operator meets it: `tessera validate`, refusing to start
 // on a bad fragment, the join and admin tokens, and how it shuts down
-// (README, docs/config.md, pipelines/README.md).
+// (README, docs/config.md, pipelines/README.md), and the web root it serves.
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -215,4 +215,56 @@ TEST_CASE("shutdown: SIGTERM as a participant that never offered leaves exits 0 
         CHECK(*status == 0);
         CHECK(readText(server.process().logPath()).find(kStopOverran) == std::string::npos);
     }
+}
+
+TEST_CASE("the web root: a page by its path or its name alone, nothing outside the root", "[server][www]") {
+    const std::string root = freshDir("www");
+    const std::string outside = freshDir("www-outside");
+    write(root + "/index.html", "index");
+    write(root + "/watch.html", "watch");
+    write(root + "/app.js", "export {};");
+    fs::create_directory(root + "/sub");
+    write(root + "/sub/index.html", "sub");
+    write(root + "/.hidden.html", "hidden");
+    write(outside + "/secret.html", "secret");
+    fs::create_symlink(outside + "/secret.html", root + "/link.html");
+    fs::create_directory_symlink(outside, root + "/linkdir");
+    Server server({"--www-dir", root});
+    auto get = [&](const std::string& path) { return httpRequest("GET", server.http() + path); };
+    auto type = [](const HttpResponse& r) {
+        const auto it = r.headers.find("content-type");
+        return it == r.headers.end() ? std::string() : it->second;
+    };
+    for (const auto& [path, body] : std::vector<std::pair<std::string, std::string>>{{"/", "index"},
+                                                                                     {"/watch", "watch"},
+                                                                                     {"/watch?room=a", "watch"},
+                                                                                     {"/watch.html", "watch"},
+                                                                                     {"/sub", "sub"},
+                                                                                     {"/sub/", "sub"},
+                                                                                     {"/app.js", "export {};"}}) {
+        INFO(path);
+        const HttpResponse r = get(path);
+        CHECK(r.status == 200);
+        CHECK(r.body == body);
+        CHECK(type(r).starts_with(path == "/app.js" ? "text/javascript" : "text/html"));
+    }
+    // A name finds only an .html page; hidden files, links out of the root
+    // and ".." find nothing.
+    const std::string out = fs::path(outside).filename().string() + "/secret.html";
+    for (const std::string& path :
+         std::vector<std::string>{"/app", "/nothing", "/.hidden.html", "/.hidden", "/link.html", "/link",
+                                  "/linkdir/secret.html", "/sub/../../" + out, "/%2e%2e/" + out}) {
+        INFO(path);
+        const HttpResponse r = get(path);
+        CHECK(r.status == 404);
+        CHECK(r.body.find("secret") == std::string::npos);
+        CHECK(r.body.find("hidden") == std::string::npos);
+    }
+    server.stop();
+
+    // The web client as shipped: /watch is its watch page.
+    Server shipped;
+    const HttpResponse watch = httpRequest("GET", shipped.http() + "/watch?room=a");
+    CHECK(watch.status == 200);
+    CHECK(watch.body.find("watch.js") != std::string::npos);
 }

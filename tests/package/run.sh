@@ -76,6 +76,7 @@ check "dpkg -i" dpkg -i "$deb"
 check "tessera --version" test "$(/usr/bin/tessera --version)" = "tessera $version"
 check "tessera system user" sh -c 'getent passwd tessera | grep -q ":/var/lib/tessera:/usr/sbin/nologin$"'
 check "/var/lib/tessera/recordings owned by tessera" test "$(stat -c %U:%G /var/lib/tessera/recordings)" = tessera:tessera
+check "/var/lib/tessera/live owned by tessera" test "$(stat -c %U:%G /var/lib/tessera/live)" = tessera:tessera
 check "/etc/tessera/config.json is a conffile" sh -c "dpkg-query -W -f='\${Conffiles}' tessera | grep -q ' /etc/tessera/config.json '"
 check "/etc/tessera/config.json readable by the tessera group only" \
   test "$(stat -c %a:%U:%G /etc/tessera/config.json)" = 640:root:tessera

@@ -125,13 +125,15 @@ TEST_CASE("config: limits, allowed origins and the metrics token", "[config][lim
     CHECK(config.limits.dataBytesPerSecond == 8 * 1024 * 1024);
     CHECK(config.limits.dataBurstBytes == 16 * 1024 * 1024);
     CHECK(config.limits.dataBufferedBytes == 4 * 1024 * 1024);
+    CHECK(config.limits.viewersPerRoom == 100);
+    CHECK(config.limits.viewersPerAddress == 20);
     CHECK(config.allowedOrigins.empty());
     CHECK_FALSE(config.metricsRequireToken);
     applyConfigJson(config, R"({"metricsRequireToken": true,
         "allowedOrigins": ["https://App.example.org:443", "*"],
         "limits": {"maxRooms": 0, "maxParticipants": 4, "joinsPerAddressPerMinute": 0, "maxCanvasPixels": 0, "connectionsPerAddress": 3, "messagesPerSecond": 5, "messageBurst": 7,
                    "joinTimeoutSeconds": 2, "maxFrameBytes": 65536, "dataBytesPerSecond": 1000,
-                   "dataBurstBytes": 20000, "dataBufferedBytes": 30000}})");
+                   "dataBurstBytes": 20000, "dataBufferedBytes": 30000, "viewersPerRoom": 0, "viewersPerAddress": 4}})");
     CHECK(config.metricsRequireToken);
     CHECK(config.allowedOrigins == std::vector<std::string>{"https://app.example.org", "*"});
     CHECK(config.limits.maxRooms == 0);
@@ -146,6 +148,8 @@ TEST_CASE("config: limits, allowed origins and the metrics token", "[config][lim
     CHECK(config.limits.dataBytesPerSecond == 1000);
     CHECK(config.limits.dataBurstBytes == 20000);
     CHECK(config.limits.dataBufferedBytes == 30000);
+    CHECK(config.limits.viewersPerRoom == 0);
+    CHECK(config.limits.viewersPerAddress == 4);
     const std::vector<std::pair<const char*, const char*>> bad = {
         {R"({"limits": {"maxrooms": 1}})", "limits.maxrooms: unknown key"},
         {R"({"limits": {"maxCanvasPixels": 60000000}})",
@@ -397,6 +401,32 @@ TEST_CASE("config recording keys", "[config][recording]") {
     CHECK(config.recording.audioBitrate == 96000);
     CHECK(config.recording.segmentSeconds == 600);
     CHECK(config.recording.segmentBytes == 2000000000ULL);
+}
+
+TEST_CASE("config live keys", "[config][live]") {
+    Config config;
+    CHECK(config.live.dir == "live");
+    CHECK(config.live.maxTargets == 4);
+    CHECK(config.live.segmentSeconds == 2);
+    CHECK(config.live.playlistLength == 6);
+    applyConfigJson(config, R"({"live": {"dir": "/srv/live", "maxTargets": 2, "width": 640, "height": 360,
+        "bitrate": 800000, "audioBitrate": 96000, "segmentSeconds": 4, "playlistLength": 10, "retryMaxSeconds": 30}})");
+    CHECK(config.live.dir == "/srv/live");
+    CHECK(config.live.maxTargets == 2);
+    CHECK(config.live.width == 640);
+    CHECK(config.live.height == 360);
+    CHECK(config.live.bitrate == 800000);
+    CHECK(config.live.audioBitrate == 96000);
+    CHECK(config.live.segmentSeconds == 4);
+    CHECK(config.live.playlistLength == 10);
+    CHECK(config.live.retryMaxSeconds == 30);
+    for (const char* bad :
+         {R"({"live": {"dir": ""}})", R"({"live": {"maxTargets": 0}})", R"({"live": {"maxTargets": 17}})",
+          R"({"live": {"width": 641}})", R"({"live": {"segmentSeconds": 0}})", R"({"live": {"playlistLength": 1}})",
+          R"({"live": {"retryMaxSeconds": 0}})", R"({"live": {"key": 1}})", R"({"live": 3})"}) {
+        INFO(bad);
+        CHECK_THROWS_AS(applyConfigJson(config, bad), Error);
+    }
 }
 
 TEST_CASE("video tiers: defaults follow the composite; both spellings parse", "[config][tiers]") {

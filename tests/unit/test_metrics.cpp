@@ -16,7 +16,7 @@ bool contains(const std::string& text, const std::string& part) { return text.fi
 
 MetricsSnapshot twoRooms() {
     MetricsSnapshot snapshot;
-    MetricsSnapshot::Room a{"alpha", {}, {}};
+    MetricsSnapshot::Room a{"alpha", {}, {}, false, {}};
     a.stats.outputFps = 29.5;
     a.stats.framesOut = 1200;
     a.stats.framesDropped = 3;
@@ -30,7 +30,8 @@ MetricsSnapshot twoRooms() {
     p1.stats.estimatedBps = 255'000;
     a.participants = {p1, MetricsSnapshot::Participant{"p2", {}}};
     a.recording = true;
-    snapshot.rooms = {a, MetricsSnapshot::Room{"beta", {}, {MetricsSnapshot::Participant{"p3", {}}}, false}};
+    a.viewers = 10;
+    snapshot.rooms = {a, MetricsSnapshot::Room{"beta", {}, {MetricsSnapshot::Participant{"p3", {}}}, false, {}}};
     snapshot.recordingErrors = 2;
     snapshot.roomPipelines = 3; // one closed room not yet torn down
     return snapshot;
@@ -43,6 +44,9 @@ TEST_CASE("metrics: totals, per room and per participant samples", "[metrics]") 
     CHECK(contains(text, "# TYPE tessera_rooms gauge\ntessera_rooms 2\n"));
     CHECK(contains(text, "# TYPE tessera_room_pipelines gauge\ntessera_room_pipelines 3\n"));
     CHECK(contains(text, "# TYPE tessera_participants gauge\ntessera_participants 3\n"));
+    CHECK(contains(text, "# TYPE tessera_viewers gauge\ntessera_viewers 10\n"));
+    CHECK(contains(text, "tessera_room_viewers{room=\"alpha\"} 10\n"));
+    CHECK(contains(text, "tessera_room_viewers{room=\"beta\"} 0\n"));
     CHECK(contains(text, "tessera_room_output_fps{room=\"alpha\"} 29.5\n"));
     CHECK(contains(text, "tessera_room_output_fps{room=\"beta\"} 0\n"));
     CHECK(contains(text, "tessera_room_frames_total{room=\"alpha\"} 1200\n"));
@@ -72,7 +76,7 @@ TEST_CASE("metrics: totals, per room and per participant samples", "[metrics]") 
 
 TEST_CASE("metrics: encoders per (tier, codec), summed per tier, counted per codec", "[metrics][codecs]") {
     MetricsSnapshot snapshot;
-    MetricsSnapshot::Room room{"mixed", {}, {}};
+    MetricsSnapshot::Room room{"mixed", {}, {}, false, {}};
     room.stats.tiers = {{"high", 2, 900, "vp8"}, {"high", 1, 300, "h264"}, {"low", 0, 12, "vp8"}};
     room.stats.codecs = {{"vp8", 1}, {"h264", 1}, {"vp9", 0}};
     snapshot.rooms = {room};
@@ -111,14 +115,15 @@ TEST_CASE("metrics: every family has one HELP and TYPE, its samples together", "
         const std::string name = line.substr(0, line.find_first_of("{ "));
         CHECK(name == previousFamily);
     }
-    // With tessera_room_opus_encoders, tessera_room_compositing, tessera_participant_estimated_bps and
+    // With tessera_room_opus_encoders, tessera_room_compositing, tessera_participant_estimated_bps,
+    // tessera_viewers, tessera_room_viewers, tessera_live_targets, tessera_live_failures_total and
     // tessera_room_audio_only_receivers.
-    CHECK(seen.size() == 23);
+    CHECK(seen.size() == 27);
 }
 
 TEST_CASE("metrics: label values are escaped", "[metrics]") {
     MetricsSnapshot snapshot;
-    snapshot.rooms = {MetricsSnapshot::Room{"a\"b\\c\nd", {}, {MetricsSnapshot::Participant{"x\"y", {}}}, false}};
+    snapshot.rooms = {MetricsSnapshot::Room{"a\"b\\c\nd", {}, {MetricsSnapshot::Participant{"x\"y", {}}}, false, {}}};
     const std::string text = formatPrometheus(snapshot);
     CHECK(contains(text, "tessera_room_frames_total{room=\"a\\\"b\\\\c\\nd\"} 0\n"));
     CHECK(contains(text, "participant=\"x\\\"y\"}"));

@@ -248,7 +248,7 @@ TEST_CASE("offer plan: an offer with none of the server's codecs is refused, nam
     try {
         planOffer(offer("offer-chromium-h264.sdp"), {}, {"vp8", "vp9"});
         FAIL("not refused");
-    } catch (const Error& e) {
+    } catch (const UnsupportedCodec& e) { // WHIP's 422
         CHECK(e.code() == ErrorCode::BadRequest);
         CHECK_THAT(e.what(), Catch::Matchers::Contains("m-line 1 (video)"));
         CHECK_THAT(e.what(), Catch::Matchers::Contains("VP8, VP9"));

@@ -54,6 +54,7 @@ TEST_CASE("options: no flags and no file give the documented defaults", "[option
     CHECK(options.config.maxParticipants == 25);
     CHECK(options.config.video.codecs == std::vector<std::string>{"vp8", "h264", "vp9"});
     CHECK(options.config.recording.dir == "recordings");
+    CHECK(options.config.live.dir == "live");
     CHECK_FALSE(options.config.recording.autoRecord);
     // Empty directories are resolved to the source tree's copies.
     CHECK_FALSE(options.config.pipelinesDir.empty());
@@ -123,8 +124,10 @@ TEST_CASE("options: how flags are read", "[options]") {
         CHECK_THROWS_WITH(parse({"--turn-secret", "s3cret"}), Catch::Contains("go together"));
     }
     SECTION("nested keys from flags") {
-        const Options options = parse({"--record-segment-bytes", "2000000", "--video-tiers", "only:320x180:200000"});
+        const Options options = parse(
+            {"--record-segment-bytes", "2000000", "--video-tiers", "only:320x180:200000", "--live-dir", "/srv/live"});
         CHECK(options.config.recording.segmentBytes == 2'000'000);
+        CHECK(options.config.live.dir == "/srv/live");
         REQUIRE(options.config.video.tiers.size() == 1);
         CHECK(options.config.video.tiers[0].name == "only");
     }

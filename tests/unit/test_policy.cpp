@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "tessera/policy/backoff.h"
 #include "tessera/policy/frame_grid.h"
 #include "tessera/policy/speaker.h"
 #include "tessera/policy/tiers.h"
@@ -668,4 +669,24 @@ TEST_CASE("a compositor started at exactFrameBoundary has the decoders' frame ti
     CHECK(exactFrameBoundary(1, 15) == 200'000'000);
     CHECK(exactFrameBoundary(1, 25) == 40'000'000);
     CHECK(exactFrameBoundary(40'000'000, 25) == 40'000'000);
+}
+
+TEST_CASE("backoff: waits double from the first to the cap; a long run starts over", "[policy][backoff]") {
+    tessera::policy::Backoff backoff(1000, 8000);
+    std::int64_t now = 0;
+    std::vector<std::int64_t> waits;
+    for (int i = 0; i < 6; ++i) {
+        backoff.started(now);
+        now += 100; // fails at once (a refused connection)
+        waits.push_back(backoff.failed(now));
+        now += waits.back();
+    }
+    CHECK(waits == std::vector<std::int64_t>{1000, 2000, 4000, 8000, 8000, 8000});
+    // An attempt that ran as long as the cap was a success: the next failure waits the first again.
+    backoff.started(now);
+    CHECK(backoff.failed(now + 8000) == 1000);
+    // Bad bounds are made sane.
+    tessera::policy::Backoff odd(0, -5);
+    odd.started(0);
+    CHECK(odd.failed(0) == 1);
 }

@@ -347,6 +347,23 @@ TEST_CASE("server messages round-trip", "[protocol]") {
         std::get<RecordingChanged>(parseServerMessage(serialize(ServerMessage{RecordingChanged{false}}))).recording);
     CHECK_THROWS_WITH(parseServerMessage(R"({"type":"recording","recording":1})"),
                       "recording.recording: must be a boolean");
+    const SendSize small{"camera", true, 416, 234, 150000};
+    CHECK(serialize(ServerMessage{small}) ==
+          R"({"type":"send-size","source":"camera","active":true,"width":416,"height":234,"maxBitrate":150000})");
+    CHECK(std::get<SendSize>(parseServerMessage(serialize(ServerMessage{small}))) == small);
+    const SendSize hidden{"screen", false, 0, 0, 0};
+    CHECK(std::get<SendSize>(parseServerMessage(serialize(ServerMessage{hidden}))) == hidden);
+    CHECK_THROWS_WITH(
+        parseServerMessage(R"({"type":"send-size","source":"mic","active":true,"width":2,"height":2,"maxBitrate":1})"),
+        "send-size.source: must be camera or screen");
+    CHECK_THROWS_WITH(
+        parseServerMessage(
+            R"({"type":"send-size","source":"camera","active":true,"width":99999,"height":2,"maxBitrate":1})"),
+        "send-size.width: must be an integer from 0 to 32768");
+    CHECK_THROWS_WITH(
+        parseServerMessage(
+            R"({"type":"send-size","source":"camera","active":true,"width":2,"height":-2,"maxBitrate":1})"),
+        "send-size.height: must be an integer from 0 to 32768");
     for (ErrorCode code : {ErrorCode::BadRequest, ErrorCode::Unauthorized, ErrorCode::RoomFull, ErrorCode::NotJoined,
                            ErrorCode::NotFound, ErrorCode::Conflict, ErrorCode::Internal, ErrorCode::Forbidden,
                            ErrorCode::RateLimited, ErrorCode::Timeout, ErrorCode::ServerFull}) {
@@ -405,20 +422,35 @@ TEST_CASE("client messages round-trip", "[protocol]") {
 TEST_CASE("api: room list, room detail and error bodies", "[protocol]") {
     CHECK(api::serialize(std::vector<api::RoomSummary>{}) == "[]");
     CHECK(api::serialize(std::vector<api::RoomSummary>{{"a", 2, "grid", false}, {"b", 1, "speaker", true}}) ==
-          R"([{"room":"a","participants":2,"layout":"grid","recording":false},)"
-          R"({"room":"b","participants":1,"layout":"speaker","recording":true}])");
+          R"([{"room":"a","participants":2,"layout":"grid","recording":false,"viewers":0},)"
+          R"({"room":"b","participants":1,"layout":"speaker","recording":true,"viewers":0}])");
 
-    api::RoomDetail detail{"a", "grid", true, {}, {}, {}};
-    detail.participants.push_back({"p1", "Alice", "low", true, 1000, 2000, 3, true, "", "h264", std::nullopt});
-    detail.participants.push_back({"p2", "Bob", "high", false, 0, 0, 0, false, "vp9", "vp9", std::nullopt});
+    api::RoomDetail detail{"a", "grid", true, {}, {}, {}, {}, {}};
+    detail.participants.push_back(
+        {"p1", "Alice", "low", true, 1000, 2000, 3, true, "", "h264", std::nullopt, std::nullopt, std::nullopt});
+    detail.participants.push_back(
+        {"p2", "Bob", "high", false, 0, 0, 0, false, "vp9", "vp9", std::nullopt, std::nullopt, std::nullopt});
     CHECK(
         api::serialize(detail) ==
         R"({"room":"a","layout":"grid","recording":true,"participants":[)"
         R"({"id":"p1","name":"Alice","tier":"low","sendCodec":null,"receiveCodec":"h264","receiveOnly":true,"bitrateIn":1000,"bitrateOut":2000,"packetsLost":3,"connected":true},)"
-        R"({"id":"p2","name":"Bob","tier":"high","sendCodec":"vp9","receiveCodec":"vp9","receiveOnly":false,"bitrateIn":0,"bitrateOut":0,"packetsLost":0,"connected":false}]})");
+        R"({"id":"p2","name":"Bob","tier":"high","sendCodec":"vp9","receiveCodec":"vp9","receiveOnly":false,"bitrateIn":0,"bitrateOut":0,"packetsLost":0,"connected":false}],"viewers":[]})");
     // The bandwidth estimate appears once there is one.
     detail.participants.back().estimatedBps = 255'000;
-    CHECK(api::serialize(detail).ends_with(R"("connected":false,"estimatedBps":255000}]})"));
+    CHECK(api::serialize(detail).ends_with(R"("connected":false,"estimatedBps":255000}],"viewers":[]})"));
+    // The camera's decoded size and its last send-size, once known.
+    detail.participants.back().decodedSize = protocol::VideoSize{412, 232};
+    detail.participants.back().sendSize = protocol::SendSize{"camera", true, 412, 232, 155573};
+    CHECK(api::serialize(detail).ends_with(
+        R"("estimatedBps":255000,"decodedSize":{"width":412,"height":232},)"
+        R"("sendSize":{"active":true,"width":412,"height":232,"maxBitrate":155573}}],"viewers":[]})"));
+
+    // A viewer: only what it receives.
+    detail.viewers.push_back(
+        {"p3", "Player", "low", true, 999, 150000, 9, true, "", "vp8", std::nullopt, std::nullopt, std::nullopt});
+    CHECK(api::serialize(detail).ends_with(
+        R"("viewers":[{"id":"p3","name":"Player","tier":"low","receiveCodec":"vp8","bitrateOut":150000,"connected":true}]})"));
+    detail.viewers.clear();
 
     detail.recordingFile = "/rec/a.mkv";
     detail.recordingError = "disk full";
@@ -484,4 +516,31 @@ TEST_CASE("api: recording start body, answers and metadata", "[protocol][recordi
     m.state = "finished";
     m.duration = 12.25;
     CHECK(nlohmann::json::parse(api::serialize(m)).at("duration") == 12.25);
+}
+
+TEST_CASE("api: live start bodies, RTMP URLs and their redaction", "[protocol][live]") {
+    const auto live = api::parseLiveStart(R"({"hls": true, "rtmp": "rtmp://h.example/app/key", "retry": true})");
+    CHECK(live.hls);
+    CHECK(live.retry);
+    CHECK(live.rtmp == std::vector<std::string>{"rtmp://h.example/app/key"});
+    CHECK(api::parseLiveStart(R"({"rtmp": ["rtmp://a/x/1", "rtmps://b:443/y/2"]})").rtmp.size() == 2);
+    for (const char* bad : {"", "[]", "{}", "{\"hls\": false}", "{\"hls\": 1}", "{\"retry\": true}", "{\"rtmp\": 5}",
+                            "{\"rtmp\": \"http://a/b/c\"}", "{\"rtmp\": \"rtmp://\"}", "{\"rtmp\": \"rtmp://host\"}",
+                            "{\"rtmp\": \"rtmp:///app/key\"}", "{\"rtmp\": \"rtmp://h/app key\"}",
+                            "{\"rtmp\": [\"rtmp://a/b/c\", 3]}", "{\"hls\": true, \"other\": 1}", "{\"hls\": true"}) {
+        INFO(bad);
+        CHECK_THROWS_AS(api::parseLiveStart(bad), Error);
+    }
+    CHECK(api::isRtmpUrl("rtmp://127.0.0.1:1935/live/test"));
+    CHECK(api::isRtmpUrl("rtmps://live.example:443/app"));
+    CHECK_FALSE(api::isRtmpUrl("rtmp://a/b/\x7f"));
+    CHECK_FALSE(api::isRtmpUrl("rtmp://a/b/c\nHost: x"));
+    CHECK_FALSE(api::isRtmpUrl("rtmp://a/b/" + std::string(api::kMaxRtmpUrl, 'k')));
+    CHECK(api::redactRtmpUrl("rtmp://h:1935/live/secret") == "rtmp://h:1935/live/***");
+    CHECK(api::redactRtmpUrl("rtmps://h/app/sub/secret?token=x") == "rtmps://h/app/sub/***");
+    CHECK(api::redactRtmpUrl("rtmp://h/app") == "rtmp://h/app");
+    CHECK(api::redactRtmpUrl("rtmp://h/app?key=x") == "rtmp://h/app?***");
+    CHECK(
+        api::serializeLive({{"hls", "hls", "/live/r/index.m3u8", "running", false, "", std::nullopt, 0}}) ==
+        R"({"live":[{"id":"hls","kind":"hls","url":"/live/r/index.m3u8","state":"running","retry":false,"failures":0}]})");
 }

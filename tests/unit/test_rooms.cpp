@@ -77,6 +77,8 @@ public:
         --alive;
         // The room must destroy its peers first: they live in its pipeline.
         CHECK(peers.empty());
+        // And stop its live targets: they are branches of it too.
+        CHECK(live.empty());
     }
 
     std::unique_ptr<media::Peer> addPeer(const std::string& participantId, const media::PeerOptions& options,
@@ -107,6 +109,12 @@ public:
         recording.reset();
         done({file, duration, error});
     }
+    void startLive(const media::LiveTarget& target) override {
+        if (failLive) throw Error(ErrorCode::Internal, "cannot start");
+        REQUIRE(live.count(target.id) == 0);
+        live[target.id] = target;
+    }
+    void stopLive(const std::string& id) override { live.erase(id); }
 
     static inline int alive = 0;
     static inline bool failAddPeer = false;
@@ -118,6 +126,8 @@ public:
     media::RoomStats roomStats;
     std::optional<media::RecordingRequest> recording;
     std::function<void(const media::RecordingResult&)> stopDone;
+    bool failLive = false;
+    std::map<std::string, media::LiveTarget> live; // attached targets by id
 };
 
 FakePeer::FakePeer(FakeRoomMedia& room, std::string id, media::PeerOptions options, media::PeerListener& listener)
@@ -659,7 +669,7 @@ TEST_CASE("listener calls from a removed peer are ignored", "[rooms]") {
     // Still alive until the idle source runs: whatever it had queued is dropped.
     const std::size_t before = alice.messages.size();
     peer.listener.onAnswer("late answer");
-    peer.listener.onLocalCandidate({"candidate:late", "0", 0u});
+    peer.listener.onLocalCandidate(protocol::IceCandidate{"candidate:late", "0", 0u});
     peer.listener.onPeerFailed("again");
     CHECK(alice.messages.size() == before);
     CHECK(bob.count<protocol::ParticipantLeft>() == 1);
@@ -1078,6 +1088,29 @@ TEST_CASE("speaker changes are relayed to everyone, once", "[rooms]") {
     CHECK(bob.count<protocol::Speaker>() == 2);
 }
 
+TEST_CASE("send-size goes to its participant only, the API shows the camera's; a leaver's is dropped",
+          "[rooms][sendsize]") {
+    Fixture f;
+    FakeSink alice, bob;
+    const std::string a = f.join("r1", "Alice", alice);
+    const std::string b = f.join("r1", "Bob", bob);
+    media::RoomListener& listener = f.engine.room("r1").listener;
+
+    const protocol::SendSize camera{"camera", true, 412, 232, 155573}, screen{"screen", false, 0, 0, 0};
+    listener.onSendSize(a, camera);
+    listener.onSendSize(a, screen);
+    CHECK(alice.all<protocol::SendSize>() == std::vector<protocol::SendSize>{camera, screen});
+    CHECK(bob.count<protocol::SendSize>() == 0);
+    const auto entry = f.rooms->detail("r1").participants.front();
+    REQUIRE(entry.id == a);
+    CHECK(entry.sendSize == camera); // the camera's, not the screen's
+    CHECK_FALSE(f.rooms->detail("r1").participants.back().sendSize);
+
+    f.rooms->leave(b);
+    listener.onSendSize(b, camera); // queued before it left
+    CHECK(bob.count<protocol::SendSize>() == 0);
+}
+
 TEST_CASE("a live screen share switches to presentation and back", "[rooms]") {
     Fixture f;
     FakeSink alice, bob;
@@ -1458,4 +1491,222 @@ TEST_CASE("reload: rooms showing a changed named layout get it, the others keep 
     CHECK(rooms.reloadLayouts() == std::vector<std::string>{"grid"});
     CHECK(rooms.detail("by-name").layout == "wide");
     CHECK(alice.messages.size() == byNameSent + 1);
+}
+
+// ---- Viewers (WHEP) ---------------------------------------------------------
+
+namespace {
+
+room::ViewRequest viewRequest(const std::string& room, std::optional<std::string> tier = std::nullopt) {
+    return room::ViewRequest{room, "Player", std::nullopt, std::move(tier)};
+}
+
+ErrorCode codeOf(const std::function<void()>& action) {
+    try {
+        action();
+    } catch (const Error& e) {
+        return e.code();
+    }
+    FAIL("no error");
+    return ErrorCode::Internal;
+}
+
+} // namespace
+
+TEST_CASE("view: a viewer is no member: nobody is told, it is not counted, the API lists it apart", "[rooms][viewer]") {
+    Fixture f;
+    FakeSink alice, bob, player;
+    const std::string a = f.join("r1", "Alice", alice);
+    const std::size_t aliceMessages = alice.messages.size();
+    const std::string v = f.rooms->view(viewRequest("r1", "low"), player);
+    // Only its ICE servers: no layout, speaker or members.
+    REQUIRE(player.messages.size() == 1);
+    const auto joined = player.last<protocol::Joined>();
+    CHECK(joined.id == v);
+    CHECK(joined.participants.empty());
+    CHECK(joined.iceServers.size() == 1);
+    CHECK(alice.messages.size() == aliceMessages);
+    // A receive-only peer with the tier asked for.
+    const FakePeer& peer = f.engine.peer("r1", v);
+    CHECK(peer.options.receiveOnly);
+    CHECK(peer.options.tier == "low");
+
+    // Members do not see it; it does not take a member's place.
+    const std::string b = f.join("r1", "Bob", bob);
+    CHECK(bob.last<protocol::Joined>().participants.size() == 1);
+    CHECK(f.rooms->participantCount() == 2);
+    CHECK(f.rooms->viewerCount() == 1);
+    const api::RoomDetail detail = f.rooms->detail("r1");
+    CHECK(detail.participants.size() == 2);
+    REQUIRE(detail.viewers.size() == 1);
+    CHECK(detail.viewers[0].id == v);
+    CHECK(f.rooms->list().at(0).participants == 2);
+    CHECK(f.rooms->list().at(0).viewers == 1);
+    const auto snapshot = f.rooms->metrics();
+    CHECK(snapshot.rooms.at(0).participants.size() == 2);
+    CHECK(snapshot.rooms.at(0).viewers == 1);
+
+    // Its offer and candidates reach its peer; it leaves unannounced.
+    f.rooms->offer(v,
+                   "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=recvonly\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\n");
+    CHECK(f.engine.peer("r1", v).offers.size() == 1);
+    f.rooms->leave(v);
+    CHECK(f.rooms->viewerCount() == 0);
+    CHECK(alice.count<protocol::ParticipantLeft>() == 0);
+    CHECK(alice.count<protocol::ParticipantJoined>() == 1); // Bob's
+    CHECK(f.rooms->detail("r1").viewers.empty());
+    (void)a;
+    (void)b;
+}
+
+TEST_CASE("view: refusals (no room, an unknown tier, a full room, a bad token, an offer that sends)",
+          "[rooms][viewer]") {
+    Config config = Fixture::defaultConfig();
+    config.limits.viewersPerRoom = 2;
+    config.joinToken = "s3cret";
+    Fixture f(config);
+    FakeSink alice, p1, p2, p3;
+    protocol::Join join = joinMessage("r1", "Alice");
+    join.token = "s3cret";
+    // Nobody in the room: a viewer opens none.
+    room::ViewRequest request = viewRequest("r1");
+    request.token = "s3cret";
+    CHECK(codeOf([&] { f.rooms->view(request, p1); }) == ErrorCode::NotFound);
+    CHECK(f.rooms->roomCount() == 0);
+    CHECK(f.engine.roomsCreated == 0);
+    f.rooms->join(join, alice);
+
+    request.token = "wrong";
+    CHECK(codeOf([&] { f.rooms->view(request, p1); }) == ErrorCode::Unauthorized);
+    request.token = "s3cret";
+    request.tier = "ultra";
+    CHECK(codeOf([&] { f.rooms->view(request, p1); }) == ErrorCode::BadRequest);
+    CHECK(f.rooms->viewerCount() == 0);
+    CHECK(p1.messages.empty());
+
+    request.tier.reset();
+    const std::string v1 = f.rooms->view(request, p1);
+    f.rooms->view(request, p2);
+    CHECK(codeOf([&] { f.rooms->view(request, p3); }) == ErrorCode::RoomFull);
+    CHECK(f.rooms->viewerCount() == 2);
+    // A viewer's media would get a tile: an offer that sends is refused.
+    CHECK(codeOf([&] { f.rooms->offer(v1, "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendrecv\r\n"); }) ==
+          ErrorCode::BadRequest);
+    CHECK(f.engine.peer("r1", v1).offers.empty());
+    // Viewers do not fill the members' places (maxParticipants 3).
+    FakeSink bob, carol;
+    join.name = "Bob";
+    CHECK_NOTHROW(f.rooms->join(join, bob));
+    join.name = "Carol";
+    CHECK_NOTHROW(f.rooms->join(join, carol));
+}
+
+TEST_CASE("view: the room's last participant leaving removes its viewers", "[rooms][viewer]") {
+    Fixture f;
+    FakeSink alice, player;
+    const std::string a = f.join("r1", "Alice", alice);
+    const std::string v = f.rooms->view(viewRequest("r1"), player);
+    f.rooms->leave(a);
+    CHECK(player.disconnected);
+    CHECK(f.rooms->roomCount() == 0);
+    CHECK(f.rooms->viewerCount() == 0);
+    CHECK(FakePeer::alive == 0);
+    // Its id is gone: leaving again is harmless, an offer is refused.
+    CHECK_NOTHROW(f.rooms->leave(v));
+    CHECK(codeOf([&] { f.rooms->offer(v, "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=recvonly\r\n"); }) ==
+          ErrorCode::NotJoined);
+}
+
+// ---- Live streaming ----------------------------------------------------------
+
+TEST_CASE("live: targets start, conflict, fail alone (or retry) and stop; the room's end stops them", "[rooms][live]") {
+    TempDir dir;
+    Config config = Fixture::defaultConfig();
+    config.live.dir = (dir.path / "live").string();
+    config.live.maxTargets = 3;
+    Fixture f(config);
+    FakeSink alice;
+    const std::string a = f.join("r1", "Alice", alice);
+    const auto code = [](ErrorCode c) {
+        return Catch::Predicate<Error>([c](const Error& e) { return e.code() == c; });
+    };
+    CHECK_THROWS_MATCHES(f.rooms->startLive("nope", {true, {}, false}), Error, code(ErrorCode::NotFound));
+    CHECK_THROWS_MATCHES(f.rooms->stopLive("r1", ""), Error, code(ErrorCode::Conflict));
+
+    // A stale file of an earlier stream goes; anything else stays.
+    fs::create_directories(dir.path / "live" / "r1");
+    std::ofstream(dir.path / "live" / "r1" / "segment00007.ts") << "old";
+    std::ofstream(dir.path / "live" / "r1" / "notes.txt") << "mine";
+    auto targets = f.rooms->startLive("r1", {true, {"rtmp://a.example/app/secret-key"}, false});
+    REQUIRE(targets.size() == 2);
+    CHECK(targets[0].id == "hls");
+    CHECK(targets[0].url == "/live/r1/index.m3u8");
+    CHECK(targets[1].id == "rtmp-1");
+    CHECK(targets[1].url == "rtmp://a.example/app/***"); // the key never shows
+    CHECK(targets[1].state == "running");
+    CHECK_FALSE(fs::exists(dir.path / "live" / "r1" / "segment00007.ts"));
+    CHECK(fs::exists(dir.path / "live" / "r1" / "notes.txt"));
+    FakeRoomMedia& media = f.engine.room("r1");
+    CHECK(media.live.size() == 2);
+    CHECK(media.live.at("hls").directory == fs::canonical(dir.path / "live" / "r1").string());
+    CHECK(media.live.at("rtmp-1").url == "rtmp://a.example/app/secret-key");
+    CHECK(f.rooms->hlsDirectory("r1") == media.live.at("hls").directory);
+    CHECK_FALSE(f.rooms->hlsDirectory("r2"));
+
+    // Running targets named again conflict; the limit counts every target.
+    CHECK_THROWS_MATCHES(f.rooms->startLive("r1", {true, {}, false}), Error, code(ErrorCode::Conflict));
+    CHECK_THROWS_MATCHES(f.rooms->startLive("r1", {false, {"rtmp://a.example/app/secret-key"}, false}), Error,
+                         code(ErrorCode::Conflict));
+    CHECK_THROWS_MATCHES(f.rooms->startLive("r1", {false, {"rtmp://b/app/1", "rtmp://c/app/2"}, false}), Error,
+                         code(ErrorCode::Conflict));
+    CHECK(media.live.size() == 2); // a refused request starts nothing
+
+    // A target that fails goes alone; without retry it stays failed, with its reason.
+    media.live.erase("rtmp-1");
+    media.listener.onLiveFailed("rtmp-1", "sink: Connection refused");
+    auto detail = f.rooms->detail("r1");
+    REQUIRE(detail.live.size() == 2);
+    CHECK(detail.live[0].state == "running");
+    CHECK(detail.live[1].state == "failed");
+    CHECK(detail.live[1].reason == "sink: Connection refused");
+    CHECK(detail.live[1].failures == 1);
+    CHECK(f.rooms->metrics().liveFailures == 1);
+    CHECK(f.rooms->metrics().rooms.at(0).live.size() == 2);
+
+    // Named again, a failed target starts afresh; with retry a failure waits to reconnect.
+    targets = f.rooms->startLive("r1", {false, {"rtmp://a.example/app/secret-key"}, true});
+    CHECK(targets[1].state == "running");
+    CHECK(targets[1].retry);
+    media.live.erase("rtmp-1");
+    media.listener.onLiveFailed("rtmp-1", "sink: Connection reset by peer");
+    detail = f.rooms->detail("r1");
+    CHECK(detail.live[1].state == "retrying");
+    REQUIRE(detail.live[1].retryInSeconds);
+    CHECK(*detail.live[1].retryInSeconds <= 1.0);
+    // A failure reported for a target that is no longer running changes nothing.
+    media.listener.onLiveFailed("rtmp-1", "late");
+    CHECK(f.rooms->detail("r1").live[1].failures == 2);
+
+    // A start the media refuses is a failure too; the other targets go on.
+    media.failLive = true;
+    targets = f.rooms->startLive("r1", {false, {"rtmps://d.example:443/live2/k"}, false});
+    REQUIRE(targets.size() == 3);
+    CHECK(targets[2].state == "failed");
+    CHECK(targets[2].reason == "cannot start");
+    media.failLive = false;
+
+    // One target stops; then all.
+    CHECK_THROWS_MATCHES(f.rooms->stopLive("r1", "rtmp-9"), Error, code(ErrorCode::NotFound));
+    targets = f.rooms->stopLive("r1", "hls");
+    CHECK(targets.size() == 2);
+    CHECK(media.live.empty());
+    CHECK_FALSE(f.rooms->hlsDirectory("r1"));
+    CHECK(f.rooms->stopLive("r1", "").empty());
+
+    // The room's end stops its targets.
+    f.rooms->startLive("r1", {true, {}, false});
+    CHECK(media.live.size() == 1);
+    f.rooms->leave(a);
+    // `media` went with the room; its destructor checked that nothing was left attached.
+    CHECK(FakeRoomMedia::alive == 0);
 }

@@ -218,10 +218,15 @@ void Client::localError(const std::string& message) {
 void Client::leave() {
     if (m_leaving) return;
     m_leaving = true;
-    if (m_ws && soup_websocket_connection_get_state(m_ws.get()) == SOUP_WEBSOCKET_STATE_OPEN) {
-        send(proto::Leave{});
-        soup_websocket_connection_close(m_ws.get(), SOUP_WEBSOCKET_CLOSE_NORMAL, nullptr);
-        // "closed" arrives once the server answers the close frame.
+    const bool ws = m_ws && soup_websocket_connection_get_state(m_ws.get()) == SOUP_WEBSOCKET_STATE_OPEN;
+    if (ws || whipResourceLive()) {
+        if (ws) {
+            send(proto::Leave{});
+            soup_websocket_connection_close(m_ws.get(), SOUP_WEBSOCKET_CLOSE_NORMAL, nullptr);
+            // "closed" arrives once the server answers the close frame.
+        } else {
+            whipDelete(); // finishes once answered
+        }
         m_closeTimer = g_timeout_add(
             kLeaveCloseTimeoutMs,
             // Thread: main.

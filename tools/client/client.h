@@ -31,23 +31,28 @@ struct Options {
     double duration = 0;                    // seconds; 0: until leave/quit/EOF on stdin
     double connectTimeout = 30;             // seconds; 0: wait forever
     bool receiveOnly = false;
-    bool relayOnly = false;                // ICE uses TURN relay candidates only, as behind a NAT that needs TURN
-    bool holdOffer = false;                // offer on the "offer" command, not at 'joined' (a credential expires first)
-    bool offerWithoutSsrc = false;         // no a=ssrc lines in the offer sent, as some encoders (WHIP) do
+    bool sendOnly = false;         // sendonly transceivers: receives nothing, as an encoder (OBS) publishing by WHIP
+    bool relayOnly = false;        // ICE uses TURN relay candidates only, as behind a NAT that needs TURN
+    bool holdOffer = false;        // offer on the "offer" command, not at 'joined' (a credential expires first)
+    bool offerWithoutSsrc = false; // no a=ssrc lines in the offer sent, as some encoders (WHIP) do
     std::vector<std::string> iceAddresses; // empty: libnice picks the host's addresses
     VideoCodec videoCodec = VideoCodec::Vp8;
     int width = 640;
     int height = 360;
     int fps = 30;
     // Benchmark modes (bench/README.md).
-    std::string sendFile;    // non-empty: send this pre-encoded VP8 + Opus Matroska file, looped; no encoding
-    bool noDecode = false;   // count received RTP packets only (no depayloading, no decoding)
-    bool timestamps = false; // add "ts" (wall-clock ms) to every event
-    bool stamp = false;      // send a magenta picture with a wall-clock stamp and a click every second
-    bool readStamp = false;  // read those stamps from the received mix: glass-to-glass latency
-    bool audioOnly = false;  // offer (and send) audio only
-    std::string janus;       // non-empty: join a Janus AudioBridge room at this HTTP API URL instead
+    std::string sendFile;        // non-empty: send this pre-encoded VP8 + Opus Matroska file, looped; no encoding
+    bool noDecode = false;       // count received RTP packets only (no depayloading, no decoding)
+    bool timestamps = false;     // add "ts" (wall-clock ms) to every event
+    bool stamp = false;          // send a magenta picture with a wall-clock stamp and a click every second
+    bool readStamp = false;      // read those stamps from the received mix: glass-to-glass latency
+    bool audioOnly = false;      // offer (and send) audio only
+    bool ignoreSendSize = false; // do not apply the server's send-size (test sources only apply it)
+    std::string janus;           // non-empty: join a Janus AudioBridge room at this HTTP API URL instead
     std::int64_t janusRoom = 1234;
+    // Non-empty: publish through this WHIP endpoint URL (RFC 9725) instead of
+    // the WebSocket; with receiveOnly, watch through this WHEP endpoint.
+    std::string whip;
 };
 
 // Runs the client on the thread-default main context until it leaves, quits

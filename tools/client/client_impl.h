@@ -8,6 +8,7 @@
 //   receive.cpp    what is received: decoding, recording, measuring, `report`
 //   commands.cpp   the commands on stdin
 //   janus.cpp      --janus: the Janus AudioBridge HTTP API instead of the WebSocket
+//   whip.cpp       --whip: WHIP (RFC 9725) over HTTP instead of the WebSocket
 //
 // Threads: the GLib main context owns the WebSocket (libsoup), the signaling
 // state and stdout. webrtcbin and appsink callbacks arrive on streaming
@@ -34,6 +35,7 @@
 #include <gio/gio.h>
 #include <gst/app/gstappsink.h>
 #include <gst/gst.h>
+#include <gst/sdp/sdp.h>
 #ifndef GST_USE_UNSTABLE_API
 #define GST_USE_UNSTABLE_API
 #endif
@@ -120,6 +122,7 @@ private:
     void handle(const proto::ErrorMessage& m);
     void handle(const proto::RecordingChanged& m);
     void handle(const proto::AudioOnly& m);
+    void handle(const proto::SendSize& m);
     void applyRemoteCandidate(const proto::IceCandidate& c);
     void onWsClosed();
     void createOffer();
@@ -158,6 +161,9 @@ private:
     void startPump();
     void pumpFile();                       // Thread: its own (m_pump).
     double bufferWallMs(GstClockTime pts); // wall-clock time at which a buffer's PTS plays. Thread: any.
+    // Rescales the test camera and caps its encoder as the server asks; stops
+    // its video while not shown.
+    void applySendSize(const proto::SendSize& size);
     static GstPadProbeReturn onKeyUnitRequestCb(GstPad*, GstPadProbeInfo* info, gpointer user) noexcept;
     static GstPadProbeReturn onStampVideoCb(GstPad* pad, GstPadProbeInfo* info, gpointer user) noexcept;
     static GstPadProbeReturn onStampAudioCb(GstPad* pad, GstPadProbeInfo* info, gpointer user) noexcept;
@@ -183,6 +189,16 @@ private:
     static gboolean onStdinCb(GIOChannel*, GIOCondition condition, gpointer user) noexcept;
     static GstPadProbeReturn onLossCb(GstPad*, GstPadProbeInfo*, gpointer user) noexcept;
 
+    // signaling.cpp: one HTTP request (Janus, WHIP). `then` runs on the
+    // main thread with the answered message and its body, or with a null
+    // body and the transport error; not at all once the client finishes.
+    using HttpReply = std::function<void(Client&, SoupMessage* message, GBytes* body, const std::string& error)>;
+    void httpSend(const char* method, const std::string& url, const char* contentType, const std::string& body,
+                  HttpReply then);
+    static void onHttpReplyCb(GObject* source, GAsyncResult* result, gpointer user) noexcept;
+    // A reply's body as text ("" for none).
+    static std::string bodyText(GBytes* body);
+
     // janus.cpp: the Janus AudioBridge JSON API over HTTP instead of
     // Tessera's WebSocket (the benchmark's audio-MCU peer). Thread: main.
     using JanusReply = std::function<void(Client&, const Json&)>;
@@ -190,7 +206,20 @@ private:
     void janusPost(const std::string& path, Json body, JanusReply then);
     void janusPoll();
     void onJanusEvent(const Json& event);
-    static void onJanusReplyCb(GObject* source, GAsyncResult* result, gpointer user) noexcept;
+    void onJanusReply(GBytes* body, const std::string& error, const JanusReply& then);
+
+    // whip.cpp: --whip, publishing through WHIP (RFC 9725), and --whep,
+    // watching through WHEP (the same exchange, receive-only): the offer is
+    // POSTed, the answer (with every server candidate) comes back, our
+    // candidates are PATCHed to the resource, DELETE leaves. Thread: main.
+    void whipPublish(const GstSDPMessage* offer, const std::string& text);
+    void onWhipPublished(SoupMessage* message, GBytes* body, const std::string& error);
+    void whipTrickle(unsigned mline, const std::string& candidate); // "" ends the candidates
+    void whipFlush();
+    void whipDelete();
+    bool whipResourceLive() const { return !m_whipResource.empty(); }
+    // "WHEP" when watching (--whep), else "WHIP": for messages.
+    const char* whipLabel() const { return m_options.receiveOnly ? "WHEP" : "WHIP"; }
 
     Options m_options;
     GMainLoop* m_loop; // Borrowed; outlives this.
@@ -233,6 +262,11 @@ private:
     GstElement* m_fileVideoSrc = nullptr; // Borrowed from m_pipeline.
     GstElement* m_fileAudioSrc = nullptr; // Borrowed from m_pipeline.
     std::atomic<bool> m_wantKeyFrame{false};
+    // The test camera's send size (send-size): its scaler's capsfilter, a
+    // valve shut while it is not shown, the encoder whose bit rate is capped.
+    GstElement* m_sendCaps = nullptr;     // Borrowed from m_pipeline.
+    GstElement* m_sendValve = nullptr;    // Borrowed from m_pipeline.
+    GstElement* m_videoEncoder = nullptr; // Borrowed from m_pipeline.
     std::mutex m_pumpMutex;
     std::condition_variable m_pumpWake;
     bool m_pumpStop = false; // guarded by m_pumpMutex
@@ -258,6 +292,16 @@ private:
     std::string m_janusPath; // "/janus/<session>/<handle>" once attached
     std::string m_janusSessionPath;
     std::uint64_t m_janusTransaction = 0;
+    // --whip: the resource (absolute URL) once the POST is answered; our
+    // offer's ICE credentials and m= lines for the PATCH fragments; the
+    // candidate lines gathered per m-line and not yet PATCHed.
+    std::string m_whipResource;
+    std::string m_whipUfrag, m_whipPwd;
+    std::vector<std::string> m_whipMLines;
+    std::vector<std::vector<std::string>> m_whipPending;
+    bool m_whipEnd = false;      // gathering is complete: the next PATCH says so
+    bool m_whipEndSent = false;  // ... and it went
+    bool m_whipPatching = false; // one PATCH at a time, so end-of-candidates comes last
 
     // State and counters.
     State m_state = State::Connecting;

@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
     gdouble duration = 0;
     gdouble connectTimeout = 30;
     gboolean receiveOnly = FALSE;
+    gboolean sendOnly = FALSE;
     gboolean relayOnly = FALSE;
     gboolean holdOffer = FALSE;
     gboolean offerWithoutSsrc = FALSE;
@@ -71,8 +72,11 @@ int main(int argc, char** argv) {
     gboolean stamp = FALSE;
     gboolean readStamp = FALSE;
     gboolean audioOnly = FALSE;
+    gboolean ignoreSendSize = FALSE;
     gchar* janus = nullptr;
     gint64 janusRoom = 1234;
+    gchar* whip = nullptr;
+    gchar* whep = nullptr;
 
     const GOptionEntry entries[] = {
         {"server", 's', 0, G_OPTION_ARG_STRING, &server, "Signaling WebSocket URL (default ws://127.0.0.1:8080/ws)",
@@ -97,6 +101,8 @@ int main(int argc, char** argv) {
         {"connect-timeout", 0, 0, G_OPTION_ARG_DOUBLE, &connectTimeout,
          "Give up (exit 1) if not connected after this many seconds; 0 waits forever (default 30)", "SECONDS"},
         {"receive-only", 0, 0, G_OPTION_ARG_NONE, &receiveOnly, "Send nothing; recvonly transceivers", nullptr},
+        {"send-only", 0, 0, G_OPTION_ARG_NONE, &sendOnly,
+         "Receive nothing; sendonly transceivers (an encoder publishing, e.g. with --whip)", nullptr},
         {"relay-only", 0, 0, G_OPTION_ARG_NONE, &relayOnly,
          "Connect through the TURN servers of 'joined' only (relay candidates)", nullptr},
         {"hold-offer", 0, 0, G_OPTION_ARG_NONE, &holdOffer,
@@ -121,9 +127,19 @@ int main(int argc, char** argv) {
         {"read-stamp", 0, 0, G_OPTION_ARG_NONE, &readStamp,
          "Read those stamps from the received mix and report glass-to-glass latency", nullptr},
         {"audio-only", 0, 0, G_OPTION_ARG_NONE, &audioOnly, "Offer and send audio only", nullptr},
+        {"ignore-send-size", 0, 0, G_OPTION_ARG_NONE, &ignoreSendSize,
+         "Keep sending full size whatever the server's send-size asks (a sender that does not obey)", nullptr},
         {"janus", 0, 0, G_OPTION_ARG_STRING, &janus,
          "Join a Janus AudioBridge room through this HTTP API URL instead (implies --audio-only)", "URL"},
         {"janus-room", 0, 0, G_OPTION_ARG_INT64, &janusRoom, "AudioBridge room id (default 1234)", "ID"},
+        {"whip", 0, 0, G_OPTION_ARG_STRING, &whip,
+         "Publish through this WHIP endpoint (RFC 9725) instead of the WebSocket, e.g. "
+         "http://127.0.0.1:8080/whip/ROOM?name=NAME; --room and --name are then not needed",
+         "URL"},
+        {"whep", 0, 0, G_OPTION_ARG_STRING, &whep,
+         "Watch the room's mix through this WHEP endpoint instead (receive-only, no member of the room), e.g. "
+         "http://127.0.0.1:8080/whep/ROOM?tier=low; --room and --name are then not needed",
+         "URL"},
         {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr},
     };
 
@@ -145,11 +161,29 @@ int main(int argc, char** argv) {
 
     tessera::client::Options options;
     if (server) options.server = server;
-    if (!room || !tessera::protocol::isValidRoomName(room)) return fail("--room is required: 1-64 of [A-Za-z0-9_-]");
-    options.room = room;
-    if (!name || !*name || g_utf8_strlen(name, -1) > 64 || !g_utf8_validate(name, -1, nullptr))
-        return fail("--name is required: 1-64 characters");
-    options.name = name;
+    // With --whip or --whep the endpoint URL names the room (and the name,
+    // in its query). WHEP is the WHIP exchange with a receive-only offer.
+    if (whip && whep) return fail("--whip excludes --whep");
+    if (whip) {
+        if (!g_str_has_prefix(whip, "http://") && !g_str_has_prefix(whip, "https://"))
+            return fail("--whip takes an http:// or https:// URL");
+        if (receiveOnly || janus || holdOffer) return fail("--whip excludes --receive-only, --janus and --hold-offer");
+        options.whip = whip;
+    }
+    if (whep) {
+        if (!g_str_has_prefix(whep, "http://") && !g_str_has_prefix(whep, "https://"))
+            return fail("--whep takes an http:// or https:// URL");
+        if (sendOnly || janus || holdOffer) return fail("--whep excludes --send-only, --janus and --hold-offer");
+        options.whip = whep;
+        receiveOnly = TRUE;
+    }
+    if (room && !tessera::protocol::isValidRoomName(room)) return fail("--room must be 1-64 of [A-Za-z0-9_-]");
+    if (!room && !whip && !whep) return fail("--room is required: 1-64 of [A-Za-z0-9_-]");
+    if (room) options.room = room;
+    if (name && (!*name || g_utf8_strlen(name, -1) > 64 || !g_utf8_validate(name, -1, nullptr)))
+        return fail("--name must be 1-64 characters");
+    if (!name && !whip && !whep) return fail("--name is required: 1-64 characters");
+    if (name) options.name = name;
     if (token) options.token = std::string(token);
     if (caFile) options.caFile = caFile;
     if (maxBitrate < 0) return fail("--max-bitrate must be positive");
@@ -175,6 +209,8 @@ int main(int argc, char** argv) {
     if (!(connectTimeout >= 0)) return fail("--connect-timeout must not be negative");
     options.connectTimeout = connectTimeout;
     options.receiveOnly = receiveOnly;
+    if (sendOnly && receiveOnly) return fail("--send-only excludes --receive-only");
+    options.sendOnly = sendOnly;
     options.relayOnly = relayOnly;
     options.holdOffer = holdOffer;
     options.offerWithoutSsrc = offerWithoutSsrc;
@@ -211,9 +247,11 @@ int main(int argc, char** argv) {
     if (janus) options.janus = janus;
     options.janusRoom = janusRoom;
     options.audioOnly = audioOnly || janus;
+    options.ignoreSendSize = ignoreSendSize;
     if (options.audioOnly && stamp) return fail("--stamp sends video: not with --audio-only or --janus");
 
-    for (gchar* s : {server, room, name, token, caFile, color, detect, record, fileOut, videoCodec, sendFile, janus})
+    for (gchar* s :
+         {server, room, name, token, caFile, color, detect, record, fileOut, videoCodec, sendFile, janus, whip, whep})
         g_free(s);
     g_strfreev(iceAddresses);
 

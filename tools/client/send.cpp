@@ -1,6 +1,8 @@
 // tessera-client: what it sends. Test sources (a solid colour and a tone,
 // or stamps for latency), or a pre-encoded file sent in real time.
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include <gst/app/gstappsrc.h>
 #include <gst/video/video.h>
@@ -84,13 +86,13 @@ bool Client::addTestSenders() {
     std::string encoder;
     switch (m_options.videoCodec) {
     case VideoCodec::Vp8:
-        encoder = "vp8enc deadline=1 cpu-used=8 threads=1 keyframe-max-dist=60 target-bitrate=600000";
+        encoder = "vp8enc name=venc deadline=1 cpu-used=8 threads=1 keyframe-max-dist=60 target-bitrate=600000";
         break;
     case VideoCodec::Vp9:
-        encoder = "vp9enc deadline=1 cpu-used=8 threads=1 keyframe-max-dist=60 target-bitrate=600000";
+        encoder = "vp9enc name=venc deadline=1 cpu-used=8 threads=1 keyframe-max-dist=60 target-bitrate=600000";
         break;
     case VideoCodec::H264:
-        encoder = "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 threads=1 bitrate=600 ! "
+        encoder = "x264enc name=venc tune=zerolatency speed-preset=ultrafast key-int-max=60 threads=1 bitrate=600 ! "
                   "video/x-h264,profile=constrained-baseline,level=(string)3.1";
         break;
     }
@@ -113,13 +115,25 @@ bool Client::addTestSenders() {
         " ! video/x-raw," + (stamped ? "format=I420," : "") + "width=" + std::to_string(m_options.width) +
         ",height=" + std::to_string(m_options.height) + ",framerate=" + std::to_string(m_options.fps) + "/1 ! " +
         (stamped ? "identity name=stamp-video ! " : "") +
-        "videoconvert ! queue max-size-buffers=3 leaky=downstream ! " + encoder + " ! " + payloader +
-        " pt=" + std::to_string(kVideoPayload) +
+        // send-size (applySendSize): the scaler's caps and the valve change as the server asks.
+        "videoconvert ! videoscale ! capsfilter name=send-caps ! valve name=send-valve ! "
+        "queue max-size-buffers=3 leaky=downstream ! " +
+        encoder + " ! " + payloader + " pt=" + std::to_string(kVideoPayload) +
         pinSsrc("application/x-rtp,media=video,encoding-name=" + encoding +
                 ",clock-rate=90000,payload=" + std::to_string(kVideoPayload));
     if (!addSender(audio, audioCodecCaps()) ||
         (!m_options.audioOnly && !addSender(video, videoCodecCaps(m_options.videoCodec))))
         return false;
+    if (!m_options.audioOnly) {
+        GstBin* pipeline = GST_BIN(m_pipeline.get());
+        // Borrowed: the pipeline holds them for the client's life.
+        for (auto [name, element] : {std::pair{"send-caps", &m_sendCaps}, std::pair{"send-valve", &m_sendValve},
+                                     std::pair{"venc", &m_videoEncoder}}) {
+            auto found = ElementRef::adopt(gst_bin_get_by_name(pipeline, name));
+            if (!found) return false;
+            *element = found.get();
+        }
+    }
     if (stamped) {
         for (auto [name, cb] :
              {std::pair{"stamp-audio", &Client::onStampAudioCb}, std::pair{"stamp-video", &Client::onStampVideoCb}}) {
@@ -284,14 +298,57 @@ bool Client::addSender(const std::string& description, const std::string& codecC
         return false;
     }
     CapsPtr caps(gst_caps_from_string(codecCaps.c_str()));
-    g_object_set(transceiver, "direction", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDRECV, "codec-preferences",
-                 caps.get(), nullptr);
+    g_object_set(transceiver, "direction",
+                 m_options.sendOnly ? GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDONLY
+                                    : GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDRECV,
+                 "codec-preferences", caps.get(), nullptr);
     auto srcPad = PadRef::adopt(gst_element_get_static_pad(bin, "src"));
     if (!srcPad || gst_pad_link(srcPad.get(), sinkPad.get()) != GST_PAD_LINK_OK) {
         g_printerr("tessera-client: cannot link \"%s\" to webrtcbin\n", description.c_str());
         return false;
     }
     return true;
+}
+
+// The server's send-size for our camera: the test source is scaled to fit
+// the size asked (aspect kept, never up) and the encoder capped at the bit
+// rate asked; not shown, the valve stops the video until it is shown again,
+// which starts with a key frame. A --send-file sender cannot rescale what is
+// already encoded: it sends on as it is (the server scales it anyway).
+void Client::applySendSize(const proto::SendSize& size) {
+    if (!m_sendCaps) return;
+    gboolean stopped = FALSE;
+    g_object_get(m_sendValve, "drop", &stopped, nullptr);
+    if (!size.active) {
+        if (!stopped) g_object_set(m_sendValve, "drop", TRUE, nullptr);
+        return;
+    }
+    const int w = m_options.width, h = m_options.height;
+    int width = w, height = h;
+    if (size.width > 0 && size.height > 0) {
+        const double scale = std::max({1.0, static_cast<double>(w) / size.width, static_cast<double>(h) / size.height});
+        // Rounded to the nearest even pixel (1 / scale is inexact: 180 / (180 / 112)
+        // must stay 112), never over the size asked.
+        const auto fit = [scale](int side, unsigned most) {
+            const int even = 2 * static_cast<int>(std::lround(side / scale / 2));
+            return std::clamp(even, 2, std::max(2, static_cast<int>(most)));
+        };
+        width = fit(w, size.width);
+        height = fit(h, size.height);
+    }
+    CapsPtr caps(gst_caps_new_simple("video/x-raw", "width", G_TYPE_INT, width, "height", G_TYPE_INT, height, nullptr));
+    g_object_set(m_sendCaps, "caps", caps.get(), nullptr);
+    constexpr std::int64_t kDefaultBitrate = 600'000; // the encoders' target above
+    const std::int64_t bitrate = size.maxBitrate > 0 ? std::min(kDefaultBitrate, size.maxBitrate) : kDefaultBitrate;
+    if (hasProperty(m_videoEncoder, "target-bitrate"))
+        g_object_set(m_videoEncoder, "target-bitrate", static_cast<gint>(bitrate), nullptr); // vp8enc, vp9enc: bit/s
+    else
+        g_object_set(m_videoEncoder, "bitrate", static_cast<guint>(bitrate / 1000), nullptr); // x264enc: kbit/s
+    if (stopped) {
+        g_object_set(m_sendValve, "drop", FALSE, nullptr);
+        gst_element_send_event(m_videoEncoder,
+                               gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
+    }
 }
 
 // Thread: streaming. A key-frame request (PLI/FIR from the server) reached

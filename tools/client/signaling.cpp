@@ -58,6 +58,12 @@ std::string iceStateName(GstWebRTCICEConnectionState s) {
 using WeakClient = std::weak_ptr<Client>;
 void deleteWeak(gpointer p) noexcept { delete static_cast<WeakClient*>(p); }
 
+struct HttpCall {
+    std::weak_ptr<Client> client;
+    Ref<SoupMessage> message; // Owned: the reply's status and headers are read from it.
+    std::function<void(Client&, SoupMessage*, GBytes*, const std::string&)> then;
+};
+
 // The message of a promise reply's "error" field, or "" when there is none.
 std::string promiseError(GstPromise* promise) {
     if (gst_promise_wait(promise) != GST_PROMISE_RESULT_REPLIED) return "promise interrupted or expired";
@@ -183,6 +189,47 @@ void Client::onWsErrorCb(SoupWebsocketConnection*, GError* error, gpointer user)
     });
 }
 
+void Client::httpSend(const char* method, const std::string& url, const char* contentType, const std::string& body,
+                      HttpReply then) {
+    SoupMessage* message = soup_message_new(method, url.c_str());
+    if (!message) {
+        then(*this, nullptr, nullptr, "bad URL " + url);
+        return;
+    }
+    auto owned = Ref<SoupMessage>::adopt(message);
+    if (contentType) {
+        GBytes* bytes = g_bytes_new(body.data(), body.size());
+        soup_message_set_request_body_from_bytes(message, contentType, bytes);
+        g_bytes_unref(bytes);
+    }
+    // The token goes to the WHIP or WHEP endpoint only: Janus's API takes none.
+    if (!m_options.whip.empty() && m_options.token)
+        soup_message_headers_replace(soup_message_get_request_headers(message), "Authorization",
+                                     ("Bearer " + *m_options.token).c_str());
+    soup_session_send_and_read_async(m_session.get(), message, G_PRIORITY_DEFAULT, m_cancellable.get(), onHttpReplyCb,
+                                     new HttpCall{weak_from_this(), std::move(owned), std::move(then)});
+}
+
+std::string Client::bodyText(GBytes* body) {
+    gsize size = 0;
+    const auto* data = body ? static_cast<const char*>(g_bytes_get_data(body, &size)) : nullptr;
+    return std::string(data ? data : "", size);
+}
+
+// Thread: main (libsoup).
+void Client::onHttpReplyCb(GObject* source, GAsyncResult* result, gpointer user) noexcept {
+    const std::unique_ptr<HttpCall> call(static_cast<HttpCall*>(user));
+    glib::guarded("http reply", [&] {
+        GError* error = nullptr;
+        GBytes* bytes = soup_session_send_and_read_finish(SOUP_SESSION(source), result, &error);
+        const GErrorPtr owned(error);
+        const std::unique_ptr<GBytes, decltype(&g_bytes_unref)> body(bytes, g_bytes_unref);
+        auto self = call->client.lock();
+        if (!self || self->m_finishing) return;
+        call->then(*self, call->message.get(), bytes, bytes ? "" : (error ? error->message : "request failed"));
+    });
+}
+
 // Only the given addresses are used for host candidates (libnice gathers on
 // every interface otherwise). Must run before gathering starts.
 bool Client::restrictIce() {
@@ -234,6 +281,10 @@ void Client::connectSignaling() {
     }
     if (!m_options.janus.empty()) {
         janusStart();
+        return;
+    }
+    if (!m_options.whip.empty()) {
+        createOffer(); // no join: the offer is the POST
         return;
     }
     GError* error = nullptr;
@@ -378,6 +429,15 @@ void Client::handle(const proto::AudioOnly& m) {
     emitEvent("audio-only", {{"enabled", m.enabled}, {"reason", m.reason}});
 }
 
+void Client::handle(const proto::SendSize& m) {
+    emitEvent("send-size", {{"source", m.source},
+                            {"active", m.active},
+                            {"width", m.width},
+                            {"height", m.height},
+                            {"maxBitrate", m.maxBitrate}});
+    if (m.source == "camera" && !m_options.ignoreSendSize) applySendSize(m);
+}
+
 void Client::handle(const proto::ErrorMessage& m) {
     m_errors.push_back(m.message);
     emitEvent("error", {{"code", std::string(toString(m.code))}, {"message", m.message}});
@@ -404,7 +464,8 @@ void Client::createOffer() {
     // Channels before the offer, so that it has an m=application section.
     // Ordered and reliable are the defaults.
     for (auto [label, slot] : {std::pair{"chat", &m_chat}, std::pair{"file", &m_file}}) {
-        if (*slot || !m_options.janus.empty()) continue; // AudioBridge has no data channels
+        // AudioBridge has no data channels, and WHIP publishers open none.
+        if (*slot || !m_options.janus.empty() || !m_options.whip.empty()) continue;
         GstWebRTCDataChannel* channel = nullptr;
         g_signal_emit_by_name(m_webrtc, "create-data-channel", label, nullptr, &channel);
         if (!channel) {
@@ -447,7 +508,9 @@ void Client::onOfferCreated(const std::shared_ptr<GstWebRTCSessionDescription>& 
     }
     GCharPtr text(gst_sdp_message_as_text(sent));
     if (sent != offer->sdp) gst_sdp_message_free(sent);
-    if (!m_options.janus.empty()) {
+    if (!m_options.whip.empty()) {
+        whipPublish(offer->sdp, text.get()); // the sent offer's m-lines and credentials are the local ones
+    } else if (!m_options.janus.empty()) {
         Json join = {{"janus", "message"},
                      {"body", {{"request", "join"}, {"room", m_options.janusRoom}, {"display", m_options.name}}},
                      {"jsep", {{"type", "offer"}, {"sdp", text.get()}}}};
@@ -485,7 +548,9 @@ void Client::onLocalCandidate(unsigned mline, const std::string& candidate) {
     c.candidate = candidate;
     if (mline < m_mids.size() && !m_mids[mline].empty()) c.sdpMid = m_mids[mline];
     c.sdpMLineIndex = mline;
-    if (!m_options.janus.empty())
+    if (!m_options.whip.empty())
+        whipTrickle(mline, candidate);
+    else if (!m_options.janus.empty())
         janusPost(m_janusPath,
                   {{"janus", "trickle"}, {"candidate", {{"candidate", candidate}, {"sdpMLineIndex", mline}}}},
                   [](Client&, const Json&) {});
@@ -521,7 +586,9 @@ void Client::onPeerStateNotify() {
 
     if (gathering == GST_WEBRTC_ICE_GATHERING_STATE_COMPLETE && m_offerSent && !m_endOfCandidatesSent) {
         m_endOfCandidatesSent = true;
-        if (!m_options.janus.empty())
+        if (!m_options.whip.empty())
+            whipTrickle(0, "");
+        else if (!m_options.janus.empty())
             janusPost(m_janusPath, {{"janus", "trickle"}, {"candidate", {{"completed", true}}}},
                       [](Client&, const Json&) {});
         else

@@ -29,7 +29,8 @@ public:
     virtual ~PeerListener() = default;
     // Thread: main.
     virtual void onAnswer(const std::string& sdp) = 0;
-    virtual void onLocalCandidate(const protocol::IceCandidate& candidate) = 0;
+    // nullopt once gathering is complete (end of candidates).
+    virtual void onLocalCandidate(const std::optional<protocol::IceCandidate>& candidate) = 0;
     // The peer's media failed (bad offer, ICE/DTLS failure, pipeline error);
     // the room should remove it. The room and other peers go on.
     virtual void onPeerFailed(const std::string& reason) = 0;
@@ -45,6 +46,9 @@ struct PeerOptions {
     std::string name;
     bool receiveOnly = false;
     std::optional<std::int64_t> maxBitrate;
+    // A quality tier's name: the peer receives that tier whatever its link
+    // does (a WHEP viewer's ?tier=); nullopt or unknown: chosen by bandwidth.
+    std::optional<std::string> tier;
 };
 
 struct PeerStats {
@@ -59,6 +63,9 @@ struct PeerStats {
     std::string sendCodec;     // the video codec it sends on its camera line ("vp8", "h264", "vp9"); "": none
     std::string receiveCodec;  // the video codec the composite goes to it in; "": none
     bool connected = false;    // ICE and DTLS up; until then nothing is encoded for it
+    // The size its camera is decoded at (the decoder's output caps), none
+    // before the first decoded frame. With `send-size` obeyed, the size asked.
+    std::optional<protocol::VideoSize> decodedSize;
 };
 
 class Peer {
@@ -104,6 +111,7 @@ struct RoomStats {
         unsigned encoders = 0; // its encoders encoding now: one per tier that has receivers in this codec
     };
     std::vector<Codec> codecs;
+    unsigned liveTargets = 0; // live targets attached (they share one H.264 + AAC encode)
 };
 
 class RoomListener {
@@ -123,9 +131,34 @@ public:
         (void)path;
         (void)offsetSeconds;
     }
+    // Thread: main. The layout shows one of the participant's video sources at
+    // a new largest size, or not at all (docs/protocol.md, `send-size`): tell
+    // the participant. Never called from inside a RoomMedia call.
+    virtual void onSendSize(const std::string& participantId, const protocol::SendSize& size) {
+        (void)participantId;
+        (void)size;
+    }
     // Thread: main. The recorder failed (unwritable target, disk full, an
     // element error) and was removed; the room goes on. No stop follows.
     virtual void onRecordingFailed(const std::string& reason) { (void)reason; }
+    // Thread: main. A live target failed (refused connection, lost network,
+    // unwritable directory) and was removed; the room, the recording and the
+    // other targets go on. Never called from inside a RoomMedia call.
+    virtual void onLiveFailed(const std::string& id, const std::string& reason) {
+        (void)id;
+        (void)reason;
+    }
+};
+
+// One place the room's mix is streamed to live (docs/protocol.md, "Live").
+// Every target of a room shares one encode (H.264 + AAC) of its composite
+// and full mix.
+struct LiveTarget {
+    enum class Kind { Hls, Rtmp };
+    std::string id; // unique in the room
+    Kind kind = Kind::Hls;
+    std::string url;       // rtmp: where to push (validated: protocol::parseLiveStart)
+    std::string directory; // hls: where the playlist and segments go (exists, writable, emptied)
 };
 
 // What to record: the room's composite and its full audio mix.
@@ -165,6 +198,16 @@ public:
         (void)done;
         throw Error(ErrorCode::Conflict, "not recording");
     }
+
+    // Attaches a live target to the running room. Throws Error(Internal) when
+    // it cannot start; a target that fails later is reported through
+    // RoomListener::onLiveFailed.
+    virtual void startLive(const LiveTarget& target) {
+        (void)target;
+        throw Error(ErrorCode::Internal, "this media engine cannot stream live");
+    }
+    // Detaches the target (nothing if it is not attached: it failed already).
+    virtual void stopLive(const std::string& id) { (void)id; }
 };
 
 class Engine {

@@ -9,6 +9,7 @@
 #include "tessera/protocol/config.h"
 #include "tessera/protocol/error.h"
 #include "tessera/protocol/layout_spec.h"
+#include "tessera/protocol/messages.h"
 
 namespace tessera::api {
 
@@ -24,6 +25,11 @@ struct ParticipantSummary {
     std::string sendCodec;                     // the video codec it sends ("vp8", "h264", "vp9"); "": none
     std::string receiveCodec;                  // the video codec it receives the composite in; "": none
     std::optional<std::uint64_t> estimatedBps; // the link's bandwidth estimate; absent until known
+    // The size the server decodes its camera at (the decoder's output);
+    // absent until a frame was decoded.
+    std::optional<protocol::VideoSize> decodedSize;
+    // What its camera was last asked to send (`send-size`); absent until asked.
+    std::optional<protocol::SendSize> sendSize;
 };
 
 struct RoomSummary {
@@ -31,6 +37,19 @@ struct RoomSummary {
     unsigned participants = 0;
     std::string layout;
     bool recording = false;
+    unsigned viewers = 0; // WHEP viewers: no members, not in `participants`
+};
+
+// One live target of a room (docs/protocol.md, "Live streaming").
+struct LiveTargetSummary {
+    std::string id;    // "hls", or "rtmp-N"
+    std::string kind;  // "hls" or "rtmp"
+    std::string url;   // hls: the playlist's path on this server; rtmp: the URL with its stream key hidden
+    std::string state; // "running", "retrying" (waiting to reconnect) or "failed" (stopped for good)
+    bool retry = false;
+    std::string reason;                   // why it failed last; empty while it never failed
+    std::optional<double> retryInSeconds; // retrying: when the next attempt starts
+    unsigned failures = 0;                // how often it failed since it was started
 };
 
 struct RoomDetail {
@@ -38,9 +57,28 @@ struct RoomDetail {
     std::string layout;
     bool recording = false;
     std::vector<ParticipantSummary> participants;
-    std::string recordingFile;  // while recording: the (first) file; serialised when non-empty
-    std::string recordingError; // the last recording failure in this room; serialised when non-empty
+    std::string recordingFile;           // while recording: the (first) file; serialised when non-empty
+    std::string recordingError;          // the last recording failure in this room; serialised when non-empty
+    std::vector<LiveTargetSummary> live; // its live targets; serialised when non-empty
+    // WHEP viewers, in arrival order: no members (not in `participants`,
+    // no tile); sendCodec, bitrateIn, decodedSize and sendSize say nothing.
+    std::vector<ParticipantSummary> viewers;
 };
+
+// POST /api/rooms/{room}/live: {"hls": true, "rtmp": URL or [URL, ...], "retry": bool}.
+struct LiveStart {
+    bool hls = false;
+    std::vector<std::string> rtmp; // checked: isRtmpUrl
+    bool retry = false;
+};
+// The longest RTMP URL taken (platform URLs with their keys are ~100-200 characters).
+inline constexpr std::size_t kMaxRtmpUrl = 1024;
+// rtmp:// or rtmps://, a host, an application path; printable ASCII only,
+// no spaces, at most kMaxRtmpUrl characters.
+bool isRtmpUrl(std::string_view url);
+// The URL without its stream key (the last path segment) and query, for
+// the API and logs: "rtmp://host/app/***".
+std::string redactRtmpUrl(std::string_view url);
 
 // POST /api/rooms/{room}/recording: an empty body or {"format": "mkv"|"webm"|"mp4"}.
 struct RecordingStart {
@@ -95,5 +133,10 @@ std::string serializeRecordingStarted(const std::string& file);
 // {"file": path, "duration": seconds}
 std::string serializeRecordingStopped(const std::string& file, double duration);
 std::string serialize(const RecordingMetadata& metadata);
+// Throws Error(BadRequest) for a body that is not a JSON object, names no
+// target, or holds a bad URL, an unknown key or a wrong type.
+LiveStart parseLiveStart(std::string_view body);
+// {"live": [targets]}
+std::string serializeLive(const std::vector<LiveTargetSummary>& targets);
 
 } // namespace tessera::api

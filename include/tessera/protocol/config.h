@@ -70,6 +70,19 @@ inline bool isRecordingFormat(std::string_view format) {
     return format == "mkv" || format == "webm" || format == "mp4";
 }
 
+// Streaming a room's mix live to HLS and RTMP targets (docs/config.md "Live").
+struct LiveConfig {
+    std::string dir = "live"; // HLS: a directory per room below it; relative to the working directory
+    unsigned maxTargets = 4;  // live targets one room may have at once (HLS and each RTMP URL)
+    unsigned width = 1280;    // the stream's own canvas, pixels (scaled from the composite)
+    unsigned height = 720;
+    unsigned bitrate = 2'000'000;    // bits/s of the stream's H.264
+    unsigned audioBitrate = 128'000; // bits/s of the stream's AAC
+    unsigned segmentSeconds = 2;     // HLS segment length (and the key-frame interval)
+    unsigned playlistLength = 6;     // HLS segments in the playlist; two more are kept on disk
+    unsigned retryMaxSeconds = 60;   // longest wait between reconnects of a target started with "retry"
+};
+
 // HTTPS and WSS on the listen port (docs/security.md). Both or neither.
 struct TlsConfig {
     std::string cert; // PEM certificate (chain) file; empty: plain HTTP
@@ -91,6 +104,8 @@ struct LimitsConfig {
     unsigned dataBurstBytes = 16 * 1024 * 1024;    // ... and at once; then its transfer is cancelled
     unsigned dataBufferedBytes = 4 * 1024 * 1024;  // waiting to go to one receiver; then its transfers are dropped
     unsigned maxCanvasPixels = 3840 * 2160;        // a layout's own canvas; a larger one is refused (400)
+    unsigned viewersPerRoom = 100;                 // WHEP viewers of one room; more get 409 (room-full)
+    unsigned viewersPerAddress = 20;               // WHEP viewers from one client address; more get 429
 };
 
 // TURN REST credentials minted per participant (docs/security.md "TURN").
@@ -124,6 +139,7 @@ struct Config {
     VideoConfig video;
     AudioConfig audio;
     RecordingConfig recording;
+    LiveConfig live;
     LimitsConfig limits;
 };
 

@@ -93,6 +93,20 @@ struct ErrorMessage {
 struct RecordingChanged {
     bool recording = false;
 };
+struct VideoSize {
+    unsigned width = 0, height = 0; // pixels
+    bool operator==(const VideoSize&) const = default;
+};
+// An extension (docs/protocol.md, `send-size`): the largest size and bit
+// rate at which the room shows one of the receiver's own video sources, so
+// that it sends no more than that; `active` false: it is not shown at all.
+struct SendSize {
+    std::string source; // "camera" or "screen"
+    bool active = true;
+    unsigned width = 0, height = 0; // pixels, even; 0 when not active
+    std::int64_t maxBitrate = 0;    // bits/s; 0 when not active
+    bool operator==(const SendSize&) const = default;
+};
 // An extension: the client is sent audio only (enabled, and why: "link",
 // "maxBitrate" or "request"), or video again (enabled false, no reason).
 struct AudioOnly {
@@ -100,7 +114,7 @@ struct AudioOnly {
     std::string reason;
 };
 using ServerMessage = std::variant<Joined, Answer, Candidate, ParticipantJoined, ParticipantLeft, LayoutChanged,
-                                   Speaker, ErrorMessage, RecordingChanged, AudioOnly>;
+                                   Speaker, ErrorMessage, RecordingChanged, SendSize, AudioOnly>;
 
 // One JSON object per message, "type" first.
 std::string serialize(const ServerMessage& message);

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "tessera/protocol/error.h"
+
 namespace tessera::protocol {
 
 inline constexpr std::string_view kTransportCcUri =
@@ -52,6 +54,14 @@ struct OfferPlan {
     std::vector<PlannedLine> added; // new audio and video m-lines, in order
 };
 
+// Thrown by planOffer for an active m-line with none of the server's codecs:
+// a well-formed offer the server cannot take. A BadRequest on the WebSocket
+// (docs/protocol.md); WHIP answers it 422 (RFC 9725).
+class UnsupportedCodec : public Error {
+public:
+    explicit UnsupportedCodec(const std::string& message) : Error(ErrorCode::BadRequest, message) {}
+};
+
 // The most m-lines an offer may have. Each is a transceiver in the peer's
 // webrtcbin; a browser adds one for every screen share it starts (a stopped
 // one stays, inactive), so this is a long call's worth of shares, and a
@@ -63,10 +73,10 @@ inline constexpr unsigned kMaxMlines = 64;
 // first of them it offers in a form the server sends and decodes (H.264:
 // packetization-mode 1, constrained baseline or baseline; VP9: profile 0),
 // whatever the offer's own order. Audio is Opus. Throws Error(BadRequest) for
-// an offer that has no m-line or more than kMaxMlines, removes m-lines, sends
-// more than one screen share at a time (each is a decode and a tile, charged
-// to the room), or offers an active audio or video m-line with none of the
-// server's codecs.
+// an offer that has no m-line or more than kMaxMlines, removes m-lines, or
+// sends more than one screen share at a time (each is a decode and a tile,
+// charged to the room), and UnsupportedCodec for an active audio or video
+// m-line with none of the server's codecs.
 OfferPlan planOffer(std::string_view sdp, const OfferState& before, const std::vector<std::string>& videoCodecs);
 
 // Whether an offer's active audio and video m-lines send media to the server

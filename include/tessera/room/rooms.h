@@ -46,16 +46,29 @@ struct MetricsSnapshot {
         media::RoomStats stats;
         std::vector<Participant> participants; // join order
         bool recording = false;
+        std::vector<api::LiveTargetSummary> live; // its live targets (kind and state)
+        unsigned viewers = 0;                     // WHEP viewers (Rooms::view): no members
     };
     std::vector<Room> rooms;           // sorted by name
     std::uint64_t roomPipelines = 0;   // rooms' media alive: open, finishing a recording, or not yet torn down
     std::uint64_t recordingErrors = 0; // recordings that failed to start or failed while running
+    std::uint64_t liveFailures = 0;    // live targets that failed to start or failed while running
 };
 
 // A recording's file name without extension: the room name with anything
 // but [A-Za-z0-9_-] replaced by '_' (at most 64 characters, never empty), a
 // '-' and the UTC time as YYYYMMDDTHHMMSSZ. Never a path: no '/', no "..".
 std::string recordingStem(std::string_view room, std::int64_t unixMs);
+
+// A WHEP viewer's request (Rooms::view).
+struct ViewRequest {
+    std::string room;
+    std::string name; // shown in the room's details
+    std::optional<std::string> token;
+    // A quality tier's name (video.tiers) to receive whatever the link
+    // does; nullopt: chosen by bandwidth, as for a participant.
+    std::optional<std::string> tier;
+};
 
 class Rooms {
 public:
@@ -71,9 +84,21 @@ public:
     // A participant that sends no offer within limits.joinTimeoutSeconds is
     // removed: its sink gets an error `timeout` and is disconnected.
     std::string join(const protocol::Join& join, ClientSink& sink);
+    // A WHEP viewer (docs/protocol.md): it receives the room's mix on a
+    // receive-only peer and is no member: nobody is told it came or went, it
+    // has no tile, the API lists it under `viewers` and it does not count
+    // against maxParticipants. Its peer shares the room's encoders as any
+    // receiver does. Returns its id, which offer, candidate and leave take
+    // as a participant's. Throws Error(NotFound) when nobody is in the room
+    // (a viewer opens no room), Error(Unauthorized) as join does,
+    // Error(RoomFull) at limits.viewersPerRoom, Error(BadRequest) for an
+    // unknown tier. Viewers hold no room open: when its last participant
+    // leaves, its viewers are removed and their sinks disconnected.
+    std::string view(const ViewRequest& request, ClientSink& sink);
     // Throw Error(NotJoined) for an unknown participant. An offer sending
     // media without a publish grant, or asking for it without a subscribe
-    // grant, is refused: Error(Unauthorized).
+    // grant, is refused: Error(Unauthorized); a viewer's offer that sends
+    // media: Error(BadRequest).
     void offer(const std::string& participantId, const std::string& sdp);
     void candidate(const std::string& participantId, const std::optional<protocol::IceCandidate>& candidate);
     // The client asks for audio only, or video again (the `audio-only` message).
@@ -108,9 +133,26 @@ public:
     // main context once all are complete, at once when there are none.
     void stopAllRecordings(std::function<void()> done);
 
+    // Live streaming (docs/protocol.md, "Live streaming"). Starts the targets
+    // the request names and returns all the room's targets. Error(NotFound)
+    // for an unknown room; Error(Conflict) when a named target runs already
+    // or the room would have more than live.maxTargets; Error(Internal) when
+    // the HLS directory cannot be made. A target that cannot start is
+    // listed as failed (or retrying); the others start all the same.
+    std::vector<api::LiveTargetSummary> startLive(const std::string& room, const api::LiveStart& request);
+    // Stops one target (`id`) or, with `id` empty, every target; returns the
+    // targets left. Error(NotFound) for an unknown room or target,
+    // Error(Conflict) for "every target" of a room that has none.
+    std::vector<api::LiveTargetSummary> stopLive(const std::string& room, const std::string& id);
+    // The directory of the room's HLS stream while it has one (running or
+    // retrying): what GET /live/{room}/... may serve from. nullopt otherwise.
+    std::optional<std::string> hlsDirectory(const std::string& room) const;
+
     MetricsSnapshot metrics() const;
     std::size_t roomCount() const noexcept { return m_rooms.size(); }
-    std::size_t participantCount() const noexcept { return m_participants.size(); }
+    // Members only; viewers apart.
+    std::size_t participantCount() const noexcept { return m_participants.size() - viewerCount(); }
+    std::size_t viewerCount() const noexcept;
 
 private:
     class Room;
@@ -131,7 +173,7 @@ private:
 
     // Listener calls, routed here by Participant and Room.
     void onAnswer(Participant& participant, const std::string& sdp);
-    void onLocalCandidate(Participant& participant, const protocol::IceCandidate& candidate);
+    void onLocalCandidate(Participant& participant, const std::optional<protocol::IceCandidate>& candidate);
     void onPeerFailed(Participant& participant, const std::string& reason);
     void onAudioOnly(Participant& participant, bool audioOnly, const std::string& reason);
     // Relays chat and file messages to the others in the room (docs/protocol.md "Data channels").
@@ -150,12 +192,23 @@ private:
     // Receivers forget the transfers they were too slow for once those are over.
     void forgetEndedTransfers(Room& room);
     void onSpeakerChanged(Room& room, const std::string& participantId);
+    // Tells the participant what the layout needs of its video (`send-size`).
+    void onSendSize(Room& room, const std::string& participantId, const protocol::SendSize& size);
     void onScreenShareChanged(Room& room, const std::string& participantId, bool active);
     // `named`: the spec came from the layout library (a reload may update it).
     void applyLayout(Room& room, const protocol::LayoutSpec& spec, bool named);
     void onRecordingSegment(Room& room, const std::string& path, double offset);
     void onRecordingFailed(Room& room, const std::string& reason);
     void onRecordingStopped(Room& room, const media::RecordingResult& result);
+    struct LiveTarget;
+    void onLiveFailed(Room& room, const std::string& id, const std::string& reason);
+    // Starts (or restarts) the target in media; a failure marks it failed or retrying.
+    void attemptLive(Room& room, LiveTarget& target);
+    void liveTargetFailed(Room& room, LiveTarget& target, const std::string& reason);
+    void onLiveRetry(const std::string& room, const std::string& id);
+    // Stops every live target of a room that closes.
+    void stopAllLive(Room& room);
+    std::vector<api::LiveTargetSummary> liveSummary(const Room& room) const;
     void beginStopRecording(Room& room);
     // Adds a timeline event to the room's recording, if any, and saves its metadata.
     void recordEvent(Room& room, const std::string& event, const std::string& id, const std::string& name);
@@ -182,7 +235,7 @@ private:
     media::Engine& m_engine;  // Borrowed; outlives this.
     LayoutLibrary& m_layouts; // Borrowed; outlives this.
     std::map<std::string, std::unique_ptr<Room>, std::less<>> m_rooms;
-    std::map<std::string, Participant*, std::less<>> m_participants; // Borrowed from their Room.
+    std::map<std::string, Participant*, std::less<>> m_participants; // Borrowed from their Room; viewers too.
     // Removed participants and rooms wait here until no Rooms call or media
     // callback is on the stack: a peer is never destroyed from inside its
     // own handleOffer() or listener call. Peers die before their RoomMedia.
@@ -195,6 +248,7 @@ private:
     // plus skew, seconds since the epoch); forgotten after that.
     std::map<std::string, std::int64_t, std::less<>> m_revokedTokens;
     std::uint64_t m_recordingErrors = 0;
+    std::uint64_t m_liveFailures = 0;
     unsigned m_depth = 0;         // nesting of public calls and listener callbacks
     unsigned m_collectSource = 0; // pending idle collection (GLib source id), 0: none
 };

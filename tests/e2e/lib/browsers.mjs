@@ -55,10 +55,14 @@ export class ChromiumParticipant {
     return this;
   }
 
-  /** Opens a fresh context and page (a participant may join several rooms in turn). */
-  async open(url) {
+  /**
+   * Opens a fresh context and page (a participant may join several rooms in turn); `initScript` runs in the page
+   * before any of its own (a browser without some API).
+   */
+  async open(url, { initScript } = {}) {
     if (this.context) await this.context.close().catch(() => {});
     this.context = await this.browser.newContext({ viewport: { width: 1280, height: 900 } });
+    if (initScript) await this.context.addInitScript(initScript);
     this.page = await this.context.newPage();
     this.page.on('console', (m) => this.log(`console.${m.type()}: ${m.text()}`));
     this.page.on('pageerror', (e) => this.problem(`uncaught error: ${e.stack || e.message}`));

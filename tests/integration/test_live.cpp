@@ -1,0 +1,288 @@
+// Live streaming of the mix (issue 14): a real room of tessera-clients goes
+// live to HLS, read back over HTTP with ffprobe and decoded, and to RTMP, a
+// local ffmpeg RTMP server started by the test (in the test's loopback-only
+// namespace); killing that server fails only its target.
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "decode.h"
+#include "files.h"
+#include "harness.h"
+
+using namespace tessera::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kFfmpeg = "/usr/bin/ffmpeg";
+constexpr const char* kFfprobe = "/usr/bin/ffprobe";
+constexpr const char* kRtmpUrl = "rtmp://127.0.0.1:19350/live/test";
+
+// A small call (smallCall) streamed at its own size, which decodeFile reads.
+std::vector<std::string> liveArgs(const std::string& dir) {
+    const std::string config = dir + "/config.json";
+    std::ofstream(config) << R"({"live": {"dir": ")" << dir
+                          << R"(/live", "width": 640, "height": 360, "bitrate": 600000, "audioBitrate": 96000}})";
+    return smallCall({"--config", config});
+}
+
+// Runs a program to its exit; returns its stdout.
+std::string output(const std::vector<std::string>& argv, const std::string& log) {
+    Process process(argv, log);
+    std::string out;
+    const auto deadline = Clock::now() + kDeadline;
+    while (auto line = process.readLine(deadline)) out += *line + "\n";
+    const auto status = process.wait(deadline);
+    INFO(argv[0] << ": " << logTail(log));
+    CHECK(status == 0);
+    return out;
+}
+
+// The seconds the HLS playlist has streamed so far: what it lists, and what
+// it no longer lists (EXT-X-MEDIA-SEQUENCE segments of live.segmentSeconds).
+double streamedSeconds(const std::string& playlist) {
+    static const std::regex sequence(R"(#EXT-X-MEDIA-SEQUENCE:(\d+))"), extinf(R"(#EXTINF:([0-9.]+))");
+    double seconds = 0;
+    std::smatch m;
+    if (std::regex_search(playlist, m, sequence)) seconds += 2.0 * std::stod(m[1].str());
+    for (std::sregex_iterator it(playlist.begin(), playlist.end(), extinf), end; it != end; ++it)
+        seconds += std::stod((*it)[1].str());
+    return seconds;
+}
+
+double streamed(Server& server, const std::string& room) {
+    const auto r = httpRequest("GET", server.http() + "/live/" + room + "/index.m3u8");
+    return r.status == 200 ? streamedSeconds(r.body) : 0;
+}
+
+// The live target with this id in the room's details ({} when absent).
+Json target(const Json& room, const std::string& id) {
+    if (room.is_object())
+        for (const auto& t : room.value("live", Json::array()))
+            if (t.value("id", "") == id) return t;
+    return Json::object();
+}
+
+// The two-participant grid's colours at their tiles, and their tones.
+void checkMix(const Decoded& d, const std::vector<Participant>& who, const std::string& what) {
+    INFO(what << ": " << d.frames.size() << " frames, " << d.chunks.size() << " audio chunks, error '" << d.error
+              << "'");
+    REQUIRE(d.frames.size() > 15);
+    REQUIRE(d.chunks.size() > 20);
+    const auto centres = gridCentres(who.size());
+    const Decoded::Frame& frame = d.frames[d.frames.size() * 3 / 4];
+    for (std::size_t k = 0; k < who.size(); ++k) {
+        const auto c = colourAt(frame, centres[k].first, centres[k].second);
+        INFO(who[k].name << "'s tile at " << frame.pts << " s: " << int(c.r) << "," << int(c.g) << "," << int(c.b));
+        CHECK(looksLike(c, who[k].rgb));
+    }
+    const double from = d.chunks.front().pts, to = d.chunks.back().end;
+    std::vector<double> tones;
+    for (const auto& p : who) tones.push_back(p.tone);
+    const auto levels = toneLevels(d, from + (to - from) / 4, to - (to - from) / 4, tones);
+    for (std::size_t k = 0; k < who.size(); ++k) {
+        INFO(who[k].tone << " Hz at " << levels[k] << " dBFS");
+        CHECK(levels[k] > -30);
+    }
+}
+
+// A local RTMP server: ffmpeg receiving one stream into a file.
+std::unique_ptr<Process> rtmpServer(const std::string& file) {
+    return std::make_unique<Process>(std::vector<std::string>{kFfmpeg, "-nostdin", "-hide_banner", "-loglevel", "info",
+                                                              "-listen", "1", "-i", kRtmpUrl, "-c", "copy", "-y", file},
+                                     logFor("rtmp-server"));
+}
+
+} // namespace
+
+TEST_CASE("live HLS: ffprobe finds H.264 + AAC, the stream grows, a segment shows the room's colours and tones",
+          "[live][hls]") {
+    const std::string dir = freshDir("live");
+    Server server(liveArgs(dir));
+    const std::vector<Participant> duo = {kTrio[0], kTrio[1]};
+    auto clients = joinAll(server, "hls", duo);
+    for (auto& c : clients) c->waitEvent("first-frame");
+
+    auto start = httpRequest("POST", server.http() + "/api/rooms/hls/live", R"({"hls": true})");
+    REQUIRE(start.status == 201);
+    const Json started = jsonOf(start);
+    CHECK(started["live"][0]["url"] == "/live/hls/index.m3u8");
+    CHECK(started["live"][0]["state"] == "running");
+
+    // The playlist appears once the first segment is complete, and grows.
+    double first = 0;
+    REQUIRE(waitUntil([&] { return (first = streamed(server, "hls")) >= 4; }));
+    const auto playlist = httpRequest("GET", server.http() + "/live/hls/index.m3u8");
+    CHECK(playlist.headers.find("content-type")->second == "application/vnd.apple.mpegurl");
+    double later = 0;
+    REQUIRE(waitUntil([&] { return (later = streamed(server, "hls")) >= first + 4; }));
+    INFO("streamed " << first << " s, then " << later << " s");
+
+    const std::string probe = output({kFfprobe, "-v", "error", "-show_entries", "stream=codec_type,codec_name", "-of",
+                                      "compact", server.http() + "/live/hls/index.m3u8"},
+                                     logFor("ffprobe"));
+    INFO("ffprobe: " << probe);
+    CHECK(probe.find("codec_name=h264|codec_type=video") != std::string::npos);
+    CHECK(probe.find("codec_name=aac|codec_type=audio") != std::string::npos);
+
+    // The newest segment listed, fetched as a player would, decoded.
+    static const std::regex segment(R"((segment\d+\.ts))");
+    std::string name;
+    for (std::sregex_iterator it(playlist.body.begin(), playlist.body.end(), segment), end; it != end; ++it)
+        name = (*it)[1].str();
+    REQUIRE(!name.empty());
+    const auto ts = httpRequest("GET", server.http() + "/live/hls/" + name);
+    REQUIRE(ts.status == 200);
+    CHECK(ts.headers.find("content-type")->second == "video/mp2t");
+    const std::string file = dir + "/" + name;
+    std::ofstream(file, std::ios::binary) << ts.body;
+    checkMix(decodeFile(file), duo, name);
+
+    CHECK(server.metric(R"(tessera_live_targets{room="hls",kind="hls",state="running"})") == 1);
+    auto stop = httpRequest("DELETE", server.http() + "/api/rooms/hls/live");
+    CHECK(stop.status == 200);
+    CHECK(jsonOf(stop)["live"].empty());
+    // Stopped: nothing is served any more.
+    CHECK(httpRequest("GET", server.http() + "/live/hls/index.m3u8").status == 404);
+    CHECK_FALSE(jsonOf(httpRequest("GET", server.http() + "/api/rooms/hls")).contains("live"));
+    for (auto& c : clients) c->leave();
+}
+
+TEST_CASE("live RTMP: a local RTMP server gets the room's colours and tones; killed, only its target fails",
+          "[live][rtmp]") {
+    const std::string dir = freshDir("live");
+    Server server(liveArgs(dir));
+    const std::vector<Participant> duo = {kTrio[0], kTrio[1]};
+    auto clients = joinAll(server, "rtmp", duo);
+    for (auto& c : clients) c->waitEvent("first-frame");
+    const std::string api = server.http() + "/api/rooms/rtmp/live";
+
+    // HLS and RTMP at once, from one encode.
+    const std::string flv = dir + "/out.flv";
+    auto ffmpeg = rtmpServer(flv);
+    // ffmpeg listens once it has started; a target started before that is
+    // refused, and retries until it is not.
+    auto start =
+        httpRequest("POST", api, std::string(R"({"hls": true, "rtmp": ")") + kRtmpUrl + R"(", "retry": true})");
+    REQUIRE(start.status == 201);
+    REQUIRE(waitUntil([&] { return fs::exists(flv) && fs::file_size(flv) > 100'000; }));
+    // Stopped, the RTMP stream ends and ffmpeg finishes its file.
+    auto stop = httpRequest("DELETE", api + "/rtmp-1");
+    REQUIRE(stop.status == 200);
+    CHECK(jsonOf(stop)["live"].size() == 1); // HLS goes on
+    REQUIRE(ffmpeg->wait(Clock::now() + kDeadline));
+    checkMix(decodeFile(flv), duo, "out.flv");
+
+    // A second server, killed mid-stream: only its target fails.
+    const std::string flv2 = dir + "/out2.flv";
+    ffmpeg = rtmpServer(flv2);
+    start = httpRequest("POST", api, std::string(R"({"rtmp": ")") + kRtmpUrl + R"(", "retry": true})");
+    REQUIRE(start.status == 201);
+    const std::string id = jsonOf(start)["live"][1].value("id", "");
+    CHECK(id == "rtmp-2");
+    REQUIRE(waitUntil([&] { return fs::exists(flv2) && fs::file_size(flv2) > 0; }));
+    REQUIRE(waitRoom(server, "rtmp", [&](const Json& r) {
+                return target(r, id).value("state", "") == "running";
+            }).is_object());
+    const double before = streamed(server, "rtmp");
+    std::vector<int> framesBefore;
+    for (auto& c : clients) framesBefore.push_back(c->report().value("frames", 0));
+    ffmpeg->kill(SIGKILL);
+    ffmpeg->wait(Clock::now() + kDeadline);
+    const Json room = waitRoom(server, "rtmp", [&](const Json& r) {
+        return target(r, id).value("failures", 0) >= 1 && target(r, id).value("state", "") != "running";
+    });
+    INFO("room: " << room.dump());
+    const Json failed = target(room, id);
+    CHECK(failed.value("state", "") == "retrying"); // it asked for retries
+    CHECK_FALSE(failed.value("reason", "").empty());
+    CHECK(target(room, "hls").value("state", "") == "running");
+    CHECK(server.metric(R"(tessera_live_failures_total)") >= 1);
+    // HLS goes on, and so does the call.
+    CHECK(waitUntil([&] { return streamed(server, "rtmp") >= before + 4; }));
+    for (std::size_t k = 0; k < clients.size(); ++k) {
+        const int was = framesBefore[k];
+        const Json r = clients[k]->waitReport([&](const Json& j) { return j.value("frames", 0) > was + 30; });
+        CHECK(r.value("frames", 0) > was + 30);
+    }
+    // Without a server it keeps failing, waiting longer each time; a server back: it runs again.
+    CHECK(waitRoom(server, "rtmp", [&](const Json& r) { return target(r, id).value("failures", 0) >= 2; }).is_object());
+    ffmpeg = rtmpServer(dir + "/out3.flv");
+    const Json back =
+        waitRoom(server, "rtmp", [&](const Json& r) { return target(r, id).value("state", "") == "running"; });
+    INFO("room: " << back.dump());
+    CHECK(target(back, id).value("state", "") == "running");
+    CHECK(httpRequest("DELETE", api).status == 200);
+    for (auto& c : clients) c->leave();
+}
+
+TEST_CASE("live API: unknown room 404, bad JSON and bad URLs 400, limits 409, no token 401, only the room's files",
+          "[live][api]") {
+    const std::string dir = freshDir("live");
+    auto args = liveArgs(dir);
+    args.insert(args.end(), {"--admin-token", "sesame"});
+    Server server(args);
+    auto clients = joinAll(server, "api", {kTrio[0]});
+    clients[0]->waitEvent("first-frame");
+    const std::string api = server.http() + "/api/rooms/api/live";
+    const auto expect = [](const HttpResponse& r, int status, const std::string& code) {
+        INFO("body " << r.body);
+        CHECK(r.status == status);
+        if (!code.empty()) CHECK(jsonOf(r).value("error", "") == code);
+    };
+    expect(httpRequest("POST", api, R"({"hls": true})"), 401, "unauthorized");
+    expect(httpRequest("POST", api, R"({"hls": true})", "wrong"), 401, "unauthorized");
+    expect(httpRequest("DELETE", api), 401, "unauthorized");
+    expect(httpRequest("POST", server.http() + "/api/rooms/nope/live", R"({"hls": true})", "sesame"), 404, "not-found");
+    expect(httpRequest("POST", api, R"({"hls": tru)", "sesame"), 400, "bad-request");
+    expect(httpRequest("POST", api, R"({})", "sesame"), 400, "bad-request");
+    for (const char* url : {"http://127.0.0.1/live/x", "rtmp://127.0.0.1", "rtmp://h/app key", "file:///etc/passwd"})
+        expect(httpRequest("POST", api, Json{{"rtmp", url}}.dump(), "sesame"), 400, "bad-request");
+    expect(httpRequest("POST", api, Json{{"rtmp", "rtmp://h/app/" + std::string(1100, 'k')}}.dump(), "sesame"), 400,
+           "bad-request");
+    expect(httpRequest("DELETE", api, {}, "sesame"), 409, "conflict");
+    expect(httpRequest("PUT", api, R"({"hls": true})", "sesame"), 405, "");
+
+    // Four targets at most (live.maxTargets): the fifth is refused, nothing of it starts.
+    auto start = httpRequest("POST", api,
+                             R"({"hls": true, "rtmp": ["rtmp://127.0.0.1:1/a/1", "rtmp://127.0.0.1:1/a/2",
+                                 "rtmp://127.0.0.1:1/a/3"]})",
+                             "sesame");
+    expect(start, 201, "");
+    expect(httpRequest("POST", api, R"({"rtmp": "rtmp://127.0.0.1:1/a/4"})", "sesame"), 409, "conflict");
+    expect(httpRequest("POST", api, R"({"hls": true})", "sesame"), 409, "conflict");
+    // Nothing listens on port 1: each RTMP target fails, alone, with its reason.
+    Json room;
+    waitUntil([&] {
+        const auto r = httpRequest("GET", server.http() + "/api/rooms/api", {}, "sesame");
+        if (r.status != 200) return false;
+        room = Json::parse(r.body);
+        return room["live"].size() == 4 && room["live"][1].value("state", "") == "failed" &&
+               room["live"][2].value("state", "") == "failed" && room["live"][3].value("state", "") == "failed";
+    });
+    INFO("room " << room.dump());
+    CHECK(room["live"][0].value("state", "") == "running");
+    CHECK(room["live"][1].value("reason", "").find("refused") != std::string::npos);
+    CHECK(room["live"][1].value("url", "") == "rtmp://127.0.0.1:1/a/***");
+    expect(httpRequest("DELETE", api + "/rtmp-9", {}, "sesame"), 404, "not-found");
+    expect(httpRequest("DELETE", api + "/rtmp-3", {}, "sesame"), 200, "");
+
+    // /live serves the room's playlist and segments by name, nothing else.
+    REQUIRE(waitUntil([&] { return streamed(server, "api") > 0; }));
+    for (const std::string path :
+         {"/live/api/%2e%2e/%2e%2e/etc/passwd", "/live/%2e%2e/api/index.m3u8", "/live/api/config.json",
+          "/live/api/segment.ts", "/live/api/segment1.ts.m3u8", "/live/nope/index.m3u8", "/live/api",
+          "/live/api/x/index.m3u8", "/live/api/segment99999.ts"}) {
+        INFO(path);
+        CHECK(httpRequest("GET", server.http() + path).status / 100 == 4);
+    }
+    CHECK(httpRequest("POST", server.http() + "/live/api/index.m3u8").status == 405);
+    expect(httpRequest("DELETE", api, {}, "sesame"), 200, "");
+    clients[0]->leave();
+}
