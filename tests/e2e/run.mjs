@@ -952,6 +952,40 @@ test('"Audio only" stops the video, says so and keeps the sound; "Video on" brin
   }
 });
 
+test('a page that joins with maxBitrate 64000 says "Audio only", decodes no video and hears the others', async (ctx) => {
+  const room = roomName('e2e-audio-64k');
+  const [red, green] = [PARTICIPANT_MEDIA[0], PARTICIPANT_MEDIA[1]];
+  let clients = [];
+  let page = null;
+  let heard = null;
+  try {
+    clients = await twoClientsIn(ctx, room);
+    page = await launchParticipant(ctx, 'Slow-link', PARTICIPANT_MEDIA[2]);
+    // The bandwidth a user on a 64 kbit/s link declares (join's maxBitrate).
+    await page.open(pageUrl(ctx, room, page.name, { maxBitrate: '64000' }));
+    await waitConnected(page);
+    const shown = () => page.eval(() => window.tessera.audioOnlyShown);
+    await waitFor('the page to show "Audio only" for its bandwidth limit', async () => {
+      const s = await shown();
+      return s.label === 'Audio only' && /bandwidth limit/.test(s.stage) && (await page.eval(() => window.tessera.audioOnly)) === 'maxBitrate';
+    }, { timeout: seconds(30), describe: async () => `shown ${short(await shown())}; ${await page.describe()}` });
+    const details = await (await fetch(new URL(`/api/rooms/${room}`, ctx.url))).json();
+    const tier = details.participants?.find((p) => p.name === page.name)?.tier;
+    if (tier !== 'audio') throw new Error(`GET /api/rooms says the page receives tier ${tier}, not "audio"`);
+    await waitFor('the page to hear both clients', async () => {
+      heard = await hearTones(page, [red.freq, green.freq]);
+      return heard && heard[red.freq] >= 25 && heard[green.freq] >= 25;
+    }, { timeout: seconds(45), interval: 500, describe: () => `dB above the noise floor: ${JSON.stringify(heard)}` });
+    // Audio only from its join on: not one video frame reached it.
+    const frames = await framesDecoded(page);
+    if (frames !== 0) throw new Error(`the page decoded ${frames} video frames on the audio-only tier`);
+  } finally {
+    if (page) await screenshots(ctx, [page], 'audio-only-64k');
+    for (const c of clients) await c.stop();
+    await page?.close();
+  }
+});
+
 /** Two tessera-clients, red (440 Hz) and green (660 Hz), connected in `room`, measuring the tones `detect` (Hz). */
 async function twoClientsIn(ctx, room, detect = []) {
   const clients = [];
