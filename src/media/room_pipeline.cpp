@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <utility>
 
 #include <gst/video/video.h>
 
@@ -278,6 +279,7 @@ RoomPipeline::~RoomPipeline() {
     // stopRecording()). Its bin stops apart: its writes may hang.
     if (m_recorder) m_recorder->isolate();
     if (m_live) m_live->isolate();
+    for (const auto& live : m_closingLive) live->isolate();
     // Flush first: a live aggregator whose output already stopped (a peer's
     // webrtcbin going NULL) would otherwise keep an upstream queue blocked in
     // its chain function, and the NULL transition waits for that queue's
@@ -286,6 +288,7 @@ RoomPipeline::~RoomPipeline() {
     gst_element_set_state(m_pipeline.get(), GST_STATE_NULL);
     m_recorder.reset();
     m_live.reset();
+    m_closingLive.clear();
     GST_CAT_INFO(tessera_media_debug, "room %s: pipeline stopped", m_room.c_str());
 }
 
@@ -348,7 +351,15 @@ void RoomPipeline::closeLiveIfIdle() {
     live->close([this, live] {
         // Thread: main; not once the stream is gone (Branch::remove), which this outlives.
         std::erase_if(m_closingLive, [live](const auto& l) { return l.get() == live; });
+        if (!m_closingLive.empty()) return;
+        for (const auto& done : std::exchange(m_liveStopped, {})) done();
     });
+}
+
+bool RoomPipeline::whenLiveStopped(std::function<void()> done) {
+    if (m_closingLive.empty()) return false;
+    m_liveStopped.push_back(std::move(done));
+    return true;
 }
 
 void RoomPipeline::removeRecorder(const std::string& error) {
@@ -906,6 +917,13 @@ void RoomPipeline::onBusMessage(GstMessage* message) {
         }
         closeLiveIfIdle();
         return;
+    }
+    // A closing stream's targets end their streams (their EOS) and report it.
+    for (const auto& live : m_closingLive) {
+        if (live->owns(message)) {
+            live->onMessage(message); // no target left to fail
+            return;
+        }
     }
     switch (GST_MESSAGE_TYPE(message)) {
     case GST_MESSAGE_ERROR: {

@@ -199,8 +199,17 @@ public:
         (void)target;
         throw Error(ErrorCode::Internal, "this media engine cannot stream live");
     }
-    // Detaches the target (nothing if it is not attached: it failed already).
+    // Detaches the target (nothing if it is not attached: it failed already);
+    // it ends its stream (the last HLS segment and #EXT-X-ENDLIST) on its own
+    // time, within a bound.
     virtual void stopLive(const std::string& id) { (void)id; }
+    // Whether stopped targets are still ending their streams: then `done`
+    // runs on the main context once all have (and the live encoder is gone),
+    // never from inside this call nor after this object is destroyed.
+    virtual bool whenLiveStopped(std::function<void()> done) {
+        (void)done;
+        return false;
+    }
 };
 
 class Engine {
