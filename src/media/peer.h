@@ -3,11 +3,12 @@
 // of what it sends, and the send branches of what it receives (the shared
 // video and its own mix-minus audio).
 //
-//   vtee ─► queue ! pay ──────────────────────────► webrtcbin.sink_<video>
-//   the room's K+1 Opus tees ─► funnel ! queue ! pay ─► webrtcbin.sink_<audio>
-//     (an AudioSwitch passes one of them, switching on packet boundaries)
-//   webrtcbin.src (audio) ─► decode ! tee ─► queue ─► room audiomixer (full mix)
-//                                         └─► each of the room's K slot mixers
+//   vtee ─► pay ──────────────────────────► webrtcbin.sink_<video>
+//   the room's K+1 Opus tees ─► funnel ! pay ─► webrtcbin.sink_<audio>
+//     (an AudioSwitch passes one of them, switching on packet boundaries;
+//     no queues: the encoders' threads send, peer_branches.cpp says why)
+//   webrtcbin.src (audio) ─► decode ! tee ─► room audiomixer (full mix)
+//                                      └─► each of the room's K slot mixers
 //   webrtcbin.src (video) ─► decode ! queue ─► room compositor
 //
 // PeerCore is one class in several files, one per responsibility:

@@ -28,13 +28,36 @@ void styleLabel(GstElement* label, unsigned tileHeight) {
     gst_util_set_object_arg(G_OBJECT(label), "halignment", "left");
 }
 
+namespace {
+
+// webrtcbin's RTP session sends every transport-cc feedback it gets upstream
+// as an "RTPTWCCPackets" event, for encoders that adapt to it. Ours do not
+// (the estimate comes from the session's twcc-stats, peer_bwe.cpp), but the
+// event still climbs through the payloader, the shared encoder, the
+// compositor or mixer and every sender's decode and receive chain: ~230 pads
+// per feedback in a room of two, for each receiver ~30 times a second, which
+// was most of a WHEP viewer's cost. It stops where it leaves webrtcbin.
+void stopTransportCcEvents(GstPad* src) {
+    gst_pad_add_probe(
+        src, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM,
+        [](GstPad*, GstPadProbeInfo* info, gpointer) noexcept {
+            GstEvent* event = GST_PAD_PROBE_INFO_EVENT(info);
+            return GST_EVENT_TYPE(event) == GST_EVENT_CUSTOM_UPSTREAM && gst_event_has_name(event, "RTPTWCCPackets")
+                       ? GST_PAD_PROBE_DROP
+                       : GST_PAD_PROBE_OK;
+        },
+        nullptr, nullptr);
+}
+
+} // namespace
+
 void PeerCore::buildSendBranches() {
     m_sending = true;
     GstBin* bin = GST_BIN(m_bin.get());
-    std::vector<GstElement*> added;
 
     auto linkToWebrtc = [&](GstElement* last, GstPad* sink) {
         GstPad* src = gst_element_get_static_pad(last, "src");
+        stopTransportCcEvents(src);
         GstPadLinkReturn r = gst_pad_link(src, sink);
         if (r != GST_PAD_LINK_OK)
             GST_CAT_ERROR(tessera_media_debug, "peer %s: link to webrtcbin %s failed: %s", m_id.c_str(),
@@ -47,20 +70,23 @@ void PeerCore::buildSendBranches() {
         if (ssrc) g_object_set(pay.get(), "ssrc", ssrc, nullptr);
     };
 
+    // No queue in front of the payloaders: the shared encoder's thread
+    // payloads, encrypts and sends for each of its receivers in turn. None of
+    // that can block once the client is connected (webrtcbin holds RTP back
+    // only until the DTLS keys are set, which is before "connected", and
+    // sends on non-blocking sockets), and a queue per receiver cost a thread
+    // waking for every packet (docs/architecture.md, "Threads").
     if (m_videoSink) {
-        GstElement* queue = leakyQueue(60);
         // The codec the client's camera line negotiated, the one its shared encoder (takeTier) produces.
         ElementRef payBin = m_parts.fragments->makeBin("pay-" + m_offer.cameraCodec);
         GstElement* pay = payBin.get();
-        gst_bin_add_many(bin, queue, pay, nullptr);
-        gst_element_link(queue, pay);
+        gst_bin_add(bin, pay);
         setPayload(pay, m_offer.videoPt, m_videoSsrc);
         enableTransportCc(pay);
         linkToWebrtc(pay, m_videoSink.get());
-        added.insert(added.end(), {pay, queue});
-        GstPad* qsink = gst_element_get_static_pad(queue, "sink");
-        PadRef entry = PadRef::borrow(ghostPad(m_bin.get(), qsink, true));
-        gst_object_unref(qsink);
+        GstPad* paySink = gst_element_get_static_pad(pay, "sink");
+        PadRef entry = PadRef::borrow(ghostPad(m_bin.get(), paySink, true));
+        gst_object_unref(paySink);
         // The first tier fits the bandwidth the client declared (the
         // selector's first update); its loss reports move it later
         // (updateTier). A tier asked for by name stays: no selector.
@@ -74,11 +100,10 @@ void PeerCore::buildSendBranches() {
             m_tiers->update({m_options.maxBitrate, std::nullopt, std::nullopt}, g_get_monotonic_time() / 1000);
             m_videoTeePad = takeTier(m_tiers->currentIndex());
         }
-        for (GstElement* e : added) gst_element_sync_state_with_parent(e);
+        gst_element_sync_state_with_parent(pay);
         gst_pad_link(m_videoTeePad.get(), entry.get());
         watchKeyFrameRequests(entry.get());
         m_videoEntry = entry;
-        added.clear();
     }
     if (m_audioSink) {
         // The room's Opus encodes (the full mix, and each speaker slot's
@@ -86,14 +111,13 @@ void PeerCore::buildSendBranches() {
         // receiver lets one through at a time. One payloader keeps its RTP
         // sequence numbers and timestamps continuous across a switch.
         GstElement* funnel = make("funnel");
-        GstElement* queue = leakyQueue(50);
         ElementRef payBin = m_parts.fragments->makeBin("pay-opus");
         GstElement* pay = payBin.get();
-        gst_bin_add_many(bin, funnel, queue, pay, nullptr);
-        gst_element_link_many(funnel, queue, pay, nullptr);
+        gst_bin_add_many(bin, funnel, pay, nullptr);
+        gst_element_link(funnel, pay);
         setPayload(pay, m_offer.audioPt, m_audioSsrc);
         linkToWebrtc(pay, m_audioSink.get());
-        for (GstElement* e : {pay, queue, funnel}) gst_element_sync_state_with_parent(e);
+        for (GstElement* e : {pay, funnel}) gst_element_sync_state_with_parent(e);
         m_room.addAudioOutput(m_id, funnel);
     }
 }
