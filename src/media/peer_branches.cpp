@@ -293,6 +293,24 @@ void PeerCore::watchLevels(GstElement* tee) {
     gst_object_unref(in);
 }
 
+DecodeGate::DecodeGate(GstPad* decoderSink) : m_sink(PadRef::borrow(decoderSink)) {
+    using Flag = std::shared_ptr<std::atomic<bool>>;
+    gst_pad_add_probe(
+        decoderSink, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
+        [](GstPad*, GstPadProbeInfo*, gpointer d) noexcept {
+            // Thread: streaming (the participant's jitter buffer's).
+            return (*static_cast<Flag*>(d))->load() ? GST_PAD_PROBE_OK : GST_PAD_PROBE_DROP;
+        },
+        new Flag(m_open), [](gpointer d) noexcept { delete static_cast<Flag*>(d); });
+}
+
+void DecodeGate::setOpen(bool open) {
+    if (m_open->exchange(open) == open || !open) return;
+    // Upstream from the decoder's sink: webrtcbin's RTP session turns it into
+    // a PLI (or FIR) to the sender, as it does a depayloader's own request.
+    gst_pad_push_event(m_sink.get(), gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
+}
+
 // Thread: streaming, under m_mutex.
 void PeerCore::linkVideoInput(GstPad* pad, bool screenShare, const std::string& codec) {
     GstBin* bin = GST_BIN(m_bin.get());
@@ -323,6 +341,7 @@ void PeerCore::linkVideoInput(GstPad* pad, bool screenShare, const std::string& 
     gst_element_sync_state_with_parent(decode.get());
     GstPad* sink = gst_element_get_static_pad(decode.get(), "sink");
     gst_pad_link(pad, sink);
+    auto gate = std::make_shared<DecodeGate>(sink);
     gst_object_unref(sink);
 
     ElementRef scale = requireByName(GST_BIN(decode.get()), "scale");
@@ -336,6 +355,7 @@ void PeerCore::linkVideoInput(GstPad* pad, bool screenShare, const std::string& 
                        ElementRef::borrow(label),
                        std::move(scale),
                        requireByName(GST_BIN(decode.get()), "tile")};
+    source.gate = std::move(gate);
     post(weak_from_this(), [source = std::move(source)](PeerCore& core) mutable {
         if (core.m_bin) core.m_room.addSource(std::move(source));
     });

@@ -451,6 +451,8 @@ RoomStats RoomPipeline::stats() const {
     s.opusEncoders = countElements(pipeline(), "opusenc") - roomEncodes;
     for (unsigned source = 0; source < roomEncodes; ++source) s.opusEncoders += m_encodeDemand->fed(source) ? 1 : 0;
     s.compositing = m_videoStarted;
+    s.videoDecoders = static_cast<unsigned>(std::count_if(
+        m_sources.begin(), m_sources.end(), [](const VideoSource& v) { return v.gate && v.gate->open(); }));
     s.liveTargets = m_live ? static_cast<unsigned>(m_live->size()) : 0;
     // Highest tier first, each tier's codecs in preference order; only the built encoders.
     for (const std::string& codec : m_config.video.codecs) s.codecs.push_back({codec, 0});
@@ -632,6 +634,7 @@ void RoomPipeline::removeSources(const std::string& participantId) {
     // its share); the room hears of the changes afterwards.
     const bool speakerChanged = adoptSpeaker(m_speakers.remove(participantId));
     const bool wasSharing = m_sharing.erase(participantId) > 0;
+    m_recency.forget(participantId);
     relayout();
     if (speakerChanged) m_listener.onSpeakerChanged(m_speaker);
     if (wasSharing) m_listener.onScreenShareChanged(participantId, false);
@@ -750,8 +753,8 @@ void RoomPipeline::relayout() {
     });
     std::vector<layout::Source> inputs;
     for (const auto* s : visible)
-        inputs.push_back(
-            {s->id, s->participantId, s->name, s->screenShare, m_config.video.tileWidth, m_config.video.tileHeight});
+        inputs.push_back({s->id, s->participantId, s->name, s->screenShare, m_config.video.tileWidth,
+                          m_config.video.tileHeight, m_recency.lastSpoke(s->participantId)});
     // A layout's own canvas resizes the composite; the tiers, the recorder
     // and so every receiver keep their sizes (scaled, letterboxed if the
     // aspect differs), so nobody renegotiates.
@@ -786,6 +789,8 @@ void RoomPipeline::relayout() {
         }
         // The label is drawn upstream, on the tile's own frames: it needs no sync.
         if (s.label) g_object_set(s.label.get(), "silent", !(shown && m_layout.labels), nullptr);
+        // Hidden: not decoded. Shown again: fed, from a key frame asked for now.
+        if (s.gate) s.gate->setOpen(shown);
     }
     plan.borders = layout::visibleBorders(tiles);
     plan.borderYuv = yuvOf(m_layout.borderColor, m_canvasInfo);
@@ -976,6 +981,7 @@ bool RoomPipeline::adoptSpeaker(bool changed) {
     const std::string speaker = m_speakers.speaker().value_or("");
     if (speaker == m_speaker) return false;
     m_speaker = speaker;
+    m_recency.spoke(speaker);
     return true;
 }
 

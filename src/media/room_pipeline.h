@@ -237,7 +237,8 @@ private:
     std::int64_t m_lastTickTime = 0;
     double m_fps = 0;
     unsigned m_ticks = 0;
-    std::string m_speaker; // participant id of the active speaker
+    std::string m_speaker;            // participant id of the active speaker
+    layout::SpeakerRecency m_recency; // who spoke last, for a "recent" rest grid. Thread: main.
     policy::SpeakerDetector m_speakers;
 
     guint m_busWatch = 0;

@@ -98,6 +98,7 @@ struct RoomStats {
     unsigned elements = 0;             // elements in the room pipeline (leak check)
     unsigned opusEncoders = 0;         // Opus encodes fed now: of the room's K+1, those in use; and the recorder's
     bool compositing = false;          // the compositor and tier branches run (someone sends or receives video)
+    unsigned videoDecoders = 0;        // cameras and screen shares decoded now: those the layout shows
     std::vector<TierStats> tiers;      // highest first; within a tier, video.codecs' order
     struct Codec {
         std::string name;      // one of video.codecs, in their order
