@@ -540,10 +540,14 @@ void RoomPipeline::buildTier(std::size_t index) {
     g_object_set(caps, "caps", size, nullptr);
     gst_caps_unref(size);
     tier.encoder = m_fragments.makeBin(tierEncoder(tier.codec, spec));
+    // The receivers' payloaders hang off the tee with no queue of their own
+    // (peer_branches.cpp): this one thread sends to all of them, and waits
+    // in webrtcbin's clocksync for each frame's time, so the encoder does not.
+    GstElement* send = leakyQueue(60);
     tier.tee = ElementRef::borrow(make("tee"));
     g_object_set(tier.tee.get(), "allow-not-linked", TRUE, nullptr);
-    gst_bin_add_many(pipe, tier.valve.get(), queue, scale, caps, tier.encoder.get(), tier.tee.get(), nullptr);
-    if (!gst_element_link_many(tier.valve.get(), queue, scale, caps, tier.encoder.get(), tier.tee.get(), nullptr))
+    gst_bin_add_many(pipe, tier.valve.get(), queue, scale, caps, tier.encoder.get(), send, tier.tee.get(), nullptr);
+    if (!gst_element_link_many(tier.valve.get(), queue, scale, caps, tier.encoder.get(), send, tier.tee.get(), nullptr))
         throw Error(ErrorCode::Internal, "pipelines/encode-" + tier.codec +
                                              ".pipeline: cannot link raw video in and encoded video out (does it take "
                                              "video/x-raw and produce one stream?)");
@@ -586,8 +590,8 @@ void RoomPipeline::buildTier(std::size_t index) {
     // are fed last, so the composite never pushes into an element still in
     // NULL (the valve drops it all anyway until a receiver opens it). Before
     // that, they wait in NULL with the compositor, ahead of it (startVideo()).
-    const std::initializer_list<GstElement*> sinksFirst = {tier.tee.get(), tier.encoder.get(), caps, scale,
-                                                           queue,          tier.valve.get()};
+    const std::initializer_list<GstElement*> sinksFirst = {tier.tee.get(), send,  tier.encoder.get(), caps,
+                                                           scale,          queue, tier.valve.get()};
     if (m_videoStarted) {
         for (GstElement* e : sinksFirst) gst_element_sync_state_with_parent(e);
     } else {
