@@ -6,7 +6,7 @@
 //   vtee ─► pay ──────────────────────────► webrtcbin.sink_<video>
 //   the room's K+1 Opus tees ─► funnel ! pay ─► webrtcbin.sink_<audio>
 //     (an AudioSwitch passes one of them, switching on packet boundaries;
-//     no queues: the encoders' threads send, peer_branches.cpp says why)
+//     no queue per receiver: each encode's send queue sends, peer_branches.cpp)
 //   webrtcbin.src (audio) ─► decode ! tee ─► room audiomixer (full mix)
 //                                      └─► each of the room's K slot mixers
 //   webrtcbin.src (video) ─► decode ! queue ─► room compositor

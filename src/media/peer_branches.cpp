@@ -70,7 +70,8 @@ void PeerCore::buildSendBranches() {
         if (ssrc) g_object_set(pay.get(), "ssrc", ssrc, nullptr);
     };
 
-    // No queue in front of the payloaders: the shared encoder's thread
+    // No queue in front of the payloaders: the shared encoder's send queue
+    // (RoomPipeline::buildTier, buildAudioEncodes) has one thread that
     // payloads, encrypts and sends for each of its receivers in turn. None of
     // that can block once the client is connected (webrtcbin holds RTP back
     // only until the DTLS keys are set, which is before "connected", and
