@@ -543,7 +543,12 @@ void RoomPipeline::buildTier(std::size_t index) {
     // The receivers' payloaders hang off the tee with no queue of their own
     // (peer_branches.cpp): this one thread sends to all of them, and waits
     // in webrtcbin's clocksync for each frame's time, so the encoder does not.
-    GstElement* send = leakyQueue(60);
+    // Not leaky, and short: dropping an encoded frame would break every
+    // receiver's picture until the next key frame, and a long backlog is
+    // latency; when sending falls behind, the encoder waits and the leaky
+    // queue in front of it drops raw frames instead.
+    GstElement* send = make("queue");
+    g_object_set(send, "max-size-buffers", 3, "max-size-bytes", 0, "max-size-time", G_GUINT64_CONSTANT(0), nullptr);
     tier.tee = ElementRef::borrow(make("tee"));
     g_object_set(tier.tee.get(), "allow-not-linked", TRUE, nullptr);
     gst_bin_add_many(pipe, tier.valve.get(), queue, scale, caps, tier.encoder.get(), send, tier.tee.get(), nullptr);
