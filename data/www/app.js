@@ -117,7 +117,7 @@ function leave() {
 function render(what) {
   switch (what) {
     case 'state': renderState(); renderStage(); break;
-    case 'participants': case 'speaker': renderParticipants(); break;
+    case 'participants': case 'speaker': case 'send-size': renderParticipants(); break;
     case 'layout': renderLayout(); break;
     case 'recording': renderLayout(); break;
     case 'audio-only': renderAudioOnly(); renderStage(); break;
@@ -193,7 +193,10 @@ function renderParticipants() {
     if (you) {
       const span = document.createElement('span');
       span.className = 'you';
-      span.textContent = '(you)';
+      // A layout with fewer tiles than people (e.g. "recent") leaves some
+      // out of the picture; the list still shows everyone in the call, and
+      // tells you when you are one of them (send-size, active false).
+      span.textContent = session.sendSizes.camera?.active === false ? '(you, not on screen)' : '(you)';
       li.append(span);
     }
     items.push(li);

@@ -232,6 +232,11 @@ std::vector<Tile> computeTiles(const std::vector<Source>& sources, const std::st
         std::vector<std::size_t> rest;
         for (std::size_t i = 0; i < sources.size(); ++i)
             if (!placed[i]) rest.push_back(i);
+        // Stable: join order among equals (those who never spoke).
+        if (spec.restOrder == LayoutSpec::RestOrder::Recent)
+            std::stable_sort(rest.begin(), rest.end(),
+                             [&](std::size_t a, std::size_t b) { return sources[a].lastSpoke > sources[b].lastSpoke; });
+        if (spec.restMax && rest.size() > spec.restMax) rest.resize(spec.restMax);
         placeGrid(rest, sources, canvas.toPixels(*spec.rest), spec, tiles);
     }
 
@@ -240,6 +245,17 @@ std::vector<Tile> computeTiles(const std::vector<Source>& sources, const std::st
     std::stable_sort(tiles.begin(), tiles.end(), [](const Tile& a, const Tile& b) { return a.z < b.z; });
     return tiles;
 }
+
+void SpeakerRecency::spoke(const std::string& participantId) {
+    if (!participantId.empty()) m_last[participantId] = ++m_turn;
+}
+
+std::uint64_t SpeakerRecency::lastSpoke(const std::string& participantId) const {
+    const auto it = m_last.find(participantId);
+    return it == m_last.end() ? 0 : it->second;
+}
+
+void SpeakerRecency::forget(const std::string& participantId) { m_last.erase(participantId); }
 
 std::vector<Rect> visibleBorders(const std::vector<Tile>& tiles) {
     std::vector<Rect> out;

@@ -13,8 +13,17 @@ void AudioSwitch::use(std::size_t source, int delta) {
     if (m_demand) m_demand->add(source, delta);
 }
 
+void AudioSwitch::takePending() {
+    use(m_current, -1);
+    m_current = *m_pending;
+    m_pending.reset();
+    m_pendingCaughtUp = false;
+    m_cutoff = GST_CLOCK_TIME_NONE;
+}
+
 void AudioSwitch::select(std::size_t source, GstClockTime cutoff) {
     std::lock_guard lock(m_mutex);
+    m_pendingCaughtUp = false;
     if (m_pending == source) {
         m_cutoff = cutoff;
         return;
@@ -44,12 +53,19 @@ bool AudioSwitch::pass(std::size_t source, GstClockTime start, GstClockTime dura
         const bool settled = !m_demand || !GST_CLOCK_TIME_IS_VALID(start) ||
                              !GST_CLOCK_TIME_IS_VALID(m_demand->settledFrom(source)) ||
                              start >= m_demand->settledFrom(source);
-        if (!fresh || !settled) return false;
-        use(m_current, -1);
-        m_current = source;
-        m_pending.reset();
-        m_cutoff = GST_CLOCK_TIME_NONE;
+        if (!settled) return false;
+        if (!fresh) {
+            // Its copy of a packet already sent: it has caught up, and the
+            // current source must give way, or one always arriving first
+            // (an encode with fewer receivers to serve) would keep it forever.
+            m_pendingCaughtUp = true;
+            return false;
+        }
+        takePending();
     } else if (source != m_current || !fresh) {
+        return false;
+    } else if (m_pendingCaughtUp) {
+        takePending(); // the new source's copy of this packet follows
         return false;
     } else if (GST_CLOCK_TIME_IS_VALID(m_cutoff) && GST_CLOCK_TIME_IS_VALID(start) &&
                start + (GST_CLOCK_TIME_IS_VALID(duration) ? duration : 0) > m_cutoff) {

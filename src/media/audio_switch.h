@@ -62,18 +62,21 @@ public:
     // Thread: streaming (the source's encoder). Whether a packet of `source`
     // covering [start, start + duration) (running time) goes to the receiver.
     // A switch waits for a packet of the new source that codes nothing from
-    // before it was last fed (EncodeDemand::settledFrom).
+    // before it was last fed (EncodeDemand::settledFrom); once the new source
+    // has sent one the current source already did, the current one stops.
     bool pass(std::size_t source, GstClockTime start, GstClockTime duration);
     // Thread: main. The receiver is leaving: it uses no encode any more.
     void release();
 
 private:
     void use(std::size_t source, int delta); // under m_mutex
+    void takePending();                      // under m_mutex
 
     std::mutex m_mutex;
     std::shared_ptr<EncodeDemand> m_demand; // null once released
     std::size_t m_current;
     std::optional<std::size_t> m_pending;
+    bool m_pendingCaughtUp = false; // the pending source sent a copy of a packet already passed
     GstClockTime m_cutoff = GST_CLOCK_TIME_NONE;
     GstClockTime m_last = GST_CLOCK_TIME_NONE; // start of the last packet passed
 };

@@ -1,5 +1,7 @@
 #include "live.h"
 
+#include <algorithm>
+
 #include <gst/video/video.h>
 
 #include "room_pipeline.h"
@@ -18,6 +20,10 @@ constexpr guint64 kRawAudioQueueNs = 2 * GST_SECOND;
 // dropped: that target's picture breaks up until the next key frame; the
 // encoder and the other targets never wait for it.
 constexpr guint64 kTargetQueueNs = 3 * GST_SECOND;
+// How long a stopped target may take to end its stream (EOS through its
+// queue, muxer and sink: the last HLS segment, a flush to the RTMP server)
+// before it is taken out as it is.
+constexpr guint kDrainMs = 5000;
 
 // Thread: the target's video entry queue. A target starts at a key frame:
 // what comes before it cannot be decoded.
@@ -57,7 +63,11 @@ LiveStream::LiveStream(RoomPipeline& room) : m_room(room) {
     GST_CAT_INFO(tessera_media_debug, "room %s: live encoder started", room.name().c_str());
 }
 
-LiveStream::~LiveStream() { *m_alive = false; }
+LiveStream::~LiveStream() {
+    *m_alive = false;
+    for (const auto& r : m_retiring)
+        if (r->timer) g_source_remove(r->timer);
+}
 
 void LiveStream::add(const LiveTarget& target) {
     if (m_targets.contains(target.id))
@@ -90,54 +100,106 @@ void LiveStream::add(const LiveTarget& target) {
     // The shared encoder makes a key frame now rather than at its next
     // interval: the new target starts at once.
     gst_pad_send_event(branch->teePad(0), gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
-    m_targets.emplace(target.id, std::move(branch));
+    m_targets.emplace(target.id, Target{std::move(branch), std::move(sink)});
     GST_CAT_INFO(tessera_media_debug, "room %s: live target %s started", m_room.name().c_str(), target.id.c_str());
 }
 
-bool LiveStream::remove(const std::string& id) {
-    const auto found = m_targets.find(id);
-    if (found == m_targets.end()) return false;
-    retire(std::move(found->second));
-    m_targets.erase(found);
-    GST_CAT_INFO(tessera_media_debug, "room %s: live target %s stopped", m_room.name().c_str(), id.c_str());
+bool LiveStream::remove(const std::string& id, bool drain) {
+    // Extracted: `id` may be the key itself (close()).
+    auto node = m_targets.extract(id);
+    if (node.empty()) return false;
+    GST_CAT_INFO(tessera_media_debug, "room %s: live target %s stopped%s", m_room.name().c_str(), node.key().c_str(),
+                 drain ? ", ending its stream" : "");
+    retire(node.key(), std::move(node.mapped()), drain);
     return true;
 }
 
-void LiveStream::retire(std::unique_ptr<Branch> branch) {
-    Branch* raw = branch.get();
-    m_retiring.push_back(std::move(branch));
-    raw->remove([this, raw] {
-        // Thread: main; not once this is gone (Branch::remove).
-        std::erase_if(m_retiring, [raw](const auto& b) { return b.get() == raw; });
+void LiveStream::retire(const std::string& id, Target target, bool drain) {
+    m_retiring.push_back(std::make_unique<Retiring>(Retiring{id, std::move(target), 0, drain}));
+    Retiring* raw = m_retiring.back().get();
+    if (!drain) {
+        drained(raw);
+        return;
+    }
+    // The EOS follows the last buffer each tee pushed to the target; its
+    // sink's EOS (onMessage) says the stream is complete.
+    raw->target.branch->detach(true, [] {});
+    raw->timer = g_timeout_add_full(
+        G_PRIORITY_DEFAULT, kDrainMs,
+        [](gpointer data) noexcept -> gboolean {
+            // Thread: main.
+            glib::guarded("live drain timeout", *static_cast<std::function<void()>*>(data));
+            return G_SOURCE_REMOVE;
+        },
+        new std::function<void()>([this, raw] {
+            // Removed with the target or this (the destructor): both still here.
+            raw->timer = 0;
+            GST_CAT_WARNING(tessera_media_debug,
+                            "room %s: live target %s did not end its stream within %u ms; taken out as it is",
+                            m_room.name().c_str(), raw->id.c_str(), kDrainMs);
+            drained(raw);
+        }),
+        [](gpointer data) noexcept { delete static_cast<std::function<void()>*>(data); });
+}
+
+void LiveStream::drained(Retiring* retiring) {
+    if (retiring->timer) g_source_remove(retiring->timer);
+    retiring->timer = 0;
+    retiring->draining = false;
+    retiring->target.branch->remove([this, retiring] {
+        // Thread: main; not once the branch is gone (Branch::remove), which this outlives.
+        std::erase_if(m_retiring, [retiring](const auto& r) { return r.get() == retiring; });
     });
+    closeIfDrained();
 }
 
 void LiveStream::isolate() { m_encoder->isolate(); }
 
 void LiveStream::close(std::function<void()> then) {
-    for (auto& [id, branch] : m_targets) retire(std::move(branch));
-    m_targets.clear();
-    m_encoder->remove(std::move(then));
+    while (!m_targets.empty()) remove(m_targets.begin()->first);
+    m_closing = true;
+    m_closed = std::move(then);
+    closeIfDrained();
+}
+
+void LiveStream::closeIfDrained() {
+    if (!m_closing || std::any_of(m_retiring.begin(), m_retiring.end(), [](const auto& r) { return r->draining; }))
+        return;
+    m_closing = false;
+    m_encoder->remove(std::move(m_closed));
 }
 
 std::vector<std::pair<std::string, std::string>> LiveStream::onMessage(GstMessage* message) {
     std::vector<std::pair<std::string, std::string>> failed;
+    for (const auto& r : m_retiring) {
+        if (!r->target.branch->owns(message)) continue;
+        // A draining target's sink ended its stream, or failed to (it will
+        // not end it then); anything else from a target on its way out (a
+        // closed connection) is its end, not a failure.
+        if (r->draining && r->target.branch->forwardedEos(message, r->target.sink.get())) {
+            GST_CAT_INFO(tessera_media_debug, "room %s: live target %s ended its stream", m_room.name().c_str(),
+                         r->id.c_str());
+            drained(r.get());
+        } else if (r->draining && GST_MESSAGE_TYPE(message) == GST_MESSAGE_ERROR) {
+            errorText(message); // logs it
+            drained(r.get());
+        }
+        return failed;
+    }
     if (GST_MESSAGE_TYPE(message) != GST_MESSAGE_ERROR) return failed;
-    // A target on its way out may still report its end (a closed connection).
-    for (const auto& branch : m_retiring)
-        if (branch->owns(message)) return failed;
     const std::string why = errorText(message);
     dumpDot(m_room.pipeline(), "tessera-live-error-" + m_room.name());
-    for (const auto& [id, branch] : m_targets) {
-        if (branch->owns(message)) {
+    for (const auto& [id, target] : m_targets) {
+        if (target.branch->owns(message)) {
             failed.emplace_back(id, why);
             break;
         }
     }
     // Not from a target: the encoder failed, and every target with it.
     if (failed.empty())
-        for (const auto& [id, branch] : m_targets) failed.emplace_back(id, "live encoder: " + why);
-    for (const auto& [id, reason] : failed) remove(id);
+        for (const auto& [id, target] : m_targets) failed.emplace_back(id, "live encoder: " + why);
+    // A failed target's stream cannot end: it goes as it is.
+    for (const auto& [id, reason] : failed) remove(id, false);
     return failed;
 }
 

@@ -183,8 +183,8 @@ void PeerCore::stop() {
     auto teardown = [pipeline = ElementRef::borrow(GST_ELEMENT(m_parts.pipeline)), bin = m_bin, webrtc = m_webrtc,
                      mixers = std::move(plan.mixers), token = std::move(plan.teardown)]() mutable {
         gst_element_set_locked_state(bin.get(), TRUE);
-        // Flushed first: the bin's own threads (its send queues, fed by the
-        // room's live encoders) block in webrtcbin's sink once it is PAUSED,
+        // Flushed first: a thread still pushing into webrtcbin's sinks (the
+        // send queues did, when there were some) blocks there once it is PAUSED,
         // holding the stream locks that going to READY then waits for: the
         // teardown hung, and with it the main loop (a latency update waits
         // for the bin's state lock), so that SIGTERM was never handled.

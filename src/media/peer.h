@@ -3,11 +3,12 @@
 // of what it sends, and the send branches of what it receives (the shared
 // video and its own mix-minus audio).
 //
-//   vtee ─► queue ! pay ──────────────────────────► webrtcbin.sink_<video>
-//   the room's K+1 Opus tees ─► funnel ! queue ! pay ─► webrtcbin.sink_<audio>
-//     (an AudioSwitch passes one of them, switching on packet boundaries)
-//   webrtcbin.src (audio) ─► decode ! tee ─► queue ─► room audiomixer (full mix)
-//                                         └─► each of the room's K slot mixers
+//   vtee ─► pay ──────────────────────────► webrtcbin.sink_<video>
+//   the room's K+1 Opus tees ─► funnel ! pay ─► webrtcbin.sink_<audio>
+//     (an AudioSwitch passes one of them, switching on packet boundaries;
+//     no queue per receiver: each encode's send queue sends, peer_branches.cpp)
+//   webrtcbin.src (audio) ─► decode ! tee ─► room audiomixer (full mix)
+//                                      └─► each of the room's K slot mixers
 //   webrtcbin.src (video) ─► decode ! queue ─► room compositor
 //
 // PeerCore is one class in several files, one per responsibility:
@@ -58,19 +59,41 @@ struct DetachPlan {
     PendingWork::Token teardown;
 };
 
+// Whether a video source's decoder is fed. A source the layout does not show
+// is not decoded at all: its RTP is dropped before the depayloader (a probe
+// on the decode fragment's sink), so the decoder, scaler and label cost
+// nothing while it is hidden; its sender is asked to stop sending too
+// (`send-size`). Opened again, the sender is asked for a key frame (PLI),
+// and the depayloader (wait-for-keyframe) passes nothing before one: the
+// tile shows its last frame, never a broken one, until it arrives.
+class DecodeGate {
+public:
+    // Open (feeding) to start with: the sender's first key frame is decoded
+    // while the room places the source.
+    explicit DecodeGate(GstPad* decoderSink);
+    // Thread: main. Opening asks the sender for a key frame.
+    void setOpen(bool open);
+    bool open() const { return m_open->load(); }
+
+private:
+    PadRef m_sink; // the decode fragment's sink, linked to webrtcbin's src pad
+    std::shared_ptr<std::atomic<bool>> m_open = std::make_shared<std::atomic<bool>>(true); // shared with the probe
+};
+
 // A video input of the compositor: a participant's camera or screen share.
 struct VideoSource {
     std::string id;
     std::string participantId;
     std::string name;
     bool screenShare = false;
-    unsigned order = 0;             // the participant's join order
-    PadRef mixerPad;                // the compositor sink pad it feeds
-    ElementRef label;               // the textoverlay drawing its name (silent unless the layout has labels)
-    ElementRef scale;               // the decode fragment's name=scale videoscale
-    ElementRef tile;                // its name=tile capsfilter: the size it is scaled to
-    unsigned width = 0, height = 0; // what `tile` is set to; 0: the fragment's own (video.tileWidth/Height)
-    bool keepAspect = true;         // `scale`'s add-borders
+    unsigned order = 0;                 // the participant's join order
+    PadRef mixerPad;                    // the compositor sink pad it feeds
+    ElementRef label;                   // the textoverlay drawing its name (silent unless the layout has labels)
+    ElementRef scale;                   // the decode fragment's name=scale videoscale
+    ElementRef tile;                    // its name=tile capsfilter: the size it is scaled to
+    unsigned width = 0, height = 0;     // what `tile` is set to; 0: the fragment's own (video.tileWidth/Height)
+    bool keepAspect = true;             // `scale`'s add-borders
+    std::shared_ptr<DecodeGate> gate{}; // set once built; the room opens it while the source has a tile
 };
 
 // Sizes a name label (textoverlay) for a tile `tileHeight` pixels high.

@@ -28,13 +28,36 @@ void styleLabel(GstElement* label, unsigned tileHeight) {
     gst_util_set_object_arg(G_OBJECT(label), "halignment", "left");
 }
 
+namespace {
+
+// webrtcbin's RTP session sends every transport-cc feedback it gets upstream
+// as an "RTPTWCCPackets" event, for encoders that adapt to it. Ours do not
+// (the estimate comes from the session's twcc-stats, peer_bwe.cpp), but the
+// event still climbs through the payloader, the shared encoder, the
+// compositor or mixer and every sender's decode and receive chain: ~230 pads
+// per feedback in a room of two, for each receiver ~30 times a second, which
+// was most of a WHEP viewer's cost. It stops where it leaves webrtcbin.
+void stopTransportCcEvents(GstPad* src) {
+    gst_pad_add_probe(
+        src, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM,
+        [](GstPad*, GstPadProbeInfo* info, gpointer) noexcept {
+            GstEvent* event = GST_PAD_PROBE_INFO_EVENT(info);
+            return GST_EVENT_TYPE(event) == GST_EVENT_CUSTOM_UPSTREAM && gst_event_has_name(event, "RTPTWCCPackets")
+                       ? GST_PAD_PROBE_DROP
+                       : GST_PAD_PROBE_OK;
+        },
+        nullptr, nullptr);
+}
+
+} // namespace
+
 void PeerCore::buildSendBranches() {
     m_sending = true;
     GstBin* bin = GST_BIN(m_bin.get());
-    std::vector<GstElement*> added;
 
     auto linkToWebrtc = [&](GstElement* last, GstPad* sink) {
         GstPad* src = gst_element_get_static_pad(last, "src");
+        stopTransportCcEvents(src);
         GstPadLinkReturn r = gst_pad_link(src, sink);
         if (r != GST_PAD_LINK_OK)
             GST_CAT_ERROR(tessera_media_debug, "peer %s: link to webrtcbin %s failed: %s", m_id.c_str(),
@@ -47,20 +70,24 @@ void PeerCore::buildSendBranches() {
         if (ssrc) g_object_set(pay.get(), "ssrc", ssrc, nullptr);
     };
 
+    // No queue in front of the payloaders: the shared encoder's send queue
+    // (RoomPipeline::buildTier, buildAudioEncodes) has one thread that
+    // payloads, encrypts and sends for each of its receivers in turn. None of
+    // that can block once the client is connected (webrtcbin holds RTP back
+    // only until the DTLS keys are set, which is before "connected", and
+    // sends on non-blocking sockets), and a queue per receiver cost a thread
+    // waking for every packet (docs/architecture.md, "Threads").
     if (m_videoSink) {
-        GstElement* queue = leakyQueue(60);
         // The codec the client's camera line negotiated, the one its shared encoder (takeTier) produces.
         ElementRef payBin = m_parts.fragments->makeBin("pay-" + m_offer.cameraCodec);
         GstElement* pay = payBin.get();
-        gst_bin_add_many(bin, queue, pay, nullptr);
-        gst_element_link(queue, pay);
+        gst_bin_add(bin, pay);
         setPayload(pay, m_offer.videoPt, m_videoSsrc);
         enableTransportCc(pay, m_videoTransportCcId);
         linkToWebrtc(pay, m_videoSink.get());
-        added.insert(added.end(), {pay, queue});
-        GstPad* qsink = gst_element_get_static_pad(queue, "sink");
-        PadRef entry = PadRef::borrow(ghostPad(m_bin.get(), qsink, true));
-        gst_object_unref(qsink);
+        GstPad* paySink = gst_element_get_static_pad(pay, "sink");
+        PadRef entry = PadRef::borrow(ghostPad(m_bin.get(), paySink, true));
+        gst_object_unref(paySink);
         // The first tier fits the bandwidth the client declared (the
         // selector's first update); its loss reports move it later
         // (updateTier). It may be the audio-only tier: then no tee feeds the
@@ -76,11 +103,10 @@ void PeerCore::buildSendBranches() {
                             g_get_monotonic_time() / 1000);
             m_videoTeePad = takeTier(m_tiers->currentIndex());
         }
-        for (GstElement* e : added) gst_element_sync_state_with_parent(e);
+        gst_element_sync_state_with_parent(pay);
         if (m_videoTeePad) gst_pad_link(m_videoTeePad.get(), entry.get());
         watchKeyFrameRequests(entry.get());
         m_videoEntry = entry;
-        added.clear();
         tellAudioOnly();
     }
     if (m_audioSink) {
@@ -89,15 +115,14 @@ void PeerCore::buildSendBranches() {
         // receiver lets one through at a time. One payloader keeps its RTP
         // sequence numbers and timestamps continuous across a switch.
         GstElement* funnel = make("funnel");
-        GstElement* queue = leakyQueue(50);
         ElementRef payBin = m_parts.fragments->makeBin("pay-opus");
         GstElement* pay = payBin.get();
-        gst_bin_add_many(bin, funnel, queue, pay, nullptr);
-        gst_element_link_many(funnel, queue, pay, nullptr);
+        gst_bin_add_many(bin, funnel, pay, nullptr);
+        gst_element_link(funnel, pay);
         setPayload(pay, m_offer.audioPt, m_audioSsrc);
         enableTransportCc(pay, m_audioTransportCcId);
         linkToWebrtc(pay, m_audioSink.get());
-        for (GstElement* e : {pay, queue, funnel}) gst_element_sync_state_with_parent(e);
+        for (GstElement* e : {pay, funnel}) gst_element_sync_state_with_parent(e);
         m_room.addAudioOutput(m_id, funnel);
     }
 }
@@ -273,6 +298,24 @@ void PeerCore::watchLevels(GstElement* tee) {
     gst_object_unref(in);
 }
 
+DecodeGate::DecodeGate(GstPad* decoderSink) : m_sink(PadRef::borrow(decoderSink)) {
+    using Flag = std::shared_ptr<std::atomic<bool>>;
+    gst_pad_add_probe(
+        decoderSink, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
+        [](GstPad*, GstPadProbeInfo*, gpointer d) noexcept {
+            // Thread: streaming (the participant's jitter buffer's).
+            return (*static_cast<Flag*>(d))->load() ? GST_PAD_PROBE_OK : GST_PAD_PROBE_DROP;
+        },
+        new Flag(m_open), [](gpointer d) noexcept { delete static_cast<Flag*>(d); });
+}
+
+void DecodeGate::setOpen(bool open) {
+    if (m_open->exchange(open) == open || !open) return;
+    // Upstream from the decoder's sink: webrtcbin's RTP session turns it into
+    // a PLI (or FIR) to the sender, as it does a depayloader's own request.
+    gst_pad_push_event(m_sink.get(), gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
+}
+
 // Thread: streaming, under m_mutex.
 void PeerCore::linkVideoInput(GstPad* pad, bool screenShare, const std::string& codec) {
     GstBin* bin = GST_BIN(m_bin.get());
@@ -303,6 +346,7 @@ void PeerCore::linkVideoInput(GstPad* pad, bool screenShare, const std::string& 
     gst_element_sync_state_with_parent(decode.get());
     GstPad* sink = gst_element_get_static_pad(decode.get(), "sink");
     gst_pad_link(pad, sink);
+    auto gate = std::make_shared<DecodeGate>(sink);
     gst_object_unref(sink);
 
     ElementRef scale = requireByName(GST_BIN(decode.get()), "scale");
@@ -316,6 +360,7 @@ void PeerCore::linkVideoInput(GstPad* pad, bool screenShare, const std::string& 
                        ElementRef::borrow(label),
                        std::move(scale),
                        requireByName(GST_BIN(decode.get()), "tile")};
+    source.gate = std::move(gate);
     post(weak_from_this(), [source = std::move(source)](PeerCore& core) mutable {
         if (core.m_bin) core.m_room.addSource(std::move(source));
     });

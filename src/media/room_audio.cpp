@@ -38,10 +38,13 @@ void RoomPipeline::buildAudioEncodes() {
     m_encodeDemand = std::make_shared<EncodeDemand>(1 + m_config.audio.mixMinusSpeakers);
     auto encode = [&](GstElement* from, const std::string& what) {
         ElementRef encoder = m_fragments.makeBin("audio-encode");
+        // As for video (buildTier): one thread sends this encode to its
+        // receivers, waiting in their webrtcbins' clocksync, not the mixer's.
+        GstElement* send = leakyQueue(50);
         GstElement* tee = make("tee");
         g_object_set(tee, "allow-not-linked", TRUE, nullptr);
-        gst_bin_add_many(pipe, encoder.get(), tee, nullptr);
-        if (!gst_element_link_many(from, encoder.get(), tee, nullptr))
+        gst_bin_add_many(pipe, encoder.get(), send, tee, nullptr);
+        if (!gst_element_link_many(from, encoder.get(), send, tee, nullptr))
             throw Error(ErrorCode::Internal, "pipelines/audio-encode.pipeline: cannot link " + what +
                                                  " to it (does it take F32 audio and produce Opus?)");
         ElementRef opus = requireByName(GST_BIN(encoder.get()), "encoder");

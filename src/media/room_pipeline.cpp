@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <utility>
 
 #include <gst/video/video.h>
 
@@ -278,6 +279,7 @@ RoomPipeline::~RoomPipeline() {
     // stopRecording()). Its bin stops apart: its writes may hang.
     if (m_recorder) m_recorder->isolate();
     if (m_live) m_live->isolate();
+    for (const auto& live : m_closingLive) live->isolate();
     // Flush first: a live aggregator whose output already stopped (a peer's
     // webrtcbin going NULL) would otherwise keep an upstream queue blocked in
     // its chain function, and the NULL transition waits for that queue's
@@ -286,6 +288,7 @@ RoomPipeline::~RoomPipeline() {
     gst_element_set_state(m_pipeline.get(), GST_STATE_NULL);
     m_recorder.reset();
     m_live.reset();
+    m_closingLive.clear();
     GST_CAT_INFO(tessera_media_debug, "room %s: pipeline stopped", m_room.c_str());
 }
 
@@ -348,7 +351,15 @@ void RoomPipeline::closeLiveIfIdle() {
     live->close([this, live] {
         // Thread: main; not once the stream is gone (Branch::remove), which this outlives.
         std::erase_if(m_closingLive, [live](const auto& l) { return l.get() == live; });
+        if (!m_closingLive.empty()) return;
+        for (const auto& done : std::exchange(m_liveStopped, {})) done();
     });
+}
+
+bool RoomPipeline::whenLiveStopped(std::function<void()> done) {
+    if (m_closingLive.empty()) return false;
+    m_liveStopped.push_back(std::move(done));
+    return true;
 }
 
 void RoomPipeline::removeRecorder(const std::string& error) {
@@ -440,6 +451,8 @@ RoomStats RoomPipeline::stats() const {
     s.opusEncoders = countElements(pipeline(), "opusenc") - roomEncodes;
     for (unsigned source = 0; source < roomEncodes; ++source) s.opusEncoders += m_encodeDemand->fed(source) ? 1 : 0;
     s.compositing = m_videoStarted;
+    s.videoDecoders = static_cast<unsigned>(std::count_if(
+        m_sources.begin(), m_sources.end(), [](const VideoSource& v) { return v.gate && v.gate->open(); }));
     s.liveTargets = m_live ? static_cast<unsigned>(m_live->size()) : 0;
     // Highest tier first, each tier's codecs in preference order; only the built encoders.
     for (const std::string& codec : m_config.video.codecs) s.codecs.push_back({codec, 0});
@@ -527,10 +540,19 @@ void RoomPipeline::buildTier(std::size_t index) {
     g_object_set(caps, "caps", size, nullptr);
     gst_caps_unref(size);
     tier.encoder = m_fragments.makeBin(tierEncoder(tier.codec, spec));
+    // The receivers' payloaders hang off the tee with no queue of their own
+    // (peer_branches.cpp): this one thread sends to all of them, and waits
+    // in webrtcbin's clocksync for each frame's time, so the encoder does not.
+    // Not leaky, and short: dropping an encoded frame would break every
+    // receiver's picture until the next key frame, and a long backlog is
+    // latency; when sending falls behind, the encoder waits and the leaky
+    // queue in front of it drops raw frames instead.
+    GstElement* send = make("queue");
+    g_object_set(send, "max-size-buffers", 3, "max-size-bytes", 0, "max-size-time", G_GUINT64_CONSTANT(0), nullptr);
     tier.tee = ElementRef::borrow(make("tee"));
     g_object_set(tier.tee.get(), "allow-not-linked", TRUE, nullptr);
-    gst_bin_add_many(pipe, tier.valve.get(), queue, scale, caps, tier.encoder.get(), tier.tee.get(), nullptr);
-    if (!gst_element_link_many(tier.valve.get(), queue, scale, caps, tier.encoder.get(), tier.tee.get(), nullptr))
+    gst_bin_add_many(pipe, tier.valve.get(), queue, scale, caps, tier.encoder.get(), send, tier.tee.get(), nullptr);
+    if (!gst_element_link_many(tier.valve.get(), queue, scale, caps, tier.encoder.get(), send, tier.tee.get(), nullptr))
         throw Error(ErrorCode::Internal, "pipelines/encode-" + tier.codec +
                                              ".pipeline: cannot link raw video in and encoded video out (does it take "
                                              "video/x-raw and produce one stream?)");
@@ -573,8 +595,8 @@ void RoomPipeline::buildTier(std::size_t index) {
     // are fed last, so the composite never pushes into an element still in
     // NULL (the valve drops it all anyway until a receiver opens it). Before
     // that, they wait in NULL with the compositor, ahead of it (startVideo()).
-    const std::initializer_list<GstElement*> sinksFirst = {tier.tee.get(), tier.encoder.get(), caps, scale,
-                                                           queue,          tier.valve.get()};
+    const std::initializer_list<GstElement*> sinksFirst = {tier.tee.get(), send,  tier.encoder.get(), caps,
+                                                           scale,          queue, tier.valve.get()};
     if (m_videoStarted) {
         for (GstElement* e : sinksFirst) gst_element_sync_state_with_parent(e);
     } else {
@@ -621,6 +643,7 @@ void RoomPipeline::removeSources(const std::string& participantId) {
     // its share); the room hears of the changes afterwards.
     const bool speakerChanged = adoptSpeaker(m_speakers.remove(participantId));
     const bool wasSharing = m_sharing.erase(participantId) > 0;
+    m_recency.forget(participantId);
     relayout();
     if (speakerChanged) m_listener.onSpeakerChanged(m_speaker);
     if (wasSharing) m_listener.onScreenShareChanged(participantId, false);
@@ -739,8 +762,8 @@ void RoomPipeline::relayout() {
     });
     std::vector<layout::Source> inputs;
     for (const auto* s : visible)
-        inputs.push_back(
-            {s->id, s->participantId, s->name, s->screenShare, m_config.video.tileWidth, m_config.video.tileHeight});
+        inputs.push_back({s->id, s->participantId, s->name, s->screenShare, m_config.video.tileWidth,
+                          m_config.video.tileHeight, m_recency.lastSpoke(s->participantId)});
     // A layout's own canvas resizes the composite; the tiers, the recorder
     // and so every receiver keep their sizes (scaled, letterboxed if the
     // aspect differs), so nobody renegotiates.
@@ -775,6 +798,8 @@ void RoomPipeline::relayout() {
         }
         // The label is drawn upstream, on the tile's own frames: it needs no sync.
         if (s.label) g_object_set(s.label.get(), "silent", !(shown && m_layout.labels), nullptr);
+        // Hidden: not decoded. Shown again: fed, from a key frame asked for now.
+        if (s.gate) s.gate->setOpen(shown);
     }
     plan.borders = layout::visibleBorders(tiles);
     plan.borderYuv = yuvOf(m_layout.borderColor, m_canvasInfo);
@@ -907,6 +932,13 @@ void RoomPipeline::onBusMessage(GstMessage* message) {
         closeLiveIfIdle();
         return;
     }
+    // A closing stream's targets end their streams (their EOS) and report it.
+    for (const auto& live : m_closingLive) {
+        if (live->owns(message)) {
+            live->onMessage(message); // no target left to fail
+            return;
+        }
+    }
     switch (GST_MESSAGE_TYPE(message)) {
     case GST_MESSAGE_ERROR: {
         const auto [what, debug] = describeError(message);
@@ -958,6 +990,7 @@ bool RoomPipeline::adoptSpeaker(bool changed) {
     const std::string speaker = m_speakers.speaker().value_or("");
     if (speaker == m_speaker) return false;
     m_speaker = speaker;
+    m_recency.spoke(speaker);
     return true;
 }
 

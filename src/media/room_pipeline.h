@@ -74,6 +74,7 @@ public:
     void stopRecording(std::function<void(const RecordingResult&)> done) override;
     void startLive(const LiveTarget& target) override;
     void stopLive(const std::string& id) override;
+    bool whenLiveStopped(std::function<void()> done) override;
 
     // Immutable after construction: any thread.
     GstBin* pipeline() const { return GST_BIN(m_pipeline.get()); }
@@ -236,7 +237,8 @@ private:
     std::int64_t m_lastTickTime = 0;
     double m_fps = 0;
     unsigned m_ticks = 0;
-    std::string m_speaker; // participant id of the active speaker
+    std::string m_speaker;            // participant id of the active speaker
+    layout::SpeakerRecency m_recency; // who spoke last, for a "recent" rest grid. Thread: main.
     policy::SpeakerDetector m_speakers;
 
     guint m_busWatch = 0;
@@ -253,6 +255,7 @@ private:
     // Live streaming. Thread: main.
     std::unique_ptr<LiveStream> m_live;                           // Owned; in m_pipeline while it has targets.
     std::vector<std::unique_ptr<LiveStream>> m_closingLive;       // encoders on their way out
+    std::vector<std::function<void()>> m_liveStopped;             // whenLiveStopped(), until m_closingLive empties
     std::shared_ptr<bool> m_alive = std::make_shared<bool>(true); // for posted work
 };
 

@@ -14,7 +14,9 @@
 //        "source": "speaker",                   "speaker" | "next" | "screenshare" | "participant"
 //        "participant": "Alice"}                display name; only with "participant"
 //     ],
-//     "rest": {"x": 0, "y": 0.8, "w": 1, "h": 0.2, "z": 0},
+//     "rest": {"x": 0, "y": 0.8, "w": 1, "h": 0.2, "z": 0,
+//              "max": 8,                        optional; at most this many (default: all)
+//              "order": "recent"},              optional; "join" (default) | "recent": latest speaker first
 //                                               optional; everyone not in a slot, as a grid
 //     "keepAspect": true,                       optional (default true)
 //     "padding": 4,                             optional; pixels, 0..256 (default 0)
@@ -51,6 +53,8 @@ constexpr double kMaxPadding = 256;
 constexpr double kMaxBorder = 64;
 constexpr std::int64_t kMinCanvas = 16;
 constexpr std::int64_t kMaxCanvas = 7680;
+// A grid cap beyond this is no cap a call could reach (maxParticipants).
+constexpr std::int64_t kMaxRest = 1000;
 // Fractions come from decimal text: 0.7 + 0.3 is not exactly 1 in binary, and a
 // spec author must not be punished for that.
 constexpr double kFractionSlack = 1e-9;
@@ -272,9 +276,21 @@ void parseRest(const json& spec, LayoutSpec& out) {
     const json* rest = member(spec, "rest");
     if (!rest) return;
     requireObject(*rest, "rest");
-    checkKeys(*rest, "rest", {"x", "y", "w", "h", "z"});
+    checkKeys(*rest, "rest", {"x", "y", "w", "h", "z", "max", "order"});
     out.rest = rect(*rest, "rest");
     out.restZ = zOrder(*rest, "rest");
+    if (const json* max = member(*rest, "max"))
+        out.restMax =
+            static_cast<unsigned>(integer(*max, "rest.max", 1, kMaxRest, "must be an integer between 1 and 1000"));
+    if (const json* order = member(*rest, "order")) {
+        const std::string& text = stringValue(*order, "rest.order");
+        if (text == "join")
+            out.restOrder = LayoutSpec::RestOrder::Join;
+        else if (text == "recent")
+            out.restOrder = LayoutSpec::RestOrder::Recent;
+        else
+            fail("rest.order", "must be \"join\" or \"recent\"");
+    }
 }
 
 } // namespace

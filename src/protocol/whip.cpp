@@ -1,6 +1,10 @@
 #include "tessera/protocol/whip.h"
 
 #include <algorithm>
+#include <cctype>
+#include <utility>
+
+#include <glib.h>
 
 #include "tessera/protocol/error.h"
 
@@ -142,6 +146,165 @@ std::vector<std::string> iceServerLinks(const std::vector<IceServer>& servers) {
         }
     }
     return links;
+}
+
+namespace {
+
+// A cursor over one header value, with RFC 8288 / RFC 9110 lexemes. Each
+// read returns nullopt (and leaves the position anywhere) on bad syntax.
+class LinkLexer {
+public:
+    explicit LinkLexer(std::string_view text) : m_text(text) {}
+    bool done() const { return m_pos >= m_text.size(); }
+    void skipSpace() {
+        while (!done() && (m_text[m_pos] == ' ' || m_text[m_pos] == '\t')) ++m_pos;
+    }
+    bool take(char c) {
+        skipSpace();
+        if (done() || m_text[m_pos] != c) return false;
+        ++m_pos;
+        return true;
+    }
+    // Past the next ',' outside a quoted string or <...>: the next link value.
+    void skipValue() {
+        bool quoted = false, bracketed = false;
+        for (; !done(); ++m_pos) {
+            const char c = m_text[m_pos];
+            if (quoted) {
+                if (c == '\\')
+                    ++m_pos;
+                else if (c == '"')
+                    quoted = false;
+            } else if (c == '"' && !bracketed) {
+                quoted = true;
+            } else if (c == '<') {
+                bracketed = true;
+            } else if (c == '>') {
+                bracketed = false;
+            } else if (c == ',' && !bracketed) {
+                ++m_pos;
+                return;
+            }
+        }
+    }
+    std::optional<std::string> uri() {
+        if (!take('<')) return std::nullopt;
+        const auto end = m_text.find('>', m_pos);
+        if (end == std::string_view::npos || end - m_pos > kMaxLength) return std::nullopt;
+        std::string out(m_text.substr(m_pos, end - m_pos));
+        m_pos = end + 1;
+        return out;
+    }
+    // An RFC 9110 token, lower-cased (parameter names are case-insensitive).
+    std::optional<std::string> token() {
+        skipSpace();
+        std::string out;
+        while (!done() && isTokenChar(m_text[m_pos]) && out.size() < kMaxLength)
+            out += static_cast<char>(std::tolower(static_cast<unsigned char>(m_text[m_pos++])));
+        if (out.empty()) return std::nullopt;
+        return out;
+    }
+    // A token or a quoted string (its escapes undone).
+    std::optional<std::string> value() {
+        skipSpace();
+        if (done() || m_text[m_pos] != '"') {
+            const std::size_t start = m_pos;
+            while (!done() && isTokenChar(m_text[m_pos])) ++m_pos;
+            if (m_pos == start || m_pos - start > kMaxLength) return std::nullopt;
+            return std::string(m_text.substr(start, m_pos - start));
+        }
+        std::string out;
+        for (++m_pos; !done(); ++m_pos) {
+            char c = m_text[m_pos];
+            if (c == '"') {
+                ++m_pos;
+                return out;
+            }
+            if (c == '\\') {
+                if (++m_pos >= m_text.size()) break;
+                c = m_text[m_pos];
+            }
+            if (out.size() >= kMaxLength) break;
+            out += c;
+        }
+        return std::nullopt; // unterminated, or too long
+    }
+
+private:
+    static constexpr std::size_t kMaxLength = 1024;
+    static bool isTokenChar(char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) ||
+               std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+    }
+    std::string_view m_text;
+    std::size_t m_pos = 0;
+};
+
+// One link value at the lexer: its URL and parameters, or nullopt.
+std::optional<std::pair<std::string, std::vector<std::pair<std::string, std::string>>>> linkValue(LinkLexer& in) {
+    auto url = in.uri();
+    if (!url) return std::nullopt;
+    std::vector<std::pair<std::string, std::string>> params;
+    while (in.take(';')) {
+        auto name = in.token();
+        if (!name) return std::nullopt;
+        std::string value;
+        if (in.take('=')) {
+            auto v = in.value();
+            if (!v) return std::nullopt;
+            value = std::move(*v);
+        }
+        params.emplace_back(std::move(*name), std::move(value));
+    }
+    in.skipSpace();
+    if (!in.done() && !in.take(',')) return std::nullopt;
+    return std::pair{std::move(*url), std::move(params)};
+}
+
+bool isIceUrl(std::string_view url) {
+    for (std::string_view scheme : {"stun:", "stuns:", "turn:", "turns:"})
+        if (url.size() > scheme.size() && g_ascii_strncasecmp(url.data(), scheme.data(), scheme.size()) == 0)
+            return true;
+    return false;
+}
+
+} // namespace
+
+std::vector<IceServer> parseIceServerLinks(std::string_view header) {
+    std::vector<IceServer> servers;
+    LinkLexer in(header);
+    while (servers.size() < kMaxIceServerLinks) {
+        while (in.take(',')) {}
+        in.skipSpace();
+        if (in.done()) break;
+        const auto link = linkValue(in);
+        if (!link) {
+            in.skipValue();
+            continue;
+        }
+        IceServer server{{link->first}, {}, {}};
+        bool ice = false, password = true;
+        for (const auto& [name, value] : link->second) {
+            if (name == "rel") {
+                // A space-separated list of relation types, case-insensitive.
+                for (std::size_t at = 0; at <= value.size();) {
+                    const auto end = std::min(value.find(' ', at), value.size());
+                    if (g_ascii_strncasecmp(value.data() + at, "ice-server", end - at) == 0 &&
+                        end - at == std::string_view("ice-server").size())
+                        ice = true;
+                    at = end + 1;
+                }
+            } else if (name == "username") {
+                server.username = value;
+            } else if (name == "credential") {
+                server.credential = value;
+            } else if (name == "credential-type") {
+                password = g_ascii_strcasecmp(value.c_str(), "password") == 0;
+            }
+        }
+        if (ice && password && isIceUrl(link->first)) servers.push_back(std::move(server));
+    }
+    return servers;
 }
 
 } // namespace tessera::protocol::whip

@@ -98,6 +98,12 @@ public:
     std::map<std::string, std::string> transfers;  // file transfer id -> the participant who started it
     std::vector<std::unique_ptr<LiveTarget>> live; // in start order; destroyed (timers cancelled) with the room
     unsigned liveCounter = 0;                      // numbers rtmp-N ids
+    // The directory of the HLS stream stopped last: still served (its
+    // playlist ends with #EXT-X-ENDLIST) until HLS starts again or the room closes.
+    std::string endedHls;
+    // A closed room (in m_closingRooms): what its media still finishes (a
+    // recording, live streams ending) before it goes.
+    unsigned closingHolds = 0;
     // Owned. Declared before the participants so that their peers, which live
     // in this media's pipeline, are destroyed first.
     std::unique_ptr<media::RoomMedia> media;
@@ -719,13 +725,16 @@ void Rooms::onRecordingStopped(Room& room, const media::RecordingResult& result)
     for (const auto& waiter : waiters) waiter(result);
     // A closing room's name may belong to a new room by now: only a live room is told.
     if (isLive(room)) broadcast(room.name, protocol::RecordingChanged{false});
-    // A room nobody is in any more goes now that its file is complete.
+    releaseClosingHold(room);
+}
+
+void Rooms::releaseClosingHold(Room& room) {
+    // A room nobody is in any more goes once its media finished.
     const auto closing =
         std::find_if(m_closingRooms.begin(), m_closingRooms.end(), [&](const auto& r) { return r.get() == &room; });
-    if (closing != m_closingRooms.end()) {
-        m_deadRooms.push_back(std::move(*closing));
-        m_closingRooms.erase(closing);
-    }
+    if (closing == m_closingRooms.end() || --room.closingHolds > 0) return;
+    m_deadRooms.push_back(std::move(*closing));
+    m_closingRooms.erase(closing);
 }
 
 void Rooms::onRecordingSegment(Room& room, const std::string& path, double offset) {
@@ -1008,9 +1017,17 @@ void Rooms::remove(const std::string& participantId, Removal how, const std::str
     if (room.participants.empty()) {
         // A stream of nobody stops with the room (docs/protocol.md, "Live streaming").
         stopAllLive(room);
-        if (room.recording) {
-            // The recording is finalised first; the room's media lives until then.
-            beginStopRecording(room);
+        // The recording is finalised and the live streams end (HLS's last
+        // segment and end tag) first; the room's media lives until then.
+        const bool recording = room.recording.has_value();
+        room.closingHolds = recording ? 1 : 0;
+        if (room.media->whenLiveStopped([this, &room] {
+                Entry media(*this, Entry::From::Media);
+                releaseClosingHold(room);
+            }))
+            ++room.closingHolds;
+        if (recording) beginStopRecording(room);
+        if (room.closingHolds > 0) {
             m_closingRooms.push_back(std::move(roomEntry->second));
         } else {
             m_deadRooms.push_back(std::move(roomEntry->second));
@@ -1191,6 +1208,7 @@ std::vector<api::LiveTargetSummary> Rooms::startLive(const std::string& name, co
             target = room.live.back().get();
         }
         if (kind == media::LiveTarget::Kind::Hls) {
+            room.endedHls.clear(); // emptied below: a new stream
             try {
                 target->media.directory = prepareHlsDirectory(m_config, name);
             } catch (const Error&) {
@@ -1279,6 +1297,8 @@ std::vector<api::LiveTargetSummary> Rooms::stopLive(const std::string& name, con
     std::erase_if(room.live, [&](const std::unique_ptr<LiveTarget>& t) {
         if (!id.empty() && t->media.id != id) return false;
         if (t->state == LiveTarget::State::Running) room.media->stopLive(t->media.id);
+        if (t->media.kind == media::LiveTarget::Kind::Hls && t->state != LiveTarget::State::Failed)
+            room.endedHls = t->media.directory;
         g_info("room '%s': live target %s stopped", name.c_str(), t->media.id.c_str());
         return true;
     });
@@ -1298,6 +1318,7 @@ std::optional<std::string> Rooms::hlsDirectory(const std::string& name) const {
         if (t->media.kind == media::LiveTarget::Kind::Hls && t->state != LiveTarget::State::Failed)
             return t->media.directory;
     }
+    if (!found->second->endedHls.empty()) return found->second->endedHls;
     return std::nullopt;
 }
 

@@ -170,6 +170,10 @@ std::string formatPrometheus(const Snapshot& snapshot) {
                                     "Opus encodes running in the room: the full mix while someone listens to it, one "
                                     "per speaker slot that has a speaker, and the recorder's.",
                                     [](const Snapshot::Room& r) { return std::uint64_t{r.stats.opusEncoders}; });
+    appendRoomFamily<std::uint64_t>(out, snapshot, "tessera_room_video_decoders", "gauge",
+                                    "Video sources (cameras, screen shares) decoded now: those the layout shows; the "
+                                    "others' packets are dropped before their decoder.",
+                                    [](const Snapshot::Room& r) { return std::uint64_t{r.stats.videoDecoders}; });
     appendRoomFamily<std::uint64_t>(
         out, snapshot, "tessera_room_compositing", "gauge",
         "1 once the room runs its compositor and video encoders (someone sent or "

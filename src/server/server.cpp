@@ -702,8 +702,12 @@ void Server::Impl::routeApi(SoupServerMessage* msg, const std::vector<std::strin
         // stopRecording never answers from inside the call, so this comes first.
         soup_server_message_pause(msg);
     } else if ((n == 3 || n == 4) && segments[2] == "live") {
-        if (n == 3 && !allowMethods(msg, "POST, DELETE")) return;
+        if (n == 3 && !allowMethods(msg, "GET, POST, DELETE")) return;
         if (n == 4 && !allowMethods(msg, "DELETE")) return;
+        if (method(msg) == "GET") {
+            respondJson(msg, SOUP_STATUS_OK, api::serializeLive(m_rooms.live(room)));
+            return;
+        }
         if (method(msg) == "POST") {
             respondJson(msg, SOUP_STATUS_CREATED,
                         api::serializeLive(m_rooms.startLive(room, api::parseLiveStart(requestBody(msg)))));

@@ -540,6 +540,10 @@ test('the page applies send-size: its camera goes out at its tile size, and not 
     // A layout that shows nobody: the page stops sending video.
     await putLayout({ name: 'nobody', slots: [{ source: 'participant', participant: 'Nobody' }] });
     await waitOutbound('the camera encoding to be inactive', (o) => o.active === false);
+    // Its list of participants still shows it, marked as off the picture.
+    await waitFor('the participant list to say "not on screen"', async () => p.eval(
+      () => document.querySelector('#participants li')?.textContent.includes('not on screen') ?? false,
+    ), { timeout: seconds(30), describe: async () => p.eval(() => document.querySelector('#participants')?.textContent) });
     // Back to the grid: full size again.
     await putLayout('grid');
     await waitOutbound('the camera to go out wider than 160 again', (o) => o.active !== false && o.frameWidth > 160);

@@ -2,9 +2,12 @@
 // live to HLS, read back over HTTP with ffprobe and decoded, and to RTMP, a
 // local ffmpeg RTMP server started by the test (in the test's loopback-only
 // namespace); killing that server fails only its target.
+#include <cctype>
+#include <cmath>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -59,6 +62,22 @@ double streamedSeconds(const std::string& playlist) {
 double streamed(Server& server, const std::string& room) {
     const auto r = httpRequest("GET", server.http() + "/live/" + room + "/index.m3u8");
     return r.status == 200 ? streamedSeconds(r.body) : 0;
+}
+
+// Whether the room's served HLS playlist is a finished stream.
+bool ended(Server& server, const std::string& room) {
+    const auto r = httpRequest("GET", server.http() + "/live/" + room + "/index.m3u8");
+    return r.status == 200 && r.body.find("#EXT-X-ENDLIST") != std::string::npos;
+}
+
+// ffprobe's duration of a playlist: "N/A" while it is live (ffmpeg's HLS
+// demuxer knows one only for a finished playlist).
+std::string probedDuration(const std::string& url) {
+    std::string out = output(
+        {kFfprobe, "-v", "error", "-show_entries", "format=duration", "-of", "default=noprint_wrappers=1:nokey=1", url},
+        logFor("ffprobe"));
+    while (!out.empty() && std::isspace(static_cast<unsigned char>(out.back()))) out.pop_back();
+    return out;
 }
 
 // The live target with this id in the room's details ({} when absent).
@@ -148,10 +167,78 @@ TEST_CASE("live HLS: ffprobe finds H.264 + AAC, the stream grows, a segment show
     auto stop = httpRequest("DELETE", server.http() + "/api/rooms/hls/live");
     CHECK(stop.status == 200);
     CHECK(jsonOf(stop)["live"].empty());
-    // Stopped: nothing is served any more.
-    CHECK(httpRequest("GET", server.http() + "/live/hls/index.m3u8").status == 404);
+    // Stopped: the stream is still served, and ends (the next test case).
+    CHECK(waitUntil([&] { return ended(server, "hls"); }));
     CHECK_FALSE(jsonOf(httpRequest("GET", server.http() + "/api/rooms/hls")).contains("live"));
     for (auto& c : clients) c->leave();
+}
+
+TEST_CASE("live HLS: a stopped stream ends its playlist, ffprobe reads it as finished, the call goes on",
+          "[live][hls]") {
+    const std::string dir = freshDir("live");
+    Server server(liveArgs(dir));
+    const std::vector<Participant> duo = {kTrio[0], kTrio[1]};
+    auto clients = joinAll(server, "hlsend", duo);
+    for (auto& c : clients) c->waitEvent("first-frame");
+    const std::string api = server.http() + "/api/rooms/hlsend/live";
+    const std::string url = server.http() + "/live/hlsend/index.m3u8";
+
+    REQUIRE(httpRequest("POST", api, R"({"hls": true})").status == 201);
+    double before = 0;
+    REQUIRE(waitUntil([&] { return (before = streamed(server, "hlsend")) >= 4; }));
+    CHECK(probedDuration(url) == "N/A"); // live: no end known
+    std::vector<int> framesBefore;
+    for (auto& c : clients) framesBefore.push_back(c->report().value("frames", 0));
+
+    const auto stop = httpRequest("DELETE", api);
+    REQUIRE(stop.status == 200);
+    CHECK(jsonOf(stop)["live"].empty());
+    // The stream ends: its last segment (what came after the last one
+    // listed), then the end tag; the whole stream is still listed (it is
+    // shorter than the playlist) and served.
+    std::string playlist;
+    REQUIRE(waitUntil([&] {
+        const auto r = httpRequest("GET", url);
+        playlist = r.body;
+        return r.status == 200 && playlist.find("#EXT-X-ENDLIST") != std::string::npos;
+    }));
+    INFO("streamed " << before << " s before the stop; playlist:\n" << playlist);
+    CHECK(playlist.find("#EXT-X-MEDIA-SEQUENCE:0") != std::string::npos);
+    CHECK(playlist.substr(playlist.find_last_not_of("\r\n") - 13, 14) == "#EXT-X-ENDLIST");
+    const double listed = streamedSeconds(playlist);
+    CHECK(listed > before);
+    const std::string probed = probedDuration(url);
+    INFO("ffprobe duration " << probed << ", listed " << listed << " s");
+    REQUIRE(probed != "N/A");
+    CHECK(std::abs(std::stod(probed) - listed) < 1.0);
+    // Every listed segment is served.
+    static const std::regex segment(R"((segment\d+\.ts))");
+    for (std::sregex_iterator it(playlist.begin(), playlist.end(), segment), end; it != end; ++it)
+        CHECK(httpRequest("GET", server.http() + "/live/hlsend/" + (*it)[1].str()).status == 200);
+
+    // The call goes on.
+    for (std::size_t k = 0; k < clients.size(); ++k) {
+        const int was = framesBefore[k];
+        const Json r = clients[k]->waitReport([&](const Json& j) { return j.value("frames", 0) > was + 30; });
+        CHECK(r.value("frames", 0) > was + 30);
+    }
+
+    // Started again: a new, live stream from segment 0; the room closing
+    // ends it too (on disk: the room serves nothing any more).
+    REQUIRE(httpRequest("POST", api, R"({"hls": true})").status == 201);
+    CHECK_FALSE(ended(server, "hlsend"));
+    REQUIRE(waitUntil([&] { return (before = streamed(server, "hlsend")) >= 4; }));
+    for (auto& c : clients) c->leave();
+    const std::string file = dir + "/live/hlsend/index.m3u8";
+    std::string last;
+    CHECK(waitUntil([&] {
+        std::ifstream in(file);
+        last.assign(std::istreambuf_iterator<char>(in), {});
+        return last.find("#EXT-X-ENDLIST") != std::string::npos;
+    }));
+    INFO("streamed " << before << " s before the room closed; playlist:\n" << last);
+    CHECK(streamedSeconds(last) > before);
+    CHECK(httpRequest("GET", url).status == 404);
 }
 
 TEST_CASE("live RTMP: a local RTMP server gets the room's colours and tones; killed, only its target fails",

@@ -115,7 +115,7 @@ TEST_CASE("joinToken: a join without it or with a wrong one is unauthorized; the
 
 TEST_CASE("adminToken: every /api route answers 401 without the bearer token or with a wrong one", "[server][auth]") {
     const std::string dir = freshDir("admin-recordings");
-    Server server({"--admin-token", "adm1n", "--record-dir", dir});
+    Server server({"--admin-token", "adm1n", "--record-dir", dir, "--live-dir", dir + "/live"});
     Client client(server, ClientOptions{"ops", "red", "0xff0000", 440, {}, false, {}});
     const Json joined = client.waitEvent("joined");
     const std::string id = joined.value("id", "");
@@ -145,6 +145,12 @@ TEST_CASE("adminToken: every /api route answers 401 without the bearer token or 
         {"POST", "/api/layouts/reload", "", 200},
         {"POST", "/api/rooms/ops/recording", "", 201, untilWriting},
         {"DELETE", "/api/rooms/ops/recording", "", 200},
+        {"POST", "/api/rooms/ops/live", R"({"hls": true})", 201},
+        {"GET", "/api/rooms/ops/live", "", 200,
+         [](const HttpResponse& r) { CHECK(jsonOf(r)["live"][0].value("id", "") == "hls"); }},
+        {"DELETE", "/api/rooms/ops/live/hls", "", 200},
+        {"POST", "/api/rooms/ops/live", R"({"hls": true})", 201},
+        {"DELETE", "/api/rooms/ops/live", "", 200},
         {"GET", "/api/no-such-endpoint", "", 404},
         {"DELETE", "/api/rooms/ops/participants/" + id, "", 204},
     };
@@ -157,6 +163,8 @@ TEST_CASE("adminToken: every /api route answers 401 without the bearer token or 
             const HttpResponse r = httpRequest(route.method, url, route.body, bearer);
             CHECK(r.status == 401);
             CHECK(jsonOf(r).value("error", "") == "unauthorized");
+            const auto challenge = r.headers.find("www-authenticate");
+            CHECK((challenge != r.headers.end() && challenge->second.starts_with("Bearer")));
         }
         const HttpResponse r = httpRequest(route.method, url, route.body, "adm1n");
         INFO("body " << r.body);

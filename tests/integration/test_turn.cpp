@@ -127,6 +127,41 @@ TEST_CASE("with a TURN secret a relay-only client joins through coturn with the 
     direct.leave();
 }
 
+TEST_CASE("a relay-only WHEP viewer connects through coturn with the TURN server of the answer's Link headers",
+          "[turn][whep]") {
+    Turnserver turn("tessera-turn-secret");
+    Server server(turnServerArgs("tessera-turn-secret"));
+    Client direct(server, ClientOptions{"turnwhep", "direct", "0xff0000", 440, {}, false, {}});
+    direct.waitEvent("first-frame");
+    // Relay candidates only, and no ICE server but what the 201 names: it
+    // connects only if it read the Link headers.
+    Client viewer(server, ClientOptions{"turnwhep",
+                                        "viewer",
+                                        "0x000000",
+                                        0,
+                                        {},
+                                        false,
+                                        {"--whep", server.http() + "/whep/turnwhep?name=viewer", "--relay-only"}});
+    INFO("viewer log " << viewer.process().logPath() << ", turnserver log " << turn.logPath());
+    const Json joined = viewer.waitEvent("joined");
+    CHECK(joined.value("iceServers", 0) == 1);
+    const std::string viewerId = joined.value("id", "");
+    REQUIRE(!viewerId.empty());
+    viewer.waitEvent("connected");
+    const auto centre = gridCentres(1)[0];
+    const auto report = viewer.waitReport([&](const Json& r) {
+        return r.value("frames", 0) >= 10 && near(thumbColor(r, centre.first, centre.second), kDirect);
+    });
+    INFO("report " << report.dump().substr(0, 600));
+    CHECK(near(thumbColor(report, centre.first, centre.second), kDirect));
+    // Through coturn, with the viewer's own credential ("<expiry>:<its id>").
+    CHECK(turn.waitLog(":" + viewerId + ">: incoming packet ALLOCATE processed, success"));
+    CHECK(turn.log().find(":" + viewerId + ">: incoming packet CREATE_PERMISSION processed, success") !=
+          std::string::npos);
+    viewer.leave();
+    direct.leave();
+}
+
 TEST_CASE("a TURN credential coturn refuses leaves a relay-only client unconnected, and the server removes it",
           "[turn]") {
     // coturn shares another secret: every credential Tessera mints is refused,

@@ -54,7 +54,7 @@ TEST_CASE("audio switch: a switch neither repeats nor skips a packet, in either 
         checkContinuous(passed);
         CHECK(passed[2].second == 1);
     }
-    SECTION("the new source is behind: the old one goes on until the new one has a packet it has not sent") {
+    SECTION("the new source is behind: the old one goes on until the new one has caught up") {
         AudioSwitch s(0);
         auto passed = run(s, {{0, 0}, {1, 0}, {0, 1}});
         s.select(1);
@@ -62,9 +62,26 @@ TEST_CASE("audio switch: a switch neither repeats nor skips a packet, in either 
         passed.insert(passed.end(), after.begin(), after.end());
         REQUIRE(passed.size() == 4);
         checkContinuous(passed);
-        CHECK(passed[2].second == 0); // the new source's copies of packets 1 and 2 came too late
+        CHECK(passed[1].second == 0); // the new source's copy of packet 1 came too late,
+        CHECK(passed[2].second == 1); // but it says the new source has caught up: the old one's 2 gives way
         CHECK(passed[3].second == 1);
     }
+}
+
+TEST_CASE("audio switch: a new source whose packets always come second still takes over", "[audioswitch]") {
+    // The full mix's encoder serves most receivers, one after the other: at
+    // a receiver leaving its speaker slot, its copy of each packet can
+    // always arrive after the slot's.
+    AudioSwitch s(1);
+    auto passed = run(s, {{1, 0}, {0, 0}});
+    s.select(0);
+    const auto after = run(s, {{1, 1}, {0, 1}, {1, 2}, {0, 2}, {1, 3}, {0, 3}});
+    passed.insert(passed.end(), after.begin(), after.end());
+    REQUIRE(passed.size() == 4);
+    checkContinuous(passed);
+    CHECK(passed[1].second == 1); // sent before the full mix's copy came
+    CHECK(passed[2].second == 0);
+    CHECK(passed[3].second == 0);
 }
 
 TEST_CASE("audio switch: with a cutoff, nothing of the old source ending after it passes", "[audioswitch]") {

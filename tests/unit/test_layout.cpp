@@ -130,15 +130,19 @@ std::vector<std::string> violations(const LayoutSpec& spec, const std::vector<So
     }
 
     if (spec.rest) {
-        if (expectEveryone && tiles.size() != sources.size())
-            errors.push_back("with a rest region everyone is shown: " + std::to_string(tiles.size()) + " tiles for " +
-                             std::to_string(sources.size()) + " sources");
         // Slot placement does not depend on the rest region, so the slot tiles
         // are those of the same spec without it; the others form the grid.
         LayoutSpec slotsOnly = spec;
         slotsOnly.rest.reset();
         std::set<std::string> inSlots;
         for (const Tile& t : computeTiles(sources, speaker, slotsOnly, canvasW, canvasH)) inSlots.insert(t.sourceId);
+        // Everyone is shown, up to the grid's cap.
+        const std::size_t others = sources.size() - inSlots.size();
+        const std::size_t expected =
+            inSlots.size() + (spec.restMax ? std::min<std::size_t>(others, spec.restMax) : others);
+        if (expectEveryone && tiles.size() != expected)
+            errors.push_back("with a rest region everyone is shown (up to its max): " + std::to_string(tiles.size()) +
+                             " tiles for " + std::to_string(sources.size()) + " sources");
         std::vector<const Tile*> grid;
         for (const Tile& t : tiles)
             if (!inSlots.count(t.sourceId)) grid.push_back(&t);
@@ -599,4 +603,72 @@ TEST_CASE("a border never covers a tile drawn above it", "[layout]") {
 TEST_CASE("no border, no border rectangles", "[layout]") {
     const auto tiles = computeTiles(people(4), "", defaultGridSpec(), 1280, 720);
     CHECK(visibleBorders(tiles).empty());
+}
+
+namespace {
+
+// Cameras p1..pn whose participants took their turns as the active speaker
+// in the order of `trace` (participant numbers), as the room feeds them.
+std::vector<Source> afterTrace(int n, const std::vector<int>& trace, tessera::layout::SpeakerRecency& recency) {
+    for (int p : trace) recency.spoke("p" + std::to_string(p));
+    auto sources = people(n);
+    for (Source& s : sources) s.lastSpoke = recency.lastSpoke(s.participantId);
+    return sources;
+}
+
+std::vector<std::string> shownIds(const std::vector<Tile>& tiles) {
+    std::vector<std::string> ids;
+    for (const Tile& t : tiles) ids.push_back(t.sourceId);
+    return ids;
+}
+
+const char* kRecentTwo = R"({"name": "r", "slots": [{"h": 0.5, "source": "speaker"}],
+    "rest": {"y": 0.5, "h": 0.5, "max": 2, "order": "recent"}})";
+
+} // namespace
+
+TEST_CASE("a recent rest grid shows the latest speakers first, join order for the others", "[layout]") {
+    const auto spec = parseLayoutSpec(kRecentTwo);
+    tessera::layout::SpeakerRecency recency;
+    // Nobody spoke: the first camera takes the speaker slot, the next two the grid.
+    CHECK(shownIds(computeTiles(afterTrace(6, {}, recency), "", spec, 1280, 720)) ==
+          std::vector<std::string>{"cam-p1", "cam-p2", "cam-p3"});
+    // p6 speaks: large; the grid keeps join order among those who never spoke.
+    CHECK(shownIds(computeTiles(afterTrace(6, {6}, recency), "p6", spec, 1280, 720)) ==
+          std::vector<std::string>{"cam-p6", "cam-p1", "cam-p2"});
+    // Then p4, then p5: p5 large, the grid the latest before it (p4, then p6).
+    CHECK(shownIds(computeTiles(afterTrace(6, {4, 5}, recency), "p5", spec, 1280, 720)) ==
+          std::vector<std::string>{"cam-p5", "cam-p4", "cam-p6"});
+    // Nobody speaks now: the slot falls back to the first camera; the grid
+    // still shows the two latest speakers.
+    CHECK(shownIds(computeTiles(afterTrace(6, {}, recency), "", spec, 1280, 720)) ==
+          std::vector<std::string>{"cam-p1", "cam-p5", "cam-p4"});
+    // p6 again: it moves to the front of the order.
+    CHECK(shownIds(computeTiles(afterTrace(6, {6}, recency), "p6", spec, 1280, 720)) ==
+          std::vector<std::string>{"cam-p6", "cam-p5", "cam-p4"});
+    // A leaver is forgotten: a new p5 (same id reused) starts as never having spoken.
+    recency.forget("p5");
+    CHECK(shownIds(computeTiles(afterTrace(6, {}, recency), "p6", spec, 1280, 720)) ==
+          std::vector<std::string>{"cam-p6", "cam-p4", "cam-p1"});
+    CHECK(recency.lastSpoke("p5") == 0);
+    recency.spoke(""); // nobody: changes nothing
+    CHECK(recency.lastSpoke("p6") > recency.lastSpoke("p4"));
+}
+
+TEST_CASE("the rest grid's max caps the tiles; its cells are sized for the shown ones", "[layout]") {
+    auto spec = parseLayoutSpec(R"({"name": "g", "rest": {"max": 4}})");
+    CHECK(spec.restOrder == LayoutSpec::RestOrder::Join);
+    const auto tiles = computeTiles(people(9), "p9", spec, 1280, 720);
+    // The first four in join order (the order is "join"), in a 2x2 grid.
+    CHECK(shownIds(tiles) == std::vector<std::string>{"cam-p1", "cam-p2", "cam-p3", "cam-p4"});
+    for (const Tile& t : tiles) CHECK(t.width == 640);
+    // Fewer sources than the cap: everyone.
+    CHECK(computeTiles(people(3), "", spec, 1280, 720).size() == 3);
+    // A recent grid without a cap shows everyone, latest speaker first.
+    spec = parseLayoutSpec(R"({"name": "g", "rest": {"order": "recent"}})");
+    auto sources = people(3);
+    sources[2].lastSpoke = 7;
+    sources[1].lastSpoke = 3;
+    CHECK(shownIds(computeTiles(sources, "", spec, 1280, 720)) ==
+          std::vector<std::string>{"cam-p3", "cam-p2", "cam-p1"});
 }

@@ -116,6 +116,14 @@ TEST_CASE("the shipped layouts say what their README says", "[layout]") {
     CHECK(pip.slots[1].rect.y + pip.slots[1].rect.h < 1);
     CHECK(pip.padding > 0);
     CHECK_FALSE(pip.rest);
+
+    // The large-call layout: the speaker and the 8 most recent others.
+    const auto recent = parseLayoutSpec(readFile(layoutsDir() / "recent.json"));
+    REQUIRE(recent.slots.size() == 1);
+    CHECK(recent.slots[0].source == Slot::Source::Speaker);
+    REQUIRE(recent.rest);
+    CHECK(recent.restMax == 8);
+    CHECK(recent.restOrder == LayoutSpec::RestOrder::Recent);
 }
 
 TEST_CASE("a full spec parses into every field", "[layout]") {
@@ -212,6 +220,12 @@ TEST_CASE("bad specs are rejected naming the field and the reason", "[layout]") 
         {R"({"name": "a", "rest": {}, "borderColor": 16777215})", "borderColor: must be a string"},
         {R"({"name": "a", "rest": {}, "labels": "yes"})", "labels: must be true or false"},
         {R"({"name": "a", "rest": {}, "cornerRadius": 8})", "unknown key 'cornerRadius'"},
+        // The rest grid's cap and order.
+        {R"({"name": "a", "rest": {"max": 0}})", "rest.max: must be an integer between 1 and 1000"},
+        {R"({"name": "a", "rest": {"max": 1001}})", "rest.max: must be an integer between 1 and 1000"},
+        {R"({"name": "a", "rest": {"max": 2.5}})", "rest.max: must be an integer"},
+        {R"({"name": "a", "rest": {"order": "loudest"}})", "rest.order: must be \"join\" or \"recent\""},
+        {R"({"name": "a", "rest": {"order": 1}})", "rest.order: must be a string"},
         // Unknown keys, at every level.
         {R"({"name": "a", "rest": {}, "colour": "#000000"})", "unknown key 'colour'"},
         {R"({"name": "a", "slots": [{"width": 1}]})", "slots[0]: unknown key 'width'"},

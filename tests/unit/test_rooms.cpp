@@ -1697,10 +1697,12 @@ TEST_CASE("live: targets start, conflict, fail alone (or retry) and stop; the ro
 
     // One target stops; then all.
     CHECK_THROWS_MATCHES(f.rooms->stopLive("r1", "rtmp-9"), Error, code(ErrorCode::NotFound));
+    const std::string hlsDir = media.live.at("hls").directory;
     targets = f.rooms->stopLive("r1", "hls");
     CHECK(targets.size() == 2);
     CHECK(media.live.empty());
-    CHECK_FALSE(f.rooms->hlsDirectory("r1"));
+    // The ended stream stays served (its playlist ends it) while the room is open.
+    CHECK(f.rooms->hlsDirectory("r1") == hlsDir);
     CHECK(f.rooms->stopLive("r1", "").empty());
 
     // The room's end stops its targets.
@@ -1709,4 +1711,5 @@ TEST_CASE("live: targets start, conflict, fail alone (or retry) and stop; the ro
     f.rooms->leave(a);
     // `media` went with the room; its destructor checked that nothing was left attached.
     CHECK(FakeRoomMedia::alive == 0);
+    CHECK_FALSE(f.rooms->hlsDirectory("r1"));
 }

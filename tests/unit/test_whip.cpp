@@ -86,3 +86,54 @@ TEST_CASE("whip: ICE servers as Link headers, credentials quoted, unsafe URLs le
                       "credential=\"a\\\"b\\\\c\"; credential-type=\"password\"");
     CHECK(links[2].starts_with("<turn:turn.example.net:3478?transport=tcp>"));
 }
+
+TEST_CASE("whip: a client reads the ICE servers back from the Link headers, joined as an HTTP library joins them",
+          "[whip]") {
+    const std::vector<IceServer> servers = {
+        {{"stun:stun.example.net:3478"}, "", ""},
+        {{"turn:turn.example.net:3478?transport=udp", "turns:turn.example.net:5349?transport=tcp"},
+         "1700000000:p1",
+         "a\"b\\c,d;e"},
+    };
+    std::string header;
+    for (const auto& link : whip::iceServerLinks(servers)) header += (header.empty() ? "" : ", ") + link;
+    const auto parsed = whip::parseIceServerLinks(header);
+    REQUIRE(parsed.size() == 3);
+    CHECK(parsed[0].urls == std::vector<std::string>{"stun:stun.example.net:3478"});
+    CHECK(parsed[0].username.empty());
+    CHECK(parsed[0].credential.empty());
+    for (std::size_t i : {1, 2}) {
+        INFO(i);
+        CHECK(parsed[i].urls == std::vector<std::string>{servers[1].urls[i - 1]});
+        CHECK(parsed[i].username == "1700000000:p1");
+        CHECK(parsed[i].credential == "a\"b\\c,d;e");
+    }
+}
+
+TEST_CASE("whip: Link headers of other relations, schemes and credential types, and malformed ones, are skipped",
+          "[whip]") {
+    const auto parsed = whip::parseIceServerLinks(
+        R"(<https://example.net/>; rel="next", <stun:a.example:3478>;REL=ICE-SERVER,)"
+        R"( <turn:b.example:3478>; rel="ice-server"; username="u"; credential="c"; credential-type="oauth",)"
+        R"( <http://c.example/>; rel="ice-server", garbage; rel="ice-server", <turn:e.example:3478>; rel="other ice-server"; Username=u2; credential="c2",)"
+        R"( <turn:f.example:3478>; rel="ice-server" ; username = "u3" ; credential = "c3")");
+    REQUIRE(parsed.size() == 3);
+    CHECK(parsed[0].urls == std::vector<std::string>{"stun:a.example:3478"});
+    CHECK(parsed[1].urls == std::vector<std::string>{"turn:e.example:3478"});
+    CHECK(parsed[1].username == "u2");
+    CHECK(parsed[1].credential == "c2");
+    CHECK(parsed[2].urls == std::vector<std::string>{"turn:f.example:3478"});
+    CHECK(parsed[2].username == "u3");
+    CHECK(parsed[2].credential == "c3");
+
+    CHECK(whip::parseIceServerLinks("").empty());
+    CHECK(whip::parseIceServerLinks(",,, ,").empty());
+    CHECK(whip::parseIceServerLinks("<stun:x:1").empty());
+    CHECK(whip::parseIceServerLinks(R"(<stun:x:1>; rel="ice-server", <turn:y:1>; rel="ice-server"; username="u)")
+              .size() == 1);
+    // Bounded: a flood of links gives kMaxIceServerLinks.
+    std::string flood;
+    for (int i = 0; i < 100; ++i) flood += "<stun:s" + std::to_string(i) + ":3478>; rel=\"ice-server\", ";
+    CHECK(whip::parseIceServerLinks(flood).size() == whip::kMaxIceServerLinks);
+    CHECK(whip::parseIceServerLinks("<stun:" + std::string(5000, 'a') + ">; rel=\"ice-server\"").empty());
+}

@@ -113,6 +113,8 @@ private:
     void send(const proto::ClientMessage& message);
     void onWsMessage(std::string_view text);
     void handle(const proto::Joined& m);
+    void useIceServers(const std::vector<proto::IceServer>& servers);
+    void setLocalDescription(const std::shared_ptr<GstWebRTCSessionDescription>& offer);
     void handle(const proto::Answer& m);
     void handle(const proto::Candidate& m);
     void handle(const proto::ParticipantJoined& m);
@@ -296,6 +298,7 @@ private:
     // offer's ICE credentials and m= lines for the PATCH fragments; the
     // candidate lines gathered per m-line and not yet PATCHed.
     std::string m_whipResource;
+    std::shared_ptr<GstWebRTCSessionDescription> m_whipOffer; // our offer, local once the POST is answered
     std::string m_whipUfrag, m_whipPwd;
     std::vector<std::string> m_whipMLines;
     std::vector<std::vector<std::string>> m_whipPending;

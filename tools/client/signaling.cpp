@@ -336,8 +336,18 @@ void Client::handle(const proto::Joined& m) {
     for (const auto& p : m.participants) others.push_back({{"id", p.id}, {"name", p.name}});
     emitEvent("joined", {{"id", m.id}, {"room", m.room}, {"participants", others}});
 
+    useIceServers(m.iceServers);
+    if (m_options.holdOffer)
+        m_offerHeld = true;
+    else
+        createOffer();
+}
+
+// Before ICE gathers (the local description): `joined`'s iceServers, or the
+// WHIP/WHEP answer's Link headers.
+void Client::useIceServers(const std::vector<proto::IceServer>& servers) {
     bool haveStun = false;
-    for (const auto& server : m.iceServers) {
+    for (const auto& server : servers) {
         for (const auto& url : server.urls) {
             const std::string gstUrl = toGstIceUrl(url, server.username, server.credential);
             if (gstUrl.starts_with("stun")) {
@@ -352,10 +362,6 @@ void Client::handle(const proto::Joined& m) {
             }
         }
     }
-    if (m_options.holdOffer)
-        m_offerHeld = true;
-    else
-        createOffer();
 }
 
 void Client::handle(const proto::Answer& m) {
@@ -491,9 +497,12 @@ void Client::onOfferCreated(const std::shared_ptr<GstWebRTCSessionDescription>& 
         const char* mid = gst_sdp_media_get_attribute_val(gst_sdp_message_get_media(offer->sdp, i), "mid");
         m_mids.emplace_back(mid ? mid : "");
     }
-    GstPromise* promise =
-        gst_promise_new_with_change_func(onLocalDescriptionCb, new WeakClient(weak_from_this()), deleteWeak);
-    g_signal_emit_by_name(m_webrtc, "set-local-description", offer.get(), promise);
+    // WHIP and WHEP learn their ICE servers from the POST's answer (its Link
+    // headers): the local description, which starts gathering, waits for it.
+    if (m_options.whip.empty())
+        setLocalDescription(offer);
+    else
+        m_whipOffer = offer;
     GstSDPMessage* sent = offer->sdp;
     if (m_options.offerWithoutSsrc) {
         // Only from what is sent: the local description keeps them.
@@ -520,6 +529,12 @@ void Client::onOfferCreated(const std::shared_ptr<GstWebRTCSessionDescription>& 
     }
     m_offerSent = true;
     emitEvent("offer", {{"sdp", text.get()}});
+}
+
+void Client::setLocalDescription(const std::shared_ptr<GstWebRTCSessionDescription>& offer) {
+    GstPromise* promise =
+        gst_promise_new_with_change_func(onLocalDescriptionCb, new WeakClient(weak_from_this()), deleteWeak);
+    g_signal_emit_by_name(m_webrtc, "set-local-description", offer.get(), promise);
 }
 
 void Client::onLocalDescriptionSet(const std::string& error) {

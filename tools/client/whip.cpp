@@ -1,12 +1,17 @@
 // tessera-client --whip: publishes through WHIP (RFC 9725) over HTTP instead
 // of Tessera's WebSocket, as an encoder (OBS, ffmpeg) does; --whep watches
 // the room's mix through WHEP, as a player does, with the same exchange and
-// a receive-only offer: the offer is
-// POSTed, the 201 carries the answer (with every server candidate) and the
-// resource's Location, our candidates are PATCHed to the resource as
-// application/trickle-ice-sdpfrag (RFC 8840), and DELETE leaves. There is no
-// channel back: no room events. Thread: main.
+// a receive-only offer: the offer is POSTed, the 201 carries the answer
+// (with every server candidate), the resource's Location and the ICE
+// servers to use (Link headers: the offer becomes the local description,
+// which starts gathering, only then), our candidates are PATCHed to the
+// resource as application/trickle-ice-sdpfrag (RFC 8840), and DELETE
+// leaves. There is no channel back: no room events. Thread: main.
 #include "client_impl.h"
+
+#include <utility>
+
+#include "tessera/protocol/whip.h"
 
 namespace tessera::client {
 
@@ -63,7 +68,16 @@ void Client::onWhipPublished(SoupMessage* message, GBytes* body, const std::stri
     m_whipResource = url.get();
     // The resource's last segment is the participant's id (docs/protocol.md).
     m_id = path.substr(path.rfind('/') + 1);
-    emitEvent("joined", {{"id", m_id}, {"resource", m_whipResource}, {"participants", Json::array()}});
+    // The STUN and TURN servers the server offers (RFC 9725 section 4.6), as
+    // `joined`'s iceServers are on the WebSocket: ICE gathers once our offer
+    // is the local description, with them.
+    const char* links = soup_message_headers_get_list(soup_message_get_response_headers(message), "Link");
+    const auto servers = proto::whip::parseIceServerLinks(links ? links : "");
+    useIceServers(servers);
+    emitEvent(
+        "joined",
+        {{"id", m_id}, {"resource", m_whipResource}, {"participants", Json::array()}, {"iceServers", servers.size()}});
+    if (m_whipOffer) setLocalDescription(std::exchange(m_whipOffer, {}));
     handle(proto::Answer{answer});
     whipFlush(); // what was gathered while the POST was out
 }

@@ -1,5 +1,7 @@
 #pragma once
 // Layout geometry: pure, no GStreamer. (sources, speaker, spec, canvas) -> tiles.
+#include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -14,6 +16,25 @@ struct Source {
     bool screenShare = false;
     unsigned aspectW = 16; // the source's aspect ratio (inputs are normalised, so usually 16:9)
     unsigned aspectH = 9;
+    // The participant's last turn as the active speaker (SpeakerRecency); 0:
+    // never. Orders a `"order": "recent"` rest grid.
+    std::uint64_t lastSpoke = 0;
+};
+
+// Who spoke last: each new active speaker takes the next turn number, so a
+// higher number is a more recent speaker. Fed the room's speaker decisions.
+class SpeakerRecency {
+public:
+    // `participantId` became the active speaker ("" : nobody, which changes nothing).
+    void spoke(const std::string& participantId);
+    // Its last turn, 0 if it never spoke.
+    std::uint64_t lastSpoke(const std::string& participantId) const;
+    // A leaver: it keeps no place in the order.
+    void forget(const std::string& participantId);
+
+private:
+    std::uint64_t m_turn = 0;
+    std::map<std::string, std::uint64_t> m_last;
 };
 
 struct Tile {
@@ -30,7 +51,8 @@ struct Rect {
 };
 
 // Sources are in join order. `speakerId` is a participant id (may be empty).
-// Returns one tile per visible source; sources that fit nowhere are omitted.
+// Returns one tile per visible source; sources that fit nowhere, or beyond
+// the rest grid's `restMax`, are omitted.
 std::vector<Tile> computeTiles(const std::vector<Source>& sources, const std::string& speakerId,
                                const protocol::LayoutSpec& spec, unsigned canvasWidth, unsigned canvasHeight);
 

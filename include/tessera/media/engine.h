@@ -105,6 +105,7 @@ struct RoomStats {
     unsigned elements = 0;             // elements in the room pipeline (leak check)
     unsigned opusEncoders = 0;         // Opus encodes fed now: of the room's K+1, those in use; and the recorder's
     bool compositing = false;          // the compositor and tier branches run (someone sends or receives video)
+    unsigned videoDecoders = 0;        // cameras and screen shares decoded now: those the layout shows
     std::vector<TierStats> tiers;      // highest first; within a tier, video.codecs' order
     struct Codec {
         std::string name;      // one of video.codecs, in their order
@@ -206,8 +207,17 @@ public:
         (void)target;
         throw Error(ErrorCode::Internal, "this media engine cannot stream live");
     }
-    // Detaches the target (nothing if it is not attached: it failed already).
+    // Detaches the target (nothing if it is not attached: it failed already);
+    // it ends its stream (the last HLS segment and #EXT-X-ENDLIST) on its own
+    // time, within a bound.
     virtual void stopLive(const std::string& id) { (void)id; }
+    // Whether stopped targets are still ending their streams: then `done`
+    // runs on the main context once all have (and the live encoder is gone),
+    // never from inside this call nor after this object is destroyed.
+    virtual bool whenLiveStopped(std::function<void()> done) {
+        (void)done;
+        return false;
+    }
 };
 
 class Engine {

@@ -37,6 +37,12 @@ struct LayoutSpec {
     std::vector<Slot> slots;            // placed first, in order
     std::optional<FracRect> rest;       // everyone not in a slot, as an automatic grid inside it
     int restZ = 0;
+    // At most this many sources in the rest grid (0: no cap); the others are
+    // not shown, so not decoded (a large call's "speaker + the N most recent").
+    unsigned restMax = 0;
+    // The rest grid's order: join order, or most recent speaker first (join
+    // order among those who never spoke and as the tie-break).
+    enum class RestOrder { Join, Recent } restOrder = RestOrder::Join;
     bool keepAspect = true;              // fit each source's aspect inside its cell, centred
     double padding = 0;                  // gap around each tile, pixels
     double border = 0;                   // a frame of this many pixels around each picture, inside the padding

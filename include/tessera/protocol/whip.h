@@ -46,4 +46,17 @@ std::optional<std::string> iceUfrag(std::string_view sdp);
 // A URL with spaces, controls or angle brackets is left out.
 std::vector<std::string> iceServerLinks(const std::vector<IceServer>& servers);
 
+// The most ICE servers parseIceServerLinks reads: a server sends a few.
+inline constexpr std::size_t kMaxIceServerLinks = 16;
+
+// What a WHIP or WHEP client reads back from the 201's Link headers (RFC
+// 8288 syntax), `header` being their values, comma-separated as an HTTP
+// library joins repeated headers: each `<url>; rel="ice-server"` (a rel
+// list naming ice-server) with its `username` and `credential`, as one
+// IceServer each, in order. Links of another rel, URLs that are not stun:,
+// stuns:, turn: or turns:, a credential-type other than "password", and
+// malformed link values are skipped; at most kMaxIceServerLinks are kept,
+// URLs and parameters of at most 1024 characters.
+std::vector<IceServer> parseIceServerLinks(std::string_view header);
+
 } // namespace tessera::protocol::whip

@@ -144,8 +144,11 @@ public:
     // targets left. Error(NotFound) for an unknown room or target,
     // Error(Conflict) for "every target" of a room that has none.
     std::vector<api::LiveTargetSummary> stopLive(const std::string& room, const std::string& id);
+    // The room's targets; Error(NotFound) for an unknown room.
+    std::vector<api::LiveTargetSummary> live(const std::string& room) const { return liveSummary(roomOrThrow(room)); }
     // The directory of the room's HLS stream while it has one (running or
-    // retrying): what GET /live/{room}/... may serve from. nullopt otherwise.
+    // retrying), or of the one it stopped last (ended) while the room is
+    // open: what GET /live/{room}/... may serve from. nullopt otherwise.
     std::optional<std::string> hlsDirectory(const std::string& room) const;
 
     MetricsSnapshot metrics() const;
@@ -200,6 +203,8 @@ private:
     void onRecordingSegment(Room& room, const std::string& path, double offset);
     void onRecordingFailed(Room& room, const std::string& reason);
     void onRecordingStopped(Room& room, const media::RecordingResult& result);
+    // A closed room's media finished one thing (see Room::closingHolds); it goes after the last.
+    void releaseClosingHold(Room& room);
     struct LiveTarget;
     void onLiveFailed(Room& room, const std::string& id, const std::string& reason);
     // Starts (or restarts) the target in media; a failure marks it failed or retrying.
