@@ -69,6 +69,7 @@ void PeerCore::updateTier(const policy::TierInput& input) {
     policy::TierInput withEstimate = input;
     // Asked on every stats poll too, so silent feedback counts even when none comes.
     withEstimate.estimatedBps = m_bwe.estimate(nowMs);
+    withEstimate.estimateFromLossAlone = m_bwe.lossAlone();
     withEstimate.audioOnlyRequested = m_audioOnlyRequested;
     {
         std::lock_guard lock(m_mutex);
@@ -88,9 +89,10 @@ void PeerCore::updateTier(const policy::TierInput& input) {
         const std::string loss = withEstimate.lossFraction
                                      ? std::to_string(static_cast<int>(*withEstimate.lossFraction * 100 + 0.5)) + " %"
                                      : std::string("none");
-        GST_CAT_INFO(tessera_media_debug, "peer %s: tier inputs: estimate %s, declared %s, reported loss %s",
-                     m_id.c_str(), kbps(withEstimate.estimatedBps).c_str(), kbps(withEstimate.declaredBps).c_str(),
-                     loss.c_str());
+        GST_CAT_INFO(tessera_media_debug, "peer %s: tier inputs: estimate %s%s, declared %s, reported loss %s",
+                     m_id.c_str(), kbps(withEstimate.estimatedBps).c_str(),
+                     withEstimate.estimateFromLossAlone ? " (cut on loss alone)" : "",
+                     kbps(withEstimate.declaredBps).c_str(), loss.c_str());
         switchTier(m_tiers->currentIndex());
     }
     tellAudioOnly();

@@ -78,7 +78,7 @@ bool TierSelector::update(const TierInput& input, std::int64_t nowMs) {
             reason = AudioOnlyReason::Requested;
         else if (input.declaredBps && *input.declaredBps <= m_params.audioOnlyBps)
             reason = AudioOnlyReason::Declared;
-        else if (input.estimatedBps && *input.estimatedBps < m_ladder[lowest].bitrate)
+        else if (input.estimatedBps && *input.estimatedBps < m_ladder[lowest].bitrate && !input.estimateFromLossAlone)
             reason = AudioOnlyReason::Link;
     }
 

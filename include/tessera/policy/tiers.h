@@ -53,8 +53,9 @@ struct TierParams {
     // receiver gets no video at all when the estimate is under the lowest
     // tier's own bit rate (not even it fits, headroom or not), when it
     // declared at most audioOnlyBps, or when it asks for audio only. Loss
-    // alone never takes video away (a loss report says the picture
-    // degrades, not that no picture fits). false: never.
+    // alone never takes video away (a loss report, or an estimate cut on
+    // loss alone, says the picture degrades, not that no picture fits).
+    // false: never.
     //
     // Video comes back from a link's audio only by a trial, never by the
     // estimate alone: sent nothing but audio, the receiver is app-limited
@@ -106,6 +107,9 @@ struct TierInput {
     // window, or one that proves neither). Judges the audio-only tier's
     // trials (TierParams::trialMs).
     std::optional<bool> linkCongested = std::nullopt;
+    // The estimate fell on loss alone (BandwidthEstimator::lossAlone): it
+    // does not take video away, as a loss report does not.
+    bool estimateFromLossAlone = false;
 };
 
 // The loss a receiver reports on one stream we send it. webrtcbin's
