@@ -291,13 +291,13 @@ class Janus:
 class Client:
     """One tessera-client process; stdout JSON lines read by a thread."""
 
-    def __init__(self, server, room, name, logdir, args, ice="127.0.0.1"):
+    def __init__(self, server, room, name, logdir, args, ice="127.0.0.1", wrap=(), ws=None):
         self.name = name
         self.events = []
         self.cond = threading.Condition()
         self.replies = queue.Queue()
         self.log = open(logdir / f"client-{room}-{name}.log", "w")
-        cmd = [str(CLIENT_BIN), "--server", server.ws, "--room", room, "--name", name,
+        cmd = [*wrap, str(CLIENT_BIN), "--server", ws or server.ws, "--room", room, "--name", name,
                "--ice-address", ice, "--timestamps", "--connect-timeout", "60", *args]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.log, text=True, bufsize=1)
@@ -942,6 +942,112 @@ class Bench:
                 janus.stop()
         return out
 
+    def bottleneck(self):
+        """A receiver behind a real bottleneck (issue 12): a veth pair whose
+        server end is shaped with tbf (TESTING.md, "A real bottleneck"), the
+        receiver in a network namespace of its own, two camera-like load
+        senders in its room. For each limit: the time from the limit to the
+        receiver's step down (its tier in the API, polled every 100 ms), what
+        the server then sends it against the limit (its `bitrateOut`), the
+        frames and stalls it decodes meanwhile, and the time from lifting the
+        limit to its top tier (300 kbit/s) or to video (64 kbit/s)."""
+        limits = [300_000] if self.quick else [300_000, 64_000]
+        hold = 10 if self.quick else 20
+        server_ip, client_ip = "10.98.0.1", "10.98.0.2"
+        subprocess.run("ip link del nb0 2>/dev/null", shell=True)
+        subprocess.run(f"ip link add nb0 type veth peer name nb1 && ip addr add {server_ip}/24 dev nb0 && "
+                       "ip link set nb0 up", shell=True, check=True)
+        logdir = self.logdir / "bottleneck"
+        logdir.mkdir(exist_ok=True)
+        # Its own server: the phases' server offers loopback candidates only.
+        server = Server(logdir, ["--host", "0.0.0.0", "--ice-address", server_ip, *(self.args.server_arg or ())])
+        ws = f"ws://{server_ip}:{server.url.rsplit(':', 1)[1]}/ws"
+        room, clients, out = "narrow", [], []
+        wait_link = ("i=0; until ip link show nb1 >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 600 ] && exit 97; "
+                     f"sleep 0.05; done; ip link set lo up && ip addr add {client_ip}/24 dev nb1 && "
+                     'ip link set nb1 up && exec "$@"')
+
+        def seen():
+            try:
+                info = json.loads(urllib.request.urlopen(f"{server.url}/api/rooms/{room}", timeout=10).read())
+            except (OSError, ValueError):
+                return {}
+            return next((p for p in info.get("participants", []) if p.get("name") == "limited"), {})
+
+        def until(pred, timeout):
+            """Seconds until pred(seen()) held (polled every 100 ms), or None."""
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < timeout:
+                if pred(seen()):
+                    return time.monotonic() - t0
+                time.sleep(0.1)
+            return None
+
+        try:
+            for i in range(2):
+                c = Client(server, room, f"sender{i}", logdir, ["--send-file", str(self.files[i]), "--no-decode"],
+                           ws=ws)
+                clients.append(c)
+                if not c.wait_event("connected", 60):
+                    raise RuntimeError(f"sender{i} did not connect")
+            limited = Client(server, room, "limited", logdir, [], ice=client_ip, ws=ws,
+                             wrap=["unshare", "--net", "sh", "-c", wait_link, "sh"])
+            clients.append(limited)
+            deadline = time.monotonic() + 30
+            while not os.path.exists(f"/proc/{limited.proc.pid}/ns/net") or \
+                    os.readlink(f"/proc/{limited.proc.pid}/ns/net") == os.readlink("/proc/self/ns/net"):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the limited receiver got no namespace")
+                time.sleep(0.05)
+            subprocess.run(["ip", "link", "set", "nb1", "netns", str(limited.proc.pid)], check=True)
+            if not limited.wait_event("first-frame", 60):
+                raise RuntimeError("the limited receiver decoded no frame")
+            if until(lambda p: p.get("tier") == "high", 30) is None:
+                raise RuntimeError("the limited receiver is not on the high tier before any limit")
+            for limit in limits:
+                subprocess.run(["tc", "qdisc", "add", "dev", "nb0", "root", "tbf", "rate", f"{limit // 1000}kbit",
+                                "burst", "16kbit", "latency", "200ms"], check=True)
+                target = "audio" if limit < 150_000 else "low"
+                limited_at = time.monotonic()
+                down = until(lambda p: p.get("tier") not in (None, "high"), 30)
+                reached = until(lambda p: p.get("tier") == target, 30)
+                reached = None if reached is None else time.monotonic() - limited_at
+                # The API's bitrateOut covers the last few seconds: past the step down first.
+                time.sleep(3)
+                r0 = reports([limited])[limited]
+                sent = []
+                for _ in range(hold):
+                    time.sleep(1)
+                    sent.append(seen().get("bitrateOut", 0))
+                r1 = reports([limited])[limited]
+                tiers_end = seen().get("tier")
+                subprocess.run(["tc", "qdisc", "change", "dev", "nb0", "root", "tbf", "rate", "1gbit", "burst",
+                                "1mbit", "latency", "200ms"], check=True)
+                back = until(lambda p: p.get("tier") == "high" if target == "low" else p.get("tier") != "audio", 60)
+                subprocess.run(["tc", "qdisc", "del", "dev", "nb0", "root"], check=True)
+                frames = stalls = audio_gap = None
+                if r0 and r1:
+                    frames = (r1["rtp"]["video"]["frames"] - r0["rtp"]["video"]["frames"]) / hold
+                    stalls = r1["frameStalls"]["stalls"] - r0["frameStalls"]["stalls"]
+                    audio_gap = r1["rtp"]["audio"]["maxGapMs"]
+                m = {"limit": limit, "target": target, "downS": down, "reachedS": reached, "tierEnd": tiers_end,
+                     "sentBps": sum(sent) / len(sent), "fps": frames, "stalls": stalls, "audioMaxGapMs": audio_gap,
+                     "backS": back}
+                self.log(f"bottleneck: {limit // 1000} kbit/s: down in {fmt(down, 1)} s, {target} in "
+                         f"{fmt(reached, 1)} s, sent {m['sentBps'] / 1000:.0f} kbit/s, {fmt(frames, 1)} fps, "
+                         f"back in {fmt(back, 1)} s")
+                out.append(m)
+                if until(lambda p: p.get("tier") == "high", 60) is None:
+                    break
+        finally:
+            for c in clients:
+                c.leave()
+            for c in clients:
+                c.wait()
+            server.stop()
+            subprocess.run("ip link del nb0 2>/dev/null", shell=True)
+        return out
+
     def viewers(self):
         """WHEP viewers of one room of 4 load participants (issue 14): server
         cores with 0, 10 (and 50) viewers, each a tessera-client that does not
@@ -1017,6 +1123,7 @@ class Bench:
             rooms = [] if self.args.skip_rooms else self.phase("rooms", self.rooms, [])
             audio = {} if self.args.skip_audio else self.phase("audio", self.audio_only, {})
             viewers = {} if self.args.skip_viewers else self.phase("viewers", self.viewers, {})
+            bottleneck = [] if self.args.skip_bottleneck else self.phase("bottleneck", self.bottleneck, [])
         finally:
             self.server.stop()
             self.errors += self.server.unanswered
@@ -1038,7 +1145,7 @@ class Bench:
             m["bare"] = run_bare([f for f, _, _ in m["receivers"]], self.logdir, "server",
                                  receivers=[(t, c) for _, t, c in m["receivers"]], name=f"codecs{k}")
         return {"capacity": capacity, "join": join, "codecs": codecs, "rooms": rooms, "audio": audio,
-                "viewers": viewers, "bare": bare,
+                "viewers": viewers, "bottleneck": bottleneck, "bare": bare,
                 "variants": variants, "idleRssMB": rss0, "errors": self.errors}
 
 
@@ -1209,6 +1316,24 @@ def markdown(bench, res, mach):
                          f"{fmt(r['serverCores'])} | {fmt(per, 1)} | {r['encoders']} | {r['serverThreads']} | "
                          f"{fmt(r['serverRssMB'], 0)} | {fmt(r.get('clientCores'))} | {fmt(r['minRecvFps'], 1)} | "
                          f"{r['stalls']} |")
+    if res.get("bottleneck"):
+        lines += ["", "## A receiver behind a real bottleneck", "",
+                  "Two load senders and one decoding receiver whose link (a veth pair, the receiver in a network "
+                  "namespace of its own) is shaped with `tbf rate R burst 16kbit latency 200ms` while it is on the "
+                  "high tier. \"Down\": from the limit to its first step down, \"reached\": to the tier the limit "
+                  "calls for (low at 300 kbit/s, audio only at 64), both from its tier in the API polled every "
+                  "100 ms; \"sent\": the server's `bitrateOut` to it, the mean of one poll a second from 3 s after that; "
+                  "then the frames it decoded, its stalls (gaps over 1 s) and its longest audio gap over that "
+                  "time; \"back\": from lifting the limit to the high tier (300 kbit/s) or to video (64 kbit/s).",
+                  "",
+                  "| limit | down (s) | reached (s) | tier at the end | sent (kbit/s) | sent / limit | fps | stalls | "
+                  "longest audio gap (ms) | back (s) |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for m in res["bottleneck"]:
+            lines.append(f"| {m['limit'] // 1000} kbit/s | {fmt(m['downS'], 1)} | {fmt(m['reachedS'], 1)} "
+                         f"({m['target']}) | {m['tierEnd']} | {m['sentBps'] / 1000:.0f} | "
+                         f"{fmt(m['sentBps'] / m['limit'])} | {fmt(m['fps'], 1)} | {m['stalls']} | "
+                         f"{fmt(m['audioMaxGapMs'], 0)} | {fmt(m['backS'], 1)} |")
     if res.get("errors"):
         lines += ["", "## Problems during the run", ""] + [f"- {e}" for e in res["errors"]]
     lines.append("")
@@ -1261,6 +1386,7 @@ def main():
     p.add_argument("--skip-codecs", action="store_true", help="skip the VP8 vs VP8 + H.264 room phase")
     p.add_argument("--skip-audio", action="store_true", help="skip the audio-only Tessera vs Janus phase")
     p.add_argument("--skip-viewers", action="store_true", help="skip the WHEP viewers and live streaming phase")
+    p.add_argument("--skip-bottleneck", action="store_true", help="skip the 300 and 64 kbit/s bottleneck phase")
     p.add_argument("--max-audio-n", type=int, help="largest audio-only room (default 10 quick, 50 full)")
     p.add_argument("--server-arg", action="append", help="extra tessera flag (repeatable), e.g. --server-arg=--jitter-latency=50")
     p.add_argument("--h264-every", type=int, default=0, metavar="K",

@@ -10,6 +10,7 @@ const ui = {
   joinForm: $('join-form'), joinRoom: $('join-room'), joinName: $('join-name'),
   joinReceiveOnly: $('join-receive-only'), joinButton: $('join-button'), joinError: $('join-error'),
   roomLabel: $('room-label'), layoutLabel: $('layout-label'), recordingLabel: $('recording-label'),
+  audioOnlyLabel: $('audio-only-label'), audioOnly: $('audio-only-button'), stage: document.querySelector('.stage'),
   connState: $('conn-state'), notices: $('notices'),
   remoteVideo: $('remote-video'), localVideo: $('local-video'), stageStatus: $('stage-status'), unmute: $('unmute'),
   mic: $('mic-button'), cam: $('cam-button'), share: $('share-button'), devicesButton: $('devices-button'),
@@ -119,6 +120,7 @@ function render(what) {
     case 'participants': case 'speaker': case 'send-size': renderParticipants(); break;
     case 'layout': renderLayout(); break;
     case 'recording': renderLayout(); break;
+    case 'audio-only': renderAudioOnly(); renderStage(); break;
     case 'error': renderErrors(); break;
     case 'media': renderMedia(); renderControls(); devices?.refresh(false); break;
     case 'remote': attachRemote(); break;
@@ -131,7 +133,24 @@ function render(what) {
 }
 
 function renderAll() {
-  renderState(); renderParticipants(); renderLayout(); renderMedia(); renderControls(); renderStage();
+  renderState(); renderParticipants(); renderLayout(); renderMedia(); renderControls(); renderAudioOnly(); renderStage();
+}
+
+// Why the server sends only audio, as the user should read it.
+const AUDIO_ONLY_TEXT = {
+  link: 'Audio only: your connection is too slow for video. Video comes back when it recovers.',
+  maxBitrate: 'Audio only: the bandwidth limit you joined with is too low for video.',
+  request: 'Audio only, as you asked. Press "Video on" to get video again.',
+};
+
+function renderAudioOnly() {
+  const reason = session.audioOnly;
+  ui.audioOnlyLabel.hidden = !reason;
+  ui.audioOnlyLabel.dataset.reason = reason ?? '';
+  ui.audioOnlyLabel.title = reason ? (AUDIO_ONLY_TEXT[reason] ?? 'Audio only') : '';
+  ui.stage.classList.toggle('audio-only', Boolean(reason));
+  ui.audioOnly.textContent = session.wantAudioOnly ? 'Video on' : 'Audio only';
+  ui.audioOnly.setAttribute('aria-pressed', String(session.wantAudioOnly));
 }
 
 function renderState() {
@@ -221,6 +240,7 @@ function renderStage() {
   let text = '';
   if (session.state === 'reconnecting') text = 'Reconnecting…';
   else if (session.state === 'failed') text = 'The connection failed.';
+  else if (session.audioOnly) text = AUDIO_ONLY_TEXT[session.audioOnly] ?? 'Audio only.';
   else if (!hasVideo) text = session.state === 'connected' ? "Waiting for the room's video…" : 'Connecting…';
   ui.stageStatus.textContent = text;
   ui.stageStatus.hidden = !text;
@@ -355,6 +375,7 @@ ui.joinForm.addEventListener('submit', (e) => {
 ui.leave.addEventListener('click', leave);
 ui.mic.addEventListener('click', () => session?.setMicEnabled(!session.micEnabled));
 ui.cam.addEventListener('click', () => session?.setCamEnabled(!session.camEnabled));
+ui.audioOnly.addEventListener('click', () => session?.setAudioOnly(!session.wantAudioOnly));
 ui.share.addEventListener('click', async () => {
   if (!session) return;
   if (session.screen) {
@@ -413,6 +434,13 @@ window.tessera = {
   },
   get stats() { return session?.stats ?? null; },
   get layout() { return session?.layout ?? null; },
+  /** null while video is sent; else why not: 'link', 'maxBitrate' or 'request'. */
+  get audioOnly() { return session?.audioOnly ?? null; },
+  /** What the page shows: the top bar's "Audio only" label (null when hidden) and the stage's text. */
+  get audioOnlyShown() {
+    return { label: ui.audioOnlyLabel.hidden ? null : ui.audioOnlyLabel.textContent, stage: ui.stageStatus.hidden ? '' : ui.stageStatus.textContent };
+  },
+  setAudioOnly: (enabled) => session?.setAudioOnly(enabled),
   get layoutHistory() { return session ? [...session.layoutHistory] : []; },
   get speaker() { return session?.speaker ?? null; },
   get errors() { return session ? session.errors.map((e) => ({ ...e })) : []; },

@@ -70,6 +70,10 @@ export class Session extends EventTarget {
     this.layoutHistory = [];
     this.speaker = null;
     this.recording = false;        // the room is being recorded (server message `recording`)
+    // The server sends us audio only: null (video), or why: 'link', 'maxBitrate' or 'request'
+    // (server message `audio-only`). wantAudioOnly: the user's own choice, sent with `audio-only`.
+    this.audioOnly = null;
+    this.wantAudioOnly = false;
     this.errors = [];              // [{time, code, message}] newest last
     this.mediaError = null;        // why we are receive-only / partial, for the user
 
@@ -260,6 +264,13 @@ export class Session extends EventTarget {
     this.onSocketClosed({ code: 4000, reason: why });
   }
 
+  /** Asks the server for audio only (no video sent to us: saves the downlink) or for video again. */
+  setAudioOnly(enabled) {
+    this.wantAudioOnly = Boolean(enabled);
+    if (this.selfId) this.signaling?.send({ type: 'audio-only', enabled: this.wantAudioOnly });
+    this.emit('audio-only');
+  }
+
   onSignal(msg) {
     switch (msg.type) {
       case 'joined': return this.onJoined(msg);
@@ -287,6 +298,10 @@ export class Session extends EventTarget {
       case 'recording':
         this.recording = msg.recording === true;
         this.emit('recording');
+        return undefined;
+      case 'audio-only':
+        this.audioOnly = msg.enabled === true ? String(msg.reason ?? 'link') : null;
+        this.emit('audio-only');
         return undefined;
       case 'send-size': return this.onSendSize(msg);
       case 'error': return this.onServerError(msg);
@@ -360,6 +375,10 @@ export class Session extends EventTarget {
     // The server says `recording` after `joined` when the room records.
     this.recording = false;
     this.emit('recording');
+    // A new participant on the server: it sends video until told otherwise.
+    this.audioOnly = null;
+    this.emit('audio-only');
+    if (this.wantAudioOnly) this.signaling?.send({ type: 'audio-only', enabled: true });
     this.participants.clear();
     for (const p of Array.isArray(msg.participants) ? msg.participants : []) {
       if (p && p.id !== this.selfId) this.participants.set(String(p.id), { id: String(p.id), name: String(p.name ?? '') });

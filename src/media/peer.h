@@ -175,6 +175,8 @@ public:
     PeerStats stats() const;
     void sendData(const DataMessage& message);
     std::uint64_t dataBuffered(const std::string& label) const;
+    // The client asks for audio only (true) or video again (peer_tiers.cpp).
+    void setAudioOnly(bool audioOnly);
 
 private:
     // peer.cpp. Thread: main.
@@ -209,15 +211,18 @@ private:
     // peer_tiers.cpp. Thread: main. Feeds the receiver's loss to its tier
     // selector and moves it to another tier when that says so.
     void updateTier(const policy::TierInput& input);
+    // `next` (and m_tier) may be the audio-only tier, ladder.size().
     void switchTier(std::size_t next);
     // Counts the receiver on `tier`, records it, and returns a new pad on
-    // that tier's tee (not linked yet).
+    // that tier's tee (not linked yet); none for the audio-only tier.
     PadRef takeTier(std::size_t tier);
+    // Tells the listener when the receiver went audio only (and why) or got video back.
+    void tellAudioOnly();
 
     // peer_bwe.cpp. Thread: main. Puts the transport-cc header extension the
-    // client offered on the video payloader in `payBin` and follows the
-    // session's feedback (nothing when the client offered none).
-    void enableTransportCc(GstElement* payBin);
+    // client offered (extmap id `id`, -1: none) on the payloader in `payBin`
+    // and follows the session's feedback.
+    void enableTransportCc(GstElement* payBin, int id);
     void onTransportFeedback(const policy::TransportFeedback& feedback);
 
     // peer_data.cpp: the client's channel with that label (null: none yet).
@@ -258,14 +263,18 @@ private:
     std::pair<std::string, std::string> m_remoteIce; // the client's ICE ufrag and pwd, from its latest offer
     std::vector<std::string> m_mids;                 // per m-line
     PadRef m_videoTeePad;
-    ElementRef m_videoTee;                       // the room's tee m_videoTeePad is on: its encoder's output
-    PadRef m_videoEntry;                         // where its tier's encoded video enters the bin
-    std::shared_ptr<EntryWatch> m_entryWatch;    // when its stream started, for key-frame requests
-    std::size_t m_tier = 0;                      // the quality tier it receives, in m_offer.cameraCodec
+    ElementRef m_videoTee;                    // the room's tee m_videoTeePad is on: its encoder's output
+    PadRef m_videoEntry;                      // where its tier's encoded video enters the bin
+    std::shared_ptr<EntryWatch> m_entryWatch; // when its stream started, for key-frame requests
+    std::size_t m_tier = 0; // the quality tier it receives, in m_offer.cameraCodec; ladder.size(): audio only
     std::optional<policy::TierSelector> m_tiers; // set once video is sent; indices as RoomParts::ladder
     bool m_switching = false;                    // a tier switch waits for the old tee pad to be idle
-    int m_videoTransportCcId = -1;               // the client's transport-cc extmap id on our video, -1: none
-    policy::BandwidthEstimator m_bwe;            // of the link to the client, from its transport-cc feedback
+    bool m_audioOnlyRequested = false;           // the client asked for audio only
+    std::optional<std::string> m_toldAudioOnly;  // the audio-only reason last told ("": video); none: nothing yet
+    // The client's transport-cc extmap ids on our video and audio, -1: none.
+    int m_videoTransportCcId = -1, m_audioTransportCcId = -1;
+    bool m_followingFeedback = false; // the RTP session's twcc-stats are watched
+    policy::BandwidthEstimator m_bwe; // of the link to the client, from its transport-cc feedback
     bool m_connected = false;
 
     // Shared with streaming threads.
@@ -295,6 +304,7 @@ public:
     void sendData(const DataMessage& message) override { m_core->sendData(message); }
     std::uint64_t dataBuffered(const std::string& label) const override { return m_core->dataBuffered(label); }
     PeerStats stats() const override { return m_core->stats(); }
+    void setAudioOnly(bool audioOnly) override { m_core->setAudioOnly(audioOnly); }
 
 private:
     std::shared_ptr<PeerCore> m_core;

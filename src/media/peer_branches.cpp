@@ -83,14 +83,15 @@ void PeerCore::buildSendBranches() {
         GstElement* pay = payBin.get();
         gst_bin_add(bin, pay);
         setPayload(pay, m_offer.videoPt, m_videoSsrc);
-        enableTransportCc(pay);
+        enableTransportCc(pay, m_videoTransportCcId);
         linkToWebrtc(pay, m_videoSink.get());
         GstPad* paySink = gst_element_get_static_pad(pay, "sink");
         PadRef entry = PadRef::borrow(ghostPad(m_bin.get(), paySink, true));
         gst_object_unref(paySink);
         // The first tier fits the bandwidth the client declared (the
         // selector's first update); its loss reports move it later
-        // (updateTier). A tier asked for by name stays: no selector.
+        // (updateTier). It may be the audio-only tier: then no tee feeds the
+        // entry yet. A tier asked for by name stays: no selector.
         const auto& ladder = m_parts.ladder;
         const auto asked =
             std::find_if(ladder.begin(), ladder.end(), [&](const policy::Tier& t) { return m_options.tier == t.name; });
@@ -98,13 +99,15 @@ void PeerCore::buildSendBranches() {
             m_videoTeePad = takeTier(static_cast<std::size_t>(asked - ladder.begin()));
         } else {
             m_tiers.emplace(ladder);
-            m_tiers->update({m_options.maxBitrate, std::nullopt, std::nullopt}, g_get_monotonic_time() / 1000);
+            m_tiers->update({m_options.maxBitrate, std::nullopt, std::nullopt, m_audioOnlyRequested},
+                            g_get_monotonic_time() / 1000);
             m_videoTeePad = takeTier(m_tiers->currentIndex());
         }
         gst_element_sync_state_with_parent(pay);
-        gst_pad_link(m_videoTeePad.get(), entry.get());
+        if (m_videoTeePad) gst_pad_link(m_videoTeePad.get(), entry.get());
         watchKeyFrameRequests(entry.get());
         m_videoEntry = entry;
+        tellAudioOnly();
     }
     if (m_audioSink) {
         // The room's Opus encodes (the full mix, and each speaker slot's
@@ -117,6 +120,7 @@ void PeerCore::buildSendBranches() {
         gst_bin_add_many(bin, funnel, pay, nullptr);
         gst_element_link(funnel, pay);
         setPayload(pay, m_offer.audioPt, m_audioSsrc);
+        enableTransportCc(pay, m_audioTransportCcId);
         linkToWebrtc(pay, m_audioSink.get());
         for (GstElement* e : {pay, funnel}) gst_element_sync_state_with_parent(e);
         m_room.addAudioOutput(m_id, funnel);

@@ -1,5 +1,6 @@
 // PeerCore's bandwidth estimate: transport-wide congestion control on the
-// video we send the client. Its payloader stamps transport-wide sequence
+// video and audio we send the client (audio too, so that a receiver on the
+// audio-only tier, sent no video, still has feedback to climb back from). Its payloader stamps transport-wide sequence
 // numbers, the client's feedback comes back to webrtcbin's RTP session, and
 // every new feedback window (the session's `twcc-stats`) feeds
 // policy::BandwidthEstimator, whose estimate picks the receiver's tier
@@ -35,8 +36,8 @@ double number(const GstStructure* s, const char* field) {
 
 } // namespace
 
-void PeerCore::enableTransportCc(GstElement* payBin) {
-    if (m_videoTransportCcId <= 0) return;
+void PeerCore::enableTransportCc(GstElement* payBin, int id) {
+    if (id <= 0) return;
     auto pay = requireByName(GST_BIN(payBin), "pay");
     const std::string uri(protocol::kTransportCcUri);
     GstRTPHeaderExtension* ext = gst_rtp_header_extension_create_from_uri(uri.c_str());
@@ -45,9 +46,13 @@ void PeerCore::enableTransportCc(GstElement* payBin) {
                         m_id.c_str());
         return;
     }
-    gst_rtp_header_extension_set_id(ext, static_cast<guint>(m_videoTransportCcId));
+    gst_rtp_header_extension_set_id(ext, static_cast<guint>(id));
     g_signal_emit_by_name(pay.get(), "add-extension", ext);
     gst_object_unref(ext);
+    // One session numbers every packet that carries the extension (with
+    // max-bundle, audio and video alike) and reads all the feedback: watch it once.
+    if (m_followingFeedback) return;
+    m_followingFeedback = true;
 
     // With max-bundle there is one RTP session, numbered after the bundle's
     // first m-line: the first that exists.
@@ -93,16 +98,24 @@ void PeerCore::onTransportFeedback(const policy::TransportFeedback& feedback) {
     if (!m_bin) return;
     const std::int64_t nowMs = g_get_monotonic_time() / 1000;
     const bool used = m_bwe.onFeedback(feedback, nowMs);
-    updateTier({m_options.maxBitrate, std::nullopt, std::nullopt});
+    // The window's verdict, for a trial of the lowest tier: congested even
+    // unconfirmed (a trial gives up at the first sign, before the queue it
+    // builds delays the audio past the receiver's jitter buffer).
+    using Signal = policy::BandwidthEstimator::Signal;
+    std::optional<bool> congested;
+    if (used && (m_bwe.lastSignal() == Signal::Congested || m_bwe.lastSignal() == Signal::Suspect)) congested = true;
+    if (used && m_bwe.lastSignal() == Signal::Clean) congested = false;
+    updateTier({m_options.maxBitrate, std::nullopt, std::nullopt, false, congested});
     // Every window the estimator read and what it made of it: the trace a
     // unit test can replay (tests/unit/test_bandwidth.cpp).
     static constexpr const char* kSignals[] = {"none", "clean", "hold", "suspect", "congested", "stale"};
     GST_CAT_DEBUG(tessera_media_debug,
                   "peer %s: twcc t=%" G_GINT64_FORMAT " sent=%" G_GINT64_FORMAT " recv=%" G_GINT64_FORMAT
-                  " loss=%.3f dod=%" G_GINT64_FORMAT "us -> %s estimate=%" G_GINT64_FORMAT " tier=%s",
+                  " loss=%.3f dod=%" G_GINT64_FORMAT "us -> %s estimate=%" G_GINT64_FORMAT " tier=%s%s",
                   m_id.c_str(), nowMs, feedback.sentBps, feedback.deliveredBps, feedback.lossFraction,
                   feedback.delayGradientUs, used ? kSignals[static_cast<int>(m_bwe.lastSignal())] : "outlier",
-                  m_bwe.estimate(nowMs).value_or(-1), m_tiers ? m_tiers->current().name.c_str() : "-");
+                  m_bwe.estimate(nowMs).value_or(-1), m_tiers ? m_tiers->current().name.c_str() : "-",
+                  m_tiers && m_tiers->inTrial() ? " (trial)" : "");
 }
 
 } // namespace tessera::media

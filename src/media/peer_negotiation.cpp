@@ -30,20 +30,24 @@ GstWebRTCRTPTransceiverDirection toGst(protocol::MediaDirection d) {
 // 42c01f are the same profile, but different strings).
 GstCaps* codecCaps(const protocol::PlannedLine& line) {
     const int pt = line.pt;
-    if (line.media == "audio")
-        return gst_caps_new_simple("application/x-rtp", "media", G_TYPE_STRING, "audio", "encoding-name", G_TYPE_STRING,
+    GstCaps* caps = nullptr;
+    if (line.media == "audio") {
+        caps = gst_caps_new_simple("application/x-rtp", "media", G_TYPE_STRING, "audio", "encoding-name", G_TYPE_STRING,
                                    "OPUS", "clock-rate", G_TYPE_INT, 48000, "payload", G_TYPE_INT, pt, nullptr);
-    const GCharPtr encoding(g_ascii_strup(line.codec.c_str(), -1));
-    GstCaps* caps = gst_caps_new_simple("application/x-rtp", "media", G_TYPE_STRING, "video", "encoding-name",
-                                        G_TYPE_STRING, encoding.get(), "clock-rate", G_TYPE_INT, 90000, "payload",
-                                        G_TYPE_INT, pt, "rtcp-fb-nack-pli", G_TYPE_BOOLEAN, TRUE, "rtcp-fb-ccm-fir",
-                                        G_TYPE_BOOLEAN, TRUE, "rtcp-fb-nack", G_TYPE_BOOLEAN, TRUE, nullptr);
-    if (line.codec == "h264")
-        gst_caps_set_simple(caps, "packetization-mode", G_TYPE_STRING, "1", "profile-level-id", G_TYPE_STRING,
-                            line.profileLevelId.c_str(), nullptr);
+    } else {
+        const GCharPtr encoding(g_ascii_strup(line.codec.c_str(), -1));
+        caps = gst_caps_new_simple("application/x-rtp", "media", G_TYPE_STRING, "video", "encoding-name", G_TYPE_STRING,
+                                   encoding.get(), "clock-rate", G_TYPE_INT, 90000, "payload", G_TYPE_INT, pt,
+                                   "rtcp-fb-nack-pli", G_TYPE_BOOLEAN, TRUE, "rtcp-fb-ccm-fir", G_TYPE_BOOLEAN, TRUE,
+                                   "rtcp-fb-nack", G_TYPE_BOOLEAN, TRUE, nullptr);
+        if (line.codec == "h264")
+            gst_caps_set_simple(caps, "packetization-mode", G_TYPE_STRING, "1", "profile-level-id", G_TYPE_STRING,
+                                line.profileLevelId.c_str(), nullptr);
+    }
     // The 1.22 answer carries the header extensions named here, no others:
     // transport-cc with the offer's id, and the rtcp-fb that tells a browser
-    // to send feedback on it.
+    // to send feedback on it. On audio too: a receiver on the audio-only tier
+    // is sent no video, and its link is then judged by its audio's feedback.
     if (line.transportCcId > 0) {
         const std::string field = "extmap-" + std::to_string(line.transportCcId);
         const std::string uri(protocol::kTransportCcUri);
@@ -110,7 +114,7 @@ void PeerCore::applyOffer(const std::string& sdp) {
             g_object_get(pad, "transceiver", &trans, nullptr);
             g_object_set(trans, "direction", toGst(line.direction), "codec-preferences", caps, nullptr);
             (line.media == "audio" ? m_audioSink : m_videoSink) = PadRef::adopt(pad);
-            if (line.media == "video") m_videoTransportCcId = line.transportCcId;
+            (line.media == "audio" ? m_audioTransportCcId : m_videoTransportCcId) = line.transportCcId;
         } else {
             g_signal_emit_by_name(m_webrtc.get(), "add-transceiver", toGst(line.direction), caps, &trans);
         }

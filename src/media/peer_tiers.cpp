@@ -1,5 +1,7 @@
 // PeerCore's quality tier: which tier encoder's tee feeds the receiver, and
-// moving it to another without a decoder ever seeing a stream mid-GOP.
+// moving it to another without a decoder ever seeing a stream mid-GOP. On
+// the audio-only tier no tee feeds it: the video m-line stays (nothing is
+// renegotiated) but carries nothing until video resumes on a key frame.
 #include "peer.h"
 #include "peer_detail.h"
 
@@ -10,16 +12,17 @@ using namespace peer_detail;
 
 namespace {
 
-// Moves a receiver's entry pad from one tier tee to another once the old
-// tee pad is idle; the receiver then skips frames until the new tier's key
-// frame, so its decoder never sees a delta frame of a stream it has not begun.
+// Moves a receiver's entry pad off a tier tee once the old tee pad is idle,
+// onto another tier's (newPad) or none (the audio-only tier). On a new tier
+// the receiver skips frames until its key frame, so its decoder never sees a
+// delta frame of a stream it has not begun.
 struct TierSwitch {
     PeerRoom* room; // alive while its streaming threads run this probe
     std::size_t next;
     std::string codec;
     std::string why; // for the key frame's log line
     ElementRef oldTee;
-    PadRef entry, newPad;
+    PadRef entry, newPad; // newPad empty: audio only
     std::function<void()> done;
 };
 
@@ -29,18 +32,34 @@ GstPadProbeReturn dropUntilKeyFrame(GstPad*, GstPadProbeInfo* info, gpointer) no
     return GST_PAD_PROBE_REMOVE;
 }
 
+// Thread: any. Feeds `entry` from `newPad` starting at the tier's next key frame, and asks for one.
+void linkFromKeyFrame(PeerRoom& room, std::size_t tier, const std::string& codec, const std::string& why,
+                      GstPad* newPad, GstPad* entry) {
+    gst_pad_add_probe(entry, GST_PAD_PROBE_TYPE_BUFFER, dropUntilKeyFrame, nullptr, nullptr);
+    gst_pad_link(newPad, entry);
+    room.requestKeyFrame(tier, codec, why);
+}
+
 // Thread: streaming (the old tier's, in an IDLE probe).
 GstPadProbeReturn switchIdle(GstPad* oldPad, GstPadProbeInfo*, gpointer data) noexcept {
     glib::guarded("tier switch probe", [&] {
         auto* sw = static_cast<TierSwitch*>(data);
         gst_pad_unlink(oldPad, sw->entry.get());
         gst_element_release_request_pad(sw->oldTee.get(), oldPad);
-        gst_pad_add_probe(sw->entry.get(), GST_PAD_PROBE_TYPE_BUFFER, dropUntilKeyFrame, nullptr, nullptr);
-        gst_pad_link(sw->newPad.get(), sw->entry.get());
-        sw->room->requestKeyFrame(sw->next, sw->codec, sw->why);
+        if (sw->newPad) linkFromKeyFrame(*sw->room, sw->next, sw->codec, sw->why, sw->newPad.get(), sw->entry.get());
         post(std::move(sw->done));
     });
     return GST_PAD_PROBE_REMOVE;
+}
+
+const char* reasonName(policy::AudioOnlyReason reason) {
+    switch (reason) {
+    case policy::AudioOnlyReason::Requested: return "request";
+    case policy::AudioOnlyReason::Declared: return "maxBitrate";
+    case policy::AudioOnlyReason::Link: return "link";
+    case policy::AudioOnlyReason::None: break;
+    }
+    return "";
 }
 
 } // namespace
@@ -50,27 +69,62 @@ void PeerCore::updateTier(const policy::TierInput& input) {
     policy::TierInput withEstimate = input;
     // Asked on every stats poll too, so silent feedback counts even when none comes.
     withEstimate.estimatedBps = m_bwe.estimate(nowMs);
+    withEstimate.estimateFromLossAlone = m_bwe.lossAlone();
+    withEstimate.audioOnlyRequested = m_audioOnlyRequested;
     {
         std::lock_guard lock(m_mutex);
         if (withEstimate.estimatedBps) m_stats.estimatedBps = static_cast<std::uint64_t>(*withEstimate.estimatedBps);
     }
-    if (!m_tiers || !m_videoTeePad || m_switching) return;
-    if (!m_tiers->update(withEstimate, nowMs) || m_tiers->currentIndex() == m_tier) return;
-    // What moved it, for whoever reads why a receiver's picture changed.
-    const auto kbps = [](std::optional<std::int64_t> bps) {
-        return bps ? std::to_string(*bps / 1000) + " kbit/s" : std::string("none");
-    };
-    const std::string loss = withEstimate.lossFraction
-                                 ? std::to_string(static_cast<int>(*withEstimate.lossFraction * 100 + 0.5)) + " %"
-                                 : std::string("none");
-    GST_CAT_INFO(tessera_media_debug, "peer %s: tier inputs: estimate %s, declared %s, reported loss %s", m_id.c_str(),
-                 kbps(withEstimate.estimatedBps).c_str(), kbps(withEstimate.declaredBps).c_str(), loss.c_str());
-    switchTier(m_tiers->currentIndex());
+    if (!m_bin || !m_tiers || !m_videoEntry || m_switching) return;
+    m_tiers->update(withEstimate, nowMs);
+    if (const auto proven = m_tiers->passedTrialBps()) {
+        m_bwe.raiseTo(*proven);
+        GST_CAT_INFO(tessera_media_debug, "peer %s: its trial of the lowest tier passed", m_id.c_str());
+    }
+    if (m_tiers->currentIndex() != m_tier) {
+        // What moved it, for whoever reads why a receiver's picture changed.
+        const auto kbps = [](std::optional<std::int64_t> bps) {
+            return bps ? std::to_string(*bps / 1000) + " kbit/s" : std::string("none");
+        };
+        const std::string loss = withEstimate.lossFraction
+                                     ? std::to_string(static_cast<int>(*withEstimate.lossFraction * 100 + 0.5)) + " %"
+                                     : std::string("none");
+        GST_CAT_INFO(tessera_media_debug, "peer %s: tier inputs: estimate %s%s, declared %s, reported loss %s",
+                     m_id.c_str(), kbps(withEstimate.estimatedBps).c_str(),
+                     withEstimate.estimateFromLossAlone ? " (cut on loss alone)" : "",
+                     kbps(withEstimate.declaredBps).c_str(), loss.c_str());
+        switchTier(m_tiers->currentIndex());
+    }
+    tellAudioOnly();
+}
+
+void PeerCore::setAudioOnly(bool audioOnly) {
+    m_audioOnlyRequested = audioOnly;
+    updateTier({m_options.maxBitrate, std::nullopt, std::nullopt});
+}
+
+void PeerCore::tellAudioOnly() {
+    // A trial of the lowest tier is not video back yet: the client keeps
+    // saying "audio only" until it passes, rather than flicker at each one.
+    if (m_tiers->inTrial()) return;
+    const std::string reason = reasonName(m_tiers->audioOnlyReason());
+    if (reason == m_toldAudioOnly) return;
+    // Nothing to tell a client that has always had video.
+    const bool first = !m_toldAudioOnly;
+    m_toldAudioOnly = reason;
+    if (first && reason.empty()) return;
+    m_listener.onAudioOnly(!reason.empty(), reason);
 }
 
 PadRef PeerCore::takeTier(std::size_t tier) {
-    m_videoTee = ElementRef::borrow(m_room.addReceiver(tier, m_offer.cameraCodec));
     m_tier = tier;
+    if (tier >= m_parts.ladder.size()) {
+        m_videoTee = {};
+        std::lock_guard lock(m_mutex);
+        m_stats.tier = policy::kAudioOnly;
+        return {};
+    }
+    m_videoTee = ElementRef::borrow(m_room.addReceiver(tier, m_offer.cameraCodec));
     {
         std::lock_guard lock(m_mutex);
         m_stats.tier = m_parts.ladder.at(tier).name;
@@ -79,19 +133,27 @@ PadRef PeerCore::takeTier(std::size_t tier) {
 }
 
 void PeerCore::switchTier(std::size_t next) {
-    GST_CAT_INFO(tessera_media_debug, "peer %s: tier %s -> %s", m_id.c_str(), m_parts.ladder.at(m_tier).name.c_str(),
-                 m_parts.ladder.at(next).name.c_str());
+    const auto name = [&](std::size_t t) {
+        return t < m_parts.ladder.size() ? m_parts.ladder[t].name.c_str() : policy::kAudioOnly;
+    };
+    GST_CAT_INFO(tessera_media_debug, "peer %s: tier %s -> %s", m_id.c_str(), name(m_tier), name(next));
     PadRef oldPad = std::move(m_videoTeePad);
     ElementRef oldTee = m_videoTee;
     const std::size_t old = m_tier;
     m_videoTeePad = takeTier(next);
+    std::string why = "peer " + m_id + " switched to tier " + name(next);
+    if (m_entryWatch) m_entryWatch->startedUs = -1; // it starts again on the new tier's key frame
+    if (!oldPad) {
+        // From audio only: nothing streams into the entry yet, so no wait.
+        linkFromKeyFrame(m_room, next, m_offer.cameraCodec, why, m_videoTeePad.get(), m_videoEntry.get());
+        return;
+    }
     m_room.removeReceiver(old, m_offer.cameraCodec);
     m_switching = true;
-    if (m_entryWatch) m_entryWatch->startedUs = -1; // it starts again on the new tier's key frame
     auto* sw = new TierSwitch{&m_room,
                               next,
                               m_offer.cameraCodec,
-                              "peer " + m_id + " switched to tier " + m_parts.ladder.at(next).name,
+                              std::move(why),
                               std::move(oldTee),
                               m_videoEntry,
                               m_videoTeePad,

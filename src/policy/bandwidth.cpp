@@ -28,6 +28,7 @@ bool BandwidthEstimator::onFeedback(const TransportFeedback& feedback, std::int6
     const bool congested = shortfall || feedback.lossFraction > p.lossCongested;
     if (congested) {
         m_lastGrowMs.reset();
+        if (feedback.deliveredBps * 100 < feedback.sentBps * p.fullPercent) m_fullSinceClean = true;
         if (!m_congestedSince) {
             m_congestedSince = nowMs;
             m_congestedDelivered = 0;
@@ -42,6 +43,7 @@ bool BandwidthEstimator::onFeedback(const TransportFeedback& feedback, std::int6
         m_signal = Signal::Congested;
         if (!m_lastCutMs || nowMs - *m_lastCutMs >= p.cutIntervalMs) {
             cut(m_congestedDelivered / m_congestedWindows * p.cutPercent / 100, nowMs);
+            m_lossAlone = !m_fullSinceClean;
             m_congestedSince.reset(); // a further cut needs windows of its own
         }
         return true;
@@ -53,6 +55,7 @@ bool BandwidthEstimator::onFeedback(const TransportFeedback& feedback, std::int6
         return true;
     }
     m_signal = Signal::Clean;
+    m_fullSinceClean = false;
     if (m_lastGrowMs && nowMs > *m_lastGrowMs) {
         const double factor = std::pow(1.0 + static_cast<double>(p.growPercentPerSecond) / 100.0,
                                        static_cast<double>(nowMs - *m_lastGrowMs) / 1000.0);
@@ -70,9 +73,14 @@ std::optional<std::int64_t> BandwidthEstimator::estimate(std::int64_t nowMs) {
             m_estimate = std::max(m_params.minBps, *m_estimate / 2);
         m_staleSince += silent / m_params.staleMs * m_params.staleMs;
         m_signal = Signal::Stale;
+        m_lossAlone = false;  // silence is no lossy link
         m_lastGrowMs.reset(); // the silence earns no growth
     }
     return m_estimate;
+}
+
+void BandwidthEstimator::raiseTo(std::int64_t bps) {
+    if (m_estimate) m_estimate = std::clamp(std::max(*m_estimate, bps), m_params.minBps, m_params.maxBps);
 }
 
 void BandwidthEstimator::cut(std::int64_t toBps, std::int64_t nowMs) {

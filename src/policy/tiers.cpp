@@ -29,47 +29,109 @@ std::vector<Tier> sortedTiers(std::vector<Tier> tiers) {
     return tiers;
 }
 
+namespace {
+
+// min(declared, estimated); none when neither is known.
+std::optional<std::int64_t> limitOf(std::optional<std::int64_t> declaredBps, std::optional<std::int64_t> estimatedBps) {
+    if (!estimatedBps) return declaredBps;
+    return declaredBps ? std::min(*declaredBps, *estimatedBps) : *estimatedBps;
+}
+
+// Integer percent: a limit exactly at the boundary fits, with no rounding doubt.
+bool fits(const Tier& tier, std::optional<std::int64_t> limit, const TierParams& params) {
+    return !limit || tier.bitrate * (100 + params.headroomPercent) <= *limit * 100;
+}
+
+} // namespace
+
 std::size_t fittingTier(const std::vector<Tier>& ladder, std::optional<std::int64_t> declaredBps,
                         std::optional<std::int64_t> estimatedBps, const TierParams& params) {
-    if (ladder.empty()) return 0;
-    std::optional<std::int64_t> limit = declaredBps;
-    if (estimatedBps) limit = limit ? std::min(*limit, *estimatedBps) : *estimatedBps;
-    if (!limit) return 0;
-    // Integer percent: a limit exactly at the boundary fits, with no rounding doubt.
+    const auto limit = limitOf(declaredBps, estimatedBps);
     for (std::size_t i = 0; i < ladder.size(); ++i)
-        if (ladder[i].bitrate * (100 + params.headroomPercent) <= *limit * 100) return i;
-    return ladder.size() - 1;
+        if (fits(ladder[i], limit, params)) return i;
+    return ladder.empty() ? 0 : ladder.size() - 1;
 }
 
 TierSelector::TierSelector(std::vector<Tier> ladder, TierParams params)
-    : m_ladder(sortedTiers(std::move(ladder))), m_params(params), m_allowedSince(m_ladder.size()),
-      m_upAt(m_ladder.size()), m_holdFactor(m_ladder.size(), 1) {
+    // One slot per video tier and one for the audio-only tier below them
+    // (never "allowed" or stepped up to, so its slots stay empty).
+    : m_ladder(sortedTiers(std::move(ladder))), m_params(params), m_allowedSince(m_ladder.size() + 1),
+      m_upAt(m_ladder.size() + 1), m_holdFactor(m_ladder.size() + 1, 1), m_trialBackoffMs(m_params.trialBackoffMs) {
     if (m_ladder.empty()) throw std::invalid_argument("policy: empty tier ladder");
 }
 
 bool TierSelector::update(const TierInput& input, std::int64_t nowMs) {
-    // Indices: 0 is the highest tier, so "down" is a larger index.
+    // Indices: 0 is the highest tier, so "down" is a larger index; the
+    // audio-only tier is one below the lowest video tier.
     const std::size_t lowest = m_ladder.size() - 1;
-    const std::size_t fit = fittingTier(m_ladder, input.declaredBps, input.estimatedBps, m_params);
+    const std::size_t audio = m_ladder.size();
     // (A NaN loss compares false: a garbled report does not step down.)
     const bool lossy = input.lossFraction && *input.lossFraction > m_params.lossStepDown;
+    const bool congested = lossy || input.linkCongested.value_or(false);
+    m_passedTrialBps.reset();
 
-    // Runs of "the limit allows tier i"; a lossy report restarts them all, so
-    // after a loss step-down the way back up takes a full clean upHoldMs.
+    // Below the lowest video tier: audio only. Down to it at once like any
+    // down-step; up from it for the link's sake only by a trial (below).
+    AudioOnlyReason reason = AudioOnlyReason::None;
+    if (m_params.audioOnly) {
+        if (input.audioOnlyRequested)
+            reason = AudioOnlyReason::Requested;
+        else if (input.declaredBps && *input.declaredBps <= m_params.audioOnlyBps)
+            reason = AudioOnlyReason::Declared;
+        else if (input.estimatedBps && *input.estimatedBps < m_ladder[lowest].bitrate && !input.estimateFromLossAlone)
+            reason = AudioOnlyReason::Link;
+    }
+
+    // A trial of the lowest tier: the estimate, which could not grow on
+    // audio alone, says nothing yet; the trial's own windows judge the link.
+    bool failedTrial = false;
+    if (m_trialSince) {
+        if (reason == AudioOnlyReason::Requested || reason == AudioOnlyReason::Declared) {
+            m_trialSince.reset(); // no longer about the link
+        } else if (congested || nowMs - *m_trialSince >= 2 * m_params.trialMs) {
+            // Congested, or no verdict in twice the trial's time (no
+            // feedback proves nothing): failed.
+            m_trialSince.reset();
+            failedTrial = true;
+            reason = AudioOnlyReason::Link;
+        } else {
+            reason = AudioOnlyReason::None;
+            if (input.linkCongested == false) ++m_trialClean;
+            if (nowMs - *m_trialSince >= m_params.trialMs && m_trialClean >= m_params.trialWindows) {
+                m_trialSince.reset();
+                m_passedAt = nowMs;
+                m_passedTrialBps = m_ladder[lowest].bitrate * (100 + m_params.headroomPercent) / 100;
+            }
+        }
+    }
+    // While a trial runs or right after it passed, the estimate is not the limit yet.
+    const bool trialLimit = m_trialSince || m_passedTrialBps;
+    const auto limit = trialLimit ? std::nullopt : limitOf(input.declaredBps, input.estimatedBps);
+    std::size_t fit = trialLimit ? lowest : fittingTier(m_ladder, input.declaredBps, input.estimatedBps, m_params);
+    if (reason != AudioOnlyReason::None) fit = audio;
+
+    // Runs of "the limit allows tier i" (it fits with headroom); a lossy
+    // report restarts them all, so after a loss step-down the way back up
+    // takes a full clean upHoldMs.
     for (std::size_t i = 0; i < m_ladder.size(); ++i) {
-        if (i < fit || lossy)
+        if (trialLimit || !fits(m_ladder[i], limit, m_params) || lossy)
             m_allowedSince[i].reset();
         else if (!m_allowedSince[i])
             m_allowedSince[i] = nowMs;
     }
 
-    // Before the first update there is no history to hold against: start at the fit.
-    const std::size_t base = m_started ? m_current : fit;
+    // Before the first update there is no history to hold against: start at
+    // the fit. Likewise when the receiver withdraws its own request for audio
+    // only: it asked for video, and the hold is for trying a link, not for
+    // undoing a choice.
+    const bool fresh = !m_started || (m_requested && !input.audioOnlyRequested);
+    const std::size_t base = fresh ? fit : m_current;
     std::size_t next = base;
     if (fit >= base) {
         next = fit; // the limit dropped (or stayed): down at once
-    } else {
-        // Up to the highest tier allowed for the whole hold time, if any.
+    } else if (base != audio) {
+        // Up to the highest tier allowed for the whole hold time, if any
+        // (from audio only: by a trial, below).
         for (std::size_t i = 0; i < base; ++i) {
             if (m_allowedSince[i] && nowMs - *m_allowedSince[i] >= m_params.upHoldMs * m_holdFactor[i]) {
                 next = i;
@@ -78,13 +140,42 @@ bool TierSelector::update(const TierInput& input, std::int64_t nowMs) {
         }
     }
     // Loss is a signal of its own, on top of the limit: one below what the
-    // limit (and the hold) chose, even when that already is a step down.
-    if (lossy) next = std::min(next + 1, lowest);
+    // limit (and the hold) chose, even when that already is a step down; but
+    // never from video to none.
+    if (lossy && next < lowest) ++next;
 
-    if (m_started && next > m_current) {
+    // Audio only for the link's sake (its estimate, or the hold): a trial
+    // once the back-off has gone by without congestion.
+    bool startedTrial = false;
+    if (next == audio && (reason == AudioOnlyReason::None || reason == AudioOnlyReason::Link)) {
+        if (m_current != audio || !m_started || !m_nextTrialAt) {
+            // Just gone audio only. A trial that failed, or passed but did
+            // not hold, doubles the wait.
+            if (failedTrial || m_passedAt)
+                m_trialBackoffMs = std::min(m_trialBackoffMs * 2, m_params.maxTrialBackoffMs);
+            m_passedAt.reset();
+            m_nextTrialAt = nowMs + m_trialBackoffMs;
+        } else if (congested) {
+            m_nextTrialAt = nowMs + m_trialBackoffMs; // even the audio congests: wait on
+        } else if (nowMs >= *m_nextTrialAt) {
+            next = lowest;
+            m_trialSince = nowMs;
+            m_trialClean = 0;
+            m_nextTrialAt.reset();
+            startedTrial = true;
+        }
+    } else if (next == audio) {
+        m_nextTrialAt.reset(); // the receiver's choice: no trials
+    }
+
+    if (startedTrial || failedTrial) {
+        // A trial and its failure are the audio-only tier's own (its back-off), not the ladder's up-steps.
+    } else if (m_started && next > m_current) {
         // Down from a tier reached by an up-step this recently: the trial
-        // failed, for that tier and every one above it.
-        if (m_upAt[m_current] && nowMs - *m_upAt[m_current] < m_params.failedUpMs)
+        // failed, for that tier and every one above it. (Not when the
+        // receiver asked for audio only: that says nothing of its link.)
+        if (reason != AudioOnlyReason::Requested && m_upAt[m_current] &&
+            nowMs - *m_upAt[m_current] < m_params.failedUpMs)
             for (std::size_t i = 0; i <= m_current; ++i)
                 m_holdFactor[i] = std::min(m_holdFactor[i] * 2, m_params.maxHoldFactor);
         m_upAt[m_current].reset();
@@ -95,8 +186,16 @@ bool TierSelector::update(const TierInput& input, std::int64_t nowMs) {
         for (std::size_t i = next; i < m_ladder.size(); ++i) m_holdFactor[i] = 1;
         m_upAt[next].reset();
     }
+    // A passed trial whose video held: the link is back, the back-off too.
+    if (m_passedAt && next != audio && nowMs - *m_passedAt >= m_params.failedUpMs) {
+        m_trialBackoffMs = m_params.trialBackoffMs;
+        m_passedAt.reset();
+    }
 
+    // Still audio only with no cause left: the link has not been tried yet.
+    if (next == audio) m_reason = reason != AudioOnlyReason::None ? reason : AudioOnlyReason::Link;
     m_started = true;
+    m_requested = input.audioOnlyRequested;
     const bool changed = next != m_current;
     m_current = next;
     return changed;

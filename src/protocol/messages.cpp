@@ -215,15 +215,19 @@ Join parseJoin(const Fields& fields) {
     return join;
 }
 
+bool requiredBool(const Fields& fields, const char* key) {
+    const Json& value = fields.required(key);
+    if (!value.is_boolean()) fail(fields.path(key), "must be a boolean");
+    return value.get<bool>();
+}
+
 // The client side of `send-size`: sizes are bounded as canvases are
 // (a tile is never larger than one), the bit rate as `join`'s.
 SendSize parseSendSize(const Fields& fields) {
     SendSize size;
     size.source = fields.string("source");
     if (size.source != "camera" && size.source != "screen") fail(fields.path("source"), "must be camera or screen");
-    const Json& active = fields.required("active");
-    if (!active.is_boolean()) fail(fields.path("active"), "must be a boolean");
-    size.active = active.get<bool>();
+    size.active = requiredBool(fields, "active");
     auto bounded = [&](std::string_view key, std::uint64_t most) {
         const auto number = unsignedValue(fields.required(key));
         if (!number || *number > most) fail(fields.path(key), "must be an integer from 0 to " + std::to_string(most));
@@ -361,6 +365,12 @@ struct ServerToJson {
         json["recording"] = m.recording;
         return json;
     }
+    OutJson operator()(const AudioOnly& m) const {
+        OutJson json = messageJson("audio-only");
+        json["enabled"] = m.enabled;
+        if (m.enabled) json["reason"] = m.reason;
+        return json;
+    }
     OutJson operator()(const SendSize& m) const {
         OutJson json = messageJson("send-size");
         json["source"] = m.source;
@@ -393,6 +403,11 @@ struct ClientToJson {
         return json;
     }
     OutJson operator()(const Leave&) const { return messageJson("leave"); }
+    OutJson operator()(const AudioOnlyRequest& m) const {
+        OutJson json = messageJson("audio-only");
+        json["enabled"] = m.enabled;
+        return json;
+    }
 };
 
 } // namespace
@@ -418,6 +433,7 @@ ClientMessage parseClientMessage(std::string_view frame) {
     }
     if (type == "candidate") return Candidate{parseCandidate(fields)};
     if (type == "leave") return Leave{};
+    if (type == "audio-only") return AudioOnlyRequest{requiredBool(fields, "enabled")};
     unknownType(type);
 }
 
@@ -437,10 +453,11 @@ ServerMessage parseServerMessage(std::string_view frame) {
     if (type == "layout") return LayoutChanged{fields.string("layout")};
     if (type == "speaker") return Speaker{fields.string("id")};
     if (type == "error") return ErrorMessage{parseErrorCode(fields), fields.string("message")};
-    if (type == "recording") {
-        const Json& recording = fields.required("recording");
-        if (!recording.is_boolean()) fail(fields.path("recording"), "must be a boolean");
-        return RecordingChanged{recording.get<bool>()};
+    if (type == "recording") return RecordingChanged{requiredBool(fields, "recording")};
+    if (type == "audio-only") {
+        AudioOnly m{requiredBool(fields, "enabled"), fields.optionalString("reason").value_or("")};
+        if (m.enabled && m.reason.empty()) fail(fields.path("reason"), "is required when enabled");
+        return m;
     }
     if (type == "send-size") return parseSendSize(fields);
     unknownType(type);

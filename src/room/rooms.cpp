@@ -134,6 +134,9 @@ public:
     }
     void onPeerFailed(const std::string& reason) override { m_rooms.onPeerFailed(*this, reason); }
     void onDataMessage(const media::DataMessage& message) override { m_rooms.onDataMessage(*this, message); }
+    void onAudioOnly(bool audioOnly, const std::string& reason) override {
+        m_rooms.onAudioOnly(*this, audioOnly, reason);
+    }
 
 private:
     Rooms& m_rooms; // Borrowed; owns this.
@@ -412,6 +415,11 @@ void Rooms::onJoinTimeout(const std::string& participantId) {
 void Rooms::candidate(const std::string& participantId, const std::optional<protocol::IceCandidate>& candidate) {
     Entry entry(*this, Entry::From::Client);
     participantOrThrow(participantId).peer->addRemoteCandidate(candidate);
+}
+
+void Rooms::setAudioOnly(const std::string& participantId, bool audioOnly) {
+    Entry entry(*this, Entry::From::Client);
+    participantOrThrow(participantId).peer->setAudioOnly(audioOnly);
 }
 
 void Rooms::leave(const std::string& participantId) {
@@ -770,6 +778,12 @@ void Rooms::onAnswer(Participant& participant, const std::string& sdp) {
 void Rooms::onLocalCandidate(Participant& participant, const std::optional<protocol::IceCandidate>& candidate) {
     Entry entry(*this, Entry::From::Media);
     if (isLive(participant)) sendTo(participant.id, protocol::Candidate{candidate});
+}
+
+void Rooms::onAudioOnly(Participant& participant, bool audioOnly, const std::string& reason) {
+    Entry entry(*this, Entry::From::Media);
+    if (!isLive(participant)) return;
+    sendTo(participant.id, protocol::AudioOnly{audioOnly, reason});
 }
 
 void Rooms::onPeerFailed(Participant& participant, const std::string& reason) {

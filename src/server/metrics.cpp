@@ -1,5 +1,6 @@
 #include "tessera/server/metrics.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -185,6 +186,13 @@ std::string formatPrometheus(const Snapshot& snapshot) {
     appendTierFamily(out, snapshot, "tessera_tier_frames_total", "counter",
                      "Frames the quality tier's encoders produced (all codecs).",
                      [](const media::TierStats& t) { return t.frames; });
+    appendRoomFamily<std::uint64_t>(
+        out, snapshot, "tessera_room_audio_only_receivers", "gauge",
+        "Participants on the audio-only tier: sent no video (their link, their maxBitrate or their own choice).",
+        [](const Snapshot::Room& r) {
+            return static_cast<std::uint64_t>(std::count_if(r.participants.begin(), r.participants.end(),
+                                                            [](const auto& p) { return p.stats.tier == "audio"; }));
+        });
     appendHeader(out, "tessera_encoders", "gauge",
                  "Video encoders of the codec encoding now: one per quality tier with receivers in that codec.");
     for (const Snapshot::Room& room : snapshot.rooms) {

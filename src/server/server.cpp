@@ -265,24 +265,26 @@ private:
 
     void handle(const protocol::ClientMessage& message) {
         room::Rooms& rooms = m_server.rooms();
-        std::visit(Overloaded{
-                       [&](const protocol::Join& join) {
-                           if (m_participantId) throw Error(ErrorCode::BadRequest, "already joined");
-                           m_server.countJoin(m_address);
-                           std::string id = rooms.join(join, *this);
-                           // The socket may have closed while joining (a failed send):
-                           // nobody will leave for this participant later, so leave now.
-                           if (m_open) {
-                               m_participantId = std::move(id);
-                           } else {
-                               rooms.leave(id);
-                           }
-                       },
-                       [&](const protocol::Offer& offer) { rooms.offer(joinedId(), offer.sdp); },
-                       [&](const protocol::Candidate& candidate) { rooms.candidate(joinedId(), candidate.candidate); },
-                       [&](const protocol::Leave&) { leaveRoom(joinedId()); },
-                   },
-                   message);
+        std::visit(
+            Overloaded{
+                [&](const protocol::Join& join) {
+                    if (m_participantId) throw Error(ErrorCode::BadRequest, "already joined");
+                    m_server.countJoin(m_address);
+                    std::string id = rooms.join(join, *this);
+                    // The socket may have closed while joining (a failed send):
+                    // nobody will leave for this participant later, so leave now.
+                    if (m_open) {
+                        m_participantId = std::move(id);
+                    } else {
+                        rooms.leave(id);
+                    }
+                },
+                [&](const protocol::Offer& offer) { rooms.offer(joinedId(), offer.sdp); },
+                [&](const protocol::Candidate& candidate) { rooms.candidate(joinedId(), candidate.candidate); },
+                [&](const protocol::Leave&) { leaveRoom(joinedId()); },
+                [&](const protocol::AudioOnlyRequest& request) { rooms.setAudioOnly(joinedId(), request.enabled); },
+            },
+            message);
     }
 
     const std::string& joinedId() const {

@@ -905,6 +905,207 @@ test('Chromium, Firefox ESR and an H.264-only tessera-client in one room all see
   }
 });
 
+test('"Audio only" stops the video, says so and keeps the sound; "Video on" brings the picture back', async (ctx) => {
+  const { room, pages } = await threeInARoom(ctx);
+  const [a, , c] = pages;
+  await waitConnected(c);
+  await waitFramesRising(c);
+  const tierOf = async (name) => {
+    const details = await (await fetch(new URL(`/api/rooms/${room}`, ctx.url))).json();
+    return details.participants?.find((p) => p.name === name)?.tier;
+  };
+  let heard = null;
+  const carolHearsAlice = (what) => waitFor(what, async () => {
+    heard = await hearTones(c, [a.media.freq]);
+    return heard && heard[a.media.freq] >= 25;
+  }, { timeout: seconds(45), interval: 500, describe: () => `${c.name} hears (dB above floor) ${JSON.stringify(heard)}` });
+  const shown = () => c.eval(() => window.tessera.audioOnlyShown);
+  try {
+    await c.page.click('#audio-only-button');
+    await waitFor(`${c.name}'s page to show "Audio only" (her own choice)`, async () => {
+      const s = await shown();
+      return s.label === 'Audio only' && /as you asked/.test(s.stage) && (await c.eval(() => window.tessera.audioOnly)) === 'request';
+    }, { timeout: seconds(30), describe: async () => `shown ${short(await shown())}; ${await c.describe()}` });
+    const tier = await tierOf(c.name);
+    if (tier !== 'audio') throw new Error(`GET /api/rooms says ${c.name} receives tier ${tier}, not "audio"`);
+    // No more video frames (what was in flight has arrived after a second), the sound goes on.
+    await new Promise((r) => setTimeout(r, 1000));
+    const frozenAt = await framesDecoded(c);
+    await carolHearsAlice(`${c.name} to hear ${a.name} while audio only`);
+    await new Promise((r) => setTimeout(r, 2000));
+    const frames = await framesDecoded(c);
+    if (frames > frozenAt + 2) throw new Error(`${c.name} decoded ${frames - frozenAt} frames while audio only`);
+    const button = await c.eval(() => document.getElementById('audio-only-button').textContent);
+    if (button !== 'Video on') throw new Error(`the button reads "${button}" while audio only`);
+
+    await c.page.click('#audio-only-button');
+    await waitFor(`${c.name}'s page to drop the "Audio only" label`, async () => (await shown()).label === null,
+      { timeout: seconds(30), describe: async () => `shown ${short(await shown())}` });
+    await waitFramesRising(c);
+    let shares = null;
+    await waitFor(`${c.name}'s mix to show ${a.name}'s red again`, async () => {
+      shares = await colourShares(c);
+      return shares && shares.red >= 2;
+    }, { timeout: seconds(45), describe: () => `colour shares % ${JSON.stringify(shares)}` });
+    await carolHearsAlice(`${c.name} to hear ${a.name} with video back`);
+    const back = await tierOf(c.name);
+    if (back === 'audio') throw new Error(`GET /api/rooms still says ${c.name} is on the audio-only tier`);
+  } finally {
+    await screenshots(ctx, pages, 'audio-only');
+    if (await c.eval(() => window.tessera.session?.wantAudioOnly)) await c.page.click('#audio-only-button');
+  }
+});
+
+test('a page that joins with maxBitrate 64000 says "Audio only", decodes no video and hears the others', async (ctx) => {
+  const room = roomName('e2e-audio-64k');
+  const [red, green] = [PARTICIPANT_MEDIA[0], PARTICIPANT_MEDIA[1]];
+  let clients = [];
+  let page = null;
+  let heard = null;
+  try {
+    clients = await twoClientsIn(ctx, room);
+    page = await launchParticipant(ctx, 'Slow-link', PARTICIPANT_MEDIA[2]);
+    // The bandwidth a user on a 64 kbit/s link declares (join's maxBitrate).
+    await page.open(pageUrl(ctx, room, page.name, { maxBitrate: '64000' }));
+    await waitConnected(page);
+    const shown = () => page.eval(() => window.tessera.audioOnlyShown);
+    await waitFor('the page to show "Audio only" for its bandwidth limit', async () => {
+      const s = await shown();
+      return s.label === 'Audio only' && /bandwidth limit/.test(s.stage) && (await page.eval(() => window.tessera.audioOnly)) === 'maxBitrate';
+    }, { timeout: seconds(30), describe: async () => `shown ${short(await shown())}; ${await page.describe()}` });
+    const details = await (await fetch(new URL(`/api/rooms/${room}`, ctx.url))).json();
+    const tier = details.participants?.find((p) => p.name === page.name)?.tier;
+    if (tier !== 'audio') throw new Error(`GET /api/rooms says the page receives tier ${tier}, not "audio"`);
+    await waitFor('the page to hear both clients', async () => {
+      heard = await hearTones(page, [red.freq, green.freq]);
+      return heard && heard[red.freq] >= 25 && heard[green.freq] >= 25;
+    }, { timeout: seconds(45), interval: 500, describe: () => `dB above the noise floor: ${JSON.stringify(heard)}` });
+    // Audio only from its join on: not one video frame reached it.
+    const frames = await framesDecoded(page);
+    if (frames !== 0) throw new Error(`the page decoded ${frames} video frames on the audio-only tier`);
+  } finally {
+    if (page) await screenshots(ctx, [page], 'audio-only-64k');
+    for (const c of clients) await c.stop();
+    await page?.close();
+  }
+});
+
+/** Runs `cmd` (ip, tc, gst-launch-1.0) to its end; throws with its output if it fails. */
+async function run(cmd, args) {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (c) => { out += c; });
+  child.stderr.on('data', (c) => { out += c; });
+  const [code] = await once(child, 'close');
+  if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${code}: ${out.slice(-2000)}`);
+}
+
+/**
+ * Camera-like media for a tessera-client's --send-file (a moving ball under noise, VP8 640x360@30 at 1 Mbit/s,
+ * and an Opus tone of `freq` Hz), as the integration tests' bottleneck senders: a still colour would leave the
+ * composite far under its bit rate, and a link that carries what is sent shows no limit.
+ */
+async function cameraFile(ctx, index, freq) {
+  const file = path.join(ctx.artifacts, `camera-${index}.mkv`);
+  if (existsSync(file)) return file;
+  const colour = String((0xff000000 | (0x00ff0000 >>> (8 * index))) >>> 0);
+  await run('gst-launch-1.0', ['-q', 'compositor', 'name=c', 'background=black', 'sink_1::alpha=0.15', '!',
+    'video/x-raw,format=I420,width=640,height=360,framerate=30/1', '!', 'vp8enc', 'deadline=1', 'cpu-used=8',
+    'threads=1', 'end-usage=cbr', 'target-bitrate=1000000', 'keyframe-max-dist=30', 'lag-in-frames=0', '!', 'queue',
+    '!', 'mux.', 'videotestsrc', 'num-buffers=150', 'pattern=ball', `background-color=${colour}`, '!',
+    'video/x-raw,width=640,height=360,framerate=30/1', '!', 'c.sink_0', 'videotestsrc', 'num-buffers=150',
+    'pattern=snow', '!', 'video/x-raw,width=640,height=360,framerate=30/1', '!', 'c.sink_1', 'audiotestsrc',
+    'num-buffers=250', 'samplesperbuffer=960', 'wave=sine', `freq=${freq}`, 'volume=0.1', '!',
+    'audio/x-raw,rate=48000,channels=1', '!', 'opusenc', 'frame-size=20', '!', 'queue', '!', 'mux.', 'matroskamux',
+    'name=mux', '!', 'filesink', `location=${file}`]);
+  return file;
+}
+
+// The link of the bottleneck test (TESTING.md, "A real bottleneck"): a veth pair, the server's end here and
+// shaped, the page's in a network namespace of its own (the browser's, made by a wrapper around Chromium).
+const NARROW = { server: '10.99.0.1', page: '10.99.0.2' };
+
+test('a page whose link is cut to 64 kbit/s says "Audio only" (its connection), keeps hearing, and gets video back', async (ctx) => {
+  if (!ctx.binary) throw new Error('needs a server binary the runner starts (not --url)');
+  const [red, green] = [PARTICIPANT_MEDIA[0], PARTICIPANT_MEDIA[1]];
+  const freqs = [300, 400];
+  const files = [await cameraFile(ctx, 0, freqs[0]), await cameraFile(ctx, 1, freqs[1])];
+  await run('sh', ['-c', 'ip link del va 2>/dev/null; true']);
+  await run('ip', ['link', 'add', 'va', 'type', 'veth', 'peer', 'name', 'vb']);
+  let server = null;
+  let page = null;
+  const clients = [];
+  let heard = null;
+  try {
+    await run('ip', ['addr', 'add', `${NARROW.server}/24`, 'dev', 'va']);
+    await run('ip', ['link', 'set', 'va', 'up']);
+    // The settings of the integration test's 64 kbit/s link: a small composite, and 24 kbit/s Opus, which fits.
+    server = await startServer(ctx.binary, [...ctx.serverArgs, '--host', '0.0.0.0', '--ice-address', NARROW.server,
+      '--video-width', '640', '--video-height', '360', '--video-tile-width', '320', '--video-tile-height', '180',
+      '--audio-bitrate', '24000'], path.join(ctx.artifacts, 'server-narrow.log'));
+    const origin = `http://${NARROW.server}:${new URL(server.url).port}`;
+    const room = roomName('e2e-narrow');
+    for (const [i, [name, media]] of [['red', red], ['green', green]].entries()) {
+      const c = startTesseraClient({ ...ctx, url: origin }, room, name, media, ['--send-file', files[i]]);
+      clients.push(c);
+      await c.waitEvent('connected', `${name} to connect`);
+    }
+
+    // Chromium in a network namespace of its own, which gets `vb` once it exists.
+    const pidFile = path.join(ctx.artifacts, 'narrow-chromium.pid');
+    rmSync(pidFile, { force: true });
+    const wrapper = path.join(ctx.artifacts, 'chromium-narrow.sh');
+    writeFileSync(wrapper, `#!/bin/sh
+exec unshare --net sh -c 'echo $$ > ${pidFile}; i=0; until ip link show vb >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 1200 ] && exit 97; sleep 0.05; done; ip link set lo up && ip addr add ${NARROW.page}/24 dev vb && ip link set vb up && exec ${ctx.chromium} "$@"' sh "$@"
+`, { mode: 0o755 });
+    const narrow = new ChromiumParticipant('Narrow', { ...PARTICIPANT_MEDIA[2], ...(await makeMediaFiles(ctx.mediaDir, PARTICIPANT_MEDIA[2])),
+      chromiumArgs: [`--unsafely-treat-insecure-origin-as-secure=${origin}`] },
+    { executablePath: wrapper, artifacts: ctx.artifacts, problems: ctx.pageProblems });
+    ctx.participants.push(narrow);
+    const launched = narrow.launch();
+    launched.catch(() => {}); // awaited below, once the namespace has its link
+    const pid = await waitFor('the wrapped Chromium to have its namespace', () => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim(),
+      { timeout: seconds(30), interval: 50 });
+    await run('ip', ['link', 'set', 'vb', 'netns', pid]);
+    page = await launched;
+    await page.open(pageUrl({ url: origin }, room, page.name));
+    await waitConnected(page);
+    await waitFramesRising(page);
+    const shown = () => page.eval(() => window.tessera.audioOnlyShown);
+    const hears = async () => {
+      heard = await hearTones(page, freqs);
+      return heard && heard[freqs[0]] >= 25 && heard[freqs[1]] >= 25;
+    };
+    await waitFor('the page to hear both senders', hears, { timeout: seconds(45), interval: 500,
+      describe: () => `dB above the noise floor: ${JSON.stringify(heard)}` });
+    if ((await shown()).label !== null) throw new Error(`"${(await shown()).label}" before any limit`);
+
+    // The limit: audio only, because of its connection, said so; the senders still heard.
+    await run('tc', ['qdisc', 'add', 'dev', 'va', 'root', 'tbf', 'rate', '64kbit', 'burst', '16kbit', 'latency', '200ms']);
+    await waitFor('the page to show "Audio only" for its connection', async () => {
+      const s = await shown();
+      return s.label === 'Audio only' && /connection is too slow/.test(s.stage) && (await page.eval(() => window.tessera.audioOnly)) === 'link';
+    }, { timeout: seconds(30), describe: async () => `shown ${short(await shown())}; ${await page.describe()}` });
+    const details = await (await fetch(new URL(`/api/rooms/${room}`, origin))).json();
+    const tier = details.participants?.find((p) => p.name === page.name)?.tier;
+    if (tier !== 'audio') throw new Error(`GET /api/rooms says the page receives tier ${tier}, not "audio"`);
+    await waitFor('the page to hear both senders on 64 kbit/s', hears, { timeout: seconds(45), interval: 500,
+      describe: () => `dB above the noise floor: ${JSON.stringify(heard)}` });
+
+    // The link recovers (its rate far above anything sent, its queue drained, as TESTING.md's lift): video again.
+    await run('tc', ['qdisc', 'change', 'dev', 'va', 'root', 'tbf', 'rate', '1gbit', 'burst', '1mbit', 'latency', '200ms']);
+    await waitFor('the page to drop "Audio only" once its link recovers', async () => (await shown()).label === null,
+      { timeout: seconds(60), describe: async () => `shown ${short(await shown())}; ${await page.describe()}` });
+    await waitFramesRising(page);
+  } finally {
+    if (page) await screenshots(ctx, [page], 'audio-only-narrow');
+    for (const c of clients) await c.stop();
+    await page?.close();
+    await server?.stop();
+    await run('sh', ['-c', 'ip link del va 2>/dev/null; true']);
+  }
+});
+
 /** Two tessera-clients, red (440 Hz) and green (660 Hz), connected in `room`, measuring the tones `detect` (Hz). */
 async function twoClientsIn(ctx, room, detect = []) {
   const clients = [];

@@ -6,8 +6,10 @@
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
+#include <deque>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include <unistd.h>
@@ -39,8 +41,13 @@ struct Link {
         sh(std::string("ip addr add ") + kServerAddress + "/24 dev va && ip link set va up");
     }
     ~Link() { std::system("ip link del va 2>/dev/null"); }
-    void limit() { sh(std::string("tc qdisc add dev va root ") + kLimit); }
-    void lift() { sh("tc qdisc del dev va root"); }
+    void limit(const std::string& spec = kLimit) { sh("tc qdisc add dev va root " + spec); }
+    // Lifted as a link recovers: its rate goes far above anything sent and
+    // what it queued drains. (Deleting the qdisc would drop that queue at
+    // once: after a trial of the lowest tier on the 64 kbit/s link a few
+    // hundred ms of audio, which the receiver's jitter buffer turned into
+    // an 883 ms gap; no link recovers like that.)
+    void lift() { sh("tc qdisc change dev va root tbf rate 1gbit burst 1mbit latency 200ms"); }
     // Moves `vb` into the network namespace of process `pid` once it has one.
     void moveTo(pid_t pid) {
         const auto ns = [](pid_t p) {
@@ -160,6 +167,21 @@ std::map<std::string, Seen> participants(Server& server, const std::string& room
 
 double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
+// The server's debug lines on peer `id`'s tier and the feedback windows
+// that chose it (its last `lines`), for a failure's message.
+std::string tierLog(Server& server, const std::string& id, std::size_t lines = 60) {
+    std::istringstream log(readText(server.process().logPath()));
+    std::deque<std::string> kept;
+    for (std::string line; std::getline(log, line);) {
+        if (line.find("peer " + id) == std::string::npos || line.find("tier") == std::string::npos) continue;
+        kept.push_back(line.substr(0, 260));
+        if (kept.size() > lines) kept.pop_front();
+    }
+    std::string text;
+    for (const auto& line : kept) text += line + "\n";
+    return text;
+}
+
 } // namespace
 
 TEST_CASE("a receiver behind a 300 kbit/s bottleneck gets the low tier and a steady picture; the others stay high",
@@ -258,6 +280,113 @@ TEST_CASE("a receiver behind a 300 kbit/s bottleneck gets the low tier and a ste
     INFO("unlimited receivers seen off the high tier: " << left);
     CHECK(unlimitedLeft.empty());
     for (auto& c : open) CHECK(c->report().value("width", 0) == 640);
+
+    limited.leave();
+    for (auto& c : open) c->leave();
+}
+
+// The audio-only tier on a link too slow for any video: 64 kbit/s. The
+// room's Opus runs at 24 kbit/s (with RTP, SRTP, UDP and IP about 47 kbit/s
+// on the wire): the default 64 kbit/s Opus alone would not pass the link.
+// Once the limit goes, video comes back by a trial of the lowest tier (the
+// receiver, app-limited to its audio, shows the estimator nothing more):
+// within the longest back-off (12 s) and the trial (3 s).
+TEST_CASE("a receiver behind a 64 kbit/s bottleneck gets audio only with no gap over 500 ms, and video back after",
+          "[bwe][bottleneck][audio-only]") {
+    constexpr double kMaxAudioGapMs = 500;
+    const std::string dir = freshDir("bottleneck-audio");
+    Link link;
+    Server server({"--host", "0.0.0.0", "--ice-address", kServerAddress, "--video-width", "640", "--video-height",
+                   "360", "--video-tile-width", "320", "--video-tile-height", "180", "--audio-bitrate", "24000",
+                   // Debug: every feedback window and what the estimator made of it (tierLog).
+                   "--log-level", "debug"});
+    const std::string port = server.http().substr(server.http().rfind(':') + 1);
+    const std::string room = "narrow";
+
+    std::vector<std::unique_ptr<Client>> open;
+    for (int i = 0; i < 2; ++i) {
+        const std::string file = cameraFile(dir, i);
+        open.push_back(std::make_unique<Client>(server, ClientOptions{room,
+                                                                      i == 0 ? "red" : "green",
+                                                                      i == 0 ? "0xff0000" : "0x00ff00",
+                                                                      440,
+                                                                      {},
+                                                                      false,
+                                                                      {"--send-file", file}}));
+        open.back()->waitEvent("joined");
+    }
+    for (auto& c : open) CHECK(c->waitEvent("first-frame").value("width", 0) == 640);
+
+    link.limit("tbf rate 64kbit burst 16kbit latency 200ms");
+    // It hears the senders' files: 300 and 400 Hz.
+    Client limited(
+        server, ClientOptions{room, "limited", "0xffffff", 0, {300, 400}, true, {}},
+        ClientPlace{ownNamespace(), std::string("ws://") + kServerAddress + ":" + port + "/ws", kClientAddress});
+    link.moveTo(limited.process().pid());
+    const std::string id = limited.waitEvent("joined").value("id", "");
+    const auto joined = Clock::now();
+
+    // Audio only within 10 s, told so, because of its link.
+    const Json told = limited.waitEvent("audio-only", 30s);
+    const double toAudio = secondsSince(joined);
+    INFO("the server's tier decisions on it:\n" << tierLog(server, id));
+    INFO("room: " << httpRequest("GET", server.http() + "/api/rooms/" + room).body);
+    CHECK(told.value("enabled", false));
+    CHECK(told.value("reason", "") == "link");
+    CHECK(toAudio <= 10.0);
+    Seen seen = participants(server, room)["limited"];
+    CHECK(seen.tier == "audio");
+    REQUIRE(seen.estimate);
+    CHECK(*seen.estimate < 150'000);
+    CHECK(server.metric("tessera_room_audio_only_receivers{room=\"" + room + "\"}") == 1);
+
+    // Then 20 s of audio with no gap over 500 ms: the link carries it once
+    // the video is gone, and every trial of the low tier since (4 s after
+    // going audio only, then 8 s, then every 12 s) gives up at its first
+    // congested feedback window, confirmed or not, before the audio suffers.
+    REQUIRE(limited.call("reset-gap").value("ok", false));
+    const double heard = limited.report().value("audioSeconds", 0.0);
+    std::map<std::string, int> tiers; // tiers seen meanwhile, polled
+    Json report = limited.waitReport(
+        [&](const Json& j) {
+            ++tiers[participants(server, room)["limited"].tier];
+            return j.value("audioSeconds", 0.0) >= heard + 20;
+        },
+        90s);
+    INFO("limited client's report: " << report.dump().substr(0, 2500));
+    for (const auto& [tier, n] : tiers) UNSCOPED_INFO("tier " << tier << ": " << n << " polls");
+    INFO("the server's tier decisions on it meanwhile:\n" << tierLog(server, id));
+    CHECK(report.value("audioSeconds", 0.0) >= heard + 20);
+    CHECK(report.at("rtp").at("audio").value("maxGapMs", 1e9) <= kMaxAudioGapMs);
+    CHECK(std::max(tone(report, 300), tone(report, 400)) > -40);
+    CHECK(tiers["audio"] > 0);
+
+    // The limit goes: video again within 20 s, on a key frame (decoded
+    // frames), the tier and the client's indication say so, and the audio
+    // had no gap over 500 ms meanwhile either.
+    REQUIRE(limited.call("reset-gap").value("ok", false));
+    link.lift();
+    const auto lifted = Clock::now();
+    const std::int64_t frames = limited.report().value("frames", 0);
+    report = limited.waitReport([&](const Json& j) { return j.value("frames", 0) >= frames + 30; }, 90s);
+    const double toVideo = secondsSince(lifted);
+    INFO("the server's tier decisions on it since:\n" << tierLog(server, id));
+    INFO("video " << toVideo << " s after the limit went; report " << report.dump().substr(0, 1500));
+    CHECK(report.value("frames", 0) >= frames + 30);
+    CHECK(toVideo <= 20.0);
+    CHECK(participants(server, room)["limited"].tier != "audio");
+    CHECK(report.at("rtp").at("audio").value("maxGapMs", 1e9) <= kMaxAudioGapMs);
+
+    // And it stays: the trial passes (5 s more of frames with no gap over
+    // 1 s, no step back to audio only), and only then is the client told.
+    REQUIRE(limited.call("reset-gap").value("ok", false));
+    report = limited.waitReport([&](const Json& j) { return j.value("frames", 0) >= frames + 180; }, 60s);
+    INFO("then: " << report.dump().substr(0, 1500));
+    CHECK(report.value("frames", 0) >= frames + 180);
+    CHECK(report.at("frameStalls").value("maxGapMs", 1e9) <= 1000);
+    CHECK(participants(server, room)["limited"].tier != "audio");
+    CHECK(report.value("audioOnly", "x").empty());
+    CHECK(report.at("rtp").at("audio").value("maxGapMs", 1e9) <= kMaxAudioGapMs);
 
     limited.leave();
     for (auto& c : open) c->leave();

@@ -482,3 +482,66 @@ TEST_CASE("a layout's own canvas resizes the composite; receivers keep their siz
     CHECK(report.value("width", 0) == 1280);
     for (auto& c : clients) c->leave();
 }
+
+// The audio-only tier (docs/protocol.md, `audio-only`): a receiver that asks
+// for it, or declared maxBitrate <= 64 kbit/s, is sent no video, is told so,
+// and hears the room throughout; asking for video again brings it back on a
+// key frame.
+TEST_CASE("audio only: on request and at a declared 64 kbit/s, told why; video back on request; audio never gaps",
+          "[call][tiers][audio-only]") {
+    constexpr double kMaxAudioGapMs = 500;
+    Server server;
+    const std::string room = "audioonly";
+    Client red(server, ClientOptions{room, "red", "0xff0000", 440, {}, false, {}});
+    red.waitEvent("joined");
+    Client viewer(server, ClientOptions{room, "viewer", "0x00ff00", 660, {440}, false, {}});
+    Client slow(server, ClientOptions{room, "slow", "0x0000ff", 880, {440}, false, {"--max-bitrate", "64000"}});
+    viewer.waitEvent("first-frame");
+
+    // Declared 64 kbit/s: audio only from the start, told why, and it hears red.
+    Json told = slow.waitEvent("audio-only");
+    CHECK(told.value("enabled", false));
+    CHECK(told.value("reason", "") == "maxBitrate");
+    CHECK(tierOf(server, room, "slow") == "audio");
+    Json r = slow.waitReport([](const Json& j) { return j.value("audioSeconds", 0.0) >= 3; });
+    CHECK(r.value("audioSeconds", 0.0) >= 3);
+    CHECK(r.at("rtp").at("video").value("packets", -1) == 0);
+    CHECK(r.value("audioOnly", "") == "maxBitrate");
+    CHECK(tone(r, 440) > -30);
+
+    // The viewer asks for audio only.
+    REQUIRE(viewer.call("reset-gap").value("ok", false));
+    REQUIRE(viewer.call("audio-only on").value("ok", false));
+    told = viewer.waitEvent("audio-only");
+    CHECK(told.value("enabled", false));
+    CHECK(told.value("reason", "") == "request");
+    CHECK(waitUntil([&] { return tierOf(server, room, "viewer") == "audio"; }));
+    CHECK(server.metric("tessera_room_audio_only_receivers{room=\"" + room + "\"}") == 2);
+    // Its video stops (what was in flight arrives within the first second)
+    // while its audio goes on.
+    const auto audioSeconds = [&](double more) {
+        const double from = viewer.report().value("audioSeconds", 0.0);
+        return viewer.waitReport([&](const Json& j) { return j.value("audioSeconds", 0.0) >= from + more; });
+    };
+    r = audioSeconds(1);
+    const std::int64_t videoPackets = r.at("rtp").at("video").value("packets", 0);
+    r = audioSeconds(3);
+    INFO("viewer while audio only: " << r.dump().substr(0, 1500));
+    CHECK(r.at("rtp").at("video").value("packets", 0) == videoPackets);
+    const std::int64_t frames = r.value("frames", 0);
+
+    // Video again: told, back on its tier, new frames decode (from a key frame).
+    REQUIRE(viewer.call("audio-only off").value("ok", false));
+    told = viewer.waitEvent("audio-only");
+    CHECK_FALSE(told.value("enabled", true));
+    r = viewer.waitReport([&](const Json& j) { return j.value("frames", 0) >= frames + 30; });
+    CHECK(r.value("frames", 0) >= frames + 30);
+    CHECK(tierOf(server, room, "viewer") == "high");
+    CHECK(r.value("audioOnly", "x").empty());
+    CHECK(tone(r, 440) > -30); // red, heard all along
+    INFO("viewer: " << r.dump().substr(0, 1500));
+    CHECK(r.at("rtp").at("audio").value("maxGapMs", kMaxAudioGapMs) < kMaxAudioGapMs);
+    CHECK(server.metric("tessera_room_audio_only_receivers{room=\"" + room + "\"}") == 1);
+
+    for (Client* c : {&slow, &viewer, &red}) c->leave();
+}

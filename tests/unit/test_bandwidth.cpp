@@ -126,6 +126,37 @@ TEST_CASE("BandwidthEstimator: silence after feedback is congestion", "[policy][
     CHECK(*e.estimate(3'601'100) == Approx(37'500).epsilon(0.001));
 }
 
+TEST_CASE("BandwidthEstimator: a cut on loss alone is told from a full link's", "[policy][bwe]") {
+    // Windows every 100 ms from `from` (exclusive) to `to` (inclusive).
+    auto windows = [](BandwidthEstimator& e, std::int64_t from, std::int64_t to, TransportFeedback f) {
+        for (std::int64_t t = from + 100; t <= to; t += 100) e.onFeedback(f, t);
+    };
+    BandwidthEstimator e;
+    e.onFeedback(clean(1'000'000), 0);
+    CHECK_FALSE(e.lossAlone());
+    // 30 % lost, the rest on time: 70 % delivered. A cut, on loss alone.
+    windows(e, 0, 1000, {1'000'000, 700'000, 0.3, 0});
+    CHECK(e.estimate(1000) == 595'000);
+    CHECK(e.lossAlone());
+    SECTION("a full link: under half delivered in any window since the last clean one") {
+        windows(e, 1000, 1100, clean(600'000));
+        e.onFeedback({600'000, 250'000, 0.6, 2000}, 1200);
+        windows(e, 1200, 2200, {600'000, 400'000, 0.3, 0});
+        CHECK(e.estimate(2200) < 595'000);
+        CHECK_FALSE(e.lossAlone());
+        // Clean windows do not change what the latest cut answered.
+        windows(e, 2200, 4000, clean(300'000));
+        CHECK_FALSE(e.lossAlone());
+    }
+    SECTION("growth keeps the cut's cause; silence is no loss") {
+        windows(e, 1000, 4000, clean(600'000));
+        CHECK(e.estimate(4000) > 595'000);
+        CHECK(e.lossAlone());
+        CHECK(e.estimate(9100) < 595'000);
+        CHECK_FALSE(e.lossAlone());
+    }
+}
+
 TEST_CASE("BandwidthEstimator: outlier windows are ignored", "[policy][bwe]") {
     BandwidthEstimator e;
     e.onFeedback(clean(1'000'000), 0);
@@ -144,26 +175,46 @@ TEST_CASE("BandwidthEstimator: outlier windows are ignored", "[policy][bwe]") {
 // A link of `capacityBps` (none: unlimited) carrying the tier's bit rate plus
 // audio, as the feedback would show it: what does not fit is lost and the
 // queue grows while it overflows. Jitter from a fixed seed.
+// `randomLoss` (0..1) drops packets anywhere in the window, whatever the rate
+// (the client's simulated loss), with no queue.
 struct Link {
     std::optional<std::int64_t> capacityBps;
+    double randomLoss = 0;
     std::mt19937 random{12};
     TransportFeedback carry(std::int64_t sentBps) {
         std::uniform_int_distribution<std::int64_t> jitter(-sentBps / 20, sentBps / 20);
         const std::int64_t sent = sentBps + jitter(random);
-        if (!capacityBps || sent <= *capacityBps) return {sent, sent, 0.0, 0};
+        if (!capacityBps || sent <= *capacityBps)
+            return {sent, static_cast<std::int64_t>(static_cast<double>(sent) * (1 - randomLoss)), randomLoss, 0};
         const std::int64_t delivered = *capacityBps + jitter(random) / 4;
         return {sent, delivered, 1.0 - static_cast<double>(delivered) / static_cast<double>(sent), 2000};
     }
 };
 
+// The server's glue (peer_bwe.cpp, peer_tiers.cpp): each window's verdict
+// and the estimate go to the selector, a passed trial raises the estimate.
 struct Receiver {
     BandwidthEstimator estimator;
     TierSelector tiers;
     int switches = 0;
+    // Whether the client sends feedback on audio alone (Chromium does; a
+    // GStreamer client only at Opus's rare marker bits, Firefox never).
+    bool audioFeedback = true;
     void window(Link& link, std::int64_t now) {
         const std::int64_t audio = 40'000;
-        estimator.onFeedback(link.carry(tiers.current().bitrate + audio), now);
-        switches += tiers.update({std::nullopt, estimator.estimate(now), std::nullopt}, now) ? 1 : 0;
+        std::optional<bool> congested;
+        const TransportFeedback feedback = link.carry(tiers.current().bitrate + audio);
+        if ((!tiers.audioOnly() || audioFeedback) && estimator.onFeedback(feedback, now)) {
+            if (estimator.lastSignal() == BandwidthEstimator::Signal::Congested ||
+                estimator.lastSignal() == BandwidthEstimator::Signal::Suspect)
+                congested = true;
+            if (estimator.lastSignal() == BandwidthEstimator::Signal::Clean) congested = false;
+        }
+        TierInput input{std::nullopt, estimator.estimate(now), std::nullopt};
+        input.linkCongested = congested;
+        input.estimateFromLossAlone = estimator.lossAlone();
+        switches += tiers.update(input, now) ? 1 : 0;
+        if (const auto proven = tiers.passedTrialBps()) estimator.raiseTo(*proven);
     }
 };
 
@@ -266,4 +317,87 @@ TEST_CASE("TierSelector: a failed up-step doubles the hold of that tier and abov
         CHECK(s.update({std::nullopt, 2'000'000, std::nullopt}, 62'000));
         CHECK(s.current().name == "high");
     }
+}
+
+TEST_CASE("A 64 kbit/s bottleneck: audio only within 3 s, a few short trials, video within 20 s of its end",
+          "[policy][bwe][audio-only]") {
+    for (const bool audioFeedback : {true, false}) {
+        INFO((audioFeedback ? "feedback on audio" : "no feedback on audio"));
+        Receiver r;
+        r.audioFeedback = audioFeedback;
+        Link link;
+        std::int64_t t = 0;
+        for (; t < 5000; t += kWindow) r.window(link, t);
+        REQUIRE(r.tiers.current().name == "high");
+
+        link.capacityBps = 64'000;
+        const std::int64_t limited = t;
+        while (!r.tiers.audioOnly() && t < limited + 10'000) r.window(link, t += kWindow);
+        REQUIRE(r.tiers.audioOnly());
+        CHECK(t - limited <= 3000);
+        CHECK(r.tiers.audioOnlyReason() == AudioOnlyReason::Link);
+
+        // A minute on the limited link: trials of the low tier, each ended
+        // by its first congested window, no more often than the back-off.
+        r.switches = 0;
+        std::int64_t onVideo = 0, trial = 0, longestTrial = 0;
+        for (const std::int64_t end = t + 60'000; t < end; t += kWindow) {
+            r.window(link, t);
+            if (!r.tiers.audioOnly()) onVideo += kWindow;
+            trial = r.tiers.audioOnly() ? 0 : trial + kWindow;
+            longestTrial = std::max(longestTrial, trial);
+        }
+        CHECK(r.switches <= 12);            // 4 + 8 + 12 + 12 + 12 + 12 s: at most six trials
+        CHECK(longestTrial <= 2 * kWindow); // its first window shows congestion, unconfirmed
+        CHECK(onVideo <= 6 * 2 * kWindow);
+        CHECK(r.tiers.audioOnly());
+
+        // The limit goes: video (a trial that passes) within 20 s, then high, and no flapping.
+        link.capacityBps.reset();
+        const std::int64_t lifted = t;
+        std::optional<std::int64_t> video, high;
+        for (; t < lifted + 60'000; t += kWindow) {
+            r.window(link, t);
+            if (!video && !r.tiers.audioOnly()) video = t;
+            if (!high && r.tiers.current().name == "high") high = t;
+            if (video) CHECK_FALSE(r.tiers.audioOnly());
+        }
+        REQUIRE(video);
+        CHECK(*video - lifted <= 13'000); // the longest back-off, and the window it starts on
+        REQUIRE(high);
+        CHECK(*high - lifted <= 40'000);
+        CHECK(r.tiers.current().name == "high");
+    }
+}
+
+TEST_CASE("30 % random loss on an app-limited receiver: the lowest tier at worst, never audio only; high again when "
+          "it stops",
+          "[policy][bwe][audio-only]") {
+    Receiver r;
+    Link link;
+    std::int64_t t = 0;
+    for (; t < 5000; t += kWindow) r.window(link, t);
+    REQUIRE(r.tiers.current().name == "high");
+
+    // Every cut follows what was delivered, 70 % of each tier's rate, so the
+    // estimate sinks below the lowest tier's bit rate: still video.
+    link.randomLoss = 0.3;
+    const std::int64_t lossy = t;
+    for (; t < lossy + 60'000; t += kWindow) {
+        r.window(link, t);
+        CHECK_FALSE(r.tiers.audioOnly());
+    }
+    CHECK(r.tiers.current().name == "low");
+    CHECK(*r.estimator.estimate(t) < r.tiers.ladder().back().bitrate);
+
+    link.randomLoss = 0;
+    const std::int64_t stopped = t;
+    std::optional<std::int64_t> high;
+    for (; t < stopped + 60'000; t += kWindow) {
+        r.window(link, t);
+        CHECK_FALSE(r.tiers.audioOnly());
+        if (!high && r.tiers.current().name == "high") high = t;
+    }
+    REQUIRE(high);
+    CHECK(*high - stopped <= 30'000);
 }

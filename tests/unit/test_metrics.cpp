@@ -116,9 +116,9 @@ TEST_CASE("metrics: every family has one HELP and TYPE, its samples together", "
         CHECK(name == previousFamily);
     }
     // With tessera_room_opus_encoders, tessera_room_compositing, tessera_participant_estimated_bps,
-    // tessera_viewers, tessera_room_viewers, tessera_live_targets, tessera_live_failures_total and
-    // tessera_room_video_decoders.
-    CHECK(seen.size() == 27);
+    // tessera_viewers, tessera_room_viewers, tessera_live_targets, tessera_live_failures_total,
+    // tessera_room_audio_only_receivers and tessera_room_video_decoders.
+    CHECK(seen.size() == 28);
 }
 
 TEST_CASE("metrics: label values are escaped", "[metrics]") {

@@ -388,6 +388,248 @@ TEST_CASE("TierSelector: ladders are sorted; an empty one is refused", "[policy]
     CHECK_THROWS_AS(TierSelector(std::vector<Tier>{}), std::invalid_argument);
 }
 
+namespace {
+
+// One feedback window's verdict for TierInput::linkCongested.
+constexpr bool kClean = false, kCongested = true;
+
+// An update after a feedback window: the estimate and the window's verdict.
+TierInput window(std::int64_t estimateBps, std::optional<bool> congested) {
+    TierInput input{std::nullopt, estimateBps, std::nullopt};
+    input.linkCongested = congested;
+    return input;
+}
+
+// A selector gone audio only for its link at time 0 (trials as TierParams' defaults).
+TierSelector audioOnlyAt0() {
+    TierSelector s;
+    s.update(window(300'000, kClean), -1000);
+    REQUIRE(s.current().name == "low");
+    REQUIRE(s.update(window(40'000, kCongested), 0));
+    REQUIRE(s.audioOnlyReason() == AudioOnlyReason::Link);
+    return s;
+}
+
+// Clean windows every 100 ms from `from` to `to` (exclusive) at the estimate
+// an app-limited receiver's audio leaves: the number of tier changes.
+int cleanWindows(TierSelector& s, std::int64_t from, std::int64_t to, std::int64_t estimateBps = 40'000) {
+    int changes = 0;
+    for (std::int64_t t = from; t < to; t += 100) changes += s.update(window(estimateBps, kClean), t) ? 1 : 0;
+    return changes;
+}
+
+} // namespace
+
+TEST_CASE("TierSelector: below the lowest tier's bit rate, audio only, at once", "[policy][audio-only]") {
+    TierSelector s;
+    s.update({std::nullopt, 300'000, std::nullopt}, 0);
+    REQUIRE(s.current().name == "low");
+    CHECK_FALSE(s.audioOnly());
+
+    // Under low's 150 kbit/s even without headroom: audio only, at once.
+    CHECK_FALSE(s.update({std::nullopt, 150'000, std::nullopt}, 1000)); // exactly low's rate: still low
+    CHECK(s.update({std::nullopt, 149'999, std::nullopt}, 1500));
+    CHECK(s.audioOnly());
+    CHECK(s.currentIndex() == s.ladder().size());
+    CHECK(s.current().name == kAudioOnly);
+    CHECK(s.current().bitrate == 0);
+    CHECK(s.audioOnlyReason() == AudioOnlyReason::Link);
+    // An estimate that fits low again does not bring video back by itself
+    // (it may be a guess: the receiver is app-limited), nor before the back-off.
+    for (std::int64_t t = 2000; t < 5500; t += 100) CHECK_FALSE(s.update(window(2'000'000, kClean), t));
+    CHECK(s.audioOnlyReason() == AudioOnlyReason::Link);
+}
+
+TEST_CASE("TierSelector: an app-limited audio-only receiver whose link recovered gets a trial of the lowest tier, "
+          "and keeps it",
+          "[policy][audio-only]") {
+    TierSelector s = audioOnlyAt0();
+    // The audio's windows are clean but its estimate stays where the cut
+    // left it: 4 s on, a trial of the lowest tier regardless.
+    CHECK(cleanWindows(s, 100, 4000) == 0);
+    CHECK(s.audioOnly());
+    CHECK_FALSE(s.inTrial());
+    CHECK(s.update(window(40'000, kClean), 4000));
+    CHECK(s.current().name == "low");
+    CHECK(s.inTrial());
+    CHECK(s.audioOnlyReason() == AudioOnlyReason::None);
+    // The estimate (still the audio's) does not end it; 3 s of clean windows pass it.
+    CHECK(cleanWindows(s, 4100, 7000) == 0);
+    CHECK(s.inTrial());
+    CHECK_FALSE(s.passedTrialBps());
+    CHECK_FALSE(s.update(window(40'000, kClean), 7000));
+    CHECK_FALSE(s.inTrial());
+    // What the link proved, for the estimator: low with its headroom.
+    REQUIRE(s.passedTrialBps());
+    CHECK(*s.passedTrialBps() == 172'500);
+    // With the estimate raised to that, it stays, and climbs as the estimate does.
+    CHECK(cleanWindows(s, 7100, 30'000, 172'500) == 0);
+    CHECK(s.current().name == "low");
+    CHECK_FALSE(s.passedTrialBps());
+    cleanWindows(s, 30'000, 36'000, 700'000);
+    CHECK(s.current().name == "medium");
+}
+
+TEST_CASE("TierSelector: a trial that congests returns to audio only and doubles the back-off, up to 12 s",
+          "[policy][audio-only]") {
+    TierSelector s = audioOnlyAt0();
+    cleanWindows(s, 100, 4000);
+    REQUIRE(s.update(window(40'000, kClean), 4000));
+    REQUIRE(s.inTrial());
+    // Its first congested window (or lossy report) ends it.
+    CHECK_FALSE(s.update(window(40'000, kClean), 4100));
+    CHECK(s.update(window(40'000, kCongested), 4800));
+    CHECK(s.audioOnly());
+    CHECK(s.audioOnlyReason() == AudioOnlyReason::Link);
+    CHECK_FALSE(s.passedTrialBps());
+    // The next in 8 s, then 12 s, and 12 s after that.
+    std::int64_t failedAt = 4800;
+    for (const std::int64_t backoff : {8000, 12'000, 12'000}) {
+        INFO("back-off " << backoff);
+        CHECK(cleanWindows(s, failedAt + 100, failedAt + backoff) == 0);
+        CHECK(s.update(window(40'000, kClean), failedAt + backoff));
+        REQUIRE(s.inTrial());
+        failedAt += backoff + 500;
+        TierInput lossy{std::nullopt, 40'000, 0.3};
+        CHECK(s.update(lossy, failedAt));
+        CHECK(s.audioOnly());
+    }
+}
+
+TEST_CASE("TierSelector: a trial with no verdict fails; congested audio holds the trial back", "[policy][audio-only]") {
+    TierSelector s = audioOnlyAt0();
+    // Congestion on the audio alone restarts the wait.
+    cleanWindows(s, 100, 3000);
+    CHECK_FALSE(s.update(window(40'000, kCongested), 3000));
+    CHECK(cleanWindows(s, 3100, 7000) == 0);
+    CHECK(s.update(window(40'000, kClean), 7000));
+    REQUIRE(s.inTrial());
+    // No feedback at all on the lowest tier (stats polls only): failed after 6 s.
+    for (std::int64_t t = 7100; t < 13'000; t += 100) CHECK_FALSE(s.update({std::nullopt, 40'000, std::nullopt}, t));
+    CHECK(s.update({std::nullopt, 40'000, std::nullopt}, 13'000));
+    CHECK(s.audioOnly());
+    // Windows that prove neither (none clean) do not pass it either.
+    CHECK(cleanWindows(s, 13'100, 21'000) == 0);
+    CHECK(s.update(window(40'000, kClean), 21'000));
+    REQUIRE(s.inTrial());
+    for (std::int64_t t = 21'100; t < 27'000; t += 100) CHECK_FALSE(s.update(window(40'000, std::nullopt), t));
+    CHECK(s.update(window(40'000, std::nullopt), 27'000));
+    CHECK(s.audioOnly());
+}
+
+TEST_CASE("TierSelector: a passed trial that holds restores the back-off; one that does not doubles it",
+          "[policy][audio-only]") {
+    TierSelector s = audioOnlyAt0();
+    // A failed trial first (the next waits 8 s), then one that passes.
+    cleanWindows(s, 100, 4100);
+    REQUIRE(s.inTrial());
+    REQUIRE(s.update(window(40'000, kCongested), 4500));
+    CHECK(cleanWindows(s, 4600, 12'500) == 0);
+    CHECK(cleanWindows(s, 12'500, 15'600) == 1);
+    REQUIRE(s.current().name == "low");
+    REQUIRE_FALSE(s.inTrial());
+    SECTION("held for 10 s: 4 s again") {
+        cleanWindows(s, 15'600, 26'000, 172'500);
+        CHECK(s.update(window(40'000, kCongested), 26'000));
+        CHECK(s.audioOnly());
+        CHECK(cleanWindows(s, 26'100, 30'000) == 0);
+        CHECK(s.update(window(40'000, kClean), 30'000));
+    }
+    SECTION("lost within 10 s: 16 s, capped at 12") {
+        cleanWindows(s, 15'600, 17'000, 172'500);
+        CHECK(s.update(window(40'000, kCongested), 17'000));
+        CHECK(cleanWindows(s, 17'100, 29'000) == 0);
+        CHECK(s.update(window(40'000, kClean), 29'000));
+    }
+}
+
+TEST_CASE("TierSelector: no trials for a receiver that asked for audio only or declared 64 kbit/s",
+          "[policy][audio-only]") {
+    TierSelector asked;
+    TierInput input = window(40'000, kClean);
+    input.audioOnlyRequested = true;
+    for (std::int64_t t = 0; t < 60'000; t += 100) asked.update(input, t);
+    CHECK(asked.audioOnlyReason() == AudioOnlyReason::Requested);
+    // Withdrawn on a link too slow: the back-off starts then.
+    input.audioOnlyRequested = false;
+    asked.update(input, 60'000);
+    CHECK(asked.audioOnlyReason() == AudioOnlyReason::Link);
+    CHECK(cleanWindows(asked, 60'100, 64'000) == 0);
+    CHECK(asked.update(input, 64'000));
+    CHECK(asked.inTrial());
+    // Asking again during the trial ends it at once.
+    input.audioOnlyRequested = true;
+    CHECK(asked.update(input, 64'100));
+    CHECK(asked.audioOnlyReason() == AudioOnlyReason::Requested);
+    CHECK_FALSE(asked.inTrial());
+
+    TierSelector declared;
+    TierInput tiny = window(40'000, kClean);
+    tiny.declaredBps = 64'000;
+    declared.update(tiny, 0);
+    REQUIRE(declared.audioOnly());
+    for (std::int64_t t = 100; t < 60'000; t += 100) CHECK_FALSE(declared.update(tiny, t));
+    CHECK(declared.audioOnlyReason() == AudioOnlyReason::Declared);
+}
+
+TEST_CASE("TierSelector: a declared maxBitrate of 64 kbit/s or less is audio only for good", "[policy][audio-only]") {
+    TierSelector s;
+    CHECK(s.update({64'000, std::nullopt, std::nullopt}, 0));
+    CHECK(s.audioOnly());
+    CHECK(s.audioOnlyReason() == AudioOnlyReason::Declared);
+    for (std::int64_t t = 1000; t <= 60'000; t += 1000) CHECK_FALSE(s.update({64'000, 10'000'000, 0.0}, t));
+    CHECK(s.audioOnly());
+    // Above it (but under the lowest tier): the lowest tier, as before.
+    TierSelector above;
+    above.update({64'001, std::nullopt, std::nullopt}, 0);
+    CHECK(above.current().name == "low");
+    // With a ladder whose lowest tier is below 64 kbit/s the declared bound still holds.
+    TierSelector tiny({{"high", 500'000, 640, 360}, {"tiny", 40'000, 160, 90}});
+    tiny.update({60'000, std::nullopt, std::nullopt}, 0);
+    CHECK(tiny.audioOnly());
+}
+
+TEST_CASE("TierSelector: audio only on request, video again as soon as the request goes", "[policy][audio-only]") {
+    TierSelector s;
+    TierInput input{std::nullopt, 5'000'000, std::nullopt};
+    s.update(input, 0);
+    REQUIRE(s.current().name == "high");
+    input.audioOnlyRequested = true;
+    CHECK(s.update(input, 1000));
+    CHECK(s.audioOnly());
+    CHECK(s.audioOnlyReason() == AudioOnlyReason::Requested);
+    // The link was good all along: straight back to the tier it allows, no hold.
+    input.audioOnlyRequested = false;
+    CHECK(s.update(input, 2000));
+    CHECK(s.current().name == "high");
+    // Asking again right after going up is no failed trial: no longer hold.
+    input.audioOnlyRequested = true;
+    CHECK(s.update(input, 2500));
+    input.audioOnlyRequested = false;
+    CHECK(s.update(input, 3000));
+    CHECK(s.current().name == "high");
+
+    // Requested wins over the other reasons.
+    TierSelector both;
+    both.update({64'000, 50'000, std::nullopt, true}, 0);
+    CHECK(both.audioOnlyReason() == AudioOnlyReason::Requested);
+}
+
+TEST_CASE("TierSelector: loss never takes video away; audio only can be turned off", "[policy][audio-only]") {
+    TierSelector s;
+    s.update({std::nullopt, 300'000, 0.5}, 0);
+    CHECK(s.current().name == "low");
+    CHECK_FALSE(s.update({std::nullopt, 300'000, 0.9}, 1000));
+    CHECK(s.current().name == "low");
+
+    TierParams params;
+    params.audioOnly = false;
+    TierSelector never(defaultTiers(), params);
+    never.update({10'000, 10'000, std::nullopt, true}, 0);
+    CHECK(never.current().name == "low");
+    CHECK_FALSE(never.audioOnly());
+}
+
 TEST_CASE("ReportedLoss: each receiver report's loss counts once, over what was sent since", "[policy]") {
     ReportedLoss loss;
     // The first poll, before any report (webrtcbin gives -1, the caller skips

@@ -198,6 +198,26 @@ TEST_CASE("offer and leave", "[protocol]") {
     CHECK(std::holds_alternative<Leave>(parseClientMessage(R"({"type":"leave","reason":"bye"})")));
 }
 
+TEST_CASE("audio-only: a boolean, both ways; anything else names the field", "[protocol][audio-only]") {
+    CHECK(std::get<AudioOnlyRequest>(parseClientMessage(R"({"type":"audio-only","enabled":true})")).enabled);
+    CHECK_FALSE(
+        std::get<AudioOnlyRequest>(parseClientMessage(R"({"type":"audio-only","enabled":false,"x":1})")).enabled);
+    CHECK(clientError(R"({"type":"audio-only"})") == "audio-only.enabled: missing");
+    for (const char* bad : {"1", "\"true\"", "null", "{}", "[true]"})
+        CHECK(clientError(std::string(R"({"type":"audio-only","enabled":)") + bad + "}") ==
+              "audio-only.enabled: must be a boolean");
+    CHECK(serialize(ClientMessage{AudioOnlyRequest{true}}) == R"({"type":"audio-only","enabled":true})");
+
+    CHECK(serialize(ServerMessage{AudioOnly{true, "link"}}) ==
+          R"({"type":"audio-only","enabled":true,"reason":"link"})");
+    CHECK(serialize(ServerMessage{AudioOnly{false, ""}}) == R"({"type":"audio-only","enabled":false})");
+    const auto back = std::get<AudioOnly>(parseServerMessage(serialize(ServerMessage{AudioOnly{true, "request"}})));
+    CHECK(back.enabled);
+    CHECK(back.reason == "request");
+    CHECK(errorOf([] { parseServerMessage(R"({"type":"audio-only","enabled":true})"); }) ==
+          "audio-only.reason: is required when enabled");
+}
+
 TEST_CASE("candidate: the shapes browsers send", "[protocol]") {
     // RTCIceCandidate.toJSON(), including usernameFragment (ignored).
     auto full = parseCandidate(

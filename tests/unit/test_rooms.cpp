@@ -48,6 +48,7 @@ public:
         return it != buffered.end() ? it->second : 0;
     }
     media::PeerStats stats() const override { return peerStats; }
+    void setAudioOnly(bool audioOnly) override { audioOnlyRequests.push_back(audioOnly); }
 
     static inline int alive = 0;
     // Set when a peer is destroyed from inside one of its own calls.
@@ -63,6 +64,7 @@ public:
     std::vector<media::DataMessage> dataSent;
     std::map<std::string, std::uint64_t> buffered; // dataBuffered by label: a slow receiver
     media::PeerStats peerStats;
+    std::vector<bool> audioOnlyRequests;
     bool inCall = false;
 };
 
@@ -514,6 +516,28 @@ TEST_CASE("candidates are relayed both ways, end of candidates included", "[room
     CHECK(sent.candidate->sdpMLineIndex == 1u);
 
     CHECK_THROWS_AS(f.rooms->candidate("nobody", std::nullopt), Error);
+}
+
+TEST_CASE("audio only: the client's request reaches its peer, the peer's change reaches only its client",
+          "[rooms][audio-only]") {
+    Fixture f;
+    FakeSink alice, bob;
+    const std::string a = f.join("r1", "Alice", alice);
+    f.join("r1", "Bob", bob);
+    FakePeer& peer = f.engine.peer("r1", a);
+    f.rooms->setAudioOnly(a, true);
+    f.rooms->setAudioOnly(a, false);
+    CHECK(peer.audioOnlyRequests == std::vector<bool>{true, false});
+    CHECK_THROWS_AS(f.rooms->setAudioOnly("nobody", true), Error);
+
+    const std::size_t bobHad = bob.messages.size();
+    peer.listener.onAudioOnly(true, "link");
+    const auto told = alice.last<protocol::AudioOnly>();
+    CHECK(told.enabled);
+    CHECK(told.reason == "link");
+    peer.listener.onAudioOnly(false, "");
+    CHECK_FALSE(alice.last<protocol::AudioOnly>().enabled);
+    CHECK(bob.messages.size() == bobHad);
 }
 
 // ---- Leave, kick, failure ----------------------------------------------------

@@ -123,6 +123,7 @@ private:
     void handle(const proto::Speaker& m);
     void handle(const proto::ErrorMessage& m);
     void handle(const proto::RecordingChanged& m);
+    void handle(const proto::AudioOnly& m);
     void handle(const proto::SendSize& m);
     void applyRemoteCandidate(const proto::IceCandidate& c);
     void onWsClosed();
@@ -283,6 +284,7 @@ private:
     std::string m_speaker;
     std::string m_layout;
     std::vector<std::string> m_errors;
+    std::string m_audioOnly;         // the server sends us audio only, and why ("link", ...); "": video
     std::vector<std::string> m_mids; // per m-line of our offer
     bool m_offerHeld = false;        // --hold-offer: joined, waiting for the "offer" command
     bool m_offerSent = false;

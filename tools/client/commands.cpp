@@ -178,6 +178,17 @@ void Client::command(std::string_view line) {
         m_stallData = rest == "on";
         if (!m_lossProbes && m_webrtc) addLossProbes();
         reply(true);
+    } else if (verb == "audio-only") {
+        if (rest != "on" && rest != "off") {
+            reply(false, "audio-only takes on or off");
+            return;
+        }
+        if (!m_ws || soup_websocket_connection_get_state(m_ws.get()) != SOUP_WEBSOCKET_STATE_OPEN) {
+            reply(false, "the WebSocket is not open");
+            return;
+        }
+        send(proto::AudioOnlyRequest{rest == "on"});
+        reply(true);
     } else if (verb == "offer") {
         if (!m_offerHeld) {
             reply(false, "no offer is held: it needs --hold-offer and 'joined', once");
@@ -196,7 +207,7 @@ void Client::command(std::string_view line) {
         reply(
             false,
             "unknown command; use report, reset-gap, reset-peaks, tone VOLUME, send RAW, chat TEXT, file-text TEXT, file-data HEX, "
-            "loss PERCENT, stall-data on|off, offer, leave or quit");
+            "loss PERCENT, stall-data on|off, audio-only on|off, offer, leave or quit");
     }
 }
 

@@ -363,6 +363,7 @@ Json Client::report() {
     j["speaker"] = m_speaker;
     j["layout"] = m_layout;
     j["errors"] = m_errors;
+    j["audioOnly"] = m_audioOnly;
     j["ice"] = m_iceState;
     j["chatReceived"] = m_chatReceived;
     j["fileMessages"] = m_fileMessages;

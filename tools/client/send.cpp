@@ -13,15 +13,24 @@
 
 namespace tessera::client {
 
+namespace {
+
+// transport-wide congestion control, offered as browsers do: the server then
+// stamps what it sends, and this client's RTP session (webrtcbin 1.22)
+// answers with feedback the server estimates our link from. On audio too:
+// on the audio-only tier the server sends no video, and judges the link by
+// the audio's feedback.
+std::string transportCc() {
+    return ",rtcp-fb-transport-cc=(boolean)true,extmap-3=(string)\"" + std::string(protocol::kTransportCcUri) + "\"";
+}
+
+} // namespace
+
 std::string videoCodecCaps(VideoCodec codec) {
     // rtcp-fb-* fields become a=rtcp-fb lines: the server may ask for key
     // frames (PLI/FIR) and retransmissions.
-    // extmap-3 offers transport-wide congestion control, as browsers do: the
-    // server then stamps the video it sends, and this client's RTP session
-    // (webrtcbin 1.22) answers with feedback the server estimates our link from.
-    const std::string fb = ",rtcp-fb-nack=(boolean)true,rtcp-fb-nack-pli=(boolean)true,rtcp-fb-ccm-fir=(boolean)true,"
-                           "rtcp-fb-transport-cc=(boolean)true,extmap-3=(string)\"" +
-                           std::string(protocol::kTransportCcUri) + "\"";
+    const std::string fb =
+        ",rtcp-fb-nack=(boolean)true,rtcp-fb-nack-pli=(boolean)true,rtcp-fb-ccm-fir=(boolean)true" + transportCc();
     const std::string base = "application/x-rtp,media=video,clock-rate=90000,payload=" + std::to_string(kVideoPayload);
     switch (codec) {
     case VideoCodec::Vp8: return base + ",encoding-name=VP8" + fb;
@@ -64,7 +73,7 @@ std::string pinSsrc(const std::string& rtpCaps) {
 std::string audioCodecCaps() {
     return "application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,encoding-params=(string)2,"
            "minptime=(string)10,useinbandfec=(string)1,payload=" +
-           std::to_string(kAudioPayload);
+           std::to_string(kAudioPayload) + transportCc();
 }
 
 // A solid colour and a tone, or with --stamp silence and a magenta picture

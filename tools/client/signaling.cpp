@@ -430,6 +430,11 @@ void Client::handle(const proto::Speaker& m) {
 
 void Client::handle(const proto::RecordingChanged& m) { emitEvent("recording", {{"recording", m.recording}}); }
 
+void Client::handle(const proto::AudioOnly& m) {
+    m_audioOnly = m.enabled ? m.reason : "";
+    emitEvent("audio-only", {{"enabled", m.enabled}, {"reason", m.reason}});
+}
+
 void Client::handle(const proto::SendSize& m) {
     emitEvent("send-size", {{"source", m.source},
                             {"active", m.active},

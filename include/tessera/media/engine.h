@@ -36,6 +36,10 @@ public:
     virtual void onPeerFailed(const std::string& reason) = 0;
     // A message arrived on one of the client's data channels.
     virtual void onDataMessage(const DataMessage& message) = 0;
+    // The client went onto the audio-only tier (`audioOnly`, and `reason`:
+    // "link", "maxBitrate" or "request") or got video back (reason empty).
+    // Only changes are told; a client that always had video hears nothing.
+    virtual void onAudioOnly(bool audioOnly, const std::string& reason) = 0;
 };
 
 struct PeerOptions {
@@ -55,7 +59,7 @@ struct PeerStats {
     // congestion control feedback (policy::BandwidthEstimator); none until
     // feedback arrives (a client that negotiated no transport-cc has none).
     std::optional<std::uint64_t> estimatedBps;
-    std::string tier = "high"; // the tier it receives, or will once connected
+    std::string tier = "high"; // the tier it receives, or will once connected; "audio": the audio-only tier
     std::string sendCodec;     // the video codec it sends on its camera line ("vp8", "h264", "vp9"); "": none
     std::string receiveCodec;  // the video codec the composite goes to it in; "": none
     bool connected = false;    // ICE and DTLS up; until then nothing is encoded for it
@@ -79,6 +83,9 @@ public:
     // RTCDataChannel bufferedAmount); 0 without such a channel.
     virtual std::uint64_t dataBuffered(const std::string& label) const = 0;
     virtual PeerStats stats() const = 0;
+    // The client asks for audio only (true: no video is sent to it) or for
+    // video again; also before its media is up.
+    virtual void setAudioOnly(bool audioOnly) = 0;
 };
 
 // One quality tier's encoder in one codec (video.tiers x video.codecs),

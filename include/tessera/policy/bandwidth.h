@@ -64,6 +64,9 @@ struct BandwidthParams {
     // A window whose gradient exceeds this (a 1.22 reference-time wrap) or
     // whose delivered rate exceeds twice the sent one is noise: ignored.
     std::int64_t outlierGradientUs = 200'000;
+    // A congested window that delivered less than this share of what was
+    // sent shows a full link, not a lossy one (lossAlone).
+    std::int64_t fullPercent = 50;
 };
 
 class BandwidthEstimator {
@@ -74,6 +77,11 @@ public:
     // the window was ignored as an outlier.
     bool onFeedback(const TransportFeedback& feedback, std::int64_t nowMs);
 
+    // At least `bps` from now on (within min and max): what a trial proved
+    // the link carries while the estimate, app-limited, could not grow
+    // (TierSelector::passedTrialBps). Before any feedback: nothing to raise.
+    void raiseTo(std::int64_t bps);
+
     // The estimate in bits/s at nowMs (silence counted): nothing before the
     // first feedback (the client negotiated none, or none arrived yet).
     std::optional<std::int64_t> estimate(std::int64_t nowMs);
@@ -82,6 +90,14 @@ public:
     // congested window whose run is not confirmed yet (confirmMs).
     enum class Signal { None, Clean, Hold, Suspect, Congested, Stale };
     Signal lastSignal() const { return m_signal; }
+
+    // The latest cut answered loss alone: every window since the last clean
+    // one delivered at least fullPercent of what was sent. A full link
+    // delivers what it carries whatever is sent (a 64 kbit/s link sent
+    // 1.5 Mbit/s delivers 4 %), a lossy one most of what is sent, so its
+    // cuts only follow what an app-limited sender happened to send: the
+    // estimate may then sit below a tier the link carries (TierInput).
+    bool lossAlone() const { return m_lossAlone; }
 
 private:
     void cut(std::int64_t toBps, std::int64_t nowMs);
@@ -95,6 +111,8 @@ private:
     std::int64_t m_congestedDelivered = 0, m_congestedWindows = 0;
     std::int64_t m_staleSince = 0; // start of the silence already charged for
     Signal m_signal = Signal::None;
+    bool m_fullSinceClean = false; // a window since the last clean one showed a full link
+    bool m_lossAlone = false;
 };
 
 } // namespace tessera::policy

@@ -49,7 +49,42 @@ struct TierParams {
     // lower one's).
     std::int64_t failedUpMs = 10'000;
     std::int64_t maxHoldFactor = 4;
+    // The audio-only tier below the lowest video tier (kAudioOnly): the
+    // receiver gets no video at all when the estimate is under the lowest
+    // tier's own bit rate (not even it fits, headroom or not), when it
+    // declared at most audioOnlyBps, or when it asks for audio only. Loss
+    // alone never takes video away (a loss report, or an estimate cut on
+    // loss alone, says the picture degrades, not that no picture fits).
+    // false: never.
+    //
+    // Video comes back from a link's audio only by a trial, never by the
+    // estimate alone: sent nothing but audio, the receiver is app-limited
+    // (GStreamer sends transport-cc feedback on RTP marker bits, which Opus
+    // sets about once a talk spurt, and Firefox none for audio), so no
+    // feedback can show the link recovered. trialBackoffMs after going
+    // audio only (restarted by every congested window meanwhile) the lowest
+    // tier is sent for a trial: it passes once trialMs went by with
+    // trialWindows clean feedback windows and none congested, and returns
+    // to audio only at the first congested window (linkCongested) or lossy report (or with
+    // no verdict after twice trialMs), which doubles the back-off (up to maxTrialBackoffMs: with the trial, within
+    // the 20 s in which a recovered link must see video again). A passed
+    // trial that then holds video for failedUpMs restores the back-off.
+    std::int64_t trialBackoffMs = 4000;
+    std::int64_t maxTrialBackoffMs = 12'000;
+    std::int64_t trialMs = 3000;
+    std::int64_t trialWindows = 3;
+    bool audioOnly = true;
+    std::int64_t audioOnlyBps = 64'000;
 };
+
+// The name of the audio-only tier (TierSelector::current() while on it), as
+// the API and the metrics show it.
+inline constexpr const char* kAudioOnly = "audio";
+
+// Why a receiver gets audio only, most binding first: it asked (the web
+// client's toggle), its join declared maxBitrate <= audioOnlyBps, or its
+// link's estimate is below the lowest video tier.
+enum class AudioOnlyReason { None, Requested, Declared, Link };
 
 // Index into `ladder` (sorted by bitrate, highest first) of the highest tier that
 // fits min(declared, estimated) with headroom; no limit: 0; nothing fits: the
@@ -63,6 +98,18 @@ struct TierInput {
     // Fraction lost (0..1) over the window since the previous receiver report;
     // set only when a new report arrived, so each window counts once.
     std::optional<double> lossFraction;
+    bool audioOnlyRequested = false; // the receiver asked for audio only
+    // BandwidthEstimator's verdict on the feedback window this update
+    // follows: true when it showed congestion, confirmed or not (Suspect:
+    // a trial probes a link that may not carry it and gives up at the first
+    // sign, before the queue it builds delays the audio past the receiver's
+    // jitter buffer), false when it was clean; unset otherwise (no new
+    // window, or one that proves neither). Judges the audio-only tier's
+    // trials (TierParams::trialMs).
+    std::optional<bool> linkCongested = std::nullopt;
+    // The estimate fell on loss alone (BandwidthEstimator::lossAlone): it
+    // does not take video away, as a loss report does not.
+    bool estimateFromLossAlone = false;
 };
 
 // The loss a receiver reports on one stream we send it. webrtcbin's
@@ -83,20 +130,35 @@ private:
 
 // One receiver's tier over time. Down at once when the limit drops (or one step
 // on loss), up only after the upHoldMs hysteresis, longer after failed
-// up-steps (failedUpMs). Not thread-safe.
+// up-steps (failedUpMs). Below the lowest video tier is the audio-only tier
+// (TierParams::audioOnly): currentIndex() == ladder().size(), left for the
+// link's sake only by a trial (TierParams::trialMs). Not thread-safe.
 class TierSelector {
 public:
     // Throws std::invalid_argument for an empty ladder. Sorts it (sortedTiers).
     explicit TierSelector(std::vector<Tier> ladder = defaultTiers(), TierParams params = {});
 
     // Timestamps must not go back. The first update takes the fitting tier
-    // directly (no history to hold against). Returns true when the tier changed.
+    // directly (no history to hold against), and so does the first after the
+    // receiver withdrew its request for audio only. Returns true when the tier changed.
     bool update(const TierInput& input, std::int64_t nowMs);
 
-    // Before the first update: the highest tier.
-    const Tier& current() const { return m_ladder[m_current]; }
+    // Before the first update: the highest tier. On the audio-only tier: one
+    // named kAudioOnly with no bit rate and no size.
+    const Tier& current() const { return audioOnly() ? m_audioTier : m_ladder[m_current]; }
+    // ladder().size() on the audio-only tier.
     std::size_t currentIndex() const { return m_current; }
+    bool audioOnly() const { return m_current == m_ladder.size(); }
+    // Why it is on the audio-only tier (None when it is not).
+    AudioOnlyReason audioOnlyReason() const { return audioOnly() ? m_reason : AudioOnlyReason::None; }
     const std::vector<Tier>& ladder() const { return m_ladder; }
+    // Set by the update whose trial of the lowest tier passed: the bits/s
+    // the link proved it carries (that tier with headroom), for the
+    // estimator (BandwidthEstimator::raiseTo), whose own estimate could not
+    // grow while the receiver was app-limited.
+    std::optional<std::int64_t> passedTrialBps() const { return m_passedTrialBps; }
+    // A trial of the lowest tier is under way.
+    bool inTrial() const { return m_trialSince.has_value(); }
 
 private:
     std::vector<Tier> m_ladder;
@@ -108,6 +170,15 @@ private:
     // Per tier: when the receiver last stepped up to it, and its hold factor.
     std::vector<std::optional<std::int64_t>> m_upAt;
     std::vector<std::int64_t> m_holdFactor;
+    AudioOnlyReason m_reason = AudioOnlyReason::None; // as of the latest update
+    bool m_requested = false;                         // the latest update's audioOnlyRequested
+    Tier m_audioTier{kAudioOnly, 0, 0, 0};
+    // The audio-only tier's trials: the back-off now, when the next trial
+    // is due, since when one runs and its clean windows, when the latest
+    // passed (until it held failedUpMs), and the latest update's pass.
+    std::int64_t m_trialBackoffMs;
+    std::optional<std::int64_t> m_nextTrialAt, m_trialSince, m_passedAt, m_passedTrialBps;
+    std::int64_t m_trialClean = 0;
 };
 
 } // namespace tessera::policy

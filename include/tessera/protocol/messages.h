@@ -47,7 +47,11 @@ struct Candidate {
     std::optional<IceCandidate> candidate; // nullopt: end of candidates (JSON null)
 };
 struct Leave {};
-using ClientMessage = std::variant<Join, Offer, Candidate, Leave>;
+// An extension: the client asks for audio only (true) or video again (false).
+struct AudioOnlyRequest {
+    bool enabled = false;
+};
+using ClientMessage = std::variant<Join, Offer, Candidate, Leave, AudioOnlyRequest>;
 
 // Parses one text frame. Throws Error(BadRequest) with a message naming the
 // problem: oversize frame, not JSON, not an object, missing/unknown type,
@@ -103,8 +107,14 @@ struct SendSize {
     std::int64_t maxBitrate = 0;    // bits/s; 0 when not active
     bool operator==(const SendSize&) const = default;
 };
+// An extension: the client is sent audio only (enabled, and why: "link",
+// "maxBitrate" or "request"), or video again (enabled false, no reason).
+struct AudioOnly {
+    bool enabled = false;
+    std::string reason;
+};
 using ServerMessage = std::variant<Joined, Answer, Candidate, ParticipantJoined, ParticipantLeft, LayoutChanged,
-                                   Speaker, ErrorMessage, RecordingChanged, SendSize>;
+                                   Speaker, ErrorMessage, RecordingChanged, SendSize, AudioOnly>;
 
 // One JSON object per message, "type" first.
 std::string serialize(const ServerMessage& message);

@@ -43,7 +43,7 @@ struct PlannedLine {
     bool send;                  // the server sends the room's audio or video on it
     // The offer's a=extmap id for transport-wide congestion control
     // (kTransportCcUri), -1 when it offers none: the answer repeats it and
-    // the server's video carries it, so the client's feedback measures its link.
+    // the server's video and audio carry it, so the client's feedback measures its link.
     int transportCcId = -1;
 };
 

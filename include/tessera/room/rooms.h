@@ -101,6 +101,8 @@ public:
     // media: Error(BadRequest).
     void offer(const std::string& participantId, const std::string& sdp);
     void candidate(const std::string& participantId, const std::optional<protocol::IceCandidate>& candidate);
+    // The client asks for audio only, or video again (the `audio-only` message).
+    void setAudioOnly(const std::string& participantId, bool audioOnly);
     // Idempotent: an unknown id (already kicked or failed) is ignored.
     void leave(const std::string& participantId);
 
@@ -176,6 +178,7 @@ private:
     void onAnswer(Participant& participant, const std::string& sdp);
     void onLocalCandidate(Participant& participant, const std::optional<protocol::IceCandidate>& candidate);
     void onPeerFailed(Participant& participant, const std::string& reason);
+    void onAudioOnly(Participant& participant, bool audioOnly, const std::string& reason);
     // Relays chat and file messages to the others in the room (docs/protocol.md "Data channels").
     void onDataMessage(Participant& participant, const media::DataMessage& message);
     // A message to relay; `transfer`: the file transfer it belongs to ("" for
