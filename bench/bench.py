@@ -1281,12 +1281,14 @@ def markdown(bench, res, mach):
                   "recent speakers: 9 shown, the rest neither decoded nor composited); `grid` shows and decodes "
                   "everyone. \"Decoders\" is `tessera_room_video_decoders` at the end of the window; \"per load "
                   "session\" is the load process's cores over its sessions.", "",
-                  "| N | layout | connected | real time | server cores | decoders | min recv fps | stalls | "
-                  "client cores (all) | per load session (mcores) | server RSS MB | server threads |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| N | layout | connected | real time | server cores | server run-queue wait (thread-s/s) | decoders | "
+                  "output fps (dropped) | min recv fps | stalls | client cores (all) | per load session (mcores) | "
+                  "server RSS MB | server threads |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in res["large"]:
             lines.append(f"| {r['n']} | {r['layout']} | {r['connected']} | {'yes' if r['realtime'] else '**no**'} | "
-                         f"{fmt(r['serverCores'])} | {fmt(r['decoders'], 0)} | {fmt(r['minRecvFps'], 1)} | "
+                         f"{fmt(r['serverCores'])} | {fmt(r['serverWaitCores'])} | {fmt(r['decoders'], 0)} | "
+                         f"{fmt(r['outFps'], 1)} ({fmt(r['droppedFps'], 1)}) | {fmt(r['minRecvFps'], 1)} | "
                          f"{r['stalls']} | {fmt(r['clientCores'])} | {fmt(r['loadSessionCores'] * 1000, 1)} | "
                          f"{fmt(r['serverRssMB'], 0)} | {r['serverThreads']} |")
     if res.get("errors"):
