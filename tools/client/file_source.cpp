@@ -19,11 +19,11 @@ using glib::PadRef;
 using glib::Ref;
 
 struct FileSource::Outlet {
-    ElementRef pipeline; // the session's: its base time stamps what it is sent
-    PadRef video;        // ours, linked to its video payloader; null: audio only
-    PadRef audio;        // ours, linked to its audio payloader
-    bool live = false;
-    bool waitKey = true; // its video starts on a key frame
+    ElementRef pipeline;           // the session's: its base time stamps what it is sent
+    PadRef video;                  // ours, linked to its video payloader; null: audio only
+    PadRef audio;                  // ours, linked to its audio payloader
+    std::atomic<bool> live{false}; // started and not detached
+    bool waitKey = true;           // its video starts on a key frame (the pump's)
 };
 
 std::shared_ptr<FileSource> FileSource::load(const std::string& path, bool audioOnly) {
@@ -108,7 +108,7 @@ gboolean FileSource::onUpstreamEvent(GstPad* pad, GstObject*, GstEvent* event) n
 
 FileSource::Outlet* FileSource::attach(GstElement* pipeline, GstPad* videoSink, GstPad* audioSink) {
     static std::atomic<unsigned> streams{0};
-    auto outlet = std::make_unique<Outlet>();
+    auto outlet = std::make_shared<Outlet>();
     outlet->pipeline = ElementRef::borrow(pipeline);
     for (auto [sink, pad, track] :
          {std::tuple{videoSink, &outlet->video, &m_video}, std::tuple{audioSink, &outlet->audio, &m_audio}}) {
@@ -140,16 +140,20 @@ void FileSource::start(Outlet* outlet) {
     m_wake.notify_all();
 }
 
+// The pump may be pushing to it right now, from its copy of the list: that
+// push ends with the pipeline's shutdown (flushing), and the copy keeps the
+// pads alive until then.
 void FileSource::detach(Outlet* outlet) {
-    std::unique_ptr<Outlet> gone;
+    std::shared_ptr<Outlet> gone;
     {
-        std::lock_guard lock(m_mutex); // the pump is not pushing to it
+        std::lock_guard lock(m_mutex);
         const auto it =
             std::find_if(m_outlets.begin(), m_outlets.end(), [&](const auto& o) { return o.get() == outlet; });
         if (it == m_outlets.end()) return;
         gone = std::move(*it);
         m_outlets.erase(it);
     }
+    gone->live = false;
     for (GstPad* pad : {gone->video.get(), gone->audio.get()}) {
         if (!pad) continue;
         if (auto peer = PadRef::adopt(gst_pad_get_peer(pad))) gst_pad_unlink(pad, peer.get());
@@ -187,7 +191,7 @@ void FileSource::pump() {
     };
     std::unique_lock lock(m_mutex);
     while (!m_stop) {
-        if (std::none_of(m_outlets.begin(), m_outlets.end(), [](const auto& o) { return o->live; })) {
+        if (std::none_of(m_outlets.begin(), m_outlets.end(), [](const auto& o) { return o->live.load(); })) {
             running = false;
             m_wake.wait(lock);
             continue;
@@ -203,11 +207,15 @@ void FileSource::pump() {
         const auto aDue = at(an, m_audio.duration);
         if (m_wake.wait_until(lock, std::min(vDue, aDue), [this] { return m_stop; })) break;
         const auto now = steady_clock::now();
+        // Pushed without the lock: a session's webrtcbin may hold a push a
+        // while, and the main thread must never wait for that.
+        const auto outlets = m_outlets;
+        lock.unlock();
         if (video && vDue <= now) {
             if (m_wantKeyFrame.exchange(false))
                 while (!m_video.key[vi]) vi = (vi + 1) % m_video.buffers.size();
             const bool key = m_video.key[vi];
-            for (auto& o : m_outlets) {
+            for (const auto& o : outlets) {
                 if (!o->live || !o->video || (o->waitKey && !key)) continue;
                 o->waitKey = false;
                 if (GstBuffer* b = stamped(*o, m_video.buffers[vi].get(), vn, m_video.duration))
@@ -217,7 +225,7 @@ void FileSource::pump() {
             ++vn;
         }
         if (aDue <= now) {
-            for (auto& o : m_outlets) {
+            for (const auto& o : outlets) {
                 if (!o->live) continue;
                 if (GstBuffer* b = stamped(*o, m_audio.buffers[ai].get(), an, m_audio.duration)) {
                     GST_BUFFER_FLAG_UNSET(b, GST_BUFFER_FLAG_DISCONT);
@@ -227,6 +235,7 @@ void FileSource::pump() {
             ai = (ai + 1) % m_audio.buffers.size();
             ++an;
         }
+        lock.lock();
     }
 }
 

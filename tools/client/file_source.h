@@ -59,9 +59,9 @@ private:
     EncodedTrack m_video;
     EncodedTrack m_audio;
     std::atomic<bool> m_wantKeyFrame{false}; // a receiver asked (PLI/FIR): jump to the next key frame
-    std::mutex m_mutex;                      // guards the members below; held while pushing
+    std::mutex m_mutex; // guards the members below; never held while pushing (the main thread takes it)
     std::condition_variable m_wake;
-    std::vector<std::unique_ptr<Outlet>> m_outlets;
+    std::vector<std::shared_ptr<Outlet>> m_outlets; // the pump pushes from a copy
     bool m_stop = false;
     std::thread m_thread;
 };

@@ -15,7 +15,7 @@ namespace {
 
 // Sessions started and not yet answered: a busy server answers slowly, so
 // one at a time makes a large group's start-up long.
-constexpr int kInFlight = 4;
+constexpr int kInFlight = 2;
 
 class Group {
 public:
