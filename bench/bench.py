@@ -224,7 +224,7 @@ class Server:
             return e.code, e.read().decode()
 
     def metrics(self):
-        """{room: {"frames": n, "dropped": n}} from /metrics; {} (and a count
+        """{room: {"frames": n, "dropped": n, "decoders": n}} from /metrics; {} (and a count
         in self.unanswered) if the server does not answer in 10 s."""
         try:
             text = urllib.request.urlopen(self.url + "/metrics", timeout=10).read().decode()
@@ -233,9 +233,9 @@ class Server:
             return {}
         rooms = {}
         for line in text.splitlines():
-            m = re.match(r'tessera_room_(frames_total|frames_dropped_total)\{room="([^"]+)"\} (\S+)', line)
+            m = re.match(r'tessera_room_(frames_total|frames_dropped_total|video_decoders)\{room="([^"]+)"\} (\S+)', line)
             if m:
-                key = "frames" if m.group(1) == "frames_total" else "dropped"
+                key = {"frames_total": "frames", "frames_dropped_total": "dropped"}.get(m.group(1), "decoders")
                 rooms.setdefault(m.group(2), {})[key] = float(m.group(3))
         return rooms
 
@@ -400,9 +400,11 @@ def measure(server, clients, window, kind="video", count="frames"):
         if not x or not y:
             missing += 1
             continue
-        rates.append((y["rtp"][kind][count] - x["rtp"][kind][count]) / dt)
-        stalls += y["rtp"][kind]["stalls"] - x["rtp"][kind]["stalls"]
-        stalls += y["frameStalls"]["stalls"] - x["frameStalls"]["stalls"]
+        # A --count client's report holds its sessions' reports, in session order.
+        for xs, ys in zip(x.get("sessions", [x]), y.get("sessions", [y])):
+            rates.append((ys["rtp"][kind][count] - xs["rtp"][kind][count]) / dt)
+            stalls += ys["rtp"][kind]["stalls"] - xs["rtp"][kind]["stalls"]
+            stalls += ys["frameStalls"]["stalls"] - xs["frameStalls"]["stalls"]
     return {"dt": dt, "serverCores": (b["server"] - a["server"]) / dt,
             "clientCores": {c: ((b["clients"][c] or 0) - (a["clients"][c] or 0)) / dt for c in clients},
             "serverRssMB": server.rss() / 2**20, "minRate": min(rates) if rates else 0.0,
@@ -799,6 +801,63 @@ class Bench:
             c.wait()
         return results, join
 
+    def wait_sessions(self, client, count, timeout):
+        """Waits until `count` sessions of a --count client have connected
+        (each gets up to `timeout` s); how many did."""
+        done, after = 0, 0
+        while done < count:
+            e = client.wait_event("connected", timeout, after)
+            if e is None:
+                break
+            with client.cond:
+                after = client.events.index(e) + 1
+            done += 1
+        return done
+
+    def large(self):
+        """Large calls (issue 12): N participants with video in the speaker + 8
+        layout (data/layouts/recent.json: 9 shown, so 9 decoded) and the same N
+        in the full grid (every sender decoded). N - 2 are the sessions of one
+        `tessera-client --count` process (one shared pre-encoded file, not
+        decoding, maxBitrate none / 800k / 250k not set: all on the high tier),
+        plus the probe (decodes, reads stamps) and a stamp sender, as in the
+        capacity phase, which decides real time the same way."""
+        ns = [30] if self.quick else [30, 50]
+        files = make_media(2, 0)
+        out = []
+        for n in ns:
+            for layout in ("recent", "grid"):
+                room = f"large-{layout}-{n}"
+                probe = Client(self.server, room, "probe", self.logdir, ["--send-file", str(files[0]), "--read-stamp"])
+                self.live.append(probe)
+                if not probe.wait_event("connected", 60):
+                    raise RuntimeError(f"{room}: the probe did not connect")
+                if self.server.request("PUT", f"/api/rooms/{room}/layout", {"layout": layout})[0] != 200:
+                    raise RuntimeError(f"{room}: cannot set the layout {layout}")
+                stamp = Client(self.server, room, "stamp", self.logdir, ["--stamp", "--no-decode"])
+                loads = Client(self.server, room, "load", self.logdir,
+                               ["--count", str(n - 2), "--send-file", str(files[1]), "--no-decode"])
+                self.live += [stamp, loads]
+                self.log(f"large: N={n}, {layout}: starting {n - 2} load sessions in one process")
+                connected = self.wait_sessions(loads, n - 2, 60)
+                stamp_ok = stamp.wait_event("connected", 60) is not None
+                clients = [probe, loads] + ([stamp] if stamp_ok else [])
+                time.sleep(self.settle)
+                m = self.window_measure(room, clients, probe)
+                decoders = self.server.metrics().get(room, {}).get("decoders")
+                m.update({"n": n, "layout": layout, "connected": connected + 1 + stamp_ok, "decoders": decoders,
+                          "loadSessionCores": m.get("loadClientCores", 0) / (n - 2)})
+                if connected < n - 2 or not stamp_ok:
+                    m["realtime"] = False
+                out.append(m)
+                self.log(f"large: N={n}, {layout}: server {m['serverCores']:.2f} cores, decoders {decoders}, "
+                         f"min recv {m['minRecvFps']:.1f} fps, stalls {m['stalls']}, realtime {m['realtime']}")
+                for c in clients if stamp_ok else clients + [stamp]:
+                    c.leave()
+                for c in clients if stamp_ok else clients + [stamp]:
+                    c.wait(30)
+        return out
+
     def codecs(self):
         """The cost of a second codec (issue 15): one room of CODEC_ROOM load
         clients, all on VP8, then with a third of them on H.264 (sending and
@@ -1118,16 +1177,21 @@ class Bench:
         try:
             time.sleep(1)
             rss0 = self.server.rss() / 2**20
-            capacity, join = self.capacity()
-            codecs = [] if self.args.skip_codecs else self.phase("codecs", self.codecs, [])
-            rooms = [] if self.args.skip_rooms else self.phase("rooms", self.rooms, [])
-            audio = {} if self.args.skip_audio else self.phase("audio", self.audio_only, {})
-            viewers = {} if self.args.skip_viewers else self.phase("viewers", self.viewers, {})
-            bottleneck = [] if self.args.skip_bottleneck else self.phase("bottleneck", self.bottleneck, [])
+            only = self.args.only_large
+            capacity, join = ([], None) if only else self.capacity()
+            codecs = [] if self.args.skip_codecs or only else self.phase("codecs", self.codecs, [])
+            rooms = [] if self.args.skip_rooms or only else self.phase("rooms", self.rooms, [])
+            audio = {} if self.args.skip_audio or only else self.phase("audio", self.audio_only, {})
+            viewers = {} if self.args.skip_viewers or only else self.phase("viewers", self.viewers, {})
+            large = [] if self.args.skip_large else self.phase("large", self.large, [])
+            bottleneck = [] if self.args.skip_bottleneck or only else self.phase("bottleneck", self.bottleneck, [])
         finally:
             self.server.stop()
             self.errors += self.server.unanswered
         bare, variants = {}, {}
+        if not capacity:  # --only-large
+            return {"capacity": [], "join": None, "codecs": [], "rooms": [], "audio": {}, "viewers": {}, "bare": {},
+                    "variants": {}, "large": large, "idleRssMB": rss0, "errors": self.errors}
         passing = [m["n"] for m in capacity if m["realtime"]] or [capacity[0]["n"]]
         tiers_at = {m["n"]: tuple(m.get("tiers") or ["high"]) for m in capacity}
         # The bare pipeline decodes and encodes VP8 only: with H.264 load clients it would not be the same work.
@@ -1145,7 +1209,7 @@ class Bench:
             m["bare"] = run_bare([f for f, _, _ in m["receivers"]], self.logdir, "server",
                                  receivers=[(t, c) for _, t, c in m["receivers"]], name=f"codecs{k}")
         return {"capacity": capacity, "join": join, "codecs": codecs, "rooms": rooms, "audio": audio,
-                "viewers": viewers, "bottleneck": bottleneck, "bare": bare,
+                "viewers": viewers, "bottleneck": bottleneck, "bare": bare, "large": large,
                 "variants": variants, "idleRssMB": rss0, "errors": self.errors}
 
 
@@ -1334,6 +1398,24 @@ def markdown(bench, res, mach):
                          f"({m['target']}) | {m['tierEnd']} | {m['sentBps'] / 1000:.0f} | "
                          f"{fmt(m['sentBps'] / m['limit'])} | {fmt(m['fps'], 1)} | {m['stalls']} | "
                          f"{fmt(m['audioMaxGapMs'], 0)} | {fmt(m['backS'], 1)} |")
+    if res.get("large"):
+        lines += ["", "## Large calls: speaker + 8 vs the full grid", "",
+                  "One room of N with video: N - 2 load participants are the sessions of one `tessera-client "
+                  "--count` process (one shared pre-encoded file, not decoding, all on the high tier), plus the "
+                  "probe and the stamp sender. `recent` is data/layouts/recent.json (the speaker + the 8 most "
+                  "recent speakers: 9 shown, the rest neither decoded nor composited); `grid` shows and decodes "
+                  "everyone. \"Decoders\" is `tessera_room_video_decoders` at the end of the window; \"per load "
+                  "session\" is the load process's cores over its sessions.", "",
+                  "| N | layout | connected | real time | server cores | server run-queue wait (thread-s/s) | decoders | "
+                  "output fps (dropped) | min recv fps | stalls | client cores (all) | per load session (mcores) | "
+                  "server RSS MB | server threads |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in res["large"]:
+            lines.append(f"| {r['n']} | {r['layout']} | {r['connected']} | {'yes' if r['realtime'] else '**no**'} | "
+                         f"{fmt(r['serverCores'])} | {fmt(r['serverWaitCores'])} | {fmt(r['decoders'], 0)} | "
+                         f"{fmt(r['outFps'], 1)} ({fmt(r['droppedFps'], 1)}) | {fmt(r['minRecvFps'], 1)} | "
+                         f"{r['stalls']} | {fmt(r['clientCores'])} | {fmt(r['loadSessionCores'] * 1000, 1)} | "
+                         f"{fmt(r['serverRssMB'], 0)} | {r['serverThreads']} |")
     if res.get("errors"):
         lines += ["", "## Problems during the run", ""] + [f"- {e}" for e in res["errors"]]
     lines.append("")
@@ -1387,6 +1469,8 @@ def main():
     p.add_argument("--skip-audio", action="store_true", help="skip the audio-only Tessera vs Janus phase")
     p.add_argument("--skip-viewers", action="store_true", help="skip the WHEP viewers and live streaming phase")
     p.add_argument("--skip-bottleneck", action="store_true", help="skip the 300 and 64 kbit/s bottleneck phase")
+    p.add_argument("--skip-large", action="store_true", help="skip the large-call phase (30 and 50, speaker + 8 vs grid)")
+    p.add_argument("--only-large", action="store_true", help="run the large-call phase only (no capacity sweep, no bare pipeline)")
     p.add_argument("--max-audio-n", type=int, help="largest audio-only room (default 10 quick, 50 full)")
     p.add_argument("--server-arg", action="append", help="extra tessera flag (repeatable), e.g. --server-arg=--jitter-latency=50")
     p.add_argument("--h264-every", type=int, default=0, metavar="K",

@@ -84,7 +84,7 @@ void Client::setupChannel(GstWebRTCDataChannel* channel) {
 
 void Client::onRemoteDataChannel(Ref<GstWebRTCDataChannel> channel) {
     const std::string label = channelLabel(channel.get());
-    emitEvent("channel", {{"label", label}, {"remote", true}});
+    event("channel", {{"label", label}, {"remote", true}});
     if (m_finishing) return;
     setupChannel(channel.get());
     // A channel the server opened is already open when announced.
@@ -95,27 +95,27 @@ void Client::onRemoteDataChannel(Ref<GstWebRTCDataChannel> channel) {
 void Client::onChannelEvent(const std::string& label, const std::string& kind, const std::string& text,
                             std::size_t bytes) {
     if (kind == "open" || kind == "close") {
-        emitEvent(std::string("channel-") + kind, {{"label", label}});
+        event(std::string("channel-") + kind, {{"label", label}});
     } else if (kind == "error") {
-        emitEvent("channel-error", {{"label", label}, {"message", text}});
+        event("channel-error", {{"label", label}, {"message", text}});
     } else if (kind == "binary") {
-        emitEvent("channel-data", {{"label", label}, {"bytes", bytes}});
+        event("channel-data", {{"label", label}, {"bytes", bytes}});
     } else if (label == "chat") {
         ++m_chatReceived;
-        Json event = {{"event", "chat"}};
+        Json chat = {{"event", "chat"}};
         const Json parsed = Json::parse(text, nullptr, false);
         if (parsed.is_object()) {
             for (const auto& [k, v] : parsed.items())
-                if (k != "event") event[k] = v;
+                if (k != "event") chat[k] = v;
         } else {
-            event["raw"] = text;
+            chat["raw"] = text;
         }
-        emit(event);
+        out(chat);
     } else if (label == "file") {
         ++m_fileMessages;
-        emitEvent("file-message", {{"text", text}});
+        event("file-message", {{"text", text}});
     } else {
-        emitEvent("channel-message", {{"label", label}, {"text", text}});
+        event("channel-message", {{"label", label}, {"text", text}});
     }
 }
 
@@ -128,7 +128,7 @@ void Client::onFileData(GBytes* data) {
         std::fwrite(bytes, 1, size, m_fileOut);
         std::fflush(m_fileOut);
     }
-    emitEvent("file-data", {{"bytes", size}, {"total", m_fileBytes}});
+    event("file-data", {{"bytes", size}, {"total", m_fileBytes}});
 }
 
 } // namespace tessera::client

@@ -25,28 +25,18 @@ bool Client::start() {
     }
     if (!buildPipeline()) return false;
 
-    m_stdin = g_io_channel_unix_new(0);
-    g_io_channel_set_encoding(m_stdin, nullptr, nullptr);
-    g_io_channel_set_flags(m_stdin, G_IO_FLAG_NONBLOCK, nullptr);
-    m_stdinWatch = g_io_add_watch(m_stdin, static_cast<GIOCondition>(G_IO_IN | G_IO_HUP | G_IO_ERR), onStdinCb, this);
-
-    // Thread: main.
-    const auto onSignal = [](gpointer user) noexcept -> gboolean {
-        glib::guarded("signal", [self = static_cast<Client*>(user)] {
-            // First signal: leave cleanly; next ones: stop waiting.
-            if (self->m_finishing) {
-                self->stopLoop();
-            } else if (self->m_leaving) {
-                self->finish();
-            } else {
-                GST_INFO("signal: leaving");
-                self->leave();
-            }
-        });
-        return G_SOURCE_CONTINUE;
-    };
-    m_sigint = g_unix_signal_add(SIGINT, onSignal, this);
-    m_sigterm = g_unix_signal_add(SIGTERM, onSignal, this);
+    // A group's sessions get commands and signals through the group.
+    if (!m_group) {
+        m_stdin =
+            std::make_unique<StdinLines>([this](std::string_view line) { command(line); }, [this] { onStdinEnd(); });
+        // Thread: main.
+        const auto onSignal = [](gpointer user) noexcept -> gboolean {
+            glib::guarded("signal", [self = static_cast<Client*>(user)] { self->onSignal(); });
+            return G_SOURCE_CONTINUE;
+        };
+        m_sigint = g_unix_signal_add(SIGINT, onSignal, this);
+        m_sigterm = g_unix_signal_add(SIGTERM, onSignal, this);
+    }
 
     if (m_options.duration > 0) {
         m_durationTimer = g_timeout_add(
@@ -58,7 +48,7 @@ bool Client::start() {
                 glib::guarded("duration timer", [self] {
                     Json j = self->report();
                     j["final"] = true;
-                    emit(j);
+                    self->out(j);
                     self->leave();
                 });
                 return G_SOURCE_REMOVE;
@@ -78,7 +68,7 @@ bool Client::start() {
                         self->setState(State::Failed);
                         Json j = self->report();
                         j["final"] = true;
-                        emit(j);
+                        self->out(j);
                         self->leave();
                     }
                 });
@@ -122,8 +112,8 @@ bool Client::buildPipeline() {
     const std::string audioCaps = audioCodecCaps();
     if (m_options.receiveOnly) {
         if (!addReceiver(audioCaps) || (!m_options.audioOnly && !addReceiver(videoCaps))) return false;
-    } else if (!m_options.sendFile.empty()) {
-        if (!loadFile() || !addFileSenders()) return false;
+    } else if (m_fileSource) {
+        if (!addFileSenders()) return false;
     } else if (!addTestSenders()) {
         return false;
     }
@@ -135,7 +125,6 @@ bool Client::buildPipeline() {
         g_printerr("tessera-client: the pipeline does not start (run with GST_DEBUG=3 for details)\n");
         return false;
     }
-    if (m_fileAudioSrc) startPump();
     return true;
 }
 
@@ -204,15 +193,15 @@ void Client::setState(State s) {
             g_source_remove(m_connectTimer);
             m_connectTimer = 0;
         }
-        emitEvent("connected");
+        event("connected");
     } else if (s == State::Failed) {
-        emitEvent("failed");
+        event("failed");
     }
 }
 
 void Client::localError(const std::string& message) {
     GST_WARNING("%s", message.c_str());
-    emitEvent("client-error", {{"message", message}});
+    event("client-error", {{"message", message}});
 }
 
 void Client::leave() {
@@ -260,6 +249,7 @@ void Client::quit() {
 void Client::finish() {
     if (m_finishing) return;
     m_finishing = true;
+    if (m_group && m_group->answered) std::exchange(m_group->answered, nullptr)(); // the next may start
     m_exitCode = m_everConnected ? 0 : 1;
     for (guint* timer : {&m_durationTimer, &m_connectTimer}) {
         if (*timer) g_source_remove(*timer);
@@ -294,28 +284,46 @@ void Client::finish() {
     stopLoop();
 }
 
-void Client::stopLoop() { g_main_loop_quit(m_loop); }
+// First signal: leave cleanly; next ones: stop waiting.
+void Client::onSignal() {
+    if (m_finishing) {
+        stopLoop();
+    } else if (m_leaving) {
+        finish();
+    } else {
+        GST_INFO("signal: leaving");
+        leave();
+    }
+}
+
+void Client::stopLoop() {
+    if (!m_group) {
+        g_main_loop_quit(m_loop);
+    } else if (m_group->done) {
+        // The group may end the loop, and this session with it.
+        std::exchange(m_group->done, nullptr)();
+    }
+}
+
+void Client::event(std::string_view name, Json fields) {
+    if (m_group) fields["session"] = m_group->index;
+    emitEvent(name, std::move(fields));
+}
+
+void Client::out(Json j) {
+    if (m_group) j["session"] = m_group->index;
+    emit(j);
+}
 
 Client::~Client() {
     m_stopping = true;
-    if (m_pump.joinable()) {
-        {
-            std::lock_guard lock(m_pumpMutex);
-            m_pumpStop = true;
-        }
-        m_pumpWake.notify_all();
-        m_pump.join();
-    }
-    for (guint* source : {&m_durationTimer, &m_connectTimer, &m_closeTimer, &m_recordTimer, &m_stdinWatch, &m_sigint,
-                          &m_sigterm, &m_busWatch}) {
+    if (m_fileOutlet) m_fileSource->detach(m_fileOutlet); // before our pipeline stops
+    for (guint* source :
+         {&m_durationTimer, &m_connectTimer, &m_closeTimer, &m_recordTimer, &m_sigint, &m_sigterm, &m_busWatch}) {
         if (*source) g_source_remove(*source);
         *source = 0;
     }
-    if (m_stdin) {
-        // stdin's file description may be shared (a terminal): leave it blocking.
-        g_io_channel_set_flags(m_stdin, static_cast<GIOFlags>(0), nullptr);
-        g_io_channel_unref(m_stdin);
-    }
+    m_stdin.reset();
     if (m_cancellable) g_cancellable_cancel(m_cancellable.get());
     if (m_ws) {
         g_signal_handlers_disconnect_by_data(m_ws.get(), this);
@@ -343,10 +351,17 @@ Client::~Client() {
 int run(const Options& options) {
     GST_DEBUG_CATEGORY_INIT(tessera_client_debug, "tessera-client", 0, "tessera-client");
     setEventTimestamps(options.timestamps);
+    std::shared_ptr<FileSource> file;
+    if (!options.sendFile.empty() && !options.receiveOnly) {
+        file = FileSource::load(options.sendFile, options.audioOnly);
+        if (!file) return 2;
+    }
     GMainLoop* loop = g_main_loop_new(nullptr, FALSE);
     int code = 2;
-    {
-        auto client = std::make_shared<Client>(options, loop);
+    if (options.count > 1) {
+        code = runGroup(options, loop, file);
+    } else {
+        auto client = std::make_shared<Client>(options, loop, file);
         if (client->start()) {
             g_main_loop_run(loop);
             code = client->exitCode();

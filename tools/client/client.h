@@ -53,6 +53,9 @@ struct Options {
     // Non-empty: publish through this WHIP endpoint URL (RFC 9725) instead of
     // the WebSocket; with receiveOnly, watch through this WHEP endpoint.
     std::string whip;
+    // Sessions in this process (--count): each a peer of its own, named
+    // `name`-i, sharing the main loop and the --send-file source.
+    int count = 1;
 };
 
 // Runs the client on the thread-default main context until it leaves, quits

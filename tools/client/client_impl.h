@@ -43,8 +43,10 @@
 #include <libsoup/soup.h>
 
 #include "client.h"
+#include "file_source.h"
 #include "measure.h"
 #include "output.h"
+#include "stdin_lines.h"
 #include "tessera/glib/gst_raii.h"
 #include "tessera/glib/raii.h"
 #include "tessera/protocol/messages.h"
@@ -73,19 +75,30 @@ inline bool hasProperty(gpointer object, const char* name) {
     return g_object_class_find_property(G_OBJECT_GET_CLASS(object), name) != nullptr;
 }
 
-// A pre-encoded track (--send-file), held in memory and sent in a loop.
-struct EncodedTrack {
-    CapsPtr caps;
-    std::vector<glib::BufferPtr> buffers;
-    std::vector<bool> key;
-    GstClockTime duration = 0; // per buffer
+// How a session belongs to a --count group (group.cpp): its index, printed
+// as "session" on every line it writes, and whom to tell when it has got
+// an answer (the next session may start) and when it is done.
+struct Membership {
+    int index = 0;
+    std::function<void()> answered; // at most once, on the main thread
+    std::function<void()> done;     // once
 };
 
 enum class State { Connecting, Connected, Failed, Closed };
 
+// group.cpp: the --count sessions of one process on `loop`, sharing `file`
+// (may be null); returns the process exit status as run() does (0 only if
+// every session connected).
+int runGroup(const Options& options, GMainLoop* loop, const std::shared_ptr<FileSource>& file);
+
 class Client : public std::enable_shared_from_this<Client> {
 public:
-    Client(Options options, GMainLoop* loop) : m_options(std::move(options)), m_loop(loop) {}
+    // `file`: the --send-file source, shared by a group's sessions.
+    // `group`: unset for the one session of a process, which then reads
+    // stdin and handles signals itself.
+    Client(Options options, GMainLoop* loop, std::shared_ptr<FileSource> file = {},
+           std::optional<Membership> group = {})
+        : m_options(std::move(options)), m_loop(loop), m_fileSource(std::move(file)), m_group(std::move(group)) {}
     ~Client();
     Client(const Client&) = delete;
     Client& operator=(const Client&) = delete;
@@ -93,18 +106,25 @@ public:
     // Thread: main. False on a setup failure (already reported on stderr).
     bool start();
     int exitCode() const { return m_exitCode; }
+    bool everConnected() const { return m_everConnected; }
+    // What the `report`, `leave` and `quit` commands do. Thread: main.
+    Json report();
+    void leave();
+    void quit();
 
 private:
     // client.cpp: setup and shutdown. Thread: main.
     bool buildPipeline();
     bool addRecorder();
     void onBusMessage(GstMessage* message);
-    void leave();
-    void quit();
     void finish();
-    void stopLoop();
+    void stopLoop(); // in a group: tells the group this session is done
+    void onSignal();
     void setState(State s);
     void localError(const std::string& message);
+    // emitEvent() and emit() (output.h), with "session" in a group.
+    void event(std::string_view name, Json fields = Json::object());
+    void out(Json j);
     static gboolean onBusCb(GstBus*, GstMessage* message, gpointer user) noexcept;
 
     // signaling.cpp. Thread: main unless marked.
@@ -157,16 +177,13 @@ private:
 
     // send.cpp. Thread: main unless marked.
     bool addTestSenders();
-    bool addSender(const std::string& description, const std::string& codecCaps);
+    // `added`: where to put the bin built from `description` (borrowed).
+    bool addSender(const std::string& description, const std::string& codecCaps, GstElement** added = nullptr);
     bool addFileSenders();
-    bool loadFile(); // --send-file into m_fileVideo / m_fileAudio
-    void startPump();
-    void pumpFile();                       // Thread: its own (m_pump).
     double bufferWallMs(GstClockTime pts); // wall-clock time at which a buffer's PTS plays. Thread: any.
     // Rescales the test camera and caps its encoder as the server asks; stops
     // its video while not shown.
     void applySendSize(const proto::SendSize& size);
-    static GstPadProbeReturn onKeyUnitRequestCb(GstPad*, GstPadProbeInfo* info, gpointer user) noexcept;
     static GstPadProbeReturn onStampVideoCb(GstPad* pad, GstPadProbeInfo* info, gpointer user) noexcept;
     static GstPadProbeReturn onStampAudioCb(GstPad* pad, GstPadProbeInfo* info, gpointer user) noexcept;
 
@@ -176,7 +193,6 @@ private:
     void onVideoSample(glib::SamplePtr sample);
     void onAudioSample(glib::SamplePtr sample);
     void readStamp(GstSample* sample, double arrivedMs); // Borrows the sample.
-    Json report();                                       // Thread: main.
     static void onPadAddedCb(GstElement*, GstPad* pad, gpointer user) noexcept;
     static GstFlowReturn onVideoSampleCb(GstAppSink* sink, gpointer user) noexcept;
     static GstFlowReturn onAudioSampleCb(GstAppSink* sink, gpointer user) noexcept;
@@ -185,10 +201,9 @@ private:
     static GstPadProbeReturn onRtpCb(GstPad*, GstPadProbeInfo* info, gpointer user) noexcept;
 
     // commands.cpp. Thread: main unless marked.
-    void onStdinReadable(bool eof);
+    void onStdinEnd();
     void command(std::string_view line);
     void addLossProbes();
-    static gboolean onStdinCb(GIOChannel*, GIOCondition condition, gpointer user) noexcept;
     static GstPadProbeReturn onLossCb(GstPad*, GstPadProbeInfo*, gpointer user) noexcept;
 
     // signaling.cpp: one HTTP request (Janus, WHIP). `then` runs on the
@@ -258,21 +273,15 @@ private:
     RtpMeasure m_rtpAudio;
     LatencyMeasure m_latency;
 
-    // --send-file: the tracks and the thread that sends them in real time.
-    EncodedTrack m_fileVideo;
-    EncodedTrack m_fileAudio;
-    GstElement* m_fileVideoSrc = nullptr; // Borrowed from m_pipeline.
-    GstElement* m_fileAudioSrc = nullptr; // Borrowed from m_pipeline.
-    std::atomic<bool> m_wantKeyFrame{false};
+    // --send-file: the source that feeds our payloaders, and our place in it.
+    std::shared_ptr<FileSource> m_fileSource;
+    FileSource::Outlet* m_fileOutlet = nullptr; // Owned by m_fileSource until detached.
+    std::optional<Membership> m_group;
     // The test camera's send size (send-size): its scaler's capsfilter, a
     // valve shut while it is not shown, the encoder whose bit rate is capped.
     GstElement* m_sendCaps = nullptr;     // Borrowed from m_pipeline.
     GstElement* m_sendValve = nullptr;    // Borrowed from m_pipeline.
     GstElement* m_videoEncoder = nullptr; // Borrowed from m_pipeline.
-    std::mutex m_pumpMutex;
-    std::condition_variable m_pumpWake;
-    bool m_pumpStop = false; // guarded by m_pumpMutex
-    std::thread m_pump;
     guint m_busWatch = 0;
 
     // Signaling.
@@ -324,12 +333,9 @@ private:
     guint m_connectTimer = 0;
     guint m_closeTimer = 0;
     guint m_recordTimer = 0;
-    guint m_stdinWatch = 0;
     guint m_sigint = 0;
     guint m_sigterm = 0;
-    GIOChannel* m_stdin = nullptr; // Owned.
-    std::string m_stdinBuffer;     // a partial command line
-    bool m_discardingLine = false; // skipping the rest of an overlong line
+    std::unique_ptr<StdinLines> m_stdin; // the one session of a process only
 };
 
 } // namespace tessera::client

@@ -6,57 +6,10 @@
 #include "tessera/analysis/stamp.h"
 
 namespace tessera::client {
-namespace {
 
-constexpr std::size_t kMaxCommandBytes = 4 * 1024 * 1024;
-
-} // namespace
-
-// Thread: main (stdin watch).
-gboolean Client::onStdinCb(GIOChannel*, GIOCondition condition, gpointer user) noexcept {
-    auto* self = static_cast<Client*>(user);
-    glib::guarded("stdin", [&] {
-        self->onStdinReadable((condition & (G_IO_HUP | G_IO_ERR | G_IO_NVAL)) != 0 && (condition & G_IO_IN) == 0);
-    });
-    return self->m_stdinWatch != 0 ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
-}
-
-void Client::onStdinReadable(bool eof) {
-    // One read per wake-up, so that an endless input cannot starve the loop;
-    // lines longer than kMaxCommandBytes are dropped with an error reply.
-    if (!eof) {
-        char chunk[64 * 1024];
-        gsize got = 0;
-        GError* error = nullptr;
-        const GIOStatus status = g_io_channel_read_chars(m_stdin, chunk, sizeof chunk, &got, &error);
-        const GErrorPtr ownedError(error);
-        if (status == G_IO_STATUS_NORMAL || status == G_IO_STATUS_AGAIN) {
-            m_stdinBuffer.append(chunk, got);
-            std::size_t newline;
-            while (!m_leaving && (newline = m_stdinBuffer.find('\n')) != std::string::npos) {
-                const std::string line = m_stdinBuffer.substr(0, newline);
-                m_stdinBuffer.erase(0, newline + 1);
-                if (m_discardingLine) {
-                    m_discardingLine = false;
-                    continue;
-                }
-                command(line);
-            }
-            if (m_stdinBuffer.size() > kMaxCommandBytes) {
-                m_stdinBuffer.clear();
-                if (!m_discardingLine) emit({{"reply", "error"}, {"ok", false}, {"error", "command line too long"}});
-                m_discardingLine = true;
-            }
-            return;
-        }
-        eof = true; // EOF or a read error
-    }
-    // A last line without a newline still counts.
-    if (!m_stdinBuffer.empty() && !m_discardingLine && !m_leaving) command(m_stdinBuffer);
-    m_stdinBuffer.clear();
-    // Input ended: with --duration the run goes on to its end; otherwise
-    // the controlling process is gone, so leave.
-    m_stdinWatch = 0;
+// Input ended: with --duration the run goes on to its end; otherwise the
+// controlling process is gone, so leave.
+void Client::onStdinEnd() {
     if (m_options.duration <= 0 && !m_leaving) {
         GST_INFO("stdin closed: leaving");
         leave();
@@ -64,6 +17,7 @@ void Client::onStdinReadable(bool eof) {
 }
 
 void Client::command(std::string_view line) {
+    if (m_leaving) return;
     while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.remove_suffix(1);
     while (!line.empty() && line.front() == ' ') line.remove_prefix(1);
     if (line.empty()) return;
@@ -73,11 +27,11 @@ void Client::command(std::string_view line) {
     const auto reply = [&](bool ok, const std::string& error = {}) {
         Json j = {{"reply", std::string(verb)}, {"ok", ok}};
         if (!error.empty()) j["error"] = error;
-        emit(j);
+        out(j);
     };
 
     if (verb == "report") {
-        emit(report());
+        out(report());
     } else if (verb == "reset-gap") {
         {
             std::lock_guard lock(m_video.mutex);

@@ -15,7 +15,7 @@ void Client::janusStart() {
                         const auto handle = r.at("data").at("id").get<std::uint64_t>();
                         c.m_janusPath = c.m_janusSessionPath + "/" + std::to_string(handle);
                         c.janusPoll();
-                        emitEvent("open");
+                        c.event("open");
                         Json create = {{"janus", "message"},
                                        {"body",
                                         {{"request", "create"},
@@ -24,9 +24,9 @@ void Client::janusStart() {
                                          {"permanent", false}}}};
                         c.janusPost(c.m_janusPath, std::move(create), [handle](Client& c, const Json&) {
                             c.m_id = std::to_string(handle);
-                            emitEvent("joined", {{"id", c.m_id},
-                                                 {"room", std::to_string(c.m_options.janusRoom)},
-                                                 {"participants", Json::array()}});
+                            c.event("joined", {{"id", c.m_id},
+                                               {"room", std::to_string(c.m_options.janusRoom)},
+                                               {"participants", Json::array()}});
                             c.createOffer();
                         });
                     });

@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
     gint64 janusRoom = 1234;
     gchar* whip = nullptr;
     gchar* whep = nullptr;
+    gint count = 1;
 
     const GOptionEntry entries[] = {
         {"server", 's', 0, G_OPTION_ARG_STRING, &server, "Signaling WebSocket URL (default ws://127.0.0.1:8080/ws)",
@@ -140,6 +141,10 @@ int main(int argc, char** argv) {
          "Watch the room's mix through this WHEP endpoint instead (receive-only, no member of the room), e.g. "
          "http://127.0.0.1:8080/whep/ROOM?tier=low; --room and --name are then not needed",
          "URL"},
+        {"count", 0, 0, G_OPTION_ARG_INT, &count,
+         "Run this many sessions in this process, each a peer of its own named NAME-0, NAME-1, ..., sharing the "
+         "--send-file source (cheap load clients); stdin takes report, leave and quit (default 1)",
+         "N"},
         {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr},
     };
 
@@ -244,6 +249,15 @@ int main(int argc, char** argv) {
     options.timestamps = timestamps;
     options.stamp = stamp;
     options.readStamp = readStamp;
+    if (count < 1 || count > 200) return fail("--count must be 1..200");
+    if (count > 1) {
+        if (janus || holdOffer || record || fileOut || readStamp)
+            return fail("--count excludes --janus, --hold-offer, --record, --file-out and --read-stamp");
+        // The longest suffix, "-199", must fit the name's 64 characters.
+        if (name && g_utf8_strlen(name, -1) + 1 + static_cast<glong>(std::to_string(count - 1).size()) > 64)
+            return fail("--name with --count must leave room for its -N suffix (64 characters in all)");
+    }
+    options.count = count;
     if (janus) options.janus = janus;
     options.janusRoom = janusRoom;
     options.audioOnly = audioOnly || janus;

@@ -139,8 +139,8 @@ void Client::linkIncoming(GstPad* pad) {
     const GstPadLinkReturn linked = sinkPad ? gst_pad_link(pad, sinkPad.get()) : GST_PAD_LINK_REFUSED;
     if (linked != GST_PAD_LINK_OK) GST_ERROR("cannot link incoming %s stream", encoding.c_str());
     GST_INFO("incoming %s stream %s linked", media.c_str(), encoding.c_str());
-    glib::post(weak_from_this(), [media, encoding](Client&) {
-        emitEvent("track", {{"kind", media}, {"encoding", encoding}});
+    glib::post(weak_from_this(), [media, encoding](Client& c) {
+        c.event("track", {{"kind", media}, {"encoding", encoding}});
     });
 }
 
@@ -197,7 +197,7 @@ void Client::onVideoSample(glib::SamplePtr sample) {
                     if (auto avg = analysis::averageColor(view)) fields["average"] = analysis::toString(*avg);
                 });
             }
-            emitEvent(name, fields);
+            c.event(name, fields);
         });
     }
 }
@@ -220,8 +220,8 @@ void Client::readStamp(GstSample* sample, double arrivedMs) {
     const bool visible = value ? true : (m_latency.visible && m_latency.missedFrames < 15);
     if (visible != m_latency.visible) {
         m_latency.visible = visible;
-        glib::post(weak_from_this(), [visible, ts = std::round(arrivedMs * 10.0) / 10.0](Client&) {
-            emitEvent(visible ? "stamp-visible" : "stamp-hidden", {{"ts", ts}});
+        glib::post(weak_from_this(), [visible, ts = std::round(arrivedMs * 10.0) / 10.0](Client& c) {
+            c.event(visible ? "stamp-visible" : "stamp-hidden", {{"ts", ts}});
         });
     }
 }
@@ -247,7 +247,7 @@ void Client::onAudioSample(glib::SamplePtr sample) {
         m_audio.append(samples, count, m_options.detect);
         gst_buffer_unmap(buffer, &map);
     }
-    if (!m_firstAudio.exchange(true)) glib::post(weak_from_this(), [](Client&) { emitEvent("first-audio"); });
+    if (!m_firstAudio.exchange(true)) glib::post(weak_from_this(), [](Client& c) { c.event("first-audio"); });
 }
 
 // Thread: streaming (webrtcbin's source pad). Counts RTP; user is an RtpMeasure.
@@ -292,7 +292,7 @@ GstPadProbeReturn Client::onRecordEosCb(GstPad*, GstPadProbeInfo* info, gpointer
         if (event && GST_EVENT_TYPE(event) == GST_EVENT_EOS)
             glib::post(static_cast<Client*>(user)->weak_from_this(), [](Client& c) {
                 c.m_recordDone = true;
-                emitEvent("recording-finished", {{"file", c.m_options.recordPath}});
+                c.event("recording-finished", {{"file", c.m_options.recordPath}});
                 if (c.m_finishing) c.stopLoop();
             });
     });

@@ -146,140 +146,33 @@ bool Client::addTestSenders() {
     return true;
 }
 
-// Reads the whole --send-file into memory: demuxed, still encoded. The
-// queues are unbounded: one sink is drained to its end before the other.
-bool Client::loadFile() {
-    GError* error = nullptr;
-    auto reader = ElementRef::sink(gst_parse_launch(
-        "filesrc name=src ! matroskademux name=demux "
-        "demux.video_0 ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=0 ! appsink name=video sync=false "
-        "demux.audio_0 ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=0 ! appsink name=audio sync=false",
-        &error));
-    GErrorPtr owned(error);
-    if (!reader || error) {
-        g_printerr("tessera-client: cannot build the file reader: %s\n", error ? error->message : "?");
-        return false;
-    }
-    auto src = ElementRef::adopt(gst_bin_get_by_name(GST_BIN(reader.get()), "src"));
-    g_object_set(src.get(), "location", m_options.sendFile.c_str(), nullptr); // a property, not parsed text
-    gst_element_set_state(reader.get(), GST_STATE_PLAYING);
-    bool ok = true;
-    for (auto [name, track] : {std::pair{"video", &m_fileVideo}, std::pair{"audio", &m_fileAudio}}) {
-        auto sink = ElementRef::adopt(gst_bin_get_by_name(GST_BIN(reader.get()), name));
-        while (glib::SamplePtr sample{gst_app_sink_try_pull_sample(GST_APP_SINK(sink.get()), 10 * GST_SECOND)}) {
-            if (!track->caps) track->caps.reset(gst_caps_copy(gst_sample_get_caps(sample.get())));
-            GstBuffer* buffer = gst_sample_get_buffer(sample.get());
-            track->buffers.emplace_back(gst_buffer_ref(buffer));
-            track->key.push_back(!GST_BUFFER_FLAG_IS_SET(buffer, GST_BUFFER_FLAG_DELTA_UNIT));
-            if (!track->duration && GST_BUFFER_DURATION_IS_VALID(buffer)) track->duration = GST_BUFFER_DURATION(buffer);
-        }
-        if (track == &m_fileVideo && m_options.audioOnly) continue;
-        if (track->buffers.empty() || !track->key.front()) {
-            g_printerr("tessera-client: %s has no %s track starting with a key frame (VP8 + Opus Matroska)\n",
-                       m_options.sendFile.c_str(), name);
-            ok = false;
-        }
-    }
-    gst_element_set_state(reader.get(), GST_STATE_NULL);
-    if (!ok) return false;
-    if (!m_fileVideo.duration && m_fileVideo.caps) {
-        const GstStructure* s = gst_caps_get_structure(m_fileVideo.caps.get(), 0);
-        gint num = 0, den = 1;
-        m_fileVideo.duration =
-            gst_structure_get_fraction(s, "framerate", &num, &den) && num > 0
-                ? gst_util_uint64_scale(GST_SECOND, static_cast<guint64>(den), static_cast<guint64>(num))
-                : GST_SECOND / 30;
-    }
-    if (!m_fileAudio.duration) m_fileAudio.duration = 20 * GST_MSECOND;
-    return true;
-}
-
-// appsrc ! payloader for each track; pumpFile() feeds them in real time.
+// A payloader for each track, fed by the shared FileSource (file_source.h)
+// once the answer is applied (onRemoteDescriptionSet).
 bool Client::addFileSenders() {
-    const auto description = [](const char* name, const std::string& payloader, const std::string& caps, int pt) {
-        return std::string("appsrc name=") + name + " is-live=true format=time do-timestamp=false ! " + payloader +
-               " pt=" + std::to_string(pt) + pinSsrc("application/x-rtp," + caps + ",payload=" + std::to_string(pt));
+    const auto description = [](const std::string& payloader, const std::string& caps, int pt) {
+        return payloader + " pt=" + std::to_string(pt) +
+               pinSsrc("application/x-rtp," + caps + ",payload=" + std::to_string(pt));
     };
     // The file holds --video-codec's video (docs/client.md).
     const auto [payloader, encoding] = videoPayloader(m_options.videoCodec);
-    const std::string video = description("file-video", payloader,
-                                          "media=video,encoding-name=" + encoding + ",clock-rate=90000", kVideoPayload);
-    const std::string audio =
-        description("file-audio", "rtpopuspay", "media=audio,encoding-name=OPUS,clock-rate=48000", kAudioPayload);
-    if (!addSender(audio, audioCodecCaps())) return false;
-    auto a = ElementRef::adopt(gst_bin_get_by_name(GST_BIN(m_pipeline.get()), "file-audio"));
-    if (!a) return false;
-    m_fileAudioSrc = a.get();
-    g_object_set(m_fileAudioSrc, "caps", m_fileAudio.caps.get(), nullptr);
-    if (m_options.audioOnly) return true;
-    if (!addSender(video, videoCodecCaps(m_options.videoCodec))) return false;
-    auto v = ElementRef::adopt(gst_bin_get_by_name(GST_BIN(m_pipeline.get()), "file-video"));
-    if (!v) return false;
-    m_fileVideoSrc = v.get();
-    g_object_set(m_fileVideoSrc, "caps", m_fileVideo.caps.get(), nullptr);
-    auto pad = PadRef::adopt(gst_element_get_static_pad(m_fileVideoSrc, "src"));
-    gst_pad_add_probe(pad.get(), GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, onKeyUnitRequestCb, this, nullptr);
+    GstElement* audio = nullptr; // Borrowed from m_pipeline.
+    GstElement* video = nullptr; // Borrowed from m_pipeline.
+    if (!addSender(description("rtpopuspay", "media=audio,encoding-name=OPUS,clock-rate=48000", kAudioPayload),
+                   audioCodecCaps(), &audio))
+        return false;
+    if (!m_options.audioOnly &&
+        !addSender(description(payloader, "media=video,encoding-name=" + encoding + ",clock-rate=90000", kVideoPayload),
+                   videoCodecCaps(m_options.videoCodec), &video))
+        return false;
+    auto audioSink = PadRef::adopt(gst_element_get_static_pad(audio, "sink"));
+    auto videoSink = PadRef::adopt(video ? gst_element_get_static_pad(video, "sink") : nullptr);
+    if (!audioSink || (video && !videoSink)) return false;
+    m_fileOutlet = m_fileSource->attach(m_pipeline.get(), videoSink.get(), audioSink.get());
     return true;
 }
 
-void Client::startPump() {
-    m_pump = std::thread([this] { glib::guarded("file pump", [this] { pumpFile(); }); });
-}
-
-// Pushes the tracks' buffers at their real-time pace, looped, timestamped on
-// an ideal schedule from the running time of the first push: the payloaders
-// then write steady RTP timestamps whatever this thread's wake-up jitter.
-void Client::pumpFile() {
-    using namespace std::chrono;
-    std::size_t vi = 0, ai = 0;
-    std::uint64_t vn = 0, an = 0; // buffers pushed
-    GstClockTime start = GST_CLOCK_TIME_NONE;
-    steady_clock::time_point origin;
-    const auto at = [&](std::uint64_t n, GstClockTime d) {
-        return origin + nanoseconds(static_cast<std::int64_t>(n * d));
-    };
-    std::unique_lock lock(m_pumpMutex);
-    while (!m_pumpStop) {
-        if (!GST_CLOCK_TIME_IS_VALID(start)) {
-            auto clock = Ref<GstClock>::adopt(gst_element_get_clock(m_pipeline.get()));
-            if (!clock) {
-                m_pumpWake.wait_for(lock, milliseconds(10));
-                continue;
-            }
-            start = gst_clock_get_time(clock.get()) - gst_element_get_base_time(m_pipeline.get());
-            origin = steady_clock::now();
-        }
-        const auto vDue = m_fileVideoSrc ? at(vn, m_fileVideo.duration) : steady_clock::time_point::max();
-        const auto aDue = at(an, m_fileAudio.duration);
-        if (m_pumpWake.wait_until(lock, std::min(vDue, aDue), [this] { return m_pumpStop; })) break;
-        const auto now = steady_clock::now();
-        if (m_fileVideoSrc && vDue <= now) {
-            if (m_wantKeyFrame.exchange(false)) {
-                std::size_t k = vi;
-                while (!m_fileVideo.key[k]) k = (k + 1) % m_fileVideo.buffers.size();
-                vi = k;
-            }
-            GstBuffer* b = gst_buffer_copy(m_fileVideo.buffers[vi].get());
-            GST_BUFFER_PTS(b) = GST_BUFFER_DTS(b) = start + vn * m_fileVideo.duration;
-            GST_BUFFER_DURATION(b) = m_fileVideo.duration;
-            gst_app_src_push_buffer(GST_APP_SRC(m_fileVideoSrc), b);
-            vi = (vi + 1) % m_fileVideo.buffers.size();
-            ++vn;
-        }
-        if (aDue <= now) {
-            GstBuffer* b = gst_buffer_copy(m_fileAudio.buffers[ai].get());
-            GST_BUFFER_PTS(b) = GST_BUFFER_DTS(b) = start + an * m_fileAudio.duration;
-            GST_BUFFER_DURATION(b) = m_fileAudio.duration;
-            GST_BUFFER_FLAG_UNSET(b, GST_BUFFER_FLAG_DISCONT);
-            gst_app_src_push_buffer(GST_APP_SRC(m_fileAudioSrc), b);
-            ai = (ai + 1) % m_fileAudio.buffers.size();
-            ++an;
-        }
-    }
-}
-
 // A live source bin, payloaded, linked to a new sendrecv transceiver.
-bool Client::addSender(const std::string& description, const std::string& codecCaps) {
+bool Client::addSender(const std::string& description, const std::string& codecCaps, GstElement** added) {
     GError* error = nullptr;
     GstElement* bin = gst_parse_bin_from_description(description.c_str(), TRUE, &error);
     GErrorPtr owned(error);
@@ -289,6 +182,7 @@ bool Client::addSender(const std::string& description, const std::string& codecC
         return false;
     }
     gst_bin_add(GST_BIN(m_pipeline.get()), bin);
+    if (added) *added = bin;
     auto sinkPad = PadRef::adopt(gst_element_request_pad_simple(m_webrtc, "sink_%u"));
     GstWebRTCRTPTransceiver* transceiver = nullptr;
     g_object_get(sinkPad.get(), "transceiver", &transceiver, nullptr);
@@ -349,15 +243,6 @@ void Client::applySendSize(const proto::SendSize& size) {
         gst_element_send_event(m_videoEncoder,
                                gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
     }
-}
-
-// Thread: streaming. A key-frame request (PLI/FIR from the server) reached
-// the pre-encoded video: the sender jumps to the file's next key frame.
-// Nothing here can throw.
-GstPadProbeReturn Client::onKeyUnitRequestCb(GstPad*, GstPadProbeInfo* info, gpointer user) noexcept {
-    GstEvent* event = GST_PAD_PROBE_INFO_EVENT(info);
-    if (event && gst_video_event_is_force_key_unit(event)) static_cast<Client*>(user)->m_wantKeyFrame = true;
-    return GST_PAD_PROBE_OK;
 }
 
 double Client::bufferWallMs(GstClockTime pts) {

@@ -152,7 +152,7 @@ void Client::onWsConnectedCb(GObject* source, GAsyncResult* result, gpointer use
         g_signal_connect(ws, "message", G_CALLBACK(onWsMessageCb), self.get());
         g_signal_connect(ws, "closed", G_CALLBACK(onWsClosedCb), self.get());
         g_signal_connect(ws, "error", G_CALLBACK(onWsErrorCb), self.get());
-        emitEvent("open");
+        self->event("open");
         proto::Join join;
         join.room = self->m_options.room;
         join.name = self->m_options.name;
@@ -334,7 +334,7 @@ void Client::handle(const proto::Joined& m) {
     m_participants = m.participants;
     Json others = Json::array();
     for (const auto& p : m.participants) others.push_back({{"id", p.id}, {"name", p.name}});
-    emitEvent("joined", {{"id", m.id}, {"room", m.room}, {"participants", others}});
+    event("joined", {{"id", m.id}, {"room", m.room}, {"participants", others}});
 
     useIceServers(m.iceServers);
     if (m_options.holdOffer)
@@ -410,25 +410,25 @@ void Client::handle(const proto::ParticipantJoined& m) {
     const bool known = std::any_of(m_participants.begin(), m_participants.end(),
                                    [&](const proto::ParticipantInfo& p) { return p.id == m.id; });
     if (!known) m_participants.push_back({m.id, m.name});
-    emitEvent("participant-joined", {{"id", m.id}, {"name", m.name}});
+    event("participant-joined", {{"id", m.id}, {"name", m.name}});
 }
 
 void Client::handle(const proto::ParticipantLeft& m) {
     std::erase_if(m_participants, [&](const proto::ParticipantInfo& p) { return p.id == m.id; });
-    emitEvent("participant-left", {{"id", m.id}});
+    event("participant-left", {{"id", m.id}});
 }
 
 void Client::handle(const proto::LayoutChanged& m) {
     m_layout = m.layout;
-    emitEvent("layout", {{"layout", m.layout}});
+    event("layout", {{"layout", m.layout}});
 }
 
 void Client::handle(const proto::Speaker& m) {
     m_speaker = m.id;
-    emitEvent("speaker", {{"id", m.id}});
+    event("speaker", {{"id", m.id}});
 }
 
-void Client::handle(const proto::RecordingChanged& m) { emitEvent("recording", {{"recording", m.recording}}); }
+void Client::handle(const proto::RecordingChanged& m) { event("recording", {{"recording", m.recording}}); }
 
 void Client::handle(const proto::AudioOnly& m) {
     m_audioOnly = m.enabled ? m.reason : "";
@@ -436,17 +436,17 @@ void Client::handle(const proto::AudioOnly& m) {
 }
 
 void Client::handle(const proto::SendSize& m) {
-    emitEvent("send-size", {{"source", m.source},
-                            {"active", m.active},
-                            {"width", m.width},
-                            {"height", m.height},
-                            {"maxBitrate", m.maxBitrate}});
+    event("send-size", {{"source", m.source},
+                        {"active", m.active},
+                        {"width", m.width},
+                        {"height", m.height},
+                        {"maxBitrate", m.maxBitrate}});
     if (m.source == "camera" && !m_options.ignoreSendSize) applySendSize(m);
 }
 
 void Client::handle(const proto::ErrorMessage& m) {
     m_errors.push_back(m.message);
-    emitEvent("error", {{"code", std::string(toString(m.code))}, {"message", m.message}});
+    event("error", {{"code", std::string(toString(m.code))}, {"message", m.message}});
 }
 
 void Client::onWsClosed() {
@@ -457,11 +457,11 @@ void Client::onWsClosed() {
         return;
     }
     // The server closed (kick, shutdown, flood): report and exit.
-    emitEvent("closed", {{"code", code}, {"reason", reason ? reason : ""}});
+    event("closed", {{"code", code}, {"reason", reason ? reason : ""}});
     setState(State::Closed);
     Json j = report();
     j["final"] = true;
-    emit(j);
+    out(j);
     m_leaving = true;
     finish();
 }
@@ -528,7 +528,7 @@ void Client::onOfferCreated(const std::shared_ptr<GstWebRTCSessionDescription>& 
         send(proto::Offer{text.get()});
     }
     m_offerSent = true;
-    emitEvent("offer", {{"sdp", text.get()}});
+    event("offer", {{"sdp", text.get()}});
 }
 
 void Client::setLocalDescription(const std::shared_ptr<GstWebRTCSessionDescription>& offer) {
@@ -551,7 +551,10 @@ void Client::onRemoteDescriptionSet(const std::string& error) {
         return;
     }
     m_remoteSet = true;
-    emitEvent("answer");
+    event("answer");
+    // webrtcbin takes data on its sink pads from now on.
+    if (m_fileOutlet) m_fileSource->start(m_fileOutlet);
+    if (m_group && m_group->answered) std::exchange(m_group->answered, nullptr)();
     auto pending = std::move(m_pendingCandidates);
     m_pendingCandidates.clear();
     for (const auto& c : pending) applyRemoteCandidate(c);
@@ -584,11 +587,11 @@ void Client::onPeerStateNotify() {
     const std::string iceName = iceStateName(ice);
     if (iceName != m_iceState) {
         m_iceState = iceName;
-        emitEvent("ice-state", {{"state", iceName}});
+        event("ice-state", {{"state", iceName}});
     }
     if (pcName != m_pcState) {
         m_pcState = pcName;
-        emitEvent("peer-state", {{"state", pcName}});
+        event("peer-state", {{"state", pcName}});
     }
     if (pc == GST_WEBRTC_PEER_CONNECTION_STATE_CONNECTED)
         setState(State::Connected);

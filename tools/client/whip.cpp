@@ -33,7 +33,7 @@ void Client::whipPublish(const GstSDPMessage* offer, const std::string& text) {
         }
     }
     m_whipPending.resize(m_whipMLines.size());
-    emitEvent("open");
+    event("open");
     httpSend("POST", m_options.whip, "application/sdp", text,
              [](Client& c, SoupMessage* message, GBytes* body, const std::string& error) {
                  c.onWhipPublished(message, body, error);
@@ -54,7 +54,7 @@ void Client::onWhipPublished(SoupMessage* message, GBytes* body, const std::stri
         // The server's refusal, as the WebSocket's `error` event reports one.
         if (status != 0) {
             m_errors.push_back(answer);
-            emitEvent("error", {{"status", status}, {"message", answer}});
+            event("error", {{"status", status}, {"message", answer}});
         }
         localError(std::string(whipLabel()) + " POST to " + m_options.whip + " failed: " +
                    (status != 0 ? "status " + std::to_string(status) + (location ? "" : ", no Location") : error));
@@ -74,7 +74,7 @@ void Client::onWhipPublished(SoupMessage* message, GBytes* body, const std::stri
     const char* links = soup_message_headers_get_list(soup_message_get_response_headers(message), "Link");
     const auto servers = proto::whip::parseIceServerLinks(links ? links : "");
     useIceServers(servers);
-    emitEvent(
+    event(
         "joined",
         {{"id", m_id}, {"resource", m_whipResource}, {"participants", Json::array()}, {"iceServers", servers.size()}});
     if (m_whipOffer) setLocalDescription(std::exchange(m_whipOffer, {}));
@@ -117,7 +117,7 @@ void Client::whipFlush() {
                                   (status != 0 ? "status " + std::to_string(status) + ": " + bodyText(body) : error));
                      return;
                  }
-                 emitEvent("trickled", {{"candidates", count}, {"end", end}});
+                 c.event("trickled", {{"candidates", count}, {"end", end}});
                  c.whipFlush();
              });
 }

