@@ -11,6 +11,7 @@
 #include "peer_detail.h"
 #include "tessera/protocol/error.h"
 #include "tessera/protocol/turn_credentials.h"
+#include "tessera/protocol/uri.h"
 
 #define GST_CAT_DEFAULT tessera_media_debug
 
@@ -51,9 +52,9 @@ GstPadProbeReturn detachIdle(GstPad* pad, GstPadProbeInfo*, gpointer data) noexc
 void configureIce(GstElement* webrtc, const Config& config, const std::vector<std::string>& addresses) {
     for (const auto& server : protocol::iceServersFor(config, "tessera", g_get_real_time() / G_USEC_PER_SEC)) {
         for (const auto& url : server.urls) {
-            if (g_str_has_prefix(url.c_str(), "stun:")) {
+            if (protocol::hasScheme(url, {"stun"})) {
                 g_object_set(webrtc, "stun-server", ("stun://" + url.substr(5)).c_str(), nullptr);
-            } else if (g_str_has_prefix(url.c_str(), "turn:") && !server.username.empty()) {
+            } else if (protocol::hasScheme(url, {"turn"}) && !server.username.empty()) {
                 auto hostPort =
                     url.substr(5, url.find('?') == std::string::npos ? std::string::npos : url.find('?') - 5);
                 GCharPtr user(g_uri_escape_string(server.username.c_str(), nullptr, FALSE));

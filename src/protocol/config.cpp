@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
-#include <initializer_list>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -16,6 +15,7 @@
 #include "tessera-build.h"
 #include "tessera/protocol/config.h"
 #include "tessera/protocol/origin.h"
+#include "tessera/protocol/uri.h"
 
 namespace tessera {
 namespace {
@@ -59,10 +59,6 @@ unsigned evenSize(const Json& value, const std::string& path) {
     return value.get<unsigned>();
 }
 
-bool hasScheme(const std::string& url, std::initializer_list<std::string_view> schemes) {
-    return std::any_of(schemes.begin(), schemes.end(), [&](std::string_view s) { return url.starts_with(s); });
-}
-
 // An RTCIceServer, checked as a browser would check it: known schemes, and
 // TURN needs credentials (RTCPeerConnection throws without them).
 protocol::IceServer parseIceServer(const Json& value, const std::string& path) {
@@ -82,7 +78,7 @@ protocol::IceServer parseIceServer(const Json& value, const std::string& path) {
                 fail(itemPath, "must be a URL or a non-empty array of URLs");
             }
             for (const std::string& url : server.urls) {
-                if (!hasScheme(url, {"stun:", "stuns:", "turn:", "turns:"})) {
+                if (!protocol::hasScheme(url, {"stun", "stuns", "turn", "turns"})) {
                     fail(itemPath, "each URL must start with stun:, stuns:, turn: or turns:");
                 }
             }
@@ -96,7 +92,7 @@ protocol::IceServer parseIceServer(const Json& value, const std::string& path) {
     }
     if (!sawUrls) fail(path + ".urls", "missing");
     const bool turn = std::any_of(server.urls.begin(), server.urls.end(), [](const std::string& url) {
-        return hasScheme(url, {"turn:", "turns:"});
+        return protocol::hasScheme(url, {"turn", "turns"});
     });
     if (turn && (server.username.empty() || server.credential.empty())) {
         fail(path, "turn: and turns: URLs need a username and a credential");
@@ -256,7 +252,7 @@ void applyTurn(TurnConfig& turn, const Json& object) {
             for (std::size_t i = 0; i < value.size(); ++i) {
                 const std::string itemPath = path + "[" + std::to_string(i) + "]";
                 turn.urls.push_back(stringValue(value[i], itemPath));
-                if (!hasScheme(turn.urls.back(), {"turn:", "turns:"}))
+                if (!protocol::hasScheme(turn.urls.back(), {"turn", "turns"}))
                     fail(itemPath, "must start with turn: or turns:");
             }
         } else if (key == "ttlSeconds") {

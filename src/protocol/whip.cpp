@@ -7,6 +7,7 @@
 #include <glib.h>
 
 #include "tessera/protocol/error.h"
+#include "tessera/protocol/uri.h"
 
 namespace tessera::protocol::whip {
 namespace {
@@ -261,13 +262,6 @@ std::optional<std::pair<std::string, std::vector<std::pair<std::string, std::str
     return std::pair{std::move(*url), std::move(params)};
 }
 
-bool isIceUrl(std::string_view url) {
-    for (std::string_view scheme : {"stun:", "stuns:", "turn:", "turns:"})
-        if (url.size() > scheme.size() && g_ascii_strncasecmp(url.data(), scheme.data(), scheme.size()) == 0)
-            return true;
-    return false;
-}
-
 } // namespace
 
 std::vector<IceServer> parseIceServerLinks(std::string_view header) {
@@ -302,7 +296,8 @@ std::vector<IceServer> parseIceServerLinks(std::string_view header) {
                 password = g_ascii_strcasecmp(value.c_str(), "password") == 0;
             }
         }
-        if (ice && password && isIceUrl(link->first)) servers.push_back(std::move(server));
+        if (ice && password && hasScheme(link->first, {"stun", "stuns", "turn", "turns"}))
+            servers.push_back(std::move(server));
     }
     return servers;
 }

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -1136,26 +1137,40 @@ std::vector<api::LiveTargetSummary> Rooms::liveSummary(const Room& room) const {
 
 namespace {
 
-// Empties (or makes) the room's HLS directory: a new stream starts from
-// segment 0, and a player must never get an older stream's segments.
+// Makes the directory of a new HLS stream of the room,
+// <live.dir>/<room>/<n> with n one more than any stream's there, and
+// returns it. Every stream has a directory of its own: one stopped just
+// before still ends its stream (its last segment and #EXT-X-ENDLIST) for up
+// to the media's drain bound, and in a shared directory it wrote over the
+// new stream's playlist and segments (the same names), ending it for its
+// players. The newest earlier stream stays on disk (it may be draining);
+// older ones are deleted, so a room keeps at most two streams' files.
 std::string prepareHlsDirectory(const Config& config, const std::string& room) {
+    namespace fs = std::filesystem;
     gchar* base = g_canonicalize_filename(config.live.dir.c_str(), nullptr);
     // The room name is 1-64 of [A-Za-z0-9_-] (checked at join): never a path.
-    const std::string directory = std::string(base) + "/" + room;
+    const fs::path roomDir = fs::path(base) / room;
     g_free(base);
-    if (g_mkdir_with_parents(directory.c_str(), 0750) != 0)
-        throw Error(ErrorCode::Internal, "live directory " + directory + ": " + g_strerror(errno));
-    if (GDir* dir = g_dir_open(directory.c_str(), 0, nullptr)) {
-        while (const gchar* name = g_dir_read_name(dir)) {
-            const std::string_view file = name;
-            if (file == "index.m3u8" || (file.starts_with("segment") && file.ends_with(".ts")))
-                g_unlink((directory + "/" + name).c_str());
-        }
-        g_dir_close(dir);
+    std::error_code error;
+    fs::create_directories(roomDir, error);
+    if (error) throw Error(ErrorCode::Internal, "live directory " + roomDir.string() + ": " + error.message());
+    // The streams' directories, by number: names of 1-9 digits (anything
+    // else there is not ours, and stays).
+    std::vector<std::pair<unsigned long, fs::path>> streams;
+    for (const fs::directory_entry& entry : fs::directory_iterator(roomDir, error)) {
+        const std::string name = entry.path().filename().string();
+        if (name.size() <= 9 && name.find_first_not_of("0123456789") == std::string::npos && entry.is_directory(error))
+            streams.emplace_back(std::stoul(name), entry.path());
     }
+    std::sort(streams.begin(), streams.end());
+    for (std::size_t i = 0; i + 1 < streams.size(); ++i) fs::remove_all(streams[i].second, error);
+    const fs::path directory = roomDir / std::to_string(streams.empty() ? 1 : streams.back().first + 1);
+    if (!fs::create_directory(directory, error))
+        throw Error(ErrorCode::Internal,
+                    "live directory " + directory.string() + ": " + (error ? error.message() : "exists already"));
     if (g_access(directory.c_str(), W_OK) != 0)
-        throw Error(ErrorCode::Internal, "live directory " + directory + ": " + g_strerror(errno));
-    return directory;
+        throw Error(ErrorCode::Internal, "live directory " + directory.string() + ": " + g_strerror(errno));
+    return directory.string();
 }
 
 } // namespace

@@ -334,6 +334,9 @@ private:
     SignalConnection m_onClosed;
 };
 
+// Whether joining needs a bearer token (Rooms::admit's two cases).
+bool tokensRequired(const Config& config) { return !config.joinToken.empty() || !config.tokenSecret.empty(); }
+
 } // namespace
 
 class Server::Impl final : public SessionHost {
@@ -341,9 +344,10 @@ public:
     Impl(const Config& config, room::Rooms& rooms)
         : m_config(config), m_rooms(rooms),
           m_joins(config.limits.joinsPerAddressPerMinute, std::int64_t{60} * G_USEC_PER_SEC),
-          m_whip(std::make_unique<Whip>(Whip::Kind::Publish, rooms, 0,
+          m_whip(std::make_unique<Whip>(Whip::Kind::Publish, rooms, 0, tokensRequired(config),
                                         [this](std::string_view address) { countJoin(address); })),
           m_whep(std::make_unique<Whip>(Whip::Kind::View, rooms, config.limits.viewersPerAddress,
+                                        tokensRequired(config),
                                         [this](std::string_view address) { countJoin(address); })) {}
     ~Impl();
 

@@ -8,10 +8,12 @@
 
 #include "http.h"
 #include "overloaded.h"
+#include "tessera/auth/random.h"
 #include "tessera/glib/raii.h"
 #include "tessera/protocol/error.h"
 #include "tessera/protocol/messages.h"
 #include "tessera/protocol/offer_plan.h"
+#include "tessera/protocol/token.h"
 #include "tessera/protocol/whip.h"
 
 namespace tessera::server {
@@ -22,6 +24,10 @@ namespace {
 // later). Host candidates take milliseconds; a TURN allocation may take
 // seconds. At the bound the answer goes with what was gathered.
 constexpr guint kGatheringBoundMs = 5000;
+
+// A resource id's size: 128 bits, past guessing. On a server without
+// tokens, knowing the resource URL is all it takes to end a session.
+constexpr std::size_t kResourceIdBytes = 16;
 
 std::string contentTypeOf(SoupServerMessage* msg) {
     const char* type = soup_message_headers_get_content_type(soup_server_message_get_request_headers(msg), nullptr);
@@ -63,8 +69,10 @@ std::string remoteAddress(SoupServerMessage* msg) {
 // POST that waits for the answer.
 class Whip::Resource final : public room::ClientSink {
 public:
-    Resource(Whip& owner, std::string room, SoupServerMessage* post)
+    // `token`: what PATCH and DELETE must present, or nullopt for nothing.
+    Resource(Whip& owner, std::string room, SoupServerMessage* post, std::optional<std::string> token)
         : m_owner(owner), m_room(std::move(room)), m_address(remoteAddress(post)),
+          m_resourceId(auth::randomHex(kResourceIdBytes)), m_token(std::move(token)),
           m_post(glib::Ref<SoupServerMessage>::borrow(post)) {}
     ~Resource() override {
         if (m_deadline != 0) g_source_remove(m_deadline);
@@ -86,8 +94,20 @@ public:
 
     const std::string& room() const noexcept { return m_room; }
     const std::string& address() const noexcept { return m_address; }
+    // The participant's id (empty once it left), as the room knows it.
     const std::string& id() const noexcept { return m_id; }
     void joined(std::string id) { m_id = std::move(id); }
+    // The secret last segment of the resource URL.
+    const std::string& resourceId() const noexcept { return m_resourceId; }
+    // Throws Error(Unauthorized) unless `msg` presents the POST's token (when
+    // one was needed), compared in constant time.
+    void authorize(SoupServerMessage* msg) const {
+        if (!m_token) return;
+        const std::optional<std::string> given = http::bearer(msg);
+        if (!given) throw Error(ErrorCode::Unauthorized, "this resource needs the token its POST had");
+        if (!tokensEqual(*given, *m_token))
+            throw Error(ErrorCode::Unauthorized, "not the token of this resource's POST");
+    }
     // The ICE username the client offered: a PATCH with another is an ICE restart.
     std::optional<std::string> clientUfrag;
 
@@ -141,7 +161,7 @@ private:
         }
         SoupServerMessage* msg = m_post.get();
         const std::string location =
-            std::string(m_owner.m_kind == Kind::Publish ? "/whip/" : "/whep/") + m_room + "/" + m_id;
+            std::string(m_owner.m_kind == Kind::Publish ? "/whip/" : "/whep/") + m_room + "/" + m_resourceId;
         SoupMessageHeaders* headers = soup_server_message_get_response_headers(msg);
         soup_message_headers_replace(headers, "Location", location.c_str());
         soup_message_headers_replace(headers, "ETag", ("\"" + m_id + "\"").c_str());
@@ -163,6 +183,8 @@ private:
 
     Whip& m_owner;
     std::string m_room, m_address, m_id;
+    const std::string m_resourceId;
+    const std::optional<std::string> m_token;
     glib::Ref<SoupServerMessage> m_post; // the POST until it is answered
     std::string m_answer;
     std::vector<protocol::IceCandidate> m_candidates;
@@ -171,8 +193,9 @@ private:
     bool m_held = false; // m_post is paused
 };
 
-Whip::Whip(Kind kind, room::Rooms& rooms, unsigned perAddress, std::function<void(std::string_view)> countJoin)
-    : m_kind(kind), m_rooms(rooms), m_perAddress(perAddress), m_countJoin(std::move(countJoin)) {}
+Whip::Whip(Kind kind, room::Rooms& rooms, unsigned perAddress, bool tokens,
+           std::function<void(std::string_view)> countJoin)
+    : m_kind(kind), m_rooms(rooms), m_perAddress(perAddress), m_tokens(tokens), m_countJoin(std::move(countJoin)) {}
 
 Whip::~Whip() {
     if (m_reapSource != 0) g_source_remove(m_reapSource);
@@ -194,15 +217,13 @@ void Whip::handle(SoupServerMessage* msg, const std::vector<std::string>& segmen
         }
         return;
     }
-    Resource* found = nullptr;
-    if (segments.size() == 2)
-        for (auto& [key, resource] : m_resources)
-            if (resource->room() == segments[0] && !resource->id().empty() && resource->id() == segments[1])
-                found = key;
+    Resource* found = segments.size() == 2 ? find(segments[0], segments[1]) : nullptr;
     if (found == nullptr) throw Error(ErrorCode::NotFound, std::string("no such ") + label() + " resource");
+    // A browser's preflight carries no Authorization: it is answered without.
     if (http::method(msg) == "OPTIONS")
         return options(msg, "PATCH, DELETE", "Accept-Patch", "application/trickle-ice-sdpfrag");
     if (!http::allowMethods(msg, "PATCH, DELETE")) return;
+    found->authorize(msg);
     if (http::method(msg) == "PATCH")
         patch(msg, *found);
     else
@@ -239,7 +260,8 @@ void Whip::start(SoupServerMessage* msg, const std::string& room) {
                         " sessions from this address are open already (limits.viewersPerAddress)");
     }
     m_countJoin(address);
-    auto owned = std::make_unique<Resource>(*this, room, msg);
+    // Admitted with a token (Rooms checks it), the session is ended only with it.
+    auto owned = std::make_unique<Resource>(*this, room, msg, m_tokens ? http::bearer(msg) : std::nullopt);
     Resource& resource = *owned;
     m_resources.emplace(&resource, std::move(owned));
     std::string id;
@@ -264,6 +286,14 @@ void Whip::start(SoupServerMessage* msg, const std::string& room) {
     resource.hold();
     g_info("%s %s %s %s room '%s'", label(), m_kind == Kind::Publish ? "publisher" : "viewer", id.c_str(),
            m_kind == Kind::Publish ? "joined" : "watches", room.c_str());
+}
+
+Whip::Resource* Whip::find(const std::string& room, const std::string& id) const {
+    Resource* found = nullptr;
+    // Every resource is compared, to the end of its id: no early way out.
+    for (const auto& [key, resource] : m_resources)
+        if (tokensEqual(id, resource->resourceId()) && resource->room() == room && !resource->id().empty()) found = key;
+    return found;
 }
 
 void Whip::patch(SoupServerMessage* msg, Resource& resource) {

@@ -30,15 +30,20 @@ public:
     // `countJoin` throws Error(RateLimited) when an address joins too often
     // (the WebSocket's joins count against the same budget). At most
     // `perAddress` sessions from one address at once (0: no bound); more
-    // get 429.
-    Whip(Kind kind, room::Rooms& rooms, unsigned perAddress, std::function<void(std::string_view address)> countJoin);
+    // get 429. `tokens`: joining needs a bearer token (a join token or room
+    // tokens), and a resource's PATCH and DELETE then need the one its POST
+    // was admitted with.
+    Whip(Kind kind, room::Rooms& rooms, unsigned perAddress, bool tokens,
+         std::function<void(std::string_view address)> countJoin);
     // Every publisher leaves; a POST still waiting is answered 503.
     ~Whip();
     Whip(const Whip&) = delete;
     Whip& operator=(const Whip&) = delete;
 
     // `segments`: the path after /whip or /whep: {room} (POST) or {room, id}
-    // (PATCH, DELETE). Answers `msg`, at once or, for a POST, once the
+    // (PATCH, DELETE), where `id` is the resource's own secret (128 bits from
+    // getrandom(2)), not the participant id that the room's members see:
+    // knowing the resource URL is what lets a client end the session. Answers `msg`, at once or, for a POST, once the
     // server's answer and candidates are ready (the message is paused).
     void handle(SoupServerMessage* msg, const std::vector<std::string>& segments);
 
@@ -49,6 +54,10 @@ private:
     void start(SoupServerMessage* msg, const std::string& room);
     // "WHIP" or "WHEP", for messages.
     const char* label() const noexcept { return m_kind == Kind::Publish ? "WHIP" : "WHEP"; }
+    // The resource at {room, id}, or nullptr. Compares every resource's id in
+    // constant time: the answer's timing says nothing of how much of a
+    // guess was right.
+    Resource* find(const std::string& room, const std::string& id) const;
     void patch(SoupServerMessage* msg, Resource& resource);
     void remove(Resource& resource);
     // The participant is gone (left, kicked, failed): the resource goes,
@@ -58,6 +67,7 @@ private:
     const Kind m_kind;
     room::Rooms& m_rooms;
     const unsigned m_perAddress;
+    const bool m_tokens;
     std::function<void(std::string_view)> m_countJoin;
     std::map<Resource*, std::unique_ptr<Resource>> m_resources;
     std::vector<std::unique_ptr<Resource>> m_forgotten;

@@ -7,10 +7,16 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <regex>
 #include <sstream>
 #include <thread>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 
@@ -27,12 +33,72 @@ constexpr const char* kFfmpeg = "/usr/bin/ffmpeg";
 constexpr const char* kFfprobe = "/usr/bin/ffprobe";
 constexpr const char* kRtmpUrl = "rtmp://127.0.0.1:19350/live/test";
 
-// A small call (smallCall) streamed at its own size, which decodeFile reads.
-std::vector<std::string> liveArgs(const std::string& dir) {
+// A small call (smallCall) streamed at its own size, which decodeFile reads;
+// `extraConfig`: more top-level keys of the config file (",\"key\": ...").
+std::vector<std::string> liveArgs(const std::string& dir, const std::string& extraConfig = {}) {
     const std::string config = dir + "/config.json";
     std::ofstream(config) << R"({"live": {"dir": ")" << dir
-                          << R"(/live", "width": 640, "height": 360, "bitrate": 600000, "audioBitrate": 96000}})";
+                          << R"(/live", "width": 640, "height": 360, "bitrate": 600000, "audioBitrate": 96000})"
+                          << extraConfig << "}";
     return smallCall({"--config", config});
+}
+
+// An RTMP server that hangs: a TCP port whose connections the kernel accepts
+// (from the listen backlog) but nobody reads or answers. An RTMP client's
+// handshake goes out and nothing comes back.
+class HungServer {
+public:
+    HungServer() {
+        m_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        REQUIRE(m_fd >= 0);
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t size = sizeof address;
+        REQUIRE(::bind(m_fd, reinterpret_cast<sockaddr*>(&address), size) == 0);
+        REQUIRE(::listen(m_fd, 8) == 0);
+        REQUIRE(::getsockname(m_fd, reinterpret_cast<sockaddr*>(&address), &size) == 0);
+        m_port = ntohs(address.sin_port);
+    }
+    ~HungServer() { ::close(m_fd); }
+    HungServer(const HungServer&) = delete;
+    HungServer& operator=(const HungServer&) = delete;
+    std::string url(const std::string& key) const {
+        return "rtmp://127.0.0.1:" + std::to_string(m_port) + "/live/" + key;
+    }
+
+private:
+    int m_fd = -1;
+    int m_port = 0;
+};
+
+// The server's pipelines, copied into `dir`, with `edit` applied to one fragment.
+std::string pipelinesWith(const std::string& dir, const std::string& fragment,
+                          const std::function<std::string(std::string)>& edit) {
+    fs::path source = "pipelines";
+    if (!fs::is_directory(source)) source = fs::path(TESSERA_SOURCE_DIR) / "pipelines";
+    const fs::path target = fs::path(dir) / "pipelines";
+    fs::create_directories(target);
+    for (const auto& entry : fs::directory_iterator(source)) {
+        if (entry.path().extension() != ".pipeline") continue;
+        std::string text = readText(entry.path().string());
+        if (entry.path().stem() == fragment) {
+            const std::string edited = edit(text);
+            REQUIRE(edited != text);
+            text = edited;
+        }
+        std::ofstream(target / entry.path().filename()) << text;
+    }
+    return target.string();
+}
+
+// How many lines of the log file have `text`.
+std::size_t linesWith(const std::string& log, const std::string& text) {
+    std::ifstream in(log);
+    std::size_t n = 0;
+    for (std::string line; std::getline(in, line);)
+        if (line.find(text) != std::string::npos) ++n;
+    return n;
 }
 
 // Runs a program to its exit; returns its stdout.
@@ -78,6 +144,32 @@ std::string probedDuration(const std::string& url) {
         logFor("ffprobe"));
     while (!out.empty() && std::isspace(static_cast<unsigned char>(out.back()))) out.pop_back();
     return out;
+}
+
+// ffprobe finds H.264 video and AAC audio in the stream at `url`.
+void checkH264Aac(const std::string& url) {
+    const std::string probe =
+        output({kFfprobe, "-v", "error", "-show_entries", "stream=codec_type,codec_name", "-of", "compact", url},
+               logFor("ffprobe"));
+    INFO("ffprobe: " << probe);
+    CHECK(probe.find("codec_name=h264|codec_type=video") != std::string::npos);
+    CHECK(probe.find("codec_name=aac|codec_type=audio") != std::string::npos);
+}
+
+// The frames each client has received so far.
+std::vector<int> framesOf(const std::vector<std::unique_ptr<Client>>& clients) {
+    std::vector<int> frames;
+    for (const auto& c : clients) frames.push_back(c->report().value("frames", 0));
+    return frames;
+}
+
+// The call goes on: each client receives 30 frames more than `before`.
+void checkCallGoesOn(const std::vector<std::unique_ptr<Client>>& clients, const std::vector<int>& before) {
+    for (std::size_t k = 0; k < clients.size(); ++k) {
+        const int was = before[k];
+        const Json r = clients[k]->waitReport([&](const Json& j) { return j.value("frames", 0) > was + 30; });
+        CHECK(r.value("frames", 0) > was + 30);
+    }
 }
 
 // The live target with this id in the room's details ({} when absent).
@@ -143,12 +235,7 @@ TEST_CASE("live HLS: ffprobe finds H.264 + AAC, the stream grows, a segment show
     REQUIRE(waitUntil([&] { return (later = streamed(server, "hls")) >= first + 4; }));
     INFO("streamed " << first << " s, then " << later << " s");
 
-    const std::string probe = output({kFfprobe, "-v", "error", "-show_entries", "stream=codec_type,codec_name", "-of",
-                                      "compact", server.http() + "/live/hls/index.m3u8"},
-                                     logFor("ffprobe"));
-    INFO("ffprobe: " << probe);
-    CHECK(probe.find("codec_name=h264|codec_type=video") != std::string::npos);
-    CHECK(probe.find("codec_name=aac|codec_type=audio") != std::string::npos);
+    checkH264Aac(server.http() + "/live/hls/index.m3u8");
 
     // The newest segment listed, fetched as a player would, decoded.
     static const std::regex segment(R"((segment\d+\.ts))");
@@ -187,8 +274,7 @@ TEST_CASE("live HLS: a stopped stream ends its playlist, ffprobe reads it as fin
     double before = 0;
     REQUIRE(waitUntil([&] { return (before = streamed(server, "hlsend")) >= 4; }));
     CHECK(probedDuration(url) == "N/A"); // live: no end known
-    std::vector<int> framesBefore;
-    for (auto& c : clients) framesBefore.push_back(c->report().value("frames", 0));
+    const std::vector<int> framesBefore = framesOf(clients);
 
     const auto stop = httpRequest("DELETE", api);
     REQUIRE(stop.status == 200);
@@ -217,11 +303,7 @@ TEST_CASE("live HLS: a stopped stream ends its playlist, ffprobe reads it as fin
         CHECK(httpRequest("GET", server.http() + "/live/hlsend/" + (*it)[1].str()).status == 200);
 
     // The call goes on.
-    for (std::size_t k = 0; k < clients.size(); ++k) {
-        const int was = framesBefore[k];
-        const Json r = clients[k]->waitReport([&](const Json& j) { return j.value("frames", 0) > was + 30; });
-        CHECK(r.value("frames", 0) > was + 30);
-    }
+    checkCallGoesOn(clients, framesBefore);
 
     // Started again: a new, live stream from segment 0; the room closing
     // ends it too (on disk: the room serves nothing any more).
@@ -229,7 +311,8 @@ TEST_CASE("live HLS: a stopped stream ends its playlist, ffprobe reads it as fin
     CHECK_FALSE(ended(server, "hlsend"));
     REQUIRE(waitUntil([&] { return (before = streamed(server, "hlsend")) >= 4; }));
     for (auto& c : clients) c->leave();
-    const std::string file = dir + "/live/hlsend/index.m3u8";
+    // Its own directory, the room's second stream's (the first one's is left as it ended).
+    const std::string file = dir + "/live/hlsend/2/index.m3u8";
     std::string last;
     CHECK(waitUntil([&] {
         std::ifstream in(file);
@@ -239,6 +322,58 @@ TEST_CASE("live HLS: a stopped stream ends its playlist, ffprobe reads it as fin
     INFO("streamed " << before << " s before the room closed; playlist:\n" << last);
     CHECK(streamedSeconds(last) > before);
     CHECK(httpRequest("GET", url).status == 404);
+}
+
+TEST_CASE("live HLS: started again right after a stop, the new stream grows, H.264 + AAC, and the old stream's end "
+          "does not end it",
+          "[live][hls]") {
+    const std::string dir = freshDir("live");
+    Server server(liveArgs(dir));
+    const std::vector<Participant> duo = {kTrio[0], kTrio[1]};
+    auto clients = joinAll(server, "hlsagain", duo);
+    for (auto& c : clients) c->waitEvent("first-frame");
+    const std::string api = server.http() + "/api/rooms/hlsagain/live";
+    const std::string url = server.http() + "/live/hlsagain/index.m3u8";
+
+    REQUIRE(httpRequest("POST", api, R"({"hls": true})").status == 201);
+    REQUIRE(waitUntil([&] { return streamed(server, "hlsagain") >= 4; }));
+    // Stopped and started at once: the first stream is still ending (its
+    // last segment, then #EXT-X-ENDLIST) while the second begins.
+    REQUIRE(httpRequest("DELETE", api).status == 200);
+    const auto again = httpRequest("POST", api, R"({"hls": true})");
+    REQUIRE(again.status == 201);
+    CHECK(jsonOf(again)["live"][0]["state"] == "running");
+
+    // Every poll of the served playlist from now on: it never ends.
+    bool endedSeen = false;
+    const auto poll = [&] {
+        const auto r = httpRequest("GET", url);
+        if (r.status == 200 && r.body.find("#EXT-X-ENDLIST") != std::string::npos) endedSeen = true;
+        return r.status == 200 ? streamedSeconds(r.body) : 0.0;
+    };
+    // The first stream finished, in its own files.
+    const std::string firstPlaylist = dir + "/live/hlsagain/1/index.m3u8";
+    REQUIRE(waitUntil([&] {
+        poll();
+        std::ifstream in(firstPlaylist);
+        const std::string text(std::istreambuf_iterator<char>(in), {});
+        return text.find("#EXT-X-ENDLIST") != std::string::npos;
+    }));
+    // The new stream, from its segment 0, grows past it by two segments.
+    double now = 0;
+    REQUIRE(waitUntil([&] { return (now = poll()) >= 4; }));
+    const double later = now + 4;
+    REQUIRE(waitUntil([&] { return (now = poll()) >= later; }));
+    INFO("the second stream has " << now << " s");
+    CHECK_FALSE(endedSeen);
+    CHECK(probedDuration(url) == "N/A"); // live: no end known
+    checkH264Aac(url);
+    CHECK_FALSE(ended(server, "hlsagain"));
+    CHECK(target(jsonOf(httpRequest("GET", server.http() + "/api/rooms/hlsagain")), "hls").value("state", "") ==
+          "running");
+    REQUIRE(httpRequest("DELETE", api).status == 200);
+    CHECK(waitUntil([&] { return ended(server, "hlsagain"); }));
+    for (auto& c : clients) c->leave();
 }
 
 TEST_CASE("live RTMP: a local RTMP server gets the room's colours and tones; killed, only its target fails",
@@ -278,8 +413,7 @@ TEST_CASE("live RTMP: a local RTMP server gets the room's colours and tones; kil
                 return target(r, id).value("state", "") == "running";
             }).is_object());
     const double before = streamed(server, "rtmp");
-    std::vector<int> framesBefore;
-    for (auto& c : clients) framesBefore.push_back(c->report().value("frames", 0));
+    const std::vector<int> framesBefore = framesOf(clients);
     ffmpeg->kill(SIGKILL);
     ffmpeg->wait(Clock::now() + kDeadline);
     const Json room = waitRoom(server, "rtmp", [&](const Json& r) {
@@ -293,11 +427,7 @@ TEST_CASE("live RTMP: a local RTMP server gets the room's colours and tones; kil
     CHECK(server.metric(R"(tessera_live_failures_total)") >= 1);
     // HLS goes on, and so does the call.
     CHECK(waitUntil([&] { return streamed(server, "rtmp") >= before + 4; }));
-    for (std::size_t k = 0; k < clients.size(); ++k) {
-        const int was = framesBefore[k];
-        const Json r = clients[k]->waitReport([&](const Json& j) { return j.value("frames", 0) > was + 30; });
-        CHECK(r.value("frames", 0) > was + 30);
-    }
+    checkCallGoesOn(clients, framesBefore);
     // Without a server it keeps failing, waiting longer each time; a server back: it runs again.
     CHECK(waitRoom(server, "rtmp", [&](const Json& r) { return target(r, id).value("failures", 0) >= 2; }).is_object());
     ffmpeg = rtmpServer(dir + "/out3.flv");
@@ -307,6 +437,76 @@ TEST_CASE("live RTMP: a local RTMP server gets the room's colours and tones; kil
     CHECK(target(back, id).value("state", "") == "running");
     CHECK(httpRequest("DELETE", api).status == 200);
     for (auto& c : clients) c->leave();
+}
+
+TEST_CASE("live: a stopped target whose sink hangs is taken out at the drain bound; HLS, the call and the room's "
+          "close go on",
+          "[live][rtmp][hls]") {
+    const std::string dir = freshDir("live");
+    // rtmp2sink without its I/O timeout (timeout=0): a server that stops
+    // answering holds the sink for good, and only the drain bound ends it.
+    const std::string pipelines = pipelinesWith(dir, "live-rtmp", [](std::string text) {
+        const std::string sink = "rtmp2sink name=sink";
+        const auto at = text.find(sink);
+        if (at != std::string::npos) text.insert(at + sink.size(), " timeout=0");
+        return text;
+    });
+    Server server(liveArgs(dir, R"(, "pipelinesDir": ")" + pipelines + "\""));
+    const std::string log = server.process().logPath();
+    const std::vector<Participant> duo = {kTrio[0], kTrio[1]};
+    auto clients = joinAll(server, "stuck", duo);
+    for (auto& c : clients) c->waitEvent("first-frame");
+    const std::string api = server.http() + "/api/rooms/stuck/live";
+    const HungServer hung;
+
+    // HLS and a target whose server hangs: its handshake is never answered,
+    // so its sink waits in its first write, and an EOS sent after it never
+    // reaches the sink.
+    auto start = httpRequest("POST", api, R"({"hls": true, "rtmp": ")" + hung.url("one") + R"("})");
+    REQUIRE(start.status == 201);
+    REQUIRE(waitUntil([&] { return streamed(server, "stuck") >= 4; }));
+    CHECK(target(jsonOf(httpRequest("GET", server.http() + "/api/rooms/stuck")), "rtmp-1").value("state", "") ==
+          "running");
+    const std::string timedOut = "did not end its stream within";
+    CHECK(linesWith(log, timedOut) == 0);
+
+    // Stopped, it is gone from the room at once, and taken out as it is at the bound.
+    auto stop = httpRequest("DELETE", api + "/rtmp-1");
+    REQUIRE(stop.status == 200);
+    CHECK(jsonOf(stop)["live"].size() == 1);
+    const std::vector<int> framesBefore = framesOf(clients);
+    const double before = streamed(server, "stuck");
+    REQUIRE(waitUntil([&] { return linesWith(log, timedOut) == 1; }));
+    INFO(logTail(log));
+    CHECK(linesWith(log, "live target rtmp-1 " + timedOut) == 1);
+    // HLS goes on (never ended), and so does the call.
+    CHECK(waitUntil([&] { return streamed(server, "stuck") >= before + 4; }));
+    CHECK_FALSE(ended(server, "stuck"));
+    CHECK(target(jsonOf(httpRequest("GET", server.http() + "/api/rooms/stuck")), "hls").value("state", "") ==
+          "running");
+    checkCallGoesOn(clients, framesBefore);
+
+    // Another hung target, then everyone leaves: the room closes all the
+    // same, its HLS stream ended properly beside the hung one.
+    start = httpRequest("POST", api, R"({"rtmp": ")" + hung.url("two") + R"("})");
+    REQUIRE(start.status == 201);
+    REQUIRE(waitRoom(server, "stuck", [&](const Json& r) {
+                return target(r, "rtmp-2").value("state", "") == "running";
+            }).is_object());
+    for (auto& c : clients) c->leave();
+    CHECK(waitUntil([&] { return httpRequest("GET", server.http() + "/api/rooms/stuck").status == 404; }));
+    CHECK(waitUntil([&] { return linesWith(log, "live target rtmp-2 " + timedOut) == 1; }));
+    CHECK(waitUntil([&] { return server.metric("tessera_room_pipelines") == 0; }));
+    std::ifstream in(dir + "/live/stuck/1/index.m3u8");
+    const std::string last(std::istreambuf_iterator<char>(in), {});
+    INFO("HLS playlist at the close:\n" << last);
+    CHECK(last.find("#EXT-X-ENDLIST") != std::string::npos);
+    // The server goes on: a new room streams.
+    auto again = joinAll(server, "after", duo);
+    for (auto& c : again) c->waitEvent("first-frame");
+    CHECK(httpRequest("POST", server.http() + "/api/rooms/after/live", R"({"hls": true})").status == 201);
+    CHECK(waitUntil([&] { return streamed(server, "after") >= 4; }));
+    for (auto& c : again) c->leave();
 }
 
 TEST_CASE("live API: unknown room 404, bad JSON and bad URLs 400, limits 409, no token 401, only the room's files",

@@ -196,9 +196,18 @@ TEST_CASE("WHEP refusals (no room, no or a wrong token, content type, bad SDP, a
 
     const std::string trickle = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n"
                                 "a=candidate:1 1 udp 2122260223 127.0.0.1 9 typ host\r\na=end-of-candidates\r\n";
-    CHECK(httpRequest("PATCH", resource, trickle, {}, {}, {}, kFragment).status == 204);
-    CHECK(httpRequest("PATCH", resource, trickle).status == 415);
-    CHECK(httpRequest("PATCH", server.http() + "/whep/gate/nobody", trickle, {}, {}, {}, kFragment).status == 404);
+    // The resource's PATCH and DELETE need the POST's token; a guessed id is 404.
+    for (const std::string token : {"", "wrong"}) {
+        CHECK(httpRequest("PATCH", resource, trickle, token, {}, {}, kFragment).status == 401);
+        CHECK(httpRequest("DELETE", resource, {}, token).status == 401);
+    }
+    CHECK(roomOf(server, "gate").at("viewers").size() == 1);
+    CHECK(httpRequest("PATCH", resource, trickle, "s3cret", {}, {}, kFragment).status == 204);
+    CHECK(httpRequest("PATCH", resource, trickle, "s3cret").status == 415);
+    CHECK(httpRequest("PATCH", server.http() + "/whep/gate/nobody", trickle, "s3cret", {}, {}, kFragment).status ==
+          404);
+    const std::string viewerId = roomOf(server, "gate").at("viewers").at(0).at("id");
+    CHECK(httpRequest("DELETE", server.http() + "/whep/gate/" + viewerId, {}, "s3cret").status == 404);
     const auto options = httpRequest("OPTIONS", endpoint);
     CHECK(options.status == 204);
     CHECK(options.headers.find("accept-post")->second == "application/sdp");
@@ -209,10 +218,10 @@ TEST_CASE("WHEP refusals (no room, no or a wrong token, content type, bad SDP, a
     CHECK(post(endpoint, offer, "s3cret").status == 429);
     CHECK(roomOf(server, "gate").at("viewers").size() == 2);
 
-    CHECK(httpRequest("DELETE", resource).status == 200);
+    CHECK(httpRequest("DELETE", resource, {}, "s3cret").status == 200);
     CHECK(roomOf(server, "gate").at("viewers").size() == 1);
-    CHECK(httpRequest("PATCH", resource, trickle, {}, {}, {}, kFragment).status == 404);
-    CHECK(httpRequest("DELETE", resource).status == 404);
+    CHECK(httpRequest("PATCH", resource, trickle, "s3cret", {}, {}, kFragment).status == 404);
+    CHECK(httpRequest("DELETE", resource, {}, "s3cret").status == 404);
     CHECK(roomOf(server, "gate").at("participants").size() == 1);
     // The member heard of none of this.
     CHECK(red.report().at("participants").empty());
@@ -220,7 +229,7 @@ TEST_CASE("WHEP refusals (no room, no or a wrong token, content type, bad SDP, a
     // Viewers hold no room open: the last member leaving ends them.
     red.leave();
     CHECK(waitUntil([&] { return httpRequest("GET", server.http() + "/api/rooms/gate").status == 404; }));
-    CHECK(httpRequest("DELETE", server.http() + second.location).status == 404);
+    CHECK(httpRequest("DELETE", server.http() + second.location, {}, "s3cret").status == 404);
     CHECK(server.metric("tessera_viewers") == 0);
 }
 

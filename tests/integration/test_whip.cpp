@@ -105,8 +105,71 @@ TEST_CASE("WHIP refusals: no or a wrong token 401, an unsupported codec 422, a f
     CHECK(second.status == 409);
     CHECK(second.location.empty());
     CHECK(participants(server, "stage") == 1);
-    CHECK(httpRequest("DELETE", server.http() + first.location).status == 200);
+    CHECK(httpRequest("DELETE", server.http() + first.location, {}, "s3cret").status == 200);
     CHECK(participants(server, "stage") == 0);
+}
+
+TEST_CASE("WHIP resources: the id is a 128-bit secret; a guessed or altered one is 404, a PATCH or DELETE without "
+          "the POST's token 401, and neither changes anything",
+          "[whip]") {
+    Server server({"--join-token", "s3cret"});
+    const std::string offer = readText("tests/data/offer-chromium.sdp");
+    const auto post =
+        httpRequest("POST", server.http() + "/whip/stage?name=Encoder", offer, "s3cret", {}, {}, "application/sdp");
+    REQUIRE(post.status == 201);
+    const std::string prefix = "/whip/stage/";
+    REQUIRE(post.location.starts_with(prefix));
+    const std::string id = post.location.substr(prefix.size());
+    // 32 hex digits: 128 bits, and not the participant id the members see.
+    CHECK(id.size() == 32);
+    CHECK(id.find_first_not_of("0123456789abcdef") == std::string::npos);
+    const Json detail = Json::parse(httpRequest("GET", server.http() + "/api/rooms/stage").body);
+    REQUIRE(detail.at("participants").size() == 1);
+    const std::string participantId = detail.at("participants").at(0).at("id");
+    CHECK(id.find(participantId) == std::string::npos);
+
+    const std::string trickle = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n"
+                                "a=candidate:1 1 udp 2122260223 127.0.0.1 9 typ host\r\n";
+    const auto patch = [&](const std::string& path, const std::string& token) {
+        return httpRequest("PATCH", server.http() + path, trickle, token, {}, {}, kFragment);
+    };
+    const auto remove = [&](const std::string& path, const std::string& token) {
+        return httpRequest("DELETE", server.http() + path, {}, token);
+    };
+    // Guessed or altered ids, with the right token: none names the session.
+    std::string altered = id;
+    altered.back() = altered.back() == '0' ? '1' : '0';
+    for (const std::string& path : {prefix + altered, prefix + id.substr(0, 31), prefix + id + "0",
+                                    prefix + participantId, "/whip/other/" + id, prefix + std::string(32, '0')}) {
+        INFO(path);
+        CHECK(patch(path, "s3cret").status == 404);
+        CHECK(remove(path, "s3cret").status == 404);
+        CHECK(participants(server, "stage") == 1);
+    }
+    // The right id without the POST's token: 401 with the scheme that gets past it.
+    for (const std::string token : {"", "wrong", "s3cret2", "s3cre"}) {
+        INFO("token '" << token << "'");
+        for (const HttpResponse& r : {patch(post.location, token), remove(post.location, token)}) {
+            CHECK(r.status == 401);
+            const auto challenge = r.headers.find("www-authenticate");
+            CHECK((challenge != r.headers.end() && challenge->second.starts_with("Bearer")));
+        }
+        CHECK(participants(server, "stage") == 1);
+    }
+    // A browser's preflight carries no token: it is answered.
+    CHECK(httpRequest("OPTIONS", server.http() + post.location).status == 204);
+
+    // The right id and token work.
+    CHECK(patch(post.location, "s3cret").status == 204);
+    CHECK(remove(post.location, "s3cret").status == 200);
+    CHECK(participants(server, "stage") == 0);
+    CHECK(remove(post.location, "s3cret").status == 404);
+
+    // Two sessions get two ids.
+    const auto again = httpRequest("POST", server.http() + "/whip/stage", offer, "s3cret", {}, {}, "application/sdp");
+    REQUIRE(again.status == 201);
+    CHECK(again.location != post.location);
+    CHECK(remove(again.location, "s3cret").status == 200);
 }
 
 TEST_CASE("WHIP from a browser page: CORS for allowed origins only, ICE servers as Link headers, no ICE restart",
@@ -193,7 +256,11 @@ TEST_CASE("a WHIP publisher (webrtcbin over HTTP) is seen and heard by the room,
                                       {"--whip", server.http() + "/whip/stage?name=Encoder"}});
     const Json joined = whip.waitEvent("joined");
     const std::string id = joined.value("id", "");
-    CHECK(joined.value("resource", "") == server.http() + "/whip/stage/" + id);
+    // The resource is a secret of its own, not the id the room shows.
+    const std::string resource = joined.value("resource", "");
+    CHECK(resource.starts_with(server.http() + "/whip/stage/"));
+    CHECK(resource.size() == (server.http() + "/whip/stage/").size() + 32);
+    CHECK(resource.find(id) == std::string::npos);
     whip.waitEvent("connected");
     // Its candidates went by PATCH, the last one with end-of-candidates, and
     // the server took them (204).

@@ -275,6 +275,12 @@ TEST_CASE("config errors name the key path", "[config]") {
          "iceServers[1].urls: each URL must start with stun:, stuns:, turn: or turns:"},
         {R"({"iceServers": [{"urls": "turn:t", "username": "u"}]})",
          "iceServers[0]: turn: and turns: URLs need a username and a credential"},
+        // Schemes in any case (RFC 3986): an upper-case TURN URL needs credentials too.
+        {R"({"iceServers": [{"urls": ["STUN:s", "TURN:t"]}]})",
+         "iceServers[0]: turn: and turns: URLs need a username and a credential"},
+        {R"({"iceServers": [{"urls": "stun:"}]})",
+         "iceServers[0].urls: each URL must start with stun:, stuns:, turn: or turns:"},
+        {R"({"turn": {"secret": "s", "urls": ["stun:t"]}})", "turn.urls[0]: must start with turn: or turns:"},
         {R"({"iceServers": [{"urls": "stun:s", "credentialType": "password"}]})",
          "iceServers[0].credentialType: unknown key"},
         {R"({"iceServers": [{"urls": "stun:s", "username": 1}]})", "iceServers[0].username: must be a string"},

@@ -1633,10 +1633,15 @@ TEST_CASE("live: targets start, conflict, fail alone (or retry) and stop; the ro
     CHECK_THROWS_MATCHES(f.rooms->startLive("nope", {true, {}, false}), Error, code(ErrorCode::NotFound));
     CHECK_THROWS_MATCHES(f.rooms->stopLive("r1", ""), Error, code(ErrorCode::Conflict));
 
-    // A stale file of an earlier stream goes; anything else stays.
-    fs::create_directories(dir.path / "live" / "r1");
-    std::ofstream(dir.path / "live" / "r1" / "segment00007.ts") << "old";
-    std::ofstream(dir.path / "live" / "r1" / "notes.txt") << "mine";
+    // Each stream gets a directory of its own, numbered on from the last;
+    // of the earlier ones only the newest stays (it may still be ending its
+    // stream); anything else stays.
+    const fs::path r1 = dir.path / "live" / "r1";
+    fs::create_directories(r1 / "3");
+    fs::create_directories(r1 / "7");
+    std::ofstream(r1 / "3" / "segment00007.ts") << "old";
+    std::ofstream(r1 / "7" / "segment00001.ts") << "last";
+    std::ofstream(r1 / "notes.txt") << "mine";
     auto targets = f.rooms->startLive("r1", {true, {"rtmp://a.example/app/secret-key"}, false});
     REQUIRE(targets.size() == 2);
     CHECK(targets[0].id == "hls");
@@ -1644,11 +1649,12 @@ TEST_CASE("live: targets start, conflict, fail alone (or retry) and stop; the ro
     CHECK(targets[1].id == "rtmp-1");
     CHECK(targets[1].url == "rtmp://a.example/app/***"); // the key never shows
     CHECK(targets[1].state == "running");
-    CHECK_FALSE(fs::exists(dir.path / "live" / "r1" / "segment00007.ts"));
-    CHECK(fs::exists(dir.path / "live" / "r1" / "notes.txt"));
+    CHECK_FALSE(fs::exists(r1 / "3"));
+    CHECK(fs::exists(r1 / "7" / "segment00001.ts"));
+    CHECK(fs::exists(r1 / "notes.txt"));
     FakeRoomMedia& media = f.engine.room("r1");
     CHECK(media.live.size() == 2);
-    CHECK(media.live.at("hls").directory == fs::canonical(dir.path / "live" / "r1").string());
+    CHECK(media.live.at("hls").directory == fs::canonical(r1 / "8").string());
     CHECK(media.live.at("rtmp-1").url == "rtmp://a.example/app/secret-key");
     CHECK(f.rooms->hlsDirectory("r1") == media.live.at("hls").directory);
     CHECK_FALSE(f.rooms->hlsDirectory("r2"));
@@ -1705,9 +1711,16 @@ TEST_CASE("live: targets start, conflict, fail alone (or retry) and stop; the ro
     CHECK(f.rooms->hlsDirectory("r1") == hlsDir);
     CHECK(f.rooms->stopLive("r1", "").empty());
 
-    // The room's end stops its targets.
+    // Started again at once, HLS writes elsewhere than the stream that ended
+    // (which may still be writing its end), and that one is served no more.
     f.rooms->startLive("r1", {true, {}, false});
     CHECK(media.live.size() == 1);
+    CHECK(media.live.at("hls").directory == fs::canonical(r1 / "9").string());
+    CHECK(f.rooms->hlsDirectory("r1") == media.live.at("hls").directory);
+    CHECK(fs::exists(hlsDir));
+    CHECK_FALSE(fs::exists(r1 / "7"));
+
+    // The room's end stops its targets.
     f.rooms->leave(a);
     // `media` went with the room; its destructor checked that nothing was left attached.
     CHECK(FakeRoomMedia::alive == 0);

@@ -113,12 +113,13 @@ TEST_CASE("whip: a client reads the ICE servers back from the Link headers, join
 TEST_CASE("whip: Link headers of other relations, schemes and credential types, and malformed ones, are skipped",
           "[whip]") {
     const auto parsed = whip::parseIceServerLinks(
-        R"(<https://example.net/>; rel="next", <stun:a.example:3478>;REL=ICE-SERVER,)"
+        R"(<https://example.net/>; rel="next", <STUN:a.example:3478>;REL=ICE-SERVER,)"
         R"( <turn:b.example:3478>; rel="ice-server"; username="u"; credential="c"; credential-type="oauth",)"
         R"( <http://c.example/>; rel="ice-server", garbage; rel="ice-server", <turn:e.example:3478>; rel="other ice-server"; Username=u2; credential="c2",)"
         R"( <turn:f.example:3478>; rel="ice-server" ; username = "u3" ; credential = "c3")");
     REQUIRE(parsed.size() == 3);
-    CHECK(parsed[0].urls == std::vector<std::string>{"stun:a.example:3478"});
+    // Schemes are case-insensitive (RFC 3986): the URL is kept as sent.
+    CHECK(parsed[0].urls == std::vector<std::string>{"STUN:a.example:3478"});
     CHECK(parsed[1].urls == std::vector<std::string>{"turn:e.example:3478"});
     CHECK(parsed[1].username == "u2");
     CHECK(parsed[1].credential == "c2");

@@ -18,7 +18,9 @@ namespace {
 std::string toGstIceUrl(const std::string& url, const std::string& user, const std::string& credential) {
     const auto colon = url.find(':');
     if (colon == std::string::npos) return {};
-    const std::string scheme = url.substr(0, colon);
+    // Schemes are case-insensitive (RFC 3986 3.1); GStreamer's are lower-case.
+    const GCharPtr lower(g_ascii_strdown(url.c_str(), static_cast<gssize>(colon)));
+    const std::string scheme = lower.get();
     std::string rest = url.substr(colon + 1);
     while (rest.starts_with("/")) rest.erase(0, 1);
     if (scheme == "stun" || scheme == "stuns") return scheme + "://" + rest;

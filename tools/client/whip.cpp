@@ -63,11 +63,13 @@ void Client::onWhipPublished(SoupMessage* message, GBytes* body, const std::stri
         return;
     }
     GCharPtr url(g_uri_to_string(resource));
-    const std::string path = g_uri_get_path(resource);
     g_uri_unref(resource);
     m_whipResource = url.get();
-    // The resource's last segment is the participant's id (docs/protocol.md).
-    m_id = path.substr(path.rfind('/') + 1);
+    // The ETag is the participant's id, quoted (docs/protocol.md); the
+    // resource URL is a secret of its own.
+    const char* etag = soup_message_headers_get_one(soup_message_get_response_headers(message), "ETag");
+    m_id = etag != nullptr ? etag : "";
+    if (m_id.size() >= 2 && m_id.front() == '"' && m_id.back() == '"') m_id = m_id.substr(1, m_id.size() - 2);
     // The STUN and TURN servers the server offers (RFC 9725 section 4.6), as
     // `joined`'s iceServers are on the WebSocket: ICE gathers once our offer
     // is the local description, with them.
