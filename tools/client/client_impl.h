@@ -124,6 +124,7 @@ private:
     void handle(const proto::ErrorMessage& m);
     void handle(const proto::RecordingChanged& m);
     void handle(const proto::SendSize& m);
+    void handle(const proto::OnScreen& m);
     void applyRemoteCandidate(const proto::IceCandidate& c);
     void onWsClosed();
     void createOffer();
@@ -175,7 +176,9 @@ private:
     void onVideoSample(glib::SamplePtr sample);
     void onAudioSample(glib::SamplePtr sample);
     void readStamp(GstSample* sample, double arrivedMs); // Borrows the sample.
-    Json report();                                       // Thread: main.
+    // Thread: streaming. Checks an armed `watch` against a decoded frame.
+    void checkWatch(GstSample* sample, double arrivedMs); // Borrows the sample.
+    Json report();                                        // Thread: main.
     static void onPadAddedCb(GstElement*, GstPad* pad, gpointer user) noexcept;
     static GstFlowReturn onVideoSampleCb(GstAppSink* sink, gpointer user) noexcept;
     static GstFlowReturn onAudioSampleCb(GstAppSink* sink, gpointer user) noexcept;
@@ -256,6 +259,7 @@ private:
     RtpMeasure m_rtpVideo;
     RtpMeasure m_rtpAudio;
     LatencyMeasure m_latency;
+    ColorWatch m_watch;
 
     // --send-file: the tracks and the thread that sends them in real time.
     EncodedTrack m_fileVideo;
@@ -281,6 +285,7 @@ private:
     std::string m_id;
     std::vector<proto::ParticipantInfo> m_participants;
     std::string m_speaker;
+    proto::OnScreen m_onScreen; // the last `on-screen` (report: onScreen, offScreen)
     std::string m_layout;
     std::vector<std::string> m_errors;
     std::vector<std::string> m_mids; // per m-line of our offer
