@@ -117,7 +117,7 @@ function leave() {
 function render(what) {
   switch (what) {
     case 'state': renderState(); renderStage(); break;
-    case 'participants': case 'speaker': case 'send-size': renderParticipants(); break;
+    case 'participants': case 'speaker': case 'on-screen': renderParticipants(); break;
     case 'layout': renderLayout(); break;
     case 'recording': renderLayout(); break;
     case 'audio-only': renderAudioOnly(); renderStage(); break;
@@ -190,13 +190,20 @@ function renderParticipants() {
     li.dataset.id = id ?? '';
     if (id && id === session.speaker) li.classList.add('speaking');
     li.append(document.createTextNode(name));
+    // A layout with fewer tiles than people (e.g. "recent") leaves some out
+    // of the picture; the list still shows everyone in the call and marks
+    // them (`on-screen`), you too.
+    const off = Boolean(id) && session.offScreen.has(id);
+    li.classList.toggle('offscreen', off);
     if (you) {
       const span = document.createElement('span');
       span.className = 'you';
-      // A layout with fewer tiles than people (e.g. "recent") leaves some
-      // out of the picture; the list still shows everyone in the call, and
-      // tells you when you are one of them (send-size, active false).
-      span.textContent = session.sendSizes.camera?.active === false ? '(you, not on screen)' : '(you)';
+      span.textContent = off ? '(you, not on screen)' : '(you)';
+      li.append(span);
+    } else if (off) {
+      const span = document.createElement('span');
+      span.className = 'offscreen-mark';
+      span.textContent = '(not on screen)';
       li.append(span);
     }
     items.push(li);

@@ -74,6 +74,9 @@ export class Session extends EventTarget {
     // (server message `audio-only`). wantAudioOnly: the user's own choice, sent with `audio-only`.
     this.audioOnly = null;
     this.wantAudioOnly = false;
+    // Whose video the composite leaves out (`on-screen` `hidden`): a layout
+    // with fewer tiles than people (e.g. "recent") lists everyone, shows some.
+    this.offScreen = new Set();
     this.errors = [];              // [{time, code, message}] newest last
     this.mediaError = null;        // why we are receive-only / partial, for the user
 
@@ -304,6 +307,11 @@ export class Session extends EventTarget {
         this.emit('audio-only');
         return undefined;
       case 'send-size': return this.onSendSize(msg);
+      case 'on-screen':
+        // The whole state each time; ids we do not know are skipped when shown.
+        this.offScreen = new Set(Array.isArray(msg.hidden) ? msg.hidden.map(String) : []);
+        this.emit('on-screen');
+        return undefined;
       case 'error': return this.onServerError(msg);
       default:
         console.debug('tessera: ignoring message', msg.type);
@@ -372,6 +380,7 @@ export class Session extends EventTarget {
     if (this.pc) this.teardownPeer('joined again');
     this.selfId = String(msg.id);
     this.sendSizes = {}; // a new participant: the server asks afresh
+    this.offScreen = new Set(); // and says who is on screen afresh
     // The server says `recording` after `joined` when the room records.
     this.recording = false;
     this.emit('recording');

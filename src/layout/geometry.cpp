@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <set>
 
 #include "tessera/layout/geometry.h"
 
@@ -256,6 +257,19 @@ std::uint64_t SpeakerRecency::lastSpoke(const std::string& participantId) const 
 }
 
 void SpeakerRecency::forget(const std::string& participantId) { m_last.erase(participantId); }
+
+protocol::OnScreen onScreen(const std::vector<Source>& sources, const std::vector<Tile>& tiles) {
+    // Sets: a large room relayouts often (every speaker change).
+    std::set<std::string> tiled, shown, listed;
+    for (const Tile& t : tiles) tiled.insert(t.sourceId);
+    for (const Source& s : sources)
+        if (tiled.count(s.id)) shown.insert(s.participantId);
+    protocol::OnScreen out;
+    for (const Source& s : sources)
+        if (listed.insert(s.participantId).second)
+            (shown.count(s.participantId) ? out.shown : out.hidden).push_back(s.participantId);
+    return out;
+}
 
 std::vector<Rect> visibleBorders(const std::vector<Tile>& tiles) {
     std::vector<Rect> out;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <utility>
 
 #include <gst/video/video.h>
@@ -263,7 +264,7 @@ RoomPipeline::~RoomPipeline() {
     *m_alive = false;
     if (m_stopTimeout) g_source_remove(m_stopTimeout);
     if (m_tickSource) g_source_remove(m_tickSource);
-    if (m_sendSizeTimer) g_source_remove(m_sendSizeTimer);
+    if (m_noticeTimer) g_source_remove(m_noticeTimer);
     if (m_busWatch) g_source_remove(m_busWatch);
     // Peers that left last may still be going NULL and out of the pipeline on
     // the thread pool, without the main loop (their tee pads detach in
@@ -807,6 +808,7 @@ void RoomPipeline::relayout() {
         std::lock_guard lock(m_planMutex);
         m_pendingPlan = std::move(plan); // a newer plan replaces one not applied yet
     }
+    m_onScreen.want("", layout::onScreen(inputs, tiles));
     updateSendSizes(visible, tiles, width, height);
 }
 
@@ -831,35 +833,40 @@ void RoomPipeline::updateSendSizes(const std::vector<const VideoSource*>& candid
                                                    : policy::sendRequest(static_cast<unsigned>(tile->width),
                                                                          static_cast<unsigned>(tile->height), input));
     }
-    scheduleSendSizes();
+    scheduleNotices();
 }
 
 // Always from a timeout, never inside relayout(): the room hears of it from
 // the main loop, not from inside one of its own calls into media.
-void RoomPipeline::scheduleSendSizes() {
-    if (m_sendSizeTimer) g_source_remove(m_sendSizeTimer);
-    m_sendSizeTimer = 0;
-    const auto next = m_sendSizes.nextDueMs();
-    if (!next) return;
+void RoomPipeline::scheduleNotices() {
+    if (m_noticeTimer) g_source_remove(m_noticeTimer);
+    m_noticeTimer = 0;
+    const auto sizes = m_sendSizes.nextDueMs(), onScreen = m_onScreen.nextDueMs();
+    if (!sizes && !onScreen) return;
+    constexpr auto kNever = std::numeric_limits<std::int64_t>::max();
+    const std::int64_t next = std::min(sizes.value_or(kNever), onScreen.value_or(kNever));
     const std::int64_t now = g_get_monotonic_time() / 1000;
     // A first request is due at the earliest time there is: compared, never
     // subtracted (INT64_MIN - now overflowed into a 60 s wait).
-    const auto delay = *next <= now ? 0u : static_cast<guint>(std::min<std::int64_t>(*next - now, 60'000));
-    m_sendSizeTimer = g_timeout_add(
+    const auto delay = next <= now ? 0u : static_cast<guint>(std::min<std::int64_t>(next - now, 60'000));
+    m_noticeTimer = g_timeout_add(
         delay,
         [](gpointer self) noexcept -> gboolean {
             // Thread: main.
             auto* room = static_cast<RoomPipeline*>(self);
-            room->m_sendSizeTimer = 0;
-            glib::guarded("send sizes", [&] { room->sendDueSizes(); });
+            room->m_noticeTimer = 0;
+            glib::guarded("room notices", [&] { room->sendDueNotices(); });
             return G_SOURCE_REMOVE;
         },
         this);
 }
 
-void RoomPipeline::sendDueSizes() {
+void RoomPipeline::sendDueNotices() {
     // Copied out first: the room's sends may make participants leave, which relayouts.
-    for (const auto& [id, request] : m_sendSizes.due(g_get_monotonic_time() / 1000)) {
+    const std::int64_t now = g_get_monotonic_time() / 1000;
+    const auto sizes = m_sendSizes.due(now);
+    const auto onScreen = m_onScreen.due(now);
+    for (const auto& [id, request] : sizes) {
         const auto s =
             std::find_if(m_sources.begin(), m_sources.end(), [&](const VideoSource& v) { return v.id == id; });
         if (s == m_sources.end()) continue;
@@ -870,7 +877,12 @@ void RoomPipeline::sendDueSizes() {
         m_listener.onSendSize(participantId, protocol::SendSize{s->screenShare ? "screen" : "camera", request.active,
                                                                 request.width, request.height, request.maxBitrate});
     }
-    if (!m_sendSizeTimer) scheduleSendSizes();
+    for (const auto& [key, seen] : onScreen) {
+        GST_CAT_INFO(tessera_media_debug, "room %s: %zu participants on screen, %zu not", m_room.c_str(),
+                     seen.shown.size(), seen.hidden.size());
+        m_listener.onOnScreen(seen);
+    }
+    if (!m_noticeTimer) scheduleNotices();
 }
 
 void RoomPipeline::onSamplesSelected() {

@@ -20,6 +20,7 @@
 #include "peer.h"
 #include "tessera/layout/geometry.h"
 #include "tessera/media/engine.h"
+#include "tessera/policy/coalescer.h"
 #include "tessera/policy/send_size.h"
 #include "tessera/policy/speaker.h"
 #include "tessera/policy/speaker_set.h"
@@ -134,8 +135,10 @@ private:
     // a relayout (docs/protocol.md, `send-size`); told to the room, throttled.
     void updateSendSizes(const std::vector<const VideoSource*>& candidates, const std::vector<layout::Tile>& tiles,
                          unsigned canvasWidth, unsigned canvasHeight);
-    void scheduleSendSizes();
-    void sendDueSizes();
+    // Thread: main. The room's notices to clients, coalesced (send sizes
+    // and on-screen): one timeout for the earliest due, sent from it.
+    void scheduleNotices();
+    void sendDueNotices();
     // Thread: main. Forgets the participant's audio links; returns what to unhook.
     DetachPlan removeAudio(const std::string& participantId);
     // Thread: main. Drops the participant's tiles, and its speaker and share state.
@@ -245,7 +248,10 @@ private:
     guint m_tickSource = 0;
     // Send sizes, by source id. Thread: main.
     policy::SendSizeThrottle m_sendSizes;
-    guint m_sendSizeTimer = 0; // the next due request's timeout, 0: none
+    // Who is in the composite (docs/protocol.md, `on-screen`), one key (""):
+    // a speaker change relayouts, and speakers may change often. Thread: main.
+    policy::Coalescer<protocol::OnScreen> m_onScreen;
+    guint m_noticeTimer = 0; // the next due notice's timeout, 0: none
 
     // Recording. Thread: main.
     std::unique_ptr<Recorder> m_recorder;                   // Owned; in m_pipeline while attached.

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 
 namespace tessera::policy {
 namespace {
@@ -29,41 +28,6 @@ SendRequest sendRequest(unsigned tileWidth, unsigned tileHeight, const SendSizeI
     const double bits = std::min(static_cast<double>(most),
                                  std::max(static_cast<double>(kMinSendBitrate), share * static_cast<double>(most)));
     return {true, width, height, std::llround(bits)};
-}
-
-std::int64_t SendSizeThrottle::dueAt(const State& state) const {
-    if (!state.sent) return std::numeric_limits<std::int64_t>::min();
-    return state.sentAtMs + m_intervalMs;
-}
-
-// When it is due depends on when the last one went, not on when it changed.
-void SendSizeThrottle::want(const std::string& key, const SendRequest& request) {
-    State& state = m_states[key];
-    if (state.sent == request)
-        state.pending.reset();
-    else
-        state.pending = request;
-}
-
-void SendSizeThrottle::forget(const std::string& key) { m_states.erase(key); }
-
-std::vector<std::pair<std::string, SendRequest>> SendSizeThrottle::due(std::int64_t nowMs) {
-    std::vector<std::pair<std::string, SendRequest>> out;
-    for (auto& [key, state] : m_states) {
-        if (!state.pending || dueAt(state) > nowMs) continue;
-        out.emplace_back(key, *state.pending);
-        state.sent = std::move(state.pending);
-        state.pending.reset();
-        state.sentAtMs = nowMs;
-    }
-    return out;
-}
-
-std::optional<std::int64_t> SendSizeThrottle::nextDueMs() const {
-    std::optional<std::int64_t> next;
-    for (const auto& [key, state] : m_states)
-        if (state.pending) next = std::min(next.value_or(std::numeric_limits<std::int64_t>::max()), dueAt(state));
-    return next;
 }
 
 } // namespace tessera::policy

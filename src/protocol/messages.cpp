@@ -240,6 +240,27 @@ SendSize parseSendSize(const Fields& fields) {
     return size;
 }
 
+// The client side of `on-screen`: two arrays of ids, no id in both (the
+// frame's 64 KiB bound the lists' length).
+OnScreen parseOnScreen(const Fields& fields) {
+    OnScreen onScreen;
+    const auto ids = [&](std::string_view key) {
+        const Json& array = fields.array(key);
+        std::vector<std::string> out;
+        for (std::size_t i = 0; i < array.size(); ++i) {
+            if (!array[i].is_string()) fail(itemPath(fields.path(key), i), "must be a string");
+            out.push_back(array[i].get<std::string>());
+        }
+        return out;
+    };
+    onScreen.shown = ids("shown");
+    onScreen.hidden = ids("hidden");
+    for (const auto& id : onScreen.hidden)
+        if (std::find(onScreen.shown.begin(), onScreen.shown.end(), id) != onScreen.shown.end())
+            fail(fields.path("hidden"), "\"" + excerpt(id) + "\" is also shown");
+    return onScreen;
+}
+
 ErrorCode parseErrorCode(const Fields& fields) {
     static constexpr ErrorCode kCodes[] = {ErrorCode::BadRequest, ErrorCode::Unauthorized, ErrorCode::RoomFull,
                                            ErrorCode::NotJoined,  ErrorCode::NotFound,     ErrorCode::Conflict,
@@ -380,6 +401,12 @@ struct ServerToJson {
         json["maxBitrate"] = m.maxBitrate;
         return json;
     }
+    OutJson operator()(const OnScreen& m) const {
+        OutJson json = messageJson("on-screen");
+        json["shown"] = m.shown;
+        json["hidden"] = m.hidden;
+        return json;
+    }
 };
 
 struct ClientToJson {
@@ -460,6 +487,7 @@ ServerMessage parseServerMessage(std::string_view frame) {
         return m;
     }
     if (type == "send-size") return parseSendSize(fields);
+    if (type == "on-screen") return parseOnScreen(fields);
     unknownType(type);
 }
 

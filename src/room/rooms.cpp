@@ -72,6 +72,7 @@ public:
     void onSendSize(const std::string& participantId, const protocol::SendSize& size) override {
         m_rooms.onSendSize(*this, participantId, size);
     }
+    void onOnScreen(const protocol::OnScreen& seen) override { m_rooms.onOnScreen(*this, seen); }
     void onLiveFailed(const std::string& id, const std::string& reason) override {
         m_rooms.onLiveFailed(*this, id, reason);
     }
@@ -81,12 +82,13 @@ private:
 
 public:
     const std::string name;
-    std::string layout;                     // the name sent in `layout` messages and the API
-    protocol::LayoutSpec spec;              // the spec applied to media
-    bool namedLayout = false;               // the spec is the library's `layout` (false: an inline spec)
-    std::string speaker;                    // participant id, empty: nobody
-    std::set<std::string> sharing;          // participants whose screen share is live
-    std::optional<std::string> beforeShare; // the layout to restore when the last share ends
+    std::string layout;                         // the name sent in `layout` messages and the API
+    protocol::LayoutSpec spec;                  // the spec applied to media
+    bool namedLayout = false;                   // the spec is the library's `layout` (false: an inline spec)
+    std::string speaker;                        // participant id, empty: nobody
+    std::optional<protocol::OnScreen> onScreen; // the last `on-screen` told; a joiner gets it too
+    std::set<std::string> sharing;              // participants whose screen share is live
+    std::optional<std::string> beforeShare;     // the layout to restore when the last share ends
     struct Recording {
         std::string metadataPath;
         api::RecordingMetadata metadata;
@@ -291,11 +293,13 @@ std::string Rooms::join(const protocol::Join& request, ClientSink& sink) {
     // needed first; sendTo skips a participant that is gone.
     const std::string layout = room.layout, speaker = room.speaker;
     const bool recording = room.recording.has_value();
+    const auto onScreen = room.onScreen;
     sendTo(id, joined);
     // The joiner learns the room's current state too.
     sendTo(id, protocol::LayoutChanged{layout});
     if (!speaker.empty()) sendTo(id, protocol::Speaker{speaker});
     if (recording) sendTo(id, protocol::RecordingChanged{true});
+    if (onScreen) sendTo(id, *onScreen);
     // Gone already (its sink failed): the others heard nothing, and remove()
     // told them nothing either.
     if (const auto joiner = m_participants.find(id); joiner != m_participants.end()) {
@@ -937,6 +941,13 @@ void Rooms::onSendSize(Room& room, const std::string& participantId, const proto
     if (!isLive(room) || found == m_participants.end() || found->second->room != room.name) return;
     if (size.source == "camera") found->second->cameraSendSize = size;
     sendTo(participantId, size);
+}
+
+void Rooms::onOnScreen(Room& room, const protocol::OnScreen& onScreen) {
+    Entry entry(*this, Entry::From::Media);
+    if (!isLive(room)) return;
+    room.onScreen = onScreen;
+    broadcast(room.name, onScreen);
 }
 
 void Rooms::onSpeakerChanged(Room& room, const std::string& participantId) {

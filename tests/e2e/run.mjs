@@ -1122,6 +1122,54 @@ async function twoClientsIn(ctx, room, detect = []) {
   return clients;
 }
 
+test('in the recent layout the page lists everyone and marks who is not on screen, live', async (ctx) => {
+  // The shipped recent layout shows the speaker and 8 others: with the page
+  // and 9 tessera-clients, one of ten is left out. Nobody speaks (the page's
+  // microphone is off, the clients are silent): join order fills the tiles,
+  // so the last client is the one left out. It speaks: it takes the speaker
+  // tile, and the last of the others who never spoke leaves the picture.
+  tesseraClientBinary(ctx);
+  const room = roomName('e2e-recent');
+  const page = await launchParticipant(ctx, 'Viewer', PARTICIPANT_MEDIA[0]);
+  const clients = [];
+  const ids = [];
+  const listed = () => page.eval(() => [...document.querySelectorAll('#participants li')].map((li) => ({
+    id: li.dataset.id, text: li.textContent, off: li.classList.contains('offscreen'),
+  })));
+  let last = null;
+  const waitMarked = (what, offIds) => waitFor(what, async () => {
+    last = await listed();
+    return last.length === 10 && last.every((li) => li.off === offIds.includes(li.id)
+      && li.text.includes('not on screen') === offIds.includes(li.id));
+  }, { timeout: seconds(90), describe: async () => `participant list ${JSON.stringify(last)}; ${await page.describe()}` });
+  try {
+    await page.open(pageUrl(ctx, room, page.name));
+    await waitConnected(page);
+    await page.eval(() => window.tessera.session.setMicEnabled(false));
+    const res = await fetch(new URL(`/api/rooms/${room}/layout`, ctx.url), {
+      method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ layout: 'recent' }),
+    });
+    if (res.status !== 200) throw new Error(`PUT layout: ${res.status} ${await res.text()}`);
+    // Small, cheap senders: ten participants on two cores. Joined one after the other (join order is tile order).
+    for (let i = 0; i < 9; i++) {
+      const c = startTesseraClient(ctx, room, `client-${i + 1}`, PARTICIPANT_MEDIA[1 + (i % 3)],
+        ['--volume', '0', '--width', '160', '--height', '90', '--fps', '10', '--no-decode']);
+      clients.push(c);
+      ids.push((await c.waitEvent('joined', `client-${i + 1} to join`)).id);
+    }
+    await Promise.all(clients.map((c, i) => c.waitEvent('connected', `client-${i + 1} to connect`)));
+    await waitMarked('the page to mark the last client, and only it, "not on screen"', [ids[8]]);
+    // The hidden one speaks: it is shown, and client-8 (the last who never spoke) is not.
+    clients[8].command('tone 0.3');
+    await waitMarked('the mark to move from client-9 to client-8', [ids[7]]);
+  } finally {
+    console.log(`# participant list: ${short(last, 1200)}`);
+    await screenshots(ctx, [page], 'recent');
+    for (const c of clients) await c.stop();
+    await page.close();
+  }
+});
+
 test('a Chromium page publishes over WHIP with trickle ICE: the room sees its colour and hears its tone until DELETE', async (ctx) => {
   const room = roomName('e2e-whip');
   // Join order is grid order: the two clients, then the page (blue, 990 Hz).

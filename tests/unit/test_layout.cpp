@@ -19,6 +19,7 @@
 using tessera::layout::computeTiles;
 using tessera::layout::defaultGridSpec;
 using tessera::layout::gridShape;
+using tessera::layout::onScreen;
 using tessera::layout::Rect;
 using tessera::layout::Source;
 using tessera::layout::Tile;
@@ -671,4 +672,26 @@ TEST_CASE("the rest grid's max caps the tiles; its cells are sized for the shown
     sources[1].lastSpoke = 3;
     CHECK(shownIds(computeTiles(sources, "", spec, 1280, 720)) ==
           std::vector<std::string>{"cam-p3", "cam-p2", "cam-p1"});
+}
+
+TEST_CASE("on screen: who has a tile, who sends video the layout leaves out", "[layout]") {
+    const auto spec = parseLayoutSpec(kRecentTwo);
+    tessera::layout::SpeakerRecency recency;
+    auto sources = afterTrace(5, {5}, recency);
+    // p5 speaks (large), p1 and p2 (join order) below; p3 and p4 are left out.
+    auto tiles = computeTiles(sources, "p5", spec, 1280, 720);
+    REQUIRE(shownIds(tiles) == std::vector<std::string>{"cam-p5", "cam-p1", "cam-p2"});
+    auto seen = onScreen(sources, tiles);
+    CHECK(seen.shown == std::vector<std::string>{"p1", "p2", "p5"});
+    CHECK(seen.hidden == std::vector<std::string>{"p3", "p4"});
+    // p3's screen share has a tile, its camera none: p3 is shown, and listed once.
+    sources.push_back(screen(3));
+    tiles.push_back(Tile{"screen-p3"});
+    seen = onScreen(sources, tiles);
+    CHECK(seen.shown == std::vector<std::string>{"p1", "p2", "p3", "p5"});
+    CHECK(seen.hidden == std::vector<std::string>{"p4"});
+    // Nothing shown: everyone who sends is hidden; nothing sent: empty lists.
+    CHECK(onScreen(sources, {}).shown.empty());
+    CHECK(onScreen(sources, {}).hidden == std::vector<std::string>{"p1", "p2", "p3", "p4", "p5"});
+    CHECK(onScreen({}, {}) == tessera::protocol::OnScreen{});
 }

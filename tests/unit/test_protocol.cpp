@@ -374,6 +374,25 @@ TEST_CASE("server messages round-trip", "[protocol]") {
     }
 }
 
+TEST_CASE("on-screen: who is in the composite and who is left out, both ways; bad lists named", "[protocol]") {
+    const OnScreen some{{"p1", "p2"}, {"p3"}};
+    CHECK(serialize(ServerMessage{some}) == R"({"type":"on-screen","shown":["p1","p2"],"hidden":["p3"]})");
+    CHECK(std::get<OnScreen>(parseServerMessage(serialize(ServerMessage{some}))) == some);
+    // Nobody sends video yet: two empty lists, never absent ones.
+    CHECK(serialize(ServerMessage{OnScreen{}}) == R"({"type":"on-screen","shown":[],"hidden":[]})");
+    CHECK(std::get<OnScreen>(parseServerMessage(R"({"type":"on-screen","shown":[],"hidden":[]})")) == OnScreen{});
+    CHECK_THROWS_WITH(parseServerMessage(R"({"type":"on-screen","shown":[]})"), "on-screen.hidden: missing");
+    CHECK_THROWS_WITH(parseServerMessage(R"({"type":"on-screen","shown":"p1","hidden":[]})"),
+                      "on-screen.shown: must be an array");
+    CHECK_THROWS_WITH(parseServerMessage(R"({"type":"on-screen","shown":["p1",2],"hidden":[]})"),
+                      "on-screen.shown[1]: must be a string");
+    CHECK_THROWS_WITH(parseServerMessage(R"({"type":"on-screen","shown":["p1"],"hidden":["p1"]})"),
+                      "on-screen.hidden: \"p1\" is also shown");
+    // A client that does not know it gets an unknown type, which the contract lets it ignore.
+    CHECK_THROWS_WITH(parseClientMessage(R"({"type":"on-screen","shown":[],"hidden":[]})"),
+                      "type: unknown message type \"on-screen\"");
+}
+
 TEST_CASE("server messages: RTCIceServer urls may be one string; bad input names the field", "[protocol]") {
     const auto joined = std::get<Joined>(parseServerMessage(
         R"({"type":"joined","id":"a","room":"r","participants":[],"iceServers":[{"urls":"stun:s"}]})"));

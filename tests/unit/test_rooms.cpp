@@ -1111,6 +1111,28 @@ TEST_CASE("send-size goes to its participant only, the API shows the camera's; a
     CHECK(bob.count<protocol::SendSize>() == 0);
 }
 
+TEST_CASE("on-screen goes to everyone, a joiner gets the last one", "[rooms][onscreen]") {
+    Fixture f;
+    FakeSink alice, bob;
+    const std::string a = f.join("r1", "Alice", alice);
+    const std::string b = f.join("r1", "Bob", bob);
+    media::RoomListener& listener = f.engine.room("r1").listener;
+    // Nothing said before media says it: a joiner gets none either.
+    CHECK(alice.count<protocol::OnScreen>() == 0);
+
+    const protocol::OnScreen first{{a}, {b}}, second{{b}, {a}};
+    listener.onOnScreen(first);
+    CHECK(alice.last<protocol::OnScreen>() == first);
+    CHECK(bob.last<protocol::OnScreen>() == first);
+    listener.onOnScreen(second);
+    CHECK(bob.all<protocol::OnScreen>() == std::vector<protocol::OnScreen>{first, second});
+
+    // A late joiner learns who is on screen, after `joined`.
+    FakeSink carol;
+    f.join("r1", "Carol", carol);
+    CHECK(carol.all<protocol::OnScreen>() == std::vector<protocol::OnScreen>{second});
+}
+
 TEST_CASE("a live screen share switches to presentation and back", "[rooms]") {
     Fixture f;
     FakeSink alice, bob;

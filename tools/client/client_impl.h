@@ -145,6 +145,7 @@ private:
     void handle(const proto::RecordingChanged& m);
     void handle(const proto::AudioOnly& m);
     void handle(const proto::SendSize& m);
+    void handle(const proto::OnScreen& m);
     void applyRemoteCandidate(const proto::IceCandidate& c);
     void onWsClosed();
     void createOffer();
@@ -193,6 +194,8 @@ private:
     void onVideoSample(glib::SamplePtr sample);
     void onAudioSample(glib::SamplePtr sample);
     void readStamp(GstSample* sample, double arrivedMs); // Borrows the sample.
+    // Thread: streaming. Checks an armed `watch` against a decoded frame.
+    void checkWatch(GstSample* sample, double arrivedMs); // Borrows the sample.
     static void onPadAddedCb(GstElement*, GstPad* pad, gpointer user) noexcept;
     static GstFlowReturn onVideoSampleCb(GstAppSink* sink, gpointer user) noexcept;
     static GstFlowReturn onAudioSampleCb(GstAppSink* sink, gpointer user) noexcept;
@@ -272,6 +275,7 @@ private:
     RtpMeasure m_rtpVideo;
     RtpMeasure m_rtpAudio;
     LatencyMeasure m_latency;
+    ColorWatch m_watch;
 
     // --send-file: the source that feeds our payloaders, and our place in it.
     std::shared_ptr<FileSource> m_fileSource;
@@ -291,6 +295,7 @@ private:
     std::string m_id;
     std::vector<proto::ParticipantInfo> m_participants;
     std::string m_speaker;
+    proto::OnScreen m_onScreen; // the last `on-screen` (report: onScreen, offScreen)
     std::string m_layout;
     std::vector<std::string> m_errors;
     std::string m_audioOnly;         // the server sends us audio only, and why ("link", ...); "": video

@@ -1,5 +1,6 @@
 // tessera-client: the commands on stdin, one per line (docs/client.md);
 // each answers with a JSON line on stdout.
+#include <cstdio>
 #include <cstdlib>
 
 #include "client_impl.h"
@@ -65,6 +66,27 @@ void Client::command(std::string_view line) {
         }
         // audiotestsrc reads its volume for every buffer it fills.
         g_object_set(tone.get(), "volume", volume, nullptr);
+        reply(true);
+    } else if (verb == "watch") {
+        // watch FX FY COLOUR: a `watch-seen` event (with `ts`) at the first
+        // decoded frame whose point (FX, FY) shows COLOUR; a new watch replaces one armed.
+        const std::string text(rest);
+        double fx = -1, fy = -1;
+        char color[32] = {};
+        int used = 0;
+        const auto parsed = std::sscanf(text.c_str(), "%lf %lf %31s%n", &fx, &fy, color, &used);
+        const auto rgb = parsed == 3 ? analysis::parseColor(color) : std::nullopt;
+        if (!rgb || static_cast<std::size_t>(used) != text.size() || !(fx >= 0 && fx <= 1) || !(fy >= 0 && fy <= 1)) {
+            reply(false, "watch takes FX FY COLOUR (fractions 0-1, 0xRRGGBB)");
+            return;
+        }
+        {
+            std::lock_guard lock(m_watch.mutex);
+            m_watch.armed = true;
+            m_watch.fx = fx;
+            m_watch.fy = fy;
+            m_watch.color = *rgb;
+        }
         reply(true);
     } else if (verb == "send") {
         if (!m_ws || soup_websocket_connection_get_state(m_ws.get()) != SOUP_WEBSOCKET_STATE_OPEN) {
@@ -160,8 +182,8 @@ void Client::command(std::string_view line) {
     } else {
         reply(
             false,
-            "unknown command; use report, reset-gap, reset-peaks, tone VOLUME, send RAW, chat TEXT, file-text TEXT, file-data HEX, "
-            "loss PERCENT, stall-data on|off, audio-only on|off, offer, leave or quit");
+            "unknown command; use report, reset-gap, reset-peaks, tone VOLUME, watch FX FY COLOUR, send RAW, chat TEXT, "
+            "file-text TEXT, file-data HEX, loss PERCENT, stall-data on|off, audio-only on|off, offer, leave or quit");
     }
 }
 

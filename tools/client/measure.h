@@ -170,4 +170,13 @@ struct LatencyMeasure {
     }
 };
 
+// A colour the test waits for at one point of the received picture (the
+// `watch` command): the first decoded frame showing it there is stamped.
+struct ColorWatch {
+    std::mutex mutex;
+    bool armed = false;
+    double fx = 0, fy = 0; // the point, fractions of the frame
+    analysis::Rgb color;
+};
+
 } // namespace tessera::client

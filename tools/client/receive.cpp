@@ -171,6 +171,7 @@ void Client::onVideoSample(glib::SamplePtr sample) {
     const int height = GST_VIDEO_INFO_HEIGHT(&info);
     const double arrivedMs = wallMs();
     if (m_options.readStamp) readStamp(sample.get(), arrivedMs);
+    checkWatch(sample.get(), arrivedMs);
     bool first = false;
     bool resized = false;
     {
@@ -224,6 +225,29 @@ void Client::readStamp(GstSample* sample, double arrivedMs) {
             c.event(visible ? "stamp-visible" : "stamp-hidden", {{"ts", ts}});
         });
     }
+}
+
+// Thread: streaming. Measured on the decoder's output, before any report
+// polling, so the time is the frame's own: a cell of the thumbnail grid
+// (1/64 x 1/36 of the frame) around the point, averaged.
+void Client::checkWatch(GstSample* sample, double arrivedMs) {
+    std::lock_guard lock(m_watch.mutex);
+    if (!m_watch.armed) return;
+    bool seen = false;
+    withFrame(sample, [&](const analysis::FrameView& view) {
+        const int w = std::max(1, view.width / analysis::kThumbnailWidth);
+        const int h = std::max(1, view.height / analysis::kThumbnailHeight);
+        const analysis::Rect cell{static_cast<int>(m_watch.fx * view.width) - w / 2,
+                                  static_cast<int>(m_watch.fy * view.height) - h / 2, w, h};
+        const auto average = analysis::averageColor(view, cell);
+        seen = average && analysis::colorsClose(*average, m_watch.color, 60);
+    });
+    if (!seen) return;
+    m_watch.armed = false;
+    glib::post(weak_from_this(), [ts = std::round(arrivedMs * 10.0) / 10.0, fx = m_watch.fx, fy = m_watch.fy,
+                                  color = analysis::toString(m_watch.color)](Client&) {
+        emitEvent("watch-seen", {{"ts", ts}, {"x", fx}, {"y", fy}, {"color", color}});
+    });
 }
 
 // Thread: streaming (appsink).
@@ -361,6 +385,8 @@ Json Client::report() {
     j["participants"] = ids;
     j["peers"] = peers;
     j["speaker"] = m_speaker;
+    j["onScreen"] = m_onScreen.shown;
+    j["offScreen"] = m_onScreen.hidden;
     j["layout"] = m_layout;
     j["errors"] = m_errors;
     j["audioOnly"] = m_audioOnly;

@@ -446,6 +446,11 @@ void Client::handle(const proto::SendSize& m) {
     if (m.source == "camera" && !m_options.ignoreSendSize) applySendSize(m);
 }
 
+void Client::handle(const proto::OnScreen& m) {
+    m_onScreen = m;
+    emitEvent("on-screen", {{"shown", m.shown}, {"hidden", m.hidden}});
+}
+
 void Client::handle(const proto::ErrorMessage& m) {
     m_errors.push_back(m.message);
     event("error", {{"code", std::string(toString(m.code))}, {"message", m.message}});

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "tessera/protocol/layout_spec.h"
+#include "tessera/protocol/messages.h"
 
 namespace tessera::layout {
 
@@ -55,6 +56,11 @@ struct Rect {
 // the rest grid's `restMax`, are omitted.
 std::vector<Tile> computeTiles(const std::vector<Source>& sources, const std::string& speakerId,
                                const protocol::LayoutSpec& spec, unsigned canvasWidth, unsigned canvasHeight);
+
+// Who is in the picture (docs/protocol.md, `on-screen`): a participant is
+// shown when any of its sources has a tile, hidden when it has sources and
+// none has one. Both lists in the order of `sources`, each id once.
+protocol::OnScreen onScreen(const std::vector<Source>& sources, const std::vector<Tile>& tiles);
 
 // The parts of the tiles' borders that are not hidden by a tile drawn above
 // them, as disjoint rectangles on even pixels. `tiles` is in drawing order

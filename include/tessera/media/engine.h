@@ -139,6 +139,10 @@ public:
         (void)participantId;
         (void)size;
     }
+    // Thread: main. Whose video the composite shows now, and whose it leaves
+    // out (docs/protocol.md, `on-screen`): tell everyone. Coalesced (at most
+    // one per 500 ms); never called from inside a RoomMedia call.
+    virtual void onOnScreen(const protocol::OnScreen& onScreen) { (void)onScreen; }
     // Thread: main. The recorder failed (unwritable target, disk full, an
     // element error) and was removed; the room goes on. No stop follows.
     virtual void onRecordingFailed(const std::string& reason) { (void)reason; }

@@ -4,11 +4,8 @@
 // changes, at most one message per source per interval. Pure policy: no
 // GStreamer, no GLib, no JSON; time is passed in (ms, monotonic).
 #include <cstdint>
-#include <map>
-#include <optional>
-#include <string>
-#include <utility>
-#include <vector>
+
+#include "tessera/policy/coalescer.h"
 
 namespace tessera::policy {
 
@@ -41,35 +38,8 @@ inline constexpr std::int64_t kMinSendBitrate = 100'000;
 // bit rate.
 SendRequest sendRequest(unsigned tileWidth, unsigned tileHeight, const SendSizeInput& input);
 
-// Coalesces changes to what each source (by key) is asked: a source's first
-// request is due at once, a change is due at once too unless that source was
-// sent one less than `intervalMs` ago, then when the interval ends, with the
-// latest value. A change back to what was sent cancels it. So a burst of
-// joins, speaker changes or layout switches costs each sender at most one
-// message per interval, and a single change is never delayed.
-class SendSizeThrottle {
-public:
-    explicit SendSizeThrottle(std::int64_t intervalMs = 500) : m_intervalMs(intervalMs) {}
-
-    void want(const std::string& key, const SendRequest& request);
-    // The source is gone: nothing pending, and its next request is a first one.
-    void forget(const std::string& key);
-    // The requests due at nowMs, each marked sent; in key order.
-    std::vector<std::pair<std::string, SendRequest>> due(std::int64_t nowMs);
-    // When the earliest pending request is due (a first request: INT64_MIN,
-    // so compare it with now rather than subtract); none pending: nullopt.
-    std::optional<std::int64_t> nextDueMs() const;
-
-private:
-    struct State {
-        std::optional<SendRequest> sent;
-        std::int64_t sentAtMs = 0;
-        std::optional<SendRequest> pending;
-    };
-    std::int64_t dueAt(const State& state) const;
-
-    std::int64_t m_intervalMs;
-    std::map<std::string, State> m_states;
-};
+// What each source (by key) is asked, coalesced: at most one message per
+// source per interval (500 ms by default), a single change at once.
+using SendSizeThrottle = Coalescer<SendRequest>;
 
 } // namespace tessera::policy

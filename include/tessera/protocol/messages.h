@@ -113,8 +113,19 @@ struct AudioOnly {
     bool enabled = false;
     std::string reason;
 };
+// An extension (docs/protocol.md, `on-screen`): whose video the room's
+// composite shows now. `shown`: participants with a camera or screen share
+// in a tile; `hidden`: participants who send video the layout leaves out
+// (e.g. beyond a `recent` layout's eight). Anyone in neither sends no video
+// the server has (receive-only, audio-only, not arrived yet). Each in the
+// room's order, no id in both.
+struct OnScreen {
+    std::vector<std::string> shown;
+    std::vector<std::string> hidden;
+    bool operator==(const OnScreen&) const = default;
+};
 using ServerMessage = std::variant<Joined, Answer, Candidate, ParticipantJoined, ParticipantLeft, LayoutChanged,
-                                   Speaker, ErrorMessage, RecordingChanged, SendSize, AudioOnly>;
+                                   Speaker, ErrorMessage, RecordingChanged, SendSize, AudioOnly, OnScreen>;
 
 // One JSON object per message, "type" first.
 std::string serialize(const ServerMessage& message);

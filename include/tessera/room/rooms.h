@@ -197,6 +197,8 @@ private:
     void onSpeakerChanged(Room& room, const std::string& participantId);
     // Tells the participant what the layout needs of its video (`send-size`).
     void onSendSize(Room& room, const std::string& participantId, const protocol::SendSize& size);
+    // Tells everyone whose video the composite shows (`on-screen`).
+    void onOnScreen(Room& room, const protocol::OnScreen& onScreen);
     void onScreenShareChanged(Room& room, const std::string& participantId, bool active);
     // `named`: the spec came from the layout library (a reload may update it).
     void applyLayout(Room& room, const protocol::LayoutSpec& spec, bool named);

@@ -43,6 +43,11 @@ export class TesseraClient {
     }, { timeout, describe: () => `events so far: ${short(this.events.slice(-8), 800)}` });
   }
 
+  /** Sends a command line (docs/client.md) whose reply nobody waits for, e.g. `tone 0.3`. */
+  command(line) {
+    this.child.stdin.write(`${line}\n`);
+  }
+
   /** One report (docs/client.md), or null if none comes within 10 s. */
   report() {
     if (!this.alive) return Promise.resolve(null);
