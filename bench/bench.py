@@ -1109,8 +1109,8 @@ class Bench:
 
     def viewers(self):
         """WHEP viewers of one room of 4 load participants (issue 14): server
-        cores with 0, 10 (and 50) viewers, each a tessera-client that does not
-        decode; then the room live to HLS, and to HLS and RTMP (a local ffmpeg
+        cores with 0, 10 (and 50) viewers, the sessions of one tessera-client
+        --count process per step, not decoding; then the room live to HLS, and to HLS and RTMP (a local ffmpeg
         that takes the stream and throws it away)."""
         counts = [0, 10] if self.quick else [0, 10, 50]
         room = "viewers"
@@ -1119,13 +1119,14 @@ class Bench:
         if failed:
             raise RuntimeError(f"{len(failed)} of the room's 4 load clients did not connect")
         out = {"points": [], "live": []}
-        viewers, ffmpeg = [], None
+        viewers, ffmpeg = [], None  # viewers: the --count processes
+        watching = 0  # their connected sessions
         endpoint = f"{self.server.url}/whep/{room}"
 
         def point(what, extra):
             time.sleep(self.settle)
             w = measure(self.server, members + viewers, self.window)
-            res = {"what": what, "viewers": len(viewers), "serverCores": w["serverCores"],
+            res = {"what": what, "viewers": watching, "serverCores": w["serverCores"],
                    "serverRssMB": w["serverRssMB"], "serverThreads": w["serverThreads"],
                    "clientCores": sum(w["clientCores"].values()), "minRecvFps": w["minRate"], "stalls": w["stalls"],
                    "encoders": sum(self.server.encoders(room).values()), **extra}
@@ -1136,11 +1137,14 @@ class Bench:
 
         try:
             for n in counts:
-                for k in range(len(viewers), n, 8):
-                    group = [Client(self.server, room, f"viewer{i}", self.logdir, ["--whep", endpoint, "--no-decode"])
-                             for i in range(k, min(n, k + 8))]
-                    self.live += group
-                    viewers += [c for c in group if c.wait_event("connected", 60)]
+                if n > watching:
+                    # One process for the step's new viewers (`--count`: each a WHEP session of its own, ~20
+                    # mcores against ~45-70 for a process each), so that 50 fit beside the server.
+                    group = Client(self.server, room, f"viewers{n}", self.logdir,
+                                   ["--whep", endpoint, "--no-decode", "--count", str(n - watching)])
+                    self.live.append(group)
+                    watching += self.wait_sessions(group, n - watching, 60)
+                    viewers.append(group)
                 out["points"].append(point(f"{n} viewers", {"asked": n}))
             if not self.over_budget(0.9):
                 status, body = self.server.request("POST", f"/api/rooms/{room}/live", {"hls": True})
@@ -1365,7 +1369,7 @@ def markdown(bench, res, mach):
     if viewers.get("points"):
         base = viewers["points"][0]
         lines += ["", "## Viewers and live streaming: one room of 4 load clients", "",
-                  "WHEP viewers (`tessera-client --whep`, not decoding) of the room's mix, added in steps; then the "
+                  "WHEP viewers (one `tessera-client --whep --count K` process per step, its sessions not decoding) of the room's mix, added in steps; then the "
                   "room live to HLS (`hlssink2`, served by Tessera), then to HLS and RTMP (`rtmp2sink` into a local "
                   "`ffmpeg -listen 1` that discards it). \"Per viewer\" is the server's cores over the room without "
                   "viewers, divided by the viewers; \"encoders\" counts the room's video encoders (`tessera_encoders`): "
