@@ -28,10 +28,8 @@ bool BandwidthEstimator::onFeedback(const TransportFeedback& feedback, std::int6
     const bool congested = shortfall || feedback.lossFraction > p.lossCongested;
     if (congested) {
         m_lastGrowMs.reset();
-        const double received = 1.0 - feedback.lossFraction; // 0 (nothing arrived) proves nothing
-        if (feedback.deliveredBps * 100 < feedback.sentBps * p.fullPercent && received > 0 &&
-            static_cast<double>(feedback.deliveredBps) / received * 100 <
-                static_cast<double>(feedback.sentBps * (100 - p.shortfallPercent)))
+        if (feedback.deliveredBps * 100 < feedback.sentBps * p.fullPercent &&
+            feedback.delayGradientUs > p.queueGradientUs)
             m_fullSinceClean = true;
         if (!m_congestedSince) {
             m_congestedSince = nowMs;
