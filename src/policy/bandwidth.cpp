@@ -28,7 +28,9 @@ bool BandwidthEstimator::onFeedback(const TransportFeedback& feedback, std::int6
     const bool congested = shortfall || feedback.lossFraction > p.lossCongested;
     if (congested) {
         m_lastGrowMs.reset();
-        if (feedback.deliveredBps * 100 < feedback.sentBps * p.fullPercent) m_fullSinceClean = true;
+        if (feedback.deliveredBps * 100 < feedback.sentBps * p.fullPercent &&
+            feedback.delayGradientUs > p.queueGradientUs)
+            m_fullSinceClean = true;
         if (!m_congestedSince) {
             m_congestedSince = nowMs;
             m_congestedDelivered = 0;
