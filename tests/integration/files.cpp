@@ -50,6 +50,27 @@ Json jsonOf(const HttpResponse& r) {
     return Json::parse(r.body);
 }
 
+void writeSendFile(const std::string& path, const std::string& what, const std::vector<std::string>& video,
+                   const std::vector<std::string>& vp8, int audioFrames, const std::vector<std::string>& audio,
+                   const std::vector<std::string>& more) {
+    std::vector<std::string> args = {"/usr/bin/gst-launch-1.0", "-q"};
+    const auto add = [&](const std::vector<std::string>& words) {
+        args.insert(args.end(), words.begin(), words.end());
+    };
+    add(video);
+    add({"!", "vp8enc", "deadline=1", "cpu-used=8", "threads=1"});
+    add(vp8);
+    add({"!", "queue", "!", "mux.", "audiotestsrc", "num-buffers=" + std::to_string(audioFrames),
+         "samplesperbuffer=960"});
+    add(audio);
+    add({"!", "audio/x-raw,rate=48000,channels=1", "!", "opusenc", "frame-size=20", "!", "queue", "!", "mux.",
+         "matroskamux", "name=mux", "!", "filesink", "location=" + path});
+    add(more);
+    Process gst(args, logFor(what));
+    // Encoding on a loaded 2-core machine: generous.
+    REQUIRE(gst.wait(Clock::now() + 120s) == 0);
+}
+
 std::vector<std::string> smallCall(std::vector<std::string> more) {
     std::vector<std::string> args = {"--video-width",       "640", "--video-height",     "360",
                                      "--video-framerate",   "15",  "--video-tile-width", "320",

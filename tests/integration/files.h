@@ -34,6 +34,15 @@ bool sanitized(pid_t pid);
 // Polls GET /api/rooms/{room} until `done` holds; returns the last details.
 Json waitRoom(Server& server, const std::string& room, const std::function<bool(const Json&)>& done);
 
+// Writes a VP8 + Opus Matroska file for `tessera-client --send-file` at
+// `path` with gst-launch-1.0: `video` (words ending in raw video) through
+// vp8enc (deadline=1 cpu-used=8 threads=1, then `vp8`), `audioFrames` 20 ms
+// frames of an audiotestsrc with `audio` as mono Opus, and `more` (further
+// branches, e.g. a compositor's inputs). Fails the test if gst-launch does.
+void writeSendFile(const std::string& path, const std::string& what, const std::vector<std::string>& video,
+                   const std::vector<std::string>& vp8, int audioFrames, const std::vector<std::string>& audio,
+                   const std::vector<std::string>& more = {});
+
 // Server arguments for a small composite with one tier (a call that keeps up
 // on a loaded 2-core machine), then `more`.
 std::vector<std::string> smallCall(std::vector<std::string> more = {});

@@ -24,46 +24,10 @@ const Rgb kLoadGrey{128, 128, 128}; // what the load sessions send
 // and silent Opus, 2 s long (the client loops it).
 std::string loadFile() {
     const std::string path = freshDir("large-media") + "/grey.mkv";
-    Process gst({"/usr/bin/gst-launch-1.0",
-                 "-q",
-                 "videotestsrc",
-                 "num-buffers=30",
-                 "pattern=solid-color",
-                 "foreground-color=0xff808080",
-                 "!",
-                 "video/x-raw,width=320,height=180,framerate=15/1",
-                 "!",
-                 "vp8enc",
-                 "deadline=1",
-                 "cpu-used=8",
-                 "threads=1",
-                 "keyframe-max-dist=15",
-                 "target-bitrate=200000",
-                 "!",
-                 "queue",
-                 "!",
-                 "mux.",
-                 "audiotestsrc",
-                 "num-buffers=100",
-                 "samplesperbuffer=960",
-                 "wave=silence",
-                 "!",
-                 "audio/x-raw,rate=48000,channels=1",
-                 "!",
-                 "opusenc",
-                 "frame-size=20",
-                 "!",
-                 "queue",
-                 "!",
-                 "mux.",
-                 "matroskamux",
-                 "name=mux",
-                 "!",
-                 "filesink",
-                 "location=" + path},
-                logFor("large-media"));
-    const auto status = gst.wait(Clock::now() + 120s);
-    REQUIRE(status == 0);
+    writeSendFile(path, "large-media",
+                  {"videotestsrc", "num-buffers=30", "pattern=solid-color", "foreground-color=0xff808080", "!",
+                   "video/x-raw,width=320,height=180,framerate=15/1"},
+                  {"keyframe-max-dist=15", "target-bitrate=200000"}, 100, {"wave=silence"});
     return path;
 }
 

@@ -81,6 +81,32 @@ bool toldToStop(Client& client) {
     }
 }
 
+// Red, the first in join order, in the speaker tile; green and blue below.
+bool firstPicture(const Json& report) {
+    return shows(report, kSpeakerTile, 0) && shows(report, kRestTiles[0], 1) && shows(report, kRestTiles[1], 2);
+}
+
+// kSix in `room`, in order, each with `more` arguments; the layout is set
+// once the first has joined. Returns once the first sees the first picture.
+struct Six {
+    std::vector<std::unique_ptr<Client>> clients;
+    std::vector<std::string> ids;
+};
+Six joinSix(Server& server, const std::string& room, const std::vector<std::string>& more) {
+    Six six;
+    for (const Participant& p : kSix) {
+        std::vector<std::string> args = {"--volume", "0", "--width", "320", "--height", "180", "--fps", "15"};
+        args.insert(args.end(), more.begin(), more.end());
+        six.clients.push_back(
+            std::make_unique<Client>(server, ClientOptions{room, p.name, p.color, p.tone, {}, false, args}));
+        six.ids.push_back(six.clients.back()->waitEvent("joined").value("id", ""));
+        if (six.ids.size() == 1)
+            REQUIRE(httpRequest("PUT", server.http() + "/api/rooms/" + room + "/layout", kLayout).status == 200);
+    }
+    REQUIRE(firstPicture(six.clients[0]->waitReport(firstPicture, 120s)));
+    return six;
+}
+
 } // namespace
 
 TEST_CASE("speaker + 2 recent: the hidden are not decoded and asked to stop; a speaker who was hidden appears",
@@ -88,34 +114,15 @@ TEST_CASE("speaker + 2 recent: the hidden are not decoded and asked to stop; a s
     Server server(kServerArgs);
     const std::string room = "recent";
     const std::string metric = "tessera_room_video_decoders{room=\"" + room + "\"}";
-    std::vector<std::unique_ptr<Client>> clients;
-    std::vector<std::string> ids;
-    for (const Participant& p : kSix) {
-        clients.push_back(
-            std::make_unique<Client>(server, ClientOptions{room,
-                                                           p.name,
-                                                           p.color,
-                                                           p.tone,
-                                                           {},
-                                                           false,
-                                                           {"--volume", "0", "--width", "320", "--height", "180",
-                                                            "--fps", "15", "--ignore-send-size"}}));
-        ids.push_back(clients.back()->waitEvent("joined").value("id", ""));
-        if (ids.size() == 1)
-            REQUIRE(httpRequest("PUT", server.http() + "/api/rooms/" + room + "/layout", kLayout).status == 200);
-    }
-
     // Nobody has spoken: red (first in join order) takes the speaker tile,
     // green and blue the two below; yellow, magenta and cyan are not shown.
+    Six six = joinSix(server, room, {"--ignore-send-size"});
+    auto& clients = six.clients;
+    auto& ids = six.ids;
     auto& viewer = *clients[0];
-    const auto firstPicture = [&](const Json& r) {
-        return shows(r, kSpeakerTile, 0) && shows(r, kRestTiles[0], 1) && shows(r, kRestTiles[1], 2);
-    };
-    Json report = viewer.waitReport(firstPicture, 120s);
-    REQUIRE(firstPicture(report));
     REQUIRE(waitUntil([&] { return server.metric(metric) == 3; }, 60s));
     // Not decoded, though they keep sending: their colours are nowhere.
-    report = viewer.report();
+    Json report = viewer.report();
     for (std::size_t k = 3; k < kSix.size(); ++k) {
         INFO(kSix[k].name << " is not shown");
         CHECK_FALSE(anywhere(report, k));
@@ -158,26 +165,10 @@ TEST_CASE("speaker + 2 recent: the hidden are not decoded and asked to stop; a s
 TEST_CASE("speaker + 2 recent: a hidden speaker's picture appears, and how long it takes", "[recent][layout][appear]") {
     Server server(kServerArgs);
     const std::string room = "appear";
-    std::vector<std::unique_ptr<Client>> clients;
-    std::vector<std::string> ids;
-    for (const Participant& p : kSix) {
-        clients.push_back(std::make_unique<Client>(server, ClientOptions{room,
-                                                                         p.name,
-                                                                         p.color,
-                                                                         p.tone,
-                                                                         {},
-                                                                         false,
-                                                                         {"--volume", "0", "--width", "320", "--height",
-                                                                          "180", "--fps", "15", "--timestamps"}}));
-        ids.push_back(clients.back()->waitEvent("joined").value("id", ""));
-        if (ids.size() == 1)
-            REQUIRE(httpRequest("PUT", server.http() + "/api/rooms/" + room + "/layout", kLayout).status == 200);
-    }
+    Six six = joinSix(server, room, {"--timestamps"});
+    auto& clients = six.clients;
+    auto& ids = six.ids;
     auto& viewer = *clients[0];
-    const auto firstPicture = [&](const Json& r) {
-        return shows(r, kSpeakerTile, 0) && shows(r, kRestTiles[0], 1) && shows(r, kRestTiles[1], 2);
-    };
-    REQUIRE(firstPicture(viewer.waitReport(firstPicture, 120s)));
     // The talker is hidden, told so, and (obeying) sends no video now.
     REQUIRE(toldToStop(*clients[kTalker]));
     const auto offScreen = [&](const Json& r) {
