@@ -104,9 +104,11 @@ void PeerCore::setAudioOnly(bool audioOnly) {
 }
 
 void PeerCore::tellAudioOnly() {
-    // A trial of the lowest tier is not video back yet: the client keeps
-    // saying "audio only" until it passes, rather than flicker at each one.
-    if (m_tiers->inTrial()) return;
+    // A tier asked for by name (a WHEP viewer's ?tier=) has no selector and
+    // is never audio only. A trial of the lowest tier is not video back yet:
+    // the client keeps saying "audio only" until it passes, rather than
+    // flicker at each one.
+    if (!m_tiers || m_tiers->inTrial()) return;
     const std::string reason = reasonName(m_tiers->audioOnlyReason());
     if (reason == m_toldAudioOnly) return;
     // Nothing to tell a client that has always had video.
