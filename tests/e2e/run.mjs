@@ -596,6 +596,57 @@ test('an ICE restart keeps the call going', async (ctx) => {
 // localhost that takes https (docs/security.md). The server here has its own
 // certificate for tessera.test, mapped to loopback; Chromium is told to
 // accept it rather than made to trust a CA, which is what this costs to set up.
+test('"Audio only" stops the video, says so and keeps the sound; "Video on" brings the picture back', async (ctx) => {
+  const { room, pages } = await threeInARoom(ctx);
+  const [a, , c] = pages;
+  await waitConnected(c);
+  await waitFramesRising(c);
+  const tierOf = async (name) => {
+    const details = await (await fetch(new URL(`/api/rooms/${room}`, ctx.url))).json();
+    return details.participants?.find((p) => p.name === name)?.tier;
+  };
+  let heard = null;
+  const carolHearsAlice = (what) => waitFor(what, async () => {
+    heard = await hearTones(c, [a.media.freq]);
+    return heard && heard[a.media.freq] >= 25;
+  }, { timeout: seconds(45), interval: 500, describe: () => `${c.name} hears (dB above floor) ${JSON.stringify(heard)}` });
+  const shown = () => c.eval(() => window.tessera.audioOnlyShown);
+  try {
+    await c.page.click('#audio-only-button');
+    await waitFor(`${c.name}'s page to show "Audio only" (her own choice)`, async () => {
+      const s = await shown();
+      return s.label === 'Audio only' && /as you asked/.test(s.stage) && (await c.eval(() => window.tessera.audioOnly)) === 'request';
+    }, { timeout: seconds(30), describe: async () => `shown ${short(await shown())}; ${await c.describe()}` });
+    const tier = await tierOf(c.name);
+    if (tier !== 'audio') throw new Error(`GET /api/rooms says ${c.name} receives tier ${tier}, not "audio"`);
+    // No more video frames (what was in flight has arrived after a second), the sound goes on.
+    await new Promise((r) => setTimeout(r, 1000));
+    const frozenAt = await framesDecoded(c);
+    await carolHearsAlice(`${c.name} to hear ${a.name} while audio only`);
+    await new Promise((r) => setTimeout(r, 2000));
+    const frames = await framesDecoded(c);
+    if (frames > frozenAt + 2) throw new Error(`${c.name} decoded ${frames - frozenAt} frames while audio only`);
+    const button = await c.eval(() => document.getElementById('audio-only-button').textContent);
+    if (button !== 'Video on') throw new Error(`the button reads "${button}" while audio only`);
+
+    await c.page.click('#audio-only-button');
+    await waitFor(`${c.name}'s page to drop the "Audio only" label`, async () => (await shown()).label === null,
+      { timeout: seconds(30), describe: async () => `shown ${short(await shown())}` });
+    await waitFramesRising(c);
+    let shares = null;
+    await waitFor(`${c.name}'s mix to show ${a.name}'s red again`, async () => {
+      shares = await colourShares(c);
+      return shares && shares.red >= 2;
+    }, { timeout: seconds(45), describe: () => `colour shares % ${JSON.stringify(shares)}` });
+    await carolHearsAlice(`${c.name} to hear ${a.name} with video back`);
+    const back = await tierOf(c.name);
+    if (back === 'audio') throw new Error(`GET /api/rooms still says ${c.name} is on the audio-only tier`);
+  } finally {
+    await screenshots(ctx, pages, 'audio-only');
+    if (await c.eval(() => window.tessera.session?.wantAudioOnly)) await c.page.click('#audio-only-button');
+  }
+});
+
 test('over https on a public name the page gets its camera and the call runs over wss', async (ctx) => {
   if (!ctx.server) throw new Error('needs a server binary the runner starts (not --url)');
   const dir = path.join(ctx.artifacts, 'tls');
@@ -902,57 +953,6 @@ test('Chromium, Firefox ESR and an H.264-only tessera-client in one room all see
     await client?.stop();
     await ff?.stop();
     await chrome.close();
-  }
-});
-
-test('"Audio only" stops the video, says so and keeps the sound; "Video on" brings the picture back', async (ctx) => {
-  const { room, pages } = await threeInARoom(ctx);
-  const [a, , c] = pages;
-  await waitConnected(c);
-  await waitFramesRising(c);
-  const tierOf = async (name) => {
-    const details = await (await fetch(new URL(`/api/rooms/${room}`, ctx.url))).json();
-    return details.participants?.find((p) => p.name === name)?.tier;
-  };
-  let heard = null;
-  const carolHearsAlice = (what) => waitFor(what, async () => {
-    heard = await hearTones(c, [a.media.freq]);
-    return heard && heard[a.media.freq] >= 25;
-  }, { timeout: seconds(45), interval: 500, describe: () => `${c.name} hears (dB above floor) ${JSON.stringify(heard)}` });
-  const shown = () => c.eval(() => window.tessera.audioOnlyShown);
-  try {
-    await c.page.click('#audio-only-button');
-    await waitFor(`${c.name}'s page to show "Audio only" (her own choice)`, async () => {
-      const s = await shown();
-      return s.label === 'Audio only' && /as you asked/.test(s.stage) && (await c.eval(() => window.tessera.audioOnly)) === 'request';
-    }, { timeout: seconds(30), describe: async () => `shown ${short(await shown())}; ${await c.describe()}` });
-    const tier = await tierOf(c.name);
-    if (tier !== 'audio') throw new Error(`GET /api/rooms says ${c.name} receives tier ${tier}, not "audio"`);
-    // No more video frames (what was in flight has arrived after a second), the sound goes on.
-    await new Promise((r) => setTimeout(r, 1000));
-    const frozenAt = await framesDecoded(c);
-    await carolHearsAlice(`${c.name} to hear ${a.name} while audio only`);
-    await new Promise((r) => setTimeout(r, 2000));
-    const frames = await framesDecoded(c);
-    if (frames > frozenAt + 2) throw new Error(`${c.name} decoded ${frames - frozenAt} frames while audio only`);
-    const button = await c.eval(() => document.getElementById('audio-only-button').textContent);
-    if (button !== 'Video on') throw new Error(`the button reads "${button}" while audio only`);
-
-    await c.page.click('#audio-only-button');
-    await waitFor(`${c.name}'s page to drop the "Audio only" label`, async () => (await shown()).label === null,
-      { timeout: seconds(30), describe: async () => `shown ${short(await shown())}` });
-    await waitFramesRising(c);
-    let shares = null;
-    await waitFor(`${c.name}'s mix to show ${a.name}'s red again`, async () => {
-      shares = await colourShares(c);
-      return shares && shares.red >= 2;
-    }, { timeout: seconds(45), describe: () => `colour shares % ${JSON.stringify(shares)}` });
-    await carolHearsAlice(`${c.name} to hear ${a.name} with video back`);
-    const back = await tierOf(c.name);
-    if (back === 'audio') throw new Error(`GET /api/rooms still says ${c.name} is on the audio-only tier`);
-  } finally {
-    await screenshots(ctx, pages, 'audio-only');
-    if (await c.eval(() => window.tessera.session?.wantAudioOnly)) await c.page.click('#audio-only-button');
   }
 });
 
