@@ -40,6 +40,8 @@ constexpr guint kStatsEveryTicks = 2;
 constexpr guint kRecorderDrainSeconds = 15;
 // A peer's bin goes NULL in well under a second; this much means it is stuck.
 constexpr std::chrono::seconds kPeerTeardownBound{5};
+// LATENCY messages within this much of the first share one recalculation.
+constexpr guint kLatencyUpdateDelayMs = 250;
 
 // An error message as "element: message", and its debug text.
 std::pair<std::string, std::string> describeError(GstMessage* message) {
@@ -236,6 +238,27 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
         this, nullptr);
     gst_object_unref(mixOut);
     GstBus* bus = gst_element_get_bus(m_pipeline.get());
+    // Only what onBusMessage reads is queued for the main loop. Every state
+    // change and stream status of every element of every peer was queued
+    // too: the bus queue is lock-free, and a writer spins until the one
+    // before it has finished its slot, so thirty peer bins going NULL at
+    // once on thirty pool threads (a room of 30 closing) spun for minutes
+    // on two cores, the main loop blocked behind one of them (its latency
+    // update waits for a bin's state lock): seen in gdb, the [large] test.
+    gst_bus_set_sync_handler(
+        bus,
+        [](GstBus*, GstMessage* message, gpointer) noexcept {
+            // Thread: any (whoever posts).
+            switch (GST_MESSAGE_TYPE(message)) {
+            case GST_MESSAGE_ERROR:
+            case GST_MESSAGE_WARNING:
+            case GST_MESSAGE_ELEMENT:
+            case GST_MESSAGE_EOS:
+            case GST_MESSAGE_LATENCY: return GST_BUS_PASS;
+            default: return GST_BUS_DROP;
+            }
+        },
+        nullptr, nullptr);
     m_busWatch = gst_bus_add_watch(
         bus,
         [](GstBus*, GstMessage* message, gpointer self) noexcept -> gboolean {
@@ -264,6 +287,7 @@ RoomPipeline::~RoomPipeline() {
     *m_alive = false;
     if (m_stopTimeout) g_source_remove(m_stopTimeout);
     if (m_tickSource) g_source_remove(m_tickSource);
+    if (m_latencyTimer) g_source_remove(m_latencyTimer);
     if (m_noticeTimer) g_source_remove(m_noticeTimer);
     if (m_busWatch) g_source_remove(m_busWatch);
     // Peers that left last may still be going NULL and out of the pipeline on
@@ -992,9 +1016,28 @@ void RoomPipeline::onBusMessage(GstMessage* message) {
         speakerMaybeChanged(m_speakers.update(GST_OBJECT_NAME(bin) + 5, loudest, g_get_monotonic_time() / 1000));
         break;
     }
-    case GST_MESSAGE_LATENCY: gst_bin_recalculate_latency(pipeline()); break;
+    case GST_MESSAGE_LATENCY: scheduleLatencyUpdate(); break;
     default: break;
     }
+}
+
+// One recalculation for a burst of LATENCY messages. It queries every
+// element of every peer, on the main loop: once per message, thirty peers
+// joining (each posting several) kept the main loop busy for seconds at a
+// time (the [large] test, in gdb), the API and every room's signaling
+// waiting. A new peer's latency counts a moment later instead.
+void RoomPipeline::scheduleLatencyUpdate() {
+    if (m_latencyTimer) return;
+    m_latencyTimer = g_timeout_add(
+        kLatencyUpdateDelayMs,
+        [](gpointer self) noexcept -> gboolean {
+            // Thread: main.
+            auto* room = static_cast<RoomPipeline*>(self);
+            room->m_latencyTimer = 0;
+            gst_bin_recalculate_latency(room->pipeline());
+            return G_SOURCE_REMOVE;
+        },
+        this);
 }
 
 bool RoomPipeline::adoptSpeaker(bool changed) {

@@ -168,6 +168,8 @@ private:
     // Thread: main. Closes the live encoder once it has no target left.
     void closeLiveIfIdle();
     void onTick();
+    // Thread: main. Recalculates the pipeline latency once, shortly (LATENCY messages come in bursts).
+    void scheduleLatencyUpdate();
     // Thread: the background's, at its first frame. Shifts the background so
     // that its next frame starts the compositor on the decoders' frame grid;
     // true when that first frame is to be dropped.
@@ -246,6 +248,7 @@ private:
 
     guint m_busWatch = 0;
     guint m_tickSource = 0;
+    guint m_latencyTimer = 0; // a latency recalculation due (scheduleLatencyUpdate)
     // Send sizes, by source id. Thread: main.
     policy::SendSizeThrottle m_sendSizes;
     // Who is in the composite (docs/protocol.md, `on-screen`), one key (""):
