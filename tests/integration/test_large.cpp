@@ -54,13 +54,11 @@ std::vector<std::uint64_t> packets(const Json& report, const std::string& kind) 
 
 } // namespace
 
-// Hidden ("[.]": run it by its tag) until the server bug it found is fixed:
-// it passed 6 of 13 runs at load 25-45. Failures: one or two of the last
-// sessions' ICE/DTLS failing at the same instant; the server's main loop
-// stopping mid-call (the two clients' media stopped and GET /api/rooms/large
-// timed out) or overrunning its stop bound (issue 12's note, session 13).
+// It found a server bug: the main loop busy or blocked for seconds to
+// minutes while 30 peers joined or left (the room's bus and its latency
+// updates: docs/architecture.md, "Teardown without stalling the room").
 TEST_CASE("a room of 30 in the speaker + 8 layout: everyone gets media, the server decodes at most 9",
-          "[.][large][recent][layout]") {
+          "[large][recent][layout]") {
     const std::string media = loadFile();
     Server server(smallCall({"--default-layout", "recent", "--max-participants", "40"}));
     const std::string room = "large";
