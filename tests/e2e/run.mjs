@@ -598,7 +598,7 @@ test('an ICE restart keeps the call going', async (ctx) => {
 // accept it rather than made to trust a CA, which is what this costs to set up.
 test('"Audio only" stops the video, says so and keeps the sound; "Video on" brings the picture back', async (ctx) => {
   const { room, pages } = await threeInARoom(ctx);
-  const [a, , c] = pages;
+  const [a, b, c] = pages;
   await waitConnected(c);
   await waitFramesRising(c);
   const tierOf = async (name) => {
@@ -634,10 +634,17 @@ test('"Audio only" stops the video, says so and keeps the sound; "Video on" brin
       { timeout: seconds(30), describe: async () => `shown ${short(await shown())}` });
     await waitFramesRising(c);
     let shares = null;
+    // On failure: whether the others' mix lacks the red too (then it is the
+    // room's composite, not this receiver's way back), and what the server
+    // decodes of whom.
     await waitFor(`${c.name}'s mix to show ${a.name}'s red again`, async () => {
       shares = await colourShares(c);
       return shares && shares.red >= 2;
-    }, { timeout: seconds(45), describe: () => `colour shares % ${JSON.stringify(shares)}` });
+    }, {
+      timeout: seconds(45),
+      describe: async () => `colour shares % ${JSON.stringify(shares)}; ${b.name}'s ${JSON.stringify(await colourShares(b))}; `
+        + `server ${short((await (await fetch(new URL(`/api/rooms/${room}`, ctx.url))).json()).participants)}`,
+    });
     await carolHearsAlice(`${c.name} to hear ${a.name} with video back`);
     const back = await tierOf(c.name);
     if (back === 'audio') throw new Error(`GET /api/rooms still says ${c.name} is on the audio-only tier`);
