@@ -116,6 +116,22 @@ void PeerCore::start() {
     g_object_set(m_webrtc.get(), "bundle-policy", GST_WEBRTC_BUNDLE_POLICY_MAX_BUNDLE, "latency",
                  config.jitterLatencyMs, nullptr);
     configureIce(m_webrtc.get(), config, iceAddresses(config));
+    // No retransmission request for a packet before a later one shows it is
+    // missing. By default (rtx-next-seqnum) the jitter buffer expects each
+    // next packet one frame after the last and, when a sender pauses (its
+    // send-size says it is not shown), gives that packet up as lost: the key
+    // frame it resumes with then arrives "too late, already popped" and is
+    // dropped, and its picture waits for a PLI round trip (~300-800 ms more
+    // in the [appear] test; seen in rtpjitterbuffer's log). Losses between
+    // packets are still asked for (NACK).
+    if (auto rtpbin = ElementRef::adopt(gst_bin_get_by_name(GST_BIN(m_webrtc.get()), "rtpbin"))) {
+        g_signal_connect(rtpbin.get(), "new-jitterbuffer",
+                         G_CALLBACK(+[](GstElement*, GstElement* jitterBuffer, guint, guint, gpointer) noexcept {
+                             // Thread: streaming (the first packet of an SSRC).
+                             g_object_set(jitterBuffer, "rtx-next-seqnum", FALSE, nullptr);
+                         }),
+                         nullptr);
+    }
 
     auto self = shared_from_this();
     auto connect = [&](const char* signal, GCallback cb) {
