@@ -635,15 +635,15 @@ test('"Audio only" stops the video, says so and keeps the sound; "Video on" brin
     await waitFramesRising(c);
     let shares = null;
     // On failure: whether the others' mix lacks the red too (then it is the
-    // room's composite, not this receiver's way back), and what the server
-    // decodes of whom.
+    // room's composite, not this receiver's way back), and the room as the
+    // server has it (its layout; what it decodes of whom).
     await waitFor(`${c.name}'s mix to show ${a.name}'s red again`, async () => {
       shares = await colourShares(c);
       return shares && shares.red >= 2;
     }, {
       timeout: seconds(45),
       describe: async () => `colour shares % ${JSON.stringify(shares)}; ${b.name}'s ${JSON.stringify(await colourShares(b))}; `
-        + `server ${short((await (await fetch(new URL(`/api/rooms/${room}`, ctx.url))).json()).participants)}`,
+        + `room ${short(await (await fetch(new URL(`/api/rooms/${room}`, ctx.url))).json(), 2000)}`,
     });
     await carolHearsAlice(`${c.name} to hear ${a.name} with video back`);
     const back = await tierOf(c.name);
