@@ -592,10 +592,6 @@ test('an ICE restart keeps the call going', async (ctx) => {
   if (errors.length) throw new Error(`the page reported ${short(errors)}`);
 });
 
-// A browser gives getUserMedia only to secure contexts: on a name other than
-// localhost that takes https (docs/security.md). The server here has its own
-// certificate for tessera.test, mapped to loopback; Chromium is told to
-// accept it rather than made to trust a CA, which is what this costs to set up.
 test('"Audio only" stops the video, says so and keeps the sound; "Video on" brings the picture back', async (ctx) => {
   const { room, pages } = await threeInARoom(ctx);
   const [a, b, c] = pages;
@@ -654,6 +650,10 @@ test('"Audio only" stops the video, says so and keeps the sound; "Video on" brin
   }
 });
 
+// A browser gives getUserMedia only to secure contexts: on a name other than
+// localhost that takes https (docs/security.md). The server here has its own
+// certificate for tessera.test, mapped to loopback; Chromium is told to
+// accept it rather than made to trust a CA, which is what this costs to set up.
 test('over https on a public name the page gets its camera and the call runs over wss', async (ctx) => {
   if (!ctx.server) throw new Error('needs a server binary the runner starts (not --url)');
   const dir = path.join(ctx.artifacts, 'tls');

@@ -241,9 +241,8 @@ void Client::applySendSize(const proto::SendSize& size) {
     if (stopped) {
         // Asked for before the valve opens, so that the first frame through
         // is the key frame (asked for after, a frame could pass first).
-        GstPad* out = gst_element_get_static_pad(m_videoEncoder, "src");
-        gst_pad_send_event(out, gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
-        gst_object_unref(out);
+        gst_element_send_event(m_videoEncoder,
+                               gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
         g_object_set(m_sendValve, "drop", FALSE, nullptr);
     }
 }
