@@ -100,7 +100,7 @@ bool TierSelector::update(const TierInput& input, std::int64_t nowMs) {
             if (nowMs - *m_trialSince >= m_params.trialMs && m_trialClean >= m_params.trialWindows) {
                 m_trialSince.reset();
                 m_passedAt = nowMs;
-                m_passedTrialBps = m_ladder[lowest].bitrate * (100 + m_params.headroomPercent) / 100;
+                m_passedTrialBps = probeBps();
             }
         }
     }
@@ -145,24 +145,48 @@ bool TierSelector::update(const TierInput& input, std::int64_t nowMs) {
     if (lossy && next < lowest) ++next;
 
     // Audio only for the link's sake (its estimate, or the hold): a trial
-    // once the back-off has gone by without congestion.
+    // once the back-off has gone by without congestion, and where there are
+    // probes, once one passed.
     bool startedTrial = false;
-    if (next == audio && (reason == AudioOnlyReason::None || reason == AudioOnlyReason::Link)) {
+    const auto doubleBackoff = [&](std::int64_t most) { m_trialBackoffMs = std::min(m_trialBackoffMs * 2, most); };
+    const auto startTrial = [&] {
+        next = lowest;
+        m_trialSince = nowMs;
+        m_trialClean = 0;
+        m_nextTrialAt.reset();
+        startedTrial = true;
+    };
+    const bool linkAudioOnly = next == audio && (reason == AudioOnlyReason::None || reason == AudioOnlyReason::Link);
+    if (!linkAudioOnly || m_current != audio || !m_started || !m_nextTrialAt) {
+        m_probeWanted = false; // a probe asked for before is no longer about this
+        m_probeVerdict.reset();
+    }
+    if (linkAudioOnly) {
         if (m_current != audio || !m_started || !m_nextTrialAt) {
             // Just gone audio only. A trial that failed, or passed but did
             // not hold, doubles the wait.
-            if (failedTrial || m_passedAt)
-                m_trialBackoffMs = std::min(m_trialBackoffMs * 2, m_params.maxTrialBackoffMs);
+            if (failedTrial || m_passedAt) doubleBackoff(m_params.maxTrialBackoffMs);
             m_passedAt.reset();
             m_nextTrialAt = nowMs + m_trialBackoffMs;
+        } else if (m_probeVerdict) {
+            const ProbeVerdict verdict = *m_probeVerdict;
+            m_probeVerdict.reset();
+            m_probeWanted = false;
+            if (verdict == ProbeVerdict::Failed) {
+                doubleBackoff(std::min(m_params.maxTrialBackoffMs, m_params.maxProbeBackoffMs));
+                m_nextTrialAt = nowMs + m_trialBackoffMs;
+            } else {
+                startTrial();
+            }
+        } else if (m_probeWanted) {
+            // Its verdict decides, not the windows meanwhile.
         } else if (congested) {
             m_nextTrialAt = nowMs + m_trialBackoffMs; // even the audio congests: wait on
         } else if (nowMs >= *m_nextTrialAt) {
-            next = lowest;
-            m_trialSince = nowMs;
-            m_trialClean = 0;
-            m_nextTrialAt.reset();
-            startedTrial = true;
+            if (m_params.probe)
+                m_probeWanted = true;
+            else
+                startTrial();
         }
     } else if (next == audio) {
         m_nextTrialAt.reset(); // the receiver's choice: no trials
@@ -199,6 +223,12 @@ bool TierSelector::update(const TierInput& input, std::int64_t nowMs) {
     const bool changed = next != m_current;
     m_current = next;
     return changed;
+}
+
+std::int64_t TierSelector::probeBps() const { return m_ladder.back().bitrate * (100 + m_params.headroomPercent) / 100; }
+
+void TierSelector::probeResult(ProbeVerdict verdict) {
+    if (m_probeWanted && verdict != ProbeVerdict::Pending) m_probeVerdict = verdict;
 }
 
 std::optional<double> ReportedLoss::update(std::uint64_t lost, std::uint64_t sent) {

@@ -400,9 +400,9 @@ TierInput window(std::int64_t estimateBps, std::optional<bool> congested) {
     return input;
 }
 
-// A selector gone audio only for its link at time 0 (trials as TierParams' defaults).
-TierSelector audioOnlyAt0() {
-    TierSelector s;
+// A selector gone audio only for its link at time 0 (trials as `params` say).
+TierSelector audioOnlyAt0(TierParams params = {}) {
+    TierSelector s(defaultTiers(), params);
     s.update(window(300'000, kClean), -1000);
     REQUIRE(s.current().name == "low");
     REQUIRE(s.update(window(40'000, kCongested), 0));
@@ -540,6 +540,65 @@ TEST_CASE("TierSelector: a passed trial that holds restores the back-off; one th
         CHECK(s.update(window(40'000, kCongested), 17'000));
         CHECK(cleanWindows(s, 17'100, 29'000) == 0);
         CHECK(s.update(window(40'000, kClean), 29'000));
+    }
+}
+
+TEST_CASE("TierSelector: with probes, a trial is due only once a probe passed", "[policy][probe][audio-only]") {
+    TierParams probing;
+    probing.probe = true;
+    TierSelector s = audioOnlyAt0(probing);
+    CHECK(s.probeBps() == 172'500); // low with its headroom
+    for (std::int64_t t = 100; t < 4000; t += 100) CHECK_FALSE(s.update(window(40'000, kClean), t));
+    CHECK_FALSE(s.probeWanted());
+    // The back-off went by: a probe, not the trial.
+    CHECK_FALSE(s.update(window(40'000, kClean), 4000));
+    CHECK(s.probeWanted());
+    CHECK(s.audioOnly());
+    // The windows its own queue congests do not decide, nor hold the trial back.
+    CHECK_FALSE(s.update(window(40'000, kCongested), 4300));
+    CHECK(s.probeWanted());
+    s.probeResult(ProbeVerdict::Pending); // no verdict yet: nothing
+    CHECK_FALSE(s.update(window(40'000, kClean), 4400));
+    CHECK(s.probeWanted());
+
+    SECTION("passed, or no usable verdict (as without probes): the trial, at once, whatever the window") {
+        s.probeResult(GENERATE(ProbeVerdict::Passed, ProbeVerdict::Unknown));
+        CHECK(s.update(window(40'000, kCongested), 4500));
+        CHECK(s.inTrial());
+        CHECK(s.current().name == "low");
+        CHECK_FALSE(s.probeWanted());
+    }
+    SECTION("failed: no video at all, and the next probe waits twice as long, up to 8 s") {
+        s.probeResult(ProbeVerdict::Failed);
+        CHECK_FALSE(s.update(window(40'000, kClean), 4500));
+        CHECK(s.audioOnly());
+        CHECK_FALSE(s.probeWanted());
+        for (std::int64_t t = 4600; t < 12'500; t += 100) CHECK_FALSE(s.update(window(40'000, kClean), t));
+        CHECK_FALSE(s.probeWanted());
+        CHECK_FALSE(s.update(window(40'000, kClean), 12'500));
+        CHECK(s.probeWanted());
+        s.probeResult(ProbeVerdict::Failed);
+        CHECK_FALSE(s.update(window(40'000, kClean), 12'600));
+        for (std::int64_t t = 12'700; t < 20'600; t += 100) CHECK_FALSE(s.update(window(40'000, kClean), t));
+        CHECK_FALSE(s.probeWanted());
+        CHECK_FALSE(s.update(window(40'000, kClean), 20'600));
+        CHECK(s.probeWanted());
+        // A verdict given twice counts once.
+        s.probeResult(ProbeVerdict::Failed);
+        s.update(window(40'000, kClean), 20'700);
+        s.probeResult(ProbeVerdict::Passed);
+        CHECK_FALSE(s.update(window(40'000, kClean), 20'800));
+        CHECK(s.audioOnly());
+        CHECK_FALSE(s.probeWanted());
+    }
+    SECTION("asking for audio only meanwhile: no probe wanted, its verdict ignored") {
+        TierInput asked = window(40'000, kClean);
+        asked.audioOnlyRequested = true;
+        s.update(asked, 4500);
+        CHECK_FALSE(s.probeWanted());
+        s.probeResult(ProbeVerdict::Passed);
+        CHECK_FALSE(s.update(asked, 4600));
+        CHECK(s.audioOnlyReason() == AudioOnlyReason::Requested);
     }
 }
 

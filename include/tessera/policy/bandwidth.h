@@ -5,9 +5,11 @@
 // controllers. Pure policy like TierSelector: every input carries its own
 // time (a monotonic clock in ms), so traces replay deterministically in tests.
 //
-// GStreamer 1.22 cannot probe (no padding, no pacer), so above what it sends
-// the estimate can only be a guess: it grows while the link is clean and the
-// tier selector's hold and back-off (tiers.h) keep the guesses from flapping.
+// GStreamer 1.22 has no probing of its own (no padding, no pacer), so above
+// what it sends the estimate can only be a guess: it grows while the link is
+// clean and the tier selector's hold and back-off (tiers.h) keep the guesses
+// from flapping. (The one probe Tessera sends is for leaving the audio-only
+// tier: probe.h.)
 #include <cstdint>
 #include <optional>
 

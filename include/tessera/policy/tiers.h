@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "tessera/policy/probe.h"
+
 namespace tessera::policy {
 
 // One quality tier: the composite scaled to width x height and encoded at
@@ -42,7 +44,7 @@ struct TierParams {
     // this long (also counted afresh after every lossy report).
     std::int64_t upHoldMs = 5000;
     // An up-step that has to step down again within failedUpMs was a failed
-    // trial (1.22 cannot probe, so going up is how a link is tried): that
+    // trial (between video tiers nothing probes: going up is how a link is tried): that
     // tier's hold (and every higher one's) doubles, up to maxHoldFactor times
     // upHoldMs, so a receiver on a link that really is limited tries less and
     // less often. Holding a tier for failedUpMs restores its hold (and every
@@ -73,6 +75,16 @@ struct TierParams {
     std::int64_t maxTrialBackoffMs = 12'000;
     std::int64_t trialMs = 3000;
     std::int64_t trialWindows = 3;
+    // A probe before every trial (probe.h), where the receiver's feedback
+    // can judge one: when a trial is due the selector asks for a probe at
+    // probeBps() (probeWanted) and waits for its verdict (probeResult),
+    // whatever the feedback windows say meanwhile (they show the probe's
+    // own queue). Passed, or no usable verdict: the trial starts. Failed:
+    // as a failed trial, without the video ever sent, but the back-off
+    // doubles only up to maxProbeBackoffMs: a probe costs the audio a
+    // moment's queue, not a trial's (so a recovered link is found sooner).
+    bool probe = false;
+    std::int64_t maxProbeBackoffMs = 8000;
     bool audioOnly = true;
     std::int64_t audioOnlyBps = 64'000;
 };
@@ -159,6 +171,14 @@ public:
     std::optional<std::int64_t> passedTrialBps() const { return m_passedTrialBps; }
     // A trial of the lowest tier is under way.
     bool inTrial() const { return m_trialSince.has_value(); }
+    // A trial is due and waits for a probe's verdict (TierParams::probe).
+    bool probeWanted() const { return m_probeWanted; }
+    // The rate a probe sends: what the lowest tier needs of an estimate
+    // (its bit rate with headroom).
+    std::int64_t probeBps() const;
+    // The verdict on the probe asked for; the next update acts on it.
+    // Ignored when none is wanted any more.
+    void probeResult(ProbeVerdict verdict);
 
 private:
     std::vector<Tier> m_ladder;
@@ -179,6 +199,8 @@ private:
     std::int64_t m_trialBackoffMs;
     std::optional<std::int64_t> m_nextTrialAt, m_trialSince, m_passedAt, m_passedTrialBps;
     std::int64_t m_trialClean = 0;
+    bool m_probeWanted = false;
+    std::optional<ProbeVerdict> m_probeVerdict;
 };
 
 } // namespace tessera::policy

@@ -1,0 +1,41 @@
+#include "tessera/policy/probe.h"
+
+#include <cstdlib>
+
+namespace tessera::policy {
+
+void ProbeJudge::add(const ProbePacket& packet) {
+    auto [it, inserted] = m_packets.try_emplace(packet.seq, packet);
+    if (!inserted && packet.arrivedUs) it->second = packet;
+}
+
+std::size_t ProbeJudge::lost() const {
+    std::size_t n = 0;
+    for (const auto& [seq, p] : m_packets) n += p.arrivedUs ? 0 : 1;
+    return n;
+}
+
+std::optional<std::int64_t> ProbeJudge::growthUs() const {
+    // First and last sent of those that arrived (the seq may wrap within a
+    // cluster: order by the sending time).
+    const ProbePacket *first = nullptr, *last = nullptr;
+    for (const auto& [seq, p] : m_packets) {
+        if (!p.arrivedUs) continue;
+        if (!first || p.sentUs < first->sentUs) first = &p;
+        if (!last || p.sentUs >= last->sentUs) last = &p;
+    }
+    if (!first || first == last) return std::nullopt;
+    return (*last->arrivedUs - last->sentUs) - (*first->arrivedUs - first->sentUs);
+}
+
+ProbeVerdict ProbeJudge::verdict(std::size_t sent, bool final) const {
+    if (sent == 0) return ProbeVerdict::Unknown;
+    if (m_packets.size() < sent && !final) return ProbeVerdict::Pending;
+    if (static_cast<double>(lost()) > m_params.maxLostFraction * static_cast<double>(sent)) return ProbeVerdict::Failed;
+    if (m_packets.size() * 2 < sent) return ProbeVerdict::Unknown;
+    const auto growth = growthUs();
+    if (!growth || std::llabs(*growth) > m_params.garbledUs) return ProbeVerdict::Unknown;
+    return *growth > m_params.maxGrowthUs ? ProbeVerdict::Failed : ProbeVerdict::Passed;
+}
+
+} // namespace tessera::policy
