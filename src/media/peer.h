@@ -18,6 +18,7 @@
 //   peer_stats.cpp       webrtcbin stats: bit rates and the client's loss
 //   peer_tiers.cpp       moving the receiver between quality tiers
 //   peer_bwe.cpp         transport-cc on the video we send; its feedback -> estimate
+//   peer_probe.cpp       padding that probes an audio-only receiver's link before a trial
 //   peer_data.cpp        data channels
 // It sees its room only through PeerRoom (below).
 #include <atomic>
@@ -34,6 +35,7 @@
 #include "gst_util.h"
 #include "tessera/media/engine.h"
 #include "tessera/policy/bandwidth.h"
+#include "tessera/policy/probe.h"
 #include "tessera/policy/tiers.h"
 #include "tessera/protocol/offer_plan.h"
 
@@ -160,6 +162,33 @@ struct EntryWatch {
     std::atomic<std::int64_t> startedUs{-1};
 };
 
+// The video stream as the receiver gets it, and the probe cluster being
+// sent on it (peer_probe.cpp). Shared by the video payloader's streaming
+// thread, the audio's (which sends the padding), the RTP session's (its
+// feedback) and the main thread, under `mutex`.
+struct VideoPadding {
+    VideoPadding(int transportCcId, GstPad* video);
+    ~VideoPadding();
+    VideoPadding(const VideoPadding&) = delete;
+    VideoPadding& operator=(const VideoPadding&) = delete;
+
+    std::mutex mutex;
+    const int twccId;  // the transport-cc extension's id on the video
+    GWeakRef videoSrc; // the video payloader's src pad, where padding goes
+    // What padding copies, known once the payloader sent a packet.
+    bool seen = false;
+    guint32 ssrc = 0, rtpTime = 0;
+    guint8 pt = 0;
+    // The latest sequence number sent, and how far padding moved the payloader's numbering.
+    guint16 lastSeq = 0, shift = 0;
+    // The cluster (monotonic us): `bps` from startUs to endUs, paced up to
+    // sentUs so far, in `packets` packets of sentBytes; feedback on it is
+    // wanted while `collecting`.
+    std::int64_t startUs = 0, endUs = 0, sentUs = 0, bps = 0, sentBytes = 0;
+    std::size_t packets = 0;
+    bool collecting = false;
+};
+
 class PeerCore : public std::enable_shared_from_this<PeerCore> {
 public:
     PeerCore(PeerRoom& room, std::string id, PeerOptions options, PeerListener& listener, unsigned order);
@@ -177,6 +206,8 @@ public:
     std::uint64_t dataBuffered(const std::string& label) const;
     // The client asks for audio only (true) or video again (peer_tiers.cpp).
     void setAudioOnly(bool audioOnly);
+    // Transport-cc feedback on the probe cluster's padding (peer_probe.cpp).
+    void onProbeFeedback(const std::vector<policy::ProbePacket>& packets);
 
 private:
     // peer.cpp. Thread: main.
@@ -224,6 +255,15 @@ private:
     // and follows the session's feedback.
     void enableTransportCc(GstElement* payBin, int id);
     void onTransportFeedback(const policy::TransportFeedback& feedback);
+
+    // peer_probe.cpp. Thread: main. Numbers the video sent from `videoSrc`
+    // (the payloader's pad) and reads the feedback that reaches it; sends
+    // the padding with what `audioSrc` sends; and starts a probe when the
+    // tier selector wants one, then gives it the verdict.
+    void watchVideoSend(GstPad* videoSrc);
+    void paceProbes(GstPad* audioSrc);
+    void driveProbe(std::int64_t nowMs);
+    void judgeProbe(bool final);
 
     // peer_data.cpp: the client's channel with that label (null: none yet).
     Ref<GstWebRTCDataChannel> channel(const std::string& label) const;
@@ -275,6 +315,10 @@ private:
     int m_videoTransportCcId = -1, m_audioTransportCcId = -1;
     bool m_followingFeedback = false; // the RTP session's twcc-stats are watched
     policy::BandwidthEstimator m_bwe; // of the link to the client, from its transport-cc feedback
+    // Link probes: none without transport-cc on the video, an audio m-line or a tier selector.
+    std::shared_ptr<VideoPadding> m_padding;
+    std::optional<policy::ProbeJudge> m_probe; // the cluster awaiting its verdict
+    std::int64_t m_probeEndMs = 0, m_probeBps = 0;
     bool m_connected = false;
 
     // Shared with streaming threads.

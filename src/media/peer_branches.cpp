@@ -55,9 +55,13 @@ void PeerCore::buildSendBranches() {
     m_sending = true;
     GstBin* bin = GST_BIN(m_bin.get());
 
-    auto linkToWebrtc = [&](GstElement* last, GstPad* sink) {
+    // A probed video stream's pad reads the feedback before it stops it there.
+    auto linkToWebrtc = [&](GstElement* last, GstPad* sink, bool probedVideo = false) {
         GstPad* src = gst_element_get_static_pad(last, "src");
-        stopTransportCcEvents(src);
+        if (probedVideo)
+            watchVideoSend(src);
+        else
+            stopTransportCcEvents(src);
         GstPadLinkReturn r = gst_pad_link(src, sink);
         if (r != GST_PAD_LINK_OK)
             GST_CAT_ERROR(tessera_media_debug, "peer %s: link to webrtcbin %s failed: %s", m_id.c_str(),
@@ -84,10 +88,6 @@ void PeerCore::buildSendBranches() {
         gst_bin_add(bin, pay);
         setPayload(pay, m_offer.videoPt, m_videoSsrc);
         enableTransportCc(pay, m_videoTransportCcId);
-        linkToWebrtc(pay, m_videoSink.get());
-        GstPad* paySink = gst_element_get_static_pad(pay, "sink");
-        PadRef entry = PadRef::borrow(ghostPad(m_bin.get(), paySink, true));
-        gst_object_unref(paySink);
         // The first tier fits the bandwidth the client declared (the
         // selector's first update); its loss reports move it later
         // (updateTier). It may be the audio-only tier: then no tee feeds the
@@ -95,10 +95,19 @@ void PeerCore::buildSendBranches() {
         const auto& ladder = m_parts.ladder;
         const auto asked =
             std::find_if(ladder.begin(), ladder.end(), [&](const policy::Tier& t) { return m_options.tier == t.name; });
+        // Link probes (peer_probe.cpp) need the client's feedback on the
+        // video, audio to pace them, and a tier selector to ask for them.
+        const bool probes = m_followingFeedback && m_videoTransportCcId > 0 && m_audioSink && asked == ladder.end();
+        linkToWebrtc(pay, m_videoSink.get(), probes);
+        GstPad* paySink = gst_element_get_static_pad(pay, "sink");
+        PadRef entry = PadRef::borrow(ghostPad(m_bin.get(), paySink, true));
+        gst_object_unref(paySink);
         if (asked != ladder.end()) {
             m_videoTeePad = takeTier(static_cast<std::size_t>(asked - ladder.begin()));
         } else {
-            m_tiers.emplace(ladder);
+            policy::TierParams params;
+            params.probe = probes;
+            m_tiers.emplace(ladder, params);
             m_tiers->update({m_options.maxBitrate, std::nullopt, std::nullopt, m_audioOnlyRequested},
                             g_get_monotonic_time() / 1000);
             m_videoTeePad = takeTier(m_tiers->currentIndex());
@@ -122,6 +131,11 @@ void PeerCore::buildSendBranches() {
         setPayload(pay, m_offer.audioPt, m_audioSsrc);
         enableTransportCc(pay, m_audioTransportCcId);
         linkToWebrtc(pay, m_audioSink.get());
+        if (m_padding) {
+            GstPad* src = gst_element_get_static_pad(pay, "src");
+            paceProbes(src);
+            gst_object_unref(src);
+        }
         for (GstElement* e : {pay, funnel}) gst_element_sync_state_with_parent(e);
         m_room.addAudioOutput(m_id, funnel);
     }

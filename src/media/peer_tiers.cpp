@@ -77,6 +77,7 @@ void PeerCore::updateTier(const policy::TierInput& input) {
     }
     if (!m_bin || !m_tiers || !m_videoEntry || m_switching) return;
     m_tiers->update(withEstimate, nowMs);
+    driveProbe(nowMs);
     if (const auto proven = m_tiers->passedTrialBps()) {
         m_bwe.raiseTo(*proven);
         GST_CAT_INFO(tessera_media_debug, "peer %s: its trial of the lowest tier passed", m_id.c_str());

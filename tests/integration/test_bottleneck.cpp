@@ -239,8 +239,9 @@ TEST_CASE("a receiver behind a 300 kbit/s bottleneck gets the low tier and a ste
 // room's Opus runs at 24 kbit/s (with RTP, SRTP, UDP and IP about 47 kbit/s
 // on the wire): the default 64 kbit/s Opus alone would not pass the link.
 // Once the limit goes, video comes back by a trial of the lowest tier (the
-// receiver, app-limited to its audio, shows the estimator nothing more):
-// within the longest back-off (12 s) and the trial (3 s).
+// receiver, app-limited to its audio, shows the estimator nothing more),
+// once a probe of the link passed: within the probes' longest back-off
+// (8 s), the probe's verdict (a few seconds at most) and the trial (3 s).
 TEST_CASE("a receiver behind a 64 kbit/s bottleneck gets audio only with no gap over 500 ms, and video back after",
           "[bwe][bottleneck][audio-only]") {
     constexpr double kMaxAudioGapMs = 500;
@@ -291,9 +292,11 @@ TEST_CASE("a receiver behind a 64 kbit/s bottleneck gets audio only with no gap 
     CHECK(server.metric("tessera_room_audio_only_receivers{room=\"" + room + "\"}") == 1);
 
     // Then 20 s of audio with no gap over 500 ms: the link carries it once
-    // the video is gone, and every trial of the low tier since (4 s after
-    // going audio only, then 8 s, then every 12 s) gives up at its first
-    // congested feedback window, confirmed or not, before the audio suffers.
+    // the video is gone, and each probe of the link since (4 s after going
+    // audio only, then 8 s, then every 8 s) queues only 200 ms of padding at
+    // the low tier's rate and fails, so no trial of the tier fills tbf's
+    // queue (a trial, should a probe get no verdict, gives up at its first
+    // congested feedback window, confirmed or not).
     REQUIRE(limited.call("reset-gap").value("ok", false));
     const double heard = limited.report().value("audioSeconds", 0.0);
     std::map<std::string, int> tiers; // tiers seen meanwhile, polled
