@@ -97,6 +97,7 @@ PeerStats PeerCore::stats() const {
         std::lock_guard lock(m_mutex);
         out = m_stats;
         scale = m_cameraScale;
+        for (const auto& [label, channel] : m_channels) out.dataChannels.push_back(label);
     }
     // What reaches the camera's scaler is what its decoder puts out (only a
     // format conversion between them). Read outside m_mutex: a pad's caps

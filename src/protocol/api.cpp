@@ -85,6 +85,7 @@ std::string serialize(const RoomDetail& room) {
                                 {"height", p.sendSize->height},
                                 {"maxBitrate", p.sendSize->maxBitrate}};
         }
+        if (!p.dataChannels.empty()) item["dataChannels"] = p.dataChannels;
         json["participants"].push_back(std::move(item));
     }
     // A viewer sends nothing: only what it receives.

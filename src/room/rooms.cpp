@@ -461,7 +461,8 @@ api::RoomDetail Rooms::detail(const std::string& name) const {
                                        stats.receiveCodec,
                                        stats.estimatedBps,
                                        stats.decodedSize,
-                                       participant.cameraSendSize};
+                                       participant.cameraSendSize,
+                                       stats.dataChannels};
     };
     for (const auto& participant : room.participants) out.participants.push_back(summary(*participant));
     for (const auto& viewer : room.viewers) out.viewers.push_back(summary(*viewer));

@@ -10,6 +10,20 @@ std::unique_ptr<Client> joinWithChannels(Server& server, const Participant& who,
         std::make_unique<Client>(server, ClientOptions{room, who.name, who.color, who.tone, {}, false, extra});
     client->waitEvent("connected");
     for (int open = 0; open < 2; ++open) client->waitEvent("channel-open");
+    // The client sees its channels open before the server does (the server
+    // opens each on the client's DCEP message), and what is relayed to it
+    // on one the server has not opened yet is dropped: wait for the server
+    // to list both. (Chat pings, waitRelay, cannot show the file channel.)
+    const auto serverHasBoth = [&] {
+        const auto r = httpRequest("GET", server.http() + "/api/rooms/" + room);
+        if (r.status != 200) return false;
+        const Json detail = Json::parse(r.body);
+        for (const auto& p : detail.at("participants"))
+            if (p.value("name", "") == who.name) return p.value("dataChannels", Json::array()) == Json{"chat", "file"};
+        return false;
+    };
+    INFO(who.name << "'s data channels as the server lists them never became chat and file");
+    REQUIRE(waitUntil(serverHasBoth));
     return client;
 }
 

@@ -9,7 +9,8 @@
 
 namespace tessera::testing {
 
-// A client in `room` whose `chat` and `file` channels are open.
+// A client in `room` whose `chat` and `file` channels are open, at the
+// client and at the server.
 std::unique_ptr<Client> joinWithChannels(Server& server, const Participant& who,
                                          const std::vector<std::string>& extra = {}, const std::string& room = "dc");
 

@@ -463,6 +463,9 @@ TEST_CASE("api: room list, room detail and error bodies", "[protocol]") {
     CHECK(api::serialize(detail).ends_with(
         R"("estimatedBps":255000,"decodedSize":{"width":412,"height":232},)"
         R"("sendSize":{"active":true,"width":412,"height":232,"maxBitrate":155573}}],"viewers":[]})"));
+    // Its data channels, once it opened one with the server.
+    detail.participants.back().dataChannels = {"chat", "file"};
+    CHECK(api::serialize(detail).ends_with(R"("maxBitrate":155573},"dataChannels":["chat","file"]}],"viewers":[]})"));
 
     // A viewer: only what it receives.
     detail.viewers.push_back(

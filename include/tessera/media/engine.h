@@ -66,6 +66,8 @@ struct PeerStats {
     // The size its camera is decoded at (the decoder's output caps), none
     // before the first decoded frame. With `send-size` obeyed, the size asked.
     std::optional<protocol::VideoSize> decodedSize;
+    // The labels of the data channels the client opened with the server, sorted.
+    std::vector<std::string> dataChannels;
 };
 
 class Peer {

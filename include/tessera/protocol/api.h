@@ -30,6 +30,8 @@ struct ParticipantSummary {
     std::optional<protocol::VideoSize> decodedSize;
     // What its camera was last asked to send (`send-size`); absent until asked.
     std::optional<protocol::SendSize> sendSize;
+    // The labels of the data channels it opened with the server; absent when none.
+    std::vector<std::string> dataChannels = {};
 };
 
 struct RoomSummary {
