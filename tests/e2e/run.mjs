@@ -699,13 +699,15 @@ test('a relay-only Chromium page joins through coturn with the credential from j
   if (!ctx.server) throw new Error('needs a server binary the runner starts (not --url)');
   // coturn on loopback with a shared secret (allow-loopback-peers: loopback is
   // what coturn must deny in production, docs/security.md).
-  const port = 34790;
+  // Ports below the kernel's ephemeral range (32768-60999), where no other
+  // process's socket can hold them (tests/integration/test_turn.cpp).
+  const port = 3478;
   const secret = randomBytes(12).toString('hex');
   const turnUrl = `turn:127.0.0.1:${port}?transport=udp`;
   const turnLog = path.join(ctx.artifacts, 'turnserver.log');
   rmSync(turnLog, { force: true });
   const turn = spawn('/usr/bin/turnserver', ['-n', '--listening-ip=127.0.0.1', `--listening-port=${port}`,
-    '--relay-ip=127.0.0.1', '--min-port=49210', '--max-port=49250', '--realm=tessera.test', '--use-auth-secret',
+    '--relay-ip=127.0.0.1', '--min-port=20000', '--max-port=20040', '--realm=tessera.test', '--use-auth-secret',
     `--static-auth-secret=${secret}`, '--allow-loopback-peers', '--no-cli', '--no-tls', '--no-dtls',
     `--log-file=${turnLog}`, '--simple-log', '--verbose', `--pidfile=${turnLog}.pid`], { stdio: 'ignore' });
   const coturnLog = () => (existsSync(turnLog) ? readFileSync(turnLog, 'utf8') : '');

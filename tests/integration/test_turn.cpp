@@ -17,7 +17,12 @@ using namespace tessera::testing;
 
 namespace {
 
-const std::string kTurnPort = "34780";
+// Below the kernel's ephemeral ports (32768-60999), like the relay ports:
+// inside that range any socket another process opened may hold the port. At
+// 34780 coturn once could not bind its TCP listener for 6 s (a socket of
+// another process held the port), and in that test the relay-only client
+// never connected.
+const std::string kTurnPort = "3478";
 const std::string kTurnUrl = "turn:127.0.0.1:" + kTurnPort + "?transport=udp";
 const Rgb kDirect{255, 0, 0}; // 0xff0000
 // A freeze in the mix, well above 15 fps frame spacing and scheduling jitter.
@@ -35,7 +40,7 @@ public:
     explicit Turnserver(const std::string& secret)
         : m_log(logFor("turnserver")),
           m_process({"/usr/bin/turnserver", "-n", "--listening-ip=127.0.0.1", "--listening-port=" + kTurnPort,
-                     "--relay-ip=127.0.0.1", "--min-port=49160", "--max-port=49200", "--realm=tessera.test",
+                     "--relay-ip=127.0.0.1", "--min-port=20000", "--max-port=20040", "--realm=tessera.test",
                      "--use-auth-secret", "--static-auth-secret=" + secret, "--allow-loopback-peers", "--no-cli",
                      "--no-tls", "--no-dtls", "--log-file=" + m_log, "--simple-log", "--verbose",
                      "--pidfile=" + m_log + ".pid"},
