@@ -56,9 +56,6 @@ struct ProbeParams {
     // link it was 0 in every probe of the [bottleneck] runs, under the
     // ASan server too).
     std::int64_t maxGrowthUs = 50'000;
-    // More than this fraction of the cluster lost: the link dropped it (a
-    // full queue).
-    double maxLostFraction = 0.2;
     // Feedback on a cluster comes within this long of its end, or never
     // (the verdict is then Unknown). A GStreamer receiver sends it at the
     // next RTCP it may send early: 0.6-2.5 s in the [bottleneck] test.
