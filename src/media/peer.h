@@ -317,8 +317,7 @@ private:
     policy::BandwidthEstimator m_bwe; // of the link to the client, from its transport-cc feedback
     // Link probes: none without transport-cc on the video, an audio m-line or a tier selector.
     std::shared_ptr<VideoPadding> m_padding;
-    std::optional<policy::ProbeJudge> m_probe; // the cluster awaiting its verdict
-    std::int64_t m_probeEndMs = 0, m_probeBps = 0;
+    std::optional<policy::ProbeJudge> m_probe; // the cluster (m_padding's) awaiting its verdict
     bool m_connected = false;
 
     // Shared with streaming threads.

@@ -41,10 +41,7 @@ void stopTransportCcEvents(GstPad* src) {
     gst_pad_add_probe(
         src, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM,
         [](GstPad*, GstPadProbeInfo* info, gpointer) noexcept {
-            GstEvent* event = GST_PAD_PROBE_INFO_EVENT(info);
-            return GST_EVENT_TYPE(event) == GST_EVENT_CUSTOM_UPSTREAM && gst_event_has_name(event, "RTPTWCCPackets")
-                       ? GST_PAD_PROBE_DROP
-                       : GST_PAD_PROBE_OK;
+            return isTransportCcPackets(GST_PAD_PROBE_INFO_EVENT(info)) ? GST_PAD_PROBE_DROP : GST_PAD_PROBE_OK;
         },
         nullptr, nullptr);
 }

@@ -16,6 +16,12 @@ inline void freeWeak(gpointer data, GClosure*) noexcept { delete static_cast<Wea
 inline std::shared_ptr<PeerCore> lockWeak(gpointer data) { return static_cast<WeakCore*>(data)->lock(); }
 inline const WeakCore& weakOf(gpointer data) { return *static_cast<WeakCore*>(data); }
 
+// The event webrtcbin's RTP session sends upstream with every transport-cc
+// feedback it gets, listing its packets (peer_branches.cpp stops it, peer_probe.cpp reads it).
+inline bool isTransportCcPackets(GstEvent* event) {
+    return GST_EVENT_TYPE(event) == GST_EVENT_CUSTOM_UPSTREAM && gst_event_has_name(event, "RTPTWCCPackets");
+}
+
 // A promise whose `done` gets a weak pointer to `core` as its user data.
 inline GstPromise* newPromise(const std::shared_ptr<PeerCore>& core, void (*done)(GstPromise*, gpointer) noexcept) {
     return gst_promise_new_with_change_func(done, new WeakCore(core),

@@ -155,8 +155,7 @@ struct FeedbackWatch {
 // collects them, and stops the event here as stopTransportCcEvents does.
 GstPadProbeReturn watchFeedback(GstPad*, GstPadProbeInfo* info, gpointer data) noexcept {
     GstEvent* event = GST_PAD_PROBE_INFO_EVENT(info);
-    if (GST_EVENT_TYPE(event) != GST_EVENT_CUSTOM_UPSTREAM || !gst_event_has_name(event, "RTPTWCCPackets"))
-        return GST_PAD_PROBE_OK;
+    if (!isTransportCcPackets(event)) return GST_PAD_PROBE_OK;
     glib::guarded("probe feedback", [&] {
         auto* watch = static_cast<FeedbackWatch*>(data);
         VideoPadding& p = *watch->padding;
@@ -238,25 +237,29 @@ void PeerCore::paceProbes(GstPad* audioSrc) {
 void PeerCore::driveProbe(std::int64_t nowMs) {
     if (!m_padding || !m_tiers) return;
     if (m_probe) {
-        if (nowMs - m_probeEndMs >= m_probe->params().verdictMs) judgeProbe(true);
+        std::int64_t endUs = 0;
+        {
+            std::lock_guard lock(m_padding->mutex);
+            endUs = m_padding->endUs;
+        }
+        if (nowMs - endUs / 1000 >= m_probe->params().verdictMs) judgeProbe(true);
         return;
     }
     if (!m_tiers->probeWanted()) return;
     m_probe.emplace();
-    m_probeBps = m_tiers->probeBps();
-    m_probeEndMs = nowMs + m_probe->params().clusterMs;
+    const std::int64_t bps = m_tiers->probeBps();
     {
         std::lock_guard lock(m_padding->mutex);
         m_padding->startUs = nowMs * 1000;
         m_padding->sentUs = m_padding->startUs;
-        m_padding->endUs = m_probeEndMs * 1000;
-        m_padding->bps = m_probeBps;
+        m_padding->endUs = (nowMs + m_probe->params().clusterMs) * 1000;
+        m_padding->bps = bps;
         m_padding->sentBytes = 0;
         m_padding->packets = 0;
         m_padding->collecting = true;
     }
     GST_CAT_DEBUG(tessera_media_debug, "peer %s: probing its link for tier %s at %" G_GINT64_FORMAT " kbit/s",
-                  m_id.c_str(), m_parts.ladder.back().name.c_str(), m_probeBps / 1000);
+                  m_id.c_str(), m_parts.ladder.back().name.c_str(), bps / 1000);
 }
 
 void PeerCore::onProbeFeedback(const std::vector<policy::ProbePacket>& packets) {
@@ -267,10 +270,12 @@ void PeerCore::onProbeFeedback(const std::vector<policy::ProbePacket>& packets) 
 
 void PeerCore::judgeProbe(bool final) {
     std::size_t sent = 0;
+    std::int64_t bps = 0;
     bool paced = false; // the last of the cluster went out (with the first audio packet after its end)
     {
         std::lock_guard lock(m_padding->mutex);
         sent = m_padding->packets;
+        bps = m_padding->bps;
         paced = m_padding->sentUs >= m_padding->endUs;
     }
     if (!paced && !final) return;
@@ -284,7 +289,7 @@ void PeerCore::judgeProbe(bool final) {
     GST_CAT_INFO(tessera_media_debug,
                  "peer %s: probe for tier %s at %" G_GINT64_FORMAT " kbit/s %s: %zu packets sent, %zu reported, "
                  "%zu lost, the last %s ms later than the first",
-                 m_id.c_str(), m_parts.ladder.back().name.c_str(), m_probeBps / 1000, verdictName(verdict), sent,
+                 m_id.c_str(), m_parts.ladder.back().name.c_str(), bps / 1000, verdictName(verdict), sent,
                  m_probe->reported(), m_probe->lost(), growth ? std::to_string(*growth / 1000).c_str() : "(unknown)");
     m_probe.reset();
     m_tiers->probeResult(verdict);
