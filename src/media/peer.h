@@ -33,6 +33,7 @@
 #include <gst/webrtc/webrtc.h>
 
 #include "gst_util.h"
+#include "name_label.h"
 #include "tessera/media/engine.h"
 #include "tessera/policy/bandwidth.h"
 #include "tessera/policy/probe.h"
@@ -90,16 +91,13 @@ struct VideoSource {
     bool screenShare = false;
     unsigned order = 0;                 // the participant's join order
     PadRef mixerPad;                    // the compositor sink pad it feeds
-    ElementRef label;                   // the textoverlay drawing its name (silent unless the layout has labels)
+    std::optional<NameLabel> label;     // its name on its frames (silent unless the layout has labels)
     ElementRef scale;                   // the decode fragment's name=scale videoscale
     ElementRef tile;                    // its name=tile capsfilter: the size it is scaled to
     unsigned width = 0, height = 0;     // what `tile` is set to; 0: the fragment's own (video.tileWidth/Height)
     bool keepAspect = true;             // `scale`'s add-borders
     std::shared_ptr<DecodeGate> gate{}; // set once built; the room opens it while the source has a tile
 };
-
-// Sizes a name label (textoverlay) for a tile `tileHeight` pixels high.
-void styleLabel(GstElement* label, unsigned tileHeight);
 
 // The room's shared elements a peer links to. Borrowed from the room, which
 // outlives its peers; fixed for the room's life, so readable on any thread.

@@ -16,18 +16,6 @@
 namespace tessera::media {
 using namespace peer_detail;
 
-// The label is sized to its tile, so it keeps its proportion in any layout:
-// at 360 pixels, Sans Bold 18, readable in a 2x2 grid and still legible in a
-// 5x5 one.
-void styleLabel(GstElement* label, unsigned tileHeight) {
-    const std::string font = "Sans Bold " + std::to_string(std::max(4u, tileHeight / 20));
-    g_object_set(label, "font-desc", font.c_str(), "shaded-background", TRUE, "xpad",
-                 static_cast<gint>(tileHeight / 30), "ypad", static_cast<gint>(tileHeight / 36), "wait-text", FALSE,
-                 nullptr);
-    gst_util_set_object_arg(G_OBJECT(label), "valignment", "bottom");
-    gst_util_set_object_arg(G_OBJECT(label), "halignment", "left");
-}
-
 namespace {
 
 // webrtcbin's RTP session sends every transport-cc feedback it gets upstream
@@ -331,16 +319,9 @@ void DecodeGate::setOpen(bool open) {
 void PeerCore::linkVideoInput(GstPad* pad, bool screenShare, const std::string& codec) {
     GstBin* bin = GST_BIN(m_bin.get());
     ElementRef decode = m_parts.fragments->makeBin("decode-" + codec);
-    // The name label is drawn here, on the tile's own frames, so it moves
-    // with the tile on every layout change at no extra cost; the room sizes
-    // it to the tile and turns it on and off (`silent`) with `labels`.
-    GstElement* label = make("textoverlay");
-    // textoverlay reads its text as Pango markup: a name is client input and
-    // must show as written ("Tom & Jerry" would not parse and show nothing,
-    // a <span> would restyle the picture).
-    const GCharPtr text(g_markup_escape_text((m_options.name + (screenShare ? " (screen)" : "")).c_str(), -1));
-    g_object_set(label, "text", text.get(), "silent", TRUE, nullptr);
-    styleLabel(label, m_parts.config->video.tileHeight);
+    // The room sizes the label to the tile and turns it on and off with `labels`.
+    NameLabel nameLabel(m_options.name + (screenShare ? " (screen)" : ""), m_parts.config->video.tileHeight);
+    GstElement* label = nameLabel.element();
     GstElement* queue = leakyQueue(3);
     gst_bin_add_many(bin, decode.get(), label, queue, nullptr);
     gst_element_link_many(decode.get(), label, queue, nullptr);
@@ -368,7 +349,7 @@ void PeerCore::linkVideoInput(GstPad* pad, bool screenShare, const std::string& 
                        screenShare,
                        m_order,
                        PadRef::adopt(mixerPad),
-                       ElementRef::borrow(label),
+                       std::move(nameLabel),
                        std::move(scale),
                        requireByName(GST_BIN(decode.get()), "tile")};
     source.gate = std::move(gate);

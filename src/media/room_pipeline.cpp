@@ -819,10 +819,10 @@ void RoomPipeline::relayout() {
             s.width = tileWidth;
             s.height = tileHeight;
             resize(s.tile.get(), tileWidth, tileHeight);
-            if (s.label) styleLabel(s.label.get(), tileHeight);
+            if (s.label) s.label->resize(tileHeight);
         }
         // The label is drawn upstream, on the tile's own frames: it needs no sync.
-        if (s.label) g_object_set(s.label.get(), "silent", !(shown && m_layout.labels), nullptr);
+        if (s.label) s.label->show(shown && m_layout.labels);
         // Hidden: not decoded. Shown again: fed, from a key frame asked for now.
         if (s.gate) s.gate->setOpen(shown);
     }
