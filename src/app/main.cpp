@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "crash.h"
 #include "options.h"
 #include "signals.h"
 #include "systemd.h"
@@ -79,7 +80,9 @@ void initLogging(const Config& config) {
     gst_debug_set_threshold_for_name("tessera-*", debugLevel(config.logLevel));
     // The latest pattern wins: GST_DEBUG again, on top.
     if (const gchar* env = g_getenv("GST_DEBUG")) gst_debug_set_threshold_from_string(env, FALSE);
-    if (stderrIsJournal()) {
+    const bool journal = stderrIsJournal();
+    reportCrashes(journal);
+    if (journal) {
         // Parenthesised: the functions, not gstinfo.h's macros of the same
         // name (their void* comparison is not valid C++).
         (gst_debug_remove_log_function)(gst_debug_log_default);

@@ -194,6 +194,27 @@ TEST_CASE("shutdown: SIGTERM and SIGINT with a call running exit 0 promptly, the
     client.waitEvent("closed");
 }
 
+// The [large] test's server once died of a SIGSEGV in a streaming thread
+// with an empty log; now the log names the thread and its frames.
+TEST_CASE("a crash leaves a backtrace in the server's log and still dies of its signal", "[server][crash]") {
+    Server server;
+    const auto status = server.end(SIGSEGV, 10s);
+    REQUIRE(status.has_value());
+    const std::string log = readText(server.process().logPath());
+    INFO("server log " << server.process().logPath());
+    // Under AddressSanitizer (scripts/test's build-asan server) ASan reports it.
+    if (const std::string asan = server.process().takeSanitizerReport(); !asan.empty()) {
+        CHECK(asan.find("SEGV") != std::string::npos);
+        CHECK(asan.find("#1 0x") != std::string::npos);
+    } else {
+        CHECK(*status == -SIGSEGV);
+        const auto header = log.find("tessera: fatal signal 11 (SEGV) in thread ");
+        REQUIRE(header != std::string::npos);
+        // The frames after it: the handler's own first, "…/tessera(+0x…)[0x…]".
+        CHECK(log.find("tessera(+0x", header) != std::string::npos);
+    }
+}
+
 TEST_CASE("shutdown: SIGTERM as a participant that never offered leaves exits 0 promptly, every time",
           "[server][shutdown][never-offered]") {
     // The joinToken test once hung here. The room closes as the signal
