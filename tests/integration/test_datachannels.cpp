@@ -226,7 +226,11 @@ TEST_CASE("data channels: a receiver that stops taking data loses the transfer, 
             r = everyone[i]->report();
             return r.value("frames", 0) >= framesBefore[i] + 30;
         });
-        INFO(everyone[i]->options().name << ": " << r.dump().substr(0, 400));
+        // A freeze's cause: packets that stopped coming (rtp's maxGapMs), or
+        // lost for good (its lost) while the decoder waited for a key frame.
+        INFO(everyone[i]->options().name << ": frames " << r.value("frames", 0) << ", frameStalls "
+                                         << r.value("frameStalls", Json()).dump() << ", rtp "
+                                         << r.value("rtp", Json()).dump());
         CHECK(went);
         CHECK(r.value("maxFrameGapMs", 500) < 500);
         CHECK(r.value("state", "") == "connected");

@@ -145,7 +145,18 @@ struct RtpMeasure {
     std::uint64_t packets = 0;
     std::uint64_t bytes = 0;
     std::uint64_t markers = 0; // video: frames (the marker bit ends a frame)
+    // Sequence numbers the jitter buffer never delivered: lost for good (a
+    // NACK that came too late or not at all). A jump of over 1000 is a new
+    // sequence (a sender's restart), not loss.
+    std::uint64_t lost = 0;
+    int lastSeq = -1;
     GapMeasure gaps;
+
+    void sequence(guint16 seq) {
+        const int step = lastSeq < 0 ? 1 : (seq - lastSeq + 65536) % 65536;
+        if (step > 1 && step <= 1000) lost += static_cast<std::uint64_t>(step - 1);
+        lastSeq = seq;
+    }
 };
 
 // Glass-to-glass delays read from stamps (--read-stamp), in ms.

@@ -282,7 +282,10 @@ GstPadProbeReturn Client::onRtpCb(GstPad*, GstPadProbeInfo* info, gpointer user)
         GstMapInfo map;
         bool marker = false;
         if (gst_buffer_map(buffer, &map, GST_MAP_READ)) {
-            marker = map.size >= 12 && (map.data[1] & 0x80);
+            if (map.size >= 12) {
+                marker = map.data[1] & 0x80;
+                m->sequence(static_cast<guint16>(map.data[2] << 8 | map.data[3]));
+            }
             gst_buffer_unmap(buffer, &map);
         }
         ++m->packets;
@@ -400,7 +403,7 @@ Json Client::report() {
     Json rtp = Json::object();
     for (auto [kind, m] : {std::pair{"video", &m_rtpVideo}, std::pair{"audio", &m_rtpAudio}}) {
         std::lock_guard lock(m->mutex);
-        Json r = {{"packets", m->packets}, {"bytes", m->bytes}};
+        Json r = {{"packets", m->packets}, {"bytes", m->bytes}, {"lost", m->lost}};
         if (m == &m_rtpVideo) r["frames"] = m->markers;
         r.update(m->gaps.toJson(now));
         rtp[kind] = r;
