@@ -4,7 +4,6 @@
 // set from the main thread mid-draw crashed a room of 30 ([large]). Without
 // the hand-off to the streaming thread this test crashed in 8 runs of 9,
 // each within 1.5 s.
-#include <algorithm>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -16,29 +15,31 @@
 #include <gst/video/video.h>
 
 #include "../../src/media/name_label.h"
+#include "tessera/analysis/frames.h"
 
 using tessera::media::NameLabel;
+namespace analysis = tessera::analysis;
 
 namespace {
 
 constexpr int kWidth = 320, kHeight = 180, kLabels = 8;
 
-// The luma of the frame's plane 0 in the box [x0, x1) x [y0, y1), as (min, max).
-std::pair<int, int> lumaRange(GstSample* sample, int x0, int x1, int y0, int y1) {
+// The frame of `sample` in RGB, seen through analysis's FrameView by `use`.
+template <typename Use>
+void withRgb(GstSample* sample, Use use) {
+    GstCaps* rgb = gst_caps_new_simple("video/x-raw", "format", G_TYPE_STRING, "RGB", nullptr);
+    GstSample* converted = gst_video_convert_sample(sample, rgb, 10 * GST_SECOND, nullptr);
+    gst_caps_unref(rgb);
+    REQUIRE(converted);
     GstVideoInfo info;
-    REQUIRE(gst_video_info_from_caps(&info, gst_sample_get_caps(sample)));
+    REQUIRE(gst_video_info_from_caps(&info, gst_sample_get_caps(converted)));
     GstVideoFrame frame;
-    REQUIRE(gst_video_frame_map(&frame, &info, gst_sample_get_buffer(sample), GST_MAP_READ));
-    const auto* y = static_cast<const guint8*>(GST_VIDEO_FRAME_PLANE_DATA(&frame, 0));
-    const int stride = GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 0);
-    int lo = 255, hi = 0;
-    for (int row = y0; row < y1; ++row)
-        for (int col = x0; col < x1; ++col) {
-            lo = std::min<int>(lo, y[row * stride + col]);
-            hi = std::max<int>(hi, y[row * stride + col]);
-        }
+    REQUIRE(gst_video_frame_map(&frame, &info, gst_sample_get_buffer(converted), GST_MAP_READ));
+    use(analysis::FrameView{static_cast<const std::uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(&frame, 0)),
+                            GST_VIDEO_FRAME_WIDTH(&frame), GST_VIDEO_FRAME_HEIGHT(&frame),
+                            static_cast<std::size_t>(GST_VIDEO_FRAME_PLANE_STRIDE(&frame, 0))});
     gst_video_frame_unmap(&frame);
-    return {lo, hi};
+    gst_sample_unref(converted);
 }
 
 } // namespace
@@ -97,8 +98,10 @@ TEST_CASE("name labels resized while their frames are drawn: no crash, the last 
             REQUIRE(frame);
         }
     // The name is drawn bottom left in white; the top right stays black.
-    CHECK(lumaRange(frame, 0, kWidth / 2, kHeight / 2, kHeight).second > 200);
-    CHECK(lumaRange(frame, kWidth / 2, kWidth, 0, kHeight / 2).second < 40);
+    withRgb(frame, [](const analysis::FrameView& view) {
+        CHECK(analysis::colorCoverage(view, {0, kHeight / 2, kWidth / 2, kHeight / 2}, {255, 255, 255}) > 0);
+        CHECK(analysis::colorCoverage(view, {kWidth / 2, 0, kWidth / 2, kHeight / 2}, {0, 0, 0}) == 1.0);
+    });
     gst_sample_unref(frame);
 
     REQUIRE(gst_element_set_state(pipeline, GST_STATE_NULL) == GST_STATE_CHANGE_SUCCESS);
