@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -593,6 +594,31 @@ Rgb thumbColor(const Json& report, double fx, double fy) {
     if (hex.size() < at + 6) return {};
     auto byte = [&](size_t i) { return std::stoi(hex.substr(at + i * 2, 2), nullptr, 16); };
     return {byte(0), byte(1), byte(2)};
+}
+
+std::string brief(const Json& report) {
+    Json out = report;
+    std::function<void(Json&)> shrink = [&](Json& j) {
+        if (j.is_object() && j.contains("thumb") && j["thumb"].is_object() && j["thumb"].contains("rgb")) {
+            Json grid = Json::array();
+            for (int row = 0; row < 4; ++row) {
+                std::string line;
+                for (int col = 0; col < 8; ++col) {
+                    const Rgb c = thumbColor(j, (col + 0.5) / 8, (row + 0.5) / 4);
+                    char hex[8];
+                    std::snprintf(hex, sizeof hex, "%02x%02x%02x", c.r & 0xff, c.g & 0xff, c.b & 0xff);
+                    line += (col ? " " : "") + std::string(hex);
+                }
+                grid.push_back(line);
+            }
+            j["thumb"].erase("rgb");
+            j["thumb"]["grid"] = grid;
+        }
+        if (j.is_structured())
+            for (auto& child : j) shrink(child);
+    };
+    shrink(out);
+    return out.dump();
 }
 
 bool near(Rgb a, Rgb b, int tolerance) {

@@ -227,6 +227,10 @@ struct Rgb {
 };
 Rgb thumbColor(const Json& report, double fx, double fy);
 bool near(Rgb a, Rgb b, int tolerance = 60);
+// A client's report for a failure message: each thumbnail's pixels (tens of
+// kilobytes of hex, which would push the rest of a run's output out of CI's
+// view) replaced by its colours on a coarse 8 x 4 grid, row by row.
+std::string brief(const Json& report);
 
 // A participant the tests can tell apart: its colour in the grid and its tone.
 struct Participant {

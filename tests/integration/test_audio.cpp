@@ -77,7 +77,7 @@ TEST_CASE("six talk in turns: nobody ever hears itself, everyone hears every spe
                 }
                 return true;
             });
-            INFO("report: " << last.dump());
+            INFO("report: " << brief(last));
             CHECK(heard);
         }
     };
@@ -153,7 +153,7 @@ TEST_CASE("an audio-only room of two speakers runs two Opus encodes and no compo
     const Json r = blue.waitReport([](const Json& report) {
         return near(thumbColor(report, 0.5, 0.5), {0, 0, 255}) && tone(report, 440) > -30 && tone(report, 660) > -30;
     });
-    INFO("report: " << r.dump().substr(0, 600));
+    INFO("report: " << brief(r));
     CHECK(near(thumbColor(r, 0.5, 0.5), {0, 0, 255}));
     CHECK(tone(r, 440) > -30);
     CHECK(tone(r, 660) > -30);

@@ -190,7 +190,7 @@ TEST_CASE("a receiver behind a 300 kbit/s bottleneck gets the low tier and a ste
     INFO("limited: tier " << seen.tier << " after " << toLow << " s");
     for (const auto& [what, n] : polled) UNSCOPED_INFO(what << ": " << n << " polls");
     INFO("room: " << httpRequest("GET", server.http() + "/api/rooms/" + room).body);
-    INFO("limited client: " << limited.report().dump().substr(0, 2000));
+    INFO("limited client: " << brief(limited.report()));
     REQUIRE(seen.tier == "low");
     CHECK(toLow <= 5.0);
     REQUIRE(seen.estimate);
@@ -205,7 +205,7 @@ TEST_CASE("a receiver behind a 300 kbit/s bottleneck gets the low tier and a ste
         poll();
         return j.value("frames", 0) >= frames + 300;
     });
-    INFO("limited client's report: " << report.dump());
+    INFO("limited client's report: " << brief(report));
     CHECK(report.value("frames", 0) >= frames + 300);
     CHECK(report.at("frameStalls").value("maxGapMs", 1e9) <= 1000);
     CHECK(poll()["limited"].tier == "low");
@@ -306,7 +306,7 @@ TEST_CASE("a receiver behind a 64 kbit/s bottleneck gets audio only with no gap 
             return j.value("audioSeconds", 0.0) >= heard + 20;
         },
         90s);
-    INFO("limited client's report: " << report.dump().substr(0, 2500));
+    INFO("limited client's report: " << brief(report));
     for (const auto& [tier, n] : tiers) UNSCOPED_INFO("tier " << tier << ": " << n << " polls");
     INFO("the server's tier decisions on it meanwhile:\n" << tierLog(server, id));
     CHECK(report.value("audioSeconds", 0.0) >= heard + 20);
@@ -324,7 +324,7 @@ TEST_CASE("a receiver behind a 64 kbit/s bottleneck gets audio only with no gap 
     report = limited.waitReport([&](const Json& j) { return j.value("frames", 0) >= frames + 30; }, 90s);
     const double toVideo = secondsSince(lifted);
     INFO("the server's tier decisions on it since:\n" << tierLog(server, id));
-    INFO("video " << toVideo << " s after the limit went; report " << report.dump().substr(0, 1500));
+    INFO("video " << toVideo << " s after the limit went; report " << brief(report));
     CHECK(report.value("frames", 0) >= frames + 30);
     CHECK(toVideo <= 20.0);
     CHECK(participants(server, room)["limited"].tier != "audio");
@@ -334,7 +334,7 @@ TEST_CASE("a receiver behind a 64 kbit/s bottleneck gets audio only with no gap 
     // 1 s, no step back to audio only), and only then is the client told.
     REQUIRE(limited.call("reset-gap").value("ok", false));
     report = limited.waitReport([&](const Json& j) { return j.value("frames", 0) >= frames + 180; }, 60s);
-    INFO("then: " << report.dump().substr(0, 1500));
+    INFO("then: " << brief(report));
     CHECK(report.value("frames", 0) >= frames + 180);
     CHECK(report.at("frameStalls").value("maxGapMs", 1e9) <= 1000);
     CHECK(participants(server, room)["limited"].tier != "audio");

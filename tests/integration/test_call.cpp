@@ -37,7 +37,7 @@ TEST_CASE("three participants each see the grid and hear the others but not them
                 if (k != i && tone(r, kTrio[k].tone) < -30) return false;
             return tone(r, kTrio[i].tone) < -45;
         });
-        INFO("report: " << report.dump().substr(0, 600));
+        INFO("report: " << brief(report));
         CHECK(report.value("width", 0) == 1280);
         CHECK(report.value("height", 0) == 720);
         for (size_t k = 0; k < kTrio.size(); ++k) {
@@ -528,7 +528,7 @@ TEST_CASE("audio only: on request and at a declared 64 kbit/s, told why; video b
     r = audioSeconds(1);
     const std::int64_t videoPackets = r.at("rtp").at("video").value("packets", 0);
     r = audioSeconds(3);
-    INFO("viewer while audio only: " << r.dump().substr(0, 1500));
+    INFO("viewer while audio only: " << brief(r));
     CHECK(r.at("rtp").at("video").value("packets", 0) == videoPackets);
     const std::int64_t frames = r.value("frames", 0);
 
@@ -541,7 +541,7 @@ TEST_CASE("audio only: on request and at a declared 64 kbit/s, told why; video b
     CHECK(tierOf(server, room, "viewer") == "high");
     CHECK(r.value("audioOnly", "x").empty());
     CHECK(tone(r, 440) > -30); // red, heard all along
-    INFO("viewer: " << r.dump().substr(0, 1500));
+    INFO("viewer: " << brief(r));
     CHECK(r.at("rtp").at("audio").value("maxGapMs", kMaxAudioGapMs) < kMaxAudioGapMs);
     CHECK(server.metric("tessera_room_audio_only_receivers{room=\"" + room + "\"}") == 1);
 

@@ -44,7 +44,7 @@ TEST_CASE("on a loopback-only host the server gathers loopback candidates by its
                 if (!near(thumbColor(r, centres[k].first, centres[k].second), pair[k].rgb)) return false;
             return tone(r, pair[1 - i].tone) > -30;
         });
-        INFO("report: " << report.dump().substr(0, 600));
+        INFO("report: " << brief(report));
         CHECK(report.value("state", "") == "connected");
         for (size_t k = 0; k < pair.size(); ++k)
             CHECK(near(thumbColor(report, centres[k].first, centres[k].second), pair[k].rgb));

@@ -112,7 +112,7 @@ TEST_CASE("a room of 30 in the speaker + 8 layout: everyone gets media, the serv
         return true;
     };
     Json after = load.waitReport(grown, 120s);
-    INFO(after.dump());
+    INFO(brief(after));
     REQUIRE(grown(after));
 
     // The two who decode see each other's colour and hear each other's tone;
@@ -123,10 +123,10 @@ TEST_CASE("a room of 30 in the speaker + 8 layout: everyone gets media, the serv
         };
     };
     const Json redView = red.waitReport(sees({0, 0, 255}, "660"), 120s);
-    INFO("red: " << redView.dump());
+    INFO("red: " << brief(redView));
     CHECK(sees({0, 0, 255}, "660")(redView));
     const Json blueView = blue.waitReport(sees({255, 0, 0}, "440"), 120s);
-    INFO("blue: " << blueView.dump());
+    INFO("blue: " << brief(blueView));
     CHECK(sees({255, 0, 0}, "440")(blueView));
 
     // The server decodes the 9 shown, never more (sampled through the run).

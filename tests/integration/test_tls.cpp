@@ -90,7 +90,7 @@ TEST_CASE("TLS: the API and a call over HTTPS/WSS; a new certificate on SIGHUP r
         const int other = kTrio[1 - i].tone;
         const Json report =
             clients[i]->waitReport([&](const Json& r) { return r.value("frames", 0) > 10 && tone(r, other) > -30; });
-        INFO(kTrio[i].name << " report " << report.dump().substr(0, 400));
+        INFO(kTrio[i].name << " report " << brief(report));
         CHECK(report.value("frames", 0) > 10);
         CHECK(tone(report, other) > -30);
     }

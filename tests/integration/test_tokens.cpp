@@ -131,7 +131,7 @@ TEST_CASE("room tokens: a subscribe-only token may receive but not send", "[serv
                     ClientOptions{"talk", "listener", "0x00ff00", 660, {440}, true, {"--token", listenerToken}});
     const Json report =
         listener.waitReport([](const Json& r) { return r.value("frames", 0) > 10 && tone(r, 440) > -30; });
-    INFO("report " << report.dump().substr(0, 400));
+    INFO("report " << brief(report));
     CHECK(report.value("frames", 0) > 10);
     CHECK(tone(report, 440) > -30);
     listener.leave();

@@ -121,7 +121,7 @@ TEST_CASE("with a TURN secret a relay-only client joins through coturn with the 
     const auto report = relayed.waitReport([&](const Json& r) {
         return r.value("frames", 0) >= 10 && near(thumbColor(r, centres[0].first, centres[0].second), kDirect);
     });
-    INFO("report " << report.dump().substr(0, 600));
+    INFO("report " << brief(report));
     CHECK(near(thumbColor(report, centres[0].first, centres[0].second), kDirect));
     // Through coturn: it allocated a relay for the client's own "<expiry>:<id>" user ...
     CHECK(turn.waitLog(":" + relayedId + ">: incoming packet ALLOCATE processed, success"));
@@ -157,7 +157,7 @@ TEST_CASE("a relay-only WHEP viewer connects through coturn with the TURN server
     const auto report = viewer.waitReport([&](const Json& r) {
         return r.value("frames", 0) >= 10 && near(thumbColor(r, centre.first, centre.second), kDirect);
     });
-    INFO("report " << report.dump().substr(0, 600));
+    INFO("report " << brief(report));
     CHECK(near(thumbColor(report, centre.first, centre.second), kDirect));
     // Through coturn, with the viewer's own credential ("<expiry>:<its id>").
     CHECK(turn.waitLog(":" + viewerId + ">: incoming packet ALLOCATE processed, success"));
@@ -224,7 +224,7 @@ TEST_CASE("a TURN credential that expired before the client used it fails cleanl
     // ... while the participant already in the room kept receiving the mix
     // without a freeze (15 fps for at least 5 s).
     const Json report = direct.report();
-    INFO("direct report " << report.dump().substr(0, 600));
+    INFO("direct report " << brief(report));
     CHECK(report.value("frames", 0) >= framesBefore + 30);
     CHECK(report.value("maxFrameGapMs", kMaxFrameGapMs) < kMaxFrameGapMs);
     CHECK(report.value("state", "") == "connected");
