@@ -47,6 +47,10 @@ NameLabel::NameLabel(const std::string& name, unsigned tileHeight)
 
 void NameLabel::resize(unsigned tileHeight) { m_pending->store(std::max(1u, tileHeight)); }
 
-void NameLabel::show(bool shown) { g_object_set(m_element.get(), "silent", shown ? FALSE : TRUE, nullptr); }
+void NameLabel::show(bool shown) {
+    if (shown == m_shown) return;
+    m_shown = shown;
+    g_object_set(m_element.get(), "silent", shown ? FALSE : TRUE, nullptr);
+}
 
 } // namespace tessera::media

@@ -28,11 +28,14 @@ public:
     GstElement* element() const { return m_element.get(); }
     // Thread: any. Sizes it for a tile `tileHeight` pixels high from its next frame.
     void resize(unsigned tileHeight);
-    // Thread: any (textoverlay reads `silent` under its lock).
+    // Thread: the owner's (textoverlay reads `silent` under its lock). Sets
+    // only a change: every property set makes textoverlay render its text
+    // again, and a room shows or hides every label on each relayout.
     void show(bool shown);
 
 private:
     glib::ElementRef m_element;
+    bool m_shown = false;
     // The tile height the next frame applies; 0: none pending. Shared with the pad probe.
     std::shared_ptr<std::atomic<unsigned>> m_pending = std::make_shared<std::atomic<unsigned>>(0);
 };

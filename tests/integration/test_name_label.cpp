@@ -77,7 +77,7 @@ TEST_CASE("name labels resized while their frames are drawn: no crash, the last 
     REQUIRE(first);
     gst_sample_unref(first);
 
-    // Every label resized every millisecond for 1.5 s, from this thread.
+    // Every label resized every millisecond for 3 s, from this thread.
     const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(3000);
     unsigned step = 0;
     while (std::chrono::steady_clock::now() < end) {
@@ -90,19 +90,32 @@ TEST_CASE("name labels resized while their frames are drawn: no crash, the last 
     // (one in the label, one in the appsink), so the 3rd pulled went through
     // the label after.
     for (NameLabel& label : labels) label.resize(360);
-    GstSample* frame = nullptr;
-    for (GstAppSink* sink : sinks)
+    const auto frameAfter = [](GstAppSink* sink) {
+        GstSample* frame = nullptr;
         for (int i = 0; i < 3; ++i) {
             if (frame) gst_sample_unref(frame);
             frame = gst_app_sink_try_pull_sample(sink, 30 * GST_SECOND);
             REQUIRE(frame);
         }
+        return frame;
+    };
     // The name is drawn bottom left in white; the top right stays black.
-    withRgb(frame, [](const analysis::FrameView& view) {
-        CHECK(analysis::colorCoverage(view, {0, kHeight / 2, kWidth / 2, kHeight / 2}, {255, 255, 255}) > 0);
-        CHECK(analysis::colorCoverage(view, {kWidth / 2, 0, kWidth / 2, kHeight / 2}, {0, 0, 0}) == 1.0);
-    });
-    gst_sample_unref(frame);
+    const auto nameDrawn = [](GstSample* frame) {
+        double white = 0;
+        withRgb(frame, [&](const analysis::FrameView& view) {
+            white = analysis::colorCoverage(view, {0, kHeight / 2, kWidth / 2, kHeight / 2}, {255, 255, 255});
+            CHECK(analysis::colorCoverage(view, {kWidth / 2, 0, kWidth / 2, kHeight / 2}, {0, 0, 0}) == 1.0);
+        });
+        gst_sample_unref(frame);
+        return white > 0;
+    };
+    for (GstAppSink* sink : sinks) CHECK(nameDrawn(frameAfter(sink)));
+    // Hidden, then shown again (twice: the second changes nothing).
+    labels[0].show(false);
+    CHECK_FALSE(nameDrawn(frameAfter(sinks[0])));
+    labels[0].show(true);
+    labels[0].show(true);
+    CHECK(nameDrawn(frameAfter(sinks[0])));
 
     REQUIRE(gst_element_set_state(pipeline, GST_STATE_NULL) == GST_STATE_CHANGE_SUCCESS);
     for (NameLabel& label : labels) {
