@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <csignal>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -19,6 +18,7 @@
 #include <libsoup/soup.h>
 
 #include "files.h"
+#include "tessera/analysis/frames.h"
 
 namespace tessera::testing {
 namespace {
@@ -600,19 +600,23 @@ std::string brief(const Json& report) {
     Json out = report;
     std::function<void(Json&)> shrink = [&](Json& j) {
         if (j.is_object() && j.contains("thumb") && j["thumb"].is_object() && j["thumb"].contains("rgb")) {
-            Json grid = Json::array();
-            for (int row = 0; row < 4; ++row) {
-                std::string line;
-                for (int col = 0; col < 8; ++col) {
-                    const Rgb c = thumbColor(j, (col + 0.5) / 8, (row + 0.5) / 4);
-                    char hex[8];
-                    std::snprintf(hex, sizeof hex, "%02x%02x%02x", c.r & 0xff, c.g & 0xff, c.b & 0xff);
-                    line += (col ? " " : "") + std::string(hex);
+            Json& t = j["thumb"];
+            const auto thumb =
+                analysis::thumbnailFromHex(t.value("w", 0), t.value("h", 0), t["rgb"].get_ref<const std::string&>());
+            Json grid = "undecodable";
+            if (thumb && thumb->width > 0 && thumb->height > 0) {
+                grid = Json::array();
+                for (int row = 0; row < 4; ++row) {
+                    std::string line;
+                    for (int col = 0; col < 8; ++col)
+                        line += (col ? " " : "") +
+                                analysis::toString(thumb->at(col * thumb->width / 8 + thumb->width / 16,
+                                                             row * thumb->height / 4 + thumb->height / 8));
+                    grid.push_back(line);
                 }
-                grid.push_back(line);
             }
-            j["thumb"].erase("rgb");
-            j["thumb"]["grid"] = grid;
+            t.erase("rgb");
+            t["grid"] = grid;
         }
         if (j.is_structured())
             for (auto& child : j) shrink(child);
