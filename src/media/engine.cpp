@@ -3,6 +3,7 @@
 #include "fragments.h"
 #include "gst_util.h"
 #include "ice.h"
+#include "mix_minus.h"
 #include "room_pipeline.h"
 #include "tessera/media/engine.h"
 #include "tessera/protocol/error.h"
@@ -12,7 +13,7 @@ namespace {
 
 // Elements the core pipeline needs beyond the fragments; checked up front so
 // a missing plugin package is named at start-up, not at the first join.
-constexpr const char* kRequiredElements[] = {"webrtcbin", "compositor", "audiomixer", "videotestsrc", "audiotestsrc",
+constexpr const char* kRequiredElements[] = {"webrtcbin", "compositor", "videotestsrc", "audiotestsrc",
                                              "tee", "queue", "nicesrc", "dtlssrtpenc", "capsfilter", "splitmuxsink",
                                              // name labels on tiles (Debian: gstreamer1.0-x)
                                              "textoverlay"};
@@ -94,6 +95,7 @@ std::unique_ptr<Engine> createGstEngine(const Config& config) {
                                                  "' is missing: install the GStreamer plugin packages (scripts/deps)");
         gst_object_unref(f);
     }
+    registerMixMinus();
     if (std::string why = iceProblem(config); !why.empty()) g_warning("%s", why.c_str());
     return std::make_unique<GstEngine>(config);
 }

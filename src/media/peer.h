@@ -7,8 +7,8 @@
 //   the room's K+1 Opus tees ─► funnel ! pay ─► webrtcbin.sink_<audio>
 //     (an AudioSwitch passes one of them, switching on packet boundaries;
 //     no queue per receiver: each encode's send queue sends, peer_branches.cpp)
-//   webrtcbin.src (audio) ─► decode ! tee ─► room audiomixer (full mix)
-//                                      └─► each of the room's K slot mixers
+//   webrtcbin.src (audio) ─► decode ─► the room's mixer (the full mix and
+//                                      the K speaker slots' mixes)
 //   webrtcbin.src (video) ─► decode ! queue ─► room compositor
 //
 // PeerCore is one class in several files, one per responsibility:
@@ -123,10 +123,12 @@ public:
     virtual void addSource(VideoSource source) = 0;
     // A participant's screen share went live or stopped (from its offers).
     virtual void setScreenShareActive(const std::string& participantId, bool active) = 0;
-    // K+1 audio: `tee` carries the participant's decoded audio (the room
-    // links it to its mixers); `funnel` takes what it hears (the room links
-    // each of its Opus encodes to it and passes one at a time).
-    virtual void addAudioInput(const std::string& participantId, GstElement* tee) = 0;
+    // K+1 audio. Thread: streaming, before the first buffer reaches
+    // `mixerPad`, the participant's input on the room's mixer (the room
+    // tells it which mix leaves it out). Thread: main, `funnel` takes what
+    // it hears (the room links each of its Opus encodes to it and passes
+    // one at a time).
+    virtual void addAudioInput(const std::string& participantId, GstPad* mixerPad) = 0;
     virtual void addAudioOutput(const std::string& participantId, GstElement* funnel) = 0;
     // The client's offer has a video m-line (it sends or receives video):
     // the room starts its compositor and tier encoders if they are not running.
@@ -230,7 +232,7 @@ private:
     void linkAudioInput(GstPad* pad);
     void watchKeyFrameRequests(GstPad* entry);
     // Reports each decoded frame's level to the room (PeerRoom::onAudioLevel).
-    void watchLevels(GstElement* tee);
+    void watchLevels(GstPad* decoded);
     void linkVideoInput(GstPad* pad, bool screenShare, const std::string& codec);
 
     // peer_stats.cpp. Thread: webrtcbin's (a promise callback); only our own

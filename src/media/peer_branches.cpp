@@ -227,28 +227,24 @@ void PeerCore::onPadAdded(GstPad* pad) {
 void PeerCore::linkAudioInput(GstPad* pad) {
     GstBin* bin = GST_BIN(m_bin.get());
     ElementRef decode = m_parts.fragments->makeBin("decode-opus");
-    GstElement* tee = make("tee");
-    g_object_set(tee, "allow-not-linked", TRUE, nullptr);
-    gst_bin_add_many(bin, decode.get(), tee, nullptr);
-    gst_element_link(decode.get(), tee);
-    watchLevels(tee);
-    // Straight into the full mix, as into the slot mixers: the jitter
-    // buffer's thread pushes into each mixer in turn (a queue here was one
-    // more thread per participant, waking 50 times a second).
+    gst_bin_add(bin, decode.get());
+    GstPad* decoded = gst_element_get_static_pad(decode.get(), "src");
+    watchLevels(decoded);
+    // Straight into the room's mixer: the jitter buffer's thread pushes
+    // into it (a queue here was one more thread per participant, waking 50
+    // times a second).
     GstPad* mixerPad = gst_element_request_pad_simple(m_parts.audioMixer, "sink_%u");
-    auto out = PadRef::adopt(gst_element_request_pad_simple(tee, "src_%u"));
-    GstPad* exit = ghostPad(m_bin.get(), out.get());
-    gst_pad_link(exit, mixerPad);
+    // Which mix leaves it out is set on the pad before its first buffer:
+    // here, not on the main thread, or a participant who already owns a
+    // slot would hear its own first frames in it.
+    m_room.addAudioInput(m_id, mixerPad);
+    gst_pad_link(ghostPad(m_bin.get(), decoded), mixerPad);
+    gst_object_unref(decoded);
     m_mixerPads.push_back(PadRef::adopt(mixerPad));
-    for (GstElement* e : {tee, decode.get()}) gst_element_sync_state_with_parent(e);
+    gst_element_sync_state_with_parent(decode.get());
     GstPad* sink = gst_element_get_static_pad(decode.get(), "sink");
     gst_pad_link(pad, sink);
     gst_object_unref(sink);
-    // The mix-minus links are room state: made on the main thread, where
-    // stop() also runs, so a leaver's tee is never registered after it left.
-    post(weak_from_this(), [tee = ElementRef::borrow(tee)](PeerCore& core) {
-        if (core.m_bin) core.m_room.addAudioInput(core.m_id, tee.get());
-    });
 }
 
 namespace {
@@ -274,10 +270,9 @@ double rmsDbfs(const float* samples, std::size_t count) {
 // its own voice left out of its slot's mix from that very frame. The main
 // loop would be too late: a mixer outputs a frame kMixerSlackMs after the
 // jitter buffer let it go.
-void PeerCore::watchLevels(GstElement* tee) {
-    GstPad* in = gst_element_get_static_pad(tee, "sink");
+void PeerCore::watchLevels(GstPad* decoded) {
     gst_pad_add_probe(
-        in, GST_PAD_PROBE_TYPE_BUFFER,
+        decoded, GST_PAD_PROBE_TYPE_BUFFER,
         [](GstPad* pad, GstPadProbeInfo* info, gpointer user) noexcept {
             // Thread: streaming (the participant's jitter buffer's).
             glib::guarded("level probe", [&] {
@@ -294,7 +289,6 @@ void PeerCore::watchLevels(GstElement* tee) {
             return GST_PAD_PROBE_OK;
         },
         new LevelProbe{&m_room, m_id}, [](gpointer d) noexcept { delete static_cast<LevelProbe*>(d); });
-    gst_object_unref(in);
 }
 
 DecodeGate::DecodeGate(GstPad* decoderSink) : m_sink(PadRef::borrow(decoderSink)) {

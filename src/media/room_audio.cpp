@@ -1,6 +1,7 @@
 // RoomPipeline's K+1 audio (docs/architecture.md, "Audio"): the full mix
-// encoded once for every listener, and K speaker slots, each a mixer that
-// sums everyone with its owner muted and encodes that once for the owner;
+// encoded once for every listener, and K speaker slots, each the sum of
+// everyone but its owner (one mixer makes them all: mix_minus.h), encoded
+// once for the owner;
 // which speakers own the slots (policy::SpeakerSet, fed on the participants'
 // decode threads); and starting the video part of a room when the first
 // participant with video arrives.
@@ -8,6 +9,7 @@
 
 #include <gst/audio/gstaudioencoder.h>
 
+#include "mix_minus.h"
 #include "tessera/protocol/error.h"
 
 #define GST_CAT_DEFAULT tessera_media_debug
@@ -26,17 +28,18 @@ GstClockTime encoderLookahead(GstElement* encoder) {
 
 } // namespace
 
-// Every mixer starts at the first buffer it receives (configureMixer): all
-// of them get the room's silence first, here, before the pipeline plays, so
-// they share one start and one 10 ms output grid, and their encoders one
-// 20 ms frame grid. That is what lets a receiver switch between encodes on
-// a packet boundary with continuous RTP timestamps. Each encode is fed only
-// while a receiver uses it (gateEncode): the full mix while someone listens
-// to it, a slot while it has a speaker. A room of two speakers runs two.
+// The mixer starts at the first buffer it receives (configureMixer): the
+// room's silence, before the pipeline plays. Every encode takes its input
+// from the mixer's one output, so all K+1 share its 10 ms output grid and
+// their encoders one 20 ms frame grid. That is what lets a receiver switch
+// between encodes on a packet boundary with continuous RTP timestamps.
+// Each encode is fed only while a receiver uses it (gateEncode): the full
+// mix while someone listens to it, a slot while it has a speaker. A room of
+// two speakers runs two.
 void RoomPipeline::buildAudioEncodes() {
     GstBin* pipe = pipeline();
     m_encodeDemand = std::make_shared<EncodeDemand>(1 + m_config.audio.mixMinusSpeakers);
-    auto encode = [&](GstElement* from, const std::string& what) {
+    for (std::size_t source = 0; source <= m_config.audio.mixMinusSpeakers; ++source) {
         ElementRef encoder = m_fragments.makeBin("audio-encode");
         // As for video (buildTier): one thread sends this encode to its
         // receivers, waiting in their webrtcbins' clocksync, not the mixer's.
@@ -44,32 +47,28 @@ void RoomPipeline::buildAudioEncodes() {
         GstElement* tee = make("tee");
         g_object_set(tee, "allow-not-linked", TRUE, nullptr);
         gst_bin_add_many(pipe, encoder.get(), send, tee, nullptr);
-        if (!gst_element_link_many(from, encoder.get(), send, tee, nullptr))
-            throw Error(ErrorCode::Internal, "pipelines/audio-encode.pipeline: cannot link " + what +
-                                                 " to it (does it take F32 audio and produce Opus?)");
+        if (!gst_element_link_many(m_fullMix.get(), encoder.get(), send, tee, nullptr))
+            throw Error(ErrorCode::Internal, "pipelines/audio-encode.pipeline: cannot link the room's mix to it "
+                                             "(does it take F32 audio and produce Opus?)");
         ElementRef opus = requireByName(GST_BIN(encoder.get()), "encoder");
         GstPad* in = gst_element_get_static_pad(encoder.get(), "sink");
-        gateEncode(in, m_encodeDemand, m_encodeTees.size(), [opus] { return encoderLookahead(opus.get()); });
+        gateEncode(in, m_encodeDemand, source, [opus] { return encoderLookahead(opus.get()); });
+        if (source > 0) {
+            // Slot k's mix travels with the full mix's buffer (mix_minus.h).
+            gst_pad_add_probe(
+                in, GST_PAD_PROBE_TYPE_BUFFER,
+                [](GstPad*, GstPadProbeInfo* info, gpointer slot) noexcept {
+                    // Thread: streaming (the mixer's).
+                    GstBuffer* full = GST_PAD_PROBE_INFO_BUFFER(info);
+                    GST_PAD_PROBE_INFO_DATA(info) = slotMix(full, GPOINTER_TO_SIZE(slot));
+                    gst_buffer_unref(full);
+                    return GST_PAD_PROBE_OK;
+                },
+                GSIZE_TO_POINTER(source - 1), nullptr);
+        }
         gst_object_unref(in);
         m_encodeTees.push_back(ElementRef::borrow(tee));
         if (!m_encoder) m_encoder = opus;
-    };
-    encode(m_fullMix.get(), "the full mix");
-    const std::string rawAudio = "audio/x-raw,format=F32LE,rate=48000,channels=2,layout=interleaved";
-    for (unsigned k = 0; k < m_config.audio.mixMinusSpeakers; ++k) {
-        // The room's live silence keeps the slot ticking while nobody else
-        // speaks (a leaky queue: a stalled slot never blocks the others).
-        GstElement* queue = leakyQueue(50);
-        GstElement* mixer = make("audiomixer");
-        configureMixer(mixer, m_config);
-        GstElement* caps = make("capsfilter");
-        GstCaps* f32 = gst_caps_from_string(rawAudio.c_str());
-        g_object_set(caps, "caps", f32, nullptr);
-        gst_caps_unref(f32);
-        gst_bin_add_many(pipe, queue, mixer, caps, nullptr);
-        gst_element_link_many(m_audioTee.get(), queue, mixer, caps, nullptr);
-        m_slotMixers.push_back(ElementRef::borrow(mixer));
-        encode(caps, "slot " + std::to_string(k) + "'s mixer");
     }
 }
 
@@ -83,12 +82,12 @@ void RoomPipeline::onAudioLevel(const std::string& participantId, double levelDb
 
 void RoomPipeline::applySlotChange(const policy::SpeakerSet::Change& change, GstClockTime onset) {
     const std::size_t slot = change.slot;
-    // The new owner's loud frame has not reached the slot's mixer yet (its
-    // level is taken before the frame goes on): muted from that frame on,
-    // so the slot's mix never has it.
-    // (Without pads yet, addAudioInput mutes it as it links them.)
-    if (const auto& pads = m_slotPads.at(change.joined); slot < pads.size())
-        g_object_set(pads[slot].get(), "mute", TRUE, nullptr);
+    // The new owner's loud frame has not reached the mixer yet (its level
+    // is taken before the frame goes on): out of the slot's mix from that
+    // frame on, so the slot's mix never has it.
+    // (Without a pad yet, addAudioInput sets it on the pad.)
+    if (const PadRef& pad = m_slotPads.at(change.joined))
+        g_object_set(pad.get(), "slot", static_cast<gint>(slot), nullptr);
     // The full mix stops for it before its voice starts, by the encoder's
     // look-ahead: a packet carries that much of the input after its end,
     // which the decoder plays in its overlap with the next packet (measured:
@@ -101,8 +100,8 @@ void RoomPipeline::applySlotChange(const policy::SpeakerSet::Change& change, Gst
     if (change.left) {
         // Quiet for a while (SpeakerSet's release time): back in the slot's
         // mix only with its silence, and back on the full mix.
-        if (auto it = m_slotPads.find(*change.left); it != m_slotPads.end() && slot < it->second.size())
-            g_object_set(it->second[slot].get(), "mute", FALSE, nullptr);
+        if (auto it = m_slotPads.find(*change.left); it != m_slotPads.end() && it->second)
+            g_object_set(it->second.get(), "slot", -1, nullptr);
         if (auto it = m_audioReceivers.find(*change.left); it != m_audioReceivers.end()) it->second->select(0);
     }
     GST_CAT_DEBUG(tessera_media_debug, "room %s: speaker slot %zu: %s (was %s)", m_room.c_str(), slot,

@@ -110,8 +110,8 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
         rawVideo +
         "\" ! tee name=rawtee allow-not-linked=true "
         "audiotestsrc name=silence is-live=true wave=silence samplesperbuffer=960 ! " +
-        rawAudio + " ! tee name=atee allow-not-linked=true ! queue ! audiomixer name=amix ! " + rawAudio +
-        " ! tee name=fullmix allow-not-linked=true";
+        rawAudio + " ! tesseramixminus name=amix slots=" + std::to_string(config.audio.mixMinusSpeakers) + " ! " +
+        rawAudio + " ! tee name=fullmix allow-not-linked=true";
     GError* raw = nullptr;
     GstElement* bin = gst_parse_launch_full(description.c_str(), nullptr, GST_PARSE_FLAG_FATAL_ERRORS, &raw);
     GErrorPtr err(raw);
@@ -124,7 +124,6 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     GstBin* pipe = pipeline();
     m_videoMixer = requireByName(pipe, "vmix");
     m_audioMixer = requireByName(pipe, "amix");
-    m_audioTee = requireByName(pipe, "atee");
     ElementRef background = requireByName(pipe, "background");
     {
         GstCaps* caps = gst_caps_from_string(rawVideo.c_str());
@@ -442,7 +441,7 @@ std::unique_ptr<Peer> RoomPipeline::addPeer(const std::string& participantId, co
                                             PeerListener& listener) {
     {
         // Known to the speaker set from now: its first loud frame gets it a
-        // slot even before its pads on the slot mixers exist (addAudioInput).
+        // slot even before its pad on the mixer exists (addAudioInput).
         std::lock_guard lock(m_speakersMutex);
         m_slotPads[participantId] = {};
     }
@@ -683,23 +682,15 @@ void RoomPipeline::setScreenShareActive(const std::string& participantId, bool a
     m_listener.onScreenShareChanged(participantId, active);
 }
 
-void RoomPipeline::addAudioInput(const std::string& participantId, GstElement* tee) {
-    std::optional<std::size_t> own;
-    {
-        std::lock_guard lock(m_speakersMutex);
-        own = m_speakerSet.slotOf(participantId);
-    }
-    // Linked without the lock: its frames' level probe takes it.
-    std::vector<PadRef> pads;
-    for (std::size_t k = 0; k < m_slotMixers.size(); ++k)
-        pads.push_back(linkAudio(participantId, tee, "", m_slotMixers[k].get(), [&](GstPad* pad) {
-            if (own == k) g_object_set(pad, "mute", TRUE, nullptr); // before its first buffer
-        }));
+void RoomPipeline::addAudioInput(const std::string& participantId, GstPad* mixerPad) {
     std::lock_guard lock(m_speakersMutex);
-    // It may have taken a slot while its pads were linked.
-    if (const auto now = m_speakerSet.slotOf(participantId); now != own)
-        for (std::size_t k = 0; k < pads.size(); ++k) g_object_set(pads[k].get(), "mute", now == k, nullptr);
-    m_slotPads[participantId] = std::move(pads);
+    // Gone already (its bin is going down): nothing to register.
+    auto it = m_slotPads.find(participantId);
+    if (it == m_slotPads.end()) return;
+    // Before its first buffer: it may own a slot already.
+    const auto own = m_speakerSet.slotOf(participantId);
+    g_object_set(mixerPad, "slot", own ? static_cast<gint>(*own) : -1, nullptr);
+    it->second = PadRef::borrow(mixerPad);
 }
 
 void RoomPipeline::addAudioOutput(const std::string& participantId, GstElement* funnel) {
@@ -711,7 +702,7 @@ void RoomPipeline::addAudioOutput(const std::string& participantId, GstElement* 
     auto chooser = std::make_shared<AudioSwitch>(own ? *own + 1 : 0, m_encodeDemand);
     // Each input is watched before it is linked: never two encodes at once.
     for (std::size_t source = 0; source < m_encodeTees.size(); ++source)
-        linkAudio("", m_encodeTees[source].get(), participantId, funnel,
+        linkAudio(m_encodeTees[source].get(), participantId, funnel,
                   [&](GstPad* pad) { watchEncode(pad, chooser, source); });
     std::lock_guard lock(m_speakersMutex);
     // It may have taken a slot while its inputs were linked.
@@ -720,25 +711,17 @@ void RoomPipeline::addAudioOutput(const std::string& participantId, GstElement* 
     m_audioReceivers[participantId] = std::move(chooser);
 }
 
-PadRef RoomPipeline::linkAudio(const std::string& from, GstElement* tee, const std::string& to, GstElement* sink,
-                               const std::function<void(GstPad*)>& prepare) {
+void RoomPipeline::linkAudio(GstElement* tee, const std::string& to, GstElement* funnel,
+                             const std::function<void(GstPad*)>& prepare) {
     auto teePad = PadRef::adopt(gst_element_request_pad_simple(tee, "src_%u"));
-    auto sinkPad = PadRef::adopt(gst_element_request_pad_simple(sink, "sink_%u"));
-    if (prepare) prepare(sinkPad.get());
-    // A participant's side is ghosted on its bin; the room's elements are
-    // children of the pipeline itself.
-    auto fromBin = from.empty() ? ElementRef() : ElementRef::adopt(GST_ELEMENT(gst_element_get_parent(tee)));
-    auto toBin = to.empty() ? ElementRef() : ElementRef::adopt(GST_ELEMENT(gst_element_get_parent(sink)));
-    auto out = fromBin ? PadRef::borrow(ghostPad(fromBin.get(), teePad.get())) : teePad;
-    auto in = toBin ? PadRef::borrow(ghostPad(toBin.get(), sinkPad.get(), true)) : sinkPad;
-    if (gst_pad_link(out.get(), in.get()) != GST_PAD_LINK_OK)
-        GST_CAT_ERROR(tessera_media_debug, "room %s: cannot link audio %s -> %s", m_room.c_str(),
-                      from.empty() ? "(room)" : from.c_str(), to.empty() ? "(room)" : to.c_str());
-    m_audioLinks.push_back({from,
-                            to,
-                            {ElementRef::borrow(tee), teePad, fromBin, fromBin ? out : PadRef()},
-                            {ElementRef::borrow(sink), sinkPad, toBin, toBin ? in : PadRef()}});
-    return sinkPad;
+    auto sinkPad = PadRef::adopt(gst_element_request_pad_simple(funnel, "sink_%u"));
+    prepare(sinkPad.get());
+    // The funnel is in the receiver's bin: ghosted on it.
+    auto toBin = ElementRef::adopt(GST_ELEMENT(gst_element_get_parent(funnel)));
+    GstPad* in = ghostPad(toBin.get(), sinkPad.get(), true);
+    if (gst_pad_link(teePad.get(), in) != GST_PAD_LINK_OK)
+        GST_CAT_ERROR(tessera_media_debug, "room %s: cannot link audio to %s", m_room.c_str(), to.c_str());
+    m_audioLinks.push_back({to, {ElementRef::borrow(tee), teePad, {}, {}}});
 }
 
 DetachPlan RoomPipeline::removeAudio(const std::string& participantId) {
@@ -753,17 +736,10 @@ DetachPlan RoomPipeline::removeAudio(const std::string& participantId) {
     }
     DetachPlan plan;
     std::erase_if(m_audioLinks, [&](AudioLink& link) {
-        if (link.to == participantId) {
-            // One of the room's encodes feeds the leaver: detach it when idle.
-            plan.tees.push_back(std::move(link.teeSide));
-            return true;
-        }
-        if (link.from == participantId) {
-            // The leaver feeds a slot mixer: release once the leaver is NULL.
-            plan.mixers.push_back(std::move(link.mixerSide));
-            return true;
-        }
-        return false;
+        if (link.to != participantId) return false;
+        // One of the room's encodes feeds the leaver: detach it when idle.
+        plan.tees.push_back(std::move(link.teeSide));
+        return true;
     });
     return plan;
 }

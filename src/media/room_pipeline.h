@@ -94,10 +94,10 @@ public:
     void addSource(VideoSource source) override;
     void setScreenShareActive(const std::string& participantId, bool active) override;
     // K+1 audio (docs/architecture.md, "Audio"): every participant's audio
-    // goes into the full mix and into each speaker slot's mixer, where the
-    // slot's owner is muted; each receiver takes the full mix's encode or,
-    // while it owns a slot, that slot's.
-    void addAudioInput(const std::string& participantId, GstElement* tee) override;
+    // goes into the room's one mixer, which also makes each speaker slot's
+    // mix without the slot's owner; each receiver takes the full mix's
+    // encode or, while it owns a slot, that slot's.
+    void addAudioInput(const std::string& participantId, GstPad* mixerPad) override;
     void addAudioOutput(const std::string& participantId, GstElement* funnel) override;
     void onAudioLevel(const std::string& participantId, double levelDbfs, GstClockTime start) override;
     void startVideo() override;
@@ -143,12 +143,11 @@ private:
     DetachPlan removeAudio(const std::string& participantId);
     // Thread: main. Drops the participant's tiles, and its speaker and share state.
     void removeSources(const std::string& participantId);
-    // Thread: main. Links a participant's audio tee (in its bin) to a slot
-    // mixer, or a room's encode tee to a receiver's funnel (in its bin);
-    // `from` or `to` is "" for the room's side. `prepare` gets the sink pad
-    // before the link (no buffer yet). Returns the sink pad.
-    PadRef linkAudio(const std::string& from, GstElement* tee, const std::string& to, GstElement* sink,
-                     const std::function<void(GstPad*)>& prepare = {});
+    // Thread: main. Links one of the room's encode tees to the receiver
+    // `to`'s funnel (in its bin); `prepare` gets the funnel's sink pad
+    // before the link (no buffer yet).
+    void linkAudio(GstElement* tee, const std::string& to, GstElement* funnel,
+                   const std::function<void(GstPad*)>& prepare);
     // Thread: main. The full mix's encode and the K slots (room_audio.cpp).
     void buildAudioEncodes();
     // Under m_speakersMutex: mutes the slot's new owner and switches the
@@ -185,7 +184,7 @@ private:
     const Fragments& m_fragments;                      // Borrowed; outlives this.
     RoomListener& m_listener;                          // Borrowed; outlives this.
     ElementRef m_pipeline;                             // Owned.
-    ElementRef m_videoMixer, m_audioMixer, m_audioTee; // m_audioTee: the room's live silence
+    ElementRef m_videoMixer, m_audioMixer; // m_audioMixer: a tesseramixminus (mix_minus.h)
     // Every (tier, codec): video.codecs' order, then m_parts.ladder's (encoderIndex). Fixed after construction.
     std::vector<std::unique_ptr<EncoderTier>> m_tiers;
     ElementRef m_rawTee, m_fullMix; // the recorder's sources
@@ -206,24 +205,23 @@ private:
     PendingWork m_peerTeardowns;                            // stopped peers not yet out of the pipeline
 
     struct AudioLink {
-        std::string from, to;
-        PadDetach teeSide;   // in `from`'s bin
-        PadDetach mixerSide; // in `to`'s bin
+        std::string to;    // the receiver
+        PadDetach teeSide; // on the room's encode tee
     };
     // Thread: main.
     std::vector<AudioLink> m_audioLinks;
     // K+1 audio. Fixed after construction: the encodes' tees, source 0 the
-    // full mix's, 1 + k slot k's; and each slot's mixer.
+    // full mix's, 1 + k slot k's.
     std::vector<ElementRef> m_encodeTees;
     std::shared_ptr<EncodeDemand> m_encodeDemand; // which of them receivers use: the others are not fed
-    std::vector<ElementRef> m_slotMixers;
     ElementRef m_encoder; // the full mix's opusenc (all K+1 are alike): its look-ahead
     // Taken on participants' decode threads (onAudioLevel) and the main thread.
     std::mutex m_speakersMutex;
     policy::SpeakerSet m_speakerSet; // who owns which slot
-    // Every participant, from addPeer() to peerStopped(): its pad on each
-    // slot mixer (none until its audio arrives).
-    std::map<std::string, std::vector<PadRef>> m_slotPads;
+    // Every participant, from addPeer() to peerStopped(): its pad on the
+    // mixer (none until its audio arrives), whose `slot` says which mix
+    // leaves it out.
+    std::map<std::string, PadRef> m_slotPads;
     std::map<std::string, std::shared_ptr<AudioSwitch>> m_audioReceivers; // participant -> what it hears
     // The compositor, its background and the tier branches: locked in NULL
     // until startVideo() (an audio-only room never composites). Thread: main.
