@@ -13,8 +13,8 @@ namespace {
 
 // Elements the core pipeline needs beyond the fragments; checked up front so
 // a missing plugin package is named at start-up, not at the first join.
-constexpr const char* kRequiredElements[] = {"webrtcbin", "compositor", "videotestsrc", "audiotestsrc",
-                                             "tee", "queue", "nicesrc", "dtlssrtpenc", "capsfilter", "splitmuxsink",
+constexpr const char* kRequiredElements[] = {"webrtcbin", "compositor", "videotestsrc", "audiotestsrc", "tee", "queue",
+                                             "nicesrc", "dtlssrtpenc", "capsfilter", "splitmuxsink",
                                              // name labels on tiles (Debian: gstreamer1.0-x)
                                              "textoverlay"};
 

@@ -161,8 +161,8 @@ GstFlowReturn finishBuffer(GstAggregator* agg, GstBuffer* full) {
     const gsize bytes = gst_buffer_get_size(full); // the last buffer before EOS may be cut short
     full = gst_buffer_make_writable(full);         // ours alone: not copied
     if (!owners.empty()) {
-        GstStructure* slots = gst_custom_meta_get_structure(
-            gst_buffer_add_custom_meta(full, tessera::media::kMetaName));
+        GstStructure* slots =
+            gst_custom_meta_get_structure(gst_buffer_add_custom_meta(full, tessera::media::kMetaName));
         for (std::size_t k = 0; k < owners.size(); ++k) {
             if (!owners[k]) continue; // leaves nobody out: slotMix() gives the full mix
             GstBuffer* mix = gst_buffer_new_allocate(nullptr, bytes, nullptr);
@@ -182,10 +182,10 @@ GstFlowReturn finishBuffer(GstAggregator* agg, GstBuffer* full) {
     return GST_AGGREGATOR_CLASS(tessera_mix_minus_parent_class)->finish_buffer(agg, full);
 }
 
+// Any rate and channels; F32 only, as the mixing loop reads.
 GstStaticPadTemplate kSrcTemplate = GST_STATIC_PAD_TEMPLATE(
     "src", GST_PAD_SRC, GST_PAD_ALWAYS,
-    GST_STATIC_CAPS("audio/x-raw, format=(string)" GST_AUDIO_NE(F32) ", rate=(int)[1, MAX], channels=(int)[1, MAX], "
-                    "layout=(string)interleaved"));
+    GST_STATIC_CAPS("audio/x-raw, format=(string)" GST_AUDIO_NE(F32) ", layout=(string)interleaved"));
 GstStaticPadTemplate kSinkTemplate =
     GST_STATIC_PAD_TEMPLATE("sink_%u", GST_PAD_SINK, GST_PAD_REQUEST,
                             GST_STATIC_CAPS(GST_AUDIO_CAPS_MAKE(GST_AUDIO_FORMATS_ALL) ", layout=(string)interleaved"));
@@ -196,11 +196,11 @@ static void tessera_mix_minus_pad_class_init(TesseraMixMinusPadClass* klass) {
     auto* object = G_OBJECT_CLASS(klass);
     object->set_property = padSetProperty;
     object->get_property = padGetProperty;
-    g_object_class_install_property(
-        object, PROP_SLOT,
-        g_param_spec_int("slot", "Slot", "The speaker slot whose mix leaves this input out (-1: none)", -1,
-                         static_cast<gint>(tessera::media::kMaxSlots) - 1, -1,
-                         GParamFlags(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)));
+    g_object_class_install_property(object, PROP_SLOT,
+                                    g_param_spec_int("slot", "Slot",
+                                                     "The speaker slot whose mix leaves this input out (-1: none)", -1,
+                                                     static_cast<gint>(tessera::media::kMaxSlots) - 1, -1,
+                                                     GParamFlags(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)));
 }
 
 static void tessera_mix_minus_pad_init(TesseraMixMinusPad* pad) { pad->slot = -1; }

@@ -180,10 +180,10 @@ private:
     void speakerMaybeChanged(bool changed);
 
     std::string m_room;
-    const Config& m_config;                            // Borrowed; outlives this.
-    const Fragments& m_fragments;                      // Borrowed; outlives this.
-    RoomListener& m_listener;                          // Borrowed; outlives this.
-    ElementRef m_pipeline;                             // Owned.
+    const Config& m_config;                // Borrowed; outlives this.
+    const Fragments& m_fragments;          // Borrowed; outlives this.
+    RoomListener& m_listener;              // Borrowed; outlives this.
+    ElementRef m_pipeline;                 // Owned.
     ElementRef m_videoMixer, m_audioMixer; // m_audioMixer: a tesseramixminus (mix_minus.h)
     // Every (tier, codec): video.codecs' order, then m_parts.ladder's (encoderIndex). Fixed after construction.
     std::vector<std::unique_ptr<EncoderTier>> m_tiers;
@@ -214,7 +214,7 @@ private:
     // full mix's, 1 + k slot k's.
     std::vector<ElementRef> m_encodeTees;
     std::shared_ptr<EncodeDemand> m_encodeDemand; // which of them receivers use: the others are not fed
-    ElementRef m_encoder; // the full mix's opusenc (all K+1 are alike): its look-ahead
+    ElementRef m_encoder;                         // the full mix's opusenc (all K+1 are alike): its look-ahead
     // Taken on participants' decode threads (onAudioLevel) and the main thread.
     std::mutex m_speakersMutex;
     policy::SpeakerSet m_speakerSet; // who owns which slot

@@ -40,8 +40,7 @@ std::vector<float> floats(GstBuffer* buffer) {
 
 } // namespace
 
-TEST_CASE("the room's mixer: the full mix has every input, each slot's mix every input but its owners'",
-          "[mixminus]") {
+TEST_CASE("the room's mixer: the full mix has every input, each slot's mix every input but its owners'", "[mixminus]") {
     gst_init(nullptr, nullptr);
     tessera::media::registerMixMinus();
     GstElement* pipeline = gst_pipeline_new("mixminus");
@@ -57,8 +56,7 @@ TEST_CASE("the room's mixer: the full mix has every input, each slot's mix every
     REQUIRE(gst_element_link_many(mixer, caps, sink, nullptr));
     for (const auto& [frequency, slot] : kTones) {
         GstElement* tone = gst_element_factory_make("audiotestsrc", nullptr);
-        g_object_set(tone, "freq", frequency, "volume", 0.1, "num-buffers", kBuffers, "samplesperbuffer", 960,
-                     nullptr);
+        g_object_set(tone, "freq", frequency, "volume", 0.1, "num-buffers", kBuffers, "samplesperbuffer", 960, nullptr);
         GstElement* format = gst_element_factory_make("capsfilter", nullptr);
         g_object_set(format, "caps", f32, nullptr);
         gst_bin_add_many(GST_BIN(pipeline), tone, format, nullptr);
