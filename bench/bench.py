@@ -1001,37 +1001,86 @@ class Bench:
                 janus.stop()
         return out
 
+    class ShapedLink:
+        """A veth pair (TESTING.md, "A real bottleneck"): its server end nb0
+        in this namespace, shaped with tbf on demand; clients joined with
+        join_limited() in a network namespace of their own behind nb1. Its
+        own server: the phases' server offers loopback candidates only."""
+        SERVER_IP, CLIENT_IP = "10.98.0.1", "10.98.0.2"
+
+        def __init__(self, bench, name):
+            self.bench = bench
+            subprocess.run("ip link del nb0 2>/dev/null", shell=True)
+            subprocess.run(f"ip link add nb0 type veth peer name nb1 && ip addr add {self.SERVER_IP}/24 dev nb0 && "
+                           "ip link set nb0 up", shell=True, check=True)
+            self.logdir = bench.logdir / name
+            self.logdir.mkdir(exist_ok=True)
+            self.server = Server(self.logdir, ["--host", "0.0.0.0", "--ice-address", self.SERVER_IP,
+                                               *(bench.args.server_arg or ())])
+            self.ws = f"ws://{self.SERVER_IP}:{self.server.url.rsplit(':', 1)[1]}/ws"
+            self.clients = []
+
+        def join(self, room, name, args):
+            """A client on an unlimited link (loopback to the server's address)."""
+            c = Client(self.server, room, name, self.logdir, args, ws=self.ws)
+            self.clients.append(c)
+            return c
+
+        def join_limited(self, room, name, args):
+            """The client behind nb1, once nb1 is in its namespace."""
+            wait_link = ("i=0; until ip link show nb1 >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 600 ] && exit 97; "
+                         f"sleep 0.05; done; ip link set lo up && ip addr add {self.CLIENT_IP}/24 dev nb1 && "
+                         'ip link set nb1 up && exec "$@"')
+            c = Client(self.server, room, name, self.logdir, args, ice=self.CLIENT_IP, ws=self.ws,
+                       wrap=["unshare", "--net", "sh", "-c", wait_link, "sh"])
+            self.clients.append(c)
+            deadline = time.monotonic() + 30
+            while not os.path.exists(f"/proc/{c.proc.pid}/ns/net") or \
+                    os.readlink(f"/proc/{c.proc.pid}/ns/net") == os.readlink("/proc/self/ns/net"):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{name} got no namespace")
+                time.sleep(0.05)
+            subprocess.run(["ip", "link", "set", "nb1", "netns", str(c.proc.pid)], check=True)
+            return c
+
+        def limit(self, bps, burst="16kbit"):
+            subprocess.run(["tc", "qdisc", "replace", "dev", "nb0", "root", "tbf", "rate", f"{bps // 1000}kbit",
+                            "burst", burst, "latency", "200ms"], check=True)
+
+        def unlimit(self):
+            subprocess.run(["tc", "qdisc", "del", "dev", "nb0", "root"], check=True)
+
+        def participants(self, room):
+            try:
+                info = json.loads(urllib.request.urlopen(f"{self.server.url}/api/rooms/{room}", timeout=10).read())
+            except (OSError, ValueError):
+                return []
+            return info.get("participants", [])
+
+        def close(self):
+            for c in self.clients:
+                c.leave()
+            for c in self.clients:
+                c.wait()
+            self.server.stop()
+            subprocess.run("ip link del nb0 2>/dev/null", shell=True)
+
     def bottleneck(self):
         """A receiver behind a real bottleneck (issue 12): a veth pair whose
-        server end is shaped with tbf (TESTING.md, "A real bottleneck"), the
-        receiver in a network namespace of its own, two camera-like load
-        senders in its room. For each limit: the time from the limit to the
-        receiver's step down (its tier in the API, polled every 100 ms), what
-        the server then sends it against the limit (its `bitrateOut`), the
-        frames and stalls it decodes meanwhile, and the time from lifting the
-        limit to its top tier (300 kbit/s) or to video (64 kbit/s)."""
+        server end is shaped with tbf (ShapedLink), the receiver in a network
+        namespace of its own, two camera-like load senders in its room. For
+        each limit: the time from the limit to the receiver's step down (its
+        tier in the API, polled every 100 ms), what the server then sends it
+        against the limit (its `bitrateOut`), the frames and stalls it
+        decodes meanwhile, and the time from lifting the limit to its top
+        tier (300 kbit/s) or to video (64 kbit/s)."""
         limits = [300_000] if self.quick else [300_000, 64_000]
         hold = 10 if self.quick else 20
-        server_ip, client_ip = "10.98.0.1", "10.98.0.2"
-        subprocess.run("ip link del nb0 2>/dev/null", shell=True)
-        subprocess.run(f"ip link add nb0 type veth peer name nb1 && ip addr add {server_ip}/24 dev nb0 && "
-                       "ip link set nb0 up", shell=True, check=True)
-        logdir = self.logdir / "bottleneck"
-        logdir.mkdir(exist_ok=True)
-        # Its own server: the phases' server offers loopback candidates only.
-        server = Server(logdir, ["--host", "0.0.0.0", "--ice-address", server_ip, *(self.args.server_arg or ())])
-        ws = f"ws://{server_ip}:{server.url.rsplit(':', 1)[1]}/ws"
-        room, clients, out = "narrow", [], []
-        wait_link = ("i=0; until ip link show nb1 >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 600 ] && exit 97; "
-                     f"sleep 0.05; done; ip link set lo up && ip addr add {client_ip}/24 dev nb1 && "
-                     'ip link set nb1 up && exec "$@"')
+        link = self.ShapedLink(self, "bottleneck")
+        room, out = "narrow", []
 
         def seen():
-            try:
-                info = json.loads(urllib.request.urlopen(f"{server.url}/api/rooms/{room}", timeout=10).read())
-            except (OSError, ValueError):
-                return {}
-            return next((p for p in info.get("participants", []) if p.get("name") == "limited"), {})
+            return next((p for p in link.participants(room) if p.get("name") == "limited"), {})
 
         def until(pred, timeout):
             """Seconds until pred(seen()) held (polled every 100 ms), or None."""
@@ -1044,28 +1093,16 @@ class Bench:
 
         try:
             for i in range(2):
-                c = Client(server, room, f"sender{i}", logdir, ["--send-file", str(self.files[i]), "--no-decode"],
-                           ws=ws)
-                clients.append(c)
+                c = link.join(room, f"sender{i}", ["--send-file", str(self.files[i]), "--no-decode"])
                 if not c.wait_event("connected", 60):
                     raise RuntimeError(f"sender{i} did not connect")
-            limited = Client(server, room, "limited", logdir, [], ice=client_ip, ws=ws,
-                             wrap=["unshare", "--net", "sh", "-c", wait_link, "sh"])
-            clients.append(limited)
-            deadline = time.monotonic() + 30
-            while not os.path.exists(f"/proc/{limited.proc.pid}/ns/net") or \
-                    os.readlink(f"/proc/{limited.proc.pid}/ns/net") == os.readlink("/proc/self/ns/net"):
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the limited receiver got no namespace")
-                time.sleep(0.05)
-            subprocess.run(["ip", "link", "set", "nb1", "netns", str(limited.proc.pid)], check=True)
+            limited = link.join_limited(room, "limited", [])
             if not limited.wait_event("first-frame", 60):
                 raise RuntimeError("the limited receiver decoded no frame")
             if until(lambda p: p.get("tier") == "high", 30) is None:
                 raise RuntimeError("the limited receiver is not on the high tier before any limit")
             for limit in limits:
-                subprocess.run(["tc", "qdisc", "add", "dev", "nb0", "root", "tbf", "rate", f"{limit // 1000}kbit",
-                                "burst", "16kbit", "latency", "200ms"], check=True)
+                link.limit(limit)
                 target = "audio" if limit < 150_000 else "low"
                 limited_at = time.monotonic()
                 down = until(lambda p: p.get("tier") not in (None, "high"), 30)
@@ -1080,10 +1117,9 @@ class Bench:
                     sent.append(seen().get("bitrateOut", 0))
                 r1 = reports([limited])[limited]
                 tiers_end = seen().get("tier")
-                subprocess.run(["tc", "qdisc", "change", "dev", "nb0", "root", "tbf", "rate", "1gbit", "burst",
-                                "1mbit", "latency", "200ms"], check=True)
+                link.limit(1_000_000_000, burst="1mbit")
                 back = until(lambda p: p.get("tier") == "high" if target == "low" else p.get("tier") != "audio", 60)
-                subprocess.run(["tc", "qdisc", "del", "dev", "nb0", "root"], check=True)
+                link.unlimit()
                 frames = stalls = audio_gap = None
                 if r0 and r1:
                     frames = (r1["rtp"]["video"]["frames"] - r0["rtp"]["video"]["frames"]) / hold
@@ -1099,13 +1135,69 @@ class Bench:
                 if until(lambda p: p.get("tier") == "high", 60) is None:
                     break
         finally:
-            for c in clients:
-                c.leave()
-            for c in clients:
-                c.wait()
-            server.stop()
-            subprocess.run("ip link del nb0 2>/dev/null", shell=True)
+            link.close()
         return out
+
+    def narrow_large(self):
+        """Issue 12's "done means": a receiver on a 300 kbit/s link joins a
+        room of N in the speaker + 8 layout and follows it while everyone
+        else keeps HD. The room (a probe that decodes, N - 2 load sessions
+        of one process, as the large-call phase) is up first; the limit is
+        on before the receiver joins. Its first picture from its start, then
+        over `hold` seconds: its tier, frames, stalls (gaps over 1 s) and
+        longest audio gap; the others' tiers, polled every second; and the
+        room's own receive rates and the server's cores."""
+        n, hold = 30, 10 if self.quick else 20
+        limit = 300_000
+        files = make_media(2, 0)
+        link = self.ShapedLink(self, "narrow-large")
+        room = f"narrow-large-{n}"
+        try:
+            probe = link.join(room, "probe", ["--send-file", str(files[0])])
+            if not probe.wait_event("connected", 60):
+                raise RuntimeError(f"{room}: the probe did not connect")
+            if link.server.request("PUT", f"/api/rooms/{room}/layout", {"layout": "recent"})[0] != 200:
+                raise RuntimeError(f"{room}: cannot set the layout recent")
+            loads = link.join(room, "load", ["--count", str(n - 2), "--send-file", str(files[1]), "--no-decode"])
+            self.log(f"narrow: N={n}, recent: starting {n - 2} load sessions in one process")
+            connected = self.wait_sessions(loads, n - 2, 60)
+            link.limit(limit)
+            self.log(f"narrow: a receiver joins behind {limit // 1000} kbit/s")
+            started = time.monotonic()
+            limited = link.join_limited(room, "limited", [])
+            first = limited.wait_event("first-frame", 60)
+            first_s = time.monotonic() - started if first else None
+            others_off, tiers = 0, collections.Counter()
+            w = None
+            if first:
+                r0 = reports([limited])[limited]
+                # The window's measure() runs on its own thread; the tiers are polled meanwhile.
+                result = {}
+                t = threading.Thread(target=lambda: result.update(measure(link.server, [probe, loads], hold)))
+                t.start()
+                while t.is_alive():
+                    ps = link.participants(room)
+                    others_off = max(others_off, sum(1 for p in ps if p.get("name") != "limited"
+                                                     and p.get("tier") not in (None, "high")))
+                    tiers.update(p.get("tier") for p in ps if p.get("name") == "limited")
+                    time.sleep(1)
+                t.join()
+                w = result
+                r1 = reports([limited])[limited]
+            m = {"n": n, "limit": limit, "connected": connected + 1, "firstPictureS": first_s,
+                 "limitedTiers": dict(tiers), "othersOffHigh": others_off}
+            if first and r0 and r1:
+                m.update({"fps": (r1["rtp"]["video"]["frames"] - r0["rtp"]["video"]["frames"]) / hold,
+                          "stalls": r1["frameStalls"]["stalls"] - r0["frameStalls"]["stalls"],
+                          "audioMaxGapMs": r1["rtp"]["audio"]["maxGapMs"]})
+            if w:
+                m.update({"serverCores": w["serverCores"], "roomMinRecvFps": w["minRate"], "roomStalls": w["stalls"]})
+            self.log(f"narrow: first picture in {fmt(first_s, 1)} s, tiers {dict(tiers)}, {fmt(m.get('fps'), 1)} "
+                     f"fps, stalls {m.get('stalls')}, audio gap {fmt(m.get('audioMaxGapMs'), 0)} ms, others off "
+                     f"high {others_off}, room min {fmt(m.get('roomMinRecvFps'), 1)} fps")
+            return [m]
+        finally:
+            link.close()
 
     def viewers(self):
         """WHEP viewers of one room of 4 load participants (issue 14): server
@@ -1189,13 +1281,15 @@ class Bench:
             viewers = {} if self.args.skip_viewers or only else self.phase("viewers", self.viewers, {})
             large = [] if self.args.skip_large else self.phase("large", self.large, [])
             bottleneck = [] if self.args.skip_bottleneck or only else self.phase("bottleneck", self.bottleneck, [])
+            narrow = ([] if self.args.skip_bottleneck or self.args.skip_large else
+                      self.phase("narrow", self.narrow_large, []))
         finally:
             self.server.stop()
             self.errors += self.server.unanswered
         bare, variants = {}, {}
         if not capacity:  # --only-large
             return {"capacity": [], "join": None, "codecs": [], "rooms": [], "audio": {}, "viewers": {}, "bare": {},
-                    "variants": {}, "large": large, "idleRssMB": rss0, "errors": self.errors}
+                    "variants": {}, "large": large, "narrow": narrow, "idleRssMB": rss0, "errors": self.errors}
         passing = [m["n"] for m in capacity if m["realtime"]] or [capacity[0]["n"]]
         tiers_at = {m["n"]: tuple(m.get("tiers") or ["high"]) for m in capacity}
         # The bare pipeline decodes and encodes VP8 only: with H.264 load clients it would not be the same work.
@@ -1213,7 +1307,7 @@ class Bench:
             m["bare"] = run_bare([f for f, _, _ in m["receivers"]], self.logdir, "server",
                                  receivers=[(t, c) for _, t, c in m["receivers"]], name=f"codecs{k}")
         return {"capacity": capacity, "join": join, "codecs": codecs, "rooms": rooms, "audio": audio,
-                "viewers": viewers, "bottleneck": bottleneck, "bare": bare, "large": large,
+                "viewers": viewers, "bottleneck": bottleneck, "bare": bare, "large": large, "narrow": narrow,
                 "variants": variants, "idleRssMB": rss0, "errors": self.errors}
 
 
@@ -1420,6 +1514,25 @@ def markdown(bench, res, mach):
                          f"{fmt(r['outFps'], 1)} ({fmt(r['droppedFps'], 1)}) | {fmt(r['minRecvFps'], 1)} | "
                          f"{r['stalls']} | {fmt(r['clientCores'])} | {fmt(r['loadSessionCores'] * 1000, 1)} | "
                          f"{fmt(r['serverRssMB'], 0)} | {r['serverThreads']} |")
+    if res.get("narrow"):
+        lines += ["", "## A 300 kbit/s receiver joins a room of 30 (issue 12's \"done means\")", "",
+                  "The room of the large-call phase in `recent` (a probe that decodes, N - 2 load sessions in one "
+                  "process), on a veth pair whose server end is shaped with `tbf rate 300kbit burst 16kbit latency "
+                  "200ms` before the receiver joins from a network namespace behind it. \"First picture\": from "
+                  "starting its process to its first decoded frame. Then over the window: its tiers (polled once "
+                  "a second), its decoded frames, stalls (gaps over 1 s) and longest audio gap (over its whole "
+                  "call); how many of the others were ever off the high tier; the slowest of the others and their "
+                  "stalls.", "",
+                  "| N | limit | connected | first picture (s) | its tiers (polls) | fps | stalls | longest audio gap "
+                  "(ms) | others ever off high | room min recv fps | room stalls | server cores |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in res["narrow"]:
+            tiers = ", ".join(f"{t} {k}" for t, k in r["limitedTiers"].items()) or "–"
+            lines.append(f"| {r['n']} | {r['limit'] // 1000} kbit/s | {r['connected']} | "
+                         f"{fmt(r['firstPictureS'], 1)} | {tiers} | {fmt(r.get('fps'), 1)} | {fmt(r.get('stalls'))} | "
+                         f"{fmt(r.get('audioMaxGapMs'), 0)} | {r['othersOffHigh']} | "
+                         f"{fmt(r.get('roomMinRecvFps'), 1)} | {fmt(r.get('roomStalls'))} | "
+                         f"{fmt(r.get('serverCores'))} |")
     if res.get("errors"):
         lines += ["", "## Problems during the run", ""] + [f"- {e}" for e in res["errors"]]
     lines.append("")
@@ -1472,9 +1585,10 @@ def main():
     p.add_argument("--skip-codecs", action="store_true", help="skip the VP8 vs VP8 + H.264 room phase")
     p.add_argument("--skip-audio", action="store_true", help="skip the audio-only Tessera vs Janus phase")
     p.add_argument("--skip-viewers", action="store_true", help="skip the WHEP viewers and live streaming phase")
-    p.add_argument("--skip-bottleneck", action="store_true", help="skip the 300 and 64 kbit/s bottleneck phase")
+    p.add_argument("--skip-bottleneck", action="store_true",
+                   help="skip the 300 and 64 kbit/s bottleneck phase and the 300 kbit/s joiner of a room of 30")
     p.add_argument("--skip-large", action="store_true", help="skip the large-call phase (30 and 50, speaker + 8 vs grid)")
-    p.add_argument("--only-large", action="store_true", help="run the large-call phase only (no capacity sweep, no bare pipeline)")
+    p.add_argument("--only-large", action="store_true", help="run the large-call phases only (the room of 30 and 50, and its 300 kbit/s joiner; no capacity sweep, no bare pipeline)")
     p.add_argument("--max-audio-n", type=int, help="largest audio-only room (default 10 quick, 50 full)")
     p.add_argument("--server-arg", action="append", help="extra tessera flag (repeatable), e.g. --server-arg=--jitter-latency=50")
     p.add_argument("--h264-every", type=int, default=0, metavar="K",
