@@ -163,18 +163,23 @@ GstFlowReturn finishBuffer(GstAggregator* agg, GstBuffer* full) {
     if (!owners.empty()) {
         GstStructure* slots =
             gst_custom_meta_get_structure(gst_buffer_add_custom_meta(full, tessera::media::kMetaName));
+        GstMapInfo rest; // the inputs in no slot, so far
+        if (!gst_buffer_map(full, &rest, GST_MAP_READ)) {
+            gst_buffer_unref(full);
+            return GST_FLOW_ERROR;
+        }
         for (std::size_t k = 0; k < owners.size(); ++k) {
             if (!owners[k]) continue; // leaves nobody out: slotMix() gives the full mix
             GstBuffer* mix = gst_buffer_new_allocate(nullptr, bytes, nullptr);
             gst_buffer_copy_into(mix, full, GstBufferCopyFlags(GST_BUFFER_COPY_FLAGS | GST_BUFFER_COPY_TIMESTAMPS), 0,
                                  static_cast<gsize>(-1));
-            gst_buffer_memset(mix, 0, 0, bytes);
-            tessera::media::addInto(mix, 0, full, 0, bytes); // the rest
+            gst_buffer_fill(mix, 0, rest.data, bytes);
             for (std::size_t j = 0; j < owners.size(); ++j)
                 if (j != k && owners[j]) tessera::media::addInto(mix, 0, owners[j], 0, bytes);
             gst_structure_set(slots, tessera::media::slotField(k).c_str(), GST_TYPE_BUFFER, mix, nullptr);
             gst_buffer_unref(mix);
         }
+        gst_buffer_unmap(full, &rest);
         for (GstBuffer* owner : owners)
             if (owner) tessera::media::addInto(full, 0, owner, 0, bytes);
         self->cycle->clear();
