@@ -20,10 +20,6 @@ using namespace peer_detail;
 
 namespace {
 
-void removeGhost(const PadDetach& d) {
-    if (d.ghostOwner && d.ghost) gst_element_remove_pad(d.ghostOwner.get(), d.ghost.get());
-}
-
 // Unlinks and releases a tee's request pad once it is idle, then calls `done`.
 struct IdleDetach {
     PadDetach detach;
@@ -39,7 +35,6 @@ GstPadProbeReturn detachIdle(GstPad* pad, GstPadProbeInfo*, gpointer data) noexc
             gst_object_unref(peer);
         }
         gst_element_release_request_pad(d->detach.element.get(), pad);
-        removeGhost(d->detach);
         // Here, not posted to the main loop: a room closing, or the server
         // stopping, waits for the teardown this leads to.
         d->done();
@@ -185,10 +180,9 @@ void PeerCore::stop() {
     }
     m_signals.clear();
     DetachPlan plan = m_room.peerStopped(m_id, m_bin.get());
-    for (auto& pad : mixerPads)
-        plan.mixers.push_back({ElementRef::adopt(gst_pad_get_parent_element(pad.get())), pad, {}, {}});
+    for (auto& pad : mixerPads) plan.mixers.push_back({ElementRef::adopt(gst_pad_get_parent_element(pad.get())), pad});
     if (m_videoTeePad) {
-        plan.tees.push_back({std::move(m_videoTee), std::move(m_videoTeePad), {}, {}});
+        plan.tees.push_back({std::move(m_videoTee), std::move(m_videoTeePad)});
         m_room.removeReceiver(m_tier, m_offer.cameraCodec);
     }
 
@@ -221,10 +215,8 @@ void PeerCore::stop() {
         // ASan, caught in gdb). The pads are released below all the same.
         for (const auto& m : mixers) gst_pad_send_event(m.pad.get(), gst_event_new_flush_start());
         gst_element_set_state(bin.get(), GST_STATE_NULL);
-        for (const auto& m : mixers) {
+        for (const auto& m : mixers)
             if (m.element) gst_element_release_request_pad(m.element.get(), m.pad.get());
-            removeGhost(m);
-        }
         gst_bin_remove(GST_BIN(pipeline.get()), bin.get());
         GST_CAT_DEBUG(tessera_media_debug, "peer bin %s removed", GST_OBJECT_NAME(bin.get()));
         mixers.clear();

@@ -51,8 +51,6 @@ class PeerCore;
 struct PadDetach {
     ElementRef element; // the tee or mixer that owns `pad`
     PadRef pad;
-    ElementRef ghostOwner; // a bin that stays and carries a ghost pad for the link (may be empty)
-    PadRef ghost;
 };
 struct DetachPlan {
     std::vector<PadDetach> tees;   // detach when idle, before the bin goes NULL

@@ -721,7 +721,7 @@ void RoomPipeline::linkAudio(GstElement* tee, const std::string& to, GstElement*
     GstPad* in = ghostPad(toBin.get(), sinkPad.get(), true);
     if (gst_pad_link(teePad.get(), in) != GST_PAD_LINK_OK)
         GST_CAT_ERROR(tessera_media_debug, "room %s: cannot link audio to %s", m_room.c_str(), to.c_str());
-    m_audioLinks.push_back({to, {ElementRef::borrow(tee), teePad, {}, {}}});
+    m_audioLinks.push_back({to, {ElementRef::borrow(tee), teePad}});
 }
 
 DetachPlan RoomPipeline::removeAudio(const std::string& participantId) {
