@@ -814,6 +814,22 @@ class Bench:
             done += 1
         return done
 
+    def large_room(self, server, join, room, n, layout, files, probe_args, others):
+        """The large-call room: a decoding probe (files[0], plus probe_args),
+        `layout`, the `others` [(name, args)], and N - 2 load sessions of one
+        process (files[1], not decoding). `join(name, args)` starts a client
+        in the room. Returns the probe, the others' clients, the load
+        process and how many of its sessions connected."""
+        probe = join("probe", ["--send-file", str(files[0]), *probe_args])
+        if not probe.wait_event("connected", 60):
+            raise RuntimeError(f"{room}: the probe did not connect")
+        if server.request("PUT", f"/api/rooms/{room}/layout", {"layout": layout})[0] != 200:
+            raise RuntimeError(f"{room}: cannot set the layout {layout}")
+        extra = [join(name, args) for name, args in others]
+        loads = join("load", ["--count", str(n - 2), "--send-file", str(files[1]), "--no-decode"])
+        self.log(f"{room}: starting {n - 2} load sessions in one process")
+        return probe, extra, loads, self.wait_sessions(loads, n - 2, 60)
+
     def large(self):
         """Large calls (issue 12): N participants with video in the speaker + 8
         layout (data/layouts/recent.json: 9 shown, so 9 decoded) and the same N
@@ -828,18 +844,13 @@ class Bench:
         for n in ns:
             for layout in ("recent", "grid"):
                 room = f"large-{layout}-{n}"
-                probe = Client(self.server, room, "probe", self.logdir, ["--send-file", str(files[0]), "--read-stamp"])
-                self.live.append(probe)
-                if not probe.wait_event("connected", 60):
-                    raise RuntimeError(f"{room}: the probe did not connect")
-                if self.server.request("PUT", f"/api/rooms/{room}/layout", {"layout": layout})[0] != 200:
-                    raise RuntimeError(f"{room}: cannot set the layout {layout}")
-                stamp = Client(self.server, room, "stamp", self.logdir, ["--stamp", "--no-decode"])
-                loads = Client(self.server, room, "load", self.logdir,
-                               ["--count", str(n - 2), "--send-file", str(files[1]), "--no-decode"])
-                self.live += [stamp, loads]
-                self.log(f"large: N={n}, {layout}: starting {n - 2} load sessions in one process")
-                connected = self.wait_sessions(loads, n - 2, 60)
+
+                def join(name, args, room=room):
+                    c = Client(self.server, room, name, self.logdir, args)
+                    self.live.append(c)
+                    return c
+                probe, (stamp,), loads, connected = self.large_room(
+                    self.server, join, room, n, layout, files, ["--read-stamp"], [("stamp", ["--stamp", "--no-decode"])])
                 stamp_ok = stamp.wait_event("connected", 60) is not None
                 clients = [probe, loads] + ([stamp] if stamp_ok else [])
                 time.sleep(self.settle)
@@ -1153,14 +1164,8 @@ class Bench:
         link = self.ShapedLink(self, "narrow-large")
         room = f"narrow-large-{n}"
         try:
-            probe = link.join(room, "probe", ["--send-file", str(files[0])])
-            if not probe.wait_event("connected", 60):
-                raise RuntimeError(f"{room}: the probe did not connect")
-            if link.server.request("PUT", f"/api/rooms/{room}/layout", {"layout": "recent"})[0] != 200:
-                raise RuntimeError(f"{room}: cannot set the layout recent")
-            loads = link.join(room, "load", ["--count", str(n - 2), "--send-file", str(files[1]), "--no-decode"])
-            self.log(f"narrow: N={n}, recent: starting {n - 2} load sessions in one process")
-            connected = self.wait_sessions(loads, n - 2, 60)
+            probe, _, loads, connected = self.large_room(link.server, lambda name, args: link.join(room, name, args),
+                                                         room, n, "recent", files, [], [])
             link.limit(limit)
             self.log(f"narrow: a receiver joins behind {limit // 1000} kbit/s")
             started = time.monotonic()
