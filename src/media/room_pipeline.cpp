@@ -615,6 +615,7 @@ void RoomPipeline::buildTier(std::size_t index) {
         },
         new ProbeData{this, index}, [](gpointer d) noexcept { delete static_cast<ProbeData*>(d); });
     gst_object_unref(teeIn);
+    cutIdleTime(tier);
     // In a room whose video runs, the new elements start downstream first and
     // are fed last, so the composite never pushes into an element still in
     // NULL (the valve drops it all anyway until a receiver opens it). Before
@@ -634,6 +635,54 @@ void RoomPipeline::buildTier(std::size_t index) {
         throw Error(ErrorCode::Internal, "room pipeline: cannot link the composite to a " + tier.codec + " encoder");
 }
 
+// A rate-controlled encoder reads the time between two frames as time it
+// had to send in: after its valve was closed for a while, libvpx took the
+// gap as a frame rate near zero and filled its whole 1 s buffer, then spent
+// it. Reopened for a joiner behind 300 kbit/s, the low tier sent twice its
+// bit rate for a second, and tbf's queue dropped its first frames (1.8 s
+// without a picture in the [bottleneck] test). Its timeline without the
+// gaps has it go on where it stopped.
+void RoomPipeline::cutIdleTime(EncoderTier& t) {
+    GstPad* in = gst_element_get_static_pad(t.encoder.get(), "sink");
+    GstPad* out = gst_element_get_static_pad(t.encoder.get(), "src");
+    gst_pad_add_probe(
+        in, GST_PAD_PROBE_TYPE_BUFFER,
+        [](GstPad*, GstPadProbeInfo* info, gpointer data) noexcept {
+            // Thread: streaming (the tier encoder's).
+            auto& t = *static_cast<EncoderTier*>(data);
+            GstBuffer* buffer = GST_PAD_PROBE_INFO_BUFFER(info);
+            const GstClockTime pts = GST_BUFFER_PTS(buffer);
+            if (!GST_CLOCK_TIME_IS_VALID(pts)) return GST_PAD_PROBE_OK;
+            if (t.resumed.exchange(false) && GST_CLOCK_TIME_IS_VALID(t.nextPts) && pts > t.nextPts)
+                t.idleCut += pts - t.nextPts;
+            const GstClockTime duration = GST_BUFFER_DURATION(buffer);
+            t.nextPts = pts + (GST_CLOCK_TIME_IS_VALID(duration) ? duration : 0);
+            const GstClockTime cut = t.idleCut.load();
+            if (cut == 0 || pts < cut) return GST_PAD_PROBE_OK;
+            buffer = gst_buffer_make_writable(buffer);
+            GST_BUFFER_PTS(buffer) = pts - cut;
+            if (GST_BUFFER_DTS_IS_VALID(buffer) && GST_BUFFER_DTS(buffer) >= cut) GST_BUFFER_DTS(buffer) -= cut;
+            GST_PAD_PROBE_INFO_DATA(info) = buffer;
+            return GST_PAD_PROBE_OK;
+        },
+        &t, nullptr);
+    gst_pad_add_probe(
+        out, GST_PAD_PROBE_TYPE_BUFFER,
+        [](GstPad*, GstPadProbeInfo* info, gpointer data) noexcept {
+            // Thread: streaming (the tier encoder's; it encodes as each frame comes, lag-in-frames=0).
+            const GstClockTime cut = static_cast<EncoderTier*>(data)->idleCut.load();
+            if (cut == 0) return GST_PAD_PROBE_OK;
+            GstBuffer* buffer = gst_buffer_make_writable(GST_PAD_PROBE_INFO_BUFFER(info));
+            if (GST_BUFFER_PTS_IS_VALID(buffer)) GST_BUFFER_PTS(buffer) += cut;
+            if (GST_BUFFER_DTS_IS_VALID(buffer)) GST_BUFFER_DTS(buffer) += cut;
+            GST_PAD_PROBE_INFO_DATA(info) = buffer;
+            return GST_PAD_PROBE_OK;
+        },
+        &t, nullptr);
+    gst_object_unref(in);
+    gst_object_unref(out);
+}
+
 GstElement* RoomPipeline::addReceiver(std::size_t tier, const std::string& codec) {
     const std::size_t index = encoderIndex(tier, codec);
     EncoderTier& t = *m_tiers.at(index);
@@ -642,7 +691,10 @@ GstElement* RoomPipeline::addReceiver(std::size_t tier, const std::string& codec
                      codec.c_str(), m_parts.ladder.at(tier).name.c_str());
         buildTier(index);
     }
-    if (t.receivers++ == 0) g_object_set(t.valve.get(), "drop", FALSE, nullptr);
+    if (t.receivers++ == 0) {
+        t.resumed = true;
+        g_object_set(t.valve.get(), "drop", FALSE, nullptr);
+    }
     return t.tee.get();
 }
 

@@ -120,7 +120,16 @@ private:
         std::atomic<std::int64_t> lastKeyFrameOut{0}; // when the encoder last produced one, forced or periodic
         std::atomic<bool> keyFramePending{false};
         std::atomic<std::uint64_t> frames{0}; // encoded: shows that a tier without receivers costs nothing
+        // The encoder's timeline without the time its valve was closed
+        // (cutIdleTime): set on the main thread when a first receiver
+        // reopens it; the rest is the encoder's streaming thread's.
+        std::atomic<bool> resumed{false};
+        std::atomic<GstClockTime> idleCut{0};
+        GstClockTime nextPts = GST_CLOCK_TIME_NONE;
     };
+    // Thread: main. Cuts the time `t`'s valve is closed out of its encoder's
+    // input timeline and puts it back on its output.
+    static void cutIdleTime(EncoderTier& t);
     // Thread: main. Adds the encoder's elements to the pipeline (playing or not) and links them to the composite.
     void buildTier(std::size_t index);
     // Thread: any. The index in m_tiers of (tier, codec); throws for a codec not in video.codecs.
