@@ -18,7 +18,7 @@
 //   peer_stats.cpp       webrtcbin stats: bit rates and the client's loss
 //   peer_tiers.cpp       moving the receiver between quality tiers
 //   peer_bwe.cpp         transport-cc on the video we send; its feedback -> estimate
-//   peer_probe.cpp       padding that probes an audio-only receiver's link before a trial
+//   peer_probe.cpp       padding that probes a receiver's link before it steps up a tier
 //   peer_data.cpp        data channels
 // It sees its room only through PeerRoom (below).
 #include <atomic>
@@ -316,6 +316,7 @@ private:
     // Link probes: none without transport-cc on the video, an audio m-line or a tier selector.
     std::shared_ptr<VideoPadding> m_padding;
     std::optional<policy::ProbeJudge> m_probe; // the cluster (m_padding's) awaiting its verdict
+    std::string m_probeFor;                    // the tier it probes for, for the log
     bool m_connected = false;
 
     // Shared with streaming threads.

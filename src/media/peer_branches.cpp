@@ -93,6 +93,8 @@ void PeerCore::buildSendBranches() {
             policy::TierParams params;
             params.probe = probes;
             m_tiers.emplace(ladder, params);
+            // Nothing was sent yet, so no feedback came: the estimate starts here.
+            if (probes) m_bwe = policy::BandwidthEstimator(policy::probingParams(m_tiers->needs(ladder.size() - 1)));
             m_tiers->update({m_options.maxBitrate, std::nullopt, std::nullopt, m_audioOnlyRequested},
                             g_get_monotonic_time() / 1000);
             m_videoTeePad = takeTier(m_tiers->currentIndex());

@@ -1,7 +1,9 @@
-// PeerCore's link probes (policy/probe.h): before a receiver on the
-// audio-only tier gets a trial of the lowest video tier, its link is sent
-// padding at that tier's rate for a moment, and the transport-cc feedback on
-// the padding says whether the trial is worth its key frame.
+// PeerCore's link probes (policy/probe.h): before a receiver steps up to a
+// higher tier (from its start on the lowest, between video tiers, or from
+// audio only to a trial of the lowest), its link is sent padding for a
+// moment on top of what it gets, to the rate the tier needs, and the
+// transport-cc feedback on the padding says whether the step is worth its
+// key frame (policy/tiers.h, TierParams::probe).
 //
 // GStreamer 1.22 sends no padding of its own. Ours are RTP packets of the
 // video stream (its SSRC, payload type and latest timestamp) with no
@@ -28,6 +30,11 @@ using namespace peer_detail;
 namespace {
 
 constexpr guint8 kPaddingBytes = 255; // RTP padding's most
+// How long after a receiver's key frame no probe goes out: a packet the
+// probe's queue costs it in that time breaks its picture, and its requests
+// for another key frame are taken as stale until 2 s after the first
+// (kStaleRequestUs, peer_branches.cpp).
+constexpr std::int64_t kKeyFrameDrainUs = 2 * G_USEC_PER_SEC;
 // A padding packet's RTP size: header, the one-byte extension block with
 // the transport-cc number, padding.
 constexpr std::int64_t kPaddingPacketBytes = 12 + 8 + kPaddingBytes;
@@ -246,20 +253,34 @@ void PeerCore::driveProbe(std::int64_t nowMs) {
         return;
     }
     if (!m_tiers->probeWanted()) return;
-    m_probe.emplace();
     const std::int64_t bps = m_tiers->probeBps();
+    const std::int64_t clusterMs = policy::ProbeParams{}.clusterMsAt(bps);
+    {
+        std::lock_guard lock(m_padding->mutex);
+        // Padding copies the video stream, and a cluster paced from before
+        // its first packet would go out in one burst: wait for it.
+        if (!m_padding->seen && m_tier < m_parts.ladder.size()) return;
+    }
+    // Nor right after the receiver's key frame (its first, or its tier's
+    // after a switch): kKeyFrameDrainUs.
+    if (m_tier < m_parts.ladder.size() && m_entryWatch) {
+        const std::int64_t started = m_entryWatch->startedUs.load();
+        if (started < 0 || nowMs * 1000 - started < kKeyFrameDrainUs) return;
+    }
     {
         std::lock_guard lock(m_padding->mutex);
         m_padding->startUs = nowMs * 1000;
         m_padding->sentUs = m_padding->startUs;
-        m_padding->endUs = (nowMs + m_probe->params().clusterMs) * 1000;
+        m_padding->endUs = (nowMs + clusterMs) * 1000;
         m_padding->bps = bps;
         m_padding->sentBytes = 0;
         m_padding->packets = 0;
         m_padding->collecting = true;
     }
-    GST_CAT_DEBUG(tessera_media_debug, "peer %s: probing its link for tier %s at %" G_GINT64_FORMAT " kbit/s",
-                  m_id.c_str(), m_parts.ladder.back().name.c_str(), bps / 1000);
+    m_probe.emplace();
+    m_probeFor = m_parts.ladder.at(m_tiers->probeTier()).name;
+    GST_CAT_DEBUG(tessera_media_debug, "peer %s: probing its link for tier %s: %" G_GINT64_FORMAT " kbit/s of padding",
+                  m_id.c_str(), m_probeFor.c_str(), bps / 1000);
 }
 
 void PeerCore::onProbeFeedback(const std::vector<policy::ProbePacket>& packets) {
@@ -287,10 +308,11 @@ void PeerCore::judgeProbe(bool final) {
     }
     const auto growth = m_probe->growthUs();
     GST_CAT_INFO(tessera_media_debug,
-                 "peer %s: probe for tier %s at %" G_GINT64_FORMAT " kbit/s %s: %zu packets sent, %zu reported, "
+                 "peer %s: probe for tier %s with %" G_GINT64_FORMAT
+                 " kbit/s of padding %s: %zu packets sent, %zu reported, "
                  "%zu lost, the last %s ms later than the first",
-                 m_id.c_str(), m_parts.ladder.back().name.c_str(), bps / 1000, verdictName(verdict), sent,
-                 m_probe->reported(), m_probe->lost(), growth ? std::to_string(*growth / 1000).c_str() : "(unknown)");
+                 m_id.c_str(), m_probeFor.c_str(), bps / 1000, verdictName(verdict), sent, m_probe->reported(),
+                 m_probe->lost(), growth ? std::to_string(*growth / 1000).c_str() : "(unknown)");
     m_probe.reset();
     m_tiers->probeResult(verdict);
     updateTier({m_options.maxBitrate, std::nullopt, std::nullopt});

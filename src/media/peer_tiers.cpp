@@ -78,10 +78,13 @@ void PeerCore::updateTier(const policy::TierInput& input) {
     if (!m_bin || !m_tiers || !m_videoEntry || m_switching) return;
     m_tiers->update(withEstimate, nowMs);
     driveProbe(nowMs);
-    if (const auto proven = m_tiers->passedTrialBps()) {
-        m_bwe.raiseTo(*proven);
-        GST_CAT_INFO(tessera_media_debug, "peer %s: its trial of the lowest tier passed", m_id.c_str());
+    if (const auto proven = m_tiers->provenBps()) {
+        m_bwe.raiseTo(*proven, nowMs);
+        GST_CAT_INFO(tessera_media_debug,
+                     "peer %s: a passed trial or probe: its link carries %" G_GINT64_FORMAT " kbit/s", m_id.c_str(),
+                     *proven / 1000);
     }
+    if (const auto refuted = m_tiers->refutedBps()) m_bwe.capBelow(*refuted, nowMs);
     if (m_tiers->currentIndex() != m_tier) {
         // What moved it, for whoever reads why a receiver's picture changed.
         const auto kbps = [](std::optional<std::int64_t> bps) {

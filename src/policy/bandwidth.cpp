@@ -9,6 +9,13 @@
 
 namespace tessera::policy {
 
+BandwidthParams probingParams(std::int64_t startBps) {
+    BandwidthParams params;
+    params.startBps = startBps;
+    params.deliveredBoundPercent = 150;
+    return params;
+}
+
 BandwidthEstimator::BandwidthEstimator(BandwidthParams params) : m_params(params) {}
 
 bool BandwidthEstimator::onFeedback(const TransportFeedback& feedback, std::int64_t nowMs) {
@@ -20,7 +27,7 @@ bool BandwidthEstimator::onFeedback(const TransportFeedback& feedback, std::int6
         return false;
     m_lastFeedbackMs = nowMs;
     m_staleSince = nowMs;
-    if (!m_estimate) m_estimate = p.maxBps;
+    start(nowMs);
     if (feedback.sentBps == 0) return true; // nothing sent in the window: nothing to judge
 
     // (A NaN loss compares false: neither congested nor clean by loss.)
@@ -61,7 +68,9 @@ bool BandwidthEstimator::onFeedback(const TransportFeedback& feedback, std::int6
     if (m_lastGrowMs && nowMs > *m_lastGrowMs) {
         const double factor = std::pow(1.0 + static_cast<double>(p.growPercentPerSecond) / 100.0,
                                        static_cast<double>(nowMs - *m_lastGrowMs) / 1000.0);
-        const double grown = std::min(static_cast<double>(p.maxBps), static_cast<double>(*m_estimate) * factor);
+        double grown = std::min(static_cast<double>(p.maxBps), static_cast<double>(*m_estimate) * factor);
+        if (p.deliveredBoundPercent > 0)
+            grown = std::min(grown, static_cast<double>(feedback.deliveredBps) * p.deliveredBoundPercent / 100.0);
         m_estimate = std::max(*m_estimate, static_cast<std::int64_t>(grown));
     }
     m_lastGrowMs = nowMs;
@@ -81,8 +90,21 @@ std::optional<std::int64_t> BandwidthEstimator::estimate(std::int64_t nowMs) {
     return m_estimate;
 }
 
-void BandwidthEstimator::raiseTo(std::int64_t bps) {
-    if (m_estimate) m_estimate = std::clamp(std::max(*m_estimate, bps), m_params.minBps, m_params.maxBps);
+void BandwidthEstimator::start(std::int64_t nowMs) {
+    if (m_estimate) return;
+    m_estimate = m_params.startBps.value_or(m_params.maxBps);
+    m_staleSince = nowMs; // silence counts from here, as from a first feedback
+}
+
+void BandwidthEstimator::raiseTo(std::int64_t bps, std::int64_t nowMs) {
+    start(nowMs);
+    m_estimate = std::clamp(std::max(*m_estimate, bps), m_params.minBps, m_params.maxBps);
+}
+
+void BandwidthEstimator::capBelow(std::int64_t bps, std::int64_t nowMs) {
+    start(nowMs);
+    cut(bps * m_params.cutPercent / 100, nowMs);
+    m_lastGrowMs.reset(); // growth starts again from the next clean window
 }
 
 void BandwidthEstimator::cut(std::int64_t toBps, std::int64_t nowMs) {

@@ -31,13 +31,18 @@ std::optional<std::int64_t> ProbeJudge::growthUs() const {
 ProbeVerdict ProbeJudge::verdict(std::size_t sent, bool final) const {
     if (sent == 0) return ProbeVerdict::Unknown;
     if (m_packets.size() < sent && !final) return ProbeVerdict::Pending;
-    // Loss alone says nothing (a lossy link loses padding too, and a full
-    // one shows its queue first): with fewer than half arrived there is no
-    // verdict, and the trial judges the link.
-    if ((m_packets.size() - lost()) * 2 < sent) return ProbeVerdict::Unknown;
+    // A queue that grew fails the probe, however many were lost on the way
+    // (a full link shows its queue first, then drops what overflows it).
+    // Loss alone proves nothing either way (a lossy link loses padding too,
+    // and a link whose queue was already full drops the cluster's head and
+    // delivers its tail with no growth: 10 of 21 lost, 20 ms, at 300 kbit/s
+    // in the [bottleneck] test): with more than a quarter missing and no
+    // queue there is no verdict.
     const auto growth = growthUs();
-    if (!growth || std::llabs(*growth) > m_params.garbledUs) return ProbeVerdict::Unknown;
-    return *growth > m_params.maxGrowthUs ? ProbeVerdict::Failed : ProbeVerdict::Passed;
+    if (growth && std::llabs(*growth) > m_params.garbledUs) return ProbeVerdict::Unknown;
+    if (growth && *growth > m_params.maxGrowthUs) return ProbeVerdict::Failed;
+    if (!growth || (m_packets.size() - lost()) * 4 < sent * 3) return ProbeVerdict::Unknown;
+    return ProbeVerdict::Passed;
 }
 
 } // namespace tessera::policy

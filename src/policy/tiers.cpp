@@ -69,6 +69,8 @@ bool TierSelector::update(const TierInput& input, std::int64_t nowMs) {
     const bool lossy = input.lossFraction && *input.lossFraction > m_params.lossStepDown;
     const bool congested = lossy || input.linkCongested.value_or(false);
     m_passedTrialBps.reset();
+    m_upStepBps.reset();
+    m_refutedBps.reset();
 
     // Below the lowest video tier: audio only. Down to it at once like any
     // down-step; up from it for the link's sake only by a trial (below).
@@ -100,7 +102,7 @@ bool TierSelector::update(const TierInput& input, std::int64_t nowMs) {
             if (nowMs - *m_trialSince >= m_params.trialMs && m_trialClean >= m_params.trialWindows) {
                 m_trialSince.reset();
                 m_passedAt = nowMs;
-                m_passedTrialBps = probeBps();
+                m_passedTrialBps = needs(lowest);
             }
         }
     }
@@ -123,21 +125,73 @@ bool TierSelector::update(const TierInput& input, std::int64_t nowMs) {
     // Before the first update there is no history to hold against: start at
     // the fit. Likewise when the receiver withdraws its own request for audio
     // only: it asked for video, and the hold is for trying a link, not for
-    // undoing a choice.
+    // undoing a choice. Where probes tell, the start is the lowest video
+    // tier, and a probe for what the receiver declared goes out at once
+    // (no estimate knows its link yet): a first key frame of the high tier
+    // takes seconds through a narrow link, the lowest tier's fits any link
+    // with video, and on a good one the probe passes about 2 s in.
     const bool fresh = !m_started || (m_requested && !input.audioOnlyRequested);
-    const std::size_t base = fresh ? fit : m_current;
+    const std::size_t declaredFit = fittingTier(m_ladder, input.declaredBps, std::nullopt, m_params);
+    const bool startLow = fresh && m_params.probe && fit != audio && declaredFit < lowest;
+    const std::size_t base = !fresh ? m_current : startLow ? lowest : fit;
     std::size_t next = base;
-    if (fit >= base) {
+    std::optional<std::size_t> up; // a higher video tier the limit and the hold allow
+    if (startLow) m_starting = true;
+    if (m_starting && fit <= base && declaredFit < base) {
+        up = declaredFit; // the start's probe: no hold
+    } else if (fit >= base) {
         next = fit; // the limit dropped (or stayed): down at once
+        m_starting = false;
     } else if (base != audio) {
         // Up to the highest tier allowed for the whole hold time, if any
         // (from audio only: by a trial, below).
         for (std::size_t i = 0; i < base; ++i) {
             if (m_allowedSince[i] && nowMs - *m_allowedSince[i] >= m_params.upHoldMs * m_holdFactor[i]) {
-                next = i;
+                up = i;
                 break;
             }
         }
+    }
+    // Where probes tell, the estimate does not grow blind to allow a tier
+    // (BandwidthParams::deliveredBoundPercent): the tier above is probed
+    // once the current one has fit as long as its hold (and been the
+    // current one as long), unless the declared limit rules it out.
+    if (!up && m_params.probe && next == base && base != audio && base > 0 && m_allowedSince[base] &&
+        nowMs - std::max(*m_allowedSince[base], m_currentSince) >= m_params.upHoldMs * m_holdFactor[base - 1] &&
+        fits(m_ladder[base - 1], input.declaredBps, m_params))
+        up = base - 1;
+    // Where probes tell, an up-step waits for one at the tier's rate.
+    if (up && m_params.probe) {
+        if (m_probeTier && m_probeVerdict) {
+            const ProbeVerdict verdict = *m_probeVerdict;
+            const std::size_t probed = *m_probeTier;
+            m_probeTier.reset();
+            m_probeVerdict.reset();
+            m_starting = false;
+            if (verdict == ProbeVerdict::Failed) {
+                refuteUpStep(probed, base, nowMs);
+            } else if (verdict == ProbeVerdict::Passed) {
+                next = std::max(probed, *up); // not above what the hold still allows
+                m_upStepBps = needs(next);
+                // The link got better: the holds that failed probes doubled
+                // while it was worse no longer say anything about it.
+                for (std::size_t i = 0; i <= next; ++i) m_holdFactor[i] = 1;
+            } else {
+                // No usable verdict (every packet lost, a garbled clock): no
+                // step into a link that may be full, and another probe one
+                // hold later.
+                for (std::size_t i = 0; i <= base && i < m_ladder.size(); ++i)
+                    if (m_allowedSince[i]) m_allowedSince[i] = nowMs;
+                m_currentSince = nowMs;
+            }
+        } else if (!m_probeTier) {
+            m_probeTier = *up;
+        }
+    } else if (up) {
+        next = *up;
+    } else if (base != audio) {
+        m_probeTier.reset(); // the up-step it was for is no longer allowed
+        m_probeVerdict.reset();
     }
     // Loss is a signal of its own, on top of the limit: one below what the
     // limit (and the hold) chose, even when that already is a step down; but
@@ -157,8 +211,8 @@ bool TierSelector::update(const TierInput& input, std::int64_t nowMs) {
         startedTrial = true;
     };
     const bool linkAudioOnly = next == audio && (reason == AudioOnlyReason::None || reason == AudioOnlyReason::Link);
-    if (!linkAudioOnly || m_current != audio || !m_started || !m_nextTrialAt) {
-        m_probeWanted = false; // a probe asked for before is no longer about this
+    if (base == audio && (!linkAudioOnly || m_current != audio || !m_started || !m_nextTrialAt)) {
+        m_probeTier.reset(); // a probe asked for before is no longer about this
         m_probeVerdict.reset();
     }
     if (linkAudioOnly) {
@@ -171,20 +225,20 @@ bool TierSelector::update(const TierInput& input, std::int64_t nowMs) {
         } else if (m_probeVerdict) {
             const ProbeVerdict verdict = *m_probeVerdict;
             m_probeVerdict.reset();
-            m_probeWanted = false;
+            m_probeTier.reset();
             if (verdict == ProbeVerdict::Failed) {
                 doubleBackoff(std::min(m_params.maxTrialBackoffMs, m_params.maxProbeBackoffMs));
                 m_nextTrialAt = nowMs + m_trialBackoffMs;
             } else {
                 startTrial();
             }
-        } else if (m_probeWanted) {
+        } else if (m_probeTier) {
             // Its verdict decides, not the windows meanwhile.
         } else if (congested) {
             m_nextTrialAt = nowMs + m_trialBackoffMs; // even the audio congests: wait on
         } else if (nowMs >= *m_nextTrialAt) {
             if (m_params.probe)
-                m_probeWanted = true;
+                m_probeTier = lowest;
             else
                 startTrial();
         }
@@ -221,14 +275,33 @@ bool TierSelector::update(const TierInput& input, std::int64_t nowMs) {
     m_started = true;
     m_requested = input.audioOnlyRequested;
     const bool changed = next != m_current;
+    if (changed) m_currentSince = nowMs;
     m_current = next;
     return changed;
 }
 
-std::int64_t TierSelector::probeBps() const { return m_ladder.back().bitrate * (100 + m_params.headroomPercent) / 100; }
+std::int64_t TierSelector::needs(std::size_t tier) const {
+    return m_ladder[tier].bitrate * (100 + m_params.headroomPercent) / 100;
+}
+
+std::int64_t TierSelector::probeBps() const {
+    // What the current tier sends goes on meanwhile: the padding adds the rest.
+    return needs(probeTier()) - current().bitrate;
+}
 
 void TierSelector::probeResult(ProbeVerdict verdict) {
-    if (m_probeWanted && verdict != ProbeVerdict::Pending) m_probeVerdict = verdict;
+    if (probeWanted() && verdict != ProbeVerdict::Pending) m_probeVerdict = verdict;
+}
+
+void TierSelector::refuteUpStep(std::size_t probed, std::size_t base, std::int64_t nowMs) {
+    // The link does not carry the probed tier: the estimate is capped below
+    // it (refutedBps), the tier and every one above it wait longer before
+    // the next probe, and every up-step's hold starts afresh.
+    m_refutedBps = needs(probed);
+    for (std::size_t i = 0; i <= probed; ++i)
+        m_holdFactor[i] = std::max(m_holdFactor[i], std::min(m_holdFactor[i] * 2, m_params.maxProbeHoldFactor));
+    for (std::size_t i = 0; i <= base && i < m_ladder.size(); ++i)
+        if (m_allowedSince[i]) m_allowedSince[i] = nowMs;
 }
 
 std::optional<double> ReportedLoss::update(std::uint64_t lost, std::uint64_t sent) {

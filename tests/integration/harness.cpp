@@ -356,6 +356,10 @@ Json Client::waitReport(const std::function<bool(const Json&)>& done, Clock::dur
     return last;
 }
 
+Json Client::waitWidth(int width, Clock::duration timeout) {
+    return waitReport([width](const Json& j) { return j.value("width", 0) == width; }, timeout);
+}
+
 void Client::leave() {
     m_process.writeLine("leave");
     auto status = m_process.wait(Clock::now() + 20s);

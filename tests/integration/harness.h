@@ -155,6 +155,11 @@ public:
     // Polls reports until `done` holds; returns the last one. At the deadline
     // returns the last report anyway (the caller's REQUIRE shows it).
     Json waitReport(const std::function<bool(const Json&)>& done, Clock::duration timeout = kDeadline);
+    // Polls reports until the decoded picture is `width` wide; returns the
+    // last one. A receiver whose link the server can probe starts on the
+    // lowest quality tier and steps up once a probe passed
+    // (docs/architecture.md, "A probe before every up-step").
+    Json waitWidth(int width, Clock::duration timeout = kDeadline);
     void command(const std::string& line) { m_process.writeLine(line); }
     // Sends "leave" and requires a clean exit (status 0).
     void leave();

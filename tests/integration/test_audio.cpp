@@ -149,7 +149,7 @@ TEST_CASE("an audio-only room of two speakers runs two Opus encodes and no compo
     // A participant with a camera: the compositor starts, and it sees its own
     // tile (the others have no video) and hears both.
     Client blue(server, ClientOptions{"av", "blue", "0x0000ff", 880, {440, 660}, false, {}});
-    CHECK(blue.waitEvent("first-frame").value("width", 0) == 1280);
+    CHECK(blue.waitWidth(1280).value("width", 0) == 1280);
     const Json r = blue.waitReport([](const Json& report) {
         return near(thumbColor(report, 0.5, 0.5), {0, 0, 255}) && tone(report, 440) > -30 && tone(report, 660) > -30;
     });

@@ -351,9 +351,11 @@ TEST_CASE("each receiver gets the quality tier its declared bandwidth fits", "[c
     const auto centres = gridCentres(receivers.size());
     for (size_t i = 0; i < receivers.size(); ++i) {
         INFO(receivers[i].who.name);
-        auto first = clients[i]->waitEvent("first-frame");
-        CHECK(first.value("width", 0) == receivers[i].width);
-        CHECK(first.value("height", 0) == receivers[i].height);
+        // It starts on the lowest tier; a probe of its link takes it up to the one it declared.
+        clients[i]->waitEvent("first-frame");
+        auto atTier = clients[i]->waitWidth(receivers[i].width);
+        CHECK(atTier.value("width", 0) == receivers[i].width);
+        CHECK(atTier.value("height", 0) == receivers[i].height);
         // Every tier carries the same picture: the whole grid.
         auto report = clients[i]->waitReport([&](const Json& r) {
             for (size_t k = 0; k < receivers.size(); ++k)
@@ -407,7 +409,7 @@ TEST_CASE("a tier nobody receives encodes nothing, and encodes while someone doe
     // A receiver without a limit takes the high tier: it starts encoding.
     {
         Client blue(server, ClientOptions{"unused", "blue", "0x0000ff", 880, {}, false, {}});
-        CHECK(blue.waitEvent("first-frame").value("width", 0) == 640);
+        CHECK(blue.waitWidth(640).value("width", 0) == 640);
         CHECK(receivers("high") == 1);
         const double high = frames("high");
         CHECK(waitUntil([&] { return frames("high") >= high + 30; }));
@@ -428,13 +430,12 @@ TEST_CASE("a receiver that reports loss steps down a tier, and back up when it s
     Server server;
     auto clients = joinAll(server, "adapt", {kTrio[0], kTrio[1]});
     auto& lossy = *clients[1];
-    auto first = lossy.waitEvent("first-frame");
-    REQUIRE(first.value("width", 0) == 1280);
+    REQUIRE(lossy.waitWidth(1280).value("width", 0) == 1280);
 
     // 30 % loss on the receive path: one step down per lossy report, to the
     // 640x360 tier at least; the picture keeps coming, now smaller.
     lossy.command("loss 30");
-    auto smaller = lossy.waitEvent("resolution");
+    auto smaller = lossy.waitReport([](const Json& j) { return j.value("width", 0) < 1280; });
     CHECK(smaller.value("width", 0) < 1280);
     CHECK(tierOf(server, "adapt", "green") != "high");
     std::int64_t frames = lossy.report().value("frames", 0);
@@ -456,7 +457,7 @@ TEST_CASE("a layout's own canvas resizes the composite; receivers keep their siz
     Server server;
     auto clients = joinAll(server, "canvas", {kTrio[0], kTrio[2]});
     auto& viewer = *clients[1];
-    viewer.waitEvent("first-frame");
+    REQUIRE(viewer.waitWidth(1280).value("width", 0) == 1280);
     // A square canvas: red on its left half, the green background on its
     // right half. The 16:9 tier shows it pillarboxed, at the same size.
     const std::string square = R"({"layout": {"name": "square", "canvas": {"width": 720, "height": 720},

@@ -163,7 +163,8 @@ TEST_CASE("four clients see grid, speaker, pip and a custom layout where the spe
     // so, rather than widening the bound.
     std::vector<std::int64_t> settled;
     for (auto& c : clients) {
-        c->waitReport([](const Json& r) { return r.value("frames", 0) > 10; });
+        // On the top tier: each started on the lowest and stepped up once a probe passed.
+        c->waitReport([](const Json& r) { return r.value("frames", 0) > 10 && r.value("width", 0) == kCanvasW; });
         CHECK(c->call("reset-gap").value("ok", false));
         settled.push_back(c->report().value("frames", 0));
     }

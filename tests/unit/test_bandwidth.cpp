@@ -29,6 +29,29 @@ TEST_CASE("BandwidthEstimator: nothing before feedback, then the maximum", "[pol
     CHECK(e.estimate(60'000) == BandwidthParams{}.maxBps);
 }
 
+TEST_CASE("BandwidthEstimator: a failed probe caps the estimate below its rate, feedback or not", "[policy][bwe]") {
+    BandwidthEstimator e;
+    SECTION("before any feedback: the probe is the first word on the link") {
+        e.capBelow(1'725'000, 60'000);
+        CHECK(e.estimate(60'000) == 1'466'250); // 85 %, as a congestion cut
+        // The first feedback neither resets it nor finds it stale.
+        e.onFeedback(clean(200'000), 60'100);
+        CHECK(e.estimate(60'100) == 1'466'250);
+    }
+    SECTION("after: it only ever lowers the estimate, and growth starts again from the next clean window") {
+        e.onFeedback(clean(200'000), 0);
+        e.onFeedback(clean(200'000), 1000);
+        e.capBelow(690'000, 1000);
+        CHECK(e.estimate(1000) == 586'500);
+        e.capBelow(1'725'000, 1100);
+        CHECK(e.estimate(1100) == 586'500);
+        e.onFeedback(clean(200'000), 1200);
+        CHECK(e.estimate(1200) == 586'500);
+        e.onFeedback(clean(200'000), 2200);
+        CHECK(e.estimate(2200) == 733'125); // 25 % in the second since
+    }
+}
+
 TEST_CASE("BandwidthEstimator: a bottleneck cuts to 85 % of what was delivered", "[policy][bwe]") {
     BandwidthEstimator e;
     e.onFeedback(clean(1'500'000), 0);
@@ -210,17 +233,37 @@ struct Link {
     }
 };
 
-// The server's glue (peer_bwe.cpp, peer_tiers.cpp): each window's verdict
-// and the estimate go to the selector, a passed trial raises the estimate.
+// The server's glue (peer_bwe.cpp, peer_tiers.cpp, peer_probe.cpp): each
+// window's verdict and the estimate go to the selector, a passed trial raises
+// the estimate, a failed probe caps it. With probes, a wanted probe is judged
+// at the next window: it passes when the link carries what is sent plus the
+// padding (the receiver's feedback on a cluster comes within a window).
 struct Receiver {
+    explicit Receiver(bool probing = false)
+        : estimator(probing ? probingParams(172'500) : BandwidthParams{}), tiers(defaultTiers(), params(probing)) {}
+    static TierParams params(bool probing) {
+        TierParams p;
+        p.probe = probing;
+        return p;
+    }
+
     BandwidthEstimator estimator;
     TierSelector tiers;
     int switches = 0;
+    int probes = 0, failedProbes = 0;
     // Whether the client sends feedback on audio alone (Chromium does; a
     // GStreamer client only at Opus's rare marker bits, Firefox never).
     bool audioFeedback = true;
+    bool probing = false; // a cluster went out at the latest window
     void window(Link& link, std::int64_t now) {
         const std::int64_t audio = 40'000;
+        if (probing) {
+            probing = false;
+            const std::int64_t needs = tiers.current().bitrate + audio + tiers.probeBps();
+            const bool carried = !link.capacityBps || *link.capacityBps >= needs;
+            failedProbes += carried ? 0 : 1;
+            tiers.probeResult(carried ? ProbeVerdict::Passed : ProbeVerdict::Failed);
+        }
         std::optional<bool> congested;
         const TransportFeedback feedback = link.carry(tiers.current().bitrate + audio);
         if ((!tiers.audioOnly() || audioFeedback) && estimator.onFeedback(feedback, now)) {
@@ -233,9 +276,27 @@ struct Receiver {
         input.linkCongested = congested;
         input.estimateFromLossAlone = estimator.lossAlone();
         switches += tiers.update(input, now) ? 1 : 0;
-        if (const auto proven = tiers.passedTrialBps()) estimator.raiseTo(*proven);
+        if (const auto proven = tiers.provenBps()) estimator.raiseTo(*proven, now);
+        if (const auto refuted = tiers.refutedBps()) estimator.capBelow(*refuted, now);
+        if (tiers.probeWanted()) {
+            probing = true;
+            ++probes;
+        }
     }
 };
+
+// The limit goes: how long until the receiver is on the high tier again (60 s
+// at most); then a minute on the clean link, in which it must not flap.
+std::int64_t backToHigh(Receiver& r, Link& link, std::int64_t& t) {
+    link.capacityBps.reset();
+    const std::int64_t lifted = t;
+    while (r.tiers.current().name != "high" && t < lifted + 60'000) r.window(link, t += kWindow);
+    const std::int64_t took = t - lifted;
+    r.switches = 0;
+    for (const std::int64_t end = t + 60'000; t < end; t += kWindow) r.window(link, t);
+    CHECK(r.switches == 0);
+    return took;
+}
 
 TEST_CASE("A 300 kbit/s bottleneck: low within 3 s, few trials, high again when it goes", "[policy][bwe]") {
     Receiver r;
@@ -288,14 +349,57 @@ TEST_CASE("A short bottleneck: back to high within 15 s of its end", "[policy][b
     link.capacityBps = 300'000;
     for (; t < 12'000; t += kWindow) r.window(link, t);
     REQUIRE(r.tiers.current().name == "low");
-    link.capacityBps.reset();
-    const std::int64_t lifted = t;
-    while (r.tiers.current().name != "high" && t < lifted + 60'000) r.window(link, t += kWindow);
-    CHECK(t - lifted <= 15'000);
-    // And it stays there: no flapping on a clean link.
+    CHECK(backToHigh(r, link, t) <= 15'000);
+}
+
+TEST_CASE("With probes, a 300 kbit/s bottleneck: low within 3 s, no up-step while it lasts, high within 15 s of its "
+          "end",
+          "[policy][bwe][probe]") {
+    Receiver r(true);
+    Link link;
+    std::int64_t t = 0;
+    // The start on the lowest tier, and up once the first probe passed.
+    r.window(link, t);
+    CHECK(r.tiers.current().name == "low");
+    CHECK(r.tiers.probeWanted());
+    r.window(link, t += kWindow);
+    CHECK(r.tiers.current().name == "high");
+    for (; t < 10'000; t += kWindow) r.window(link, t);
+    REQUIRE(r.tiers.current().name == "high");
+    REQUIRE(r.switches == 2);
+    REQUIRE(r.probes == 1);
+
+    link.capacityBps = 300'000;
+    const std::int64_t limited = t;
+    while (r.tiers.current().name != "low" && t < limited + 10'000) r.window(link, t += kWindow);
+    CHECK(t - limited <= 3000);
+
+    // Two minutes: the estimate grows blind between probes, each probe fails
+    // (no up-step: the link never sees a higher tier's key frame), and they
+    // come at most every 5 s, then every 10 s.
     r.switches = 0;
-    for (const std::int64_t end = t + 60'000; t < end; t += kWindow) r.window(link, t);
+    r.probes = 0;
+    r.failedProbes = 0;
+    for (const std::int64_t end = t + 120'000; t < end; t += kWindow) r.window(link, t);
     CHECK(r.switches == 0);
+    CHECK(r.probes >= 6);
+    CHECK(r.probes <= 14);
+    CHECK(r.failedProbes == r.probes);
+    CHECK(backToHigh(r, link, t) <= 15'000);
+}
+
+TEST_CASE("With probes, a joiner behind 300 kbit/s starts on the lowest tier and stays there", "[policy][bwe][probe]") {
+    Receiver r(true);
+    Link link;
+    link.capacityBps = 300'000;
+    std::int64_t t = 0;
+    for (; t < 60'000; t += kWindow) {
+        r.window(link, t);
+        CHECK(r.tiers.current().name == "low");
+    }
+    CHECK(r.switches == 1); // the start
+    CHECK(r.failedProbes == r.probes);
+    CHECK(r.probes >= 3);
 }
 
 TEST_CASE("TierSelector: a failed up-step doubles the hold of that tier and above", "[policy][bwe]") {

@@ -410,6 +410,31 @@ TierSelector audioOnlyAt0(TierParams params = {}) {
     return s;
 }
 
+// Where the receiver's feedback can judge probes (TierParams::probe).
+TierParams probing() {
+    TierParams params;
+    params.probe = true;
+    return params;
+}
+
+// A selector with probes, after its first update with `input` at time 0.
+TierSelector startedWithProbes(const TierInput& input) {
+    TierSelector s(defaultTiers(), probing());
+    s.update(input, 0);
+    return s;
+}
+
+// Clean windows at `estimateBps` every 100 ms from `from`: no change and no
+// probe wanted before `at`, then, at `at`, a probe wanted (still no change).
+void probeDueAt(TierSelector& s, std::int64_t estimateBps, std::int64_t from, std::int64_t at) {
+    for (std::int64_t t = from; t < at; t += 100) {
+        CHECK_FALSE(s.update(window(estimateBps, kClean), t));
+        CHECK_FALSE(s.probeWanted());
+    }
+    CHECK_FALSE(s.update(window(estimateBps, kClean), at));
+    CHECK(s.probeWanted());
+}
+
 // Clean windows every 100 ms from `from` to `to` (exclusive) at the estimate
 // an app-limited receiver's audio leaves: the number of tier changes.
 int cleanWindows(TierSelector& s, std::int64_t from, std::int64_t to, std::int64_t estimateBps = 40'000) {
@@ -456,16 +481,16 @@ TEST_CASE("TierSelector: an app-limited audio-only receiver whose link recovered
     // The estimate (still the audio's) does not end it; 3 s of clean windows pass it.
     CHECK(cleanWindows(s, 4100, 7000) == 0);
     CHECK(s.inTrial());
-    CHECK_FALSE(s.passedTrialBps());
+    CHECK_FALSE(s.provenBps());
     CHECK_FALSE(s.update(window(40'000, kClean), 7000));
     CHECK_FALSE(s.inTrial());
     // What the link proved, for the estimator: low with its headroom.
-    REQUIRE(s.passedTrialBps());
-    CHECK(*s.passedTrialBps() == 172'500);
+    REQUIRE(s.provenBps());
+    CHECK(*s.provenBps() == 172'500);
     // With the estimate raised to that, it stays, and climbs as the estimate does.
     CHECK(cleanWindows(s, 7100, 30'000, 172'500) == 0);
     CHECK(s.current().name == "low");
-    CHECK_FALSE(s.passedTrialBps());
+    CHECK_FALSE(s.provenBps());
     cleanWindows(s, 30'000, 36'000, 700'000);
     CHECK(s.current().name == "medium");
 }
@@ -481,7 +506,7 @@ TEST_CASE("TierSelector: a trial that congests returns to audio only and doubles
     CHECK(s.update(window(40'000, kCongested), 4800));
     CHECK(s.audioOnly());
     CHECK(s.audioOnlyReason() == AudioOnlyReason::Link);
-    CHECK_FALSE(s.passedTrialBps());
+    CHECK_FALSE(s.provenBps());
     // The next in 8 s, then 12 s, and 12 s after that.
     std::int64_t failedAt = 4800;
     for (const std::int64_t backoff : {8000, 12'000, 12'000}) {
@@ -544,9 +569,7 @@ TEST_CASE("TierSelector: a passed trial that holds restores the back-off; one th
 }
 
 TEST_CASE("TierSelector: with probes, a trial is due only once a probe passed", "[policy][probe][audio-only]") {
-    TierParams probing;
-    probing.probe = true;
-    TierSelector s = audioOnlyAt0(probing);
+    TierSelector s = audioOnlyAt0(probing());
     CHECK(s.probeBps() == 172'500); // low with its headroom
     for (std::int64_t t = 100; t < 4000; t += 100) CHECK_FALSE(s.update(window(40'000, kClean), t));
     CHECK_FALSE(s.probeWanted());
@@ -599,6 +622,144 @@ TEST_CASE("TierSelector: with probes, a trial is due only once a probe passed", 
         s.probeResult(ProbeVerdict::Passed);
         CHECK_FALSE(s.update(asked, 4600));
         CHECK(s.audioOnlyReason() == AudioOnlyReason::Requested);
+    }
+}
+
+TEST_CASE("TierSelector: with probes, a receiver starts on the lowest tier and takes its fit once a probe passed",
+          "[policy][probe]") {
+    TierSelector s(defaultTiers(), probing());
+    CHECK(s.update({std::nullopt, std::nullopt, std::nullopt}, 0));
+    CHECK(s.current().name == "low");
+    REQUIRE(s.probeWanted());
+    CHECK(s.probeTier() == 0);
+    CHECK(s.probeBps() == 1'575'000); // high with its headroom, less what low sends meanwhile
+    // The windows meanwhile decide nothing, congested or not (they show the probe's queue).
+    CHECK_FALSE(s.update(window(5'000'000, kCongested), 100));
+    CHECK_FALSE(s.update(window(5'000'000, kClean), 200));
+    CHECK(s.probeWanted());
+
+    SECTION("passed: the fit, with no hold, and the estimate raised to its need") {
+        s.probeResult(ProbeVerdict::Passed);
+        CHECK_FALSE(s.probeWanted());
+        CHECK(s.update(window(5'000'000, kClean), 300));
+        CHECK(s.current().name == "high");
+        CHECK_FALSE(s.probeWanted());
+        CHECK_FALSE(s.refutedBps());
+        REQUIRE(s.provenBps());
+        CHECK(*s.provenBps() == 1'725'000);
+    }
+    SECTION("no usable verdict: no step into a link that may be full, no cut; another probe one hold later") {
+        s.probeResult(ProbeVerdict::Unknown);
+        CHECK_FALSE(s.update(window(5'000'000, kClean), 300));
+        CHECK(s.current().name == "low");
+        CHECK_FALSE(s.refutedBps());
+        CHECK_FALSE(s.provenBps());
+        probeDueAt(s, 5'000'000, 400, 5300);
+        CHECK(s.probeTier() == 0);
+    }
+    SECTION("failed: the lowest tier, the estimate capped below the tier, the next probe one hold later") {
+        s.probeResult(ProbeVerdict::Failed);
+        CHECK_FALSE(s.update(window(5'000'000, kClean), 300));
+        CHECK(s.current().name == "low");
+        REQUIRE(s.refutedBps());
+        CHECK(*s.refutedBps() == 1'725'000);
+        CHECK_FALSE(s.probeWanted());
+        // The capped estimate (85 %) allows medium: probed for 5 s after the failure.
+        for (std::int64_t t = 400; t < 5300; t += 100) {
+            CHECK_FALSE(s.update(window(1'466'250, kClean), t));
+            CHECK_FALSE(s.probeWanted());
+            CHECK_FALSE(s.refutedBps());
+        }
+        CHECK_FALSE(s.update(window(1'466'250, kClean), 5300));
+        REQUIRE(s.probeWanted());
+        CHECK(s.probeTier() == 1);
+        CHECK(s.probeBps() == 540'000);
+    }
+    SECTION("the link falls below the lowest tier meanwhile: audio only, no probe, no step") {
+        CHECK(s.update(window(100'000, kCongested), 300));
+        CHECK(s.audioOnly());
+        CHECK_FALSE(s.probeWanted());
+        s.probeResult(ProbeVerdict::Passed);
+        CHECK_FALSE(s.update(window(100'000, kClean), 400));
+        CHECK(s.audioOnly());
+    }
+}
+
+TEST_CASE("TierSelector: with probes, the start probe is for what the receiver declared; none where that is the "
+          "lowest tier or audio only",
+          "[policy][probe]") {
+    // No estimate knows the link yet (the estimator's start is the lowest tier's need).
+    const TierSelector guessed = startedWithProbes(window(172'500, kClean));
+    CHECK(guessed.current().name == "low");
+    CHECK(guessed.probeTier() == 0);
+    const TierSelector declared = startedWithProbes({700'000, std::nullopt, std::nullopt});
+    CHECK(declared.current().name == "low");
+    CHECK(declared.probeTier() == 1); // medium: what the receiver declared
+    const TierSelector low = startedWithProbes({300'000, std::nullopt, std::nullopt});
+    CHECK(low.current().name == "low");
+    CHECK_FALSE(low.probeWanted());
+    const TierSelector audio = startedWithProbes({64'000, std::nullopt, std::nullopt});
+    CHECK(audio.audioOnly());
+    CHECK_FALSE(audio.probeWanted());
+}
+
+TEST_CASE("TierSelector: with probes, the tier above is probed once the current one held clean; a failed probe "
+          "holds the next 10 s at most",
+          "[policy][probe]") {
+    // The start's probe fails: low, and high's hold is 10 s from now on.
+    TierSelector s = startedWithProbes(window(172'500, kClean));
+    s.probeResult(ProbeVerdict::Failed);
+    CHECK_FALSE(s.update(window(172'500, kClean), 100));
+    REQUIRE(s.current().name == "low");
+    // An estimate bound to what the link delivered never allows medium; the
+    // probe for it comes once low has held 5 s.
+    probeDueAt(s, 285'000, 200, 5100);
+    CHECK(s.probeTier() == 1);
+    CHECK(s.probeBps() == 540'000); // medium's 690 kbit/s less low's 150
+
+    SECTION("passed: up, and the estimate is raised to what medium needs") {
+        s.probeResult(ProbeVerdict::Passed);
+        CHECK(s.update(window(285'000, kClean), 5200));
+        CHECK(s.current().name == "medium");
+        REQUIRE(s.provenBps());
+        CHECK(*s.provenBps() == 690'000);
+        // High next, once medium has fit 5 s (the hold the start's failed
+        // probe doubled went with the pass: the link got better), at high's
+        // need less medium's rate.
+        probeDueAt(s, 960'000, 5300, 10'300);
+        CHECK(s.probeTier() == 0);
+        CHECK(s.probeBps() == 1'125'000);
+    }
+    SECTION("a declared limit rules the tier above out: no probe") {
+        TierSelector capped = startedWithProbes({300'000, 172'500, std::nullopt});
+        for (std::int64_t t = 100; t < 60'000; t += 100) {
+            capped.update({300'000, 285'000, std::nullopt}, t);
+            CHECK_FALSE(capped.probeWanted());
+        }
+    }
+    SECTION("failed: the hold doubles for the probed tier and above, up to 10 s") {
+        std::int64_t t = 5100;
+        for (int round = 0; round < 3; ++round) {
+            s.probeResult(ProbeVerdict::Failed);
+            t += 100;
+            CHECK_FALSE(s.update(window(285'000, kClean), t));
+            REQUIRE(s.refutedBps());
+            CHECK(*s.refutedBps() == 690'000);
+            const std::int64_t failed = t;
+            for (t += 100; t < failed + 10'000; t += 100) {
+                CHECK_FALSE(s.update(window(285'000, kClean), t));
+                CHECK_FALSE(s.probeWanted());
+            }
+            CHECK_FALSE(s.update(window(285'000, kClean), t));
+            CHECK(s.probeWanted());
+            CHECK(s.probeTier() == 1);
+            CHECK(s.current().name == "low");
+        }
+    }
+    SECTION("the link falls below the lowest tier meanwhile: audio only, the probe dropped") {
+        CHECK(s.update(window(100'000, kCongested), 5200));
+        CHECK(s.audioOnly());
+        CHECK_FALSE(s.probeWanted());
     }
 }
 

@@ -7,9 +7,11 @@
 //
 // GStreamer 1.22 has no probing of its own (no padding, no pacer), so above
 // what it sends the estimate can only be a guess: it grows while the link is
-// clean and the tier selector's hold and back-off (tiers.h) keep the guesses
-// from flapping. (The one probe Tessera sends is for leaving the audio-only
-// tier: probe.h.)
+// clean. Where Tessera sends its own probes (probe.h: at a receiver's start,
+// before every up-step and before a trial from audio only, tiers.h) it
+// grows no further than what was delivered allows (probingParams), a probe
+// that passes raises it (raiseTo) and one that fails caps it (capBelow).
+// Without probes the hold and back-off keep the guesses from flapping.
 #include <cstdint>
 #include <optional>
 
@@ -76,7 +78,20 @@ struct BandwidthParams {
     // lost, the small audio ones not) with gradients of -260 to +110 us.
     std::int64_t fullPercent = 50;
     std::int64_t queueGradientUs = 1000;
+    // Where the tier selector probes (TierParams::probe), the estimate is
+    // what the link has carried or a probe proved, not a guess: it starts
+    // at startBps (the lowest video tier's need: the receiver starts on
+    // it) instead of maxBps, and clean windows grow it to at most
+    // deliveredBoundPercent of what they delivered (as GCC bounds its
+    // estimate by the acknowledged rate). 0: no bound (it grows blind, the
+    // hold and back-off keep the guesses from flapping).
+    std::optional<std::int64_t> startBps;
+    std::int64_t deliveredBoundPercent = 0;
 };
+
+// The parameters where the tier selector probes: the estimate starts at
+// `startBps` and grows to at most 150 % of what was delivered.
+BandwidthParams probingParams(std::int64_t startBps);
 
 class BandwidthEstimator {
 public:
@@ -86,10 +101,15 @@ public:
     // the window was ignored as an outlier.
     bool onFeedback(const TransportFeedback& feedback, std::int64_t nowMs);
 
-    // At least `bps` from now on (within min and max): what a trial proved
-    // the link carries while the estimate, app-limited, could not grow
-    // (TierSelector::passedTrialBps). Before any feedback: nothing to raise.
-    void raiseTo(std::int64_t bps);
+    // At least `bps` from now on (within min and max): what a trial or a
+    // probe proved the link carries while the estimate, app-limited, could
+    // not grow (TierSelector::provenBps). Before any feedback too.
+    void raiseTo(std::int64_t bps, std::int64_t nowMs);
+
+    // Below `bps` from now on (cutPercent of it, as a congestion cut): a
+    // probe showed the link does not carry it (TierSelector::refutedBps).
+    // Before any feedback too: the probe is the first word on the link.
+    void capBelow(std::int64_t bps, std::int64_t nowMs);
 
     // The estimate in bits/s at nowMs (silence counted): nothing before the
     // first feedback (the client negotiated none, or none arrived yet).
@@ -109,6 +129,7 @@ public:
     bool lossAlone() const { return m_lossAlone; }
 
 private:
+    void start(std::int64_t nowMs); // the estimate a first feedback would set, if none yet
     void cut(std::int64_t toBps, std::int64_t nowMs);
 
     BandwidthParams m_params;

@@ -14,6 +14,7 @@
 // carries it the packets arrive as they left; on one that does not, a queue
 // builds during the cluster and the last packets arrive later than the first
 // by the time the link needs to drain what the cluster put in it.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -51,6 +52,18 @@ struct ProbeParams {
     // too slow for the tier) absorbs the cluster in its burst and passes:
     // the probe screens out links far too slow, the trial still judges.
     std::int64_t clusterMs = 130;
+    // And at most this many bytes: a probe for a higher tier sends at up to
+    // ten times that rate, and 130 ms of it (25 KB for the default high
+    // tier from low) overflows a narrow link's queue (tbf's 200 ms at
+    // 300 kbit/s: 7.5 KB and its burst), dropping the video behind it (a
+    // joiner's first key frame went so: 2 s without a picture in the
+    // [bottleneck] test). 6 KB still queues 110 ms at 300 kbit/s (a clear
+    // failure), and a link much nearer the rate passes as above.
+    std::int64_t maxClusterBytes = 6000;
+    // How long a cluster at `bps` is sent: clusterMs, or less within maxClusterBytes.
+    std::int64_t clusterMsAt(std::int64_t bps) const {
+        return bps <= 0 ? clusterMs : std::min(clusterMs, maxClusterBytes * 8000 / bps);
+    }
     // The last packet may arrive this much later than the first, relative
     // to when each was sent, and the link still carries the rate (on a free
     // link it was 0 in every probe of the [bottleneck] runs, under the
@@ -74,8 +87,10 @@ public:
     void add(const ProbePacket& packet);
 
     // The verdict on a cluster of `sent` packets. Pending until feedback on
-    // all of them came; `final` (verdictMs went by) judges on what did, or
-    // Unknown with less than half.
+    // all of them came; `final` (verdictMs went by) judges on what did.
+    // Failed when the packets that arrived show a queue (maxGrowthUs),
+    // however many were lost; otherwise Unknown with more than a quarter
+    // missing.
     ProbeVerdict verdict(std::size_t sent, bool final = false) const;
 
     // For the log: how much later the last packet arrived than the first,

@@ -44,7 +44,8 @@ struct TierParams {
     // this long (also counted afresh after every lossy report).
     std::int64_t upHoldMs = 5000;
     // An up-step that has to step down again within failedUpMs was a failed
-    // trial (between video tiers nothing probes: going up is how a link is tried): that
+    // trial (without probes, going up is how a link is tried; a probe
+    // screens out links far too slow, not one just short of the tier): that
     // tier's hold (and every higher one's) doubles, up to maxHoldFactor times
     // upHoldMs, so a receiver on a link that really is limited tries less and
     // less often. Holding a tier for failedUpMs restores its hold (and every
@@ -75,15 +76,33 @@ struct TierParams {
     std::int64_t maxTrialBackoffMs = 12'000;
     std::int64_t trialMs = 3000;
     std::int64_t trialWindows = 3;
-    // A probe before every trial (probe.h), where the receiver's feedback
-    // can judge one: when a trial is due the selector asks for a probe at
-    // probeBps() (probeWanted) and waits for its verdict (probeResult),
-    // whatever the feedback windows say meanwhile (they show the probe's
-    // own queue). Passed, or no usable verdict: the trial starts. Failed:
-    // as a failed trial, without the video ever sent, but the back-off
-    // doubles only up to maxProbeBackoffMs: a probe costs the audio a
-    // moment's queue, not a trial's (so a recovered link is found sooner).
+    // Probes (probe.h), where the receiver's feedback can judge one. The
+    // selector asks for one (probeWanted) at probeBps() and acts on its
+    // verdict (probeResult), whatever the feedback windows say meanwhile
+    // (they show the probe's own queue):
+    // - before every up-step between video tiers, at the target tier's
+    //   rate with headroom: nothing else shows that a link carries more
+    //   than it is sent, and a failed up-step floods it with the higher
+    //   tier's key frame. Where the estimate is bound to what the link
+    //   delivered (BandwidthParams::deliveredBoundPercent), the tier above
+    //   is probed once the current one has fit for the tier's hold. Passed:
+    //   the step, the estimate raised to the tier's need (provenBps), and
+    //   the holds of that tier and every higher one back to upHoldMs.
+    //   No usable verdict: no step, another probe one hold later. Failed:
+    //   no step, the estimate is cut below the tier (refutedBps), and the
+    //   tier's hold (and every higher one's) doubles up to
+    //   maxProbeHoldFactor, not maxHoldFactor: a probe costs the link a
+    //   moment's queue, not a failed up-step's freeze (so a recovered link
+    //   is found sooner);
+    // - at the start: the receiver starts on the lowest video tier, and a
+    //   probe for the tier its declared limit allows goes out at once
+    //   (the media side waits until its first key frame has drained);
+    // - before every trial of the lowest tier from audio only. Passed, or
+    //   no usable verdict: the trial starts. Failed: as a failed trial,
+    //   without the video ever sent, but the back-off doubles only up to
+    //   maxProbeBackoffMs.
     bool probe = false;
+    std::int64_t maxProbeHoldFactor = 2;
     std::int64_t maxProbeBackoffMs = 8000;
     bool audioOnly = true;
     std::int64_t audioOnlyBps = 64'000;
@@ -164,23 +183,36 @@ public:
     // Why it is on the audio-only tier (None when it is not).
     AudioOnlyReason audioOnlyReason() const { return audioOnly() ? m_reason : AudioOnlyReason::None; }
     const std::vector<Tier>& ladder() const { return m_ladder; }
-    // Set by the update whose trial of the lowest tier passed: the bits/s
-    // the link proved it carries (that tier with headroom), for the
-    // estimator (BandwidthEstimator::raiseTo), whose own estimate could not
-    // grow while the receiver was app-limited.
-    std::optional<std::int64_t> passedTrialBps() const { return m_passedTrialBps; }
+    // Set by the update whose trial of the lowest tier passed, or that
+    // stepped up after a passed probe: the bits/s the link proved it
+    // carries (that tier with headroom), for the estimator
+    // (BandwidthEstimator::raiseTo), whose own estimate could not grow
+    // while the receiver was app-limited.
+    std::optional<std::int64_t> provenBps() const { return m_passedTrialBps ? m_passedTrialBps : m_upStepBps; }
     // A trial of the lowest tier is under way.
     bool inTrial() const { return m_trialSince.has_value(); }
-    // A trial is due and waits for a probe's verdict (TierParams::probe).
-    bool probeWanted() const { return m_probeWanted; }
-    // The rate a probe sends: what the lowest tier needs of an estimate
-    // (its bit rate with headroom).
+    // Set by the update whose probe for an up-step failed: the bits/s the
+    // link did not carry (the probed tier with headroom), for the estimator
+    // (BandwidthEstimator::capBelow).
+    std::optional<std::int64_t> refutedBps() const { return m_refutedBps; }
+    // An up-step or a trial waits for a probe's verdict (TierParams::probe).
+    bool probeWanted() const { return m_probeTier && !m_probeVerdict; }
+    // The tier a probe is for (the lowest when none is wanted).
+    std::size_t probeTier() const { return m_probeTier.value_or(m_ladder.size() - 1); }
+    // The rate a probe's padding adds to what the current tier sends: what
+    // probeTier() needs of an estimate (its bit rate with headroom), less
+    // the current tier's bit rate.
     std::int64_t probeBps() const;
     // The verdict on the probe asked for; the next update acts on it.
     // Ignored when none is wanted any more.
     void probeResult(ProbeVerdict verdict);
 
+    // What `tier` needs of an estimate: its bit rate with headroom.
+    std::int64_t needs(std::size_t tier) const;
+
 private:
+    void refuteUpStep(std::size_t probed, std::size_t base, std::int64_t nowMs);
+
     std::vector<Tier> m_ladder;
     TierParams m_params;
     std::size_t m_current = 0;
@@ -199,8 +231,12 @@ private:
     std::int64_t m_trialBackoffMs;
     std::optional<std::int64_t> m_nextTrialAt, m_trialSince, m_passedAt, m_passedTrialBps;
     std::int64_t m_trialClean = 0;
-    bool m_probeWanted = false;
+    // The tier a probe is wanted for, and its verdict once given.
+    std::optional<std::size_t> m_probeTier;
     std::optional<ProbeVerdict> m_probeVerdict;
+    std::optional<std::int64_t> m_upStepBps, m_refutedBps;
+    std::int64_t m_currentSince = 0; // when the current tier was taken
+    bool m_starting = false;         // the start's probe (TierParams::probe) waits for its verdict
 };
 
 } // namespace tessera::policy
