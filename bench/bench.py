@@ -223,6 +223,14 @@ class Server:
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()
 
+    def participants(self, room):
+        """The room's participants as GET /api/rooms/{room} lists them; [] if it does not answer."""
+        try:
+            info = json.loads(urllib.request.urlopen(f"{self.url}/api/rooms/{room}", timeout=10).read())
+        except (OSError, ValueError):
+            return []
+        return info.get("participants", [])
+
     def metrics(self):
         """{room: {"frames": n, "dropped": n, "decoders": n}} from /metrics; {} (and a count
         in self.unanswered) if the server does not answer in 10 s."""
@@ -828,7 +836,18 @@ class Bench:
         extra = [join(name, args) for name, args in others]
         loads = join("load", ["--count", str(n - 2), "--send-file", str(files[1]), "--no-decode"])
         self.log(f"{room}: starting {n - 2} load sessions in one process")
-        return probe, extra, loads, self.wait_sessions(loads, n - 2, 60)
+        connected = self.wait_sessions(loads, n - 2, 60)
+        # Each receiver starts on the lowest tier and steps up once a probe of
+        # its link passed (docs/architecture.md): the room is up once
+        # everyone connected is on the high tier (30 s at most).
+        started, on_high = time.monotonic(), False
+        while not on_high and time.monotonic() - started < 30:
+            ps = [p for p in server.participants(room) if p.get("connected")]
+            on_high = len(ps) >= connected + 1 + len(extra) and all(p.get("tier") == "high" for p in ps)
+            time.sleep(0.5)
+        self.log(f"{room}: everyone on the high tier after {time.monotonic() - started:.1f} s" if on_high
+                 else f"{room}: not everyone on the high tier after 30 s")
+        return probe, extra, loads, connected
 
     def large(self):
         """Large calls (issue 12): N participants with video in the speaker + 8
@@ -1061,13 +1080,6 @@ class Bench:
         def unlimit(self):
             subprocess.run(["tc", "qdisc", "del", "dev", "nb0", "root"], check=True)
 
-        def participants(self, room):
-            try:
-                info = json.loads(urllib.request.urlopen(f"{self.server.url}/api/rooms/{room}", timeout=10).read())
-            except (OSError, ValueError):
-                return []
-            return info.get("participants", [])
-
         def close(self):
             for c in self.clients:
                 c.leave()
@@ -1091,7 +1103,7 @@ class Bench:
         room, out = "narrow", []
 
         def seen():
-            return next((p for p in link.participants(room) if p.get("name") == "limited"), {})
+            return next((p for p in link.server.participants(room) if p.get("name") == "limited"), {})
 
         def until(pred, timeout):
             """Seconds until pred(seen()) held (polled every 100 ms), or None."""
@@ -1181,7 +1193,7 @@ class Bench:
                 t = threading.Thread(target=lambda: result.update(measure(link.server, [probe, loads], hold)))
                 t.start()
                 while t.is_alive():
-                    ps = link.participants(room)
+                    ps = link.server.participants(room)
                     others_off = max(others_off, sum(1 for p in ps if p.get("name") != "limited"
                                                      and p.get("tier") not in (None, "high")))
                     tiers.update(p.get("tier") for p in ps if p.get("name") == "limited")
