@@ -153,11 +153,14 @@ bool TierSelector::update(const TierInput& input, std::int64_t nowMs) {
         }
     }
     // Where probes tell, the estimate does not grow blind to allow a tier
-    // (BandwidthParams::deliveredBoundPercent): the tier above is probed
-    // once the current one has fit as long as its hold (and been the
-    // current one as long), unless the declared limit rules it out.
-    if (!up && m_params.probe && next == base && base != audio && base > 0 && m_allowedSince[base] &&
-        nowMs - std::max(*m_allowedSince[base], m_currentSince) >= m_params.upHoldMs * m_holdFactor[base - 1] &&
+    // (BandwidthParams::deliveredBoundPercent), and an app-limited stream
+    // (a still composite sends a fraction of its tier's rate) keeps it
+    // below even the current tier's need: the tier above is probed once
+    // the link has been clean for its hold on the current tier, unless the
+    // declared limit rules it out.
+    if (congested) m_cleanSince = nowMs;
+    if (!up && m_params.probe && next == base && base != audio && base > 0 &&
+        nowMs - std::max(m_cleanSince, m_currentSince) >= m_params.upHoldMs * m_holdFactor[base - 1] &&
         fits(m_ladder[base - 1], input.declaredBps, m_params))
         up = base - 1;
     // Where probes tell, an up-step waits for one at the tier's rate.
@@ -182,7 +185,7 @@ bool TierSelector::update(const TierInput& input, std::int64_t nowMs) {
                 // hold later.
                 for (std::size_t i = 0; i <= base && i < m_ladder.size(); ++i)
                     if (m_allowedSince[i]) m_allowedSince[i] = nowMs;
-                m_currentSince = nowMs;
+                m_cleanSince = nowMs;
             }
         } else if (!m_probeTier) {
             m_probeTier = *up;
@@ -302,6 +305,7 @@ void TierSelector::refuteUpStep(std::size_t probed, std::size_t base, std::int64
         m_holdFactor[i] = std::max(m_holdFactor[i], std::min(m_holdFactor[i] * 2, m_params.maxProbeHoldFactor));
     for (std::size_t i = 0; i <= base && i < m_ladder.size(); ++i)
         if (m_allowedSince[i]) m_allowedSince[i] = nowMs;
+    m_cleanSince = nowMs;
 }
 
 std::optional<double> ReportedLoss::update(std::uint64_t lost, std::uint64_t sent) {

@@ -723,10 +723,10 @@ TEST_CASE("TierSelector: with probes, the tier above is probed once the current 
         CHECK(s.current().name == "medium");
         REQUIRE(s.provenBps());
         CHECK(*s.provenBps() == 690'000);
-        // High next, once medium has fit 5 s (the hold the start's failed
-        // probe doubled went with the pass: the link got better), at high's
-        // need less medium's rate.
-        probeDueAt(s, 960'000, 5300, 10'300);
+        // High next, once the link has been clean on medium for 5 s (the
+        // hold the start's failed probe doubled went with the pass: the link
+        // got better), at high's need less medium's rate.
+        probeDueAt(s, 960'000, 5300, 10'200);
         CHECK(s.probeTier() == 0);
         CHECK(s.probeBps() == 1'125'000);
     }
@@ -760,6 +760,27 @@ TEST_CASE("TierSelector: with probes, the tier above is probed once the current 
         CHECK(s.update(window(100'000, kCongested), 5200));
         CHECK(s.audioOnly());
         CHECK_FALSE(s.probeWanted());
+    }
+}
+
+TEST_CASE("TierSelector: with probes, an app-limited receiver whose estimate is under its own tier's need still "
+          "gets probes; congestion restarts the wait",
+          "[policy][probe]") {
+    // A still composite sends a fraction of the low tier's rate, and the
+    // estimate grows to 150 % of what was delivered: 160 kbit/s, under
+    // low's 172.5 kbit/s need (but over its 150 kbit/s rate: video).
+    TierSelector s = startedWithProbes(window(172'500, kClean));
+    s.probeResult(ProbeVerdict::Failed);
+    CHECK_FALSE(s.update(window(160'000, kClean), 100));
+    SECTION("clean: the probe for medium one hold after the failure") {
+        probeDueAt(s, 160'000, 200, 5100);
+        CHECK(s.probeTier() == 1);
+    }
+    SECTION("a congested window at 3 s restarts the wait: the probe 5 s after it") {
+        for (std::int64_t t = 200; t < 3000; t += 100) CHECK_FALSE(s.update(window(160'000, kClean), t));
+        CHECK_FALSE(s.update(window(160'000, kCongested), 3000));
+        CHECK_FALSE(s.probeWanted());
+        probeDueAt(s, 160'000, 3100, 8000);
     }
 }
 

@@ -85,7 +85,8 @@ struct TierParams {
     //   than it is sent, and a failed up-step floods it with the higher
     //   tier's key frame. Where the estimate is bound to what the link
     //   delivered (BandwidthParams::deliveredBoundPercent), the tier above
-    //   is probed once the current one has fit for the tier's hold. Passed:
+    //   is probed once the link has been clean (no congested window, no
+    //   lossy report) on the current one for the tier's hold. Passed:
     //   the step, the estimate raised to the tier's need (provenBps), and
     //   the holds of that tier and every higher one back to upHoldMs.
     //   No usable verdict: no step, another probe one hold later. Failed:
@@ -236,6 +237,7 @@ private:
     std::optional<ProbeVerdict> m_probeVerdict;
     std::optional<std::int64_t> m_upStepBps, m_refutedBps;
     std::int64_t m_currentSince = 0; // when the current tier was taken
+    std::int64_t m_cleanSince = 0;   // the latest congested window or lossy report, or failed probe
     bool m_starting = false;         // the start's probe (TierParams::probe) waits for its verdict
 };
 
