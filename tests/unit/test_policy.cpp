@@ -424,6 +424,16 @@ TierSelector startedWithProbes(const TierInput& input) {
     return s;
 }
 
+// A selector with probes whose start's probe failed at 100 ms (an estimate
+// of `estimateBps` then): on the low tier, high's hold doubled.
+TierSelector failedStart(std::int64_t estimateBps) {
+    TierSelector s = startedWithProbes(window(172'500, kClean));
+    s.probeResult(ProbeVerdict::Failed);
+    CHECK_FALSE(s.update(window(estimateBps, kClean), 100));
+    REQUIRE(s.current().name == "low");
+    return s;
+}
+
 // Clean windows at `estimateBps` every 100 ms from `from`: no change and no
 // probe wanted before `at`, then, at `at`, a probe wanted (still no change).
 void probeDueAt(TierSelector& s, std::int64_t estimateBps, std::int64_t from, std::int64_t at) {
@@ -707,10 +717,7 @@ TEST_CASE("TierSelector: with probes, the tier above is probed once the current 
           "holds the next 10 s at most",
           "[policy][probe]") {
     // The start's probe fails: low, and high's hold is 10 s from now on.
-    TierSelector s = startedWithProbes(window(172'500, kClean));
-    s.probeResult(ProbeVerdict::Failed);
-    CHECK_FALSE(s.update(window(172'500, kClean), 100));
-    REQUIRE(s.current().name == "low");
+    TierSelector s = failedStart(172'500);
     // An estimate bound to what the link delivered never allows medium; the
     // probe for it comes once low has held 5 s.
     probeDueAt(s, 285'000, 200, 5100);
@@ -769,9 +776,7 @@ TEST_CASE("TierSelector: with probes, an app-limited receiver whose estimate is 
     // A still composite sends a fraction of the low tier's rate, and the
     // estimate grows to 150 % of what was delivered: 160 kbit/s, under
     // low's 172.5 kbit/s need (but over its 150 kbit/s rate: video).
-    TierSelector s = startedWithProbes(window(172'500, kClean));
-    s.probeResult(ProbeVerdict::Failed);
-    CHECK_FALSE(s.update(window(160'000, kClean), 100));
+    TierSelector s = failedStart(160'000);
     SECTION("clean: the probe for medium one hold after the failure") {
         probeDueAt(s, 160'000, 200, 5100);
         CHECK(s.probeTier() == 1);
