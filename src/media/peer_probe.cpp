@@ -253,6 +253,12 @@ void PeerCore::driveProbe(std::int64_t nowMs) {
         return;
     }
     if (!m_tiers->probeWanted()) return;
+    // Not right after the receiver's key frame (its first, or its tier's
+    // after a switch): kKeyFrameDrainUs.
+    if (m_tier < m_parts.ladder.size() && m_entryWatch) {
+        const std::int64_t started = m_entryWatch->startedUs.load();
+        if (started < 0 || nowMs * 1000 - started < kKeyFrameDrainUs) return;
+    }
     const std::int64_t bps = m_tiers->probeBps();
     const std::int64_t clusterMs = policy::ProbeParams{}.clusterMsAt(bps);
     {
@@ -260,15 +266,6 @@ void PeerCore::driveProbe(std::int64_t nowMs) {
         // Padding copies the video stream, and a cluster paced from before
         // its first packet would go out in one burst: wait for it.
         if (!m_padding->seen && m_tier < m_parts.ladder.size()) return;
-    }
-    // Nor right after the receiver's key frame (its first, or its tier's
-    // after a switch): kKeyFrameDrainUs.
-    if (m_tier < m_parts.ladder.size() && m_entryWatch) {
-        const std::int64_t started = m_entryWatch->startedUs.load();
-        if (started < 0 || nowMs * 1000 - started < kKeyFrameDrainUs) return;
-    }
-    {
-        std::lock_guard lock(m_padding->mutex);
         m_padding->startUs = nowMs * 1000;
         m_padding->sentUs = m_padding->startUs;
         m_padding->endUs = (nowMs + clusterMs) * 1000;

@@ -183,9 +183,7 @@ bool TierSelector::update(const TierInput& input, std::int64_t nowMs) {
                 // No usable verdict (every packet lost, a garbled clock): no
                 // step into a link that may be full, and another probe one
                 // hold later.
-                for (std::size_t i = 0; i <= base && i < m_ladder.size(); ++i)
-                    if (m_allowedSince[i]) m_allowedSince[i] = nowMs;
-                m_cleanSince = nowMs;
+                restartHolds(base, nowMs);
             }
         } else if (!m_probeTier) {
             m_probeTier = *up;
@@ -303,6 +301,10 @@ void TierSelector::refuteUpStep(std::size_t probed, std::size_t base, std::int64
     m_refutedBps = needs(probed);
     for (std::size_t i = 0; i <= probed; ++i)
         m_holdFactor[i] = std::max(m_holdFactor[i], std::min(m_holdFactor[i] * 2, m_params.maxProbeHoldFactor));
+    restartHolds(base, nowMs);
+}
+
+void TierSelector::restartHolds(std::size_t base, std::int64_t nowMs) {
     for (std::size_t i = 0; i <= base && i < m_ladder.size(); ++i)
         if (m_allowedSince[i]) m_allowedSince[i] = nowMs;
     m_cleanSince = nowMs;

@@ -213,6 +213,8 @@ public:
 
 private:
     void refuteUpStep(std::size_t probed, std::size_t base, std::int64_t nowMs);
+    // Every up-step from `base` waits a whole hold again, from nowMs.
+    void restartHolds(std::size_t base, std::int64_t nowMs);
 
     std::vector<Tier> m_ladder;
     TierParams m_params;
