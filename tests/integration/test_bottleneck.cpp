@@ -142,7 +142,9 @@ TEST_CASE("a receiver behind a 300 kbit/s bottleneck gets the low tier and a ste
     // A small canvas keeps three tier encoders real-time on a loaded 2-core
     // machine; the bit rates are the defaults (high 1.5 Mbit/s, low 150 kbit/s).
     Server server({"--host", "0.0.0.0", "--ice-address", kServerAddress, "--video-width", "640", "--video-height",
-                   "360", "--video-tile-width", "320", "--video-tile-height", "180"});
+                   "360", "--video-tile-width", "320", "--video-tile-height", "180",
+                   // Debug: every feedback window, probe and tier decision (tierLog).
+                   "--log-level", "debug"});
     const std::string port = server.http().substr(server.http().rfind(':') + 1);
     const std::string room = "bottleneck";
 
@@ -165,7 +167,7 @@ TEST_CASE("a receiver behind a 300 kbit/s bottleneck gets the low tier and a ste
         server, ClientOptions{room, "limited", "0xffffff", 0, {}, true, {}},
         ClientPlace{ownNamespace(), std::string("ws://") + kServerAddress + ":" + port + "/ws", kClientAddress});
     link.moveTo(limited.process().pid());
-    limited.waitEvent("joined");
+    const std::string id = limited.waitEvent("joined").value("id", "");
     const auto joined = Clock::now();
 
     // Everyone else must stay high the whole time, and the limited receiver
@@ -215,6 +217,8 @@ TEST_CASE("a receiver behind a 300 kbit/s bottleneck gets the low tier and a ste
         return j.value("frames", 0) >= frames + 300;
     });
     INFO("limited client's report: " << brief(report));
+    // Its last ~20 s: feedback windows come about 7 a second here.
+    INFO("the server's tier decisions on it:\n" << tierLog(server, id, 150));
     CHECK(report.value("frames", 0) >= frames + 300);
     CHECK(report.at("frameStalls").value("maxGapMs", 1e9) <= 1000);
     CHECK(poll()["limited"].tier == "low");
