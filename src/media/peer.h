@@ -255,10 +255,11 @@ private:
     void onTransportFeedback(const policy::TransportFeedback& feedback);
 
     // peer_probe.cpp. Thread: main. Numbers the video sent from `videoSrc`
-    // (the payloader's pad) and reads the feedback that reaches it; sends
-    // the padding with what `audioSrc` sends; and starts a probe when the
-    // tier selector wants one, then gives it the verdict.
-    void watchVideoSend(GstPad* videoSrc);
+    // (the payloader's pad) where webrtcbin takes it (`webrtcSink`), and
+    // reads the feedback that reaches the payloader; sends the padding with
+    // what `audioSrc` sends; and starts a probe when the tier selector wants
+    // one, then gives it the verdict.
+    void watchVideoSend(GstPad* videoSrc, GstPad* webrtcSink);
     void paceProbes(GstPad* audioSrc);
     void driveProbe(std::int64_t nowMs);
     void judgeProbe(bool final);

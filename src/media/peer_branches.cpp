@@ -44,7 +44,7 @@ void PeerCore::buildSendBranches() {
     auto linkToWebrtc = [&](GstElement* last, GstPad* sink, bool probedVideo = false) {
         GstPad* src = gst_element_get_static_pad(last, "src");
         if (probedVideo)
-            watchVideoSend(src);
+            watchVideoSend(src, sink);
         else
             stopTransportCcEvents(src);
         GstPadLinkReturn r = gst_pad_link(src, sink);

@@ -43,11 +43,11 @@ using SharedPadding = std::shared_ptr<VideoPadding>;
 
 void freePadding(gpointer data) noexcept { delete static_cast<SharedPadding*>(data); }
 
-// Thread: streaming (whichever pushes on the video payloader's pad), under
-// p.mutex. The sequence number `buffer` must carry in the video stream, none
-// when it keeps the payloader's: padding goes after the latest packet, and
-// the payloader's packets shift past every padding packet sent so far. Notes
-// what the padding copies from the stream.
+// Thread: streaming (whichever pushes into webrtcbin's video sink pad,
+// holding its stream lock), under p.mutex. The sequence number `buffer` must
+// carry in the video stream, none when it keeps the payloader's: padding goes
+// after the latest packet, and the payloader's packets shift past every
+// padding packet sent so far. Notes what the padding copies from the stream.
 std::optional<guint16> numberFor(VideoPadding& p, GstBuffer* buffer) {
     GstRTPBuffer rtp = GST_RTP_BUFFER_INIT;
     if (!gst_rtp_buffer_map(buffer, GST_MAP_READ, &rtp)) return std::nullopt;
@@ -225,9 +225,18 @@ VideoPadding::VideoPadding(int transportCcId, GstPad* video) : twccId(transportC
 
 VideoPadding::~VideoPadding() { g_weak_ref_clear(&videoSrc); }
 
-void PeerCore::watchVideoSend(GstPad* videoSrc) {
+void PeerCore::watchVideoSend(GstPad* videoSrc, GstPad* webrtcSink) {
     m_padding = std::make_shared<VideoPadding>(m_videoTransportCcId, videoSrc);
-    gst_pad_add_probe(videoSrc,
+    // Numbered where the sink pad's stream lock orders them: padding goes
+    // out from the audio's thread, the payloader's packets from the
+    // encoder's, and numbered on the payloader's pad (before either thread
+    // takes that lock) a padding packet could leave after the payloader's
+    // next frame numbered behind it. A receiver then takes it for lost; a
+    // GStreamer one, whose 200 ms jitter buffer the probe's queue had
+    // nearly used up, gave it up, dropped every frame to the next key frame
+    // and asked for one (0.7 s without a picture after a failed probe in
+    // the [bottleneck] test).
+    gst_pad_add_probe(webrtcSink,
                       static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
                       renumber, new SharedPadding(m_padding), freePadding);
     gst_pad_add_probe(videoSrc, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, watchFeedback,
@@ -274,7 +283,7 @@ void PeerCore::driveProbe(std::int64_t nowMs) {
         m_padding->packets = 0;
         m_padding->collecting = true;
     }
-    m_probe.emplace();
+    m_probe.emplace(bps);
     m_probeFor = m_parts.ladder.at(m_tiers->probeTier()).name;
     GST_CAT_DEBUG(tessera_media_debug, "peer %s: probing its link for tier %s: %" G_GINT64_FORMAT " kbit/s of padding",
                   m_id.c_str(), m_probeFor.c_str(), bps / 1000);
