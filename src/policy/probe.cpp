@@ -1,5 +1,6 @@
 #include "tessera/policy/probe.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 namespace tessera::policy {
@@ -15,14 +16,24 @@ std::size_t ProbeJudge::lost() const {
     return n;
 }
 
+namespace {
+
+// Sent before `b`: by the sending time, and for packets sent at the same
+// time (one burst) by sequence number, which may wrap within a cluster.
+bool sentBefore(const ProbePacket& a, const ProbePacket& b) {
+    if (a.sentUs != b.sentUs) return a.sentUs < b.sentUs;
+    return static_cast<std::int16_t>(a.seq - b.seq) < 0;
+}
+
+} // namespace
+
 std::optional<std::int64_t> ProbeJudge::growthUs() const {
-    // First and last sent of those that arrived (the seq may wrap within a
-    // cluster: order by the sending time).
+    // First and last sent of those that arrived.
     const ProbePacket *first = nullptr, *last = nullptr;
     for (const auto& [seq, p] : m_packets) {
         if (!p.arrivedUs) continue;
-        if (!first || p.sentUs < first->sentUs) first = &p;
-        if (!last || p.sentUs >= last->sentUs) last = &p;
+        if (!first || sentBefore(p, *first)) first = &p;
+        if (!last || sentBefore(*last, p)) last = &p;
     }
     if (!first || first == last) return std::nullopt;
     return (*last->arrivedUs - last->sentUs) - (*first->arrivedUs - first->sentUs);
@@ -41,6 +52,14 @@ ProbeVerdict ProbeJudge::verdict(std::size_t sent, bool final) const {
     const auto growth = growthUs();
     if (growth && std::llabs(*growth) > m_params.garbledUs) return ProbeVerdict::Unknown;
     if (growth && *growth > m_params.maxGrowthUs) return ProbeVerdict::Failed;
+    if (m_packets.empty()) return ProbeVerdict::Unknown;
+    // Left at under two thirds of its rate (a pacing step aside): a link
+    // that carried that says little of the rate.
+    const auto [earliest, latest] =
+        std::minmax_element(m_packets.begin(), m_packets.end(),
+                            [](const auto& a, const auto& b) { return a.second.sentUs < b.second.sentUs; });
+    if (latest->second.sentUs - earliest->second.sentUs > m_clusterUs * 3 / 2 + m_params.pacingUs)
+        return ProbeVerdict::Unknown;
     if (!growth || (m_packets.size() - lost()) * 4 < sent * 3) return ProbeVerdict::Unknown;
     return ProbeVerdict::Passed;
 }
