@@ -283,7 +283,7 @@ void PeerCore::driveProbe(std::int64_t nowMs) {
         m_padding->packets = 0;
         m_padding->collecting = true;
     }
-    m_probe.emplace(bps);
+    m_probe.emplace();
     m_probeFor = m_parts.ladder.at(m_tiers->probeTier()).name;
     GST_CAT_DEBUG(tessera_media_debug, "peer %s: probing its link for tier %s: %" G_GINT64_FORMAT " kbit/s of padding",
                   m_id.c_str(), m_probeFor.c_str(), bps / 1000);
@@ -315,10 +315,10 @@ void PeerCore::judgeProbe(bool final) {
     const auto growth = m_probe->growthUs();
     GST_CAT_INFO(tessera_media_debug,
                  "peer %s: probe for tier %s with %" G_GINT64_FORMAT
-                 " kbit/s of padding %s: %zu packets sent, %zu reported, "
+                 " kbit/s of padding %s: %zu packets sent over %" G_GINT64_FORMAT " ms, %zu reported, "
                  "%zu lost, the last %s ms later than the first",
-                 m_id.c_str(), m_probeFor.c_str(), bps / 1000, verdictName(verdict), sent, m_probe->reported(),
-                 m_probe->lost(), growth ? std::to_string(*growth / 1000).c_str() : "(unknown)");
+                 m_id.c_str(), m_probeFor.c_str(), bps / 1000, verdictName(verdict), sent, m_probe->sendSpanUs() / 1000,
+                 m_probe->reported(), m_probe->lost(), growth ? std::to_string(*growth / 1000).c_str() : "(unknown)");
     m_probe.reset();
     m_tiers->probeResult(verdict);
     updateTier({m_options.maxBitrate, std::nullopt, std::nullopt});

@@ -39,6 +39,14 @@ std::optional<std::int64_t> ProbeJudge::growthUs() const {
     return (*last->arrivedUs - last->sentUs) - (*first->arrivedUs - first->sentUs);
 }
 
+std::int64_t ProbeJudge::sendSpanUs() const {
+    if (m_packets.empty()) return 0;
+    const auto [earliest, latest] =
+        std::minmax_element(m_packets.begin(), m_packets.end(),
+                            [](const auto& a, const auto& b) { return a.second.sentUs < b.second.sentUs; });
+    return latest->second.sentUs - earliest->second.sentUs;
+}
+
 ProbeVerdict ProbeJudge::verdict(std::size_t sent, bool final) const {
     if (sent == 0) return ProbeVerdict::Unknown;
     if (m_packets.size() < sent && !final) return ProbeVerdict::Pending;
@@ -52,14 +60,6 @@ ProbeVerdict ProbeJudge::verdict(std::size_t sent, bool final) const {
     const auto growth = growthUs();
     if (growth && std::llabs(*growth) > m_params.garbledUs) return ProbeVerdict::Unknown;
     if (growth && *growth > m_params.maxGrowthUs) return ProbeVerdict::Failed;
-    if (m_packets.empty()) return ProbeVerdict::Unknown;
-    // Left at under two thirds of its rate (a pacing step aside): a link
-    // that carried that says little of the rate.
-    const auto [earliest, latest] =
-        std::minmax_element(m_packets.begin(), m_packets.end(),
-                            [](const auto& a, const auto& b) { return a.second.sentUs < b.second.sentUs; });
-    if (latest->second.sentUs - earliest->second.sentUs > m_clusterUs * 3 / 2 + m_params.pacingUs)
-        return ProbeVerdict::Unknown;
     if (!growth || (m_packets.size() - lost()) * 4 < sent * 3) return ProbeVerdict::Unknown;
     return ProbeVerdict::Passed;
 }

@@ -66,7 +66,7 @@ struct Outcome {
 // every packet of the cluster but its first later (a receiver that was not
 // scheduled for a while right after it).
 Outcome probeThrough(TokenBucket link, std::int64_t bps, std::int64_t jitterUs = 0, ProbeParams params = {}) {
-    Outcome out{ProbeJudge(bps, params)};
+    Outcome out{ProbeJudge(params)};
     const std::int64_t clusterStart = 2'000'010; // just after an audio packet, as anywhere
     const std::int64_t clusterEnd = clusterStart + params.clusterMsAt(bps) * 1000;
     std::int64_t pacedUntil = clusterStart, paddingSent = 0;
@@ -121,7 +121,7 @@ TEST_CASE("ProbeJudge: a probe for the high tier through a 300 kbit/s link fails
 }
 
 TEST_CASE("ProbeJudge: a queue that grew fails a probe though most of it was dropped", "[policy][probe]") {
-    ProbeJudge judge(kLowBps);
+    ProbeJudge judge;
     for (std::uint16_t seq = 0; seq < 10; ++seq) {
         const std::int64_t sent = seq * 1000;
         // The first and the last three arrive, the last 120 ms later than the first.
@@ -137,7 +137,7 @@ TEST_CASE("ProbeJudge: a cluster sent in one burst is ordered by its sequence nu
           "[policy][probe]") {
     // A 20 ms cluster paced at the next audio packet leaves at once; a
     // 300 kbit/s link delivers it a packet every 9 ms.
-    ProbeJudge judge(kLowBps);
+    ProbeJudge judge;
     for (int i = 0; i < 14; ++i) {
         const auto seq = static_cast<std::uint16_t>(65'530 + i);
         judge.add({seq, 1000, 1000 + 9000 * std::int64_t{i}});
@@ -147,25 +147,8 @@ TEST_CASE("ProbeJudge: a cluster sent in one burst is ordered by its sequence nu
     CHECK(judge.verdict(14) == ProbeVerdict::Failed);
 }
 
-TEST_CASE("ProbeJudge: a cluster that left much slower than its rate is no verdict", "[policy][probe]") {
-    // A high-tier probe's 21 packets (30 ms at 1575 kbit/s) from a server
-    // too busy to pace them: they left 9 ms apart, as slow as a 300 kbit/s
-    // link carries them, and arrived as they left.
-    ProbeJudge slow(1'575'000);
-    for (std::uint16_t seq = 0; seq < 21; ++seq) slow.add({seq, seq * 9000, 5000 + seq * 9000});
-    CHECK(*slow.growthUs() == 0);
-    CHECK(slow.verdict(21) == ProbeVerdict::Unknown);
-    // Paced as meant, in 20 ms steps: judged.
-    ProbeJudge paced(1'575'000);
-    for (std::uint16_t seq = 0; seq < 21; ++seq) {
-        const std::int64_t sent = seq / 7 * 20'000;
-        paced.add({seq, sent, 5000 + sent});
-    }
-    CHECK(paced.verdict(21) == ProbeVerdict::Passed);
-}
-
 TEST_CASE("ProbeJudge: most of a cluster lost with no queue is no verdict", "[policy][probe]") {
-    ProbeJudge judge(kLowBps);
+    ProbeJudge judge;
     for (std::uint16_t seq = 0; seq < 10; ++seq) {
         const std::int64_t sent = seq * 1000;
         judge.add({seq, sent, seq % 3 == 0 ? std::optional<std::int64_t>(sent + 5000) : std::nullopt});
@@ -204,7 +187,7 @@ TEST_CASE("ProbeJudge: a link well below the rate but above the audio fails; one
 }
 
 TEST_CASE("ProbeJudge: pending until every packet is reported, then judged on what came", "[policy][probe]") {
-    ProbeJudge j(kLowBps);
+    ProbeJudge j;
     CHECK(j.verdict(0) == ProbeVerdict::Unknown);
     j.add({1, 0, 5000});
     j.add({2, 20'000, 25'000});
@@ -231,7 +214,7 @@ TEST_CASE("ProbeJudge: pending until every packet is reported, then judged on wh
 }
 
 TEST_CASE("ProbeJudge: a growth of seconds is a garbled clock, not a verdict", "[policy][probe]") {
-    ProbeJudge j(kLowBps);
+    ProbeJudge j;
     j.add({1, 0, 5000});
     j.add({2, 20'000, 20'000 + 64'000 * 16'777'216LL}); // a 24-bit reference-time wrap
     CHECK(j.verdict(2) == ProbeVerdict::Unknown);
