@@ -18,9 +18,9 @@
 // (every 20 ms), with no timestamp: webrtcbin's clocksync lets them through
 // at once. But they share webrtcbin's video pad with the frames, whose
 // thread (most likely) holds its stream lock while each frame waits in that
-// clocksync, so a cluster leaves as the lock allows, not at its rate (the verdict's
-// log line says how long it took; docs/architecture.md, "A probe before
-// each trial").
+// clocksync, so a cluster leaves as the lock allows, not at its rate (the
+// verdict's log line says how long it took; docs/architecture.md, "A probe
+// before each trial").
 #include <gst/rtp/rtp.h>
 
 #include "peer.h"
