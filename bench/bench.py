@@ -593,6 +593,23 @@ def bare_pipeline(files, variant="server", tiers=("high",), receivers=None):
     return " ".join(parts)
 
 
+# A fixed single-threaded workload, timed in CPU seconds at the start and the
+# end of every run: the cores here are shared with other tenants, and on a
+# day they take half of them the same work costs 2-3x the CPU time (the bare
+# pipeline's 0.63 cores for N = 16 in one full run, 1.58 in another, same
+# code). Comparing this number tells a slow machine from a regression.
+REFERENCE_ENCODE = ("videotestsrc num-buffers=300 pattern=ball ! video/x-raw,width=1280,height=720,framerate=30/1 "
+                    "! vp8enc deadline=1 cpu-used=16 threads=1 end-usage=cbr target-bitrate=1500000 ! fakesink")
+
+
+def reference_encode_seconds():
+    """CPU seconds of REFERENCE_ENCODE (None if it failed)."""
+    proc = subprocess.Popen(["gst-launch-1.0", "-q", *REFERENCE_ENCODE.split()], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    return usage.ru_utime + usage.ru_stime if status == 0 else None
+
+
 def run_bare(files, logdir, variant="server", tiers=("high",), receivers=None, name=None):
     """CPU-seconds per media-second of the bare pipeline, and its peak RSS."""
     text = bare_pipeline(files, variant, tiers, receivers)
@@ -1368,7 +1385,9 @@ def markdown(bench, res, mach):
         "",
         f"Machine: {mach['cpus']} CPUs, {mach['model']}; commit {mach['commit']}; "
         f"{'--quick' if bench.quick else 'full'} run. Load average at start: {la[0]:.2f} "
-        f"(1 min), {la[1]:.2f} (5 min){' — the machine was shared, numbers are noisy' if la[0] > 0.5 * mach['cpus'] else ''}.",
+        f"(1 min), {la[1]:.2f} (5 min){' — the machine was shared, numbers are noisy' if la[0] > 0.5 * mach['cpus'] else ''}. "
+        f"Reference encode (bench.py's REFERENCE_ENCODE, one thread): {fmt(mach['referenceEncodeS'][0])} CPU-s "
+        f"before the run, {fmt(mach['referenceEncodeS'][1])} after (compare runs by it: more means slower cores).",
         "",
         f"What ran: one room, composite 1280x720@30 VP8, **{tier_text}**, "
         "K+1 audio (the full mix and K = 3 speaker mix-minus encodes). Participants send 640x360@30 VP8 "
@@ -1620,9 +1639,12 @@ def main():
     if names != ["lo", "vb0", "vb1"]:
         sys.exit("bench.py: run it through bench/run (a network namespace with only lo)")
     t0 = time.monotonic()
+    reference = [reference_encode_seconds()]
     bench = Bench(args)
     res = bench.run()
+    reference.append(reference_encode_seconds())
     mach = machine()
+    mach["referenceEncodeS"] = reference
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = Path(args.out) if args.out else RESULTS / bench.stamp
     md = markdown(bench, res, mach)
