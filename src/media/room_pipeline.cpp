@@ -629,8 +629,8 @@ void RoomPipeline::buildTier(std::size_t index) {
     // are fed last, so the composite never pushes into an element still in
     // NULL (the valve drops it all anyway until a receiver opens it). Before
     // that, they wait in NULL with the compositor, ahead of it (startVideo()).
-    const std::initializer_list<GstElement*> sinksFirst = {tier.tee.get(), send,  tier.encoder.get(), caps,
-                                                           scale,          queue, tier.valve.get()};
+    const std::initializer_list<GstElement*> sinksFirst = {tier.tee.get(), sync,  send,  tier.encoder.get(),
+                                                           caps,           scale, queue, tier.valve.get()};
     if (m_videoStarted) {
         for (GstElement* e : sinksFirst) gst_element_sync_state_with_parent(e);
     } else {
