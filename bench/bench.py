@@ -596,8 +596,8 @@ def bare_pipeline(files, variant="server", tiers=("high",), receivers=None):
 # A fixed single-threaded workload, timed in CPU seconds at the start and the
 # end of every run: the cores here are shared with other tenants, and on a
 # day they take half of them the same work costs 2-3x the CPU time (the bare
-# pipeline's 0.63 cores for N = 16 in one full run, 1.58 in another, same
-# code). Comparing this number tells a slow machine from a regression.
+# pipeline's 0.63 cores for N = 16 in one full run, 1.58 in another, the
+# same pipeline). Comparing this number tells a slow machine from a regression.
 REFERENCE_ENCODE = ("videotestsrc num-buffers=300 pattern=ball ! video/x-raw,width=1280,height=720,framerate=30/1 "
                     "! vp8enc deadline=1 cpu-used=16 threads=1 end-usage=cbr target-bitrate=1500000 ! fakesink")
 
