@@ -16,11 +16,11 @@
 //
 // They are pushed from the audio's streaming thread, paced by its packets
 // (every 20 ms), with no timestamp: webrtcbin's clocksync lets them through
-// at once. But they share webrtcbin's video pad with the frames, whose
-// thread (most likely) holds its stream lock while each frame waits in that
-// clocksync, so a cluster leaves as the lock allows, not at its rate (the
-// verdict's log line says how long it took; docs/architecture.md, "A probe
-// before each trial").
+// at once. They share webrtcbin's video pad with the frames, which wait for
+// their time before the tier's tee (RoomPipeline::buildTier), so the pad's
+// stream lock is held only while a frame is sent, and a cluster leaves at
+// its rate to within the audio's 20 ms (the verdict's log line says how
+// long it took; docs/architecture.md, "A probe before each trial").
 #include <gst/rtp/rtp.h>
 
 #include "peer.h"

@@ -566,17 +566,26 @@ void RoomPipeline::buildTier(std::size_t index) {
     tier.encoder = m_fragments.makeBin(tierEncoder(tier.codec, spec));
     // The receivers' payloaders hang off the tee with no queue of their own
     // (peer_branches.cpp): this one thread sends to all of them, and waits
-    // in webrtcbin's clocksync for each frame's time, so the encoder does not.
-    // Not leaky, and short: dropping an encoded frame would break every
-    // receiver's picture until the next key frame, and a long backlog is
-    // latency; when sending falls behind, the encoder waits and the leaky
-    // queue in front of it drops raw frames instead.
+    // for each frame's time, so the encoder does not. It waits in the
+    // clocksync in front of the tee, until the time webrtcbin's own
+    // clocksync holds the frame to, so that one finds it on time. It used to
+    // wait inside its first receiver's webrtcbin, holding that receiver's
+    // video pad, and the probe padding pushed into the same pad from the
+    // audio's thread (peer_probe.cpp) waited behind each frame: a 30 ms
+    // cluster left over 0-194 ms, now 20-40 (the audio's 20 ms pace).
+    // The send queue is not leaky, and short: dropping an encoded frame
+    // would break every receiver's picture until the next key frame, and a
+    // long backlog is latency; when sending falls behind, the encoder waits
+    // and the leaky queue in front of it drops raw frames instead.
     GstElement* send = make("queue");
     g_object_set(send, "max-size-buffers", 3, "max-size-bytes", 0, "max-size-time", G_GUINT64_CONSTANT(0), nullptr);
+    GstElement* sync = make("clocksync");
     tier.tee = ElementRef::borrow(make("tee"));
     g_object_set(tier.tee.get(), "allow-not-linked", TRUE, nullptr);
-    gst_bin_add_many(pipe, tier.valve.get(), queue, scale, caps, tier.encoder.get(), send, tier.tee.get(), nullptr);
-    if (!gst_element_link_many(tier.valve.get(), queue, scale, caps, tier.encoder.get(), send, tier.tee.get(), nullptr))
+    gst_bin_add_many(pipe, tier.valve.get(), queue, scale, caps, tier.encoder.get(), send, sync, tier.tee.get(),
+                     nullptr);
+    if (!gst_element_link_many(tier.valve.get(), queue, scale, caps, tier.encoder.get(), send, sync, tier.tee.get(),
+                               nullptr))
         throw Error(ErrorCode::Internal, "pipelines/encode-" + tier.codec +
                                              ".pipeline: cannot link raw video in and encoded video out (does it take "
                                              "video/x-raw and produce one stream?)");
@@ -620,8 +629,8 @@ void RoomPipeline::buildTier(std::size_t index) {
     // are fed last, so the composite never pushes into an element still in
     // NULL (the valve drops it all anyway until a receiver opens it). Before
     // that, they wait in NULL with the compositor, ahead of it (startVideo()).
-    const std::initializer_list<GstElement*> sinksFirst = {tier.tee.get(), send,  tier.encoder.get(), caps,
-                                                           scale,          queue, tier.valve.get()};
+    const std::initializer_list<GstElement*> sinksFirst = {tier.tee.get(), sync,  send,  tier.encoder.get(),
+                                                           caps,           scale, queue, tier.valve.get()};
     if (m_videoStarted) {
         for (GstElement* e : sinksFirst) gst_element_sync_state_with_parent(e);
     } else {

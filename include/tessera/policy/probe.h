@@ -98,8 +98,8 @@ public:
     // reported and lost.
     std::optional<std::int64_t> growthUs() const;
     // How long the cluster took to leave, by the sending times reported (0
-    // before any), for the log: a 30 ms cluster took 20-194 ms to leave on
-    // loopback (peer_probe.cpp says why).
+    // before any), for the log: a cluster that leaves much slower or faster
+    // than its length says what it probed is not its rate (peer_probe.cpp).
     std::int64_t sendSpanUs() const;
     std::size_t reported() const { return m_packets.size(); }
     std::size_t lost() const;
