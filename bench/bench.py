@@ -602,11 +602,19 @@ REFERENCE_ENCODE = ("videotestsrc num-buffers=300 pattern=ball ! video/x-raw,wid
                     "! vp8enc deadline=1 cpu-used=16 threads=1 end-usage=cbr target-bitrate=1500000 ! fakesink")
 
 
+def gst_launch(text, stderr=subprocess.DEVNULL):
+    """Runs gst-launch-1.0 on `text` to its end: its exit status, its
+    rusage (CPU time, peak RSS) and its wall time in seconds."""
+    start = time.monotonic()
+    proc = subprocess.Popen(["gst-launch-1.0", "-q", *text.split()], stdout=subprocess.DEVNULL, stderr=stderr)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = status
+    return status, usage, time.monotonic() - start
+
+
 def reference_encode_seconds():
     """CPU seconds of REFERENCE_ENCODE (None if it failed)."""
-    proc = subprocess.Popen(["gst-launch-1.0", "-q", *REFERENCE_ENCODE.split()], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
+    status, usage, _ = gst_launch(REFERENCE_ENCODE)
     return usage.ru_utime + usage.ru_stime if status == 0 else None
 
 
@@ -615,12 +623,8 @@ def run_bare(files, logdir, variant="server", tiers=("high",), receivers=None, n
     text = bare_pipeline(files, variant, tiers, receivers)
     stem = logdir / f"bare-{name or len(files)}-{variant}"
     stem.with_suffix(".txt").write_text(text)
-    start = time.monotonic()
-    proc = subprocess.Popen(["gst-launch-1.0", "-q", *text.split()], stdout=subprocess.DEVNULL,
-                            stderr=open(stem.with_suffix(".log"), "w"))
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = status
-    wall = time.monotonic() - start
+    with open(stem.with_suffix(".log"), "w") as log:
+        status, usage, wall = gst_launch(text, log)
     if status != 0:
         return None
     return {"cores": (usage.ru_utime + usage.ru_stime) / MEDIA_SECONDS, "wall": wall,
