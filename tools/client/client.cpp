@@ -318,8 +318,8 @@ void Client::out(Json j) {
 Client::~Client() {
     m_stopping = true;
     if (m_fileOutlet) m_fileSource->detach(m_fileOutlet); // before our pipeline stops
-    for (guint* source :
-         {&m_durationTimer, &m_connectTimer, &m_closeTimer, &m_recordTimer, &m_sigint, &m_sigterm, &m_busWatch}) {
+    for (guint* source : {&m_durationTimer, &m_connectTimer, &m_closeTimer, &m_recordTimer, &m_keyframeTimer, &m_sigint,
+                          &m_sigterm, &m_busWatch}) {
         if (*source) g_source_remove(*source);
         *source = 0;
     }

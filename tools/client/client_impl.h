@@ -207,6 +207,7 @@ private:
     void onStdinEnd();
     void command(std::string_view line);
     void addLossProbes();
+    void requestKeyframe();
     static GstPadProbeReturn onLossCb(GstPad*, GstPadProbeInfo*, gpointer user) noexcept;
 
     // signaling.cpp: one HTTP request (Janus, WHIP). `then` runs on the
@@ -270,6 +271,12 @@ private:
     // link cannot take them; media still flows.
     std::atomic<bool> m_stallData{false};
     bool m_lossProbes = false;
+    // "keyframe-requests on": a key-frame request (PLI) every
+    // kKeyframeRequestMs on a clean link, as a misbehaving receiver sends.
+    // The requests go into webrtcbin's incoming video pad, which
+    // m_videoIncoming keeps (guarded by m_video.mutex).
+    guint m_keyframeTimer = 0;
+    PadRef m_videoIncoming;
     std::atomic<bool> m_stopping{false};
     GapMeasure m_frameGaps; // decoded frames; guarded by m_video.mutex
     RtpMeasure m_rtpVideo;

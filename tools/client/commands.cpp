@@ -8,6 +8,9 @@
 
 namespace tessera::client {
 
+// 20 requests a second: ten times what the server honours.
+constexpr guint kKeyframeRequestMs = 50;
+
 // Input ended: with --duration the run goes on to its end; otherwise the
 // controlling process is gone, so leave.
 void Client::onStdinEnd() {
@@ -146,6 +149,25 @@ void Client::command(std::string_view line) {
         m_lossPercent = static_cast<unsigned>(percent);
         if (!m_lossProbes && m_webrtc) addLossProbes();
         reply(true);
+    } else if (verb == "keyframe-requests") {
+        if (rest != "on" && rest != "off") {
+            reply(false, "keyframe-requests takes on or off");
+            return;
+        }
+        if (rest == "off" && m_keyframeTimer) {
+            g_source_remove(m_keyframeTimer);
+            m_keyframeTimer = 0;
+        } else if (rest == "on" && !m_keyframeTimer) {
+            m_keyframeTimer = g_timeout_add(
+                kKeyframeRequestMs,
+                // Thread: main.
+                [](gpointer user) noexcept -> gboolean {
+                    glib::guarded("key-frame request", [&] { static_cast<Client*>(user)->requestKeyframe(); });
+                    return G_SOURCE_CONTINUE;
+                },
+                this);
+        }
+        reply(true);
     } else if (verb == "stall-data") {
         if (rest != "on" && rest != "off") {
             reply(false, "stall-data takes on or off");
@@ -183,8 +205,19 @@ void Client::command(std::string_view line) {
         reply(
             false,
             "unknown command; use report, reset-gap, reset-peaks, tone VOLUME, watch FX FY COLOUR, send RAW, chat TEXT, "
-            "file-text TEXT, file-data HEX, loss PERCENT, stall-data on|off, audio-only on|off, offer, leave or quit");
+            "file-text TEXT, file-data HEX, loss PERCENT, keyframe-requests on|off, stall-data on|off, audio-only on|off, offer, leave or quit");
     }
+}
+
+// Thread: main. The event a depayloader sends after loss: webrtcbin's RTP
+// session turns it into a PLI for the stream's sender.
+void Client::requestKeyframe() {
+    PadRef pad;
+    {
+        std::lock_guard lock(m_video.mutex);
+        pad = m_videoIncoming;
+    }
+    if (pad) gst_pad_send_event(pad.get(), gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0));
 }
 
 // Drops packets as they arrive from the network, before webrtcbin: on the

@@ -87,6 +87,10 @@ void Client::linkIncoming(GstPad* pad) {
     }
     // Every RTP packet is counted, decoded or not (--no-decode skips decoding
     // unless the stream is recorded).
+    if (video) {
+        std::lock_guard lock(m_video.mutex);
+        m_videoIncoming = PadRef::borrow(pad);
+    }
     if (video || audio)
         gst_pad_add_probe(pad, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
                           onRtpCb, video ? &m_rtpVideo : &m_rtpAudio, nullptr);
