@@ -2,6 +2,7 @@
 // late joiners, `cancel` is relayed like any control message, and a sender
 // leaving mid-transfer is announced to the receivers; a receiver that stops
 // taking data loses the transfer, not the call.
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 
@@ -142,12 +143,25 @@ TEST_CASE("data channels: a receiver that stops taking data loses the transfer, 
     waitRelay(*alice, *bob);
     waitRelay(*alice, *carol);
     std::vector<Client*> everyone = {alice.get(), bob.get(), carol.get()};
+    // Everyone on the top tier first: each starts on the lowest and steps up
+    // once a probe passes, and what is measured here is the transfer.
+    const bool settled = waitUntil([&] {
+        const Json room = Json::parse(httpRequest("GET", server.http() + "/api/rooms/dc").body);
+        return std::ranges::all_of(room.at("participants"),
+                                   [](const Json& p) { return p.value("tier", "") == "high"; });
+    });
+    REQUIRE(settled);
     std::vector<int> framesBefore;
     for (Client* c : everyone) {
         c->waitEvent("first-frame");
         send(*c, "reset-gap");
         framesBefore.push_back(c->report().value("frames", 0));
     }
+
+    const std::string dropped = "tessera_room_frames_dropped_total{room=\"dc\"}";
+    const std::string composed = "tessera_room_frames_total{room=\"dc\"}";
+    const double droppedBefore = server.metric(dropped), composedBefore = server.metric(composed);
+    const auto transferFrom = Clock::now();
 
     // Carol's link stops taking data (her media still flows); Alice sends
     // 2 MiB, as fast as Bob takes it. What the server's SCTP buffers for
@@ -220,6 +234,11 @@ TEST_CASE("data channels: a receiver that stops taking data loses the transfer, 
 
     // The call went on for everyone, Carol included, without a freeze. (The
     // transfer can be over in less than a second: the frames are waited for.)
+    // A freeze's cause at the server: composite frames the encoders could
+    // not keep up with (dropped) or not composed at all (too few made).
+    INFO("since the transfer began (" << std::chrono::duration<double>(Clock::now() - transferFrom).count()
+                                      << " s): composite frames made " << server.metric(composed) - composedBefore
+                                      << ", dropped before the encoders " << server.metric(dropped) - droppedBefore);
     for (std::size_t i = 0; i < everyone.size(); ++i) {
         Json r;
         const bool went = waitUntil([&] {
