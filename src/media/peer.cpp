@@ -181,6 +181,7 @@ void PeerCore::stop() {
     m_signals.clear();
     DetachPlan plan = m_room.peerStopped(m_id, m_bin.get());
     for (auto& pad : mixerPads) plan.mixers.push_back({ElementRef::adopt(gst_pad_get_parent_element(pad.get())), pad});
+    if (auto old = cancelStep()) plan.tees.push_back(std::move(*old));
     if (m_videoTeePad) {
         plan.tees.push_back({std::move(m_videoTee), std::move(m_videoTeePad)});
         m_room.removeReceiver(m_tier, m_offer.cameraCodec);

@@ -44,6 +44,7 @@ namespace tessera::media {
 
 class Fragments;
 class PeerCore;
+struct TierStep; // peer_tiers.cpp
 
 // Work to unhook a leaving peer from elements that stay. Tee pads are
 // detached when idle (a tee stops its whole stream if one branch is
@@ -242,6 +243,12 @@ private:
     void updateTier(const policy::TierInput& input);
     // `next` (and m_tier) may be the audio-only tier, ladder.size().
     void switchTier(std::size_t next);
+    // Once a step between video tiers has swapped: the old tier stops
+    // counting it (thread: main).
+    void stepped(const std::shared_ptr<TierStep>& step);
+    // A step still under way when the peer stops: the old tee pad to detach
+    // too, unless the new tier took over already.
+    std::optional<PadDetach> cancelStep();
     // Counts the receiver on `tier`, records it, and returns a new pad on
     // that tier's tee (not linked yet); none for the audio-only tier.
     PadRef takeTier(std::size_t tier);
@@ -307,7 +314,8 @@ private:
     std::shared_ptr<EntryWatch> m_entryWatch; // when its stream started, for key-frame requests
     std::size_t m_tier = 0; // the quality tier it receives, in m_offer.cameraCodec; ladder.size(): audio only
     std::optional<policy::TierSelector> m_tiers; // set once video is sent; indices as RoomParts::ladder
-    bool m_switching = false;                    // a tier switch waits for the old tee pad to be idle
+    bool m_switching = false;                    // a tier switch waits for the old tee pad or a key frame
+    std::shared_ptr<TierStep> m_step;            // a step between video tiers, until it swapped
     bool m_audioOnlyRequested = false;           // the client asked for audio only
     std::optional<std::string> m_toldAudioOnly;  // the audio-only reason last told ("": video); none: nothing yet
     // The client's transport-cc extmap ids on our video and audio, -1: none.

@@ -1,7 +1,10 @@
 // PeerCore's quality tier: which tier encoder's tee feeds the receiver, and
-// moving it to another without a decoder ever seeing a stream mid-GOP. On
-// the audio-only tier no tee feeds it: the video m-line stays (nothing is
-// renegotiated) but carries nothing until video resumes on a key frame.
+// moving it to another without a decoder ever seeing a stream mid-GOP, nor
+// its picture stopping for the wait. On the audio-only tier no tee feeds it:
+// the video m-line stays (nothing is renegotiated) but carries nothing until
+// video resumes on a key frame.
+#include <condition_variable>
+
 #include "peer.h"
 #include "peer_detail.h"
 
@@ -10,19 +13,33 @@
 namespace tessera::media {
 using namespace peer_detail;
 
+// A step from one video tier to another. The receiver keeps its old tier's
+// frames until the new tier's first key frame, and takes the new tier from
+// that frame on: its picture does not stop while the key frame is awaited
+// (the encoders' key-frame limit, 500 ms, and the frame's encode).
+struct TierStep {
+    std::string why; // "peer … switched to tier …", for the log
+    std::int64_t startUs = 0;
+    std::size_t oldTier;
+    ElementRef oldTee;
+    PadRef oldPad, newPad, entry;
+    std::shared_ptr<EntryWatch> watch;
+    std::function<void()> done; // posted to the main loop once stepped
+    std::mutex mutex;           // guards state
+    std::condition_variable changed;
+    // Waiting: for the new tier's key frame. Swapping: it came, the old pad
+    // is awaited. Swapped: the new tier feeds the entry. Cancelled: the peer
+    // stopped first; its teardown detaches both pads.
+    enum class State { Waiting, Swapping, Swapped, Cancelled } state = State::Waiting;
+};
+
 namespace {
 
-// Moves a receiver's entry pad off a tier tee once the old tee pad is idle,
-// onto another tier's (newPad) or none (the audio-only tier). On a new tier
-// the receiver skips frames until its key frame, so its decoder never sees a
-// delta frame of a stream it has not begun.
-struct TierSwitch {
-    PeerRoom* room; // alive while its streaming threads run this probe
-    std::size_t next;
-    std::string codec;
-    std::string why; // for the key frame's log line
+// Moves a receiver's entry pad off its tier's tee, to the audio-only tier,
+// once the old tee pad is idle.
+struct ToAudioOnly {
     ElementRef oldTee;
-    PadRef entry, newPad; // newPad empty: audio only
+    PadRef entry;
     std::function<void()> done;
 };
 
@@ -41,15 +58,66 @@ void linkFromKeyFrame(PeerRoom& room, std::size_t tier, const std::string& codec
 }
 
 // Thread: streaming (the old tier's, in an IDLE probe).
-GstPadProbeReturn switchIdle(GstPad* oldPad, GstPadProbeInfo*, gpointer data) noexcept {
+GstPadProbeReturn toAudioOnlyIdle(GstPad* oldPad, GstPadProbeInfo*, gpointer data) noexcept {
     glib::guarded("tier switch probe", [&] {
-        auto* sw = static_cast<TierSwitch*>(data);
+        auto* sw = static_cast<ToAudioOnly*>(data);
         gst_pad_unlink(oldPad, sw->entry.get());
         gst_element_release_request_pad(sw->oldTee.get(), oldPad);
-        if (sw->newPad) linkFromKeyFrame(*sw->room, sw->next, sw->codec, sw->why, sw->newPad.get(), sw->entry.get());
         post(std::move(sw->done));
     });
     return GST_PAD_PROBE_REMOVE;
+}
+
+using SharedStep = std::shared_ptr<TierStep>;
+void freeStep(gpointer data) noexcept { delete static_cast<SharedStep*>(data); }
+
+// Thread: the old tier's streaming thread, in an IDLE probe on the old pad
+// (or the new tier's, when the old pad was idle already). Idle, the old pad
+// is not pushing into the entry, so no frame of the old tier can follow the
+// new tier's key frame into it.
+GstPadProbeReturn stepIdle(GstPad* oldPad, GstPadProbeInfo*, gpointer data) noexcept {
+    TierStep& step = **static_cast<SharedStep*>(data);
+    glib::guarded("tier step probe", [&] {
+        std::lock_guard lock(step.mutex);
+        if (step.state != TierStep::State::Swapping) return; // cancelled
+        gst_pad_unlink(oldPad, step.entry.get());
+        gst_element_release_request_pad(step.oldTee.get(), oldPad);
+        step.watch->startedUs = -1; // starts again with the key frame about to go in
+        gst_pad_link(step.newPad.get(), step.entry.get());
+        step.state = TierStep::State::Swapped;
+        post(std::move(step.done));
+    });
+    step.changed.notify_all();
+    return GST_PAD_PROBE_REMOVE;
+}
+
+// Thread: streaming (the new tier's, in a buffer probe on its unlinked tee
+// pad: what it drops is lost to no one). At the key frame it waits for the
+// old pad to go idle, which takes at most the old tier's push of one frame
+// into this receiver: nothing in that push waits for this thread.
+GstPadProbeReturn stepAtKeyFrame(GstPad* pad, GstPadProbeInfo* info, gpointer data) noexcept {
+    GstBuffer* buffer = GST_PAD_PROBE_INFO_BUFFER(info);
+    const SharedStep step = *static_cast<SharedStep*>(data); // a copy: REMOVE frees `data`
+    std::unique_lock lock(step->mutex);
+    if (step->state == TierStep::State::Swapped) return GST_PAD_PROBE_REMOVE; // the key frame, pushed again below
+    if (step->state != TierStep::State::Waiting || GST_BUFFER_FLAG_IS_SET(buffer, GST_BUFFER_FLAG_DELTA_UNIT))
+        return GST_PAD_PROBE_DROP;
+    step->state = TierStep::State::Swapping;
+    lock.unlock();
+    const std::int64_t keyUs = g_get_monotonic_time();
+    gst_pad_add_probe(step->oldPad.get(), GST_PAD_PROBE_TYPE_IDLE, stepIdle, new SharedStep(step), freeStep);
+    lock.lock();
+    step->changed.wait(lock, [&] { return step->state != TierStep::State::Swapping; });
+    if (step->state != TierStep::State::Swapped) return GST_PAD_PROBE_DROP; // cancelled
+    lock.unlock();
+    GST_CAT_INFO(tessera_media_debug,
+                 "%s: its key frame went in after %" G_GINT64_FORMAT " ms (waited %" G_GINT64_FORMAT
+                 " us for the old tier)",
+                 step->why.c_str(), (g_get_monotonic_time() - step->startUs) / 1000, g_get_monotonic_time() - keyUs);
+    // Pushed again now that the pad is linked, so that the new tier's caps
+    // and segment go first: this push sent them before its probes, to no peer.
+    gst_pad_push(pad, gst_buffer_ref(buffer));
+    return GST_PAD_PROBE_DROP;
 }
 
 const char* reasonName(policy::AudioOnlyReason reason) {
@@ -147,27 +215,62 @@ void PeerCore::switchTier(std::size_t next) {
     ElementRef oldTee = m_videoTee;
     const std::size_t old = m_tier;
     m_videoTeePad = takeTier(next);
-    std::string why = "peer " + m_id + " switched to tier " + name(next);
-    if (m_entryWatch) m_entryWatch->startedUs = -1; // it starts again on the new tier's key frame
+    const std::string why = "peer " + m_id + " switched to tier " + name(next);
     if (!oldPad) {
         // From audio only: nothing streams into the entry yet, so no wait.
+        if (m_entryWatch) m_entryWatch->startedUs = -1; // it starts again on the new tier's key frame
         linkFromKeyFrame(m_room, next, m_offer.cameraCodec, why, m_videoTeePad.get(), m_videoEntry.get());
         return;
     }
-    m_room.removeReceiver(old, m_offer.cameraCodec);
     m_switching = true;
-    auto* sw = new TierSwitch{&m_room,
-                              next,
-                              m_offer.cameraCodec,
-                              std::move(why),
-                              std::move(oldTee),
-                              m_videoEntry,
-                              m_videoTeePad,
-                              [w = WeakCore(weak_from_this())] {
-                                  if (auto core = w.lock()) core->m_switching = false;
-                              }};
-    gst_pad_add_probe(oldPad.get(), GST_PAD_PROBE_TYPE_IDLE, switchIdle, sw,
-                      [](gpointer d) noexcept { delete static_cast<TierSwitch*>(d); });
+    if (m_videoTeePad) {
+        // The old tier goes on (and is counted) until the new one's key frame.
+        auto step = std::make_shared<TierStep>();
+        step->why = why;
+        step->startUs = g_get_monotonic_time();
+        step->oldTier = old;
+        step->oldTee = std::move(oldTee);
+        step->oldPad = std::move(oldPad);
+        step->newPad = m_videoTeePad;
+        step->entry = m_videoEntry;
+        step->watch = m_entryWatch;
+        step->done = [w = WeakCore(weak_from_this()), step = std::weak_ptr(step)] {
+            if (auto core = w.lock()) core->stepped(step.lock());
+        };
+        m_step = step;
+        gst_pad_add_probe(m_videoTeePad.get(), GST_PAD_PROBE_TYPE_BUFFER, stepAtKeyFrame, new SharedStep(step),
+                          freeStep);
+        m_room.requestKeyFrame(next, m_offer.cameraCodec, why);
+        return;
+    }
+    m_room.removeReceiver(old, m_offer.cameraCodec);
+    auto* sw = new ToAudioOnly{std::move(oldTee), m_videoEntry, [w = WeakCore(weak_from_this())] {
+                                   if (auto core = w.lock()) core->m_switching = false;
+                               }};
+    gst_pad_add_probe(oldPad.get(), GST_PAD_PROBE_TYPE_IDLE, toAudioOnlyIdle, sw,
+                      [](gpointer d) noexcept { delete static_cast<ToAudioOnly*>(d); });
+}
+
+void PeerCore::stepped(const std::shared_ptr<TierStep>& step) {
+    if (!step || step != m_step) return; // the peer stopped first
+    m_room.removeReceiver(step->oldTier, m_offer.cameraCodec);
+    m_step.reset();
+    m_switching = false;
+}
+
+std::optional<PadDetach> PeerCore::cancelStep() {
+    if (!m_step) return std::nullopt;
+    const std::shared_ptr<TierStep> step = std::move(m_step);
+    bool swapped = false;
+    {
+        std::lock_guard lock(step->mutex);
+        swapped = step->state == TierStep::State::Swapped;
+        if (!swapped) step->state = TierStep::State::Cancelled;
+    }
+    step->changed.notify_all();
+    m_room.removeReceiver(step->oldTier, m_offer.cameraCodec);
+    if (swapped) return std::nullopt; // the old pad is released already
+    return PadDetach{step->oldTee, step->oldPad};
 }
 
 } // namespace tessera::media

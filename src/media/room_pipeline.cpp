@@ -703,6 +703,17 @@ GstElement* RoomPipeline::addReceiver(std::size_t tier, const std::string& codec
     if (t.receivers++ == 0) {
         t.resumed = true;
         g_object_set(t.valve.get(), "drop", FALSE, nullptr);
+        // The tier's clocksync holds each frame until running time plus the
+        // upstream latency it learnt from the last latency query through it,
+        // and none comes while no sink is linked behind it: with a stale
+        // latency its frames left early (120 ms), and then waited that long
+        // in each receiver's webrtcbin, at the step from another tier a
+        // picture that stopped.
+        GstQuery* latency = gst_query_new_latency();
+        GstPad* in = gst_element_get_static_pad(t.tee.get(), "sink");
+        gst_pad_peer_query(in, latency);
+        gst_object_unref(in);
+        gst_query_unref(latency);
     }
     return t.tee.get();
 }

@@ -426,6 +426,34 @@ TEST_CASE("a tier nobody receives encodes nothing, and encodes while someone doe
     green.leave();
 }
 
+TEST_CASE("stepping up a tier does not stop the picture: the old tier plays until the new one's key frame",
+          "[call][tiers][step]") {
+    // Small tiers, so that what a client takes to decode a frame hardly
+    // adds to the gap measured.
+    Server server(
+        {"--video-width", "640", "--video-height", "360", "--video-tiers", "high:640x360:600000,low:320x180:150000"});
+    auto clients = joinAll(server, "step", kTrio);
+    for (auto& c : clients) {
+        INFO("client " << c->options().name);
+        // Everyone starts on the lowest tier ...
+        CHECK(c->waitEvent("first-frame").value("width", 0) == 320);
+    }
+    for (auto& c : clients) {
+        INFO("client " << c->options().name);
+        // ... and steps up once its link is proven. Three receivers stepping
+        // up together ask one encoder for key frames, which it gives at most
+        // two a second: a receiver that waited for its key frame without the
+        // old tier's frames had its picture stop for up to 700 ms. The old
+        // tier plays until the new one's key frame: the gap is about a frame
+        // interval (33 ms).
+        const Json step = c->waitEvent("resolution");
+        CHECK(step.value("width", 0) == 640);
+        CHECK(step.value("gapMs", 1000.0) < 100);
+        CHECK(tierOf(server, "step", c->options().name) == "high");
+    }
+    for (auto& c : clients) c->leave();
+}
+
 TEST_CASE("a receiver that reports loss steps down a tier, and back up when it stops", "[call][tiers][adapt]") {
     Server server;
     auto clients = joinAll(server, "adapt", {kTrio[0], kTrio[1]});

@@ -178,6 +178,7 @@ void Client::onVideoSample(glib::SamplePtr sample) {
     checkWatch(sample.get(), arrivedMs);
     bool first = false;
     bool resized = false;
+    std::int64_t gapUs = 0; // since the previous frame
     {
         std::lock_guard lock(m_video.mutex);
         m_frameGaps.arrive(g_get_monotonic_time());
@@ -185,7 +186,8 @@ void Client::onVideoSample(glib::SamplePtr sample) {
         first = m_video.frames == 0;
         resized = !first && (width != m_video.width || height != m_video.height);
         const std::int64_t now = g_get_monotonic_time();
-        if (m_video.lastFrameUs != 0) m_video.maxGapUs = std::max(m_video.maxGapUs, now - m_video.lastFrameUs);
+        if (m_video.lastFrameUs != 0) gapUs = now - m_video.lastFrameUs;
+        m_video.maxGapUs = std::max(m_video.maxGapUs, gapUs);
         m_video.lastFrameUs = now;
         ++m_video.frames;
         m_video.width = width;
@@ -193,8 +195,9 @@ void Client::onVideoSample(glib::SamplePtr sample) {
     }
     if (first || resized) {
         const char* name = first ? "first-frame" : "resolution";
-        glib::post(weak_from_this(), [name, width, height, arrivedMs](Client& c) {
+        glib::post(weak_from_this(), [name, width, height, arrivedMs, gapUs, resized](Client& c) {
             Json fields = {{"width", width}, {"height", height}, {"ts", std::round(arrivedMs * 10.0) / 10.0}};
+            if (resized) fields["gapMs"] = std::round(static_cast<double>(gapUs) / 100.0) / 10.0;
             if (std::string_view(name) == "first-frame") {
                 // The colour of the first frame: handy to check a tile at once.
                 std::lock_guard lock(c.m_video.mutex);
