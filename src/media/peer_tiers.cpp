@@ -82,7 +82,7 @@ GstPadProbeReturn stepIdle(GstPad* oldPad, GstPadProbeInfo*, gpointer data) noex
         if (step.state != TierStep::State::Swapping) return; // cancelled
         gst_pad_unlink(oldPad, step.entry.get());
         gst_element_release_request_pad(step.oldTee.get(), oldPad);
-        step.watch->startedUs = -1; // starts again with the key frame about to go in
+        if (step.watch) step.watch->startedUs = -1; // starts again with the key frame about to go in
         gst_pad_link(step.newPad.get(), step.entry.get());
         step.state = TierStep::State::Swapped;
         post(std::move(step.done));
