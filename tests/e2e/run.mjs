@@ -190,8 +190,8 @@ function selectedPath(p) {
   });
 }
 
-/** Two pages showing PARTICIPANT_MEDIA[0] and [1]: waits until each one's mix shows the other's colour. */
-function waitEachSeesTheOther(pages) {
+/** Two pages in `room` showing PARTICIPANT_MEDIA[0] and [1]: waits until each one's mix shows the other's colour. */
+function waitEachSeesTheOther(pages, room) {
   return Promise.all(pages.map((p, i) => {
     const other = PARTICIPANT_MEDIA[1 - i].label;
     let last = null;
@@ -201,8 +201,11 @@ function waitEachSeesTheOther(pages) {
     }, {
       timeout: seconds(45),
       // Whether media still arrives, and on which path, tells a stalled sender from a stalled page.
+      // And the server's side: each one's tier, bit rates and connection (asked by the page, whose origin
+      // may be https with a certificate only the browser was told to accept).
       describe: async () => `colour shares in % ${JSON.stringify(last)}; ${await p.describe()}; `
-        + `selected path ${JSON.stringify(await selectedPath(p))}`,
+        + `selected path ${JSON.stringify(await selectedPath(p))}; room `
+        + short(await p.eval((r) => fetch(`/api/rooms/${r}`).then((x) => x.text(), (e) => e.message), room), 2000),
     });
   }));
 }
@@ -686,7 +689,7 @@ test('over https on a public name the page gets its camera and the call runs ove
     await Promise.all(pages.map((p) => waitConnected(p)));
     await Promise.all(pages.map((p) => waitFramesRising(p)));
     // Each sends: the other's tile shows in the mix.
-    await waitEachSeesTheOther(pages);
+    await waitEachSeesTheOther(pages, room);
   } finally {
     await screenshots(ctx, pages, 'tls');
     for (const p of pages) await p.close();
@@ -730,7 +733,7 @@ test('a relay-only Chromium page joins through coturn with the credential from j
       await Promise.all(pages.map((p) => waitConnected(p)));
       await Promise.all(pages.map((p) => waitFramesRising(p)));
       // Both ways through the relay: each sees the other's camera.
-      await waitEachSeesTheOther(pages);
+      await waitEachSeesTheOther(pages, room);
     } catch (err) {
       // The server's side of a stall: does it still send to the relayed page, on which tier?
       const detail = await fetch(new URL(`/api/rooms/${room}`, server.url)).then((r) => r.text(), (e) => e.message);

@@ -113,6 +113,18 @@ TEST_CASE("a room of 30 in the speaker + 8 layout: everyone gets media, the serv
     };
     Json after = load.waitReport(grown, 120s);
     INFO(brief(after));
+    // The server's side of the sessions that fell short: connected, tier,
+    // what it sends them.
+    const Json details = Json::parse(httpRequest("GET", server.http() + "/api/rooms/" + room).body);
+    const auto video1 = packets(after, "video");
+    const auto audio1 = packets(after, "audio");
+    for (const Json& p : details.value("participants", Json::array())) {
+        const std::string name = p.value("name", "");
+        if (name.rfind("load-", 0) != 0) continue;
+        const int i = std::stoi(name.substr(5));
+        if (i >= 0 && i < kLoad && (video1[i] < video0[i] + 30 || audio1[i] < audio0[i] + 50))
+            UNSCOPED_INFO("server's view of " << name << ": " << p.dump());
+    }
     REQUIRE(grown(after));
 
     // The two who decode see each other's colour and hear each other's tone;
