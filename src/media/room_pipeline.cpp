@@ -710,9 +710,7 @@ GstElement* RoomPipeline::addReceiver(std::size_t tier, const std::string& codec
         // in each receiver's webrtcbin, at the step from another tier a
         // picture that stopped.
         GstQuery* latency = gst_query_new_latency();
-        GstPad* in = gst_element_get_static_pad(t.tee.get(), "sink");
-        gst_pad_peer_query(in, latency);
-        gst_object_unref(in);
+        gst_pad_peer_query(PadRef::adopt(gst_element_get_static_pad(t.tee.get(), "sink")).get(), latency);
         gst_query_unref(latency);
     }
     return t.tee.get();

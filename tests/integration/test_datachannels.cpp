@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include "channels.h"
+#include "files.h"
 #include "harness.h"
 #include "tessera/analysis/frames.h"
 
@@ -145,12 +146,11 @@ TEST_CASE("data channels: a receiver that stops taking data loses the transfer, 
     std::vector<Client*> everyone = {alice.get(), bob.get(), carol.get()};
     // Everyone on the top tier first: each starts on the lowest and steps up
     // once a probe passes, and what is measured here is the transfer.
-    const bool settled = waitUntil([&] {
-        const Json room = Json::parse(httpRequest("GET", server.http() + "/api/rooms/dc").body);
+    const auto allHigh = [](const Json& room) {
         return std::ranges::all_of(room.at("participants"),
                                    [](const Json& p) { return p.value("tier", "") == "high"; });
-    });
-    REQUIRE(settled);
+    };
+    REQUIRE(allHigh(waitRoom(server, "dc", allHigh)));
     std::vector<int> framesBefore;
     for (Client* c : everyone) {
         c->waitEvent("first-frame");
