@@ -3,8 +3,8 @@
 // speakers). 28 of them are the sessions of one cheap tessera-client
 // process (--count, a shared pre-encoded file, nothing decoded); two are
 // ordinary clients that decode what they get. Every receiver gets media,
-// the two see and hear each other, and the server never decodes more than
-// the 9 senders it shows.
+// the two see and hear each other, the server never decodes more than the
+// 9 senders it shows, and the senders it does not show stop their video.
 #include <algorithm>
 
 #include <catch2/catch.hpp>
@@ -20,14 +20,17 @@ constexpr int kLoad = 28;           // sessions of the load process
 constexpr int kShown = 9;           // the speaker + 8 recent: recent.json
 const Rgb kLoadGrey{128, 128, 128}; // what the load sessions send
 
-// Silent grey video, VP8 320x180 at 15 frames/s with a key frame a second,
-// and silent Opus, 2 s long (the client loops it).
+// Grey video with 15 % noise, VP8 320x180 at 15 frames/s, every frame a key
+// frame (so that its rate is steady whichever frame a key-frame request
+// makes the client jump to: ~470 kbit/s, over the encoder's target, as key
+// frames of noise are), and silent Opus (~1 kbit/s), 2 s long (looped).
 std::string loadFile() {
     const std::string path = freshDir("large-media") + "/grey.mkv";
-    writeSendFile(path, "large-media",
-                  {"videotestsrc", "num-buffers=30", "pattern=solid-color", "foreground-color=0xff808080", "!",
-                   "video/x-raw,width=320,height=180,framerate=15/1"},
-                  {"keyframe-max-dist=15", "target-bitrate=200000"}, 100, {"wave=silence"});
+    const std::string raw = "video/x-raw,format=I420,width=320,height=180,framerate=15/1";
+    writeSendFile(path, "large-media", {"compositor", "name=c", "sink_1::alpha=0.15", "!", raw},
+                  {"keyframe-max-dist=1", "end-usage=cbr", "target-bitrate=200000"}, 100, {"wave=silence"},
+                  {"videotestsrc", "num-buffers=30", "pattern=solid-color", "foreground-color=0xff808080", "!", raw,
+                   "!", "c.sink_0", "videotestsrc", "num-buffers=30", "pattern=snow", "!", raw, "!", "c.sink_1"});
     return path;
 }
 
@@ -144,6 +147,26 @@ TEST_CASE("a room of 30 in the speaker + 8 layout: everyone gets media, the serv
     // The server decodes the 9 shown, never more (sampled through the run).
     CHECK(waitUntil([&] { return decoders() == kShown; }, 60s));
     CHECK(mostDecoders <= kShown);
+    // The load sessions not shown stop their video when asked (send-size,
+    // active false), as a browser does; the shown ones send theirs.
+    constexpr std::uint64_t kVideoBps = 150'000; // the file's audio alone ~1 kbit/s, with its video ~470
+    std::string lastView;
+    const auto onlyShownSendVideo = [&] {
+        const auto response = httpRequest("GET", server.http() + "/api/rooms/" + room);
+        lastView = response.body;
+        int hidden = 0, shownLoads = 0;
+        for (const Json& p : Json::parse(response.body).value("participants", Json::array())) {
+            if (p.value("name", "").rfind("load-", 0) != 0) continue;
+            const bool active = p.value("sendSize", Json::object()).value("active", true);
+            const auto in = p.value("bitrateIn", std::uint64_t{0});
+            if (active ? in < kVideoBps : in >= kVideoBps) return false;
+            ++(active ? shownLoads : hidden);
+        }
+        return hidden == kLoad + 2 - kShown && shownLoads == kShown - 2;
+    };
+    const bool quiet = waitUntil(onlyShownSendVideo, 60s);
+    INFO("the room: " << lastView);
+    CHECK(quiet);
     // Frames keep coming to the two who decode.
     for (Client* c : {&red, &blue}) {
         const auto frames = c->report().value("frames", std::uint64_t{0});

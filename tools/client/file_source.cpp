@@ -22,8 +22,9 @@ struct FileSource::Outlet {
     ElementRef pipeline;           // the session's: its base time stamps what it is sent
     PadRef video;                  // ours, linked to its video payloader; null: audio only
     PadRef audio;                  // ours, linked to its audio payloader
-    std::atomic<bool> live{false}; // started and not detached
-    bool waitKey = true;           // its video starts on a key frame (the pump's)
+    std::atomic<bool> live{false};       // started and not detached
+    std::atomic<bool> videoActive{true}; // the server wants its video (send-size)
+    std::atomic<bool> waitKey{true};     // its video (re)starts on a key frame
 };
 
 std::shared_ptr<FileSource> FileSource::load(const std::string& path, bool audioOnly) {
@@ -140,6 +141,16 @@ void FileSource::start(Outlet* outlet) {
     m_wake.notify_all();
 }
 
+void FileSource::setVideoActive(Outlet* outlet, bool active) {
+    if (active && !outlet->videoActive) {
+        outlet->waitKey = true; // before the pump sees it active
+        // The server asks for a key frame too, but only once it sees the
+        // stream again: jumping now starts it a second sooner.
+        m_wantKeyFrame = true;
+    }
+    outlet->videoActive = active;
+}
+
 // The pump may be pushing to it right now, from its copy of the list: that
 // push ends with the pipeline's shutdown (flushing), and the copy keeps the
 // pads alive until then.
@@ -216,7 +227,7 @@ void FileSource::pump() {
                 while (!m_video.key[vi]) vi = (vi + 1) % m_video.buffers.size();
             const bool key = m_video.key[vi];
             for (const auto& o : outlets) {
-                if (!o->live || !o->video || (o->waitKey && !key)) continue;
+                if (!o->live || !o->video || !o->videoActive || (o->waitKey && !key)) continue;
                 o->waitKey = false;
                 if (GstBuffer* b = stamped(*o, m_video.buffers[vi].get(), vn, m_video.duration))
                     gst_pad_push(o->video.get(), b);

@@ -47,6 +47,9 @@ public:
     // Its descriptions are set (webrtcbin holds a sink pad's data until
     // then): buffers flow from the next one on, starting with a key frame.
     void start(Outlet* outlet);
+    // The server's send-size `active` for its camera: while off, its video
+    // is not pushed; back on, it restarts at the file's next key frame.
+    void setVideoActive(Outlet* outlet, bool active);
     // Stops feeding it, before its pipeline stops; `outlet` is gone after.
     void detach(Outlet* outlet);
 

@@ -208,8 +208,10 @@ bool Client::addSender(const std::string& description, const std::string& codecC
 // the size asked (aspect kept, never up) and the encoder capped at the bit
 // rate asked; not shown, the valve stops the video until it is shown again,
 // which starts with a key frame. A --send-file sender cannot rescale what is
-// already encoded: it sends on as it is (the server scales it anyway).
+// already encoded (the server scales it anyway), but stops and starts as a
+// browser does.
 void Client::applySendSize(const proto::SendSize& size) {
+    if (m_fileOutlet) m_fileSource->setVideoActive(m_fileOutlet, size.active);
     if (!m_sendCaps) return;
     gboolean stopped = FALSE;
     g_object_get(m_sendValve, "drop", &stopped, nullptr);
