@@ -294,6 +294,9 @@ RoomPipeline::~RoomPipeline() {
     // streaming threads). Stopping the pipeline under them raced their bin
     // removal and mixer pad release, and at shutdown the process exited with
     // that still running: the server hung on SIGTERM.
+    if (!m_latencyWork.waitIdle(kPeerTeardownBound))
+        GST_CAT_ERROR(tessera_media_debug, "room %s: a latency recalculation did not finish within %lld s",
+                      m_room.c_str(), static_cast<long long>(kPeerTeardownBound.count()));
     if (!m_peerTeardowns.waitIdle(kPeerTeardownBound)) {
         GST_CAT_ERROR(tessera_media_debug,
                       "room %s: a peer's teardown did not finish within %lld s; stopping the room under it",
@@ -1068,10 +1071,10 @@ void RoomPipeline::onBusMessage(GstMessage* message) {
 }
 
 // One recalculation for a burst of LATENCY messages. It queries every
-// element of every peer, on the main loop: once per message, thirty peers
-// joining (each posting several) kept the main loop busy for seconds at a
-// time (the [large] test, in gdb), the API and every room's signaling
-// waiting. A new peer's latency counts a moment later instead.
+// element of every peer: once per message, thirty peers joining (each
+// posting several) kept the main loop busy for seconds at a time (the
+// [large] test, in gdb), the API and every room's signaling waiting. A new
+// peer's latency counts a moment later instead.
 void RoomPipeline::scheduleLatencyUpdate() {
     if (m_latencyTimer) return;
     m_latencyTimer = g_timeout_add(
@@ -1080,10 +1083,44 @@ void RoomPipeline::scheduleLatencyUpdate() {
             // Thread: main.
             auto* room = static_cast<RoomPipeline*>(self);
             room->m_latencyTimer = 0;
-            gst_bin_recalculate_latency(room->pipeline());
+            glib::guarded("latency update", [room] { room->recalculateLatency(); });
             return G_SOURCE_REMOVE;
         },
         this);
+}
+
+// Even once per burst, a recalculation in a room of 30 took 0.5-3.2 s on
+// two loaded cores (its queries wait on every mixer's and jitter buffer's
+// lock), and on the main loop it held every room's signaling, probes and
+// congestion feedback that long: a joiner's media started 4 s after it
+// connected (the bench's 300 kbit/s joiner). So it runs on the pool, one at
+// a time; messages meanwhile make one more after it.
+void RoomPipeline::recalculateLatency() {
+    {
+        std::lock_guard lock(m_latencyRun->mutex);
+        if (m_latencyRun->running) {
+            m_latencyRun->again = true;
+            return;
+        }
+        m_latencyRun->running = true;
+    }
+    runAsync([pipeline = ElementRef::borrow(m_pipeline.get()), run = m_latencyRun, room = m_room,
+              done = m_latencyWork.hold()]() mutable {
+        // Thread: the pool.
+        for (;;) {
+            const std::int64_t start = g_get_monotonic_time();
+            gst_bin_recalculate_latency(GST_BIN(pipeline.get()));
+            GST_CAT_DEBUG(tessera_media_debug, "room %s: latency recalculated in %" G_GINT64_FORMAT " ms",
+                          room.c_str(), (g_get_monotonic_time() - start) / 1000);
+            std::lock_guard lock(run->mutex);
+            if (!std::exchange(run->again, false)) {
+                run->running = false;
+                break;
+            }
+        }
+        // Before `done` goes: the room waits for that, then stops and drops the pipeline.
+        pipeline.reset();
+    });
 }
 
 bool RoomPipeline::adoptSpeaker(bool changed) {

@@ -176,8 +176,10 @@ private:
     // Thread: main. Closes the live encoder once it has no target left.
     void closeLiveIfIdle();
     void onTick();
-    // Thread: main. Recalculates the pipeline latency once, shortly (LATENCY messages come in bursts).
+    // Thread: main. Recalculates the pipeline latency once, shortly (LATENCY
+    // messages come in bursts), on the thread pool.
     void scheduleLatencyUpdate();
+    void recalculateLatency();
     // Thread: the background's, at its first frame. Shifts the background so
     // that its next frame starts the compositor on the decoders' frame grid;
     // true when that first frame is to be dropped.
@@ -256,6 +258,15 @@ private:
     guint m_busWatch = 0;
     guint m_tickSource = 0;
     guint m_latencyTimer = 0; // a latency recalculation due (scheduleLatencyUpdate)
+    // The recalculation running on the pool, if any, and whether another is
+    // due after it: at most one at a time.
+    struct LatencyRun {
+        std::mutex mutex;
+        bool running = false;
+        bool again = false;
+    };
+    std::shared_ptr<LatencyRun> m_latencyRun = std::make_shared<LatencyRun>();
+    PendingWork m_latencyWork; // the pipeline stops only after it
     // Send sizes, by source id. Thread: main.
     policy::SendSizeThrottle m_sendSizes;
     // Who is in the composite (docs/protocol.md, `on-screen`), one key (""):
