@@ -231,14 +231,26 @@ class Server:
             return []
         return info.get("participants", [])
 
-    def metrics(self):
-        """{room: {"frames": n, "dropped": n, "decoders": n}} from /metrics; {} (and a count
-        in self.unanswered) if the server does not answer in 10 s."""
+    def metrics_text(self):
+        """GET /metrics; "" (and a count in self.unanswered) if the server does not answer in 10 s."""
         try:
-            text = urllib.request.urlopen(self.url + "/metrics", timeout=10).read().decode()
+            return urllib.request.urlopen(self.url + "/metrics", timeout=10).read().decode()
         except OSError as e:
             self.unanswered.append(f"/metrics at {time.strftime('%H:%M:%S')}: {e}")
-            return {}
+            return ""
+
+    def main_loop(self):
+        """(times its main loop was held over a second, the longest hold of the last 10-20 s in
+        seconds) from /metrics; Nones if it does not answer."""
+        text = self.metrics_text()
+        stalls = re.search(r"^tessera_main_loop_stalls_total (\S+)$", text, re.M)
+        delay = re.search(r"^tessera_main_loop_delay_seconds (\S+)$", text, re.M)
+        return (float(stalls.group(1)) if stalls else None, float(delay.group(1)) if delay else None)
+
+    def metrics(self):
+        """{room: {"frames": n, "dropped": n, "decoders": n}} from /metrics; {} if the server
+        does not answer."""
+        text = self.metrics_text()
         rooms = {}
         for line in text.splitlines():
             m = re.match(r'tessera_room_(frames_total|frames_dropped_total|video_decoders)\{room="([^"]+)"\} (\S+)', line)
@@ -889,6 +901,7 @@ class Bench:
                     c = Client(self.server, room, name, self.logdir, args)
                     self.live.append(c)
                     return c
+                stalls0, _ = self.server.main_loop()
                 probe, (stamp,), loads, connected = self.large_room(
                     self.server, join, room, n, layout, files, ["--read-stamp"], [("stamp", ["--stamp", "--no-decode"])])
                 stamp_ok = stamp.wait_event("connected", 60) is not None
@@ -896,8 +909,10 @@ class Bench:
                 time.sleep(self.settle)
                 m = self.window_measure(room, clients, probe)
                 decoders = self.server.metrics().get(room, {}).get("decoders")
+                stalls1, held = self.server.main_loop()
                 m.update({"n": n, "layout": layout, "connected": connected + 1 + stamp_ok, "decoders": decoders,
-                          "loadSessionCores": m.get("loadClientCores", 0) / (n - 2)})
+                          "loadSessionCores": m.get("loadClientCores", 0) / (n - 2),
+                          "loopStalls": None if None in (stalls0, stalls1) else stalls1 - stalls0, "loopHeldS": held})
                 if connected < n - 2 or not stamp_ok:
                     m["realtime"] = False
                 out.append(m)
@@ -1201,11 +1216,14 @@ class Bench:
                                                          room, n, "recent", files, [], [])
             link.limit(limit)
             self.log(f"narrow: a receiver joins behind {limit // 1000} kbit/s")
+            stalls0, _ = link.server.main_loop()
             started = time.monotonic()
             limited = link.join_limited(room, "limited", [])
             first = limited.wait_event("first-frame", 60)
             first_s = time.monotonic() - started if first else None
-            others_off, tiers = 0, collections.Counter()
+            opened = limited.wait_event("open", 0)
+            from_open_s = (first["ts"] - opened["ts"]) / 1000 if first and opened else None
+            others_off, tiers, held = 0, collections.Counter(), 0.0
             w = None
             if first:
                 r0 = reports([limited])[limited]
@@ -1218,19 +1236,23 @@ class Bench:
                     others_off = max(others_off, sum(1 for p in ps if p.get("name") != "limited"
                                                      and p.get("tier") not in (None, "high")))
                     tiers.update(p.get("tier") for p in ps if p.get("name") == "limited")
+                    held = max(held, link.server.main_loop()[1] or 0)
                     time.sleep(1)
                 t.join()
                 w = result
                 r1 = reports([limited])[limited]
+            stalls1, _ = link.server.main_loop()
             m = {"n": n, "limit": limit, "connected": connected + 1, "firstPictureS": first_s,
-                 "limitedTiers": dict(tiers), "othersOffHigh": others_off}
+                 "firstPictureFromOpenS": from_open_s, "limitedTiers": dict(tiers), "othersOffHigh": others_off,
+                 "loopStalls": None if None in (stalls0, stalls1) else stalls1 - stalls0, "loopHeldS": held}
             if first and r0 and r1:
                 m.update({"fps": (r1["rtp"]["video"]["frames"] - r0["rtp"]["video"]["frames"]) / hold,
                           "stalls": r1["frameStalls"]["stalls"] - r0["frameStalls"]["stalls"],
                           "audioMaxGapMs": r1["rtp"]["audio"]["maxGapMs"]})
             if w:
                 m.update({"serverCores": w["serverCores"], "roomMinRecvFps": w["minRate"], "roomStalls": w["stalls"]})
-            self.log(f"narrow: first picture in {fmt(first_s, 1)} s, tiers {dict(tiers)}, {fmt(m.get('fps'), 1)} "
+            self.log(f"narrow: first picture in {fmt(first_s, 1)} s ({fmt(from_open_s, 1)} s from its WebSocket "
+                     f"open), main loop held over 1 s {m['loopStalls']} times, tiers {dict(tiers)}, {fmt(m.get('fps'), 1)} "
                      f"fps, stalls {m.get('stalls')}, audio gap {fmt(m.get('audioMaxGapMs'), 0)} ms, others off "
                      f"high {others_off}, room min {fmt(m.get('roomMinRecvFps'), 1)} fps")
             return [m]
@@ -1546,33 +1568,37 @@ def markdown(bench, res, mach):
                   "session\" is the load process's cores over its sessions.", "",
                   "| N | layout | connected | real time | server cores | server run-queue wait (thread-s/s) | decoders | "
                   "output fps (dropped) | min recv fps | stalls | client cores (all) | per load session (mcores) | "
-                  "server RSS MB | server threads |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "server RSS MB | server threads | main loop held > 1 s (times; longest at the end, s) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in res["large"]:
             lines.append(f"| {r['n']} | {r['layout']} | {r['connected']} | {'yes' if r['realtime'] else '**no**'} | "
                          f"{fmt(r['serverCores'])} | {fmt(r['serverWaitCores'])} | {fmt(r['decoders'], 0)} | "
                          f"{fmt(r['outFps'], 1)} ({fmt(r['droppedFps'], 1)}) | {fmt(r['minRecvFps'], 1)} | "
                          f"{r['stalls']} | {fmt(r['clientCores'])} | {fmt(r['loadSessionCores'] * 1000, 1)} | "
-                         f"{fmt(r['serverRssMB'], 0)} | {r['serverThreads']} |")
+                         f"{fmt(r['serverRssMB'], 0)} | {r['serverThreads']} | "
+                         f"{fmt(r.get('loopStalls'), 0)}; {fmt(r.get('loopHeldS'), 2)} |")
     if res.get("narrow"):
         lines += ["", "## A 300 kbit/s receiver joins a room of 30 (issue 12's \"done means\")", "",
                   "The room of the large-call phase in `recent` (a probe that decodes, N - 2 load sessions in one "
                   "process), on a veth pair whose server end is shaped with `tbf rate 300kbit burst 16kbit latency "
                   "200ms` before the receiver joins from a network namespace behind it. \"First picture\": from "
-                  "starting its process to its first decoded frame. Then over the window: its tiers (polled once "
+                  "starting its process to its first decoded frame (and from its WebSocket's opening, without "
+                  "the client's own start-up). Then over the window: its tiers (polled once "
                   "a second), its decoded frames, stalls (gaps over 1 s) and longest audio gap (over its whole "
                   "call); how many of the others were ever off the high tier; the slowest of the others and their "
-                  "stalls.", "",
-                  "| N | limit | connected | first picture (s) | its tiers (polls) | fps | stalls | longest audio gap "
-                  "(ms) | others ever off high | room min recv fps | room stalls | server cores |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "stalls; how often the server's main loop was held over a second from the join to the end of "
+                  "the window, and the longest hold seen.", "",
+                  "| N | limit | connected | first picture (s) | from WebSocket open (s) | its tiers (polls) | fps | "
+                  "stalls | longest audio gap (ms) | others ever off high | room min recv fps | room stalls | "
+                  "server cores | main loop held > 1 s (times; longest s) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in res["narrow"]:
             tiers = ", ".join(f"{t} {k}" for t, k in r["limitedTiers"].items()) or "–"
             lines.append(f"| {r['n']} | {r['limit'] // 1000} kbit/s | {r['connected']} | "
-                         f"{fmt(r['firstPictureS'], 1)} | {tiers} | {fmt(r.get('fps'), 1)} | {fmt(r.get('stalls'))} | "
+                         f"{fmt(r['firstPictureS'], 1)} | {fmt(r.get('firstPictureFromOpenS'), 1)} | {tiers} | {fmt(r.get('fps'), 1)} | {fmt(r.get('stalls'))} | "
                          f"{fmt(r.get('audioMaxGapMs'), 0)} | {r['othersOffHigh']} | "
                          f"{fmt(r.get('roomMinRecvFps'), 1)} | {fmt(r.get('roomStalls'))} | "
-                         f"{fmt(r.get('serverCores'))} |")
+                         f"{fmt(r.get('serverCores'))} | {fmt(r.get('loopStalls'), 0)}; {fmt(r.get('loopHeldS'), 2)} |")
     if res.get("errors"):
         lines += ["", "## Problems during the run", ""] + [f"- {e}" for e in res["errors"]]
     lines.append("")

@@ -129,7 +129,7 @@ void appendEncoderFamily(std::string& out, const Snapshot& snapshot, std::string
 
 } // namespace
 
-std::string formatPrometheus(const Snapshot& snapshot) {
+std::string formatPrometheus(const Snapshot& snapshot, const LoopHealth& loop) {
     std::uint64_t participants = 0, viewers = 0;
     for (const Snapshot::Room& room : snapshot.rooms) {
         participants += room.participants.size();
@@ -228,6 +228,13 @@ std::string formatPrometheus(const Snapshot& snapshot) {
     appendHeader(out, "tessera_live_failures_total", "counter",
                  "Live targets that could not start or failed while running, each reconnect counted (all rooms).");
     appendSample(out, "tessera_live_failures_total", {}, snapshot.liveFailures);
+
+    appendHeader(out, "tessera_main_loop_delay_seconds", "gauge",
+                 "The longest the main loop (signaling, the API, congestion control) was held, over the last 10-20 s.");
+    appendSample(out, "tessera_main_loop_delay_seconds", {}, loop.longestDelaySeconds);
+    appendHeader(out, "tessera_main_loop_stalls_total", "counter",
+                 "Times the main loop was held over a second (each is logged with its length).");
+    appendSample(out, "tessera_main_loop_stalls_total", {}, loop.stalls);
 
     appendParticipantFamily(out, snapshot, "tessera_participant_bitrate_in_bps", "gauge",
                             "RTP bits per second received from the participant.",

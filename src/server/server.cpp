@@ -18,6 +18,7 @@
 
 #include "http.h"
 #include "live.h"
+#include "loop_watch.h"
 #include "overloaded.h"
 #include "tessera/auth/jwt.h"
 #include "tessera/glib/raii.h"
@@ -381,6 +382,7 @@ private:
 
     Config m_config;
     room::Rooms& m_rooms; // Borrowed; outlives this.
+    LoopWatch m_loopWatch;
     fs::path m_wwwRoot;   // canonical; empty: no web client to serve
     std::uint16_t m_port = 0;
     std::map<Session*, std::unique_ptr<Session>> m_sessions;    // Owned.
@@ -594,7 +596,7 @@ void Server::Impl::route(SoupServerMessage* msg, std::string_view path) {
         if (m_config.metricsRequireToken && !authorized(msg, {})) return;
         if (allowMethods(msg, "GET")) {
             respond(msg, SOUP_STATUS_OK, std::string(kPrometheusContentType).c_str(),
-                    formatPrometheus(m_rooms.metrics()));
+                    formatPrometheus(m_rooms.metrics(), m_loopWatch.health()));
         }
         return;
     }

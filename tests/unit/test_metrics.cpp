@@ -40,7 +40,7 @@ MetricsSnapshot twoRooms() {
 } // namespace
 
 TEST_CASE("metrics: totals, per room and per participant samples", "[metrics]") {
-    const std::string text = formatPrometheus(twoRooms());
+    const std::string text = formatPrometheus(twoRooms(), {});
     CHECK(contains(text, "# TYPE tessera_rooms gauge\ntessera_rooms 2\n"));
     CHECK(contains(text, "# TYPE tessera_room_pipelines gauge\ntessera_room_pipelines 3\n"));
     CHECK(contains(text, "# TYPE tessera_participants gauge\ntessera_participants 3\n"));
@@ -80,7 +80,7 @@ TEST_CASE("metrics: encoders per (tier, codec), summed per tier, counted per cod
     room.stats.tiers = {{"high", 2, 900, "vp8"}, {"high", 1, 300, "h264"}, {"low", 0, 12, "vp8"}};
     room.stats.codecs = {{"vp8", 1}, {"h264", 1}, {"vp9", 0}};
     snapshot.rooms = {room};
-    const std::string text = formatPrometheus(snapshot);
+    const std::string text = formatPrometheus(snapshot, {});
     CHECK(contains(text, "tessera_tier_receivers{room=\"mixed\",tier=\"high\"} 3\n"));
     CHECK(contains(text, "tessera_tier_receivers{room=\"mixed\",tier=\"low\"} 0\n"));
     CHECK(contains(text, "tessera_tier_frames_total{room=\"mixed\",tier=\"high\"} 1200\n"));
@@ -94,7 +94,7 @@ TEST_CASE("metrics: encoders per (tier, codec), summed per tier, counted per cod
 }
 
 TEST_CASE("metrics: every family has one HELP and TYPE, its samples together", "[metrics]") {
-    const std::string text = formatPrometheus(twoRooms());
+    const std::string text = formatPrometheus(twoRooms(), {});
     std::string previousFamily;
     std::vector<std::string> seen;
     std::size_t start = 0;
@@ -117,20 +117,29 @@ TEST_CASE("metrics: every family has one HELP and TYPE, its samples together", "
     }
     // With tessera_room_opus_encoders, tessera_room_compositing, tessera_participant_estimated_bps,
     // tessera_viewers, tessera_room_viewers, tessera_live_targets, tessera_live_failures_total,
-    // tessera_room_audio_only_receivers and tessera_room_video_decoders.
-    CHECK(seen.size() == 28);
+    // tessera_room_audio_only_receivers, tessera_room_video_decoders, tessera_main_loop_delay_seconds
+    // and tessera_main_loop_stalls_total.
+    CHECK(seen.size() == 30);
 }
 
 TEST_CASE("metrics: label values are escaped", "[metrics]") {
     MetricsSnapshot snapshot;
     snapshot.rooms = {MetricsSnapshot::Room{"a\"b\\c\nd", {}, {MetricsSnapshot::Participant{"x\"y", {}}}, false, {}}};
-    const std::string text = formatPrometheus(snapshot);
+    const std::string text = formatPrometheus(snapshot, {});
     CHECK(contains(text, "tessera_room_frames_total{room=\"a\\\"b\\\\c\\nd\"} 0\n"));
     CHECK(contains(text, "participant=\"x\\\"y\"}"));
 }
 
+TEST_CASE("metrics: the main loop's longest hold and its stalls", "[metrics]") {
+    const std::string text = formatPrometheus({}, {1.5, 2});
+    CHECK(contains(text, "# TYPE tessera_main_loop_delay_seconds gauge\n"));
+    CHECK(contains(text, "tessera_main_loop_delay_seconds 1.5\n"));
+    CHECK(contains(text, "# TYPE tessera_main_loop_stalls_total counter\n"));
+    CHECK(contains(text, "tessera_main_loop_stalls_total 2\n"));
+}
+
 TEST_CASE("metrics: no rooms", "[metrics]") {
-    const std::string text = formatPrometheus({});
+    const std::string text = formatPrometheus({}, {});
     CHECK(contains(text, "tessera_rooms 0\n"));
     CHECK(contains(text, "tessera_participants 0\n"));
     CHECK_FALSE(contains(text, "{room="));

@@ -1,6 +1,7 @@
 #pragma once
 // GET /metrics: the Prometheus text exposition format (version 0.0.4).
 // A pure function of a snapshot, so the format is unit-tested without a server.
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -10,6 +11,12 @@ namespace tessera::server {
 
 inline constexpr std::string_view kPrometheusContentType = "text/plain; version=0.0.4; charset=utf-8";
 
-std::string formatPrometheus(const room::MetricsSnapshot& snapshot);
+// The main loop's health (server/loop_watch.h), which the rooms cannot say.
+struct LoopHealth {
+    double longestDelaySeconds = 0; // the longest a due timer waited, over the last 10-20 s
+    std::uint64_t stalls = 0;       // times the loop was held over a second
+};
+
+std::string formatPrometheus(const room::MetricsSnapshot& snapshot, const LoopHealth& loop);
 
 } // namespace tessera::server
