@@ -1110,8 +1110,8 @@ void RoomPipeline::recalculateLatency() {
         for (;;) {
             const std::int64_t start = g_get_monotonic_time();
             gst_bin_recalculate_latency(GST_BIN(pipeline.get()));
-            GST_CAT_DEBUG(tessera_media_debug, "room %s: latency recalculated in %" G_GINT64_FORMAT " ms",
-                          room.c_str(), (g_get_monotonic_time() - start) / 1000);
+            GST_CAT_DEBUG(tessera_media_debug, "room %s: latency recalculated in %" G_GINT64_FORMAT " ms", room.c_str(),
+                          (g_get_monotonic_time() - start) / 1000);
             std::lock_guard lock(run->mutex);
             if (!std::exchange(run->again, false)) {
                 run->running = false;

@@ -383,7 +383,7 @@ private:
     Config m_config;
     room::Rooms& m_rooms; // Borrowed; outlives this.
     LoopWatch m_loopWatch;
-    fs::path m_wwwRoot;   // canonical; empty: no web client to serve
+    fs::path m_wwwRoot; // canonical; empty: no web client to serve
     std::uint16_t m_port = 0;
     std::map<Session*, std::unique_ptr<Session>> m_sessions;    // Owned.
     std::map<std::string, unsigned, std::less<>> m_connections; // open sessions per client address

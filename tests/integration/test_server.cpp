@@ -210,9 +210,9 @@ TEST_CASE("a main loop held for 1.5 s shows in /metrics and in the log", "[serve
     CHECK(delay >= 1.35);
     CHECK(delay < 30);
     INFO("server log " << server.process().logPath());
-    CHECK(waitUntil([&] { return readText(server.process().logPath()).find("the main loop was held for") !=
-                                 std::string::npos; },
-                    30s));
+    CHECK(waitUntil(
+        [&] { return readText(server.process().logPath()).find("the main loop was held for") != std::string::npos; },
+        30s));
 }
 
 // The [large] test's server once died of a SIGSEGV in a streaming thread

@@ -19,9 +19,9 @@ using glib::PadRef;
 using glib::Ref;
 
 struct FileSource::Outlet {
-    ElementRef pipeline;           // the session's: its base time stamps what it is sent
-    PadRef video;                  // ours, linked to its video payloader; null: audio only
-    PadRef audio;                  // ours, linked to its audio payloader
+    ElementRef pipeline;                 // the session's: its base time stamps what it is sent
+    PadRef video;                        // ours, linked to its video payloader; null: audio only
+    PadRef audio;                        // ours, linked to its audio payloader
     std::atomic<bool> live{false};       // started and not detached
     std::atomic<bool> videoActive{true}; // the server wants its video (send-size)
     std::atomic<bool> waitKey{true};     // its video (re)starts on a key frame
