@@ -1252,8 +1252,8 @@ class Bench:
             if w:
                 m.update({"serverCores": w["serverCores"], "roomMinRecvFps": w["minRate"], "roomStalls": w["stalls"]})
             self.log(f"narrow: first picture in {fmt(first_s, 1)} s ({fmt(from_open_s, 1)} s from its WebSocket "
-                     f"open), main loop held over 1 s {m['loopStalls']} times, tiers {dict(tiers)}, {fmt(m.get('fps'), 1)} "
-                     f"fps, stalls {m.get('stalls')}, audio gap {fmt(m.get('audioMaxGapMs'), 0)} ms, others off "
+                     f"open), main loop held over 1 s {fmt(m['loopStalls'], 0)} times, tiers {dict(tiers)}, "
+                     f"{fmt(m.get('fps'), 1)} fps, stalls {m.get('stalls')}, audio gap {fmt(m.get('audioMaxGapMs'), 0)} ms, others off "
                      f"high {others_off}, room min {fmt(m.get('roomMinRecvFps'), 1)} fps")
             return [m]
         finally:
@@ -1595,10 +1595,12 @@ def markdown(bench, res, mach):
         for r in res["narrow"]:
             tiers = ", ".join(f"{t} {k}" for t, k in r["limitedTiers"].items()) or "–"
             lines.append(f"| {r['n']} | {r['limit'] // 1000} kbit/s | {r['connected']} | "
-                         f"{fmt(r['firstPictureS'], 1)} | {fmt(r.get('firstPictureFromOpenS'), 1)} | {tiers} | {fmt(r.get('fps'), 1)} | {fmt(r.get('stalls'))} | "
+                         f"{fmt(r['firstPictureS'], 1)} | {fmt(r.get('firstPictureFromOpenS'), 1)} | {tiers} | "
+                         f"{fmt(r.get('fps'), 1)} | {fmt(r.get('stalls'))} | "
                          f"{fmt(r.get('audioMaxGapMs'), 0)} | {r['othersOffHigh']} | "
                          f"{fmt(r.get('roomMinRecvFps'), 1)} | {fmt(r.get('roomStalls'))} | "
-                         f"{fmt(r.get('serverCores'))} | {fmt(r.get('loopStalls'), 0)}; {fmt(r.get('loopHeldS'), 2)} |")
+                         f"{fmt(r.get('serverCores'))} | "
+                         f"{fmt(r.get('loopStalls'), 0)}; {fmt(r.get('loopHeldS'), 2)} |")
     if res.get("errors"):
         lines += ["", "## Problems during the run", ""] + [f"- {e}" for e in res["errors"]]
     lines.append("")
