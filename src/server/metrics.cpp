@@ -230,10 +230,10 @@ std::string formatPrometheus(const Snapshot& snapshot, const LoopHealth& loop) {
     appendSample(out, "tessera_live_failures_total", {}, snapshot.liveFailures);
 
     appendHeader(out, "tessera_main_loop_delay_seconds", "gauge",
-                 "The longest the main loop (signaling, the API, congestion control) was held, over the last 10-20 s.");
+                 "The longest the main loop (signaling, the API, congestion control) ran late, over the last 10-20 s.");
     appendSample(out, "tessera_main_loop_delay_seconds", {}, loop.longestDelaySeconds);
     appendHeader(out, "tessera_main_loop_stalls_total", "counter",
-                 "Times the main loop was held over a second (each is logged with its length).");
+                 "Times the main loop ran over a second late (each is logged, with where the time went).");
     appendSample(out, "tessera_main_loop_stalls_total", {}, loop.stalls);
 
     appendParticipantFamily(out, snapshot, "tessera_participant_bitrate_in_bps", "gauge",

@@ -4,6 +4,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -210,9 +211,15 @@ TEST_CASE("a main loop held for 1.5 s shows in /metrics and in the log", "[serve
     CHECK(delay >= 1.35);
     CHECK(delay < 30);
     INFO("server log " << server.process().logPath());
-    CHECK(waitUntil(
-        [&] { return readText(server.process().logPath()).find("the main loop was held for") != std::string::npos; },
-        30s));
+    std::smatch line;
+    std::string log;
+    const std::regex warning(
+        R"(the main loop ran (\d+) ms late.*: (\d+) ms running, (\d+) ms waiting for a CPU, (\d+) ms blocked)");
+    REQUIRE(
+        waitUntil([&] { return std::regex_search(log = readText(server.process().logPath()), line, warning); }, 30s));
+    INFO(line.str());
+    // A stopped thread is neither on a CPU nor waiting for one: blocked.
+    CHECK(std::stoi(line[4].str()) >= 1000);
 }
 
 // The [large] test's server once died of a SIGSEGV in a streaming thread
