@@ -289,14 +289,16 @@ RoomPipeline::~RoomPipeline() {
     if (m_latencyTimer) g_source_remove(m_latencyTimer);
     if (m_noticeTimer) g_source_remove(m_noticeTimer);
     if (m_busWatch) g_source_remove(m_busWatch);
+    // A latency recalculation on the thread pool queries and configures
+    // every element: not of a pipeline going NULL under it.
+    if (!m_latencyWork.waitIdle(kPeerTeardownBound))
+        GST_CAT_ERROR(tessera_media_debug, "room %s: a latency recalculation did not finish within %lld s",
+                      m_room.c_str(), static_cast<long long>(kPeerTeardownBound.count()));
     // Peers that left last may still be going NULL and out of the pipeline on
     // the thread pool, without the main loop (their tee pads detach in
     // streaming threads). Stopping the pipeline under them raced their bin
     // removal and mixer pad release, and at shutdown the process exited with
     // that still running: the server hung on SIGTERM.
-    if (!m_latencyWork.waitIdle(kPeerTeardownBound))
-        GST_CAT_ERROR(tessera_media_debug, "room %s: a latency recalculation did not finish within %lld s",
-                      m_room.c_str(), static_cast<long long>(kPeerTeardownBound.count()));
     if (!m_peerTeardowns.waitIdle(kPeerTeardownBound)) {
         GST_CAT_ERROR(tessera_media_debug,
                       "room %s: a peer's teardown did not finish within %lld s; stopping the room under it",

@@ -13,8 +13,8 @@ inline constexpr std::string_view kPrometheusContentType = "text/plain; version=
 
 // The main loop's health (server/loop_watch.h), which the rooms cannot say.
 struct LoopHealth {
-    double longestDelaySeconds = 0; // the longest a due timer waited, over the last 10-20 s
-    std::uint64_t stalls = 0;       // times the loop was held over a second
+    double longestDelaySeconds = 0; // the longest a due timer ran late, over the last 10-20 s
+    std::uint64_t stalls = 0;       // times it ran over a second late
 };
 
 std::string formatPrometheus(const room::MetricsSnapshot& snapshot, const LoopHealth& loop);
