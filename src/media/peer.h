@@ -186,6 +186,9 @@ struct VideoPadding {
     std::int64_t startUs = 0, endUs = 0, sentUs = 0, bps = 0, sentBytes = 0;
     std::size_t packets = 0;
     bool collecting = false;
+    // The queue on the link, from the per-packet feedback that reads the
+    // cluster's (on every packet, not only a cluster's).
+    policy::QueueGrowth queue;
 };
 
 class PeerCore : public std::enable_shared_from_this<PeerCore> {
@@ -259,7 +262,7 @@ private:
     // client offered (extmap id `id`, -1: none) on the payloader in `payBin`
     // and follows the session's feedback.
     void enableTransportCc(GstElement* payBin, int id);
-    void onTransportFeedback(const policy::TransportFeedback& feedback);
+    void onTransportFeedback(policy::TransportFeedback feedback);
 
     // peer_probe.cpp. Thread: main. Numbers the video sent from `videoSrc`
     // (the payloader's pad) where webrtcbin takes it (`webrtcSink`), and

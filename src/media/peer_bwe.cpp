@@ -94,9 +94,13 @@ void PeerCore::twccStatsThunk(GObject* session, GParamSpec*, gpointer data) noex
     });
 }
 
-void PeerCore::onTransportFeedback(const policy::TransportFeedback& feedback) {
+void PeerCore::onTransportFeedback(policy::TransportFeedback feedback) {
     if (!m_bin) return;
     const std::int64_t nowMs = g_get_monotonic_time() / 1000;
+    if (m_padding) {
+        std::lock_guard lock(m_padding->mutex);
+        feedback.queueGrowthUs = m_padding->queue.growthUs();
+    }
     const bool used = m_bwe.onFeedback(feedback, nowMs);
     // The window's verdict, for a trial of the lowest tier: congested even
     // unconfirmed (a trial gives up at the first sign, before the queue it
@@ -111,11 +115,12 @@ void PeerCore::onTransportFeedback(const policy::TransportFeedback& feedback) {
     static constexpr const char* kSignals[] = {"none", "clean", "hold", "suspect", "congested", "stale"};
     GST_CAT_DEBUG(tessera_media_debug,
                   "peer %s: twcc t=%" G_GINT64_FORMAT " sent=%" G_GINT64_FORMAT " recv=%" G_GINT64_FORMAT
-                  " loss=%.3f dod=%" G_GINT64_FORMAT "us -> %s estimate=%" G_GINT64_FORMAT " tier=%s%s",
+                  " loss=%.3f dod=%" G_GINT64_FORMAT "us queue=%s -> %s estimate=%" G_GINT64_FORMAT " tier=%s%s",
                   m_id.c_str(), nowMs, feedback.sentBps, feedback.deliveredBps, feedback.lossFraction,
-                  feedback.delayGradientUs, used ? kSignals[static_cast<int>(m_bwe.lastSignal())] : "outlier",
-                  m_bwe.estimate(nowMs).value_or(-1), m_tiers ? m_tiers->current().name.c_str() : "-",
-                  m_tiers && m_tiers->inTrial() ? " (trial)" : "");
+                  feedback.delayGradientUs,
+                  feedback.queueGrowthUs ? (std::to_string(*feedback.queueGrowthUs) + "us").c_str() : "unknown",
+                  used ? kSignals[static_cast<int>(m_bwe.lastSignal())] : "outlier", m_bwe.estimate(nowMs).value_or(-1),
+                  m_tiers ? m_tiers->current().name.c_str() : "-", m_tiers && m_tiers->inTrial() ? " (trial)" : "");
 }
 
 } // namespace tessera::media

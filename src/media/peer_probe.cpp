@@ -161,29 +161,28 @@ struct FeedbackWatch {
     WeakCore core;
 };
 
-// Thread: the RTP session's (the client's feedback just arrived). Passes
-// the cluster's packets in an "RTPTWCCPackets" event to the core while it
-// collects them, and stops the event here as stopTransportCcEvents does.
+// Thread: the RTP session's (the client's feedback just arrived). Adds the
+// packets that arrived to the link's queue growth (peer_bwe.cpp reads it),
+// passes the cluster's packets in an "RTPTWCCPackets" event to the core
+// while it collects them, and stops the event here as stopTransportCcEvents
+// does.
 GstPadProbeReturn watchFeedback(GstPad*, GstPadProbeInfo* info, gpointer data) noexcept {
     GstEvent* event = GST_PAD_PROBE_INFO_EVENT(info);
     if (!isTransportCcPackets(event)) return GST_PAD_PROBE_OK;
     glib::guarded("probe feedback", [&] {
         auto* watch = static_cast<FeedbackWatch*>(data);
         VideoPadding& p = *watch->padding;
-        std::int64_t since = 0;
-        guint pt = 0;
-        {
-            std::lock_guard lock(p.mutex);
-            if (!p.collecting) return;
-            since = p.startUs;
-            pt = p.pt;
-        }
         const GValue* value = gst_structure_get_value(gst_event_get_structure(event), "packets");
         G_GNUC_BEGIN_IGNORE_DEPRECATIONS // 1.22 lists them in a GValueArray
             if (!value || !G_VALUE_HOLDS(value, g_value_array_get_type())) return;
         const auto* array = static_cast<const GValueArray*>(g_value_get_boxed(value));
         G_GNUC_END_IGNORE_DEPRECATIONS
-        std::vector<policy::ProbePacket> packets;
+        struct Reported {
+            policy::ProbePacket packet;
+            int paddingPt = -1; // an empty packet's payload type (a cluster's are the video stream's)
+        };
+        std::vector<Reported> reported;
+        reported.reserve(array ? array->n_values : 0);
         for (guint i = 0; array && i < array->n_values; ++i) {
             const GValue* item = &array->values[i];
             if (!GST_VALUE_HOLDS_STRUCTURE(item)) continue;
@@ -191,22 +190,29 @@ GstPadProbeReturn watchFeedback(GstPad*, GstPadProbeInfo* info, gpointer data) n
             guint seq = 0, size = 1;
             guint64 local = GST_CLOCK_TIME_NONE, remote = GST_CLOCK_TIME_NONE;
             gboolean lost = TRUE;
-            const GValue* type = gst_structure_get_value(s, "payload-type");
             // The session's clock is the monotonic system clock, like g_get_monotonic_time.
-            if (!type || !G_VALUE_HOLDS_UCHAR(type) || g_value_get_uchar(type) != pt ||
-                !gst_structure_get_uint(s, "size", &size) || size != 0 || !gst_structure_get_uint(s, "seqnum", &seq) ||
-                !gst_structure_get_uint64(s, "local-ts", &local) || !GST_CLOCK_TIME_IS_VALID(local) ||
-                static_cast<std::int64_t>(local / 1000) < since)
+            if (!gst_structure_get_uint64(s, "local-ts", &local) || !GST_CLOCK_TIME_IS_VALID(local) ||
+                !gst_structure_get_uint(s, "seqnum", &seq))
                 continue;
             gst_structure_get_uint64(s, "remote-ts", &remote);
             gst_structure_get_boolean(s, "lost", &lost);
-            policy::ProbePacket packet{static_cast<std::uint16_t>(seq), static_cast<std::int64_t>(local / 1000),
-                                       std::nullopt};
-            if (!lost && GST_CLOCK_TIME_IS_VALID(remote)) packet.arrivedUs = static_cast<std::int64_t>(remote / 1000);
-            packets.push_back(packet);
+            gst_structure_get_uint(s, "size", &size);
+            const GValue* type = gst_structure_get_value(s, "payload-type");
+            Reported r{{static_cast<std::uint16_t>(seq), static_cast<std::int64_t>(local / 1000), std::nullopt},
+                       size == 0 && type && G_VALUE_HOLDS_UCHAR(type) ? g_value_get_uchar(type) : -1};
+            if (!lost && GST_CLOCK_TIME_IS_VALID(remote)) r.packet.arrivedUs = static_cast<std::int64_t>(remote / 1000);
+            reported.push_back(r);
         }
-        if (!packets.empty())
-            post(watch->core, [packets = std::move(packets)](PeerCore& c) { c.onProbeFeedback(packets); });
+        std::vector<policy::ProbePacket> cluster;
+        {
+            std::lock_guard lock(p.mutex);
+            for (const Reported& r : reported) {
+                if (r.packet.arrivedUs) p.queue.add(r.packet.sentUs, *r.packet.arrivedUs);
+                if (p.collecting && r.paddingPt == p.pt && r.packet.sentUs >= p.startUs) cluster.push_back(r.packet);
+            }
+        }
+        if (!cluster.empty())
+            post(watch->core, [cluster = std::move(cluster)](PeerCore& c) { c.onProbeFeedback(cluster); });
     });
     return GST_PAD_PROBE_DROP;
 }

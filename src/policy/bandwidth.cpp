@@ -22,8 +22,12 @@ bool BandwidthEstimator::onFeedback(const TransportFeedback& feedback, std::int6
     const BandwidthParams& p = m_params;
     // GStreamer 1.22 misreads the 24-bit reference time when it wraps: a
     // window's gradient jumps by seconds. Nothing real looks like that.
+    // And a window most of whose packets arrived, with nothing delivered,
+    // had arrival times that went back (1.22 reads a negative span as no
+    // rate): no congestion, no trial's failure.
     if (std::llabs(feedback.delayGradientUs) > p.outlierGradientUs || feedback.sentBps < 0 ||
-        feedback.deliveredBps < 0 || feedback.deliveredBps > 2 * std::max<std::int64_t>(feedback.sentBps, 1))
+        feedback.deliveredBps < 0 || feedback.deliveredBps > 2 * std::max<std::int64_t>(feedback.sentBps, 1) ||
+        (feedback.sentBps > 0 && feedback.deliveredBps == 0 && feedback.lossFraction < 0.5))
         return false;
     m_lastFeedbackMs = nowMs;
     m_staleSince = nowMs;
@@ -33,11 +37,12 @@ bool BandwidthEstimator::onFeedback(const TransportFeedback& feedback, std::int6
     // (A NaN loss compares false: neither congested nor clean by loss.)
     const bool shortfall = feedback.deliveredBps * 100 < feedback.sentBps * (100 - p.shortfallPercent);
     const bool congested = shortfall || feedback.lossFraction > p.lossCongested;
+    m_queuedWindows = feedback.queueGrowthUs && *feedback.queueGrowthUs > p.queueGrowthUs ? m_queuedWindows + 1 : 0;
     if (congested) {
         m_lastGrowMs.reset();
-        if (feedback.deliveredBps * 100 < feedback.sentBps * p.fullPercent &&
-            feedback.delayGradientUs > p.queueGradientUs)
-            m_fullSinceClean = true;
+        const bool queued =
+            feedback.queueGrowthUs ? m_queuedWindows >= 2 : feedback.delayGradientUs > p.queueGradientUs;
+        if (feedback.deliveredBps * 100 < feedback.sentBps * p.fullPercent && queued) m_fullSinceClean = true;
         if (!m_congestedSince) {
             m_congestedSince = nowMs;
             m_congestedDelivered = 0;
@@ -75,6 +80,22 @@ bool BandwidthEstimator::onFeedback(const TransportFeedback& feedback, std::int6
     }
     m_lastGrowMs = nowMs;
     return true;
+}
+
+void QueueGrowth::add(std::int64_t sentUs, std::int64_t arrivedUs) {
+    if (m_lastSentUs && sentUs <= *m_lastSentUs) return;
+    const std::int64_t delay = arrivedUs - sentUs; // plus the clocks' offset, which cancels out
+    if (m_lastDelayUs && std::llabs(delay - *m_lastDelayUs) <= m_garbledUs)
+        m_steps.emplace_back(sentUs, delay - *m_lastDelayUs);
+    m_lastSentUs = sentUs;
+    m_lastDelayUs = delay;
+    while (!m_steps.empty() && m_steps.front().first < sentUs - m_windowUs) m_steps.pop_front();
+}
+
+std::int64_t QueueGrowth::growthUs() const {
+    std::int64_t sum = 0;
+    for (const auto& step : m_steps) sum += step.second;
+    return sum;
 }
 
 std::optional<std::int64_t> BandwidthEstimator::estimate(std::int64_t nowMs) {

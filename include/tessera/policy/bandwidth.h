@@ -13,7 +13,9 @@
 // that passes raises it (raiseTo) and one that fails caps it (capBelow).
 // Without probes the hold and back-off keep the guesses from flapping.
 #include <cstdint>
+#include <deque>
 #include <optional>
+#include <utility>
 
 namespace tessera::policy {
 
@@ -24,13 +26,19 @@ struct TransportFeedback {
     std::int64_t deliveredBps = 0; // what the receiver got of it, by its arrival times
     double lossFraction = 0;       // 0..1 of the window's packets
     // Mean growth of the inter-arrival time over the inter-departure time
-    // (delta of deltas), in microseconds per packet. Read only to spot
-    // garbage (outlierGradientUs): over a window it sums to how much longer
+    // (delta of deltas), in microseconds per packet. Spots garbage
+    // (outlierGradientUs), and a queue only where nothing better is read
+    // (queueGradientUs): over a window it sums to how much longer
     // the packets took to arrive than to leave, which deliveredBps already
     // says relative to the window, while this mean per packet swings by
     // milliseconds when a window holds a handful of packets (a quiet
     // composite sends ~25 kbit/s; a 4 ms jitter then reads as 1.7 ms/packet).
     std::int64_t delayGradientUs = 0;
+    // How much the link's queue grew over the latest packets
+    // (QueueGrowth::growthUs), where the per-packet feedback is read (a
+    // receiver with link probes); none elsewhere: the gradient then judges
+    // (BandwidthParams::queueGradientUs).
+    std::optional<std::int64_t> queueGrowthUs = std::nullopt;
 };
 
 struct BandwidthParams {
@@ -70,13 +78,30 @@ struct BandwidthParams {
     std::int64_t outlierGradientUs = 200'000;
     // A congested window shows a full link, not a lossy one (lossAlone),
     // when it delivered less than fullPercent of what was sent and a queue
-    // grew in it: its packets' delay grew by more than queueGradientUs each
-    // on average (as when tbf's queue fills: 45 ms in the 64 kbit/s
-    // [bottleneck] test's first window). Loss alone leaves the delay as it
-    // was: [tiers][adapt]'s client drops 30 packets in every 100, and its
-    // windows delivered 16-30 % of what was sent (the big video packets
-    // lost, the small audio ones not) with gradients of -260 to +110 us.
+    // grew in it. Loss alone leaves the delay as it was: [tiers][adapt]'s
+    // client drops 30 packets in every 100, and its windows delivered
+    // 10-30 % of what was sent (the big video packets lost, the small audio
+    // ones not).
+    //
+    // A queue grew: over the latest packets (QueueGrowth) by more than
+    // queueGrowthUs, in two windows in a row. A queue filling at twice the
+    // link's rate grows by half the time it fills, up to all it holds: the
+    // 64 kbit/s [bottleneck] test's windows read +337, +346, +343 ms,
+    // [tiers][adapt]'s lossy ones -4.3 to +5.3 ms. A receiver that was not
+    // scheduled for a while reads its packets late, but the last of them
+    // as they left: a feedback sent amid that burst shows growth that the
+    // next one takes back.
+    //
+    // Where the per-packet feedback is not read, by the window's mean
+    // gradient: over queueGradientUs per packet. It is a poor witness on a
+    // lossy link: 1.22 counts it only between packets that both arrived,
+    // and over the handful of packets a lossy window keeps, jitter reads as
+    // milliseconds (2.3 ms once in [tiers][adapt] under ASan, which would
+    // make the next cut a full link's and send the receiver to audio only
+    // for the rest of the loss), while tbf's queue filling read 62, 45,
+    // once only 10.7 ms and once nothing above 0.
     std::int64_t fullPercent = 50;
+    std::int64_t queueGrowthUs = 30'000;
     std::int64_t queueGradientUs = 1000;
     // Where the tier selector probes (TierParams::probe), the estimate is
     // what the link has carried or a probe proved, not a guess: it starts
@@ -92,6 +117,35 @@ struct BandwidthParams {
 // The parameters where the tier selector probes: the estimate starts at
 // `startBps` and grows to at most 150 % of what was delivered.
 BandwidthParams probingParams(std::int64_t startBps);
+
+// How much the queue on a receiver's link grew over the packets sent in the
+// latest windowUs, from the per-packet arrival times of its transport-cc
+// feedback: the sum of each packet's delay change from the packet that
+// arrived before it (its delay, that is, less the first one's). A queue
+// that fills stays in the sum for windowUs: long enough for the feedback
+// windows of a narrow link, 0.5 s apart, to see it twice. A receiver's
+// stall does not (what it read late ends with packets that arrived as they
+// left). A step over garbledUs is no queue's (one packet's time on a
+// 40 kbit/s link is 240 ms) but 1.22 misreading a feedback's reference
+// time, or a long stall's first late packet: skipped, so a feedback
+// shifted by seconds shifts nothing.
+class QueueGrowth {
+public:
+    explicit QueueGrowth(std::int64_t windowUs = 2'000'000, std::int64_t garbledUs = 250'000)
+        : m_windowUs(windowUs), m_garbledUs(garbledUs) {}
+
+    // A packet that arrived: when we sent it (our clock) and when it arrived
+    // (the receiver's). One sent before the latest added (reported late) is
+    // ignored.
+    void add(std::int64_t sentUs, std::int64_t arrivedUs);
+
+    std::int64_t growthUs() const;
+
+private:
+    std::int64_t m_windowUs, m_garbledUs;
+    std::deque<std::pair<std::int64_t, std::int64_t>> m_steps; // (sent, delay change), oldest first
+    std::optional<std::int64_t> m_lastSentUs, m_lastDelayUs;
+};
 
 class BandwidthEstimator {
 public:
@@ -142,6 +196,7 @@ private:
     std::int64_t m_staleSince = 0; // start of the silence already charged for
     Signal m_signal = Signal::None;
     bool m_fullSinceClean = false; // a window since the last clean one showed a full link
+    int m_queuedWindows = 0;       // windows in a row whose queue grew (queueGrowthUs)
     bool m_lossAlone = false;
 };
 
