@@ -44,8 +44,12 @@ void PeerCore::requestStats() {
 
 void PeerCore::onStats(const GstStructure* reply) {
     std::uint64_t bytesIn = 0, bytesOut = 0, lost = 0;
-    std::map<std::string, std::uint64_t> sentById;            // outbound-rtp id -> packets sent
-    std::vector<std::pair<std::string, std::int64_t>> remote; // (its outbound id, packets the client lost)
+    struct Report {
+        std::string stream; // the outbound-rtp id it is about
+        gint lost = 0;
+        guint highestSeq = 0;
+    };
+    std::vector<Report> reports;
     const int fields = gst_structure_n_fields(reply);
     for (int i = 0; i < fields; ++i) {
         const GValue* v = gst_structure_get_value(reply, gst_structure_nth_field_name(reply, i));
@@ -58,14 +62,22 @@ void PeerCore::onStats(const GstStructure* reply) {
             lost += statsInt(s, "packets-lost");
         } else if (type == GST_WEBRTC_STATS_OUTBOUND_RTP) {
             bytesOut += statsInt(s, "bytes-sent");
-            if (const char* id = gst_structure_get_string(s, "id")) sentById[id] = statsInt(s, "packets-sent");
         } else if (type == GST_WEBRTC_STATS_REMOTE_INBOUND_RTP) {
-            // The client's receiver reports on what we send it (packets-lost
-            // is -1 until a report arrives): policy::ReportedLoss.
-            gint64 remoteLost = -1;
+            // The client's receiver reports on what we send it, as the RTP
+            // session read the latest: policy::ReportedLoss.
             const char* local = gst_structure_get_string(s, "local-id");
-            if (local && gst_structure_get_int64(s, "packets-lost", &remoteLost) && remoteLost >= 0)
-                remote.emplace_back(local, remoteLost);
+            GstStructure* source = nullptr;
+            gboolean haveReport = FALSE;
+            Report report;
+            if (local && gst_structure_get(s, "gst-rtpsource-stats", GST_TYPE_STRUCTURE, &source, nullptr)) {
+                if (gst_structure_get_boolean(source, "have-rb", &haveReport) && haveReport &&
+                    gst_structure_get_int(source, "rb-packetslost", &report.lost) &&
+                    gst_structure_get_uint(source, "rb-exthighestseq", &report.highestSeq)) {
+                    report.stream = local;
+                    reports.push_back(report);
+                }
+                gst_structure_free(source);
+            }
         }
     }
     const std::int64_t now = g_get_monotonic_time();
@@ -83,8 +95,8 @@ void PeerCore::onStats(const GstStructure* reply) {
     m_lastBytesOut = bytesOut;
     m_lastStatsTime = now;
     policy::TierInput input{m_options.maxBitrate, std::nullopt, std::nullopt};
-    for (const auto& [id, remoteLost] : remote) {
-        if (auto fraction = m_remoteLoss[id].update(static_cast<std::uint64_t>(remoteLost), sentById[id]))
+    for (const Report& r : reports) {
+        if (auto fraction = m_remoteLoss[r.stream].update(r.lost, r.highestSeq))
             input.lossFraction = std::max(input.lossFraction.value_or(0.0), *fraction);
     }
     post(weak_from_this(), [input](PeerCore& core) { core.updateTier(input); });

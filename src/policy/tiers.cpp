@@ -310,13 +310,13 @@ void TierSelector::restartHolds(std::size_t base, std::int64_t nowMs) {
     m_cleanSince = nowMs;
 }
 
-std::optional<double> ReportedLoss::update(std::uint64_t lost, std::uint64_t sent) {
+std::optional<double> ReportedLoss::update(std::int64_t lost, std::uint64_t highestSeq) {
     std::optional<double> fraction;
-    if (lost > m_lost && sent > m_sent)
-        fraction = std::min(1.0, static_cast<double>(lost - m_lost) / static_cast<double>(sent - m_sent));
-    if (lost != m_lost || m_sent == 0) {
+    if (m_highestSeq && highestSeq > *m_highestSeq && lost > m_lost)
+        fraction = std::min(1.0, static_cast<double>(lost - m_lost) / static_cast<double>(highestSeq - *m_highestSeq));
+    if (!m_highestSeq || highestSeq != *m_highestSeq) {
+        m_highestSeq = highestSeq;
         m_lost = lost;
-        m_sent = sent;
     }
     return fraction;
 }

@@ -876,22 +876,25 @@ TEST_CASE("TierSelector: loss never takes video away; audio only can be turned o
     CHECK_FALSE(never.audioOnly());
 }
 
-TEST_CASE("ReportedLoss: each receiver report's loss counts once, over what was sent since", "[policy]") {
+TEST_CASE("ReportedLoss: each receiver report's loss counts once, over the packets it covers", "[policy]") {
     ReportedLoss loss;
-    // The first poll, before any report (webrtcbin gives -1, the caller skips
-    // it) or with a clean one: a baseline, no loss.
-    CHECK_FALSE(loss.update(0, 100));
-    // The client lost 10 of the 200 sent since.
-    REQUIRE(loss.update(10, 300));
-    CHECK(*loss.update(20, 500) == Approx(0.05));
-    // The same report polled again while we keep sending: not counted twice.
-    CHECK_FALSE(loss.update(20, 600));
-    CHECK_FALSE(loss.update(20, 700));
-    // The next lossy report covers everything sent since the last one that lost.
-    CHECK(*loss.update(40, 900) == Approx(20.0 / 400));
+    // The first report: a baseline, whatever it lost before.
+    CHECK_FALSE(loss.update(5, 1000));
+    // Clean reports: no loss, but each is the next one's baseline.
+    CHECK_FALSE(loss.update(5, 1500));
+    CHECK_FALSE(loss.update(5, 6000));
+    // 30 of the 100 packets expected since the latest report: 30 %, however
+    // long the clean time before it (a fraction over everything since the
+    // last lossy report read 30 lost in 5100 as 0.6 %).
+    CHECK(*loss.update(35, 6100) == Approx(0.30));
+    // The same report polled again: not counted twice.
+    CHECK_FALSE(loss.update(35, 6100));
+    CHECK(*loss.update(45, 6200) == Approx(0.10));
     // Counts that make no sense (a restarted stream) never give more than 1.
-    CHECK(*loss.update(1000, 901) == 1.0);
-    CHECK_FALSE(loss.update(1000, 901));
+    CHECK(*loss.update(1000, 6201) == 1.0);
+    CHECK_FALSE(loss.update(1000, 6201));
+    // Fewer lost than before (duplicates count back): no loss.
+    CHECK_FALSE(loss.update(990, 6300));
 }
 
 TEST_CASE("a compositor started at exactFrameBoundary has the decoders' frame times to the nanosecond", "[policy]") {

@@ -144,20 +144,21 @@ struct TierInput {
     bool estimateFromLossAlone = false;
 };
 
-// The loss a receiver reports on one stream we send it. webrtcbin's
-// remote-inbound-rtp stats give cumulative counts that repeat the latest
-// receiver report until the next, and 1.22 leaves fraction-lost at 0, so the
-// fraction is worked out here from the counts, once per report.
+// The loss a receiver reports on one stream we send it. 1.22 leaves
+// webrtcbin's fraction-lost at 0, so the fraction is worked out here from
+// the report's cumulative counts (its packets lost and extended highest
+// sequence number, which the stats repeat until the next report), once per
+// report and over that report's own interval.
 class ReportedLoss {
 public:
-    // The cumulative packets the receiver lost and we sent, at one stats
-    // poll: the fraction lost (0..1) since the previous report that changed
-    // the lost count, or nothing when the count did not grow (a repeated
-    // report, or no loss: each lossy window counts once).
-    std::optional<double> update(std::uint64_t lost, std::uint64_t sent);
+    // The counts at one stats poll: the fraction (0..1) of the packets the
+    // receiver expected since the previous report that it lost, or nothing
+    // (the first report, the same one polled again, or no loss).
+    std::optional<double> update(std::int64_t lost, std::uint64_t highestSeq);
 
 private:
-    std::uint64_t m_lost = 0, m_sent = 0; // at the latest report that changed `lost`
+    std::optional<std::uint64_t> m_highestSeq; // at the latest report
+    std::int64_t m_lost = 0;
 };
 
 // One receiver's tier over time. Down at once when the limit drops (or one step
