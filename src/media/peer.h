@@ -186,8 +186,8 @@ struct VideoPadding {
     std::int64_t startUs = 0, endUs = 0, sentUs = 0, bps = 0, sentBytes = 0;
     std::size_t packets = 0;
     bool collecting = false;
-    // The queue on the link, from the per-packet feedback that reads the
-    // cluster's (on every packet, not only a cluster's).
+    // The link's queue, from the feedback on every packet (watchFeedback
+    // reads it for the clusters' verdicts too).
     policy::QueueGrowth queue;
 };
 
