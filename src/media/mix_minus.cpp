@@ -81,6 +81,7 @@ struct _TesseraMixMinus {
     GstAudioAggregator parent;
     guint slots;
     Cycle* cycle;
+    GMutex aggregating; // held through each aggregate call, and by a pad's release
 };
 
 G_DEFINE_TYPE(TesseraMixMinusPad, tessera_mix_minus_pad, GST_TYPE_AUDIO_AGGREGATOR_CONVERT_PAD)
@@ -129,7 +130,29 @@ void mixFinalize(GObject* object) {
     auto* self = TESSERA_MIX_MINUS(object);
     self->cycle->clear();
     delete self->cycle;
+    g_mutex_clear(&self->aggregating);
     G_OBJECT_CLASS(tessera_mix_minus_parent_class)->finalize(object);
+}
+
+// GStreamer 1.22.0's audio aggregator mixes each pad with the element's and
+// the pad's locks dropped and no reference to the pad held, and walks on
+// through the element's pad list after (fixed upstream in 1.22.7,
+// gstreamer#3052). A pad released meanwhile (a peer leaving, peer.cpp) was
+// read after it was freed: so a release waits for the aggregate call under
+// way. Lock order: `aggregating`, then the base class's locks.
+GstFlowReturn aggregate(GstAggregator* agg, gboolean timeout) {
+    auto* self = TESSERA_MIX_MINUS(agg);
+    g_mutex_lock(&self->aggregating);
+    const GstFlowReturn flow = GST_AGGREGATOR_CLASS(tessera_mix_minus_parent_class)->aggregate(agg, timeout);
+    g_mutex_unlock(&self->aggregating);
+    return flow;
+}
+
+void releasePad(GstElement* element, GstPad* pad) {
+    auto* self = TESSERA_MIX_MINUS(element);
+    g_mutex_lock(&self->aggregating);
+    GST_ELEMENT_CLASS(tessera_mix_minus_parent_class)->release_pad(element, pad);
+    g_mutex_unlock(&self->aggregating);
 }
 
 GstBuffer* createOutputBuffer(GstAudioAggregator* aagg, guint frames) {
@@ -226,12 +249,17 @@ static void tessera_mix_minus_class_init(TesseraMixMinusClass* klass) {
     gst_element_class_set_static_metadata(element, "Tessera mix-minus", "Generic/Audio",
                                           "The full mix, and per speaker slot the mix of all inputs but its own",
                                           "Tessera");
+    element->release_pad = releasePad;
+    GST_AGGREGATOR_CLASS(klass)->aggregate = aggregate;
     GST_AUDIO_AGGREGATOR_CLASS(klass)->aggregate_one_buffer = aggregateOneBuffer;
     GST_AUDIO_AGGREGATOR_CLASS(klass)->create_output_buffer = createOutputBuffer;
     GST_AGGREGATOR_CLASS(klass)->finish_buffer = finishBuffer;
 }
 
-static void tessera_mix_minus_init(TesseraMixMinus* self) { self->cycle = new Cycle(); }
+static void tessera_mix_minus_init(TesseraMixMinus* self) {
+    self->cycle = new Cycle();
+    g_mutex_init(&self->aggregating);
+}
 
 namespace tessera::media {
 
