@@ -139,7 +139,8 @@ void mixFinalize(GObject* object) {
 // through the element's pad list after (fixed upstream in 1.22.7,
 // gstreamer#3052). A pad released meanwhile (a peer leaving, peer.cpp) was
 // read after it was freed: so a release waits for the aggregate call under
-// way. Lock order: `aggregating`, then the base class's locks.
+// way, the output buffer's push downstream included. Lock order:
+// `aggregating`, then the base classes' locks.
 GstFlowReturn aggregate(GstAggregator* agg, gboolean timeout) {
     auto* self = TESSERA_MIX_MINUS(agg);
     g_mutex_lock(&self->aggregating);

@@ -105,6 +105,24 @@ function framesDecoded(p) {
   return p.eval(() => window.tessera.stats?.inbound?.video?.framesDecoded ?? 0);
 }
 
+/**
+ * framesDecoded as of a stats sample the page took at `since` (Date.now(); the
+ * page's clock is this machine's) or later. The page samples once a second,
+ * later on a starved machine: a sample read at once can predate what it is
+ * meant to count from.
+ */
+async function framesDecodedAfter(p, since) {
+  let sample = null;
+  await waitFor(`${p.name}'s stats sampled at ${since} or later`, async () => {
+    sample = await p.eval(() => {
+      const s = window.tessera.stats;
+      return s && { time: s.time, frames: s.inbound?.video?.framesDecoded ?? 0 };
+    });
+    return sample !== null && sample.time >= since;
+  }, { timeout: seconds(30), describe: () => `the last sample ${JSON.stringify(sample)}` });
+  return sample.frames;
+}
+
 async function waitConnected(p, timeout = seconds(90)) {
   await waitFor(`${p.name} to connect`, () => p.eval(() => window.tessera.state === 'connected'), {
     timeout, describe: () => p.describe(),
@@ -618,12 +636,11 @@ test('"Audio only" stops the video, says so and keeps the sound; "Video on" brin
     }, { timeout: seconds(30), describe: async () => `shown ${short(await shown())}; ${await c.describe()}` });
     const tier = await tierOf(c.name);
     if (tier !== 'audio') throw new Error(`GET /api/rooms says ${c.name} receives tier ${tier}, not "audio"`);
-    // No more video frames (what was in flight has arrived after a second), the sound goes on.
-    await new Promise((r) => setTimeout(r, 1000));
-    const frozenAt = await framesDecoded(c);
+    // No more video frames (what was in flight has arrived a second after
+    // the switch, which came before the page was told), the sound goes on.
+    const frozenAt = await framesDecodedAfter(c, Date.now() + 1000);
     await carolHearsAlice(`${c.name} to hear ${a.name} while audio only`);
-    await new Promise((r) => setTimeout(r, 2000));
-    const frames = await framesDecoded(c);
+    const frames = await framesDecodedAfter(c, Date.now() + 2000);
     if (frames > frozenAt + 2) throw new Error(`${c.name} decoded ${frames - frozenAt} frames while audio only`);
     const button = await c.eval(() => document.getElementById('audio-only-button').textContent);
     if (button !== 'Video on') throw new Error(`the button reads "${button}" while audio only`);
