@@ -309,13 +309,13 @@ TEST_CASE("the room's mixer: an input released while it is mixed is released aft
     // And the mix goes on: the input that stayed is all of it, at its level,
     // in a second of output from 100 ms after the last release (the sink
     // keeps every buffer).
-    const GstClockTime churned = gst_element_get_current_running_time(pipeline);
+    const GstClockTime lastLeft = gst_element_get_current_running_time(pipeline);
     std::vector<float> after;
     while (after.size() < static_cast<std::size_t>(kRate) * 2) {
         GstSample* sample = gst_app_sink_try_pull_sample(GST_APP_SINK(sink), 10 * GST_SECOND);
         REQUIRE(sample);
         GstBuffer* buffer = gst_sample_get_buffer(sample);
-        if (GST_BUFFER_PTS(buffer) > churned + 100 * GST_MSECOND) {
+        if (GST_BUFFER_PTS(buffer) > lastLeft + 100 * GST_MSECOND) {
             const std::vector<float> mix = floats(buffer);
             after.insert(after.end(), mix.begin(), mix.end());
         }
