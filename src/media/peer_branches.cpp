@@ -3,6 +3,9 @@
 // (a decode branch per webrtcbin src pad, built on pad-added).
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <optional>
 
 #include <gst/video/video.h>
 
@@ -176,6 +179,23 @@ void PeerCore::watchKeyFrameRequests(GstPad* entry) {
         new Shared(watch), release);
 }
 
+namespace {
+
+// The SSRC of a webrtcbin source pad's stream: its target is rtpbin's
+// "recv_rtp_src_<session>_<ssrc>_<pt>".
+std::optional<std::uint32_t> streamSsrc(GstPad* pad) {
+    GstPad* target = gst_ghost_pad_get_target(GST_GHOST_PAD(pad));
+    if (!target) return std::nullopt;
+    guint session = 0, ssrc = 0, pt = 0;
+    gchar* name = gst_pad_get_name(target);
+    const bool parsed = std::sscanf(name, "recv_rtp_src_%u_%u_%u", &session, &ssrc, &pt) == 3;
+    g_free(name);
+    gst_object_unref(target);
+    return parsed ? std::optional<std::uint32_t>(ssrc) : std::nullopt;
+}
+
+} // namespace
+
 // Thread: streaming.
 void PeerCore::padAddedThunk(GstElement*, GstPad* pad, gpointer data) noexcept {
     glib::guarded("pad-added", [&] {
@@ -202,6 +222,17 @@ void PeerCore::onPadAdded(GstPad* pad) {
     if (trans) {
         g_object_get(trans, "mlineindex", &mline, nullptr);
         gst_object_unref(trans);
+    }
+    // The m-line the offer announced the stream's SSRC on wins over
+    // webrtcbin's choice, which falls back to the bundle's first m-line
+    // when it lost track of the SSRC (OfferState::ssrcMlines).
+    if (const auto ssrc = streamSsrc(pad)) {
+        const auto announced = m_offer.ssrcMlines.find(*ssrc);
+        if (announced != m_offer.ssrcMlines.end() && announced->second != mline) {
+            GST_CAT_INFO(tessera_media_debug, "peer %s: SSRC %u is on m-line %u, not %u as webrtcbin has it",
+                         m_id.c_str(), *ssrc, announced->second, mline);
+            mline = announced->second;
+        }
     }
     try {
         if (media == "audio")

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <cstdlib>
 #include <iterator>
 #include <map>
@@ -40,6 +41,7 @@ struct Section {
     std::map<int, std::string> encodings;          // pt -> rtpmap encoding name, upper case
     std::map<int, std::string> fmtp;               // pt -> fmtp parameters
     int transportCcId = -1;                        // a=extmap id of transport-wide-cc, -1: none
+    std::set<std::uint32_t> ssrcs;                 // a=ssrc:<ssrc> ..., every one
 };
 
 std::vector<Section> parseSections(std::string_view sdp) {
@@ -71,6 +73,15 @@ std::vector<Section> parseSections(std::string_view sdp) {
             const std::string name(value.substr(0, colon));
             const std::string_view rest = colon == std::string_view::npos ? "" : value.substr(colon + 1);
             s.attributes.emplace(name, rest);
+            if (name == "ssrc") {
+                // a=ssrc:<ssrc> <attribute>[:<value>], ssrc a 32-bit number
+                const std::string digits(rest.substr(0, rest.find(' ')));
+                char* end = nullptr;
+                const unsigned long long ssrc = std::strtoull(digits.c_str(), &end, 10);
+                if (!digits.empty() && *end == '\0' && ssrc <= UINT32_MAX)
+                    s.ssrcs.insert(static_cast<std::uint32_t>(ssrc));
+                continue;
+            }
             if (name == "extmap") {
                 // a=extmap:<id>[/<direction>] <uri> [<attributes>]; ids are 1-14
                 // (one-byte headers), or up to 255 with extmap-allow-mixed.
@@ -207,8 +218,10 @@ OfferPlan planOffer(std::string_view sdp, const OfferState& before, const std::v
     OfferPlan plan;
     OfferState& st = plan.state;
     st = before;
+    st.ssrcMlines.clear(); // each offer lists every m-line's current SSRCs
     for (unsigned i = 0; i < count; ++i) {
         const Section& s = sections[i];
+        for (const std::uint32_t ssrc : s.ssrcs) st.ssrcMlines.emplace(ssrc, i);
         auto mid = s.attributes.find("mid");
         plan.mids.push_back(mid == s.attributes.end() ? "" : mid->second);
         const MediaDirection dir = offerDirection(s);

@@ -157,6 +157,30 @@ TEST_CASE("offer plan: a renegotiation adds a screen share and keeps the rest", 
     CHECK(badRequest([&] { planOffer(sdp({kAudio, kVideo, kShare, next}), {}, {"vp8"}); }));
 }
 
+TEST_CASE("offer plan: each announced SSRC names its m-line, from the newest offer", "[offer]") {
+    // Chromium's camera and its RTX (a=ssrc-group:FID), Firefox's likewise.
+    CHECK(planOffer(offer("offer-chromium-sendrecv.sdp"), {}, {"vp8"}).state.ssrcMlines ==
+          std::map<std::uint32_t, unsigned>{{4270337500u, 0}, {3462025081u, 1}, {3925746105u, 1}});
+    CHECK(planOffer(offer("offer-firefox-sendrecv.sdp"), {}, {"vp8"}).state.ssrcMlines ==
+          std::map<std::uint32_t, unsigned>{{3661927830u, 0}, {2055374982u, 1}, {1620258777u, 1}});
+    CHECK(planOffer(offer("offer-chromium-recvonly.sdp"), {}, {"vp8"}).state.ssrcMlines.empty());
+
+    const OfferPlan first = planOffer(sdp({kAudio, kVideo + "a=ssrc:11 cname:x\r\n"}), {}, {"vp8"});
+    CHECK(first.state.ssrcMlines == std::map<std::uint32_t, unsigned>{{11u, 1}});
+    // A share added later: its SSRC maps to its own m-line, not the bundle's first.
+    const OfferPlan second = planOffer(
+        sdp({kAudio, kVideo + "a=ssrc:11 cname:x\r\n", kShare + "a=ssrc:4294967295 cname:x\r\na=ssrc:22 msid:y z\r\n"}),
+        first.state, {"vp8"});
+    CHECK(second.state.ssrcMlines == std::map<std::uint32_t, unsigned>{{11u, 1}, {22u, 2}, {4294967295u, 2}});
+    // A stopped share's SSRC is gone once an offer no longer lists it; malformed ones are ignored.
+    std::string stopped = kShare;
+    stopped.replace(stopped.find("a=sendonly"), 10, "a=inactive");
+    const OfferPlan third = planOffer(sdp({kAudio + "a=ssrc:4294967296 cname:x\r\na=ssrc:x1 cname:x\r\na=ssrc:\r\n",
+                                           kVideo + "a=ssrc:11 cname:x\r\n", stopped + "a=ssrc:-3 cname:x\r\n"}),
+                                      second.state, {"vp8"});
+    CHECK(third.state.ssrcMlines == std::map<std::uint32_t, unsigned>{{11u, 1}});
+}
+
 TEST_CASE("offer plan: at most kMaxMlines m-lines", "[offer][limits]") {
     std::string inactive = kShare;
     inactive.replace(inactive.find("a=sendonly"), 10, "a=inactive");

@@ -4,6 +4,8 @@
 // which payload types carry them, and the direction of each answered m-line.
 // Pure: reads the SDP text, links no GStreamer, so it is unit-tested against
 // offers recorded from real browsers (tests/data/offer-*.sdp).
+#include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -31,6 +33,12 @@ struct OfferState {
     // negotiated codec carries both directions of a sendrecv m-line, so it is
     // both what the server decodes from the client and what it encodes for it.
     std::string cameraCodec;
+    // The newest offer's a=ssrc lines (RTX's included): which m-line each
+    // SSRC the client announced is sent on. webrtcbin 1.22 loses that
+    // mapping when it heard of an SSRC before the description announcing it
+    // (or timed it out as a sender meanwhile), and then hands the stream to
+    // the bundle's first m-line; the peer routes by this instead.
+    std::map<std::uint32_t, unsigned> ssrcMlines;
 };
 
 struct PlannedLine {
