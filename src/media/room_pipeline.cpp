@@ -282,43 +282,84 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     GST_CAT_INFO(tessera_media_debug, "room %s: pipeline playing", m_room.c_str());
 }
 
-RoomPipeline::~RoomPipeline() {
+namespace {
+
+// Stopping a room's pipeline, after its timers and bus watch are gone: it
+// waits for streaming threads (and for the last peers' teardowns on the
+// pool), so RoomPipeline::stop() runs it on the pool. Holds its own
+// references; touches nothing of the RoomPipeline.
+void stopPipeline(GstElement* pipeline, PendingWork latencyWork, PendingWork peerTeardowns, const std::string& room) {
+    // A latency recalculation on the thread pool queries and configures
+    // every element: not of a pipeline going NULL under it.
+    if (!latencyWork.waitIdle(kPeerTeardownBound))
+        GST_CAT_ERROR(tessera_media_debug, "room %s: a latency recalculation did not finish within %lld s",
+                      room.c_str(), static_cast<long long>(kPeerTeardownBound.count()));
+    // Peers that left last may still be going NULL and out of the pipeline on
+    // the thread pool, without the main loop (their tee pads detach in
+    // streaming threads). Stopping the pipeline under them raced their bin
+    // removal and mixer pad release, and at shutdown the process exited with
+    // that still running: the server hung on SIGTERM.
+    if (!peerTeardowns.waitIdle(kPeerTeardownBound)) {
+        GST_CAT_ERROR(tessera_media_debug,
+                      "room %s: a peer's teardown did not finish within %lld s; stopping the room under it",
+                      room.c_str(), static_cast<long long>(kPeerTeardownBound.count()));
+    }
+    // Flush first: a live aggregator whose output already stopped (a peer's
+    // webrtcbin going NULL) would otherwise keep an upstream queue blocked in
+    // its chain function, and the NULL transition waits for that queue's
+    // stream lock forever (seen at shutdown with peers still in the room).
+    gst_element_send_event(pipeline, gst_event_new_flush_start());
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    GST_CAT_INFO(tessera_media_debug, "room %s: pipeline stopped", room.c_str());
+}
+
+} // namespace
+
+void RoomPipeline::detachFromMainLoop() {
     *m_alive = false;
     if (m_stopTimeout) g_source_remove(m_stopTimeout);
     if (m_tickSource) g_source_remove(m_tickSource);
     if (m_latencyTimer) g_source_remove(m_latencyTimer);
     if (m_noticeTimer) g_source_remove(m_noticeTimer);
     if (m_busWatch) g_source_remove(m_busWatch);
-    // A latency recalculation on the thread pool queries and configures
-    // every element: not of a pipeline going NULL under it.
-    if (!m_latencyWork.waitIdle(kPeerTeardownBound))
-        GST_CAT_ERROR(tessera_media_debug, "room %s: a latency recalculation did not finish within %lld s",
-                      m_room.c_str(), static_cast<long long>(kPeerTeardownBound.count()));
-    // Peers that left last may still be going NULL and out of the pipeline on
-    // the thread pool, without the main loop (their tee pads detach in
-    // streaming threads). Stopping the pipeline under them raced their bin
-    // removal and mixer pad release, and at shutdown the process exited with
-    // that still running: the server hung on SIGTERM.
-    if (!m_peerTeardowns.waitIdle(kPeerTeardownBound)) {
-        GST_CAT_ERROR(tessera_media_debug,
-                      "room %s: a peer's teardown did not finish within %lld s; stopping the room under it",
-                      m_room.c_str(), static_cast<long long>(kPeerTeardownBound.count()));
-    }
+    m_stopTimeout = m_tickSource = m_latencyTimer = m_noticeTimer = m_busWatch = 0;
     // A recorder still here was not finalised (the room stopped without
     // stopRecording()). Its bin stops apart: its writes may hang.
     if (m_recorder) m_recorder->isolate();
     if (m_live) m_live->isolate();
     for (const auto& live : m_closingLive) live->isolate();
-    // Flush first: a live aggregator whose output already stopped (a peer's
-    // webrtcbin going NULL) would otherwise keep an upstream queue blocked in
-    // its chain function, and the NULL transition waits for that queue's
-    // stream lock forever (seen at shutdown with peers still in the room).
-    gst_element_send_event(m_pipeline.get(), gst_event_new_flush_start());
-    gst_element_set_state(m_pipeline.get(), GST_STATE_NULL);
+}
+
+bool RoomPipeline::stop(std::function<void()> stopped) {
+    if (m_stopping) return false;
+    m_stopping = true;
+    detachFromMainLoop();
+    runAsync([pipeline = ElementRef::borrow(m_pipeline.get()), latencyWork = m_latencyWork,
+              peerTeardowns = m_peerTeardowns, room = m_room, token = m_stopWork.hold(),
+              alive = std::weak_ptr<bool>(m_stopAlive), stopped = std::move(stopped)]() mutable {
+        // Thread: the pool.
+        stopPipeline(pipeline.get(), latencyWork, peerTeardowns, room);
+        pipeline.reset();
+        token.reset();
+        post(alive, std::move(stopped));
+    });
+    return true;
+}
+
+RoomPipeline::~RoomPipeline() {
+    if (m_stopping) {
+        // Rooms destroys a room it stopped once stop() said so; only at
+        // shutdown may the pool still be stopping it.
+        if (!m_stopWork.waitIdle(3 * kPeerTeardownBound))
+            GST_CAT_ERROR(tessera_media_debug, "room %s: its pipeline did not stop within %lld s", m_room.c_str(),
+                          static_cast<long long>(3 * kPeerTeardownBound.count()));
+    } else {
+        detachFromMainLoop();
+        stopPipeline(m_pipeline.get(), m_latencyWork, m_peerTeardowns, m_room);
+    }
     m_recorder.reset();
     m_live.reset();
     m_closingLive.clear();
-    GST_CAT_INFO(tessera_media_debug, "room %s: pipeline stopped", m_room.c_str());
 }
 
 std::string RoomPipeline::startRecording(const RecordingRequest& request) {

@@ -76,6 +76,7 @@ public:
     void startLive(const LiveTarget& target) override;
     void stopLive(const std::string& id) override;
     bool whenLiveStopped(std::function<void()> done) override;
+    bool stop(std::function<void()> stopped) override;
 
     // Immutable after construction: any thread.
     GstBin* pipeline() const { return GST_BIN(m_pipeline.get()); }
@@ -284,6 +285,14 @@ private:
     std::vector<std::unique_ptr<LiveStream>> m_closingLive;       // encoders on their way out
     std::vector<std::function<void()>> m_liveStopped;             // whenLiveStopped(), until m_closingLive empties
     std::shared_ptr<bool> m_alive = std::make_shared<bool>(true); // for posted work
+
+    // Stopping (stop()). Thread: main.
+    // No timer or bus watch of the room's fires again, nothing posted runs,
+    // and the recorder's and live encoders' bins stop apart from the pipeline.
+    void detachFromMainLoop();
+    bool m_stopping = false;
+    PendingWork m_stopWork;                                           // stop()'s job on the pool
+    std::shared_ptr<bool> m_stopAlive = std::make_shared<bool>(true); // for stop()'s `stopped`
 };
 
 } // namespace tessera::media

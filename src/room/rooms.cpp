@@ -212,6 +212,7 @@ Rooms::~Rooms() {
     m_deadParticipants.clear();
     m_deadRooms.clear();
     rooms.clear();
+    m_stoppingRooms.clear(); // each waits for its media's stop on the pool
 }
 
 std::string Rooms::join(const protocol::Join& request, ClientSink& sink) {
@@ -579,7 +580,7 @@ MetricsSnapshot Rooms::metrics() const {
             entry.participants.push_back({participant->id, participant->peer->stats()});
         }
     }
-    out.roomPipelines = m_rooms.size() + m_closingRooms.size() + m_deadRooms.size();
+    out.roomPipelines = m_rooms.size() + m_closingRooms.size() + m_deadRooms.size() + m_stoppingRooms.size();
     out.recordingErrors = m_recordingErrors;
     out.liveFailures = m_liveFailures;
     return out;
@@ -1099,14 +1100,28 @@ void Rooms::collectGarbage() {
     m_deadParticipants.clear();
     m_deadRooms.clear();
     participants.clear();
-    const bool roomsClosed = !rooms.empty();
-    rooms.clear();
+    // Their media stops on the thread pool: on the main loop, a room's
+    // pipeline going NULL (and its last peers' teardowns before it) held
+    // every room's signaling for up to a second.
+    for (auto& room : rooms) {
+        Room* stopping = room.get();
+        if (stopping->media->stop([this, stopping] { onMediaStopped(*stopping); }))
+            m_stoppingRooms.push_back(std::move(room));
+    }
+    rooms.clear(); // those whose media stops as it goes
+}
+
+void Rooms::onMediaStopped(Room& room) {
+    const auto found =
+        std::find_if(m_stoppingRooms.begin(), m_stoppingRooms.end(), [&](const auto& r) { return r.get() == &room; });
+    if (found == m_stoppingRooms.end()) return;
+    m_stoppingRooms.erase(found);
     // glibc keeps what a room's streaming threads freed in their arenas:
     // without a trim, a server that once held a large call stays that size
     // (docs/architecture.md). Here, once the room's pipeline and everything
-    // in it is gone, peers' teardowns on the pool included (RoomPipeline's
-    // destructor waits for them).
-    if (roomsClosed) malloc_trim(0);
+    // in it is gone, peers' teardowns on the pool included (the stop waited
+    // for them).
+    malloc_trim(0);
 }
 
 void Rooms::scheduleGarbageCollection() {

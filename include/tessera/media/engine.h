@@ -224,6 +224,17 @@ public:
         (void)done;
         return false;
     }
+
+    // Stops the room's media off the main loop (its pipeline going NULL
+    // waits for streaming threads and for its last peers' teardowns), then
+    // calls `stopped` on the main context, never from inside this call nor
+    // after this object is destroyed; destroying it is then quick. Called
+    // once nobody is in the room. False if it does not: destroying the
+    // object stops the media then.
+    virtual bool stop(std::function<void()> stopped) {
+        (void)stopped;
+        return false;
+    }
 };
 
 class Engine {

@@ -237,6 +237,8 @@ private:
                       const std::function<void(Participant&)>& action);
     void collectGarbage();
     void scheduleGarbageCollection();
+    // A dead room's media finished stopping (RoomMedia::stop): it goes.
+    void onMediaStopped(Room& room);
 
     Config m_config;
     media::Engine& m_engine;  // Borrowed; outlives this.
@@ -251,6 +253,8 @@ private:
     // Rooms nobody is in any more whose recording is being finalised: their
     // media lives on until the recorder has drained.
     std::vector<std::unique_ptr<Room>> m_closingRooms;
+    // Dead rooms whose media is stopping on the thread pool.
+    std::vector<std::unique_ptr<Room>> m_stoppingRooms;
     // Room tokens of kicked participants -> when they stop mattering (expiry
     // plus skew, seconds since the epoch); forgotten after that.
     std::map<std::string, std::int64_t, std::less<>> m_revokedTokens;
