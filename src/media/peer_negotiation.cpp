@@ -1,6 +1,10 @@
 // PeerCore's negotiation: the client's offer, planned by protocol::planOffer,
 // becomes webrtcbin transceivers; then the answer, sent once applied. (The
 // send branches wait for the connection: PeerCore::onConnectionState.)
+#include <algorithm>
+#include <cstring>
+#include <string>
+
 #include <gst/sdp/sdp.h>
 
 #include "peer.h"
@@ -92,6 +96,49 @@ void PeerCore::handleOffer(const std::string& sdp) {
     applyOffer(sdp);
 }
 
+namespace {
+
+// Opus's sprop-* fmtp parameters (RFC 7587) only describe what the client
+// sends, which the server's decoder takes as it comes. webrtcbin 1.22 still
+// intersects them with the caps of what the server sends on the m-line: in a
+// renegotiation, a GStreamer client's sprop-stereo=0 against the room mix's
+// sprop-stereo=1 rejected the audio m-line, and the answer could not be
+// applied (a webrtcbin client starting a screen share was failed). Browsers
+// send none.
+void dropOpusSenderHints(GstSDPMessage* sdp) {
+    for (guint m = 0; m < gst_sdp_message_medias_len(sdp); ++m) {
+        auto* media = const_cast<GstSDPMedia*>(gst_sdp_message_get_media(sdp, m));
+        if (g_strcmp0(gst_sdp_media_get_media(media), "audio") != 0) continue;
+        for (guint a = 0; a < gst_sdp_media_attributes_len(media); ++a) {
+            const GstSDPAttribute* attr = gst_sdp_media_get_attribute(media, a);
+            if (g_strcmp0(attr->key, "fmtp") != 0 || !attr->value || !std::strstr(attr->value, "sprop-")) continue;
+            // "PT p1=v1;p2=v2": the parameters after the first space, ';'-separated.
+            const std::string value(attr->value);
+            const auto space = value.find(' ');
+            if (space == std::string::npos) continue;
+            std::string kept;
+            std::size_t at = space + 1;
+            while (at <= value.size()) {
+                const auto end = std::min(value.find(';', at), value.size());
+                const std::string param = value.substr(at, end - at);
+                const auto first = param.find_first_not_of(' ');
+                if (first != std::string::npos && param.compare(first, 6, "sprop-") != 0)
+                    kept += (kept.empty() ? "" : ";") + param.substr(first);
+                at = end + 1;
+            }
+            if (kept.empty()) {
+                gst_sdp_media_remove_attribute(media, a--);
+                continue;
+            }
+            GstSDPAttribute replaced;
+            gst_sdp_attribute_set(&replaced, "fmtp", (value.substr(0, space) + " " + kept).c_str());
+            gst_sdp_media_replace_attribute(media, a, &replaced);
+        }
+    }
+}
+
+} // namespace
+
 void PeerCore::applyOffer(const std::string& sdp) {
     GST_CAT_DEBUG(tessera_media_debug, "peer %s: offer\n%s", m_id.c_str(), sdp.c_str());
     protocol::OfferPlan plan = protocol::planOffer(sdp, m_offer, m_parts.config->video.codecs);
@@ -100,6 +147,7 @@ void PeerCore::applyOffer(const std::string& sdp) {
     std::unique_ptr<GstSDPMessage, decltype(&gst_sdp_message_free)> msg(raw, gst_sdp_message_free);
     if (!msg || gst_sdp_message_medias_len(msg.get()) != plan.state.mlines)
         throw Error(ErrorCode::BadRequest, "offer.sdp: not a well-formed SDP offer");
+    dropOpusSenderHints(msg.get());
 
     // Planned: now change state. Transceivers are created in m-line order:
     // webrtcbin 1.22 gives each offer m-line the first unused transceiver
