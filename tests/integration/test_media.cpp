@@ -110,6 +110,35 @@ TEST_CASE("clients whose offers announce no SSRC still show in the grid and hear
     callIn("vp8", {"--offer-without-ssrc"});
 }
 
+// A screen share started mid-call by a GStreamer (webrtcbin) client, not a
+// browser: its renegotiation's audio m-line carries Opus sprop-stereo=0,
+// which webrtcbin 1.22 once intersected with the room mix's sprop-stereo=1,
+// rejecting the m-line and failing the sharer (peer_negotiation.cpp,
+// dropOpusSenderHints). The share must reach the others' picture.
+TEST_CASE("a client that starts a screen share mid-call stays in it, and the others see the share",
+          "[media][renegotiate][share]") {
+    Server server(smallCall());
+    auto clients = joinAll(server, "share", {kTrio[0], kTrio[1]});
+    for (auto& c : clients) c->waitEvent("first-frame");
+    Client& sharer = *clients[0];
+    Client& viewer = *clients[1];
+    // The presentation layout's share slot: the left 80%, the 16:9 share fitted in it.
+    REQUIRE(viewer.call("watch 0.4 0.5 0x00ffff").value("ok", false));
+    const Json shared = sharer.call("share 0x00ffff");
+    REQUIRE(shared.value("ok", false));
+    const Json seen = viewer.waitEvent("watch-seen", 60s);
+    CHECK(seen.value("color", "") == "#00ffff");
+    for (Client* c : {&sharer, &viewer}) {
+        const Json report = c->waitReport([](const Json& r) { return r.value("layout", "") == "presentation"; });
+        INFO(c->options().name << "'s report " << report.dump());
+        CHECK(report.value("layout", "") == "presentation");
+        CHECK(report.value("state", "") == "connected");
+        CHECK(report.value("errors", Json::array()).empty());
+    }
+    CHECK(server.metric("tessera_participants") == 2);
+    for (auto& c : clients) c->leave();
+}
+
 // tessera-client offers x264's constrained baseline as profile-level-id
 // 42c01f, Chromium as 42e01f: the same profile, which the server once
 // refused for not being written 42e0...

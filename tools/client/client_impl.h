@@ -178,8 +178,14 @@ private:
 
     // send.cpp. Thread: main unless marked.
     bool addTestSenders();
-    // `added`: where to put the bin built from `description` (borrowed).
-    bool addSender(const std::string& description, const std::string& codecCaps, GstElement** added = nullptr);
+    // `added`: where to put the bin built from `description` (borrowed);
+    // `sendOnly`: its m-line is sendonly whatever --send-only says.
+    bool addSender(const std::string& description, const std::string& codecCaps, GstElement** added = nullptr,
+                   bool sendOnly = false);
+    std::string testPicture(const analysis::Rgb& color) const;
+    std::string videoEncode(const std::string& name) const;
+    // The `share` command; returns why not, "" when the offer is on its way.
+    std::string startShare(const analysis::Rgb& color);
     bool addFileSenders();
     double bufferWallMs(GstClockTime pts); // wall-clock time at which a buffer's PTS plays. Thread: any.
     // Rescales the test camera and caps its encoder as the server asks; stops
@@ -293,6 +299,7 @@ private:
     GstElement* m_sendCaps = nullptr;     // Borrowed from m_pipeline.
     GstElement* m_sendValve = nullptr;    // Borrowed from m_pipeline.
     GstElement* m_videoEncoder = nullptr; // Borrowed from m_pipeline.
+    bool m_sharing = false;               // the `share` command ran
     guint m_busWatch = 0;
 
     // Signaling.

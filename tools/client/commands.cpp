@@ -187,6 +187,15 @@ void Client::command(std::string_view line) {
         }
         send(proto::AudioOnlyRequest{rest == "on"});
         reply(true);
+    } else if (verb == "share") {
+        // share COLOUR: a screen share of that colour (startShare).
+        const auto rgb = analysis::parseColor(rest);
+        if (!rgb) {
+            reply(false, "share takes a COLOUR (0xRRGGBB)");
+            return;
+        }
+        const std::string why = startShare(*rgb);
+        reply(why.empty(), why);
     } else if (verb == "offer") {
         if (!m_offerHeld) {
             reply(false, "no offer is held: it needs --hold-offer and 'joined', once");
@@ -205,7 +214,7 @@ void Client::command(std::string_view line) {
         reply(
             false,
             "unknown command; use report, reset-gap, reset-peaks, tone VOLUME, watch FX FY COLOUR, send RAW, chat TEXT, "
-            "file-text TEXT, file-data HEX, loss PERCENT, keyframe-requests on|off, stall-data on|off, audio-only on|off, offer, leave or quit");
+            "file-text TEXT, file-data HEX, loss PERCENT, keyframe-requests on|off, stall-data on|off, audio-only on|off, share COLOUR, offer, leave or quit");
     }
 }
 

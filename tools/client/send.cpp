@@ -76,27 +76,43 @@ std::string audioCodecCaps() {
            std::to_string(kAudioPayload) + transportCc();
 }
 
-// A solid colour and a tone, or with --stamp silence and a magenta picture
-// with stamps painted by pad probes on the identities (onStampAudioCb,
-// onStampVideoCb).
-bool Client::addTestSenders() {
-    // Numbers only, from validated options: this text is parsed as a pipeline.
-    const auto& c = m_options.color;
+// Pipeline text, numbers only: what it is parsed from must not hold text
+// from outside.
+
+// A solid-colour test picture of the configured size and rate.
+std::string Client::testPicture(const analysis::Rgb& c) const {
     GCharPtr color(g_strdup_printf("0xFF%02X%02X%02X", c.r, c.g, c.b));
+    return "videotestsrc is-live=true pattern=solid-color foreground-color=" + std::string(color.get()) +
+           " ! video/x-raw," + (m_options.stamp ? "format=I420," : "") + "width=" + std::to_string(m_options.width) +
+           ",height=" + std::to_string(m_options.height) + ",framerate=" + std::to_string(m_options.fps) + "/1";
+}
+
+// "ENCODER ! PAYLOADER ! capsfilter" for the configured codec; `name` names the encoder.
+std::string Client::videoEncode(const std::string& name) const {
     std::string encoder;
     switch (m_options.videoCodec) {
     case VideoCodec::Vp8:
-        encoder = "vp8enc name=venc deadline=1 cpu-used=8 threads=1 keyframe-max-dist=60 target-bitrate=600000";
+        encoder = "vp8enc name=" + name + " deadline=1 cpu-used=8 threads=1 keyframe-max-dist=60 target-bitrate=600000";
         break;
     case VideoCodec::Vp9:
-        encoder = "vp9enc name=venc deadline=1 cpu-used=8 threads=1 keyframe-max-dist=60 target-bitrate=600000";
+        encoder = "vp9enc name=" + name + " deadline=1 cpu-used=8 threads=1 keyframe-max-dist=60 target-bitrate=600000";
         break;
     case VideoCodec::H264:
-        encoder = "x264enc name=venc tune=zerolatency speed-preset=ultrafast key-int-max=60 threads=1 bitrate=600 ! "
+        encoder = "x264enc name=" + name +
+                  " tune=zerolatency speed-preset=ultrafast key-int-max=60 threads=1 bitrate=600 ! "
                   "video/x-h264,profile=constrained-baseline,level=(string)3.1";
         break;
     }
     const auto [payloader, encoding] = videoPayloader(m_options.videoCodec);
+    return encoder + " ! " + payloader + " pt=" + std::to_string(kVideoPayload) +
+           pinSsrc("application/x-rtp,media=video,encoding-name=" + encoding +
+                   ",clock-rate=90000,payload=" + std::to_string(kVideoPayload));
+}
+
+// A solid colour and a tone, or with --stamp silence and a magenta picture
+// with stamps painted by pad probes on the identities (onStampAudioCb,
+// onStampVideoCb).
+bool Client::addTestSenders() {
     const bool stamped = m_options.stamp;
     const std::string audio =
         "audiotestsrc name=tone is-live=true " +
@@ -110,17 +126,11 @@ bool Client::addTestSenders() {
         std::to_string(kAudioPayload) +
         pinSsrc("application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=" +
                 std::to_string(kAudioPayload));
-    const std::string video =
-        "videotestsrc is-live=true pattern=solid-color foreground-color=" + std::string(color.get()) +
-        " ! video/x-raw," + (stamped ? "format=I420," : "") + "width=" + std::to_string(m_options.width) +
-        ",height=" + std::to_string(m_options.height) + ",framerate=" + std::to_string(m_options.fps) + "/1 ! " +
-        (stamped ? "identity name=stamp-video ! " : "") +
-        // send-size (applySendSize): the scaler's caps and the valve change as the server asks.
-        "videoconvert ! videoscale ! capsfilter name=send-caps ! valve name=send-valve ! "
-        "queue max-size-buffers=3 leaky=downstream ! " +
-        encoder + " ! " + payloader + " pt=" + std::to_string(kVideoPayload) +
-        pinSsrc("application/x-rtp,media=video,encoding-name=" + encoding +
-                ",clock-rate=90000,payload=" + std::to_string(kVideoPayload));
+    const std::string video = testPicture(m_options.color) + " ! " + (stamped ? "identity name=stamp-video ! " : "") +
+                              // send-size (applySendSize): the scaler's caps and the valve change as the server asks.
+                              "videoconvert ! videoscale ! capsfilter name=send-caps ! valve name=send-valve ! "
+                              "queue max-size-buffers=3 leaky=downstream ! " +
+                              videoEncode("venc");
     if (!addSender(audio, audioCodecCaps()) ||
         (!m_options.audioOnly && !addSender(video, videoCodecCaps(m_options.videoCodec))))
         return false;
@@ -172,7 +182,8 @@ bool Client::addFileSenders() {
 }
 
 // A live source bin, payloaded, linked to a new sendrecv transceiver.
-bool Client::addSender(const std::string& description, const std::string& codecCaps, GstElement** added) {
+bool Client::addSender(const std::string& description, const std::string& codecCaps, GstElement** added,
+                       bool sendOnly) {
     GError* error = nullptr;
     GstElement* bin = gst_parse_bin_from_description(description.c_str(), TRUE, &error);
     GErrorPtr owned(error);
@@ -193,8 +204,8 @@ bool Client::addSender(const std::string& description, const std::string& codecC
     }
     CapsPtr caps(gst_caps_from_string(codecCaps.c_str()));
     g_object_set(transceiver, "direction",
-                 m_options.sendOnly ? GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDONLY
-                                    : GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDRECV,
+                 sendOnly || m_options.sendOnly ? GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDONLY
+                                                : GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDRECV,
                  "codec-preferences", caps.get(), nullptr);
     auto srcPad = PadRef::adopt(gst_element_get_static_pad(bin, "src"));
     if (!srcPad || gst_pad_link(srcPad.get(), sinkPad.get()) != GST_PAD_LINK_OK) {
@@ -202,6 +213,25 @@ bool Client::addSender(const std::string& description, const std::string& codecC
         return false;
     }
     return true;
+}
+
+// A screen share as a browser starts one mid-call: one more video m-line,
+// which the client only sends on, and a new offer. webrtcbin sends the new
+// stream as soon as that offer is its local description, so its first
+// packets may reach the server before the offer does.
+std::string Client::startShare(const analysis::Rgb& color) {
+    if (m_sharing) return "already sharing";
+    if (!m_remoteSet || m_options.audioOnly || m_fileOutlet || !m_options.whip.empty() || !m_options.janus.empty())
+        return "a share needs a connected WebSocket session that sends its test camera";
+    GstElement* bin = nullptr;
+    if (!addSender(testPicture(color) + " ! videoconvert ! queue max-size-buffers=3 leaky=downstream ! " +
+                       videoEncode("share-enc"),
+                   videoCodecCaps(m_options.videoCodec), &bin, true))
+        return "cannot build the share";
+    gst_element_sync_state_with_parent(bin);
+    m_sharing = true;
+    createOffer();
+    return {};
 }
 
 // The server's send-size for our camera: the test source is scaled to fit
