@@ -181,7 +181,8 @@ bool Client::addFileSenders() {
     return true;
 }
 
-// A live source bin, payloaded, linked to a new sendrecv transceiver.
+// A live source bin, payloaded, linked to a new transceiver (sendrecv, or
+// sendonly with `sendOnly` or --send-only).
 bool Client::addSender(const std::string& description, const std::string& codecCaps, GstElement** added,
                        bool sendOnly) {
     GError* error = nullptr;
@@ -216,9 +217,8 @@ bool Client::addSender(const std::string& description, const std::string& codecC
 }
 
 // A screen share as a browser starts one mid-call: one more video m-line,
-// which the client only sends on, and a new offer. webrtcbin sends the new
-// stream as soon as that offer is its local description, so its first
-// packets may reach the server before the offer does.
+// which the client only sends on, and a new offer. Like a browser, webrtcbin
+// sends the new stream only once the answer is applied.
 std::string Client::startShare(const analysis::Rgb& color) {
     if (m_sharing) return "already sharing";
     if (!m_remoteSet || m_options.audioOnly || m_fileOutlet || !m_options.whip.empty() || !m_options.janus.empty())
