@@ -810,21 +810,22 @@ void RoomPipeline::addAudioInput(const std::string& participantId, GstPad* mixer
 }
 
 void RoomPipeline::addAudioOutput(const std::string& participantId, GstElement* funnel) {
-    std::optional<std::size_t> own;
+    std::shared_ptr<AudioSwitch> chooser;
     {
         std::lock_guard lock(m_speakersMutex);
-        own = m_speakerSet.slotOf(participantId);
+        const auto own = m_speakerSet.slotOf(participantId);
+        chooser = std::make_shared<AudioSwitch>(own ? *own + 1 : 0, m_encodeDemand);
+        // Registered before its inputs are linked: a slot it takes meanwhile
+        // (its first loud frame, on its decode thread) switches it with the
+        // onset's cutoff, as any other, and never hears the full mix carry
+        // its voice (a slot taken while the inputs were linked once let a
+        // WHIP publisher hear itself; with 300 ms injected here, always).
+        m_audioReceivers[participantId] = chooser;
     }
-    auto chooser = std::make_shared<AudioSwitch>(own ? *own + 1 : 0, m_encodeDemand);
     // Each input is watched before it is linked: never two encodes at once.
     for (std::size_t source = 0; source < m_encodeTees.size(); ++source)
         linkAudio(m_encodeTees[source].get(), participantId, funnel,
                   [&](GstPad* pad) { watchEncode(pad, chooser, source); });
-    std::lock_guard lock(m_speakersMutex);
-    // It may have taken a slot while its inputs were linked.
-    const auto now = m_speakerSet.slotOf(participantId);
-    if (now != own) chooser->select(now ? *now + 1 : 0);
-    m_audioReceivers[participantId] = std::move(chooser);
 }
 
 void RoomPipeline::linkAudio(GstElement* tee, const std::string& to, GstElement* funnel,
