@@ -1515,8 +1515,9 @@ def markdown(bench, res, mach):
     audio = res.get("audio") or {}
     if audio.get("tessera") or audio.get("janus"):
         lines += ["", "## Audio only: Tessera vs Janus AudioBridge", "",
-                  "N participants sending pre-encoded Opus (no video), not decoding; both servers do one mix-minus "
-                  "and one Opus encode per participant. Janus runs on a veth test host in the same namespace "
+                  "N participants sending pre-encoded Opus (no video), not decoding, each a tone; Janus does one "
+                  "mix-minus and one Opus encode per participant, Tessera K+1 (the full mix for all but the "
+                  "K = 3 speakers, and one mix-minus for each of them). Janus runs on a veth test host in the same namespace "
                   f"({JANUS_HOST}; it does not use loopback for media).", "",
                   "| N | server | real time | rooms on the server | server cores | per participant (mcores) | server RSS MB | min packets/s at a receiver | stalls |",
                   "|---|---|---|---|---|---|---|---|---|"]
