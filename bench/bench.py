@@ -145,10 +145,10 @@ def pct(values, p):
 # Processes
 
 class Server:
-    def __init__(self, logdir, extra=()):
-        self.log = open(logdir / "tessera.log", "w")
+    def __init__(self, logdir, extra=(), wrap=(), name="tessera"):
+        self.log = open(logdir / f"{name}.log", "w")
         self.proc = subprocess.Popen(
-            [str(SERVER_BIN), "--host", "127.0.0.1", "--port", "0", "--ice-address", "127.0.0.1",
+            [*wrap, str(SERVER_BIN), "--host", "127.0.0.1", "--port", "0", "--ice-address", "127.0.0.1",
              "--max-participants", "500", "--connections-per-address", "0",
              "--joins-per-minute", "0", "--server-max-participants", "0", "--viewers-per-address", "0",
              "--live-dir", str(logdir / "live"), *extra],
@@ -164,7 +164,7 @@ class Server:
                 self.url = m.group(1).rstrip("/")
                 break
         if not self.url:
-            raise RuntimeError("tessera did not start; see " + str(logdir / "tessera.log"))
+            raise RuntimeError("tessera did not start; see " + str(logdir / f"{name}.log"))
         threading.Thread(target=self._drain, daemon=True).start()
         self.ws = self.url.replace("http://", "ws://") + "/ws"
         self.unanswered = []  # HTTP requests the server did not answer
@@ -725,10 +725,11 @@ class Bench:
             args += ["--max-bitrate", str(limit)]
         return (f"load{i}", args)
 
-    def window_measure(self, room, clients, probe):
+    def window_measure(self, room, clients, probe, server=None):
         """CPU, memory, receive rates and stalls over one window."""
+        server = server or self.server
         procs = clients
-        w = measure(self.server, procs, self.window)
+        w = measure(server, procs, self.window)
         dt, (r0, r1) = w["dt"], w["reports"]
         m0, m1 = (m.get(room, {}) for m in w["metrics"])
         out = {
@@ -743,7 +744,7 @@ class Bench:
             "minRecvFps": w["minRate"],
             "stalls": w["stalls"],
             "missingReports": w["missing"],
-            "tiers": self.server.tiers(room),
+            "tiers": server.tiers(room),
         }
         loads = [c for c in procs if c.name.startswith("load")]
         if loads:
@@ -847,6 +848,58 @@ class Bench:
         for c in clients:
             c.wait()
         return results, join
+
+    def pinned(self):
+        """The capacity sweep again, with a server of its own pinned to CPU 0
+        and every client to CPU 1 (taskset), so that the clients' share of
+        the machine does not hide the server's capacity: participants per
+        server core. No joins, no bare pipeline."""
+        ns = [2, 4, 9] if self.quick else [2, 4, 9, 16]
+        if self.args.max_n:
+            ns = [n for n in ns if n <= self.args.max_n]
+        room, wrap = "pinned", ("taskset", "-c", "1")
+        self.files = make_media(max(ns), self.args.h264_every)
+        server = Server(self.logdir, self.args.server_arg or (), wrap=("taskset", "-c", "0"), name="tessera-pinned")
+        clients, results = [], []
+        try:
+            def join(name, args):
+                c = Client(server, room, name, self.logdir, args, wrap=wrap)
+                self.live.append(c)
+                return c
+            probe = join("probe", ["--send-file", str(self.files[0]), "--read-stamp"])
+            if not probe.wait_event("connected", 60):
+                raise RuntimeError("pinned: the probe did not connect")
+            stamp = join("stamp", ["--stamp", "--no-decode"])
+            clients = [probe] + ([stamp] if stamp.wait_event("connected", 60) else [])
+            loads = 0
+            for n in ns:
+                if len(results) >= 2 and self.over_budget(0.5):
+                    break
+                failed = 0
+                for i in range(loads, n - 2):
+                    c = join(*self.load_spec(1 + i))
+                    if c.wait_event("connected", 60):
+                        clients.append(c)
+                    else:
+                        failed += 1
+                loads = n - 2
+                time.sleep(self.settle)
+                m = self.window_measure(room, clients, probe, server)
+                m["n"] = n
+                if failed or len(clients) < n:
+                    m["realtime"] = False
+                results.append(m)
+                self.log(f"pinned: N={n}: server {m['serverCores']:.2f} cores (of 1), clients "
+                         f"{m['clientCores']:.2f} (of 1), min recv {m['minRecvFps']:.1f} fps, realtime {m['realtime']}")
+                if len(results) >= 2 and not results[-1]["realtime"] and not results[-2]["realtime"]:
+                    break
+        finally:
+            for c in clients:
+                c.leave()
+            for c in clients:
+                c.wait()
+            server.stop()
+        return results
 
     def wait_sessions(self, client, count, timeout):
         """Waits until `count` sessions of a --count client have connected
@@ -1341,6 +1394,7 @@ class Bench:
             rss0 = self.server.rss() / 2**20
             only = self.args.only_large
             capacity, join = ([], None) if only else self.capacity()
+            pinned = [] if self.args.skip_pinned or only else self.phase("pinned", self.pinned, [])
             codecs = [] if self.args.skip_codecs or only else self.phase("codecs", self.codecs, [])
             rooms = [] if self.args.skip_rooms or only else self.phase("rooms", self.rooms, [])
             audio = {} if self.args.skip_audio or only else self.phase("audio", self.audio_only, {})
@@ -1354,7 +1408,7 @@ class Bench:
             self.errors += self.server.unanswered
         bare, variants = {}, {}
         if not capacity:  # --only-large
-            return {"capacity": [], "join": None, "codecs": [], "rooms": [], "audio": {}, "viewers": {}, "bare": {},
+            return {"capacity": [], "pinned": [], "join": None, "codecs": [], "rooms": [], "audio": {}, "viewers": {}, "bare": {},
                     "variants": {}, "large": large, "narrow": narrow, "idleRssMB": rss0, "errors": self.errors}
         passing = [m["n"] for m in capacity if m["realtime"]] or [capacity[0]["n"]]
         tiers_at = {m["n"]: tuple(m.get("tiers") or ["high"]) for m in capacity}
@@ -1372,7 +1426,7 @@ class Bench:
             self.log(f"bare: the codecs room {m['arrangement']!r} as one gst-launch-1.0 pipeline")
             m["bare"] = run_bare([f for f, _, _ in m["receivers"]], self.logdir, "server",
                                  receivers=[(t, c) for _, t, c in m["receivers"]], name=f"codecs{k}")
-        return {"capacity": capacity, "join": join, "codecs": codecs, "rooms": rooms, "audio": audio,
+        return {"capacity": capacity, "pinned": pinned, "join": join, "codecs": codecs, "rooms": rooms, "audio": audio,
                 "viewers": viewers, "bottleneck": bottleneck, "bare": bare, "large": large, "narrow": narrow,
                 "variants": variants, "idleRssMB": rss0, "errors": self.errors}
 
@@ -1455,6 +1509,26 @@ def markdown(bench, res, mach):
         if b["n"] > a["n"]:
             lines.append(f"Marginal memory: {fmt((b['serverRssMB'] - a['serverRssMB']) / (b['n'] - a['n']), 1)} MB "
                          f"per participant (N={a['n']} to {b['n']}).")
+    pinned = res.get("pinned") or []
+    if pinned:
+        lines += ["", "## Capacity per server core: the server pinned to one core, the clients to the other", "",
+                  "The same sweep with a server of its own started under `taskset -c 0` and every client under "
+                  "`taskset -c 1`: the clients' share of this machine no longer takes the server's; \"server "
+                  "cores\" is out of the one it has.", "",
+                  "| N | real time | server cores (of 1) | per participant | server run-queue wait (thread-s/s) | "
+                  "client cores (of 1) | output fps (dropped) | min recv fps | stalls > 1 s | video g2g p50/p95 ms | "
+                  "audio g2g p50/p95 ms |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for m in pinned:
+            lines.append(
+                f"| {m['n']} | {'yes' if m['realtime'] else '**no**'} | {fmt(m['serverCores'])} | "
+                f"{fmt(m['serverCores'] / m['n'], 3)} | {fmt(m['serverWaitCores'])} | {fmt(m['clientCores'])} | "
+                f"{fmt(m['outFps'], 1)} ({fmt(m['droppedFps'], 1)}) | {fmt(m['minRecvFps'], 1)} | {m['stalls']} | "
+                f"{fmt(m.get('videoP50'), 0)} / {fmt(m.get('videoP95'), 0)} | "
+                f"{fmt(m.get('audioP50'), 0)} / {fmt(m.get('audioP95'), 0)} |")
+        best = [m["n"] for m in pinned if m["realtime"]]
+        lines += ["", f"Participants per server core: **{best[-1] if best else 'none'}** in real time "
+                  f"(of {', '.join(str(m['n']) for m in pinned)} tried)."]
     lines += ["", "## The physical limit: the same work as a bare gst-launch-1.0 pipeline", "",
               "The same `pipelines/*.pipeline` fragments (decoders, VP8 encoder, per-receiver Opus encoders, "
               "payloaders), from files, no network, no webrtcbin, as fast as it runs: CPU-seconds per media-second.",
@@ -1657,6 +1731,8 @@ def main():
     p.add_argument("--max-n", type=int, help="stop the capacity sweep at this N")
     p.add_argument("--joins", type=int, default=None, help="joins to time (default 4 quick, 8 full)")
     p.add_argument("--skip-rooms", action="store_true", help="skip the rooms-of-4 phase")
+    p.add_argument("--skip-pinned", action="store_true",
+                   help="skip the capacity sweep with the server pinned to one core and the clients to the other")
     p.add_argument("--skip-codecs", action="store_true", help="skip the VP8 vs VP8 + H.264 room phase")
     p.add_argument("--skip-audio", action="store_true", help="skip the audio-only Tessera vs Janus phase")
     p.add_argument("--skip-viewers", action="store_true", help="skip the WHEP viewers and live streaming phase")
