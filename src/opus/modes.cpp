@@ -34,7 +34,8 @@ Create libopusCreate() {
 
 } // namespace
 
-extern "C" __attribute__((visibility("default"))) OpusCustomMode* opus_custom_mode_create(opus_int32 Fs, int frame_size, int* error) {
+extern "C" __attribute__((visibility("default"))) OpusCustomMode* opus_custom_mode_create(opus_int32 Fs, int frame_size,
+                                                                                          int* error) {
     static const Create create = libopusCreate();
     if (Fs == 48000 && frame_size == 960) {
         static OpusCustomMode* const mode = create(Fs, frame_size, nullptr);

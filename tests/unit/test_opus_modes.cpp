@@ -57,8 +57,8 @@ TEST_CASE("GStreamer's opusenc and opusdec take the 48 kHz mode from the cache a
     const std::uint64_t before = tessera::opus::cachedModeLookups();
     // The server's decode (mono Opus to stereo) of a 440 Hz tone at 0.3.
     const double rms = loudest("audiotestsrc num-buffers=50 samplesperbuffer=960 freq=440 volume=0.3 "
-                                 "! audio/x-raw,rate=48000,channels=1 ! opusenc frame-size=20 ! opusdec "
-                                 "! audio/x-raw,channels=2 ! level interval=100000000 ! fakesink");
+                               "! audio/x-raw,rate=48000,channels=1 ! opusenc frame-size=20 ! opusdec "
+                               "! audio/x-raw,channels=2 ! level interval=100000000 ! fakesink");
     // A sine at 0.3 is 20 log10(0.3 / sqrt 2) = -13.5 dBFS RMS; Opus keeps it.
     CHECK(std::abs(rms - -13.5) < 1.0);
     // Each packet looked its mode up (the multistream sizes): through us.
