@@ -24,8 +24,9 @@ std::atomic<std::uint64_t> cachedLookups{0};
 using Create = OpusCustomMode* (*)(opus_int32, int, int*);
 
 Create libopusCreate() {
-    // The caller is libopus, so this finds it loaded (a plugin's dependency,
-    // not in the global scope: RTLD_NEXT would miss it). Its soname is its ABI's.
+    // Called by libopus, this finds it loaded, as a plugin's dependency:
+    // local to the plugin, so RTLD_NEXT would miss it. Called directly (the
+    // unit test), it loads it. Its soname is its ABI's.
     void* libopus = dlopen("libopus.so.0", RTLD_LAZY | RTLD_LOCAL);
     void* create = libopus ? dlsym(libopus, "opus_custom_mode_create") : nullptr;
     if (!create) std::abort(); // libopus without custom modes never calls this

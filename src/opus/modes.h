@@ -1,5 +1,5 @@
 #pragma once
-// Linked whole into every executable that runs libopus (modes_dep): see
+// Linked whole into every executable that runs libopus (opus_modes_dep): see
 // modes.cpp for why it replaces libopus's opus_custom_mode_create.
 #include <cstdint>
 
