@@ -334,6 +334,9 @@ class Client:
             if "reply" in j:
                 self.replies.put(j)
             if "event" in j:
+                # Into its log, beside its stderr: what happened when, after the run.
+                self.log.write(line)
+                self.log.flush()
                 with self.cond:
                     self.events.append(j)
                     self.cond.notify_all()
