@@ -700,13 +700,15 @@ class Bench:
     def log(self, *a):
         print(*a, file=sys.stderr, flush=True)
 
-    def start_clients(self, room, specs):
+    def start_clients(self, room, specs, server=None, wrap=()):
         """specs: [(name, args)]; started in small batches, each waited for
-        until connected. Returns (clients, failures)."""
+        until connected, on `server` (default the bench's) under `wrap`.
+        Returns (clients, failures)."""
         started, failed = [], []
         batch = 3
         for k in range(0, len(specs), batch):
-            group = [Client(self.server, room, name, self.logdir, args) for name, args in specs[k:k + batch]]
+            group = [Client(server or self.server, room, name, self.logdir, args, wrap=wrap)
+                     for name, args in specs[k:k + batch]]
             self.live += group
             for c in group:
                 if c.wait_event("connected", 60):
@@ -878,13 +880,9 @@ class Bench:
             for n in ns:
                 if len(results) >= 2 and self.over_budget(0.5):
                     break
-                failed = 0
-                for i in range(loads, n - 2):
-                    c = join(*self.load_spec(1 + i))
-                    if c.wait_event("connected", 60):
-                        clients.append(c)
-                    else:
-                        failed += 1
+                started, failed = self.start_clients(room, [self.load_spec(1 + i) for i in range(loads, n - 2)],
+                                                     server, wrap)
+                clients += started
                 loads = n - 2
                 time.sleep(self.settle)
                 m = self.window_measure(room, clients, probe, server)
