@@ -47,6 +47,19 @@ bool PendingWork::waitIdle(std::chrono::milliseconds bound) {
     return m_state->idle.wait_for(lock, bound, [&] { return m_state->held == 0; });
 }
 
+void isolateFlow(GstPad* ghost) {
+    // Thread: streaming (both functions). GStreamer C calls only: nothing throws.
+    gst_pad_set_chain_function(ghost, [](GstPad* p, GstObject* parent, GstBuffer* buffer) noexcept {
+        GstFlowReturn r = gst_proxy_pad_chain_default(p, parent, buffer);
+        if (r != GST_FLOW_OK) GST_CAT_LOG_OBJECT(tessera_media_debug, p, "isolated flow %s", gst_flow_get_name(r));
+        return GST_FLOW_OK;
+    });
+    gst_pad_set_chain_list_function(ghost, [](GstPad* p, GstObject* parent, GstBufferList* list) noexcept {
+        gst_proxy_pad_chain_list_default(p, parent, list);
+        return GST_FLOW_OK;
+    });
+}
+
 GstPad* ghostPad(GstElement* bin, GstPad* target, bool isolate) {
     // The target is set last: gst_ghost_pad_new(target) links a live source
     // to a ghost that is still inactive, and a buffer pushed in that window
@@ -54,18 +67,7 @@ GstPad* ghostPad(GstElement* bin, GstPad* target, bool isolate) {
     // whole stream (a stayer's tee when a joiner was linked to it). Active
     // and in its bin, an unlinked ghost only answers NOT_LINKED.
     GstPad* pad = gst_ghost_pad_new_no_target(nullptr, gst_pad_get_direction(target));
-    if (isolate) {
-        // Thread: streaming (both functions). GStreamer C calls only: nothing throws.
-        gst_pad_set_chain_function(pad, [](GstPad* p, GstObject* parent, GstBuffer* buffer) noexcept {
-            GstFlowReturn r = gst_proxy_pad_chain_default(p, parent, buffer);
-            if (r != GST_FLOW_OK) GST_CAT_LOG_OBJECT(tessera_media_debug, p, "isolated flow %s", gst_flow_get_name(r));
-            return GST_FLOW_OK;
-        });
-        gst_pad_set_chain_list_function(pad, [](GstPad* p, GstObject* parent, GstBufferList* list) noexcept {
-            gst_proxy_pad_chain_list_default(p, parent, list);
-            return GST_FLOW_OK;
-        });
-    }
+    if (isolate) isolateFlow(pad);
     gst_pad_set_active(pad, TRUE);
     gst_element_add_pad(bin, pad);
     gst_ghost_pad_set_target(GST_GHOST_PAD(pad), target);
@@ -83,6 +85,35 @@ GstElement* leakyQueue(guint buffers) {
     g_object_set(q, "leaky", 2 /* downstream */, "max-size-buffers", buffers, "max-size-bytes", 0, "max-size-time",
                  G_GUINT64_CONSTANT(0), nullptr);
     return q;
+}
+
+void answerCapsAt(GstElement* tee, GstCaps* caps) {
+    GstPad* sink = gst_element_get_static_pad(tee, "sink");
+    gst_pad_add_probe(
+        sink, GST_PAD_PROBE_TYPE_QUERY_DOWNSTREAM,
+        [](GstPad*, GstPadProbeInfo* info, gpointer data) noexcept {
+            // Thread: any (whoever queries).
+            auto* fixed = static_cast<GstCaps*>(data);
+            GstQuery* query = GST_PAD_PROBE_INFO_QUERY(info);
+            if (GST_QUERY_TYPE(query) == GST_QUERY_CAPS) {
+                GstCaps* filter = nullptr;
+                gst_query_parse_caps(query, &filter);
+                GstCaps* result =
+                    filter ? gst_caps_intersect_full(filter, fixed, GST_CAPS_INTERSECT_FIRST) : gst_caps_ref(fixed);
+                gst_query_set_caps_result(query, result);
+                gst_caps_unref(result);
+                return GST_PAD_PROBE_HANDLED;
+            }
+            if (GST_QUERY_TYPE(query) == GST_QUERY_ACCEPT_CAPS) {
+                GstCaps* offered = nullptr;
+                gst_query_parse_accept_caps(query, &offered);
+                gst_query_set_accept_caps_result(query, gst_caps_is_subset(offered, fixed));
+                return GST_PAD_PROBE_HANDLED;
+            }
+            return GST_PAD_PROBE_OK;
+        },
+        gst_caps_ref(caps), [](gpointer d) noexcept { gst_caps_unref(static_cast<GstCaps*>(d)); });
+    gst_object_unref(sink);
 }
 
 ElementRef requireByName(GstBin* bin, const char* name) {

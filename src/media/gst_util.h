@@ -72,11 +72,23 @@ inline GstClockTime runningTime(GstPad* pad, GstClockTime pts) {
 // or failed must never stop a shared tee, which would stop every sender
 // behind it (a tee returns the first fatal flow of any branch).
 GstPad* ghostPad(GstElement* bin, GstPad* target, bool isolate = false);
+// Makes the sink ghost pad `ghost` report GST_FLOW_OK upstream, whatever its
+// target returns (before it is activated or linked).
+void isolateFlow(GstPad* ghost);
 
 // A new floating element; throws Error(Internal) naming a missing plugin.
 GstElement* make(const char* factory);
 // A queue that drops its oldest buffers beyond `buffers` (never blocks upstream).
 GstElement* leakyQueue(guint buffers);
+
+// Makes `tee` answer caps and accept-caps queries itself, with `caps` (what
+// every one of its branches takes), instead of asking each branch. Each
+// caps query from an input of the compositor (a participant's decode branch,
+// at each size change) went on through the composite's tee into every
+// encoder, and on into every receiver's payloader and webrtcbin: tens of
+// milliseconds for one query in a room of 20 joining, and all for nothing,
+// as each branch scales the composite to its own size.
+void answerCapsAt(GstElement* tee, GstCaps* caps);
 
 // The element must be inside `bin`; returns it with a new reference or throws.
 ElementRef requireByName(GstBin* bin, const char* name);

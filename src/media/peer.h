@@ -39,6 +39,7 @@
 #include "tessera/policy/probe.h"
 #include "tessera/policy/tiers.h"
 #include "tessera/protocol/offer_plan.h"
+#include "tile_scaler.h"
 
 namespace tessera::media {
 
@@ -91,10 +92,7 @@ struct VideoSource {
     unsigned order = 0;                 // the participant's join order
     PadRef mixerPad;                    // the compositor sink pad it feeds
     std::optional<NameLabel> label;     // its name on its frames (silent unless the layout has labels)
-    ElementRef scale;                   // the decode fragment's name=scale videoscale
-    ElementRef tile;                    // its name=tile capsfilter: the size it is scaled to
-    unsigned width = 0, height = 0;     // what `tile` is set to; 0: the fragment's own (video.tileWidth/Height)
-    bool keepAspect = true;             // `scale`'s add-borders
+    std::optional<TileScaler> scaler;   // the size its decode fragment scales to
     std::shared_ptr<DecodeGate> gate{}; // set once built; the room opens it while the source has a tile
 };
 

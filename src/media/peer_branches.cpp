@@ -256,6 +256,25 @@ void PeerCore::onPadAdded(GstPad* pad) {
     }
 }
 
+namespace {
+
+// Links webrtcbin's src pad `pad` to the decode fragment `decode`'s sink and
+// returns that. A decode branch that fails (caps it cannot take, a stream
+// its decoder gives up on) costs its own picture or sound, never the
+// participant's transport: its flow error, returned upstream, stopped the
+// jitter buffer and then the ICE source that carries the participant's other
+// media and data channels too ("nicesrc: Internal data stream error"). A
+// failed caps event is sent again before the next buffer, so a branch that
+// failed to negotiate once tries again.
+PadRef linkDecoder(GstPad* pad, GstElement* decode) {
+    PadRef sink = PadRef::adopt(gst_element_get_static_pad(decode, "sink"));
+    isolateFlow(sink.get());
+    gst_pad_link(pad, sink.get());
+    return sink;
+}
+
+} // namespace
+
 // Thread: streaming, under m_mutex.
 void PeerCore::linkAudioInput(GstPad* pad) {
     GstBin* bin = GST_BIN(m_bin.get());
@@ -275,9 +294,7 @@ void PeerCore::linkAudioInput(GstPad* pad) {
     gst_object_unref(decoded);
     m_mixerPads.push_back(PadRef::adopt(mixerPad));
     gst_element_sync_state_with_parent(decode.get());
-    GstPad* sink = gst_element_get_static_pad(decode.get(), "sink");
-    gst_pad_link(pad, sink);
-    gst_object_unref(sink);
+    linkDecoder(pad, decode.get());
 }
 
 namespace {
@@ -363,10 +380,7 @@ void PeerCore::linkVideoInput(GstPad* pad, bool screenShare, const std::string& 
     gst_element_sync_state_with_parent(queue);
     gst_element_sync_state_with_parent(label);
     gst_element_sync_state_with_parent(decode.get());
-    GstPad* sink = gst_element_get_static_pad(decode.get(), "sink");
-    gst_pad_link(pad, sink);
-    auto gate = std::make_shared<DecodeGate>(sink);
-    gst_object_unref(sink);
+    auto gate = std::make_shared<DecodeGate>(linkDecoder(pad, decode.get()).get());
 
     ElementRef scale = requireByName(GST_BIN(decode.get()), "scale");
     if (!screenShare) m_cameraScale = scale;
@@ -377,8 +391,7 @@ void PeerCore::linkVideoInput(GstPad* pad, bool screenShare, const std::string& 
                        m_order,
                        PadRef::adopt(mixerPad),
                        std::move(nameLabel),
-                       std::move(scale),
-                       requireByName(GST_BIN(decode.get()), "tile")};
+                       TileScaler(scale.get(), requireByName(GST_BIN(decode.get()), "tile").get())};
     source.gate = std::move(gate);
     post(weak_from_this(), [source = std::move(source)](PeerCore& core) mutable {
         if (core.m_bin) core.m_room.addSource(std::move(source));

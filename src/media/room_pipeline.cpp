@@ -138,6 +138,12 @@ RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragmen
     m_frameInfo = m_canvasInfo;
     m_rawTee = requireByName(pipe, "rawtee");
     m_fullMix = requireByName(pipe, "fullmix");
+    {
+        // Every consumer of the composite scales it to its own size.
+        GstCaps* anySize = gst_caps_from_string("video/x-raw,format=I420");
+        answerCapsAt(m_rawTee.get(), anySize);
+        gst_caps_unref(anySize);
+    }
     for (GstElement* mixer : {m_videoMixer.get(), m_audioMixer.get()}) configureMixer(mixer, config);
 
     m_parts = {&m_config,          &m_fragments,       pipeline(),
@@ -902,17 +908,11 @@ void RoomPipeline::relayout() {
         // (even: I420's chroma is subsampled), letterboxed or stretched as
         // the layout says; the compositor then places it unscaled. A hidden
         // input keeps its last size.
-        if (s.scale && s.keepAspect != m_layout.keepAspect) {
-            s.keepAspect = m_layout.keepAspect;
-            g_object_set(s.scale.get(), "add-borders", s.keepAspect ? TRUE : FALSE, nullptr);
-        }
-        const unsigned tileWidth = shown ? std::max(2, tile->width & ~1) : s.width;
-        const unsigned tileHeight = shown ? std::max(2, tile->height & ~1) : s.height;
-        if (s.tile && (tileWidth != s.width || tileHeight != s.height)) {
-            s.width = tileWidth;
-            s.height = tileHeight;
-            resize(s.tile.get(), tileWidth, tileHeight);
-            if (s.label) s.label->resize(tileHeight);
+        if (s.scaler && shown) {
+            const unsigned tileWidth = std::max(2, tile->width & ~1);
+            const unsigned tileHeight = std::max(2, tile->height & ~1);
+            if (s.label && tileHeight != s.scaler->height()) s.label->resize(tileHeight);
+            s.scaler->set(tileWidth, tileHeight, m_layout.keepAspect);
         }
         // The label is drawn upstream, on the tile's own frames: it needs no sync.
         if (s.label) s.label->show(shown && m_layout.labels);

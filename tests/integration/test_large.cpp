@@ -181,3 +181,49 @@ TEST_CASE("a room of 30 in the speaker + 8 layout: everyone gets media, the serv
     // stop's bound is for a server, not for 30 peers leaving at once.
     CHECK(waitUntil([&] { return httpRequest("GET", server.http() + "/api/rooms/" + room).status == 404; }, 120s));
 }
+
+// A crowd joining at once, where every arrival resizes every tile: a camera
+// whose decoder put out its first frame just then failed "not negotiated"
+// and never showed, or its sender's connection failed (the race in
+// src/media/tile_scaler.h). The race showed on a busier machine than this
+// test makes; the [tile-scaler] unit test reproduces it every time.
+TEST_CASE("15 cameras joining at once each reach their tile of the grid; no peer fails", "[large][rush]") {
+    constexpr int kRush = 15; // with the observer, a full 4 x 4 grid
+    const std::string media = loadFile();
+    Server server(smallCall({"--max-participants", "40"}));
+    const std::string room = "rush";
+    Client red(server, ClientOptions{room, "red", "0xff0000", 440, {}, false, {"--width", "320", "--height", "180"}});
+    red.waitEvent("joined");
+    Client load(server, ClientOptions{room,
+                                      "load",
+                                      "0x808080",
+                                      0,
+                                      {},
+                                      false,
+                                      {"--count", std::to_string(kRush), "--send-file", media, "--no-decode",
+                                       "--connect-timeout", "170"}});
+    for (int i = 0; i < kRush; ++i) {
+        INFO("load sessions connected: " << i);
+        REQUIRE(!load.waitEvent("connected", 180s).empty());
+    }
+    // The grid in join order: red's tile, then the 15 load sessions' grey
+    // (their order among themselves does not matter: they look the same).
+    const auto centre = [](const Json& r, int i) { return thumbColor(r, (i % 4 + 0.5) / 4, (i / 4 + 0.5) / 4); };
+    const auto full = [&](const Json& r) {
+        if (!near(centre(r, 0), {255, 0, 0})) return false;
+        for (int i = 1; i <= kRush; ++i)
+            if (!near(centre(r, i), kLoadGrey, 40)) return false;
+        return true;
+    };
+    const Json view = red.waitReport(full, 120s);
+    INFO("red: " << brief(view));
+    CHECK(full(view));
+    // Nobody's connection failed: all 16 are still in the room, connected.
+    const Json details = Json::parse(httpRequest("GET", server.http() + "/api/rooms/" + room).body);
+    INFO("the room: " << details.dump());
+    const auto& people = details.value("participants", Json::array());
+    CHECK(people.size() == kRush + 1);
+    CHECK(std::all_of(people.begin(), people.end(), [](const Json& p) { return p.value("connected", false); }));
+    load.leave();
+    red.leave();
+}
