@@ -234,6 +234,9 @@ private:
     // Reports each decoded frame's level to the room (PeerRoom::onAudioLevel).
     void watchLevels(GstPad* decoded);
     void linkVideoInput(GstPad* pad, bool screenShare, const std::string& codec);
+    // Sinks a video stream nobody shows (a stopped one's last packets): a pad
+    // left unlinked answers NOT_LINKED, which a source takes as fatal.
+    void dropStream(GstPad* pad, int mline);
 
     // peer_stats.cpp. Thread: webrtcbin's (a promise callback); only our own
     // members, under m_mutex.

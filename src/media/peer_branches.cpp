@@ -226,6 +226,12 @@ void PeerCore::onPadAdded(GstPad* pad) {
     // The m-line the offer announced the stream's SSRC on wins over
     // webrtcbin's choice, which falls back to the bundle's first m-line
     // when it lost track of the SSRC (OfferState::ssrcMlines).
+    // A client that announces its SSRCs lists every stream it sends in each
+    // offer: one the newest offer does not list is a stopped stream's last
+    // packets (a screen share whose m-line went inactive; its stream can
+    // come back on a new pad after its BYE). Linked, it took the camera's
+    // place: the sharer's tile froze on the share's last frame.
+    bool unlisted = false;
     if (const auto ssrc = streamSsrc(pad)) {
         const auto announced = m_offer.ssrcMlines.find(*ssrc);
         if (announced != m_offer.ssrcMlines.end() && announced->second != mline) {
@@ -233,13 +239,18 @@ void PeerCore::onPadAdded(GstPad* pad) {
                          m_id.c_str(), *ssrc, announced->second, mline);
             mline = announced->second;
         }
+        unlisted = announced == m_offer.ssrcMlines.end() && !m_offer.ssrcMlines.empty();
     }
+    const int line = static_cast<int>(mline);
     try {
         if (media == "audio")
             linkAudioInput(pad);
-        else if (media == "video" && m_videoCodecs.count(static_cast<int>(mline)))
-            linkVideoInput(pad, m_shareMlines.count(static_cast<int>(mline)) > 0,
-                           m_videoCodecs.at(static_cast<int>(mline)));
+        else if (media == "video" && !unlisted && line == m_offer.cameraMline && m_videoCodecs.count(line))
+            linkVideoInput(pad, false, m_videoCodecs.at(line));
+        else if (media == "video" && !unlisted && m_shareMlines.count(line) && m_videoCodecs.count(line))
+            linkVideoInput(pad, true, m_videoCodecs.at(line));
+        else if (media == "video" && (unlisted || m_videoCodecs.count(line)))
+            dropStream(pad, line);
         else if (media == "video" && m_shareMlines.empty() && m_videoCodecs.count(m_offer.cameraMline) &&
                  encoding == m_offer.cameraCodec)
             // webrtcbin 1.22 gives the packets of an SSRC the offer did not
@@ -254,6 +265,19 @@ void PeerCore::onPadAdded(GstPad* pad) {
     } catch (const std::exception& e) {
         post(weak_from_this(), [why = std::string(e.what())](PeerCore& core) { core.fail(why); });
     }
+}
+
+// Thread: streaming, under m_mutex.
+void PeerCore::dropStream(GstPad* pad, int mline) {
+    GST_CAT_INFO(tessera_media_debug, "peer %s: video on m-line %d, which sends nothing now: dropped", m_id.c_str(),
+                 mline);
+    GstElement* sink = make("fakesink");
+    g_object_set(sink, "sync", FALSE, "async", FALSE, "enable-last-sample", FALSE, nullptr);
+    gst_bin_add(GST_BIN(m_bin.get()), sink);
+    gst_element_sync_state_with_parent(sink);
+    GstPad* in = gst_element_get_static_pad(sink, "sink");
+    gst_pad_link(pad, in);
+    gst_object_unref(in);
 }
 
 namespace {
@@ -361,6 +385,8 @@ void DecodeGate::setOpen(bool open) {
 
 // Thread: streaming, under m_mutex.
 void PeerCore::linkVideoInput(GstPad* pad, bool screenShare, const std::string& codec) {
+    GST_CAT_INFO(tessera_media_debug, "peer %s: %s video from %s", m_id.c_str(), codec.c_str(),
+                 screenShare ? "its screen share" : "its camera");
     GstBin* bin = GST_BIN(m_bin.get());
     ElementRef decode = m_parts.fragments->makeBin("decode-" + codec);
     // The room sizes the label to the tile and turns it on and off with `labels`.

@@ -774,7 +774,18 @@ void RoomPipeline::removeReceiver(std::size_t tier, const std::string& codec) {
 }
 
 void RoomPipeline::addSource(VideoSource source) {
-    m_sources.push_back(std::move(source));
+    // A screen shared again comes on a new pad: the new stream takes the
+    // source's place, and the old one, which nothing feeds now, is hidden
+    // (two of one id would share the tile, the old frozen frame over the new).
+    auto same =
+        std::find_if(m_sources.begin(), m_sources.end(), [&](const VideoSource& s) { return s.id == source.id; });
+    if (same == m_sources.end()) {
+        m_sources.push_back(std::move(source));
+    } else {
+        g_object_set(same->mixerPad.get(), "alpha", 0.0, nullptr);
+        if (same->gate) same->gate->setOpen(false);
+        *same = std::move(source);
+    }
     relayout();
 }
 

@@ -277,21 +277,26 @@ test('three Chromium pages join one room and each receives the mix', async (ctx)
   }
 });
 
-test('the mix shows every participant\'s camera', async (ctx) => {
-  const { pages } = await threeInARoom(ctx);
-  try {
-    await Promise.all(pages.map((p) => {
-      let last = null;
-      return waitFor(`${p.name}'s mix to show red, green and blue tiles (>= 2 % each)`, async () => {
-        last = await colourShares(p);
-        return last && pages.every((o) => last[o.media.label] >= 2);
-      }, {
+// Each page's mix shows every page's camera colour (>= 2 % of it each).
+function waitEveryCamera(pages, when = '') {
+  return Promise.all(pages.map((p) => {
+    let last = null;
+    return waitFor(`${p.name}'s mix to show red, green and blue tiles (>= 2 % each)${when}`, async () => {
+      last = await colourShares(p);
+      return last && pages.every((o) => last[o.media.label] >= 2);
+    }, {
       timeout: seconds(45),
       // Whether media still arrives, and on which path, tells a stalled sender from a stalled page.
       describe: async () => `colour shares in % ${JSON.stringify(last)}; ${await p.describe()}; `
         + `selected path ${JSON.stringify(await selectedPath(p))}`,
     });
-    }));
+  }));
+}
+
+test('the mix shows every participant\'s camera', async (ctx) => {
+  const { pages } = await threeInARoom(ctx);
+  try {
+    await waitEveryCamera(pages);
   } finally {
     await screenshots(ctx, pages, 'colours');
   }
@@ -509,6 +514,9 @@ test('screen share switches the layout to presentation and back', async (ctx) =>
     await sendonly('inactive');
     await allLayout('the layout to go back after the track ended', (l) => l !== 'presentation');
     await waitFramesRising(pages[1]);
+    // The sharer's camera is back in its tile (once its share's last frame
+    // froze there, the share's late packets taken for its camera).
+    await waitEveryCamera(pages, ' after the share');
   } finally {
     await screenshots(ctx, pages, 'after-share');
   }
