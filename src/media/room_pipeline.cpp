@@ -75,18 +75,6 @@ std::array<guint8, 3> yuvOf(const std::string& hex, const GstVideoInfo& info) {
             clamp8(128 + (full ? 255 : 224) * cr)};
 }
 
-// Sets the width and height in a capsfilter's caps; the rest stays.
-void resize(GstElement* filter, unsigned width, unsigned height) {
-    GstCaps* caps = nullptr;
-    g_object_get(filter, "caps", &caps, nullptr);
-    GstCaps* resized = gst_caps_copy(caps);
-    gst_caps_set_simple(resized, "width", G_TYPE_INT, static_cast<int>(width), "height", G_TYPE_INT,
-                        static_cast<int>(height), nullptr);
-    g_object_set(filter, "caps", resized, nullptr);
-    gst_caps_unref(resized);
-    gst_caps_unref(caps);
-}
-
 } // namespace
 
 RoomPipeline::RoomPipeline(std::string room, const Config& config, const Fragments& fragments, RoomListener& listener)
@@ -907,7 +895,7 @@ void RoomPipeline::relayout() {
     if (width != m_canvasWidth || height != m_canvasHeight) {
         m_canvasWidth = width;
         m_canvasHeight = height;
-        for (GstElement* filter : {m_canvasCaps.get(), m_backgroundCaps.get()}) resize(filter, width, height);
+        for (GstElement* filter : {m_canvasCaps.get(), m_backgroundCaps.get()}) resizeCaps(filter, width, height);
     }
     const auto tiles = layout::computeTiles(inputs, m_speaker, m_layout, width, height);
     CompositePlan plan;

@@ -23,18 +23,22 @@ GstPadProbeReturn applyPending(GstPad* pad, GstPadProbeInfo*, gpointer data) noe
     const std::uint64_t next = probe->pending->exchange(0);
     if (!next) return GST_PAD_PROBE_OK;
     g_object_set(GST_PAD_PARENT(pad), "add-borders", (next & kKeepAspect) ? TRUE : FALSE, nullptr);
-    GstCaps* caps = nullptr;
-    g_object_get(probe->tile, "caps", &caps, nullptr);
-    GstCaps* resized = gst_caps_copy(caps);
-    gst_caps_set_simple(resized, "width", G_TYPE_INT, static_cast<int>((next >> 24) & kMask), "height", G_TYPE_INT,
-                        static_cast<int>(next & kMask), nullptr);
-    g_object_set(probe->tile, "caps", resized, nullptr);
-    gst_caps_unref(resized);
-    gst_caps_unref(caps);
+    resizeCaps(probe->tile, static_cast<unsigned>((next >> 24) & kMask), static_cast<unsigned>(next & kMask));
     return GST_PAD_PROBE_OK;
 }
 
 } // namespace
+
+void resizeCaps(GstElement* filter, unsigned width, unsigned height) {
+    GstCaps* caps = nullptr;
+    g_object_get(filter, "caps", &caps, nullptr);
+    GstCaps* resized = gst_caps_copy(caps);
+    gst_caps_set_simple(resized, "width", G_TYPE_INT, static_cast<int>(width), "height", G_TYPE_INT,
+                        static_cast<int>(height), nullptr);
+    g_object_set(filter, "caps", resized, nullptr);
+    gst_caps_unref(resized);
+    gst_caps_unref(caps);
+}
 
 TileScaler::TileScaler(GstElement* scale, GstElement* tile) : m_scale(glib::ElementRef::borrow(scale)) {
     GstPad* sink = gst_element_get_static_pad(scale, "sink");

@@ -11,6 +11,9 @@
 
 namespace tessera::media {
 
+// Sets the width and height in capsfilter `filter`'s caps; the rest stays.
+void resizeCaps(GstElement* filter, unsigned width, unsigned height);
+
 // The room sets a tile's size on the main thread; the branch's own streaming
 // thread applies it just before its next frame, as NameLabel does its font.
 // A capsfilter changed from another thread while the branch negotiated (its
