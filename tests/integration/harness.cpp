@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <sstream>
 #include <stdexcept>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -187,6 +188,10 @@ void Process::kill(int sig) {
     if (!m_status) ::kill(m_pid, sig);
 }
 
+void Process::signalMainThread(int sig) {
+    if (!m_status) syscall(SYS_tgkill, m_pid, m_pid, sig);
+}
+
 bool Process::running() { return !wait(Clock::now()).has_value(); }
 
 Server::Server(std::vector<std::string> extraArgs, bool loopbackIce)
@@ -252,6 +257,12 @@ void Server::stop() {
 void Server::signal(int signal) {
     m_ended = true;
     m_process.kill(signal);
+}
+
+std::optional<int> Server::crash(Clock::duration bound) {
+    m_ended = true;
+    m_process.signalMainThread(SIGSEGV);
+    return m_process.wait(Clock::now() + bound);
 }
 
 std::optional<int> Server::end(int signal, Clock::duration bound) {

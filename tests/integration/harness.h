@@ -62,6 +62,8 @@ public:
     // exit by the deadline.
     std::optional<int> wait(Clock::time_point deadline);
     void kill(int signal);
+    // To the main thread only (tgkill): a signal it blocks stays pending.
+    void signalMainThread(int signal);
     bool running();
     pid_t pid() const { return m_pid; }
     const std::string& logPath() const { return m_log; }
@@ -103,6 +105,12 @@ public:
     // status (nullopt: still running, then killed). The destructor then
     // checks nothing; the caller checks the status.
     std::optional<int> end(int signal, Clock::duration bound);
+    // A crash: SIGSEGV to the main thread, then as end(). Sent to the
+    // process, it went to any thread that had it unblocked: once, while the
+    // main thread was creating a thread (pthread_create blocks every signal
+    // around it), to the new thread, still in start_thread, whose report had
+    // one frame to show.
+    std::optional<int> crash(Clock::duration bound);
     // Sends `signal` on purpose and leaves the waiting to the caller, who
     // checks how the server ends (the destructor checks nothing).
     void signal(int signal);

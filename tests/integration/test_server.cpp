@@ -226,7 +226,7 @@ TEST_CASE("a main loop held for 1.5 s shows in /metrics and in the log", "[serve
 // with an empty log; now the log names the thread and its frames.
 TEST_CASE("a crash leaves a backtrace in the server's log and still dies of its signal", "[server][crash]") {
     Server server;
-    const auto status = server.end(SIGSEGV, 10s);
+    const auto status = server.crash(10s);
     REQUIRE(status.has_value());
     const std::string log = readText(server.process().logPath());
     INFO("server log " << server.process().logPath());
