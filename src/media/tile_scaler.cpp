@@ -40,7 +40,7 @@ void resizeCaps(GstElement* filter, unsigned width, unsigned height) {
     gst_caps_unref(caps);
 }
 
-TileScaler::TileScaler(GstElement* scale, GstElement* tile) : m_scale(glib::ElementRef::borrow(scale)) {
+TileScaler::TileScaler(GstElement* scale, GstElement* tile) {
     GstPad* sink = gst_element_get_static_pad(scale, "sink");
     gst_pad_add_probe(sink, static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
                       applyPending, new Probe{m_pending, GST_ELEMENT(gst_object_ref(tile))}, [](gpointer d) noexcept {

@@ -7,8 +7,6 @@
 
 #include <gst/gst.h>
 
-#include "tessera/glib/gst_raii.h"
-
 namespace tessera::media {
 
 // Sets the width and height in capsfilter `filter`'s caps; the rest stays.
@@ -31,12 +29,9 @@ public:
     // from the next frame; sets nothing when nothing changed. 0 x 0 until
     // the first call: the fragment's own size.
     void set(unsigned width, unsigned height, bool keepAspect);
-    unsigned width() const { return m_width; }
     unsigned height() const { return m_height; }
-    GstElement* scale() const { return m_scale.get(); }
 
 private:
-    glib::ElementRef m_scale;
     unsigned m_width = 0, m_height = 0;
     bool m_keepAspect = true; // the fragment's add-borders=true
     // The next frame's setting (see tile_scaler.cpp), 0: none. Shared with the pad probe.

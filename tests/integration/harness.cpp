@@ -262,11 +262,15 @@ void Server::signal(int signal) {
 std::optional<int> Server::crash(Clock::duration bound) {
     m_ended = true;
     m_process.signalMainThread(SIGSEGV);
-    return m_process.wait(Clock::now() + bound);
+    return waitOrKill(bound);
 }
 
 std::optional<int> Server::end(int signal, Clock::duration bound) {
     this->signal(signal);
+    return waitOrKill(bound);
+}
+
+std::optional<int> Server::waitOrKill(Clock::duration bound) {
     auto status = m_process.wait(Clock::now() + bound);
     if (!status) {
         m_process.kill(SIGKILL);

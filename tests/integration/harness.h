@@ -124,6 +124,8 @@ public:
     double metric(const std::string& sample);
 
 private:
+    // Waits up to `bound` for the exit status; kills the server if it is still running.
+    std::optional<int> waitOrKill(Clock::duration bound);
     std::string port() const { return std::to_string(m_port); }
     std::string m_ca;
     Process m_process;

@@ -6,6 +6,7 @@
 // the two see and hear each other, the server never decodes more than the
 // 9 senders it shows, and the senders it does not show stop their video.
 #include <algorithm>
+#include <memory>
 
 #include <catch2/catch.hpp>
 
@@ -32,6 +33,25 @@ std::string loadFile() {
                   {"videotestsrc", "num-buffers=30", "pattern=solid-color", "foreground-color=0xff808080", "!", raw,
                    "!", "c.sink_0", "videotestsrc", "num-buffers=30", "pattern=snow", "!", raw, "!", "c.sink_1"});
     return path;
+}
+
+// `count` sessions of one tessera-client sending `media` (grey) and decoding
+// nothing, each waited for until connected. Generous: 28 peers negotiating
+// on a loaded 2-core machine (load averages of 40 were seen while [large] ran).
+std::unique_ptr<Client> joinLoad(Server& server, const std::string& room, int count, const std::string& media) {
+    auto load = std::make_unique<Client>(server, ClientOptions{room,
+                                                               "load",
+                                                               "0x808080",
+                                                               0,
+                                                               {},
+                                                               false,
+                                                               {"--count", std::to_string(count), "--send-file", media,
+                                                                "--no-decode", "--connect-timeout", "170"}});
+    for (int i = 0; i < count; ++i) {
+        INFO("load sessions connected: " << i);
+        REQUIRE(!load->waitEvent("connected", 180s).empty());
+    }
+    return load;
 }
 
 // Whether `rgb` is anywhere in the mix's thumbnail (one point per thumbnail
@@ -85,20 +105,8 @@ TEST_CASE("a room of 30 in the speaker + 8 layout: everyone gets media, the serv
     red.waitEvent("joined");
     Client blue(server, ClientOptions{room, "blue", "0x0000ff", 660, {440}, false, withVolume("0.1")});
     blue.waitEvent("joined");
-    Client load(server, ClientOptions{room,
-                                      "load",
-                                      "0x808080",
-                                      0,
-                                      {},
-                                      false,
-                                      {"--count", std::to_string(kLoad), "--send-file", media, "--no-decode",
-                                       "--connect-timeout", "170"}});
-    // Generous: 28 peers negotiating on a loaded 2-core machine (load
-    // averages of 40 were seen while this ran).
-    for (int i = 0; i < kLoad; ++i) {
-        INFO("load sessions connected: " << i);
-        REQUIRE(!load.waitEvent("connected", 180s).empty());
-    }
+    auto loadClient = joinLoad(server, room, kLoad, media);
+    Client& load = *loadClient;
     for (Client* c : {&red, &blue}) c->waitEvent("connected");
     REQUIRE(waitUntil([&] { return decoders() > 0; }, 60s));
 
@@ -194,18 +202,8 @@ TEST_CASE("15 cameras joining at once each reach their tile of the grid; no peer
     const std::string room = "rush";
     Client red(server, ClientOptions{room, "red", "0xff0000", 440, {}, false, {"--width", "320", "--height", "180"}});
     red.waitEvent("joined");
-    Client load(server, ClientOptions{room,
-                                      "load",
-                                      "0x808080",
-                                      0,
-                                      {},
-                                      false,
-                                      {"--count", std::to_string(kRush), "--send-file", media, "--no-decode",
-                                       "--connect-timeout", "170"}});
-    for (int i = 0; i < kRush; ++i) {
-        INFO("load sessions connected: " << i);
-        REQUIRE(!load.waitEvent("connected", 180s).empty());
-    }
+    auto loadClient = joinLoad(server, room, kRush, media);
+    Client& load = *loadClient;
     // The grid in join order: red's tile, then the 15 load sessions' grey
     // (their order among themselves does not matter: they look the same).
     const auto centre = [](const Json& r, int i) { return thumbColor(r, (i % 4 + 0.5) / 4, (i / 4 + 0.5) / 4); };

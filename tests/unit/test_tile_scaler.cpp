@@ -5,7 +5,6 @@
 // [rush] integration test's room); through TileScaler it never can.
 #include <catch2/catch.hpp>
 
-#include <atomic>
 #include <mutex>
 #include <set>
 #include <utility>
